@@ -1,0 +1,49 @@
+// What happened on one host: the data behind outputs and the job summary.
+
+export type HostStatus = 'deployed' | 'rolled-back' | 'failed' | 'checked'
+
+export interface StepTiming {
+  name: string
+  ms: number
+  ok: boolean
+}
+
+export interface HostResult {
+  host: string
+  status: HostStatus
+  release?: string
+  previousRelease?: string
+  rolledBack: boolean
+  failedRequests: number
+  probeRequests: number
+  steps: StepTiming[]
+  /** What health-url answered last (status and the start of the body). */
+  health?: string
+  error?: string
+  /** Journal / nginx log excerpt collected on failure. */
+  excerpt?: string
+}
+
+export function newHostResult(host: string): HostResult {
+  return {
+    host,
+    status: 'failed',
+    rolledBack: false,
+    failedRequests: 0,
+    probeRequests: 0,
+    steps: []
+  }
+}
+
+/** Runs one named step, recording its duration and outcome. */
+export async function timed<T>(result: HostResult, name: string, fn: () => Promise<T>): Promise<T> {
+  const started = Date.now()
+  try {
+    const value = await fn()
+    result.steps.push({ name, ms: Date.now() - started, ok: true })
+    return value
+  } catch (error) {
+    result.steps.push({ name, ms: Date.now() - started, ok: false })
+    throw error
+  }
+}

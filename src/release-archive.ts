@@ -1,0 +1,70 @@
+// Packs the local release directory into one gzip'd tar stream (uploaded over
+// the SSH connection in one go), with the release metadata file added.
+import { spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import * as path from 'node:path'
+import type { Readable } from 'node:stream'
+
+export const METADATA_FILE = '.zdd-release.json'
+
+export interface ReleaseMetadata {
+  id: string
+  sha: string
+  actor: string
+  run: string
+  time: string
+}
+
+export interface Archive {
+  stream: Readable
+  /** Resolves when tar has finished; rejects with its stderr when it fails. */
+  done: Promise<void>
+}
+
+export function assertSourceDirectory(source: string): void {
+  let isDir: boolean
+  try {
+    isDir = statSync(source).isDirectory()
+  } catch {
+    isDir = false
+  }
+  if (!isDir)
+    throw new Error(
+      `Input 'source' has value ${JSON.stringify(source)}: must be an existing directory`
+    )
+}
+
+export function createArchive(source: string, metadata: ReleaseMetadata): Archive {
+  const metaDir = mkdtempSync(path.join(tmpdir(), 'zdd-meta-'))
+  writeFileSync(path.join(metaDir, METADATA_FILE), JSON.stringify(metadata) + '\n')
+  const tar = spawn(
+    'tar',
+    [
+      '-czf',
+      '-',
+      '--exclude=./.git',
+      '--exclude=./node_modules',
+      '--exclude=./__pycache__',
+      `--exclude=./${METADATA_FILE}`,
+      '-C',
+      source,
+      '.',
+      '-C',
+      metaDir,
+      METADATA_FILE
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] }
+  )
+  let stderr = ''
+  tar.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  const done = new Promise<void>((resolve, reject) => {
+    tar.on('error', reject)
+    tar.on('close', code => {
+      rmSync(metaDir, { recursive: true, force: true })
+      if (code === 0) resolve()
+      else reject(new Error(`packing ${source} failed (tar exited ${code}): ${stderr.trim()}`))
+    })
+  })
+  return { stream: tar.stdout, done }
+}

@@ -1,0 +1,103 @@
+// The `releases/<id>` + `current` layout on the server, and the remote
+// commands that read and change it.
+import type { Readable } from 'node:stream'
+import { runStep } from './remote-command.js'
+import { isReleaseId } from './settings.js'
+import { allOf, optional, toShell } from './shell-quote.js'
+import type { RemoteHost } from './ssh-connection.js'
+
+export class ReleaseLayout {
+  constructor(readonly root: string) {}
+  get releasesDir(): string {
+    return `${this.root}/releases`
+  }
+  get current(): string {
+    return `${this.root}/current`
+  }
+  get sharedDir(): string {
+    return `${this.root}/shared`
+  }
+  get lockDir(): string {
+    return `${this.root}/.deploy-lock`
+  }
+  get logFile(): string {
+    return `${this.root}/.deploy-log.jsonl`
+  }
+  release(id: string): string {
+    return `${this.releasesDir}/${id}`
+  }
+  incoming(id: string): string {
+    return `${this.releasesDir}/.incoming-${id}`
+  }
+}
+
+/** The release `current` points at, or undefined when there is none yet. */
+export async function readCurrentRelease(
+  remote: RemoteHost,
+  layout: ReleaseLayout
+): Promise<string | undefined> {
+  const result = await remote.exec(optional(['readlink', layout.current]))
+  const target = result.stdout.trim()
+  if (target === '') return undefined
+  const id = target.replace(/\/+$/, '').split('/').pop() ?? ''
+  return isReleaseId(id) ? id : undefined
+}
+
+/** Release ids present under releases/, oldest first (ids sort by time). */
+export async function listReleases(remote: RemoteHost, layout: ReleaseLayout): Promise<string[]> {
+  const result = await runStep(remote, 'list releases', toShell(['ls', '-1', layout.releasesDir]))
+  return result.stdout
+    .split('\n')
+    .map(s => s.trim())
+    .filter(isReleaseId)
+    .sort()
+}
+
+/**
+ * Unpacks the archive into a hidden directory, then renames it into place:
+ * a release directory is either complete or absent.
+ */
+export async function uploadRelease(
+  remote: RemoteHost,
+  layout: ReleaseLayout,
+  id: string,
+  archive: Readable
+): Promise<void> {
+  const incoming = layout.incoming(id)
+  await runStep(
+    remote,
+    'upload release',
+    allOf(
+      ['rm', '-rf', incoming],
+      ['mkdir', '-p', incoming],
+      ['tar', '-xzf', '-', '-C', incoming],
+      ['mv', '-T', incoming, layout.release(id)]
+    ),
+    { stdin: archive }
+  )
+}
+
+export async function removeIncoming(
+  remote: RemoteHost,
+  layout: ReleaseLayout,
+  id: string
+): Promise<void> {
+  await remote.exec(toShell(['rm', '-rf', layout.incoming(id)]))
+}
+
+/**
+ * Points `current` at the release: a new symlink renamed over the old one, so
+ * there is never a moment without `current`.
+ */
+export async function switchCurrent(
+  remote: RemoteHost,
+  layout: ReleaseLayout,
+  id: string
+): Promise<void> {
+  const temp = `${layout.root}/.current-${id}.tmp`
+  await runStep(
+    remote,
+    'switch current',
+    allOf(['ln', '-sfn', `releases/${id}`, temp], ['mv', '-Tf', temp, layout.current])
+  )
+}

@@ -1,0 +1,358 @@
+// Every input is read here, once, into one typed and validated Settings object.
+// Nothing else reads inputs. A bad value fails before anything connects, with
+// a message naming the input, the value (masked when secret) and the rule.
+import * as path from 'node:path'
+import { FINGERPRINT_RE, type HostKeyPolicy, parseKnownHosts } from './host-keys.js'
+import { parseTarget, parsePort, splitList, type Target, TARGET_RULE } from './targets.js'
+import { parseHttpTarget, type HttpTarget } from './http-target.js'
+
+export type Mode = 'deploy' | 'rollback' | 'check'
+export const MODES: readonly Mode[] = ['deploy', 'rollback', 'check']
+
+export interface Settings {
+  mode: Mode
+  targets: Target[]
+  jumpHost?: Target
+  privateKey: string
+  passphrase?: string
+  hostKeys: HostKeyPolicy
+  service: string
+  releasePath: string
+  healthUrl: HttpTarget
+  nginxUrl: HttpTarget
+  healthExpect?: string
+  healthChecks: number
+  source: string
+  releaseId: string
+  rollbackTo?: string
+  reloadTimeoutSeconds: number
+  connectTimeoutSeconds: number
+  connectRetries: number
+  lockTimeoutSeconds: number
+  lockStaleSeconds: number
+  keepReleases: number
+  sharedPaths: string[]
+  requiredEnv: string[]
+  envFile?: string
+  pipArgs: string[]
+  migrate: 'auto' | 'off'
+  migrateCommand?: string[]
+  probe: boolean
+  nginxErrorLog: string
+  warnOnly: boolean
+}
+
+/** Where inputs come from: `core.getInput` in the action, a map in tests. */
+export type InputReader = (name: string) => string
+
+/** Facts about the workflow run that shape defaults (release id, metadata). */
+export interface RunFacts {
+  sha: string
+  now: Date
+  workspace: string
+}
+
+export class InputError extends Error {
+  constructor(input: string, shownValue: string, rule: string) {
+    super(`Input '${input}' ${shownValue}: ${rule}`)
+    this.name = 'InputError'
+  }
+}
+
+const SECRET_INPUTS = new Set(['private-key', 'passphrase'])
+
+function shown(input: string, value: string): string {
+  if (value === '') return 'is empty'
+  if (SECRET_INPUTS.has(input)) return 'has a value (***)'
+  const oneLine = value.length > 200 ? value.slice(0, 200) + '…' : value
+  return `has value ${JSON.stringify(oneLine)}`
+}
+
+// systemd unit names: ASCII letters, digits, ':', '-', '_', '.', '\' and '@'.
+// A backslash only appears in escaped names, which we do not need; leading '-' would read as a flag.
+const SERVICE_RE = /^[A-Za-z0-9:_.@][A-Za-z0-9:_.@-]{0,250}$/
+const SAFE_PATH_RE = /^\/[A-Za-z0-9._@+/-]*$/
+const RELEASE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/
+const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
+const REL_PATH_RE = /^[A-Za-z0-9._@+-]+(\/[A-Za-z0-9._@+-]+)*$/
+
+export const RELEASE_ID_RULE =
+  'must be 1-100 characters of letters, digits, . _ -, starting with a letter or digit'
+
+export function isReleaseId(value: string): boolean {
+  return RELEASE_ID_RE.test(value) && value !== '.' && value !== '..'
+}
+
+function isSafeAbsolutePath(value: string): boolean {
+  return (
+    SAFE_PATH_RE.test(value) &&
+    value !== '/' &&
+    !value.endsWith('/') &&
+    value
+      .split('/')
+      .every((seg, i) => (i === 0 ? seg === '' : seg !== '' && seg !== '.' && seg !== '..'))
+  )
+}
+
+/** `20261125T031500Z-abc1234`: sortable UTC time plus short commit sha. */
+export function defaultReleaseId(now: Date, sha: string): string {
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')
+  const short = /^[0-9a-f]{7,40}$/i.test(sha) ? sha.slice(0, 7).toLowerCase() : 'local'
+  return `${stamp}-${short}`
+}
+
+export function readSettings(read: InputReader, facts: RunFacts): Settings {
+  const raw = (name: string): string => read(name).trim()
+  const fail = (name: string, value: string, rule: string): never => {
+    throw new InputError(name, shown(name, value), rule)
+  }
+  const required = (name: string): string => {
+    const value = raw(name)
+    if (value === '') fail(name, value, 'is required')
+    return value
+  }
+  const bool = (name: string, fallback: boolean): boolean => {
+    const value = raw(name).toLowerCase()
+    if (value === '') return fallback
+    if (['true', 'yes', 'on', '1'].includes(value)) return true
+    if (['false', 'no', 'off', '0'].includes(value)) return false
+    return fail(name, raw(name), 'must be true or false')
+  }
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const value = raw(name)
+    if (value === '') return fallback
+    if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
+      fail(name, value, `must be a whole number from ${min} to ${max}`)
+    }
+    return Number(value)
+  }
+
+  const modeText = raw('mode') || 'deploy'
+  if (!(MODES as readonly string[]).includes(modeText)) {
+    fail('mode', modeText, `must be one of ${MODES.join(', ')}`)
+  }
+  const mode = modeText as Mode
+
+  const user = raw('username') || 'deploy'
+  if (!/^[A-Za-z_][A-Za-z0-9._-]{0,31}$/.test(user)) {
+    fail(
+      'username',
+      user,
+      'must be a user name of letters, digits, . _ - (not starting with - or .)'
+    )
+  }
+  const portText = raw('port') || '22'
+  const port = parsePort(portText) ?? fail('port', portText, 'must be a TCP port from 1 to 65535')
+  const defaults = { user, port }
+
+  const hostText = required('host')
+  const entries = splitList(hostText)
+  if (entries.length === 0) fail('host', hostText, 'must name at least one target')
+  const targets = entries.map(e => parseTarget(e, defaults) ?? fail('host', e, TARGET_RULE))
+  const seen = new Set<string>()
+  for (const t of targets) {
+    if (seen.has(t.label)) fail('host', t.label, 'each target may appear only once')
+    seen.add(t.label)
+  }
+
+  const jumpText = raw('jump-host')
+  const jumpHost =
+    jumpText === ''
+      ? undefined
+      : (parseTarget(jumpText, { user, port: 22 }) ??
+        fail('jump-host', jumpText, TARGET_RULE.replace('each entry', 'the value')))
+
+  const privateKey = read('private-key')
+  if (privateKey.trim() === '') fail('private-key', '', 'is required')
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
+    fail(
+      'private-key',
+      privateKey,
+      'must be a PEM or OpenSSH private key (-----BEGIN ... PRIVATE KEY-----)'
+    )
+  }
+  const passphrase = read('passphrase') || undefined
+
+  const insecure = bool('insecure-skip-host-key-check', false)
+  const knownHostsText = raw('known-hosts')
+  const fingerprintText = raw('host-fingerprint')
+  let hostKeys: HostKeyPolicy
+  if (knownHostsText !== '') {
+    const parsed = parseKnownHosts(knownHostsText)
+    if ('badLine' in parsed) {
+      return fail(
+        'known-hosts',
+        knownHostsText,
+        `line ${parsed.badLine} is not a 'host keytype base64key' known_hosts line (markers like @cert-authority are not supported)`
+      )
+    }
+    if (parsed.entries.length === 0)
+      fail('known-hosts', knownHostsText, 'must hold at least one key line')
+    hostKeys = { kind: 'known-hosts', entries: parsed.entries }
+  } else if (fingerprintText !== '') {
+    const fps = splitList(fingerprintText)
+    for (const fp of fps) {
+      if (!FINGERPRINT_RE.test(fp))
+        fail(
+          'host-fingerprint',
+          fp,
+          'each fingerprint must look like SHA256:<43 base64 characters>, as `ssh-keygen -lf` prints it'
+        )
+    }
+    hostKeys = { kind: 'fingerprint', fingerprints: fps }
+  } else if (insecure) {
+    hostKeys = { kind: 'insecure' }
+  } else {
+    return fail(
+      'known-hosts',
+      '',
+      "one of 'known-hosts' or 'host-fingerprint' is required to pin the host key (only 'insecure-skip-host-key-check: true' turns this off)"
+    )
+  }
+
+  const service = required('service')
+  if (!SERVICE_RE.test(service)) {
+    fail(
+      'service',
+      service,
+      'must be a systemd unit name: letters, digits and : _ . @ - (not starting with -), at most 251 characters'
+    )
+  }
+
+  const releasePath = required('release-path')
+  if (!isSafeAbsolutePath(releasePath)) {
+    fail(
+      'release-path',
+      releasePath,
+      "must be an absolute path without '..', '.', '//' or a trailing '/', of letters, digits and . _ @ + - /, and not /"
+    )
+  }
+
+  const healthText = required('health-url')
+  const healthUrl =
+    parseHttpTarget(healthText) ??
+    fail(
+      'health-url',
+      healthText,
+      'must be http://HOST[:PORT]/PATH or http://unix:/SOCKET:/PATH, requested on the server'
+    )
+  const nginxText = raw('nginx-url')
+  const nginxUrl =
+    nginxText === ''
+      ? {
+          kind: 'tcp' as const,
+          host: '127.0.0.1',
+          port: 80,
+          path: healthUrl.path,
+          text: `http://127.0.0.1${healthUrl.path}`
+        }
+      : (parseHttpTarget(nginxText) ??
+        fail('nginx-url', nginxText, 'must be http://HOST[:PORT]/PATH, requested on the server'))
+
+  const healthExpect = raw('health-expect') || undefined
+
+  const sourceText = raw('source') || '.'
+  const source = path.resolve(facts.workspace, sourceText)
+
+  const releaseIdText = raw('release-id')
+  const releaseId = releaseIdText === '' ? defaultReleaseId(facts.now, facts.sha) : releaseIdText
+  if (!isReleaseId(releaseId)) fail('release-id', releaseIdText, RELEASE_ID_RULE)
+
+  const rollbackText = raw('rollback-to')
+  if (rollbackText !== '' && !isReleaseId(rollbackText))
+    fail('rollback-to', rollbackText, RELEASE_ID_RULE)
+  if (rollbackText !== '' && mode !== 'rollback')
+    fail('rollback-to', rollbackText, "is only used with 'mode: rollback'")
+
+  const sharedText = raw('shared-paths')
+  const sharedPaths = splitList(sharedText)
+  for (const p of sharedPaths) {
+    if (!REL_PATH_RE.test(p) || p.split('/').some(s => s === '.' || s === '..')) {
+      fail(
+        'shared-paths',
+        p,
+        "each entry must be a relative path inside the release, of letters, digits and . _ @ + - /, without '.' or '..' segments"
+      )
+    }
+  }
+
+  const requiredEnv = splitList(raw('required-env'))
+  for (const name of requiredEnv) {
+    if (!ENV_NAME_RE.test(name))
+      fail(
+        'required-env',
+        name,
+        'each entry must be a variable name: letters, digits and _, not starting with a digit'
+      )
+  }
+
+  const envFileText = raw('env-file')
+  if (envFileText !== '' && !isSafeAbsolutePath(envFileText)) {
+    fail('env-file', envFileText, 'must be an absolute path of letters, digits and . _ @ + - /')
+  }
+
+  const pipArgs = splitWords(raw('pip-args'))
+  for (const a of pipArgs) {
+    if (!/^[A-Za-z0-9._=:/@+,-]+$/.test(a)) {
+      fail('pip-args', a, 'each argument must consist of letters, digits and . _ = : / @ + , -')
+    }
+  }
+
+  const migrateText = (raw('migrate') || 'auto').toLowerCase()
+  const migrate: 'auto' | 'off' = ['auto', 'true', 'yes'].includes(migrateText)
+    ? 'auto'
+    : ['off', 'false', 'no'].includes(migrateText)
+      ? 'off'
+      : fail(
+          'migrate',
+          migrateText,
+          'must be auto (run Flask-Migrate when the release has migrations/) or off'
+        )
+  const migrateCommandText = raw('migrate-command')
+  const migrateCommand = migrateCommandText === '' ? undefined : splitWords(migrateCommandText)
+
+  const nginxErrorLog = raw('nginx-error-log') || '/var/log/nginx/error.log'
+  if (!isSafeAbsolutePath(nginxErrorLog))
+    fail('nginx-error-log', nginxErrorLog, 'must be an absolute path')
+
+  return {
+    mode,
+    targets,
+    jumpHost,
+    privateKey,
+    passphrase,
+    hostKeys,
+    service,
+    releasePath,
+    healthUrl,
+    nginxUrl,
+    healthExpect,
+    healthChecks: int('health-checks', 3, 1, 100),
+    source,
+    releaseId,
+    rollbackTo: rollbackText || undefined,
+    reloadTimeoutSeconds: int('reload-timeout', 60, 5, 3600),
+    connectTimeoutSeconds: int('connect-timeout', 20, 1, 600),
+    connectRetries: int('connect-retries', 3, 0, 20),
+    lockTimeoutSeconds: int('lock-timeout', 120, 0, 3600),
+    lockStaleSeconds: int('lock-stale-after', 3600, 60, 7 * 24 * 3600),
+    keepReleases: int('keep-releases', 5, 2, 1000),
+    sharedPaths,
+    requiredEnv,
+    envFile: envFileText || undefined,
+    pipArgs,
+    migrate,
+    migrateCommand,
+    probe: bool('probe', true),
+    nginxErrorLog,
+    warnOnly: bool('warn-only', false)
+  }
+}
+
+/** Splits on whitespace; the words later travel as separate, quoted argv entries. */
+function splitWords(text: string): string[] {
+  return text.split(/\s+/).filter(w => w !== '')
+}

@@ -1,0 +1,219 @@
+// The one module that owns SSH. One connection per target (optionally through
+// a jump host), host key pinned before authentication, keepalive, bounded
+// retries with backoff. Everything else talks to the `RemoteHost` interface.
+import type { Duplex, Readable } from 'node:stream'
+import { NodeSSH, type Config } from 'node-ssh'
+import type { ClientChannel } from 'ssh2'
+import {
+  acceptedKeyTypes,
+  acceptsHostKey,
+  sha256Fingerprint,
+  type HostKeyPolicy
+} from './host-keys.js'
+import type { ShellLine } from './shell-quote.js'
+import type { Target } from './targets.js'
+
+export interface ExecOptions {
+  stdin?: string | Readable
+  /** Closes the channel and reports a timeout after this many milliseconds. */
+  timeoutMs?: number
+  onStdout?: (chunk: Buffer) => void
+}
+
+export interface ExecResult {
+  /** null when the channel closed without an exit status (dropped connection, timeout, signal). */
+  code: number | null
+  signal: string | null
+  stdout: string
+  stderr: string
+  timedOut: boolean
+}
+
+export type ChannelTarget =
+  { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; socket: string }
+
+export interface RemoteHost {
+  readonly target: Target
+  exec(command: ShellLine, options?: ExecOptions): Promise<ExecResult>
+  /** A byte stream to a TCP port or unix socket, opened from the server's side. */
+  openChannel(to: ChannelTarget): Promise<Duplex>
+  close(): Promise<void>
+}
+
+export interface ConnectOptions {
+  privateKey: string
+  passphrase?: string
+  hostKeys: HostKeyPolicy
+  jumpHost?: Target
+  timeoutSeconds: number
+  retries: number
+  log: (message: string) => void
+}
+
+export class HostKeyMismatchError extends Error {
+  constructor(target: Target, fingerprint: string) {
+    super(
+      `Host key of ${target.label} (${fingerprint}) does not match the pinned known-hosts/host-fingerprint: refusing to run anything there`
+    )
+    this.name = 'HostKeyMismatchError'
+  }
+}
+
+export class HostKeyMissingError extends Error {
+  constructor(target: Target) {
+    super(`known-hosts has no entry for ${target.label}: refusing to connect`)
+    this.name = 'HostKeyMissingError'
+  }
+}
+
+/** How many SSH connections this process opened (each target and jump host counts one). */
+export const connectionStats = { opened: 0 }
+
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
+
+async function connectOnce(
+  target: Target,
+  options: ConnectOptions,
+  sock?: Duplex
+): Promise<NodeSSH> {
+  const algorithms = acceptedKeyTypes(options.hostKeys, target.host, target.port)
+  if (algorithms !== undefined && algorithms.length === 0) {
+    throw new HostKeyMissingError(target)
+  }
+  let rejectedKey: string | undefined
+  const config: Config = {
+    host: target.host,
+    port: target.port,
+    username: target.user,
+    privateKey: options.privateKey,
+    passphrase: options.passphrase,
+    readyTimeout: options.timeoutSeconds * 1000,
+    keepaliveInterval: 10_000,
+    keepaliveCountMax: 3,
+    sock: sock as Config['sock'],
+    tryKeyboard: false,
+    algorithms: algorithms ? { serverHostKey: algorithms as never } : undefined,
+    hostVerifier: (key: Buffer) => {
+      const ok = acceptsHostKey(options.hostKeys, target.host, target.port, key)
+      if (!ok) rejectedKey = sha256Fingerprint(key)
+      return ok
+    }
+  }
+  const ssh = new NodeSSH()
+  try {
+    await ssh.connect(config)
+  } catch (error) {
+    if (rejectedKey !== undefined) throw new HostKeyMismatchError(target, rejectedKey)
+    throw error
+  }
+  connectionStats.opened++
+  ssh.connection?.on('error', () => {
+    /* reported through the failing exec */
+  })
+  return ssh
+}
+
+async function withRetries<T>(
+  what: string,
+  options: ConnectOptions,
+  attempt: () => Promise<T>
+): Promise<T> {
+  for (let i = 0; ; i++) {
+    try {
+      return await attempt()
+    } catch (error) {
+      // A wrong host key or a refused key never gets better by retrying.
+      const fatal =
+        error instanceof HostKeyMismatchError ||
+        error instanceof HostKeyMissingError ||
+        /authentication methods failed|cannot parse privatekey|passphrase/i.test(String(error))
+      if (fatal || i >= options.retries) throw error
+      const delay = Math.min(1000 * 2 ** i, 15_000)
+      options.log(
+        `${what}: ${(error as Error).message}; retrying in ${delay / 1000}s (${i + 1}/${options.retries})`
+      )
+      await sleep(delay)
+    }
+  }
+}
+
+class SshRemoteHost implements RemoteHost {
+  constructor(
+    readonly target: Target,
+    private readonly ssh: NodeSSH,
+    private readonly jump?: NodeSSH
+  ) {}
+
+  async exec(command: ShellLine, options: ExecOptions = {}): Promise<ExecResult> {
+    let channel: ClientChannel | undefined
+    let timedOut = false
+    let timer: NodeJS.Timeout | undefined
+    if (!this.ssh.isConnected()) {
+      return {
+        code: null,
+        signal: null,
+        stdout: '',
+        stderr: 'SSH connection is closed',
+        timedOut: false
+      }
+    }
+    const running = this.ssh
+      .execCommand(command, {
+        stdin: options.stdin,
+        noTrim: true,
+        onChannel: c => {
+          channel = c
+        },
+        onStdout: options.onStdout
+      })
+      .catch((error: Error) => ({ code: null, signal: null, stdout: '', stderr: error.message }))
+    if (options.timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        timedOut = true
+        channel?.close()
+      }, options.timeoutMs)
+    }
+    try {
+      const result = await running
+      return { ...result, code: timedOut ? null : result.code, timedOut }
+    } finally {
+      if (timer) clearTimeout(timer)
+    }
+  }
+
+  openChannel(to: ChannelTarget): Promise<Duplex> {
+    const client = this.ssh.connection
+    if (!client) return Promise.reject(new Error('SSH connection is closed'))
+    return new Promise((resolve, reject) => {
+      const done = (error: Error | undefined, stream: ClientChannel) =>
+        error ? reject(error) : resolve(stream)
+      if (to.kind === 'tcp') client.forwardOut('127.0.0.1', 0, to.host, to.port, done)
+      else client.openssh_forwardOutStreamLocal(to.socket, done)
+    })
+  }
+
+  async close(): Promise<void> {
+    this.ssh.dispose()
+    this.jump?.dispose()
+  }
+}
+
+/** Opens the one connection to `target` (through the jump host when set). */
+export async function connect(target: Target, options: ConnectOptions): Promise<RemoteHost> {
+  return withRetries(`connect ${target.label}`, options, async () => {
+    if (!options.jumpHost) return new SshRemoteHost(target, await connectOnce(target, options))
+    const jumpTarget = options.jumpHost
+    const jump = await connectOnce(jumpTarget, options)
+    try {
+      const sock = await new Promise<Duplex>((resolve, reject) =>
+        jump.connection!.forwardOut('127.0.0.1', 0, target.host, target.port, (error, stream) =>
+          error ? reject(error) : resolve(stream)
+        )
+      )
+      return new SshRemoteHost(target, await connectOnce(target, options, sock), jump)
+    } catch (error) {
+      jump.dispose()
+      throw error
+    }
+  })
+}
