@@ -1,105 +1,414 @@
-// `mode: deploy` on one host: upload, switch `current`, reload, and report
-// what health-url answers.
-import { createArchive, type ReleaseMetadata } from './release-archive.js'
-import { httpGet } from './http-over-ssh.js'
+// `mode: deploy` on one host: the whole sequence of design.md, steps 2-13.
+// Nothing changes on the host before the lock; nothing half-done stays
+// behind; after the switch, any failure switches back and proves the old
+// release serves again.
+import { statSync } from 'node:fs'
+import { acquireLock, releaseLock, type HeldLock } from './deploy-lock.js'
+import { collectEvidence } from './evidence.js'
 import { newHostResult, timed, type HostResult } from './host-result.js'
+import { withPath, type HttpTarget } from './http-target.js'
 import type { Log } from './log.js'
-import {
-  ReleaseLayout,
-  readCurrentRelease,
-  removeIncoming,
-  switchCurrent,
-  uploadRelease
-} from './release-layout.js'
+import { preflight, type ServiceSnapshot } from './preflight.js'
+import { releaseOfPath, releasesToPrune } from './prune.js'
+import { createArchive, type ReleaseMetadata } from './release-archive.js'
+import { checkEnvironment, importCheck, installDependencies, migrate } from './release-checks.js'
+import { listReleases, ReleaseLayout, switchCurrent, uploadRelease } from './release-layout.js'
+import { appendReleaseLog } from './release-log.js'
 import { runStep } from './remote-command.js'
+import { helperArgv } from './remote-helper.js'
 import type { RunContext } from './run-context.js'
+import { readUnit, realPath } from './service-state.js'
 import type { Settings } from './settings.js'
 import { toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
-import { parseUnitShow, UNIT_PROPERTIES } from './unit-info.js'
+import { startProbe, type TrafficProbe } from './traffic-probe.js'
+import { verifyRelease, VerifyError } from './verify-release.js'
+
+export interface Cancellation {
+  reason?: string
+}
 
 export interface DeployContext {
   settings: Settings
   run: RunContext
   log: Log
+  cancellation: Cancellation
+  /** The packed release (a local .tar.gz), shared by every host. */
+  archivePath: string
+}
+
+function checkCancelled(c: Cancellation): void {
+  if (c.reason) throw new Error(`cancelled (${c.reason})`)
+}
+
+/** The URLs that must prove the release: health-url, Gunicorn's own bind, and Nginx. */
+export function verificationUrls(settings: Settings, snapshot: ServiceSnapshot): HttpTarget[] {
+  const urls: HttpTarget[] = [settings.healthUrl]
+  for (const bind of snapshot.gunicorn.binds) {
+    const unix = /^unix:(\/.+)$/.exec(bind)
+    const tcp = /^(?:([0-9.]+|localhost)?):?([0-9]+)$/.exec(bind)
+    if (unix)
+      urls.push(
+        withPath({ kind: 'unix', socket: unix[1], path: '/', text: '' }, settings.healthUrl.path)
+      )
+    else if (tcp)
+      urls.push(
+        withPath(
+          {
+            kind: 'tcp',
+            host: tcp[1] && tcp[1] !== '0.0.0.0' ? tcp[1] : '127.0.0.1',
+            port: Number(tcp[2]),
+            path: '/',
+            text: ''
+          },
+          settings.healthUrl.path
+        )
+      )
+  }
+  urls.push(settings.nginxUrl)
+  const seen = new Set<string>()
+  return urls.filter(u => !seen.has(u.text) && seen.add(u.text))
+}
+
+export function packRelease(
+  settings: Settings,
+  run: RunContext,
+  archivePath: string
+): Promise<number> {
+  const metadata: ReleaseMetadata = {
+    id: settings.releaseId,
+    sha: run.sha,
+    actor: run.actor,
+    run: run.runUrl,
+    time: new Date().toISOString()
+  }
+  return createArchive(settings.source, metadata, archivePath).then(
+    () => statSync(archivePath).size
+  )
 }
 
 export async function deployHost(remote: RemoteHost, ctx: DeployContext): Promise<HostResult> {
-  const { settings, log } = ctx
+  const { settings, log, cancellation } = ctx
   const result = newHostResult(remote.target.label)
   const layout = new ReleaseLayout(settings.releasePath)
   const id = settings.releaseId
+  const began = new Date()
   result.release = id
-
-  await timed(result, 'preflight', () =>
-    log.group('Preflight', async () => {
-      const show = await runStep(
-        remote,
-        'read the unit',
-        toShell([
-          'systemctl',
-          'show',
-          settings.service,
-          '--no-pager',
-          ...UNIT_PROPERTIES.map(p => `--property=${p}`)
-        ])
-      )
-      const unit = parseUnitShow(show.stdout)
-      if (unit.loadState !== 'loaded')
-        throw new Error(
-          `unit ${settings.service} is not loaded (LoadState=${unit.loadState || 'unknown'})`
-        )
-      if (unit.activeState !== 'active')
-        throw new Error(`unit ${settings.service} is not active (ActiveState=${unit.activeState})`)
-      result.previousRelease = await readCurrentRelease(remote, layout)
-      log.info(
-        `unit ${settings.service} active, MainPID ${unit.mainPid}; current release: ${result.previousRelease ?? '(none)'}`
-      )
-    })
-  )
-
-  await timed(result, 'upload', () =>
-    log.group(`Upload release ${id}`, async () => {
-      const metadata: ReleaseMetadata = {
-        id,
-        sha: ctx.run.sha,
-        actor: ctx.run.actor,
-        run: ctx.run.runUrl,
-        time: new Date().toISOString()
-      }
-      const archive = createArchive(settings.source, metadata)
-      try {
-        await Promise.all([uploadRelease(remote, layout, id, archive.stream), archive.done])
-      } catch (error) {
-        await removeIncoming(remote, layout, id)
-        throw error
-      }
-      log.info(`uploaded ${settings.source} to ${layout.release(id)}`)
-    })
-  )
-
-  await timed(result, 'switch', async () => {
-    await switchCurrent(remote, layout, id)
-    log.info(`current -> releases/${id}`)
-  })
-
-  await timed(result, 'reload', async () => {
-    await runStep(
-      remote,
-      'reload the service',
-      toShell(['sudo', '-n', 'systemctl', 'reload', settings.service])
+  let lock: HeldLock | undefined
+  let uploaded = false
+  let switched = false
+  let snapshot: ServiceSnapshot | undefined
+  let probe: TrafficProbe | undefined
+  const stopProbe = async () => {
+    if (!probe) return
+    const p = await probe.stop()
+    probe = undefined
+    result.probeRequests = p.requests
+    result.failedRequests = p.failed
+    log.info(
+      `traffic probe: ${p.failed} of ${p.requests} requests failed${p.samples.length ? ` (${p.samples.join('; ')})` : ''}; releases seen: ${p.releases.join(' -> ') || 'none'}`
     )
-    log.info(`sent HUP through systemctl reload ${settings.service}`)
-  })
+  }
 
-  await timed(result, 'health', async () => {
-    const response = await httpGet(remote, settings.healthUrl)
-    result.health = `${response.status} ${response.body.slice(0, 200).trim()}`
-    log.info(`${settings.healthUrl.text} answered ${result.health}`)
-    if (response.status < 200 || response.status > 299)
-      throw new Error(`health-url answered ${response.status}`)
-  })
+  try {
+    const archiveBytes = statSync(ctx.archivePath).size
+    snapshot = await timed(result, 'preflight', () =>
+      log.group('Preflight', () =>
+        preflight(remote, {
+          service: settings.service,
+          layout,
+          envFile: settings.envFile,
+          minFreeBytes: archiveBytes * 4 + 50 * 1048576,
+          log
+        })
+      )
+    )
+    const snap = snapshot
+    result.previousRelease = snap.currentRelease
+    if (snap.currentRelease === id) throw new Error(`release ${id} is already current on this host`)
+    if ((await listReleases(remote, layout)).includes(id))
+      throw new Error(
+        `release ${id} already exists in ${layout.releasesDir}; give this deploy another release-id`
+      )
 
-  result.status = 'deployed'
-  return result
+    lock = await timed(result, 'lock', () =>
+      acquireLock(
+        remote,
+        layout.lockDir,
+        { actor: ctx.run.actor, run: ctx.run.runUrl, release: id },
+        {
+          timeoutSeconds: settings.lockTimeoutSeconds,
+          staleSeconds: settings.lockStaleSeconds,
+          log
+        }
+      )
+    )
+    checkCancelled(cancellation)
+
+    const releaseDir = layout.release(id)
+    await timed(result, 'upload', () =>
+      log.group(`Upload release ${id}`, async () => {
+        const { createReadStream } = await import('node:fs')
+        uploaded = true
+        await uploadRelease(remote, layout, id, createReadStream(ctx.archivePath))
+        if (settings.sharedPaths.length > 0) {
+          const linked = await runStep(
+            remote,
+            'link shared paths',
+            toShell(
+              helperArgv('python3', 'linkshared', layout.root, releaseDir, ...settings.sharedPaths)
+            )
+          )
+          log.info(linked.stdout.trim())
+        }
+        log.info(`uploaded ${Math.round(archiveBytes / 1024)} KiB to ${releaseDir}`)
+      })
+    )
+    checkCancelled(cancellation)
+
+    await timed(result, 'dependencies', () =>
+      log.group('Dependencies', () =>
+        installDependencies(remote, {
+          interpreter: snap.interpreter,
+          releaseDir,
+          currentDir: snap.currentDir,
+          pipArgs: settings.pipArgs,
+          log
+        })
+      )
+    )
+    await timed(result, 'environment', () =>
+      log.group('Environment', () =>
+        checkEnvironment(remote, snap.envFile, settings.requiredEnv, log)
+      )
+    )
+    await timed(result, 'import check', () =>
+      log.group('Import check', () =>
+        importCheck(remote, {
+          interpreter: snap.interpreter,
+          envFile: snap.envFile,
+          releaseDir,
+          app: snap.app,
+          log
+        })
+      )
+    )
+    await timed(result, 'unit', async () => {
+      const needs = await remote.exec(
+        toShell(['systemctl', 'show', settings.service, '--property=NeedDaemonReload', '--value'])
+      )
+      if (needs.stdout.trim() === 'yes') {
+        await runStep(
+          remote,
+          'daemon-reload',
+          toShell(['sudo', '-n', 'systemctl', 'daemon-reload'])
+        )
+        log.info('the unit file changed on disk: ran systemctl daemon-reload')
+      }
+    })
+    checkCancelled(cancellation)
+    await timed(result, 'migrations', () =>
+      log.group('Migrations', () =>
+        migrate(remote, {
+          interpreter: snap.interpreter,
+          envFile: snap.envFile,
+          releaseDir,
+          app: snap.app,
+          command: settings.migrateCommand,
+          mode: settings.migrate,
+          log
+        })
+      )
+    )
+    checkCancelled(cancellation)
+
+    if (settings.probe)
+      probe = startProbe(remote, settings.healthUrl, {
+        maxSeconds: settings.reloadTimeoutSeconds + 120
+      })
+    const newDir = await realPath(remote, releaseDir)
+    await timed(result, 'switch', async () => {
+      switched = true
+      await switchCurrent(remote, layout, id)
+      log.info(`current -> releases/${id}`)
+    })
+    await timed(result, 'reload', async () => {
+      await runStep(
+        remote,
+        'reload the service',
+        toShell(['sudo', '-n', 'systemctl', 'reload', settings.service])
+      )
+      log.info(`systemctl reload ${settings.service}: HUP sent to master ${snap.unit.mainPid}`)
+    })
+    await timed(result, 'verify', () =>
+      log.group('Verify the new release serves', () =>
+        verifyRelease(
+          remote,
+          {
+            service: settings.service,
+            release: id,
+            releaseDir: newDir,
+            mainPid: snap.unit.mainPid,
+            oldWorkers: snap.workers,
+            workers: snap.expectedWorkers,
+            oldReleaseDir: snap.currentDir,
+            urls: verificationUrls(settings, snap),
+            healthChecks: settings.healthChecks,
+            healthExpect: settings.healthExpect,
+            timeoutSeconds: settings.reloadTimeoutSeconds
+          },
+          log
+        )
+      )
+    )
+    await stopProbe()
+    result.status = 'deployed'
+    await record(remote, ctx, layout, result, 'deployed')
+    await timed(result, 'prune', () => prune(remote, ctx, layout, snap, id))
+    log.info(`deployed ${id} (previous: ${snap.currentRelease ?? 'none'})`)
+    return result
+  } catch (error) {
+    result.error = (error as Error).message
+    if (switched && snapshot) {
+      result.excerpt = await collectEvidence(remote, {
+        service: settings.service,
+        since: began,
+        nginxErrorLog: settings.nginxErrorLog
+      }).catch(e => `(could not collect logs: ${(e as Error).message})`)
+      await restorePrevious(remote, ctx, layout, snapshot, result, error)
+    } else if (uploaded) {
+      await remote.exec(toShell(['rm', '-rf', layout.release(id), layout.incoming(id)]), {
+        timeoutMs: 60_000
+      })
+      log.info(
+        `removed the unused release ${id}; ${snapshot?.currentRelease ?? 'the current release'} still serves`
+      )
+    }
+    await stopProbe().catch(() => undefined)
+    const outcome = result.rolledBack
+      ? `rolled back to ${result.previousRelease}`
+      : switched
+        ? 'NOT rolled back'
+        : 'nothing switched'
+    log.error(
+      `${result.error}${result.excerpt ? `\n\n${result.excerpt}` : ''}`,
+      `deploy of ${id} failed (${outcome})`
+    )
+    if (lock)
+      await record(
+        remote,
+        ctx,
+        layout,
+        result,
+        result.status === 'rolled-back' ? 'rolled-back' : 'failed'
+      )
+    return result
+  } finally {
+    if (probe) await probe.stop().catch(() => undefined)
+    if (lock) await releaseLock(remote, lock, log)
+  }
+}
+
+/** After a failure past the switch: point current back, reload (restart if the master died), prove the old release serves. */
+async function restorePrevious(
+  remote: RemoteHost,
+  ctx: DeployContext,
+  layout: ReleaseLayout,
+  snap: ServiceSnapshot,
+  result: HostResult,
+  cause: unknown
+): Promise<void> {
+  const { settings, log } = ctx
+  const previous = snap.currentRelease
+  if (!previous) {
+    log.error('there is no previous release to go back to; the host is left on the new release')
+    return
+  }
+  await timed(result, 'rollback', () =>
+    log.group(`Roll back to ${previous}`, async () => {
+      await switchCurrent(remote, layout, previous)
+      const unit = await readUnit(remote, settings.service)
+      const masterDead =
+        (cause instanceof VerifyError && cause.masterDied) ||
+        unit.mainPid === 0 ||
+        unit.activeState !== 'active'
+      const action = masterDead ? 'restart' : 'reload'
+      await runStep(
+        remote,
+        `${action} the service`,
+        toShell(['sudo', '-n', 'systemctl', action, settings.service])
+      )
+      log.info(
+        `current -> releases/${previous}; systemctl ${action} ${settings.service}${masterDead ? ' (the master had died)' : ''}`
+      )
+      const after = await readUnit(remote, settings.service)
+      await verifyRelease(
+        remote,
+        {
+          service: settings.service,
+          release: previous,
+          releaseDir: snap.currentDir ?? (await realPath(remote, layout.release(previous))),
+          mainPid: masterDead ? undefined : after.mainPid,
+          oldWorkers: [],
+          workers: snap.expectedWorkers,
+          urls: verificationUrls(settings, snap),
+          healthChecks: settings.healthChecks,
+          timeoutSeconds: settings.reloadTimeoutSeconds
+        },
+        log
+      )
+      result.status = 'rolled-back'
+      result.rolledBack = true
+      log.info(`rolled back: ${previous} serves again`)
+    })
+  ).catch(error => {
+    result.error += `\nRollback to ${previous} failed too: ${(error as Error).message}`
+    log.error(`rollback to ${previous} failed: ${(error as Error).message}`)
+  })
+}
+
+async function record(
+  remote: RemoteHost,
+  ctx: DeployContext,
+  layout: ReleaseLayout,
+  result: HostResult,
+  outcome: 'deployed' | 'rolled-back' | 'failed'
+): Promise<void> {
+  const ok = await appendReleaseLog(remote, layout.logFile, {
+    id: ctx.settings.releaseId,
+    previous: result.previousRelease,
+    sha: ctx.run.sha,
+    actor: ctx.run.actor,
+    run: ctx.run.runUrl,
+    time: new Date().toISOString(),
+    host: remote.target.label,
+    action: 'deploy',
+    outcome
+  })
+  if (!ok) ctx.log.warning(`could not append to the release log ${layout.logFile}`)
+}
+
+async function prune(
+  remote: RemoteHost,
+  ctx: DeployContext,
+  layout: ReleaseLayout,
+  snap: ServiceSnapshot,
+  id: string
+): Promise<void> {
+  const all = await listReleases(remote, layout)
+  const masterRelease = releaseOfPath(snap.releasesDir, snap.masterDir)
+  const doomed = releasesToPrune(all, ctx.settings.keepReleases, [
+    id,
+    snap.currentRelease,
+    masterRelease
+  ])
+  if (doomed.length === 0) return
+  await runStep(
+    remote,
+    'prune old releases',
+    toShell(['rm', '-rf', ...doomed.map(r => layout.release(r))])
+  )
+  ctx.log.info(
+    `pruned ${doomed.join(', ')} (keeping ${ctx.settings.keepReleases}, the previous release ${snap.currentRelease ?? '-'} and the master's start directory ${masterRelease ?? '-'})`
+  )
 }

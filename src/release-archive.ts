@@ -4,7 +4,6 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
-import type { Readable } from 'node:stream'
 
 export const METADATA_FILE = '.zdd-release.json'
 
@@ -14,12 +13,6 @@ export interface ReleaseMetadata {
   actor: string
   run: string
   time: string
-}
-
-export interface Archive {
-  stream: Readable
-  /** Resolves when tar has finished; rejects with its stderr when it fails. */
-  done: Promise<void>
 }
 
 export function assertSourceDirectory(source: string): void {
@@ -35,17 +28,22 @@ export function assertSourceDirectory(source: string): void {
     )
 }
 
-export function createArchive(source: string, metadata: ReleaseMetadata): Archive {
+/** Packs `source` plus the metadata file into `outPath` (.tar.gz). */
+export function createArchive(
+  source: string,
+  metadata: ReleaseMetadata,
+  outPath: string
+): Promise<void> {
   const metaDir = mkdtempSync(path.join(tmpdir(), 'zdd-meta-'))
   writeFileSync(path.join(metaDir, METADATA_FILE), JSON.stringify(metadata) + '\n')
   const tar = spawn(
     'tar',
     [
       '-czf',
-      '-',
+      outPath,
       '--exclude=./.git',
       '--exclude=./node_modules',
-      '--exclude=./__pycache__',
+      '--exclude=__pycache__',
       `--exclude=./${METADATA_FILE}`,
       '-C',
       source,
@@ -54,11 +52,11 @@ export function createArchive(source: string, metadata: ReleaseMetadata): Archiv
       metaDir,
       METADATA_FILE
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] }
+    { stdio: ['ignore', 'ignore', 'pipe'] }
   )
   let stderr = ''
   tar.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  const done = new Promise<void>((resolve, reject) => {
+  return new Promise<void>((resolve, reject) => {
     tar.on('error', reject)
     tar.on('close', code => {
       rmSync(metaDir, { recursive: true, force: true })
@@ -66,5 +64,4 @@ export function createArchive(source: string, metadata: ReleaseMetadata): Archiv
       else reject(new Error(`packing ${source} failed (tar exited ${code}): ${stderr.trim()}`))
     })
   })
-  return { stream: tar.stdout, done }
 }

@@ -1,0 +1,84 @@
+import { describe, expect, it } from '@jest/globals'
+import { reloadSendsHup, reloadTrap } from '../../src/preflight.js'
+import { parseGunicornCommand, type UnitInfo } from '../../src/unit-info.js'
+
+function unit(workingDirectory: string): UnitInfo {
+  return {
+    loadState: 'loaded',
+    activeState: 'active',
+    subState: 'running',
+    mainPid: 10,
+    nRestarts: 0,
+    execStart: [],
+    execReload: [],
+    workingDirectory,
+    environmentFiles: [],
+    user: 'www-data',
+    fragmentPath: ''
+  }
+}
+
+describe('reloadSendsHup', () => {
+  it.each([
+    [['/bin/kill', '-HUP', '$MAINPID'], true],
+    [['/usr/bin/kill', '-s', 'HUP', '$MAINPID'], true],
+    [['/bin/kill', '-HUP', '${MAINPID}'], true],
+    [['/bin/kill', '-TERM', '$MAINPID'], false],
+    [['/bin/kill', '-HUP', '1234'], false],
+    [['/usr/bin/systemctl', 'restart', 'x'], false],
+    [[], false]
+  ])('%j -> %s', (argv, expected) => {
+    expect(reloadSendsHup(argv)).toBe(expected)
+  })
+})
+
+describe('reloadTrap', () => {
+  const guide = parseGunicornCommand([
+    '/srv/myapp/.venv/bin/gunicorn',
+    '--workers',
+    '3',
+    '--bind',
+    'unix:/run/myapp.sock',
+    'wsgi:app'
+  ])
+  const fixed = parseGunicornCommand([
+    '/srv/myapp/.venv/bin/gunicorn',
+    '--workers',
+    '3',
+    '--chdir',
+    '/srv/myapp/current',
+    '--bind',
+    'unix:/run/myapp/myapp.sock',
+    'wsgi:app'
+  ])
+
+  it("names the guide's WorkingDirectory-without---chdir trap and its fix", () => {
+    const trap = reloadTrap(unit('/srv/myapp/current'), guide, '/srv/myapp', 'myapp')
+    expect(trap?.message).toContain('OLD release')
+    expect(trap?.message).toContain('Fix: add --chdir /srv/myapp/current')
+  })
+
+  it('names --preload and its fix', () => {
+    const preload = parseGunicornCommand(['/srv/myapp/.venv/bin/gunicorn', '--preload', '--chdir', '/srv/myapp/current', 'wsgi:app'])
+    ])
+    expect(reloadTrap(unit('/srv/myapp'), preload, '/srv/myapp', 'myapp')?.message).toContain(
+      '--preload'
+    )
+  })
+
+  it('accepts the corrected unit', () => {
+    expect(reloadTrap(unit('/srv/myapp'), fixed, '/srv/myapp', 'myapp')).toBeUndefined()
+  })
+
+  it('rejects a --chdir that does not go through current', () => {
+    const pinned = parseGunicornCommand([
+      '/v/bin/gunicorn',
+      '--chdir',
+      '/srv/myapp/releases/v0',
+      'wsgi:app'
+    ])
+    expect(reloadTrap(unit('/srv/myapp'), pinned, '/srv/myapp', 'myapp')?.message).toContain(
+      'use --chdir /srv/myapp/current'
+    )
+  })
+})

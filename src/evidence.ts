@@ -1,0 +1,36 @@
+// Log excerpts that explain a failure: the unit's journal since the deploy
+// began and the tail of the Nginx error log.
+import { tailLines } from './remote-command.js'
+import { toShell } from './shell-quote.js'
+import type { RemoteHost } from './ssh-connection.js'
+
+export async function collectEvidence(
+  remote: RemoteHost,
+  opts: { service: string; since: Date; nginxErrorLog: string }
+): Promise<string> {
+  const since = `@${Math.floor(opts.since.getTime() / 1000) - 1}`
+  const journal = await remote.exec(
+    toShell([
+      'journalctl',
+      '-u',
+      opts.service,
+      '--since',
+      since,
+      '--no-pager',
+      '-o',
+      'short-iso',
+      '-n',
+      '80'
+    ]),
+    { timeoutMs: 20_000 }
+  )
+  const nginx = await remote.exec(toShell(['tail', '-n', '20', opts.nginxErrorLog]), {
+    timeoutMs: 20_000
+  })
+  const part = (title: string, text: string, stderr: string) =>
+    `--- ${title} ---\n${tailLines(text, 80) || `(nothing${stderr ? `: ${stderr.trim()}` : ''})`}`
+  return [
+    part(`journalctl -u ${opts.service} since the deploy began`, journal.stdout, journal.stderr),
+    part(`tail ${opts.nginxErrorLog}`, nginx.stdout, nginx.stderr)
+  ].join('\n')
+}

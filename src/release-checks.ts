@@ -1,0 +1,233 @@
+// Checks and preparation that run BEFORE `current` is switched: the
+// interpreter, dependencies, the EnvironmentFile, the import check and
+// migrations. Any failure here leaves the running release untouched.
+import type { Log } from './log.js'
+import { helperArgv } from './remote-helper.js'
+import { RemoteCommandError, runStep, tailLines } from './remote-command.js'
+import { optional, toShell } from './shell-quote.js'
+import type { RemoteHost } from './ssh-connection.js'
+import type { GunicornCommand } from './unit-info.js'
+
+export interface Interpreter {
+  python: string
+  /** The venv root when the interpreter lives in one. */
+  venv?: string
+}
+
+/** The interpreter the unit starts Gunicorn with (module launch, or the console script's shebang). */
+export async function findInterpreter(
+  remote: RemoteHost,
+  gunicorn: GunicornCommand
+): Promise<Interpreter> {
+  let python: string | undefined
+  if (gunicorn.launcher.kind === 'module') python = gunicorn.launcher.python
+  else if (gunicorn.launcher.kind === 'script') {
+    const head = await remote.exec(optional(['head', '-n', '1', gunicorn.launcher.path]))
+    const m = /^#!\s*(\S+)/.exec(head.stdout)
+    python = m?.[1]
+    if (!python)
+      throw new Error(
+        `cannot read the interpreter of ${gunicorn.launcher.path} (no #! line): start Gunicorn as <venv>/bin/python -m gunicorn`
+      )
+  } else {
+    throw new Error(
+      'the unit ExecStart does not start Gunicorn (expected .../gunicorn or .../python -m gunicorn)'
+    )
+  }
+  const probe = await remote.exec(
+    toShell([python, '-c', 'import sys; print(sys.prefix != sys.base_prefix and sys.prefix or "")'])
+  )
+  if (probe.code !== 0)
+    throw new Error(`the unit's interpreter ${python} does not run: ${tailLines(probe.stderr, 3)}`)
+  const venv = probe.stdout.trim() || undefined
+  return { python, venv }
+}
+
+export async function fileHash(remote: RemoteHost, path: string): Promise<string | undefined> {
+  const result = await remote.exec(optional(['sha256sum', path]))
+  return result.stdout.split(' ')[0] || undefined
+}
+
+/** pip install -r requirements.txt when it differs from the current release's. Returns whether it ran. */
+export async function installDependencies(
+  remote: RemoteHost,
+  opts: {
+    interpreter: Interpreter
+    releaseDir: string
+    currentDir?: string
+    pipArgs: string[]
+    log: Log
+  }
+): Promise<boolean> {
+  const requirements = `${opts.releaseDir}/requirements.txt`
+  const next = await fileHash(remote, requirements)
+  if (!next) {
+    opts.log.info('no requirements.txt in the release: nothing to install')
+    return false
+  }
+  const current = opts.currentDir
+    ? await fileHash(remote, `${opts.currentDir}/requirements.txt`)
+    : undefined
+  if (current === next) {
+    opts.log.info('requirements.txt unchanged since the current release: skipping pip')
+    return false
+  }
+  if (!opts.interpreter.venv) {
+    throw new Error(
+      `requirements.txt changed but ${opts.interpreter.python} is not in a virtualenv; refusing to pip install into the system Python`
+    )
+  }
+  const result = await runStep(
+    remote,
+    'pip install',
+    toShell([
+      opts.interpreter.python,
+      '-m',
+      'pip',
+      'install',
+      '--disable-pip-version-check',
+      '-r',
+      requirements,
+      ...opts.pipArgs
+    ])
+  )
+  opts.log.info(tailLines(result.stdout, 5))
+  return true
+}
+
+export interface EnvCheck {
+  exists: boolean
+  readable: boolean
+  errors: number[]
+  missing: string[]
+  empty: string[]
+  count: number
+}
+
+/** The EnvironmentFile exists, parses, and sets every required name; values never leave the host. */
+export async function checkEnvironment(
+  remote: RemoteHost,
+  envFile: string | undefined,
+  required: string[],
+  log: Log
+): Promise<void> {
+  if (!envFile) {
+    if (required.length > 0)
+      throw new Error(
+        `required-env lists ${required.join(', ')} but the unit has no EnvironmentFile (set env-file)`
+      )
+    log.info('the unit has no EnvironmentFile')
+    return
+  }
+  const result = await runStep(
+    remote,
+    'check the EnvironmentFile',
+    toShell(helperArgv('python3', 'envcheck', envFile, ...required))
+  )
+  const check = JSON.parse(result.stdout) as EnvCheck
+  if (!check.exists) throw new Error(`EnvironmentFile ${envFile} does not exist`)
+  if (!check.readable)
+    throw new Error(
+      `EnvironmentFile ${envFile} is not readable by the deploy user (make it root:www-data 640 and add the deploy user to that group)`
+    )
+  const problems: string[] = []
+  if (check.errors.length > 0)
+    problems.push(`line(s) ${check.errors.join(', ')} are not NAME=VALUE`)
+  if (check.missing.length > 0)
+    problems.push(`required variable(s) not set: ${check.missing.join(', ')}`)
+  if (check.empty.length > 0) problems.push(`required variable(s) empty: ${check.empty.join(', ')}`)
+  if (problems.length > 0) throw new Error(`EnvironmentFile ${envFile}: ${problems.join('; ')}`)
+  log.info(
+    `EnvironmentFile ${envFile}: ${check.count} variables, required ones set (${required.join(', ') || 'none listed'})`
+  )
+}
+
+/** Imports the WSGI app of the new release with the unit's interpreter and environment. */
+export async function importCheck(
+  remote: RemoteHost,
+  opts: { interpreter: Interpreter; envFile?: string; releaseDir: string; app: string; log: Log }
+): Promise<void> {
+  const result = await remote.exec(
+    toShell(
+      helperArgv(
+        opts.interpreter.python,
+        'importcheck',
+        opts.envFile ?? '-',
+        opts.releaseDir,
+        opts.app
+      )
+    ),
+    { timeoutMs: 120_000 }
+  )
+  if (result.code !== 0) {
+    throw new Error(
+      `the new release cannot import ${opts.app} with ${opts.interpreter.python} (it never reached the reload):\n${tailLines(result.stderr || result.stdout, 20)}`
+    )
+  }
+  opts.log.info(result.stdout.trim())
+}
+
+/** Revision ids in `flask db current` / `flask db heads` output. */
+export function revisions(output: string): string[] {
+  return output
+    .split('\n')
+    .map(l => /^([0-9A-Za-z_]+)(?:\s|$)/.exec(l.trim())?.[1])
+    .filter((r): r is string => !!r && !/^(INFO|WARNING|ERROR)$/.test(r))
+    .sort()
+}
+
+/** Runs migrations once before the switch, then proves `flask db current` equals `flask db heads`. */
+export async function migrate(
+  remote: RemoteHost,
+  opts: {
+    interpreter: Interpreter
+    envFile?: string
+    releaseDir: string
+    app: string
+    command?: string[]
+    mode: 'auto' | 'off'
+    log: Log
+  }
+): Promise<'ran' | 'skipped'> {
+  if (opts.mode === 'off') return 'skipped'
+  const env = opts.envFile ?? '-'
+  const inRelease = (...argv: string[]) =>
+    toShell(helperArgv(opts.interpreter.python, 'run', env, opts.releaseDir, ...argv))
+  const module = opts.app.split(':')[0]
+  const flask = [opts.interpreter.python, '-m', 'flask', '--app', module, 'db']
+  if (opts.command) {
+    await runStep(remote, 'migrate-command', inRelease(...opts.command), { timeoutMs: 30 * 60_000 })
+    opts.log.info(`ran ${opts.command.join(' ')}`)
+    return 'ran'
+  }
+  const has = await remote.exec(toShell(['test', '-d', `${opts.releaseDir}/migrations`]))
+  if (has.code !== 0) {
+    opts.log.info('no migrations/ in the release: nothing to migrate')
+    return 'skipped'
+  }
+  try {
+    const up = await runStep(remote, 'flask db upgrade', inRelease(...flask, 'upgrade'), {
+      timeoutMs: 30 * 60_000
+    })
+    opts.log.info(tailLines(up.stderr + up.stdout, 5))
+  } catch (error) {
+    if (error instanceof RemoteCommandError)
+      throw new Error(
+        `migrations failed before the switch; the running release is untouched:\n${tailLines(error.result.stderr || error.result.stdout, 20)}`
+      )
+    throw error
+  }
+  const current = revisions(
+    (await runStep(remote, 'flask db current', inRelease(...flask, 'current'))).stdout
+  )
+  const heads = revisions(
+    (await runStep(remote, 'flask db heads', inRelease(...flask, 'heads'))).stdout
+  )
+  if (current.join(',') !== heads.join(',') || heads.length === 0) {
+    throw new Error(
+      `after flask db upgrade the database is at [${current.join(', ')}] but the release's heads are [${heads.join(', ')}]`
+    )
+  }
+  opts.log.info(`database at head ${heads.join(', ')}`)
+  return 'ran'
+}

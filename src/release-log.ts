@@ -1,0 +1,39 @@
+// The release log: one JSON line per deploy or rollback in release-path.
+import { appendOutput, optional } from './shell-quote.js'
+import type { RemoteHost } from './ssh-connection.js'
+
+export interface ReleaseLogEntry {
+  id: string
+  previous?: string
+  sha: string
+  actor: string
+  run: string
+  time: string
+  host: string
+  action: 'deploy' | 'rollback'
+  outcome: 'deployed' | 'rolled-back' | 'failed'
+}
+
+export async function appendReleaseLog(
+  remote: RemoteHost,
+  file: string,
+  entry: ReleaseLogEntry
+): Promise<boolean> {
+  const result = await remote.exec(appendOutput(['printf', '%s\\n', JSON.stringify(entry)], file), {
+    timeoutMs: 15_000
+  })
+  return result.code === 0
+}
+
+export async function readReleaseLog(remote: RemoteHost, file: string): Promise<ReleaseLogEntry[]> {
+  const result = await remote.exec(optional(['cat', file]))
+  const entries: ReleaseLogEntry[] = []
+  for (const line of result.stdout.split('\n')) {
+    try {
+      if (line.trim()) entries.push(JSON.parse(line) as ReleaseLogEntry)
+    } catch {
+      /* a torn line is skipped */
+    }
+  }
+  return entries
+}

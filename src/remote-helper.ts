@@ -1,0 +1,158 @@
+// A small Python program the action runs on the server (`python3 -c HELPER
+// <command> args...`) for the checks that would be fragile as shell text.
+// Python is always there on a Flask host; only the standard library is used.
+// Values of the EnvironmentFile never leave the server: only names are printed.
+
+export const HELPER_PY = String.raw`
+import json, os, shutil, sys, time, traceback
+
+def parse_env(path):
+    """systemd EnvironmentFile syntax: KEY=VALUE lines, # or ; comments, quotes, backslash-newline."""
+    env, errors = {}, []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        lines = fh.read().split("\n")
+    i = 0
+    while i < len(lines):
+        number, line = i + 1, lines[i]
+        while line.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            line = line[:-1] + lines[i]
+        i += 1
+        s = line.strip()
+        if not s or s[0] in "#;":
+            continue
+        if s.startswith("export "):
+            s = s[7:].lstrip()
+        key, sep, value = s.partition("=")
+        key = key.strip()
+        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):
+            errors.append(number)
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        env[key] = value
+    return env, errors
+
+def load_env(path):
+    if path != "-":
+        env, _ = parse_env(path)
+        os.environ.update(env)
+
+def cmd_envcheck(path, *names):
+    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}
+    if out["exists"]:
+        try:
+            env, errors = parse_env(path)
+            out.update(readable=True, errors=errors, count=len(env))
+            out["missing"] = [n for n in names if n not in env]
+            out["empty"] = [n for n in names if n in env and env[n] == ""]
+        except OSError:
+            pass
+    print(json.dumps(out))
+
+def cmd_importcheck(envfile, directory, app):
+    load_env(envfile)
+    os.chdir(directory)
+    sys.path.insert(0, directory)
+    module_name, _, attr = app.partition(":")
+    attr = attr or "application"
+    try:
+        import importlib
+        module = importlib.import_module(module_name)
+        expr = attr.split("(", 1)[0]
+        target = module
+        for part in expr.split("."):
+            target = getattr(target, part)
+        if attr.endswith(")"):
+            target = target()
+        if not callable(target):
+            raise TypeError("%s is not a WSGI callable" % app)
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(1)
+    print("ok %s from %s" % (app, getattr(module, "__file__", "?")))
+
+def cmd_run(envfile, directory, *argv):
+    load_env(envfile)
+    os.chdir(directory)
+    os.execvp(argv[0], list(argv))
+
+def cmd_lock(lockdir, owner_json, stale_seconds):
+    """Takes the lock (an atomic mkdir). Prints {taken, holder, age, stale}."""
+    for attempt in (1, 2):
+        try:
+            os.mkdir(lockdir)
+        except FileExistsError:
+            try:
+                age = time.time() - os.stat(lockdir).st_mtime
+            except FileNotFoundError:
+                continue
+            if age > float(stale_seconds) and attempt == 1:
+                stale = "%s.stale-%d" % (lockdir, int(time.time()))
+                try:
+                    os.rename(lockdir, stale)
+                except OSError:
+                    pass
+                else:
+                    previous = holder_of(stale)
+                    shutil.rmtree(stale, ignore_errors=True)
+                    take(lockdir, owner_json)
+                    print(json.dumps({"taken": True, "stale": True, "holder": previous, "age": int(age)}))
+                    return
+            print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))
+            return
+        take(lockdir, owner_json)
+        print(json.dumps({"taken": True, "stale": False, "holder": {}, "age": 0}))
+        return
+
+def holder_of(directory):
+    try:
+        with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+def take(lockdir, owner_json):
+    with open(os.path.join(lockdir, "owner.json"), "w", encoding="utf-8") as fh:
+        fh.write(owner_json + "\n")
+
+def cmd_unlock(lockdir, token):
+    """Removes the lock only if it is ours."""
+    if holder_of(lockdir).get("token") == token:
+        for name in os.listdir(lockdir):
+            os.unlink(os.path.join(lockdir, name))
+        os.rmdir(lockdir)
+        print("released")
+    else:
+        print("not ours")
+
+def cmd_linkshared(root, release, *paths):
+    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""
+    for p in paths:
+        shared = os.path.join(root, "shared", p)
+        inside = os.path.join(release, p)
+        os.makedirs(os.path.dirname(shared), exist_ok=True)
+        if not os.path.lexists(shared):
+            if os.path.isdir(inside) and not os.path.islink(inside):
+                shutil.copytree(inside, shared, symlinks=True)
+            else:
+                os.makedirs(shared)
+        if os.path.lexists(inside):
+            if os.path.isdir(inside) and not os.path.islink(inside):
+                shutil.rmtree(inside)
+            else:
+                os.unlink(inside)
+        os.makedirs(os.path.dirname(inside), exist_ok=True)
+        os.symlink(shared, inside)
+        print("%s -> %s" % (inside, shared))
+
+COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,
+            "lock": cmd_lock, "unlock": cmd_unlock, "linkshared": cmd_linkshared}
+COMMANDS[sys.argv[1]](*sys.argv[2:])
+`
+
+/** argv that runs one helper command with the given interpreter. */
+export function helperArgv(python: string, command: string, ...args: string[]): string[] {
+  return [python, '-c', HELPER_PY, command, ...args]
+}

@@ -1,0 +1,60 @@
+// Reads the live state of the service on the host: the unit, the Gunicorn
+// master and its workers, and which directory each process runs in.
+import { runStep } from './remote-command.js'
+import { optional, toShell } from './shell-quote.js'
+import type { RemoteHost } from './ssh-connection.js'
+import { parseUnitShow, UNIT_PROPERTIES, type UnitInfo } from './unit-info.js'
+
+export async function readUnit(remote: RemoteHost, service: string): Promise<UnitInfo> {
+  const show = await runStep(
+    remote,
+    `read unit ${service}`,
+    toShell([
+      'systemctl',
+      'show',
+      service,
+      '--no-pager',
+      ...UNIT_PROPERTIES.map(p => `--property=${p}`)
+    ])
+  )
+  return parseUnitShow(show.stdout)
+}
+
+/** PIDs of the master's children (the Gunicorn workers). */
+export async function listWorkers(remote: RemoteHost, mainPid: number): Promise<number[]> {
+  if (mainPid <= 0) return []
+  const result = await remote.exec(optional(['ps', '-o', 'pid=', '--ppid', String(mainPid)]))
+  return result.stdout
+    .split('\n')
+    .map(s => Number(s.trim()))
+    .filter(n => Number.isInteger(n) && n > 0)
+}
+
+/**
+ * Resolved working directory of each process (`sudo pwdx`: the deploy user
+ * cannot read the service user's /proc/PID/cwd). Dead processes are left out.
+ */
+export async function workingDirectories(
+  remote: RemoteHost,
+  pids: number[]
+): Promise<Map<number, string>> {
+  const dirs = new Map<number, string>()
+  if (pids.length === 0) return dirs
+  const result = await remote.exec(toShell(['sudo', '-n', '/usr/bin/pwdx', ...pids.map(String)]))
+  for (const line of result.stdout.split('\n')) {
+    const m = /^(\d+): (\/.*)$/.exec(line.trim())
+    if (m) dirs.set(Number(m[1]), m[2])
+  }
+  if (dirs.size === 0 && /password|not allowed|sudoers/i.test(result.stderr)) {
+    throw new Error(
+      `sudo -n /usr/bin/pwdx is not allowed for the deploy user: add it to sudoers (see examples/server/sudoers-deploy). ${result.stderr.trim()}`
+    )
+  }
+  return dirs
+}
+
+/** `readlink -f`: the physical path of a directory on the host. */
+export async function realPath(remote: RemoteHost, path: string): Promise<string> {
+  const result = await runStep(remote, `resolve ${path}`, toShell(['readlink', '-f', path]))
+  return result.stdout.trim()
+}

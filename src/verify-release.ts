@@ -1,0 +1,148 @@
+// Proves, after the reload, that the NEW release is what serves: the same
+// master, every old worker gone, enough new workers, the workers' working
+// directory is the new release, and health answers 2xx K times in a row
+// through Gunicorn and through Nginx, carrying the release id when exposed.
+import { httpGet, type HttpResponse } from './http-over-ssh.js'
+import type { HttpTarget } from './http-target.js'
+import type { Log } from './log.js'
+import { listWorkers, readUnit, workingDirectories } from './service-state.js'
+import type { RemoteHost } from './ssh-connection.js'
+
+export interface VerifyExpectations {
+  service: string
+  release: string
+  /** Physical path of the release directory (readlink -f). */
+  releaseDir: string
+  /** The master PID before the reload; undefined after a restart. */
+  mainPid?: number
+  oldWorkers: number[]
+  workers: number
+  /** Physical path of the release the old workers ran, to name stale code. */
+  oldReleaseDir?: string
+  urls: HttpTarget[]
+  healthChecks: number
+  healthExpect?: string
+  timeoutSeconds: number
+}
+
+export class VerifyError extends Error {
+  constructor(
+    message: string,
+    readonly masterDied: boolean
+  ) {
+    super(message)
+    this.name = 'VerifyError'
+  }
+}
+
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
+
+/** The release a health response names: X-Release header, or a JSON "release" field. */
+export function releaseOf(response: HttpResponse): string | undefined {
+  if (response.headers['x-release']) return response.headers['x-release']
+  try {
+    const body = JSON.parse(response.body) as { release?: unknown }
+    return typeof body.release === 'string' ? body.release : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Why a health response does not prove the release, or undefined when it does. */
+export function healthProblem(
+  response: HttpResponse,
+  release: string,
+  expect?: string
+): string | undefined {
+  if (response.status < 200 || response.status > 299)
+    return `answered HTTP ${response.status}: ${response.body.slice(0, 200).trim()}`
+  if (expect !== undefined) {
+    const wanted = expect.split('{release}').join(release)
+    if (!response.body.includes(wanted) && response.headers['x-release'] !== wanted)
+      return `answered 2xx but does not contain health-expect ${JSON.stringify(wanted)}`
+    return undefined
+  }
+  const served = releaseOf(response)
+  if (served !== undefined && served !== release)
+    return `answered 2xx for release ${served}, not ${release}`
+  return undefined
+}
+
+/** Checks worker state once; returns undefined when it is as expected, else what is wrong. */
+export function workerProblem(
+  exp: Pick<VerifyExpectations, 'oldWorkers' | 'workers' | 'releaseDir' | 'oldReleaseDir'>,
+  workers: number[],
+  dirs: Map<number, string>
+): string | undefined {
+  const lingering = workers.filter(p => exp.oldWorkers.includes(p))
+  if (lingering.length > 0) return `old worker(s) ${lingering.join(', ')} still running`
+  if (workers.length < exp.workers) return `${workers.length} of ${exp.workers} new workers up`
+  const wrong = workers.filter(p => dirs.has(p) && dirs.get(p) !== exp.releaseDir)
+  if (wrong.length > 0) {
+    const dir = dirs.get(wrong[0])
+    const stale = exp.oldReleaseDir !== undefined && dir === exp.oldReleaseDir
+    return `worker ${wrong[0]} runs in ${dir}${stale ? ' (the OLD release: stale code)' : ''}, not ${exp.releaseDir}`
+  }
+  if (workers.some(p => !dirs.has(p))) return 'working directory of a new worker not readable yet'
+  return undefined
+}
+
+export async function verifyRelease(
+  remote: RemoteHost,
+  exp: VerifyExpectations,
+  log: Log
+): Promise<void> {
+  const deadline = Date.now() + exp.timeoutSeconds * 1000
+  let problem = 'not checked yet'
+  // 1. the master survived and replaced its workers with ones in the new release.
+  for (;;) {
+    const unit = await readUnit(remote, exp.service)
+    if (unit.mainPid === 0 || unit.activeState !== 'active') {
+      throw new VerifyError(
+        `the Gunicorn master died after the reload (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
+        true
+      )
+    }
+    if (exp.mainPid !== undefined && unit.mainPid !== exp.mainPid) {
+      throw new VerifyError(
+        `the master PID changed from ${exp.mainPid} to ${unit.mainPid}: the service restarted instead of reloading`,
+        false
+      )
+    }
+    const workers = await listWorkers(remote, unit.mainPid)
+    const dirs = await workingDirectories(remote, workers)
+    const found = workerProblem(exp, workers, dirs)
+    if (found === undefined) {
+      log.info(
+        `master ${unit.mainPid} kept; ${workers.length} new workers (${workers.join(', ')}) in ${exp.releaseDir}`
+      )
+      break
+    }
+    problem = found
+    if (Date.now() >= deadline)
+      throw new VerifyError(`within reload-timeout (${exp.timeoutSeconds}s): ${problem}`, false)
+    await sleep(250)
+  }
+  // 2. health answers 2xx K times in a row on every URL, naming the new release.
+  for (const url of exp.urls) {
+    let streak = 0
+    while (streak < exp.healthChecks) {
+      let found: string | undefined
+      try {
+        found = healthProblem(await httpGet(remote, url, 5000), exp.release, exp.healthExpect)
+      } catch (error) {
+        found = `failed: ${(error as Error).message}`
+      }
+      if (found === undefined) {
+        streak++
+        continue
+      }
+      streak = 0
+      problem = `${url.text} ${found}`
+      if (Date.now() >= deadline)
+        throw new VerifyError(`within reload-timeout (${exp.timeoutSeconds}s): ${problem}`, false)
+      await sleep(250)
+    }
+    log.info(`${url.text}: ${exp.healthChecks} healthy answers in a row for release ${exp.release}`)
+  }
+}
