@@ -59,7 +59,12 @@ describe('reloadTrap', () => {
   })
 
   it('names --preload and its fix', () => {
-    const preload = parseGunicornCommand(['/srv/myapp/.venv/bin/gunicorn', '--preload', '--chdir', '/srv/myapp/current', 'wsgi:app'])
+    const preload = parseGunicornCommand([
+      '/srv/myapp/.venv/bin/gunicorn',
+      '--preload',
+      '--chdir',
+      '/srv/myapp/current',
+      'wsgi:app'
     ])
     expect(reloadTrap(unit('/srv/myapp'), preload, '/srv/myapp', 'myapp')?.message).toContain(
       '--preload'
