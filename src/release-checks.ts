@@ -213,7 +213,8 @@ export async function migrate(
   } catch (error) {
     if (error instanceof RemoteCommandError)
       throw new Error(
-        `migrations failed before the switch; the running release is untouched:\n${tailLines(error.result.stderr || error.result.stdout, 20)}`
+        `migrations failed before the switch; the running release is untouched:\n${tailLines(error.result.stderr || error.result.stdout, 20)}`,
+        { cause: error }
       )
     throw error
   }

@@ -93,7 +93,7 @@ export async function verifyRelease(
   log: Log
 ): Promise<void> {
   const deadline = Date.now() + exp.timeoutSeconds * 1000
-  let problem = 'not checked yet'
+  let problem: string
   // 1. the master survived and replaced its workers with ones in the new release.
   for (;;) {
     const unit = await readUnit(remote, exp.service)
