@@ -1078,14 +1078,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path3 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path4 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path3 && path3[0] !== "/") {
-          path3 = `/${path3}`;
+        if (path4 && path4[0] !== "/") {
+          path4 = `/${path4}`;
         }
-        return new URL(`${origin}${path3}`);
+        return new URL(`${origin}${path4}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1536,39 +1536,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path3, origin }
+          request: { method, path: path4, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path3);
+        debuglog("sending request to %s %s/%s", method, origin, path4);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path3, origin },
+          request: { method, path: path4, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path3,
+          path4,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path3, origin }
+          request: { method, path: path4, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path3);
+        debuglog("trailers received from %s %s/%s", method, origin, path4);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path3, origin },
+          request: { method, path: path4, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path3,
+          path4,
           error2.message
         );
       });
@@ -1617,9 +1617,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path3, origin }
+            request: { method, path: path4, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path3);
+          debuglog("sending request to %s %s/%s", method, origin, path4);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1682,7 +1682,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path3,
+        path: path4,
         method,
         body,
         headers,
@@ -1697,11 +1697,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path3 !== "string") {
+        if (typeof path4 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path3[0] !== "/" && !(path3.startsWith("http://") || path3.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path4[0] !== "/" && !(path4.startsWith("http://") || path4.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path3)) {
+        } else if (invalidPathRegex.test(path4)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1767,7 +1767,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path3, query) : path3;
+        this.path = query ? buildURL(path4, query) : path4;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -6460,7 +6460,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method, path: path3, host, upgrade, blocking, reset } = request2;
+      const { method, path: path4, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6541,7 +6541,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path3} HTTP/1.1\r
+      let header = `${method} ${path4} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7070,7 +7070,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method, path: path3, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method, path: path4, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7167,7 +7167,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path3;
+      headers[HTTP2_HEADER_PATH] = path4;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7520,9 +7520,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path3 = search ? `${pathname}${search}` : pathname;
+        const path4 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path3;
+        this.opts.path = path4;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8761,10 +8761,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path3 = "/",
+          path: path4 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path3;
+        opts.path = origin + path4;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10736,20 +10736,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path3) {
-      if (typeof path3 !== "string") {
-        return path3;
+    function safeUrl(path4) {
+      if (typeof path4 !== "string") {
+        return path4;
       }
-      const pathSegments = path3.split("?");
+      const pathSegments = path4.split("?");
       if (pathSegments.length !== 2) {
-        return path3;
+        return path4;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path3, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path3);
+    function matchKey(mockDispatch2, { path: path4, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path4);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10771,7 +10771,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path3 }) => matchValue(safeUrl(path3), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path4 }) => matchValue(safeUrl(path4), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10809,9 +10809,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path3, method, body, headers, query } = opts;
+      const { path: path4, method, body, headers, query } = opts;
       return {
-        path: path3,
+        path: path4,
         method,
         body,
         headers,
@@ -11274,10 +11274,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path3, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path4, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path3,
+            Path: path4,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -11798,16 +11798,16 @@ var require_dns = __commonJS({
       setRecords(origin, addresses) {
         const timestamp = Date.now();
         const records = { records: { 4: null, 6: null } };
-        for (const record of addresses) {
-          record.timestamp = timestamp;
-          if (typeof record.ttl === "number") {
-            record.ttl = Math.min(record.ttl, this.#maxTTL);
+        for (const record2 of addresses) {
+          record2.timestamp = timestamp;
+          if (typeof record2.ttl === "number") {
+            record2.ttl = Math.min(record2.ttl, this.#maxTTL);
           } else {
-            record.ttl = this.#maxTTL;
+            record2.ttl = this.#maxTTL;
           }
-          const familyRecords = records.records[record.family] ?? { ips: [] };
-          familyRecords.ips.push(record);
-          records.records[record.family] = familyRecords;
+          const familyRecords = records.records[record2.family] ?? { ips: [] };
+          familyRecords.ips.push(record2);
+          records.records[record2.family] = familyRecords;
         }
         this.#records.set(origin.hostname, records);
       }
@@ -16156,9 +16156,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path3) {
-      for (let i = 0; i < path3.length; ++i) {
-        const code = path3.charCodeAt(i);
+    function validateCookiePath(path4) {
+      for (let i = 0; i < path4.length; ++i) {
+        const code = path4.charCodeAt(i);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -19078,11 +19078,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path3 = opts.path;
+          let path4 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path3 = `/${path3}`;
+            path4 = `/${path4}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path3);
+          url = new URL(util.parseOrigin(url).origin + path4);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -21279,13 +21279,13 @@ var require_make_dir = __commonJS({
   "node_modules/make-dir/index.js"(exports, module) {
     "use strict";
     var fs5 = __require("fs");
-    var path3 = __require("path");
+    var path4 = __require("path");
     var { promisify } = __require("util");
     var semver = require_semver();
     var useNativeRecursiveOption = semver.satisfies(process.version, ">=10.12.0");
     var checkPath = (pth) => {
       if (process.platform === "win32") {
-        const pathHasInvalidWinCharacters = /[<>:"|?*]/.test(pth.replace(path3.parse(pth).root, ""));
+        const pathHasInvalidWinCharacters = /[<>:"|?*]/.test(pth.replace(path4.parse(pth).root, ""));
         if (pathHasInvalidWinCharacters) {
           const error2 = new Error(`Path contains invalid characters: ${pth}`);
           error2.code = "EINVAL";
@@ -21317,7 +21317,7 @@ var require_make_dir = __commonJS({
       const mkdir2 = promisify(options.fs.mkdir);
       const stat2 = promisify(options.fs.stat);
       if (useNativeRecursiveOption && options.fs.mkdir === fs5.mkdir) {
-        const pth = path3.resolve(input);
+        const pth = path4.resolve(input);
         await mkdir2(pth, {
           mode: options.mode,
           recursive: true
@@ -21333,13 +21333,13 @@ var require_make_dir = __commonJS({
             throw error2;
           }
           if (error2.code === "ENOENT") {
-            if (path3.dirname(pth) === pth) {
+            if (path4.dirname(pth) === pth) {
               throw permissionError(pth);
             }
             if (error2.message.includes("null bytes")) {
               throw error2;
             }
-            await make(path3.dirname(pth));
+            await make(path4.dirname(pth));
             return make(pth);
           }
           try {
@@ -21353,14 +21353,14 @@ var require_make_dir = __commonJS({
           return pth;
         }
       };
-      return make(path3.resolve(input));
+      return make(path4.resolve(input));
     };
     module.exports = makeDir2;
     module.exports.sync = (input, options) => {
       checkPath(input);
       options = processOptions(options);
       if (useNativeRecursiveOption && options.fs.mkdirSync === fs5.mkdirSync) {
-        const pth = path3.resolve(input);
+        const pth = path4.resolve(input);
         fs5.mkdirSync(pth, {
           mode: options.mode,
           recursive: true
@@ -21375,13 +21375,13 @@ var require_make_dir = __commonJS({
             throw error2;
           }
           if (error2.code === "ENOENT") {
-            if (path3.dirname(pth) === pth) {
+            if (path4.dirname(pth) === pth) {
               throw permissionError(pth);
             }
             if (error2.message.includes("null bytes")) {
               throw error2;
             }
-            make(path3.dirname(pth));
+            make(path4.dirname(pth));
             return make(pth);
           }
           try {
@@ -21394,7 +21394,7 @@ var require_make_dir = __commonJS({
         }
         return pth;
       };
-      return make(path3.resolve(input));
+      return make(path4.resolve(input));
     };
   }
 });
@@ -29466,11 +29466,11 @@ var require_agent2 = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path3) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path3)) {
-        return path3 === "pageant" ? new PageantAgent() : new CygwinAgent(path3);
+    function createAgent(path4) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path4)) {
+        return path4 === "pageant" ? new PageantAgent() : new CygwinAgent(path4);
       }
-      return new OpenSSHAgent(path3);
+      return new OpenSSHAgent(path4);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -34714,17 +34714,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path3, options) {
+      createReadStream(path4, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path3, options);
+        return new ReadStream(this, path4, options);
       }
-      createWriteStream(path3, options) {
+      createWriteStream(path4, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path3, options);
+        return new WriteStream(this, path4, options);
       }
-      open(path3, flags_, attrs, cb) {
+      open(path4, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -34743,7 +34743,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path3);
+        const pathLen = Buffer.byteLength(path4);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34751,7 +34751,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path3, p += 4, pathLen);
+        buf.utf8Write(path4, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         writeUInt32BE(buf, attrsFlags, p += 4);
         if (attrsLen) {
@@ -34882,7 +34882,7 @@ var require_SFTP = __commonJS({
           throw new Error("Client-only method called in server mode");
         fastXfer(fs5, this, localPath, remotePath, opts, cb);
       }
-      readFile(path3, options, callback_) {
+      readFile(path4, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -34955,13 +34955,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er, buffer);
           });
         };
-        this.open(path3, flag, 438, (er, handle_) => {
+        this.open(path4, flag, 438, (er, handle_) => {
           if (er)
             return callback && callback(er);
           handle = handle_;
           const tryStat = (er2, st) => {
             if (er2) {
-              this.stat(path3, (er_, st_) => {
+              this.stat(path4, (er_, st_) => {
                 if (er_) {
                   return this.close(handle, () => {
                     callback && callback(er2);
@@ -34982,7 +34982,7 @@ var require_SFTP = __commonJS({
           this.fstat(handle, tryStat);
         });
       }
-      writeFile(path3, data, options, callback_) {
+      writeFile(path4, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -35001,7 +35001,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path3, flag, options.mode, (openErr, handle) => {
+        this.open(path4, flag, options.mode, (openErr, handle) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -35010,7 +35010,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er, st) => {
                 if (er) {
-                  this.stat(path3, (er_, st_) => {
+                  this.stat(path4, (er_, st_) => {
                     if (er_) {
                       return this.close(handle, () => {
                         callback && callback(er);
@@ -35029,7 +35029,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path3, data, options, callback_) {
+      appendFile(path4, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -35047,12 +35047,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path3, data, options, callback);
+        this.writeFile(path4, data, options, callback);
       }
-      exists(path3, cb) {
+      exists(path4, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path3, (err) => {
+        this.stat(path4, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -35095,7 +35095,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path3, attrs, cb) {
+      mkdir(path4, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -35109,7 +35109,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path3);
+        const pathLen = Buffer.byteLength(path4);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -35117,7 +35117,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path3, p += 4, pathLen);
+        buf.utf8Write(path4, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -35133,10 +35133,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path3, cb) {
+      rmdir(path4, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path3);
+        const pathLen = Buffer.byteLength(path4);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -35144,7 +35144,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path3, p += 4, pathLen);
+        buf.utf8Write(path4, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
@@ -35234,10 +35234,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path3, cb) {
+      stat(path4, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path3);
+        const pathLen = Buffer.byteLength(path4);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -35245,17 +35245,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path3, p += 4, pathLen);
+        buf.utf8Write(path4, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path3, cb) {
+      lstat(path4, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path3);
+        const pathLen = Buffer.byteLength(path4);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -35263,17 +35263,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path3, p += 4, pathLen);
+        buf.utf8Write(path4, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path3, cb) {
+      opendir(path4, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path3);
+        const pathLen = Buffer.byteLength(path4);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -35281,14 +35281,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path3, p += 4, pathLen);
+        buf.utf8Write(path4, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path3, attrs, cb) {
+      setstat(path4, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -35300,7 +35300,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path3);
+        const pathLen = Buffer.byteLength(path4);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -35308,7 +35308,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path3, p += 4, pathLen);
+        buf.utf8Write(path4, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -35368,8 +35368,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path3, atime, mtime, cb) {
-        return this.setstat(path3, {
+      utimes(path4, atime, mtime, cb) {
+        return this.setstat(path4, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -35380,8 +35380,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path3, uid, gid, cb) {
-        return this.setstat(path3, {
+      chown(path4, uid, gid, cb) {
+        return this.setstat(path4, {
           uid,
           gid
         }, cb);
@@ -35391,15 +35391,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path3, mode, cb) {
-        return this.setstat(path3, {
+      chmod(path4, mode, cb) {
+        return this.setstat(path4, {
           mode
         }, cb);
       }
-      readlink(path3, cb) {
+      readlink(path4, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path3);
+        const pathLen = Buffer.byteLength(path4);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -35407,7 +35407,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path3, p += 4, pathLen);
+        buf.utf8Write(path4, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -35452,10 +35452,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path3, cb) {
+      realpath(path4, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path3);
+        const pathLen = Buffer.byteLength(path4);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -35463,7 +35463,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path3, p += 4, pathLen);
+        buf.utf8Write(path4, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -35508,13 +35508,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which2} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path3, cb) {
+      ext_openssh_statvfs(path4, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path3);
+        const pathLen = Buffer.byteLength(path4);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -35524,7 +35524,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p);
         buf.utf8Write("statvfs@openssh.com", p += 4, 19);
         writeUInt32BE(buf, pathLen, p += 19);
-        buf.utf8Write(path3, p += 4, pathLen);
+        buf.utf8Write(path4, p += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -35610,7 +35610,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path3, attrs, cb) {
+      ext_openssh_lsetstat(path4, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -35625,7 +35625,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path3);
+        const pathLen = Buffer.byteLength(path4);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -35635,7 +35635,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p);
         buf.utf8Write("lsetstat@openssh.com", p += 4, 20);
         writeUInt32BE(buf, pathLen, p += 20);
-        buf.utf8Write(path3, p += 4, pathLen);
+        buf.utf8Write(path4, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -35652,13 +35652,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path3, cb) {
+      ext_openssh_expandPath(path4, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path3);
+        const pathLen = Buffer.byteLength(path4);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -35668,7 +35668,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p);
         buf.utf8Write("expand-path@openssh.com", p += 4, 23);
         writeUInt32BE(buf, pathLen, p += 20);
-        buf.utf8Write(path3, p += 4, pathLen);
+        buf.utf8Write(path4, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -36946,12 +36946,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path3 = bufferParser.readString(true);
+        const path4 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path3 === void 0)
+        if (path4 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path3)) {
+        if (!sftp.emit("LSTAT", reqID, path4)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -36970,13 +36970,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path3 = bufferParser.readString(true);
+        const path4 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path3, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path4, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -36998,12 +36998,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path3 = bufferParser.readString(true);
+        const path4 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path3 === void 0)
+        if (path4 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path3)) {
+        if (!sftp.emit("OPENDIR", reqID, path4)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -37022,63 +37022,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path3 = bufferParser.readString(true);
+        const path4 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path3 === void 0)
+        if (path4 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path3)) {
+        if (!sftp.emit("REMOVE", reqID, path4)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path3 = bufferParser.readString(true);
+        const path4 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path3, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path4, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path3 = bufferParser.readString(true);
+        const path4 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path3 === void 0)
+        if (path4 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path3)) {
+        if (!sftp.emit("RMDIR", reqID, path4)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path3 = bufferParser.readString(true);
+        const path4 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path3 === void 0)
+        if (path4 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path3)) {
+        if (!sftp.emit("REALPATH", reqID, path4)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path3 = bufferParser.readString(true);
+        const path4 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path3 === void 0)
+        if (path4 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path3)) {
+        if (!sftp.emit("STAT", reqID, path4)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -37098,14 +37098,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path3 = bufferParser.readString(true);
+        const path4 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path3 === void 0)
+        if (path4 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path3)) {
+        if (!sftp.emit("READLINK", reqID, path4)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -37176,7 +37176,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n) {
       return n + 7 & ~7;
     }
-    function ReadStream(sftp, path3, options) {
+    function ReadStream(sftp, path4, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -37190,7 +37190,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream2.call(this, options);
-      this.path = path3;
+      this.path = path4;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -37321,7 +37321,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path3, options) {
+    function WriteStream(sftp, path4, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -37333,7 +37333,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream.call(this, options);
-      this.path = path3;
+      this.path = path4;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -41076,7 +41076,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes
+      randomBytes: randomBytes2
     } = __require("crypto");
     var { Ber } = require_lib2();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -41340,7 +41340,7 @@ var require_keygen = __commonJS({
                 rounds = opts.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes(SALT_LEN);
+            const salt = randomBytes2(SALT_LEN);
             const r = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -41379,7 +41379,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes(4);
+          const checkInt = randomBytes2(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding = [];
@@ -42084,57 +42084,10 @@ function group(name, fn) {
   });
 }
 
-// src/release-archive.ts
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import * as path from "node:path";
-var METADATA_FILE = ".zdd-release.json";
-function assertSourceDirectory(source) {
-  let isDir = false;
-  try {
-    isDir = statSync(source).isDirectory();
-  } catch {
-    isDir = false;
-  }
-  if (!isDir)
-    throw new Error(
-      `Input 'source' has value ${JSON.stringify(source)}: must be an existing directory`
-    );
-}
-function createArchive(source, metadata) {
-  const metaDir = mkdtempSync(path.join(tmpdir(), "zdd-meta-"));
-  writeFileSync(path.join(metaDir, METADATA_FILE), JSON.stringify(metadata) + "\n");
-  const tar = spawn(
-    "tar",
-    [
-      "-czf",
-      "-",
-      "--exclude=./.git",
-      "--exclude=./node_modules",
-      "--exclude=./__pycache__",
-      `--exclude=./${METADATA_FILE}`,
-      "-C",
-      source,
-      ".",
-      "-C",
-      metaDir,
-      METADATA_FILE
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] }
-  );
-  let stderr = "";
-  tar.stderr.on("data", (chunk) => stderr += chunk.toString());
-  const done = new Promise((resolve2, reject) => {
-    tar.on("error", reject);
-    tar.on("close", (code) => {
-      rmSync(metaDir, { recursive: true, force: true });
-      if (code === 0) resolve2();
-      else reject(new Error(`packing ${source} failed (tar exited ${code}): ${stderr.trim()}`));
-    });
-  });
-  return { stream: tar.stdout, done };
-}
+// src/main.ts
+import { mkdtempSync as mkdtempSync2, rmSync as rmSync2 } from "node:fs";
+import { tmpdir as tmpdir2 } from "node:os";
+import * as path3 from "node:path";
 
 // src/http-over-ssh.ts
 var import_undici2 = __toESM(require_undici(), 1);
@@ -42210,6 +42163,159 @@ async function timed(result, name, fn) {
   }
 }
 
+// src/remote-helper.ts
+var HELPER_PY = String.raw`
+import json, os, shutil, sys, time, traceback
+
+def parse_env(path):
+    """systemd EnvironmentFile syntax: KEY=VALUE lines, # or ; comments, quotes, backslash-newline."""
+    env, errors = {}, []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        lines = fh.read().split("\n")
+    i = 0
+    while i < len(lines):
+        number, line = i + 1, lines[i]
+        while line.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            line = line[:-1] + lines[i]
+        i += 1
+        s = line.strip()
+        if not s or s[0] in "#;":
+            continue
+        if s.startswith("export "):
+            s = s[7:].lstrip()
+        key, sep, value = s.partition("=")
+        key = key.strip()
+        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):
+            errors.append(number)
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        env[key] = value
+    return env, errors
+
+def load_env(path):
+    if path != "-":
+        env, _ = parse_env(path)
+        os.environ.update(env)
+
+def cmd_envcheck(path, *names):
+    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}
+    if out["exists"]:
+        try:
+            env, errors = parse_env(path)
+            out.update(readable=True, errors=errors, count=len(env))
+            out["missing"] = [n for n in names if n not in env]
+            out["empty"] = [n for n in names if n in env and env[n] == ""]
+        except OSError:
+            pass
+    print(json.dumps(out))
+
+def cmd_importcheck(envfile, directory, app):
+    load_env(envfile)
+    os.chdir(directory)
+    sys.path.insert(0, directory)
+    module_name, _, attr = app.partition(":")
+    attr = attr or "application"
+    try:
+        import importlib
+        module = importlib.import_module(module_name)
+        expr = attr.split("(", 1)[0]
+        target = module
+        for part in expr.split("."):
+            target = getattr(target, part)
+        if attr.endswith(")"):
+            target = target()
+        if not callable(target):
+            raise TypeError("%s is not a WSGI callable" % app)
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(1)
+    print("ok %s from %s" % (app, getattr(module, "__file__", "?")))
+
+def cmd_run(envfile, directory, *argv):
+    load_env(envfile)
+    os.chdir(directory)
+    os.execvp(argv[0], list(argv))
+
+def cmd_lock(lockdir, owner_json, stale_seconds):
+    """Takes the lock (an atomic mkdir). Prints {taken, holder, age, stale}."""
+    for attempt in (1, 2):
+        try:
+            os.mkdir(lockdir)
+        except FileExistsError:
+            try:
+                age = time.time() - os.stat(lockdir).st_mtime
+            except FileNotFoundError:
+                continue
+            if age > float(stale_seconds) and attempt == 1:
+                stale = "%s.stale-%d" % (lockdir, int(time.time()))
+                try:
+                    os.rename(lockdir, stale)
+                except OSError:
+                    pass
+                else:
+                    previous = holder_of(stale)
+                    shutil.rmtree(stale, ignore_errors=True)
+                    take(lockdir, owner_json)
+                    print(json.dumps({"taken": True, "stale": True, "holder": previous, "age": int(age)}))
+                    return
+            print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))
+            return
+        take(lockdir, owner_json)
+        print(json.dumps({"taken": True, "stale": False, "holder": {}, "age": 0}))
+        return
+
+def holder_of(directory):
+    try:
+        with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+def take(lockdir, owner_json):
+    with open(os.path.join(lockdir, "owner.json"), "w", encoding="utf-8") as fh:
+        fh.write(owner_json + "\n")
+
+def cmd_unlock(lockdir, token):
+    """Removes the lock only if it is ours."""
+    if holder_of(lockdir).get("token") == token:
+        for name in os.listdir(lockdir):
+            os.unlink(os.path.join(lockdir, name))
+        os.rmdir(lockdir)
+        print("released")
+    else:
+        print("not ours")
+
+def cmd_linkshared(root, release, *paths):
+    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""
+    for p in paths:
+        shared = os.path.join(root, "shared", p)
+        inside = os.path.join(release, p)
+        os.makedirs(os.path.dirname(shared), exist_ok=True)
+        if not os.path.lexists(shared):
+            if os.path.isdir(inside) and not os.path.islink(inside):
+                shutil.copytree(inside, shared, symlinks=True)
+            else:
+                os.makedirs(shared)
+        if os.path.lexists(inside):
+            if os.path.isdir(inside) and not os.path.islink(inside):
+                shutil.rmtree(inside)
+            else:
+                os.unlink(inside)
+        os.makedirs(os.path.dirname(inside), exist_ok=True)
+        os.symlink(shared, inside)
+        print("%s -> %s" % (inside, shared))
+
+COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,
+            "lock": cmd_lock, "unlock": cmd_unlock, "linkshared": cmd_linkshared}
+COMMANDS[sys.argv[1]](*sys.argv[2:])
+`;
+function helperArgv(python, command, ...args) {
+  return [python, "-c", HELPER_PY, command, ...args];
+}
+
 // src/remote-command.ts
 var RemoteCommandError = class extends Error {
   constructor(step, result, host) {
@@ -42236,8 +42342,191 @@ async function runStep(remote, step, command, options) {
   return result;
 }
 
+// src/shell-quote.ts
+function quoteWord(word) {
+  if (word.includes("\0")) throw new Error("a NUL byte cannot be passed to a remote command");
+  if (/^[A-Za-z0-9_./:=@%+,-]+$/.test(word)) return word;
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+function toShell(argv) {
+  if (argv.length === 0) throw new Error("empty remote command");
+  return argv.map(quoteWord).join(" ");
+}
+function allOf(...commands) {
+  return commands.map(toShell).join(" && ");
+}
+function appendOutput(command, file) {
+  return `${toShell(command)} >> ${quoteWord(file)}`;
+}
+function optional(command) {
+  return `${toShell(command)} 2>/dev/null || true`;
+}
+
+// src/release-checks.ts
+async function findInterpreter(remote, gunicorn) {
+  let python;
+  if (gunicorn.launcher.kind === "module") python = gunicorn.launcher.python;
+  else if (gunicorn.launcher.kind === "script") {
+    const head = await remote.exec(optional(["head", "-n", "1", gunicorn.launcher.path]));
+    const m = /^#!\s*(\S+)/.exec(head.stdout);
+    python = m?.[1];
+    if (!python)
+      throw new Error(
+        `cannot read the interpreter of ${gunicorn.launcher.path} (no #! line): start Gunicorn as <venv>/bin/python -m gunicorn`
+      );
+  } else {
+    throw new Error(
+      "the unit ExecStart does not start Gunicorn (expected .../gunicorn or .../python -m gunicorn)"
+    );
+  }
+  const probe = await remote.exec(
+    toShell([python, "-c", 'import sys; print(sys.prefix != sys.base_prefix and sys.prefix or "")'])
+  );
+  if (probe.code !== 0)
+    throw new Error(`the unit's interpreter ${python} does not run: ${tailLines(probe.stderr, 3)}`);
+  const venv = probe.stdout.trim() || void 0;
+  return { python, venv };
+}
+async function fileHash(remote, path4) {
+  const result = await remote.exec(optional(["sha256sum", path4]));
+  return result.stdout.split(" ")[0] || void 0;
+}
+async function installDependencies(remote, opts) {
+  const requirements = `${opts.releaseDir}/requirements.txt`;
+  const next = await fileHash(remote, requirements);
+  if (!next) {
+    opts.log.info("no requirements.txt in the release: nothing to install");
+    return false;
+  }
+  const current = opts.currentDir ? await fileHash(remote, `${opts.currentDir}/requirements.txt`) : void 0;
+  if (current === next) {
+    opts.log.info("requirements.txt unchanged since the current release: skipping pip");
+    return false;
+  }
+  if (!opts.interpreter.venv) {
+    throw new Error(
+      `requirements.txt changed but ${opts.interpreter.python} is not in a virtualenv; refusing to pip install into the system Python`
+    );
+  }
+  const result = await runStep(
+    remote,
+    "pip install",
+    toShell([
+      opts.interpreter.python,
+      "-m",
+      "pip",
+      "install",
+      "--disable-pip-version-check",
+      "-r",
+      requirements,
+      ...opts.pipArgs
+    ])
+  );
+  opts.log.info(tailLines(result.stdout, 5));
+  return true;
+}
+async function checkEnvironment(remote, envFile, required, log) {
+  if (!envFile) {
+    if (required.length > 0)
+      throw new Error(
+        `required-env lists ${required.join(", ")} but the unit has no EnvironmentFile (set env-file)`
+      );
+    log.info("the unit has no EnvironmentFile");
+    return;
+  }
+  const result = await runStep(
+    remote,
+    "check the EnvironmentFile",
+    toShell(helperArgv("python3", "envcheck", envFile, ...required))
+  );
+  const check = JSON.parse(result.stdout);
+  if (!check.exists) throw new Error(`EnvironmentFile ${envFile} does not exist`);
+  if (!check.readable)
+    throw new Error(
+      `EnvironmentFile ${envFile} is not readable by the deploy user (make it root:www-data 640 and add the deploy user to that group)`
+    );
+  const problems = [];
+  if (check.errors.length > 0)
+    problems.push(`line(s) ${check.errors.join(", ")} are not NAME=VALUE`);
+  if (check.missing.length > 0)
+    problems.push(`required variable(s) not set: ${check.missing.join(", ")}`);
+  if (check.empty.length > 0) problems.push(`required variable(s) empty: ${check.empty.join(", ")}`);
+  if (problems.length > 0) throw new Error(`EnvironmentFile ${envFile}: ${problems.join("; ")}`);
+  log.info(
+    `EnvironmentFile ${envFile}: ${check.count} variables, required ones set (${required.join(", ") || "none listed"})`
+  );
+}
+async function importCheck(remote, opts) {
+  const result = await remote.exec(
+    toShell(
+      helperArgv(
+        opts.interpreter.python,
+        "importcheck",
+        opts.envFile ?? "-",
+        opts.releaseDir,
+        opts.app
+      )
+    ),
+    { timeoutMs: 12e4 }
+  );
+  if (result.code !== 0) {
+    throw new Error(
+      `the new release cannot import ${opts.app} with ${opts.interpreter.python} (it never reached the reload):
+${tailLines(result.stderr || result.stdout, 20)}`
+    );
+  }
+  opts.log.info(result.stdout.trim());
+}
+function revisions(output) {
+  return output.split("\n").map((l) => /^([0-9A-Za-z_]+)(?:\s|$)/.exec(l.trim())?.[1]).filter((r) => !!r && !/^(INFO|WARNING|ERROR)$/.test(r)).sort();
+}
+async function migrate(remote, opts) {
+  if (opts.mode === "off") return "skipped";
+  const env = opts.envFile ?? "-";
+  const inRelease = (...argv) => toShell(helperArgv(opts.interpreter.python, "run", env, opts.releaseDir, ...argv));
+  const module = opts.app.split(":")[0];
+  const flask = [opts.interpreter.python, "-m", "flask", "--app", module, "db"];
+  if (opts.command) {
+    await runStep(remote, "migrate-command", inRelease(...opts.command), { timeoutMs: 30 * 6e4 });
+    opts.log.info(`ran ${opts.command.join(" ")}`);
+    return "ran";
+  }
+  const has = await remote.exec(toShell(["test", "-d", `${opts.releaseDir}/migrations`]));
+  if (has.code !== 0) {
+    opts.log.info("no migrations/ in the release: nothing to migrate");
+    return "skipped";
+  }
+  try {
+    const up = await runStep(remote, "flask db upgrade", inRelease(...flask, "upgrade"), {
+      timeoutMs: 30 * 6e4
+    });
+    opts.log.info(tailLines(up.stderr + up.stdout, 5));
+  } catch (error2) {
+    if (error2 instanceof RemoteCommandError)
+      throw new Error(
+        `migrations failed before the switch; the running release is untouched:
+${tailLines(error2.result.stderr || error2.result.stdout, 20)}`,
+        { cause: error2 }
+      );
+    throw error2;
+  }
+  const current = revisions(
+    (await runStep(remote, "flask db current", inRelease(...flask, "current"))).stdout
+  );
+  const heads = revisions(
+    (await runStep(remote, "flask db heads", inRelease(...flask, "heads"))).stdout
+  );
+  if (current.join(",") !== heads.join(",") || heads.length === 0) {
+    throw new Error(
+      `after flask db upgrade the database is at [${current.join(", ")}] but the release's heads are [${heads.join(", ")}]`
+    );
+  }
+  opts.log.info(`database at head ${heads.join(", ")}`);
+  return "ran";
+}
+
 // src/settings.ts
-import * as path2 from "node:path";
+import * as path from "node:path";
 
 // src/host-keys.ts
 import { createHash, createHmac } from "node:crypto";
@@ -42263,7 +42552,7 @@ function parseKnownHosts(text) {
   return { entries };
 }
 function globToRegExp(glob) {
-  const body = glob.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const body = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
   return new RegExp(`^${body}$`, "i");
 }
 function knownHostsName(host, port) {
@@ -42381,9 +42670,13 @@ function parseHttpTarget(text) {
   if (!tcp) return void 0;
   const port = tcp[2] === void 0 ? 80 : Number(tcp[2]);
   if (port < 1 || port > 65535) return void 0;
-  const path3 = tcp[3] ?? "/";
-  if (!PATH_RE.test(path3)) return void 0;
-  return { kind: "tcp", host: tcp[1].replace(/^\[|\]$/g, ""), port, path: path3, text };
+  const path4 = tcp[3] ?? "/";
+  if (!PATH_RE.test(path4)) return void 0;
+  return { kind: "tcp", host: tcp[1].replace(/^\[|\]$/g, ""), port, path: path4, text };
+}
+function withPath(target, path4) {
+  const base = target.kind === "unix" ? `http://unix:${target.socket}:` : `http://${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
+  return { ...target, path: path4, text: base + path4 };
 }
 
 // src/settings.ts
@@ -42396,8 +42689,8 @@ var InputError = class extends Error {
 };
 var SECRET_INPUTS = /* @__PURE__ */ new Set(["private-key", "passphrase"]);
 function shown(input, value) {
-  if (SECRET_INPUTS.has(input)) return "has a value (***)";
   if (value === "") return "is empty";
+  if (SECRET_INPUTS.has(input)) return "has a value (***)";
   const oneLine = value.length > 200 ? value.slice(0, 200) + "\u2026" : value;
   return `has value ${JSON.stringify(oneLine)}`;
 }
@@ -42548,7 +42841,7 @@ function readSettings(read, facts) {
   } : parseHttpTarget(nginxText) ?? fail("nginx-url", nginxText, "must be http://HOST[:PORT]/PATH, requested on the server");
   const healthExpect = raw("health-expect") || void 0;
   const sourceText = raw("source") || ".";
-  const source = path2.resolve(facts.workspace, sourceText);
+  const source = path.resolve(facts.workspace, sourceText);
   const releaseIdText = raw("release-id");
   const releaseId = releaseIdText === "" ? defaultReleaseId(facts.now, facts.sha) : releaseIdText;
   if (!isReleaseId(releaseId)) fail("release-id", releaseIdText, RELEASE_ID_RULE);
@@ -42588,7 +42881,7 @@ function readSettings(read, facts) {
     }
   }
   const migrateText = (raw("migrate") || "auto").toLowerCase();
-  const migrate = ["auto", "true", "yes"].includes(migrateText) ? "auto" : ["off", "false", "no"].includes(migrateText) ? "off" : fail(
+  const migrate2 = ["auto", "true", "yes"].includes(migrateText) ? "auto" : ["off", "false", "no"].includes(migrateText) ? "off" : fail(
     "migrate",
     migrateText,
     "must be auto (run Flask-Migrate when the release has migrations/) or off"
@@ -42624,7 +42917,7 @@ function readSettings(read, facts) {
     requiredEnv,
     envFile: envFileText || void 0,
     pipArgs,
-    migrate,
+    migrate: migrate2,
     migrateCommand,
     probe: bool("probe", true),
     nginxErrorLog,
@@ -42633,23 +42926,6 @@ function readSettings(read, facts) {
 }
 function splitWords(text) {
   return text.split(/\s+/).filter((w) => w !== "");
-}
-
-// src/shell-quote.ts
-function quoteWord(word) {
-  if (word.includes("\0")) throw new Error("a NUL byte cannot be passed to a remote command");
-  if (/^[A-Za-z0-9_./:=@%+,-]+$/.test(word)) return word;
-  return `'${word.replace(/'/g, `'\\''`)}'`;
-}
-function toShell(argv) {
-  if (argv.length === 0) throw new Error("empty remote command");
-  return argv.map(quoteWord).join(" ");
-}
-function allOf(...commands) {
-  return commands.map(toShell).join(" && ");
-}
-function optional(command) {
-  return `${toShell(command)} 2>/dev/null || true`;
 }
 
 // src/release-layout.ts
@@ -42687,6 +42963,25 @@ async function readCurrentRelease(remote, layout) {
   const id = target.replace(/\/+$/, "").split("/").pop() ?? "";
   return isReleaseId(id) ? id : void 0;
 }
+async function listReleases(remote, layout) {
+  const result = await runStep(
+    remote,
+    "list releases",
+    toShell([
+      "find",
+      layout.releasesDir,
+      "-mindepth",
+      "1",
+      "-maxdepth",
+      "1",
+      "-type",
+      "d",
+      "-printf",
+      "%T@ %f\\n"
+    ])
+  );
+  return result.stdout.split("\n").map((line) => line.trim().split(" ")).filter(([time, id]) => id !== void 0 && isReleaseId(id) && !Number.isNaN(Number(time))).sort((a, b) => Number(a[0]) - Number(b[0]) || a[1].localeCompare(b[1])).map(([, id]) => id);
+}
 async function uploadRelease(remote, layout, id, archive) {
   const incoming = layout.incoming(id);
   await runStep(
@@ -42700,9 +42995,6 @@ async function uploadRelease(remote, layout, id, archive) {
     ),
     { stdin: archive }
   );
-}
-async function removeIncoming(remote, layout, id) {
-  await remote.exec(toShell(["rm", "-rf", layout.incoming(id)]));
 }
 async function switchCurrent(remote, layout, id) {
   const temp = `${layout.root}/.current-${id}.tmp`;
@@ -42753,84 +43045,1217 @@ function parseUnitShow(text) {
     fragmentPath: get("FragmentPath")
   };
 }
+var VALUE_FLAGS = /* @__PURE__ */ new Map([
+  ["-w", "workers"],
+  ["--workers", "workers"],
+  ["--chdir", "chdir"],
+  ["-b", "bind"],
+  ["--bind", "bind"],
+  ["-c", "config"],
+  ["--config", "config"]
+]);
+var OTHER_VALUE_FLAGS = /^(-[kteugmn]|--(worker-class|threads|timeout|graceful-timeout|keep-alive|user|group|umask|name|log-level|access-logfile|error-logfile|log-file|pid|max-requests|max-requests-jitter|backlog|worker-connections|env|pythonpath|paste|forwarded-allow-ips|log-config|statsd-host|limit-request-line|worker-tmp-dir))$/;
+function parseGunicornCommand(argv) {
+  const result = { launcher: { kind: "unknown" }, binds: [], preload: false };
+  let i;
+  if (argv.length === 0) return result;
+  const first = argv[0];
+  if (/\/python[0-9.]*$/.test(first) && argv[1] === "-m" && argv[2] === "gunicorn") {
+    result.launcher = { kind: "module", python: first };
+    i = 3;
+  } else if (/gunicorn$/.test(first)) {
+    result.launcher = { kind: "script", path: first };
+    i = 1;
+  } else {
+    return result;
+  }
+  for (; i < argv.length; i++) {
+    const arg = argv[i];
+    const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, void 0];
+    const key = VALUE_FLAGS.get(flag);
+    if (key) {
+      const value = inline ?? argv[++i];
+      if (key === "workers") result.workers = Number(value);
+      else if (key === "chdir") result.chdir = value;
+      else if (key === "bind") result.binds.push(value);
+      else result.configFile = value;
+    } else if (flag === "--preload") {
+      result.preload = true;
+    } else if (OTHER_VALUE_FLAGS.test(flag) && inline === void 0) {
+      i++;
+    } else if (!flag.startsWith("-")) {
+      result.app = arg;
+    }
+  }
+  return result;
+}
+
+// src/service-state.ts
+async function readUnit(remote, service) {
+  const show = await runStep(
+    remote,
+    `read unit ${service}`,
+    toShell([
+      "systemctl",
+      "show",
+      service,
+      "--no-pager",
+      ...UNIT_PROPERTIES.map((p) => `--property=${p}`)
+    ])
+  );
+  return parseUnitShow(show.stdout);
+}
+async function listWorkers(remote, mainPid) {
+  if (mainPid <= 0) return [];
+  const result = await remote.exec(optional(["ps", "-o", "pid=", "--ppid", String(mainPid)]));
+  return result.stdout.split("\n").map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0);
+}
+async function workingDirectories(remote, pids) {
+  const dirs = /* @__PURE__ */ new Map();
+  if (pids.length === 0) return dirs;
+  const result = await remote.exec(toShell(["sudo", "-n", "/usr/bin/pwdx", ...pids.map(String)]));
+  for (const line of result.stdout.split("\n")) {
+    const m = /^(\d+): (\/.*)$/.exec(line.trim());
+    if (m) dirs.set(Number(m[1]), m[2]);
+  }
+  if (dirs.size === 0 && /password|not allowed|sudoers/i.test(result.stderr)) {
+    throw new Error(
+      `sudo -n /usr/bin/pwdx is not allowed for the deploy user: add it to sudoers (see examples/server/sudoers-deploy). ${result.stderr.trim()}`
+    );
+  }
+  return dirs;
+}
+async function realPath(remote, path4) {
+  const result = await runStep(remote, `resolve ${path4}`, toShell(["readlink", "-f", path4]));
+  return result.stdout.trim();
+}
+
+// src/preflight.ts
+var PreflightError = class extends Error {
+  constructor(cause, fix) {
+    super(`${cause}
+Fix: ${fix}`);
+    this.name = "PreflightError";
+  }
+};
+var HUP_RE = /^(-HUP|-SIGHUP|-1|--signal=HUP|-sHUP)$/;
+function reloadSendsHup(execReload) {
+  if (execReload.length < 2 || !/(^|\/)kill$/.test(execReload[0])) return false;
+  const args = execReload.slice(1).join(" ").replace(/-s HUP|--signal HUP|-s SIGHUP/, "-HUP").split(" ");
+  return args.some((a) => HUP_RE.test(a)) && args.some((a) => a === "$MAINPID" || a === "${MAINPID}");
+}
+function reloadTrap(unit, gunicorn, releasePath, service) {
+  const current = `${releasePath}/current`;
+  if (gunicorn.preload) {
+    return new PreflightError(
+      `${service} runs Gunicorn with --preload: the master holds the app it loaded, so a reload (HUP) keeps serving the OLD code.`,
+      "remove --preload (preload_app) from the unit or the Gunicorn config; a graceful reload can then deploy new code."
+    );
+  }
+  if (gunicorn.chdir === void 0 && gunicorn.configFile === void 0) {
+    if (unit.workingDirectory === current || unit.workingDirectory.startsWith(current + "/")) {
+      return new PreflightError(
+        `${service} has WorkingDirectory=${unit.workingDirectory} and no --chdir: Gunicorn remembers the RESOLVED release directory it started in, so after a reload new workers keep importing the OLD release (while answering 200).`,
+        `add --chdir ${current} to ExecStart (and set WorkingDirectory=${releasePath}), then daemon-reload and restart once; see examples/server/myapp.service.`
+      );
+    }
+  }
+  if (gunicorn.chdir !== void 0 && gunicorn.chdir !== current) {
+    return new PreflightError(
+      `${service} runs Gunicorn with --chdir ${gunicorn.chdir}, not ${current}: switching current would not change the code Gunicorn loads.`,
+      `use --chdir ${current}.`
+    );
+  }
+  return void 0;
+}
+async function preflight(remote, opts) {
+  const { service, layout, log } = opts;
+  const unit = await readUnit(remote, service);
+  if (unit.loadState !== "loaded")
+    throw new PreflightError(
+      `unit ${service} is not loaded (LoadState=${unit.loadState || "unknown"})`,
+      `install ${service}.service and run systemctl daemon-reload.`
+    );
+  if (unit.activeState !== "active" || unit.mainPid === 0) {
+    throw new PreflightError(
+      `unit ${service} is not running (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid})`,
+      `start it (sudo systemctl start ${service}) or use mode: rollback to get a working release back.`
+    );
+  }
+  if (!reloadSendsHup(unit.execReload)) {
+    throw new PreflightError(
+      `unit ${service} has ExecReload=${unit.execReload.join(" ") || "(none)"}: systemctl reload would not send HUP to Gunicorn`,
+      "add ExecReload=/bin/kill -HUP $MAINPID to the [Service] section and run systemctl daemon-reload."
+    );
+  }
+  const gunicorn = parseGunicornCommand(unit.execStart);
+  if (gunicorn.launcher.kind === "unknown") {
+    throw new PreflightError(
+      `unit ${service} ExecStart=${unit.execStart.join(" ")} does not start Gunicorn directly`,
+      "start Gunicorn as <venv>/bin/gunicorn or <venv>/bin/python -m gunicorn in ExecStart."
+    );
+  }
+  const trap = reloadTrap(unit, gunicorn, layout.root, service);
+  if (trap) throw trap;
+  if (gunicorn.configFile)
+    log.info(
+      `Gunicorn reads ${gunicorn.configFile}: chdir/preload set there are caught by verification`
+    );
+  const workers = await listWorkers(remote, unit.mainPid);
+  if (workers.length < 2) {
+    throw new PreflightError(
+      `Gunicorn master ${unit.mainPid} has ${workers.length} worker(s): a reload with fewer than 2 workers is not reliably zero-downtime`,
+      "run Gunicorn with --workers 2 or more."
+    );
+  }
+  const nginx = await remote.exec(toShell(["sudo", "-n", "nginx", "-t"]));
+  if (nginx.code !== 0)
+    throw new PreflightError(
+      `nginx -t failed:
+${tailLines(nginx.stderr, 8)}`,
+      "fix the Nginx configuration (or allow the deploy user `sudo nginx -t`)."
+    );
+  await runStep(
+    remote,
+    "prepare the release layout",
+    toShell(["mkdir", "-p", layout.releasesDir, layout.sharedDir])
+  );
+  const writable = await remote.exec(toShell(["test", "-w", layout.releasesDir]));
+  if (writable.code !== 0)
+    throw new PreflightError(
+      `${layout.releasesDir} is not writable by ${remote.target.user}`,
+      `chown -R ${remote.target.user} ${layout.root}/releases ${layout.root}/shared.`
+    );
+  const df = await runStep(remote, "check free disk", toShell(["df", "-Pk", layout.releasesDir]));
+  const freeKb = Number(df.stdout.trim().split("\n").pop()?.split(/\s+/)[3] ?? 0);
+  if (freeKb * 1024 < opts.minFreeBytes) {
+    throw new PreflightError(
+      `only ${Math.round(freeKb / 1024)} MiB free under ${layout.releasesDir}; the release needs about ${Math.ceil(opts.minFreeBytes / 1048576)} MiB`,
+      "free disk space or lower keep-releases."
+    );
+  }
+  const interpreter = await findInterpreter(remote, gunicorn);
+  const currentRelease = await readCurrentRelease(remote, layout);
+  const currentDir = currentRelease ? await realPath(remote, layout.current) : void 0;
+  const masterDir = (await workingDirectories(remote, [unit.mainPid])).get(unit.mainPid);
+  const releasesDir = await realPath(remote, layout.releasesDir);
+  const envFile = opts.envFile ?? unit.environmentFiles[0];
+  log.info(
+    `${service}: master ${unit.mainPid}, ${workers.length} workers, ${interpreter.python}${interpreter.venv ? ` (venv ${interpreter.venv})` : ""}, app ${gunicorn.app ?? "wsgi:app"}; current release ${currentRelease ?? "(none)"}; ${Math.round(freeKb / 1024)} MiB free`
+  );
+  return {
+    unit,
+    gunicorn,
+    workers,
+    expectedWorkers: gunicorn.workers ?? workers.length,
+    interpreter,
+    app: gunicorn.app ?? "wsgi:app",
+    envFile,
+    currentRelease,
+    currentDir,
+    masterDir,
+    releasesDir
+  };
+}
+
+// src/check-mode.ts
+function nginxUpstreams(config) {
+  const found = /* @__PURE__ */ new Set();
+  for (const m of config.matchAll(/^\s*proxy_pass\s+http:\/\/(unix:[^\s;:]+|[^\s;/]+)/gm))
+    found.add(m[1]);
+  for (const m of config.matchAll(
+    /^\s*server\s+(unix:[^\s;]+|[0-9.]+:[0-9]+|localhost:[0-9]+)\s*[^;]*;/gm
+  ))
+    found.add(m[1]);
+  return [...found];
+}
+function bindAsUpstream(bind2) {
+  if (bind2.startsWith("unix:")) return bind2;
+  return bind2.replace(/^0\.0\.0\.0:/, "127.0.0.1:").replace(/^:/, "127.0.0.1:").replace(/^localhost:/, "127.0.0.1:");
+}
+function requiredSudo(service) {
+  return [
+    [`systemctl reload ${service}`, "the graceful reload"],
+    [`systemctl restart ${service}`, "recovery when the master died"],
+    ["nginx -t", "preflight"],
+    ["pwdx", "reading the working directory of the workers"],
+    ["systemctl daemon-reload", "picking up a changed unit"]
+  ];
+}
+function sudoAllows(listing, command) {
+  const [program, ...args] = command.split(" ");
+  const lines = listing.split("\n").filter((l) => /NOPASSWD/.test(l));
+  for (const line of lines) {
+    const grants = line.slice(line.indexOf("NOPASSWD:") + 9).split(",").map((s) => s.trim());
+    for (const g of grants) {
+      if (g === "ALL") return true;
+      const [gProgram, ...gArgs] = g.split(/\s+/);
+      if (!gProgram.endsWith(`/${program}`)) continue;
+      if (gArgs.length === 0) return true;
+      const wanted = args.join(" ");
+      const granted = gArgs.join(" ");
+      if (granted === wanted || granted.endsWith("*") && wanted.startsWith(granted.slice(0, -1).trimEnd()))
+        return true;
+    }
+  }
+  return false;
+}
+function unitFindings(unit, g, settings, add) {
+  const svc = settings.service;
+  if (!reloadSendsHup(unit.execReload))
+    add({
+      severity: "error",
+      check: "ExecReload",
+      finding: `ExecReload=${unit.execReload.join(" ") || "(none)"}: systemctl reload does not send HUP to Gunicorn`,
+      fix: "add ExecReload=/bin/kill -HUP $MAINPID and run systemctl daemon-reload"
+    });
+  else add({ severity: "ok", check: "ExecReload", finding: "sends HUP to $MAINPID", fix: "" });
+  if (g.launcher.kind === "unknown") {
+    add({
+      severity: "error",
+      check: "Gunicorn",
+      finding: `ExecStart=${unit.execStart.join(" ")} does not start Gunicorn`,
+      fix: "start <venv>/bin/python -m gunicorn (or <venv>/bin/gunicorn) in ExecStart"
+    });
+    return;
+  }
+  const trap = reloadTrap(unit, g, settings.releasePath, svc);
+  if (trap) {
+    const [cause, fix] = trap.message.split("\nFix: ");
+    add({ severity: "error", check: g.preload ? "preload" : "chdir", finding: cause, fix });
+  } else {
+    add({
+      severity: "ok",
+      check: "chdir",
+      finding: g.chdir ? `--chdir ${g.chdir}` : "WorkingDirectory is not under current",
+      fix: ""
+    });
+    add({ severity: "ok", check: "preload", finding: "no --preload", fix: "" });
+  }
+  for (const bind2 of g.binds) {
+    const m = /^unix:(\/run\/[^/]+)$/.exec(bind2);
+    if (m && unit.user && unit.user !== "root") {
+      add({
+        severity: "error",
+        check: "socket",
+        finding: `--bind ${bind2} as User=${unit.user}: ${unit.user} cannot create a socket directly in root-owned /run, so Gunicorn fails to start (it only logs "Retrying in 1 second")`,
+        fix: `add RuntimeDirectory=${svc.replace(/\.service$/, "")} and bind unix:/run/${svc.replace(/\.service$/, "")}/${svc.replace(/\.service$/, "")}.sock (update Nginx's proxy_pass to match)`
+      });
+    }
+  }
+}
+async function checkHost(remote, settings, log) {
+  const result = newHostResult(remote.target.label);
+  const findings = [];
+  result.findings = findings;
+  const add = (f) => findings.push(f);
+  const layout = new ReleaseLayout(settings.releasePath);
+  await timed(result, "audit", async () => {
+    const unit = await readUnit(remote, settings.service);
+    if (unit.loadState !== "loaded") {
+      add({
+        severity: "error",
+        check: "unit",
+        finding: `${settings.service} is not loaded (LoadState=${unit.loadState || "unknown"})`,
+        fix: `install /etc/systemd/system/${settings.service}.service (see examples/server/myapp.service)`
+      });
+      return;
+    }
+    if (unit.activeState !== "active" || unit.mainPid === 0)
+      add({
+        severity: "error",
+        check: "unit",
+        finding: `${settings.service} is not running (${unit.activeState}/${unit.subState})`,
+        fix: `sudo journalctl -u ${settings.service} -n 100 shows why; fix it and start it`
+      });
+    else add({ severity: "ok", check: "unit", finding: `active, MainPID ${unit.mainPid}`, fix: "" });
+    const g = parseGunicornCommand(unit.execStart);
+    unitFindings(unit, g, settings, add);
+    const workers = await listWorkers(remote, unit.mainPid);
+    const configured = g.workers ?? workers.length;
+    if (configured < 2 || unit.mainPid > 0 && workers.length < 2)
+      add({
+        severity: "error",
+        check: "workers",
+        finding: `${configured} configured, ${workers.length} running: a reload with one worker is not zero-downtime`,
+        fix: "run Gunicorn with --workers 2 or more"
+      });
+    else
+      add({
+        severity: "ok",
+        check: "workers",
+        finding: `${configured} configured, ${workers.length} running`,
+        fix: ""
+      });
+    const sites = await remote.exec(
+      optional(["sh", "-c", "cat /etc/nginx/sites-enabled/* /etc/nginx/conf.d/*.conf"])
+    );
+    const upstreams = nginxUpstreams(sites.stdout);
+    const binds = g.binds.map(bindAsUpstream);
+    if (upstreams.length === 0)
+      add({
+        severity: "warning",
+        check: "upstream",
+        finding: "no proxy_pass/upstream found in /etc/nginx/sites-enabled or conf.d",
+        fix: "proxy Nginx to the Gunicorn bind (see examples/server/nginx-myapp.conf)"
+      });
+    else if (!binds.some((b) => upstreams.includes(b)))
+      add({
+        severity: "error",
+        check: "upstream",
+        finding: `Nginx proxies to ${upstreams.join(", ")} but Gunicorn binds ${binds.join(", ") || "(default 127.0.0.1:8000)"}`,
+        fix: "make proxy_pass and --bind name the same socket or port, then nginx -t and reload Nginx"
+      });
+    else
+      add({
+        severity: "ok",
+        check: "upstream",
+        finding: `Nginx proxies to ${binds.filter((b) => upstreams.includes(b)).join(", ")}`,
+        fix: ""
+      });
+    const nginx = await remote.exec(toShell(["sudo", "-n", "nginx", "-t"]));
+    if (nginx.code !== 0)
+      add({
+        severity: "error",
+        check: "nginx -t",
+        finding: tailLines(nginx.stderr, 4),
+        fix: "fix the Nginx configuration, or allow the deploy user `sudo nginx -t`"
+      });
+    else add({ severity: "ok", check: "nginx -t", finding: "configuration test passes", fix: "" });
+    const current = await readCurrentRelease(remote, layout);
+    const isLink = await remote.exec(toShell(["test", "-L", layout.current]));
+    if (isLink.code !== 0 || !current)
+      add({
+        severity: "error",
+        check: "layout",
+        finding: `${layout.current} is not a symlink to releases/<id>`,
+        fix: `move the app into ${layout.releasesDir}/<id> and ln -s releases/<id> ${layout.current}`
+      });
+    else
+      add({ severity: "ok", check: "layout", finding: `current -> releases/${current}`, fix: "" });
+    const writable = await remote.exec(toShell(["test", "-w", layout.releasesDir]));
+    if (writable.code !== 0)
+      add({
+        severity: "error",
+        check: "layout",
+        finding: `${layout.releasesDir} is missing or not writable by ${remote.target.user}`,
+        fix: `mkdir -p ${layout.releasesDir} ${layout.sharedDir} and chown them to ${remote.target.user}`
+      });
+    if (g.launcher.kind === "script") {
+      const head = await remote.exec(optional(["head", "-n", "1", g.launcher.path]));
+      const shebang = /^#!\s*(\S+)/.exec(head.stdout)?.[1];
+      const scriptVenv = g.launcher.path.replace(/\/bin\/[^/]+$/, "");
+      if (!shebang)
+        add({
+          severity: "error",
+          check: "venv",
+          finding: `${g.launcher.path} is missing or has no #! line (a --system-site-packages venv has no bin/gunicorn)`,
+          fix: `start Gunicorn as ${scriptVenv}/bin/python -m gunicorn`
+        });
+      else {
+        const runs = await remote.exec(toShell([shebang, "-c", "import gunicorn"]));
+        if (runs.code !== 0)
+          add({
+            severity: "error",
+            check: "venv",
+            finding: `${g.launcher.path} runs ${shebang}, which cannot import gunicorn`,
+            fix: `start Gunicorn as ${scriptVenv}/bin/python -m gunicorn`
+          });
+        else if (!shebang.startsWith(scriptVenv + "/"))
+          add({
+            severity: "warning",
+            check: "venv",
+            finding: `${g.launcher.path} runs ${shebang}, an interpreter outside its own venv (a moved or per-release venv)`,
+            fix: `start Gunicorn as ${scriptVenv}/bin/python -m gunicorn`
+          });
+        else
+          add({
+            severity: "ok",
+            check: "venv",
+            finding: `${g.launcher.path} runs ${shebang}`,
+            fix: ""
+          });
+      }
+    }
+    const envFile = settings.envFile ?? unit.environmentFiles[0];
+    if (!envFile)
+      add({
+        severity: settings.requiredEnv.length ? "error" : "warning",
+        check: "environment",
+        finding: "the unit has no EnvironmentFile",
+        fix: "add EnvironmentFile=/etc/myapp.env (root:www-data 640)"
+      });
+    else {
+      const env = await remote.exec(
+        toShell(helperArgv("python3", "envcheck", envFile, ...settings.requiredEnv))
+      );
+      const check = JSON.parse(env.stdout || "{}");
+      if (!check.exists)
+        add({
+          severity: "error",
+          check: "environment",
+          finding: `${envFile} does not exist`,
+          fix: `create ${envFile} (root:www-data 640)`
+        });
+      else if (!check.readable)
+        add({
+          severity: "error",
+          check: "environment",
+          finding: `${envFile} is not readable by ${remote.target.user}`,
+          fix: `chgrp www-data ${envFile}; chmod 640 ${envFile}; usermod -aG www-data ${remote.target.user}`
+        });
+      else if ((check.missing ?? []).length + (check.empty ?? []).length > 0)
+        add({
+          severity: "error",
+          check: "environment",
+          finding: `required variables not set or empty: ${[...check.missing ?? [], ...check.empty ?? []].join(", ")}`,
+          fix: `set them in ${envFile}`
+        });
+      else if ((check.errors ?? []).length > 0)
+        add({
+          severity: "warning",
+          check: "environment",
+          finding: `${envFile} lines ${check.errors?.join(", ")} are not NAME=VALUE`,
+          fix: "fix or remove those lines"
+        });
+      else
+        add({
+          severity: "ok",
+          check: "environment",
+          finding: `${envFile}: ${check.count} variables${settings.requiredEnv.length ? `, ${settings.requiredEnv.join(", ")} set` : ""}`,
+          fix: ""
+        });
+    }
+    const df = await remote.exec(optional(["df", "-Pk", settings.releasePath]));
+    const freeMb = Math.round(
+      Number(df.stdout.trim().split("\n").pop()?.split(/\s+/)[3] ?? 0) / 1024
+    );
+    if (freeMb < 200)
+      add({
+        severity: freeMb < 50 ? "error" : "warning",
+        check: "disk",
+        finding: `${freeMb} MiB free under ${settings.releasePath}`,
+        fix: "free disk space or lower keep-releases"
+      });
+    else add({ severity: "ok", check: "disk", finding: `${freeMb} MiB free`, fix: "" });
+    const sudo = await remote.exec(toShell(["sudo", "-n", "-l"]));
+    const missing = requiredSudo(settings.service).filter(([cmd]) => !sudoAllows(sudo.stdout, cmd));
+    if (missing.length > 0)
+      add({
+        severity: "error",
+        check: "sudo",
+        finding: `${remote.target.user} may not run without a password: ${missing.map(([c, why]) => `${c} (${why})`).join("; ")}`,
+        fix: "install examples/server/sudoers-deploy as /etc/sudoers.d/deploy (visudo -cf first)"
+      });
+    else
+      add({
+        severity: "ok",
+        check: "sudo",
+        finding: "reload, restart, daemon-reload, nginx -t and pwdx allowed",
+        fix: ""
+      });
+    for (const url of [settings.healthUrl, settings.nginxUrl]) {
+      try {
+        const r = await httpGet(remote, url, 5e3);
+        if (r.status >= 200 && r.status < 300)
+          add({
+            severity: "ok",
+            check: "health",
+            finding: `${url.text} answers ${r.status}`,
+            fix: ""
+          });
+        else
+          add({
+            severity: "error",
+            check: "health",
+            finding: `${url.text} answers ${r.status}`,
+            fix: "the app must answer 2xx on the health path"
+          });
+      } catch (error2) {
+        add({
+          severity: "error",
+          check: "health",
+          finding: `${url.text}: ${error2.message}`,
+          fix: "check the URL; sshd must allow forwarding (AllowTcpForwarding / AllowStreamLocalForwarding)"
+        });
+      }
+    }
+  });
+  for (const f of findings) {
+    if (f.severity === "error" || f.severity === "warning") {
+      const text = `${f.check}: ${f.finding}${f.fix ? `
+Fix: ${f.fix}` : ""}`;
+      if (f.severity === "error" && !settings.warnOnly)
+        log.error(text, `check ${f.check} on ${remote.target.label}`);
+      else log.warning(text);
+    } else log.info(`ok ${f.check}: ${f.finding}`);
+  }
+  const errors = findings.filter((f) => f.severity === "error").length;
+  result.status = errors > 0 && !settings.warnOnly ? "failed" : "checked";
+  if (errors > 0)
+    result.error = `${errors} check(s) failed: ${findings.filter((f) => f.severity === "error").map((f) => f.check).join(", ")}`;
+  return result;
+}
 
 // src/deploy.ts
+import { statSync as statSync2 } from "node:fs";
+
+// src/deploy-lock.ts
+import { randomBytes } from "node:crypto";
+var sleep = (ms) => new Promise((resolve2) => setTimeout(resolve2, ms));
+function describeHolder(h) {
+  return `${h.actor ?? "unknown"} (release ${h.release ?? "?"}, since ${h.since ?? "?"}, run ${h.run ?? "?"})`;
+}
+async function acquireLock(remote, dir, who, options) {
+  const owner = {
+    ...who,
+    token: randomBytes(12).toString("hex"),
+    since: (/* @__PURE__ */ new Date()).toISOString()
+  };
+  const deadline = Date.now() + options.timeoutSeconds * 1e3;
+  let announced = false;
+  for (; ; ) {
+    const result = await runStep(
+      remote,
+      "take the deploy lock",
+      toShell(
+        helperArgv("python3", "lock", dir, JSON.stringify(owner), String(options.staleSeconds))
+      )
+    );
+    const answer = JSON.parse(result.stdout);
+    if (answer.taken) {
+      if (answer.stale)
+        options.log.warning(
+          `took over a stale deploy lock (${answer.age}s old) held by ${describeHolder(answer.holder)}`
+        );
+      return { dir, owner };
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(
+        `another deploy holds the lock ${dir}: ${describeHolder(answer.holder)}; waited ${options.timeoutSeconds}s (lock-timeout). If that deploy is dead, the lock is taken over after lock-stale-after, or remove ${dir} by hand.`
+      );
+    }
+    if (!announced) {
+      options.log.info(
+        `waiting for the deploy lock held by ${describeHolder(answer.holder)} (up to ${options.timeoutSeconds}s)`
+      );
+      announced = true;
+    }
+    await sleep(options.pollMs ?? 2e3);
+  }
+}
+async function releaseLock(remote, lock, log) {
+  const result = await remote.exec(
+    toShell(helperArgv("python3", "unlock", lock.dir, lock.owner.token)),
+    { timeoutMs: 15e3 }
+  );
+  if (result.code !== 0)
+    log.warning(
+      `could not release the deploy lock ${lock.dir}: ${result.stderr.trim() || "connection lost"}; it is taken over after lock-stale-after`
+    );
+  else if (result.stdout.trim() !== "released")
+    log.warning(`the deploy lock ${lock.dir} was no longer ours (taken over?)`);
+}
+
+// src/evidence.ts
+async function collectEvidence(remote, opts) {
+  const since = `@${Math.floor(opts.since.getTime() / 1e3) - 1}`;
+  const journal = await remote.exec(
+    toShell([
+      "journalctl",
+      "-u",
+      opts.service,
+      "--since",
+      since,
+      "--no-pager",
+      "-o",
+      "short-iso",
+      "-n",
+      "80"
+    ]),
+    { timeoutMs: 2e4 }
+  );
+  const nginx = await remote.exec(toShell(["tail", "-n", "20", opts.nginxErrorLog]), {
+    timeoutMs: 2e4
+  });
+  const part = (title, text, stderr) => `--- ${title} ---
+${tailLines(text, 80) || `(nothing${stderr ? `: ${stderr.trim()}` : ""})`}`;
+  return [
+    part(`journalctl -u ${opts.service} since the deploy began`, journal.stdout, journal.stderr),
+    part(`tail ${opts.nginxErrorLog}`, nginx.stdout, nginx.stderr)
+  ].join("\n");
+}
+
+// src/prune.ts
+function releasesToPrune(all, keep, protectedIds) {
+  const sorted = [...all].sort();
+  const kept = new Set(sorted.slice(-keep));
+  for (const id of protectedIds) if (id) kept.add(id);
+  return sorted.filter((id) => !kept.has(id));
+}
+function releaseOfPath(releasesDir, path4) {
+  if (!path4 || !path4.startsWith(releasesDir + "/")) return void 0;
+  return path4.slice(releasesDir.length + 1).split("/")[0];
+}
+
+// src/release-archive.ts
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path2 from "node:path";
+var METADATA_FILE = ".zdd-release.json";
+function assertSourceDirectory(source) {
+  let isDir;
+  try {
+    isDir = statSync(source).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir)
+    throw new Error(
+      `Input 'source' has value ${JSON.stringify(source)}: must be an existing directory`
+    );
+}
+function createArchive(source, metadata, outPath) {
+  const metaDir = mkdtempSync(path2.join(tmpdir(), "zdd-meta-"));
+  writeFileSync(path2.join(metaDir, METADATA_FILE), JSON.stringify(metadata) + "\n");
+  const tar = spawn(
+    "tar",
+    [
+      "-czf",
+      outPath,
+      "--exclude=./.git",
+      "--exclude=./node_modules",
+      "--exclude=__pycache__",
+      `--exclude=./${METADATA_FILE}`,
+      "-C",
+      source,
+      ".",
+      "-C",
+      metaDir,
+      METADATA_FILE
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] }
+  );
+  let stderr = "";
+  tar.stderr.on("data", (chunk) => stderr += chunk.toString());
+  return new Promise((resolve2, reject) => {
+    tar.on("error", reject);
+    tar.on("close", (code) => {
+      rmSync(metaDir, { recursive: true, force: true });
+      if (code === 0) resolve2();
+      else reject(new Error(`packing ${source} failed (tar exited ${code}): ${stderr.trim()}`));
+    });
+  });
+}
+
+// src/release-log.ts
+async function appendReleaseLog(remote, file, entry) {
+  const result = await remote.exec(appendOutput(["printf", "%s\\n", JSON.stringify(entry)], file), {
+    timeoutMs: 15e3
+  });
+  return result.code === 0;
+}
+async function readReleaseLog(remote, file) {
+  const result = await remote.exec(optional(["cat", file]));
+  const entries = [];
+  for (const line of result.stdout.split("\n")) {
+    try {
+      if (line.trim()) entries.push(JSON.parse(line));
+    } catch {
+    }
+  }
+  return entries;
+}
+
+// src/traffic-probe.ts
+function startProbe(remote, url, opts = {}) {
+  const result = { requests: 0, failed: 0, samples: [], releases: [] };
+  const maxRequests = opts.maxRequests ?? 1e5;
+  const deadline = Date.now() + (opts.maxSeconds ?? 600) * 1e3;
+  let stopped = false;
+  const fail = (what) => {
+    result.failed++;
+    if (result.samples.length < 10) result.samples.push(what);
+  };
+  const loop = async () => {
+    while (!stopped && result.requests < maxRequests && Date.now() < deadline) {
+      result.requests++;
+      try {
+        const response = await httpGet(remote, url, opts.timeoutMs ?? 5e3);
+        const release = response.headers["x-release"];
+        if (release && !result.releases.includes(release)) result.releases.push(release);
+        if (response.status < 200 || response.status > 299) fail(`HTTP ${response.status}`);
+      } catch (error2) {
+        fail(error2.message.slice(0, 120));
+      }
+    }
+  };
+  const loops = Array.from({ length: opts.concurrency ?? 2 }, loop);
+  return {
+    async stop() {
+      stopped = true;
+      await Promise.all(loops);
+      return result;
+    }
+  };
+}
+
+// src/verification-urls.ts
+function bindTarget(bind2, path4) {
+  const unix = /^unix:(\/.+)$/.exec(bind2);
+  if (unix) return withPath({ kind: "unix", socket: unix[1], path: path4, text: "" }, path4);
+  const tcp = /^(?:([0-9.]+|localhost|\[[0-9a-fA-F:]+\]))?:([0-9]{1,5})$/.exec(bind2);
+  if (!tcp) return void 0;
+  const host = !tcp[1] || tcp[1] === "0.0.0.0" ? "127.0.0.1" : tcp[1].replace(/^\[|\]$/g, "");
+  return withPath(
+    { kind: "tcp", host: host === "::" ? "::1" : host, port: Number(tcp[2]), path: path4, text: "" },
+    path4
+  );
+}
+function verificationUrls(settings, gunicorn) {
+  const urls = [settings.healthUrl];
+  for (const bind2 of gunicorn.binds) {
+    const target = bindTarget(bind2, settings.healthUrl.path);
+    if (target) urls.push(target);
+  }
+  urls.push(settings.nginxUrl);
+  const seen = /* @__PURE__ */ new Set();
+  return urls.filter((u) => !seen.has(u.text) && seen.add(u.text));
+}
+
+// src/verify-release.ts
+var VerifyError = class extends Error {
+  constructor(message, masterDied) {
+    super(message);
+    this.masterDied = masterDied;
+    this.name = "VerifyError";
+  }
+  masterDied;
+};
+var sleep2 = (ms) => new Promise((resolve2) => setTimeout(resolve2, ms));
+function releaseOf(response) {
+  if (response.headers["x-release"]) return response.headers["x-release"];
+  try {
+    const body = JSON.parse(response.body);
+    return typeof body.release === "string" ? body.release : void 0;
+  } catch {
+    return void 0;
+  }
+}
+function healthProblem(response, release, expect) {
+  if (response.status < 200 || response.status > 299)
+    return `answered HTTP ${response.status}: ${response.body.slice(0, 200).trim()}`;
+  if (expect !== void 0) {
+    const wanted = expect.split("{release}").join(release);
+    if (!response.body.includes(wanted) && response.headers["x-release"] !== wanted)
+      return `answered 2xx but does not contain health-expect ${JSON.stringify(wanted)}`;
+    return void 0;
+  }
+  const served = releaseOf(response);
+  if (served !== void 0 && served !== release)
+    return `answered 2xx for release ${served}, not ${release}`;
+  return void 0;
+}
+function workerProblem(exp, workers, dirs) {
+  const lingering = workers.filter((p) => exp.oldWorkers.includes(p));
+  if (lingering.length > 0) return `old worker(s) ${lingering.join(", ")} still running`;
+  if (workers.length < exp.workers) return `${workers.length} of ${exp.workers} new workers up`;
+  const wrong = workers.filter((p) => dirs.has(p) && dirs.get(p) !== exp.releaseDir);
+  if (wrong.length > 0) {
+    const dir = dirs.get(wrong[0]);
+    const stale = exp.oldReleaseDir !== void 0 && dir === exp.oldReleaseDir;
+    return `worker ${wrong[0]} runs in ${dir}${stale ? " (the OLD release: stale code)" : ""}, not ${exp.releaseDir}`;
+  }
+  if (workers.some((p) => !dirs.has(p))) return "working directory of a new worker not readable yet";
+  return void 0;
+}
+async function verifyRelease(remote, exp, log) {
+  const deadline = Date.now() + exp.timeoutSeconds * 1e3;
+  let problem;
+  for (; ; ) {
+    const unit = await readUnit(remote, exp.service);
+    if (unit.mainPid === 0 || unit.activeState !== "active") {
+      throw new VerifyError(
+        `the Gunicorn master died after the reload (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
+        true
+      );
+    }
+    if (exp.mainPid !== void 0 && unit.mainPid !== exp.mainPid) {
+      throw new VerifyError(
+        `the master PID changed from ${exp.mainPid} to ${unit.mainPid}: the service restarted instead of reloading`,
+        false
+      );
+    }
+    const workers = await listWorkers(remote, unit.mainPid);
+    const dirs = await workingDirectories(remote, workers);
+    const found = workerProblem(exp, workers, dirs);
+    if (found === void 0) {
+      log.info(
+        `master ${unit.mainPid} kept; ${workers.length} new workers (${workers.join(", ")}) in ${exp.releaseDir}`
+      );
+      break;
+    }
+    problem = found;
+    if (Date.now() >= deadline)
+      throw new VerifyError(`within reload-timeout (${exp.timeoutSeconds}s): ${problem}`, false);
+    await sleep2(250);
+  }
+  for (const url of exp.urls) {
+    let streak = 0;
+    while (streak < exp.healthChecks) {
+      let found;
+      try {
+        found = healthProblem(await httpGet(remote, url, 5e3), exp.release, exp.healthExpect);
+      } catch (error2) {
+        found = `failed: ${error2.message}`;
+      }
+      if (found === void 0) {
+        streak++;
+        continue;
+      }
+      streak = 0;
+      problem = `${url.text} ${found}`;
+      if (Date.now() >= deadline)
+        throw new VerifyError(`within reload-timeout (${exp.timeoutSeconds}s): ${problem}`, false);
+      await sleep2(250);
+    }
+    log.info(`${url.text}: ${exp.healthChecks} healthy answers in a row for release ${exp.release}`);
+  }
+}
+
+// src/deploy.ts
+function checkCancelled(c) {
+  if (c.reason) throw new Error(`cancelled (${c.reason})`);
+}
+function packRelease(settings, run2, archivePath) {
+  const metadata = {
+    id: settings.releaseId,
+    sha: run2.sha,
+    actor: run2.actor,
+    run: run2.runUrl,
+    time: (/* @__PURE__ */ new Date()).toISOString()
+  };
+  return createArchive(settings.source, metadata, archivePath).then(
+    () => statSync2(archivePath).size
+  );
+}
 async function deployHost(remote, ctx) {
-  const { settings, log } = ctx;
+  const { settings, log, cancellation } = ctx;
   const result = newHostResult(remote.target.label);
   const layout = new ReleaseLayout(settings.releasePath);
   const id = settings.releaseId;
+  const began = /* @__PURE__ */ new Date();
   result.release = id;
-  await timed(
-    result,
-    "preflight",
-    () => log.group("Preflight", async () => {
-      const show = await runStep(
-        remote,
-        "read the unit",
-        toShell([
-          "systemctl",
-          "show",
-          settings.service,
-          "--no-pager",
-          ...UNIT_PROPERTIES.map((p) => `--property=${p}`)
-        ])
-      );
-      const unit = parseUnitShow(show.stdout);
-      if (unit.loadState !== "loaded")
-        throw new Error(
-          `unit ${settings.service} is not loaded (LoadState=${unit.loadState || "unknown"})`
-        );
-      if (unit.activeState !== "active")
-        throw new Error(`unit ${settings.service} is not active (ActiveState=${unit.activeState})`);
-      result.previousRelease = await readCurrentRelease(remote, layout);
-      log.info(
-        `unit ${settings.service} active, MainPID ${unit.mainPid}; current release: ${result.previousRelease ?? "(none)"}`
-      );
-    })
-  );
-  await timed(
-    result,
-    "upload",
-    () => log.group(`Upload release ${id}`, async () => {
-      const metadata = {
-        id,
-        sha: ctx.run.sha,
-        actor: ctx.run.actor,
-        run: ctx.run.runUrl,
-        time: (/* @__PURE__ */ new Date()).toISOString()
-      };
-      const archive = createArchive(settings.source, metadata);
-      try {
-        await Promise.all([uploadRelease(remote, layout, id, archive.stream), archive.done]);
-      } catch (error2) {
-        await removeIncoming(remote, layout, id);
-        throw error2;
-      }
-      log.info(`uploaded ${settings.source} to ${layout.release(id)}`);
-    })
-  );
-  await timed(result, "switch", async () => {
-    await switchCurrent(remote, layout, id);
-    log.info(`current -> releases/${id}`);
-  });
-  await timed(result, "reload", async () => {
-    await runStep(
-      remote,
-      "reload the service",
-      toShell(["sudo", "-n", "systemctl", "reload", settings.service])
+  let lock;
+  let uploaded = false;
+  let switched = false;
+  let snapshot;
+  let probe;
+  const stopProbe = async () => {
+    if (!probe) return;
+    const p = await probe.stop();
+    probe = void 0;
+    result.probeRequests = p.requests;
+    result.failedRequests = p.failed;
+    log.info(
+      `traffic probe: ${p.failed} of ${p.requests} requests failed${p.samples.length ? ` (${p.samples.join("; ")})` : ""}; releases seen: ${p.releases.join(" -> ") || "none"}`
     );
-    log.info(`sent HUP through systemctl reload ${settings.service}`);
+  };
+  try {
+    const archiveBytes = statSync2(ctx.archivePath).size;
+    snapshot = await timed(
+      result,
+      "preflight",
+      () => log.group(
+        "Preflight",
+        () => preflight(remote, {
+          service: settings.service,
+          layout,
+          envFile: settings.envFile,
+          minFreeBytes: archiveBytes * 4 + 50 * 1048576,
+          log
+        })
+      )
+    );
+    const snap = snapshot;
+    result.previousRelease = snap.currentRelease;
+    if (snap.currentRelease === id) throw new Error(`release ${id} is already current on this host`);
+    if ((await listReleases(remote, layout)).includes(id))
+      throw new Error(
+        `release ${id} already exists in ${layout.releasesDir}; give this deploy another release-id`
+      );
+    lock = await timed(
+      result,
+      "lock",
+      () => acquireLock(
+        remote,
+        layout.lockDir,
+        { actor: ctx.run.actor, run: ctx.run.runUrl, release: id },
+        {
+          timeoutSeconds: settings.lockTimeoutSeconds,
+          staleSeconds: settings.lockStaleSeconds,
+          log
+        }
+      )
+    );
+    checkCancelled(cancellation);
+    const releaseDir = layout.release(id);
+    await timed(
+      result,
+      "upload",
+      () => log.group(`Upload release ${id}`, async () => {
+        const { createReadStream } = await import("node:fs");
+        uploaded = true;
+        await uploadRelease(remote, layout, id, createReadStream(ctx.archivePath));
+        if (settings.sharedPaths.length > 0) {
+          const linked = await runStep(
+            remote,
+            "link shared paths",
+            toShell(
+              helperArgv("python3", "linkshared", layout.root, releaseDir, ...settings.sharedPaths)
+            )
+          );
+          log.info(linked.stdout.trim());
+        }
+        log.info(`uploaded ${Math.round(archiveBytes / 1024)} KiB to ${releaseDir}`);
+      })
+    );
+    checkCancelled(cancellation);
+    await timed(
+      result,
+      "dependencies",
+      () => log.group(
+        "Dependencies",
+        () => installDependencies(remote, {
+          interpreter: snap.interpreter,
+          releaseDir,
+          currentDir: snap.currentDir,
+          pipArgs: settings.pipArgs,
+          log
+        })
+      )
+    );
+    await timed(
+      result,
+      "environment",
+      () => log.group(
+        "Environment",
+        () => checkEnvironment(remote, snap.envFile, settings.requiredEnv, log)
+      )
+    );
+    await timed(
+      result,
+      "import check",
+      () => log.group(
+        "Import check",
+        () => importCheck(remote, {
+          interpreter: snap.interpreter,
+          envFile: snap.envFile,
+          releaseDir,
+          app: snap.app,
+          log
+        })
+      )
+    );
+    await timed(result, "unit", async () => {
+      const needs = await remote.exec(
+        toShell(["systemctl", "show", settings.service, "--property=NeedDaemonReload", "--value"])
+      );
+      if (needs.stdout.trim() === "yes") {
+        await runStep(
+          remote,
+          "daemon-reload",
+          toShell(["sudo", "-n", "systemctl", "daemon-reload"])
+        );
+        log.info("the unit file changed on disk: ran systemctl daemon-reload");
+      }
+    });
+    checkCancelled(cancellation);
+    await timed(
+      result,
+      "migrations",
+      () => log.group(
+        "Migrations",
+        () => migrate(remote, {
+          interpreter: snap.interpreter,
+          envFile: snap.envFile,
+          releaseDir,
+          app: snap.app,
+          command: settings.migrateCommand,
+          mode: settings.migrate,
+          log
+        })
+      )
+    );
+    checkCancelled(cancellation);
+    if (settings.probe)
+      probe = startProbe(remote, settings.healthUrl, {
+        maxSeconds: settings.reloadTimeoutSeconds + 120
+      });
+    const newDir = await realPath(remote, releaseDir);
+    await timed(result, "switch", async () => {
+      switched = true;
+      await switchCurrent(remote, layout, id);
+      log.info(`current -> releases/${id}`);
+    });
+    await timed(result, "reload", async () => {
+      await runStep(
+        remote,
+        "reload the service",
+        toShell(["sudo", "-n", "systemctl", "reload", settings.service])
+      );
+      log.info(`systemctl reload ${settings.service}: HUP sent to master ${snap.unit.mainPid}`);
+    });
+    await timed(
+      result,
+      "verify",
+      () => log.group(
+        "Verify the new release serves",
+        () => verifyRelease(
+          remote,
+          {
+            service: settings.service,
+            release: id,
+            releaseDir: newDir,
+            mainPid: snap.unit.mainPid,
+            oldWorkers: snap.workers,
+            workers: snap.expectedWorkers,
+            oldReleaseDir: snap.currentDir,
+            urls: verificationUrls(settings, snap.gunicorn),
+            healthChecks: settings.healthChecks,
+            healthExpect: settings.healthExpect,
+            timeoutSeconds: settings.reloadTimeoutSeconds
+          },
+          log
+        )
+      )
+    );
+    await stopProbe();
+    result.status = "deployed";
+    await record(remote, ctx, layout, result, "deployed");
+    await timed(result, "prune", () => prune(remote, ctx, layout, snap, id));
+    log.info(`deployed ${id} (previous: ${snap.currentRelease ?? "none"})`);
+    return result;
+  } catch (error2) {
+    result.error = error2.message;
+    if (switched && snapshot) {
+      result.excerpt = await collectEvidence(remote, {
+        service: settings.service,
+        since: began,
+        nginxErrorLog: settings.nginxErrorLog
+      }).catch((e) => `(could not collect logs: ${e.message})`);
+      await restorePrevious(remote, ctx, layout, snapshot, result, error2);
+    } else if (uploaded) {
+      await remote.exec(toShell(["rm", "-rf", layout.release(id), layout.incoming(id)]), {
+        timeoutMs: 6e4
+      });
+      log.info(
+        `removed the unused release ${id}; ${snapshot?.currentRelease ?? "the current release"} still serves`
+      );
+    }
+    await stopProbe().catch(() => void 0);
+    const outcome = result.rolledBack ? `rolled back to ${result.previousRelease}` : switched ? "NOT rolled back" : "nothing switched";
+    log.error(
+      `${result.error}${result.excerpt ? `
+
+${result.excerpt}` : ""}`,
+      `deploy of ${id} failed (${outcome})`
+    );
+    if (lock)
+      await record(
+        remote,
+        ctx,
+        layout,
+        result,
+        result.status === "rolled-back" ? "rolled-back" : "failed"
+      );
+    return result;
+  } finally {
+    if (probe) await probe.stop().catch(() => void 0);
+    if (lock) await releaseLock(remote, lock, log);
+  }
+}
+async function restorePrevious(remote, ctx, layout, snap, result, cause) {
+  const { settings, log } = ctx;
+  const previous = snap.currentRelease;
+  if (!previous) {
+    log.error("there is no previous release to go back to; the host is left on the new release");
+    return;
+  }
+  await timed(
+    result,
+    "rollback",
+    () => log.group(`Roll back to ${previous}`, async () => {
+      await switchCurrent(remote, layout, previous);
+      const unit = await readUnit(remote, settings.service);
+      const masterDead = cause instanceof VerifyError && cause.masterDied || unit.mainPid === 0 || unit.activeState !== "active";
+      const action = masterDead ? "restart" : "reload";
+      await runStep(
+        remote,
+        `${action} the service`,
+        toShell(["sudo", "-n", "systemctl", action, settings.service])
+      );
+      log.info(
+        `current -> releases/${previous}; systemctl ${action} ${settings.service}${masterDead ? " (the master had died)" : ""}`
+      );
+      const after = await readUnit(remote, settings.service);
+      await verifyRelease(
+        remote,
+        {
+          service: settings.service,
+          release: previous,
+          releaseDir: snap.currentDir ?? await realPath(remote, layout.release(previous)),
+          mainPid: masterDead ? void 0 : after.mainPid,
+          oldWorkers: [],
+          workers: snap.expectedWorkers,
+          urls: verificationUrls(settings, snap.gunicorn),
+          healthChecks: settings.healthChecks,
+          timeoutSeconds: settings.reloadTimeoutSeconds
+        },
+        log
+      );
+      result.status = "rolled-back";
+      result.rolledBack = true;
+      log.info(`rolled back: ${previous} serves again`);
+    })
+  ).catch((error2) => {
+    result.error += `
+Rollback to ${previous} failed too: ${error2.message}`;
+    log.error(`rollback to ${previous} failed: ${error2.message}`);
   });
-  await timed(result, "health", async () => {
-    const response = await httpGet(remote, settings.healthUrl);
-    result.health = `${response.status} ${response.body.slice(0, 200).trim()}`;
-    log.info(`${settings.healthUrl.text} answered ${result.health}`);
-    if (response.status < 200 || response.status > 299)
-      throw new Error(`health-url answered ${response.status}`);
+}
+async function record(remote, ctx, layout, result, outcome) {
+  const ok = await appendReleaseLog(remote, layout.logFile, {
+    id: ctx.settings.releaseId,
+    previous: result.previousRelease,
+    sha: ctx.run.sha,
+    actor: ctx.run.actor,
+    run: ctx.run.runUrl,
+    time: (/* @__PURE__ */ new Date()).toISOString(),
+    host: remote.target.label,
+    action: "deploy",
+    outcome
   });
-  result.status = "deployed";
-  return result;
+  if (!ok) ctx.log.warning(`could not append to the release log ${layout.logFile}`);
+}
+async function prune(remote, ctx, layout, snap, id) {
+  const all = await listReleases(remote, layout);
+  const masterRelease = releaseOfPath(snap.releasesDir, snap.masterDir);
+  const doomed = releasesToPrune(all, ctx.settings.keepReleases, [
+    id,
+    snap.currentRelease,
+    masterRelease
+  ]);
+  if (doomed.length === 0) return;
+  await runStep(
+    remote,
+    "prune old releases",
+    toShell(["rm", "-rf", ...doomed.map((r) => layout.release(r))])
+  );
+  ctx.log.info(
+    `pruned ${doomed.join(", ")} (keeping ${ctx.settings.keepReleases}, the previous release ${snap.currentRelease ?? "-"} and the master's start directory ${masterRelease ?? "-"})`
+  );
 }
 
 // src/log.ts
@@ -42894,7 +44319,18 @@ async function writeSummary(results, mode) {
     ])
   ]);
   for (const r of results) {
-    if (r.error)
+    if (r.findings) {
+      summary2.addHeading(`${esc(r.host)}: audit`, 3).addTable([
+        [
+          { data: "severity", header: true },
+          { data: "check", header: true },
+          { data: "finding", header: true },
+          { data: "fix", header: true }
+        ],
+        ...r.findings.map((f) => [esc(f.severity), esc(f.check), esc(f.finding), esc(f.fix)])
+      ]);
+    }
+    if (r.error && !r.findings)
       summary2.addHeading(`${esc(r.host)}: ${esc(r.status)}`, 3).addCodeBlock(esc(r.error + (r.excerpt ? `
 
 ${r.excerpt}` : "")));
@@ -42906,6 +44342,173 @@ function esc(text) {
     /[&<>"']/g,
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]
   );
+}
+
+// src/rollback.ts
+function isGoodEntry(e) {
+  return e.action === "deploy" && e.outcome === "deployed" || e.action === "rollback" && e.outcome === "rolled-back";
+}
+function chooseRollbackTarget(opts) {
+  const { requested, current, existing, log } = opts;
+  const list = existing.length > 0 ? existing.join(", ") : "(none)";
+  if (requested) {
+    if (!existing.includes(requested))
+      return {
+        error: `release ${requested} does not exist (never deployed, or pruned). Releases on the host: ${list}`
+      };
+    if (requested === current)
+      return { error: `release ${requested} is already current. Releases on the host: ${list}` };
+    return { id: requested };
+  }
+  for (let i = log.length - 1; i >= 0; i--) {
+    const e = log[i];
+    if (isGoodEntry(e) && e.id !== current && existing.includes(e.id)) return { id: e.id };
+  }
+  const index = current ? existing.indexOf(current) : existing.length;
+  if (index > 0) return { id: existing[index - 1] };
+  return { error: `no previous release to roll back to. Releases on the host: ${list}` };
+}
+async function rollbackHost(remote, ctx) {
+  const { settings, log } = ctx;
+  const result = newHostResult(remote.target.label);
+  const layout = new ReleaseLayout(settings.releasePath);
+  const began = /* @__PURE__ */ new Date();
+  let lock;
+  let probe;
+  let switched = false;
+  try {
+    const plan = await timed(
+      result,
+      "preflight",
+      () => log.group("Preflight", async () => {
+        const unit = await readUnit(remote, settings.service);
+        if (unit.loadState !== "loaded")
+          throw new Error(
+            `unit ${settings.service} is not loaded (LoadState=${unit.loadState || "unknown"})`
+          );
+        const current = await readCurrentRelease(remote, layout);
+        const existing = await listReleases(remote, layout);
+        const entries = await readReleaseLog(remote, layout.logFile);
+        const target = chooseRollbackTarget({
+          requested: settings.rollbackTo,
+          current,
+          existing,
+          log: entries
+        });
+        if ("error" in target) throw new Error(target.error);
+        const workers = await listWorkers(remote, unit.mainPid);
+        const gunicorn = parseGunicornCommand(unit.execStart);
+        const masterAlive = unit.mainPid > 0 && unit.activeState === "active";
+        log.info(
+          `current ${current ?? "(none)"}, rolling back to ${target.id}; master ${masterAlive ? `${unit.mainPid} with ${workers.length} workers` : `not running (${unit.activeState}/${unit.subState})`}`
+        );
+        return { unit, current, target: target.id, workers, gunicorn, masterAlive };
+      })
+    );
+    result.previousRelease = plan.current;
+    result.release = plan.target;
+    lock = await timed(
+      result,
+      "lock",
+      () => acquireLock(
+        remote,
+        layout.lockDir,
+        { actor: ctx.run.actor, run: ctx.run.runUrl, release: plan.target },
+        {
+          timeoutSeconds: settings.lockTimeoutSeconds,
+          staleSeconds: settings.lockStaleSeconds,
+          log
+        }
+      )
+    );
+    const targetDir = await realPath(remote, layout.release(plan.target));
+    const oldDir = plan.current ? await realPath(remote, layout.current) : void 0;
+    if (settings.probe && plan.masterAlive)
+      probe = startProbe(remote, settings.healthUrl, {
+        maxSeconds: settings.reloadTimeoutSeconds + 120
+      });
+    await timed(result, "switch", async () => {
+      switched = true;
+      await switchCurrent(remote, layout, plan.target);
+      log.info(`current -> releases/${plan.target}`);
+    });
+    const action = plan.masterAlive ? "reload" : "restart";
+    await timed(result, action, async () => {
+      await runStep(
+        remote,
+        `${action} the service`,
+        toShell(["sudo", "-n", "systemctl", action, settings.service])
+      );
+      log.info(
+        `systemctl ${action} ${settings.service}${plan.masterAlive ? "" : " (the master was not running)"}`
+      );
+    });
+    await timed(
+      result,
+      "verify",
+      () => log.group(
+        `Verify ${plan.target} serves`,
+        () => verifyRelease(
+          remote,
+          {
+            service: settings.service,
+            release: plan.target,
+            releaseDir: targetDir,
+            mainPid: plan.masterAlive ? plan.unit.mainPid : void 0,
+            oldWorkers: plan.masterAlive ? plan.workers : [],
+            workers: plan.gunicorn.workers ?? Math.max(plan.workers.length, 1),
+            oldReleaseDir: oldDir,
+            urls: verificationUrls(settings, plan.gunicorn),
+            healthChecks: settings.healthChecks,
+            healthExpect: settings.healthExpect,
+            timeoutSeconds: settings.reloadTimeoutSeconds
+          },
+          log
+        )
+      )
+    );
+    result.status = "rolled-back";
+    result.rolledBack = true;
+    log.info(`rolled back to ${plan.target} (was ${plan.current ?? "none"})`);
+  } catch (error2) {
+    result.error = error2.message;
+    if (switched)
+      result.excerpt = await collectEvidence(remote, {
+        service: settings.service,
+        since: began,
+        nginxErrorLog: settings.nginxErrorLog
+      }).catch(() => void 0);
+    log.error(
+      `${result.error}${result.excerpt ? `
+
+${result.excerpt}` : ""}`,
+      `rollback failed on ${remote.target.label}`
+    );
+  } finally {
+    if (probe) {
+      const p = await probe.stop();
+      result.probeRequests = p.requests;
+      result.failedRequests = p.failed;
+      log.info(
+        `traffic probe: ${p.failed} of ${p.requests} requests failed${p.samples.length ? ` (${p.samples.join("; ")})` : ""}`
+      );
+    }
+    if (lock) {
+      await appendReleaseLog(remote, layout.logFile, {
+        id: result.release ?? "",
+        previous: result.previousRelease,
+        sha: ctx.run.sha,
+        actor: ctx.run.actor,
+        run: ctx.run.runUrl,
+        time: (/* @__PURE__ */ new Date()).toISOString(),
+        host: remote.target.label,
+        action: "rollback",
+        outcome: result.status === "rolled-back" ? "rolled-back" : "failed"
+      });
+      await releaseLock(remote, lock, log);
+    }
+  }
+  return result;
 }
 
 // node_modules/@actions/github/lib/context.js
@@ -42922,8 +44525,8 @@ var Context = class {
       if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
         this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
       } else {
-        const path3 = process.env.GITHUB_EVENT_PATH;
-        process.stdout.write(`GITHUB_EVENT_PATH ${path3} does not exist${EOL5}`);
+        const path4 = process.env.GITHUB_EVENT_PATH;
+        process.stdout.write(`GITHUB_EVENT_PATH ${path4} does not exist${EOL5}`);
       }
     }
     this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -47133,12 +48736,12 @@ var defaultFilesystem = {
   join(pathA, pathB) {
     return fsPath.join(pathA, pathB);
   },
-  basename(path3) {
-    return fsPath.basename(path3);
+  basename(path4) {
+    return fsPath.basename(path4);
   },
-  stat(path3) {
+  stat(path4) {
     return new Promise((resolve2, reject) => {
-      fs3.stat(path3, (err, res) => {
+      fs3.stat(path4, (err, res) => {
         if (err) {
           reject(err);
         } else {
@@ -47147,9 +48750,9 @@ var defaultFilesystem = {
       });
     });
   },
-  readdir(path3) {
+  readdir(path4) {
     return new Promise((resolve2, reject) => {
-      fs3.readdir(path3, (err, res) => {
+      fs3.readdir(path4, (err, res) => {
         if (err) {
           reject(err);
         } else {
@@ -47159,19 +48762,19 @@ var defaultFilesystem = {
     });
   }
 };
-async function scanDirectoryInternal({ path: path3, recursive, validate, result, fileSystem, queue, reject }) {
-  const itemStat = await fileSystem.stat(path3);
+async function scanDirectoryInternal({ path: path4, recursive, validate, result, fileSystem, queue, reject }) {
+  const itemStat = await fileSystem.stat(path4);
   if (itemStat.isFile()) {
-    result.files.push(path3);
+    result.files.push(path4);
   } else if (itemStat.isDirectory()) {
-    result.directories.push(path3);
+    result.directories.push(path4);
   }
   if (!itemStat.isDirectory() || recursive === "none") {
     return;
   }
-  const contents = await fileSystem.readdir(path3);
+  const contents = await fileSystem.readdir(path4);
   contents.forEach((item) => {
-    const itemPath = fileSystem.join(path3, item);
+    const itemPath = fileSystem.join(path4, item);
     if (!validate(itemPath)) {
       return;
     }
@@ -47186,8 +48789,8 @@ async function scanDirectoryInternal({ path: path3, recursive, validate, result,
     })).catch(reject);
   });
 }
-async function scanDirectory(path3, { recursive = true, validate = null, concurrency = Infinity, fileSystem = defaultFilesystem } = {}) {
-  invariant(path3 && typeof path3 === "string", "path must be a valid string");
+async function scanDirectory(path4, { recursive = true, validate = null, concurrency = Infinity, fileSystem = defaultFilesystem } = {}) {
+  invariant(path4 && typeof path4 === "string", "path must be a valid string");
   invariant(typeof recursive === "boolean", "options.recursive must be a valid boolean");
   invariant(validate === null || typeof validate === "function", "options.validate must be a valid function");
   invariant(typeof concurrency === "number", "options.concurrency must be a valid number");
@@ -47199,7 +48802,7 @@ async function scanDirectory(path3, { recursive = true, validate = null, concurr
   const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
   await new Promise((resolve2, reject) => {
     scanDirectoryInternal({
-      path: path3,
+      path: path4,
       recursive: recursive ? "deep" : "shallow",
       validate: validate != null ? validate : (item) => mergedFileSystem.basename(item).slice(0, 1) !== ".",
       result,
@@ -47216,7 +48819,7 @@ var esm_default = scanDirectory;
 var import_shell_escape = __toESM(require_shell_escape(), 1);
 var import_ssh2 = __toESM(require_lib3(), 1);
 var DEFAULT_CONCURRENCY = 1;
-var DEFAULT_VALIDATE = (path3) => !fsPath2.basename(path3).startsWith(".");
+var DEFAULT_VALIDATE = (path4) => !fsPath2.basename(path4).startsWith(".");
 var DEFAULT_TICK = () => {
 };
 var SSHError = class extends Error {
@@ -47225,11 +48828,11 @@ var SSHError = class extends Error {
     this.code = code;
   }
 };
-function unixifyPath(path3) {
-  if (path3.includes("\\")) {
-    return path3.split("\\").join("/");
+function unixifyPath(path4) {
+  if (path4.includes("\\")) {
+    return path4.split("\\").join("/");
   }
-  return path3;
+  return path4;
 }
 async function readFile(filePath) {
   return new Promise((resolve2, reject) => {
@@ -47243,11 +48846,11 @@ async function readFile(filePath) {
   });
 }
 var SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
-async function makeDirectoryWithSftp(path3, sftp) {
+async function makeDirectoryWithSftp(path4, sftp) {
   let stats = null;
   try {
     stats = await new Promise((resolve2, reject) => {
-      sftp.stat(path3, (err, res) => {
+      sftp.stat(path4, (err, res) => {
         if (err) {
           reject(err);
         } else {
@@ -47265,7 +48868,7 @@ async function makeDirectoryWithSftp(path3, sftp) {
   }
   try {
     await new Promise((resolve2, reject) => {
-      sftp.mkdir(path3, (err) => {
+      sftp.mkdir(path4, (err) => {
         if (err) {
           reject(err);
         } else {
@@ -47516,20 +49119,20 @@ var NodeSSH = class {
     }
     return response;
   }
-  async mkdir(path3, method = "sftp", givenSftp = null) {
-    invariant2(typeof path3 === "string", "path must be a valid string");
+  async mkdir(path4, method = "sftp", givenSftp = null) {
+    invariant2(typeof path4 === "string", "path must be a valid string");
     invariant2(typeof method === "string" && (method === "sftp" || method === "exec"), "method must be either sftp or exec");
     invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
     if (method === "exec") {
-      await this.exec("mkdir", ["-p", unixifyPath(path3)]);
+      await this.exec("mkdir", ["-p", unixifyPath(path4)]);
       return;
     }
     const sftp = givenSftp || await this.requestSFTP();
-    const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path3), sftp).catch(async (error2) => {
+    const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path4), sftp).catch(async (error2) => {
       if (!retry || error2 == null || error2.message !== "No such file" && error2.code !== "ENOENT") {
         throw error2;
       }
-      await this.mkdir(fsPath2.dirname(path3), "sftp", sftp);
+      await this.mkdir(fsPath2.dirname(path4), "sftp", sftp);
       await makeSftpDirectory(false);
     });
     try {
@@ -47697,15 +49300,15 @@ var NodeSSH = class {
       validate,
       concurrency,
       fileSystem: {
-        basename(path3) {
-          return fsPath2.posix.basename(path3);
+        basename(path4) {
+          return fsPath2.posix.basename(path4);
         },
         join(pathA, pathB) {
           return fsPath2.posix.join(pathA, pathB);
         },
-        readdir(path3) {
+        readdir(path4) {
           return new Promise((resolve2, reject) => {
-            sftp.readdir(path3, (err, res) => {
+            sftp.readdir(path4, (err, res) => {
               if (err) {
                 reject(err);
               } else {
@@ -47714,9 +49317,9 @@ var NodeSSH = class {
             });
           });
         },
-        stat(path3) {
+        stat(path4) {
           return new Promise((resolve2, reject) => {
-            sftp.stat(path3, (err, res) => {
+            sftp.stat(path4, (err, res) => {
               if (err) {
                 reject(err);
               } else {
@@ -47875,7 +49478,7 @@ var HostKeyMissingError = class extends Error {
   }
 };
 var connectionStats = { opened: 0 };
-var sleep = (ms) => new Promise((resolve2) => setTimeout(resolve2, ms));
+var sleep3 = (ms) => new Promise((resolve2) => setTimeout(resolve2, ms));
 async function connectOnce(target, options, sock) {
   const algorithms = acceptedKeyTypes(options.hostKeys, target.host, target.port);
   if (algorithms !== void 0 && algorithms.length === 0) {
@@ -47923,7 +49526,7 @@ async function withRetries(what, options, attempt) {
       options.log(
         `${what}: ${error2.message}; retrying in ${delay / 1e3}s (${i + 1}/${options.retries})`
       );
-      await sleep(delay);
+      await sleep3(delay);
     }
   }
 }
@@ -48017,12 +49620,29 @@ function maskSecrets(read) {
       if (line.trim().length >= 8) setSecret(line.trim());
   }
 }
-async function runOnHost(target, settings, run2) {
+function watchCancellation(cancellation) {
+  const onSignal = (signal) => {
+    if (!cancellation.reason) {
+      warning(
+        `received ${signal}: stopping after the current step, then cleaning up (lock, partial release, rollback)`
+      );
+    }
+    cancellation.reason = signal;
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return () => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
+}
+async function runOnHost(target, settings, job) {
   const log = hostLog(coreLog, target.label);
   let remote;
   try {
+    const pinning = settings.hostKeys.kind === "insecure" ? "NOT checked" : "pinned";
     log.info(
-      `connecting (host key ${settings.hostKeys.kind === "insecure" ? "NOT checked" : "pinned"})`
+      `connecting (host key ${pinning}${settings.jumpHost ? `, through ${settings.jumpHost.label}` : ""})`
     );
     remote = await connect(target, {
       privateKey: settings.privateKey,
@@ -48035,20 +49655,20 @@ async function runOnHost(target, settings, run2) {
     });
   } catch (error2) {
     const result = newHostResult(target.label);
-    result.error = error2.message;
+    result.error = `could not connect: ${error2.message}`;
+    log.error(result.error, `could not connect to ${target.label}`);
     return result;
   }
   try {
-    return await deployHost(remote, { settings, run: run2, log });
-  } catch (error2) {
-    const result = newHostResult(target.label);
-    result.error = error2.message;
-    return result;
+    return await job(remote, log);
   } finally {
     await remote.close();
   }
 }
 async function run() {
+  const cancellation = {};
+  const unwatch = watchCancellation(cancellation);
+  let workDir;
   try {
     const read = (name) => getInput(name);
     maskSecrets(read);
@@ -48063,27 +49683,37 @@ async function run() {
         "insecure-skip-host-key-check is true: the server identity is NOT verified; anyone in the network path can impersonate it and receive your code and commands. Pin it with known-hosts or host-fingerprint."
       );
     }
-    if (settings.mode !== "deploy")
-      throw new Error(`mode '${settings.mode}' is not implemented yet`);
-    assertSourceDirectory(settings.source);
+    let job;
+    if (settings.mode === "deploy") {
+      assertSourceDirectory(settings.source);
+      workDir = mkdtempSync2(path3.join(tmpdir2(), "zdd-"));
+      const archivePath = path3.join(workDir, "release.tar.gz");
+      const bytes = await group(
+        `Pack ${settings.source} as release ${settings.releaseId}`,
+        () => packRelease(settings, runContext, archivePath)
+      );
+      info(`release ${settings.releaseId}: ${Math.round(bytes / 1024)} KiB packed`);
+      job = (remote, log) => deployHost(remote, { settings, run: runContext, log, cancellation, archivePath });
+    } else if (settings.mode === "rollback") {
+      job = (remote, log) => rollbackHost(remote, { settings, run: runContext, log });
+    } else {
+      job = (remote, log) => checkHost(remote, settings, log);
+    }
     const results = [];
-    for (const target of settings.targets)
-      results.push(await runOnHost(target, settings, runContext));
-    for (const r of results)
-      if (r.error)
-        error(r.error + (r.excerpt ? `
-${r.excerpt}` : ""), {
-          title: `${r.status} on ${r.host}`
-        });
+    for (const target of settings.targets) results.push(await runOnHost(target, settings, job));
     setOutputs(results);
     await writeSummary(results, settings.mode);
     const status = overallStatus(results);
-    if (status === "failed" || status === "rolled-back")
-      throw new Error(
-        `deploy ${status}: ${results.filter((r) => r.error).map((r) => r.host).join(", ")}`
-      );
+    if (status === "failed" || status === "rolled-back" && settings.mode === "deploy") {
+      const failedHosts = results.filter((r) => r.error).map((r) => r.host);
+      const first = results.find((r) => r.error)?.error?.split("\n")[0] ?? "";
+      throw new Error(`${settings.mode} ${status} on ${failedHosts.join(", ")}: ${first}`);
+    }
   } catch (error2) {
     setFailed(error2 instanceof Error ? error2.message : String(error2));
+  } finally {
+    if (workDir) rmSync2(workDir, { recursive: true, force: true });
+    unwatch();
   }
 }
 

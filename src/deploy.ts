@@ -6,7 +6,6 @@ import { statSync } from 'node:fs'
 import { acquireLock, releaseLock, type HeldLock } from './deploy-lock.js'
 import { collectEvidence } from './evidence.js'
 import { newHostResult, timed, type HostResult } from './host-result.js'
-import { withPath, type HttpTarget } from './http-target.js'
 import type { Log } from './log.js'
 import { preflight, type ServiceSnapshot } from './preflight.js'
 import { releaseOfPath, releasesToPrune } from './prune.js'
@@ -22,6 +21,7 @@ import type { Settings } from './settings.js'
 import { toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
 import { startProbe, type TrafficProbe } from './traffic-probe.js'
+import { verificationUrls } from './verification-urls.js'
 import { verifyRelease, VerifyError } from './verify-release.js'
 
 export interface Cancellation {
@@ -39,35 +39,6 @@ export interface DeployContext {
 
 function checkCancelled(c: Cancellation): void {
   if (c.reason) throw new Error(`cancelled (${c.reason})`)
-}
-
-/** The URLs that must prove the release: health-url, Gunicorn's own bind, and Nginx. */
-export function verificationUrls(settings: Settings, snapshot: ServiceSnapshot): HttpTarget[] {
-  const urls: HttpTarget[] = [settings.healthUrl]
-  for (const bind of snapshot.gunicorn.binds) {
-    const unix = /^unix:(\/.+)$/.exec(bind)
-    const tcp = /^(?:([0-9.]+|localhost)?):?([0-9]+)$/.exec(bind)
-    if (unix)
-      urls.push(
-        withPath({ kind: 'unix', socket: unix[1], path: '/', text: '' }, settings.healthUrl.path)
-      )
-    else if (tcp)
-      urls.push(
-        withPath(
-          {
-            kind: 'tcp',
-            host: tcp[1] && tcp[1] !== '0.0.0.0' ? tcp[1] : '127.0.0.1',
-            port: Number(tcp[2]),
-            path: '/',
-            text: ''
-          },
-          settings.healthUrl.path
-        )
-      )
-  }
-  urls.push(settings.nginxUrl)
-  const seen = new Set<string>()
-  return urls.filter(u => !seen.has(u.text) && seen.add(u.text))
 }
 
 export function packRelease(
@@ -252,7 +223,7 @@ export async function deployHost(remote: RemoteHost, ctx: DeployContext): Promis
             oldWorkers: snap.workers,
             workers: snap.expectedWorkers,
             oldReleaseDir: snap.currentDir,
-            urls: verificationUrls(settings, snap),
+            urls: verificationUrls(settings, snap.gunicorn),
             healthChecks: settings.healthChecks,
             healthExpect: settings.healthExpect,
             timeoutSeconds: settings.reloadTimeoutSeconds
@@ -351,7 +322,7 @@ async function restorePrevious(
           mainPid: masterDead ? undefined : after.mainPid,
           oldWorkers: [],
           workers: snap.expectedWorkers,
-          urls: verificationUrls(settings, snap),
+          urls: verificationUrls(settings, snap.gunicorn),
           healthChecks: settings.healthChecks,
           timeoutSeconds: settings.reloadTimeoutSeconds
         },

@@ -8,6 +8,13 @@ export interface StepTiming {
   ok: boolean
 }
 
+export interface Finding {
+  severity: 'error' | 'warning' | 'ok'
+  check: string
+  finding: string
+  fix: string
+}
+
 export interface HostResult {
   host: string
   status: HostStatus
@@ -22,6 +29,8 @@ export interface HostResult {
   error?: string
   /** Journal / nginx log excerpt collected on failure. */
   excerpt?: string
+  /** mode: check */
+  findings?: Finding[]
 }
 
 export function newHostResult(host: string): HostResult {

@@ -4,15 +4,19 @@ import * as core from '@actions/core'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
+import { checkHost } from './check-mode.js'
 import { deployHost, packRelease, type Cancellation } from './deploy.js'
 import { newHostResult, type HostResult } from './host-result.js'
-import { coreLog, hostLog } from './log.js'
+import { coreLog, hostLog, type Log } from './log.js'
 import { assertSourceDirectory } from './release-archive.js'
 import { overallStatus, setOutputs, writeSummary } from './report.js'
-import { readRunContext, type RunContext } from './run-context.js'
+import { rollbackHost } from './rollback.js'
+import { readRunContext } from './run-context.js'
 import { readSettings, type Settings } from './settings.js'
 import { connect, type RemoteHost } from './ssh-connection.js'
 import type { Target } from './targets.js'
+
+type HostJob = (remote: RemoteHost, log: Log) => Promise<HostResult>
 
 function maskSecrets(read: (name: string) => string): void {
   for (const name of ['private-key', 'passphrase']) {
@@ -28,10 +32,11 @@ function maskSecrets(read: (name: string) => string): void {
 /** SIGINT/SIGTERM (a cancelled run) stop the deploy at the next step; cleanup still runs. */
 function watchCancellation(cancellation: Cancellation): () => void {
   const onSignal = (signal: NodeJS.Signals) => {
-    if (!cancellation.reason)
+    if (!cancellation.reason) {
       core.warning(
         `received ${signal}: stopping after the current step, then cleaning up (lock, partial release, rollback)`
       )
+    }
     cancellation.reason = signal
   }
   process.on('SIGINT', onSignal)
@@ -42,18 +47,13 @@ function watchCancellation(cancellation: Cancellation): () => void {
   }
 }
 
-async function runOnHost(
-  target: Target,
-  settings: Settings,
-  run: RunContext,
-  cancellation: Cancellation,
-  archivePath: string
-): Promise<HostResult> {
+async function runOnHost(target: Target, settings: Settings, job: HostJob): Promise<HostResult> {
   const log = hostLog(coreLog, target.label)
   let remote: RemoteHost
   try {
+    const pinning = settings.hostKeys.kind === 'insecure' ? 'NOT checked' : 'pinned'
     log.info(
-      `connecting (host key ${settings.hostKeys.kind === 'insecure' ? 'NOT checked' : 'pinned'}${settings.jumpHost ? `, through ${settings.jumpHost.label}` : ''})`
+      `connecting (host key ${pinning}${settings.jumpHost ? `, through ${settings.jumpHost.label}` : ''})`
     )
     remote = await connect(target, {
       privateKey: settings.privateKey,
@@ -67,10 +67,11 @@ async function runOnHost(
   } catch (error) {
     const result = newHostResult(target.label)
     result.error = `could not connect: ${(error as Error).message}`
+    log.error(result.error, `could not connect to ${target.label}`)
     return result
   }
   try {
-    return await deployHost(remote, { settings, run, log, cancellation, archivePath })
+    return await job(remote, log)
   } finally {
     await remote.close()
   }
@@ -94,31 +95,35 @@ export async function run(): Promise<void> {
         'insecure-skip-host-key-check is true: the server identity is NOT verified; anyone in the network path can impersonate it and receive your code and commands. Pin it with known-hosts or host-fingerprint.'
       )
     }
-    if (settings.mode !== 'deploy')
-      throw new Error(`mode '${settings.mode}' is not implemented yet`)
-    assertSourceDirectory(settings.source)
 
-    workDir = mkdtempSync(path.join(tmpdir(), 'zdd-'))
-    const archivePath = path.join(workDir, 'release.tar.gz')
-    const bytes = await core.group(`Pack ${settings.source} as release ${settings.releaseId}`, () =>
-      packRelease(settings, runContext, archivePath)
-    )
-    core.info(`release ${settings.releaseId}: ${Math.round(bytes / 1024)} KiB packed`)
+    let job: HostJob
+    if (settings.mode === 'deploy') {
+      assertSourceDirectory(settings.source)
+      workDir = mkdtempSync(path.join(tmpdir(), 'zdd-'))
+      const archivePath = path.join(workDir, 'release.tar.gz')
+      const bytes = await core.group(
+        `Pack ${settings.source} as release ${settings.releaseId}`,
+        () => packRelease(settings, runContext, archivePath)
+      )
+      core.info(`release ${settings.releaseId}: ${Math.round(bytes / 1024)} KiB packed`)
+      job = (remote, log) =>
+        deployHost(remote, { settings, run: runContext, log, cancellation, archivePath })
+    } else if (settings.mode === 'rollback') {
+      job = (remote, log) => rollbackHost(remote, { settings, run: runContext, log })
+    } else {
+      job = (remote, log) => checkHost(remote, settings, log)
+    }
 
     const results: HostResult[] = []
-    for (const target of settings.targets)
-      results.push(await runOnHost(target, settings, runContext, cancellation, archivePath))
+    for (const target of settings.targets) results.push(await runOnHost(target, settings, job))
 
     setOutputs(results)
     await writeSummary(results, settings.mode)
     const status = overallStatus(results)
-    if (status === 'failed' || status === 'rolled-back') {
-      throw new Error(
-        `${settings.mode} ${status} on ${results
-          .filter(r => r.status !== 'deployed')
-          .map(r => r.host)
-          .join(', ')}: ${results.find(r => r.error)?.error?.split('\n')[0] ?? ''}`
-      )
+    if (status === 'failed' || (status === 'rolled-back' && settings.mode === 'deploy')) {
+      const failedHosts = results.filter(r => r.error).map(r => r.host)
+      const first = results.find(r => r.error)?.error?.split('\n')[0] ?? ''
+      throw new Error(`${settings.mode} ${status} on ${failedHosts.join(', ')}: ${first}`)
     }
   } catch (error) {
     core.setFailed(error instanceof Error ? error.message : String(error))

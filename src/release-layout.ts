@@ -43,14 +43,30 @@ export async function readCurrentRelease(
   return isReleaseId(id) ? id : undefined
 }
 
-/** Release ids present under releases/, oldest first (ids sort by time). */
+/** Release ids present under releases/, oldest first (by when their directory was made). */
 export async function listReleases(remote: RemoteHost, layout: ReleaseLayout): Promise<string[]> {
-  const result = await runStep(remote, 'list releases', toShell(['ls', '-1', layout.releasesDir]))
+  const result = await runStep(
+    remote,
+    'list releases',
+    toShell([
+      'find',
+      layout.releasesDir,
+      '-mindepth',
+      '1',
+      '-maxdepth',
+      '1',
+      '-type',
+      'd',
+      '-printf',
+      '%T@ %f\\n'
+    ])
+  )
   return result.stdout
     .split('\n')
-    .map(s => s.trim())
-    .filter(isReleaseId)
-    .sort()
+    .map(line => line.trim().split(' '))
+    .filter(([time, id]) => id !== undefined && isReleaseId(id) && !Number.isNaN(Number(time)))
+    .sort((a, b) => Number(a[0]) - Number(b[0]) || a[1].localeCompare(b[1]))
+    .map(([, id]) => id)
 }
 
 /**

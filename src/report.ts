@@ -50,7 +50,18 @@ export async function writeSummary(results: HostResult[], mode: string): Promise
     ])
   ])
   for (const r of results) {
-    if (r.error)
+    if (r.findings) {
+      summary.addHeading(`${esc(r.host)}: audit`, 3).addTable([
+        [
+          { data: 'severity', header: true },
+          { data: 'check', header: true },
+          { data: 'finding', header: true },
+          { data: 'fix', header: true }
+        ],
+        ...r.findings.map(f => [esc(f.severity), esc(f.check), esc(f.finding), esc(f.fix)])
+      ])
+    }
+    if (r.error && !r.findings)
       summary
         .addHeading(`${esc(r.host)}: ${esc(r.status)}`, 3)
         .addCodeBlock(esc(r.error + (r.excerpt ? `\n\n${r.excerpt}` : '')))

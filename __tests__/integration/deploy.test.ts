@@ -1,0 +1,242 @@
+// mode: deploy against real hosts: every scenario asserts what the server
+// actually serves afterwards, not only what the action says.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { readFileSync, writeFileSync } from 'node:fs'
+import * as path from 'node:path'
+import {
+  appCopy,
+  hostDown,
+  hostUp,
+  inputsFor,
+  rootSh,
+  runAction,
+  servedRelease,
+  type ActionRun,
+  type KitHost
+} from './kit.js'
+
+/** Annotations as the runner shows them (the %0A escapes decoded). */
+function annotations(run: ActionRun): string {
+  return run.stdout
+    .split('\n')
+    .filter(l => l.startsWith('::error'))
+    .map(l => l.replace(/%0A/g, '\n').replace(/%0D/g, '\r').replace(/%25/g, '%'))
+    .join('\n')
+}
+
+async function lockPresent(host: KitHost): Promise<boolean> {
+  return (
+    (await rootSh(host, 'test -e /srv/myapp/.deploy-lock && echo yes || echo no')).trim() === 'yes'
+  )
+}
+
+async function releases(host: KitHost): Promise<string[]> {
+  return (await rootSh(host, 'ls /srv/myapp/releases')).split('\n').filter(Boolean).sort()
+}
+
+function editHealth(dir: string, newBody: string): void {
+  const file = path.join(dir, 'wsgi.py')
+  const source = readFileSync(file, 'utf8')
+  const start = source.indexOf('@app.route("/health")')
+  writeFileSync(file, source.slice(0, start) + `@app.route("/health")\ndef health():\n${newBody}\n`)
+}
+
+describe('mode: deploy', () => {
+  let host: KitHost
+  beforeAll(async () => {
+    host = await hostUp('dep1', 'fixed')
+  })
+  afterAll(async () => {
+    await hostDown('dep1')
+  })
+
+  it('deploys v1 then v2 with zero failed probe requests, v2 serving through Gunicorn and Nginx', async () => {
+    const v1 = await runAction(
+      inputsFor(host, { source: appCopy(), 'release-id': 'v1', 'required-env': 'DATABASE_URL' })
+    )
+    expect(annotations(v1)).toBe('')
+    expect(v1.outputs.status).toBe('deployed')
+    const v2 = await runAction(inputsFor(host, { source: appCopy(), 'release-id': 'v2' }))
+    expect(v2.code).toBe(0)
+    expect(v2.outputs).toMatchObject({
+      status: 'deployed',
+      release: 'v2',
+      'previous-release': 'v1',
+      'rolled-back': 'false',
+      'failed-requests': '0'
+    })
+    const hosts = JSON.parse(v2.outputs.hosts)
+    expect(hosts[0].probeRequests).toBeGreaterThan(5)
+    expect(hosts[0].steps.map((s: { name: string }) => s.name)).toEqual(
+      expect.arrayContaining([
+        'preflight',
+        'lock',
+        'upload',
+        'import check',
+        'migrations',
+        'switch',
+        'reload',
+        'verify'
+      ])
+    )
+    expect(await servedRelease(host)).toBe('v2')
+    const direct = JSON.parse(
+      await rootSh(host, 'curl -sS --unix-socket /run/myapp/myapp.sock http://localhost/health')
+    )
+    expect(direct.release).toBe('v2')
+    expect(v2.summary).toContain('v2')
+    expect(v2.summary).toContain('0 of')
+    const log = (await rootSh(host, 'cat /srv/myapp/.deploy-log.jsonl'))
+      .trim()
+      .split('\n')
+      .map(l => JSON.parse(l))
+    expect(log.slice(-2).map(e => [e.id, e.outcome])).toEqual([
+      ['v1', 'deployed'],
+      ['v2', 'deployed']
+    ])
+    expect(log[log.length - 1]).toMatchObject({
+      actor: 'integration-test',
+      run: 'https://github.example/example/app/actions/runs/4242',
+      sha: 'c0ffee0123456789c0ffee0123456789c0ffee01'
+    })
+    // the migration ran once and the database is at head
+    expect(
+      await rootSh(
+        host,
+        'cd /srv/myapp/current && set -a && . /etc/myapp.env && /srv/myapp/.venv/bin/python -m flask --app wsgi db current 2>/dev/null'
+      )
+    ).toContain('0001')
+    expect(await lockPresent(host)).toBe(false)
+  })
+
+  it('stops a release with an ImportError before the switch; the current release keeps serving', async () => {
+    const before = await servedRelease(host)
+    const broken = appCopy(dir =>
+      writeFileSync(
+        path.join(dir, 'wsgi.py'),
+        'import flask_not_installed\n' + readFileSync(path.join(dir, 'wsgi.py'), 'utf8')
+      )
+    )
+    const run = await runAction(inputsFor(host, { source: broken, 'release-id': 'bad-import' }))
+    expect(run.code).not.toBe(0)
+    expect(run.outputs.status).toBe('failed')
+    expect(run.outputs['rolled-back']).toBe('false')
+    expect(annotations(run)).toContain("ModuleNotFoundError: No module named 'flask_not_installed'")
+    expect(annotations(run)).toContain('never reached the reload')
+    expect(await servedRelease(host)).toBe(before)
+    expect(await releases(host)).not.toContain('bad-import')
+    expect(await lockPresent(host)).toBe(false)
+  })
+
+  it('rolls back a release whose health answers 500; the old release serves and the annotation holds the logs', async () => {
+    const before = await servedRelease(host)
+    const sick = appCopy(dir => editHealth(dir, '    return "database unreachable", 500'))
+    const run = await runAction(
+      inputsFor(host, { source: sick, 'release-id': 'sick', 'reload-timeout': '8' })
+    )
+    expect(run.code).not.toBe(0)
+    expect(run.outputs).toMatchObject({
+      status: 'rolled-back',
+      'rolled-back': 'true',
+      release: 'sick',
+      'previous-release': before
+    })
+    const text = annotations(run)
+    expect(text).toContain('HTTP 500')
+    expect(text).toContain('journalctl -u myapp')
+    expect(text).toMatch(/Booting worker|Handling signal/)
+    expect(run.summary).toContain('journalctl -u myapp')
+    expect(await servedRelease(host)).toBe(before)
+    expect((await rootSh(host, 'readlink /srv/myapp/current')).trim()).toBe(`releases/${before}`)
+    const last = JSON.parse((await rootSh(host, 'tail -n 1 /srv/myapp/.deploy-log.jsonl')).trim())
+    expect(last).toMatchObject({ id: 'sick', outcome: 'rolled-back' })
+    expect(await lockPresent(host)).toBe(false)
+  })
+
+  it('stops before the switch when a migration fails', async () => {
+    const before = await servedRelease(host)
+    const badMigration = appCopy(dir =>
+      writeFileSync(
+        path.join(dir, 'migrations', 'versions', '0002_broken.py'),
+        'revision = "0002"\ndown_revision = "0001"\nbranch_labels = None\ndepends_on = None\n\nfrom alembic import op\n\ndef upgrade():\n    op.execute("ALTER TABLE no_such_table ADD COLUMN x INTEGER")\n\ndef downgrade():\n    pass\n'
+      )
+    )
+    const run = await runAction(
+      inputsFor(host, { source: badMigration, 'release-id': 'bad-migration' })
+    )
+    expect(run.code).not.toBe(0)
+    expect(run.outputs.status).toBe('failed')
+    expect(annotations(run)).toContain('migrations failed before the switch')
+    expect(annotations(run)).toContain('no_such_table')
+    expect(await servedRelease(host)).toBe(before)
+    expect(await releases(host)).not.toContain('bad-migration')
+  })
+
+  it('stops before the switch when a required variable is missing, without printing values', async () => {
+    const before = await servedRelease(host)
+    const secret = (await rootSh(host, "grep '^SECRET_KEY=' /etc/myapp.env || true"))
+      .trim()
+      .split('=')[1]
+    const run = await runAction(
+      inputsFor(host, {
+        source: appCopy(),
+        'release-id': 'no-env',
+        'required-env': 'DATABASE_URL,SECRET_KEY,STRIPE_API_KEY'
+      })
+    )
+    expect(run.code).not.toBe(0)
+    expect(annotations(run)).toContain('required variable(s) not set: STRIPE_API_KEY')
+    if (secret) expect(run.stdout + run.stderr + run.summary).not.toContain(secret)
+    expect(await servedRelease(host)).toBe(before)
+    expect(await releases(host)).not.toContain('no-env')
+  })
+
+  it('lets one of two concurrent deploys wait or fail clearly, leaving no lock behind', async () => {
+    const [a, b] = await Promise.all([
+      runAction(inputsFor(host, { source: appCopy(), 'release-id': 'c1', 'lock-timeout': '0' })),
+      runAction(inputsFor(host, { source: appCopy(), 'release-id': 'c2', 'lock-timeout': '0' }))
+    ])
+    const outcomes = [a, b].map(r => r.outputs.status).sort()
+    expect(outcomes).toEqual(['deployed', 'failed'])
+    const loser = a.outputs.status === 'failed' ? a : b
+    const winner = a.outputs.status === 'deployed' ? a : b
+    expect(annotations(loser)).toContain('another deploy holds the lock')
+    expect(annotations(loser)).toContain('integration-test')
+    expect(await servedRelease(host)).toBe(winner.outputs.release)
+    expect(await lockPresent(host)).toBe(false)
+    // with a lock-timeout the second one waits and then deploys
+    const [c, d] = await Promise.all([
+      runAction(inputsFor(host, { source: appCopy(), 'release-id': 'w1', 'lock-timeout': '120' })),
+      runAction(inputsFor(host, { source: appCopy(), 'release-id': 'w2', 'lock-timeout': '120' }))
+    ])
+    expect([c.outputs.status, d.outputs.status]).toEqual(['deployed', 'deployed'])
+    expect(c.stdout + d.stdout).toContain('waiting for the deploy lock')
+    expect(await lockPresent(host)).toBe(false)
+  })
+
+  it('takes over a stale lock with a warning', async () => {
+    await rootSh(
+      host,
+      `mkdir /srv/myapp/.deploy-lock && echo '{"actor":"ghost","token":"x"}' > /srv/myapp/.deploy-lock/owner.json && touch -d '2 hours ago' /srv/myapp/.deploy-lock && chown -R deploy /srv/myapp/.deploy-lock`
+    )
+    const run = await runAction(
+      inputsFor(host, { source: appCopy(), 'release-id': 's1', 'lock-stale-after': '600' })
+    )
+    expect(run.outputs.status).toBe('deployed')
+    expect(run.stdout).toContain('took over a stale deploy lock')
+    expect(run.stdout).toContain('ghost')
+    expect(await lockPresent(host)).toBe(false)
+  })
+
+  it('prunes old releases but keeps current, the previous one and the master start directory', async () => {
+    for (const id of ['p1', 'p2', 'p3']) {
+      const run = await runAction(
+        inputsFor(host, { source: appCopy(), 'release-id': id, 'keep-releases': '2' })
+      )
+      expect(run.outputs.status).toBe('deployed')
+    }
+    // p3 is current, p2 the previous release and the master's directory before the last reload
+    expect(await releases(host)).toEqual(['p2', 'p3'])
+    expect(await servedRelease(host)).toBe('p3')
+  })
+})

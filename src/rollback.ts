@@ -1,0 +1,198 @@
+// `mode: rollback` on one host: switch to the previous good release (from the
+// release log) or to `rollback-to`, reload (restart when the master is dead),
+// and verify exactly as a deploy does.
+import { acquireLock, releaseLock, type HeldLock } from './deploy-lock.js'
+import { collectEvidence } from './evidence.js'
+import { newHostResult, timed, type HostResult } from './host-result.js'
+import type { Log } from './log.js'
+import { listReleases, readCurrentRelease, ReleaseLayout, switchCurrent } from './release-layout.js'
+import { appendReleaseLog, readReleaseLog, type ReleaseLogEntry } from './release-log.js'
+import { runStep } from './remote-command.js'
+import type { RunContext } from './run-context.js'
+import { listWorkers, readUnit, realPath } from './service-state.js'
+import type { Settings } from './settings.js'
+import { toShell } from './shell-quote.js'
+import type { RemoteHost } from './ssh-connection.js'
+import { startProbe, type TrafficProbe } from './traffic-probe.js'
+import { parseGunicornCommand } from './unit-info.js'
+import { verificationUrls } from './verification-urls.js'
+import { verifyRelease } from './verify-release.js'
+
+export interface RollbackContext {
+  settings: Settings
+  run: RunContext
+  log: Log
+}
+
+/** A release the log shows serving successfully: deployed, or rolled back to. */
+export function isGoodEntry(e: ReleaseLogEntry): boolean {
+  return (
+    (e.action === 'deploy' && e.outcome === 'deployed') ||
+    (e.action === 'rollback' && e.outcome === 'rolled-back')
+  )
+}
+
+/**
+ * The release to go back to: `requested` if it exists; else the newest good
+ * release in the log other than `current` that still exists; else the newest
+ * existing release older than `current`.
+ */
+export function chooseRollbackTarget(opts: {
+  requested?: string
+  current?: string
+  existing: string[]
+  log: ReleaseLogEntry[]
+}): { id: string } | { error: string } {
+  const { requested, current, existing, log } = opts
+  const list = existing.length > 0 ? existing.join(', ') : '(none)'
+  if (requested) {
+    if (!existing.includes(requested))
+      return {
+        error: `release ${requested} does not exist (never deployed, or pruned). Releases on the host: ${list}`
+      }
+    if (requested === current)
+      return { error: `release ${requested} is already current. Releases on the host: ${list}` }
+    return { id: requested }
+  }
+  for (let i = log.length - 1; i >= 0; i--) {
+    const e = log[i]
+    if (isGoodEntry(e) && e.id !== current && existing.includes(e.id)) return { id: e.id }
+  }
+  const index = current ? existing.indexOf(current) : existing.length
+  if (index > 0) return { id: existing[index - 1] }
+  return { error: `no previous release to roll back to. Releases on the host: ${list}` }
+}
+
+export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Promise<HostResult> {
+  const { settings, log } = ctx
+  const result = newHostResult(remote.target.label)
+  const layout = new ReleaseLayout(settings.releasePath)
+  const began = new Date()
+  let lock: HeldLock | undefined
+  let probe: TrafficProbe | undefined
+  let switched = false
+  try {
+    const plan = await timed(result, 'preflight', () =>
+      log.group('Preflight', async () => {
+        const unit = await readUnit(remote, settings.service)
+        if (unit.loadState !== 'loaded')
+          throw new Error(
+            `unit ${settings.service} is not loaded (LoadState=${unit.loadState || 'unknown'})`
+          )
+        const current = await readCurrentRelease(remote, layout)
+        const existing = await listReleases(remote, layout)
+        const entries = await readReleaseLog(remote, layout.logFile)
+        const target = chooseRollbackTarget({
+          requested: settings.rollbackTo,
+          current,
+          existing,
+          log: entries
+        })
+        if ('error' in target) throw new Error(target.error)
+        const workers = await listWorkers(remote, unit.mainPid)
+        const gunicorn = parseGunicornCommand(unit.execStart)
+        const masterAlive = unit.mainPid > 0 && unit.activeState === 'active'
+        log.info(
+          `current ${current ?? '(none)'}, rolling back to ${target.id}; master ${masterAlive ? `${unit.mainPid} with ${workers.length} workers` : `not running (${unit.activeState}/${unit.subState})`}`
+        )
+        return { unit, current, target: target.id, workers, gunicorn, masterAlive }
+      })
+    )
+    result.previousRelease = plan.current
+    result.release = plan.target
+    lock = await timed(result, 'lock', () =>
+      acquireLock(
+        remote,
+        layout.lockDir,
+        { actor: ctx.run.actor, run: ctx.run.runUrl, release: plan.target },
+        {
+          timeoutSeconds: settings.lockTimeoutSeconds,
+          staleSeconds: settings.lockStaleSeconds,
+          log
+        }
+      )
+    )
+    const targetDir = await realPath(remote, layout.release(plan.target))
+    const oldDir = plan.current ? await realPath(remote, layout.current) : undefined
+    if (settings.probe && plan.masterAlive)
+      probe = startProbe(remote, settings.healthUrl, {
+        maxSeconds: settings.reloadTimeoutSeconds + 120
+      })
+    await timed(result, 'switch', async () => {
+      switched = true
+      await switchCurrent(remote, layout, plan.target)
+      log.info(`current -> releases/${plan.target}`)
+    })
+    const action = plan.masterAlive ? 'reload' : 'restart'
+    await timed(result, action, async () => {
+      await runStep(
+        remote,
+        `${action} the service`,
+        toShell(['sudo', '-n', 'systemctl', action, settings.service])
+      )
+      log.info(
+        `systemctl ${action} ${settings.service}${plan.masterAlive ? '' : ' (the master was not running)'}`
+      )
+    })
+    await timed(result, 'verify', () =>
+      log.group(`Verify ${plan.target} serves`, () =>
+        verifyRelease(
+          remote,
+          {
+            service: settings.service,
+            release: plan.target,
+            releaseDir: targetDir,
+            mainPid: plan.masterAlive ? plan.unit.mainPid : undefined,
+            oldWorkers: plan.masterAlive ? plan.workers : [],
+            workers: plan.gunicorn.workers ?? Math.max(plan.workers.length, 1),
+            oldReleaseDir: oldDir,
+            urls: verificationUrls(settings, plan.gunicorn),
+            healthChecks: settings.healthChecks,
+            healthExpect: settings.healthExpect,
+            timeoutSeconds: settings.reloadTimeoutSeconds
+          },
+          log
+        )
+      )
+    )
+    result.status = 'rolled-back'
+    result.rolledBack = true
+    log.info(`rolled back to ${plan.target} (was ${plan.current ?? 'none'})`)
+  } catch (error) {
+    result.error = (error as Error).message
+    if (switched)
+      result.excerpt = await collectEvidence(remote, {
+        service: settings.service,
+        since: began,
+        nginxErrorLog: settings.nginxErrorLog
+      }).catch(() => undefined)
+    log.error(
+      `${result.error}${result.excerpt ? `\n\n${result.excerpt}` : ''}`,
+      `rollback failed on ${remote.target.label}`
+    )
+  } finally {
+    if (probe) {
+      const p = await probe.stop()
+      result.probeRequests = p.requests
+      result.failedRequests = p.failed
+      log.info(
+        `traffic probe: ${p.failed} of ${p.requests} requests failed${p.samples.length ? ` (${p.samples.join('; ')})` : ''}`
+      )
+    }
+    if (lock) {
+      await appendReleaseLog(remote, layout.logFile, {
+        id: result.release ?? '',
+        previous: result.previousRelease,
+        sha: ctx.run.sha,
+        actor: ctx.run.actor,
+        run: ctx.run.runUrl,
+        time: new Date().toISOString(),
+        host: remote.target.label,
+        action: 'rollback',
+        outcome: result.status === 'rolled-back' ? 'rolled-back' : 'failed'
+      })
+      await releaseLock(remote, lock, log)
+    }
+  }
+  return result
+}
