@@ -10214,7 +10214,7 @@ var require_api_pipeline = __commonJS({
     "use strict";
     var {
       Readable,
-      Duplex,
+      Duplex: Duplex2,
       PassThrough
     } = __require("node:stream");
     var {
@@ -10285,7 +10285,7 @@ var require_api_pipeline = __commonJS({
         this.context = null;
         this.onInfo = onInfo || null;
         this.req = new PipelineRequest().on("error", util.nop);
-        this.ret = new Duplex({
+        this.ret = new Duplex2({
           readableObjectMode: opts.objectMode,
           autoDestroy: true,
           read: () => {
@@ -29163,7 +29163,7 @@ var require_agent2 = __commonJS({
   "node_modules/ssh2/lib/agent.js"(exports, module) {
     "use strict";
     var { Socket } = __require("net");
-    var { Duplex } = __require("stream");
+    var { Duplex: Duplex2 } = __require("stream");
     var { resolve: resolve2 } = __require("path");
     var { readFile: readFile2 } = __require("fs");
     var { execFile, spawn: spawn2 } = __require("child_process");
@@ -29316,7 +29316,7 @@ var require_agent2 = __commonJS({
           stream.proc = void 0;
         }
       }
-      class PageantSocket extends Duplex {
+      class PageantSocket extends Duplex2 {
         constructor() {
           super();
           this.proc = void 0;
@@ -29549,7 +29549,7 @@ var require_agent2 = __commonJS({
       const SYM_MSGLEN = /* @__PURE__ */ Symbol("Agent Protocol Current Message Length");
       const SYM_CLOSED = /* @__PURE__ */ Symbol("Agent Protocol Closed");
       const SYM_ENDED = /* @__PURE__ */ Symbol("Agent Protocol Ended");
-      return class AgentProtocol extends Duplex {
+      return class AgentProtocol extends Duplex2 {
         /*
             Notes:
               - `constraint` type consists of:
@@ -42105,8 +42105,10 @@ async function httpGet(remote, target, timeoutMs = 5e3) {
         (error2) => callback(error2, null)
       );
     },
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs,
+    // undici's own parser timers can fire after the client is destroyed (a
+    // crash with channel sockets); the one timer below bounds the request instead.
+    headersTimeout: 0,
+    bodyTimeout: 0,
     pipelining: 0
   });
   const timer = setTimeout(
@@ -43724,6 +43726,9 @@ function createArchive(source, metadata, outPath) {
     [
       "-czf",
       outPath,
+      // The service user must read the release whatever the local modes are
+      // (a checkout or temp directory can be 0700); nothing becomes writable to others.
+      "--mode=u+rwX,go+rX,go-w",
       "--exclude=./.git",
       "--exclude=./node_modules",
       "--exclude=__pycache__",
@@ -48653,6 +48658,9 @@ function readRunContext(env = process.env) {
   };
 }
 
+// src/ssh-connection.ts
+import { Duplex } from "node:stream";
+
 // node_modules/node-ssh/lib/esm/index.mjs
 var import_is_stream = __toESM(require_is_stream(), 1);
 var import_make_dir = __toESM(require_make_dir(), 1);
@@ -49530,6 +49538,31 @@ async function withRetries(what, options, attempt) {
     }
   }
 }
+function asDuplex(channel) {
+  const duplex = new Duplex({
+    read() {
+      channel.resume();
+    },
+    write(chunk, encoding, callback) {
+      channel.write(chunk, encoding, callback);
+    },
+    final(callback) {
+      channel.end();
+      callback();
+    },
+    destroy(error2, callback) {
+      channel.close();
+      callback(error2);
+    }
+  });
+  channel.on("data", (chunk) => {
+    if (!duplex.push(chunk)) channel.pause();
+  });
+  channel.on("end", () => duplex.push(null));
+  channel.on("close", () => duplex.destroy());
+  channel.on("error", (error2) => duplex.destroy(error2));
+  return duplex;
+}
 var SshRemoteHost = class {
   constructor(target, ssh, jump) {
     this.target = target;
@@ -49577,7 +49610,7 @@ var SshRemoteHost = class {
     const client = this.ssh.connection;
     if (!client) return Promise.reject(new Error("SSH connection is closed"));
     return new Promise((resolve2, reject) => {
-      const done = (error2, stream) => error2 ? reject(error2) : resolve2(stream);
+      const done = (error2, channel) => error2 ? reject(error2) : resolve2(asDuplex(channel));
       if (to.kind === "tcp") client.forwardOut("127.0.0.1", 0, to.host, to.port, done);
       else client.openssh_forwardOutStreamLocal(to.socket, done);
     });

@@ -27,7 +27,7 @@ deploy() {
       "INPUT_KNOWN-HOSTS=$(cat "$HOST_KNOWN_HOSTS")" \
       INPUT_SERVICE=myapp INPUT_RELEASE-PATH=/srv/myapp \
       "INPUT_HEALTH-URL=http://unix:/run/myapp/myapp.sock:/health" \
-      "INPUT_RELEASE-ID=$release" "INPUT_SOURCE=$ROOT/examples/app" "INPUT_PIP-ARGS=--no-index" \
+      "INPUT_RELEASE-ID=$release" "INPUT_SOURCE=$ROOT/examples/app" "INPUT_PIP-ARGS=--no-index --no-deps" \
       GITHUB_OUTPUT="$out" GITHUB_WORKSPACE="$ROOT" \
       node dist/index.js | grep -v '^::debug' | sed 's/^/   | /'
   echo "   outputs: $(grep -E '^(status|release|previous-release|failed-requests)<<' -A1 "$out" | grep -v -- '--' | paste -sd' ' | sed 's/<<ghadelimiter_[^ ]*//g')"

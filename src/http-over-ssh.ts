@@ -39,8 +39,10 @@ export async function httpGet(
         error => callback(error as Error, null)
       )
     },
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs,
+    // undici's own parser timers can fire after the client is destroyed (a
+    // crash with channel sockets); the one timer below bounds the request instead.
+    headersTimeout: 0,
+    bodyTimeout: 0,
     pipelining: 0
   })
   const timer = setTimeout(

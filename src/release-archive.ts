@@ -41,6 +41,9 @@ export function createArchive(
     [
       '-czf',
       outPath,
+      // The service user must read the release whatever the local modes are
+      // (a checkout or temp directory can be 0700); nothing becomes writable to others.
+      '--mode=u+rwX,go+rX,go-w',
       '--exclude=./.git',
       '--exclude=./node_modules',
       '--exclude=__pycache__',

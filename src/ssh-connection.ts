@@ -1,7 +1,7 @@
 // The one module that owns SSH. One connection per target (optionally through
 // a jump host), host key pinned before authentication, keepalive, bounded
 // retries with backoff. Everything else talks to the `RemoteHost` interface.
-import type { Duplex, Readable } from 'node:stream'
+import { Duplex, type Readable } from 'node:stream'
 import { NodeSSH, type Config } from 'node-ssh'
 import type { ClientChannel } from 'ssh2'
 import {
@@ -137,6 +137,37 @@ async function withRetries<T>(
   }
 }
 
+/**
+ * A plain Duplex around a forwarded channel. ssh2's Channel overrides
+ * destroy() without ever emitting 'close' for a half-closed channel, which
+ * leaves HTTP clients waiting; this adapter closes the channel and itself.
+ */
+function asDuplex(channel: ClientChannel): Duplex {
+  const duplex = new Duplex({
+    read() {
+      channel.resume()
+    },
+    write(chunk, encoding, callback) {
+      channel.write(chunk, encoding, callback)
+    },
+    final(callback) {
+      channel.end()
+      callback()
+    },
+    destroy(error, callback) {
+      channel.close()
+      callback(error)
+    }
+  })
+  channel.on('data', (chunk: Buffer) => {
+    if (!duplex.push(chunk)) channel.pause()
+  })
+  channel.on('end', () => duplex.push(null))
+  channel.on('close', () => duplex.destroy())
+  channel.on('error', (error: Error) => duplex.destroy(error))
+  return duplex
+}
+
 class SshRemoteHost implements RemoteHost {
   constructor(
     readonly target: Target,
@@ -185,8 +216,8 @@ class SshRemoteHost implements RemoteHost {
     const client = this.ssh.connection
     if (!client) return Promise.reject(new Error('SSH connection is closed'))
     return new Promise((resolve, reject) => {
-      const done = (error: Error | undefined, stream: ClientChannel) =>
-        error ? reject(error) : resolve(stream)
+      const done = (error: Error | undefined, channel: ClientChannel) =>
+        error ? reject(error) : resolve(asDuplex(channel))
       if (to.kind === 'tcp') client.forwardOut('127.0.0.1', 0, to.host, to.port, done)
       else client.openssh_forwardOutStreamLocal(to.socket, done)
     })

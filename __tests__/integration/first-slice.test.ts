@@ -25,6 +25,7 @@ describe('deploy through dist/index.js', () => {
     expect(await servedRelease(host)).toBe('v0')
     const run = await runAction(inputsFor(host, { source: appCopy(), 'release-id': 'r1' }))
     expect(run.stdout).not.toContain('::error')
+    expect(run.stderr).toBe('')
     expect(run.code).toBe(0)
     expect(run.outputs.status).toBe('deployed')
     expect(run.outputs.release).toBe('r1')

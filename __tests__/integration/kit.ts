@@ -122,7 +122,7 @@ export function inputsFor(
     service: 'myapp',
     'release-path': '/srv/myapp',
     'health-url': 'http://unix:/run/myapp/myapp.sock:/health',
-    'pip-args': '--no-index',
+    'pip-args': '--no-index --no-deps',
     'reload-timeout': '30',
     'lock-timeout': '10',
     ...extra

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Starts one test host: a systemd-nspawn container whose PID 1 is systemd,
+# with sshd, Gunicorn under the chosen unit, and Nginx, on its own network
+# namespace attached to the bridge zdd-br0.
+#   hostkit/host-up.sh NAME [--unit fixed|guide|preload]
+# Prints a sourceable host.env (also written to the host's state directory).
+set -euo pipefail
+# shellcheck source=hostkit/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+NAME=${1:-}
+shift || true
+UNIT=fixed
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --unit) UNIT=${2:-}; shift ;;
+    *) die "unknown option: $1" ;;
+  esac
+  shift
+done
+[[ $NAME =~ ^[a-z][a-z0-9-]{0,20}$ ]] || die "host name must be 1-21 lower-case letters, digits or -, starting with a letter"
+case "$UNIT" in fixed | guide | preload) ;; *) die "--unit must be fixed, guide or preload" ;; esac
+
+ROOTFS=$("$KIT/build-rootfs.sh")
+S=$STATE_ROOT/$NAME
+mkdir -p "$STATE_ROOT"
+[ ! -e "$S" ] || die "host $NAME exists ($S); run hostkit/host-down.sh $NAME first"
+
+# A free index N (IP 10.231.0.(10+N), veth zvN), taken under a lock so hosts can start in parallel.
+exec 8>"$STATE_ROOT/.alloc.lock"
+flock 8
+N=
+for i in $(seq 1 200); do
+  if ! grep -qx "$i" "$STATE_ROOT"/*/index 2>/dev/null && ! ip link show "zv$i" >/dev/null 2>&1; then N=$i; break; fi
+done
+[ -n "$N" ] || die "no free host index (200 hosts running?)"
+mkdir -p "$S"/{upper,work,root}
+echo "$N" >"$S/index"
+flock -u 8
+
+IP=10.231.0.$((10 + N))
+NETNS=zdd-$NAME
+VETH=zv$N
+fail() {
+  echo "hostkit: host $NAME failed to start: $*" >&2
+  [ -f "$S/console.log" ] && { echo "--- console (tail) ---" >&2; tail -n 30 "$S/console.log" >&2; }
+  if [ -n "${INIT_PID:-}" ]; then
+    echo "--- journalctl -u myapp ---" >&2
+    nsenter -t "$INIT_PID" -a journalctl -u myapp -n 30 --no-pager >&2 2>/dev/null || true
+  fi
+  "$KIT/host-down.sh" "$NAME" >/dev/null 2>&1 || true
+  exit 1
+}
+
+# Network: the bridge once, then a namespace and a veth pair per host.
+exec 8>"$STATE_ROOT/.bridge.lock"
+flock 8
+if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+  ip link add "$BRIDGE" type bridge
+  ip addr add "$BRIDGE_IP/24" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+fi
+flock -u 8
+ip netns add "$NETNS"
+ip link add "$VETH" type veth peer name eth0 netns "$NETNS"
+ip link set "$VETH" master "$BRIDGE" up
+ip -n "$NETNS" link set lo up
+ip -n "$NETNS" addr add "$IP/24" dev eth0
+ip -n "$NETNS" link set eth0 up
+
+# The host's own files, in the overlay's upper layer.
+mount -t overlay "zdd-$NAME" -o "lowerdir=$ROOTFS,upperdir=$S/upper,workdir=$S/work" "$S/root"
+R=$S/root
+od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$R/etc/machine-id"
+echo "$NAME" >"$R/etc/hostname"
+printf '127.0.0.1 localhost\n127.0.1.1 %s\n::1 localhost\n' "$NAME" >"$R/etc/hosts"
+ssh-keygen -q -t ed25519 -N '' -C "$NAME-host" -f "$R/etc/ssh/ssh_host_ed25519_key"
+echo "$IP $(cut -d' ' -f1,2 "$R/etc/ssh/ssh_host_ed25519_key.pub")" >"$S/known_hosts"
+FINGERPRINT=$(ssh-keygen -lf "$R/etc/ssh/ssh_host_ed25519_key.pub" | cut -d' ' -f2)
+ssh-keygen -q -t ed25519 -N '' -C "deploy@$NAME" -f "$S/id_ed25519"
+uid=$(awk -F: '$1=="deploy"{print $3}' "$R/etc/passwd")
+gid=$(awk -F: '$1=="deploy"{print $4}' "$R/etc/passwd")
+install -d -m 700 -o "$uid" -g "$gid" "$R/home/deploy/.ssh"
+install -m 600 -o "$uid" -g "$gid" "$S/id_ed25519.pub" "$R/home/deploy/.ssh/authorized_keys"
+case "$UNIT" in
+  fixed) cp "$REPO/examples/server/myapp.service" "$R/etc/systemd/system/myapp.service" ;;
+  guide) cp "$KIT/units/guide.service" "$R/etc/systemd/system/myapp.service" ;;
+  preload) sed -f "$KIT/units/preload.sed" "$REPO/examples/server/myapp.service" >"$R/etc/systemd/system/myapp.service" ;;
+esac
+grep -q -- '--preload' "$R/etc/systemd/system/myapp.service" || [ "$UNIT" != preload ] || fail "preload variant lost --preload"
+mkdir -p "$R/etc/systemd/system/multi-user.target.wants"
+ln -sfn /etc/systemd/system/myapp.service "$R/etc/systemd/system/multi-user.target.wants/myapp.service"
+
+# Boot, in a cgroup subtree of its own so teardown can find every process.
+for root in $(cgroup_roots); do mkdir -p "$root/zdd-hostkit/$NAME"; done
+(
+  for root in $(cgroup_roots); do echo "$BASHPID" >"$root/zdd-hostkit/$NAME/cgroup.procs"; done
+  exec systemd-nspawn --quiet --boot --register=no --keep-unit \
+    -D "$R" --machine="$NAME" --hostname="$NAME" \
+    --network-namespace-path="/run/netns/$NETNS" \
+    --console=read-only --link-journal=no --resolv-conf=off --timezone=off
+) >"$S/console.log" 2>&1 </dev/null &
+NSPAWN_PID=$!
+echo "$NSPAWN_PID" >"$S/nspawn.pid"
+
+# The container's PID 1, as seen from here (for nsenter).
+INIT_PID=
+for _ in $(seq 1 100); do
+  for p in $(cat "/proc/$NSPAWN_PID/task/$NSPAWN_PID/children" 2>/dev/null); do
+    if [ "$(awk '/^NSpid:/{print $NF}' "/proc/$p/status" 2>/dev/null)" = 1 ]; then INIT_PID=$p; fi
+  done
+  [ -n "$INIT_PID" ] && break
+  kill -0 "$NSPAWN_PID" 2>/dev/null || fail "systemd-nspawn exited"
+  sleep 0.05
+done
+[ -n "$INIT_PID" ] || fail "no container init found"
+
+cat >"$S/host.env" <<ENV
+HOST_NAME=$NAME
+HOST_IP=$IP
+HOST_PORT=22
+HOST_USER=deploy
+HOST_KEY=$S/id_ed25519
+HOST_KNOWN_HOSTS=$S/known_hosts
+HOST_FINGERPRINT=$FINGERPRINT
+HOST_UNIT=$UNIT
+HOST_STATE=$S
+HOST_NSPAWN_PID=$NSPAWN_PID
+HOST_INIT_PID=$INIT_PID
+HOST_NETNS=$NETNS
+HOST_VETH=$VETH
+ENV
+
+# Ready when sshd answers, the app answers through Nginx, and a pinned-key login works.
+deadline=$((SECONDS + 30))
+until [ "$(timeout 1 bash -c "exec 3<>/dev/tcp/$IP/22 && head -c 4 <&3" 2>/dev/null)" = "SSH-" ]; do
+  [ $SECONDS -lt $deadline ] || fail "sshd did not answer within 30 s"
+  sleep 0.1
+done
+until curl -fsS -m 2 -o /dev/null "http://$IP/health" 2>/dev/null; do
+  [ $SECONDS -lt $deadline ] || fail "http://$IP/health did not answer 200 within 30 s"
+  sleep 0.1
+done
+ssh -q -i "$S/id_ed25519" -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$S/known_hosts" \
+  -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=5 "deploy@$IP" true || fail "ssh login as deploy failed"
+
+log "host $NAME up: $IP ($UNIT unit)"
+cat "$S/host.env"
