@@ -42242,8 +42242,10 @@ def cmd_run(envfile, directory, *argv):
     os.execvp(argv[0], list(argv))
 
 def cmd_lock(lockdir, owner_json, stale_seconds):
-    """Takes the lock (an atomic mkdir). Prints {taken, holder, age, stale}."""
-    for attempt in (1, 2):
+    """Takes the lock (an atomic mkdir); a lock older than stale_seconds is taken over.
+    Prints {taken, stale, holder, age}."""
+    took_over = None
+    for _ in range(3):
         try:
             os.mkdir(lockdir)
         except FileExistsError:
@@ -42251,23 +42253,23 @@ def cmd_lock(lockdir, owner_json, stale_seconds):
                 age = time.time() - os.stat(lockdir).st_mtime
             except FileNotFoundError:
                 continue
-            if age > float(stale_seconds) and attempt == 1:
-                stale = "%s.stale-%d" % (lockdir, int(time.time()))
+            if age > float(stale_seconds) and took_over is None:
+                previous = holder_of(lockdir)
+                stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())
                 try:
                     os.rename(lockdir, stale)
                 except OSError:
-                    pass
-                else:
-                    previous = holder_of(stale)
-                    shutil.rmtree(stale, ignore_errors=True)
-                    take(lockdir, owner_json)
-                    print(json.dumps({"taken": True, "stale": True, "holder": previous, "age": int(age)}))
-                    return
+                    continue
+                shutil.rmtree(stale, ignore_errors=True)
+                took_over = {"holder": previous, "age": int(age)}
+                continue
             print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))
             return
         take(lockdir, owner_json)
-        print(json.dumps({"taken": True, "stale": False, "holder": {}, "age": 0}))
+        info = took_over or {"holder": {}, "age": 0}
+        print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))
         return
+    print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))
 
 def holder_of(directory):
     try:
@@ -42527,8 +42529,62 @@ ${tailLines(error2.result.stderr || error2.result.stdout, 20)}`,
   return "ran";
 }
 
-// src/settings.ts
+// src/release-archive.ts
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
+var METADATA_FILE = ".zdd-release.json";
+function assertSourceDirectory(source) {
+  let isDir;
+  try {
+    isDir = statSync(source).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir)
+    throw new Error(
+      `Input 'source' has value ${JSON.stringify(source)}: must be an existing directory`
+    );
+}
+function createArchive(source, metadata, outPath) {
+  const metaDir = mkdtempSync(path.join(tmpdir(), "zdd-meta-"));
+  writeFileSync(path.join(metaDir, METADATA_FILE), JSON.stringify(metadata) + "\n");
+  const tar = spawn(
+    "tar",
+    [
+      "-czf",
+      outPath,
+      // The service user must read the release whatever the local modes are
+      // (a checkout or temp directory can be 0700); nothing becomes writable to others.
+      "--mode=u+rwX,go+rX,go-w",
+      "--exclude=./.git",
+      "--exclude=./node_modules",
+      "--exclude=__pycache__",
+      `--exclude=./${METADATA_FILE}`,
+      "-C",
+      source,
+      ".",
+      "-C",
+      metaDir,
+      METADATA_FILE
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] }
+  );
+  let stderr = "";
+  tar.stderr.on("data", (chunk) => stderr += chunk.toString());
+  return new Promise((resolve2, reject) => {
+    tar.on("error", reject);
+    tar.on("close", (code) => {
+      rmSync(metaDir, { recursive: true, force: true });
+      if (code === 0) resolve2();
+      else reject(new Error(`packing ${source} failed (tar exited ${code}): ${stderr.trim()}`));
+    });
+  });
+}
+
+// src/settings.ts
+import * as path2 from "node:path";
 
 // src/host-keys.ts
 import { createHash, createHmac } from "node:crypto";
@@ -42843,7 +42899,7 @@ function readSettings(read, facts) {
   } : parseHttpTarget(nginxText) ?? fail("nginx-url", nginxText, "must be http://HOST[:PORT]/PATH, requested on the server");
   const healthExpect = raw("health-expect") || void 0;
   const sourceText = raw("source") || ".";
-  const source = path.resolve(facts.workspace, sourceText);
+  const source = path2.resolve(facts.workspace, sourceText);
   const releaseIdText = raw("release-id");
   const releaseId = releaseIdText === "" ? defaultReleaseId(facts.now, facts.sha) : releaseIdText;
   if (!isReleaseId(releaseId)) fail("release-id", releaseIdText, RELEASE_ID_RULE);
@@ -42965,6 +43021,17 @@ async function readCurrentRelease(remote, layout) {
   const id = target.replace(/\/+$/, "").split("/").pop() ?? "";
   return isReleaseId(id) ? id : void 0;
 }
+function orderReleases(findOutput) {
+  const dirTime = /* @__PURE__ */ new Map();
+  const packedTime = /* @__PURE__ */ new Map();
+  for (const line of findOutput.split("\n")) {
+    const m = /^([0-9.]+) ([^/]+)(\/\.zdd-release\.json)?$/.exec(line.trim());
+    if (!m || !isReleaseId(m[2])) continue;
+    (m[3] ? packedTime : dirTime).set(m[2], Number(m[1]));
+  }
+  const time = (id) => packedTime.get(id) ?? dirTime.get(id) ?? 0;
+  return [...dirTime.keys()].sort((a, b) => time(a) - time(b) || a.localeCompare(b));
+}
 async function listReleases(remote, layout) {
   const result = await runStep(
     remote,
@@ -42975,14 +43042,21 @@ async function listReleases(remote, layout) {
       "-mindepth",
       "1",
       "-maxdepth",
+      "2",
+      "(",
+      "-maxdepth",
       "1",
       "-type",
       "d",
+      "-o",
+      "-name",
+      METADATA_FILE,
+      ")",
       "-printf",
-      "%T@ %f\\n"
+      "%T@ %P\\n"
     ])
   );
-  return result.stdout.split("\n").map((line) => line.trim().split(" ")).filter(([time, id]) => id !== void 0 && isReleaseId(id) && !Number.isNaN(Number(time))).sort((a, b) => Number(a[0]) - Number(b[0]) || a[1].localeCompare(b[1])).map(([, id]) => id);
+  return orderReleases(result.stdout);
 }
 async function uploadRelease(remote, layout, id, archive) {
   const incoming = layout.incoming(id);
@@ -43690,68 +43764,13 @@ ${tailLines(text, 80) || `(nothing${stderr ? `: ${stderr.trim()}` : ""})`}`;
 
 // src/prune.ts
 function releasesToPrune(all, keep, protectedIds) {
-  const sorted = [...all].sort();
-  const kept = new Set(sorted.slice(-keep));
+  const kept = new Set(all.slice(-keep));
   for (const id of protectedIds) if (id) kept.add(id);
-  return sorted.filter((id) => !kept.has(id));
+  return all.filter((id) => !kept.has(id));
 }
 function releaseOfPath(releasesDir, path4) {
   if (!path4 || !path4.startsWith(releasesDir + "/")) return void 0;
   return path4.slice(releasesDir.length + 1).split("/")[0];
-}
-
-// src/release-archive.ts
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import * as path2 from "node:path";
-var METADATA_FILE = ".zdd-release.json";
-function assertSourceDirectory(source) {
-  let isDir;
-  try {
-    isDir = statSync(source).isDirectory();
-  } catch {
-    isDir = false;
-  }
-  if (!isDir)
-    throw new Error(
-      `Input 'source' has value ${JSON.stringify(source)}: must be an existing directory`
-    );
-}
-function createArchive(source, metadata, outPath) {
-  const metaDir = mkdtempSync(path2.join(tmpdir(), "zdd-meta-"));
-  writeFileSync(path2.join(metaDir, METADATA_FILE), JSON.stringify(metadata) + "\n");
-  const tar = spawn(
-    "tar",
-    [
-      "-czf",
-      outPath,
-      // The service user must read the release whatever the local modes are
-      // (a checkout or temp directory can be 0700); nothing becomes writable to others.
-      "--mode=u+rwX,go+rX,go-w",
-      "--exclude=./.git",
-      "--exclude=./node_modules",
-      "--exclude=__pycache__",
-      `--exclude=./${METADATA_FILE}`,
-      "-C",
-      source,
-      ".",
-      "-C",
-      metaDir,
-      METADATA_FILE
-    ],
-    { stdio: ["ignore", "ignore", "pipe"] }
-  );
-  let stderr = "";
-  tar.stderr.on("data", (chunk) => stderr += chunk.toString());
-  return new Promise((resolve2, reject) => {
-    tar.on("error", reject);
-    tar.on("close", (code) => {
-      rmSync(metaDir, { recursive: true, force: true });
-      if (code === 0) resolve2();
-      else reject(new Error(`packing ${source} failed (tar exited ${code}): ${stderr.trim()}`));
-    });
-  });
 }
 
 // src/release-log.ts

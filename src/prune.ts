@@ -1,15 +1,15 @@
 // Which old releases to delete: keep the newest `keep`, and never `current`,
 // the previous good release, or the directory the Gunicorn master started in.
 
+/** `all` is oldest first; returns the ids to delete, oldest first. */
 export function releasesToPrune(
   all: string[],
   keep: number,
   protectedIds: (string | undefined)[]
 ): string[] {
-  const sorted = [...all].sort()
-  const kept = new Set(sorted.slice(-keep))
+  const kept = new Set(all.slice(-keep))
   for (const id of protectedIds) if (id) kept.add(id)
-  return sorted.filter(id => !kept.has(id))
+  return all.filter(id => !kept.has(id))
 }
 
 /** The release id a physical path under releases/ belongs to. */

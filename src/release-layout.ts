@@ -2,6 +2,7 @@
 // commands that read and change it.
 import type { Readable } from 'node:stream'
 import { runStep } from './remote-command.js'
+import { METADATA_FILE } from './release-archive.js'
 import { isReleaseId } from './settings.js'
 import { allOf, optional, toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
@@ -43,7 +44,24 @@ export async function readCurrentRelease(
   return isReleaseId(id) ? id : undefined
 }
 
-/** Release ids present under releases/, oldest first (by when their directory was made). */
+/**
+ * Orders release ids oldest first from `find -printf '%T@ %P'` lines: the time
+ * of a release's metadata file (written when it was packed) when it has one,
+ * else the directory's own time (which later writes such as __pycache__ move).
+ */
+export function orderReleases(findOutput: string): string[] {
+  const dirTime = new Map<string, number>()
+  const packedTime = new Map<string, number>()
+  for (const line of findOutput.split('\n')) {
+    const m = /^([0-9.]+) ([^/]+)(\/\.zdd-release\.json)?$/.exec(line.trim())
+    if (!m || !isReleaseId(m[2])) continue
+    ;(m[3] ? packedTime : dirTime).set(m[2], Number(m[1]))
+  }
+  const time = (id: string) => packedTime.get(id) ?? dirTime.get(id) ?? 0
+  return [...dirTime.keys()].sort((a, b) => time(a) - time(b) || a.localeCompare(b))
+}
+
+/** Release ids present under releases/, oldest first. */
 export async function listReleases(remote: RemoteHost, layout: ReleaseLayout): Promise<string[]> {
   const result = await runStep(
     remote,
@@ -54,19 +72,21 @@ export async function listReleases(remote: RemoteHost, layout: ReleaseLayout): P
       '-mindepth',
       '1',
       '-maxdepth',
+      '2',
+      '(',
+      '-maxdepth',
       '1',
       '-type',
       'd',
+      '-o',
+      '-name',
+      METADATA_FILE,
+      ')',
       '-printf',
-      '%T@ %f\\n'
+      '%T@ %P\\n'
     ])
   )
-  return result.stdout
-    .split('\n')
-    .map(line => line.trim().split(' '))
-    .filter(([time, id]) => id !== undefined && isReleaseId(id) && !Number.isNaN(Number(time)))
-    .sort((a, b) => Number(a[0]) - Number(b[0]) || a[1].localeCompare(b[1]))
-    .map(([, id]) => id)
+  return orderReleases(result.stdout)
 }
 
 /**

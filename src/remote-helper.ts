@@ -79,8 +79,10 @@ def cmd_run(envfile, directory, *argv):
     os.execvp(argv[0], list(argv))
 
 def cmd_lock(lockdir, owner_json, stale_seconds):
-    """Takes the lock (an atomic mkdir). Prints {taken, holder, age, stale}."""
-    for attempt in (1, 2):
+    """Takes the lock (an atomic mkdir); a lock older than stale_seconds is taken over.
+    Prints {taken, stale, holder, age}."""
+    took_over = None
+    for _ in range(3):
         try:
             os.mkdir(lockdir)
         except FileExistsError:
@@ -88,23 +90,23 @@ def cmd_lock(lockdir, owner_json, stale_seconds):
                 age = time.time() - os.stat(lockdir).st_mtime
             except FileNotFoundError:
                 continue
-            if age > float(stale_seconds) and attempt == 1:
-                stale = "%s.stale-%d" % (lockdir, int(time.time()))
+            if age > float(stale_seconds) and took_over is None:
+                previous = holder_of(lockdir)
+                stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())
                 try:
                     os.rename(lockdir, stale)
                 except OSError:
-                    pass
-                else:
-                    previous = holder_of(stale)
-                    shutil.rmtree(stale, ignore_errors=True)
-                    take(lockdir, owner_json)
-                    print(json.dumps({"taken": True, "stale": True, "holder": previous, "age": int(age)}))
-                    return
+                    continue
+                shutil.rmtree(stale, ignore_errors=True)
+                took_over = {"holder": previous, "age": int(age)}
+                continue
             print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))
             return
         take(lockdir, owner_json)
-        print(json.dumps({"taken": True, "stale": False, "holder": {}, "age": 0}))
+        info = took_over or {"holder": {}, "age": 0}
+        print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))
         return
+    print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))
 
 def holder_of(directory):
     try:

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals'
 import { releaseOfPath, releasesToPrune } from '../../src/prune.js'
 import { revisions } from '../../src/release-checks.js'
+import { orderReleases } from '../../src/release-layout.js'
 
 describe('releasesToPrune', () => {
   const all = ['r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7']
@@ -26,5 +27,28 @@ describe('revisions', () => {
     ).toEqual(['0001'])
     expect(revisions('ae1027a6acf (head)\n0002 (head)')).toEqual(['0002', 'ae1027a6acf'])
     expect(revisions('')).toEqual([])
+  })
+})
+
+describe('orderReleases', () => {
+  it('orders by the packed metadata time, falling back to the directory time', () => {
+    const out = [
+      '300.5 zeta',
+      '100.0 alpha',
+      '900.0 alpha/.zdd-release.json',
+      '200.0 mid',
+      '150.0 mid/.zdd-release.json',
+      '50 .incoming-x',
+      '10.0 ../bad'
+    ].join('\n')
+    expect(orderReleases(out)).toEqual(['mid', 'zeta', 'alpha'])
+  })
+
+  it('keeps the newest by deploy time, not by name', () => {
+    expect(releasesToPrune(['w1', 'w2', 'p1', 'p2', 'p3'], 2, ['p3', 'p2'])).toEqual([
+      'w1',
+      'w2',
+      'p1'
+    ])
   })
 })
