@@ -1,0 +1,189 @@
+// mode: rollback and mode: check, and the reload traps (the reference guide's
+// unit and --preload) against real hosts.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import {
+  appCopy,
+  hostDown,
+  hostUp,
+  inputsFor,
+  rootSh,
+  runAction,
+  servedRelease,
+  type ActionRun,
+  type KitHost
+} from './kit.js'
+
+function annotations(run: ActionRun): string {
+  return run.stdout
+    .split('\n')
+    .filter(l => l.startsWith('::error') || l.startsWith('::warning'))
+    .map(l => l.replace(/%0A/g, '\n').replace(/%25/g, '%'))
+    .join('\n')
+}
+
+/** Everything check mode must not change: the release tree, the log, the unit. */
+function hostFingerprint(host: KitHost): Promise<string> {
+  return rootSh(
+    host,
+    'cd /srv/myapp && find . -printf "%p %m %u %T@ %s %l\\n" | sort; sha256sum /etc/systemd/system/myapp.service /etc/myapp.env; systemctl show myapp -p MainPID -p NRestarts'
+  )
+}
+
+async function deployed(host: KitHost, id: string): Promise<void> {
+  const run = await runAction(inputsFor(host, { source: appCopy(), 'release-id': id }))
+  expect(run.outputs.status).toBe('deployed')
+}
+
+describe('mode: rollback', () => {
+  let host: KitHost
+  beforeAll(async () => {
+    host = await hostUp('rb1', 'fixed')
+    await deployed(host, 'a1')
+    await deployed(host, 'a2')
+  })
+  afterAll(async () => {
+    await hostDown('rb1')
+  })
+
+  it('goes back to the previous good release with zero failed probe requests', async () => {
+    expect(await servedRelease(host)).toBe('a2')
+    const run = await runAction(inputsFor(host, { mode: 'rollback' }))
+    expect(run.code).toBe(0)
+    expect(run.outputs).toMatchObject({
+      status: 'rolled-back',
+      release: 'a1',
+      'previous-release': 'a2',
+      'rolled-back': 'true',
+      'failed-requests': '0'
+    })
+    expect(JSON.parse(run.outputs.hosts)[0].probeRequests).toBeGreaterThan(3)
+    expect(await servedRelease(host)).toBe('a1')
+    const last = JSON.parse((await rootSh(host, 'tail -n 1 /srv/myapp/.deploy-log.jsonl')).trim())
+    expect(last).toMatchObject({
+      action: 'rollback',
+      id: 'a1',
+      previous: 'a2',
+      outcome: 'rolled-back'
+    })
+  })
+
+  it('rolls back to a named release id', async () => {
+    const run = await runAction(inputsFor(host, { mode: 'rollback', 'rollback-to': 'a2' }))
+    expect(run.outputs).toMatchObject({ status: 'rolled-back', release: 'a2' })
+    expect(await servedRelease(host)).toBe('a2')
+  })
+
+  it('fails on an unknown id before any change, listing the releases that exist', async () => {
+    const before = await hostFingerprint(host)
+    const run = await runAction(inputsFor(host, { mode: 'rollback', 'rollback-to': 'nope' }))
+    expect(run.code).not.toBe(0)
+    expect(run.outputs.status).toBe('failed')
+    expect(annotations(run)).toContain('release nope does not exist')
+    expect(annotations(run)).toMatch(/Releases on the host: .*a1.*a2/)
+    expect(await hostFingerprint(host)).toBe(before)
+  })
+
+  it('recovers when the current release is broken and the master has died', async () => {
+    // put a release that cannot import live by hand, as a bad manual deploy would
+    await rootSh(
+      host,
+      'cp -a /srv/myapp/releases/a2 /srv/myapp/releases/broken && echo "import no_such_module" > /srv/myapp/releases/broken/wsgi.py && echo \'{"id":"broken"}\' > /srv/myapp/releases/broken/.zdd-release.json && ln -sfn releases/broken /srv/myapp/current && systemctl restart myapp; sleep 1; true'
+    )
+    const state = await rootSh(host, 'systemctl show myapp -p MainPID -p ActiveState')
+    expect(state).not.toContain('ActiveState=active')
+    const run = await runAction(inputsFor(host, { mode: 'rollback', 'rollback-to': 'a1' }))
+    expect(run.stdout).toContain('the master was not running')
+    expect(run.outputs).toMatchObject({
+      status: 'rolled-back',
+      release: 'a1',
+      'previous-release': 'broken'
+    })
+    expect(await servedRelease(host)).toBe('a1')
+  })
+})
+
+describe('reload traps', () => {
+  let guide: KitHost
+  let preload: KitHost
+  let fixed: KitHost
+  beforeAll(async () => {
+    ;[guide, preload, fixed] = await Promise.all([
+      hostUp('gd1', 'guide'),
+      hostUp('pl1', 'preload'),
+      hostUp('fx1', 'fixed')
+    ])
+  })
+  afterAll(async () => {
+    await Promise.all([hostDown('gd1'), hostDown('pl1'), hostDown('fx1')])
+  })
+
+  it("never reports the reference guide's unit as deployed, and names the --chdir fix", async () => {
+    const run = await runAction(inputsFor(guide, { source: appCopy(), 'release-id': 'g1' }))
+    expect(run.code).not.toBe(0)
+    expect(run.outputs.status).not.toBe('deployed')
+    expect(annotations(run)).toContain('keep importing the OLD release')
+    expect(annotations(run)).toContain('add --chdir /srv/myapp/current')
+    expect(await servedRelease(guide)).toBe('v0')
+  })
+
+  it('never silently reports the --preload unit as deployed', async () => {
+    const run = await runAction(inputsFor(preload, { source: appCopy(), 'release-id': 'p1' }))
+    expect(run.code).not.toBe(0)
+    expect(run.outputs.status).not.toBe('deployed')
+    expect(annotations(run)).toContain('--preload')
+    expect(annotations(run)).toContain('remove --preload')
+    expect(await servedRelease(preload)).toBe('v0')
+  })
+
+  it('check mode reports the chdir trap on the guide unit with its fix, changing nothing', async () => {
+    const before = await hostFingerprint(guide)
+    const run = await runAction(inputsFor(guide, { mode: 'check' }))
+    expect(run.code).not.toBe(0)
+    expect(run.outputs.status).toBe('failed')
+    expect(annotations(run)).toContain('chdir:')
+    expect(annotations(run)).toContain('Fix: add --chdir /srv/myapp/current')
+    expect(run.summary).toContain('<td>chdir</td>')
+    expect(await hostFingerprint(guide)).toBe(before)
+  })
+
+  it('check mode reports --preload on the preload unit', async () => {
+    const run = await runAction(inputsFor(preload, { mode: 'check' }))
+    expect(run.outputs.status).toBe('failed')
+    expect(annotations(run)).toContain('preload:')
+  })
+
+  it('check mode finds no errors on the corrected unit and only warns with warn-only', async () => {
+    const before = await hostFingerprint(fixed)
+    const run = await runAction(
+      inputsFor(fixed, { mode: 'check', 'required-env': 'SECRET_KEY,DATABASE_URL' })
+    )
+    expect(annotations(run)).not.toContain('::error')
+    expect(run.code).toBe(0)
+    expect(run.outputs.status).toBe('checked')
+    const findings = JSON.parse(run.outputs.hosts)[0].findings as {
+      severity: string
+      check: string
+    }[]
+    expect(findings.filter(f => f.severity === 'error')).toEqual([])
+    expect(findings.map(f => f.check)).toEqual(
+      expect.arrayContaining([
+        'ExecReload',
+        'workers',
+        'upstream',
+        'nginx -t',
+        'layout',
+        'venv',
+        'environment',
+        'disk',
+        'sudo',
+        'health',
+        'chdir',
+        'preload'
+      ])
+    )
+    expect(await hostFingerprint(fixed)).toBe(before)
+    const warnOnly = await runAction(inputsFor(guide, { mode: 'check', 'warn-only': 'true' }))
+    expect(warnOnly.code).toBe(0)
+    expect(warnOnly.outputs.status).toBe('checked')
+  })
+})
