@@ -42949,6 +42949,21 @@ function readSettings(read, facts) {
   const nginxErrorLog = raw("nginx-error-log") || "/var/log/nginx/error.log";
   if (!isSafeAbsolutePath(nginxErrorLog))
     fail("nginx-error-log", nginxErrorLog, "must be an absolute path");
+  const findTarget = (name) => {
+    const text = raw(name);
+    if (text === "") return void 0;
+    const parsed = parseTarget(text, defaults2);
+    const match = parsed && targets.find((t) => t.label === parsed.label);
+    if (!match)
+      fail(
+        name,
+        text,
+        `must be one of the targets in 'host' (${targets.map((t) => t.label).join(", ")})`
+      );
+    return match?.label;
+  };
+  const canary = findTarget("canary");
+  const migrateHost = findTarget("migrate-host");
   return {
     mode,
     targets,
@@ -42979,7 +42994,12 @@ function readSettings(read, facts) {
     migrateCommand,
     probe: bool("probe", true),
     nginxErrorLog,
-    warnOnly: bool("warn-only", false)
+    warnOnly: bool("warn-only", false),
+    maxParallel: int("max-parallel", 1, 1, 100),
+    canary,
+    maxFailures: int("max-failures", 0, 0, 1e3),
+    rollbackFleet: bool("rollback-fleet", true),
+    migrateHost
   };
 }
 function splitWords(text) {
@@ -43964,12 +43984,14 @@ function packRelease(settings, run2, archivePath) {
     () => statSync2(archivePath).size
   );
 }
-async function deployHost(remote, ctx) {
+async function deployHost(connection, ctx) {
+  let remote = connection;
   const { settings, log, cancellation } = ctx;
   const result = newHostResult(remote.target.label);
   const layout = new ReleaseLayout(settings.releasePath);
   const id = settings.releaseId;
   const began = /* @__PURE__ */ new Date();
+  const runsMigrations = !ctx.gate || ctx.gate.host === remote.target.label;
   result.release = id;
   let lock;
   let uploaded = false;
@@ -44096,33 +44118,45 @@ async function deployHost(remote, ctx) {
       }
     });
     checkCancelled(cancellation);
-    await timed(
-      result,
-      "migrations",
-      () => log.group(
-        "Migrations",
-        () => migrate(remote, {
-          interpreter: snap.interpreter,
-          envFile: snap.envFile,
-          releaseDir,
-          app: snap.app,
-          command: settings.migrateCommand,
-          mode: settings.migrate,
-          log
-        })
-      )
-    );
+    if (runsMigrations) {
+      await timed(
+        result,
+        "migrations",
+        () => log.group(
+          "Migrations",
+          () => migrate(remote, {
+            interpreter: snap.interpreter,
+            envFile: snap.envFile,
+            releaseDir,
+            app: snap.app,
+            command: settings.migrateCommand,
+            mode: settings.migrate,
+            log
+          })
+        )
+      );
+      ctx.gate?.open();
+    } else {
+      await timed(result, "wait for migrations", async () => {
+        log.info(
+          `migrations run once for the fleet, on ${ctx.gate?.host}; waiting for them before the switch`
+        );
+        await ctx.gate?.done;
+      });
+    }
     checkCancelled(cancellation);
     if (settings.probe)
       probe = startProbe(remote, settings.healthUrl, {
         maxSeconds: settings.reloadTimeoutSeconds + 120
       });
     const newDir = await realPath(remote, releaseDir);
+    log.info(`switching current to releases/${id}`);
     await timed(result, "switch", async () => {
       switched = true;
       await switchCurrent(remote, layout, id);
       log.info(`current -> releases/${id}`);
     });
+    log.info(`reloading ${settings.service}`);
     await timed(result, "reload", async () => {
       await runStep(
         remote,
@@ -44163,6 +44197,24 @@ async function deployHost(remote, ctx) {
     return result;
   } catch (error2) {
     result.error = error2.message;
+    if (!remote.isConnected() && ctx.reconnect) {
+      log.warning("the SSH connection dropped; reconnecting to clean up");
+      await stopProbe().catch(() => void 0);
+      try {
+        remote = await ctx.reconnect();
+      } catch (reconnectError) {
+        result.error += `
+Could not reconnect to clean up: ${reconnectError.message}. The lock ${layout.lockDir} is taken over after lock-stale-after; check which release current points at.`;
+        log.error(result.error, `deploy of ${id} failed on ${remote.target.label}`);
+        return result;
+      }
+    }
+    if (runsMigrations)
+      ctx.gate?.fail(
+        new Error(
+          `the migration host ${remote.target.label} failed before its migrations completed`
+        )
+      );
     if (switched && snapshot) {
       result.excerpt = await collectEvidence(remote, {
         service: settings.service,
@@ -44282,6 +44334,137 @@ async function prune(remote, ctx, layout, snap, id) {
   );
 }
 
+// src/fleet.ts
+function migrationGate(host) {
+  let open2;
+  let fail;
+  const done = new Promise((resolve2, reject) => {
+    open2 = resolve2;
+    fail = reject;
+  });
+  done.catch(() => void 0);
+  let settled = false;
+  return {
+    host,
+    done,
+    open: () => {
+      if (!settled) open2();
+      settled = true;
+    },
+    fail: (error2) => {
+      if (!settled) fail(error2);
+      settled = true;
+    }
+  };
+}
+function planBatches(targets, maxParallel, canary) {
+  const rest = targets.filter((t) => t !== canary);
+  const batches = canary ? [[canary]] : [];
+  for (let i = 0; i < rest.length; i += maxParallel) batches.push(rest.slice(i, i + maxParallel));
+  return batches;
+}
+var failed = (r) => r.status === "failed" || r.status === "rolled-back";
+async function runFleet(settings, hooks, top) {
+  const canary = settings.canary ? settings.targets.find((t) => t.label === settings.canary) : void 0;
+  const batches = planBatches(settings.targets, settings.maxParallel, canary);
+  const ordered = batches.flat();
+  const migrateOn = settings.migrateHost ? settings.targets.find((t) => t.label === settings.migrateHost) : ordered[0];
+  const gate = settings.mode === "deploy" && settings.targets.length > 1 && migrateOn ? migrationGate(migrateOn.label) : void 0;
+  if (gate && migrateOn && !batches[0].includes(migrateOn)) {
+    batches[0] = [migrateOn, ...batches[0]];
+    for (let i = 1; i < batches.length; i++) batches[i] = batches[i].filter((t) => t !== migrateOn);
+  }
+  if (settings.targets.length > 1) {
+    top.info(
+      `fleet of ${settings.targets.length}: ${batches.map((b) => `[${b.map((t) => t.label).join(", ")}]`).join(" then ")}${canary ? " (canary first)" : ""}; up to ${settings.maxFailures} failure(s) allowed${gate ? `; migrations on ${gate.host}` : ""}`
+    );
+  }
+  const remotes = /* @__PURE__ */ new Map();
+  const results = /* @__PURE__ */ new Map();
+  let failures = 0;
+  let stopReason;
+  try {
+    for (const [index, batch] of batches.entries()) {
+      if (stopReason) {
+        for (const t of batch) {
+          const r = newHostResult(t.label);
+          r.status = "skipped";
+          r.error = `not started: ${stopReason}`;
+          results.set(t, r);
+        }
+        continue;
+      }
+      const parallel = batch.length > 1;
+      await Promise.all(
+        batch.map(async (target) => {
+          const log = hooks.logFor(target, parallel);
+          let result;
+          try {
+            const remote = await hooks.connect(target, log);
+            remotes.set(target, remote);
+            const reconnect = async () => {
+              const again = await hooks.connect(target, log);
+              await remotes.get(target)?.close();
+              remotes.set(target, again);
+              return again;
+            };
+            result = await hooks.run(remote, log, gate, reconnect);
+          } catch (error2) {
+            result = newHostResult(target.label);
+            result.error = error2.message;
+            log.error(result.error, `${settings.mode} failed on ${target.label}`);
+          }
+          if (gate && target.label === gate.host && result.status !== "deployed") {
+            gate.fail(new Error(`migrations did not complete on ${gate.host}`));
+          }
+          results.set(target, result);
+        })
+      );
+      failures += batch.filter((t) => failed(results.get(t))).length;
+      const isCanary = canary !== void 0 && index === 0;
+      if (isCanary && failures > 0) stopReason = `the canary ${canary.label} failed`;
+      else if (failures > settings.maxFailures)
+        stopReason = `${failures} host(s) failed, more than max-failures (${settings.maxFailures})`;
+    }
+    if (stopReason && settings.mode === "deploy" && settings.rollbackFleet && hooks.rollback) {
+      const switched = ordered.filter((t) => results.get(t)?.status === "deployed");
+      if (switched.length > 0)
+        top.warning(`${stopReason}: rolling back ${switched.map((t) => t.label).join(", ")}`);
+      for (let i = 0; i < switched.length; i += settings.maxParallel) {
+        await Promise.all(
+          switched.slice(i, i + settings.maxParallel).map(async (target) => {
+            const deployed = results.get(target);
+            const log = hooks.logFor(target, settings.maxParallel > 1);
+            const back = await hooks.rollback(
+              remotes.get(target),
+              log,
+              deployed.previousRelease ?? ""
+            );
+            deployed.steps.push(
+              ...back.steps.map((s) => ({ ...s, name: `fleet rollback: ${s.name}` }))
+            );
+            if (back.status === "rolled-back") {
+              deployed.status = "rolled-back";
+              deployed.rolledBack = true;
+              deployed.error = `rolled back to ${deployed.previousRelease} because ${stopReason}`;
+            } else {
+              deployed.status = "failed";
+              deployed.error = `fleet rollback to ${deployed.previousRelease} failed: ${back.error ?? "unknown error"}`;
+            }
+          })
+        );
+      }
+    }
+  } finally {
+    for (const [target, remote] of remotes) {
+      const r = results.get(target);
+      if (r) r.connections = hooks.connectionsOf(target);
+      await remote.close();
+    }
+  }
+  return settings.targets.map((t) => results.get(t));
+}
+
 // src/log.ts
 var coreLog = {
   info: (message) => info(message),
@@ -44289,19 +44472,23 @@ var coreLog = {
   error: (message, title) => error(message, title ? { title } : void 0),
   group: (name, fn) => group(name, fn)
 };
-function hostLog(log, host) {
+function hostLog(log, host, parallel = false) {
   const tag = (m) => `[${host}] ${m}`;
   return {
     info: (m) => log.info(tag(m)),
     warning: (m) => log.warning(tag(m)),
     error: (m, title) => log.error(tag(m), title),
-    group: (name, fn) => log.group(tag(name), fn)
+    group: (name, fn) => {
+      if (!parallel) return log.group(tag(name), fn);
+      log.info(tag(`== ${name}`));
+      return fn();
+    }
   };
 }
 
 // src/report.ts
 function overallStatus(results) {
-  if (results.some((r) => r.status === "failed")) return "failed";
+  if (results.some((r) => r.status === "failed" || r.status === "skipped")) return "failed";
   if (results.some((r) => r.status === "rolled-back")) return "rolled-back";
   if (results.every((r) => r.status === "checked")) return "checked";
   return "deployed";
@@ -49276,7 +49463,7 @@ var NodeSSH = class {
     const files = scanned.files.map((item) => fsPath2.relative(localDirectory, item));
     const directories = scanned.directories.map((item) => fsPath2.relative(localDirectory, item));
     directories.sort((a, b) => a.length - b.length);
-    let failed = false;
+    let failed2 = false;
     try {
       await new Promise((resolve2, reject) => {
         const queue = new PromiseQueue({ concurrency });
@@ -49297,7 +49484,7 @@ var NodeSSH = class {
               await this.putFile(localFile, remoteFile, sftp, transferOptions);
               tick(localFile, remoteFile, null);
             } catch (_) {
-              failed = true;
+              failed2 = true;
               tick(localFile, remoteFile, _);
             }
           }).catch(reject);
@@ -49309,7 +49496,7 @@ var NodeSSH = class {
         sftp.end();
       }
     }
-    return !failed;
+    return !failed2;
   }
   async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
     invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
@@ -49360,7 +49547,7 @@ var NodeSSH = class {
     const files = scanned.files.map((item) => fsPath2.relative(remoteDirectory, item));
     const directories = scanned.directories.map((item) => fsPath2.relative(remoteDirectory, item));
     directories.sort((a, b) => a.length - b.length);
-    let failed = false;
+    let failed2 = false;
     try {
       await new Promise((resolve2, reject) => {
         const queue = new PromiseQueue({ concurrency });
@@ -49381,7 +49568,7 @@ var NodeSSH = class {
               await this.getFile(localFile, remoteFile, sftp, transferOptions);
               tick(localFile, remoteFile, null);
             } catch (_) {
-              failed = true;
+              failed2 = true;
               tick(localFile, remoteFile, _);
             }
           }).catch(reject);
@@ -49393,7 +49580,7 @@ var NodeSSH = class {
         sftp.end();
       }
     }
-    return !failed;
+    return !failed2;
   }
   forwardIn(remoteAddr, remotePort, onConnection) {
     const connection = this.getConnection();
@@ -49504,9 +49691,13 @@ var HostKeyMissingError = class extends Error {
     this.name = "HostKeyMissingError";
   }
 };
-var connectionStats = { opened: 0 };
+var connectionStats = { opened: 0, byTarget: /* @__PURE__ */ new Map() };
+function countConnection(label) {
+  connectionStats.opened++;
+  connectionStats.byTarget.set(label, (connectionStats.byTarget.get(label) ?? 0) + 1);
+}
 var sleep3 = (ms) => new Promise((resolve2) => setTimeout(resolve2, ms));
-async function connectOnce(target, options, sock) {
+async function connectOnce(target, options, countFor, sock) {
   const algorithms = acceptedKeyTypes(options.hostKeys, target.host, target.port);
   if (algorithms !== void 0 && algorithms.length === 0) {
     throw new HostKeyMissingError(target);
@@ -49537,7 +49728,7 @@ async function connectOnce(target, options, sock) {
     if (rejectedKey !== void 0) throw new HostKeyMismatchError(target, rejectedKey);
     throw error2;
   }
-  connectionStats.opened++;
+  countConnection(countFor);
   ssh.connection?.on("error", () => {
   });
   return ssh;
@@ -49634,6 +49825,9 @@ var SshRemoteHost = class {
       else client.openssh_forwardOutStreamLocal(to.socket, done);
     });
   }
+  isConnected() {
+    return this.ssh.isConnected();
+  }
   async close() {
     this.ssh.dispose();
     this.jump?.dispose();
@@ -49641,9 +49835,10 @@ var SshRemoteHost = class {
 };
 async function connect(target, options) {
   return withRetries(`connect ${target.label}`, options, async () => {
-    if (!options.jumpHost) return new SshRemoteHost(target, await connectOnce(target, options));
+    if (!options.jumpHost)
+      return new SshRemoteHost(target, await connectOnce(target, options, target.label));
     const jumpTarget = options.jumpHost;
-    const jump = await connectOnce(jumpTarget, options);
+    const jump = await connectOnce(jumpTarget, options, target.label);
     try {
       const sock = await new Promise(
         (resolve2, reject) => jump.connection.forwardOut(
@@ -49654,7 +49849,7 @@ async function connect(target, options) {
           (error2, stream) => error2 ? reject(error2) : resolve2(stream)
         )
       );
-      return new SshRemoteHost(target, await connectOnce(target, options, sock), jump);
+      return new SshRemoteHost(target, await connectOnce(target, options, target.label, sock), jump);
     } catch (error2) {
       jump.dispose();
       throw error2;
@@ -49688,34 +49883,22 @@ function watchCancellation(cancellation) {
     process.off("SIGTERM", onSignal);
   };
 }
-async function runOnHost(target, settings, job) {
-  const log = hostLog(coreLog, target.label);
-  let remote;
-  try {
-    const pinning = settings.hostKeys.kind === "insecure" ? "NOT checked" : "pinned";
-    log.info(
-      `connecting (host key ${pinning}${settings.jumpHost ? `, through ${settings.jumpHost.label}` : ""})`
-    );
-    remote = await connect(target, {
-      privateKey: settings.privateKey,
-      passphrase: settings.passphrase,
-      hostKeys: settings.hostKeys,
-      jumpHost: settings.jumpHost,
-      timeoutSeconds: settings.connectTimeoutSeconds,
-      retries: settings.connectRetries,
-      log: (m) => log.info(m)
-    });
-  } catch (error2) {
-    const result = newHostResult(target.label);
-    result.error = `could not connect: ${error2.message}`;
-    log.error(result.error, `could not connect to ${target.label}`);
-    return result;
-  }
-  try {
-    return await job(remote, log);
-  } finally {
-    await remote.close();
-  }
+function connectTarget(target, settings, log) {
+  const pinning = settings.hostKeys.kind === "insecure" ? "NOT checked" : "pinned";
+  log.info(
+    `connecting (host key ${pinning}${settings.jumpHost ? `, through ${settings.jumpHost.label}` : ""})`
+  );
+  return connect(target, {
+    privateKey: settings.privateKey,
+    passphrase: settings.passphrase,
+    hostKeys: settings.hostKeys,
+    jumpHost: settings.jumpHost,
+    timeoutSeconds: settings.connectTimeoutSeconds,
+    retries: settings.connectRetries,
+    log: (m) => log.info(m)
+  }).catch((error2) => {
+    throw new Error(`could not connect: ${error2.message}`, { cause: error2 });
+  });
 }
 async function run() {
   const cancellation = {};
@@ -49745,19 +49928,40 @@ async function run() {
         () => packRelease(settings, runContext, archivePath)
       );
       info(`release ${settings.releaseId}: ${Math.round(bytes / 1024)} KiB packed`);
-      job = (remote, log) => deployHost(remote, { settings, run: runContext, log, cancellation, archivePath });
+      job = (remote, log, gate, reconnect) => deployHost(remote, {
+        settings,
+        run: runContext,
+        log,
+        cancellation,
+        archivePath,
+        gate,
+        reconnect
+      });
     } else if (settings.mode === "rollback") {
       job = (remote, log) => rollbackHost(remote, { settings, run: runContext, log });
     } else {
       job = (remote, log) => checkHost(remote, settings, log);
     }
-    const results = [];
-    for (const target of settings.targets) results.push(await runOnHost(target, settings, job));
+    const results = await runFleet(
+      settings,
+      {
+        connect: (target, log) => connectTarget(target, settings, log),
+        run: job,
+        rollback: (remote, log, release) => rollbackHost(remote, {
+          settings: { ...settings, rollbackTo: release || void 0 },
+          run: runContext,
+          log
+        }),
+        logFor: (target, parallel) => hostLog(coreLog, target.label, parallel),
+        connectionsOf: (target) => connectionStats.byTarget.get(target.label) ?? 0
+      },
+      coreLog
+    );
     setOutputs(results);
     await writeSummary(results, settings.mode);
     const status = overallStatus(results);
     if (status === "failed" || status === "rolled-back" && settings.mode === "deploy") {
-      const failedHosts = results.filter((r) => r.error).map((r) => r.host);
+      const failedHosts = results.filter((r) => r.status !== "deployed" && r.status !== "checked").map((r) => r.host);
       const first = results.find((r) => r.error)?.error?.split("\n")[0] ?? "";
       throw new Error(`${settings.mode} ${status} on ${failedHosts.join(", ")}: ${first}`);
     }

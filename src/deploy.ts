@@ -6,6 +6,7 @@ import { statSync } from 'node:fs'
 import { acquireLock, releaseLock, type HeldLock } from './deploy-lock.js'
 import { collectEvidence } from './evidence.js'
 import { newHostResult, timed, type HostResult } from './host-result.js'
+import type { MigrationGate } from './fleet.js'
 import type { Log } from './log.js'
 import { preflight, type ServiceSnapshot } from './preflight.js'
 import { releaseOfPath, releasesToPrune } from './prune.js'
@@ -35,6 +36,10 @@ export interface DeployContext {
   cancellation: Cancellation
   /** The packed release (a local .tar.gz), shared by every host. */
   archivePath: string
+  /** In a fleet: migrations run on one host; the others wait for them before switching. */
+  gate?: MigrationGate
+  /** Opens a new connection when the first one dropped, for cleanup and rollback. */
+  reconnect?: () => Promise<RemoteHost>
 }
 
 function checkCancelled(c: Cancellation): void {
@@ -58,12 +63,14 @@ export function packRelease(
   )
 }
 
-export async function deployHost(remote: RemoteHost, ctx: DeployContext): Promise<HostResult> {
+export async function deployHost(connection: RemoteHost, ctx: DeployContext): Promise<HostResult> {
+  let remote = connection
   const { settings, log, cancellation } = ctx
   const result = newHostResult(remote.target.label)
   const layout = new ReleaseLayout(settings.releasePath)
   const id = settings.releaseId
   const began = new Date()
+  const runsMigrations = !ctx.gate || ctx.gate.host === remote.target.label
   result.release = id
   let lock: HeldLock | undefined
   let uploaded = false
@@ -178,19 +185,29 @@ export async function deployHost(remote: RemoteHost, ctx: DeployContext): Promis
       }
     })
     checkCancelled(cancellation)
-    await timed(result, 'migrations', () =>
-      log.group('Migrations', () =>
-        migrate(remote, {
-          interpreter: snap.interpreter,
-          envFile: snap.envFile,
-          releaseDir,
-          app: snap.app,
-          command: settings.migrateCommand,
-          mode: settings.migrate,
-          log
-        })
+    if (runsMigrations) {
+      await timed(result, 'migrations', () =>
+        log.group('Migrations', () =>
+          migrate(remote, {
+            interpreter: snap.interpreter,
+            envFile: snap.envFile,
+            releaseDir,
+            app: snap.app,
+            command: settings.migrateCommand,
+            mode: settings.migrate,
+            log
+          })
+        )
       )
-    )
+      ctx.gate?.open()
+    } else {
+      await timed(result, 'wait for migrations', async () => {
+        log.info(
+          `migrations run once for the fleet, on ${ctx.gate?.host}; waiting for them before the switch`
+        )
+        await ctx.gate?.done
+      })
+    }
     checkCancelled(cancellation)
 
     if (settings.probe)
@@ -198,11 +215,13 @@ export async function deployHost(remote: RemoteHost, ctx: DeployContext): Promis
         maxSeconds: settings.reloadTimeoutSeconds + 120
       })
     const newDir = await realPath(remote, releaseDir)
+    log.info(`switching current to releases/${id}`)
     await timed(result, 'switch', async () => {
       switched = true
       await switchCurrent(remote, layout, id)
       log.info(`current -> releases/${id}`)
     })
+    log.info(`reloading ${settings.service}`)
     await timed(result, 'reload', async () => {
       await runStep(
         remote,
@@ -240,6 +259,23 @@ export async function deployHost(remote: RemoteHost, ctx: DeployContext): Promis
     return result
   } catch (error) {
     result.error = (error as Error).message
+    if (!remote.isConnected() && ctx.reconnect) {
+      log.warning('the SSH connection dropped; reconnecting to clean up')
+      await stopProbe().catch(() => undefined)
+      try {
+        remote = await ctx.reconnect()
+      } catch (reconnectError) {
+        result.error += `\nCould not reconnect to clean up: ${(reconnectError as Error).message}. The lock ${layout.lockDir} is taken over after lock-stale-after; check which release current points at.`
+        log.error(result.error, `deploy of ${id} failed on ${remote.target.label}`)
+        return result
+      }
+    }
+    if (runsMigrations)
+      ctx.gate?.fail(
+        new Error(
+          `the migration host ${remote.target.label} failed before its migrations completed`
+        )
+      )
     if (switched && snapshot) {
       result.excerpt = await collectEvidence(remote, {
         service: settings.service,

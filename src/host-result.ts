@@ -1,6 +1,7 @@
 // What happened on one host: the data behind outputs and the job summary.
 
-export type HostStatus = 'deployed' | 'rolled-back' | 'failed' | 'checked'
+/** `skipped`: a fleet run stopped before this host was touched. */
+export type HostStatus = 'deployed' | 'rolled-back' | 'failed' | 'checked' | 'skipped'
 
 export interface StepTiming {
   name: string
@@ -29,6 +30,8 @@ export interface HostResult {
   error?: string
   /** Journal / nginx log excerpt collected on failure. */
   excerpt?: string
+  /** SSH connections opened for this host during the run (a jump host counts too). */
+  connections?: number
   /** mode: check */
   findings?: Finding[]
 }

@@ -16,13 +16,20 @@ export const coreLog: Log = {
   group: (name, fn) => core.group(name, fn)
 }
 
-/** Prefixes every line with the host, so parallel hosts stay readable. */
-export function hostLog(log: Log, host: string): Log {
+/**
+ * Prefixes every line with the host, so parallel hosts stay readable. Hosts
+ * running in parallel get no log groups (groups cannot interleave).
+ */
+export function hostLog(log: Log, host: string, parallel = false): Log {
   const tag = (m: string) => `[${host}] ${m}`
   return {
     info: m => log.info(tag(m)),
     warning: m => log.warning(tag(m)),
     error: (m, title) => log.error(tag(m), title),
-    group: (name, fn) => log.group(tag(name), fn)
+    group: (name, fn) => {
+      if (!parallel) return log.group(tag(name), fn)
+      log.info(tag(`== ${name}`))
+      return fn()
+    }
   }
 }

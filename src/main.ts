@@ -6,17 +6,23 @@ import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { checkHost } from './check-mode.js'
 import { deployHost, packRelease, type Cancellation } from './deploy.js'
-import { newHostResult, type HostResult } from './host-result.js'
+import { runFleet, type MigrationGate } from './fleet.js'
+import type { HostResult } from './host-result.js'
 import { coreLog, hostLog, type Log } from './log.js'
 import { assertSourceDirectory } from './release-archive.js'
 import { overallStatus, setOutputs, writeSummary } from './report.js'
 import { rollbackHost } from './rollback.js'
 import { readRunContext } from './run-context.js'
 import { readSettings, type Settings } from './settings.js'
-import { connect, type RemoteHost } from './ssh-connection.js'
+import { connect, connectionStats, type RemoteHost } from './ssh-connection.js'
 import type { Target } from './targets.js'
 
-type HostJob = (remote: RemoteHost, log: Log) => Promise<HostResult>
+type HostJob = (
+  remote: RemoteHost,
+  log: Log,
+  gate: MigrationGate | undefined,
+  reconnect: () => Promise<RemoteHost>
+) => Promise<HostResult>
 
 function maskSecrets(read: (name: string) => string): void {
   for (const name of ['private-key', 'passphrase']) {
@@ -47,34 +53,22 @@ function watchCancellation(cancellation: Cancellation): () => void {
   }
 }
 
-async function runOnHost(target: Target, settings: Settings, job: HostJob): Promise<HostResult> {
-  const log = hostLog(coreLog, target.label)
-  let remote: RemoteHost
-  try {
-    const pinning = settings.hostKeys.kind === 'insecure' ? 'NOT checked' : 'pinned'
-    log.info(
-      `connecting (host key ${pinning}${settings.jumpHost ? `, through ${settings.jumpHost.label}` : ''})`
-    )
-    remote = await connect(target, {
-      privateKey: settings.privateKey,
-      passphrase: settings.passphrase,
-      hostKeys: settings.hostKeys,
-      jumpHost: settings.jumpHost,
-      timeoutSeconds: settings.connectTimeoutSeconds,
-      retries: settings.connectRetries,
-      log: m => log.info(m)
-    })
-  } catch (error) {
-    const result = newHostResult(target.label)
-    result.error = `could not connect: ${(error as Error).message}`
-    log.error(result.error, `could not connect to ${target.label}`)
-    return result
-  }
-  try {
-    return await job(remote, log)
-  } finally {
-    await remote.close()
-  }
+function connectTarget(target: Target, settings: Settings, log: Log): Promise<RemoteHost> {
+  const pinning = settings.hostKeys.kind === 'insecure' ? 'NOT checked' : 'pinned'
+  log.info(
+    `connecting (host key ${pinning}${settings.jumpHost ? `, through ${settings.jumpHost.label}` : ''})`
+  )
+  return connect(target, {
+    privateKey: settings.privateKey,
+    passphrase: settings.passphrase,
+    hostKeys: settings.hostKeys,
+    jumpHost: settings.jumpHost,
+    timeoutSeconds: settings.connectTimeoutSeconds,
+    retries: settings.connectRetries,
+    log: m => log.info(m)
+  }).catch((error: Error) => {
+    throw new Error(`could not connect: ${error.message}`, { cause: error })
+  })
 }
 
 export async function run(): Promise<void> {
@@ -106,22 +100,46 @@ export async function run(): Promise<void> {
         () => packRelease(settings, runContext, archivePath)
       )
       core.info(`release ${settings.releaseId}: ${Math.round(bytes / 1024)} KiB packed`)
-      job = (remote, log) =>
-        deployHost(remote, { settings, run: runContext, log, cancellation, archivePath })
+      job = (remote, log, gate, reconnect) =>
+        deployHost(remote, {
+          settings,
+          run: runContext,
+          log,
+          cancellation,
+          archivePath,
+          gate,
+          reconnect
+        })
     } else if (settings.mode === 'rollback') {
       job = (remote, log) => rollbackHost(remote, { settings, run: runContext, log })
     } else {
       job = (remote, log) => checkHost(remote, settings, log)
     }
 
-    const results: HostResult[] = []
-    for (const target of settings.targets) results.push(await runOnHost(target, settings, job))
+    const results = await runFleet(
+      settings,
+      {
+        connect: (target, log) => connectTarget(target, settings, log),
+        run: job,
+        rollback: (remote, log, release) =>
+          rollbackHost(remote, {
+            settings: { ...settings, rollbackTo: release || undefined },
+            run: runContext,
+            log
+          }),
+        logFor: (target, parallel) => hostLog(coreLog, target.label, parallel),
+        connectionsOf: target => connectionStats.byTarget.get(target.label) ?? 0
+      },
+      coreLog
+    )
 
     setOutputs(results)
     await writeSummary(results, settings.mode)
     const status = overallStatus(results)
     if (status === 'failed' || (status === 'rolled-back' && settings.mode === 'deploy')) {
-      const failedHosts = results.filter(r => r.error).map(r => r.host)
+      const failedHosts = results
+        .filter(r => r.status !== 'deployed' && r.status !== 'checked')
+        .map(r => r.host)
       const first = results.find(r => r.error)?.error?.split('\n')[0] ?? ''
       throw new Error(`${settings.mode} ${status} on ${failedHosts.join(', ')}: ${first}`)
     }

@@ -3,7 +3,7 @@ import * as core from '@actions/core'
 import type { HostResult, HostStatus } from './host-result.js'
 
 export function overallStatus(results: HostResult[]): HostStatus {
-  if (results.some(r => r.status === 'failed')) return 'failed'
+  if (results.some(r => r.status === 'failed' || r.status === 'skipped')) return 'failed'
   if (results.some(r => r.status === 'rolled-back')) return 'rolled-back'
   if (results.every(r => r.status === 'checked')) return 'checked'
   return 'deployed'

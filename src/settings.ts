@@ -40,6 +40,13 @@ export interface Settings {
   probe: boolean
   nginxErrorLog: string
   warnOnly: boolean
+  maxParallel: number
+  /** label of the canary target, when one is set */
+  canary?: string
+  maxFailures: number
+  rollbackFleet: boolean
+  /** label of the target that runs the fleet's migrations (default: the first deployed) */
+  migrateHost?: string
 }
 
 /** Where inputs come from: `core.getInput` in the action, a map in tests. */
@@ -318,6 +325,22 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
   if (!isSafeAbsolutePath(nginxErrorLog))
     fail('nginx-error-log', nginxErrorLog, 'must be an absolute path')
 
+  const findTarget = (name: string): string | undefined => {
+    const text = raw(name)
+    if (text === '') return undefined
+    const parsed = parseTarget(text, defaults)
+    const match = parsed && targets.find(t => t.label === parsed.label)
+    if (!match)
+      fail(
+        name,
+        text,
+        `must be one of the targets in 'host' (${targets.map(t => t.label).join(', ')})`
+      )
+    return match?.label
+  }
+  const canary = findTarget('canary')
+  const migrateHost = findTarget('migrate-host')
+
   return {
     mode,
     targets,
@@ -348,7 +371,12 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
     migrateCommand,
     probe: bool('probe', true),
     nginxErrorLog,
-    warnOnly: bool('warn-only', false)
+    warnOnly: bool('warn-only', false),
+    maxParallel: int('max-parallel', 1, 1, 100),
+    canary,
+    maxFailures: int('max-failures', 0, 0, 1000),
+    rollbackFleet: bool('rollback-fleet', true),
+    migrateHost
   }
 }
 

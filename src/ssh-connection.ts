@@ -37,6 +37,8 @@ export interface RemoteHost {
   exec(command: ShellLine, options?: ExecOptions): Promise<ExecResult>
   /** A byte stream to a TCP port or unix socket, opened from the server's side. */
   openChannel(to: ChannelTarget): Promise<Duplex>
+  /** false once the connection dropped (commands then fail without running). */
+  isConnected(): boolean
   close(): Promise<void>
 }
 
@@ -66,14 +68,20 @@ export class HostKeyMissingError extends Error {
   }
 }
 
-/** How many SSH connections this process opened (each target and jump host counts one). */
-export const connectionStats = { opened: 0 }
+/** SSH connections this process opened, per target label (a jump host counts for its target). */
+export const connectionStats = { opened: 0, byTarget: new Map<string, number>() }
+
+function countConnection(label: string): void {
+  connectionStats.opened++
+  connectionStats.byTarget.set(label, (connectionStats.byTarget.get(label) ?? 0) + 1)
+}
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
 
 async function connectOnce(
   target: Target,
   options: ConnectOptions,
+  countFor: string,
   sock?: Duplex
 ): Promise<NodeSSH> {
   const algorithms = acceptedKeyTypes(options.hostKeys, target.host, target.port)
@@ -106,7 +114,7 @@ async function connectOnce(
     if (rejectedKey !== undefined) throw new HostKeyMismatchError(target, rejectedKey)
     throw error
   }
-  connectionStats.opened++
+  countConnection(countFor)
   ssh.connection?.on('error', () => {
     /* reported through the failing exec */
   })
@@ -223,6 +231,10 @@ class SshRemoteHost implements RemoteHost {
     })
   }
 
+  isConnected(): boolean {
+    return this.ssh.isConnected()
+  }
+
   async close(): Promise<void> {
     this.ssh.dispose()
     this.jump?.dispose()
@@ -232,16 +244,17 @@ class SshRemoteHost implements RemoteHost {
 /** Opens the one connection to `target` (through the jump host when set). */
 export async function connect(target: Target, options: ConnectOptions): Promise<RemoteHost> {
   return withRetries(`connect ${target.label}`, options, async () => {
-    if (!options.jumpHost) return new SshRemoteHost(target, await connectOnce(target, options))
+    if (!options.jumpHost)
+      return new SshRemoteHost(target, await connectOnce(target, options, target.label))
     const jumpTarget = options.jumpHost
-    const jump = await connectOnce(jumpTarget, options)
+    const jump = await connectOnce(jumpTarget, options, target.label)
     try {
       const sock = await new Promise<Duplex>((resolve, reject) =>
         jump.connection!.forwardOut('127.0.0.1', 0, target.host, target.port, (error, stream) =>
           error ? reject(error) : resolve(stream)
         )
       )
-      return new SshRemoteHost(target, await connectOnce(target, options, sock), jump)
+      return new SshRemoteHost(target, await connectOnce(target, options, target.label, sock), jump)
     } catch (error) {
       jump.dispose()
       throw error

@@ -71,6 +71,18 @@ export function rootSh(host: KitHost, script: string): Promise<string> {
   return rootExec(host, ['/bin/sh', '-c', script])
 }
 
+/** Lets `keyOwner`'s client key log in as deploy on `host` too (fleets, jump hosts share one key). */
+export async function authorize(host: KitHost, keyOwner: KitHost): Promise<void> {
+  const pub = readFileSync(`${keyOwner.key}.pub`, 'utf8').trim()
+  await rootExec(host, [
+    'sh',
+    '-c',
+    'printf "%s\\n" "$1" >> /home/deploy/.ssh/authorized_keys',
+    'sh',
+    pub
+  ])
+}
+
 /** GET from the runner to the host's Nginx (the test bridge), returning status and body. */
 export async function fetchFromHost(
   host: KitHost,
@@ -139,7 +151,12 @@ function parseOutputs(text: string): Record<string, string> {
 /** Runs dist/index.js with INPUT_* variables as the runner sets them (hyphens kept). */
 export async function runAction(
   inputs: Record<string, string>,
-  opts: { onSpawn?: (pid: number) => void; env?: Record<string, string> } = {}
+  opts: {
+    onSpawn?: (pid: number) => void
+    /** Called for every line the action prints (e.g. to inject a fault at a step). */
+    onLine?: (line: string, pid: number) => void
+    env?: Record<string, string>
+  } = {}
 ): Promise<ActionRun> {
   const dir = mkdtempSync(path.join(tmpdir(), 'zdd-run-'))
   const outputFile = path.join(dir, 'output')
@@ -168,7 +185,15 @@ export async function runAction(
   if (child.pid) opts.onSpawn?.(child.pid)
   let stdout = ''
   let stderr = ''
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
+  let partial = ''
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString()
+    if (!opts.onLine) return
+    partial += c.toString()
+    const lines = partial.split('\n')
+    partial = lines.pop() ?? ''
+    for (const line of lines) opts.onLine(line, child.pid ?? 0)
+  })
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
   const code = await new Promise<number | null>(resolve => child.on('close', resolve))
   const result = {

@@ -166,3 +166,37 @@ describe('defaultReleaseId', () => {
     expect(defaultReleaseId(new Date('2026-01-02T03:04:05Z'), '')).toBe('20260102T030405Z-local')
   })
 })
+
+describe('fleet settings', () => {
+  it('reads max-parallel, canary, max-failures and migrate-host', () => {
+    const s = readSettings(
+      inputs({
+        host: 'web1\nweb2\nops@web3:2222',
+        'max-parallel': '2',
+        canary: 'web2',
+        'max-failures': '1',
+        'migrate-host': 'ops@web3:2222'
+      }),
+      FACTS
+    )
+    expect(s).toMatchObject({
+      maxParallel: 2,
+      canary: 'deploy@web2:22',
+      maxFailures: 1,
+      migrateHost: 'ops@web3:2222',
+      rollbackFleet: true
+    })
+  })
+
+  it('rejects a canary that is not one of the targets', () => {
+    expect(() => readSettings(inputs({ host: 'web1,web2', canary: 'web9' }), FACTS)).toThrow(
+      "Input 'canary' has value \"web9\": must be one of the targets in 'host'"
+    )
+  })
+
+  it('rejects a target listed twice', () => {
+    expect(() => readSettings(inputs({ host: 'web1,deploy@web1:22' }), FACTS)).toThrow(
+      'each target may appear only once'
+    )
+  })
+})
