@@ -42752,7 +42752,7 @@ function shown(input, value) {
   const oneLine = value.length > 200 ? value.slice(0, 200) + "\u2026" : value;
   return `has value ${JSON.stringify(oneLine)}`;
 }
-var SERVICE_RE = /^[A-Za-z0-9:_.@][A-Za-z0-9:_.@-]{0,250}$/;
+var SERVICE_RE = /^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9:_.@-]{0,250}$/;
 var SAFE_PATH_RE = /^\/[A-Za-z0-9._@+/-]*$/;
 var RELEASE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 var ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -42872,7 +42872,7 @@ function readSettings(read, facts) {
     fail(
       "service",
       service,
-      "must be a systemd unit name: letters, digits and : _ . @ - (not starting with -), at most 251 characters"
+      'must be a systemd unit name: letters, digits and : _ . @ - (starting with a letter, digit or _; no ".."), at most 251 characters'
     );
   }
   const releasePath = required("release-path");
@@ -42932,7 +42932,9 @@ function readSettings(read, facts) {
   if (envFileText !== "" && !isSafeAbsolutePath(envFileText)) {
     fail("env-file", envFileText, "must be an absolute path of letters, digits and . _ @ + - /");
   }
-  const pipArgs = splitWords(raw("pip-args"));
+  const pipText = raw("pip-args");
+  if (/[\r\n]/.test(pipText)) fail("pip-args", pipText, "must be one line of arguments");
+  const pipArgs = splitWords(pipText);
   for (const a of pipArgs) {
     if (!/^[A-Za-z0-9._=:/@+,-]+$/.test(a)) {
       fail("pip-args", a, "each argument must consist of letters, digits and . _ = : / @ + , -");
@@ -42945,6 +42947,12 @@ function readSettings(read, facts) {
     "must be auto (run Flask-Migrate when the release has migrations/) or off"
   );
   const migrateCommandText = raw("migrate-command");
+  if (/[\r\n]/.test(migrateCommandText))
+    fail(
+      "migrate-command",
+      migrateCommandText,
+      "must be one line: a command and its arguments, separated by spaces"
+    );
   const migrateCommand = migrateCommandText === "" ? void 0 : splitWords(migrateCommandText);
   const nginxErrorLog = raw("nginx-error-log") || "/var/log/nginx/error.log";
   if (!isSafeAbsolutePath(nginxErrorLog))
@@ -43889,7 +43897,7 @@ function releaseOf(response) {
 }
 function healthProblem(response, release, expect) {
   if (response.status < 200 || response.status > 299)
-    return `answered HTTP ${response.status}: ${response.body.slice(0, 200).trim()}`;
+    return `answered HTTP ${response.status} (${response.body.length} bytes${response.headers["content-type"] ? `, ${response.headers["content-type"]}` : ""})`;
   if (expect !== void 0) {
     const wanted = expect.split("{release}").join(release);
     if (!response.body.includes(wanted) && response.headers["x-release"] !== wanted)

@@ -77,7 +77,7 @@ function shown(input: string, value: string): string {
 
 // systemd unit names: ASCII letters, digits, ':', '-', '_', '.', '\' and '@'.
 // A backslash only appears in escaped names, which we do not need; leading '-' would read as a flag.
-const SERVICE_RE = /^[A-Za-z0-9:_.@][A-Za-z0-9:_.@-]{0,250}$/
+const SERVICE_RE = /^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9:_.@-]{0,250}$/
 const SAFE_PATH_RE = /^\/[A-Za-z0-9._@+/-]*$/
 const RELEASE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
@@ -225,7 +225,7 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
     fail(
       'service',
       service,
-      'must be a systemd unit name: letters, digits and : _ . @ - (not starting with -), at most 251 characters'
+      'must be a systemd unit name: letters, digits and : _ . @ - (starting with a letter, digit or _; no ".."), at most 251 characters'
     )
   }
 
@@ -301,7 +301,9 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
     fail('env-file', envFileText, 'must be an absolute path of letters, digits and . _ @ + - /')
   }
 
-  const pipArgs = splitWords(raw('pip-args'))
+  const pipText = raw('pip-args')
+  if (/[\r\n]/.test(pipText)) fail('pip-args', pipText, 'must be one line of arguments')
+  const pipArgs = splitWords(pipText)
   for (const a of pipArgs) {
     if (!/^[A-Za-z0-9._=:/@+,-]+$/.test(a)) {
       fail('pip-args', a, 'each argument must consist of letters, digits and . _ = : / @ + , -')
@@ -319,6 +321,12 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
           'must be auto (run Flask-Migrate when the release has migrations/) or off'
         )
   const migrateCommandText = raw('migrate-command')
+  if (/[\r\n]/.test(migrateCommandText))
+    fail(
+      'migrate-command',
+      migrateCommandText,
+      'must be one line: a command and its arguments, separated by spaces'
+    )
   const migrateCommand = migrateCommandText === '' ? undefined : splitWords(migrateCommandText)
 
   const nginxErrorLog = raw('nginx-error-log') || '/var/log/nginx/error.log'

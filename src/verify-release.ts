@@ -55,7 +55,9 @@ export function healthProblem(
   expect?: string
 ): string | undefined {
   if (response.status < 200 || response.status > 299)
-    return `answered HTTP ${response.status}: ${response.body.slice(0, 200).trim()}`
+    // The body is not echoed: error pages can carry configuration or secrets.
+    // The journal excerpt collected on failure shows the traceback instead.
+    return `answered HTTP ${response.status} (${response.body.length} bytes${response.headers['content-type'] ? `, ${response.headers['content-type']}` : ''})`
   if (expect !== undefined) {
     const wanted = expect.split('{release}').join(release)
     if (!response.body.includes(wanted) && response.headers['x-release'] !== wanted)
