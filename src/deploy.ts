@@ -13,7 +13,7 @@ import { releaseOfPath, releasesToPrune } from './prune.js'
 import { createArchive, type ReleaseMetadata } from './release-archive.js'
 import { checkEnvironment, importCheck, installDependencies, migrate } from './release-checks.js'
 import { listReleases, ReleaseLayout, switchCurrent, uploadRelease } from './release-layout.js'
-import { appendReleaseLog } from './release-log.js'
+import { appendReleaseLog, logEntry } from './release-log.js'
 import { runStep } from './remote-command.js'
 import { helperArgv } from './remote-helper.js'
 import type { RunContext } from './run-context.js'
@@ -155,13 +155,13 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
         })
       )
     )
-    await timed(result, 'environment', () =>
-      log.group('Environment', () =>
+    // the environment and the import check are independent reads of the new release
+    // (side by side, so without log groups, which cannot interleave)
+    await Promise.all([
+      timed(result, 'environment', () =>
         checkEnvironment(remote, snap.envFile, settings.requiredEnv, log)
-      )
-    )
-    await timed(result, 'import check', () =>
-      log.group('Import check', () =>
+      ),
+      timed(result, 'import check', () =>
         importCheck(remote, {
           interpreter: snap.interpreter,
           envFile: snap.envFile,
@@ -170,7 +170,7 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
           log
         })
       )
-    )
+    ])
     await timed(result, 'unit', async () => {
       const needs = await remote.exec(
         toShell(['systemctl', 'show', settings.service, '--property=NeedDaemonReload', '--value'])
@@ -381,17 +381,17 @@ async function record(
   result: HostResult,
   outcome: 'deployed' | 'rolled-back' | 'failed'
 ): Promise<void> {
-  const ok = await appendReleaseLog(remote, layout.logFile, {
-    id: ctx.settings.releaseId,
-    previous: result.previousRelease,
-    sha: ctx.run.sha,
-    actor: ctx.run.actor,
-    run: ctx.run.runUrl,
-    time: new Date().toISOString(),
-    host: remote.target.label,
-    action: 'deploy',
-    outcome
-  })
+  const ok = await appendReleaseLog(
+    remote,
+    layout.logFile,
+    logEntry(ctx.run, {
+      id: ctx.settings.releaseId,
+      previous: result.previousRelease,
+      host: remote.target.label,
+      action: 'deploy',
+      outcome
+    })
+  )
   if (!ok) ctx.log.warning(`could not append to the release log ${layout.logFile}`)
 }
 

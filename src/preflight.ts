@@ -5,7 +5,7 @@ import { findInterpreter, type Interpreter } from './release-checks.js'
 import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
 import { runStep, tailLines } from './remote-command.js'
 import { listWorkers, readUnit, realPath, workingDirectories } from './service-state.js'
-import { toShell } from './shell-quote.js'
+import { allOf, toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
 import { parseGunicornCommand, type GunicornCommand, type UnitInfo } from './unit-info.js'
 
@@ -113,33 +113,45 @@ export async function preflight(
       `Gunicorn reads ${gunicorn.configFile}: chdir/preload set there are caught by verification`
     )
 
-  const workers = await listWorkers(remote, unit.mainPid)
+  // The remaining reads are independent: run them at once over the one connection.
+  const [workers, nginx, writable, df, interpreter, current, masterDirs, releasesDir] =
+    await Promise.all([
+      listWorkers(remote, unit.mainPid),
+      remote.exec(toShell(['sudo', '-n', 'nginx', '-t'])),
+      remote.exec(
+        allOf(
+          ['test', '-d', layout.releasesDir],
+          ['test', '-w', layout.releasesDir],
+          ['test', '-d', layout.sharedDir]
+        )
+      ),
+      runStep(remote, 'check free disk', toShell(['df', '-Pk', layout.root])),
+      findInterpreter(remote, gunicorn),
+      readCurrentRelease(remote, layout).then(async id => ({
+        id,
+        dir: id ? await realPath(remote, layout.current) : undefined
+      })),
+      workingDirectories(remote, [unit.mainPid]),
+      realPath(remote, layout.releasesDir).catch(() => layout.releasesDir)
+    ])
   if (workers.length < 2) {
     throw new PreflightError(
       `Gunicorn master ${unit.mainPid} has ${workers.length} worker(s): a reload with fewer than 2 workers is not reliably zero-downtime`,
       'run Gunicorn with --workers 2 or more.'
     )
   }
-
-  const nginx = await remote.exec(toShell(['sudo', '-n', 'nginx', '-t']))
-  if (nginx.code !== 0)
+  if (nginx.code !== 0) {
     throw new PreflightError(
       `nginx -t failed:\n${tailLines(nginx.stderr, 8)}`,
       'fix the Nginx configuration (or allow the deploy user `sudo nginx -t`).'
     )
-
-  await runStep(
-    remote,
-    'prepare the release layout',
-    toShell(['mkdir', '-p', layout.releasesDir, layout.sharedDir])
-  )
-  const writable = await remote.exec(toShell(['test', '-w', layout.releasesDir]))
-  if (writable.code !== 0)
+  }
+  if (writable.code !== 0) {
     throw new PreflightError(
-      `${layout.releasesDir} is not writable by ${remote.target.user}`,
-      `chown -R ${remote.target.user} ${layout.root}/releases ${layout.root}/shared.`
+      `${layout.releasesDir} (or ${layout.sharedDir}) is missing or not writable by ${remote.target.user}`,
+      `mkdir -p ${layout.releasesDir} ${layout.sharedDir} && chown ${remote.target.user} ${layout.releasesDir} ${layout.sharedDir} (examples/server/provision.sh does this).`
     )
-  const df = await runStep(remote, 'check free disk', toShell(['df', '-Pk', layout.releasesDir]))
+  }
   const freeKb = Number(df.stdout.trim().split('\n').pop()?.split(/\s+/)[3] ?? 0)
   if (freeKb * 1024 < opts.minFreeBytes) {
     throw new PreflightError(
@@ -147,12 +159,9 @@ export async function preflight(
       'free disk space or lower keep-releases.'
     )
   }
-
-  const interpreter = await findInterpreter(remote, gunicorn)
-  const currentRelease = await readCurrentRelease(remote, layout)
-  const currentDir = currentRelease ? await realPath(remote, layout.current) : undefined
-  const masterDir = (await workingDirectories(remote, [unit.mainPid])).get(unit.mainPid)
-  const releasesDir = await realPath(remote, layout.releasesDir)
+  const currentRelease = current.id
+  const currentDir = current.dir
+  const masterDir = masterDirs.get(unit.mainPid)
   const envFile = opts.envFile ?? unit.environmentFiles[0]
   log.info(
     `${service}: master ${unit.mainPid}, ${workers.length} workers, ${interpreter.python}${interpreter.venv ? ` (venv ${interpreter.venv})` : ''}, app ${gunicorn.app ?? 'wsgi:app'}; current release ${currentRelease ?? '(none)'}; ${Math.round(freeKb / 1024)} MiB free`

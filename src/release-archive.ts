@@ -1,6 +1,6 @@
 // Packs the local release directory into one gzip'd tar stream (uploaded over
 // the SSH connection in one go), with the release metadata file added.
-import { spawn } from 'node:child_process'
+import { getExecOutput } from '@actions/exec'
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
@@ -29,42 +29,37 @@ export function assertSourceDirectory(source: string): void {
 }
 
 /** Packs `source` plus the metadata file into `outPath` (.tar.gz). */
-export function createArchive(
+export async function createArchive(
   source: string,
   metadata: ReleaseMetadata,
   outPath: string
 ): Promise<void> {
   const metaDir = mkdtempSync(path.join(tmpdir(), 'zdd-meta-'))
   writeFileSync(path.join(metaDir, METADATA_FILE), JSON.stringify(metadata) + '\n')
-  const tar = spawn(
-    'tar',
-    [
-      '-czf',
-      outPath,
-      // The service user must read the release whatever the local modes are
-      // (a checkout or temp directory can be 0700); nothing becomes writable to others.
-      '--mode=u+rwX,go+rX,go-w',
-      '--exclude=./.git',
-      '--exclude=./node_modules',
-      '--exclude=__pycache__',
-      `--exclude=./${METADATA_FILE}`,
-      '-C',
-      source,
-      '.',
-      '-C',
-      metaDir,
-      METADATA_FILE
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] }
-  )
-  let stderr = ''
-  tar.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-  return new Promise<void>((resolve, reject) => {
-    tar.on('error', reject)
-    tar.on('close', code => {
-      rmSync(metaDir, { recursive: true, force: true })
-      if (code === 0) resolve()
-      else reject(new Error(`packing ${source} failed (tar exited ${code}): ${stderr.trim()}`))
-    })
-  })
+  const args = [
+    '-czf',
+    outPath,
+    // The service user must read the release whatever the local modes are
+    // (a checkout or temp directory can be 0700); nothing becomes writable to others.
+    '--mode=u+rwX,go+rX,go-w',
+    '--exclude=./.git',
+    '--exclude=./node_modules',
+    '--exclude=__pycache__',
+    `--exclude=./${METADATA_FILE}`,
+    '-C',
+    source,
+    '.',
+    '-C',
+    metaDir,
+    METADATA_FILE
+  ]
+  try {
+    const result = await getExecOutput('tar', args, { silent: true, ignoreReturnCode: true })
+    if (result.exitCode !== 0)
+      throw new Error(
+        `packing ${source} failed (tar exited ${result.exitCode}): ${result.stderr.trim()}`
+      )
+  } finally {
+    rmSync(metaDir, { recursive: true, force: true })
+  }
 }

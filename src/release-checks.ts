@@ -60,14 +60,16 @@ export async function installDependencies(
   }
 ): Promise<boolean> {
   const requirements = `${opts.releaseDir}/requirements.txt`
-  const next = await fileHash(remote, requirements)
+  const [next, current] = await Promise.all([
+    fileHash(remote, requirements),
+    opts.currentDir
+      ? fileHash(remote, `${opts.currentDir}/requirements.txt`)
+      : Promise.resolve(undefined)
+  ])
   if (!next) {
     opts.log.info('no requirements.txt in the release: nothing to install')
     return false
   }
-  const current = opts.currentDir
-    ? await fileHash(remote, `${opts.currentDir}/requirements.txt`)
-    : undefined
   if (current === next) {
     opts.log.info('requirements.txt unchanged since the current release: skipping pip')
     return false
@@ -205,6 +207,21 @@ export async function migrate(
     opts.log.info('no migrations/ in the release: nothing to migrate')
     return 'skipped'
   }
+  // current and heads are independent reads, run side by side
+  const readRevisions = async () => {
+    const [currentOut, headsOut] = await Promise.all([
+      runStep(remote, 'flask db current', inRelease(...flask, 'current')),
+      runStep(remote, 'flask db heads', inRelease(...flask, 'heads'))
+    ])
+    return { current: revisions(currentOut.stdout), heads: revisions(headsOut.stdout) }
+  }
+  const atHead = (r: { current: string[]; heads: string[] }) =>
+    r.heads.length > 0 && r.current.join(',') === r.heads.join(',')
+  const before = await readRevisions()
+  if (atHead(before)) {
+    opts.log.info(`database already at head ${before.heads.join(', ')}: no migration to run`)
+    return 'skipped'
+  }
   try {
     const up = await runStep(remote, 'flask db upgrade', inRelease(...flask, 'upgrade'), {
       timeoutMs: 30 * 60_000
@@ -218,13 +235,8 @@ export async function migrate(
       )
     throw error
   }
-  const current = revisions(
-    (await runStep(remote, 'flask db current', inRelease(...flask, 'current'))).stdout
-  )
-  const heads = revisions(
-    (await runStep(remote, 'flask db heads', inRelease(...flask, 'heads'))).stdout
-  )
-  if (current.join(',') !== heads.join(',') || heads.length === 0) {
+  const { current, heads } = await readRevisions()
+  if (!atHead({ current, heads })) {
     throw new Error(
       `after flask db upgrade the database is at [${current.join(', ')}] but the release's heads are [${heads.join(', ')}]`
     )

@@ -37,3 +37,17 @@ export async function readReleaseLog(remote: RemoteHost, file: string): Promise<
   }
   return entries
 }
+
+/** A release-log entry for this run on one host. */
+export function logEntry(
+  run: { sha: string; actor: string; runUrl: string },
+  fields: Pick<ReleaseLogEntry, 'id' | 'previous' | 'host' | 'action' | 'outcome'>
+): ReleaseLogEntry {
+  return {
+    ...fields,
+    sha: run.sha,
+    actor: run.actor,
+    run: run.runUrl,
+    time: new Date().toISOString()
+  }
+}

@@ -6,7 +6,7 @@ import { collectEvidence } from './evidence.js'
 import { newHostResult, timed, type HostResult } from './host-result.js'
 import type { Log } from './log.js'
 import { listReleases, readCurrentRelease, ReleaseLayout, switchCurrent } from './release-layout.js'
-import { appendReleaseLog, readReleaseLog, type ReleaseLogEntry } from './release-log.js'
+import { appendReleaseLog, logEntry, readReleaseLog, type ReleaseLogEntry } from './release-log.js'
 import { runStep } from './remote-command.js'
 import type { RunContext } from './run-context.js'
 import { listWorkers, readUnit, realPath } from './service-state.js'
@@ -180,17 +180,17 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
       )
     }
     if (lock) {
-      await appendReleaseLog(remote, layout.logFile, {
-        id: result.release ?? '',
-        previous: result.previousRelease,
-        sha: ctx.run.sha,
-        actor: ctx.run.actor,
-        run: ctx.run.runUrl,
-        time: new Date().toISOString(),
-        host: remote.target.label,
-        action: 'rollback',
-        outcome: result.status === 'rolled-back' ? 'rolled-back' : 'failed'
-      })
+      await appendReleaseLog(
+        remote,
+        layout.logFile,
+        logEntry(ctx.run, {
+          id: result.release ?? '',
+          previous: result.previousRelease,
+          host: remote.target.label,
+          action: 'rollback',
+          outcome: result.status === 'rolled-back' ? 'rolled-back' : 'failed'
+        })
+      )
       await releaseLock(remote, lock, log)
     }
   }

@@ -123,28 +123,39 @@ export async function verifyRelease(
     problem = found
     if (Date.now() >= deadline)
       throw new VerifyError(`within reload-timeout (${exp.timeoutSeconds}s): ${problem}`, false)
+    await sleep(100)
+  }
+  // 2. health answers 2xx K times in a row on every URL (the URLs checked side by side).
+  await Promise.all(exp.urls.map(url => healthyStreak(remote, url, exp, deadline, log)))
+}
+
+async function healthyStreak(
+  remote: RemoteHost,
+  url: HttpTarget,
+  exp: VerifyExpectations,
+  deadline: number,
+  log: Log
+): Promise<void> {
+  let streak = 0
+  while (streak < exp.healthChecks) {
+    let found: string | undefined
+    try {
+      found = healthProblem(await httpGet(remote, url, 5000), exp.release, exp.healthExpect)
+    } catch (error) {
+      found = `failed: ${(error as Error).message}`
+    }
+    if (found === undefined) {
+      streak++
+      continue
+    }
+    streak = 0
+    if (Date.now() >= deadline) {
+      throw new VerifyError(
+        `within reload-timeout (${exp.timeoutSeconds}s): ${url.text} ${found}`,
+        false
+      )
+    }
     await sleep(250)
   }
-  // 2. health answers 2xx K times in a row on every URL, naming the new release.
-  for (const url of exp.urls) {
-    let streak = 0
-    while (streak < exp.healthChecks) {
-      let found: string | undefined
-      try {
-        found = healthProblem(await httpGet(remote, url, 5000), exp.release, exp.healthExpect)
-      } catch (error) {
-        found = `failed: ${(error as Error).message}`
-      }
-      if (found === undefined) {
-        streak++
-        continue
-      }
-      streak = 0
-      problem = `${url.text} ${found}`
-      if (Date.now() >= deadline)
-        throw new VerifyError(`within reload-timeout (${exp.timeoutSeconds}s): ${problem}`, false)
-      await sleep(250)
-    }
-    log.info(`${url.text}: ${exp.healthChecks} healthy answers in a row for release ${exp.release}`)
-  }
+  log.info(`${url.text}: ${exp.healthChecks} healthy answers in a row for release ${exp.release}`)
 }

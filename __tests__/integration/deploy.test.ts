@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import {
+  annotations,
   appCopy,
   hostDown,
   hostUp,
@@ -11,18 +12,8 @@ import {
   rootSh,
   runAction,
   servedRelease,
-  type ActionRun,
   type KitHost
 } from './kit.js'
-
-/** Annotations as the runner shows them (the %0A escapes decoded). */
-function annotations(run: ActionRun): string {
-  return run.stdout
-    .split('\n')
-    .filter(l => l.startsWith('::error'))
-    .map(l => l.replace(/%0A/g, '\n').replace(/%0D/g, '\r').replace(/%25/g, '%'))
-    .join('\n')
-}
 
 async function lockPresent(host: KitHost): Promise<boolean> {
   return (

@@ -7,6 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync, cpSync } from 'n
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import {
+  annotations,
   appCopy,
   authorize,
   hostDown,
@@ -15,17 +16,8 @@ import {
   rootSh,
   runAction,
   servedRelease,
-  type ActionRun,
   type KitHost
 } from './kit.js'
-
-function annotations(run: ActionRun): string {
-  return run.stdout
-    .split('\n')
-    .filter(l => l.startsWith('::error') || l.startsWith('::warning'))
-    .map(l => l.replace(/%0A/g, '\n').replace(/%25/g, '%'))
-    .join('\n')
-}
 
 /** What `current` points at and what Nginx serves must be the same release. */
 async function consistentRelease(host: KitHost): Promise<string> {
@@ -314,7 +306,7 @@ describe('faults in the middle of a deploy', () => {
     let sent = false
     const run = await runAction(inputsFor(host, { source: appCopy(), 'release-id': 'cancelled' }), {
       onLine: (line, pid) => {
-        if (!sent && line.includes('Import check')) {
+        if (!sent && line.includes('Dependencies')) {
           sent = true
           process.kill(pid, 'SIGTERM')
         }

@@ -115,6 +115,15 @@ export function appendTo(file: string, text: string): void {
   writeFileSync(file, readFileSync(file, 'utf8') + text)
 }
 
+/** The ::error and ::warning annotations the action printed, as the runner shows them. */
+export function annotations(run: ActionRun): string {
+  return run.stdout
+    .split('\n')
+    .filter(l => l.startsWith('::error') || l.startsWith('::warning'))
+    .map(l => l.replace(/%0A/g, '\n').replace(/%0D/g, '\r').replace(/%25/g, '%'))
+    .join('\n')
+}
+
 export interface ActionRun {
   code: number | null
   stdout: string

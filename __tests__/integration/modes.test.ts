@@ -2,6 +2,7 @@
 // unit and --preload) against real hosts.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import {
+  annotations,
   appCopy,
   hostDown,
   hostUp,
@@ -9,17 +10,8 @@ import {
   rootSh,
   runAction,
   servedRelease,
-  type ActionRun,
   type KitHost
 } from './kit.js'
-
-function annotations(run: ActionRun): string {
-  return run.stdout
-    .split('\n')
-    .filter(l => l.startsWith('::error') || l.startsWith('::warning'))
-    .map(l => l.replace(/%0A/g, '\n').replace(/%25/g, '%'))
-    .join('\n')
-}
 
 /** Everything check mode must not change: the release tree, the log, the unit. */
 function hostFingerprint(host: KitHost): Promise<string> {
