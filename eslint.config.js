@@ -2,7 +2,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'build/', 'examples/', 'hostkit/'] },
+  { ignores: ['dist/', 'node_modules/', 'build/', 'examples/', 'hostkit/', 'bench/.build/', '.test-results/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
