@@ -33,7 +33,8 @@ async function load(
   maxSeconds: number,
   whileRunning: () => Promise<void>
 ): Promise<LoadResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 16 })
+  // a new connection per request, as independent clients do (no client-side keep-alive races)
+  const agent = new http.Agent({ keepAlive: false, maxSockets: 256 })
   const result: LoadResult = { sent: 0, failed: 0, seconds: 0, rate: 0, failures: [] }
   const started = Date.now()
   let inFlight = 0
@@ -70,7 +71,10 @@ async function load(
       const due = started + result.sent * interval
       const wait = due - Date.now()
       if (wait > 0) await new Promise(r => setTimeout(r, wait))
-      if (inFlight >= 64) continue
+      if (inFlight >= 128) {
+        await new Promise(r => setTimeout(r, 2))
+        continue
+      }
       result.sent++
       pending.push(one())
     }
