@@ -43260,7 +43260,8 @@ async function migrate(remote, opts) {
     const up = await runStep(remote, "flask db upgrade", inRelease(...flask, "upgrade"), {
       timeoutMs: 30 * 6e4
     });
-    opts.log.info(tailLines(up.stderr + up.stdout, 5));
+    const output = tailLines(up.stderr + up.stdout, 5);
+    if (output) opts.log.info(output);
   } catch (error2) {
     if (error2 instanceof RemoteCommandError)
       throw new Error(

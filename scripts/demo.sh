@@ -29,7 +29,7 @@ deploy() {
       "INPUT_HEALTH-URL=http://unix:/run/myapp/myapp.sock:/health" \
       "INPUT_RELEASE-ID=$release" "INPUT_SOURCE=$ROOT/examples/app" "INPUT_PIP-ARGS=--no-index --no-deps" \
       GITHUB_OUTPUT="$out" GITHUB_WORKSPACE="$ROOT" \
-      node dist/index.js | grep -v '^::debug' | sed 's/^/   | /'
+      node dist/index.js | grep -v -e '^::debug' -e '^::add-mask::' | sed 's/^/   | /'
   echo "   outputs: $(grep -E '^(status|release|previous-release|failed-requests)<<' -A1 "$out" | grep -v -- '--' | paste -sd' ' | sed 's/<<ghadelimiter_[^ ]*//g')"
   echo "   serving through Nginx: $(curl -fsS "http://$HOST_IP/")"
   rm -f "$out"

@@ -226,7 +226,8 @@ export async function migrate(
     const up = await runStep(remote, 'flask db upgrade', inRelease(...flask, 'upgrade'), {
       timeoutMs: 30 * 60_000
     })
-    opts.log.info(tailLines(up.stderr + up.stdout, 5))
+    const output = tailLines(up.stderr + up.stdout, 5)
+    if (output) opts.log.info(output)
   } catch (error) {
     if (error instanceof RemoteCommandError)
       throw new Error(
