@@ -2,7 +2,17 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'build/', 'examples/', 'hostkit/', 'bench/.build/', '.test-results/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'build/',
+      'examples/',
+      'hostkit/',
+      'bench/.build/',
+      '.test-results/'
+    ]
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -42983,32 +42983,30 @@ def cmd_run(envfile, directory, *argv):
     os.execvp(argv[0], list(argv))
 
 def cmd_lock(lockdir, owner_json, stale_seconds):
-    """Takes the lock (an atomic mkdir); a lock older than stale_seconds is taken over.
-    Prints {taken, stale, holder, age}."""
+    """Takes the lock: a directory holding owner.json, renamed into place in one
+    atomic step (so nobody ever sees a lock without its owner). A lock older
+    than stale_seconds is taken over. Prints {taken, stale, holder, age}."""
     took_over = None
     for _ in range(3):
-        try:
-            os.mkdir(lockdir)
-        except FileExistsError:
-            try:
-                age = time.time() - os.stat(lockdir).st_mtime
-            except FileNotFoundError:
-                continue
-            if age > float(stale_seconds) and took_over is None:
-                previous = holder_of(lockdir)
-                stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())
-                try:
-                    os.rename(lockdir, stale)
-                except OSError:
-                    continue
-                shutil.rmtree(stale, ignore_errors=True)
-                took_over = {"holder": previous, "age": int(age)}
-                continue
-            print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))
+        if take(lockdir, owner_json):
+            info = took_over or {"holder": {}, "age": 0}
+            print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))
             return
-        take(lockdir, owner_json)
-        info = took_over or {"holder": {}, "age": 0}
-        print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))
+        try:
+            age = time.time() - os.stat(lockdir).st_mtime
+        except FileNotFoundError:
+            continue
+        if age > float(stale_seconds) and took_over is None:
+            previous = holder_of(lockdir)
+            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())
+            try:
+                os.rename(lockdir, stale)
+            except OSError:
+                continue
+            shutil.rmtree(stale, ignore_errors=True)
+            took_over = {"holder": previous, "age": int(age)}
+            continue
+        print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))
         return
     print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))
 
@@ -43020,15 +43018,27 @@ def holder_of(directory):
         return {}
 
 def take(lockdir, owner_json):
-    with open(os.path.join(lockdir, "owner.json"), "w", encoding="utf-8") as fh:
+    """True when the lock was ours to take; rename() refuses an existing lock directory."""
+    fresh = "%s.new-%d" % (lockdir, os.getpid())
+    shutil.rmtree(fresh, ignore_errors=True)
+    os.mkdir(fresh)
+    with open(os.path.join(fresh, "owner.json"), "w", encoding="utf-8") as fh:
         fh.write(owner_json + "\n")
+    try:
+        if os.path.exists(lockdir):
+            raise FileExistsError(lockdir)
+        os.rename(fresh, lockdir)
+        return True
+    except OSError:
+        shutil.rmtree(fresh, ignore_errors=True)
+        return False
 
 def cmd_unlock(lockdir, token):
-    """Removes the lock only if it is ours."""
+    """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""
     if holder_of(lockdir).get("token") == token:
-        for name in os.listdir(lockdir):
-            os.unlink(os.path.join(lockdir, name))
-        os.rmdir(lockdir)
+        gone = "%s.released-%d" % (lockdir, os.getpid())
+        os.rename(lockdir, gone)
+        shutil.rmtree(gone, ignore_errors=True)
         print("released")
     else:
         print("not ours")
@@ -43855,6 +43865,28 @@ async function switchCurrent(remote, layout, id) {
   );
 }
 
+// src/nginx-upstream.ts
+function nginxUpstreams(config) {
+  const found = /* @__PURE__ */ new Set();
+  for (const m of config.matchAll(/^\s*proxy_pass\s+http:\/\/(unix:[^\s;:]+|[^\s;/]+)/gm))
+    found.add(m[1]);
+  for (const m of config.matchAll(
+    /^\s*server\s+(unix:[^\s;]+|[0-9.]+:[0-9]+|localhost:[0-9]+)\s*[^;]*;/gm
+  ))
+    found.add(m[1]);
+  return [...found];
+}
+function bindAsUpstream(bind2) {
+  if (bind2.startsWith("unix:")) return bind2;
+  return bind2.replace(/^0\.0\.0\.0:/, "127.0.0.1:").replace(/^:/, "127.0.0.1:").replace(/^localhost:/, "127.0.0.1:");
+}
+async function readNginxUpstreams(remote) {
+  const sites = await remote.exec(
+    optional(["sh", "-c", "cat /etc/nginx/sites-enabled/* /etc/nginx/conf.d/*.conf"])
+  );
+  return nginxUpstreams(sites.stdout);
+}
+
 // src/unit-info.ts
 var UNIT_PROPERTIES = [
   "LoadState",
@@ -44051,7 +44083,7 @@ async function preflight(remote, opts) {
     log.info(
       `Gunicorn reads ${gunicorn.configFile}: chdir/preload set there are caught by verification`
     );
-  const [workers, nginx, writable, df, interpreter, current, masterDirs, releasesDir] = await Promise.all([
+  const [workers, nginx, writable, df, interpreter, current, masterDirs, releasesDir, upstreams] = await Promise.all([
     listWorkers(remote, unit.mainPid),
     remote.exec(toShell(["sudo", "-n", "nginx", "-t"])),
     remote.exec(
@@ -44068,7 +44100,8 @@ async function preflight(remote, opts) {
       dir: id ? await realPath(remote, layout.current) : void 0
     })),
     workingDirectories(remote, [unit.mainPid]),
-    realPath(remote, layout.releasesDir).catch(() => layout.releasesDir)
+    realPath(remote, layout.releasesDir).catch(() => layout.releasesDir),
+    readNginxUpstreams(remote)
   ]);
   if (workers.length < 2) {
     throw new PreflightError(
@@ -44081,6 +44114,13 @@ async function preflight(remote, opts) {
       `nginx -t failed:
 ${tailLines(nginx.stderr, 8)}`,
       "fix the Nginx configuration (or allow the deploy user `sudo nginx -t`)."
+    );
+  }
+  const binds = gunicorn.binds.map(bindAsUpstream);
+  if (upstreams.length > 0 && binds.length > 0 && !binds.some((b) => upstreams.includes(b))) {
+    throw new PreflightError(
+      `Nginx proxies to ${upstreams.join(", ")} but Gunicorn binds ${binds.join(", ")}: the reload would not be what Nginx serves`,
+      "make proxy_pass and --bind name the same socket or port (see examples/server/nginx-myapp.conf), then nginx -t and reload Nginx."
     );
   }
   if (writable.code !== 0) {
@@ -44119,20 +44159,6 @@ ${tailLines(nginx.stderr, 8)}`,
 }
 
 // src/check-mode.ts
-function nginxUpstreams(config) {
-  const found = /* @__PURE__ */ new Set();
-  for (const m of config.matchAll(/^\s*proxy_pass\s+http:\/\/(unix:[^\s;:]+|[^\s;/]+)/gm))
-    found.add(m[1]);
-  for (const m of config.matchAll(
-    /^\s*server\s+(unix:[^\s;]+|[0-9.]+:[0-9]+|localhost:[0-9]+)\s*[^;]*;/gm
-  ))
-    found.add(m[1]);
-  return [...found];
-}
-function bindAsUpstream(bind2) {
-  if (bind2.startsWith("unix:")) return bind2;
-  return bind2.replace(/^0\.0\.0\.0:/, "127.0.0.1:").replace(/^:/, "127.0.0.1:").replace(/^localhost:/, "127.0.0.1:");
-}
 function requiredSudo(service) {
   return [
     [`systemctl reload ${service}`, "the graceful reload"],
@@ -44247,10 +44273,7 @@ async function checkHost(remote, settings, log) {
         finding: `${configured} configured, ${workers.length} running`,
         fix: ""
       });
-    const sites = await remote.exec(
-      optional(["sh", "-c", "cat /etc/nginx/sites-enabled/* /etc/nginx/conf.d/*.conf"])
-    );
-    const upstreams = nginxUpstreams(sites.stdout);
+    const upstreams = await readNginxUpstreams(remote);
     const binds = g.binds.map(bindAsUpstream);
     if (upstreams.length === 0)
       add({
@@ -50546,6 +50569,7 @@ function asDuplex(channel) {
   channel.on("error", (error2) => duplex.destroy(error2));
   return duplex;
 }
+var MAX_PARALLEL_COMMANDS = 4;
 var SshRemoteHost = class {
   constructor(target, ssh, jump) {
     this.target = target;
@@ -50555,7 +50579,20 @@ var SshRemoteHost = class {
   target;
   ssh;
   jump;
+  running = 0;
+  waiting = [];
   async exec(command, options = {}) {
+    if (this.running >= MAX_PARALLEL_COMMANDS)
+      await new Promise((resolve3) => this.waiting.push(resolve3));
+    this.running++;
+    try {
+      return await this.execNow(command, options);
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+  async execNow(command, options) {
     let channel;
     let timedOut = false;
     let timer;

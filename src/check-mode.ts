@@ -12,28 +12,8 @@ import { listWorkers, readUnit } from './service-state.js'
 import type { Settings } from './settings.js'
 import { optional, toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
+import { bindAsUpstream, readNginxUpstreams } from './nginx-upstream.js'
 import { parseGunicornCommand, type GunicornCommand, type UnitInfo } from './unit-info.js'
-
-/** Upstreams named in Nginx config text: proxy_pass targets and `server` lines of upstream blocks. */
-export function nginxUpstreams(config: string): string[] {
-  const found = new Set<string>()
-  for (const m of config.matchAll(/^\s*proxy_pass\s+http:\/\/(unix:[^\s;:]+|[^\s;/]+)/gm))
-    found.add(m[1])
-  for (const m of config.matchAll(
-    /^\s*server\s+(unix:[^\s;]+|[0-9.]+:[0-9]+|localhost:[0-9]+)\s*[^;]*;/gm
-  ))
-    found.add(m[1])
-  return [...found]
-}
-
-/** Gunicorn bind spelled as Nginx spells upstreams (`unix:/x.sock`, `127.0.0.1:8000`). */
-export function bindAsUpstream(bind: string): string {
-  if (bind.startsWith('unix:')) return bind
-  return bind
-    .replace(/^0\.0\.0\.0:/, '127.0.0.1:')
-    .replace(/^:/, '127.0.0.1:')
-    .replace(/^localhost:/, '127.0.0.1:')
-}
 
 /** Sudo rights the deploy needs, as (command text, why) pairs. */
 export function requiredSudo(service: string): [string, string][] {
@@ -172,10 +152,7 @@ export async function checkHost(
       })
 
     // the upstream Nginx proxies to is Gunicorn's bind
-    const sites = await remote.exec(
-      optional(['sh', '-c', 'cat /etc/nginx/sites-enabled/* /etc/nginx/conf.d/*.conf'])
-    )
-    const upstreams = nginxUpstreams(sites.stdout)
+    const upstreams = await readNginxUpstreams(remote)
     const binds = g.binds.map(bindAsUpstream)
     if (upstreams.length === 0)
       add({

@@ -4,6 +4,7 @@ import type { Log } from './log.js'
 import { findInterpreter, type Interpreter } from './release-checks.js'
 import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
 import { runStep, tailLines } from './remote-command.js'
+import { bindAsUpstream, readNginxUpstreams } from './nginx-upstream.js'
 import { listWorkers, readUnit, realPath, workingDirectories } from './service-state.js'
 import { allOf, toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
@@ -114,7 +115,7 @@ export async function preflight(
     )
 
   // The remaining reads are independent: run them at once over the one connection.
-  const [workers, nginx, writable, df, interpreter, current, masterDirs, releasesDir] =
+  const [workers, nginx, writable, df, interpreter, current, masterDirs, releasesDir, upstreams] =
     await Promise.all([
       listWorkers(remote, unit.mainPid),
       remote.exec(toShell(['sudo', '-n', 'nginx', '-t'])),
@@ -132,7 +133,8 @@ export async function preflight(
         dir: id ? await realPath(remote, layout.current) : undefined
       })),
       workingDirectories(remote, [unit.mainPid]),
-      realPath(remote, layout.releasesDir).catch(() => layout.releasesDir)
+      realPath(remote, layout.releasesDir).catch(() => layout.releasesDir),
+      readNginxUpstreams(remote)
     ])
   if (workers.length < 2) {
     throw new PreflightError(
@@ -144,6 +146,13 @@ export async function preflight(
     throw new PreflightError(
       `nginx -t failed:\n${tailLines(nginx.stderr, 8)}`,
       'fix the Nginx configuration (or allow the deploy user `sudo nginx -t`).'
+    )
+  }
+  const binds = gunicorn.binds.map(bindAsUpstream)
+  if (upstreams.length > 0 && binds.length > 0 && !binds.some(b => upstreams.includes(b))) {
+    throw new PreflightError(
+      `Nginx proxies to ${upstreams.join(', ')} but Gunicorn binds ${binds.join(', ')}: the reload would not be what Nginx serves`,
+      'make proxy_pass and --bind name the same socket or port (see examples/server/nginx-myapp.conf), then nginx -t and reload Nginx.'
     )
   }
   if (writable.code !== 0) {

@@ -79,32 +79,30 @@ def cmd_run(envfile, directory, *argv):
     os.execvp(argv[0], list(argv))
 
 def cmd_lock(lockdir, owner_json, stale_seconds):
-    """Takes the lock (an atomic mkdir); a lock older than stale_seconds is taken over.
-    Prints {taken, stale, holder, age}."""
+    """Takes the lock: a directory holding owner.json, renamed into place in one
+    atomic step (so nobody ever sees a lock without its owner). A lock older
+    than stale_seconds is taken over. Prints {taken, stale, holder, age}."""
     took_over = None
     for _ in range(3):
-        try:
-            os.mkdir(lockdir)
-        except FileExistsError:
-            try:
-                age = time.time() - os.stat(lockdir).st_mtime
-            except FileNotFoundError:
-                continue
-            if age > float(stale_seconds) and took_over is None:
-                previous = holder_of(lockdir)
-                stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())
-                try:
-                    os.rename(lockdir, stale)
-                except OSError:
-                    continue
-                shutil.rmtree(stale, ignore_errors=True)
-                took_over = {"holder": previous, "age": int(age)}
-                continue
-            print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))
+        if take(lockdir, owner_json):
+            info = took_over or {"holder": {}, "age": 0}
+            print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))
             return
-        take(lockdir, owner_json)
-        info = took_over or {"holder": {}, "age": 0}
-        print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))
+        try:
+            age = time.time() - os.stat(lockdir).st_mtime
+        except FileNotFoundError:
+            continue
+        if age > float(stale_seconds) and took_over is None:
+            previous = holder_of(lockdir)
+            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())
+            try:
+                os.rename(lockdir, stale)
+            except OSError:
+                continue
+            shutil.rmtree(stale, ignore_errors=True)
+            took_over = {"holder": previous, "age": int(age)}
+            continue
+        print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))
         return
     print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))
 
@@ -116,15 +114,27 @@ def holder_of(directory):
         return {}
 
 def take(lockdir, owner_json):
-    with open(os.path.join(lockdir, "owner.json"), "w", encoding="utf-8") as fh:
+    """True when the lock was ours to take; rename() refuses an existing lock directory."""
+    fresh = "%s.new-%d" % (lockdir, os.getpid())
+    shutil.rmtree(fresh, ignore_errors=True)
+    os.mkdir(fresh)
+    with open(os.path.join(fresh, "owner.json"), "w", encoding="utf-8") as fh:
         fh.write(owner_json + "\n")
+    try:
+        if os.path.exists(lockdir):
+            raise FileExistsError(lockdir)
+        os.rename(fresh, lockdir)
+        return True
+    except OSError:
+        shutil.rmtree(fresh, ignore_errors=True)
+        return False
 
 def cmd_unlock(lockdir, token):
-    """Removes the lock only if it is ours."""
+    """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""
     if holder_of(lockdir).get("token") == token:
-        for name in os.listdir(lockdir):
-            os.unlink(os.path.join(lockdir, name))
-        os.rmdir(lockdir)
+        gone = "%s.released-%d" % (lockdir, os.getpid())
+        os.rename(lockdir, gone)
+        shutil.rmtree(gone, ignore_errors=True)
         print("released")
     else:
         print("not ours")

@@ -176,7 +176,16 @@ function asDuplex(channel: ClientChannel): Duplex {
   return duplex
 }
 
+/**
+ * At most this many commands run at once on one connection: sshd refuses
+ * session channels past MaxSessions (10 by default, lower on some hosts).
+ */
+export const MAX_PARALLEL_COMMANDS = 4
+
 class SshRemoteHost implements RemoteHost {
+  private running = 0
+  private readonly waiting: (() => void)[] = []
+
   constructor(
     readonly target: Target,
     private readonly ssh: NodeSSH,
@@ -184,6 +193,18 @@ class SshRemoteHost implements RemoteHost {
   ) {}
 
   async exec(command: ShellLine, options: ExecOptions = {}): Promise<ExecResult> {
+    if (this.running >= MAX_PARALLEL_COMMANDS)
+      await new Promise<void>(resolve => this.waiting.push(resolve))
+    this.running++
+    try {
+      return await this.execNow(command, options)
+    } finally {
+      this.running--
+      this.waiting.shift()?.()
+    }
+  }
+
+  private async execNow(command: ShellLine, options: ExecOptions): Promise<ExecResult> {
     let channel: ClientChannel | undefined
     let timedOut = false
     let timer: NodeJS.Timeout | undefined

@@ -219,6 +219,30 @@ describe('mode: deploy', () => {
     expect(await lockPresent(host)).toBe(false)
   })
 
+  it('refuses to deploy when Nginx proxies somewhere else than the Gunicorn bind', async () => {
+    const before = await servedRelease(host)
+    await rootSh(
+      host,
+      "sed -i 's#proxy_pass http://unix:/run/myapp/myapp.sock;#proxy_pass http://127.0.0.1:9999;#' /etc/nginx/sites-available/myapp"
+    )
+    try {
+      const run = await runAction(
+        inputsFor(host, { source: appCopy(), 'release-id': 'wrong-upstream' })
+      )
+      expect(run.outputs.status).toBe('failed')
+      expect(annotations(run)).toContain(
+        'Nginx proxies to 127.0.0.1:9999 but Gunicorn binds unix:/run/myapp/myapp.sock'
+      )
+      expect(await rootSh(host, 'ls /srv/myapp/releases')).not.toContain('wrong-upstream')
+      expect(await servedRelease(host)).toBe(before)
+    } finally {
+      await rootSh(
+        host,
+        "sed -i 's#proxy_pass http://127.0.0.1:9999;#proxy_pass http://unix:/run/myapp/myapp.sock;#' /etc/nginx/sites-available/myapp"
+      )
+    }
+  })
+
   it('prunes old releases but keeps current, the previous one and the master start directory', async () => {
     for (const id of ['p1', 'p2', 'p3']) {
       const run = await runAction(

@@ -1,0 +1,50 @@
+import { describe, expect, it } from '@jest/globals'
+import { requiredSudo, sudoAllows } from '../../src/check-mode.js'
+import { bindAsUpstream, nginxUpstreams } from '../../src/nginx-upstream.js'
+
+describe('nginx upstream vs Gunicorn bind', () => {
+  it('reads proxy_pass targets and upstream servers', () => {
+    const config = `
+upstream app { server 127.0.0.1:8000 fail_timeout=0; }
+server {
+  location / {
+    proxy_pass http://unix:/run/myapp/myapp.sock;
+  }
+  location /api/ {
+    proxy_pass http://app;
+  }
+}
+upstream other {
+    server unix:/run/other.sock;
+}`
+    expect(nginxUpstreams(config).sort()).toEqual([
+      'app',
+      'unix:/run/myapp/myapp.sock',
+      'unix:/run/other.sock'
+    ])
+  })
+
+  it('spells Gunicorn binds the way Nginx names upstreams', () => {
+    expect(bindAsUpstream('unix:/run/myapp/myapp.sock')).toBe('unix:/run/myapp/myapp.sock')
+    expect(bindAsUpstream('0.0.0.0:8000')).toBe('127.0.0.1:8000')
+    expect(bindAsUpstream(':8000')).toBe('127.0.0.1:8000')
+  })
+})
+
+describe('sudoAllows', () => {
+  const listing = `User deploy may run the following commands on web1:
+    (root) NOPASSWD: /usr/bin/systemctl reload myapp, /usr/bin/systemctl restart myapp, /usr/bin/systemctl daemon-reload, /usr/sbin/nginx -t, /usr/bin/pwdx *`
+
+  it('grants exactly the listed commands, with * as a trailing wildcard', () => {
+    for (const [command] of requiredSudo('myapp'))
+      expect([command, sudoAllows(listing, command)]).toEqual([command, true])
+    expect(sudoAllows(listing, 'pwdx 1 2 3')).toBe(true)
+    expect(sudoAllows(listing, 'systemctl reload otherapp')).toBe(false)
+    expect(sudoAllows(listing, 'systemctl stop myapp')).toBe(false)
+  })
+
+  it('treats ALL as everything and a password rule as nothing', () => {
+    expect(sudoAllows('    (ALL : ALL) NOPASSWD: ALL', 'systemctl reload myapp')).toBe(true)
+    expect(sudoAllows('    (ALL : ALL) ALL', 'systemctl reload myapp')).toBe(false)
+  })
+})
