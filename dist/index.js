@@ -44481,7 +44481,7 @@ Fix: ${f.fix}` : ""}`;
 }
 
 // src/deploy.ts
-import { statSync as statSync2 } from "node:fs";
+import { createReadStream, statSync as statSync2 } from "node:fs";
 
 // src/deploy-lock.ts
 import { randomBytes } from "node:crypto";
@@ -44851,7 +44851,6 @@ async function deployHost(connection, ctx) {
       result,
       "upload",
       () => log.group(`Upload release ${id}`, async () => {
-        const { createReadStream } = await import("node:fs");
         uploaded = true;
         await uploadRelease(remote, layout, id, createReadStream(ctx.archivePath));
         if (settings.sharedPaths.length > 0) {

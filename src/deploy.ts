@@ -2,7 +2,7 @@
 // Nothing changes on the host before the lock; nothing half-done stays
 // behind; after the switch, any failure switches back and proves the old
 // release serves again.
-import { statSync } from 'node:fs'
+import { createReadStream, statSync } from 'node:fs'
 import { acquireLock, releaseLock, type HeldLock } from './deploy-lock.js'
 import { collectEvidence } from './evidence.js'
 import { newHostResult, timed, type HostResult } from './host-result.js'
@@ -126,7 +126,6 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
     const releaseDir = layout.release(id)
     await timed(result, 'upload', () =>
       log.group(`Upload release ${id}`, async () => {
-        const { createReadStream } = await import('node:fs')
         uploaded = true
         await uploadRelease(remote, layout, id, createReadStream(ctx.archivePath))
         if (settings.sharedPaths.length > 0) {

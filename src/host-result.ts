@@ -25,8 +25,6 @@ export interface HostResult {
   failedRequests: number
   probeRequests: number
   steps: StepTiming[]
-  /** What health-url answered last (status and the start of the body). */
-  health?: string
   error?: string
   /** Journal / nginx log excerpt collected on failure. */
   excerpt?: string

@@ -113,14 +113,6 @@ export async function uploadRelease(
   )
 }
 
-export async function removeIncoming(
-  remote: RemoteHost,
-  layout: ReleaseLayout,
-  id: string
-): Promise<void> {
-  await remote.exec(toShell(['rm', '-rf', layout.incoming(id)]))
-}
-
 /**
  * Points `current` at the release: a new symlink renamed over the old one, so
  * there is never a moment without `current`.
