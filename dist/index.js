@@ -38434,8 +38434,8 @@ var require_client2 = __commonJS({
                   instructions,
                   "",
                   prompts,
-                  (answers) => {
-                    proto.authInfoRes(answers);
+                  (answers2) => {
+                    proto.authInfoRes(answers2);
                   }
                 );
               }
@@ -44769,6 +44769,11 @@ async function healthyStreak(remote, url, exp, deadline, log) {
 }
 
 // src/deploy.ts
+async function answers(remote) {
+  if (!remote.isConnected()) return false;
+  const probe = await remote.exec(toShell(["true"]), { timeoutMs: 1e4 });
+  return probe.code === 0;
+}
 function checkCancelled(c) {
   if (c.reason) throw new Error(`cancelled (${c.reason})`);
 }
@@ -44992,7 +44997,7 @@ async function deployHost(connection, ctx) {
     return result;
   } catch (error2) {
     result.error = error2.message;
-    if (!remote.isConnected() && ctx.reconnect) {
+    if (ctx.reconnect && !await answers(remote)) {
       log.warning("the SSH connection dropped; reconnecting to clean up");
       await stopProbe().catch(() => void 0);
       try {
@@ -50574,12 +50579,15 @@ var SshRemoteHost = class {
     this.target = target;
     this.ssh = ssh;
     this.jump = jump;
+    ssh.connection?.on("close", () => this.closed = true);
+    ssh.connection?.on("end", () => this.closed = true);
   }
   target;
   ssh;
   jump;
   running = 0;
   waiting = [];
+  closed = false;
   async exec(command, options = {}) {
     if (this.running >= MAX_PARALLEL_COMMANDS)
       await new Promise((resolve3) => this.waiting.push(resolve3));
@@ -50595,7 +50603,7 @@ var SshRemoteHost = class {
     let channel;
     let timedOut = false;
     let timer;
-    if (!this.ssh.isConnected()) {
+    if (!this.isConnected()) {
       return {
         code: null,
         signal: null,
@@ -50635,7 +50643,7 @@ var SshRemoteHost = class {
     });
   }
   isConnected() {
-    return this.ssh.isConnected();
+    return !this.closed && this.ssh.isConnected();
   }
   async close() {
     this.ssh.dispose();

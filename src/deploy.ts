@@ -42,6 +42,13 @@ export interface DeployContext {
   reconnect?: () => Promise<RemoteHost>
 }
 
+/** Whether the connection still runs commands (a drop is not always reported at once). */
+async function answers(remote: RemoteHost): Promise<boolean> {
+  if (!remote.isConnected()) return false
+  const probe = await remote.exec(toShell(['true']), { timeoutMs: 10_000 })
+  return probe.code === 0
+}
+
 function checkCancelled(c: Cancellation): void {
   if (c.reason) throw new Error(`cancelled (${c.reason})`)
 }
@@ -258,7 +265,7 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
     return result
   } catch (error) {
     result.error = (error as Error).message
-    if (!remote.isConnected() && ctx.reconnect) {
+    if (ctx.reconnect && !(await answers(remote))) {
       log.warning('the SSH connection dropped; reconnecting to clean up')
       await stopProbe().catch(() => undefined)
       try {

@@ -185,12 +185,17 @@ export const MAX_PARALLEL_COMMANDS = 4
 class SshRemoteHost implements RemoteHost {
   private running = 0
   private readonly waiting: (() => void)[] = []
+  private closed = false
 
   constructor(
     readonly target: Target,
     private readonly ssh: NodeSSH,
     private readonly jump?: NodeSSH
-  ) {}
+  ) {
+    // node-ssh keeps its client object after a drop; track the transport ourselves.
+    ssh.connection?.on('close', () => (this.closed = true))
+    ssh.connection?.on('end', () => (this.closed = true))
+  }
 
   async exec(command: ShellLine, options: ExecOptions = {}): Promise<ExecResult> {
     if (this.running >= MAX_PARALLEL_COMMANDS)
@@ -208,7 +213,7 @@ class SshRemoteHost implements RemoteHost {
     let channel: ClientChannel | undefined
     let timedOut = false
     let timer: NodeJS.Timeout | undefined
-    if (!this.ssh.isConnected()) {
+    if (!this.isConnected()) {
       return {
         code: null,
         signal: null,
@@ -253,7 +258,7 @@ class SshRemoteHost implements RemoteHost {
   }
 
   isConnected(): boolean {
-    return this.ssh.isConnected()
+    return !this.closed && this.ssh.isConnected()
   }
 
   async close(): Promise<void> {
