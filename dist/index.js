@@ -43963,6 +43963,7 @@ function parseGunicornCommand(argv) {
       else result.configFile = value;
     } else if (flag === "--preload") {
       result.preload = true;
+      result.preloadSource = "--preload";
     } else if (OTHER_VALUE_FLAGS.test(flag) && inline === void 0) {
       i++;
     } else if (!flag.startsWith("-")) {
@@ -43970,6 +43971,43 @@ function parseGunicornCommand(argv) {
     }
   }
   return result;
+}
+function configFileOf(unit, g) {
+  const dir = unit.workingDirectory || "/";
+  const file = g.configFile ?? "gunicorn.conf.py";
+  if (file.startsWith("/")) return file;
+  return `${dir.replace(/\/+$/, "")}/${file.replace(/^\.\//, "")}`;
+}
+function quotedStrings(text) {
+  return [...text.matchAll(/(['"])(.*?)\1/g)].map((m) => m[2]);
+}
+var STRING_LITERAL = /^(['"])[^'"]*\1$/;
+var STRING_LIST = /^[[(]\s*(['"][^'"]*['"]\s*,?\s*)*[\])]$/;
+function withConfigFile(g, file, text) {
+  const setting = (name) => {
+    const all = [...text.matchAll(new RegExp(`^${name}\\s*=\\s*(.+?)\\s*(#.*)?$`, "gm"))];
+    return all.length > 0 ? all[all.length - 1][1] : void 0;
+  };
+  const merged = { ...g, binds: [...g.binds], configFile: file, configRead: true };
+  const preload = setting("preload_app");
+  if (preload !== void 0 && !g.preload) {
+    if (preload === "True" || preload === "1") {
+      merged.preload = true;
+      merged.preloadSource = `preload_app = True in ${file}`;
+    } else if (preload !== "False" && preload !== "0") merged.configRead = false;
+  }
+  const chdir = setting("chdir");
+  if (chdir !== void 0 && g.chdir === void 0) {
+    if (STRING_LITERAL.test(chdir)) merged.chdir = quotedStrings(chdir)[0];
+    else merged.configRead = false;
+  }
+  const workers = setting("workers");
+  if (workers !== void 0 && g.workers === void 0 && /^\d+$/.test(workers))
+    merged.workers = Number(workers);
+  const bind2 = setting("bind");
+  if (bind2 !== void 0 && g.binds.length === 0 && (STRING_LITERAL.test(bind2) || STRING_LIST.test(bind2)))
+    merged.binds = quotedStrings(bind2);
+  return merged;
 }
 
 // src/service-state.ts
@@ -44011,6 +44049,15 @@ async function realPath(remote, path7) {
   const result = await runStep(remote, `resolve ${path7}`, toShell(["readlink", "-f", path7]));
   return result.stdout.trim();
 }
+async function readGunicornOptions(remote, unit) {
+  const g = parseGunicornCommand(unit.execStart);
+  if (g.launcher.kind === "unknown") return g;
+  const file = configFileOf(unit, g);
+  const result = await remote.exec(toShell(["cat", "--", file]));
+  if (result.code === 0) return withConfigFile(g, file, result.stdout);
+  const missing = /No such file/.test(result.stderr);
+  return missing && g.configFile === void 0 ? g : { ...g, configFile: file, configRead: false };
+}
 
 // src/preflight.ts
 var PreflightError = class extends Error {
@@ -44030,11 +44077,12 @@ function reloadTrap(unit, gunicorn, releasePath, service) {
   const current = `${releasePath}/current`;
   if (gunicorn.preload) {
     return new PreflightError(
-      `${service} runs Gunicorn with --preload: the master holds the app it loaded, so a reload (HUP) keeps serving the OLD code.`,
+      `${service} runs Gunicorn with ${gunicorn.preloadSource ?? "--preload"}: the master holds the app it loaded, so a reload (HUP) keeps serving the OLD code.`,
       "remove --preload (preload_app) from the unit or the Gunicorn config; a graceful reload can then deploy new code."
     );
   }
-  if (gunicorn.chdir === void 0 && gunicorn.configFile === void 0) {
+  const configUnknown = gunicorn.configFile !== void 0 && gunicorn.configRead !== true;
+  if (gunicorn.chdir === void 0 && !configUnknown) {
     if (unit.workingDirectory === current || unit.workingDirectory.startsWith(current + "/")) {
       return new PreflightError(
         `${service} has WorkingDirectory=${unit.workingDirectory} and no --chdir: Gunicorn remembers the RESOLVED release directory it started in, so after a reload new workers keep importing the OLD release (while answering 200).`,
@@ -44070,7 +44118,7 @@ async function preflight(remote, opts) {
       "add ExecReload=/bin/kill -HUP $MAINPID to the [Service] section and run systemctl daemon-reload."
     );
   }
-  const gunicorn = parseGunicornCommand(unit.execStart);
+  const gunicorn = await readGunicornOptions(remote, unit);
   if (gunicorn.launcher.kind === "unknown") {
     throw new PreflightError(
       `unit ${service} ExecStart=${unit.execStart.join(" ")} does not start Gunicorn directly`,
@@ -44081,7 +44129,7 @@ async function preflight(remote, opts) {
   if (trap) throw trap;
   if (gunicorn.configFile)
     log.info(
-      `Gunicorn reads ${gunicorn.configFile}: chdir/preload set there are caught by verification`
+      gunicorn.configRead ? `Gunicorn reads ${gunicorn.configFile}: its literal settings were taken into account` : `Gunicorn reads ${gunicorn.configFile}, which could not be read or sets chdir/preload_app by computation: verification after the reload catches stale code`
     );
   const [workers, nginx, writable, df, interpreter, current, masterDirs, releasesDir, upstreams] = await Promise.all([
     listWorkers(remote, unit.mainPid),
@@ -44216,8 +44264,20 @@ function unitFindings(unit, g, settings, add) {
       finding: g.chdir ? `--chdir ${g.chdir}` : "WorkingDirectory is not under current",
       fix: ""
     });
-    add({ severity: "ok", check: "preload", finding: "no --preload", fix: "" });
+    add({
+      severity: "ok",
+      check: "preload",
+      finding: g.configRead ? `no --preload, no preload_app in ${g.configFile}` : "no --preload",
+      fix: ""
+    });
   }
+  if (g.configFile !== void 0 && !g.configRead)
+    add({
+      severity: "warning",
+      check: "config",
+      finding: `Gunicorn reads ${g.configFile}, which could not be read or sets preload_app/chdir by computation: this audit cannot see them (a deploy still catches stale code after the reload)`,
+      fix: "let the deploy user read the file and assign preload_app/chdir literal values, or set them in ExecStart"
+    });
   for (const bind2 of g.binds) {
     const m = /^unix:(\/run\/[^/]+)$/.exec(bind2);
     if (m && unit.user && unit.user !== "root") {
@@ -44255,7 +44315,7 @@ async function checkHost(remote, settings, log) {
         fix: `sudo journalctl -u ${settings.service} -n 100 shows why; fix it and start it`
       });
     else add({ severity: "ok", check: "unit", finding: `active, MainPID ${unit.mainPid}`, fix: "" });
-    const g = parseGunicornCommand(unit.execStart);
+    const g = await readGunicornOptions(remote, unit);
     unitFindings(unit, g, settings, add);
     const workers = await listWorkers(remote, unit.mainPid);
     const configured = g.workers ?? workers.length;
@@ -44683,7 +44743,8 @@ function releaseOf(response) {
     return void 0;
   }
 }
-function healthProblem(response, release, expect) {
+var STALE_CODE_CAUSE = "the reload kept the OLD code (stale code). Gunicorn keeps the app it loaded with preload_app/--preload (set in the unit, a gunicorn.conf.py in its start directory, or GUNICORN_CMD_ARGS in the EnvironmentFile), and keeps the directory it started in without --chdir <release-path>/current. Fix: remove preload, start Gunicorn with --chdir <release-path>/current, then restart it once.";
+function healthProblem(response, release, expect, oldRelease) {
   if (response.status < 200 || response.status > 299)
     return `answered HTTP ${response.status} (${response.body.length} bytes${response.headers["content-type"] ? `, ${response.headers["content-type"]}` : ""})`;
   if (expect !== void 0) {
@@ -44694,7 +44755,7 @@ function healthProblem(response, release, expect) {
   }
   const served = releaseOf(response);
   if (served !== void 0 && served !== release)
-    return `answered 2xx for release ${served}, not ${release}`;
+    return `answered 2xx for release ${served}, not ${release}${served === oldRelease ? `: ${STALE_CODE_CAUSE}` : ""}`;
   return void 0;
 }
 function workerProblem(exp, workers, dirs) {
@@ -44748,7 +44809,12 @@ async function healthyStreak(remote, url, exp, deadline, log) {
   while (streak < exp.healthChecks) {
     let found;
     try {
-      found = healthProblem(await httpGet(remote, url, 5e3), exp.release, exp.healthExpect);
+      found = healthProblem(
+        await httpGet(remote, url, 5e3),
+        exp.release,
+        exp.healthExpect,
+        exp.oldRelease
+      );
     } catch (error2) {
       found = `failed: ${error2.message}`;
     }
@@ -44980,6 +45046,7 @@ async function deployHost(connection, ctx) {
             oldWorkers: snap.workers,
             workers: snap.expectedWorkers,
             oldReleaseDir: snap.currentDir,
+            oldRelease: snap.currentRelease,
             urls: verificationUrls(settings, snap.gunicorn),
             healthChecks: settings.healthChecks,
             healthExpect: settings.healthExpect,
@@ -45408,7 +45475,7 @@ async function rollbackHost(remote, ctx) {
         });
         if ("error" in target) throw new Error(target.error);
         const workers = await listWorkers(remote, unit.mainPid);
-        const gunicorn = parseGunicornCommand(unit.execStart);
+        const gunicorn = await readGunicornOptions(remote, unit);
         const masterAlive = unit.mainPid > 0 && unit.activeState === "active";
         log.info(
           `current ${current ?? "(none)"}, rolling back to ${target.id}; master ${masterAlive ? `${unit.mainPid} with ${workers.length} workers` : `not running (${unit.activeState}/${unit.subState})`}`
@@ -45469,6 +45536,7 @@ async function rollbackHost(remote, ctx) {
             oldWorkers: plan.masterAlive ? plan.workers : [],
             workers: plan.gunicorn.workers ?? Math.max(plan.workers.length, 1),
             oldReleaseDir: oldDir,
+            oldRelease: plan.current,
             urls: verificationUrls(settings, plan.gunicorn),
             healthChecks: settings.healthChecks,
             healthExpect: settings.healthExpect,

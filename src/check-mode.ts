@@ -8,12 +8,12 @@ import { helperArgv } from './remote-helper.js'
 import type { EnvCheck } from './release-checks.js'
 import { readCurrentRelease, ReleaseLayout } from './release-layout.js'
 import { tailLines } from './remote-command.js'
-import { listWorkers, readUnit } from './service-state.js'
+import { listWorkers, readGunicornOptions, readUnit } from './service-state.js'
 import type { Settings } from './settings.js'
 import { optional, toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
 import { bindAsUpstream, readNginxUpstreams } from './nginx-upstream.js'
-import { parseGunicornCommand, type GunicornCommand, type UnitInfo } from './unit-info.js'
+import type { GunicornCommand, UnitInfo } from './unit-info.js'
 
 /** Sudo rights the deploy needs, as (command text, why) pairs. */
 export function requiredSudo(service: string): [string, string][] {
@@ -87,8 +87,20 @@ function unitFindings(
       finding: g.chdir ? `--chdir ${g.chdir}` : 'WorkingDirectory is not under current',
       fix: ''
     })
-    add({ severity: 'ok', check: 'preload', finding: 'no --preload', fix: '' })
+    add({
+      severity: 'ok',
+      check: 'preload',
+      finding: g.configRead ? `no --preload, no preload_app in ${g.configFile}` : 'no --preload',
+      fix: ''
+    })
   }
+  if (g.configFile !== undefined && !g.configRead)
+    add({
+      severity: 'warning',
+      check: 'config',
+      finding: `Gunicorn reads ${g.configFile}, which could not be read or sets preload_app/chdir by computation: this audit cannot see them (a deploy still catches stale code after the reload)`,
+      fix: 'let the deploy user read the file and assign preload_app/chdir literal values, or set them in ExecStart'
+    })
   for (const bind of g.binds) {
     const m = /^unix:(\/run\/[^/]+)$/.exec(bind)
     if (m && unit.user && unit.user !== 'root') {
@@ -131,7 +143,7 @@ export async function checkHost(
         fix: `sudo journalctl -u ${settings.service} -n 100 shows why; fix it and start it`
       })
     else add({ severity: 'ok', check: 'unit', finding: `active, MainPID ${unit.mainPid}`, fix: '' })
-    const g = parseGunicornCommand(unit.execStart)
+    const g = await readGunicornOptions(remote, unit)
     unitFindings(unit, g, settings, add)
 
     const workers = await listWorkers(remote, unit.mainPid)

@@ -1,4 +1,4 @@
-// The deploy lock: an atomic `mkdir` in release-path naming who holds it.
+// The deploy lock: a directory in release-path holding owner.json, renamed into place atomically.
 // Waits for another deploy up to lock-timeout; takes over a stale lock with a warning.
 import { randomBytes } from 'node:crypto'
 import type { Log } from './log.js'

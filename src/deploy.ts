@@ -248,6 +248,7 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
             oldWorkers: snap.workers,
             workers: snap.expectedWorkers,
             oldReleaseDir: snap.currentDir,
+            oldRelease: snap.currentRelease,
             urls: verificationUrls(settings, snap.gunicorn),
             healthChecks: settings.healthChecks,
             healthExpect: settings.healthExpect,

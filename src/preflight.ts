@@ -5,10 +5,16 @@ import { findInterpreter, type Interpreter } from './release-checks.js'
 import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
 import { runStep, tailLines } from './remote-command.js'
 import { bindAsUpstream, readNginxUpstreams } from './nginx-upstream.js'
-import { listWorkers, readUnit, realPath, workingDirectories } from './service-state.js'
+import {
+  listWorkers,
+  readGunicornOptions,
+  readUnit,
+  realPath,
+  workingDirectories
+} from './service-state.js'
 import { allOf, toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
-import { parseGunicornCommand, type GunicornCommand, type UnitInfo } from './unit-info.js'
+import type { GunicornCommand, UnitInfo } from './unit-info.js'
 
 export interface ServiceSnapshot {
   unit: UnitInfo
@@ -56,11 +62,12 @@ export function reloadTrap(
   const current = `${releasePath}/current`
   if (gunicorn.preload) {
     return new PreflightError(
-      `${service} runs Gunicorn with --preload: the master holds the app it loaded, so a reload (HUP) keeps serving the OLD code.`,
+      `${service} runs Gunicorn with ${gunicorn.preloadSource ?? '--preload'}: the master holds the app it loaded, so a reload (HUP) keeps serving the OLD code.`,
       'remove --preload (preload_app) from the unit or the Gunicorn config; a graceful reload can then deploy new code.'
     )
   }
-  if (gunicorn.chdir === undefined && gunicorn.configFile === undefined) {
+  const configUnknown = gunicorn.configFile !== undefined && gunicorn.configRead !== true
+  if (gunicorn.chdir === undefined && !configUnknown) {
     if (unit.workingDirectory === current || unit.workingDirectory.startsWith(current + '/')) {
       return new PreflightError(
         `${service} has WorkingDirectory=${unit.workingDirectory} and no --chdir: Gunicorn remembers the RESOLVED release directory it started in, so after a reload new workers keep importing the OLD release (while answering 200).`,
@@ -100,7 +107,7 @@ export async function preflight(
       'add ExecReload=/bin/kill -HUP $MAINPID to the [Service] section and run systemctl daemon-reload.'
     )
   }
-  const gunicorn = parseGunicornCommand(unit.execStart)
+  const gunicorn = await readGunicornOptions(remote, unit)
   if (gunicorn.launcher.kind === 'unknown') {
     throw new PreflightError(
       `unit ${service} ExecStart=${unit.execStart.join(' ')} does not start Gunicorn directly`,
@@ -111,7 +118,9 @@ export async function preflight(
   if (trap) throw trap
   if (gunicorn.configFile)
     log.info(
-      `Gunicorn reads ${gunicorn.configFile}: chdir/preload set there are caught by verification`
+      gunicorn.configRead
+        ? `Gunicorn reads ${gunicorn.configFile}: its literal settings were taken into account`
+        : `Gunicorn reads ${gunicorn.configFile}, which could not be read or sets chdir/preload_app by computation: verification after the reload catches stale code`
     )
 
   // The remaining reads are independent: run them at once over the one connection.

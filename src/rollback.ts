@@ -9,12 +9,11 @@ import { listReleases, readCurrentRelease, ReleaseLayout, switchCurrent } from '
 import { appendReleaseLog, logEntry, readReleaseLog, type ReleaseLogEntry } from './release-log.js'
 import { runStep } from './remote-command.js'
 import type { RunContext } from './run-context.js'
-import { listWorkers, readUnit, realPath } from './service-state.js'
+import { listWorkers, readGunicornOptions, readUnit, realPath } from './service-state.js'
 import type { Settings } from './settings.js'
 import { toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
 import { startProbe, type TrafficProbe } from './traffic-probe.js'
-import { parseGunicornCommand } from './unit-info.js'
 import { verificationUrls } from './verification-urls.js'
 import { verifyRelease } from './verify-release.js'
 
@@ -90,7 +89,7 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
         })
         if ('error' in target) throw new Error(target.error)
         const workers = await listWorkers(remote, unit.mainPid)
-        const gunicorn = parseGunicornCommand(unit.execStart)
+        const gunicorn = await readGunicornOptions(remote, unit)
         const masterAlive = unit.mainPid > 0 && unit.activeState === 'active'
         log.info(
           `current ${current ?? '(none)'}, rolling back to ${target.id}; master ${masterAlive ? `${unit.mainPid} with ${workers.length} workers` : `not running (${unit.activeState}/${unit.subState})`}`
@@ -146,6 +145,7 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
             oldWorkers: plan.masterAlive ? plan.workers : [],
             workers: plan.gunicorn.workers ?? Math.max(plan.workers.length, 1),
             oldReleaseDir: oldDir,
+            oldRelease: plan.current,
             urls: verificationUrls(settings, plan.gunicorn),
             healthChecks: settings.healthChecks,
             healthExpect: settings.healthExpect,

@@ -3,7 +3,15 @@
 import { runStep } from './remote-command.js'
 import { optional, toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
-import { parseUnitShow, UNIT_PROPERTIES, type UnitInfo } from './unit-info.js'
+import {
+  configFileOf,
+  parseGunicornCommand,
+  parseUnitShow,
+  UNIT_PROPERTIES,
+  withConfigFile,
+  type GunicornCommand,
+  type UnitInfo
+} from './unit-info.js'
 
 export async function readUnit(remote: RemoteHost, service: string): Promise<UnitInfo> {
   const show = await runStep(
@@ -57,4 +65,23 @@ export async function workingDirectories(
 export async function realPath(remote: RemoteHost, path: string): Promise<string> {
   const result = await runStep(remote, `resolve ${path}`, toShell(['readlink', '-f', path]))
   return result.stdout.trim()
+}
+
+/**
+ * The Gunicorn options of the unit: ExecStart, merged with the config file
+ * Gunicorn reads (-c, or gunicorn.conf.py in its start directory) when it exists
+ * and the deploy user can read it. An unreadable config file is left unread
+ * (configRead false): the reload traps are then left to verification.
+ */
+export async function readGunicornOptions(
+  remote: RemoteHost,
+  unit: UnitInfo
+): Promise<GunicornCommand> {
+  const g = parseGunicornCommand(unit.execStart)
+  if (g.launcher.kind === 'unknown') return g
+  const file = configFileOf(unit, g)
+  const result = await remote.exec(toShell(['cat', '--', file]))
+  if (result.code === 0) return withConfigFile(g, file, result.stdout)
+  const missing = /No such file/.test(result.stderr)
+  return missing && g.configFile === undefined ? g : { ...g, configFile: file, configRead: false }
 }

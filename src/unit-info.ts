@@ -69,7 +69,12 @@ export interface GunicornCommand {
   chdir?: string
   binds: string[]
   preload: boolean
+  /** The Gunicorn config file named by -c/--config (or, once read, the default one). */
   configFile?: string
+  /** True once the config file's settings were merged in (see withConfigFile). */
+  configRead?: boolean
+  /** Where preload comes from, for messages: `--preload` or `preload_app in <file>`. */
+  preloadSource?: string
   app?: string
 }
 
@@ -117,6 +122,7 @@ export function parseGunicornCommand(argv: string[]): GunicornCommand {
       else result.configFile = value
     } else if (flag === '--preload') {
       result.preload = true
+      result.preloadSource = '--preload'
     } else if (OTHER_VALUE_FLAGS.test(flag) && inline === undefined) {
       i++
     } else if (!flag.startsWith('-')) {
@@ -124,4 +130,58 @@ export function parseGunicornCommand(argv: string[]): GunicornCommand {
     }
   }
   return result
+}
+
+/** The config file Gunicorn reads at start: -c, or ./gunicorn.conf.py in its start directory. */
+export function configFileOf(unit: Pick<UnitInfo, 'workingDirectory'>, g: GunicornCommand): string {
+  const dir = unit.workingDirectory || '/'
+  const file = g.configFile ?? 'gunicorn.conf.py'
+  if (file.startsWith('/')) return file
+  return `${dir.replace(/\/+$/, '')}/${file.replace(/^\.\//, '')}`
+}
+
+function quotedStrings(text: string): string[] {
+  return [...text.matchAll(/(['"])(.*?)\1/g)].map(m => m[2])
+}
+
+const STRING_LITERAL = /^(['"])[^'"]*\1$/
+const STRING_LIST = /^[[(]\s*(['"][^'"]*['"]\s*,?\s*)*[\])]$/
+
+/**
+ * Merges the settings a Gunicorn config file (Python) sets with plain literal
+ * assignments at the start of a line: preload_app, chdir, workers, bind. The
+ * command line wins over the file, as in Gunicorn; the last assignment wins, as
+ * in Python. A setting assigned a computed value leaves the file "not read"
+ * (configRead false), so the reload traps are left to verification after the
+ * reload, which catches whatever this misses.
+ */
+export function withConfigFile(g: GunicornCommand, file: string, text: string): GunicornCommand {
+  const setting = (name: string): string | undefined => {
+    const all = [...text.matchAll(new RegExp(`^${name}\\s*=\\s*(.+?)\\s*(#.*)?$`, 'gm'))]
+    return all.length > 0 ? all[all.length - 1][1] : undefined
+  }
+  const merged: GunicornCommand = { ...g, binds: [...g.binds], configFile: file, configRead: true }
+  const preload = setting('preload_app')
+  if (preload !== undefined && !g.preload) {
+    if (preload === 'True' || preload === '1') {
+      merged.preload = true
+      merged.preloadSource = `preload_app = True in ${file}`
+    } else if (preload !== 'False' && preload !== '0') merged.configRead = false
+  }
+  const chdir = setting('chdir')
+  if (chdir !== undefined && g.chdir === undefined) {
+    if (STRING_LITERAL.test(chdir)) merged.chdir = quotedStrings(chdir)[0]
+    else merged.configRead = false
+  }
+  const workers = setting('workers')
+  if (workers !== undefined && g.workers === undefined && /^\d+$/.test(workers))
+    merged.workers = Number(workers)
+  const bind = setting('bind')
+  if (
+    bind !== undefined &&
+    g.binds.length === 0 &&
+    (STRING_LITERAL.test(bind) || STRING_LIST.test(bind))
+  )
+    merged.binds = quotedStrings(bind)
+  return merged
 }

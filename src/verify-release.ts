@@ -19,6 +19,8 @@ export interface VerifyExpectations {
   workers: number
   /** Physical path of the release the old workers ran, to name stale code. */
   oldReleaseDir?: string
+  /** Id of the release that served before the switch, to name stale code. */
+  oldRelease?: string
   urls: HttpTarget[]
   healthChecks: number
   healthExpect?: string
@@ -48,11 +50,16 @@ export function releaseOf(response: HttpResponse): string | undefined {
   }
 }
 
+/** What a reload that keeps the old code means, and how to fix it. */
+export const STALE_CODE_CAUSE =
+  'the reload kept the OLD code (stale code). Gunicorn keeps the app it loaded with preload_app/--preload (set in the unit, a gunicorn.conf.py in its start directory, or GUNICORN_CMD_ARGS in the EnvironmentFile), and keeps the directory it started in without --chdir <release-path>/current. Fix: remove preload, start Gunicorn with --chdir <release-path>/current, then restart it once.'
+
 /** Why a health response does not prove the release, or undefined when it does. */
 export function healthProblem(
   response: HttpResponse,
   release: string,
-  expect?: string
+  expect?: string,
+  oldRelease?: string
 ): string | undefined {
   if (response.status < 200 || response.status > 299)
     // The body is not echoed: error pages can carry configuration or secrets.
@@ -66,7 +73,7 @@ export function healthProblem(
   }
   const served = releaseOf(response)
   if (served !== undefined && served !== release)
-    return `answered 2xx for release ${served}, not ${release}`
+    return `answered 2xx for release ${served}, not ${release}${served === oldRelease ? `: ${STALE_CODE_CAUSE}` : ''}`
   return undefined
 }
 
@@ -140,7 +147,12 @@ async function healthyStreak(
   while (streak < exp.healthChecks) {
     let found: string | undefined
     try {
-      found = healthProblem(await httpGet(remote, url, 5000), exp.release, exp.healthExpect)
+      found = healthProblem(
+        await httpGet(remote, url, 5000),
+        exp.release,
+        exp.healthExpect,
+        exp.oldRelease
+      )
     } catch (error) {
       found = `failed: ${(error as Error).message}`
     }

@@ -21,6 +21,15 @@ function hostFingerprint(host: KitHost): Promise<string> {
   )
 }
 
+/** Runs a root shell command on the host, restarts the service and waits until it serves. */
+async function restartWith(host: KitHost, script: string): Promise<void> {
+  await rootSh(
+    host,
+    `${script} && systemctl restart myapp && ` +
+      'for i in $(seq 50); do curl -fs -o /dev/null http://127.0.0.1/health && break; sleep 0.2; done'
+  )
+}
+
 async function deployed(host: KitHost, id: string): Promise<void> {
   const run = await runAction(inputsFor(host, { source: appCopy(), 'release-id': id }))
   expect(run.outputs.status).toBe('deployed')
@@ -177,5 +186,50 @@ describe('reload traps', () => {
     const warnOnly = await runAction(inputsFor(guide, { mode: 'check', 'warn-only': 'true' }))
     expect(warnOnly.code).toBe(0)
     expect(warnOnly.outputs.status).toBe('checked')
+  })
+
+  it('refuses preload_app = True in the default gunicorn.conf.py before any change; check reports it', async () => {
+    // No flag in the unit: Gunicorn reads ./gunicorn.conf.py from its start directory by itself.
+    await restartWith(
+      fixed,
+      'printf "workers = 3\\npreload_app = True\\n" > /srv/myapp/gunicorn.conf.py'
+    )
+    const before = await hostFingerprint(fixed)
+    const run = await runAction(inputsFor(fixed, { source: appCopy(), 'release-id': 'c1' }))
+    expect(run.code).not.toBe(0)
+    expect(run.outputs.status).toBe('failed')
+    expect(annotations(run)).toContain(
+      'runs Gunicorn with preload_app = True in /srv/myapp/gunicorn.conf.py'
+    )
+    expect(await hostFingerprint(fixed)).toBe(before)
+    const check = await runAction(inputsFor(fixed, { mode: 'check' }))
+    expect(check.outputs.status).toBe('failed')
+    expect(annotations(check)).toContain('preload: ')
+    expect(annotations(check)).toContain('preload_app = True in /srv/myapp/gunicorn.conf.py')
+    await restartWith(fixed, 'rm /srv/myapp/gunicorn.conf.py')
+  })
+
+  it('rolls back a stale-code trap preflight cannot see (GUNICORN_CMD_ARGS=--preload in the EnvironmentFile)', async () => {
+    // The EnvironmentFile's values never leave the server, so preflight cannot see this one; only
+    // the verification after the reload notices that the old code still serves.
+    await restartWith(fixed, 'echo GUNICORN_CMD_ARGS=--preload >> /etc/myapp.env')
+    expect(await servedRelease(fixed)).toBe('v0')
+    const run = await runAction(
+      inputsFor(fixed, { source: appCopy(), 'release-id': 's1', 'reload-timeout': '15' })
+    )
+    expect(run.code).not.toBe(0)
+    expect(run.outputs).toMatchObject({
+      status: 'rolled-back',
+      'rolled-back': 'true',
+      release: 's1',
+      'previous-release': 'v0'
+    })
+    expect(annotations(run)).toContain(
+      'answered 2xx for release v0, not s1: the reload kept the OLD code'
+    )
+    expect(annotations(run)).toContain('GUNICORN_CMD_ARGS')
+    expect(run.summary).toContain('rolled-back')
+    expect(await servedRelease(fixed)).toBe('v0')
+    expect((await rootSh(fixed, 'readlink /srv/myapp/current')).trim()).toBe('releases/v0')
   })
 })

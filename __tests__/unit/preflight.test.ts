@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
 import { reloadSendsHup, reloadTrap } from '../../src/preflight.js'
-import { parseGunicornCommand, type UnitInfo } from '../../src/unit-info.js'
+import { parseGunicornCommand, withConfigFile, type UnitInfo } from '../../src/unit-info.js'
 
 function unit(workingDirectory: string): UnitInfo {
   return {
@@ -73,6 +73,31 @@ describe('reloadTrap', () => {
 
   it('accepts the corrected unit', () => {
     expect(reloadTrap(unit('/srv/myapp'), fixed, '/srv/myapp', 'myapp')).toBeUndefined()
+  })
+
+  it('reads chdir and preload_app from the config file Gunicorn reads', () => {
+    const wd = unit('/srv/myapp/current')
+    const conf = '/srv/myapp/current/gunicorn.conf.py'
+    const chdirInFile = withConfigFile(guide, conf, "chdir = '/srv/myapp/current'\n")
+    expect(reloadTrap(wd, chdirInFile, '/srv/myapp', 'myapp')).toBeUndefined()
+    const preloadInFile = withConfigFile(fixed, conf, 'preload_app = True\n')
+    expect(reloadTrap(unit('/srv/myapp'), preloadInFile, '/srv/myapp', 'myapp')?.message).toContain(
+      `runs Gunicorn with preload_app = True in ${conf}`
+    )
+    const nothingInFile = withConfigFile(guide, conf, 'timeout = 30\n')
+    expect(reloadTrap(wd, nothingInFile, '/srv/myapp', 'myapp')?.message).toContain('OLD release')
+  })
+
+  it('leaves an unreadable or computed config file to verification', () => {
+    const wd = unit('/srv/myapp/current')
+    const unread = {
+      ...guide,
+      configFile: '/srv/myapp/current/gunicorn.conf.py',
+      configRead: false
+    }
+    expect(reloadTrap(wd, unread, '/srv/myapp', 'myapp')).toBeUndefined()
+    const withC = parseGunicornCommand(['/v/bin/gunicorn', '-c', '/etc/g.py', 'wsgi:app'])
+    expect(reloadTrap(wd, withC, '/srv/myapp', 'myapp')).toBeUndefined()
   })
 
   it('rejects a --chdir that does not go through current', () => {

@@ -1,5 +1,10 @@
 import { describe, expect, it } from '@jest/globals'
-import { parseGunicornCommand, parseUnitShow } from '../../src/unit-info.js'
+import {
+  configFileOf,
+  parseGunicornCommand,
+  parseUnitShow,
+  withConfigFile
+} from '../../src/unit-info.js'
 
 const SHOW = `LoadState=loaded
 ActiveState=active
@@ -63,6 +68,61 @@ describe('parseGunicornCommand', () => {
       preload: true,
       app: 'app:create_app()'
     })
+    expect(g.chdir).toBeUndefined()
+  })
+})
+
+describe('Gunicorn config files', () => {
+  const plain = parseGunicornCommand(['/v/bin/gunicorn', '--workers', '3', 'wsgi:app'])
+
+  it('finds -c relative to the start directory, or the default gunicorn.conf.py there', () => {
+    expect(configFileOf({ workingDirectory: '/srv/myapp' }, plain)).toBe(
+      '/srv/myapp/gunicorn.conf.py'
+    )
+    expect(configFileOf({ workingDirectory: '' }, plain)).toBe('/gunicorn.conf.py')
+    const withC = parseGunicornCommand(['/v/bin/gunicorn', '-c', './conf/g.py', 'wsgi:app'])
+    expect(configFileOf({ workingDirectory: '/srv/myapp/' }, withC)).toBe('/srv/myapp/conf/g.py')
+    const absolute = parseGunicornCommand(['/v/bin/gunicorn', '--config=/etc/g.py', 'wsgi:app'])
+    expect(configFileOf({ workingDirectory: '/srv/myapp' }, absolute)).toBe('/etc/g.py')
+  })
+
+  it('takes literal preload_app, chdir, workers and bind; the last assignment wins', () => {
+    const g = withConfigFile(
+      plain,
+      '/srv/myapp/gunicorn.conf.py',
+      [
+        'import os',
+        'preload_app = False',
+        'preload_app = True  # faster boot',
+        "chdir = '/srv/myapp/current'",
+        'workers = 9',
+        'bind = ["unix:/run/myapp/myapp.sock", "127.0.0.1:8000"]',
+        '    preload_app = False  # indented: inside a block, not read'
+      ].join('\n')
+    )
+    expect(g).toMatchObject({
+      preload: true,
+      preloadSource: 'preload_app = True in /srv/myapp/gunicorn.conf.py',
+      chdir: '/srv/myapp/current',
+      workers: 3, // the command line wins
+      binds: ['unix:/run/myapp/myapp.sock', '127.0.0.1:8000'],
+      configFile: '/srv/myapp/gunicorn.conf.py',
+      configRead: true
+    })
+  })
+
+  it('leaves a computed chdir or preload_app to verification (configRead false)', () => {
+    const chdir = withConfigFile(plain, '/g.py', 'chdir = os.path.join(BASE, "current")')
+    expect(chdir.chdir).toBeUndefined()
+    expect(chdir.configRead).toBe(false)
+    const preload = withConfigFile(plain, '/g.py', "preload_app = os.environ.get('PRELOAD') == '1'")
+    expect(preload.preload).toBe(false)
+    expect(preload.configRead).toBe(false)
+  })
+
+  it('keeps the command line when the file sets nothing that matters', () => {
+    const g = withConfigFile(plain, '/g.py', 'accesslog = "-"\ntimeout = 30\n')
+    expect(g).toMatchObject({ preload: false, workers: 3, binds: [], configRead: true })
     expect(g.chdir).toBeUndefined()
   })
 })

@@ -21,6 +21,16 @@ describe('healthProblem', () => {
     )
   })
 
+  it('names the cause and the fix when the OLD release still answers', () => {
+    const problem = healthProblem(res(200, '{"release":"v1"}'), 'v2', undefined, 'v1')
+    expect(problem).toContain('answered 2xx for release v1, not v2: the reload kept the OLD code')
+    expect(problem).toContain('--chdir <release-path>/current')
+    expect(problem).toContain('remove preload')
+    expect(healthProblem(res(200, '{"release":"v0"}'), 'v2', undefined, 'v1')).toBe(
+      'answered 2xx for release v0, not v2'
+    )
+  })
+
   it('rejects non-2xx answers', () => {
     expect(healthProblem(res(502, 'Bad Gateway'), 'v2')).toContain('HTTP 502')
   })
