@@ -45477,6 +45477,12 @@ async function rollbackHost(remote, ctx) {
         const workers = await listWorkers(remote, unit.mainPid);
         const gunicorn = await readGunicornOptions(remote, unit);
         const masterAlive = unit.mainPid > 0 && unit.activeState === "active";
+        const trap = masterAlive && reloadTrap(unit, gunicorn, layout.root, settings.service);
+        if (trap)
+          throw new Error(
+            `${trap.message}
+A rollback by reload would keep serving ${current ?? "the current code"}; nothing was changed.`
+          );
         log.info(
           `current ${current ?? "(none)"}, rolling back to ${target.id}; master ${masterAlive ? `${unit.mainPid} with ${workers.length} workers` : `not running (${unit.activeState}/${unit.subState})`}`
         );

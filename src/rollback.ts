@@ -5,6 +5,7 @@ import { acquireLock, releaseLock, type HeldLock } from './deploy-lock.js'
 import { collectEvidence } from './evidence.js'
 import { newHostResult, timed, type HostResult } from './host-result.js'
 import type { Log } from './log.js'
+import { reloadTrap } from './preflight.js'
 import { listReleases, readCurrentRelease, ReleaseLayout, switchCurrent } from './release-layout.js'
 import { appendReleaseLog, logEntry, readReleaseLog, type ReleaseLogEntry } from './release-log.js'
 import { runStep } from './remote-command.js'
@@ -91,6 +92,13 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
         const workers = await listWorkers(remote, unit.mainPid)
         const gunicorn = await readGunicornOptions(remote, unit)
         const masterAlive = unit.mainPid > 0 && unit.activeState === 'active'
+        // A reload cannot switch code on a unit with a reload trap: refuse before any change
+        // (a dead master is restarted, which loads the target whatever the unit says).
+        const trap = masterAlive && reloadTrap(unit, gunicorn, layout.root, settings.service)
+        if (trap)
+          throw new Error(
+            `${trap.message}\nA rollback by reload would keep serving ${current ?? 'the current code'}; nothing was changed.`
+          )
         log.info(
           `current ${current ?? '(none)'}, rolling back to ${target.id}; master ${masterAlive ? `${unit.mainPid} with ${workers.length} workers` : `not running (${unit.activeState}/${unit.subState})`}`
         )

@@ -136,6 +136,19 @@ describe('reload traps', () => {
     expect(await servedRelease(preload)).toBe('v0')
   })
 
+  it('refuses a rollback by reload on the --preload unit before any change', async () => {
+    await rootSh(preload, 'cp -a /srv/myapp/releases/v0 /srv/myapp/releases/u0')
+    const before = await hostFingerprint(preload)
+    const run = await runAction(inputsFor(preload, { mode: 'rollback', 'rollback-to': 'u0' }))
+    expect(run.code).not.toBe(0)
+    expect(run.outputs.status).toBe('failed')
+    expect(annotations(run)).toContain('runs Gunicorn with --preload')
+    expect(annotations(run)).toContain(
+      'A rollback by reload would keep serving v0; nothing was changed.'
+    )
+    expect(await hostFingerprint(preload)).toBe(before)
+  })
+
   it('check mode reports the chdir trap on the guide unit with its fix, changing nothing', async () => {
     const before = await hostFingerprint(guide)
     const run = await runAction(inputsFor(guide, { mode: 'check' }))
