@@ -44218,7 +44218,7 @@ function requiredSudo(service) {
 }
 function sudoAllows(listing, command) {
   const [program, ...args] = command.split(" ");
-  const lines = listing.split("\n").filter((l) => /NOPASSWD/.test(l));
+  const lines = listing.replace(/\n {8,}(?=\S)/g, " ").split("\n").filter((l) => /NOPASSWD/.test(l));
   for (const line of lines) {
     const grants = line.slice(line.indexOf("NOPASSWD:") + 9).split(",").map((s) => s.trim());
     for (const g of grants) {

@@ -29,7 +29,11 @@ export function requiredSudo(service: string): [string, string][] {
 /** Whether `sudo -n -l` output grants a command (literally, with a trailing *, or ALL). */
 export function sudoAllows(listing: string, command: string): boolean {
   const [program, ...args] = command.split(' ')
-  const lines = listing.split('\n').filter(l => /NOPASSWD/.test(l))
+  // sudo wraps long rules at the terminal width, continuing them on lines indented by 8 spaces.
+  const lines = listing
+    .replace(/\n {8,}(?=\S)/g, ' ')
+    .split('\n')
+    .filter(l => /NOPASSWD/.test(l))
   for (const line of lines) {
     const grants = line
       .slice(line.indexOf('NOPASSWD:') + 9)

@@ -43,6 +43,18 @@ describe('sudoAllows', () => {
     expect(sudoAllows(listing, 'systemctl stop myapp')).toBe(false)
   })
 
+  it('reads rules sudo wrapped at the terminal width (aliases come expanded)', () => {
+    const wrapped = [
+      'User deploy may run the following commands on web1:',
+      '    (root) NOPASSWD: /usr/bin/systemctl reload myapp, /usr/bin/systemctl',
+      '        restart myapp, /usr/bin/systemctl daemon-reload, /usr/bin/journalctl -u myapp',
+      '        --no-pager *, /usr/sbin/nginx -t, /usr/bin/pwdx *'
+    ].join('\n')
+    for (const [command] of requiredSudo('myapp'))
+      expect([command, sudoAllows(wrapped, command)]).toEqual([command, true])
+    expect(sudoAllows(wrapped, 'systemctl reload otherapp')).toBe(false)
+  })
+
   it('treats ALL as everything and a password rule as nothing', () => {
     expect(sudoAllows('    (ALL : ALL) NOPASSWD: ALL', 'systemctl reload myapp')).toBe(true)
     expect(sudoAllows('    (ALL : ALL) ALL', 'systemctl reload myapp')).toBe(false)
