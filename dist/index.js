@@ -43043,6 +43043,14 @@ def cmd_unlock(lockdir, token):
     else:
         print("not ours")
 
+def cmd_touchlock(lockdir, token):
+    """Marks the lock as alive (its mtime is its age) if it is still ours."""
+    if holder_of(lockdir).get("token") == token:
+        os.utime(lockdir, None)
+        print("fresh")
+    else:
+        print("not ours")
+
 def cmd_linkshared(root, release, *paths):
     """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""
     for p in paths:
@@ -43064,7 +43072,8 @@ def cmd_linkshared(root, release, *paths):
         print("%s -> %s" % (inside, shared))
 
 COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,
-            "lock": cmd_lock, "unlock": cmd_unlock, "linkshared": cmd_linkshared}
+            "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,
+            "linkshared": cmd_linkshared}
 COMMANDS[sys.argv[1]](*sys.argv[2:])
 `;
 function helperArgv(python, command, ...args) {
@@ -44545,6 +44554,21 @@ import { createReadStream, statSync as statSync2 } from "node:fs";
 
 // src/deploy-lock.ts
 import { randomBytes } from "node:crypto";
+function heartbeatMs(staleSeconds) {
+  return Math.min(6e4, Math.max(1e3, staleSeconds * 1e3 / 4));
+}
+function startHeartbeat(remote, dir, token, every) {
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    remote.exec(toShell(helperArgv("python3", "touchlock", dir, token)), { timeoutMs: 15e3 }).catch(() => void 0).finally(() => {
+      busy = false;
+    });
+  }, every);
+  timer.unref();
+  return () => clearInterval(timer);
+}
 var sleep = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
 function describeHolder(h) {
   return `${h.actor ?? "unknown"} (release ${h.release ?? "?"}, since ${h.since ?? "?"}, run ${h.run ?? "?"})`;
@@ -44571,7 +44595,13 @@ async function acquireLock(remote, dir, who, options) {
         options.log.warning(
           `took over a stale deploy lock (${answer.age}s old) held by ${describeHolder(answer.holder)}`
         );
-      return { dir, owner };
+      const stopHeartbeat = startHeartbeat(
+        remote,
+        dir,
+        owner.token,
+        heartbeatMs(options.staleSeconds)
+      );
+      return { dir, owner, stopHeartbeat };
     }
     if (Date.now() >= deadline) {
       throw new Error(
@@ -44588,6 +44618,7 @@ async function acquireLock(remote, dir, who, options) {
   }
 }
 async function releaseLock(remote, lock, log) {
+  lock.stopHeartbeat();
   const result = await remote.exec(
     toShell(helperArgv("python3", "unlock", lock.dir, lock.owner.token)),
     { timeoutMs: 15e3 }

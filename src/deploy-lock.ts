@@ -1,5 +1,6 @@
 // The deploy lock: a directory in release-path holding owner.json, renamed into place atomically.
 // Waits for another deploy up to lock-timeout; takes over a stale lock with a warning.
+// While held, a heartbeat refreshes its age, so a long deploy never looks stale.
 import { randomBytes } from 'node:crypto'
 import type { Log } from './log.js'
 import { helperArgv } from './remote-helper.js'
@@ -18,6 +19,34 @@ export interface LockOwner {
 export interface HeldLock {
   dir: string
   owner: LockOwner
+  /** Stops the heartbeat that keeps the lock from looking stale during a long deploy. */
+  stopHeartbeat: () => void
+}
+
+/** How often a held lock is marked alive: well within lock-stale-after, at most once a minute. */
+export function heartbeatMs(staleSeconds: number): number {
+  return Math.min(60_000, Math.max(1000, (staleSeconds * 1000) / 4))
+}
+
+/**
+ * Touches the lock directory every heartbeatMs while the deploy runs, so that
+ * only a deploy that stopped (crashed runner, lost host) ever looks stale.
+ * Failures are ignored: a lost connection is handled by the deploy itself.
+ */
+function startHeartbeat(remote: RemoteHost, dir: string, token: string, every: number) {
+  let busy = false
+  const timer = setInterval(() => {
+    if (busy) return
+    busy = true
+    remote
+      .exec(toShell(helperArgv('python3', 'touchlock', dir, token)), { timeoutMs: 15_000 })
+      .catch(() => undefined)
+      .finally(() => {
+        busy = false
+      })
+  }, every)
+  timer.unref()
+  return () => clearInterval(timer)
 }
 
 interface LockAnswer {
@@ -60,7 +89,13 @@ export async function acquireLock(
         options.log.warning(
           `took over a stale deploy lock (${answer.age}s old) held by ${describeHolder(answer.holder)}`
         )
-      return { dir, owner }
+      const stopHeartbeat = startHeartbeat(
+        remote,
+        dir,
+        owner.token,
+        heartbeatMs(options.staleSeconds)
+      )
+      return { dir, owner, stopHeartbeat }
     }
     if (Date.now() >= deadline) {
       throw new Error(
@@ -79,6 +114,7 @@ export async function acquireLock(
 
 /** Releases the lock if it is still ours; never throws (it runs in finally blocks). */
 export async function releaseLock(remote: RemoteHost, lock: HeldLock, log: Log): Promise<void> {
+  lock.stopHeartbeat()
   const result = await remote.exec(
     toShell(helperArgv('python3', 'unlock', lock.dir, lock.owner.token)),
     { timeoutMs: 15_000 }

@@ -139,6 +139,14 @@ def cmd_unlock(lockdir, token):
     else:
         print("not ours")
 
+def cmd_touchlock(lockdir, token):
+    """Marks the lock as alive (its mtime is its age) if it is still ours."""
+    if holder_of(lockdir).get("token") == token:
+        os.utime(lockdir, None)
+        print("fresh")
+    else:
+        print("not ours")
+
 def cmd_linkshared(root, release, *paths):
     """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""
     for p in paths:
@@ -160,7 +168,8 @@ def cmd_linkshared(root, release, *paths):
         print("%s -> %s" % (inside, shared))
 
 COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,
-            "lock": cmd_lock, "unlock": cmd_unlock, "linkshared": cmd_linkshared}
+            "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,
+            "linkshared": cmd_linkshared}
 COMMANDS[sys.argv[1]](*sys.argv[2:])
 `
 

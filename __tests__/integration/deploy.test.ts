@@ -219,6 +219,54 @@ describe('mode: deploy', () => {
     expect(await lockPresent(host)).toBe(false)
   })
 
+  it('keeps its lock fresh during a long deploy, so it is never taken over as stale', async () => {
+    // The import check of this release blocks while /tmp/hold-import exists (at most 90 s).
+    const held = appCopy(d =>
+      writeFileSync(
+        path.join(d, 'wsgi.py'),
+        'import os, time\n_end = time.time() + 90\n' +
+          'while os.path.exists("/tmp/hold-import") and time.time() < _end:\n    time.sleep(0.2)\n' +
+          readFileSync(path.join(d, 'wsgi.py'), 'utf8')
+      )
+    )
+    await rootSh(host, 'touch /tmp/hold-import')
+    const stale = { 'lock-stale-after': '60' }
+    const long = runAction(inputsFor(host, { source: held, 'release-id': 'long-lock', ...stale }))
+    const lockAge = async () =>
+      Number(
+        await rootSh(
+          host,
+          'if [ -e /srv/myapp/.deploy-lock ]; then echo $(( $(date +%s) - $(stat -c %Y /srv/myapp/.deploy-lock) )); else echo -1; fi'
+        )
+      )
+    try {
+      // once the lock is held, make it look two hours old, as if the deploy had been running that long
+      const until = Date.now() + 60_000
+      while ((await lockAge()) < 0 && Date.now() < until) await new Promise(r => setTimeout(r, 200))
+      await rootSh(host, "touch -d '2 hours ago' /srv/myapp/.deploy-lock")
+      expect(await lockAge()).toBeGreaterThan(3600)
+      // the running deploy's heartbeat (every lock-stale-after / 4 = 15 s) marks it alive again
+      let age = await lockAge()
+      while (age > 60 && Date.now() < until) {
+        await new Promise(r => setTimeout(r, 500))
+        age = await lockAge()
+      }
+      expect(age).toBeGreaterThanOrEqual(0)
+      expect(age).toBeLessThanOrEqual(60)
+      const second = await runAction(
+        inputsFor(host, { source: appCopy(), 'release-id': 'late', 'lock-timeout': '0', ...stale })
+      )
+      expect(second.outputs.status).toBe('failed')
+      expect(annotations(second)).toContain('another deploy holds the lock')
+      expect(second.stdout).not.toContain('took over a stale deploy lock')
+    } finally {
+      await rootSh(host, 'rm -f /tmp/hold-import')
+    }
+    expect((await long).outputs.status).toBe('deployed')
+    expect(await servedRelease(host)).toBe('long-lock')
+    expect(await lockPresent(host)).toBe(false)
+  })
+
   it('refuses to deploy when Nginx proxies somewhere else than the Gunicorn bind', async () => {
     const before = await servedRelease(host)
     await rootSh(
