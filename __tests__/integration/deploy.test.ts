@@ -6,6 +6,7 @@ import * as path from 'node:path'
 import {
   annotations,
   appCopy,
+  appendTo,
   hostDown,
   hostUp,
   inputsFor,
@@ -180,6 +181,36 @@ describe('mode: deploy', () => {
     if (secret) expect(run.stdout + run.stderr + run.summary).not.toContain(secret)
     expect(await servedRelease(host)).toBe(before)
     expect(await releases(host)).not.toContain('no-env')
+  })
+
+  it('runs pip only when requirements.txt changed, and stops before the switch when it fails', async () => {
+    const withRequirement = (line: string) =>
+      appCopy(d => appendTo(path.join(d, 'requirements.txt'), `${line}\n`))
+    const same = await runAction(inputsFor(host, { source: appCopy(), 'release-id': 'deps-same' }))
+    expect(same.outputs.status).toBe('deployed')
+    expect(same.stdout).toContain(
+      'requirements.txt unchanged since the current release: skipping pip'
+    )
+    // itsdangerous is installed (Flask needs it): pip runs and finds it satisfied
+    const changed = await runAction(
+      inputsFor(host, { source: withRequirement('itsdangerous'), 'release-id': 'deps-changed' })
+    )
+    expect(changed.outputs.status).toBe('deployed')
+    expect(changed.stdout).toContain('Requirement already satisfied: itsdangerous')
+    const missing = await runAction(
+      inputsFor(host, {
+        source: withRequirement('zdd-no-such-package==1.0'),
+        'release-id': 'deps-missing'
+      })
+    )
+    expect(missing.code).not.toBe(0)
+    expect(missing.outputs.status).toBe('failed')
+    expect(annotations(missing)).toContain('pip install')
+    expect(annotations(missing)).toContain('zdd-no-such-package')
+    expect(annotations(missing)).toContain('nothing switched')
+    expect(await servedRelease(host)).toBe('deps-changed')
+    expect(await releases(host)).not.toContain('deps-missing')
+    expect(await lockPresent(host)).toBe(false)
   })
 
   it('lets one of two concurrent deploys wait or fail clearly, leaving no lock behind', async () => {
