@@ -45547,18 +45547,15 @@ A rollback by reload would keep serving ${current ?? "the current code"}; nothin
       await switchCurrent(remote, layout, plan.target);
       log.info(`current -> releases/${plan.target}`);
     });
-    const action = plan.masterAlive ? "reload" : "restart";
-    await timed(result, action, async () => {
+    const restartOrReload = (action, note) => timed(result, action, async () => {
       await runStep(
         remote,
         `${action} the service`,
         toShell(["sudo", "-n", "systemctl", action, settings.service])
       );
-      log.info(
-        `systemctl ${action} ${settings.service}${plan.masterAlive ? "" : " (the master was not running)"}`
-      );
+      log.info(`systemctl ${action} ${settings.service}${note}`);
     });
-    await timed(
+    const verifyTarget = (afterReload) => timed(
       result,
       "verify",
       () => log.group(
@@ -45569,8 +45566,8 @@ A rollback by reload would keep serving ${current ?? "the current code"}; nothin
             service: settings.service,
             release: plan.target,
             releaseDir: targetDir,
-            mainPid: plan.masterAlive ? plan.unit.mainPid : void 0,
-            oldWorkers: plan.masterAlive ? plan.workers : [],
+            mainPid: afterReload ? plan.unit.mainPid : void 0,
+            oldWorkers: afterReload ? plan.workers : [],
             workers: plan.gunicorn.workers ?? Math.max(plan.workers.length, 1),
             oldReleaseDir: oldDir,
             oldRelease: plan.current,
@@ -45583,6 +45580,23 @@ A rollback by reload would keep serving ${current ?? "the current code"}; nothin
         )
       )
     );
+    if (!plan.masterAlive) {
+      await restartOrReload("restart", " (the master was not running)");
+      await verifyTarget(false);
+    } else {
+      try {
+        await restartOrReload("reload", "");
+        await verifyTarget(true);
+      } catch (error2) {
+        const died = error2 instanceof VerifyError && error2.masterDied || (await readUnit(remote, settings.service)).activeState !== "active";
+        if (!died) throw error2;
+        log.warning(
+          `the master died during the rollback (${error2.message.split("\n")[0]}); restarting ${settings.service}`
+        );
+        await restartOrReload("restart", " (the master had died)");
+        await verifyTarget(false);
+      }
+    }
     result.status = "rolled-back";
     result.rolledBack = true;
     log.info(`rolled back to ${plan.target} (was ${plan.current ?? "none"})`);

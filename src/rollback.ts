@@ -16,7 +16,7 @@ import { toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
 import { startProbe, type TrafficProbe } from './traffic-probe.js'
 import { verificationUrls } from './verification-urls.js'
-import { verifyRelease } from './verify-release.js'
+import { verifyRelease, VerifyError } from './verify-release.js'
 
 export interface RollbackContext {
   settings: Settings
@@ -130,39 +130,59 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
       await switchCurrent(remote, layout, plan.target)
       log.info(`current -> releases/${plan.target}`)
     })
-    const action = plan.masterAlive ? 'reload' : 'restart'
-    await timed(result, action, async () => {
-      await runStep(
-        remote,
-        `${action} the service`,
-        toShell(['sudo', '-n', 'systemctl', action, settings.service])
-      )
-      log.info(
-        `systemctl ${action} ${settings.service}${plan.masterAlive ? '' : ' (the master was not running)'}`
-      )
-    })
-    await timed(result, 'verify', () =>
-      log.group(`Verify ${plan.target} serves`, () =>
-        verifyRelease(
+    const restartOrReload = (action: 'reload' | 'restart', note: string) =>
+      timed(result, action, async () => {
+        await runStep(
           remote,
-          {
-            service: settings.service,
-            release: plan.target,
-            releaseDir: targetDir,
-            mainPid: plan.masterAlive ? plan.unit.mainPid : undefined,
-            oldWorkers: plan.masterAlive ? plan.workers : [],
-            workers: plan.gunicorn.workers ?? Math.max(plan.workers.length, 1),
-            oldReleaseDir: oldDir,
-            oldRelease: plan.current,
-            urls: verificationUrls(settings, plan.gunicorn),
-            healthChecks: settings.healthChecks,
-            healthExpect: settings.healthExpect,
-            timeoutSeconds: settings.reloadTimeoutSeconds
-          },
-          log
+          `${action} the service`,
+          toShell(['sudo', '-n', 'systemctl', action, settings.service])
+        )
+        log.info(`systemctl ${action} ${settings.service}${note}`)
+      })
+    const verifyTarget = (afterReload: boolean) =>
+      timed(result, 'verify', () =>
+        log.group(`Verify ${plan.target} serves`, () =>
+          verifyRelease(
+            remote,
+            {
+              service: settings.service,
+              release: plan.target,
+              releaseDir: targetDir,
+              mainPid: afterReload ? plan.unit.mainPid : undefined,
+              oldWorkers: afterReload ? plan.workers : [],
+              workers: plan.gunicorn.workers ?? Math.max(plan.workers.length, 1),
+              oldReleaseDir: oldDir,
+              oldRelease: plan.current,
+              urls: verificationUrls(settings, plan.gunicorn),
+              healthChecks: settings.healthChecks,
+              healthExpect: settings.healthExpect,
+              timeoutSeconds: settings.reloadTimeoutSeconds
+            },
+            log
+          )
         )
       )
-    )
+    if (!plan.masterAlive) {
+      await restartOrReload('restart', ' (the master was not running)')
+      await verifyTarget(false)
+    } else {
+      try {
+        await restartOrReload('reload', '')
+        await verifyTarget(true)
+      } catch (error) {
+        // A master in a crash loop (the broken release's workers cannot boot) can die between
+        // preflight and the reload: then only a restart brings the target up.
+        const died =
+          (error instanceof VerifyError && error.masterDied) ||
+          (await readUnit(remote, settings.service)).activeState !== 'active'
+        if (!died) throw error
+        log.warning(
+          `the master died during the rollback (${(error as Error).message.split('\n')[0]}); restarting ${settings.service}`
+        )
+        await restartOrReload('restart', ' (the master had died)')
+        await verifyTarget(false)
+      }
+    }
     result.status = 'rolled-back'
     result.rolledBack = true
     log.info(`rolled back to ${plan.target} (was ${plan.current ?? 'none'})`)
