@@ -109,19 +109,29 @@ describe('mode: rollback', () => {
     expect(await servedRelease(host)).toBe('a1')
   })
 
-  it('restarts when the crash-looping master dies between its preflight and the reload', async () => {
-    // A broken release in a crash loop: wait until systemd has just started the master again
-    // (active, its workers about to fail), so the rollback sees it alive and then loses it.
+  it('restarts when the master dies between its preflight and the reload', async () => {
+    // As a crash-looping master does. Made deterministic: another deploy's lock holds the rollback
+    // after its preflight (which saw the master up); while it waits, the master goes down.
+    const to = (await servedRelease(host)) === 'a1' ? 'a2' : 'a1'
     await rootSh(
       host,
-      'cp -a /srv/myapp/releases/a2 /srv/myapp/releases/broken2 && echo "import time; time.sleep(0.5); import no_such_module" > /srv/myapp/releases/broken2/wsgi.py && echo \'{"id":"broken2"}\' > /srv/myapp/releases/broken2/.zdd-release.json && ln -sfn releases/broken2 /srv/myapp/current && systemctl restart myapp; ' +
-        'for i in $(seq 150); do systemctl is-active -q myapp || break; sleep 0.1; done; ' +
-        'for i in $(seq 150); do systemctl is-active -q myapp && break; sleep 0.05; done'
+      `mkdir /srv/myapp/.deploy-lock && echo '{"actor":"other","token":"t"}' > /srv/myapp/.deploy-lock/owner.json && chown -R deploy /srv/myapp/.deploy-lock`
     )
-    const run = await runAction(inputsFor(host, { mode: 'rollback', 'rollback-to': 'a1' }))
-    expect(run.outputs).toMatchObject({ status: 'rolled-back', release: 'a1' })
+    let stopped: Promise<string> | undefined
+    const run = await runAction(
+      inputsFor(host, { mode: 'rollback', 'rollback-to': to, 'lock-timeout': '60' }),
+      {
+        onLine: line => {
+          if (!stopped && line.includes('waiting for the deploy lock'))
+            stopped = rootSh(host, 'systemctl stop myapp && rm -rf /srv/myapp/.deploy-lock')
+        }
+      }
+    )
+    await stopped
+    expect(run.outputs).toMatchObject({ status: 'rolled-back', release: to })
+    expect(run.stdout).toContain('the master died during the rollback')
     expect(run.stdout).toContain('systemctl restart myapp (the master had died)')
-    expect(await servedRelease(host)).toBe('a1')
+    expect(await servedRelease(host)).toBe(to)
   })
 })
 
