@@ -44659,6 +44659,15 @@ ${tailLines(text, 80) || `(nothing${stderr ? `: ${stderr.trim()}` : ""})`}`;
     part(`tail ${opts.nginxErrorLog}`, nginx.stdout, nginx.stderr)
   ].join("\n");
 }
+async function warnIfRequestsFailed(remote, result, log, opts) {
+  if (!result.failedRequests) return;
+  result.excerpt = await collectEvidence(remote, opts).catch(() => void 0);
+  log.warning(
+    `the ${opts.what} was verified, but ${result.failedRequests} of ${result.probeRequests} traffic-probe requests failed during it: it was not zero-downtime this time${result.excerpt ? `
+
+${result.excerpt}` : ""}`
+  );
+}
 
 // src/prune.ts
 function releasesToPrune(all, keep, protectedIds) {
@@ -45089,6 +45098,12 @@ async function deployHost(connection, ctx) {
     );
     await stopProbe();
     result.status = "deployed";
+    await warnIfRequestsFailed(remote, result, log, {
+      service: settings.service,
+      since: began,
+      nginxErrorLog: settings.nginxErrorLog,
+      what: "deploy"
+    });
     await record(remote, ctx, layout, result, "deployed");
     await timed(result, "prune", () => prune(remote, ctx, layout, snap, id));
     log.info(`deployed ${id} (previous: ${snap.currentRelease ?? "none"})`);
@@ -45443,6 +45458,11 @@ async function writeSummary(results, mode) {
       summary2.addHeading(`${esc(r.host)}: ${esc(r.status)}`, 3).addCodeBlock(esc(r.error + (r.excerpt ? `
 
 ${r.excerpt}` : "")));
+    else if (r.excerpt && r.failedRequests)
+      summary2.addHeading(
+        `${esc(r.host)}: ${esc(r.status)}, but ${r.failedRequests} of ${r.probeRequests} probe requests failed`,
+        3
+      ).addCodeBlock(esc(r.excerpt));
   }
   await summary2.write();
 }
@@ -45622,6 +45642,13 @@ ${result.excerpt}` : ""}`,
       log.info(
         `traffic probe: ${p.failed} of ${p.requests} requests failed${p.samples.length ? ` (${p.samples.join("; ")})` : ""}`
       );
+      if (result.status === "rolled-back")
+        await warnIfRequestsFailed(remote, result, log, {
+          service: settings.service,
+          since: began,
+          nginxErrorLog: settings.nginxErrorLog,
+          what: "rollback"
+        });
     }
     if (lock) {
       await appendReleaseLog(

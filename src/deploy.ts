@@ -4,7 +4,7 @@
 // release serves again.
 import { createReadStream, statSync } from 'node:fs'
 import { acquireLock, releaseLock, type HeldLock } from './deploy-lock.js'
-import { collectEvidence } from './evidence.js'
+import { collectEvidence, warnIfRequestsFailed } from './evidence.js'
 import { newHostResult, timed, type HostResult } from './host-result.js'
 import type { MigrationGate } from './fleet.js'
 import type { Log } from './log.js'
@@ -260,6 +260,12 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
     )
     await stopProbe()
     result.status = 'deployed'
+    await warnIfRequestsFailed(remote, result, log, {
+      service: settings.service,
+      since: began,
+      nginxErrorLog: settings.nginxErrorLog,
+      what: 'deploy'
+    })
     await record(remote, ctx, layout, result, 'deployed')
     await timed(result, 'prune', () => prune(remote, ctx, layout, snap, id))
     log.info(`deployed ${id} (previous: ${snap.currentRelease ?? 'none'})`)

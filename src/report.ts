@@ -65,6 +65,13 @@ export async function writeSummary(results: HostResult[], mode: string): Promise
       summary
         .addHeading(`${esc(r.host)}: ${esc(r.status)}`, 3)
         .addCodeBlock(esc(r.error + (r.excerpt ? `\n\n${r.excerpt}` : '')))
+    else if (r.excerpt && r.failedRequests)
+      summary
+        .addHeading(
+          `${esc(r.host)}: ${esc(r.status)}, but ${r.failedRequests} of ${r.probeRequests} probe requests failed`,
+          3
+        )
+        .addCodeBlock(esc(r.excerpt))
   }
   await summary.write()
 }

@@ -2,7 +2,7 @@
 // release log) or to `rollback-to`, reload (restart when the master is dead),
 // and verify exactly as a deploy does.
 import { acquireLock, releaseLock, type HeldLock } from './deploy-lock.js'
-import { collectEvidence } from './evidence.js'
+import { collectEvidence, warnIfRequestsFailed } from './evidence.js'
 import { newHostResult, timed, type HostResult } from './host-result.js'
 import type { Log } from './log.js'
 import { reloadTrap } from './preflight.js'
@@ -206,6 +206,13 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
       log.info(
         `traffic probe: ${p.failed} of ${p.requests} requests failed${p.samples.length ? ` (${p.samples.join('; ')})` : ''}`
       )
+      if (result.status === 'rolled-back')
+        await warnIfRequestsFailed(remote, result, log, {
+          service: settings.service,
+          since: began,
+          nginxErrorLog: settings.nginxErrorLog,
+          what: 'rollback'
+        })
     }
     if (lock) {
       await appendReleaseLog(

@@ -145,6 +145,24 @@ describe('mode: deploy', () => {
     expect(await lockPresent(host)).toBe(false)
   })
 
+  it('warns, with the logs, when a verified deploy still had failed probe requests', async () => {
+    // each new worker answers 503 for its first 2 seconds: verification waits it out, the probe sees it
+    const warming = appCopy(dir =>
+      appendTo(
+        path.join(dir, 'wsgi.py'),
+        '\n\nimport time as _t\n_BOOT = _t.time()\n\n@app.before_request\ndef warming_up():\n' +
+          '    if _t.time() - _BOOT < 2:\n        return "warming up", 503\n'
+      )
+    )
+    const run = await runAction(inputsFor(host, { source: warming, 'release-id': 'warming' }))
+    expect(run.outputs.status).toBe('deployed')
+    expect(Number(run.outputs['failed-requests'])).toBeGreaterThan(0)
+    expect(annotations(run)).toContain('traffic-probe requests failed during it')
+    expect(annotations(run)).toContain('journalctl -u myapp since the deploy began')
+    expect(run.summary).toContain('probe requests failed')
+    expect(await servedRelease(host)).toBe('warming')
+  })
+
   it('stops before the switch when a migration fails', async () => {
     const before = await servedRelease(host)
     const badMigration = appCopy(dir =>
