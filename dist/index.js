@@ -43981,6 +43981,9 @@ function parseGunicornCommand(argv) {
   }
   return result;
 }
+function configUnseen(g) {
+  return g.configFile !== void 0 && g.configRead !== true;
+}
 function configFileOf(unit, g) {
   const dir = unit.workingDirectory || "/";
   const file = g.configFile ?? "gunicorn.conf.py";
@@ -44007,7 +44010,7 @@ function withConfigFile(g, file, text) {
   }
   const chdir = setting("chdir");
   if (chdir !== void 0 && g.chdir === void 0) {
-    if (STRING_LITERAL.test(chdir)) merged.chdir = quotedStrings(chdir)[0];
+    if (STRING_LITERAL.test(chdir)) merged.chdir = chdir.slice(1, -1);
     else merged.configRead = false;
   }
   const workers = setting("workers");
@@ -44090,8 +44093,7 @@ function reloadTrap(unit, gunicorn, releasePath, service) {
       "remove --preload (preload_app) from the unit or the Gunicorn config; a graceful reload can then deploy new code."
     );
   }
-  const configUnknown = gunicorn.configFile !== void 0 && gunicorn.configRead !== true;
-  if (gunicorn.chdir === void 0 && !configUnknown) {
+  if (gunicorn.chdir === void 0 && !configUnseen(gunicorn)) {
     if (unit.workingDirectory === current || unit.workingDirectory.startsWith(current + "/")) {
       return new PreflightError(
         `${service} has WorkingDirectory=${unit.workingDirectory} and no --chdir: Gunicorn remembers the RESOLVED release directory it started in, so after a reload new workers keep importing the OLD release (while answering 200).`,
@@ -44138,7 +44140,7 @@ async function preflight(remote, opts) {
   if (trap) throw trap;
   if (gunicorn.configFile)
     log.info(
-      gunicorn.configRead ? `Gunicorn reads ${gunicorn.configFile}: its literal settings were taken into account` : `Gunicorn reads ${gunicorn.configFile}, which could not be read or sets chdir/preload_app by computation: verification after the reload catches stale code`
+      configUnseen(gunicorn) ? `Gunicorn reads ${gunicorn.configFile}, which could not be read or sets chdir/preload_app by computation: verification after the reload catches stale code` : `Gunicorn reads ${gunicorn.configFile}: its literal settings were taken into account`
     );
   const [workers, nginx, writable, df, interpreter, current, masterDirs, releasesDir, upstreams] = await Promise.all([
     listWorkers(remote, unit.mainPid),
@@ -44280,7 +44282,7 @@ function unitFindings(unit, g, settings, add) {
       fix: ""
     });
   }
-  if (g.configFile !== void 0 && !g.configRead)
+  if (configUnseen(g))
     add({
       severity: "warning",
       check: "config",

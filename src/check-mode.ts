@@ -13,7 +13,7 @@ import type { Settings } from './settings.js'
 import { optional, toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
 import { bindAsUpstream, readNginxUpstreams } from './nginx-upstream.js'
-import type { GunicornCommand, UnitInfo } from './unit-info.js'
+import { configUnseen, type GunicornCommand, type UnitInfo } from './unit-info.js'
 
 /** Sudo rights the deploy needs, as (command text, why) pairs. */
 export function requiredSudo(service: string): [string, string][] {
@@ -98,7 +98,7 @@ function unitFindings(
       fix: ''
     })
   }
-  if (g.configFile !== undefined && !g.configRead)
+  if (configUnseen(g))
     add({
       severity: 'warning',
       check: 'config',

@@ -24,7 +24,7 @@ export interface HeldLock {
 }
 
 /** How often a held lock is marked alive: well within lock-stale-after, at most once a minute. */
-export function heartbeatMs(staleSeconds: number): number {
+function heartbeatMs(staleSeconds: number): number {
   return Math.min(60_000, Math.max(1000, (staleSeconds * 1000) / 4))
 }
 

@@ -14,7 +14,7 @@ import {
 } from './service-state.js'
 import { allOf, toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
-import type { GunicornCommand, UnitInfo } from './unit-info.js'
+import { configUnseen, type GunicornCommand, type UnitInfo } from './unit-info.js'
 
 export interface ServiceSnapshot {
   unit: UnitInfo
@@ -66,8 +66,7 @@ export function reloadTrap(
       'remove --preload (preload_app) from the unit or the Gunicorn config; a graceful reload can then deploy new code.'
     )
   }
-  const configUnknown = gunicorn.configFile !== undefined && gunicorn.configRead !== true
-  if (gunicorn.chdir === undefined && !configUnknown) {
+  if (gunicorn.chdir === undefined && !configUnseen(gunicorn)) {
     if (unit.workingDirectory === current || unit.workingDirectory.startsWith(current + '/')) {
       return new PreflightError(
         `${service} has WorkingDirectory=${unit.workingDirectory} and no --chdir: Gunicorn remembers the RESOLVED release directory it started in, so after a reload new workers keep importing the OLD release (while answering 200).`,
@@ -118,9 +117,9 @@ export async function preflight(
   if (trap) throw trap
   if (gunicorn.configFile)
     log.info(
-      gunicorn.configRead
-        ? `Gunicorn reads ${gunicorn.configFile}: its literal settings were taken into account`
-        : `Gunicorn reads ${gunicorn.configFile}, which could not be read or sets chdir/preload_app by computation: verification after the reload catches stale code`
+      configUnseen(gunicorn)
+        ? `Gunicorn reads ${gunicorn.configFile}, which could not be read or sets chdir/preload_app by computation: verification after the reload catches stale code`
+        : `Gunicorn reads ${gunicorn.configFile}: its literal settings were taken into account`
     )
 
   // The remaining reads are independent: run them at once over the one connection.

@@ -132,6 +132,14 @@ export function parseGunicornCommand(argv: string[]): GunicornCommand {
   return result
 }
 
+/**
+ * True when Gunicorn reads a config file whose settings are not known here (unreadable,
+ * or chdir/preload_app computed): the reload traps are then left to verification.
+ */
+export function configUnseen(g: GunicornCommand): boolean {
+  return g.configFile !== undefined && g.configRead !== true
+}
+
 /** The config file Gunicorn reads at start: -c, or ./gunicorn.conf.py in its start directory. */
 export function configFileOf(unit: Pick<UnitInfo, 'workingDirectory'>, g: GunicornCommand): string {
   const dir = unit.workingDirectory || '/'
@@ -170,7 +178,7 @@ export function withConfigFile(g: GunicornCommand, file: string, text: string): 
   }
   const chdir = setting('chdir')
   if (chdir !== undefined && g.chdir === undefined) {
-    if (STRING_LITERAL.test(chdir)) merged.chdir = quotedStrings(chdir)[0]
+    if (STRING_LITERAL.test(chdir)) merged.chdir = chdir.slice(1, -1)
     else merged.configRead = false
   }
   const workers = setting('workers')

@@ -51,7 +51,7 @@ export function releaseOf(response: HttpResponse): string | undefined {
 }
 
 /** What a reload that keeps the old code means, and how to fix it. */
-export const STALE_CODE_CAUSE =
+const STALE_CODE_CAUSE =
   'the reload kept the OLD code (stale code). Gunicorn keeps the app it loaded with preload_app/--preload (set in the unit, a gunicorn.conf.py in its start directory, or GUNICORN_CMD_ARGS in the EnvironmentFile), and keeps the directory it started in without --chdir <release-path>/current. Fix: remove preload, start Gunicorn with --chdir <release-path>/current, then restart it once.'
 
 /** Why a health response does not prove the release, or undefined when it does. */
