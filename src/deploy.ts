@@ -14,7 +14,7 @@ import { createArchive, type ReleaseMetadata } from './release-archive.js'
 import { checkEnvironment, importCheck, installDependencies, migrate } from './release-checks.js'
 import { listReleases, ReleaseLayout, switchCurrent, uploadRelease } from './release-layout.js'
 import { appendReleaseLog, logEntry } from './release-log.js'
-import { runStep } from './remote-command.js'
+import { runStep, tailLines } from './remote-command.js'
 import { helperArgv } from './remote-helper.js'
 import type { RunContext } from './run-context.js'
 import { readUnit, realPath } from './service-state.js'
@@ -23,7 +23,9 @@ import { toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
 import { startProbe, type TrafficProbe } from './traffic-probe.js'
 import { verificationUrls } from './verification-urls.js'
-import { verifyRelease, VerifyError } from './verify-release.js'
+import { verifyRelease, VerifyError, type VerifyExpectations } from './verify-release.js'
+import { may, sudoersLine } from './access.js'
+import { asRoot, serviceCommands } from './service-commands.js'
 
 export interface Cancellation {
   reason?: string
@@ -103,13 +105,17 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
           service: settings.service,
           layout,
           envFile: settings.envFile,
+          requiredEnv: settings.requiredEnv,
+          nginxErrorLog: settings.nginxErrorLog,
           minFreeBytes: archiveBytes * 4 + 50 * 1048576,
+          strict: settings.strict,
           log
         })
       )
     )
     const snap = snapshot
     result.previousRelease = snap.currentRelease
+    result.notVerified = snap.notVerified
     if (snap.currentRelease === id) throw new Error(`release ${id} is already current on this host`)
     if ((await listReleases(remote, layout)).includes(id))
       throw new Error(
@@ -161,35 +167,8 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
         })
       )
     )
-    // the environment and the import check are independent reads of the new release
-    // (side by side, so without log groups, which cannot interleave)
-    await Promise.all([
-      timed(result, 'environment', () =>
-        checkEnvironment(remote, snap.envFile, settings.requiredEnv, log)
-      ),
-      timed(result, 'import check', () =>
-        importCheck(remote, {
-          interpreter: snap.interpreter,
-          envFile: snap.envFile,
-          releaseDir,
-          app: snap.app,
-          log
-        })
-      )
-    ])
-    await timed(result, 'unit', async () => {
-      const needs = await remote.exec(
-        toShell(['systemctl', 'show', settings.service, '--property=NeedDaemonReload', '--value'])
-      )
-      if (needs.stdout.trim() === 'yes') {
-        await runStep(
-          remote,
-          'daemon-reload',
-          toShell(['sudo', '-n', 'systemctl', 'daemon-reload'])
-        )
-        log.info('the unit file changed on disk: ran systemctl daemon-reload')
-      }
-    })
+    await timed(result, 'environment', () => checkBeforeSwitch(remote, ctx, snap, releaseDir))
+    await timed(result, 'unit', () => daemonReloadIfChanged(remote, settings.service, snap, log))
     checkCancelled(cancellation)
     if (runsMigrations) {
       await timed(result, 'migrations', () =>
@@ -197,6 +176,7 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
           migrate(remote, {
             interpreter: snap.interpreter,
             envFile: snap.envFile,
+            envReadable: snap.envReadable,
             releaseDir,
             app: snap.app,
             command: settings.migrateCommand,
@@ -216,7 +196,8 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
     }
     checkCancelled(cancellation)
 
-    if (settings.probe)
+    // A cold start has nothing serving before the switch: no traffic to probe.
+    if (settings.probe && !snap.cold)
       probe = startProbe(remote, settings.healthUrl, {
         maxSeconds: settings.reloadTimeoutSeconds + 120
       })
@@ -227,35 +208,12 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
       await switchCurrent(remote, layout, id)
       log.info(`current -> releases/${id}`)
     })
-    log.info(`reloading ${settings.service}`)
-    await timed(result, 'reload', async () => {
-      await runStep(
-        remote,
-        'reload the service',
-        toShell(['sudo', '-n', 'systemctl', 'reload', settings.service])
-      )
-      log.info(`systemctl reload ${settings.service}: HUP sent to master ${snap.unit.mainPid}`)
-    })
+    await timed(result, snap.cold ? 'start' : 'reload', () =>
+      bringUp(remote, settings.service, snap, log)
+    )
     await timed(result, 'verify', () =>
       log.group('Verify the new release serves', () =>
-        verifyRelease(
-          remote,
-          {
-            service: settings.service,
-            release: id,
-            releaseDir: newDir,
-            mainPid: snap.unit.mainPid,
-            oldWorkers: snap.workers,
-            workers: snap.expectedWorkers,
-            oldReleaseDir: snap.currentDir,
-            oldRelease: snap.currentRelease,
-            urls: verificationUrls(settings, snap.gunicorn),
-            healthChecks: settings.healthChecks,
-            healthExpect: settings.healthExpect,
-            timeoutSeconds: settings.reloadTimeoutSeconds
-          },
-          log
-        )
+        verifyRelease(remote, cutoverExpectations(settings, snap, id, newDir), log)
       )
     )
     await stopProbe()
@@ -289,7 +247,9 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
           `the migration host ${remote.target.label} failed before its migrations completed`
         )
       )
-    if (switched && snapshot) {
+    if (switched && snapshot?.firstDeploy) {
+      await undoFirstDeploy(remote, ctx, layout, result)
+    } else if (switched && snapshot) {
       result.excerpt = await collectEvidence(remote, {
         service: settings.service,
         since: began,
@@ -329,6 +289,138 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
   }
 }
 
+/**
+ * The EnvironmentFile and the import check, side by side (so without log groups).
+ * When the deploy user cannot read the EnvironmentFile, the import check cannot
+ * reproduce the unit's environment: it is skipped (preflight already said so, and
+ * strict refused), and verification after the reload protects the release.
+ */
+async function checkBeforeSwitch(
+  remote: RemoteHost,
+  ctx: DeployContext,
+  snap: ServiceSnapshot,
+  releaseDir: string
+): Promise<void> {
+  const { settings, log } = ctx
+  const readable = !snap.envFile || snap.envReadable
+  if (!readable)
+    log.warning(
+      `import check skipped: ${remote.target.user} cannot read ${snap.envFile}, so the release cannot be imported with the unit's environment (verification after the reload proves it instead)`
+    )
+  else if (!snap.interpreter)
+    log.warning("import check skipped: the unit's Python interpreter is unknown")
+  await Promise.all([
+    readable
+      ? checkEnvironment(remote, snap.envFile, settings.requiredEnv, log)
+      : Promise.resolve(),
+    readable && snap.interpreter
+      ? importCheck(remote, {
+          interpreter: snap.interpreter,
+          envFile: snap.envFile,
+          releaseDir,
+          app: snap.app,
+          log
+        })
+      : Promise.resolve()
+  ])
+}
+
+/** `systemctl daemon-reload` when the unit file changed on disk and the deploy user may run it. */
+async function daemonReloadIfChanged(
+  remote: RemoteHost,
+  service: string,
+  snap: ServiceSnapshot,
+  log: Log
+): Promise<void> {
+  const needs = await remote.exec(
+    toShell(serviceCommands.show(service, ['NeedDaemonReload']).concat('--value'))
+  )
+  if (needs.stdout.trim() !== 'yes') return
+  if (!may(snap.access, 'daemon-reload')) {
+    log.warning(
+      `the unit file of ${service} changed on disk, but the deploy user may not run sudo systemctl daemon-reload: the reload uses the unit as systemd loaded it. To allow it: ${sudoersLine(snap.access, service, ['daemon-reload'])}`
+    )
+    return
+  }
+  await runStep(remote, 'daemon-reload', toShell(asRoot(serviceCommands.daemonReload())))
+  log.info('the unit file changed on disk: ran systemctl daemon-reload')
+}
+
+/** Reload (HUP) a running master; start or restart a unit that is not running. */
+async function bringUp(
+  remote: RemoteHost,
+  service: string,
+  snap: ServiceSnapshot,
+  log: Log
+): Promise<void> {
+  const action = !snap.cold ? 'reload' : snap.unit.activeState === 'inactive' ? 'start' : 'restart'
+  const result = await remote.exec(toShell(asRoot(serviceCommands[action](service))), {
+    timeoutMs: 120_000
+  })
+  if (result.code !== 0) {
+    const refused = /password is required|not allowed|may not run/i.test(result.stderr)
+    throw new Error(
+      refused
+        ? `sudo refused systemctl ${action} ${service} for ${remote.target.user}: the deploy user needs ${sudoersLine(snap.access, service, [action])}`
+        : `systemctl ${action} ${service} failed (exit ${result.code}): ${tailLines(result.stderr, 8)}`
+    )
+  }
+  log.info(
+    action === 'reload'
+      ? `systemctl reload ${service}: HUP sent to master ${snap.unit.mainPid}`
+      : `systemctl ${action} ${service}: the unit was ${snap.unit.activeState}/${snap.unit.subState}`
+  )
+}
+
+/** What proves the release serves after the switch (and after a reload or a start). */
+function cutoverExpectations(
+  settings: Settings,
+  snap: ServiceSnapshot,
+  release: string,
+  releaseDir: string
+): VerifyExpectations {
+  return {
+    service: settings.service,
+    release,
+    releaseDir,
+    mainPid: snap.cold ? undefined : snap.unit.mainPid,
+    oldWorkers: snap.cold ? [] : snap.workers,
+    workers: snap.expectedWorkers,
+    dirs: snap.dirs,
+    oldReleaseDir: snap.currentDir,
+    oldRelease: snap.currentRelease,
+    urls: verificationUrls(settings, snap.gunicorn),
+    healthChecks: settings.healthChecks,
+    healthExpect: settings.healthExpect,
+    timeoutSeconds: settings.reloadTimeoutSeconds
+  }
+}
+
+/** A failed first deploy: `current` removed again and the unit left stopped (when allowed). */
+async function undoFirstDeploy(
+  remote: RemoteHost,
+  ctx: DeployContext,
+  layout: ReleaseLayout,
+  result: HostResult
+): Promise<void> {
+  const { settings, log } = ctx
+  result.excerpt = await collectEvidence(remote, {
+    service: settings.service,
+    since: new Date(Date.now() - 10 * 60_000),
+    nginxErrorLog: settings.nginxErrorLog
+  }).catch(e => `(could not collect logs: ${(e as Error).message})`)
+  await remote.exec(toShell(['rm', '-f', layout.current]), { timeoutMs: 30_000 })
+  const stop = await remote.exec(toShell(asRoot(serviceCommands.stop(settings.service))), {
+    timeoutMs: 60_000
+  })
+  const left =
+    stop.code === 0
+      ? `${settings.service} is stopped`
+      : `${settings.service} could not be stopped (${stop.stderr.trim() || `exit ${stop.code}`}); it keeps restarting without current`
+  result.error += `\nThis was the first deploy: ${layout.current} was removed again and ${left}.`
+  log.error(`first deploy failed: ${layout.current} removed, ${left}`)
+}
+
 /** After a failure past the switch: point current back, reload (restart if the master died), prove the old release serves. */
 async function restorePrevious(
   remote: RemoteHost,
@@ -356,24 +448,27 @@ async function restorePrevious(
       await runStep(
         remote,
         `${action} the service`,
-        toShell(['sudo', '-n', 'systemctl', action, settings.service])
+        toShell(asRoot(serviceCommands[action](settings.service)))
       )
       log.info(
         `current -> releases/${previous}; systemctl ${action} ${settings.service}${masterDead ? ' (the master had died)' : ''}`
       )
       const after = await readUnit(remote, settings.service)
+      // The release going back served before this deploy. health-expect was written for
+      // the new release: it applies to the old one only when it names {release}.
+      const back = cutoverExpectations(
+        settings,
+        { ...snap, cold: true },
+        previous,
+        snap.currentDir ?? (await realPath(remote, layout.release(previous)))
+      )
       await verifyRelease(
         remote,
         {
-          service: settings.service,
-          release: previous,
-          releaseDir: snap.currentDir ?? (await realPath(remote, layout.release(previous))),
+          ...back,
           mainPid: masterDead ? undefined : after.mainPid,
-          oldWorkers: [],
-          workers: snap.expectedWorkers,
-          urls: verificationUrls(settings, snap.gunicorn),
-          healthChecks: settings.healthChecks,
-          timeoutSeconds: settings.reloadTimeoutSeconds
+          oldRelease: undefined,
+          healthExpect: settings.healthExpect?.includes('{release}') ? settings.healthExpect : undefined
         },
         log
       )

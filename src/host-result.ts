@@ -10,7 +10,8 @@ export interface StepTiming {
 }
 
 export interface Finding {
-  severity: 'error' | 'warning' | 'ok'
+  /** `unverified`: a proof the deploy user's rights do not allow (a warning, an error under strict). */
+  severity: 'error' | 'warning' | 'unverified' | 'ok'
   check: string
   finding: string
   fix: string
@@ -32,6 +33,8 @@ export interface HostResult {
   connections?: number
   /** mode: check */
   findings?: Finding[]
+  /** Proofs this run could not obtain, and what would allow them. */
+  notVerified?: { what: string; allow: string }[]
 }
 
 export function newHostResult(host: string): HostResult {

@@ -52,7 +52,8 @@ export async function fileHash(remote: RemoteHost, path: string): Promise<string
 export async function installDependencies(
   remote: RemoteHost,
   opts: {
-    interpreter: Interpreter
+    /** Undefined when the unit's interpreter could not be found. */
+    interpreter?: Interpreter
     releaseDir: string
     currentDir?: string
     pipArgs: string[]
@@ -74,6 +75,10 @@ export async function installDependencies(
     opts.log.info('requirements.txt unchanged since the current release: skipping pip')
     return false
   }
+  if (!opts.interpreter)
+    throw new Error(
+      "requirements.txt changed, but the unit's Python interpreter could not be found (see preflight's warning), so pip cannot install into the unit's venv: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart"
+    )
   if (!opts.interpreter.venv) {
     throw new Error(
       `requirements.txt changed but ${opts.interpreter.python} is not in a virtualenv; refusing to pip install into the system Python`
@@ -178,12 +183,26 @@ export function revisions(output: string): string[] {
     .sort()
 }
 
+/** Migrations run with the unit's interpreter and environment: name the access that is missing. */
+function migrationsNeed(opts: { interpreter?: Interpreter; envReadable?: boolean; envFile?: string }): void {
+  if (!opts.interpreter)
+    throw new Error(
+      "the release has migrations, but the unit's Python interpreter could not be found: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart, or set migrate: off and migrate another way"
+    )
+  if (opts.envReadable === false)
+    throw new Error(
+      `the release has migrations, which need the unit's environment (e.g. DATABASE_URL), but the deploy user cannot read ${opts.envFile}: let it read the file (e.g. add it to the file's group), or set migrate: off and migrate another way. Nothing was switched.`
+    )
+}
+
 /** Runs migrations once before the switch, then proves `flask db current` equals `flask db heads`. */
 export async function migrate(
   remote: RemoteHost,
   opts: {
-    interpreter: Interpreter
+    interpreter?: Interpreter
     envFile?: string
+    /** false: the deploy user cannot read the EnvironmentFile the migrations need. */
+    envReadable?: boolean
     releaseDir: string
     app: string
     command?: string[]
@@ -193,16 +212,20 @@ export async function migrate(
 ): Promise<'ran' | 'skipped'> {
   if (opts.mode === 'off') return 'skipped'
   const env = opts.envFile ?? '-'
+  const python = opts.interpreter?.python ?? 'python3'
   const inRelease = (...argv: string[]) =>
-    toShell(helperArgv(opts.interpreter.python, 'run', env, opts.releaseDir, ...argv))
+    toShell(helperArgv(python, 'run', env, opts.releaseDir, ...argv))
   const module = opts.app.split(':')[0]
-  const flask = [opts.interpreter.python, '-m', 'flask', '--app', module, 'db']
+  const flask = [python, '-m', 'flask', '--app', module, 'db']
+  const has = opts.command
+    ? { code: 0 }
+    : await remote.exec(toShell(['test', '-d', `${opts.releaseDir}/migrations`]))
+  if (has.code === 0) migrationsNeed(opts)
   if (opts.command) {
     await runStep(remote, 'migrate-command', inRelease(...opts.command), { timeoutMs: 30 * 60_000 })
     opts.log.info(`ran ${opts.command.join(' ')}`)
     return 'ran'
   }
-  const has = await remote.exec(toShell(['test', '-d', `${opts.releaseDir}/migrations`]))
   if (has.code !== 0) {
     opts.log.info('no migrations/ in the release: nothing to migrate')
     return 'skipped'

@@ -5,7 +5,9 @@ import { acquireLock, releaseLock, type HeldLock } from './deploy-lock.js'
 import { collectEvidence, warnIfRequestsFailed } from './evidence.js'
 import { newHostResult, timed, type HostResult } from './host-result.js'
 import type { Log } from './log.js'
-import { reloadTrap } from './preflight.js'
+import { dirAccess, reloadTrap } from './preflight.js'
+import { probeAccess } from './access.js'
+import { asRoot, serviceCommands } from './service-commands.js'
 import { listReleases, readCurrentRelease, ReleaseLayout, switchCurrent } from './release-layout.js'
 import { appendReleaseLog, logEntry, readReleaseLog, type ReleaseLogEntry } from './release-log.js'
 import { runStep } from './remote-command.js'
@@ -89,8 +91,16 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
           log: entries
         })
         if ('error' in target) throw new Error(target.error)
-        const workers = await listWorkers(remote, unit.mainPid)
-        const gunicorn = await readGunicornOptions(remote, unit)
+        const [workers, gunicorn, access] = await Promise.all([
+          listWorkers(remote, unit.mainPid),
+          readGunicornOptions(remote, unit),
+          probeAccess(remote, settings.service, [])
+        ])
+        const dirs = dirAccess(unit, remote.target.user, access)
+        if (dirs === 'none')
+          log.warning(
+            `not verified: which release the workers run (the deploy user may not run sudo pwdx); health must name the release instead`
+          )
         const masterAlive = unit.mainPid > 0 && unit.activeState === 'active'
         // A reload cannot switch code on a unit with a reload trap: refuse before any change
         // (a dead master is restarted, which loads the target whatever the unit says).
@@ -102,7 +112,7 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
         log.info(
           `current ${current ?? '(none)'}, rolling back to ${target.id}; master ${masterAlive ? `${unit.mainPid} with ${workers.length} workers` : `not running (${unit.activeState}/${unit.subState})`}`
         )
-        return { unit, current, target: target.id, workers, gunicorn, masterAlive }
+        return { unit, current, target: target.id, workers, gunicorn, masterAlive, dirs }
       })
     )
     result.previousRelease = plan.current
@@ -135,7 +145,7 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
         await runStep(
           remote,
           `${action} the service`,
-          toShell(['sudo', '-n', 'systemctl', action, settings.service])
+          toShell(asRoot(serviceCommands[action](settings.service)))
         )
         log.info(`systemctl ${action} ${settings.service}${note}`)
       })
@@ -151,6 +161,7 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
               mainPid: afterReload ? plan.unit.mainPid : undefined,
               oldWorkers: afterReload ? plan.workers : [],
               workers: plan.gunicorn.workers ?? Math.max(plan.workers.length, 1),
+              dirs: plan.dirs,
               oldReleaseDir: oldDir,
               oldRelease: plan.current,
               urls: verificationUrls(settings, plan.gunicorn),

@@ -1,6 +1,7 @@
 // Reads the live state of the service on the host: the unit, the Gunicorn
 // master and its workers, and which directory each process runs in.
 import { runStep } from './remote-command.js'
+import { asRoot, serviceCommands } from './service-commands.js'
 import { optional, toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
 import {
@@ -17,13 +18,7 @@ export async function readUnit(remote: RemoteHost, service: string): Promise<Uni
   const show = await runStep(
     remote,
     `read unit ${service}`,
-    toShell([
-      'systemctl',
-      'show',
-      service,
-      '--no-pager',
-      ...UNIT_PROPERTIES.map(p => `--property=${p}`)
-    ])
+    toShell(serviceCommands.show(service, UNIT_PROPERTIES))
   )
   return parseUnitShow(show.stdout)
 }
@@ -39,23 +34,26 @@ export async function listWorkers(remote: RemoteHost, mainPid: number): Promise<
 }
 
 /**
- * Resolved working directory of each process (`sudo pwdx`: the deploy user
- * cannot read the service user's /proc/PID/cwd). Dead processes are left out.
+ * Resolved working directory of each process: plain `pwdx` for the deploy
+ * user's own processes, `sudo pwdx` for the service user's (the deploy user
+ * cannot read another user's /proc/PID/cwd). Dead processes are left out.
  */
 export async function workingDirectories(
   remote: RemoteHost,
-  pids: number[]
+  pids: number[],
+  sudo = true
 ): Promise<Map<number, string>> {
   const dirs = new Map<number, string>()
   if (pids.length === 0) return dirs
-  const result = await remote.exec(toShell(['sudo', '-n', '/usr/bin/pwdx', ...pids.map(String)]))
+  const pwdx = serviceCommands.pwdx(pids)
+  const result = await remote.exec(toShell(sudo ? asRoot(pwdx) : pwdx))
   for (const line of result.stdout.split('\n')) {
     const m = /^(\d+): (\/.*)$/.exec(line.trim())
     if (m) dirs.set(Number(m[1]), m[2])
   }
-  if (dirs.size === 0 && /password|not allowed|sudoers/i.test(result.stderr)) {
+  if (dirs.size === 0 && sudo && /password|not allowed|sudoers/i.test(result.stderr)) {
     throw new Error(
-      `sudo -n /usr/bin/pwdx is not allowed for the deploy user: add it to sudoers (see examples/server/sudoers-deploy). ${result.stderr.trim()}`
+      `sudo -n pwdx was refused for the deploy user, so the workers' working directory cannot be read: ${result.stderr.trim()}`
     )
   }
   return dirs

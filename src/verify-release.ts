@@ -17,6 +17,8 @@ export interface VerifyExpectations {
   mainPid?: number
   oldWorkers: number[]
   workers: number
+  /** How the workers' directories are read: their own user, sudo pwdx, or not at all (not verified). */
+  dirs: 'own' | 'sudo' | 'none'
   /** Physical path of the release the old workers ran, to name stale code. */
   oldReleaseDir?: string
   /** Id of the release that served before the switch, to name stale code. */
@@ -79,13 +81,17 @@ export function healthProblem(
 
 /** Checks worker state once; returns undefined when it is as expected, else what is wrong. */
 export function workerProblem(
-  exp: Pick<VerifyExpectations, 'oldWorkers' | 'workers' | 'releaseDir' | 'oldReleaseDir'>,
+  exp: Pick<
+    VerifyExpectations,
+    'oldWorkers' | 'workers' | 'releaseDir' | 'oldReleaseDir' | 'dirs'
+  >,
   workers: number[],
   dirs: Map<number, string>
 ): string | undefined {
   const lingering = workers.filter(p => exp.oldWorkers.includes(p))
   if (lingering.length > 0) return `old worker(s) ${lingering.join(', ')} still running`
   if (workers.length < exp.workers) return `${workers.length} of ${exp.workers} new workers up`
+  if (exp.dirs === 'none') return undefined
   const wrong = workers.filter(p => dirs.has(p) && dirs.get(p) !== exp.releaseDir)
   if (wrong.length > 0) {
     const dir = dirs.get(wrong[0])
@@ -119,11 +125,14 @@ export async function verifyRelease(
       )
     }
     const workers = await listWorkers(remote, unit.mainPid)
-    const dirs = await workingDirectories(remote, workers)
+    const dirs =
+      exp.dirs === 'none'
+        ? new Map<number, string>()
+        : await workingDirectories(remote, workers, exp.dirs === 'sudo')
     const found = workerProblem(exp, workers, dirs)
     if (found === undefined) {
       log.info(
-        `master ${unit.mainPid} kept; ${workers.length} new workers (${workers.join(', ')}) in ${exp.releaseDir}`
+        `master ${unit.mainPid}${exp.mainPid ? ' kept' : ' up'}; ${workers.length} new workers (${workers.join(', ')}) ${exp.dirs === 'none' ? "(their directory not verified: health must name the release)" : `in ${exp.releaseDir}`}`
       )
       break
     }

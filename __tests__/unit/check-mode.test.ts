@@ -1,5 +1,11 @@
 import { describe, expect, it } from '@jest/globals'
-import { requiredSudo, sudoAllows } from '../../src/check-mode.js'
+import { grantOf, passwordRules, sudoAllows } from '../../src/access.js'
+import { RIGHTS } from '../../src/service-commands.js'
+
+const requiredSudo = (unit: string) =>
+  RIGHTS.filter(r => !['start', 'stop', 'nginx-dump'].includes(r.right)).map(r => [
+    r.grant(unit).replace(' *', ' 1')
+  ])
 import { bindAsUpstream, nginxUpstreams } from '../../src/nginx-upstream.js'
 
 describe('nginx upstream vs Gunicorn bind', () => {
@@ -58,5 +64,26 @@ describe('sudoAllows', () => {
   it('treats ALL as everything and a password rule as nothing', () => {
     expect(sudoAllows('    (ALL : ALL) NOPASSWD: ALL', 'systemctl reload myapp')).toBe(true)
     expect(sudoAllows('    (ALL : ALL) ALL', 'systemctl reload myapp')).toBe(false)
+  })
+})
+
+describe('grantOf: sudo -n -l COMMAND and the listing', () => {
+  const nopasswd = `User deploy may run the following commands on web1:
+    (root) NOPASSWD: /usr/bin/systemctl reload myapp, /usr/bin/systemctl restart myapp`
+  const mixed = `${nopasswd}\n    (ALL) ALL`
+
+  it('is yes when sudo permits it and no rule asks for a password', () => {
+    expect(passwordRules(nopasswd)).toEqual([])
+    expect(grantOf(true, nopasswd, 'systemctl reload myapp')).toBe('yes')
+  })
+
+  it('is no when sudo refuses, or permits it only through a rule that asks for a password', () => {
+    expect(grantOf(false, nopasswd, 'systemctl stop myapp')).toBe('no')
+    expect(passwordRules(mixed)).toEqual(['(ALL) ALL'])
+    expect(grantOf(true, mixed, 'systemctl stop myapp')).toBe('no')
+  })
+
+  it('is unknown when both a NOPASSWD grant and a password rule match (sudo takes the last)', () => {
+    expect(grantOf(true, mixed, 'systemctl reload myapp')).toBe('unknown')
   })
 })

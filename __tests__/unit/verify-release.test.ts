@@ -52,7 +52,8 @@ describe('workerProblem', () => {
     oldWorkers: [11, 12, 13],
     workers: 3,
     releaseDir: '/srv/myapp/releases/v2',
-    oldReleaseDir: '/srv/myapp/releases/v1'
+    oldReleaseDir: '/srv/myapp/releases/v1',
+    dirs: 'sudo' as const
   }
   const dirs = (pids: number[], dir: string) => new Map(pids.map(p => [p, dir]))
 
@@ -66,6 +67,15 @@ describe('workerProblem', () => {
     )
     expect(workerProblem(exp, [21, 22], dirs([21, 22], exp.releaseDir))).toBe(
       '2 of 3 new workers up'
+    )
+  })
+
+  it('without a right to read worker directories, judges the workers by count and PIDs only', () => {
+    const blind = { ...exp, dirs: 'none' as const }
+    expect(workerProblem(blind, [21, 22, 23], new Map())).toBeUndefined()
+    expect(workerProblem(blind, [12, 21, 22], new Map())).toContain('old worker(s) 12')
+    expect(workerProblem(exp, [21, 22, 23], new Map())).toBe(
+      'working directory of a new worker not readable yet'
     )
   })
 

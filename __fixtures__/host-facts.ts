@@ -1,0 +1,84 @@
+// HostFacts of a healthy host set up like the reference guide (corrected unit),
+// for unit tests of the host checks; each test changes what it is about.
+import type { Access } from '../src/access.js'
+import type { HostFacts } from '../src/host-facts.js'
+import { ReleaseLayout } from '../src/release-layout.js'
+import type { Right } from '../src/service-commands.js'
+import { parseGunicornCommand } from '../src/unit-info.js'
+
+export function accessWith(grants: Partial<Record<Right, 'yes' | 'no' | 'unknown'>> = {}): Access {
+  const all: Right[] = [
+    'reload',
+    'restart',
+    'start',
+    'stop',
+    'daemon-reload',
+    'nginx-test',
+    'nginx-dump',
+    'pwdx'
+  ]
+  return {
+    user: 'deploy',
+    uid: 1000,
+    groups: ['deploy', 'systemd-journal', 'adm', 'www-data'],
+    sudo: new Map(all.map(r => [r, grants[r] ?? 'yes'])),
+    readable: new Map([['/var/log/nginx/error.log', true]]),
+    programs: new Map([
+      ['systemctl', '/usr/bin/systemctl'],
+      ['nginx', '/usr/sbin/nginx'],
+      ['pwdx', '/usr/bin/pwdx']
+    ])
+  }
+}
+
+export function healthyFacts(overrides: Partial<HostFacts> = {}): HostFacts {
+  const execStart = [
+    '/srv/myapp/.venv/bin/gunicorn',
+    '--workers',
+    '3',
+    '--chdir',
+    '/srv/myapp/current',
+    '--bind',
+    'unix:/run/myapp/myapp.sock',
+    'wsgi:app'
+  ]
+  return {
+    service: 'myapp',
+    user: 'deploy',
+    layout: new ReleaseLayout('/srv/myapp'),
+    access: accessWith(),
+    unit: {
+      loadState: 'loaded',
+      activeState: 'active',
+      subState: 'running',
+      mainPid: 100,
+      nRestarts: 0,
+      execStart,
+      execReload: ['/bin/kill', '-HUP', '$MAINPID'],
+      workingDirectory: '/srv/myapp',
+      environmentFiles: ['/etc/myapp.env'],
+      user: 'www-data',
+      fragmentPath: '/etc/systemd/system/myapp.service'
+    },
+    gunicorn: parseGunicornCommand(execStart),
+    masterAlive: true,
+    workers: [101, 102, 103],
+    masterDir: '/srv/myapp',
+    nginxTest: { code: 0, signal: null, stdout: '', stderr: 'syntax is ok', timedOut: false },
+    nginx: { kind: 'match', upstreams: ['unix:/run/myapp/myapp.sock'] },
+    releasesWritable: true,
+    sharedExists: true,
+    currentIsLink: true,
+    currentExists: true,
+    currentRelease: 'v1',
+    currentDir: '/srv/myapp/releases/v1',
+    releasesDir: '/srv/myapp/releases',
+    freeKb: 10 * 1024 * 1024,
+    interpreter: { python: '/srv/myapp/.venv/bin/python3', venv: '/srv/myapp/.venv' },
+    shebang: { python: '/srv/myapp/.venv/bin/python3', importsGunicorn: true },
+    envFile: '/etc/myapp.env',
+    env: { exists: true, readable: true, errors: [], missing: [], empty: [], count: 2 },
+    nginxErrorLog: '/var/log/nginx/error.log',
+    ...overrides
+  }
+}

@@ -1,0 +1,457 @@
+// The host checks, declared once: what each reads, the rights it needs,
+// whether an error blocks a deploy, and its fix. A deploy's preflight runs the
+// whole table and stops only on blocking errors, all named in one message;
+// `mode: check` runs the same table and reports everything. What cannot be
+// read is "not verified" (a warning, an error under `strict`), never a refusal.
+import { may, missingRight, readsJournal, sudoersLine } from './access.js'
+import type { Finding } from './host-result.js'
+import type { HostFacts } from './host-facts.js'
+import { reloadSendsHup, reloadTrap } from './reload-traps.js'
+import { RIGHTS } from './service-commands.js'
+import { tailLines } from './remote-command.js'
+import { configUnseen } from './unit-info.js'
+
+export interface CheckContext {
+  releasePath: string
+  requiredEnv: string[]
+  /** Bytes the new release needs under release-path (deploy); check mode uses a fixed floor. */
+  minFreeBytes?: number
+}
+
+export interface HostCheck {
+  id: string
+  /** What the check reads on the host. */
+  reads: string
+  /** Whether an error finding stops a deploy before any change. */
+  blocksDeploy: boolean
+  evaluate(facts: HostFacts, ctx: CheckContext): Finding[]
+}
+
+const ok = (check: string, finding: string): Finding => ({
+  severity: 'ok',
+  check,
+  finding,
+  fix: ''
+})
+const error = (check: string, finding: string, fix: string): Finding => ({
+  severity: 'error',
+  check,
+  finding,
+  fix
+})
+const warning = (check: string, finding: string, fix: string): Finding => ({
+  severity: 'warning',
+  check,
+  finding,
+  fix
+})
+const unverified = (check: string, finding: string, fix: string): Finding => ({
+  severity: 'unverified',
+  check,
+  finding,
+  fix
+})
+
+/** Whether the host has never been deployed to (no current): a first deploy starts the unit. */
+export function firstDeploy(f: HostFacts): boolean {
+  return !f.currentExists && !f.masterAlive
+}
+
+function unitState(f: HostFacts): Finding[] {
+  const u = f.unit
+  if (u.loadState !== 'loaded')
+    return [
+      error(
+        'unit',
+        `${f.service} is not loaded (LoadState=${u.loadState || 'unknown'})`,
+        `install /etc/systemd/system/${f.service}.service and run systemctl daemon-reload`
+      )
+    ]
+  if (f.masterAlive) return [ok('unit', `active, MainPID ${u.mainPid}`)]
+  const state = `${u.activeState}/${u.subState}`
+  const action = u.activeState === 'inactive' ? 'start' : 'restart'
+  if (!may(f.access, action)) {
+    const m = missingRight(f.access, f.service, action)
+    return [error('unit', `${f.service} is not running (${state}) and ${m.what}`, m.allow)]
+  }
+  if (firstDeploy(f))
+    return [
+      warning(
+        'unit',
+        `${f.service} is not running (${state}) and ${f.layout.current} does not exist yet: the first deploy switches current and runs systemctl ${action}`,
+        'deploy a first release'
+      )
+    ]
+  return [
+    warning(
+      'unit',
+      `${f.service} is not running (${state}): a deploy switches current and runs systemctl ${action}; nothing serves until then`,
+      `sudo journalctl -u ${f.service} -n 100 shows why it stopped`
+    )
+  ]
+}
+
+function gunicornLaunch(f: HostFacts, ctx: CheckContext): Finding[] {
+  const g = f.gunicorn
+  const out: Finding[] = []
+  if (g.launcher.kind === 'unknown')
+    out.push(
+      unverified(
+        'Gunicorn',
+        `ExecStart=${f.unit.execStart.join(' ')} does not show Gunicorn's command line: its options are read from the running master where possible, and verification after the reload proves the rest`,
+        'start <venv>/bin/python -m gunicorn (or <venv>/bin/gunicorn) directly in ExecStart to let preflight read the options'
+      )
+    )
+  const trap = reloadTrap(f.unit, g, ctx.releasePath, f.service)
+  if (trap) {
+    const [cause, fix] = trap.message.split('\nFix: ')
+    // A cold start loads whatever current points at; the trap bites on the next reload.
+    out.push(
+      f.masterAlive
+        ? error(g.preload ? 'preload' : 'chdir', cause, fix)
+        : warning(g.preload ? 'preload' : 'chdir', cause, fix)
+    )
+  } else if (g.launcher.kind !== 'unknown') {
+    out.push(
+      ok('chdir', g.chdir ? `--chdir ${g.chdir}` : 'WorkingDirectory is not under current'),
+      ok(
+        'preload',
+        g.configRead ? `no --preload, no preload_app in ${g.configFile}` : 'no --preload'
+      )
+    )
+  }
+  if (configUnseen(g))
+    out.push(
+      unverified(
+        'config',
+        `Gunicorn reads ${g.configFile}, which could not be read or sets preload_app/chdir by computation: verification after the reload catches stale code`,
+        'let the deploy user read the file and assign preload_app/chdir literal values, or set them in ExecStart'
+      )
+    )
+  return out
+}
+
+function socketInRun(f: HostFacts): Finding[] {
+  const svc = f.service.replace(/\.service$/, '')
+  return f.gunicorn.binds
+    .filter(b => /^unix:\/run\/[^/]+$/.test(b) && f.unit.user && f.unit.user !== 'root')
+    .map(bind =>
+      error(
+        'socket',
+        `--bind ${bind} as User=${f.unit.user}: ${f.unit.user} cannot create a socket directly in root-owned /run, so Gunicorn fails to start (it only logs "Retrying in 1 second")`,
+        `add RuntimeDirectory=${svc} and bind unix:/run/${svc}/${svc}.sock (update Nginx's proxy_pass to match)`
+      )
+    )
+}
+
+function workerCount(f: HostFacts): Finding[] {
+  const configured = f.gunicorn.workers
+  const running = f.workers.length
+  if (f.masterAlive && running < 2)
+    return [
+      error(
+        'workers',
+        `Gunicorn master ${f.unit.mainPid} has ${running} worker(s): a reload with fewer than 2 workers is not reliably zero-downtime`,
+        'run Gunicorn with --workers 2 or more'
+      )
+    ]
+  if (!f.masterAlive && configured !== undefined && configured < 2)
+    return [
+      error(
+        'workers',
+        `Gunicorn is configured for ${configured} worker(s): a reload with fewer than 2 workers is not reliably zero-downtime`,
+        'run Gunicorn with --workers 2 or more'
+      )
+    ]
+  return [
+    ok(
+      'workers',
+      `${configured ?? 'unknown'} configured, ${f.masterAlive ? running : 'none'} running`
+    )
+  ]
+}
+
+function upstream(f: HostFacts): Finding[] {
+  const n = f.nginx
+  if (n.kind === 'match') return [ok('upstream', `Nginx proxies to ${n.upstreams.join(', ')}`)]
+  if (n.kind === 'mismatch')
+    return [
+      error(
+        'upstream',
+        `Nginx proxies only to ${n.proxiedTo.join(', ')}, which nothing binds: Gunicorn binds ${n.binds.join(', ')}, so the reload would not be what Nginx serves`,
+        'make proxy_pass (or the upstream block) and --bind name the same socket or port, then nginx -t and reload Nginx'
+      )
+    ]
+  return [
+    unverified(
+      'upstream',
+      `which upstream Nginx proxies to could not be read completely (${n.reason}): verification through Nginx after the reload proves it`,
+      'allow `sudo nginx -T` (it prints the whole configuration) or make /etc/nginx readable by the deploy user'
+    )
+  ]
+}
+
+function nginxTest(f: HostFacts): Finding[] {
+  if (!f.nginxTest) {
+    const m = missingRight(f.access, f.service, 'nginx-test')
+    return [unverified('nginx -t', m.what, m.allow)]
+  }
+  if (f.nginxTest.code !== 0)
+    return [
+      error(
+        'nginx -t',
+        `nginx -t failed:\n${tailLines(f.nginxTest.stderr, 6)}`,
+        'fix the Nginx configuration'
+      )
+    ]
+  return [ok('nginx -t', 'configuration test passes')]
+}
+
+function layout(f: HostFacts): Finding[] {
+  const l = f.layout
+  const out: Finding[] = []
+  if (!f.releasesWritable)
+    out.push(
+      error(
+        'layout',
+        `${l.releasesDir} is missing or not writable by ${f.user}`,
+        `mkdir -p ${l.releasesDir} ${l.sharedDir} && chown ${f.user} ${l.releasesDir} ${l.sharedDir}`
+      )
+    )
+  if (f.currentIsLink && !f.currentRelease)
+    out.push(
+      error(
+        'layout',
+        `${l.current} does not point at ${l.releasesDir}/<id>`,
+        `move the app into ${l.releasesDir}/<id> and ln -sfn releases/<id> ${l.current}`
+      )
+    )
+  else if (!f.currentIsLink && f.currentExists)
+    out.push(
+      error(
+        'layout',
+        `${l.current} is not a symlink (it cannot be switched atomically)`,
+        `move the app into ${l.releasesDir}/<id> and ln -sfn releases/<id> ${l.current}`
+      )
+    )
+  if (out.length === 0)
+    out.push(
+      ok('layout', f.currentRelease ? `current -> releases/${f.currentRelease}` : 'no release yet')
+    )
+  return out
+}
+
+function disk(f: HostFacts, ctx: CheckContext): Finding[] {
+  const freeMb = Math.round(f.freeKb / 1024)
+  const needed = ctx.minFreeBytes ?? 50 * 1048576
+  if (f.freeKb * 1024 < needed)
+    return [
+      error(
+        'disk',
+        `only ${freeMb} MiB free under ${f.layout.root}; about ${Math.ceil(needed / 1048576)} MiB are needed`,
+        'free disk space or lower keep-releases'
+      )
+    ]
+  if (ctx.minFreeBytes === undefined && freeMb < 200)
+    return [
+      warning(
+        'disk',
+        `${freeMb} MiB free under ${f.layout.root}`,
+        'free disk space or lower keep-releases'
+      )
+    ]
+  return [ok('disk', `${freeMb} MiB free`)]
+}
+
+function interpreter(f: HostFacts): Finding[] {
+  const out: Finding[] = []
+  if ('error' in f.interpreter)
+    out.push(
+      unverified(
+        'interpreter',
+        `the unit's Python interpreter could not be found (${f.interpreter.error}): the import check and pip are skipped`,
+        'start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart'
+      )
+    )
+  else
+    out.push(
+      ok(
+        'interpreter',
+        `${f.interpreter.python}${f.interpreter.venv ? ` (venv ${f.interpreter.venv})` : ''}`
+      )
+    )
+  const g = f.gunicorn
+  if (g.launcher.kind === 'script' && f.shebang) {
+    const venv = g.launcher.path.replace(/\/bin\/[^/]+$/, '')
+    const fix = `start Gunicorn as ${venv}/bin/python -m gunicorn`
+    if (!f.shebang.python)
+      out.push(error('venv', `${g.launcher.path} is missing or has no #! line`, fix))
+    else if (!f.shebang.importsGunicorn)
+      out.push(
+        error(
+          'venv',
+          `${g.launcher.path} runs ${f.shebang.python}, which cannot import gunicorn`,
+          fix
+        )
+      )
+    else if (!f.shebang.python.startsWith(venv + '/') && f.shebang.python.includes('/bin/python'))
+      out.push(
+        warning(
+          'venv',
+          `${g.launcher.path} runs ${f.shebang.python}, an interpreter outside its own venv`,
+          fix
+        )
+      )
+  }
+  return out
+}
+
+function environment(f: HostFacts, ctx: CheckContext): Finding[] {
+  const env = f.env
+  if (!f.envFile)
+    return ctx.requiredEnv.length > 0
+      ? [
+          error(
+            'environment',
+            `required-env lists ${ctx.requiredEnv.join(', ')} but the unit has no EnvironmentFile`,
+            'set env-file, or add EnvironmentFile= to the unit'
+          )
+        ]
+      : [ok('environment', 'the unit has no EnvironmentFile')]
+  if (!env?.exists)
+    return [
+      error(
+        'environment',
+        `${f.envFile} does not exist (or its directory cannot be searched by ${f.user})`,
+        `create ${f.envFile} (root:www-data 640)`
+      )
+    ]
+  if (!env.readable)
+    return [
+      unverified(
+        'environment',
+        `${f.envFile} is not readable by ${f.user}: the import check cannot reproduce the unit's environment and is skipped${ctx.requiredEnv.length ? `, and required-env (${ctx.requiredEnv.join(', ')}) is not checked` : ''}; verification after the reload still protects the release`,
+        `let ${f.user} read it: chgrp www-data ${f.envFile}; chmod 640 ${f.envFile}; usermod -aG www-data ${f.user} (or the group that owns it)`
+      )
+    ]
+  const unset = [...(env.missing ?? []), ...(env.empty ?? [])]
+  if (unset.length > 0)
+    return [
+      error(
+        'environment',
+        `required variables not set or empty in ${f.envFile}: ${unset.join(', ')}`,
+        `set them in ${f.envFile}`
+      )
+    ]
+  if ((env.errors ?? []).length > 0)
+    return [
+      warning(
+        'environment',
+        `${f.envFile} lines ${env.errors?.join(', ')} are not NAME=VALUE`,
+        'fix or remove those lines'
+      )
+    ]
+  return [ok('environment', `${f.envFile}: ${env.count} variables`)]
+}
+
+function rights(f: HostFacts): Finding[] {
+  const out: Finding[] = []
+  const required = RIGHTS.filter(r => r.required && !may(f.access, r.right))
+  if (required.length > 0)
+    out.push(
+      error(
+        'sudo',
+        `${f.user} may not run ${required.map(r => `sudo ${r.grant(f.service)} (${r.purpose})`).join(', ')}`,
+        `add to sudoers: ${sudoersLine(
+          f.access,
+          f.service,
+          required.map(r => r.right)
+        )}`
+      )
+    )
+  const ownWorkers = f.unit.user !== '' && f.unit.user === f.user
+  if (!ownWorkers && !may(f.access, 'pwdx')) {
+    const m = missingRight(f.access, f.service, 'pwdx')
+    out.push(unverified('pwdx', m.what, m.allow))
+  }
+  if (!may(f.access, 'daemon-reload')) {
+    const m = missingRight(f.access, f.service, 'daemon-reload')
+    out.push(unverified('daemon-reload', m.what, m.allow))
+  }
+  if (!readsJournal(f.access))
+    out.push(
+      unverified(
+        'journal',
+        `${f.user} cannot read the journal of ${f.service}: a failure report has no journal excerpt`,
+        `usermod -aG systemd-journal ${f.user}`
+      )
+    )
+  if (f.access.readable.get(f.nginxErrorLog) === false)
+    out.push(
+      unverified(
+        'nginx log',
+        `${f.user} cannot read ${f.nginxErrorLog}: a failure report has no Nginx error-log excerpt`,
+        `usermod -aG adm ${f.user}`
+      )
+    )
+  if (required.length === 0) out.push(ok('sudo', 'systemctl reload and restart allowed'))
+  return out
+}
+
+/** Every check, in the order they are reported. */
+export const HOST_CHECKS: readonly HostCheck[] = [
+  { id: 'unit', reads: 'systemctl show', blocksDeploy: true, evaluate: unitState },
+  {
+    id: 'ExecReload',
+    reads: 'the unit',
+    blocksDeploy: true,
+    evaluate: f =>
+      reloadSendsHup(f.unit.execReload)
+        ? [ok('ExecReload', 'sends HUP to $MAINPID')]
+        : [
+            error(
+              'ExecReload',
+              `ExecReload=${f.unit.execReload.join(' ') || '(none)'}: systemctl reload would not send HUP to Gunicorn`,
+              'add ExecReload=/bin/kill -HUP $MAINPID to the [Service] section and run systemctl daemon-reload'
+            )
+          ]
+  },
+  {
+    id: 'gunicorn',
+    reads: 'ExecStart and the Gunicorn config file',
+    blocksDeploy: true,
+    evaluate: gunicornLaunch
+  },
+  { id: 'socket', reads: 'the unit', blocksDeploy: true, evaluate: socketInRun },
+  { id: 'workers', reads: 'ps', blocksDeploy: true, evaluate: workerCount },
+  { id: 'upstream', reads: 'the Nginx configuration', blocksDeploy: true, evaluate: upstream },
+  { id: 'nginx -t', reads: 'sudo nginx -t', blocksDeploy: true, evaluate: nginxTest },
+  { id: 'layout', reads: 'release-path', blocksDeploy: true, evaluate: layout },
+  { id: 'disk', reads: 'df', blocksDeploy: true, evaluate: disk },
+  { id: 'interpreter', reads: 'the console script', blocksDeploy: false, evaluate: interpreter },
+  {
+    id: 'environment',
+    reads: 'the EnvironmentFile (names only)',
+    blocksDeploy: true,
+    evaluate: environment
+  },
+  { id: 'rights', reads: 'sudo -n -l, groups', blocksDeploy: true, evaluate: rights }
+]
+
+export interface CheckReport {
+  findings: Finding[]
+  /** Errors of checks that block a deploy. */
+  blocking: Finding[]
+}
+
+export function runChecks(facts: HostFacts, ctx: CheckContext): CheckReport {
+  const findings: Finding[] = []
+  const blocking: Finding[] = []
+  for (const check of HOST_CHECKS) {
+    for (const finding of check.evaluate(facts, ctx)) {
+      findings.push(finding)
+      if (finding.severity === 'error' && check.blocksDeploy) blocking.push(finding)
+    }
+  }
+  return { findings, blocking }
+}

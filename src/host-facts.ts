@@ -1,0 +1,176 @@
+// Everything the host checks look at, read once, side by side, over the one
+// connection. Reads never refuse by themselves: what cannot be read is
+// recorded as unknown, and the checks decide what that means.
+import { may, probeAccess, type Access } from './access.js'
+import { bindAsUpstream, readNginxUpstreams } from './nginx-upstream.js'
+import { helperArgv } from './remote-helper.js'
+import { findInterpreter, type EnvCheck, type Interpreter } from './release-checks.js'
+import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
+import { asRoot, serviceCommands } from './service-commands.js'
+import {
+  listWorkers,
+  readGunicornOptions,
+  readUnit,
+  realPath,
+  workingDirectories
+} from './service-state.js'
+import { optional, toShell } from './shell-quote.js'
+import type { ExecResult, RemoteHost } from './ssh-connection.js'
+import type { GunicornCommand, UnitInfo } from './unit-info.js'
+
+export type NginxMatch =
+  | { kind: 'match'; upstreams: string[] }
+  | { kind: 'mismatch'; proxiedTo: string[]; binds: string[] }
+  | { kind: 'unknown'; reason: string }
+
+export interface HostFacts {
+  service: string
+  user: string
+  layout: ReleaseLayout
+  access: Access
+  unit: UnitInfo
+  gunicorn: GunicornCommand
+  masterAlive: boolean
+  workers: number[]
+  /** Physical working directory of the master, when readable. */
+  masterDir?: string
+  /** `nginx -t` when the deploy user may run it. */
+  nginxTest?: ExecResult
+  nginx: NginxMatch
+  releasesWritable: boolean
+  sharedExists: boolean
+  currentIsLink: boolean
+  /** `current` exists (as a symlink, or wrongly as a directory). */
+  currentExists: boolean
+  currentRelease?: string
+  currentDir?: string
+  releasesDir: string
+  freeKb: number
+  interpreter: Interpreter | { error: string }
+  /** The console script's first line, when Gunicorn is started through one. */
+  shebang?: { python?: string; importsGunicorn: boolean }
+  envFile?: string
+  env?: Partial<EnvCheck>
+  nginxErrorLog: string
+}
+
+export interface FactOptions {
+  service: string
+  layout: ReleaseLayout
+  envFile?: string
+  requiredEnv: string[]
+  nginxErrorLog: string
+}
+
+/** Whether the master is up (a unit activating between crash-loop restarts is not). */
+export function isRunning(unit: UnitInfo): boolean {
+  return unit.activeState === 'active' && unit.mainPid > 0
+}
+
+async function nginxMatch(remote: RemoteHost, gunicorn: GunicornCommand): Promise<NginxMatch> {
+  const upstreams = await readNginxUpstreams(remote)
+  const binds = gunicorn.binds.map(bindAsUpstream)
+  if (upstreams.length === 0 || binds.length === 0)
+    return { kind: 'unknown', reason: 'no proxy_pass or Gunicorn bind could be read' }
+  const hit = binds.filter(b => upstreams.includes(b))
+  if (hit.length > 0) return { kind: 'match', upstreams: hit }
+  return { kind: 'mismatch', proxiedTo: upstreams, binds }
+}
+
+async function scriptShebang(
+  remote: RemoteHost,
+  g: GunicornCommand
+): Promise<HostFacts['shebang']> {
+  if (g.launcher.kind !== 'script') return undefined
+  const head = await remote.exec(optional(['head', '-n', '1', g.launcher.path]))
+  const python = /^#!\s*(\S+)/.exec(head.stdout)?.[1]
+  if (!python) return { importsGunicorn: false }
+  const runs = await remote.exec(toShell([python, '-c', 'import gunicorn']))
+  return { python, importsGunicorn: runs.code === 0 }
+}
+
+async function readEnv(
+  remote: RemoteHost,
+  envFile: string | undefined,
+  required: string[]
+): Promise<Partial<EnvCheck> | undefined> {
+  if (!envFile) return undefined
+  const env = await remote.exec(toShell(helperArgv('python3', 'envcheck', envFile, ...required)))
+  return JSON.parse(env.stdout || '{}') as Partial<EnvCheck>
+}
+
+export async function gatherFacts(remote: RemoteHost, opts: FactOptions): Promise<HostFacts> {
+  const { layout, service } = opts
+  const unit = await readUnit(remote, service)
+  const envFile = opts.envFile ?? unit.environmentFiles[0]
+  const [access, gunicorn] = await Promise.all([
+    probeAccess(
+      remote,
+      service,
+      [envFile, opts.nginxErrorLog].filter(p => p !== undefined)
+    ),
+    readGunicornOptions(remote, unit)
+  ])
+  const masterAlive = isRunning(unit)
+  const ownWorkers = unit.user !== '' && unit.user === remote.target.user
+  const [workers, nginxTest, nginx, dirs, df, interpreter, current, releasesDir, shebang, env] =
+    await Promise.all([
+      listWorkers(remote, unit.mainPid),
+      may(access, 'nginx-test')
+        ? remote.exec(toShell(asRoot(serviceCommands.nginxTest())))
+        : Promise.resolve(undefined),
+      nginxMatch(remote, gunicorn),
+      masterAlive && (ownWorkers || may(access, 'pwdx'))
+        ? workingDirectories(remote, [unit.mainPid], !ownWorkers).catch(
+            () => new Map<number, string>()
+          )
+        : Promise.resolve(new Map<number, string>()),
+      remote.exec(
+        optional([
+          'sh',
+          '-c',
+          'test -d "$1" && test -w "$1" && echo releases-writable; test -d "$2" && echo shared-dir; test -L "$3" && echo current-link; test -e "$3" && echo current-exists; df -Pk "$4"',
+          'sh',
+          layout.releasesDir,
+          layout.sharedDir,
+          layout.current,
+          layout.root
+        ])
+      ),
+      findInterpreter(remote, gunicorn).catch((e: Error) => ({ error: e.message })),
+      readCurrentRelease(remote, layout).then(async id => ({
+        id,
+        dir: id ? await realPath(remote, layout.current).catch(() => undefined) : undefined
+      })),
+      realPath(remote, layout.releasesDir).catch(() => layout.releasesDir),
+      scriptShebang(remote, gunicorn),
+      readEnv(remote, envFile, opts.requiredEnv)
+    ])
+  const lines = df.stdout.trim().split('\n')
+  return {
+    service,
+    user: remote.target.user,
+    layout,
+    access,
+    unit,
+    gunicorn,
+    masterAlive,
+    workers,
+    masterDir: dirs.get(unit.mainPid),
+    nginxTest,
+    nginx,
+    releasesWritable: lines.includes('releases-writable'),
+    sharedExists: lines.includes('shared-dir'),
+    currentIsLink: lines.includes('current-link'),
+    currentExists: lines.includes('current-exists') || lines.includes('current-link'),
+    currentRelease: current.id,
+    currentDir: current.dir,
+    releasesDir,
+    freeKb: Number(lines[lines.length - 1]?.split(/\s+/)[3] ?? 0) || 0,
+    interpreter,
+    shebang,
+    envFile,
+    env,
+    nginxErrorLog: opts.nginxErrorLog
+  }
+}
