@@ -187,10 +187,15 @@ export async function runAction(
     ...opts.env
   }
   for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'index.js')], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
+  // ZDD_ACTION_NODE: another node binary (.ci/run also runs a deploy and a rollback with Node 24).
+  const child = spawn(
+    process.env.ZDD_ACTION_NODE || process.execPath,
+    [path.join(ROOT, 'dist', 'index.js')],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe']
+    }
+  )
   if (child.pid) opts.onSpawn?.(child.pid)
   let stdout = ''
   let stderr = ''
