@@ -10,7 +10,7 @@ import type { MigrationGate } from './fleet.js'
 import type { Log } from './log.js'
 import { preflight, type ServiceSnapshot } from './preflight.js'
 import { releaseOfPath, releasesToPrune } from './prune.js'
-import { createArchive, type ReleaseMetadata } from './release-archive.js'
+import { createArchive, type ArchiveStats, type ReleaseMetadata } from './release-archive.js'
 import { checkEnvironment, importCheck, installDependencies, migrate } from './release-checks.js'
 import { listReleases, ReleaseLayout, switchCurrent, uploadRelease } from './release-layout.js'
 import { appendReleaseLog, logEntry } from './release-log.js'
@@ -55,11 +55,12 @@ function checkCancelled(c: Cancellation): void {
   if (c.reason) throw new Error(`cancelled (${c.reason})`)
 }
 
+/** Packs the release once for every host: `source` less the exclusions, plus its metadata. */
 export function packRelease(
   settings: Settings,
   run: RunContext,
   archivePath: string
-): Promise<number> {
+): Promise<ArchiveStats> {
   const metadata: ReleaseMetadata = {
     id: settings.releaseId,
     sha: run.sha,
@@ -67,9 +68,7 @@ export function packRelease(
     run: run.runUrl,
     time: new Date().toISOString()
   }
-  return createArchive(settings.source, metadata, archivePath).then(
-    () => statSync(archivePath).size
-  )
+  return createArchive(settings.source, metadata, archivePath, { exclude: settings.exclude })
 }
 
 export async function deployHost(connection: RemoteHost, ctx: DeployContext): Promise<HostResult> {
@@ -167,7 +166,7 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
         })
       )
     )
-    await timed(result, 'environment', () => checkBeforeSwitch(remote, ctx, snap, releaseDir))
+    await timed(result, 'import check', () => checkBeforeSwitch(remote, ctx, snap, releaseDir))
     await timed(result, 'unit', () => daemonReloadIfChanged(remote, settings.service, snap, log))
     checkCancelled(cancellation)
     if (runsMigrations) {
@@ -208,6 +207,7 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
       await switchCurrent(remote, layout, id)
       log.info(`current -> releases/${id}`)
     })
+    log.info(`${snap.cold ? 'starting' : 'reloading'} ${settings.service}`)
     await timed(result, snap.cold ? 'start' : 'reload', () =>
       bringUp(remote, settings.service, snap, log)
     )

@@ -302,6 +302,7 @@ function interpreter(f: HostFacts): Finding[] {
           fix
         )
       )
+    else out.push(ok('venv', `${g.launcher.path} runs ${f.shebang.python}`))
   }
   return out
 }

@@ -96,8 +96,7 @@ export async function preflight(
         ? '\n(strict: true makes every proof that cannot be obtained an error)'
         : ''
     throw new PreflightError(
-      `preflight found ${stops.length} problem(s) on ${remote.target.label}; nothing was changed:\n${stops.map(describe).join('\n')}${strictNote}`,
-      'see each problem above'
+      `preflight found ${stops.length} problem(s) on ${remote.target.label}; nothing was changed:\n${stops.map(describe).join('\n')}${strictNote}`
     )
   }
   const notVerified = report(findings, log)

@@ -3,8 +3,9 @@
 import { configUnseen, type GunicornCommand, type UnitInfo } from './unit-info.js'
 
 export class PreflightError extends Error {
-  constructor(cause: string, fix: string) {
-    super(`${cause}\nFix: ${fix}`)
+  /** `fix` undefined: the cause already names a fix for each problem. */
+  constructor(cause: string, fix?: string) {
+    super(fix === undefined ? cause : `${cause}\nFix: ${fix}`)
     this.name = 'PreflightError'
   }
 }

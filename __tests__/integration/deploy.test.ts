@@ -195,7 +195,7 @@ describe('mode: deploy', () => {
       })
     )
     expect(run.code).not.toBe(0)
-    expect(annotations(run)).toContain('required variable(s) not set: STRIPE_API_KEY')
+    expect(annotations(run)).toContain('required variables not set or empty in /etc/myapp.env: STRIPE_API_KEY')
     if (secret) expect(run.stdout + run.stderr + run.summary).not.toContain(secret)
     expect(await servedRelease(host)).toBe(before)
     expect(await releases(host)).not.toContain('no-env')
@@ -328,7 +328,7 @@ describe('mode: deploy', () => {
       )
       expect(run.outputs.status).toBe('failed')
       expect(annotations(run)).toContain(
-        'Nginx proxies to 127.0.0.1:9999 but Gunicorn binds unix:/run/myapp/myapp.sock'
+        'Nginx proxies only to 127.0.0.1:9999, which nothing binds: Gunicorn binds unix:/run/myapp/myapp.sock'
       )
       expect(await rootSh(host, 'ls /srv/myapp/releases')).not.toContain('wrong-upstream')
       expect(await servedRelease(host)).toBe(before)
