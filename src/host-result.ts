@@ -21,6 +21,8 @@ export interface HostResult {
   host: string
   status: HostStatus
   release?: string
+  /** mode rollback: the commit the restored release was built from (from the release log). */
+  sha?: string
   previousRelease?: string
   rolledBack: boolean
   failedRequests: number

@@ -65,6 +65,15 @@ export function chooseRollbackTarget(opts: {
   return { error: `no previous release to roll back to. Releases on the host: ${list}` }
 }
 
+/** The commit release `id` was built from: the newest successful deploy of it in the log. */
+export function commitOf(id: string, log: ReleaseLogEntry[]): string | undefined {
+  for (let i = log.length - 1; i >= 0; i--) {
+    const e = log[i]
+    if (e.id === id && e.action === 'deploy' && e.outcome === 'deployed' && e.sha) return e.sha
+  }
+  return undefined
+}
+
 export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Promise<HostResult> {
   const { settings, log } = ctx
   const result = newHostResult(remote.target.label)
@@ -112,11 +121,13 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
         log.info(
           `current ${current ?? '(none)'}, rolling back to ${target.id}; master ${masterAlive ? `${unit.mainPid} with ${workers.length} workers` : `not running (${unit.activeState}/${unit.subState})`}`
         )
-        return { unit, current, target: target.id, workers, gunicorn, masterAlive, dirs }
+        const sha = commitOf(target.id, entries)
+        return { unit, current, target: target.id, sha, workers, gunicorn, masterAlive, dirs }
       })
     )
     result.previousRelease = plan.current
     result.release = plan.target
+    result.sha = plan.sha
     lock = await timed(result, 'lock', () =>
       acquireLock(
         remote,
