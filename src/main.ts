@@ -7,10 +7,11 @@ import * as path from 'node:path'
 import { checkHost } from './check-mode.js'
 import { deployHost, packRelease, type Cancellation } from './deploy.js'
 import { runFleet, type MigrationGate } from './fleet.js'
+import { githubDeployment } from './github-deployment.js'
 import type { HostResult } from './host-result.js'
 import { coreLog, hostLog, type Log } from './log.js'
 import { assertSourceDirectory } from './release-archive.js'
-import { overallStatus, setOutputs, writeSummary } from './report.js'
+import { environmentUrl, noticeSuccess, overallStatus, setOutputs, writeSummary } from './report.js'
 import { rollbackHost } from './rollback.js'
 import { readRunContext } from './run-context.js'
 import { readSettings, type Settings } from './settings.js'
@@ -25,7 +26,7 @@ type HostJob = (
 ) => Promise<HostResult>
 
 function maskSecrets(read: (name: string) => string): void {
-  for (const name of ['private-key', 'passphrase']) {
+  for (const name of ['private-key', 'passphrase', 'github-token']) {
     const value = read(name)
     if (value.trim() === '') continue
     core.setSecret(value)
@@ -116,11 +117,13 @@ export async function run(): Promise<void> {
       job = (remote, log) => checkHost(remote, settings, log)
     }
 
+    const deployment = githubDeployment(settings, runContext, coreLog)
+    deployment.begin()
     const results = await runFleet(
       settings,
       {
         connect: (target, log) => connectTarget(target, settings, log),
-        run: job,
+        run: (...args) => job(...args).then(deployment.hostDone),
         rollback: (remote, log, release) =>
           rollbackHost(remote, {
             settings: { ...settings, rollbackTo: release || undefined },
@@ -133,7 +136,10 @@ export async function run(): Promise<void> {
       coreLog
     )
 
-    setOutputs(results)
+    const url = environmentUrl(results, settings)
+    setOutputs(results, settings, url)
+    await deployment.finish(results, url)
+    noticeSuccess(results, settings)
     await writeSummary(results, settings.mode)
     const status = overallStatus(results)
     if (status === 'failed' || (status === 'rolled-back' && settings.mode === 'deploy')) {

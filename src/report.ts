@@ -1,6 +1,7 @@
 // Outputs and the job summary, written once at the end of the run.
 import * as core from '@actions/core'
 import type { HostResult, HostStatus } from './host-result.js'
+import type { Settings } from './settings.js'
 
 export function overallStatus(results: HostResult[]): HostStatus {
   if (results.some(r => r.status === 'failed' || r.status === 'skipped')) return 'failed'
@@ -9,14 +10,73 @@ export function overallStatus(results: HostResult[]): HostStatus {
   return 'deployed'
 }
 
-export function setOutputs(results: HostResult[]): void {
-  const first = results[0]
-  core.setOutput('release', first?.release ?? '')
-  core.setOutput('previous-release', first?.previousRelease ?? '')
+/** One value when the hosts agree, else each distinct value in host order, comma separated. */
+function agreed(values: (string | undefined)[]): string {
+  return [...new Set(values.filter((v): v is string => !!v))].join(',')
+}
+
+/**
+ * The `release` output: mode deploy, the deploy's release id (the same on every
+ * host, whatever the outcome); mode rollback, the restored release, or the
+ * restored releases comma separated when hosts went back to different ones.
+ */
+export function releaseOutput(
+  results: HostResult[],
+  settings: Pick<Settings, 'mode' | 'releaseId'>
+): string {
+  if (settings.mode === 'deploy') return settings.releaseId
+  return agreed(results.map(r => r.release))
+}
+
+/** The `previous-release` output: what served before, comma separated when hosts differed. */
+export function previousReleaseOutput(results: HostResult[]): string {
+  return agreed(results.map(r => r.previousRelease))
+}
+
+/**
+ * The environment URL (`url` output, deployment status): the environment-url
+ * input. The hook for deriving one from the hosts when the input is empty.
+ */
+export function environmentUrl(
+  _results: HostResult[],
+  settings: Pick<Settings, 'environmentUrl'>
+): string {
+  return settings.environmentUrl ?? ''
+}
+
+export function setOutputs(
+  results: HostResult[],
+  settings: Pick<Settings, 'mode' | 'releaseId'>,
+  url = ''
+): void {
+  core.setOutput('url', url)
+  core.setOutput('release', releaseOutput(results, settings))
+  core.setOutput('previous-release', previousReleaseOutput(results))
   core.setOutput('status', overallStatus(results))
   core.setOutput('rolled-back', String(results.some(r => r.rolledBack)))
   core.setOutput('failed-requests', String(results.reduce((n, r) => n + r.failedRequests, 0)))
   core.setOutput('hosts', JSON.stringify(results))
+}
+
+/** A `::notice` when the run did what its mode intends: the release, the hosts, failed requests. */
+export function noticeSuccess(
+  results: HostResult[],
+  settings: Pick<Settings, 'mode' | 'releaseId'>
+): void {
+  const status = overallStatus(results)
+  const ok =
+    (settings.mode === 'deploy' && status === 'deployed') ||
+    (settings.mode === 'rollback' && status === 'rolled-back')
+  if (!ok) return
+  const failed = results.reduce((n, r) => n + r.failedRequests, 0)
+  const requests = results.reduce((n, r) => n + r.probeRequests, 0)
+  const hosts = results.map(r => r.host).join(', ')
+  const release = releaseOutput(results, settings)
+  const what =
+    settings.mode === 'deploy' ? `release ${release} serves` : `rolled back to ${release}`
+  core.notice(`${what} on ${hosts}; ${failed} of ${requests} probe requests failed`, {
+    title: settings.mode === 'deploy' ? 'Deployed' : 'Rolled back'
+  })
 }
 
 function seconds(ms: number): string {

@@ -47,6 +47,12 @@ export interface Settings {
   rollbackFleet: boolean
   /** label of the target that runs the fleet's migrations (default: the first deployed) */
   migrateHost?: string
+  /** Record a GitHub deployment and its statuses (never fails the run). */
+  githubDeployment: boolean
+  /** Empty: no deployment is recorded. */
+  githubToken: string
+  environment: string
+  environmentUrl?: string
 }
 
 /** Where inputs come from: `core.getInput` in the action, a map in tests. */
@@ -66,7 +72,7 @@ export class InputError extends Error {
   }
 }
 
-const SECRET_INPUTS = new Set(['private-key', 'passphrase'])
+const SECRET_INPUTS = new Set(['private-key', 'passphrase', 'github-token'])
 
 function shown(input: string, value: string): string {
   if (value === '') return 'is empty'
@@ -349,6 +355,15 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
   const canary = findTarget('canary')
   const migrateHost = findTarget('migrate-host')
 
+  const githubToken = raw('github-token')
+  if (/\s/.test(githubToken)) fail('github-token', githubToken, 'must be one token without spaces')
+  const environment = raw('environment') || 'production'
+  if (environment.length > 255 || [...environment].some(c => c < ' ' || c === '\u007f'))
+    fail('environment', environment, 'must be a GitHub environment name of at most 255 characters')
+  const environmentUrl = raw('environment-url') || undefined
+  if (environmentUrl !== undefined && !isWebUrl(environmentUrl))
+    fail('environment-url', environmentUrl, 'must be an absolute http:// or https:// URL')
+
   return {
     mode,
     targets,
@@ -384,7 +399,20 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
     canary,
     maxFailures: int('max-failures', 0, 0, 1000),
     rollbackFleet: bool('rollback-fleet', true),
-    migrateHost
+    migrateHost,
+    githubDeployment: bool('github-deployment', true),
+    githubToken,
+    environment,
+    environmentUrl
+  }
+}
+
+function isWebUrl(text: string): boolean {
+  try {
+    const url = new URL(text)
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.hostname !== ''
+  } catch {
+    return false
   }
 }
 
