@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
-# Builds the test hosts' Debian root filesystem once and caches it:
-#   /var/cache/zdd-hostkit/rootfs-<key>.tar.zst  and the extracted rootfs-<key>/
-# <key> hashes this script and every file the image is made from, so editing
-# them rebuilds. Prints the rootfs path (used read-only as the overlay lower layer).
+# Builds the test hosts' Debian root filesystem once per suite and caches it:
+#   /var/cache/zdd-hostkit/rootfs-<suite>-<key>.tar.zst  and the extracted rootfs-<suite>-<key>/
+# <key> hashes the suite, this script and every file the image is made from, so
+# editing them rebuilds. Prints the rootfs path (used read-only as the overlay lower layer).
+#   hostkit/build-rootfs.sh [--suite bookworm|trixie]     (default bookworm: Debian 12; trixie: Debian 13)
 set -euo pipefail
 # shellcheck source=hostkit/lib.sh
 . "$(dirname "$0")/lib.sh"
+
+SUITE=bookworm
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --suite) SUITE=${2:-}; shift ;;
+    *) die "unknown option: $1" ;;
+  esac
+  shift
+done
+check_suite "$SUITE"
 ensure_host_packages
 
-key=$(cat "$KIT/build-rootfs.sh" "$KIT/lib.sh" "$KIT"/units/* "$KIT"/image/* "$REPO"/examples/server/* | sha256sum | cut -c1-16)
-ROOTFS=$CACHE/rootfs-$key
+# (The unit variants, styles and lib.sh are applied when a host starts, not baked in.)
+key=$(cat <(echo "$SUITE") "$KIT/build-rootfs.sh" "$KIT"/image/* "$REPO"/examples/server/* | sha256sum | cut -c1-16)
+ROOTFS=$CACHE/rootfs-$SUITE-$key
 TARBALL=$ROOTFS.tar.zst
 mkdir -p "$CACHE"
-exec 9>"$CACHE/build.lock"
+# One lock per suite: a trixie build does not hold up bookworm hosts.
+exec 9>"$CACHE/build-$SUITE.lock"
 flock 9
 
 if [ -f "$ROOTFS/.zdd-complete" ]; then
@@ -38,15 +51,15 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SECURITY=${SECURITY:-http://deb.debian.org/debian-security}
 
 BUILD=$ROOTFS.build
-log "building the root filesystem with mmdebstrap from $MIRROR (about a minute)"
+log "building the $SUITE root filesystem with mmdebstrap from $MIRROR (about a minute)"
 started=$(date +%s)
 mmdebstrap --quiet --variant=minbase --mode=root \
   --aptopt='APT::Install-Recommends "false"' \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-  --include=systemd,systemd-sysv,dbus,openssh-server,sudo,passwd,adduser,nginx,gunicorn,python3-gunicorn,python3-flask,python3-venv,python3-flask-migrate,python3-flask-sqlalchemy,curl,procps,iproute2,psmisc \
-  bookworm "$BUILD" \
-  "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main" "deb $SECURITY bookworm-security main" >&2
+  --include=systemd,systemd-sysv,dbus,openssh-server,sudo,passwd,adduser,nginx,gunicorn,python3-gunicorn,python3-flask,python3-venv,python3-flask-migrate,python3-flask-sqlalchemy,curl,procps,iproute2,psmisc,openssl \
+  "$SUITE" "$BUILD" \
+  "deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" "deb $SECURITY $SUITE-security main" >&2
 
 # Provision with the same script users run (examples/server/provision.sh).
 cleanup_chroot() { umount -l "$BUILD/proc" "$BUILD/dev" 2>/dev/null || true; }
@@ -95,7 +108,16 @@ log "packing $TARBALL"
 tar --numeric-owner --xattrs -C "$BUILD" -cf - . | zstd -q -T0 -10 -o "$TARBALL.tmp"
 mv "$TARBALL.tmp" "$TARBALL"
 mv "$BUILD" "$ROOTFS"
-# Older images of this kit are no longer needed.
-find "$CACHE" -maxdepth 1 -name 'rootfs-*' ! -name "rootfs-$key*" -exec rm -rf {} + 2>/dev/null || true
-log "root filesystem ready in $(($(date +%s) - started)) s"
+# Older images of this suite are no longer needed, unless a running host still
+# uses one as its overlay's lower layer. (Images from before suites were named
+# rootfs-<key> and were bookworm.)
+for old in "$CACHE"/rootfs-*; do
+  base=${old##*/}
+  base=${base%.tar.zst}
+  [[ $base =~ ^rootfs-$SUITE-[0-9a-f]{16}$ ]] || { [ "$SUITE" = bookworm ] && [[ $base =~ ^rootfs-[0-9a-f]{16}$ ]]; } || continue
+  [ "$CACHE/$base" != "$ROOTFS" ] || continue
+  grep -qE "lowerdir=$CACHE/${base}[,: ]" /proc/mounts && continue
+  rm -rf "$old"
+done
+log "$SUITE root filesystem ready in $(($(date +%s) - started)) s"
 echo "$ROOTFS"

@@ -2,7 +2,10 @@
 # Starts one test host: a systemd-nspawn container whose PID 1 is systemd,
 # with sshd, Gunicorn under the chosen unit, and Nginx, on its own network
 # namespace attached to the bridge zdd-br0.
-#   hostkit/host-up.sh NAME [--unit fixed|guide|preload]
+#   hostkit/host-up.sh NAME [--unit fixed|guide|preload] [--suite bookworm|trixie] [--style STYLE]
+# --style kit (the default) is the server examples/server/provision.sh makes, with
+# the --unit variant; any other STYLE is hostkit/styles/STYLE.sh, applied on top
+# of it before boot (its own unit, Nginx site, users, sudoers, ...).
 # Prints a sourceable host.env (also written to the host's state directory).
 set -euo pipefail
 # shellcheck source=hostkit/lib.sh
@@ -10,18 +13,37 @@ set -euo pipefail
 
 NAME=${1:-}
 shift || true
-UNIT=fixed
+UNIT=
+SUITE=bookworm
+STYLE=kit
 while [ $# -gt 0 ]; do
   case "$1" in
     --unit) UNIT=${2:-}; shift ;;
+    --suite) SUITE=${2:-}; shift ;;
+    --style) STYLE=${2:-}; shift ;;
     *) die "unknown option: $1" ;;
   esac
   shift
 done
 [[ $NAME =~ ^[a-z][a-z0-9-]{0,20}$ ]] || die "host name must be 1-21 lower-case letters, digits or -, starting with a letter"
-case "$UNIT" in fixed | guide | preload) ;; *) die "--unit must be fixed, guide or preload" ;; esac
+check_suite "$SUITE"
+if [ "$STYLE" = kit ]; then
+  UNIT=${UNIT:-fixed}
+  case "$UNIT" in fixed | guide | preload) ;; *) die "--unit must be fixed, guide or preload" ;; esac
+else
+  if ! [[ $STYLE =~ ^[a-z][a-z0-9-]*$ ]] || [ ! -f "$KIT/styles/$STYLE.sh" ]; then
+    die "unknown style '$STYLE' (styles: kit $(cd "$KIT/styles" && printf '%s ' *.sh | sed 's/\.sh / /g'))"
+  fi
+  [ -z "$UNIT" ] || die "--unit applies to the kit style only; style $STYLE brings its own unit"
+  UNIT=style
+fi
 
-ROOTFS=$("$KIT/build-rootfs.sh")
+ROOTFS=$("$KIT/build-rootfs.sh" --suite "$SUITE")
+# Each host's systemd takes several inotify instances; the kernel's default of 128
+# per user stops at about twenty hosts.
+if [ "$(cat /proc/sys/fs/inotify/max_user_instances 2>/dev/null || echo 1024)" -lt 1024 ]; then
+  sysctl -q -w fs.inotify.max_user_instances=1024 || true
+fi
 S=$STATE_ROOT/$NAME
 mkdir -p "$STATE_ROOT"
 [ ! -e "$S" ] || die "host $NAME exists ($S); run hostkit/host-down.sh $NAME first"
@@ -41,12 +63,20 @@ flock -u 8
 IP=10.231.0.$((10 + N))
 NETNS=zdd-$NAME
 VETH=zv$N
+# What the tests need to know about the app; a style changes them.
+SERVICE=myapp
+RELEASE_PATH=/srv/myapp
+HEALTH_URL=http://unix:/run/myapp/myapp.sock:/health
+NGINX_URL=
+APP=wsgi:app
+READY=http://$IP/health
+CA_CERT=
 fail() {
   echo "hostkit: host $NAME failed to start: $*" >&2
   [ -f "$S/console.log" ] && { echo "--- console (tail) ---" >&2; tail -n 30 "$S/console.log" >&2; }
   if [ -n "${INIT_PID:-}" ]; then
-    echo "--- journalctl -u myapp ---" >&2
-    nsenter -t "$INIT_PID" -a journalctl -u myapp -n 30 --no-pager >&2 2>/dev/null || true
+    echo "--- journalctl -u $SERVICE ---" >&2
+    nsenter -t "$INIT_PID" -a journalctl -u "$SERVICE" -n 30 --no-pager >&2 2>/dev/null || true
   fi
   "$KIT/host-down.sh" "$NAME" >/dev/null 2>&1 || true
   exit 1
@@ -86,15 +116,34 @@ case "$UNIT" in
   fixed) cp "$REPO/examples/server/myapp.service" "$R/etc/systemd/system/myapp.service" ;;
   guide) cp "$KIT/units/guide.service" "$R/etc/systemd/system/myapp.service" ;;
   preload) sed -f "$KIT/units/preload.sed" "$REPO/examples/server/myapp.service" >"$R/etc/systemd/system/myapp.service" ;;
+  style) ;;
 esac
 grep -q -- '--preload' "$R/etc/systemd/system/myapp.service" || [ "$UNIT" != preload ] || fail "preload variant lost --preload"
 mkdir -p "$R/etc/systemd/system/multi-user.target.wants"
 ln -sfn /etc/systemd/system/myapp.service "$R/etc/systemd/system/multi-user.target.wants/myapp.service"
 
+# The style, applied to the merged root before boot. It runs in a subshell with
+# the helpers of style-lib.sh and reports what it changed through style.env.
+if [ "$STYLE" != kit ]; then
+  (
+    # shellcheck source=hostkit/style-lib.sh
+    . "$KIT/style-lib.sh"
+    # shellcheck disable=SC1090
+    . "$KIT/styles/$STYLE.sh"
+    style_env >"$S/style.env"
+  ) >>"$S/style.log" 2>&1 || { tail -n 20 "$S/style.log" >&2; fail "style $STYLE failed"; }
+  # shellcheck disable=SC1091
+  . "$S/style.env"
+fi
+[[ $READY =~ ^(none|http://unix:/[^:]+:/.*|https?://[^/]+/.*)$ ]] || fail "READY is not none, http://unix:/SOCKET:/PATH or an http(s) URL: $READY"
+
 # Boot, in a cgroup subtree of its own so teardown can find every process.
 for root in $(cgroup_roots); do mkdir -p "$root/zdd-hostkit/$NAME"; done
 (
   for root in $(cgroup_roots); do echo "$BASHPID" >"$root/zdd-hostkit/$NAME/cgroup.procs"; done
+  # systemd >= 256 (trixie) boots on this kind of hybrid cgroup machine only
+  # when nspawn gives it a unified hierarchy.
+  [ "$SUITE" = bookworm ] || export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
   exec systemd-nspawn --quiet --boot --register=no --keep-unit \
     -D "$R" --machine="$NAME" --hostname="$NAME" \
     --network-namespace-path="/run/netns/$NETNS" \
@@ -124,6 +173,15 @@ HOST_KEY=$S/id_ed25519
 HOST_KNOWN_HOSTS=$S/known_hosts
 HOST_FINGERPRINT=$FINGERPRINT
 HOST_UNIT=$UNIT
+HOST_STYLE=$STYLE
+HOST_SUITE=$SUITE
+HOST_SERVICE=$SERVICE
+HOST_RELEASE_PATH=$RELEASE_PATH
+HOST_HEALTH_URL=$HEALTH_URL
+HOST_NGINX_URL=$NGINX_URL
+HOST_APP=$APP
+HOST_READY=$READY
+HOST_CA_CERT=$CA_CERT
 HOST_STATE=$S
 HOST_NSPAWN_PID=$NSPAWN_PID
 HOST_INIT_PID=$INIT_PID
@@ -131,18 +189,39 @@ HOST_NETNS=$NETNS
 HOST_VETH=$VETH
 ENV
 
-# Ready when sshd answers, the app answers through Nginx, and a pinned-key login works.
+# Ready when sshd answers, the app answers at $READY (through Nginx, or on the
+# Gunicorn socket inside the host; `none`: nothing serves, the unit has settled),
+# and a pinned-key login works.
 deadline=$((SECONDS + 30))
 until [ "$(timeout 1 bash -c "exec 3<>/dev/tcp/$IP/22 && head -c 4 <&3" 2>/dev/null)" = "SSH-" ]; do
   [ $SECONDS -lt $deadline ] || fail "sshd did not answer within 30 s"
   sleep 0.1
 done
-until curl -fsS -m 2 -o /dev/null "http://$IP/health" 2>/dev/null; do
-  [ $SECONDS -lt $deadline ] || fail "http://$IP/health did not answer 200 within 30 s"
+ready() {
+  case "$READY" in
+    none)
+      # nothing serves yet: ready once the unit has settled (failed or inactive)
+      case "$(nsenter -t "$INIT_PID" -a systemctl is-active "$SERVICE" 2>/dev/null)" in
+        failed | inactive) return 0 ;; *) return 1 ;;
+      esac
+      ;;
+    http://unix:*)
+      local rest=${READY#http://unix:}
+      nsenter -t "$INIT_PID" -a curl -fsS -m 2 -o /dev/null --unix-socket "${rest%%:*}" "http://localhost${rest#*:}" 2>/dev/null
+      ;;
+    *) curl_host "$READY" "$IP" "$CA_CERT" -fsS -m 2 -o /dev/null 2>/dev/null ;;
+  esac
+}
+until ready; do
+  [ $SECONDS -lt $deadline ] || if [ "$READY" = none ]; then
+    fail "$SERVICE did not settle (failed or inactive) within 30 s"
+  else
+    fail "$READY did not answer 200 within 30 s"
+  fi
   sleep 0.1
 done
 ssh -q -i "$S/id_ed25519" -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$S/known_hosts" \
   -o IdentitiesOnly=yes -o BatchMode=yes -o ConnectTimeout=5 "deploy@$IP" true || fail "ssh login as deploy failed"
 
-log "host $NAME up: $IP ($UNIT unit)"
+log "host $NAME up: $IP ($SUITE, style $STYLE, $UNIT unit)"
 cat "$S/host.env"

@@ -8,6 +8,11 @@ BRIDGE=zdd-br0
 BRIDGE_IP=10.231.0.1
 CG_ROOTS=(/sys/fs/cgroup/systemd /sys/fs/cgroup/unified)
 
+# Debian releases a host can run: bookworm (12) or trixie (13).
+check_suite() {
+  case "$1" in bookworm | trixie) ;; *) die "--suite must be bookworm or trixie (got '$1')" ;; esac
+}
+
 log() { echo "hostkit: $*" >&2; }
 die() { echo "hostkit: error: $*" >&2; exit 1; }
 
@@ -36,4 +41,18 @@ cgroup_roots() {
   else
     echo /sys/fs/cgroup
   fi
+}
+
+# curl from this machine to a host's Nginx: the URL's name resolves to the host's IP
+# (as DNS would for a virtual host) and https is verified against CA (the host's
+# certificate) when given.   curl_host URL IP CA [CURL-OPTIONS...]
+curl_host() {
+  local url=$1 ip=$2 ca=$3
+  shift 3
+  [[ $url =~ ^(https?)://([^/:]+)(:([0-9]+))?(/.*)?$ ]] || die "not an http(s) URL: $url"
+  local scheme=${BASH_REMATCH[1]} name=${BASH_REMATCH[2]} port=${BASH_REMATCH[4]}
+  [ -n "$port" ] || if [ "$scheme" = https ]; then port=443; else port=80; fi
+  local args=(--resolve "$name:$port:$ip")
+  [ -z "$ca" ] || args+=(--cacert "$ca")
+  curl "${args[@]}" "$@" "$url"
 }
