@@ -1,8 +1,17 @@
 // Test helpers for real hosts from hostkit/ (systemd-nspawn containers with
 // sshd, systemd, Gunicorn and Nginx) and for running the bundled action
 // exactly as the Actions runner does (INPUT_* variables, output files).
+import { afterAll, beforeAll } from '@jest/globals'
 import { execFile, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, cpSync, mkdirSync } from 'node:fs'
+import {
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  cpSync,
+  mkdirSync
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { promisify } from 'node:util'
@@ -16,6 +25,37 @@ export const ROOT = path.resolve(
 const KIT = path.join(ROOT, 'hostkit')
 
 export type UnitVariant = 'fixed' | 'guide' | 'preload'
+/** Debian 12 or Debian 13. */
+export type Suite = 'bookworm' | 'trixie'
+/**
+ * How the server is set up: `kit` is examples/server (with a UnitVariant); the others are
+ * hostkit/styles/NAME.sh, servers set up the way other guides and defaults do it.
+ */
+export type ServerStyle =
+  | 'kit'
+  | 'upstream-oneline'
+  | 'upstream-multiline'
+  | 'tcp-localhost'
+  | 'config-file'
+  | 'python-m'
+  | 'web-concurrency'
+  | 'gthread'
+  | 'other-names'
+  | 'first-deploy'
+  | 'deploy-user-unit'
+  | 'minimal-sudo'
+  | 'vhost'
+  | 'tls-redirect'
+  | 'mismatch'
+  | 'sh-wrapper'
+  | 'poetry-run'
+
+export interface HostOptions {
+  /** only with the kit style (default fixed) */
+  unit?: UnitVariant
+  style?: ServerStyle
+  suite?: Suite
+}
 
 export interface KitHost {
   name: string
@@ -25,7 +65,21 @@ export interface KitHost {
   key: string
   knownHosts: string
   fingerprint: string
-  unit: UnitVariant
+  /** the kit's unit variant, or 'style' when the style brings its own unit */
+  unit: UnitVariant | 'style'
+  style: ServerStyle
+  suite: Suite
+  /** the systemd unit, e.g. myapp */
+  service: string
+  releasePath: string
+  /** as the health-url input: http://unix:/SOCKET:/health or http://127.0.0.1:PORT/health */
+  healthUrl: string
+  /** the nginx-url a user would give; '' when the action should derive it */
+  nginxUrl: string
+  /** module:attr of the WSGI app */
+  app: string
+  /** a certificate (on the runner) that verifies the host's https, or '' */
+  caCert: string
 }
 
 function parseEnv(text: string): Record<string, string> {
@@ -37,8 +91,20 @@ function parseEnv(text: string): Record<string, string> {
   return env
 }
 
-export async function hostUp(name: string, unit: UnitVariant = 'fixed'): Promise<KitHost> {
-  const { stdout } = await run(path.join(KIT, 'host-up.sh'), [name, '--unit', unit], {
+/**
+ * Starts a host: `hostUp(name, 'guide')` (the kit's server with a unit variant), or
+ * `hostUp(name, { style: 'vhost', suite: 'trixie' })`.
+ */
+export async function hostUp(
+  name: string,
+  options: UnitVariant | HostOptions = {}
+): Promise<KitHost> {
+  const opts: HostOptions = typeof options === 'string' ? { unit: options } : options
+  const args = [name]
+  if (opts.unit) args.push('--unit', opts.unit)
+  if (opts.suite) args.push('--suite', opts.suite)
+  if (opts.style) args.push('--style', opts.style)
+  const { stdout } = await run(path.join(KIT, 'host-up.sh'), args, {
     maxBuffer: 1 << 22
   })
   const env = parseEnv(stdout)
@@ -50,12 +116,42 @@ export async function hostUp(name: string, unit: UnitVariant = 'fixed'): Promise
     key: env.HOST_KEY,
     knownHosts: env.HOST_KNOWN_HOSTS,
     fingerprint: env.HOST_FINGERPRINT,
-    unit
+    unit: env.HOST_UNIT as UnitVariant | 'style',
+    style: env.HOST_STYLE as ServerStyle,
+    suite: env.HOST_SUITE as Suite,
+    service: env.HOST_SERVICE,
+    releasePath: env.HOST_RELEASE_PATH,
+    healthUrl: env.HOST_HEALTH_URL,
+    nginxUrl: env.HOST_NGINX_URL ?? '',
+    app: env.HOST_APP,
+    caCert: env.HOST_CA_CERT ?? ''
   }
 }
 
 export async function hostDown(name: string): Promise<void> {
   await run(path.join(KIT, 'host-down.sh'), [name])
+}
+
+/**
+ * Starts every host (name -> options) in parallel before the enclosing describe block's
+ * tests and removes them after it, also when one failed to start. The returned object is
+ * filled in by then: use it inside tests and hooks, not at collection time.
+ */
+export function withHosts(specs: Record<string, HostOptions>): Record<string, KitHost> {
+  const hosts: Record<string, KitHost> = {}
+  const names = Object.keys(specs)
+  beforeAll(async () => {
+    const started = await Promise.allSettled(names.map(n => hostUp(n, specs[n])))
+    const failed = started.flatMap(r => (r.status === 'rejected' ? [r.reason] : []))
+    if (failed.length > 0) throw failed[0]
+    started.forEach((r, i) => {
+      if (r.status === 'fulfilled') hosts[names[i]] = r.value
+    })
+  }, 600_000) // a suite's root filesystem may have to be built first (1-2 minutes)
+  afterAll(async () => {
+    await Promise.all(names.map(n => hostDown(n)))
+  }, 120_000)
+  return hosts
 }
 
 /** Runs a command as root inside the host (not over SSH). */
@@ -93,11 +189,83 @@ export async function fetchFromHost(
   return { status: response.status, body, release: response.headers.get('x-release') ?? undefined }
 }
 
+export interface HttpAnswer {
+  /** 0 when nothing answered */
+  status: number
+  body: string
+  /** the X-Release header, else the JSON body's `release` */
+  release?: string
+  location?: string
+}
+
+function releaseOf(headers: Record<string, string>, body: string): string | undefined {
+  if (headers['x-release']) return headers['x-release']
+  try {
+    const json: unknown = JSON.parse(body)
+    if (json && typeof json === 'object' && 'release' in json) return String(json.release)
+  } catch {
+    // not JSON
+  }
+  return undefined
+}
+
+/** Splits `curl -i` output (no redirects followed) into status, headers and body. */
+function parseCurl(out: string): HttpAnswer {
+  const end = out.indexOf('\r\n\r\n')
+  if (end < 0) return { status: 0, body: out }
+  const [statusLine, ...lines] = out.slice(0, end).split('\r\n')
+  const headers: Record<string, string> = {}
+  for (const line of lines) {
+    const i = line.indexOf(':')
+    if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim()
+  }
+  const body = out.slice(end + 4)
+  return {
+    status: Number(statusLine.split(' ')[1]),
+    body,
+    release: releaseOf(headers, body),
+    location: headers.location
+  }
+}
+
+/**
+ * GET through the host's own Nginx from the runner, as a browser would: `target` is a
+ * path on the host's public URL (its nginx-url's origin, else http://IP) or a full URL;
+ * the URL's name resolves to the host (curl --resolve, so the Host header and SNI are
+ * that name) and https is verified against the host's certificate. Redirects are not followed.
+ */
+export async function fetchNginx(host: KitHost, target = '/health'): Promise<HttpAnswer> {
+  const base = host.nginxUrl ? new URL(host.nginxUrl).origin : `http://${host.ip}`
+  const url = new URL(target, base)
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80')
+  const args = ['-sS', '-i', '-m', '5', '--resolve', `${url.hostname}:${port}:${host.ip}`]
+  if (host.caCert) args.push('--cacert', host.caCert)
+  try {
+    const { stdout } = await run('curl', [...args, url.href], { maxBuffer: 1 << 22 })
+    return parseCurl(stdout)
+  } catch (e) {
+    return { status: 0, body: String(e) }
+  }
+}
+
+/** GET the host's health-url on the host itself (Gunicorn's bind, not Nginx), as root. */
+export async function fetchGunicorn(host: KitHost, urlPath = '/health'): Promise<HttpAnswer> {
+  const unix = /^http:\/\/unix:([^:]+):/.exec(host.healthUrl)
+  const args = unix
+    ? ['--unix-socket', unix[1], `http://localhost${urlPath}`]
+    : [new URL(urlPath, host.healthUrl).href]
+  try {
+    return parseCurl(await rootExec(host, ['curl', '-sS', '-i', '-m', '5', ...args]))
+  } catch (e) {
+    return { status: 0, body: String(e) }
+  }
+}
+
 /** The release the host serves through Nginx right now (several requests must agree). */
 export async function servedRelease(host: KitHost): Promise<string> {
   const seen = new Set<string>()
   for (let i = 0; i < 6; i++) {
-    const r = await fetchFromHost(host)
+    const r = await fetchNginx(host)
     seen.add(r.status === 200 ? (r.release ?? 'none') : `HTTP ${r.status}`)
   }
   return [...seen].join(',')
@@ -109,6 +277,32 @@ export function appCopy(edit?: (dir: string) => void): string {
   cpSync(path.join(ROOT, 'examples', 'app'), dir, { recursive: true })
   edit?.(dir)
   return dir
+}
+
+/**
+ * A copy of examples/app adapted to the host's app: its module and attribute (app:application
+ * is `application` in app.py), and under the minimal-sudo style the SECRET_KEY that app reads
+ * at import. `edit` gets the directory and the module file.
+ */
+export function appFor(host: KitHost, edit?: (dir: string, moduleFile: string) => void): string {
+  return appCopy(dir => {
+    const [module, attr] = host.app.split(':')
+    const file = path.join(dir, `${module}.py`)
+    if (module !== 'wsgi') renameSync(path.join(dir, 'wsgi.py'), file)
+    let source = readFileSync(file, 'utf8')
+    if (attr !== 'app') source = source.replace(/\bapp\b(?!\.db)/g, attr)
+    if (host.style === 'minimal-sudo')
+      source = source.replace(
+        /^RELEASE = read_release_id\(\)$/m,
+        '$&\nSECRET_KEY = os.environ["SECRET_KEY"]'
+      )
+    if (!new RegExp(`^${attr} = Flask\\(`, 'm').test(source))
+      throw new Error(`app for ${host.name}: no ${attr} = Flask(...) in ${module}.py`)
+    if (host.style === 'minimal-sudo' && !source.includes('os.environ["SECRET_KEY"]'))
+      throw new Error(`app for ${host.name}: SECRET_KEY is not read at import`)
+    writeFileSync(file, source)
+    edit?.(dir, file)
+  })
 }
 
 export function appendTo(file: string, text: string): void {
@@ -140,9 +334,10 @@ export function inputsFor(
     host: `${host.user}@${host.ip}:${host.port}`,
     'private-key': readFileSync(host.key, 'utf8'),
     'known-hosts': readFileSync(host.knownHosts, 'utf8'),
-    service: 'myapp',
-    'release-path': '/srv/myapp',
-    'health-url': 'http://unix:/run/myapp/myapp.sock:/health',
+    service: host.service,
+    'release-path': host.releasePath,
+    'health-url': host.healthUrl,
+    ...(host.nginxUrl ? { 'nginx-url': host.nginxUrl } : {}),
     'pip-args': '--no-index --no-deps',
     'reload-timeout': '30',
     'lock-timeout': '10',
