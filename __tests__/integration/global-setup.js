@@ -1,4 +1,4 @@
-// Builds (or restores from cache) the test-host root filesystem once per run.
+// Builds (or restores from cache) the test-host root filesystems once per run.
 import { execFileSync } from 'node:child_process'
 import * as path from 'node:path'
 
@@ -8,5 +8,9 @@ export default async function globalSetup() {
   // test file still removes its own hosts in afterAll.
   if (!process.env.ZDD_KEEP_OTHER_HOSTS)
     execFileSync(path.join(kit, 'all-down.sh'), { stdio: 'inherit' })
-  execFileSync(path.join(kit, 'build-rootfs.sh'), { stdio: ['ignore', 'ignore', 'inherit'] })
+  // Debian 12 and Debian 13 images (cached; built once, about a minute each).
+  for (const suite of ['bookworm', 'trixie'])
+    execFileSync(path.join(kit, 'build-rootfs.sh'), ['--suite', suite], {
+      stdio: ['ignore', 'ignore', 'inherit']
+    })
 }
