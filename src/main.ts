@@ -10,7 +10,7 @@ import { runFleet, type MigrationGate } from './fleet.js'
 import { githubDeployment } from './github-deployment.js'
 import type { HostResult } from './host-result.js'
 import { coreLog, hostLog, type Log } from './log.js'
-import { assertSourceDirectory } from './release-archive.js'
+import { archiveSize, assertSourceDirectory, describeArchive } from './release-archive.js'
 import { environmentUrl, noticeSuccess, overallStatus, setOutputs, writeSummary } from './report.js'
 import { rollbackHost } from './rollback.js'
 import { readRunContext } from './run-context.js'
@@ -26,7 +26,13 @@ type HostJob = (
 ) => Promise<HostResult>
 
 function maskSecrets(read: (name: string) => string): void {
-  for (const name of ['private-key', 'passphrase', 'github-token']) {
+  for (const name of [
+    'private-key',
+    'passphrase',
+    'jump-private-key',
+    'jump-passphrase',
+    'github-token'
+  ]) {
     const value = read(name)
     if (value.trim() === '') continue
     core.setSecret(value)
@@ -64,6 +70,7 @@ function connectTarget(target: Target, settings: Settings, log: Log): Promise<Re
     passphrase: settings.passphrase,
     hostKeys: settings.hostKeys,
     jumpHost: settings.jumpHost,
+    jumpCredentials: settings.jumpCredentials,
     timeoutSeconds: settings.connectTimeoutSeconds,
     retries: settings.connectRetries,
     log: m => log.info(m)
@@ -96,11 +103,13 @@ export async function run(): Promise<void> {
       assertSourceDirectory(settings.source)
       workDir = mkdtempSync(path.join(tmpdir(), 'zdd-'))
       const archivePath = path.join(workDir, 'release.tar.gz')
-      const bytes = await core.group(
+      const packed = await core.group(
         `Pack ${settings.source} as release ${settings.releaseId}`,
         () => packRelease(settings, runContext, archivePath)
       )
-      core.info(`release ${settings.releaseId}: ${Math.round(bytes / 1024)} KiB packed`)
+      core.info(`release ${settings.releaseId}: ${describeArchive(packed)}`)
+      // Release ids are letters, digits, . _ - only: nothing here needs escaping.
+      core.summary.addRaw(`<p>Release ${settings.releaseId}: ${archiveSize(packed)}</p>`, true)
       job = (remote, log, gate, reconnect) =>
         deployHost(remote, {
           settings,

@@ -2,7 +2,14 @@
 // Nothing else reads inputs. A bad value fails before anything connects, with
 // a message naming the input, the value (masked when secret) and the rule.
 import * as path from 'node:path'
-import { FINGERPRINT_RE, type HostKeyPolicy, parseKnownHosts } from './host-keys.js'
+import {
+  FINGERPRINT_RULE,
+  type HostKeyPolicy,
+  parseFingerprint,
+  parseKnownHosts
+} from './host-keys.js'
+import { ShellWordsError, splitShellWords } from './shell-words.js'
+import type { SshCredentials } from './ssh-connection.js'
 import { parseTarget, parsePort, splitList, type Target, TARGET_RULE } from './targets.js'
 import { parseHttpTarget, type HttpTarget } from './http-target.js'
 
@@ -13,6 +20,8 @@ export interface Settings {
   mode: Mode
   targets: Target[]
   jumpHost?: Target
+  /** the jump host's key and pins (by default the target's); set exactly when jumpHost is */
+  jumpCredentials?: SshCredentials
   privateKey: string
   passphrase?: string
   hostKeys: HostKeyPolicy
@@ -23,6 +32,8 @@ export interface Settings {
   healthExpect?: string
   healthChecks: number
   source: string
+  /** gitignore patterns left out of the release, after the defaults and .deployignore */
+  exclude: string[]
   releaseId: string
   rollbackTo?: string
   reloadTimeoutSeconds: number
@@ -72,7 +83,13 @@ export class InputError extends Error {
   }
 }
 
-const SECRET_INPUTS = new Set(['private-key', 'passphrase', 'github-token'])
+const SECRET_INPUTS = new Set([
+  'private-key',
+  'passphrase',
+  'jump-private-key',
+  'jump-passphrase',
+  'github-token'
+])
 
 function shown(input: string, value: string): string {
   if (value === '') return 'is empty'
@@ -86,6 +103,8 @@ function shown(input: string, value: string): string {
 const SERVICE_RE = /^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9:_.@-]{0,250}$/
 const SAFE_PATH_RE = /^\/[A-Za-z0-9._@+/-]*$/
 const RELEASE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/
+const USER_RE = /^[A-Za-z_][A-Za-z0-9._-]{0,31}$/
+const USER_RULE = 'must be a user name of letters, digits, . _ - (not starting with - or .)'
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
 const REL_PATH_RE = /^[A-Za-z0-9._@+-]+(\/[A-Za-z0-9._@+-]+)*$/
 
@@ -150,13 +169,7 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
   const mode = modeText as Mode
 
   const user = raw('username') || 'deploy'
-  if (!/^[A-Za-z_][A-Za-z0-9._-]{0,31}$/.test(user)) {
-    fail(
-      'username',
-      user,
-      'must be a user name of letters, digits, . _ - (not starting with - or .)'
-    )
-  }
+  if (!USER_RE.test(user)) fail('username', user, USER_RULE)
   const portText = raw('port') || '22'
   const port = parsePort(portText) ?? fail('port', portText, 'must be a TCP port from 1 to 65535')
   const defaults = { user, port }
@@ -171,59 +184,92 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
     seen.add(t.label)
   }
 
+  const jumpUser = raw('jump-username')
+  if (jumpUser !== '' && !USER_RE.test(jumpUser)) fail('jump-username', jumpUser, USER_RULE)
   const jumpText = raw('jump-host')
   const jumpHost =
     jumpText === ''
       ? undefined
-      : (parseTarget(jumpText, { user, port: 22 }) ??
+      : (parseTarget(jumpText, { user: jumpUser || user, port: 22 }) ??
         fail('jump-host', jumpText, TARGET_RULE.replace('each entry', 'the value')))
 
-  const privateKey = read('private-key')
-  if (privateKey.trim() === '') fail('private-key', '', 'is required')
-  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
-    fail(
-      'private-key',
-      privateKey,
-      'must be a PEM or OpenSSH private key (-----BEGIN ... PRIVATE KEY-----)'
-    )
+  const privateKeyOf = (name: string): string => {
+    const key = read(name)
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) {
+      fail(name, key, 'must be a PEM or OpenSSH private key (-----BEGIN ... PRIVATE KEY-----)')
+    }
+    return key
   }
+  if (read('private-key').trim() === '') fail('private-key', '', 'is required')
+  const privateKey = privateKeyOf('private-key')
   const passphrase = read('passphrase') || undefined
 
-  const insecure = bool('insecure-skip-host-key-check', false)
-  const knownHostsText = raw('known-hosts')
-  const fingerprintText = raw('host-fingerprint')
-  let hostKeys: HostKeyPolicy
-  if (knownHostsText !== '') {
-    const parsed = parseKnownHosts(knownHostsText)
-    if ('badLine' in parsed) {
-      return fail(
-        'known-hosts',
-        knownHostsText,
-        `line ${parsed.badLine} is not a 'host keytype base64key' known_hosts line (markers like @cert-authority are not supported)`
-      )
-    }
-    if (parsed.entries.length === 0)
-      fail('known-hosts', knownHostsText, 'must hold at least one key line')
-    hostKeys = { kind: 'known-hosts', entries: parsed.entries }
-  } else if (fingerprintText !== '') {
-    const fps = splitList(fingerprintText)
-    for (const fp of fps) {
-      if (!FINGERPRINT_RE.test(fp))
-        fail(
-          'host-fingerprint',
-          fp,
-          'each fingerprint must look like SHA256:<43 base64 characters>, as `ssh-keygen -lf` prints it'
+  /** The pins in a known-hosts input (first) or a fingerprint input; undefined when both are empty. */
+  const pinsFrom = (
+    knownHostsInput: string,
+    fingerprintInput: string
+  ): HostKeyPolicy | undefined => {
+    const knownHostsText = raw(knownHostsInput)
+    const fingerprintText = raw(fingerprintInput)
+    if (knownHostsText !== '') {
+      const parsed = parseKnownHosts(knownHostsText)
+      if ('badLine' in parsed) {
+        return fail(
+          knownHostsInput,
+          knownHostsText,
+          `line ${parsed.badLine} is not a 'host keytype base64key' known_hosts line (markers like @cert-authority are not supported)`
         )
+      }
+      if (parsed.entries.length === 0)
+        fail(knownHostsInput, knownHostsText, 'must hold at least one key line')
+      return { kind: 'known-hosts', entries: parsed.entries }
     }
-    hostKeys = { kind: 'fingerprint', fingerprints: fps }
-  } else if (insecure) {
-    hostKeys = { kind: 'insecure' }
+    if (fingerprintText === '') return undefined
+    // One per line or comma separated; an `ssh-keygen -l` line is one entry even when its
+    // comment (a known_hosts host list) has commas.
+    const fingerprints = fingerprintText
+      .split(/\r?\n/)
+      .flatMap(line => (parseFingerprint(line) ? [line.trim()] : splitList(line)))
+      .map(fp => parseFingerprint(fp) ?? fail(fingerprintInput, fp, FINGERPRINT_RULE))
+    return { kind: 'fingerprint', fingerprints }
+  }
+
+  const insecure = bool('insecure-skip-host-key-check', false)
+  const hostKeys: HostKeyPolicy =
+    pinsFrom('known-hosts', 'host-fingerprint') ??
+    (insecure
+      ? { kind: 'insecure' }
+      : fail(
+          'known-hosts',
+          '',
+          "one of 'known-hosts' or 'host-fingerprint' is required to pin the host key (only 'insecure-skip-host-key-check: true' turns this off)"
+        ))
+
+  const JUMP_INPUTS = [
+    'jump-username',
+    'jump-private-key',
+    'jump-passphrase',
+    'jump-known-hosts',
+    'jump-host-fingerprint'
+  ]
+  let jumpCredentials: SshCredentials | undefined
+  if (!jumpHost) {
+    for (const name of JUMP_INPUTS)
+      if (read(name).trim() !== '') fail(name, read(name), "is only used with 'jump-host'")
   } else {
-    return fail(
-      'known-hosts',
-      '',
-      "one of 'known-hosts' or 'host-fingerprint' is required to pin the host key (only 'insecure-skip-host-key-check: true' turns this off)"
-    )
+    const ownKey = read('jump-private-key').trim() !== ''
+    const jumpPassphrase = read('jump-passphrase')
+    if (jumpPassphrase !== '' && !ownKey)
+      fail(
+        'jump-passphrase',
+        jumpPassphrase,
+        "is only used with 'jump-private-key' (without it, the jump host uses 'private-key' and 'passphrase')"
+      )
+    jumpCredentials = {
+      privateKey: ownKey ? privateKeyOf('jump-private-key') : privateKey,
+      passphrase: ownKey ? jumpPassphrase || undefined : passphrase,
+      hostKeys: pinsFrom('jump-known-hosts', 'jump-host-fingerprint') ?? hostKeys
+    }
   }
 
   const service = required('service')
@@ -269,6 +315,19 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
 
   const sourceText = raw('source') || '.'
   const source = path.resolve(facts.workspace, sourceText)
+  // gitignore patterns, one per line (a pattern may contain a comma).
+  const exclude = read('exclude')
+    .split(/\r?\n/)
+    .map(line => line.trimEnd())
+    .filter(line => line.trim() !== '')
+  for (const pattern of exclude) {
+    if ([...pattern].some(c => c < ' ' || c === '\u007f'))
+      fail(
+        'exclude',
+        pattern,
+        'each line must be one gitignore pattern, without control characters'
+      )
+  }
 
   const releaseIdText = raw('release-id')
   const releaseId = releaseIdText === '' ? defaultReleaseId(facts.now, facts.sha) : releaseIdText
@@ -327,13 +386,17 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
           'must be auto (run Flask-Migrate when the release has migrations/) or off'
         )
   const migrateCommandText = raw('migrate-command')
-  if (/[\r\n]/.test(migrateCommandText))
+  let migrateCommand: string[] | undefined
+  try {
+    migrateCommand = migrateCommandText === '' ? undefined : splitShellWords(migrateCommandText)
+  } catch (error) {
+    if (!(error instanceof ShellWordsError)) throw error
     fail(
       'migrate-command',
       migrateCommandText,
-      'must be one line: a command and its arguments, separated by spaces'
+      `${error.message} (it is split into words like a shell line, with quotes, and run without a shell)`
     )
-  const migrateCommand = migrateCommandText === '' ? undefined : splitWords(migrateCommandText)
+  }
 
   const nginxErrorLog = raw('nginx-error-log') || '/var/log/nginx/error.log'
   if (!isSafeAbsolutePath(nginxErrorLog))
@@ -368,6 +431,7 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
     mode,
     targets,
     jumpHost,
+    jumpCredentials,
     privateKey,
     passphrase,
     hostKeys,
@@ -378,6 +442,7 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
     healthExpect,
     healthChecks: int('health-checks', 3, 1, 100),
     source,
+    exclude,
     releaseId,
     rollbackTo: rollbackText || undefined,
     reloadTimeoutSeconds: int('reload-timeout', 60, 5, 3600),

@@ -1,12 +1,15 @@
 // The one module that owns SSH. One connection per target (optionally through
-// a jump host), host key pinned before authentication, keepalive, bounded
-// retries with backoff. Everything else talks to the `RemoteHost` interface.
+// a jump host with its own key and pins), host key pinned before
+// authentication, keepalive, bounded retries with backoff. Everything else
+// talks to the `RemoteHost` interface.
 import { Duplex, type Readable } from 'node:stream'
 import { NodeSSH, type Config } from 'node-ssh'
 import type { ClientChannel } from 'ssh2'
 import {
-  acceptedKeyTypes,
   acceptsHostKey,
+  hostKeyAlgorithms,
+  keyTypeOf,
+  pinnedKeyTypes,
   sha256Fingerprint,
   type HostKeyPolicy
 } from './host-keys.js'
@@ -42,20 +45,32 @@ export interface RemoteHost {
   close(): Promise<void>
 }
 
-export interface ConnectOptions {
+/** How to authenticate to one host and which host keys it may present. */
+export interface SshCredentials {
   privateKey: string
   passphrase?: string
   hostKeys: HostKeyPolicy
+}
+
+export interface ConnectOptions extends SshCredentials {
   jumpHost?: Target
+  /** the jump host's own key and pins; default: the target's */
+  jumpCredentials?: SshCredentials
   timeoutSeconds: number
   retries: number
   log: (message: string) => void
 }
 
 export class HostKeyMismatchError extends Error {
-  constructor(target: Target, fingerprint: string) {
+  /**
+   * `presented`: the keys the host showed (`type SHA256:…`), one handshake per
+   * key type; none when it offers no key of a pinned type.
+   */
+  constructor(target: Target, presented: string[], pinnedTypes: readonly string[] = []) {
     super(
-      `Host key of ${target.label} (${fingerprint}) does not match the pinned known-hosts/host-fingerprint: refusing to run anything there`
+      presented.length > 0
+        ? `Host key of ${target.label} (${presented.join(', ')}) does not match the pinned known-hosts/host-fingerprint: refusing to run anything there`
+        : `Host key of ${target.label} does not match the pinned known-hosts/host-fingerprint: it offers no key of the pinned types (${pinnedTypes.join(', ')}); refusing to run anything there`
     )
     this.name = 'HostKeyMismatchError'
   }
@@ -78,47 +93,76 @@ function countConnection(label: string): void {
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
 
+/**
+ * Connects and authenticates to `target`, its host key checked first. When
+ * the pins allow several key types, the host is asked for one type at a time
+ * (the client's algorithm list decides which key a server presents): a key
+ * that does not match rules its type out and the next handshake asks for the
+ * remaining types, until one matches or none is left. Nothing authenticates
+ * before a key matched.
+ */
 async function connectOnce(
   target: Target,
+  credentials: SshCredentials,
   options: ConnectOptions,
   countFor: string,
-  sock?: Duplex
+  openSock?: () => Promise<Duplex>
 ): Promise<NodeSSH> {
-  const algorithms = acceptedKeyTypes(options.hostKeys, target.host, target.port)
-  if (algorithms !== undefined && algorithms.length === 0) {
+  const pinned = pinnedKeyTypes(credentials.hostKeys, target.host, target.port)
+  if (pinned !== undefined && pinned.length === 0) {
     throw new HostKeyMissingError(target)
   }
-  let rejectedKey: string | undefined
-  const config: Config = {
-    host: target.host,
-    port: target.port,
-    username: target.user,
-    privateKey: options.privateKey,
-    passphrase: options.passphrase,
-    readyTimeout: options.timeoutSeconds * 1000,
-    keepaliveInterval: 10_000,
-    keepaliveCountMax: 3,
-    sock: sock as Config['sock'],
-    tryKeyboard: false,
-    algorithms: algorithms ? { serverHostKey: algorithms as never } : undefined,
-    hostVerifier: (key: Buffer) => {
-      const ok = acceptsHostKey(options.hostKeys, target.host, target.port, key)
-      if (!ok) rejectedKey = sha256Fingerprint(key)
-      return ok
+  let remaining = pinned
+  const presented: string[] = []
+  for (;;) {
+    let rejected: string | undefined
+    const sock = await openSock?.()
+    const config: Config = {
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      privateKey: credentials.privateKey,
+      passphrase: credentials.passphrase,
+      readyTimeout: options.timeoutSeconds * 1000,
+      keepaliveInterval: 10_000,
+      keepaliveCountMax: 3,
+      sock: sock as Config['sock'],
+      tryKeyboard: false,
+      algorithms: remaining ? { serverHostKey: hostKeyAlgorithms(remaining) as never } : undefined,
+      hostVerifier: (key: Buffer) => {
+        const ok = acceptsHostKey(credentials.hostKeys, target.host, target.port, key)
+        if (!ok) {
+          rejected = keyTypeOf(key)
+          presented.push(`${rejected} ${sha256Fingerprint(key)}`)
+        }
+        return ok
+      }
     }
+    const ssh = new NodeSSH()
+    try {
+      await ssh.connect(config)
+    } catch (error) {
+      sock?.destroy()
+      const rejectedType = rejected
+      if (rejectedType !== undefined) {
+        // Ask again for the key types not yet seen; a type seen twice would loop.
+        const next = (remaining ?? []).filter(t => t !== rejectedType)
+        if (next.length > 0 && next.length < (remaining ?? []).length) {
+          remaining = next
+          continue
+        }
+        throw new HostKeyMismatchError(target, presented)
+      }
+      if (/no matching host key format/.test(String(error)))
+        throw new HostKeyMismatchError(target, presented, pinned ?? [])
+      throw error
+    }
+    countConnection(countFor)
+    ssh.connection?.on('error', () => {
+      /* reported through the failing exec */
+    })
+    return ssh
   }
-  const ssh = new NodeSSH()
-  try {
-    await ssh.connect(config)
-  } catch (error) {
-    if (rejectedKey !== undefined) throw new HostKeyMismatchError(target, rejectedKey)
-    throw error
-  }
-  countConnection(countFor)
-  ssh.connection?.on('error', () => {
-    /* reported through the failing exec */
-  })
-  return ssh
 }
 
 async function withRetries<T>(
@@ -267,20 +311,26 @@ class SshRemoteHost implements RemoteHost {
   }
 }
 
-/** Opens the one connection to `target` (through the jump host when set). */
+/**
+ * Opens the one connection to `target`: directly, or through the jump host
+ * (authenticated with its own credentials when given, else the target's).
+ */
 export async function connect(target: Target, options: ConnectOptions): Promise<RemoteHost> {
   return withRetries(`connect ${target.label}`, options, async () => {
     if (!options.jumpHost)
-      return new SshRemoteHost(target, await connectOnce(target, options, target.label))
-    const jumpTarget = options.jumpHost
-    const jump = await connectOnce(jumpTarget, options, target.label)
-    try {
-      const sock = await new Promise<Duplex>((resolve, reject) =>
+      return new SshRemoteHost(target, await connectOnce(target, options, options, target.label))
+    const jumpCredentials = options.jumpCredentials ?? options
+    const jump = await connectOnce(options.jumpHost, jumpCredentials, options, target.label)
+    // A new channel through the jump host for each handshake with the target.
+    const openSock = () =>
+      new Promise<Duplex>((resolve, reject) =>
         jump.connection!.forwardOut('127.0.0.1', 0, target.host, target.port, (error, stream) =>
           error ? reject(error) : resolve(stream)
         )
       )
-      return new SshRemoteHost(target, await connectOnce(target, options, target.label, sock), jump)
+    try {
+      const ssh = await connectOnce(target, options, options, target.label, openSock)
+      return new SshRemoteHost(target, ssh, jump)
     } catch (error) {
       jump.dispose()
       throw error

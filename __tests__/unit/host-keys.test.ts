@@ -1,9 +1,13 @@
 import { describe, expect, it } from '@jest/globals'
 import { createHmac, randomBytes } from 'node:crypto'
 import {
-  acceptedKeyTypes,
   acceptsHostKey,
+  hostKeyAlgorithms,
+  HOST_KEY_TYPES,
+  keyTypeOf,
+  parseFingerprint,
   parseKnownHosts,
+  pinnedKeyTypes,
   sha256Fingerprint,
   type HostKeyPolicy
 } from '../../src/host-keys.js'
@@ -45,18 +49,15 @@ describe('host key pinning', () => {
 
   it('limits the negotiated host key types to the pinned ones', () => {
     const policy = knownHosts(`web1 ssh-rsa ${KEY_A.toString('base64')}`)
-    expect(acceptedKeyTypes(policy, 'web1', 22)).toEqual([
-      'ssh-rsa',
-      'rsa-sha2-512',
-      'rsa-sha2-256'
-    ])
-    expect(acceptedKeyTypes(policy, 'web2', 22)).toEqual([])
+    expect(pinnedKeyTypes(policy, 'web1', 22)).toEqual(['ssh-rsa'])
+    expect(hostKeyAlgorithms(['ssh-rsa'])).toEqual(['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'])
+    expect(pinnedKeyTypes(policy, 'web2', 22)).toEqual([])
   })
 
   it('compares SHA256 fingerprints as ssh-keygen prints them', () => {
     const fp = sha256Fingerprint(KEY_A)
     expect(fp).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/)
-    const policy: HostKeyPolicy = { kind: 'fingerprint', fingerprints: [fp] }
+    const policy: HostKeyPolicy = { kind: 'fingerprint', fingerprints: [{ sha256: fp }] }
     expect(acceptsHostKey(policy, 'any', 22, KEY_A)).toBe(true)
     expect(acceptsHostKey(policy, 'any', 22, KEY_B)).toBe(false)
   })
@@ -65,5 +66,67 @@ describe('host key pinning', () => {
     expect(
       parseKnownHosts(`@cert-authority *.example.com ssh-ed25519 ${KEY_A.toString('base64')}`)
     ).toEqual({ badLine: 1 })
+  })
+})
+
+describe('pinned fingerprints with a key type', () => {
+  const fp = sha256Fingerprint(KEY_A)
+
+  it.each([
+    [fp, undefined],
+    [`${fp}=`, undefined],
+    [`ED25519 ${fp}`, ['ssh-ed25519']],
+    [`ssh-ed25519 ${fp}`, ['ssh-ed25519']],
+    [`RSA ${fp}`, ['ssh-rsa']],
+    [`ECDSA ${fp}`, ['ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521']],
+    [`ecdsa-sha2-nistp384 ${fp}`, ['ecdsa-sha2-nistp384']],
+    [`256 ${fp} root@web1 (ED25519)`, ['ssh-ed25519']],
+    [`256 ${fp} web1,10.0.0.5 (ECDSA)`, ['ecdsa-sha2-nistp256']],
+    [`3072 ${fp} no comment (RSA)`, ['ssh-rsa']]
+  ])('reads %s', (text, keyTypes) => {
+    expect(parseFingerprint(text)).toEqual({ sha256: fp, keyTypes })
+  })
+
+  it.each([
+    'MD5:aa:bb',
+    `ED448 ${fp}`,
+    `${fp} ED25519`,
+    `256 ${fp} host (ED25519-SK)`,
+    `100 ${fp} host (ECDSA)`,
+    'SHA256:short'
+  ])('refuses %s', text => {
+    expect(parseFingerprint(text)).toBeUndefined()
+  })
+
+  it('reads the key type inside a key blob', () => {
+    expect(keyTypeOf(KEY_A)).toBe('ssh-ed25519')
+    expect(keyTypeOf(Buffer.from([0, 0]))).toBe('unknown')
+  })
+
+  it('negotiates only the pinned type when every pin names one, every type when one does not', () => {
+    const typed: HostKeyPolicy = {
+      kind: 'fingerprint',
+      fingerprints: [parseFingerprint(`RSA ${fp}`)!, parseFingerprint(`ED25519 ${fp}`)!]
+    }
+    expect(pinnedKeyTypes(typed, 'any', 22)).toEqual(['ssh-ed25519', 'ssh-rsa'])
+    const mixed: HostKeyPolicy = {
+      kind: 'fingerprint',
+      fingerprints: [parseFingerprint(`RSA ${fp}`)!, parseFingerprint(fp)!]
+    }
+    expect(pinnedKeyTypes(mixed, 'any', 22)).toEqual([...HOST_KEY_TYPES])
+    expect(pinnedKeyTypes({ kind: 'insecure' }, 'any', 22)).toBeUndefined()
+  })
+
+  it('accepts a typed pin only for a key of that type', () => {
+    const asEd25519: HostKeyPolicy = {
+      kind: 'fingerprint',
+      fingerprints: [parseFingerprint(`ED25519 ${fp}`)!]
+    }
+    const asRsa: HostKeyPolicy = {
+      kind: 'fingerprint',
+      fingerprints: [parseFingerprint(`RSA ${fp}`)!]
+    }
+    expect(acceptsHostKey(asEd25519, 'any', 22, KEY_A)).toBe(true)
+    expect(acceptsHostKey(asRsa, 'any', 22, KEY_A)).toBe(false)
   })
 })

@@ -200,3 +200,175 @@ describe('fleet settings', () => {
     )
   })
 })
+
+describe('jump host settings', () => {
+  const JUMP_KEY =
+    '-----BEGIN OPENSSH PRIVATE KEY-----\nanVtcCBrZXkgZm9yIHRoZSBiYXN0aW9u\n-----END OPENSSH PRIVATE KEY-----\n'
+  const JUMP_FP = 'SHA256:' + 'J'.repeat(43)
+
+  it("reuses the target's user, key, passphrase and pins by default", () => {
+    const s = readSettings(
+      inputs({ 'jump-host': 'bastion.example.com', username: 'ci', passphrase: 'pw' }),
+      FACTS
+    )
+    expect(s.jumpHost?.label).toBe('ci@bastion.example.com:22')
+    expect(s.jumpCredentials).toEqual({
+      privateKey: TEST_KEY,
+      passphrase: 'pw',
+      hostKeys: s.hostKeys
+    })
+  })
+
+  it('takes its own user, key, passphrase and fingerprint', () => {
+    const s = readSettings(
+      inputs({
+        'jump-host': 'bastion.example.com:2222',
+        'jump-username': 'hop',
+        'jump-private-key': JUMP_KEY,
+        'jump-passphrase': 'jump pw',
+        'jump-host-fingerprint': `ED25519 ${JUMP_FP}`,
+        passphrase: 'target pw'
+      }),
+      FACTS
+    )
+    expect(s.jumpHost?.label).toBe('hop@bastion.example.com:2222')
+    expect(s.passphrase).toBe('target pw')
+    expect(s.jumpCredentials).toEqual({
+      privateKey: JUMP_KEY,
+      passphrase: 'jump pw',
+      hostKeys: {
+        kind: 'fingerprint',
+        fingerprints: [{ sha256: JUMP_FP, keyTypes: ['ssh-ed25519'] }]
+      }
+    })
+  })
+
+  it('keeps user@host:port in jump-host ahead of jump-username, and reads jump-known-hosts', () => {
+    const key = Buffer.from('jump host key').toString('base64')
+    const s = readSettings(
+      inputs({
+        'jump-host': 'ops@bastion:2200',
+        'jump-username': 'hop',
+        'jump-known-hosts': `[bastion]:2200 ssh-ed25519 ${key}`
+      }),
+      FACTS
+    )
+    expect(s.jumpHost?.label).toBe('ops@bastion:2200')
+    expect(s.jumpCredentials?.hostKeys).toEqual({
+      kind: 'known-hosts',
+      entries: [{ patterns: '[bastion]:2200', keyType: 'ssh-ed25519', key }]
+    })
+    expect(s.hostKeys.kind).toBe('fingerprint')
+  })
+
+  it('uses no passphrase for its own key unless jump-passphrase is set', () => {
+    const s = readSettings(
+      inputs({ 'jump-host': 'bastion', 'jump-private-key': JUMP_KEY, passphrase: 'target pw' }),
+      FACTS
+    )
+    expect(s.jumpCredentials?.passphrase).toBeUndefined()
+  })
+
+  it.each([
+    ['jump-username', 'hop'],
+    ['jump-private-key', JUMP_KEY],
+    ['jump-passphrase', 'pw'],
+    ['jump-known-hosts', 'bastion ssh-ed25519 AAAA'],
+    ['jump-host-fingerprint', JUMP_FP]
+  ])('refuses %s without jump-host', (name, value) => {
+    expect(failure({ [name]: value }).message).toContain(
+      `Input '${name}' ${name.includes('private-key') || name.includes('passphrase') ? 'has a value (***)' : ''}`
+    )
+    expect(failure({ [name]: value }).message).toContain("is only used with 'jump-host'")
+  })
+
+  it('refuses jump-passphrase without jump-private-key, and never shows either', () => {
+    const error = failure({ 'jump-host': 'bastion', 'jump-passphrase': 'secret words' })
+    expect(error.message).toContain("Input 'jump-passphrase' has a value (***)")
+    expect(error.message).not.toContain('secret words')
+    const badKey = failure({ 'jump-host': 'bastion', 'jump-private-key': 'secret key text' })
+    expect(badKey.message).toContain("Input 'jump-private-key' has a value (***)")
+    expect(badKey.message).not.toContain('secret key text')
+  })
+
+  it.each([
+    ['jump-username', '-oProxyCommand=x'],
+    ['jump-host-fingerprint', 'MD5:aa'],
+    ['jump-known-hosts', 'bastion ssh-ed25519']
+  ])('validates %s = %j', (name, value) => {
+    expect(failure({ 'jump-host': 'bastion', [name]: value }).message).toContain(`Input '${name}'`)
+  })
+})
+
+describe('host-fingerprint key types', () => {
+  const FP = 'SHA256:' + 'B'.repeat(43)
+
+  it('reads typed fingerprints and ssh-keygen -l lines whose comment has commas', () => {
+    const s = readSettings(
+      inputs({
+        'host-fingerprint': `ED25519 ${FP}\n256 ${FP} web1,10.0.0.5 (ECDSA)\n${FP}, RSA ${FP}`
+      }),
+      FACTS
+    )
+    expect(s.hostKeys).toEqual({
+      kind: 'fingerprint',
+      fingerprints: [
+        { sha256: FP, keyTypes: ['ssh-ed25519'] },
+        { sha256: FP, keyTypes: ['ecdsa-sha2-nistp256'] },
+        { sha256: FP },
+        { sha256: FP, keyTypes: ['ssh-rsa'] }
+      ]
+    })
+  })
+
+  it('names the accepted forms when a fingerprint is malformed', () => {
+    const error = failure({ 'host-fingerprint': `ED448 ${FP}` })
+    expect(error.message).toContain(`Input 'host-fingerprint' has value "ED448 ${FP}"`)
+    expect(error.message).toContain('(ED25519)')
+  })
+})
+
+describe('exclude and migrate-command', () => {
+  it('reads exclude as one gitignore pattern per line, commas and negations kept', () => {
+    const s = readSettings(
+      inputs({ exclude: 'tests/\n\n  *.md\n!CHANGELOG.md\nodd,name.txt  ' }),
+      FACTS
+    )
+    expect(s.exclude).toEqual(['tests/', '  *.md', '!CHANGELOG.md', 'odd,name.txt'])
+    expect(readSettings(inputs(), FACTS).exclude).toEqual([])
+  })
+
+  it('refuses control characters in an exclude pattern', () => {
+    expect(failure({ exclude: 'a\u0007b' }).message).toContain(`Input 'exclude'`)
+  })
+
+  it('splits migrate-command like a shell, quotes and escapes included', () => {
+    const s = readSettings(
+      inputs({ 'migrate-command': `flask --app "wsgi:create_app()" db upgrade --tag 'v 2' a\\ b` }),
+      FACTS
+    )
+    expect(s.migrateCommand).toEqual([
+      'flask',
+      '--app',
+      'wsgi:create_app()',
+      'db',
+      'upgrade',
+      '--tag',
+      'v 2',
+      'a b'
+    ])
+  })
+
+  it.each([
+    ['flask db upgrade && flask seed', 'operator &&'],
+    ['flask db upgrade > /tmp/log', 'operator >'],
+    ['flask db upgrade $EXTRA', '$EXTRA'],
+    ['python migrate.py *.sql', 'glob'],
+    ['flask --app "wsgi:app db upgrade', 'unclosed double quote']
+  ])('refuses migrate-command %j, naming the rule', (command, rule) => {
+    const message = failure({ 'migrate-command': command }).message
+    expect(message).toContain(`Input 'migrate-command' has value ${JSON.stringify(command)}`)
+    expect(message).toContain(rule)
+    expect(message).toContain('run without a shell')
+  })
+})
