@@ -51,6 +51,8 @@ export interface Settings {
   probe: boolean
   nginxErrorLog: string
   warnOnly: boolean
+  /** Every proof that cannot be obtained fails the run before any change. */
+  strict: boolean
   maxParallel: number
   /** label of the canary target, when one is set */
   canary?: string
@@ -460,6 +462,7 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
     probe: bool('probe', true),
     nginxErrorLog,
     warnOnly: bool('warn-only', false),
+    strict: bool('strict', false),
     maxParallel: int('max-parallel', 1, 1, 100),
     canary,
     maxFailures: int('max-failures', 0, 0, 1000),
