@@ -121,6 +121,14 @@ export async function writeSummary(results: HostResult[], mode: string): Promise
         ...r.findings.map(f => [esc(f.severity), esc(f.check), esc(f.finding), esc(f.fix)])
       ])
     }
+    if (r.notVerified?.length && !r.findings)
+      summary.addHeading(`${esc(r.host)}: not verified`, 3).addTable([
+        [
+          { data: 'not verified', header: true },
+          { data: 'to allow it', header: true }
+        ],
+        ...r.notVerified.map(n => [esc(n.what), esc(n.allow)])
+      ])
     if (r.error && !r.findings)
       summary
         .addHeading(`${esc(r.host)}: ${esc(r.status)}`, 3)
