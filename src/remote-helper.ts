@@ -167,8 +167,37 @@ def cmd_linkshared(root, release, *paths):
         os.symlink(shared, inside)
         print("%s -> %s" % (inside, shared))
 
+def cmd_readglobs(*patterns):
+    """Nginx include patterns expanded as Nginx does (a sorted glob, or the one path) and
+    every file read: {pattern: [{path, text} | {path, error}]}. A directory that exists
+    but cannot be listed is reported as an error, never taken for an empty one."""
+    import glob
+    limit = 4 << 20
+    def read(path):
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(limit + 1)
+        except OSError as error:
+            return {"path": path, "error": error.strerror or str(error)}
+        if len(data) > limit:
+            return {"path": path, "error": "larger than %d bytes" % limit}
+        return {"path": path, "text": data.decode("utf-8", errors="replace")}
+    out = {}
+    for pattern in patterns:
+        if not glob.has_magic(pattern):
+            out[pattern] = [read(pattern)]
+            continue
+        parts = pattern.split("/")
+        fixed = "/".join(parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or "/"
+        if os.path.isdir(fixed) and not os.access(fixed, os.R_OK | os.X_OK):
+            out[pattern] = [{"path": fixed, "error": "cannot list the directory"}]
+            continue
+        out[pattern] = [read(p) for p in sorted(glob.glob(pattern))]
+    print(json.dumps(out))
+
 COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,
             "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,
+            "readglobs": cmd_readglobs,
             "linkshared": cmd_linkshared}
 COMMANDS[sys.argv[1]](*sys.argv[2:])
 `

@@ -1,0 +1,61 @@
+// A RemoteHost that records every command and answers from a script: the first
+// rule whose pattern matches the command's shell text replies. `runLocally`
+// runs the command on this machine instead, for helpers worth testing for real.
+import { spawnSync } from 'node:child_process'
+import type { Duplex } from 'node:stream'
+import type { ShellLine } from '../src/shell-quote.js'
+import type { ExecResult, RemoteHost } from '../src/ssh-connection.js'
+import type { Target } from '../src/targets.js'
+
+export type Reply = Partial<ExecResult> | ((command: string) => Partial<ExecResult>)
+
+export interface Rule {
+  when: RegExp
+  reply: Reply
+}
+
+/** Runs the shell text with this machine's sh. */
+export function runLocally(command: string): Partial<ExecResult> {
+  const done = spawnSync('sh', ['-c', command], { encoding: 'utf8' })
+  return { code: done.status, stdout: done.stdout, stderr: done.stderr }
+}
+
+export class ScriptedRemote implements RemoteHost {
+  readonly target: Target = {
+    user: 'deploy',
+    host: 'server.test',
+    port: 22,
+    label: 'deploy@server.test:22'
+  }
+  /** Every command run, in order. */
+  readonly commands: string[] = []
+
+  constructor(private readonly rules: Rule[]) {}
+
+  exec(command: ShellLine): Promise<ExecResult> {
+    this.commands.push(command)
+    const rule = this.rules.find(r => r.when.test(command))
+    if (!rule) return Promise.reject(new Error(`unscripted command: ${command}`))
+    const reply = typeof rule.reply === 'function' ? rule.reply(command) : rule.reply
+    return Promise.resolve({
+      code: 0,
+      signal: null,
+      stdout: '',
+      stderr: '',
+      timedOut: false,
+      ...reply
+    })
+  }
+
+  openChannel(): Promise<Duplex> {
+    return Promise.reject(new Error('ScriptedRemote opens no channels'))
+  }
+
+  isConnected(): boolean {
+    return true
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve()
+  }
+}
