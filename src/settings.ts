@@ -11,7 +11,12 @@ import {
 import { ShellWordsError, splitShellWords } from './shell-words.js'
 import type { SshCredentials } from './ssh-connection.js'
 import { parseTarget, parsePort, splitList, type Target, TARGET_RULE } from './targets.js'
-import { parseHttpTarget, type HttpTarget } from './http-target.js'
+import {
+  HTTP_TARGET_RULE,
+  onServerLoopback,
+  parseHttpTarget,
+  type HttpTarget
+} from './http-target.js'
 
 export type Mode = 'deploy' | 'rollback' | 'check'
 export const MODES: readonly Mode[] = ['deploy', 'rollback', 'check']
@@ -28,7 +33,10 @@ export interface Settings {
   service: string
   releasePath: string
   healthUrl: HttpTarget
+  /** Requested at the server's loopback with the URL's host as Host and TLS server name. */
   nginxUrl: HttpTarget
+  /** false: nginx-url was empty and nginxUrl is the default http://127.0.0.1<health path>. */
+  nginxUrlGiven: boolean
   healthExpect?: string
   healthChecks: number
   source: string
@@ -295,23 +303,26 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
   const healthText = required('health-url')
   const healthUrl =
     parseHttpTarget(healthText) ??
-    fail(
-      'health-url',
-      healthText,
-      'must be http://HOST[:PORT]/PATH or http://unix:/SOCKET:/PATH, requested on the server'
-    )
+    fail('health-url', healthText, `${HTTP_TARGET_RULE}, requested on the server`)
   const nginxText = raw('nginx-url')
   const nginxUrl =
     nginxText === ''
       ? {
           kind: 'tcp' as const,
+          scheme: 'http' as const,
           host: '127.0.0.1',
           port: 80,
           path: healthUrl.path,
           text: `http://127.0.0.1${healthUrl.path}`
         }
-      : (parseHttpTarget(nginxText) ??
-        fail('nginx-url', nginxText, 'must be http://HOST[:PORT]/PATH, requested on the server'))
+      : onServerLoopback(
+          parseHttpTarget(nginxText) ??
+            fail(
+              'nginx-url',
+              nginxText,
+              `${HTTP_TARGET_RULE}; requested on the server (a host name at 127.0.0.1 on the URL's port, sent as Host and TLS server name)`
+            )
+        )
 
   const healthExpect = raw('health-expect') || undefined
 
@@ -441,6 +452,7 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
     releasePath,
     healthUrl,
     nginxUrl,
+    nginxUrlGiven: nginxText !== '',
     healthExpect,
     healthChecks: int('health-checks', 3, 1, 100),
     source,
