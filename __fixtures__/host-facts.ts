@@ -65,7 +65,7 @@ export function healthyFacts(overrides: Partial<HostFacts> = {}): HostFacts {
     workers: [101, 102, 103],
     masterDir: '/srv/myapp',
     nginxTest: { code: 0, signal: null, stdout: '', stderr: 'syntax is ok', timedOut: false },
-    nginx: { kind: 'match', upstreams: ['unix:/run/myapp/myapp.sock'] },
+    nginx: { kind: 'match', servers: [], proxies: [] },
     releasesWritable: true,
     sharedExists: true,
     currentIsLink: true,

@@ -4,7 +4,8 @@
 import { sudoersLine } from './access.js'
 import { runChecks } from './host-checks.js'
 import { gatherFacts } from './host-facts.js'
-import { httpGet } from './http-over-ssh.js'
+import { certificateWarning, httpGet, readCertificate } from './http-over-ssh.js'
+import { nginxTarget } from './verification-urls.js'
 import type { HttpTarget } from './http-target.js'
 import { newHostResult, timed, type Finding, type HostResult } from './host-result.js'
 import type { Log } from './log.js'
@@ -35,6 +36,28 @@ async function healthFinding(remote: RemoteHost, url: HttpTarget): Promise<Findi
       check: 'health',
       finding: `${url.text}: ${(error as Error).message}`,
       fix: 'check the URL; sshd must allow forwarding (AllowTcpForwarding / AllowStreamLocalForwarding)'
+    }
+  }
+}
+
+async function certificateFinding(remote: RemoteHost, url: HttpTarget): Promise<Finding> {
+  try {
+    const cert = await readCertificate(remote, url)
+    const soon = certificateWarning(cert)
+    return soon
+      ? { severity: 'warning', check: 'certificate', finding: soon, fix: 'renew the certificate' }
+      : {
+          severity: 'ok',
+          check: 'certificate',
+          finding: `${cert.subject}: ${cert.daysLeft} days left`,
+          fix: ''
+        }
+  } catch (error) {
+    return {
+      severity: 'warning',
+      check: 'certificate',
+      finding: `could not read the certificate of ${url.text}: ${(error as Error).message}`,
+      fix: 'check the TLS server block'
     }
   }
 }
@@ -85,9 +108,12 @@ export async function checkHost(
       finding: `every right the action can use: ${sudoersLine(facts.access, settings.service, allRights)}`,
       fix: ''
     })
+    const nginxUrl = nginxTarget(settings, facts.nginx)
     if (facts.masterAlive)
-      for (const url of [settings.healthUrl, settings.nginxUrl])
+      for (const url of [settings.healthUrl, nginxUrl])
         findings.push(await healthFinding(remote, url))
+    if (nginxUrl.kind === 'tcp' && nginxUrl.scheme === 'https')
+      findings.push(await certificateFinding(remote, nginxUrl))
   })
   logFindings(findings, settings, log, remote.target.label)
   result.notVerified = findings

@@ -22,7 +22,9 @@ import type { Settings } from './settings.js'
 import { toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
 import { startProbe, type TrafficProbe } from './traffic-probe.js'
-import { verificationUrls } from './verification-urls.js'
+import { nginxTarget, verificationUrls } from './verification-urls.js'
+import { staticLocationFor } from './nginx-config.js'
+import { verifyStaticFile } from './static-check.js'
 import { verifyRelease, VerifyError, type VerifyExpectations } from './verify-release.js'
 import { may, sudoersLine } from './access.js'
 import { asRoot, serviceCommands } from './service-commands.js'
@@ -213,7 +215,9 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
     )
     await timed(result, 'verify', () =>
       log.group('Verify the new release serves', () =>
-        verifyRelease(remote, cutoverExpectations(settings, snap, id, newDir), log)
+        verifyRelease(remote, cutoverExpectations(settings, snap, id, newDir), log).then(() =>
+          verifyStatic(remote, settings, snap, releaseDir, log)
+        )
       )
     )
     await stopProbe()
@@ -389,11 +393,33 @@ function cutoverExpectations(
     dirs: snap.dirs,
     oldReleaseDir: snap.currentDir,
     oldRelease: snap.currentRelease,
-    urls: verificationUrls(settings, snap.gunicorn),
+    urls: verificationUrls(
+      { healthUrl: settings.healthUrl, nginxUrl: nginxTarget(settings, snap.nginx) },
+      snap.gunicorn
+    ),
     healthChecks: settings.healthChecks,
     healthExpect: settings.healthExpect,
     timeoutSeconds: settings.reloadTimeoutSeconds
   }
+}
+
+/** When Nginx serves the release's static files itself, one of them must be the new release's. */
+async function verifyStatic(
+  remote: RemoteHost,
+  settings: Settings,
+  snap: ServiceSnapshot,
+  releaseDir: string,
+  log: Log
+): Promise<void> {
+  if (snap.nginx.kind !== 'match') return
+  const location = staticLocationFor(snap.nginx.servers, `${settings.releasePath}/current`)
+  if (!location) return
+  await verifyStaticFile(remote, {
+    nginx: nginxTarget(settings, snap.nginx),
+    location,
+    releaseDir,
+    log
+  })
 }
 
 /** A failed first deploy: `current` removed again and the unit left stopped (when allowed). */
@@ -468,7 +494,9 @@ async function restorePrevious(
           ...back,
           mainPid: masterDead ? undefined : after.mainPid,
           oldRelease: undefined,
-          healthExpect: settings.healthExpect?.includes('{release}') ? settings.healthExpect : undefined
+          healthExpect: settings.healthExpect?.includes('{release}')
+            ? settings.healthExpect
+            : undefined
         },
         log
       )

@@ -173,7 +173,13 @@ function workerCount(f: HostFacts): Finding[] {
 
 function upstream(f: HostFacts): Finding[] {
   const n = f.nginx
-  if (n.kind === 'match') return [ok('upstream', `Nginx proxies to ${n.upstreams.join(', ')}`)]
+  if (n.kind === 'match')
+    return [
+      ok(
+        'upstream',
+        `Nginx proxies to Gunicorn's bind${n.servers.length ? ` in server ${n.servers.map(s => s.names[0] ?? '_').join(', ')}` : ''}`
+      )
+    ]
   if (n.kind === 'mismatch')
     return [
       error(

@@ -2,7 +2,8 @@
 // connection. Reads never refuse by themselves: what cannot be read is
 // recorded as unknown, and the checks decide what that means.
 import { may, probeAccess, type Access } from './access.js'
-import { bindAsUpstream, readNginxUpstreams } from './nginx-upstream.js'
+import { analyzeNginx, matchUpstream, type UpstreamVerdict } from './nginx-config.js'
+import { readNginxConfig } from './nginx-read.js'
 import { helperArgv } from './remote-helper.js'
 import { findInterpreter, type EnvCheck, type Interpreter } from './release-checks.js'
 import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
@@ -16,12 +17,10 @@ import {
 } from './service-state.js'
 import { optional, toShell } from './shell-quote.js'
 import type { ExecResult, RemoteHost } from './ssh-connection.js'
-import type { GunicornCommand, UnitInfo } from './unit-info.js'
+import { configUnseen, type GunicornCommand, type UnitInfo } from './unit-info.js'
 
-export type NginxMatch =
-  | { kind: 'match'; upstreams: string[] }
-  | { kind: 'mismatch'; proxiedTo: string[]; binds: string[] }
-  | { kind: 'unknown'; reason: string }
+/** What Nginx proxies to, against Gunicorn's bind ('match' carries the server blocks that do). */
+export type NginxMatch = UpstreamVerdict
 
 export interface HostFacts {
   service: string
@@ -67,14 +66,26 @@ export function isRunning(unit: UnitInfo): boolean {
   return unit.activeState === 'active' && unit.mainPid > 0
 }
 
-async function nginxMatch(remote: RemoteHost, gunicorn: GunicornCommand): Promise<NginxMatch> {
-  const upstreams = await readNginxUpstreams(remote)
-  const binds = gunicorn.binds.map(bindAsUpstream)
-  if (upstreams.length === 0 || binds.length === 0)
-    return { kind: 'unknown', reason: 'no proxy_pass or Gunicorn bind could be read' }
-  const hit = binds.filter(b => upstreams.includes(b))
-  if (hit.length > 0) return { kind: 'match', upstreams: hit }
-  return { kind: 'mismatch', proxiedTo: upstreams, binds }
+async function nginxMatch(
+  remote: RemoteHost,
+  gunicorn: GunicornCommand,
+  access: Access
+): Promise<NginxMatch> {
+  // Gunicorn's binds are unknown when a config file it reads could not be read.
+  if (gunicorn.binds.length === 0 && configUnseen(gunicorn))
+    return {
+      kind: 'unknown',
+      reason: `Gunicorn's bind is set in ${gunicorn.configFile}, which could not be read`
+    }
+  try {
+    const read = await readNginxConfig(remote, { sudoDump: may(access, 'nginx-dump') })
+    return matchUpstream(analyzeNginx(read), gunicorn.binds)
+  } catch (error) {
+    return {
+      kind: 'unknown',
+      reason: `the Nginx configuration could not be read: ${(error as Error).message}`
+    }
+  }
 }
 
 async function scriptShebang(
@@ -119,7 +130,7 @@ export async function gatherFacts(remote: RemoteHost, opts: FactOptions): Promis
       may(access, 'nginx-test')
         ? remote.exec(toShell(asRoot(serviceCommands.nginxTest())))
         : Promise.resolve(undefined),
-      nginxMatch(remote, gunicorn),
+      nginxMatch(remote, gunicorn, access),
       masterAlive && (ownWorkers || may(access, 'pwdx'))
         ? workingDirectories(remote, [unit.mainPid], !ownWorkers).catch(
             () => new Map<number, string>()

@@ -7,6 +7,7 @@ import { firstDeploy, runChecks } from './host-checks.js'
 import { gatherFacts } from './host-facts.js'
 import type { Finding } from './host-result.js'
 import type { Log } from './log.js'
+import type { UpstreamVerdict } from './nginx-config.js'
 import { PreflightError } from './reload-traps.js'
 import type { Interpreter } from './release-checks.js'
 import type { ReleaseLayout } from './release-layout.js'
@@ -41,6 +42,8 @@ export interface ServiceSnapshot {
   dirs: DirAccess
   access: Access
   notVerified: NotVerified[]
+  /** What Nginx proxies to Gunicorn through (for the nginx URL and the static-file check). */
+  nginx: UpstreamVerdict
 }
 
 export interface PreflightOptions {
@@ -123,6 +126,7 @@ export async function preflight(
     firstDeploy: firstDeploy(facts),
     dirs: dirAccess(facts.unit, facts.user, facts.access),
     access: facts.access,
-    notVerified
+    notVerified,
+    nginx: facts.nginx
   }
 }

@@ -1,5 +1,6 @@
 // The URLs that must prove a release: health-url, Gunicorn's own bind, and Nginx.
-import { withPath, type HttpTarget } from './http-target.js'
+import { parseHttpTarget, withPath, type HttpTarget } from './http-target.js'
+import { deriveNginxUrl, type UpstreamVerdict } from './nginx-config.js'
 import type { Settings } from './settings.js'
 import type { GunicornCommand } from './unit-info.js'
 
@@ -28,4 +29,22 @@ export function verificationUrls(
   urls.push(settings.nginxUrl)
   const seen = new Set<string>()
   return urls.filter(u => !seen.has(u.text) && seen.add(u.text))
+}
+
+/**
+ * The URL that proves the release through Nginx: `nginx-url` when given; else
+ * derived from the server block that proxies to Gunicorn (its scheme, first
+ * server_name and port, requested on the server's loopback or listen address);
+ * else http://127.0.0.1<health path>.
+ */
+export function nginxTarget(
+  settings: Pick<Settings, 'healthUrl' | 'nginxUrl' | 'nginxUrlGiven'>,
+  nginx: UpstreamVerdict
+): HttpTarget {
+  if (settings.nginxUrlGiven || nginx.kind !== 'match' || nginx.servers.length === 0)
+    return settings.nginxUrl
+  const derived = deriveNginxUrl(nginx.servers[0], settings.healthUrl.path)
+  const target = parseHttpTarget(derived.url)
+  if (!target || target.kind !== 'tcp' || derived.connect.kind !== 'tcp') return settings.nginxUrl
+  return { ...target, connectHost: derived.connect.host }
 }

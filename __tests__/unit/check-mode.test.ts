@@ -6,36 +6,6 @@ const requiredSudo = (unit: string) =>
   RIGHTS.filter(r => !['start', 'stop', 'nginx-dump'].includes(r.right)).map(r => [
     r.grant(unit).replace(' *', ' 1')
   ])
-import { bindAsUpstream, nginxUpstreams } from '../../src/nginx-upstream.js'
-
-describe('nginx upstream vs Gunicorn bind', () => {
-  it('reads proxy_pass targets and upstream servers', () => {
-    const config = `
-upstream app { server 127.0.0.1:8000 fail_timeout=0; }
-server {
-  location / {
-    proxy_pass http://unix:/run/myapp/myapp.sock;
-  }
-  location /api/ {
-    proxy_pass http://app;
-  }
-}
-upstream other {
-    server unix:/run/other.sock;
-}`
-    expect(nginxUpstreams(config).sort()).toEqual([
-      'app',
-      'unix:/run/myapp/myapp.sock',
-      'unix:/run/other.sock'
-    ])
-  })
-
-  it('spells Gunicorn binds the way Nginx names upstreams', () => {
-    expect(bindAsUpstream('unix:/run/myapp/myapp.sock')).toBe('unix:/run/myapp/myapp.sock')
-    expect(bindAsUpstream('0.0.0.0:8000')).toBe('127.0.0.1:8000')
-    expect(bindAsUpstream(':8000')).toBe('127.0.0.1:8000')
-  })
-})
 
 describe('sudoAllows', () => {
   const listing = `User deploy may run the following commands on web1:

@@ -143,7 +143,7 @@ describe('readSettings', () => {
     ['reload-timeout', 'soon'],
     ['required-env', 'SECRET KEY;x'],
     ['shared-paths', '../outside'],
-    ['health-url', 'https://example.com/health'],
+    ['health-url', 'ftp://example.com/health'],
     ['probe', 'maybe']
   ])('rejects %s = %j', (name, value) => {
     expect(failure({ [name]: value }).message).toContain(`Input '${name}'`)
