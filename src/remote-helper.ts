@@ -195,8 +195,39 @@ def cmd_readglobs(*patterns):
         out[pattern] = [read(p) for p in sorted(glob.glob(pattern))]
     print(json.dumps(out))
 
+def cmd_gunicornenv(unit, *paths):
+    """WEB_CONCURRENCY and GUNICORN_CMD_ARGS as the service gets them: the unit's
+    Environment= (unit "-": not read), then its EnvironmentFiles in order, a later
+    one winning. No other variable's value is ever printed. {"readable": false}
+    when one cannot be read; a missing file is skipped."""
+    import shlex, subprocess
+    names = ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")
+    found = {}
+    try:
+        if unit != "-":
+            shown = subprocess.run(["systemctl", "show", "-p", "Environment", "--value", unit],
+                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+            if shown.returncode != 0:
+                raise OSError("systemctl show failed")
+            for word in shlex.split(shown.stdout):
+                key, sep, value = word.partition("=")
+                if sep and key in names:
+                    found[key] = value
+        for path in paths:
+            try:
+                env, _ = parse_env(path)
+            except FileNotFoundError:
+                continue
+            found.update((k, env[k]) for k in names if k in env)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        print(json.dumps({"readable": False}))
+        return
+    found["readable"] = True
+    print(json.dumps(found))
+
 COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,
             "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,
+            "gunicornenv": cmd_gunicornenv,
             "readglobs": cmd_readglobs,
             "linkshared": cmd_linkshared}
 COMMANDS[sys.argv[1]](*sys.argv[2:])

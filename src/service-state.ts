@@ -1,6 +1,7 @@
 // Reads the live state of the service on the host: the unit, the Gunicorn
 // master and its workers, and which directory each process runs in.
 import { runStep } from './remote-command.js'
+import { helperArgv } from './remote-helper.js'
 import { asRoot, serviceCommands } from './service-commands.js'
 import { optional, toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
@@ -10,7 +11,10 @@ import {
   parseUnitShow,
   UNIT_PROPERTIES,
   withConfigFile,
+  withDefaultWorkers,
+  withGunicornEnv,
   type GunicornCommand,
+  type GunicornEnv,
   type UnitInfo
 } from './unit-info.js'
 
@@ -66,20 +70,49 @@ export async function realPath(remote: RemoteHost, path: string): Promise<string
 }
 
 /**
- * The Gunicorn options of the unit: ExecStart, merged with the config file
- * Gunicorn reads (-c, or gunicorn.conf.py in its start directory) when it exists
- * and the deploy user can read it. An unreadable config file is left unread
- * (configRead false): the reload traps are then left to verification.
+ * The Gunicorn options of the unit, with Gunicorn's precedence: ExecStart (or
+ * `argv`, e.g. the running master's command line) > GUNICORN_CMD_ARGS > the
+ * config file (-c/--config, or gunicorn.conf.py in its start directory) >
+ * WEB_CONCURRENCY > 1 worker. What cannot be read stays unknown: an unreadable
+ * config file leaves configRead false (the reload traps are then left to
+ * verification), an unreadable environment envRead false, and either leaves
+ * `workers` undefined unless something readable sets it.
  */
 export async function readGunicornOptions(
   remote: RemoteHost,
-  unit: UnitInfo
+  unit: UnitInfo,
+  argv: readonly string[] = unit.execStart
 ): Promise<GunicornCommand> {
-  const g = parseGunicornCommand(unit.execStart)
-  if (g.launcher.kind === 'unknown') return g
+  const parsed = parseGunicornCommand(argv)
+  if (parsed.launcher.kind === 'unknown') return parsed
+  const g = withGunicornEnv(parsed, await readGunicornEnv(remote, unit))
   const file = configFileOf(unit, g)
   const result = await remote.exec(toShell(['cat', '--', file]))
-  if (result.code === 0) return withConfigFile(g, file, result.stdout)
+  if (result.code === 0) return withDefaultWorkers(withConfigFile(g, file, result.stdout))
   const missing = /No such file/.test(result.stderr)
-  return missing && g.configFile === undefined ? g : { ...g, configFile: file, configRead: false }
+  if (missing && g.configFile === undefined) return withDefaultWorkers(g)
+  return { ...g, configFile: file, configRead: false, configUnreadable: !missing }
+}
+
+/**
+ * WEB_CONCURRENCY and GUNICORN_CMD_ARGS as the service gets them (the unit's
+ * Environment=, then its EnvironmentFiles), read on the host by the helper: no
+ * other value of the environment leaves the server. `readable: false` when any
+ * of it cannot be read.
+ */
+export async function readGunicornEnv(remote: RemoteHost, unit: UnitInfo): Promise<GunicornEnv> {
+  const argv = helperArgv('python3', 'gunicornenv', unit.id || '-', ...unit.environmentFiles)
+  const result = await remote.exec(toShell(argv))
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(result.stdout)
+  } catch {
+    return { readable: false }
+  }
+  if (typeof parsed !== 'object' || parsed === null) return { readable: false }
+  const fields = parsed as Record<string, unknown>
+  const env: GunicornEnv = { readable: fields.readable === true }
+  for (const name of ['WEB_CONCURRENCY', 'GUNICORN_CMD_ARGS'] as const)
+    if (typeof fields[name] === 'string') env[name] = fields[name]
+  return env
 }
