@@ -1,6 +1,8 @@
 // Checks and preparation that run BEFORE `current` is switched: the
 // interpreter, dependencies, the EnvironmentFile, the import check and
 // migrations. Any failure here leaves the running release untouched.
+import { searchInterpreter, type InterpreterUnknown } from './gunicorn-interpreter.js'
+import type { GunicornProcesses } from './gunicorn-processes.js'
 import type { Log } from './log.js'
 import { helperArgv } from './remote-helper.js'
 import { RemoteCommandError, runStep, tailLines } from './remote-command.js'
@@ -12,35 +14,22 @@ export interface Interpreter {
   python: string
   /** The venv root when the interpreter lives in one. */
   venv?: string
+  /** How it was found: ExecStart, a console script's #! line, or the running master. */
+  source?: string
 }
 
-/** The interpreter the unit starts Gunicorn with (module launch, or the console script's shebang). */
+/**
+ * The interpreter the unit starts Gunicorn with: `python -m gunicorn`, the console
+ * script's #! line (`#!/usr/bin/env python3` resolved on the host), else the running
+ * master's command line (`running`: MainPID, or the processes already read). Never
+ * throws for a missing answer: `{ error }` names every reason, so the caller can warn.
+ */
 export async function findInterpreter(
   remote: RemoteHost,
-  gunicorn: GunicornCommand
-): Promise<Interpreter> {
-  let python: string | undefined
-  if (gunicorn.launcher.kind === 'module') python = gunicorn.launcher.python
-  else if (gunicorn.launcher.kind === 'script') {
-    const head = await remote.exec(optional(['head', '-n', '1', gunicorn.launcher.path]))
-    const m = /^#!\s*(\S+)/.exec(head.stdout)
-    python = m?.[1]
-    if (!python)
-      throw new Error(
-        `cannot read the interpreter of ${gunicorn.launcher.path} (no #! line): start Gunicorn as <venv>/bin/python -m gunicorn`
-      )
-  } else {
-    throw new Error(
-      'the unit ExecStart does not start Gunicorn (expected .../gunicorn or .../python -m gunicorn)'
-    )
-  }
-  const probe = await remote.exec(
-    toShell([python, '-c', 'import sys; print(sys.prefix != sys.base_prefix and sys.prefix or "")'])
-  )
-  if (probe.code !== 0)
-    throw new Error(`the unit's interpreter ${python} does not run: ${tailLines(probe.stderr, 3)}`)
-  const venv = probe.stdout.trim() || undefined
-  return { python, venv }
+  gunicorn: GunicornCommand,
+  running?: GunicornProcesses | number
+): Promise<Interpreter | InterpreterUnknown> {
+  return searchInterpreter(remote, gunicorn, running)
 }
 
 export async function fileHash(remote: RemoteHost, path: string): Promise<string | undefined> {
