@@ -63,6 +63,7 @@ export function healthyFacts(overrides: Partial<HostFacts> = {}): HostFacts {
     gunicorn: parseGunicornCommand(execStart),
     masterAlive: true,
     workers: [101, 102, 103],
+    dirs: 'sudo',
     masterDir: '/srv/myapp',
     nginxTest: { code: 0, signal: null, stdout: '', stderr: 'syntax is ok', timedOut: false },
     nginx: { kind: 'match', servers: [], proxies: [] },

@@ -98,7 +98,7 @@ function gunicornLaunch(f: HostFacts, ctx: CheckContext): Finding[] {
     out.push(
       unverified(
         'Gunicorn',
-        `ExecStart=${f.unit.execStart.join(' ')} does not show Gunicorn's command line: its options are read from the running master where possible, and verification after the reload proves the rest`,
+        `ExecStart=${f.unit.execStart.join(' ')} does not show Gunicorn's command line (${g.launcher.reason}): its options are read from the running master where possible, and verification after the reload proves the rest`,
         'start <venv>/bin/python -m gunicorn (or <venv>/bin/gunicorn) directly in ExecStart to let preflight read the options'
       )
     )
@@ -376,8 +376,7 @@ function rights(f: HostFacts): Finding[] {
         )}`
       )
     )
-  const ownWorkers = f.unit.user !== '' && f.unit.user === f.user
-  if (!ownWorkers && !may(f.access, 'pwdx')) {
+  if (f.dirs === 'none') {
     const m = missingRight(f.access, f.service, 'pwdx')
     out.push(unverified('pwdx', m.what, m.allow))
   }

@@ -8,13 +8,8 @@ import { helperArgv } from './remote-helper.js'
 import { findInterpreter, type EnvCheck, type Interpreter } from './release-checks.js'
 import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
 import { asRoot, serviceCommands } from './service-commands.js'
-import {
-  listWorkers,
-  readGunicornOptions,
-  readUnit,
-  realPath,
-  workingDirectories
-} from './service-state.js'
+import { readGunicornProcesses } from './gunicorn-processes.js'
+import { readGunicornOptions, readUnit, realPath, workingDirectories } from './service-state.js'
 import { optional, toShell } from './shell-quote.js'
 import type { ExecResult, RemoteHost } from './ssh-connection.js'
 import { configUnseen, type GunicornCommand, type UnitInfo } from './unit-info.js'
@@ -31,6 +26,8 @@ export interface HostFacts {
   gunicorn: GunicornCommand
   masterAlive: boolean
   workers: number[]
+  /** How the workers' working directories can be read. */
+  dirs: DirAccess
   /** Physical working directory of the master, when readable. */
   masterDir?: string
   /** `nginx -t` when the deploy user may run it. */
@@ -88,6 +85,35 @@ async function nginxMatch(
   }
 }
 
+/** How the workers' directories are read: their own user, sudo pwdx, or not at all. */
+export type DirAccess = 'own' | 'sudo' | 'none'
+
+/**
+ * Tries to read the master's directory the way verification will read the workers':
+ * without sudo when the unit runs as the deploy user (which still fails when the
+ * unit's Group= differs), else through `sudo pwdx` when allowed.
+ */
+export async function probeDirs(
+  remote: RemoteHost,
+  unit: UnitInfo,
+  masterPid: number | undefined,
+  access: Access
+): Promise<{ via: DirAccess; masterDir?: string }> {
+  const own = unit.user !== '' && unit.user === remote.target.user
+  if (own && masterPid) {
+    const dirs = await workingDirectories(remote, [masterPid], false)
+    if (dirs.size > 0) return { via: 'own', masterDir: dirs.get(masterPid) }
+  }
+  if (may(access, 'pwdx')) {
+    if (!masterPid) return { via: 'sudo' }
+    const dirs = await workingDirectories(remote, [masterPid], true).catch(
+      () => new Map<number, string>()
+    )
+    return { via: dirs.size > 0 ? 'sudo' : 'none', masterDir: dirs.get(masterPid) }
+  }
+  return { via: own && !masterPid ? 'own' : 'none' }
+}
+
 async function scriptShebang(
   remote: RemoteHost,
   g: GunicornCommand
@@ -114,28 +140,28 @@ export async function gatherFacts(remote: RemoteHost, opts: FactOptions): Promis
   const { layout, service } = opts
   const unit = await readUnit(remote, service)
   const envFile = opts.envFile ?? unit.environmentFiles[0]
-  const [access, gunicorn] = await Promise.all([
+  const [access, procs, fromUnit] = await Promise.all([
     probeAccess(
       remote,
       service,
       [envFile, opts.nginxErrorLog].filter(p => p !== undefined)
     ),
+    readGunicornProcesses(remote, unit.mainPid),
     readGunicornOptions(remote, unit)
   ])
+  // ExecStart that does not show Gunicorn's command line: read the running master's.
+  const gunicorn =
+    fromUnit.launcher.kind === 'unknown' && procs?.argv
+      ? await readGunicornOptions(remote, unit, procs.argv)
+      : fromUnit
   const masterAlive = isRunning(unit)
-  const ownWorkers = unit.user !== '' && unit.user === remote.target.user
-  const [workers, nginxTest, nginx, dirs, df, interpreter, current, releasesDir, shebang, env] =
+  const [dirs, nginxTest, nginx, df, interpreter, current, releasesDir, shebang, env] =
     await Promise.all([
-      listWorkers(remote, unit.mainPid),
+      probeDirs(remote, unit, procs?.masterPid, access),
       may(access, 'nginx-test')
         ? remote.exec(toShell(asRoot(serviceCommands.nginxTest())))
         : Promise.resolve(undefined),
       nginxMatch(remote, gunicorn, access),
-      masterAlive && (ownWorkers || may(access, 'pwdx'))
-        ? workingDirectories(remote, [unit.mainPid], !ownWorkers).catch(
-            () => new Map<number, string>()
-          )
-        : Promise.resolve(new Map<number, string>()),
       remote.exec(
         optional([
           'sh',
@@ -148,7 +174,7 @@ export async function gatherFacts(remote: RemoteHost, opts: FactOptions): Promis
           layout.root
         ])
       ),
-      findInterpreter(remote, gunicorn).catch((e: Error) => ({ error: e.message })),
+      findInterpreter(remote, gunicorn, procs ?? unit.mainPid),
       readCurrentRelease(remote, layout).then(async id => ({
         id,
         dir: id ? await realPath(remote, layout.current).catch(() => undefined) : undefined
@@ -166,8 +192,9 @@ export async function gatherFacts(remote: RemoteHost, opts: FactOptions): Promis
     unit,
     gunicorn,
     masterAlive,
-    workers,
-    masterDir: dirs.get(unit.mainPid),
+    workers: procs?.workers ?? [],
+    masterDir: dirs.masterDir,
+    dirs: dirs.via,
     nginxTest,
     nginx,
     releasesWritable: lines.includes('releases-writable'),

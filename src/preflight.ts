@@ -4,7 +4,7 @@
 // verified", with the right that would allow it), or an error under `strict`.
 import type { Access, NotVerified } from './access.js'
 import { firstDeploy, runChecks } from './host-checks.js'
-import { gatherFacts } from './host-facts.js'
+import { gatherFacts, type DirAccess } from './host-facts.js'
 import type { Finding } from './host-result.js'
 import type { Log } from './log.js'
 import type { UpstreamVerdict } from './nginx-config.js'
@@ -16,8 +16,7 @@ import type { GunicornCommand, UnitInfo } from './unit-info.js'
 
 export { PreflightError, reloadSendsHup, reloadTrap } from './reload-traps.js'
 
-/** How the workers' working directories can be read: as their own user, through sudo, or not. */
-export type DirAccess = 'own' | 'sudo' | 'none'
+export type { DirAccess } from './host-facts.js'
 
 export interface ServiceSnapshot {
   unit: UnitInfo
@@ -73,12 +72,6 @@ function report(findings: Finding[], log: Log): NotVerified[] {
   return notVerified
 }
 
-/** Own processes are read without sudo; another user's need `sudo pwdx`. */
-export function dirAccess(unit: UnitInfo, user: string, access: Access): DirAccess {
-  if (unit.user !== '' && unit.user === user) return 'own'
-  return access.uid === 0 || access.sudo.get('pwdx') !== 'no' ? 'sudo' : 'none'
-}
-
 export async function preflight(
   remote: RemoteHost,
   opts: PreflightOptions
@@ -124,7 +117,7 @@ export async function preflight(
     releasesDir: facts.releasesDir,
     cold: !facts.masterAlive,
     firstDeploy: firstDeploy(facts),
-    dirs: dirAccess(facts.unit, facts.user, facts.access),
+    dirs: facts.dirs,
     access: facts.access,
     notVerified,
     nginx: facts.nginx

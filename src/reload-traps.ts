@@ -1,6 +1,6 @@
 // The reload traps of design.md, decided from the unit alone: a reload (HUP)
 // that cannot change the code Gunicorn serves.
-import { configUnseen, type GunicornCommand, type UnitInfo } from './unit-info.js'
+import { optionsUnseen, type GunicornCommand, type UnitInfo } from './unit-info.js'
 
 export class PreflightError extends Error {
   /** `fix` undefined: the cause already names a fix for each problem. */
@@ -37,7 +37,7 @@ export function reloadTrap(
       'remove --preload (preload_app) from the unit or the Gunicorn config; a graceful reload can then deploy new code.'
     )
   }
-  if (gunicorn.chdir === undefined && !configUnseen(gunicorn)) {
+  if (gunicorn.chdir === undefined && !optionsUnseen(gunicorn)) {
     if (unit.workingDirectory === current || unit.workingDirectory.startsWith(current + '/')) {
       return new PreflightError(
         `${service} has WorkingDirectory=${unit.workingDirectory} and no --chdir: Gunicorn remembers the RESOLVED release directory it started in, so after a reload new workers keep importing the OLD release (while answering 200).`,

@@ -167,6 +167,29 @@ def cmd_linkshared(root, release, *paths):
         os.symlink(shared, inside)
         print("%s -> %s" % (inside, shared))
 
+def cmd_access(request_json):
+    """What the deploy user may do, in one round trip: sudo -n -l for each argv
+    (never runs them), the full sudo listing, readable paths, program paths, groups."""
+    import grp, pwd, subprocess
+    request = json.loads(request_json)
+    env = dict(os.environ, LC_ALL="C")
+    def run(argv):
+        try:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, env=env)
+            return {"rc": done.returncode, "out": done.stdout + done.stderr}
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return {"rc": 127, "out": str(error)}
+    path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"
+    groups = [g.gr_name for g in grp.getgrall() if pwd.getpwuid(os.getuid()).pw_name in g.gr_mem]
+    groups.append(grp.getgrgid(os.getgid()).gr_name)
+    print(json.dumps({
+        "user": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(), "groups": sorted(set(groups)),
+        "listing": run(["sudo", "-n", "-l"]),
+        "sudo": [run(["sudo", "-n", "-l"] + argv) for argv in request.get("sudo", [])],
+        "readable": {p: os.access(p, os.R_OK) for p in request.get("readable", [])},
+        "which": {p: shutil.which(p, path=path) for p in request.get("which", [])},
+    }))
+
 def cmd_readglobs(*patterns):
     """Nginx include patterns expanded as Nginx does (a sorted glob, or the one path) and
     every file read: {pattern: [{path, text} | {path, error}]}. A directory that exists
@@ -229,7 +252,7 @@ COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd
             "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,
             "gunicornenv": cmd_gunicornenv,
             "readglobs": cmd_readglobs,
-            "linkshared": cmd_linkshared}
+            "linkshared": cmd_linkshared, "access": cmd_access}
 COMMANDS[sys.argv[1]](*sys.argv[2:])
 `
 

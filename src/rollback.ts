@@ -5,7 +5,9 @@ import { acquireLock, releaseLock, type HeldLock } from './deploy-lock.js'
 import { collectEvidence, warnIfRequestsFailed } from './evidence.js'
 import { newHostResult, timed, type HostResult } from './host-result.js'
 import type { Log } from './log.js'
-import { dirAccess, reloadTrap } from './preflight.js'
+import { reloadTrap } from './preflight.js'
+import { probeDirs } from './host-facts.js'
+import { readGunicornProcesses } from './gunicorn-processes.js'
 import { probeAccess } from './access.js'
 import { asRoot, serviceCommands } from './service-commands.js'
 import { listReleases, readCurrentRelease, ReleaseLayout, switchCurrent } from './release-layout.js'
@@ -105,7 +107,8 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
           readGunicornOptions(remote, unit),
           probeAccess(remote, settings.service, [])
         ])
-        const dirs = dirAccess(unit, remote.target.user, access)
+        const master = await readGunicornProcesses(remote, unit.mainPid)
+        const dirs = (await probeDirs(remote, unit, master?.masterPid, access)).via
         if (dirs === 'none')
           log.warning(
             `not verified: which release the workers run (the deploy user may not run sudo pwdx); health must name the release instead`

@@ -3,7 +3,8 @@
 import { runStep } from './remote-command.js'
 import { helperArgv } from './remote-helper.js'
 import { asRoot, serviceCommands } from './service-commands.js'
-import { optional, toShell } from './shell-quote.js'
+import { readGunicornProcesses } from './gunicorn-processes.js'
+import { toShell } from './shell-quote.js'
 import type { RemoteHost } from './ssh-connection.js'
 import {
   configFileOf,
@@ -27,14 +28,12 @@ export async function readUnit(remote: RemoteHost, service: string): Promise<Uni
   return parseUnitShow(show.stdout)
 }
 
-/** PIDs of the master's children (the Gunicorn workers). */
+/**
+ * PIDs of the Gunicorn workers: the children of the Gunicorn master, which is
+ * MainPID or, under a launcher that did not exec (uv run, sh), its descendant.
+ */
 export async function listWorkers(remote: RemoteHost, mainPid: number): Promise<number[]> {
-  if (mainPid <= 0) return []
-  const result = await remote.exec(optional(['ps', '-o', 'pid=', '--ppid', String(mainPid)]))
-  return result.stdout
-    .split('\n')
-    .map(s => Number(s.trim()))
-    .filter(n => Number.isInteger(n) && n > 0)
+  return (await readGunicornProcesses(remote, mainPid))?.workers ?? []
 }
 
 /**

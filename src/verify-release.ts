@@ -81,17 +81,15 @@ export function healthProblem(
 
 /** Checks worker state once; returns undefined when it is as expected, else what is wrong. */
 export function workerProblem(
-  exp: Pick<
-    VerifyExpectations,
-    'oldWorkers' | 'workers' | 'releaseDir' | 'oldReleaseDir' | 'dirs'
-  >,
+  exp: Pick<VerifyExpectations, 'oldWorkers' | 'workers' | 'releaseDir' | 'oldReleaseDir' | 'dirs'>,
   workers: number[],
   dirs: Map<number, string>
 ): string | undefined {
   const lingering = workers.filter(p => exp.oldWorkers.includes(p))
   if (lingering.length > 0) return `old worker(s) ${lingering.join(', ')} still running`
   if (workers.length < exp.workers) return `${workers.length} of ${exp.workers} new workers up`
-  if (exp.dirs === 'none') return undefined
+  // 'own' that cannot read them after all (the unit's Group= differs): not verified.
+  if (exp.dirs === 'none' || (exp.dirs === 'own' && dirs.size === 0)) return undefined
   const wrong = workers.filter(p => dirs.has(p) && dirs.get(p) !== exp.releaseDir)
   if (wrong.length > 0) {
     const dir = dirs.get(wrong[0])
@@ -132,7 +130,7 @@ export async function verifyRelease(
     const found = workerProblem(exp, workers, dirs)
     if (found === undefined) {
       log.info(
-        `master ${unit.mainPid}${exp.mainPid ? ' kept' : ' up'}; ${workers.length} new workers (${workers.join(', ')}) ${exp.dirs === 'none' ? "(their directory not verified: health must name the release)" : `in ${exp.releaseDir}`}`
+        `master ${unit.mainPid}${exp.mainPid ? ' kept' : ' up'}; ${workers.length} new workers (${workers.join(', ')}) ${exp.dirs === 'none' ? '(their directory not verified: health must name the release)' : `in ${exp.releaseDir}`}`
       )
       break
     }

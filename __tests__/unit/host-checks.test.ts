@@ -46,6 +46,7 @@ describe('host checks, one table for preflight and check mode', () => {
     const report = runChecks(
       healthyFacts({
         access: accessWith({ pwdx: 'no', 'nginx-test': 'no', 'daemon-reload': 'no' }),
+        dirs: 'none',
         nginxTest: undefined
       }),
       ctx
@@ -59,7 +60,7 @@ describe('host checks, one table for preflight and check mode', () => {
   })
 
   it('needs no pwdx right when the unit runs as the deploy user', () => {
-    const facts = healthyFacts({ access: accessWith({ pwdx: 'no' }) })
+    const facts = healthyFacts({ access: accessWith({ pwdx: 'no' }), dirs: 'own' })
     facts.unit = { ...facts.unit, user: 'deploy' }
     expect(severities(facts)).not.toContain('unverified pwdx')
   })
