@@ -142,11 +142,18 @@ describe('hostile input and secrets', () => {
       inputsFor(host, {
         source: weird,
         'release-id': 'hostile',
-        'migrate-command': payloads.filter(p => !p.includes('\n')).join(' '),
+        // quoted, each payload is one literal word (unquoted, the input is refused: below)
+        'migrate-command': payloads
+          .filter(p => !p.includes('\n'))
+          .map(p => `'${p.replace(/'/g, `'\\''`)}'`)
+          .join(' '),
         'health-expect': payloads[0]
       })
     )
     expect(run.outputs.status).toBe('failed') // the "command" does not exist: stopped before the switch
+    expect(await runActionQuick(host, { 'migrate-command': payloads.join(' ') })).toContain(
+      "Input 'migrate-command'"
+    )
     expect(
       await rootSh(
         host,

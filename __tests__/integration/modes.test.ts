@@ -254,10 +254,26 @@ describe('reload traps', () => {
     await restartWith(fixed, 'rm /srv/myapp/gunicorn.conf.py')
   })
 
-  it('rolls back a stale-code trap preflight cannot see (GUNICORN_CMD_ARGS=--preload in the EnvironmentFile)', async () => {
-    // The EnvironmentFile's values never leave the server, so preflight cannot see this one; only
-    // the verification after the reload notices that the old code still serves.
+  it('refuses before any change GUNICORN_CMD_ARGS=--preload in the EnvironmentFile (read by name only)', async () => {
     await restartWith(fixed, 'echo GUNICORN_CMD_ARGS=--preload >> /etc/myapp.env')
+    const run = await runAction(
+      inputsFor(fixed, { source: appCopy(), 'release-id': 's0', 'reload-timeout': '15' })
+    )
+    expect(run.outputs.status).toBe('failed')
+    expect(annotations(run)).toContain('preload')
+    expect(annotations(run)).toContain('GUNICORN_CMD_ARGS')
+    expect(annotations(run)).not.toContain('SECRET_KEY=')
+    expect(await rootSh(fixed, 'ls /srv/myapp/releases')).not.toContain('s0')
+    await restartWith(fixed, "sed -i '/^GUNICORN_CMD_ARGS=/d' /etc/myapp.env")
+  })
+
+  it('rolls back a stale-code trap preflight cannot see (preload_app computed in gunicorn.conf.py)', async () => {
+    // A computed setting cannot be read statically; only the verification after the reload
+    // notices that the old code still serves.
+    await restartWith(
+      fixed,
+      'printf "import os\\npreload_app = os.environ.get(\\"ZDD_PRELOAD\\", \\"1\\") == \\"1\\"\\n" > /srv/myapp/gunicorn.conf.py'
+    )
     expect(await servedRelease(fixed)).toBe('v0')
     const run = await runAction(
       inputsFor(fixed, { source: appCopy(), 'release-id': 's1', 'reload-timeout': '15' })
@@ -272,9 +288,9 @@ describe('reload traps', () => {
     expect(annotations(run)).toContain(
       'answered 2xx for release v0, not s1: the reload kept the OLD code'
     )
-    expect(annotations(run)).toContain('GUNICORN_CMD_ARGS')
     expect(run.summary).toContain('rolled-back')
     expect(await servedRelease(fixed)).toBe('v0')
     expect((await rootSh(fixed, 'readlink /srv/myapp/current')).trim()).toBe('releases/v0')
+    await restartWith(fixed, 'rm /srv/myapp/gunicorn.conf.py')
   })
 })
