@@ -20,7 +20,7 @@ check_suite "$SUITE"
 ensure_host_packages
 
 # (The unit variants, styles and lib.sh are applied when a host starts, not baked in.)
-key=$(cat <(echo "$SUITE") "$KIT/build-rootfs.sh" "$KIT"/image/* "$REPO"/examples/server/* | sha256sum | cut -c1-16)
+key=$(cat <(echo "$SUITE") "$KIT/build-rootfs.sh" "$KIT"/image/* $(find "$REPO/examples/server" -type f | LC_ALL=C sort) | sha256sum | cut -c1-16)
 ROOTFS=$CACHE/rootfs-$SUITE-$key
 TARBALL=$ROOTFS.tar.zst
 mkdir -p "$CACHE"
@@ -69,7 +69,7 @@ mount --bind /dev "$BUILD/dev"
 printf '#!/bin/sh\nexit 101\n' >"$BUILD/usr/sbin/policy-rc.d"
 chmod 755 "$BUILD/usr/sbin/policy-rc.d"
 mkdir -p "$BUILD/tmp/provision"
-cp "$REPO"/examples/server/* "$BUILD/tmp/provision/"
+cp -r "$REPO"/examples/server/. "$BUILD/tmp/provision/"
 chroot "$BUILD" /tmp/provision/provision.sh --no-start --skip-packages
 rm -rf "$BUILD/tmp/provision" "$BUILD/usr/sbin/policy-rc.d"
 
