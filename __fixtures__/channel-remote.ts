@@ -5,8 +5,8 @@
 // a host name not in it cannot be resolved (no DNS lookups from tests).
 import { isIP, connect, type Socket } from 'node:net'
 import { Duplex } from 'node:stream'
-import type { ChannelTarget, ExecResult, RemoteHost } from '../src/ssh-connection.js'
-import type { Target } from '../src/targets.js'
+import type { ChannelTarget, ExecResult, RemoteHost } from '../src/transport/ssh-connection.js'
+import type { Target } from '../src/action/targets.js'
 
 export class ChannelRemote implements RemoteHost {
   readonly target: Target = {

@@ -1,10 +1,10 @@
 // HostFacts of a healthy host set up like the reference guide (corrected unit),
 // for unit tests of the host checks; each test changes what it is about.
-import type { Access } from '../src/access.js'
-import type { HostFacts } from '../src/host-facts.js'
-import { ReleaseLayout } from '../src/release-layout.js'
-import type { Right } from '../src/service-commands.js'
-import { parseGunicornCommand } from '../src/unit-info.js'
+import type { Access } from '../src/host/access.js'
+import type { HostFacts } from '../src/host/host-facts.js'
+import { ReleaseLayout } from '../src/host/release-layout.js'
+import type { Right } from '../src/host/service-commands.js'
+import { parseGunicornCommand } from '../src/host/gunicorn/unit-info.js'
 
 export function accessWith(grants: Partial<Record<Right, 'yes' | 'no' | 'unknown'>> = {}): Access {
   const all: Right[] = [

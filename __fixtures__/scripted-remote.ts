@@ -3,9 +3,9 @@
 // runs the command on this machine instead, for helpers worth testing for real.
 import { spawnSync } from 'node:child_process'
 import type { Duplex } from 'node:stream'
-import type { ShellLine } from '../src/shell-quote.js'
-import type { ExecResult, RemoteHost } from '../src/ssh-connection.js'
-import type { Target } from '../src/targets.js'
+import type { ShellLine } from '../src/transport/shell-quote.js'
+import type { ExecResult, RemoteHost } from '../src/transport/ssh-connection.js'
+import type { Target } from '../src/action/targets.js'
 
 export type Reply = Partial<ExecResult> | ((command: string) => Partial<ExecResult>)
 

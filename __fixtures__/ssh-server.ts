@@ -4,8 +4,8 @@
 // authentication requests, so a test can prove nothing authenticated.
 import { connect as tcpConnect, type AddressInfo } from 'node:net'
 import ssh2 from 'ssh2'
-import { sha256Fingerprint } from '../src/host-keys.js'
-import type { Target } from '../src/targets.js'
+import { sha256Fingerprint } from '../src/transport/host-keys.js'
+import type { Target } from '../src/action/targets.js'
 
 export interface KeyPair {
   private: string

@@ -4,19 +4,25 @@ import * as core from '@actions/core'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
-import { checkHost } from './check-mode.js'
-import { deployHost, packRelease, type Cancellation } from './deploy.js'
-import { runFleet, type MigrationGate } from './fleet.js'
-import { githubDeployment } from './github-deployment.js'
-import type { HostResult } from './host-result.js'
-import { coreLog, hostLog, type Log } from './log.js'
-import { archiveSize, assertSourceDirectory, describeArchive } from './release-archive.js'
-import { environmentUrl, noticeSuccess, overallStatus, setOutputs, writeSummary } from './report.js'
-import { rollbackHost } from './rollback.js'
-import { readRunContext } from './run-context.js'
-import { readSettings, type Settings } from './settings.js'
-import { connect, connectionStats, type RemoteHost } from './ssh-connection.js'
-import type { Target } from './targets.js'
+import { checkHost } from './modes/check.js'
+import { deployHost, packRelease, type Cancellation } from './modes/deploy.js'
+import { runFleet, type MigrationGate } from './modes/fleet.js'
+import { githubDeployment } from './action/github-deployment.js'
+import type { HostResult } from './action/host-result.js'
+import { coreLog, hostLog, type Log } from './action/log.js'
+import { archiveSize, assertSourceDirectory, describeArchive } from './action/release-archive.js'
+import {
+  environmentUrl,
+  noticeSuccess,
+  overallStatus,
+  setOutputs,
+  writeSummary
+} from './action/report.js'
+import { rollbackHost } from './modes/rollback.js'
+import { readRunContext } from './action/run-context.js'
+import { readSettings, type Settings } from './action/settings.js'
+import { connect, connectionStats, type RemoteHost } from './transport/ssh-connection.js'
+import type { Target } from './action/targets.js'
 
 type HostJob = (
   remote: RemoteHost,

@@ -195,7 +195,9 @@ describe('mode: deploy', () => {
       })
     )
     expect(run.code).not.toBe(0)
-    expect(annotations(run)).toContain('required variables not set or empty in /etc/myapp.env: STRIPE_API_KEY')
+    expect(annotations(run)).toContain(
+      'required variables not set or empty in /etc/myapp.env: STRIPE_API_KEY'
+    )
     if (secret) expect(run.stdout + run.stderr + run.summary).not.toContain(secret)
     expect(await servedRelease(host)).toBe(before)
     expect(await releases(host)).not.toContain('no-env')

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
-import { grantOf, passwordRules, sudoAllows } from '../../src/access.js'
-import { RIGHTS } from '../../src/service-commands.js'
+import { grantOf, passwordRules, sudoAllows } from '../../src/host/access.js'
+import { RIGHTS } from '../../src/host/service-commands.js'
 
 const requiredSudo = (unit: string) =>
   RIGHTS.filter(r => !['start', 'stop', 'nginx-dump'].includes(r.right)).map(r => [

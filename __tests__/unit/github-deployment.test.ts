@@ -5,12 +5,12 @@ import {
   type FakeGitHubApi
 } from '../../__fixtures__/github-api.js'
 import { FACTS, inputs } from '../../__fixtures__/inputs.js'
-import { finalStatus, githubDeployment } from '../../src/github-deployment.js'
-import { newHostResult, type HostResult } from '../../src/host-result.js'
-import { coreLog, type Log } from '../../src/log.js'
-import type { ReleaseLogEntry } from '../../src/release-log.js'
-import { commitOf } from '../../src/rollback.js'
-import { readSettings } from '../../src/settings.js'
+import { finalStatus, githubDeployment } from '../../src/action/github-deployment.js'
+import { newHostResult, type HostResult } from '../../src/action/host-result.js'
+import { coreLog, type Log } from '../../src/action/log.js'
+import type { ReleaseLogEntry } from '../../src/host/release-log.js'
+import { commitOf } from '../../src/modes/rollback.js'
+import { readSettings } from '../../src/action/settings.js'
 
 const TOKEN = 'ghs_fakeTokenValue0123456789abcdefABCDEF'
 const RUN = { sha: FACTS.sha, runUrl: 'https://github.com/octo/app/actions/runs/77' }

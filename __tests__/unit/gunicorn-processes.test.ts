@@ -4,7 +4,7 @@ import {
   findGunicornProcesses,
   parsePs,
   readGunicornProcesses
-} from '../../src/gunicorn-processes.js'
+} from '../../src/host/gunicorn/gunicorn-processes.js'
 
 const VENV = '/srv/app/.venv/bin'
 const GUNICORN = `${VENV}/python3 ${VENV}/gunicorn --workers 2 --bind unix:/run/app/app.sock wsgi:app`

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals'
 import { accessWith, healthyFacts } from '../../__fixtures__/host-facts.js'
-import { HOST_CHECKS, runChecks } from '../../src/host-checks.js'
-import { parseGunicornCommand } from '../../src/unit-info.js'
+import { HOST_CHECKS, runChecks } from '../../src/host/host-checks.js'
+import { parseGunicornCommand } from '../../src/host/gunicorn/unit-info.js'
 
 const ctx = { releasePath: '/srv/myapp', requiredEnv: [], minFreeBytes: 100 * 1048576 }
 const severities = (facts = healthyFacts()) =>

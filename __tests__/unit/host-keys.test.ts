@@ -10,7 +10,7 @@ import {
   pinnedKeyTypes,
   sha256Fingerprint,
   type HostKeyPolicy
-} from '../../src/host-keys.js'
+} from '../../src/transport/host-keys.js'
 
 const KEY_A = Buffer.from('0000000b7373682d6564323535313900000020' + 'aa'.repeat(32), 'hex')
 const KEY_B = Buffer.from('0000000b7373682d6564323535313900000020' + 'bb'.repeat(32), 'hex')

@@ -16,8 +16,12 @@ import {
   httpGet,
   readCertificate,
   type ServerCertificate
-} from '../../src/http-over-ssh.js'
-import { onServerLoopback, parseHttpTarget, type HttpTarget } from '../../src/http-target.js'
+} from '../../src/transport/http-over-ssh.js'
+import {
+  onServerLoopback,
+  parseHttpTarget,
+  type HttpTarget
+} from '../../src/transport/http-target.js'
 import { ChannelRemote } from '../../__fixtures__/channel-remote.js'
 
 const VHOST = 'app.example.test'

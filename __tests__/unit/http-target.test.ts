@@ -9,7 +9,7 @@ import {
   withPath,
   type HttpTarget,
   type TcpTarget
-} from '../../src/http-target.js'
+} from '../../src/transport/http-target.js'
 
 function tcp(text: string): TcpTarget {
   const target = parseHttpTarget(text)

@@ -9,8 +9,8 @@ import {
   staticLocationFor,
   type NginxConfig,
   type NginxSources
-} from '../../src/nginx-config.js'
-import { globMatches, parseFile, resolveIncludes } from '../../src/nginx-syntax.js'
+} from '../../src/host/nginx/nginx-config.js'
+import { globMatches, parseFile, resolveIncludes } from '../../src/host/nginx/nginx-syntax.js'
 
 const MAIN = '/etc/nginx/nginx.conf'
 

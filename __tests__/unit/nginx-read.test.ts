@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { runLocally, ScriptedRemote, type Rule } from '../../__fixtures__/scripted-remote.js'
-import { analyzeNginx, matchUpstream } from '../../src/nginx-config.js'
-import { confPathFromVersion, readNginxConfig } from '../../src/nginx-read.js'
+import { analyzeNginx, matchUpstream } from '../../src/host/nginx/nginx-config.js'
+import { confPathFromVersion, readNginxConfig } from '../../src/host/nginx/nginx-read.js'
 
 const DUMP = `# configuration file /etc/nginx/nginx.conf:
 http { include /etc/nginx/sites-enabled/*; }

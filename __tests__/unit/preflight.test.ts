@@ -1,6 +1,10 @@
 import { describe, expect, it } from '@jest/globals'
-import { reloadSendsHup, reloadTrap } from '../../src/preflight.js'
-import { parseGunicornCommand, withConfigFile, type UnitInfo } from '../../src/unit-info.js'
+import { reloadSendsHup, reloadTrap } from '../../src/host/preflight.js'
+import {
+  parseGunicornCommand,
+  withConfigFile,
+  type UnitInfo
+} from '../../src/host/gunicorn/unit-info.js'
 
 function unit(workingDirectory: string): UnitInfo {
   return {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals'
-import { releaseOfPath, releasesToPrune } from '../../src/prune.js'
-import { revisions } from '../../src/release-checks.js'
-import { orderReleases } from '../../src/release-layout.js'
+import { releaseOfPath, releasesToPrune } from '../../src/host/prune.js'
+import { revisions } from '../../src/host/release-checks.js'
+import { orderReleases } from '../../src/host/release-layout.js'
 
 describe('releasesToPrune', () => {
   const all = ['r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7']

@@ -8,7 +8,7 @@ import {
   describeArchive,
   METADATA_FILE,
   type ArchiveOptions
-} from '../../src/release-archive.js'
+} from '../../src/action/release-archive.js'
 
 const METADATA = {
   id: 'r1',

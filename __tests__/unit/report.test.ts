@@ -2,14 +2,14 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
-import { newHostResult, type HostResult } from '../../src/host-result.js'
+import { newHostResult, type HostResult } from '../../src/action/host-result.js'
 import {
   environmentUrl,
   noticeSuccess,
   previousReleaseOutput,
   releaseOutput,
   setOutputs
-} from '../../src/report.js'
+} from '../../src/action/report.js'
 
 const host = (name: string, fields: Partial<HostResult>): HostResult => ({
   ...newHostResult(name),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
-import type { ReleaseLogEntry } from '../../src/release-log.js'
-import { chooseRollbackTarget } from '../../src/rollback.js'
+import type { ReleaseLogEntry } from '../../src/host/release-log.js'
+import { chooseRollbackTarget } from '../../src/modes/rollback.js'
 
 const entry = (
   id: string,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals'
-import { defaultReleaseId, InputError, readSettings } from '../../src/settings.js'
+import { defaultReleaseId, InputError, readSettings } from '../../src/action/settings.js'
 import { FACTS, inputs, TEST_KEY } from '../../__fixtures__/inputs.js'
 
 function failure(overrides: Record<string, string>): InputError {

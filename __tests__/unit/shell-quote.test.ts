@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { allOf, appendOutput, quoteWord, toShell } from '../../src/shell-quote.js'
+import { allOf, appendOutput, quoteWord, toShell } from '../../src/transport/shell-quote.js'
 
 const HOSTILE = [
   "it's",

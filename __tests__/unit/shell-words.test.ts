@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { ShellWordsError, splitShellWords } from '../../src/shell-words.js'
+import { ShellWordsError, splitShellWords } from '../../src/action/shell-words.js'
 
 function refusal(text: string): string {
   try {

@@ -1,14 +1,14 @@
 // Host key type pinning and the jump host's own credentials, against real SSH
 // servers (ssh2's Server) on 127.0.0.1.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { parseFingerprint, type HostKeyPolicy } from '../../src/host-keys.js'
-import { toShell } from '../../src/shell-quote.js'
+import { parseFingerprint, type HostKeyPolicy } from '../../src/transport/host-keys.js'
+import { toShell } from '../../src/transport/shell-quote.js'
 import {
   connect,
   HostKeyMismatchError,
   type ConnectOptions,
   type SshCredentials
-} from '../../src/ssh-connection.js'
+} from '../../src/transport/ssh-connection.js'
 import {
   keyPair,
   startSshServer,

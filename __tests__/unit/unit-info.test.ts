@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from '@jest/globals'
 import { runLocally, ScriptedRemote } from '../../__fixtures__/scripted-remote.js'
-import { HELPER_PY } from '../../src/remote-helper.js'
-import { readGunicornEnv, readGunicornOptions } from '../../src/service-state.js'
+import { HELPER_PY } from '../../src/host/remote-helper.js'
+import { readGunicornEnv, readGunicornOptions } from '../../src/host/service-state.js'
 import {
   configFileOf,
   optionsUnseen,
@@ -17,7 +17,7 @@ import {
   type GunicornCommand,
   type GunicornEnv,
   type UnitInfo
-} from '../../src/unit-info.js'
+} from '../../src/host/gunicorn/unit-info.js'
 
 const SHOW = `LoadState=loaded
 ActiveState=active

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
-import type { HttpResponse } from '../../src/http-over-ssh.js'
-import { healthProblem, workerProblem } from '../../src/verify-release.js'
+import type { HttpResponse } from '../../src/transport/http-over-ssh.js'
+import { healthProblem, workerProblem } from '../../src/host/verify-release.js'
 
 const res = (status: number, body: string, headers: Record<string, string> = {}): HttpResponse => ({
   status,

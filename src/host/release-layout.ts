@@ -1,11 +1,11 @@
 // The `releases/<id>` + `current` layout on the server, and the remote
 // commands that read and change it.
 import type { Readable } from 'node:stream'
-import { runStep } from './remote-command.js'
-import { METADATA_FILE } from './release-archive.js'
-import { isReleaseId } from './settings.js'
-import { allOf, optional, toShell } from './shell-quote.js'
-import type { RemoteHost } from './ssh-connection.js'
+import { runStep } from '../transport/remote-command.js'
+import { METADATA_FILE } from '../action/release-archive.js'
+import { isReleaseId } from '../action/settings.js'
+import { allOf, optional, toShell } from '../transport/shell-quote.js'
+import type { RemoteHost } from '../transport/ssh-connection.js'
 
 export class ReleaseLayout {
   constructor(readonly root: string) {}

@@ -5,10 +5,10 @@
 // reasons, so the caller can warn instead of failing.
 import { baseName, findGunicornLaunch, type GunicornEntry } from './gunicorn-launch.js'
 import { readGunicornProcesses, type GunicornProcesses } from './gunicorn-processes.js'
-import { tailLines } from './remote-command.js'
-import type { Interpreter } from './release-checks.js'
-import { optional, toShell } from './shell-quote.js'
-import type { RemoteHost } from './ssh-connection.js'
+import { tailLines } from '../../transport/remote-command.js'
+import type { Interpreter } from '../release-checks.js'
+import { optional, toShell } from '../../transport/shell-quote.js'
+import type { RemoteHost } from '../../transport/ssh-connection.js'
 import type { GunicornCommand } from './unit-info.js'
 
 export interface InterpreterUnknown {

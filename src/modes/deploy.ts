@@ -3,31 +3,45 @@
 // behind; after the switch, any failure switches back and proves the old
 // release serves again.
 import { createReadStream, statSync } from 'node:fs'
-import { acquireLock, releaseLock, type HeldLock } from './deploy-lock.js'
-import { collectEvidence, warnIfRequestsFailed } from './evidence.js'
-import { newHostResult, timed, type HostResult } from './host-result.js'
+import { acquireLock, releaseLock, type HeldLock } from '../host/deploy-lock.js'
+import { collectEvidence, warnIfRequestsFailed } from '../host/evidence.js'
+import { newHostResult, timed, type HostResult } from '../action/host-result.js'
 import type { MigrationGate } from './fleet.js'
-import type { Log } from './log.js'
-import { preflight, type ServiceSnapshot } from './preflight.js'
-import { releaseOfPath, releasesToPrune } from './prune.js'
-import { createArchive, type ArchiveStats, type ReleaseMetadata } from './release-archive.js'
-import { checkEnvironment, importCheck, installDependencies, migrate } from './release-checks.js'
-import { listReleases, ReleaseLayout, switchCurrent, uploadRelease } from './release-layout.js'
-import { appendReleaseLog, logEntry } from './release-log.js'
-import { runStep, tailLines } from './remote-command.js'
-import { helperArgv } from './remote-helper.js'
-import type { RunContext } from './run-context.js'
-import { readUnit, realPath } from './service-state.js'
-import type { Settings } from './settings.js'
-import { toShell } from './shell-quote.js'
-import type { RemoteHost } from './ssh-connection.js'
-import { startProbe, type TrafficProbe } from './traffic-probe.js'
-import { nginxTarget, verificationUrls } from './verification-urls.js'
-import { staticLocationFor } from './nginx-config.js'
-import { verifyStaticFile } from './static-check.js'
-import { verifyRelease, VerifyError, type VerifyExpectations } from './verify-release.js'
-import { may, sudoersLine } from './access.js'
-import { asRoot, serviceCommands } from './service-commands.js'
+import type { Log } from '../action/log.js'
+import { preflight, type ServiceSnapshot } from '../host/preflight.js'
+import { releaseOfPath, releasesToPrune } from '../host/prune.js'
+import {
+  createArchive,
+  type ArchiveStats,
+  type ReleaseMetadata
+} from '../action/release-archive.js'
+import {
+  checkEnvironment,
+  importCheck,
+  installDependencies,
+  migrate
+} from '../host/release-checks.js'
+import {
+  listReleases,
+  ReleaseLayout,
+  switchCurrent,
+  uploadRelease
+} from '../host/release-layout.js'
+import { appendReleaseLog, logEntry } from '../host/release-log.js'
+import { runStep, tailLines } from '../transport/remote-command.js'
+import { helperArgv } from '../host/remote-helper.js'
+import type { RunContext } from '../action/run-context.js'
+import { readUnit, realPath } from '../host/service-state.js'
+import type { Settings } from '../action/settings.js'
+import { toShell } from '../transport/shell-quote.js'
+import type { RemoteHost } from '../transport/ssh-connection.js'
+import { startProbe, type TrafficProbe } from '../host/traffic-probe.js'
+import { nginxTarget, verificationUrls } from '../host/verification-urls.js'
+import { staticLocationFor } from '../host/nginx/nginx-config.js'
+import { verifyStaticFile } from '../host/static-check.js'
+import { verifyRelease, VerifyError, type VerifyExpectations } from '../host/verify-release.js'
+import { may, sudoersLine } from '../host/access.js'
+import { asRoot, serviceCommands } from '../host/service-commands.js'
 
 export interface Cancellation {
   reason?: string

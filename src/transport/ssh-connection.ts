@@ -14,7 +14,7 @@ import {
   type HostKeyPolicy
 } from './host-keys.js'
 import type { ShellLine } from './shell-quote.js'
-import type { Target } from './targets.js'
+import type { Target } from '../action/targets.js'
 
 export interface ExecOptions {
   stdin?: string | Readable

@@ -1,10 +1,10 @@
 // Log excerpts that explain a failure: the unit's journal since the deploy
 // began and the tail of the Nginx error log.
-import type { HostResult } from './host-result.js'
-import type { Log } from './log.js'
-import { tailLines } from './remote-command.js'
-import { toShell } from './shell-quote.js'
-import type { RemoteHost } from './ssh-connection.js'
+import type { HostResult } from '../action/host-result.js'
+import type { Log } from '../action/log.js'
+import { tailLines } from '../transport/remote-command.js'
+import { toShell } from '../transport/shell-quote.js'
+import type { RemoteHost } from '../transport/ssh-connection.js'
 
 export async function collectEvidence(
   remote: RemoteHost,

@@ -2,17 +2,17 @@
 // connection. Reads never refuse by themselves: what cannot be read is
 // recorded as unknown, and the checks decide what that means.
 import { may, probeAccess, type Access } from './access.js'
-import { analyzeNginx, matchUpstream, type UpstreamVerdict } from './nginx-config.js'
-import { readNginxConfig } from './nginx-read.js'
+import { analyzeNginx, matchUpstream, type UpstreamVerdict } from './nginx/nginx-config.js'
+import { readNginxConfig } from './nginx/nginx-read.js'
 import { helperArgv } from './remote-helper.js'
 import { findInterpreter, type EnvCheck, type Interpreter } from './release-checks.js'
 import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
 import { asRoot, serviceCommands } from './service-commands.js'
-import { readGunicornProcesses } from './gunicorn-processes.js'
+import { readGunicornProcesses } from './gunicorn/gunicorn-processes.js'
 import { readGunicornOptions, readUnit, realPath, workingDirectories } from './service-state.js'
-import { optional, toShell } from './shell-quote.js'
-import type { ExecResult, RemoteHost } from './ssh-connection.js'
-import { configUnseen, type GunicornCommand, type UnitInfo } from './unit-info.js'
+import { optional, toShell } from '../transport/shell-quote.js'
+import type { ExecResult, RemoteHost } from '../transport/ssh-connection.js'
+import { configUnseen, type GunicornCommand, type UnitInfo } from './gunicorn/unit-info.js'
 
 /** What Nginx proxies to, against Gunicorn's bind ('match' carries the server blocks that do). */
 export type NginxMatch = UpstreamVerdict

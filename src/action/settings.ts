@@ -7,16 +7,16 @@ import {
   type HostKeyPolicy,
   parseFingerprint,
   parseKnownHosts
-} from './host-keys.js'
+} from '../transport/host-keys.js'
 import { ShellWordsError, splitShellWords } from './shell-words.js'
-import type { SshCredentials } from './ssh-connection.js'
+import type { SshCredentials } from '../transport/ssh-connection.js'
 import { parseTarget, parsePort, splitList, type Target, TARGET_RULE } from './targets.js'
 import {
   HTTP_TARGET_RULE,
   onServerLoopback,
   parseHttpTarget,
   type HttpTarget
-} from './http-target.js'
+} from '../transport/http-target.js'
 
 export type Mode = 'deploy' | 'rollback' | 'check'
 export const MODES: readonly Mode[] = ['deploy', 'rollback', 'check']

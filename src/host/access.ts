@@ -4,10 +4,10 @@
 // every other right is an optional proof. What is missing is named, with the
 // exact sudoers line or group that would allow it.
 import { helperArgv } from './remote-helper.js'
-import { runStep } from './remote-command.js'
+import { runStep } from '../transport/remote-command.js'
 import { RIGHTS, rightSpec, type Right } from './service-commands.js'
-import { toShell } from './shell-quote.js'
-import type { RemoteHost } from './ssh-connection.js'
+import { toShell } from '../transport/shell-quote.js'
+import type { RemoteHost } from '../transport/ssh-connection.js'
 
 /** `unknown`: sudo permits it, but other rules may ask for a password; it is tried. */
 export type Grant = 'yes' | 'no' | 'unknown'

@@ -2,11 +2,11 @@
 // Waits for another deploy up to lock-timeout; takes over a stale lock with a warning.
 // While held, a heartbeat refreshes its age, so a long deploy never looks stale.
 import { randomBytes } from 'node:crypto'
-import type { Log } from './log.js'
+import type { Log } from '../action/log.js'
 import { helperArgv } from './remote-helper.js'
-import { runStep } from './remote-command.js'
-import { toShell } from './shell-quote.js'
-import type { RemoteHost } from './ssh-connection.js'
+import { runStep } from '../transport/remote-command.js'
+import { toShell } from '../transport/shell-quote.js'
+import type { RemoteHost } from '../transport/ssh-connection.js'
 
 export interface LockOwner {
   token: string

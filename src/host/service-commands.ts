@@ -2,7 +2,7 @@
 // builders, and the rights they need. Execution builds its commands here, and
 // the access probe and check mode derive the exact sudoers lines from the same
 // list, so the two cannot drift.
-import type { Argv } from './shell-quote.js'
+import type { Argv } from '../transport/shell-quote.js'
 
 /** What the deploy user may be allowed to do; each optional one adds a proof. */
 export type Right =

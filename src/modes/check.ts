@@ -1,18 +1,18 @@
 // `mode: check`: audits a host with the same table of checks a deploy's
 // preflight runs (host-checks.ts), plus the live health answers, changing
 // nothing. Every finding has a severity and a fix.
-import { sudoersLine } from './access.js'
-import { runChecks } from './host-checks.js'
-import { gatherFacts } from './host-facts.js'
-import { certificateWarning, httpGet, readCertificate } from './http-over-ssh.js'
-import { nginxTarget } from './verification-urls.js'
-import type { HttpTarget } from './http-target.js'
-import { newHostResult, timed, type Finding, type HostResult } from './host-result.js'
-import type { Log } from './log.js'
-import { ReleaseLayout } from './release-layout.js'
-import { RIGHTS } from './service-commands.js'
-import type { Settings } from './settings.js'
-import type { RemoteHost } from './ssh-connection.js'
+import { sudoersLine } from '../host/access.js'
+import { runChecks } from '../host/host-checks.js'
+import { gatherFacts } from '../host/host-facts.js'
+import { certificateWarning, httpGet, readCertificate } from '../transport/http-over-ssh.js'
+import { nginxTarget } from '../host/verification-urls.js'
+import type { HttpTarget } from '../transport/http-target.js'
+import { newHostResult, timed, type Finding, type HostResult } from '../action/host-result.js'
+import type { Log } from '../action/log.js'
+import { ReleaseLayout } from '../host/release-layout.js'
+import { RIGHTS } from '../host/service-commands.js'
+import type { Settings } from '../action/settings.js'
+import type { RemoteHost } from '../transport/ssh-connection.js'
 
 async function healthFinding(remote: RemoteHost, url: HttpTarget): Promise<Finding> {
   try {

@@ -1,14 +1,14 @@
 // Checks and preparation that run BEFORE `current` is switched: the
 // interpreter, dependencies, the EnvironmentFile, the import check and
 // migrations. Any failure here leaves the running release untouched.
-import { searchInterpreter, type InterpreterUnknown } from './gunicorn-interpreter.js'
-import type { GunicornProcesses } from './gunicorn-processes.js'
-import type { Log } from './log.js'
+import { searchInterpreter, type InterpreterUnknown } from './gunicorn/gunicorn-interpreter.js'
+import type { GunicornProcesses } from './gunicorn/gunicorn-processes.js'
+import type { Log } from '../action/log.js'
 import { helperArgv } from './remote-helper.js'
-import { RemoteCommandError, runStep, tailLines } from './remote-command.js'
-import { optional, toShell } from './shell-quote.js'
-import type { RemoteHost } from './ssh-connection.js'
-import type { GunicornCommand } from './unit-info.js'
+import { RemoteCommandError, runStep, tailLines } from '../transport/remote-command.js'
+import { optional, toShell } from '../transport/shell-quote.js'
+import type { RemoteHost } from '../transport/ssh-connection.js'
+import type { GunicornCommand } from './gunicorn/unit-info.js'
 
 export interface Interpreter {
   python: string
@@ -173,7 +173,11 @@ export function revisions(output: string): string[] {
 }
 
 /** Migrations run with the unit's interpreter and environment: name the access that is missing. */
-function migrationsNeed(opts: { interpreter?: Interpreter; envReadable?: boolean; envFile?: string }): void {
+function migrationsNeed(opts: {
+  interpreter?: Interpreter
+  envReadable?: boolean
+  envFile?: string
+}): void {
   if (!opts.interpreter)
     throw new Error(
       "the release has migrations, but the unit's Python interpreter could not be found: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart, or set migrate: off and migrate another way"

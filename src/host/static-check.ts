@@ -3,12 +3,12 @@
 // `current`), one of the new release's files is requested through Nginx after
 // the switch and its hash compared with the file on disk.
 import { createHash } from 'node:crypto'
-import { httpGet } from './http-over-ssh.js'
-import { withPath, type HttpTarget } from './http-target.js'
-import type { Log } from './log.js'
-import type { StaticLocation } from './nginx-config.js'
-import { optional } from './shell-quote.js'
-import type { RemoteHost } from './ssh-connection.js'
+import { httpGet } from '../transport/http-over-ssh.js'
+import { withPath, type HttpTarget } from '../transport/http-target.js'
+import type { Log } from '../action/log.js'
+import type { StaticLocation } from './nginx/nginx-config.js'
+import { optional } from '../transport/shell-quote.js'
+import type { RemoteHost } from '../transport/ssh-connection.js'
 
 /** Text files compare exactly through the HTTP client (bodies are read as UTF-8, up to 64 KiB). */
 const TEXT_FILE = /\.(css|js|mjs|txt|svg|json|html|map|xml)$/i

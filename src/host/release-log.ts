@@ -1,6 +1,6 @@
 // The release log: one JSON line per deploy or rollback in release-path.
-import { appendOutput, optional } from './shell-quote.js'
-import type { RemoteHost } from './ssh-connection.js'
+import { appendOutput, optional } from '../transport/shell-quote.js'
+import type { RemoteHost } from '../transport/ssh-connection.js'
 
 export interface ReleaseLogEntry {
   id: string

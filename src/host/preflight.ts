@@ -5,16 +5,16 @@
 import type { Access, NotVerified } from './access.js'
 import { firstDeploy, runChecks } from './host-checks.js'
 import { gatherFacts, type DirAccess } from './host-facts.js'
-import type { Finding } from './host-result.js'
-import type { Log } from './log.js'
-import type { UpstreamVerdict } from './nginx-config.js'
-import { PreflightError } from './reload-traps.js'
+import type { Finding } from '../action/host-result.js'
+import type { Log } from '../action/log.js'
+import type { UpstreamVerdict } from './nginx/nginx-config.js'
+import { PreflightError } from './gunicorn/reload-traps.js'
 import type { Interpreter } from './release-checks.js'
 import type { ReleaseLayout } from './release-layout.js'
-import type { RemoteHost } from './ssh-connection.js'
-import type { GunicornCommand, UnitInfo } from './unit-info.js'
+import type { RemoteHost } from '../transport/ssh-connection.js'
+import type { GunicornCommand, UnitInfo } from './gunicorn/unit-info.js'
 
-export { PreflightError, reloadSendsHup, reloadTrap } from './reload-traps.js'
+export { PreflightError, reloadSendsHup, reloadTrap } from './gunicorn/reload-traps.js'
 
 export type { DirAccess } from './host-facts.js'
 

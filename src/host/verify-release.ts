@@ -2,11 +2,11 @@
 // master, every old worker gone, enough new workers, the workers' working
 // directory is the new release, and health answers 2xx K times in a row
 // through Gunicorn and through Nginx, carrying the release id when exposed.
-import { httpGet, type HttpResponse } from './http-over-ssh.js'
-import type { HttpTarget } from './http-target.js'
-import type { Log } from './log.js'
+import { httpGet, type HttpResponse } from '../transport/http-over-ssh.js'
+import type { HttpTarget } from '../transport/http-target.js'
+import type { Log } from '../action/log.js'
 import { listWorkers, readUnit, workingDirectories } from './service-state.js'
-import type { RemoteHost } from './ssh-connection.js'
+import type { RemoteHost } from '../transport/ssh-connection.js'
 
 export interface VerifyExpectations {
   service: string

@@ -1,11 +1,11 @@
 // Reads the live state of the service on the host: the unit, the Gunicorn
 // master and its workers, and which directory each process runs in.
-import { runStep } from './remote-command.js'
+import { runStep } from '../transport/remote-command.js'
 import { helperArgv } from './remote-helper.js'
 import { asRoot, serviceCommands } from './service-commands.js'
-import { readGunicornProcesses } from './gunicorn-processes.js'
-import { toShell } from './shell-quote.js'
-import type { RemoteHost } from './ssh-connection.js'
+import { readGunicornProcesses } from './gunicorn/gunicorn-processes.js'
+import { toShell } from '../transport/shell-quote.js'
+import type { RemoteHost } from '../transport/ssh-connection.js'
 import {
   configFileOf,
   parseGunicornCommand,
@@ -17,7 +17,7 @@ import {
   type GunicornCommand,
   type GunicornEnv,
   type UnitInfo
-} from './unit-info.js'
+} from './gunicorn/unit-info.js'
 
 export async function readUnit(remote: RemoteHost, service: string): Promise<UnitInfo> {
   const show = await runStep(

@@ -4,12 +4,12 @@
 // `mode: check` runs the same table and reports everything. What cannot be
 // read is "not verified" (a warning, an error under `strict`), never a refusal.
 import { may, missingRight, readsJournal, sudoersLine } from './access.js'
-import type { Finding } from './host-result.js'
+import type { Finding } from '../action/host-result.js'
 import type { HostFacts } from './host-facts.js'
-import { reloadSendsHup, reloadTrap } from './reload-traps.js'
+import { reloadSendsHup, reloadTrap } from './gunicorn/reload-traps.js'
 import { RIGHTS } from './service-commands.js'
-import { tailLines } from './remote-command.js'
-import { configUnseen } from './unit-info.js'
+import { tailLines } from '../transport/remote-command.js'
+import { configUnseen } from './gunicorn/unit-info.js'
 
 export interface CheckContext {
   releasePath: string

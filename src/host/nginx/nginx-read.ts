@@ -3,10 +3,10 @@
 // files themselves as the deploy user, one round trip per level of includes.
 // What cannot be read is reported, never fatal: the caller decides.
 import { isGlob, resolveIncludes, splitNginxDump, type NginxSources } from './nginx-syntax.js'
-import { helperArgv } from './remote-helper.js'
-import { asRoot, serviceCommands } from './service-commands.js'
-import { toShell } from './shell-quote.js'
-import type { ExecResult, RemoteHost } from './ssh-connection.js'
+import { helperArgv } from '../remote-helper.js'
+import { asRoot, serviceCommands } from '../service-commands.js'
+import { toShell } from '../../transport/shell-quote.js'
+import type { ExecResult, RemoteHost } from '../../transport/ssh-connection.js'
 
 export interface ReadNginxOptions {
   /** The deploy user may run `sudo -n nginx -T`. */

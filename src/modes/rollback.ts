@@ -1,26 +1,36 @@
 // `mode: rollback` on one host: switch to the previous good release (from the
 // release log) or to `rollback-to`, reload (restart when the master is dead),
 // and verify exactly as a deploy does.
-import { acquireLock, releaseLock, type HeldLock } from './deploy-lock.js'
-import { collectEvidence, warnIfRequestsFailed } from './evidence.js'
-import { newHostResult, timed, type HostResult } from './host-result.js'
-import type { Log } from './log.js'
-import { reloadTrap } from './preflight.js'
-import { probeDirs } from './host-facts.js'
-import { readGunicornProcesses } from './gunicorn-processes.js'
-import { probeAccess } from './access.js'
-import { asRoot, serviceCommands } from './service-commands.js'
-import { listReleases, readCurrentRelease, ReleaseLayout, switchCurrent } from './release-layout.js'
-import { appendReleaseLog, logEntry, readReleaseLog, type ReleaseLogEntry } from './release-log.js'
-import { runStep } from './remote-command.js'
-import type { RunContext } from './run-context.js'
-import { listWorkers, readGunicornOptions, readUnit, realPath } from './service-state.js'
-import type { Settings } from './settings.js'
-import { toShell } from './shell-quote.js'
-import type { RemoteHost } from './ssh-connection.js'
-import { startProbe, type TrafficProbe } from './traffic-probe.js'
-import { verificationUrls } from './verification-urls.js'
-import { verifyRelease, VerifyError } from './verify-release.js'
+import { acquireLock, releaseLock, type HeldLock } from '../host/deploy-lock.js'
+import { collectEvidence, warnIfRequestsFailed } from '../host/evidence.js'
+import { newHostResult, timed, type HostResult } from '../action/host-result.js'
+import type { Log } from '../action/log.js'
+import { reloadTrap } from '../host/preflight.js'
+import { probeDirs } from '../host/host-facts.js'
+import { readGunicornProcesses } from '../host/gunicorn/gunicorn-processes.js'
+import { probeAccess } from '../host/access.js'
+import { asRoot, serviceCommands } from '../host/service-commands.js'
+import {
+  listReleases,
+  readCurrentRelease,
+  ReleaseLayout,
+  switchCurrent
+} from '../host/release-layout.js'
+import {
+  appendReleaseLog,
+  logEntry,
+  readReleaseLog,
+  type ReleaseLogEntry
+} from '../host/release-log.js'
+import { runStep } from '../transport/remote-command.js'
+import type { RunContext } from '../action/run-context.js'
+import { listWorkers, readGunicornOptions, readUnit, realPath } from '../host/service-state.js'
+import type { Settings } from '../action/settings.js'
+import { toShell } from '../transport/shell-quote.js'
+import type { RemoteHost } from '../transport/ssh-connection.js'
+import { startProbe, type TrafficProbe } from '../host/traffic-probe.js'
+import { verificationUrls } from '../host/verification-urls.js'
+import { verifyRelease, VerifyError } from '../host/verify-release.js'
 
 export interface RollbackContext {
   settings: Settings

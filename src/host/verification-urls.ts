@@ -1,8 +1,8 @@
 // The URLs that must prove a release: health-url, Gunicorn's own bind, and Nginx.
-import { parseHttpTarget, withPath, type HttpTarget } from './http-target.js'
-import { deriveNginxUrl, type UpstreamVerdict } from './nginx-config.js'
-import type { Settings } from './settings.js'
-import type { GunicornCommand } from './unit-info.js'
+import { parseHttpTarget, withPath, type HttpTarget } from '../transport/http-target.js'
+import { deriveNginxUrl, type UpstreamVerdict } from './nginx/nginx-config.js'
+import type { Settings } from '../action/settings.js'
+import type { GunicornCommand } from './gunicorn/unit-info.js'
 
 /** The health path on one Gunicorn bind (`unix:/path`, `host:port`, `:port`), if it can be reached. */
 export function bindTarget(bind: string, path: string): HttpTarget | undefined {

@@ -3,8 +3,8 @@
 // (`uv run`, `sh -c '...; gunicorn ...'`), the first process below it that runs
 // Gunicorn. One `ps` call; the tree is read by a pure function.
 import { findGunicornLaunch } from './gunicorn-launch.js'
-import { optional } from './shell-quote.js'
-import type { RemoteHost } from './ssh-connection.js'
+import { optional } from '../../transport/shell-quote.js'
+import type { RemoteHost } from '../../transport/ssh-connection.js'
 
 export interface PsEntry {
   pid: number

@@ -1,8 +1,8 @@
 // Requests a URL continuously (through the SSH connection) while the switch,
 // reload and verification run, and counts the requests that fail.
-import { httpGet } from './http-over-ssh.js'
-import type { HttpTarget } from './http-target.js'
-import type { RemoteHost } from './ssh-connection.js'
+import { httpGet } from '../transport/http-over-ssh.js'
+import type { HttpTarget } from '../transport/http-target.js'
+import type { RemoteHost } from '../transport/ssh-connection.js'
 
 export interface ProbeResult {
   requests: number
