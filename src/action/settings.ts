@@ -93,7 +93,7 @@ export class InputError extends Error {
   }
 }
 
-const SECRET_INPUTS = new Set([
+export const SECRET_INPUTS = new Set([
   'private-key',
   'passphrase',
   'jump-private-key',

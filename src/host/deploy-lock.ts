@@ -6,7 +6,7 @@ import type { Log } from '../action/log.js'
 import { helperArgv } from './remote-helper.js'
 import { runStep } from '../transport/remote-command.js'
 import { toShell } from '../transport/shell-quote.js'
-import type { RemoteHost } from '../transport/ssh-connection.js'
+import type { Connection, RemoteHost } from '../transport/ssh-connection.js'
 
 export interface LockOwner {
   token: string
@@ -125,4 +125,20 @@ export async function releaseLock(remote: RemoteHost, lock: HeldLock, log: Log):
     )
   else if (result.stdout.trim() !== 'released')
     log.warning(`the deploy lock ${lock.dir} was no longer ours (taken over?)`)
+}
+
+/** Runs `fn` holding the lock; released on every path, through the connection in use then. */
+export async function withLock<T>(
+  conn: Connection,
+  dir: string,
+  who: Omit<LockOwner, 'token' | 'since'>,
+  options: { timeoutSeconds: number; staleSeconds: number; log: Log },
+  fn: () => Promise<T>
+): Promise<T> {
+  const lock = await acquireLock(conn.remote, dir, who, options)
+  try {
+    return await fn()
+  } finally {
+    await releaseLock(conn.remote, lock, options.log)
+  }
 }

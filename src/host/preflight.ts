@@ -4,7 +4,7 @@
 // verified", with the right that would allow it), or an error under `strict`.
 import type { Access, NotVerified } from './access.js'
 import { firstDeploy, runChecks } from './host-checks.js'
-import { gatherFacts, type DirAccess } from './host-facts.js'
+import { gatherFacts, type DirAccess, type HostFacts } from './host-facts.js'
 import type { Finding } from '../action/host-result.js'
 import type { Log } from '../action/log.js'
 import type { UpstreamVerdict } from './nginx/nginx-config.js'
@@ -95,19 +95,23 @@ export async function preflight(
       `preflight found ${stops.length} problem(s) on ${remote.target.label}; nothing was changed:\n${stops.map(describe).join('\n')}${strictNote}`
     )
   }
-  const notVerified = report(findings, log)
-  const g = facts.gunicorn
-  const interpreter = 'error' in facts.interpreter ? undefined : facts.interpreter
-  const expectedWorkers = g.workers ?? (facts.masterAlive ? facts.workers.length : 1)
+  const snapshot = snapshotOf(facts, report(findings, log))
+  const i = snapshot.interpreter
   log.info(
-    `${service}: ${facts.masterAlive ? `master ${facts.unit.mainPid}, ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}, ${interpreter ? `${interpreter.python}${interpreter.venv ? ` (venv ${interpreter.venv})` : ''}` : 'interpreter unknown'}, app ${g.app ?? 'wsgi:app'}; current release ${facts.currentRelease ?? '(none)'}; ${Math.round(facts.freeKb / 1024)} MiB free`
+    `${service}: ${facts.masterAlive ? `master ${facts.unit.mainPid}, ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}, ${i ? `${i.python}${i.venv ? ` (venv ${i.venv})` : ''}` : 'interpreter unknown'}, app ${snapshot.app}; current release ${facts.currentRelease ?? '(none)'}; ${Math.round(facts.freeKb / 1024)} MiB free`
   )
+  return snapshot
+}
+
+/** The snapshot of a host's service as the later steps need it (no checks run here). */
+export function snapshotOf(facts: HostFacts, notVerified: NotVerified[] = []): ServiceSnapshot {
+  const g = facts.gunicorn
   return {
     unit: facts.unit,
     gunicorn: g,
     workers: facts.workers,
-    expectedWorkers,
-    interpreter,
+    expectedWorkers: g.workers ?? (facts.masterAlive ? facts.workers.length : 1),
+    interpreter: 'error' in facts.interpreter ? undefined : facts.interpreter,
     app: g.app ?? 'wsgi:app',
     envFile: facts.envFile,
     envReadable: facts.env?.readable === true,

@@ -46,6 +46,12 @@ export interface RemoteHost {
 }
 
 /** How to authenticate to one host and which host keys it may present. */
+/** The connection a host's run uses; a cleanup after a drop replaces `remote`. */
+export interface Connection {
+  remote: RemoteHost
+  reconnect?: () => Promise<RemoteHost>
+}
+
 export interface SshCredentials {
   privateKey: string
   passphrase?: string

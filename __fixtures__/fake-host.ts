@@ -1,0 +1,208 @@
+// A simulated deploy target for unit tests of the cutover's branches: it
+// records every command, keeps the state a real host would (where `current`
+// points, the unit, the Gunicorn master and its workers and their directory,
+// the release log) and answers HTTP health requests from a real local HTTP
+// server, so the action's own HTTP client runs unchanged. Knobs script the
+// failures: a refused reload, a master that dies, old workers that stay, a
+// reload that keeps the old code, a connection that drops.
+import { createServer, type Server } from 'node:http'
+import { connect } from 'node:net'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import * as path from 'node:path'
+import type { Duplex } from 'node:stream'
+import type { Target } from '../src/action/targets.js'
+import type { ShellLine } from '../src/transport/shell-quote.js'
+import type { ExecOptions, ExecResult, RemoteHost } from '../src/transport/ssh-connection.js'
+
+export type ReloadBehaviour =
+  'ok' | 'refused' | 'master-dies' | 'old-workers-stay' | 'keeps-old-code' | 'drops-connection'
+
+export interface FakeHostState {
+  current?: string
+  activeState: 'active' | 'failed' | 'inactive' | 'activating'
+  mainPid: number
+  workers: number[]
+  /** The release the workers run (their directory is releases/<it>). */
+  workerRelease?: string
+  releaseLog: string[]
+}
+
+const ROOT = '/srv/myapp'
+
+export class FakeHost implements RemoteHost {
+  readonly target: Target = { user: 'deploy', host: 'fake', port: 22, label: 'deploy@fake:22' }
+  readonly commands: string[] = []
+  /** What each reload (then each later one) does; the last entry repeats. */
+  reloads: ReloadBehaviour[] = ['ok']
+  /** Restarts and starts that fail to bring the master up (a release that cannot boot). */
+  bootFails = new Set<string>()
+  state: FakeHostState
+  private connected = true
+  private nextPid = 100
+  private readonly dir = mkdtempSync(path.join(tmpdir(), 'zdd-fake-'))
+  private readonly socket = path.join(this.dir, 'http.sock')
+  private server?: Server
+
+  constructor(current: string | undefined) {
+    this.state = { current, activeState: 'inactive', mainPid: 0, workers: [], releaseLog: [] }
+    if (current) this.boot(current)
+  }
+
+  /** Starts the HTTP server that answers for the app (call before requests). */
+  async listen(): Promise<void> {
+    this.server = createServer((_req, res) => {
+      const release = this.state.mainPid > 0 ? this.state.workerRelease : undefined
+      if (!release) {
+        res.writeHead(502).end('bad gateway')
+        return
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'x-release': release })
+      res.end(JSON.stringify({ status: 'ok', release }))
+    })
+    await new Promise<void>(resolve => this.server!.listen(this.socket, resolve))
+  }
+
+  async dispose(): Promise<void> {
+    await new Promise(resolve => (this.server ? this.server.close(resolve) : resolve(undefined)))
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+
+  private boot(release: string): void {
+    this.state.activeState = 'active'
+    this.state.mainPid = this.nextPid++
+    this.newWorkers(release)
+  }
+
+  private newWorkers(release: string): void {
+    this.state.workers = [this.nextPid++, this.nextPid++, this.nextPid++]
+    this.state.workerRelease = release
+  }
+
+  private die(): void {
+    this.state.activeState = 'failed'
+    this.state.mainPid = 0
+    this.state.workers = []
+    this.state.workerRelease = undefined
+  }
+
+  private reload(): Partial<ExecResult> {
+    const behaviour = this.reloads.length > 1 ? this.reloads.shift()! : this.reloads[0]
+    const release = this.state.current
+    if (behaviour === 'refused') return { code: 1, stderr: 'sudo: a password is required\n' }
+    if (behaviour === 'drops-connection') {
+      this.connected = false
+      return { code: null, stderr: 'SSH connection is closed' }
+    }
+    if (behaviour === 'master-dies' || (release && this.bootFails.has(release))) this.die()
+    else if (behaviour === 'keeps-old-code') this.newWorkers(this.state.workerRelease ?? '')
+    else if (behaviour === 'ok' && release) this.newWorkers(release)
+    return { code: 0 }
+  }
+
+  private restart(): Partial<ExecResult> {
+    const release = this.state.current
+    if (!release || this.bootFails.has(release)) this.die()
+    else this.boot(release)
+    return { code: 0 }
+  }
+
+  private show(): string {
+    const s = this.state
+    return [
+      'LoadState=loaded',
+      `ActiveState=${s.activeState}`,
+      `SubState=${s.activeState === 'active' ? 'running' : 'dead'}`,
+      `MainPID=${s.mainPid}`,
+      'NRestarts=0',
+      'User=www-data'
+    ].join('\n')
+  }
+
+  private ps(): string {
+    const s = this.state
+    if (s.mainPid === 0) return ''
+    const master = `${s.mainPid} 1 /srv/myapp/.venv/bin/python3 /srv/myapp/.venv/bin/gunicorn wsgi:app`
+    return [master, ...s.workers.map(w => `${w} ${s.mainPid} ${master.split(' 1 ')[1]}`)].join('\n')
+  }
+
+  private pwdx(command: string): string {
+    const pids = [...command.matchAll(/\b(\d+)\b/g)].map(m => Number(m[1]))
+    return pids
+      .filter(p => this.state.workers.includes(p))
+      .map(p => `${p}: ${ROOT}/releases/${this.state.workerRelease}`)
+      .join('\n')
+  }
+
+  private answer(command: string): Partial<ExecResult> {
+    const switched = /ln -sfn releases\/([A-Za-z0-9._-]+) /.exec(command)
+    if (switched) {
+      this.state.current = switched[1]
+      return {}
+    }
+    if (/systemctl reload/.test(command)) return this.reload()
+    if (/systemctl (restart|start)/.test(command)) return this.restart()
+    if (/systemctl stop/.test(command)) {
+      this.die()
+      this.state.activeState = 'inactive'
+      return {}
+    }
+    if (/systemctl show/.test(command)) return { stdout: this.show() }
+    if (/ps -ww -eo/.test(command)) return { stdout: this.ps() }
+    if (/pwdx/.test(command)) return { stdout: this.pwdx(command) }
+    if (/>> /.test(command)) {
+      this.state.releaseLog.push(command)
+      return {}
+    }
+    if (/^rm -f .*current/.test(command)) {
+      this.state.current = undefined
+      return {}
+    }
+    if (/journalctl|tail -n/.test(command)) return { stdout: 'log line\n' }
+    if (/^true$/.test(command)) return {}
+    return { code: 127, stderr: `fake host: unscripted command ${command}` }
+  }
+
+  exec(command: ShellLine, _options?: ExecOptions): Promise<ExecResult> {
+    this.commands.push(command)
+    if (!this.connected)
+      return Promise.resolve({
+        code: null,
+        signal: null,
+        stdout: '',
+        stderr: 'SSH connection is closed',
+        timedOut: false
+      })
+    return Promise.resolve({
+      code: 0,
+      signal: null,
+      stdout: '',
+      stderr: '',
+      timedOut: false,
+      ...this.answer(command)
+    })
+  }
+
+  openChannel(): Promise<Duplex> {
+    if (!this.connected) return Promise.reject(new Error('SSH connection is closed'))
+    return new Promise((resolve, reject) => {
+      const socket = connect(this.socket)
+      socket.once('connect', () => resolve(socket))
+      socket.once('error', reject)
+    })
+  }
+
+  isConnected(): boolean {
+    return this.connected
+  }
+
+  /** A new connection to the same host (what reconnect() gives after a drop). */
+  reconnected(): FakeHost {
+    this.connected = true
+    return this
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve()
+  }
+}

@@ -1,0 +1,230 @@
+// Every branch of the one cutover, against a simulated host (__fixtures__/fake-host.ts):
+// commands are recorded and answered from the host's state; health answers come from a
+// real local HTTP server, through the action's own HTTP client.
+import { afterEach, describe, expect, it } from '@jest/globals'
+import { accessWith } from '../../__fixtures__/host-facts.js'
+import { FakeHost } from '../../__fixtures__/fake-host.js'
+import { newHostResult } from '../../src/action/host-result.js'
+import type { Log } from '../../src/action/log.js'
+import {
+  CutoverError,
+  runCutover,
+  type CutoverContext,
+  type CutoverPlan,
+  type CutoverRequest,
+  type ServingState
+} from '../../src/host/cutover.js'
+import { ReleaseLayout } from '../../src/host/release-layout.js'
+
+const hosts: FakeHost[] = []
+afterEach(async () => {
+  for (const h of hosts.splice(0)) await h.dispose()
+})
+
+async function fakeHost(current: string | undefined): Promise<FakeHost> {
+  const host = new FakeHost(current)
+  await host.listen()
+  hosts.push(host)
+  return host
+}
+
+function recorder(): Log & { lines: string[] } {
+  const lines: string[] = []
+  return {
+    lines,
+    info: m => lines.push(`info ${m}`),
+    warning: m => lines.push(`warning ${m}`),
+    error: m => lines.push(`error ${m}`),
+    group: (_name, fn) => fn()
+  }
+}
+
+const plan = (release: string): CutoverPlan => ({
+  release,
+  releaseDir: `/srv/myapp/releases/${release}`,
+  expectedWorkers: 3,
+  dirs: 'sudo',
+  urls: [
+    {
+      kind: 'unix',
+      socket: '/run/myapp/myapp.sock',
+      path: '/health',
+      text: 'http://unix:/run/myapp/myapp.sock:/health'
+    }
+  ],
+  healthExpect: undefined
+})
+
+function servingOf(host: FakeHost): ServingState {
+  const s = host.state
+  return {
+    release: s.current,
+    releaseDir: s.current ? `/srv/myapp/releases/${s.current}` : undefined,
+    activeState: s.activeState,
+    subState: s.activeState === 'active' ? 'running' : 'dead',
+    mainPid: s.mainPid,
+    alive: s.mainPid > 0,
+    workers: [...s.workers]
+  }
+}
+
+function context(host: FakeHost, reconnect?: () => Promise<FakeHost>) {
+  const log = recorder()
+  const result = newHostResult(host.target.label)
+  const ctx: CutoverContext = {
+    conn: { remote: host, reconnect },
+    service: 'myapp',
+    layout: new ReleaseLayout('/srv/myapp'),
+    access: accessWith(),
+    healthChecks: 2,
+    timeoutSeconds: 1,
+    nginxErrorLog: '/var/log/nginx/error.log',
+    probeUrl: undefined,
+    log,
+    result,
+    since: new Date(),
+    run: { sha: 'abc', actor: 'test', runUrl: 'local' }
+  }
+  return { ctx, log, result }
+}
+
+function deployRequest(host: FakeHost, release: string, back?: string): CutoverRequest {
+  const from = servingOf(host)
+  return {
+    action: 'deploy',
+    plan: plan(release),
+    from,
+    fallback: back ? { kind: 'release', plan: plan(back) } : undefined,
+    restartDeadMaster: false
+  }
+}
+
+const outcomes = (host: FakeHost) =>
+  host.state.releaseLog.map(l => /"outcome":"([a-z-]+)"/.exec(l)?.[1])
+
+describe('the one cutover', () => {
+  it('switches, reloads and proves the new release: same master, new workers, health names it', async () => {
+    const host = await fakeHost('v1')
+    const master = host.state.mainPid
+    const { ctx, result } = context(host)
+    await runCutover(deployRequest(host, 'v2', 'v1'), ctx)
+    expect(host.state).toMatchObject({ current: 'v2', mainPid: master, workerRelease: 'v2' })
+    expect(host.commands.filter(c => /systemctl (reload|restart|start)/.test(c))).toEqual([
+      'sudo -n systemctl reload myapp'
+    ])
+    expect(result.steps.map(s => s.name)).toEqual(['switch', 'reload', 'verify'])
+    expect(outcomes(host)).toEqual(['deployed'])
+  })
+
+  it('switches back without a reload when sudo refuses the reload, and names the sudoers line', async () => {
+    const host = await fakeHost('v1')
+    host.reloads = ['refused']
+    const { ctx, result } = context(host)
+    await expect(runCutover(deployRequest(host, 'v2', 'v1'), ctx)).rejects.toThrow(CutoverError)
+    expect(result.error).toContain('sudo refused systemctl reload myapp')
+    expect(result.error).toContain('deploy ALL=(root) NOPASSWD: /usr/bin/systemctl reload myapp')
+    expect(host.state.current).toBe('v1')
+    expect(host.commands.filter(c => /systemctl reload/.test(c))).toHaveLength(1)
+    expect(result.rolledBack).toBe(true)
+    expect(outcomes(host)).toEqual(['rolled-back'])
+  })
+
+  it('restarts on the previous release when the master dies during the reload', async () => {
+    const host = await fakeHost('v1')
+    host.reloads = ['master-dies']
+    host.bootFails.add('v2')
+    const { ctx, result } = context(host)
+    await expect(runCutover(deployRequest(host, 'v2', 'v1'), ctx)).rejects.toThrow(
+      /master died after the reload/
+    )
+    expect(host.state).toMatchObject({ current: 'v1', activeState: 'active', workerRelease: 'v1' })
+    expect(host.commands).toContain('sudo -n systemctl restart myapp')
+    expect(result.rolledBack).toBe(true)
+    expect(result.excerpt).toContain('log line')
+  })
+
+  it('fails and goes back when the old workers never leave', async () => {
+    const host = await fakeHost('v1')
+    host.reloads = ['old-workers-stay', 'ok']
+    const { ctx, result } = context(host)
+    await expect(runCutover(deployRequest(host, 'v2', 'v1'), ctx)).rejects.toThrow(
+      /old worker\(s\) .* still running/
+    )
+    expect(host.state.current).toBe('v1')
+    expect(result.rolledBack).toBe(true)
+  })
+
+  it('names stale code when health keeps answering for the old release', async () => {
+    const host = await fakeHost('v1')
+    host.reloads = ['keeps-old-code', 'ok']
+    const { ctx, result } = context(host)
+    const request = {
+      ...deployRequest(host, 'v2', 'v1'),
+      plan: { ...plan('v2'), dirs: 'none' as const }
+    }
+    await expect(runCutover(request, ctx)).rejects.toThrow(
+      /answered 2xx for release v1, not v2: the reload kept the OLD code/
+    )
+    expect(result.rolledBack).toBe(true)
+    expect(host.state.current).toBe('v1')
+  })
+
+  it('reports when the rollback fails too, and records the deploy as failed', async () => {
+    const host = await fakeHost('v1')
+    host.reloads = ['master-dies']
+    host.bootFails.add('v2')
+    host.bootFails.add('v1')
+    const { ctx, result } = context(host)
+    await expect(runCutover(deployRequest(host, 'v2', 'v1'), ctx)).rejects.toThrow(CutoverError)
+    expect(result.error).toContain('Rollback to v1 failed too')
+    expect(result.rolledBack).toBe(false)
+    expect(outcomes(host)).toEqual(['failed'])
+  })
+
+  it('reconnects when the connection drops mid-cutover, and goes back on the new connection', async () => {
+    const host = await fakeHost('v1')
+    host.reloads = ['drops-connection', 'ok']
+    let reconnects = 0
+    const { ctx, result } = context(host, async () => {
+      reconnects++
+      return host.reconnected()
+    })
+    await expect(runCutover(deployRequest(host, 'v2', 'v1'), ctx)).rejects.toThrow(CutoverError)
+    expect(reconnects).toBe(1)
+    expect(host.state.current).toBe('v1')
+    expect(result.rolledBack).toBe(true)
+  })
+
+  it('starts a unit that is not running (first deploy), and removes current when it fails', async () => {
+    const good = await fakeHost(undefined)
+    const { ctx } = context(good)
+    await runCutover({ ...deployRequest(good, 'v1'), fallback: { kind: 'remove-current' } }, ctx)
+    expect(good.commands).toContain('sudo -n systemctl start myapp')
+    expect(good.state).toMatchObject({ current: 'v1', activeState: 'active' })
+
+    const broken = await fakeHost(undefined)
+    broken.bootFails.add('v1')
+    const failed = context(broken)
+    await expect(
+      runCutover(
+        { ...deployRequest(broken, 'v1'), fallback: { kind: 'remove-current' } },
+        failed.ctx
+      )
+    ).rejects.toThrow(CutoverError)
+    expect(broken.state.current).toBeUndefined()
+    expect(broken.commands).toContain('sudo -n systemctl stop myapp')
+    expect(failed.result.error).toContain('first deploy')
+  })
+
+  it('restarts a rollback whose master died in a crash loop (mode: rollback)', async () => {
+    const host = await fakeHost('v2')
+    host.reloads = ['master-dies']
+    const { ctx } = context(host)
+    await runCutover(
+      { action: 'rollback', plan: plan('v1'), from: servingOf(host), restartDeadMaster: true },
+      ctx
+    )
+    expect(host.state).toMatchObject({ current: 'v1', activeState: 'active', workerRelease: 'v1' })
+    expect(outcomes(host)).toEqual(['rolled-back'])
+  })
+})

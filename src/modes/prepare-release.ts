@@ -1,0 +1,161 @@
+// Everything a deploy does before the switch, in order: upload the release,
+// link shared paths, install dependencies, check the environment and the
+// import, pick up a changed unit file, run the migrations. Nothing here
+// changes what serves; a failure leaves the running release untouched.
+import { createReadStream, statSync } from 'node:fs'
+import { timed, type HostResult } from '../action/host-result.js'
+import type { Log } from '../action/log.js'
+import type { Settings } from '../action/settings.js'
+import { may, sudoersLine } from '../host/access.js'
+import type { ServiceSnapshot } from '../host/preflight.js'
+import {
+  checkEnvironment,
+  importCheck,
+  installDependencies,
+  migrate
+} from '../host/release-checks.js'
+import { uploadRelease, type ReleaseLayout } from '../host/release-layout.js'
+import { helperArgv } from '../host/remote-helper.js'
+import { asRoot, serviceCommands } from '../host/service-commands.js'
+import { runStep } from '../transport/remote-command.js'
+import { toShell } from '../transport/shell-quote.js'
+import type { RemoteHost } from '../transport/ssh-connection.js'
+import type { MigrationGate } from './fleet.js'
+
+export interface Cancellation {
+  reason?: string
+}
+
+export function checkCancelled(c: Cancellation): void {
+  if (c.reason) throw new Error(`cancelled (${c.reason})`)
+}
+
+export interface PrepareContext {
+  remote: RemoteHost
+  settings: Settings
+  snap: ServiceSnapshot
+  layout: ReleaseLayout
+  log: Log
+  result: HostResult
+  cancellation: Cancellation
+  archivePath: string
+  /** In a fleet: migrations run on one host; the others wait for them. */
+  gate?: MigrationGate
+}
+
+async function upload(p: PrepareContext, releaseDir: string): Promise<void> {
+  const { remote, settings, layout, log } = p
+  const id = settings.releaseId
+  await uploadRelease(remote, layout, id, createReadStream(p.archivePath))
+  if (settings.sharedPaths.length > 0) {
+    const linked = await runStep(
+      remote,
+      'link shared paths',
+      toShell(helperArgv('python3', 'linkshared', layout.root, releaseDir, ...settings.sharedPaths))
+    )
+    log.info(linked.stdout.trim())
+  }
+  log.info(`uploaded ${Math.round(statSync(p.archivePath).size / 1024)} KiB to ${releaseDir}`)
+}
+
+/**
+ * The EnvironmentFile and the import check, side by side (so without log groups).
+ * When the deploy user cannot read the EnvironmentFile, the import check cannot
+ * reproduce the unit's environment: it is skipped (preflight already said so, and
+ * strict refused), and verification after the reload protects the release.
+ */
+async function checkRelease(p: PrepareContext, releaseDir: string): Promise<void> {
+  const { remote, settings, snap, log } = p
+  const readable = !snap.envFile || snap.envReadable
+  if (!readable)
+    log.warning(
+      `import check skipped: ${remote.target.user} cannot read ${snap.envFile}, so the release cannot be imported with the unit's environment (verification after the reload proves it instead)`
+    )
+  else if (!snap.interpreter)
+    log.warning("import check skipped: the unit's Python interpreter is unknown")
+  await Promise.all([
+    readable ? checkEnvironment(remote, snap.envFile, settings.requiredEnv, log) : undefined,
+    readable && snap.interpreter
+      ? importCheck(remote, {
+          interpreter: snap.interpreter,
+          envFile: snap.envFile,
+          releaseDir,
+          app: snap.app,
+          log
+        })
+      : undefined
+  ])
+}
+
+/** `systemctl daemon-reload` when the unit file changed on disk and the deploy user may run it. */
+async function daemonReloadIfChanged(p: PrepareContext): Promise<void> {
+  const { remote, settings, snap, log } = p
+  const service = settings.service
+  const needs = await remote.exec(
+    toShell([...serviceCommands.show(service, ['NeedDaemonReload']), '--value'])
+  )
+  if (needs.stdout.trim() !== 'yes') return
+  if (!may(snap.access, 'daemon-reload')) {
+    log.warning(
+      `the unit file of ${service} changed on disk, but the deploy user may not run sudo systemctl daemon-reload: the reload uses the unit as systemd loaded it. To allow it: ${sudoersLine(snap.access, service, ['daemon-reload'])}`
+    )
+    return
+  }
+  await runStep(remote, 'daemon-reload', toShell(asRoot(serviceCommands.daemonReload())))
+  log.info('the unit file changed on disk: ran systemctl daemon-reload')
+}
+
+async function migrations(p: PrepareContext, releaseDir: string): Promise<void> {
+  const { remote, settings, snap, log, gate } = p
+  if (gate && gate.host !== remote.target.label) {
+    await timed(p.result, 'wait for migrations', async () => {
+      log.info(
+        `migrations run once for the fleet, on ${gate.host}; waiting for them before the switch`
+      )
+      await gate.done
+    })
+    return
+  }
+  await timed(p.result, 'migrations', () =>
+    log.group('Migrations', () =>
+      migrate(remote, {
+        interpreter: snap.interpreter,
+        envFile: snap.envFile,
+        envReadable: snap.envReadable,
+        releaseDir,
+        app: snap.app,
+        command: settings.migrateCommand,
+        mode: settings.migrate,
+        log
+      })
+    )
+  )
+  gate?.open()
+}
+
+/** Runs every step before the switch; returns the release directory. */
+export async function prepareRelease(p: PrepareContext): Promise<string> {
+  const { settings, snap, log, result, cancellation } = p
+  const releaseDir = p.layout.release(settings.releaseId)
+  await timed(result, 'upload', () =>
+    log.group(`Upload release ${settings.releaseId}`, () => upload(p, releaseDir))
+  )
+  checkCancelled(cancellation)
+  await timed(result, 'dependencies', () =>
+    log.group('Dependencies', () =>
+      installDependencies(p.remote, {
+        interpreter: snap.interpreter,
+        releaseDir,
+        currentDir: snap.currentDir,
+        pipArgs: settings.pipArgs,
+        log
+      })
+    )
+  )
+  await timed(result, 'import check', () => checkRelease(p, releaseDir))
+  await timed(result, 'unit', () => daemonReloadIfChanged(p))
+  checkCancelled(cancellation)
+  await migrations(p, releaseDir)
+  checkCancelled(cancellation)
+  return releaseDir
+}
