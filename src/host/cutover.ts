@@ -21,7 +21,7 @@ import { verifyRelease, VerifyError, type VerifyExpectations } from './verify-re
 import type { HttpTarget } from '../transport/http-target.js'
 import { tailLines } from '../transport/remote-command.js'
 import { toShell } from '../transport/shell-quote.js'
-import type { Connection, RemoteHost } from '../transport/ssh-connection.js'
+import { replaceIfDropped, type Connection, type RemoteHost } from '../transport/ssh-connection.js'
 
 /** What serves before a cutover. */
 export interface ServingState {
@@ -195,18 +195,9 @@ export async function switchAndProve(
   }
 }
 
-/** Whether the connection still runs commands (a drop is not always reported at once). */
-async function answers(remote: RemoteHost): Promise<boolean> {
-  if (!remote.isConnected()) return false
-  const probe = await remote.exec(toShell(['true']), { timeoutMs: 10_000 })
-  return probe.code === 0
-}
-
 /** After a failure: a new connection when the old one dropped. */
-export async function reconnectIfDropped(ctx: Pick<CutoverContext, 'conn' | 'log'>): Promise<void> {
-  if (!ctx.conn.reconnect || (await answers(ctx.conn.remote))) return
-  ctx.log.warning('the SSH connection dropped; reconnecting to clean up')
-  ctx.conn.remote = await ctx.conn.reconnect()
+export function reconnectIfDropped(ctx: Pick<CutoverContext, 'conn' | 'log'>): Promise<void> {
+  return replaceIfDropped(ctx.conn, m => ctx.log.warning(m))
 }
 
 async function undoFirstDeploy(ctx: CutoverContext): Promise<string> {

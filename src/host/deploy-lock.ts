@@ -6,7 +6,7 @@ import type { Log } from '../action/log.js'
 import { helperArgv } from './remote-helper.js'
 import { runStep } from '../transport/remote-command.js'
 import { toShell } from '../transport/shell-quote.js'
-import type { Connection, RemoteHost } from '../transport/ssh-connection.js'
+import { replaceIfDropped, type Connection, type RemoteHost } from '../transport/ssh-connection.js'
 
 export interface LockOwner {
   token: string
@@ -139,6 +139,8 @@ export async function withLock<T>(
   try {
     return await fn()
   } finally {
+    // A dropped connection is replaced first, so the lock is released even then.
+    await replaceIfDropped(conn, m => options.log.warning(m)).catch(() => undefined)
     await releaseLock(conn.remote, lock, options.log)
   }
 }

@@ -133,15 +133,32 @@ async function fallbackFor(h: HostRun, snap: ServiceSnapshot): Promise<Fallback 
   return { kind: 'release', plan: planFor(h.ctx.settings, snap, previous, dir, true) }
 }
 
-async function switchToNew(h: HostRun, snap: ServiceSnapshot, releaseDir: string): Promise<void> {
+interface Prepared {
+  /** Physical path of the new release. */
+  newDir: string
+  fallback?: Fallback
+}
+
+async function prepare(h: HostRun, snap: ServiceSnapshot): Promise<Prepared> {
+  const remote = h.conn.remote
+  const releaseDir = await prepareRelease({
+    ...h.ctx,
+    remote,
+    snap,
+    layout: h.layout,
+    result: h.result
+  })
+  return { newDir: await realPath(remote, releaseDir), fallback: await fallbackFor(h, snap) }
+}
+
+async function switchToNew(h: HostRun, snap: ServiceSnapshot, prepared: Prepared): Promise<void> {
   const { settings, log } = h.ctx
-  const newDir = await realPath(h.conn.remote, releaseDir)
   await runCutover(
     {
       action: 'deploy',
-      plan: planFor(settings, snap, settings.releaseId, newDir, false),
+      plan: planFor(settings, snap, settings.releaseId, prepared.newDir, false),
       from: servingState(snap),
-      fallback: await fallbackFor(h, snap),
+      fallback: prepared.fallback,
       restartDeadMaster: false
     },
     cutoverContext(h.conn, settings, snap, {
@@ -208,15 +225,9 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
     }
     await withLock(h.conn, h.layout.lockDir, lockOwner, lockOptions, async () => {
       checkCancelled(ctx.cancellation)
-      const releaseDir = await prepareRelease({
-        ...ctx,
-        remote: h.conn.remote,
-        snap,
-        layout: h.layout,
-        result: h.result
-      }).catch(error => undoPrepared(h, snap, error))
+      const prepared = await prepare(h, snap).catch(error => undoPrepared(h, snap, error))
       switched = true
-      await switchToNew(h, snap, releaseDir)
+      await switchToNew(h, snap, prepared)
       await timed(h.result, 'prune', () => prune(h, snap))
     })
     ctx.log.info(`deployed ${settings.releaseId} (previous: ${snap.currentRelease ?? 'none'})`)

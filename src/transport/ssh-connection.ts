@@ -13,7 +13,7 @@ import {
   sha256Fingerprint,
   type HostKeyPolicy
 } from './host-keys.js'
-import type { ShellLine } from './shell-quote.js'
+import { toShell, type ShellLine } from './shell-quote.js'
 import type { Target } from '../action/targets.js'
 
 export interface ExecOptions {
@@ -342,4 +342,18 @@ export async function connect(target: Target, options: ConnectOptions): Promise<
       throw error
     }
   })
+}
+
+/** Whether the connection still runs commands (a drop is not always reported at once). */
+export async function answers(remote: RemoteHost): Promise<boolean> {
+  if (!remote.isConnected()) return false
+  const probe = await remote.exec(toShell(['true']), { timeoutMs: 10_000 })
+  return probe.code === 0
+}
+
+/** Opens a new connection in place of one that dropped (cleanup and rollback need one). */
+export async function replaceIfDropped(conn: Connection, warn: (m: string) => void): Promise<void> {
+  if (!conn.reconnect || (await answers(conn.remote))) return
+  warn('the SSH connection dropped; reconnecting to clean up')
+  conn.remote = await conn.reconnect()
 }
