@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
 import { accessWith, healthyFacts } from '../../__fixtures__/host-facts.js'
-import { HOST_CHECKS, runChecks } from '../../src/host/host-checks.js'
+import { HOST_CHECKS, olderThan, runChecks } from '../../src/host/host-checks.js'
 import { parseGunicornCommand } from '../../src/host/gunicorn/unit-info.js'
 
 const ctx = { releasePath: '/srv/myapp', requiredEnv: [], minFreeBytes: 100 * 1048576 }
@@ -153,5 +153,33 @@ describe('host checks, one table for preflight and check mode', () => {
         ctx
       ).blocking.map(f => f.check)
     ).toEqual(['layout'])
+  })
+})
+
+describe('Gunicorn versions exposed to the reload crash', () => {
+  it('compares dotted versions', () => {
+    expect(olderThan('20.1.0', '24.1.0')).toBe(true)
+    expect(olderThan('23.0.0', '24.1.0')).toBe(true)
+    expect(olderThan('24.0.0', '24.1.0')).toBe(true)
+    expect(olderThan('24.1.0', '24.1.0')).toBe(false)
+    expect(olderThan('24.1.1', '24.1.0')).toBe(false)
+    expect(olderThan('25', '24.1.0')).toBe(false)
+  })
+
+  it('warns, without blocking, about Gunicorn before 24.1.0 and names the upgrade', () => {
+    const report = runChecks(healthyFacts({ gunicornVersion: '20.1.0' }), ctx, 'check')
+    expect(report.blocking).toEqual([])
+    expect(
+      runChecks(healthyFacts({ gunicornVersion: '20.1.0' }), ctx).findings.map(f => f.check)
+    ).not.toContain('gunicorn version')
+    const finding = report.findings.find(f => f.check === 'gunicorn version')
+    expect(finding?.severity).toBe('warning')
+    expect(finding?.finding).toContain('reentrant call')
+    expect(finding?.fix).toContain('24.1.0')
+    expect(
+      runChecks(healthyFacts({ gunicornVersion: '24.1.0' }), ctx, 'check').findings.find(
+        f => f.check === 'gunicorn version'
+      )?.severity
+    ).toBe('ok')
   })
 })

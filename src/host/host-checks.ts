@@ -24,6 +24,8 @@ export interface HostCheck {
   reads: string
   /** Whether an error finding stops a deploy before any change. */
   blocksDeploy: boolean
+  /** Reported by mode: check only (advice, not a proof a deploy needs). */
+  checkModeOnly?: boolean
   evaluate(facts: HostFacts, ctx: CheckContext): Finding[]
 }
 
@@ -404,6 +406,29 @@ function rights(f: HostFacts): Finding[] {
   return out
 }
 
+/** Whether a version (`20.1.0`) is older than `24.1.0`. */
+export function olderThan(version: string, than: string): boolean {
+  const a = version.split('.').map(n => parseInt(n, 10) || 0)
+  const b = than.split('.').map(n => parseInt(n, 10) || 0)
+  for (let i = 0; i < Math.max(a.length, b.length); i++)
+    if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) < (b[i] ?? 0)
+  return false
+}
+
+/** Gunicorn before 24.1.0 logs from its SIGCHLD handler: a reload under load can crash the master. */
+function gunicornVersion(f: HostFacts): Finding[] {
+  const v = f.gunicornVersion
+  if (!v) return []
+  if (!olderThan(v, '24.1.0')) return [ok('gunicorn version', `Gunicorn ${v}`)]
+  return [
+    warning(
+      'gunicorn version',
+      `Gunicorn ${v} logs from its SIGCHLD handler; during a reload under load this can crash the master ("RuntimeError: reentrant call inside <_io.BufferedWriter name='<stderr>'>", gunicorn issues #2564 and #3198, fixed in 24.1.0): requests fail until systemd restarts it, and the deploy rolls back`,
+      "upgrade Gunicorn in the unit's venv to 24.1.0 or newer (pip install 'gunicorn>=24.1')"
+    )
+  ]
+}
+
 /** Every check, in the order they are reported. */
 export const HOST_CHECKS: readonly HostCheck[] = [
   { id: 'unit', reads: 'systemctl show', blocksDeploy: true, evaluate: unitState },
@@ -436,6 +461,13 @@ export const HOST_CHECKS: readonly HostCheck[] = [
   { id: 'disk', reads: 'df', blocksDeploy: true, evaluate: disk },
   { id: 'interpreter', reads: 'the console script', blocksDeploy: false, evaluate: interpreter },
   {
+    id: 'gunicorn version',
+    reads: "gunicorn.__version__ under the unit's interpreter",
+    blocksDeploy: false,
+    checkModeOnly: true,
+    evaluate: gunicornVersion
+  },
+  {
     id: 'environment',
     reads: 'the EnvironmentFile (names only)',
     blocksDeploy: true,
@@ -450,10 +482,15 @@ export interface CheckReport {
   blocking: Finding[]
 }
 
-export function runChecks(facts: HostFacts, ctx: CheckContext): CheckReport {
+export function runChecks(
+  facts: HostFacts,
+  ctx: CheckContext,
+  mode: 'deploy' | 'check' = 'deploy'
+): CheckReport {
   const findings: Finding[] = []
   const blocking: Finding[] = []
   for (const check of HOST_CHECKS) {
+    if (check.checkModeOnly && mode !== 'check') continue
     for (const finding of check.evaluate(facts, ctx)) {
       findings.push(finding)
       if (finding.severity === 'error' && check.blocksDeploy) blocking.push(finding)

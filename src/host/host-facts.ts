@@ -43,6 +43,8 @@ export interface HostFacts {
   releasesDir: string
   freeKb: number
   interpreter: Interpreter | { error: string }
+  /** Gunicorn's version as the unit's interpreter imports it, when it could be read. */
+  gunicornVersion?: string
   /** The console script's first line, when Gunicorn is started through one. */
   shebang?: { python?: string; importsGunicorn: boolean }
   envFile?: string
@@ -114,6 +116,15 @@ export async function probeDirs(
   return { via: own && !masterPid ? 'own' : 'none' }
 }
 
+/** `gunicorn.__version__` under the unit's interpreter (cheap: no app is imported). */
+async function gunicornVersion(remote: RemoteHost, python: string): Promise<string | undefined> {
+  const result = await remote.exec(
+    optional([python, '-c', 'import gunicorn; print(gunicorn.__version__)'])
+  )
+  const version = result.stdout.trim()
+  return /^\d+(\.\d+)*/.test(version) ? version : undefined
+}
+
 async function scriptShebang(
   remote: RemoteHost,
   g: GunicornCommand
@@ -174,7 +185,10 @@ export async function gatherFacts(remote: RemoteHost, opts: FactOptions): Promis
           layout.root
         ])
       ),
-      findInterpreter(remote, gunicorn, procs ?? unit.mainPid),
+      findInterpreter(remote, gunicorn, procs ?? unit.mainPid).then(async found => ({
+        found,
+        version: 'error' in found ? undefined : await gunicornVersion(remote, found.python)
+      })),
       readCurrentRelease(remote, layout).then(async id => ({
         id,
         dir: id ? await realPath(remote, layout.current).catch(() => undefined) : undefined
@@ -205,7 +219,8 @@ export async function gatherFacts(remote: RemoteHost, opts: FactOptions): Promis
     currentDir: current.dir,
     releasesDir,
     freeKb: Number(lines[lines.length - 1]?.split(/\s+/)[3] ?? 0) || 0,
-    interpreter,
+    interpreter: interpreter.found,
+    gunicornVersion: interpreter.version,
     shebang,
     envFile,
     env,

@@ -90,8 +90,11 @@ export async function checkHost(
       nginxErrorLog: settings.nginxErrorLog
     })
     findings.push(
-      ...runChecks(facts, { releasePath: settings.releasePath, requiredEnv: settings.requiredEnv })
-        .findings
+      ...runChecks(
+        facts,
+        { releasePath: settings.releasePath, requiredEnv: settings.requiredEnv },
+        'check'
+      ).findings
     )
     if (facts.unit.loadState !== 'loaded') return
     if (!facts.masterAlive && facts.unit.loadState === 'loaded' && facts.currentIsLink)

@@ -1,0 +1,268 @@
+# The small Python program the action runs on the server for the checks that
+# would be fragile as shell text. It reaches the server as program text:
+#     python3 -c "$(cat remote-helper.py)" <command> args...
+# (the bundle carries this file as a string; see remote-helper.ts). Python is
+# always there on a Flask host; only the standard library is used. Values of an
+# EnvironmentFile never leave the server: only names (and, for gunicornenv, the
+# two Gunicorn variables) are printed.
+#
+# Under -c, __name__ is "__main__" as well, so the dispatch below runs there;
+# tests import the file as a module and call the functions directly.
+
+import json, os, shutil, sys, time, traceback
+
+def parse_env(path):
+    """systemd EnvironmentFile syntax: KEY=VALUE lines, # or ; comments, quotes, backslash-newline."""
+    env, errors = {}, []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        lines = fh.read().split("\n")
+    i = 0
+    while i < len(lines):
+        number, line = i + 1, lines[i]
+        while line.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            line = line[:-1] + lines[i]
+        i += 1
+        s = line.strip()
+        if not s or s[0] in "#;":
+            continue
+        if s.startswith("export "):
+            s = s[7:].lstrip()
+        key, sep, value = s.partition("=")
+        key = key.strip()
+        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):
+            errors.append(number)
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        env[key] = value
+    return env, errors
+
+def load_env(path):
+    if path != "-":
+        env, _ = parse_env(path)
+        os.environ.update(env)
+
+def cmd_envcheck(path, *names):
+    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}
+    if out["exists"]:
+        try:
+            env, errors = parse_env(path)
+            out.update(readable=True, errors=errors, count=len(env))
+            out["missing"] = [n for n in names if n not in env]
+            out["empty"] = [n for n in names if n in env and env[n] == ""]
+        except OSError:
+            pass
+    print(json.dumps(out))
+
+def cmd_importcheck(envfile, directory, app):
+    load_env(envfile)
+    os.chdir(directory)
+    sys.path.insert(0, directory)
+    module_name, _, attr = app.partition(":")
+    attr = attr or "application"
+    try:
+        import importlib
+        module = importlib.import_module(module_name)
+        expr = attr.split("(", 1)[0]
+        target = module
+        for part in expr.split("."):
+            target = getattr(target, part)
+        if attr.endswith(")"):
+            target = target()
+        if not callable(target):
+            raise TypeError("%s is not a WSGI callable" % app)
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(1)
+    print("ok %s from %s" % (app, getattr(module, "__file__", "?")))
+
+def cmd_run(envfile, directory, *argv):
+    load_env(envfile)
+    os.chdir(directory)
+    os.execvp(argv[0], list(argv))
+
+def cmd_lock(lockdir, owner_json, stale_seconds):
+    """Takes the lock: a directory holding owner.json, renamed into place in one
+    atomic step (so nobody ever sees a lock without its owner). A lock older
+    than stale_seconds is taken over. Prints {taken, stale, holder, age}."""
+    took_over = None
+    for _ in range(3):
+        if take(lockdir, owner_json):
+            info = took_over or {"holder": {}, "age": 0}
+            print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))
+            return
+        try:
+            age = time.time() - os.stat(lockdir).st_mtime
+        except FileNotFoundError:
+            continue
+        if age > float(stale_seconds) and took_over is None:
+            previous = holder_of(lockdir)
+            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())
+            try:
+                os.rename(lockdir, stale)
+            except OSError:
+                continue
+            shutil.rmtree(stale, ignore_errors=True)
+            took_over = {"holder": previous, "age": int(age)}
+            continue
+        print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))
+        return
+    print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))
+
+def holder_of(directory):
+    try:
+        with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+def take(lockdir, owner_json):
+    """True when the lock was ours to take; rename() refuses an existing lock directory."""
+    fresh = "%s.new-%d" % (lockdir, os.getpid())
+    shutil.rmtree(fresh, ignore_errors=True)
+    os.mkdir(fresh)
+    with open(os.path.join(fresh, "owner.json"), "w", encoding="utf-8") as fh:
+        fh.write(owner_json + "\n")
+    try:
+        if os.path.exists(lockdir):
+            raise FileExistsError(lockdir)
+        os.rename(fresh, lockdir)
+        return True
+    except OSError:
+        shutil.rmtree(fresh, ignore_errors=True)
+        return False
+
+def cmd_unlock(lockdir, token):
+    """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""
+    if holder_of(lockdir).get("token") == token:
+        gone = "%s.released-%d" % (lockdir, os.getpid())
+        os.rename(lockdir, gone)
+        shutil.rmtree(gone, ignore_errors=True)
+        print("released")
+    else:
+        print("not ours")
+
+def cmd_touchlock(lockdir, token):
+    """Marks the lock as alive (its mtime is its age) if it is still ours."""
+    if holder_of(lockdir).get("token") == token:
+        os.utime(lockdir, None)
+        print("fresh")
+    else:
+        print("not ours")
+
+def cmd_linkshared(root, release, *paths):
+    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""
+    for p in paths:
+        shared = os.path.join(root, "shared", p)
+        inside = os.path.join(release, p)
+        os.makedirs(os.path.dirname(shared), exist_ok=True)
+        if not os.path.lexists(shared):
+            if os.path.isdir(inside) and not os.path.islink(inside):
+                shutil.copytree(inside, shared, symlinks=True)
+            else:
+                os.makedirs(shared)
+        if os.path.lexists(inside):
+            if os.path.isdir(inside) and not os.path.islink(inside):
+                shutil.rmtree(inside)
+            else:
+                os.unlink(inside)
+        os.makedirs(os.path.dirname(inside), exist_ok=True)
+        os.symlink(shared, inside)
+        print("%s -> %s" % (inside, shared))
+
+def cmd_access(request_json):
+    """What the deploy user may do, in one round trip: sudo -n -l for each argv
+    (never runs them), the full sudo listing, readable paths, program paths, groups."""
+    import grp, pwd, subprocess
+    request = json.loads(request_json)
+    env = dict(os.environ, LC_ALL="C")
+    def run(argv):
+        try:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, env=env)
+            return {"rc": done.returncode, "out": done.stdout + done.stderr}
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return {"rc": 127, "out": str(error)}
+    path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"
+    groups = [g.gr_name for g in grp.getgrall() if pwd.getpwuid(os.getuid()).pw_name in g.gr_mem]
+    groups.append(grp.getgrgid(os.getgid()).gr_name)
+    print(json.dumps({
+        "user": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(), "groups": sorted(set(groups)),
+        "listing": run(["sudo", "-n", "-l"]),
+        "sudo": [run(["sudo", "-n", "-l"] + argv) for argv in request.get("sudo", [])],
+        "readable": {p: os.access(p, os.R_OK) for p in request.get("readable", [])},
+        "which": {p: shutil.which(p, path=path) for p in request.get("which", [])},
+    }))
+
+def cmd_readglobs(*patterns):
+    """Nginx include patterns expanded as Nginx does (a sorted glob, or the one path) and
+    every file read: {pattern: [{path, text} | {path, error}]}. A directory that exists
+    but cannot be listed is reported as an error, never taken for an empty one."""
+    import glob
+    limit = 4 << 20
+    def read(path):
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(limit + 1)
+        except OSError as error:
+            return {"path": path, "error": error.strerror or str(error)}
+        if len(data) > limit:
+            return {"path": path, "error": "larger than %d bytes" % limit}
+        return {"path": path, "text": data.decode("utf-8", errors="replace")}
+    out = {}
+    for pattern in patterns:
+        if not glob.has_magic(pattern):
+            out[pattern] = [read(pattern)]
+            continue
+        parts = pattern.split("/")
+        fixed = "/".join(parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or "/"
+        if os.path.isdir(fixed) and not os.access(fixed, os.R_OK | os.X_OK):
+            out[pattern] = [{"path": fixed, "error": "cannot list the directory"}]
+            continue
+        out[pattern] = [read(p) for p in sorted(glob.glob(pattern))]
+    print(json.dumps(out))
+
+def cmd_gunicornenv(unit, *paths):
+    """WEB_CONCURRENCY and GUNICORN_CMD_ARGS as the service gets them: the unit's
+    Environment= (unit "-": not read), then its EnvironmentFiles in order, a later
+    one winning. No other variable's value is ever printed. {"readable": false}
+    when one cannot be read; a missing file is skipped."""
+    import shlex, subprocess
+    names = ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")
+    found = {}
+    try:
+        if unit != "-":
+            shown = subprocess.run(["systemctl", "show", "-p", "Environment", "--value", unit],
+                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+            if shown.returncode != 0:
+                raise OSError("systemctl show failed")
+            for word in shlex.split(shown.stdout):
+                key, sep, value = word.partition("=")
+                if sep and key in names:
+                    found[key] = value
+        for path in paths:
+            try:
+                env, _ = parse_env(path)
+            except FileNotFoundError:
+                continue
+            found.update((k, env[k]) for k in names if k in env)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        print(json.dumps({"readable": False}))
+        return
+    found["readable"] = True
+    print(json.dumps(found))
+
+COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,
+            "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,
+            "gunicornenv": cmd_gunicornenv,
+            "readglobs": cmd_readglobs,
+            "linkshared": cmd_linkshared, "access": cmd_access}
+
+def main(argv):
+    if not argv or argv[0] not in COMMANDS:
+        sys.exit("remote-helper: unknown command %r (known: %s)" % (argv[0] if argv else "", ", ".join(sorted(COMMANDS))))
+    COMMANDS[argv[0]](*argv[1:])
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
