@@ -259,7 +259,7 @@ describe('faults in the middle of a deploy', () => {
     ['migrations', 'Migrations', 'Migrations'],
     ['switch', 'switching current', 'switching current'],
     ['reload', 'reloading myapp', 'reloading myapp'],
-    ['verification', 'Verify the new release serves', 'Verify the new release serves']
+    ['verification', 'Verify drop-verification serves', 'Verify drop-verification serves']
   ])('survives the SSH connection dropping during %s', async (step, _marker, marker) => {
     const before = await consistentRelease(host)
     let dropped = false
