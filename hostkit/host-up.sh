@@ -97,6 +97,9 @@ ip link set "$VETH" master "$BRIDGE" up
 ip -n "$NETNS" link set lo up
 ip -n "$NETNS" addr add "$IP/24" dev eth0
 ip -n "$NETNS" link set eth0 up
+# A host that had this IP before had another MAC: forget its neighbour entry, or the
+# runner keeps sending to the old MAC until the entry expires (about 30 s).
+ip neigh flush to "$IP" dev "$BRIDGE" 2>/dev/null || true
 
 # The host's own files, in the overlay's upper layer.
 mount -t overlay "zdd-$NAME" -o "lowerdir=$ROOTFS,upperdir=$S/upper,workdir=$S/work" "$S/root"
