@@ -30,7 +30,7 @@ if mountpoint -q "$S/root" 2>/dev/null; then umount "$S/root" 2>/dev/null || umo
 idx=$(cat "$S/index" 2>/dev/null || true)
 [ -n "$idx" ] && ip link del "zv$idx" 2>/dev/null
 # The next host with this IP has another MAC: drop the neighbour entry now.
-[ -n "$idx" ] && ip neigh flush to "10.231.0.$((10 + idx))" dev "$BRIDGE" 2>/dev/null
+[ -n "$idx" ] && { ip neigh flush to "10.231.0.$((10 + idx))" dev "$BRIDGE" 2>/dev/null || true; }
 ip netns del "zdd-$NAME" 2>/dev/null
 for root in $(cgroup_roots); do
   [ -d "$root/zdd-hostkit/$NAME" ] && find "$root/zdd-hostkit/$NAME" -depth -type d -exec rmdir {} \; 2>/dev/null
