@@ -142,7 +142,7 @@ export async function checkEnvironment(
 export async function importCheck(
   remote: RemoteHost,
   opts: { interpreter: Interpreter; envFile?: string; releaseDir: string; app: string; log: Log }
-): Promise<void> {
+): Promise<number | undefined> {
   const result = await remote.exec(
     toShell(
       helperArgv(
@@ -161,6 +161,13 @@ export async function importCheck(
     )
   }
   opts.log.info(result.stdout.trim())
+  return importSeconds(result.stdout)
+}
+
+/** The import time the helper reports (`... in 1.23s`), when it does. */
+export function importSeconds(output: string): number | undefined {
+  const m = / in (\d+(?:\.\d+)?)s\s*$/.exec(output.trim())
+  return m ? Number(m[1]) : undefined
 }
 
 /** Revision ids in `flask db current` / `flask db heads` output. */

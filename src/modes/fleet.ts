@@ -67,11 +67,8 @@ export interface FleetHooks {
 
 const failed = (r: HostResult) => r.status === 'failed' || r.status === 'rolled-back'
 
-export async function runFleet(
-  settings: Settings,
-  hooks: FleetHooks,
-  top: Log
-): Promise<HostResult[]> {
+/** The fleet's order: batches (canary first), and the migration host inside the first batch. */
+function planFleet(settings: Settings, top: Log) {
   const canary = settings.canary
     ? settings.targets.find(t => t.label === settings.canary)
     : undefined
@@ -89,96 +86,116 @@ export async function runFleet(
     batches[0] = [migrateOn, ...batches[0]]
     for (let i = 1; i < batches.length; i++) batches[i] = batches[i].filter(t => t !== migrateOn)
   }
-  if (settings.targets.length > 1) {
+  if (settings.targets.length > 1)
     top.info(
       `fleet of ${settings.targets.length}: ${batches.map(b => `[${b.map(t => t.label).join(', ')}]`).join(' then ')}` +
         `${canary ? ' (canary first)' : ''}; up to ${settings.maxFailures} failure(s) allowed${gate ? `; migrations on ${gate.host}` : ''}`
     )
-  }
+  return { canary, batches, ordered, gate }
+}
 
-  const remotes = new Map<Target, RemoteHost>()
-  const results = new Map<Target, HostResult>()
+/** One run across the fleet: its hosts' connections and results. */
+interface FleetRun {
+  settings: Settings
+  hooks: FleetHooks
+  gate?: MigrationGate
+  remotes: Map<Target, RemoteHost>
+  results: Map<Target, HostResult>
+}
+
+/** Connects one host once and runs the mode on it; a connection lost later is replaced. */
+async function runHost(run: FleetRun, target: Target, parallel: boolean): Promise<void> {
+  const { hooks, gate, remotes } = run
+  const log = hooks.logFor(target, parallel)
+  let result: HostResult
+  try {
+    const remote = await hooks.connect(target, log)
+    remotes.set(target, remote)
+    const reconnect = async () => {
+      const again = await hooks.connect(target, log)
+      await remotes.get(target)?.close()
+      remotes.set(target, again)
+      return again
+    }
+    result = await hooks.run(remote, log, gate, reconnect)
+  } catch (error) {
+    result = newHostResult(target.label)
+    result.error = (error as Error).message
+    log.error(result.error, `${run.settings.mode} failed on ${target.label}`)
+  }
+  if (gate && target.label === gate.host && result.status !== 'deployed')
+    gate.fail(new Error(`migrations did not complete on ${gate.host}`))
+  run.results.set(target, result)
+}
+
+function skip(run: FleetRun, batch: Target[], reason: string): void {
+  for (const t of batch) {
+    const r = newHostResult(t.label)
+    r.status = 'skipped'
+    r.error = `not started: ${reason}`
+    run.results.set(t, r)
+  }
+}
+
+/** Rolls back one host this run switched, because the fleet stopped. */
+async function rollBackHost(run: FleetRun, target: Target, reason: string): Promise<void> {
+  const deployed = run.results.get(target)!
+  const log = run.hooks.logFor(target, run.settings.maxParallel > 1)
+  const back = await run.hooks.rollback!(
+    run.remotes.get(target)!,
+    log,
+    deployed.previousRelease ?? ''
+  )
+  deployed.steps.push(...back.steps.map(s => ({ ...s, name: `fleet rollback: ${s.name}` })))
+  if (back.status === 'rolled-back') {
+    deployed.status = 'rolled-back'
+    deployed.rolledBack = true
+    deployed.error = `rolled back to ${deployed.previousRelease} because ${reason}`
+  } else {
+    deployed.status = 'failed'
+    deployed.error = `fleet rollback to ${deployed.previousRelease} failed: ${back.error ?? 'unknown error'}`
+  }
+}
+
+async function rollBackFleet(run: FleetRun, ordered: Target[], reason: string, top: Log) {
+  const switched = ordered.filter(t => run.results.get(t)?.status === 'deployed')
+  if (switched.length > 0)
+    top.warning(`${reason}: rolling back ${switched.map(t => t.label).join(', ')}`)
+  const step = run.settings.maxParallel
+  for (let i = 0; i < switched.length; i += step)
+    await Promise.all(switched.slice(i, i + step).map(t => rollBackHost(run, t, reason)))
+}
+
+export async function runFleet(
+  settings: Settings,
+  hooks: FleetHooks,
+  top: Log
+): Promise<HostResult[]> {
+  const { canary, batches, ordered, gate } = planFleet(settings, top)
+  const run: FleetRun = { settings, hooks, gate, remotes: new Map(), results: new Map() }
   let failures = 0
   let stopReason: string | undefined
   try {
     for (const [index, batch] of batches.entries()) {
       if (stopReason) {
-        for (const t of batch) {
-          const r = newHostResult(t.label)
-          r.status = 'skipped'
-          r.error = `not started: ${stopReason}`
-          results.set(t, r)
-        }
+        skip(run, batch, stopReason)
         continue
       }
-      const parallel = batch.length > 1
-      await Promise.all(
-        batch.map(async target => {
-          const log = hooks.logFor(target, parallel)
-          let result: HostResult
-          try {
-            const remote = await hooks.connect(target, log)
-            remotes.set(target, remote)
-            const reconnect = async () => {
-              const again = await hooks.connect(target, log)
-              await remotes.get(target)?.close()
-              remotes.set(target, again)
-              return again
-            }
-            result = await hooks.run(remote, log, gate, reconnect)
-          } catch (error) {
-            result = newHostResult(target.label)
-            result.error = (error as Error).message
-            log.error(result.error, `${settings.mode} failed on ${target.label}`)
-          }
-          if (gate && target.label === gate.host && result.status !== 'deployed') {
-            gate.fail(new Error(`migrations did not complete on ${gate.host}`))
-          }
-          results.set(target, result)
-        })
-      )
-      failures += batch.filter(t => failed(results.get(t)!)).length
-      const isCanary = canary !== undefined && index === 0
-      if (isCanary && failures > 0) stopReason = `the canary ${canary.label} failed`
+      await Promise.all(batch.map(target => runHost(run, target, batch.length > 1)))
+      failures += batch.filter(t => failed(run.results.get(t)!)).length
+      if (canary !== undefined && index === 0 && failures > 0)
+        stopReason = `the canary ${canary.label} failed`
       else if (failures > settings.maxFailures)
         stopReason = `${failures} host(s) failed, more than max-failures (${settings.maxFailures})`
     }
-
-    if (stopReason && settings.mode === 'deploy' && settings.rollbackFleet && hooks.rollback) {
-      const switched = ordered.filter(t => results.get(t)?.status === 'deployed')
-      if (switched.length > 0)
-        top.warning(`${stopReason}: rolling back ${switched.map(t => t.label).join(', ')}`)
-      for (let i = 0; i < switched.length; i += settings.maxParallel) {
-        await Promise.all(
-          switched.slice(i, i + settings.maxParallel).map(async target => {
-            const deployed = results.get(target)!
-            const log = hooks.logFor(target, settings.maxParallel > 1)
-            const back = await hooks.rollback!(
-              remotes.get(target)!,
-              log,
-              deployed.previousRelease ?? ''
-            )
-            deployed.steps.push(
-              ...back.steps.map(s => ({ ...s, name: `fleet rollback: ${s.name}` }))
-            )
-            if (back.status === 'rolled-back') {
-              deployed.status = 'rolled-back'
-              deployed.rolledBack = true
-              deployed.error = `rolled back to ${deployed.previousRelease} because ${stopReason}`
-            } else {
-              deployed.status = 'failed'
-              deployed.error = `fleet rollback to ${deployed.previousRelease} failed: ${back.error ?? 'unknown error'}`
-            }
-          })
-        )
-      }
-    }
+    if (stopReason && settings.mode === 'deploy' && settings.rollbackFleet && hooks.rollback)
+      await rollBackFleet(run, ordered, stopReason, top)
   } finally {
-    for (const [target, remote] of remotes) {
-      const r = results.get(target)
+    for (const [target, remote] of run.remotes) {
+      const r = run.results.get(target)
       if (r) r.connections = hooks.connectionsOf(target)
       await remote.close()
     }
   }
-  return settings.targets.map(t => results.get(t)!)
+  return settings.targets.map(t => run.results.get(t)!)
 }

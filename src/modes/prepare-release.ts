@@ -82,9 +82,24 @@ async function checkRelease(p: PrepareContext, releaseDir: string): Promise<void
           releaseDir,
           app: snap.app,
           log
-        })
+        }).then(seconds => warnOfStall(seconds, log))
       : undefined
   ])
+}
+
+/** Seconds of import past which a reload visibly holds requests. */
+export const STALL_WARN_SECONDS = 1
+
+/**
+ * Gunicorn's HUP forks the new workers and stops the old ones at once, without
+ * waiting for the new ones to be ready: requests wait for the new workers'
+ * import. Predict that from the import check's own timing.
+ */
+export function warnOfStall(importSeconds: number | undefined, log: Log): void {
+  if (importSeconds === undefined || importSeconds <= STALL_WARN_SECONDS) return
+  log.warning(
+    `the new release took ${importSeconds.toFixed(1)} s to import: a reload (HUP) holds requests for about that long, because Gunicorn stops the old workers without waiting for the new ones to boot (gunicorn issues #1757, #1199); under load some may fail. Keep the import fast (defer heavy loading), or deploy when traffic is low.`
+  )
 }
 
 /** `systemctl daemon-reload` when the unit file changed on disk and the deploy user may run it. */
