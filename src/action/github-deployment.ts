@@ -49,79 +49,102 @@ type State = 'in_progress' | 'success' | 'failure'
 
 class CallTimeout extends Error {}
 
-export function githubDeployment(
+interface Api {
+  octokit: Octokit
+  owner: string
+  repo: string
+  apiUrl: string
+  token: string
+  timeoutMs: number
+}
+
+/** Where the API is and who we are, or undefined (with an info line) when nothing is recorded. */
+function openApi(
   settings: DeploymentSettings,
-  run: Pick<RunContext, 'sha' | 'runUrl'>,
   log: Log,
-  options: DeploymentOptions = {}
-): DeploymentRecorder {
-  if (!settings.githubDeployment || settings.mode === 'check') return noDeployment
+  options: DeploymentOptions
+): Api | undefined {
+  if (!settings.githubDeployment || settings.mode === 'check') return undefined
   const env = options.env ?? process.env
   const token = settings.githubToken
   if (token === '') {
     log.info('GitHub deployment not recorded: github-token is empty')
-    return noDeployment
+    return undefined
   }
   const [owner, repo, extra] = (env.GITHUB_REPOSITORY ?? '').split('/')
   if (!owner || !repo || extra !== undefined) {
     log.info('GitHub deployment not recorded: GITHUB_REPOSITORY does not name owner/repository')
-    return noDeployment
+    return undefined
   }
   const apiUrl = (env.GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, '')
-  const timeoutMs = options.timeoutMs ?? 5000
   // @actions/github reads GITHUB_API_URL when it is first imported; pass it explicitly so the
   // value at run time is the one used.
+  const silent = () => undefined
   const octokit: Octokit = github.getOctokit(token, {
     baseUrl: apiUrl,
-    log: {
-      debug: () => undefined,
-      info: () => undefined,
-      warn: () => undefined,
-      error: () => undefined
-    }
+    log: { debug: silent, info: silent, warn: silent, error: silent }
   })
-  const hosts = settings.targets.map(t => t.label)
-  const logUrl = /^https?:\/\//.test(run.runUrl) ? run.runUrl : undefined
+  return { octokit, owner, repo, apiUrl, token, timeoutMs: options.timeoutMs ?? 5000 }
+}
 
-  let chain: Promise<void> = Promise.resolve()
-  let deploymentId: number | undefined
-  let started = false
-  let stopped = false
+/** One run's deployment: calls are chained, and the first failure stops every later one. */
+class Deployment implements DeploymentRecorder {
+  private chain: Promise<void> = Promise.resolve()
+  private deploymentId?: number
+  private started = false
+  private stopped = false
+  private readonly hosts: string[]
+  private readonly logUrl?: string
+
+  constructor(
+    private readonly api: Api,
+    private readonly settings: DeploymentSettings,
+    private readonly run: Pick<RunContext, 'sha' | 'runUrl'>,
+    private readonly log: Log
+  ) {
+    this.hosts = settings.targets.map(t => t.label)
+    this.logUrl = /^https?:\/\//.test(run.runUrl) ? run.runUrl : undefined
+  }
 
   /** Runs one API call; the first failure warns once and stops every later call. */
-  const call = async <T>(
+  private async call<T>(
     what: string,
     fn: (signal: AbortSignal) => Promise<T>
-  ): Promise<T | undefined> => {
-    if (stopped) return undefined
+  ): Promise<T | undefined> {
+    if (this.stopped) return undefined
     try {
-      return await timeBound(fn, timeoutMs)
+      return await timeBound(fn, this.api.timeoutMs)
     } catch (error) {
-      stopped = true
-      log.warning(redact(explain(what, error, apiUrl, timeoutMs), token))
+      this.stopped = true
+      this.log.warning(
+        redact(explain(what, error, this.api.apiUrl, this.api.timeoutMs), this.api.token)
+      )
       return undefined
     }
   }
 
-  const setStatus = async (state: State, description: string, environmentUrl?: string) => {
-    if (deploymentId === undefined) return
-    const id = deploymentId
-    await call(`set the deployment ${id} to ${state}`, signal =>
+  private async setStatus(state: State, description: string, environmentUrl?: string) {
+    if (this.deploymentId === undefined) return
+    const id = this.deploymentId
+    const { octokit, owner, repo } = this.api
+    await this.call(`set the deployment ${id} to ${state}`, signal =>
       octokit.rest.repos.createDeploymentStatus({
         owner,
         repo,
         deployment_id: id,
         state,
         description: clip(description),
-        ...(logUrl ? { log_url: logUrl } : {}),
+        ...(this.logUrl ? { log_url: this.logUrl } : {}),
         ...(environmentUrl ? { environment_url: environmentUrl } : {}),
         request: { signal }
       })
     )
   }
 
-  const create = async (ref: string, release: string, description: string) => {
-    const response = await call(
+  private async create(ref: string, release: string, description: string) {
+    const { octokit, owner, repo } = this.api
+    const { settings, run } = this
+    const response = await this.call(
       `create a deployment of ${ref} in ${settings.environment}`,
       signal =>
         octokit.rest.repos.createDeployment({
@@ -130,7 +153,7 @@ export function githubDeployment(
           ref,
           environment: settings.environment,
           description: clip(description),
-          payload: { release, hosts, mode: settings.mode, run: run.runUrl },
+          payload: { release, hosts: this.hosts, mode: settings.mode, run: run.runUrl },
           required_contexts: [],
           auto_merge: false,
           request: { signal }
@@ -139,52 +162,62 @@ export function githubDeployment(
     if (!response) return
     const data = response.data as { id?: unknown; message?: unknown }
     if (typeof data.id !== 'number') {
-      stopped = true
-      log.warning(
+      this.stopped = true
+      this.log.warning(
         redact(
           `GitHub deployment not recorded: the API created none (HTTP ${response.status}${typeof data.message === 'string' ? `: ${data.message}` : ''}). The deploy is not affected.`,
-          token
+          this.api.token
         )
       )
       return
     }
-    deploymentId = data.id
-    log.info(`GitHub deployment ${data.id} of ${ref.slice(0, 12)} in ${settings.environment}`)
+    this.deploymentId = data.id
+    this.log.info(`GitHub deployment ${data.id} of ${ref.slice(0, 12)} in ${settings.environment}`)
   }
 
-  const start = (ref: string, release: string, what: string) => {
-    started = true
-    chain = chain.then(async () => {
-      await create(ref, release, `${what} on ${hosts.join(', ')}`)
-      await setStatus('in_progress', `${what}: ${hosts.length} host(s)`)
+  private start(ref: string, release: string, what: string) {
+    this.started = true
+    this.chain = this.chain.then(async () => {
+      await this.create(ref, release, `${what} on ${this.hosts.join(', ')}`)
+      await this.setStatus('in_progress', `${what}: ${this.hosts.length} host(s)`)
     })
   }
 
-  return {
-    begin() {
-      if (settings.mode !== 'deploy' || started) return
-      if (run.sha === '') {
-        log.info('GitHub deployment not recorded: the commit sha of this run is unknown')
-        started = true
-        return
-      }
-      start(run.sha, settings.releaseId, `deploy ${settings.releaseId}`)
-    },
-    hostDone(result) {
-      if (settings.mode === 'rollback' && !started && result.sha && result.release)
-        start(result.sha, result.release, `rollback to ${result.release}`)
-      return result
-    },
-    async finish(results, environmentUrl) {
-      await chain
-      if (!started && settings.mode === 'rollback')
-        log.info(
-          'GitHub deployment not recorded: no host restored a release whose commit the release log names'
-        )
-      const { state, description } = finalStatus(settings, results)
-      await setStatus(state, description, state === 'success' ? environmentUrl : undefined)
+  begin() {
+    if (this.settings.mode !== 'deploy' || this.started) return
+    if (this.run.sha === '') {
+      this.log.info('GitHub deployment not recorded: the commit sha of this run is unknown')
+      this.started = true
+      return
     }
+    this.start(this.run.sha, this.settings.releaseId, `deploy ${this.settings.releaseId}`)
   }
+
+  hostDone = (result: HostResult): HostResult => {
+    if (this.settings.mode === 'rollback' && !this.started && result.sha && result.release)
+      this.start(result.sha, result.release, `rollback to ${result.release}`)
+    return result
+  }
+
+  async finish(results: HostResult[], environmentUrl: string) {
+    await this.chain
+    if (!this.started && this.settings.mode === 'rollback')
+      this.log.info(
+        'GitHub deployment not recorded: no host restored a release whose commit the release log names'
+      )
+    const { state, description } = finalStatus(this.settings, results)
+    await this.setStatus(state, description, state === 'success' ? environmentUrl : undefined)
+  }
+}
+
+export function githubDeployment(
+  settings: DeploymentSettings,
+  run: Pick<RunContext, 'sha' | 'runUrl'>,
+  log: Log,
+  options: DeploymentOptions = {}
+): DeploymentRecorder {
+  const api = openApi(settings, log, options)
+  return api ? new Deployment(api, settings, run, log) : noDeployment
 }
 
 /** `success` when every host ended as the mode intends; the description names what happened. */
