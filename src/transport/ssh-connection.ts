@@ -13,13 +13,31 @@ import {
   sha256Fingerprint,
   type HostKeyPolicy
 } from './host-keys.js'
-import { toShell, type ShellLine } from './shell-quote.js'
+import {
+  inProcessGroup,
+  killProcessGroup,
+  PROCESS_GROUP_MARKER,
+  toShell,
+  type ShellLine
+} from './shell-quote.js'
 import type { Target } from '../action/targets.js'
 
 export interface ExecOptions {
   stdin?: string | Readable
-  /** Closes the channel and reports a timeout after this many milliseconds. */
+  /**
+   * Reports a timeout after this many milliseconds: the command's process group
+   * is ended first (with `processGroup`), then the channel is closed.
+   */
   timeoutMs?: number
+  /** Stops the command the same way when aborted; the result then says `cancelled`. */
+  signal?: AbortSignal
+  /**
+   * Runs the command in a process group of its own, so that a timeout or `signal`
+   * ends it on the host (TERM, then KILL after 1.5 s) over the same connection.
+   * Without it, only the channel closes, and sshd does not signal a command
+   * without a pty: it would run on.
+   */
+  processGroup?: boolean
   onStdout?: (chunk: Buffer) => void
 }
 
@@ -30,6 +48,8 @@ export interface ExecResult {
   stdout: string
   stderr: string
   timedOut: boolean
+  /** Stopped because `signal` was aborted (code is then null). */
+  cancelled?: boolean
 }
 
 export type ChannelTarget =
@@ -226,6 +246,30 @@ function asDuplex(channel: ClientChannel): Duplex {
   return duplex
 }
 
+/** Reads the process group id that `inProcessGroup` writes first to stderr. */
+class GroupMarker {
+  private text = ''
+  private resolve: (pgid: number | undefined) => void = () => undefined
+  readonly known = new Promise<number | undefined>(resolve => (this.resolve = resolve))
+
+  feed(chunk: Buffer): void {
+    if (this.text.includes('\n')) return
+    this.text += chunk.toString()
+    const newline = this.text.indexOf('\n')
+    if (newline < 0) return
+    const line = this.text.slice(0, newline)
+    const id = line.startsWith(`${PROCESS_GROUP_MARKER} `) ? line.split(' ')[1] : ''
+    this.resolve(/^[0-9]+$/.test(id) ? Number(id) : undefined)
+  }
+}
+
+/** stderr without the line `inProcessGroup` wrote first. */
+function withoutMarker(stderr: string): string {
+  if (!stderr.startsWith(`${PROCESS_GROUP_MARKER} `)) return stderr
+  const newline = stderr.indexOf('\n')
+  return newline < 0 ? '' : stderr.slice(newline + 1)
+}
+
 /**
  * At most this many commands run at once on one connection: sshd refuses
  * session channels past MaxSessions (10 by default, lower on some hosts).
@@ -260,40 +304,86 @@ class SshRemoteHost implements RemoteHost {
   }
 
   private async execNow(command: ShellLine, options: ExecOptions): Promise<ExecResult> {
+    const notRun = (stderr: string, cancelled = false): ExecResult => ({
+      code: null,
+      signal: null,
+      stdout: '',
+      stderr,
+      timedOut: false,
+      ...(cancelled ? { cancelled } : {})
+    })
+    if (!this.isConnected()) return notRun('SSH connection is closed')
+    if (options.signal?.aborted) return notRun('cancelled before it started', true)
+    const group = options.processGroup ? new GroupMarker() : undefined
+    const stdout: Buffer[] = []
+    const stderr: Buffer[] = []
     let channel: ClientChannel | undefined
-    let timedOut = false
-    let timer: NodeJS.Timeout | undefined
-    if (!this.isConnected()) {
-      return {
-        code: null,
-        signal: null,
-        stdout: '',
-        stderr: 'SSH connection is closed',
-        timedOut: false
-      }
+    let stopped: 'timeout' | 'cancel' | undefined
+    let giveUp: () => void = () => undefined
+    const givenUp = new Promise<void>(resolve => (giveUp = resolve))
+    const stop = async (why: 'timeout' | 'cancel') => {
+      if (stopped) return
+      stopped = why
+      if (group) await this.endGroup(group)
+      channel?.close()
+      // A channel that never opened, or never reports its close, must not keep the caller waiting.
+      setTimeout(giveUp, 1000).unref()
     }
     const running = this.ssh
-      .execCommand(command, {
+      .execCommand(group ? inProcessGroup(command) : command, {
         stdin: options.stdin,
         noTrim: true,
         onChannel: c => {
           channel = c
+          if (stopped) c.close()
         },
-        onStdout: options.onStdout
+        onStdout: chunk => {
+          stdout.push(chunk)
+          options.onStdout?.(chunk)
+        },
+        onStderr: chunk => {
+          stderr.push(chunk)
+          group?.feed(chunk)
+        }
       })
       .catch((error: Error) => ({ code: null, signal: null, stdout: '', stderr: error.message }))
-    if (options.timeoutMs !== undefined) {
-      timer = setTimeout(() => {
-        timedOut = true
-        channel?.close()
-      }, options.timeoutMs)
-    }
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => void stop('timeout'), options.timeoutMs)
+    const onAbort = () => void stop('cancel')
+    options.signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      const result = await running
-      return { ...result, code: timedOut ? null : result.code, timedOut }
+      const result = await Promise.race([
+        running,
+        givenUp.then(() => ({
+          code: null,
+          signal: null,
+          stdout: Buffer.concat(stdout).toString(),
+          stderr: Buffer.concat(stderr).toString()
+        }))
+      ])
+      return {
+        ...result,
+        stderr: group ? withoutMarker(result.stderr) : result.stderr,
+        code: stopped ? null : result.code,
+        timedOut: stopped === 'timeout',
+        ...(stopped === 'cancel' ? { cancelled: true } : {})
+      }
     } finally {
       if (timer) clearTimeout(timer)
+      options.signal?.removeEventListener('abort', onAbort)
     }
+  }
+
+  /**
+   * Ends a command started with `processGroup` over this connection, not queued
+   * behind other commands: TERM to its group, KILL to what is left after 1.5 s.
+   */
+  private async endGroup(group: GroupMarker): Promise<void> {
+    const pgid = await Promise.race([group.known, sleep(2000).then(() => undefined)])
+    if (pgid === undefined) return
+    await this.execNow(killProcessGroup(pgid), { timeoutMs: 5000 })
   }
 
   openChannel(to: ChannelTarget): Promise<Duplex> {
