@@ -1,7 +1,10 @@
 // Two projects: `unit` (pure logic, fakes from __fixtures__) and `integration`
 // (real systemd-nspawn hosts from hostkit/, run as root).
+// TypeScript through ts-jest; the remote Python helper imported as text, as the
+// bundle's esbuild `text` loader does.
 const tsJest = {
-  '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }]
+  '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
+  '^.+\\.py$': '<rootDir>/scripts/jest-text-transform.cjs'
 }
 const common = {
   extensionsToTreatAsEsm: ['.ts'],

@@ -10,6 +10,6 @@ hostkit/build-rootfs.sh >/dev/null
 out=bench/.build
 mkdir -p "$out"
 npx esbuild bench/bench.ts --bundle --platform=node --format=esm --outfile="$out/bench.mjs" \
-  --external:cpu-features --external:'*.node' --log-level=warning \
+  --loader:.py=text --external:cpu-features --external:'*.node' --log-level=warning \
   --banner:js="import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);"
 node "$out/bench.mjs"

@@ -10,6 +10,8 @@ await build({
   target: 'node20',
   format: 'esm',
   external: ['cpu-features', '*.node'],
+  // The remote Python helper (src/host/remote-helper.py) is carried as a string.
+  loader: { '.py': 'text' },
   legalComments: 'none',
   // Bundled CommonJS dependencies use require, __dirname and __filename; ESM has none.
   banner: {
