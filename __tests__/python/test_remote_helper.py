@@ -1,0 +1,548 @@
+# Unit tests of the remote Python helper (src/host/remote-helper.py), standard
+# library only. The helper is loaded from its file as a module for the function
+# tests, and run as `python3 -c TEXT command args` (the way it reaches a server)
+# for the commands that exit or exec.
+#
+# Run: python3 -m unittest -v discover -s __tests__/python
+# (the unit Jest suite runs them through __tests__/unit/remote-helper-python.test.ts).
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from unittest import mock
+
+sys.dont_write_bytecode = True
+
+HELPER_PATH = os.path.normpath(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "host", "remote-helper.py")
+)
+SECRET = "s3cr3t-value-that-must-stay-on-the-host"
+
+
+def load_helper():
+    spec = importlib.util.spec_from_file_location("remote_helper", HELPER_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+helper = load_helper()
+
+
+def helper_text():
+    with open(HELPER_PATH, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def run_as_c(*args, env=None):
+    """Runs the helper the way the action does: python3 -c TEXT command args."""
+    return subprocess.run(
+        [sys.executable, "-c", helper_text()] + list(args),
+        capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL,
+    )
+
+
+def printed(function, *args):
+    """What a helper command prints on stdout."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        function(*args)
+    return out.getvalue()
+
+
+class TempDirTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="zdd-helper-test-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def write(self, name, text, mode="w"):
+        path = self.path(name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, mode) as fh:
+            fh.write(text)
+        return path
+
+
+class LoadingTest(TempDirTest):
+    def test_importing_the_helper_runs_no_command(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), mock.patch.object(sys, "argv", ["x", "envcheck", "/nonexistent"]):
+            module = load_helper()
+        self.assertEqual(out.getvalue(), "")
+        self.assertIn("envcheck", module.COMMANDS)
+
+    def test_every_command_the_action_calls_is_dispatched(self):
+        expected = {"envcheck", "importcheck", "run", "lock", "unlock", "touchlock",
+                    "linkshared", "access", "readglobs", "gunicornenv"}
+        self.assertEqual(set(helper.COMMANDS), expected)
+
+    def test_runs_a_command_under_dash_c(self):
+        done = run_as_c("envcheck", self.path("missing.env"), "A")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(json.loads(done.stdout)["exists"], False)
+
+    def test_an_unknown_command_fails_with_the_known_ones(self):
+        done = run_as_c("nosuchcommand")
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn("unknown command 'nosuchcommand'", done.stderr)
+        self.assertIn("envcheck", done.stderr)
+        self.assertEqual(done.stdout, "")
+
+    def test_no_command_fails(self):
+        done = run_as_c()
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn("unknown command", done.stderr)
+
+
+class ParseEnvTest(TempDirTest):
+    def parse(self, text):
+        return helper.parse_env(self.write("app.env", text))
+
+    def test_reads_key_value_lines_trimming_spaces(self):
+        env, errors = self.parse("A=1\n  B = two words  \nURL=postgres://u@h/db?x=1\n")
+        self.assertEqual(env, {"A": "1", "B": "two words", "URL": "postgres://u@h/db?x=1"})
+        self.assertEqual(errors, [])
+
+    def test_removes_matching_double_or_single_quotes(self):
+        env, _ = self.parse("D=\"a b\"\nS='c # d'\nE=\"\"\n")
+        self.assertEqual(env, {"D": "a b", "S": "c # d", "E": ""})
+
+    def test_keeps_unmatched_quotes(self):
+        env, _ = self.parse("M=\"open\nN='mixed\"\nQ=\"\n")
+        self.assertEqual(env, {"M": "\"open", "N": "'mixed\"", "Q": "\""})
+
+    def test_skips_hash_and_semicolon_comments_and_blank_lines(self):
+        env, errors = self.parse("# comment\n; other comment\n\n   # indented\nA=1\n\n")
+        self.assertEqual(env, {"A": "1"})
+        self.assertEqual(errors, [])
+
+    def test_accepts_an_export_prefix(self):
+        env, errors = self.parse("export A=1\nexport   B=2\n")
+        self.assertEqual(env, {"A": "1", "B": "2"})
+        self.assertEqual(errors, [])
+
+    def test_joins_backslash_continuation_lines(self):
+        env, errors = self.parse("LONG=one \\\ntwo \\\nthree\nNEXT=4\n")
+        self.assertEqual(env, {"LONG": "one two three", "NEXT": "4"})
+        self.assertEqual(errors, [])
+
+    def test_reports_bad_lines_by_number_and_keeps_the_good_ones(self):
+        text = "A=1\nnot an assignment\n1ABC=x\nBAD-NAME=x\n=novalue\nB=2\n"
+        env, errors = self.parse(text)
+        self.assertEqual(env, {"A": "1", "B": "2"})
+        self.assertEqual(errors, [2, 3, 4, 5])
+
+    def test_a_bad_continued_line_is_reported_at_its_first_line(self):
+        env, errors = self.parse("A=1\nbroken \\\nstill broken\nB=2\n")
+        self.assertEqual(env, {"A": "1", "B": "2"})
+        self.assertEqual(errors, [2])
+
+    def test_a_later_assignment_wins(self):
+        env, _ = self.parse("A=1\nA=2\n")
+        self.assertEqual(env, {"A": "2"})
+
+    def test_a_missing_file_raises(self):
+        with self.assertRaises(FileNotFoundError):
+            helper.parse_env(self.path("missing.env"))
+
+
+class EnvCheckTest(TempDirTest):
+    def check(self, path, *names):
+        raw = printed(helper.cmd_envcheck, path, *names)
+        return raw, json.loads(raw)
+
+    def test_reports_missing_and_empty_names_and_counts(self):
+        path = self.write("app.env", "SECRET_KEY=%s\nEMPTY=\nQUOTED_EMPTY=''\nbad line\n" % SECRET)
+        _, out = self.check(path, "SECRET_KEY", "EMPTY", "QUOTED_EMPTY", "ABSENT")
+        self.assertEqual(out, {
+            "exists": True, "readable": True, "errors": [4],
+            "missing": ["ABSENT"], "empty": ["EMPTY", "QUOTED_EMPTY"], "count": 3,
+        })
+
+    def test_never_prints_a_value(self):
+        path = self.write("app.env", "SECRET_KEY=%s\nDATABASE_URL='%s'\n" % (SECRET, SECRET))
+        raw, _ = self.check(path, "SECRET_KEY", "DATABASE_URL")
+        self.assertNotIn(SECRET, raw)
+        done = run_as_c("envcheck", path, "SECRET_KEY", "OTHER")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertNotIn(SECRET, done.stdout + done.stderr)
+
+    def test_a_missing_file_is_reported_not_raised(self):
+        _, out = self.check(self.path("missing.env"), "A")
+        self.assertEqual(out, {"exists": False, "readable": False, "errors": [], "missing": [], "empty": [], "count": 0})
+
+    def test_an_unreadable_file_exists_but_is_not_readable(self):
+        os.mkdir(self.path("a-directory.env"))
+        _, out = self.check(self.path("a-directory.env"), "A")
+        self.assertEqual(out["exists"], True)
+        self.assertEqual(out["readable"], False)
+        self.assertEqual(out["missing"], [])
+
+
+class LockTest(TempDirTest):
+    def setUp(self):
+        super().setUp()
+        self.lock = self.path("deploy.lock")
+
+    def owner(self, token):
+        return json.dumps({"token": token, "run": "run-" + token})
+
+    def take(self, token, stale="600"):
+        return json.loads(printed(helper.cmd_lock, self.lock, self.owner(token), stale))
+
+    def leftovers(self):
+        return sorted(name for name in os.listdir(self.dir) if name != "deploy.lock")
+
+    def age_lock(self, seconds):
+        then = time.time() - seconds
+        os.utime(self.lock, (then, then))
+
+    def test_takes_a_free_lock_and_records_its_owner(self):
+        out = self.take("one")
+        self.assertEqual(out, {"taken": True, "stale": False, "holder": {}, "age": 0})
+        self.assertEqual(helper.holder_of(self.lock), {"token": "one", "run": "run-one"})
+        self.assertEqual(self.leftovers(), [])
+
+    def test_the_lock_appears_by_one_rename_with_its_owner_inside(self):
+        renames = []
+        real_rename = os.rename
+
+        def watching_rename(src, dst):
+            renames.append((src, dst, os.path.isfile(os.path.join(src, "owner.json")), os.path.exists(dst)))
+            return real_rename(src, dst)
+
+        with mock.patch.object(helper.os, "rename", watching_rename):
+            self.take("one")
+        self.assertEqual(len(renames), 1)
+        src, dst, owner_inside, target_existed = renames[0]
+        self.assertEqual(dst, self.lock)
+        self.assertTrue(src.startswith(self.lock + ".new-"))
+        self.assertTrue(owner_inside)
+        self.assertFalse(target_existed)
+
+    def test_refuses_a_lock_held_by_someone_else(self):
+        self.take("one")
+        self.age_lock(30)
+        out = self.take("two")
+        self.assertEqual(out["taken"], False)
+        self.assertEqual(out["stale"], False)
+        self.assertEqual(out["holder"], {"token": "one", "run": "run-one"})
+        self.assertGreaterEqual(out["age"], 29)
+        self.assertEqual(helper.holder_of(self.lock)["token"], "one")
+        self.assertEqual(self.leftovers(), [])
+
+    def test_takes_over_a_stale_lock_and_names_the_previous_holder(self):
+        self.take("one")
+        self.age_lock(1000)
+        out = self.take("two", "60")
+        self.assertEqual(out["taken"], True)
+        self.assertEqual(out["stale"], True)
+        self.assertEqual(out["holder"], {"token": "one", "run": "run-one"})
+        self.assertGreaterEqual(out["age"], 999)
+        self.assertEqual(helper.holder_of(self.lock)["token"], "two")
+        self.assertEqual(self.leftovers(), [])
+
+    def test_a_lock_without_a_readable_owner_has_an_empty_holder(self):
+        os.mkdir(self.lock)
+        with open(os.path.join(self.lock, "owner.json"), "w") as fh:
+            fh.write("{not json")
+        out = self.take("two")
+        self.assertEqual(out["taken"], False)
+        self.assertEqual(out["holder"], {})
+
+    def test_unlock_removes_only_our_lock(self):
+        self.take("one")
+        self.assertEqual(printed(helper.cmd_unlock, self.lock, "two"), "not ours\n")
+        self.assertTrue(os.path.isdir(self.lock))
+        self.assertEqual(printed(helper.cmd_unlock, self.lock, "one"), "released\n")
+        self.assertFalse(os.path.lexists(self.lock))
+        self.assertEqual(self.leftovers(), [])
+
+    def test_unlock_renames_the_lock_away_before_removing_it(self):
+        self.take("one")
+        renames = []
+        real_rename = os.rename
+
+        def watching_rename(src, dst):
+            renames.append((src, dst))
+            return real_rename(src, dst)
+
+        with mock.patch.object(helper.os, "rename", watching_rename):
+            printed(helper.cmd_unlock, self.lock, "one")
+        self.assertEqual(len(renames), 1)
+        self.assertEqual(renames[0][0], self.lock)
+        self.assertTrue(renames[0][1].startswith(self.lock + ".released-"))
+
+    def test_unlock_of_a_missing_lock_is_not_ours(self):
+        self.assertEqual(printed(helper.cmd_unlock, self.lock, "one"), "not ours\n")
+
+    def test_touchlock_refreshes_only_our_lock(self):
+        self.take("one")
+        self.age_lock(500)
+        old = os.stat(self.lock).st_mtime
+        self.assertEqual(printed(helper.cmd_touchlock, self.lock, "two"), "not ours\n")
+        self.assertEqual(os.stat(self.lock).st_mtime, old)
+        self.assertEqual(printed(helper.cmd_touchlock, self.lock, "one"), "fresh\n")
+        self.assertLess(time.time() - os.stat(self.lock).st_mtime, 60)
+
+    def test_a_touched_lock_is_no_longer_stale(self):
+        self.take("one")
+        self.age_lock(1000)
+        printed(helper.cmd_touchlock, self.lock, "one")
+        out = self.take("two", "60")
+        self.assertEqual(out["taken"], False)
+        self.assertEqual(out["holder"]["token"], "one")
+
+
+class LinkSharedTest(TempDirTest):
+    def setUp(self):
+        super().setUp()
+        self.root = self.path("app")
+        self.release = self.path("app", "releases", "r1")
+        os.makedirs(self.release)
+
+    def link(self, release, *paths):
+        return printed(helper.cmd_linkshared, self.root, release, *paths)
+
+    def test_seeds_shared_from_the_release_the_first_time_and_links_it(self):
+        self.write("app/releases/r1/uploads/a.txt", "from release")
+        out = self.link(self.release, "uploads")
+        shared = os.path.join(self.root, "shared", "uploads")
+        inside = os.path.join(self.release, "uploads")
+        self.assertEqual(out, "%s -> %s\n" % (inside, shared))
+        self.assertTrue(os.path.islink(inside))
+        self.assertEqual(os.readlink(inside), shared)
+        with open(os.path.join(shared, "a.txt")) as fh:
+            self.assertEqual(fh.read(), "from release")
+
+    def test_keeps_existing_shared_content_over_the_release_copy(self):
+        self.write("app/shared/uploads/kept.txt", "shared")
+        self.write("app/releases/r1/uploads/new.txt", "release")
+        self.link(self.release, "uploads")
+        shared = os.path.join(self.root, "shared", "uploads")
+        self.assertEqual(sorted(os.listdir(shared)), ["kept.txt"])
+        self.assertEqual(sorted(os.listdir(os.path.join(self.release, "uploads"))), ["kept.txt"])
+
+    def test_creates_an_empty_shared_directory_for_a_path_the_release_lacks(self):
+        self.link(self.release, "var/cache")
+        shared = os.path.join(self.root, "shared", "var", "cache")
+        self.assertTrue(os.path.isdir(shared))
+        self.assertEqual(os.listdir(shared), [])
+        self.assertEqual(os.readlink(os.path.join(self.release, "var", "cache")), shared)
+
+    def test_a_second_release_links_to_the_same_shared_directory(self):
+        self.link(self.release, "uploads")
+        self.write("app/shared/uploads/user.png", "png")
+        second = self.path("app", "releases", "r2")
+        os.makedirs(second)
+        self.link(second, "uploads")
+        self.assertEqual(os.listdir(os.path.join(second, "uploads")), ["user.png"])
+
+    def test_linking_again_is_harmless(self):
+        self.link(self.release, "uploads", "logs")
+        self.link(self.release, "uploads", "logs")
+        for name in ("uploads", "logs"):
+            self.assertEqual(os.readlink(os.path.join(self.release, name)),
+                             os.path.join(self.root, "shared", name))
+
+
+class ReadGlobsTest(TempDirTest):
+    def read(self, *patterns):
+        return json.loads(printed(helper.cmd_readglobs, *patterns))
+
+    def test_reads_a_plain_path(self):
+        path = self.write("nginx.conf", "events {}\n")
+        self.assertEqual(self.read(path), {path: [{"path": path, "text": "events {}\n"}]})
+
+    def test_a_missing_plain_path_is_an_error_entry(self):
+        path = self.path("missing.conf")
+        entry = self.read(path)[path]
+        self.assertEqual(len(entry), 1)
+        self.assertEqual(entry[0]["path"], path)
+        self.assertIn("No such file", entry[0]["error"])
+        self.assertNotIn("text", entry[0])
+
+    def test_expands_a_glob_sorted_and_reads_every_match(self):
+        self.write("sites/b.conf", "b")
+        self.write("sites/a.conf", "a")
+        self.write("sites/c.txt", "not matched")
+        pattern = self.path("sites", "*.conf")
+        self.assertEqual(self.read(pattern)[pattern], [
+            {"path": self.path("sites", "a.conf"), "text": "a"},
+            {"path": self.path("sites", "b.conf"), "text": "b"},
+        ])
+
+    def test_a_glob_without_matches_is_empty(self):
+        os.mkdir(self.path("sites"))
+        pattern = self.path("sites", "*.conf")
+        self.assertEqual(self.read(pattern), {pattern: []})
+
+    def test_a_directory_that_cannot_be_listed_is_an_error_not_empty(self):
+        os.mkdir(self.path("locked"))
+        locked = self.path("locked")
+        real_access = os.access
+
+        def access(path, mode):
+            return False if path == locked else real_access(path, mode)
+
+        with mock.patch.object(helper.os, "access", access):
+            pattern = os.path.join(locked, "*.conf")
+            self.assertEqual(self.read(pattern), {pattern: [{"path": locked, "error": "cannot list the directory"}]})
+
+    def test_a_file_over_four_megabytes_is_refused(self):
+        path = self.write("huge.conf", b"#" * ((4 << 20) + 1), "wb")
+        self.assertEqual(self.read(path)[path], [{"path": path, "error": "larger than %d bytes" % (4 << 20)}])
+
+    def test_undecodable_bytes_are_replaced(self):
+        path = self.write("latin.conf", b"server_name caf\xe9;\n", "wb")
+        self.assertEqual(self.read(path)[path][0]["text"], "server_name caf\ufffd;\n")
+
+
+class GunicornEnvTest(TempDirTest):
+    def env(self, unit, *paths):
+        raw = printed(helper.cmd_gunicornenv, unit, *paths)
+        return raw, json.loads(raw)
+
+    def test_prints_only_the_two_gunicorn_names_later_files_winning(self):
+        first = self.write("a.env", "WEB_CONCURRENCY=2\nGUNICORN_CMD_ARGS='--threads 2'\nSECRET_KEY=%s\n" % SECRET)
+        second = self.write("b.env", "WEB_CONCURRENCY=5\nAPI_TOKEN=%s\n" % SECRET)
+        raw, out = self.env("-", first, self.path("missing.env"), second)
+        self.assertEqual(out, {"readable": True, "WEB_CONCURRENCY": "5", "GUNICORN_CMD_ARGS": "--threads 2"})
+        self.assertNotIn(SECRET, raw)
+        self.assertNotIn("SECRET_KEY", raw)
+
+    def test_absent_names_are_omitted(self):
+        path = self.write("a.env", "OTHER=%s\n" % SECRET)
+        raw, out = self.env("-", path)
+        self.assertEqual(out, {"readable": True})
+        self.assertNotIn(SECRET, raw)
+
+    def test_an_unreadable_file_gives_readable_false_and_no_values(self):
+        good = self.write("a.env", "WEB_CONCURRENCY=3\n")
+        os.mkdir(self.path("dir.env"))
+        _, out = self.env("-", good, self.path("dir.env"))
+        self.assertEqual(out, {"readable": False})
+
+    def test_reads_the_units_environment_before_its_files(self):
+        shown = subprocess.CompletedProcess(
+            [], 0, stdout='WEB_CONCURRENCY=3 "GUNICORN_CMD_ARGS=--bind unix:/run/a.sock" SECRET_KEY=%s\n' % SECRET, stderr="")
+        path = self.write("a.env", "WEB_CONCURRENCY=7\n")
+        with mock.patch("subprocess.run", return_value=shown) as run:
+            raw, out = self.env("myapp.service", path)
+        self.assertEqual(run.call_args[0][0], ["systemctl", "show", "-p", "Environment", "--value", "myapp.service"])
+        self.assertEqual(out, {"readable": True, "WEB_CONCURRENCY": "7", "GUNICORN_CMD_ARGS": "--bind unix:/run/a.sock"})
+        self.assertNotIn(SECRET, raw)
+
+    def test_a_failing_systemctl_gives_readable_false(self):
+        failed = subprocess.CompletedProcess([], 1, stdout="", stderr="Failed to connect to bus")
+        with mock.patch("subprocess.run", return_value=failed):
+            _, out = self.env("myapp.service")
+        self.assertEqual(out, {"readable": False})
+
+    def test_a_missing_systemctl_gives_readable_false(self):
+        with mock.patch("subprocess.run", side_effect=FileNotFoundError("systemctl")):
+            _, out = self.env("myapp.service")
+        self.assertEqual(out, {"readable": False})
+
+
+class AccessTest(TempDirTest):
+    def access(self, request):
+        return json.loads(printed(helper.cmd_access, json.dumps(request)))
+
+    def assert_run_result(self, result):
+        self.assertEqual(set(result), {"rc", "out"})
+        self.assertIsInstance(result["rc"], int)
+        self.assertIsInstance(result["out"], str)
+
+    def test_answers_every_question_in_one_structure(self):
+        readable = self.write("readable.txt", "x")
+        marker = self.path("must-not-exist")
+        out = self.access({
+            "sudo": [["systemctl", "reload", "myapp"], ["touch", marker]],
+            "readable": [readable, self.path("missing.txt")],
+            "which": ["sh", "zdd-no-such-program"],
+        })
+        self.assertEqual(set(out), {"user", "uid", "groups", "listing", "sudo", "readable", "which"})
+        self.assertEqual(out["uid"], os.getuid())
+        self.assertIsInstance(out["user"], str)
+        self.assertEqual(out["groups"], sorted(set(out["groups"])))
+        self.assertTrue(all(isinstance(g, str) for g in out["groups"]))
+        self.assert_run_result(out["listing"])
+        self.assertEqual(len(out["sudo"]), 2)
+        for result in out["sudo"]:
+            self.assert_run_result(result)
+        self.assertEqual(out["readable"], {readable: True, self.path("missing.txt"): False})
+        self.assertTrue(out["which"]["sh"].endswith("/sh"))
+        self.assertIsNone(out["which"]["zdd-no-such-program"])
+        self.assertFalse(os.path.exists(marker), "sudo -l must only list, never run")
+
+    def test_an_empty_request_still_lists_sudo(self):
+        out = self.access({})
+        self.assertEqual(out["sudo"], [])
+        self.assertEqual(out["readable"], {})
+        self.assertEqual(out["which"], {})
+        self.assert_run_result(out["listing"])
+
+    def test_without_sudo_every_sudo_answer_is_127(self):
+        empty = self.path("empty-bin")
+        os.mkdir(empty)
+        with mock.patch.dict(os.environ, {"PATH": empty}):
+            out = self.access({"sudo": [["systemctl", "reload", "myapp"]], "which": ["sh"]})
+        self.assertEqual(out["listing"]["rc"], 127)
+        self.assertEqual([r["rc"] for r in out["sudo"]], [127])
+        self.assertIn("sudo", out["sudo"][0]["out"])
+        self.assertIsNotNone(out["which"]["sh"], "standard directories are searched too")
+
+
+class ImportCheckAndRunTest(TempDirTest):
+    def setUp(self):
+        super().setUp()
+        self.envfile = self.write("app.env", "GREETING=hello from the env file\n")
+
+    def test_importcheck_accepts_a_wsgi_callable(self):
+        self.write("code/wsgi.py", "import os\nassert os.environ['GREETING']\ndef app(environ, start_response):\n    return []\n")
+        done = run_as_c("importcheck", self.envfile, self.path("code"), "wsgi:app")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertTrue(done.stdout.startswith("ok wsgi:app from "), done.stdout)
+
+    def test_importcheck_calls_an_application_factory(self):
+        self.write("code/factory.py", "def create_app():\n    return lambda environ, start_response: []\n")
+        done = run_as_c("importcheck", "-", self.path("code"), "factory:create_app()")
+        self.assertEqual(done.returncode, 0, done.stderr)
+
+    def test_importcheck_fails_with_the_traceback_when_the_import_fails(self):
+        self.write("code/broken.py", "raise RuntimeError('database url missing')\n")
+        done = run_as_c("importcheck", "-", self.path("code"), "broken:app")
+        self.assertEqual(done.returncode, 1)
+        self.assertIn("RuntimeError: database url missing", done.stderr)
+
+    def test_importcheck_refuses_an_object_that_is_not_callable(self):
+        self.write("code/plain.py", "app = 42\n")
+        done = run_as_c("importcheck", "-", self.path("code"), "plain:app")
+        self.assertEqual(done.returncode, 1)
+        self.assertIn("is not a WSGI callable", done.stderr)
+
+    def test_run_execs_in_the_directory_with_the_env_file_loaded(self):
+        os.mkdir(self.path("code"))
+        done = run_as_c("run", self.envfile, self.path("code"), "/bin/sh", "-c", 'printf "%s|" "$GREETING"; pwd')
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stdout, "hello from the env file|%s\n" % os.path.realpath(self.path("code")))
+
+    def test_run_passes_the_commands_exit_status_through(self):
+        done = run_as_c("run", "-", self.dir, "/bin/sh", "-c", "exit 3")
+        self.assertEqual(done.returncode, 3)
+
+
+if __name__ == "__main__":
+    unittest.main()
