@@ -11,6 +11,9 @@ for cmd in mmdebstrap:mmdebstrap zstd:zstd systemd-nspawn:systemd-container ip:i
   command -v "${cmd%%:*}" >/dev/null 2>&1 || need_apt+=("${cmd#*:}")
 done
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need_apt+=(debian-archive-keyring)
+# The unit tests run the remote helper's Python tests with the system Python; lint runs pyflakes.
+[ -x /usr/bin/python3 ] || need_apt+=(python3)
+/usr/bin/python3 -c 'import pyflakes' >/dev/null 2>&1 || need_apt+=(python3-pyflakes)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "installing apt packages: ${need_apt[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
