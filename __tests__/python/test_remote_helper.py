@@ -516,6 +516,14 @@ class ImportCheckAndRunTest(TempDirTest):
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertTrue(done.stdout.startswith("ok wsgi:app from "), done.stdout)
 
+    def test_importcheck_reports_how_long_the_import_took(self):
+        self.write("code/slow.py", "import time\ntime.sleep(0.3)\ndef app(environ, start_response):\n    return []\n")
+        done = run_as_c("importcheck", "-", self.path("code"), "slow:app")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        seconds = float(done.stdout.strip().rsplit(" in ", 1)[1].rstrip("s"))
+        self.assertGreaterEqual(seconds, 0.3)
+        self.assertLess(seconds, 5)
+
     def test_importcheck_calls_an_application_factory(self):
         self.write("code/factory.py", "def create_app():\n    return lambda environ, start_response: []\n")
         done = run_as_c("importcheck", "-", self.path("code"), "factory:create_app()")

@@ -2,6 +2,8 @@ import { describe, expect, it } from '@jest/globals'
 import { accessWith, healthyFacts } from '../../__fixtures__/host-facts.js'
 import { HOST_CHECKS, olderThan, runChecks } from '../../src/host/host-checks.js'
 import { parseGunicornCommand } from '../../src/host/gunicorn/unit-info.js'
+import { importSeconds } from '../../src/host/release-checks.js'
+import { warnOfStall } from '../../src/modes/prepare-release.js'
 
 const ctx = { releasePath: '/srv/myapp', requiredEnv: [], minFreeBytes: 100 * 1048576 }
 const severities = (facts = healthyFacts()) =>
@@ -181,5 +183,27 @@ describe('Gunicorn versions exposed to the reload crash', () => {
         f => f.check === 'gunicorn version'
       )?.severity
     ).toBe('ok')
+  })
+})
+
+describe('predicting the reload stall from the import check', () => {
+  it('reads the import time the helper reports', () => {
+    expect(importSeconds('ok wsgi:app from /srv/myapp/releases/v2/wsgi.py in 4.02s\n')).toBe(4.02)
+    expect(importSeconds('ok wsgi:app from /srv/x.py')).toBeUndefined()
+  })
+
+  it('warns past about a second of import, naming the held requests', () => {
+    const warnings: string[] = []
+    const log = {
+      info: () => undefined,
+      warning: (m: string) => warnings.push(m),
+      error: () => undefined,
+      group: <T>(_n: string, fn: () => Promise<T>) => fn()
+    }
+    warnOfStall(0.4, log)
+    warnOfStall(undefined, log)
+    expect(warnings).toEqual([])
+    warnOfStall(4.02, log)
+    expect(warnings[0]).toContain('took 4.0 s to import: a reload (HUP) holds requests')
   })
 })

@@ -62,6 +62,7 @@ def cmd_importcheck(envfile, directory, app):
     sys.path.insert(0, directory)
     module_name, _, attr = app.partition(":")
     attr = attr or "application"
+    started = time.monotonic()
     try:
         import importlib
         module = importlib.import_module(module_name)
@@ -76,7 +77,8 @@ def cmd_importcheck(envfile, directory, app):
     except BaseException:
         traceback.print_exc()
         sys.exit(1)
-    print("ok %s from %s" % (app, getattr(module, "__file__", "?")))
+    # The import time predicts how long a reload holds requests while new workers boot.
+    print("ok %s from %s in %.2fs" % (app, getattr(module, "__file__", "?"), time.monotonic() - started))
 
 def cmd_run(envfile, directory, *argv):
     load_env(envfile)

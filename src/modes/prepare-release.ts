@@ -24,10 +24,20 @@ import type { MigrationGate } from './fleet.js'
 
 export interface Cancellation {
   reason?: string
+  /** Aborted with `reason`: pip and migrations are stopped on the host, not awaited. */
+  signal?: AbortSignal
 }
 
 export function checkCancelled(c: Cancellation): void {
   if (c.reason) throw new Error(`cancelled (${c.reason})`)
+}
+
+/** A step that failed because the run was cancelled reads as the cancellation. */
+function asCancelled(c: Cancellation, error: unknown): unknown {
+  if (!c.reason || /^cancelled \(/.test((error as Error)?.message ?? '')) return error
+  return new Error(`cancelled (${c.reason}): ${String((error as Error)?.message ?? error)}`, {
+    cause: error
+  })
 }
 
 export interface PrepareContext {
@@ -87,8 +97,8 @@ async function checkRelease(p: PrepareContext, releaseDir: string): Promise<void
   ])
 }
 
-/** Seconds of import past which a reload visibly holds requests. */
-export const STALL_WARN_SECONDS = 1
+/** Seconds of import past which a reload visibly holds requests (the example app imports in about 0.4 s). */
+export const STALL_WARN_SECONDS = 1.5
 
 /**
  * Gunicorn's HUP forks the new workers and stops the old ones at once, without
@@ -141,6 +151,7 @@ async function migrations(p: PrepareContext, releaseDir: string): Promise<void> 
         app: snap.app,
         command: settings.migrateCommand,
         mode: settings.migrate,
+        limits: { timeoutSeconds: settings.migrateTimeoutSeconds, signal: p.cancellation.signal },
         log
       })
     )
@@ -148,8 +159,19 @@ async function migrations(p: PrepareContext, releaseDir: string): Promise<void> 
   gate?.open()
 }
 
-/** Runs every step before the switch; returns the release directory. */
+/**
+ * Runs every step before the switch; returns the release directory. A cancel
+ * stops a running pip or migration on the host and fails as `cancelled (SIGNAL)`.
+ */
 export async function prepareRelease(p: PrepareContext): Promise<string> {
+  try {
+    return await prepareSteps(p)
+  } catch (error) {
+    throw asCancelled(p.cancellation, error)
+  }
+}
+
+async function prepareSteps(p: PrepareContext): Promise<string> {
   const { settings, snap, log, result, cancellation } = p
   const releaseDir = p.layout.release(settings.releaseId)
   await timed(result, 'upload', () =>
@@ -163,6 +185,7 @@ export async function prepareRelease(p: PrepareContext): Promise<string> {
         releaseDir,
         currentDir: snap.currentDir,
         pipArgs: settings.pipArgs,
+        limits: { timeoutSeconds: settings.pipTimeoutSeconds, signal: cancellation.signal },
         log
       })
     )
