@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals'
-import { grantOf, passwordRules, sudoAllows } from '../../src/host/access.js'
+import { grantOf, passwordRules, sudoAllows, sudoersFile } from '../../src/host/access.js'
 import { RIGHTS } from '../../src/host/service-commands.js'
 
 const requiredSudo = (unit: string) =>
@@ -55,5 +55,13 @@ describe('grantOf: sudo -n -l COMMAND and the listing', () => {
 
   it('is unknown when both a NOPASSWD grant and a password rule match (sudo takes the last)', () => {
     expect(grantOf(true, mixed, 'systemctl reload myapp')).toBe('unknown')
+  })
+})
+
+describe('sudoersFile', () => {
+  it('names a drop-in sudo reads: no dot in the file name', () => {
+    expect(sudoersFile('deploy', 'myapp')).toBe('/etc/sudoers.d/deploy-myapp')
+    expect(sudoersFile('deploy', 'myapp.service')).toBe('/etc/sudoers.d/deploy-myapp')
+    expect(sudoersFile('deploy', 'shop.v2.service')).toBe('/etc/sudoers.d/deploy-shop_v2')
   })
 })

@@ -149,10 +149,18 @@ export function sudoersLine(access: Access, unit: string, rights: Right[]): stri
   return `${access.user} ALL=(root) NOPASSWD: ${commands.join(', ')}`
 }
 
+/**
+ * The drop-in file for the deploy user's rules: sudo silently skips files in
+ * /etc/sudoers.d whose name contains a dot, so `myapp.service` becomes `myapp`.
+ */
+export function sudoersFile(user: string, unit: string): string {
+  return `/etc/sudoers.d/${user}-${unit.replace(/\.service$/, '').replace(/\./g, '_')}`
+}
+
 /** The proof a missing right costs, and the line that would allow it. */
 export function missingRight(access: Access, unit: string, right: Right): NotVerified {
   return {
     what: `${rightSpec(right).purpose}: the deploy user may not run sudo ${rightSpec(right).grant(unit).replace(' *', '')}`,
-    allow: `add to sudoers (visudo -f /etc/sudoers.d/${access.user}-${unit}): ${sudoersLine(access, unit, [right])}`
+    allow: `add to sudoers (visudo -f ${sudoersFile(access.user, unit)}): ${sudoersLine(access, unit, [right])}`
   }
 }
