@@ -101,11 +101,14 @@ export function bringUpAction(from: Pick<ServingState, 'alive' | 'activeState'>)
 
 async function bringUp(ctx: CutoverContext, action: Action, note: string): Promise<void> {
   const { conn, service, log } = ctx
-  log.info(`${action === 'reload' ? 'reloading' : `${action}ing`} ${service}${note}`)
+  log.info(`${action === 'reload' ? 'reloading' : `${action}ing`} ${service}`)
   const result = await conn.remote.exec(toShell(asRoot(serviceCommands[action](service))), {
     timeoutMs: 120_000
   })
-  if (result.code === 0) return
+  if (result.code === 0) {
+    log.info(`systemctl ${action} ${service}${note}`)
+    return
+  }
   const refused = /password is required|not allowed|may not run/i.test(result.stderr)
   throw new CutoverError(
     refused
@@ -172,7 +175,8 @@ export async function switchAndProve(
   plan: CutoverPlan,
   from: ServingState,
   restartDeadMaster: boolean,
-  bring = true
+  bring = true,
+  what: string = 'reload'
 ): Promise<void> {
   await timed(ctx.result, 'switch', async () => {
     ctx.log.info(`switching current to releases/${plan.release}`)
@@ -182,13 +186,14 @@ export async function switchAndProve(
   if (!bring) return prove(ctx, plan, { ...from, workers: [] }, true)
   const action = bringUpAction(from)
   try {
-    await timed(ctx.result, action, () => bringUp(ctx, action, ''))
+    const why = from.alive ? '' : ' (the master was not running)'
+    await timed(ctx.result, action, () => bringUp(ctx, action, why))
     await prove(ctx, plan, from, action === 'reload')
   } catch (error) {
     if (action !== 'reload' || !restartDeadMaster) throw error
     if (!(await masterGone(ctx.conn.remote, ctx.service, error))) throw error
     ctx.log.warning(
-      `the master died during the reload (${(error as Error).message.split('\n')[0]}); restarting ${ctx.service}`
+      `the master died during the ${what} (${(error as Error).message.split('\n')[0]}); restarting ${ctx.service}`
     )
     await timed(ctx.result, 'restart', () => bringUp(ctx, 'restart', ' (the master had died)'))
     await prove(ctx, plan, from, false)
@@ -246,7 +251,8 @@ async function fallBack(ctx: CutoverContext, req: CutoverRequest, cause: unknown
         back,
         state,
         true,
-        !(cause instanceof CutoverError && cause.nothingSent && state.alive)
+        !(cause instanceof CutoverError && cause.nothingSent && state.alive),
+        'rollback'
       )
     )
   ).then(
@@ -307,7 +313,7 @@ export async function runCutover(req: CutoverRequest, ctx: CutoverContext): Prom
       ? startProbe(ctx.conn.remote, ctx.probeUrl, { maxSeconds: ctx.timeoutSeconds * 2 + 120 })
       : undefined
   try {
-    await switchAndProve(ctx, req.plan, req.from, req.restartDeadMaster)
+    await switchAndProve(ctx, req.plan, req.from, req.restartDeadMaster, true, req.action)
   } catch (error) {
     result.error = (error as Error).message
     try {
