@@ -3,6 +3,7 @@
 import type { HostResult } from '../action/host-result.js'
 import type { Log } from '../action/log.js'
 import { tailLines } from '../transport/remote-command.js'
+import { serviceCommands } from './service-commands.js'
 import { toShell } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 
@@ -11,24 +12,11 @@ export async function collectEvidence(
   opts: { service: string; since: Date; nginxErrorLog: string }
 ): Promise<string> {
   const since = `@${Math.floor(opts.since.getTime() / 1000) - 1}`
-  const journal = await remote.exec(
-    toShell([
-      'journalctl',
-      '-u',
-      opts.service,
-      '--since',
-      since,
-      '--no-pager',
-      '-o',
-      'short-iso',
-      '-n',
-      '80'
-    ]),
-    { timeoutMs: 20_000 }
-  )
-  const nginx = await remote.exec(toShell(['tail', '-n', '20', opts.nginxErrorLog]), {
-    timeoutMs: 20_000
-  })
+  // The journal and the Nginx log are independent reads.
+  const [journal, nginx] = await Promise.all([
+    remote.exec(toShell(serviceCommands.journal(opts.service, since, 80)), { timeoutMs: 20_000 }),
+    remote.exec(toShell(['tail', '-n', '20', opts.nginxErrorLog]), { timeoutMs: 20_000 })
+  ])
   const part = (title: string, text: string, stderr: string) =>
     `--- ${title} ---\n${tailLines(text, 80) || `(nothing${stderr ? `: ${stderr.trim()}` : ''})`}`
   return [
