@@ -19,14 +19,21 @@ function maskSecrets(read: (name: string) => string): void {
   }
 }
 
-/** SIGINT/SIGTERM (a cancelled run) stop the deploy at the next step; cleanup still runs. */
+/**
+ * SIGINT/SIGTERM (a cancelled run; the runner kills the process a few seconds
+ * later) stop the deploy: a running pip or migration is stopped on the host at
+ * once, other steps at their end; cleanup still runs.
+ */
 function watchCancellation(cancellation: Cancellation): () => void {
+  const controller = new AbortController()
+  cancellation.signal = controller.signal
   const onSignal = (signal: NodeJS.Signals) => {
     if (!cancellation.reason)
       core.warning(
-        `received ${signal}: stopping after the current step, then cleaning up (lock, partial release, rollback)`
+        `received ${signal}: stopping the current step (a running pip or migration at once), then cleaning up (lock, partial release, rollback)`
       )
-    cancellation.reason = signal
+    cancellation.reason ??= signal
+    controller.abort()
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)

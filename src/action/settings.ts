@@ -54,8 +54,12 @@ export interface Settings {
   requiredEnv: string[]
   envFile?: string
   pipArgs: string[]
+  /** pip-timeout: pip install is stopped on the host after this long. */
+  pipTimeoutSeconds: number
   migrate: 'auto' | 'off'
   migrateCommand?: string[]
+  /** migrate-timeout: flask db upgrade or migrate-command is stopped on the host after this long. */
+  migrateTimeoutSeconds: number
   probe: boolean
   nginxErrorLog: string
   warnOnly: boolean
@@ -469,8 +473,10 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
     requiredEnv,
     envFile: envFileText || undefined,
     pipArgs,
+    pipTimeoutSeconds: int('pip-timeout', 900, 10, 24 * 3600),
     migrate,
     migrateCommand,
+    migrateTimeoutSeconds: int('migrate-timeout', 1800, 10, 24 * 3600),
     probe: bool('probe', true),
     nginxErrorLog,
     warnOnly: bool('warn-only', false),

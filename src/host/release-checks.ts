@@ -6,8 +6,8 @@ import type { GunicornProcesses } from './gunicorn/gunicorn-processes.js'
 import type { Log } from '../action/log.js'
 import { helperArgv } from './remote-helper.js'
 import { RemoteCommandError, runStep, tailLines } from '../transport/remote-command.js'
-import { optional, toShell } from '../transport/shell-quote.js'
-import type { RemoteHost } from '../transport/ssh-connection.js'
+import { optional, toShell, type ShellLine } from '../transport/shell-quote.js'
+import type { ExecResult, RemoteHost } from '../transport/ssh-connection.js'
 import type { GunicornCommand } from './gunicorn/unit-info.js'
 
 export interface Interpreter {
@@ -37,6 +37,48 @@ export async function fileHash(remote: RemoteHost, path: string): Promise<string
   return result.stdout.split(' ')[0] || undefined
 }
 
+/** How long a step that may run for minutes may take, and what stops it early. */
+export interface LongStep {
+  timeoutSeconds: number
+  /** The input that sets timeoutSeconds, named when it passes. */
+  timeoutInput: string
+  /** Aborted when the run is cancelled. */
+  signal?: AbortSignal
+}
+
+/**
+ * Runs a step that may take minutes (pip, migrations) in a process group of its
+ * own: when `limits.timeoutSeconds` pass or `limits.signal` aborts, the command
+ * and everything it started are stopped on the host (TERM, then KILL) before
+ * this throws. Throws RemoteCommandError for a non-zero exit status.
+ */
+export async function runLongStep(
+  remote: RemoteHost,
+  step: string,
+  command: ShellLine,
+  limits: LongStep
+): Promise<ExecResult> {
+  const result = await remote.exec(command, {
+    processGroup: true,
+    timeoutMs: limits.timeoutSeconds * 1000,
+    signal: limits.signal
+  })
+  const host = remote.target.label
+  if (result.cancelled)
+    throw new Error(`${step} on ${host} was cancelled: it was stopped on the host`)
+  if (result.timedOut)
+    throw new Error(
+      `${step} on ${host} did not finish within ${limits.timeoutSeconds}s (${limits.timeoutInput}): it was stopped on the host (TERM, then KILL). Nothing was switched; raise ${limits.timeoutInput} if it needs longer${tailOf(result)}`
+    )
+  if (result.code !== 0) throw new RemoteCommandError(step, result, host)
+  return result
+}
+
+function tailOf(result: ExecResult): string {
+  const tail = tailLines(result.stderr || result.stdout, 15)
+  return tail ? `:\n${tail}` : ''
+}
+
 /** pip install -r requirements.txt when it differs from the current release's. Returns whether it ran. */
 export async function installDependencies(
   remote: RemoteHost,
@@ -46,6 +88,8 @@ export async function installDependencies(
     releaseDir: string
     currentDir?: string
     pipArgs: string[]
+    /** pip-timeout, and the run's cancellation */
+    limits: Omit<LongStep, 'timeoutInput'>
     log: Log
   }
 ): Promise<boolean> {
@@ -73,7 +117,7 @@ export async function installDependencies(
       `requirements.txt changed but ${opts.interpreter.python} is not in a virtualenv; refusing to pip install into the system Python`
     )
   }
-  const result = await runStep(
+  const result = await runLongStep(
     remote,
     'pip install',
     toShell([
@@ -85,7 +129,8 @@ export async function installDependencies(
       '-r',
       requirements,
       ...opts.pipArgs
-    ])
+    ]),
+    { ...opts.limits, timeoutInput: 'pip-timeout' }
   )
   opts.log.info(tailLines(result.stdout, 5))
   return true
@@ -207,6 +252,8 @@ export async function migrate(
     app: string
     command?: string[]
     mode: 'auto' | 'off'
+    /** migrate-timeout, and the run's cancellation */
+    limits: Omit<LongStep, 'timeoutInput'>
     log: Log
   }
 ): Promise<'ran' | 'skipped'> {
@@ -217,12 +264,13 @@ export async function migrate(
     toShell(helperArgv(python, 'run', env, opts.releaseDir, ...argv))
   const module = opts.app.split(':')[0]
   const flask = [python, '-m', 'flask', '--app', module, 'db']
+  const limits = { ...opts.limits, timeoutInput: 'migrate-timeout' }
   const has = opts.command
     ? { code: 0 }
     : await remote.exec(toShell(['test', '-d', `${opts.releaseDir}/migrations`]))
   if (has.code === 0) migrationsNeed(opts)
   if (opts.command) {
-    await runStep(remote, 'migrate-command', inRelease(...opts.command), { timeoutMs: 30 * 60_000 })
+    await runLongStep(remote, 'migrate-command', inRelease(...opts.command), limits)
     opts.log.info(`ran ${opts.command.join(' ')}`)
     return 'ran'
   }
@@ -246,9 +294,7 @@ export async function migrate(
     return 'skipped'
   }
   try {
-    const up = await runStep(remote, 'flask db upgrade', inRelease(...flask, 'upgrade'), {
-      timeoutMs: 30 * 60_000
-    })
+    const up = await runLongStep(remote, 'flask db upgrade', inRelease(...flask, 'upgrade'), limits)
     const output = tailLines(up.stderr + up.stdout, 5)
     if (output) opts.log.info(output)
   } catch (error) {
