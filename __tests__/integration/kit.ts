@@ -154,6 +154,48 @@ export function withHosts(specs: Record<string, HostOptions>): Record<string, Ki
   return hosts
 }
 
+/**
+ * As withHosts (name -> unit variant or options), but each host is an object that exists
+ * already at collection time and is filled in before the block's tests, so it can be
+ * destructured: `const { hk1: target, hk2: bastion } = withHostGroup({ hk1: 'fixed', hk2: 'fixed' })`.
+ * `setup` runs once after every host is up (not when one failed to start).
+ */
+export function withHostGroup<N extends string>(
+  specs: Record<N, UnitVariant | HostOptions>,
+  setup?: (hosts: Record<N, KitHost>) => Promise<unknown>
+): Record<N, KitHost> {
+  const names = Object.keys(specs) as N[]
+  const options: Record<string, HostOptions> = {}
+  const hosts = {} as Record<N, KitHost>
+  for (const n of names) {
+    const spec = specs[n]
+    options[n] = typeof spec === 'string' ? { unit: spec } : spec
+    hosts[n] = {} as KitHost
+  }
+  const started = withHosts(options)
+  beforeAll(async () => {
+    // a host is missing when withHosts' hook failed: that error already fails the tests
+    if (!names.every(n => started[n])) return
+    for (const n of names) Object.assign(hosts[n], started[n])
+    await setup?.(hosts)
+  }, 600_000)
+  return hosts
+}
+
+/**
+ * One host for the enclosing describe block (started before its tests, removed after them):
+ * `const host = withHost('dep1', 'fixed')`. The object is filled in before the tests run;
+ * `setup` runs once the host is up.
+ */
+export function withHost(
+  name: string,
+  options: UnitVariant | HostOptions = {},
+  setup?: (host: KitHost) => Promise<unknown>
+): KitHost {
+  const hosts = withHostGroup({ [name]: options }, setup && (group => setup(group[name])))
+  return hosts[name]
+}
+
 /** Runs a command as root inside the host (not over SSH). */
 export async function rootExec(host: KitHost, argv: string[]): Promise<string> {
   const { stdout } = await run(path.join(KIT, 'host-exec.sh'), [host.name, ...argv], {
@@ -165,6 +207,63 @@ export async function rootExec(host: KitHost, argv: string[]): Promise<string> {
 /** Runs shell text as root inside the host. */
 export function rootSh(host: KitHost, script: string): Promise<string> {
   return rootExec(host, ['/bin/sh', '-c', script])
+}
+
+/** The release directories under release-path/releases, sorted (hidden entries not listed). */
+export async function releaseIds(host: KitHost): Promise<string[]> {
+  return (await rootExec(host, ['ls', `${host.releasePath}/releases`]))
+    .split('\n')
+    .filter(Boolean)
+    .sort()
+}
+
+/** Where release-path/current points, as readlink prints it (e.g. `releases/v1`). */
+export async function currentLink(host: KitHost): Promise<string> {
+  return (await rootExec(host, ['readlink', `${host.releasePath}/current`])).trim()
+}
+
+/** Every entry of release-path/.deploy-log.jsonl, oldest first. */
+export async function deployLog(host: KitHost): Promise<Record<string, unknown>[]> {
+  const text = await rootExec(host, ['cat', `${host.releasePath}/.deploy-log.jsonl`])
+  return text
+    .trim()
+    .split('\n')
+    .map(line => JSON.parse(line) as Record<string, unknown>)
+}
+
+/** How many public-key logins sshd on the host has accepted so far (of `user`, or of anyone). */
+export async function acceptedLogins(host: KitHost, user?: string): Promise<number> {
+  const pattern = user ? `Accepted publickey for ${user} ` : 'Accepted publickey'
+  const count = await rootExec(host, [
+    'sh',
+    '-c',
+    'journalctl -u ssh --no-pager | grep -c -- "$1" || true',
+    'sh',
+    pattern
+  ])
+  return Number(count.trim())
+}
+
+/**
+ * Makes release-path/.deploy-lock look held by another deploy (its owner.json as given);
+ * `age` (touch -d words such as '2 hours ago') backdates it, as a deploy that stopped leaves it.
+ */
+export async function holdLock(
+  host: KitHost,
+  owner: { actor: string; token: string },
+  age?: string
+): Promise<void> {
+  await rootExec(host, [
+    'sh',
+    '-c',
+    'mkdir "$1" && printf "%s\\n" "$2" > "$1/owner.json" && chown -R "$3" "$1" && ' +
+      '{ [ -z "$4" ] || touch -d "$4" "$1"; }',
+    'sh',
+    `${host.releasePath}/.deploy-lock`,
+    JSON.stringify(owner),
+    host.user,
+    age ?? ''
+  ])
 }
 
 /** Lets `keyOwner`'s client key log in as deploy on `host` too (fleets, jump hosts share one key). */
@@ -307,6 +406,22 @@ export function appFor(host: KitHost, edit?: (dir: string, moduleFile: string) =
 
 export function appendTo(file: string, text: string): void {
   writeFileSync(file, readFileSync(file, 'utf8') + text)
+}
+
+/** Puts `text` before the file's contents (code that runs first when a module is imported). */
+export function prependTo(file: string, text: string): void {
+  writeFileSync(file, text + readFileSync(file, 'utf8'))
+}
+
+/**
+ * What the action printed as the runner shows it: the ::add-mask:: commands, which carry
+ * the masked values themselves, are not shown.
+ */
+export function printedOutput(run: ActionRun): string {
+  return run.stdout
+    .split('\n')
+    .filter(l => !l.startsWith('::add-mask::'))
+    .join('\n')
 }
 
 /** The ::error and ::warning annotations the action printed, as the runner shows them. */
