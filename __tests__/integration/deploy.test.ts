@@ -1,18 +1,23 @@
 // mode: deploy against real hosts: every scenario asserts what the server
 // actually serves afterwards, not only what the action says.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { describe, expect, it } from '@jest/globals'
 import { readFileSync, writeFileSync } from 'node:fs'
 import * as path from 'node:path'
 import {
   annotations,
   appCopy,
   appendTo,
-  hostDown,
-  hostUp,
+  currentLink,
+  deployLog,
+  fetchGunicorn,
+  holdLock,
   inputsFor,
+  prependTo,
+  releaseIds,
   rootSh,
   runAction,
   servedRelease,
+  withHost,
   type KitHost
 } from './kit.js'
 
@@ -20,10 +25,6 @@ async function lockPresent(host: KitHost): Promise<boolean> {
   return (
     (await rootSh(host, 'test -e /srv/myapp/.deploy-lock && echo yes || echo no')).trim() === 'yes'
   )
-}
-
-async function releases(host: KitHost): Promise<string[]> {
-  return (await rootSh(host, 'ls /srv/myapp/releases')).split('\n').filter(Boolean).sort()
 }
 
 function editHealth(dir: string, newBody: string): void {
@@ -34,13 +35,7 @@ function editHealth(dir: string, newBody: string): void {
 }
 
 describe('mode: deploy', () => {
-  let host: KitHost
-  beforeAll(async () => {
-    host = await hostUp('dep1', 'fixed')
-  })
-  afterAll(async () => {
-    await hostDown('dep1')
-  })
+  const host = withHost('dep1', 'fixed')
 
   it('deploys v1 then v2 with zero failed probe requests, v2 serving through Gunicorn and Nginx', async () => {
     const v1 = await runAction(
@@ -72,16 +67,11 @@ describe('mode: deploy', () => {
       ])
     )
     expect(await servedRelease(host)).toBe('v2')
-    const direct = JSON.parse(
-      await rootSh(host, 'curl -sS --unix-socket /run/myapp/myapp.sock http://localhost/health')
-    )
+    const direct = JSON.parse((await fetchGunicorn(host)).body)
     expect(direct.release).toBe('v2')
     expect(v2.summary).toContain('v2')
     expect(v2.summary).toContain('0 of')
-    const log = (await rootSh(host, 'cat /srv/myapp/.deploy-log.jsonl'))
-      .trim()
-      .split('\n')
-      .map(l => JSON.parse(l))
+    const log = await deployLog(host)
     expect(log.slice(-2).map(e => [e.id, e.outcome])).toEqual([
       ['v1', 'deployed'],
       ['v2', 'deployed']
@@ -104,10 +94,7 @@ describe('mode: deploy', () => {
   it('stops a release with an ImportError before the switch; the current release keeps serving', async () => {
     const before = await servedRelease(host)
     const broken = appCopy(dir =>
-      writeFileSync(
-        path.join(dir, 'wsgi.py'),
-        'import flask_not_installed\n' + readFileSync(path.join(dir, 'wsgi.py'), 'utf8')
-      )
+      prependTo(path.join(dir, 'wsgi.py'), 'import flask_not_installed\n')
     )
     const run = await runAction(inputsFor(host, { source: broken, 'release-id': 'bad-import' }))
     expect(run.code).not.toBe(0)
@@ -116,7 +103,7 @@ describe('mode: deploy', () => {
     expect(annotations(run)).toContain("ModuleNotFoundError: No module named 'flask_not_installed'")
     expect(annotations(run)).toContain('never reached the reload')
     expect(await servedRelease(host)).toBe(before)
-    expect(await releases(host)).not.toContain('bad-import')
+    expect(await releaseIds(host)).not.toContain('bad-import')
     expect(await lockPresent(host)).toBe(false)
   })
 
@@ -139,8 +126,8 @@ describe('mode: deploy', () => {
     expect(text).toMatch(/Booting worker|Handling signal/)
     expect(run.summary).toContain('journalctl -u myapp')
     expect(await servedRelease(host)).toBe(before)
-    expect((await rootSh(host, 'readlink /srv/myapp/current')).trim()).toBe(`releases/${before}`)
-    const last = JSON.parse((await rootSh(host, 'tail -n 1 /srv/myapp/.deploy-log.jsonl')).trim())
+    expect(await currentLink(host)).toBe(`releases/${before}`)
+    const last = (await deployLog(host)).at(-1)
     expect(last).toMatchObject({ id: 'sick', outcome: 'rolled-back' })
     expect(await lockPresent(host)).toBe(false)
   })
@@ -179,7 +166,7 @@ describe('mode: deploy', () => {
     expect(annotations(run)).toContain('migrations failed before the switch')
     expect(annotations(run)).toContain('no_such_table')
     expect(await servedRelease(host)).toBe(before)
-    expect(await releases(host)).not.toContain('bad-migration')
+    expect(await releaseIds(host)).not.toContain('bad-migration')
   })
 
   it('stops before the switch when a required variable is missing, without printing values', async () => {
@@ -200,7 +187,7 @@ describe('mode: deploy', () => {
     )
     if (secret) expect(run.stdout + run.stderr + run.summary).not.toContain(secret)
     expect(await servedRelease(host)).toBe(before)
-    expect(await releases(host)).not.toContain('no-env')
+    expect(await releaseIds(host)).not.toContain('no-env')
   })
 
   it('runs pip only when requirements.txt changed, and stops before the switch when it fails', async () => {
@@ -229,7 +216,7 @@ describe('mode: deploy', () => {
     expect(annotations(missing)).toContain('zdd-no-such-package')
     expect(annotations(missing)).toContain('nothing switched')
     expect(await servedRelease(host)).toBe('deps-changed')
-    expect(await releases(host)).not.toContain('deps-missing')
+    expect(await releaseIds(host)).not.toContain('deps-missing')
     expect(await lockPresent(host)).toBe(false)
   })
 
@@ -257,10 +244,7 @@ describe('mode: deploy', () => {
   })
 
   it('takes over a stale lock with a warning', async () => {
-    await rootSh(
-      host,
-      `mkdir /srv/myapp/.deploy-lock && echo '{"actor":"ghost","token":"x"}' > /srv/myapp/.deploy-lock/owner.json && touch -d '2 hours ago' /srv/myapp/.deploy-lock && chown -R deploy /srv/myapp/.deploy-lock`
-    )
+    await holdLock(host, { actor: 'ghost', token: 'x' }, '2 hours ago')
     const run = await runAction(
       inputsFor(host, { source: appCopy(), 'release-id': 's1', 'lock-stale-after': '600' })
     )
@@ -273,11 +257,10 @@ describe('mode: deploy', () => {
   it('keeps its lock fresh during a long deploy, so it is never taken over as stale', async () => {
     // The import check of this release blocks while /tmp/hold-import exists (at most 90 s).
     const held = appCopy(d =>
-      writeFileSync(
+      prependTo(
         path.join(d, 'wsgi.py'),
         'import os, time\n_end = time.time() + 90\n' +
-          'while os.path.exists("/tmp/hold-import") and time.time() < _end:\n    time.sleep(0.2)\n' +
-          readFileSync(path.join(d, 'wsgi.py'), 'utf8')
+          'while os.path.exists("/tmp/hold-import") and time.time() < _end:\n    time.sleep(0.2)\n'
       )
     )
     await rootSh(host, 'touch /tmp/hold-import')
@@ -350,7 +333,7 @@ describe('mode: deploy', () => {
       expect(run.outputs.status).toBe('deployed')
     }
     // p3 is current, p2 the previous release and the master's directory before the last reload
-    expect(await releases(host)).toEqual(['p2', 'p3'])
+    expect(await releaseIds(host)).toEqual(['p2', 'p3'])
     expect(await servedRelease(host)).toBe('p3')
   })
 })

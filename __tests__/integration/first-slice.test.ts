@@ -1,25 +1,19 @@
 // The first vertical slice through dist/index.js against a real host:
 // pinned host key, one archive, atomic switch, systemctl reload, health.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { describe, expect, it } from '@jest/globals'
 import {
   appCopy,
-  hostDown,
-  hostUp,
+  currentLink,
+  fetchGunicorn,
   inputsFor,
   rootSh,
   runAction,
   servedRelease,
-  type KitHost
+  withHost
 } from './kit.js'
 
 describe('deploy through dist/index.js', () => {
-  let host: KitHost
-  beforeAll(async () => {
-    host = await hostUp('slice1', 'fixed')
-  })
-  afterAll(async () => {
-    await hostDown('slice1')
-  })
+  const host = withHost('slice1', 'fixed')
 
   it('deploys a release that then serves through Gunicorn and Nginx', async () => {
     expect(await servedRelease(host)).toBe('v0')
@@ -31,12 +25,9 @@ describe('deploy through dist/index.js', () => {
     expect(run.outputs.release).toBe('r1')
     expect(run.outputs['previous-release']).toBe('v0')
     expect(await servedRelease(host)).toBe('r1')
-    const direct = await rootSh(
-      host,
-      'curl -sS --unix-socket /run/myapp/myapp.sock http://localhost/health'
-    )
+    const direct = (await fetchGunicorn(host)).body
     expect(JSON.parse(direct)).toMatchObject({ release: 'r1', file: '/srv/myapp/current/wsgi.py' })
-    expect((await rootSh(host, 'readlink /srv/myapp/current')).trim()).toBe('releases/r1')
+    expect(await currentLink(host)).toBe('releases/r1')
     expect(
       JSON.parse(await rootSh(host, 'cat /srv/myapp/releases/r1/.zdd-release.json'))
     ).toMatchObject({

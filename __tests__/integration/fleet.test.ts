@@ -1,15 +1,15 @@
 // Fleets: rolling deploys across three real hosts, a canary, a failure
 // budget, one migration run per fleet, and fleet-wide rollback.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { describe, expect, it } from '@jest/globals'
 import {
   appCopy,
   authorize,
-  hostDown,
-  hostUp,
+  releaseIds,
   rootSh,
   runAction,
   servedRelease,
   inputsFor,
+  withHostGroup,
   type KitHost,
   type ActionRun
 } from './kit.js'
@@ -39,20 +39,12 @@ function hostsOf(run: ActionRun): HostJson[] {
   return JSON.parse(run.outputs.hosts) as HostJson[]
 }
 
-async function releaseDirs(host: KitHost): Promise<string> {
-  return (await rootSh(host, 'ls /srv/myapp/releases')).trim()
-}
-
 describe('fleets', () => {
-  let hosts: KitHost[]
-  beforeAll(async () => {
-    hosts = await Promise.all([hostUp('f1', 'fixed'), hostUp('f2', 'fixed'), hostUp('f3', 'fixed')])
+  const { f1, f2, f3 } = withHostGroup({ f1: 'fixed', f2: 'fixed', f3: 'fixed' }, async () => {
     // one deploy key for the whole fleet, as in a workflow
-    await Promise.all([authorize(hosts[1], hosts[0]), authorize(hosts[2], hosts[0])])
+    await Promise.all([authorize(f2, f1), authorize(f3, f1)])
   })
-  afterAll(async () => {
-    await Promise.all(['f1', 'f2', 'f3'].map(hostDown))
-  })
+  const hosts = [f1, f2, f3]
 
   it('deploys every host with max-parallel 3, one SSH connection each, migrations once', async () => {
     const run = await runAction(
@@ -72,7 +64,7 @@ describe('fleets', () => {
   it('stops on a host with a broken environment and rolls back the hosts already switched', async () => {
     await rootSh(hosts[1], "sed -i '/^SECRET_KEY=/d' /etc/myapp.env")
     try {
-      const before = await releaseDirs(hosts[2])
+      const before = await releaseIds(hosts[2])
       const run = await runAction(
         fleetInputs(hosts, { source: appCopy(), 'release-id': 'm2', 'required-env': 'SECRET_KEY' })
       )
@@ -83,14 +75,14 @@ describe('fleets', () => {
       expect(results[0].error).toContain('rolled back to m1')
       expect(results[1].error).toContain('SECRET_KEY')
       for (const h of hosts) expect(await servedRelease(h)).toBe('m1')
-      expect(await releaseDirs(hosts[2])).toBe(before)
+      expect(await releaseIds(hosts[2])).toEqual(before)
     } finally {
       await rootSh(hosts[1], 'echo SECRET_KEY=restored-for-tests >> /etc/myapp.env')
     }
   })
 
   it('touches no other host when the canary fails', async () => {
-    const before = await Promise.all([releaseDirs(hosts[0]), releaseDirs(hosts[1])])
+    const before = await Promise.all([releaseIds(hosts[0]), releaseIds(hosts[1])])
     await rootSh(hosts[2], "sed -i '/^DATABASE_URL=/d' /etc/myapp.env")
     try {
       const run = await runAction(
@@ -105,7 +97,7 @@ describe('fleets', () => {
       expect(run.outputs.status).toBe('failed')
       expect(hostsOf(run).map(r => r.status)).toEqual(['skipped', 'skipped', 'failed'])
       expect(run.stdout).toContain('the canary')
-      expect(await Promise.all([releaseDirs(hosts[0]), releaseDirs(hosts[1])])).toEqual(before)
+      expect(await Promise.all([releaseIds(hosts[0]), releaseIds(hosts[1])])).toEqual(before)
       for (const h of hosts) expect(await servedRelease(h)).toBe('m1')
     } finally {
       await rootSh(

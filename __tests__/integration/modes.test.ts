@@ -1,15 +1,18 @@
 // mode: rollback and mode: check, and the reload traps (the reference guide's
 // unit and --preload) against real hosts.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { describe, expect, it } from '@jest/globals'
 import {
   annotations,
   appCopy,
-  hostDown,
-  hostUp,
+  currentLink,
+  deployLog,
+  holdLock,
   inputsFor,
   rootSh,
   runAction,
   servedRelease,
+  withHost,
+  withHostGroup,
   type KitHost
 } from './kit.js'
 
@@ -36,14 +39,9 @@ async function deployed(host: KitHost, id: string): Promise<void> {
 }
 
 describe('mode: rollback', () => {
-  let host: KitHost
-  beforeAll(async () => {
-    host = await hostUp('rb1', 'fixed')
+  const host = withHost('rb1', 'fixed', async () => {
     await deployed(host, 'a1')
     await deployed(host, 'a2')
-  })
-  afterAll(async () => {
-    await hostDown('rb1')
   })
 
   it('goes back to the previous good release with zero failed probe requests', async () => {
@@ -59,7 +57,7 @@ describe('mode: rollback', () => {
     })
     expect(JSON.parse(run.outputs.hosts)[0].probeRequests).toBeGreaterThan(3)
     expect(await servedRelease(host)).toBe('a1')
-    const last = JSON.parse((await rootSh(host, 'tail -n 1 /srv/myapp/.deploy-log.jsonl')).trim())
+    const last = (await deployLog(host)).at(-1)
     expect(last).toMatchObject({
       action: 'rollback',
       id: 'a1',
@@ -113,10 +111,7 @@ describe('mode: rollback', () => {
     // As a crash-looping master does. Made deterministic: another deploy's lock holds the rollback
     // after its preflight (which saw the master up); while it waits, the master goes down.
     const to = (await servedRelease(host)) === 'a1' ? 'a2' : 'a1'
-    await rootSh(
-      host,
-      `mkdir /srv/myapp/.deploy-lock && echo '{"actor":"other","token":"t"}' > /srv/myapp/.deploy-lock/owner.json && chown -R deploy /srv/myapp/.deploy-lock`
-    )
+    await holdLock(host, { actor: 'other', token: 't' })
     let stopped: Promise<string> | undefined
     const run = await runAction(
       inputsFor(host, { mode: 'rollback', 'rollback-to': to, 'lock-timeout': '60' }),
@@ -136,19 +131,11 @@ describe('mode: rollback', () => {
 })
 
 describe('reload traps', () => {
-  let guide: KitHost
-  let preload: KitHost
-  let fixed: KitHost
-  beforeAll(async () => {
-    ;[guide, preload, fixed] = await Promise.all([
-      hostUp('gd1', 'guide'),
-      hostUp('pl1', 'preload'),
-      hostUp('fx1', 'fixed')
-    ])
-  })
-  afterAll(async () => {
-    await Promise.all([hostDown('gd1'), hostDown('pl1'), hostDown('fx1')])
-  })
+  const {
+    gd1: guide,
+    pl1: preload,
+    fx1: fixed
+  } = withHostGroup({ gd1: 'guide', pl1: 'preload', fx1: 'fixed' })
 
   it("never reports the reference guide's unit as deployed, and names the --chdir fix", async () => {
     const run = await runAction(inputsFor(guide, { source: appCopy(), 'release-id': 'g1' }))
@@ -290,7 +277,7 @@ describe('reload traps', () => {
     )
     expect(run.summary).toContain('rolled-back')
     expect(await servedRelease(fixed)).toBe('v0')
-    expect((await rootSh(fixed, 'readlink /srv/myapp/current')).trim()).toBe('releases/v0')
+    expect(await currentLink(fixed)).toBe('releases/v0')
     await restartWith(fixed, 'rm /srv/myapp/gunicorn.conf.py')
   })
 })

@@ -2,46 +2,32 @@
 // fingerprint of a host key that is not the host's preferred type, a jump host
 // with its own user, key, passphrase and known-hosts, a quoted migrate-command,
 // and what gets uploaded (defaults, .deployignore, exclude).
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import {
+  acceptedLogins,
   annotations,
   appCopy,
   appendTo,
-  hostDown,
-  hostUp,
   inputsFor,
+  printedOutput,
   rootExec,
   rootSh,
   runAction,
   servedRelease,
-  type KitHost
+  withHostGroup
 } from './kit.js'
 
-async function acceptedLogins(host: KitHost, user: string): Promise<number> {
-  return Number(
-    (
-      await rootSh(
-        host,
-        `journalctl -u ssh --no-pager | grep -c "Accepted publickey for ${user} " || true`
-      )
-    ).trim()
-  )
-}
-
 describe('SSH parity', () => {
-  let target: KitHost
-  let bastion: KitHost
   /** `256 SHA256:… root@sp1 (ECDSA)`, as ssh-keygen -l prints it */
   let ecdsaLine: string
   let hopKey: string
   const hopPassphrase = 'hop passphrase 314159'
 
-  beforeAll(async () => {
-    ;[target, bastion] = await Promise.all([hostUp('sp1', 'fixed'), hostUp('sp2', 'fixed')])
+  const { sp1: target, sp2: bastion } = withHostGroup({ sp1: 'fixed', sp2: 'fixed' }, async () => {
     // A second host key: sshd now has ED25519 and ECDSA, and clients prefer ED25519.
     await rootSh(
       target,
@@ -63,9 +49,6 @@ describe('SSH parity', () => {
       'sh',
       readFileSync(`${dir}/hop.pub`, 'utf8').trim()
     ])
-  })
-  afterAll(async () => {
-    await Promise.all([hostDown('sp1'), hostDown('sp2')])
   })
 
   it('pins the ECDSA key of a host that prefers ED25519: typed as ssh-keygen -l prints it, and untyped', async () => {
@@ -140,11 +123,7 @@ describe('SSH parity', () => {
       'ran /srv/myapp/.venv/bin/python -m flask --app wsgi:create_app() db upgrade'
     )
     // the runner hides masked values: only the ::add-mask:: commands themselves may carry it
-    const printed = run.stdout
-      .split('\n')
-      .filter(l => !l.startsWith('::add-mask::'))
-      .join('\n')
-    expect(printed).not.toContain(hopPassphrase)
+    expect(printedOutput(run)).not.toContain(hopPassphrase)
     expect(await servedRelease(target)).toBe('p1')
     expect(await acceptedLogins(bastion, 'hop')).toBe(hopLogins + 1)
 
