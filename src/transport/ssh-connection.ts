@@ -381,7 +381,12 @@ class SshRemoteHost implements RemoteHost {
    * behind other commands: TERM to its group, KILL to what is left after 1.5 s.
    */
   private async endGroup(group: GroupMarker): Promise<void> {
-    const pgid = await Promise.race([group.known, sleep(2000).then(() => undefined)])
+    let timer: NodeJS.Timeout | undefined
+    const pgid = await Promise.race([
+      group.known,
+      new Promise<undefined>(resolve => (timer = setTimeout(() => resolve(undefined), 2000)))
+    ])
+    clearTimeout(timer)
     if (pgid === undefined) return
     await this.execNow(killProcessGroup(pgid), { timeoutMs: 5000 })
   }
