@@ -150,92 +150,61 @@ export function defaultReleaseId(now: Date, sha: string): string {
   return `${stamp}-${short}`
 }
 
-export function readSettings(read: InputReader, facts: RunFacts): Settings {
-  const raw = (name: string): string => read(name).trim()
-  const fail = (name: string, value: string, rule: string): never => {
+/** Reads inputs and fails with the input's name, its value (masked when secret) and the rule. */
+class Reader {
+  constructor(readonly read: InputReader) {}
+
+  raw(name: string): string {
+    return this.read(name).trim()
+  }
+
+  fail(name: string, value: string, rule: string): never {
     throw new InputError(name, shown(name, value), rule)
   }
-  const required = (name: string): string => {
-    const value = raw(name)
-    if (value === '') fail(name, value, 'is required')
+
+  required(name: string): string {
+    const value = this.raw(name)
+    if (value === '') this.fail(name, value, 'is required')
     return value
   }
-  const bool = (name: string, fallback: boolean): boolean => {
-    const value = raw(name).toLowerCase()
+
+  bool(name: string, fallback: boolean): boolean {
+    const value = this.raw(name).toLowerCase()
     if (value === '') return fallback
     if (['true', 'yes', 'on', '1'].includes(value)) return true
     if (['false', 'no', 'off', '0'].includes(value)) return false
-    return fail(name, raw(name), 'must be true or false')
+    return this.fail(name, this.raw(name), 'must be true or false')
   }
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const value = raw(name)
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name)
     if (value === '') return fallback
-    if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
-      fail(name, value, `must be a whole number from ${min} to ${max}`)
-    }
+    if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max)
+      this.fail(name, value, `must be a whole number from ${min} to ${max}`)
     return Number(value)
   }
 
-  const modeText = raw('mode') || 'deploy'
-  if (!(MODES as readonly string[]).includes(modeText)) {
-    fail('mode', modeText, `must be one of ${MODES.join(', ')}`)
-  }
-  const mode = modeText as Mode
-
-  const user = raw('username') || 'deploy'
-  if (!USER_RE.test(user)) fail('username', user, USER_RULE)
-  const portText = raw('port') || '22'
-  const port = parsePort(portText) ?? fail('port', portText, 'must be a TCP port from 1 to 65535')
-  const defaults = { user, port }
-
-  const hostText = required('host')
-  const entries = splitList(hostText)
-  if (entries.length === 0) fail('host', hostText, 'must name at least one target')
-  const targets = entries.map(e => parseTarget(e, defaults) ?? fail('host', e, TARGET_RULE))
-  const seen = new Set<string>()
-  for (const t of targets) {
-    if (seen.has(t.label)) fail('host', t.label, 'each target may appear only once')
-    seen.add(t.label)
-  }
-
-  const jumpUser = raw('jump-username')
-  if (jumpUser !== '' && !USER_RE.test(jumpUser)) fail('jump-username', jumpUser, USER_RULE)
-  const jumpText = raw('jump-host')
-  const jumpHost =
-    jumpText === ''
-      ? undefined
-      : (parseTarget(jumpText, { user: jumpUser || user, port: 22 }) ??
-        fail('jump-host', jumpText, TARGET_RULE.replace('each entry', 'the value')))
-
-  const privateKeyOf = (name: string): string => {
-    const key = read(name)
-    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) {
-      fail(name, key, 'must be a PEM or OpenSSH private key (-----BEGIN ... PRIVATE KEY-----)')
-    }
+  privateKey(name: string): string {
+    const key = this.read(name)
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key))
+      this.fail(name, key, 'must be a PEM or OpenSSH private key (-----BEGIN ... PRIVATE KEY-----)')
     return key
   }
-  if (read('private-key').trim() === '') fail('private-key', '', 'is required')
-  const privateKey = privateKeyOf('private-key')
-  const passphrase = read('passphrase') || undefined
 
   /** The pins in a known-hosts input (first) or a fingerprint input; undefined when both are empty. */
-  const pinsFrom = (
-    knownHostsInput: string,
-    fingerprintInput: string
-  ): HostKeyPolicy | undefined => {
-    const knownHostsText = raw(knownHostsInput)
-    const fingerprintText = raw(fingerprintInput)
+  pins(knownHostsInput: string, fingerprintInput: string): HostKeyPolicy | undefined {
+    const knownHostsText = this.raw(knownHostsInput)
+    const fingerprintText = this.raw(fingerprintInput)
     if (knownHostsText !== '') {
       const parsed = parseKnownHosts(knownHostsText)
-      if ('badLine' in parsed) {
-        return fail(
+      if ('badLine' in parsed)
+        return this.fail(
           knownHostsInput,
           knownHostsText,
           `line ${parsed.badLine} is not a 'host keytype base64key' known_hosts line (markers like @cert-authority are not supported)`
         )
-      }
       if (parsed.entries.length === 0)
-        fail(knownHostsInput, knownHostsText, 'must hold at least one key line')
+        this.fail(knownHostsInput, knownHostsText, 'must hold at least one key line')
       return { kind: 'known-hosts', entries: parsed.entries }
     }
     if (fingerprintText === '') return undefined
@@ -244,49 +213,91 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
     const fingerprints = fingerprintText
       .split(/\r?\n/)
       .flatMap(line => (parseFingerprint(line) ? [line.trim()] : splitList(line)))
-      .map(fp => parseFingerprint(fp) ?? fail(fingerprintInput, fp, FINGERPRINT_RULE))
+      .map(fp => parseFingerprint(fp) ?? this.fail(fingerprintInput, fp, FINGERPRINT_RULE))
     return { kind: 'fingerprint', fingerprints }
   }
+}
 
-  const insecure = bool('insecure-skip-host-key-check', false)
+/** mode, the targets and their defaults. */
+function readTargets(r: Reader) {
+  const modeText = r.raw('mode') || 'deploy'
+  if (!(MODES as readonly string[]).includes(modeText))
+    r.fail('mode', modeText, `must be one of ${MODES.join(', ')}`)
+  const mode = modeText as Mode
+  const user = r.raw('username') || 'deploy'
+  if (!USER_RE.test(user)) r.fail('username', user, USER_RULE)
+  const portText = r.raw('port') || '22'
+  const port = parsePort(portText) ?? r.fail('port', portText, 'must be a TCP port from 1 to 65535')
+  const defaults = { user, port }
+  const hostText = r.required('host')
+  const entries = splitList(hostText)
+  if (entries.length === 0) r.fail('host', hostText, 'must name at least one target')
+  const targets = entries.map(e => parseTarget(e, defaults) ?? r.fail('host', e, TARGET_RULE))
+  const seen = new Set<string>()
+  for (const t of targets) {
+    if (seen.has(t.label)) r.fail('host', t.label, 'each target may appear only once')
+    seen.add(t.label)
+  }
+  return { mode, defaults, targets }
+}
+
+const JUMP_INPUTS = [
+  'jump-username',
+  'jump-private-key',
+  'jump-passphrase',
+  'jump-known-hosts',
+  'jump-host-fingerprint'
+]
+
+/** The key, the host key pins and the jump host with its own credentials. */
+function readCredentials(r: Reader, user: string) {
+  const jumpUser = r.raw('jump-username')
+  if (jumpUser !== '' && !USER_RE.test(jumpUser)) r.fail('jump-username', jumpUser, USER_RULE)
+  const jumpText = r.raw('jump-host')
+  const jumpHost =
+    jumpText === ''
+      ? undefined
+      : (parseTarget(jumpText, { user: jumpUser || user, port: 22 }) ??
+        r.fail('jump-host', jumpText, TARGET_RULE.replace('each entry', 'the value')))
+  if (r.read('private-key').trim() === '') r.fail('private-key', '', 'is required')
+  const privateKey = r.privateKey('private-key')
+  const passphrase = r.read('passphrase') || undefined
+  const insecure = r.bool('insecure-skip-host-key-check', false)
   const hostKeys: HostKeyPolicy =
-    pinsFrom('known-hosts', 'host-fingerprint') ??
+    r.pins('known-hosts', 'host-fingerprint') ??
     (insecure
       ? { kind: 'insecure' }
-      : fail(
+      : r.fail(
           'known-hosts',
           '',
           "one of 'known-hosts' or 'host-fingerprint' is required to pin the host key (only 'insecure-skip-host-key-check: true' turns this off)"
         ))
-
-  const JUMP_INPUTS = [
-    'jump-username',
-    'jump-private-key',
-    'jump-passphrase',
-    'jump-known-hosts',
-    'jump-host-fingerprint'
-  ]
   let jumpCredentials: SshCredentials | undefined
   if (!jumpHost) {
     for (const name of JUMP_INPUTS)
-      if (read(name).trim() !== '') fail(name, read(name), "is only used with 'jump-host'")
+      if (r.read(name).trim() !== '') r.fail(name, r.read(name), "is only used with 'jump-host'")
   } else {
-    const ownKey = read('jump-private-key').trim() !== ''
-    const jumpPassphrase = read('jump-passphrase')
+    const ownKey = r.read('jump-private-key').trim() !== ''
+    const jumpPassphrase = r.read('jump-passphrase')
     if (jumpPassphrase !== '' && !ownKey)
-      fail(
+      r.fail(
         'jump-passphrase',
         jumpPassphrase,
         "is only used with 'jump-private-key' (without it, the jump host uses 'private-key' and 'passphrase')"
       )
     jumpCredentials = {
-      privateKey: ownKey ? privateKeyOf('jump-private-key') : privateKey,
+      privateKey: ownKey ? r.privateKey('jump-private-key') : privateKey,
       passphrase: ownKey ? jumpPassphrase || undefined : passphrase,
-      hostKeys: pinsFrom('jump-known-hosts', 'jump-host-fingerprint') ?? hostKeys
+      hostKeys: r.pins('jump-known-hosts', 'jump-host-fingerprint') ?? hostKeys
     }
   }
+  return { jumpHost, jumpCredentials, privateKey, passphrase, hostKeys }
+}
 
-  const service = required('service')
+/** The service, where it lives and the URLs that prove it. */
+function readService(r: Reader) {
+  const { raw, fail } = bound(r)
+  const service = r.required('service')
   if (!SERVICE_RE.test(service)) {
     fail(
       'service',
@@ -295,7 +306,7 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
     )
   }
 
-  const releasePath = required('release-path')
+  const releasePath = r.required('release-path')
   if (!isSafeAbsolutePath(releasePath)) {
     fail(
       'release-path',
@@ -304,7 +315,7 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
     )
   }
 
-  const healthText = required('health-url')
+  const healthText = r.required('health-url')
   const healthUrl =
     parseHttpTarget(healthText) ??
     fail('health-url', healthText, `${HTTP_TARGET_RULE}, requested on the server`)
@@ -328,8 +339,12 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
             )
         )
 
-  const healthExpect = raw('health-expect') || undefined
+  return { service, releasePath, healthUrl, nginxUrl, nginxUrlGiven: nginxText !== '' }
+}
 
+/** What is uploaded as which release. */
+function readRelease(r: Reader, facts: RunFacts, mode: Mode) {
+  const { raw, fail, read } = bound(r)
   const sourceText = raw('source') || '.'
   const source = path.resolve(facts.workspace, sourceText)
   // gitignore patterns, one per line (a pattern may contain a comma).
@@ -356,6 +371,12 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
   if (rollbackText !== '' && mode !== 'rollback')
     fail('rollback-to', rollbackText, "is only used with 'mode: rollback'")
 
+  return { source, exclude, releaseId, rollbackTo: rollbackText || undefined }
+}
+
+/** Shared paths, the environment, pip and the migrations. */
+function readPreparation(r: Reader) {
+  const { raw, fail } = bound(r)
   const sharedText = raw('shared-paths')
   const sharedPaths = splitList(sharedText)
   for (const p of sharedPaths) {
@@ -419,6 +440,20 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
   if (!isSafeAbsolutePath(nginxErrorLog))
     fail('nginx-error-log', nginxErrorLog, 'must be an absolute path')
 
+  return {
+    sharedPaths,
+    requiredEnv,
+    envFile: envFileText || undefined,
+    pipArgs,
+    migrate,
+    migrateCommand,
+    nginxErrorLog
+  }
+}
+
+/** The canary and the migration host: targets named in 'host'. */
+function readFleetTargets(r: Reader, targets: Target[], defaults: { user: string; port: number }) {
+  const { raw, fail } = bound(r)
   const findTarget = (name: string): string | undefined => {
     const text = raw(name)
     if (text === '') return undefined
@@ -435,6 +470,11 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
   const canary = findTarget('canary')
   const migrateHost = findTarget('migrate-host')
 
+  return { canary, migrateHost }
+}
+
+function readGithub(r: Reader) {
+  const { raw, fail } = bound(r)
   const githubToken = raw('github-token')
   if (/\s/.test(githubToken)) fail('github-token', githubToken, 'must be one token without spaces')
   const environment = raw('environment') || 'production'
@@ -444,52 +484,50 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
   if (environmentUrl !== undefined && !isWebUrl(environmentUrl))
     fail('environment-url', environmentUrl, 'must be an absolute http:// or https:// URL')
 
+  return { githubToken, environment, environmentUrl }
+}
+
+/** The reader's methods as plain functions, for the sections below. */
+function bound(r: Reader) {
+  return { raw: (n: string) => r.raw(n), fail: r.fail.bind(r), read: r.read }
+}
+
+export function readSettings(read: InputReader, facts: RunFacts): Settings {
+  const r = new Reader(read)
+  const { mode, defaults, targets } = readTargets(r)
+  const credentials = readCredentials(r, defaults.user)
+  const service = readService(r)
+  const healthExpect = r.raw('health-expect') || undefined
+  const release = readRelease(r, facts, mode)
+  const preparation = readPreparation(r)
+  const fleet = readFleetTargets(r, targets, defaults)
+  const github = readGithub(r)
   return {
     mode,
     targets,
-    jumpHost,
-    jumpCredentials,
-    privateKey,
-    passphrase,
-    hostKeys,
-    service,
-    releasePath,
-    healthUrl,
-    nginxUrl,
-    nginxUrlGiven: nginxText !== '',
+    ...credentials,
+    ...service,
     healthExpect,
-    healthChecks: int('health-checks', 3, 1, 100),
-    source,
-    exclude,
-    releaseId,
-    rollbackTo: rollbackText || undefined,
-    reloadTimeoutSeconds: int('reload-timeout', 60, 5, 3600),
-    connectTimeoutSeconds: int('connect-timeout', 20, 1, 600),
-    connectRetries: int('connect-retries', 3, 0, 20),
-    lockTimeoutSeconds: int('lock-timeout', 120, 0, 3600),
-    lockStaleSeconds: int('lock-stale-after', 3600, 60, 7 * 24 * 3600),
-    keepReleases: int('keep-releases', 5, 2, 1000),
-    sharedPaths,
-    requiredEnv,
-    envFile: envFileText || undefined,
-    pipArgs,
-    pipTimeoutSeconds: int('pip-timeout', 900, 10, 24 * 3600),
-    migrate,
-    migrateCommand,
-    migrateTimeoutSeconds: int('migrate-timeout', 1800, 10, 24 * 3600),
-    probe: bool('probe', true),
-    nginxErrorLog,
-    warnOnly: bool('warn-only', false),
-    strict: bool('strict', false),
-    maxParallel: int('max-parallel', 1, 1, 100),
-    canary,
-    maxFailures: int('max-failures', 0, 0, 1000),
-    rollbackFleet: bool('rollback-fleet', true),
-    migrateHost,
-    githubDeployment: bool('github-deployment', true),
-    githubToken,
-    environment,
-    environmentUrl
+    healthChecks: r.int('health-checks', 3, 1, 100),
+    ...release,
+    reloadTimeoutSeconds: r.int('reload-timeout', 60, 5, 3600),
+    connectTimeoutSeconds: r.int('connect-timeout', 20, 1, 600),
+    connectRetries: r.int('connect-retries', 3, 0, 20),
+    lockTimeoutSeconds: r.int('lock-timeout', 120, 0, 3600),
+    lockStaleSeconds: r.int('lock-stale-after', 3600, 60, 7 * 24 * 3600),
+    keepReleases: r.int('keep-releases', 5, 2, 1000),
+    ...preparation,
+    pipTimeoutSeconds: r.int('pip-timeout', 900, 10, 24 * 3600),
+    migrateTimeoutSeconds: r.int('migrate-timeout', 1800, 10, 24 * 3600),
+    probe: r.bool('probe', true),
+    warnOnly: r.bool('warn-only', false),
+    strict: r.bool('strict', false),
+    maxParallel: r.int('max-parallel', 1, 1, 100),
+    ...fleet,
+    maxFailures: r.int('max-failures', 0, 0, 1000),
+    rollbackFleet: r.bool('rollback-fleet', true),
+    githubDeployment: r.bool('github-deployment', true),
+    ...github
   }
 }
 
