@@ -2,6 +2,7 @@
 // the SSH connection in one go), with the release metadata file added. What is
 // left out follows gitignore rules: the defaults below, then the source's
 // `.deployignore`, then the `exclude` input; a later `!pattern` re-includes.
+import type { RunStamp } from '../host/release-log.js'
 import { getExecOutput } from '@actions/exec'
 import ignore, { type Ignore } from 'ignore'
 import {
@@ -42,12 +43,8 @@ export const DEFAULT_EXCLUDES: readonly string[] = [
  */
 const ALWAYS_EXCLUDED: readonly string[] = ['.git', `/${METADATA_FILE}`]
 
-export interface ReleaseMetadata {
+export interface ReleaseMetadata extends RunStamp {
   id: string
-  sha: string
-  actor: string
-  run: string
-  time: string
 }
 
 export interface ArchiveOptions {

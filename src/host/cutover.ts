@@ -119,13 +119,14 @@ async function bringUp(ctx: CutoverContext, action: Action, note: string): Promi
   )
 }
 
-function expectations(
+/** Proves `plan` serves: the master (kept after a reload), its workers, health and static files. */
+async function prove(
   ctx: CutoverContext,
   plan: CutoverPlan,
   from: ServingState,
   reloaded: boolean
-): VerifyExpectations {
-  return {
+): Promise<void> {
+  const expected: VerifyExpectations = {
     service: ctx.service,
     release: plan.release,
     releaseDir: plan.releaseDir,
@@ -140,17 +141,9 @@ function expectations(
     healthExpect: plan.healthExpect,
     timeoutSeconds: ctx.timeoutSeconds
   }
-}
-
-async function prove(
-  ctx: CutoverContext,
-  plan: CutoverPlan,
-  from: ServingState,
-  reloaded: boolean
-): Promise<void> {
   await timed(ctx.result, 'verify', () =>
     ctx.log.group(`Verify ${plan.release} serves`, async () => {
-      await verifyRelease(ctx.conn.remote, expectations(ctx, plan, from, reloaded), ctx.log)
+      await verifyRelease(ctx.conn.remote, expected, ctx.log)
       if (plan.staticFiles)
         await verifyStaticFile(ctx.conn.remote, {
           ...plan.staticFiles,

@@ -4,13 +4,12 @@
 // verified", with the right that would allow it), or an error under `strict`.
 import type { Access, NotVerified } from './access.js'
 import { firstDeploy, runChecks } from './host-checks.js'
-import { gatherFacts, type DirAccess, type HostFacts } from './host-facts.js'
+import { gatherFacts, type DirAccess, type FactOptions, type HostFacts } from './host-facts.js'
 import type { Finding } from '../action/host-result.js'
 import type { Log } from '../action/log.js'
 import type { UpstreamVerdict } from './nginx/nginx-config.js'
 import { PreflightError } from './gunicorn/reload-traps.js'
 import type { Interpreter } from './release-checks.js'
-import type { ReleaseLayout } from './release-layout.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 import type { GunicornCommand, UnitInfo } from './gunicorn/unit-info.js'
 
@@ -45,12 +44,7 @@ export interface ServiceSnapshot {
   nginx: UpstreamVerdict
 }
 
-export interface PreflightOptions {
-  service: string
-  layout: ReleaseLayout
-  envFile?: string
-  requiredEnv: string[]
-  nginxErrorLog: string
+export interface PreflightOptions extends FactOptions {
   minFreeBytes: number
   strict: boolean
   log: Log

@@ -24,13 +24,11 @@ export interface Interpreter {
  * master's command line (`running`: MainPID, or the processes already read). Never
  * throws for a missing answer: `{ error }` names every reason, so the caller can warn.
  */
-export async function findInterpreter(
+export const findInterpreter: (
   remote: RemoteHost,
   gunicorn: GunicornCommand,
   running?: GunicornProcesses | number
-): Promise<Interpreter | InterpreterUnknown> {
-  return searchInterpreter(remote, gunicorn, running)
-}
+) => Promise<Interpreter | InterpreterUnknown> = searchInterpreter
 
 export async function fileHash(remote: RemoteHost, path: string): Promise<string | undefined> {
   const result = await remote.exec(optional(['sha256sum', path]))

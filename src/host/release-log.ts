@@ -2,13 +2,21 @@
 import { appendOutput, optional } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 
-export interface ReleaseLogEntry {
-  id: string
-  previous?: string
+/** Who made a release or a log entry, from which run, and when. */
+export interface RunStamp {
   sha: string
   actor: string
   run: string
   time: string
+}
+
+export function runStamp(run: { sha: string; actor: string; runUrl: string }): RunStamp {
+  return { sha: run.sha, actor: run.actor, run: run.runUrl, time: new Date().toISOString() }
+}
+
+export interface ReleaseLogEntry extends RunStamp {
+  id: string
+  previous?: string
   host: string
   action: 'deploy' | 'rollback'
   outcome: 'deployed' | 'rolled-back' | 'failed'
@@ -43,11 +51,5 @@ export function logEntry(
   run: { sha: string; actor: string; runUrl: string },
   fields: Pick<ReleaseLogEntry, 'id' | 'previous' | 'host' | 'action' | 'outcome'>
 ): ReleaseLogEntry {
-  return {
-    ...fields,
-    sha: run.sha,
-    actor: run.actor,
-    run: run.runUrl,
-    time: new Date().toISOString()
-  }
+  return { ...fields, ...runStamp(run) }
 }

@@ -18,13 +18,13 @@ import { withLock } from '../host/deploy-lock.js'
 import { preflight, type ServiceSnapshot } from '../host/preflight.js'
 import { releaseOfPath, releasesToPrune } from '../host/prune.js'
 import { listReleases, ReleaseLayout } from '../host/release-layout.js'
-import { appendReleaseLog, logEntry } from '../host/release-log.js'
+import { appendReleaseLog, logEntry, runStamp } from '../host/release-log.js'
 import { realPath } from '../host/service-state.js'
 import { runStep } from '../transport/remote-command.js'
 import { toShell } from '../transport/shell-quote.js'
 import type { Connection, RemoteHost } from '../transport/ssh-connection.js'
 import type { MigrationGate } from './fleet.js'
-import { cutoverContext, planFor, servingState } from './plans.js'
+import { cutoverContext, lockFor, planFor, servingState } from './plans.js'
 import { checkCancelled, prepareRelease, type Cancellation } from './prepare-release.js'
 
 export type { Cancellation } from './prepare-release.js'
@@ -48,13 +48,7 @@ export function packRelease(
   run: RunContext,
   archivePath: string
 ): Promise<ArchiveStats> {
-  const metadata: ReleaseMetadata = {
-    id: settings.releaseId,
-    sha: run.sha,
-    actor: run.actor,
-    run: run.runUrl,
-    time: new Date().toISOString()
-  }
+  const metadata: ReleaseMetadata = { id: settings.releaseId, ...runStamp(run) }
   return createArchive(settings.source, metadata, archivePath, { exclude: settings.exclude })
 }
 
@@ -217,13 +211,8 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
   let switched = false
   try {
     const snap = await checkedPreflight(h)
-    const lockOwner = { actor: ctx.run.actor, run: ctx.run.runUrl, release: settings.releaseId }
-    const lockOptions = {
-      timeoutSeconds: settings.lockTimeoutSeconds,
-      staleSeconds: settings.lockStaleSeconds,
-      log: ctx.log
-    }
-    await withLock(h.conn, h.layout.lockDir, lockOwner, lockOptions, async () => {
+    const lock = lockFor(settings, ctx.run, settings.releaseId, ctx.log)
+    await withLock(h.conn, h.layout.lockDir, lock.owner, lock.options, async () => {
       checkCancelled(ctx.cancellation)
       const prepared = await prepare(h, snap).catch(error => undoPrepared(h, snap, error))
       switched = true

@@ -80,3 +80,15 @@ export function cutoverContext(
     run: host.run
   }
 }
+
+/** Who takes the deploy lock for `release`, and how long it waits or counts as stale. */
+export function lockFor(settings: Settings, run: RunContext, release: string, log: Log) {
+  return {
+    owner: { actor: run.actor, run: run.runUrl, release },
+    options: {
+      timeoutSeconds: settings.lockTimeoutSeconds,
+      staleSeconds: settings.lockStaleSeconds,
+      log
+    }
+  }
+}

@@ -14,7 +14,7 @@ import { listReleases, ReleaseLayout } from '../host/release-layout.js'
 import { readReleaseLog, type ReleaseLogEntry } from '../host/release-log.js'
 import { realPath } from '../host/service-state.js'
 import type { Connection, RemoteHost } from '../transport/ssh-connection.js'
-import { cutoverContext, planFor, servingState } from './plans.js'
+import { cutoverContext, lockFor, planFor, servingState } from './plans.js'
 
 export interface RollbackContext {
   settings: Settings
@@ -137,13 +137,8 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
     result.previousRelease = plan.snap.currentRelease
     result.release = plan.target
     result.sha = plan.sha
-    const who = { actor: ctx.run.actor, run: ctx.run.runUrl, release: plan.target }
-    const lockOptions = {
-      timeoutSeconds: settings.lockTimeoutSeconds,
-      staleSeconds: settings.lockStaleSeconds,
-      log
-    }
-    await withLock(conn, layout.lockDir, who, lockOptions, async () => {
+    const lock = lockFor(settings, ctx.run, plan.target, log)
+    await withLock(conn, layout.lockDir, lock.owner, lock.options, async () => {
       const dir = await realPath(conn.remote, layout.release(plan.target))
       await runCutover(
         {

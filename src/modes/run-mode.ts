@@ -16,15 +16,10 @@ import type { Target } from '../action/targets.js'
 import { connect, connectionStats, type RemoteHost } from '../transport/ssh-connection.js'
 import { checkHost } from './check.js'
 import { deployHost, packRelease, type Cancellation } from './deploy.js'
-import { runFleet, type MigrationGate } from './fleet.js'
+import { runFleet, type FleetHooks } from './fleet.js'
 import { fleetRollback, rollbackHost } from './rollback.js'
 
-type HostJob = (
-  remote: RemoteHost,
-  log: Log,
-  gate: MigrationGate | undefined,
-  reconnect: () => Promise<RemoteHost>
-) => Promise<HostResult>
+type HostJob = FleetHooks['run']
 
 function connectTarget(target: Target, settings: Settings, log: Log): Promise<RemoteHost> {
   const pinning = settings.hostKeys.kind === 'insecure' ? 'NOT checked' : 'pinned'
