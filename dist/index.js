@@ -44,7 +44,7 @@ var require_tunnel = __commonJS({
   "node_modules/tunnel/lib/tunnel.js"(exports) {
     "use strict";
     var net = __require("net");
-    var tls = __require("tls");
+    var tls2 = __require("tls");
     var http = __require("http");
     var https = __require("https");
     var events2 = __require("events");
@@ -167,18 +167,18 @@ var require_tunnel = __commonJS({
             res.statusCode
           );
           socket.destroy();
-          var error2 = new Error("tunneling socket could not be established, statusCode=" + res.statusCode);
-          error2.code = "ECONNRESET";
-          options.request.emit("error", error2);
+          var error3 = new Error("tunneling socket could not be established, statusCode=" + res.statusCode);
+          error3.code = "ECONNRESET";
+          options.request.emit("error", error3);
           self2.removeSocket(placeholder);
           return;
         }
         if (head.length > 0) {
           debug2("got illegal response body from proxy");
           socket.destroy();
-          var error2 = new Error("got illegal response body from proxy");
-          error2.code = "ECONNRESET";
-          options.request.emit("error", error2);
+          var error3 = new Error("got illegal response body from proxy");
+          error3.code = "ECONNRESET";
+          options.request.emit("error", error3);
           self2.removeSocket(placeholder);
           return;
         }
@@ -193,9 +193,9 @@ var require_tunnel = __commonJS({
           cause.message,
           cause.stack
         );
-        var error2 = new Error("tunneling socket could not be established, cause=" + cause.message);
-        error2.code = "ECONNRESET";
-        options.request.emit("error", error2);
+        var error3 = new Error("tunneling socket could not be established, cause=" + cause.message);
+        error3.code = "ECONNRESET";
+        options.request.emit("error", error3);
         self2.removeSocket(placeholder);
       }
     };
@@ -215,12 +215,12 @@ var require_tunnel = __commonJS({
     function createSecureSocket(options, cb) {
       var self2 = this;
       TunnelingAgent.prototype.createSocket.call(self2, options, function(socket) {
-        var hostHeader = options.request.getHeader("host");
+        var hostHeader2 = options.request.getHeader("host");
         var tlsOptions = mergeOptions({}, self2.options, {
           socket,
-          servername: hostHeader ? hostHeader.replace(/:.*$/, "") : options.host
+          servername: hostHeader2 ? hostHeader2.replace(/:.*$/, "") : options.host
         });
-        var secureSocket = tls.connect(0, tlsOptions);
+        var secureSocket = tls2.connect(0, tlsOptions);
         self2.sockets[self2.sockets.indexOf(socket)] = secureSocket;
         cb(secureSocket);
       });
@@ -1524,14 +1524,14 @@ var require_diagnostics = __commonJS({
       diagnosticsChannel.channel("undici:client:connectError").subscribe((evt) => {
         const {
           connectParams: { version, protocol, port, host },
-          error: error2
+          error: error3
         } = evt;
         debuglog(
           "connection to %s using %s%s errored - %s",
           `${host}${port ? `:${port}` : ""}`,
           protocol,
           version,
-          error2.message
+          error3.message
         );
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
@@ -1562,14 +1562,14 @@ var require_diagnostics = __commonJS({
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
           request: { method, path: path7, origin },
-          error: error2
+          error: error3
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
           path7,
-          error2.message
+          error3.message
         );
       });
       isClientSet = true;
@@ -1604,7 +1604,7 @@ var require_diagnostics = __commonJS({
         diagnosticsChannel.channel("undici:client:connectError").subscribe((evt) => {
           const {
             connectParams: { version, protocol, port, host },
-            error: error2
+            error: error3
           } = evt;
           debuglog(
             "connection to %s%s using %s%s errored - %s",
@@ -1612,7 +1612,7 @@ var require_diagnostics = __commonJS({
             port ? `:${port}` : "",
             protocol,
             version,
-            error2.message
+            error3.message
           );
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
@@ -1903,11 +1903,11 @@ var require_request = __commonJS({
       /**
        * @param {Error} error
        */
-      onUpgradeError(error2) {
+      onUpgradeError(error3) {
         assert(!this.aborted);
         assert(this.completed);
         if (channels.error.hasSubscribers) {
-          channels.error.publish({ request: this, error: error2 });
+          channels.error.publish({ request: this, error: error3 });
         }
       }
       /**
@@ -1938,16 +1938,16 @@ var require_request = __commonJS({
           this.onError(err);
         }
       }
-      onError(error2) {
+      onError(error3) {
         this.onFinally();
         if (channels.error.hasSubscribers) {
-          channels.error.publish({ request: this, error: error2 });
+          channels.error.publish({ request: this, error: error3 });
         }
         if (this.aborted) {
           return;
         }
         this.aborted = true;
-        return this[kHandler].onError(error2);
+        return this[kHandler].onError(error3);
       }
       onFinally() {
         if (this.errorHandler) {
@@ -2523,7 +2523,7 @@ var require_connect = __commonJS({
     var timers = require_timers();
     function noop3() {
     }
-    var tls;
+    var tls2;
     var SessionCache;
     if (global.FinalizationRegistry && !(process.env.NODE_V8_COVERAGE || process.env.UNDICI_NO_FG)) {
       SessionCache = class WeakSessionCache {
@@ -2573,26 +2573,26 @@ var require_connect = __commonJS({
         }
       };
     }
-    function buildConnector({ allowH2, maxCachedSessions, socketPath, timeout, session: customSession, ...opts }) {
+    function buildConnector({ allowH2, maxCachedSessions, socketPath: socketPath2, timeout, session: customSession, ...opts }) {
       if (maxCachedSessions != null && (!Number.isInteger(maxCachedSessions) || maxCachedSessions < 0)) {
         throw new InvalidArgumentError("maxCachedSessions must be a positive integer or zero");
       }
-      const options = { path: socketPath, ...opts };
+      const options = { path: socketPath2, ...opts };
       const sessionCache = new SessionCache(maxCachedSessions == null ? 100 : maxCachedSessions);
       timeout = timeout == null ? 1e4 : timeout;
       allowH2 = allowH2 != null ? allowH2 : false;
-      return function connect2({ hostname, host, protocol, port, servername, localAddress, httpSocket }, callback) {
+      return function connect3({ hostname, host, protocol, port, servername, localAddress, httpSocket }, callback) {
         let socket;
         if (protocol === "https:") {
-          if (!tls) {
-            tls = __require("node:tls");
+          if (!tls2) {
+            tls2 = __require("node:tls");
           }
           servername = servername || options.servername || util.getServerName(host) || null;
           const sessionKey = servername || hostname;
           assert(sessionKey);
           const session = customSession || sessionCache.get(sessionKey) || null;
           port = port || 443;
-          socket = tls.connect({
+          socket = tls2.connect({
             highWaterMark: 16384,
             // TLS in node can't have bigger HWM anyway...
             ...options,
@@ -5693,7 +5693,7 @@ Content-Type: ${value.type || "application/octet-stream"}\r
       }
       throwIfAborted(object[kState]);
       const promise = createDeferredPromise();
-      const errorSteps = (error2) => promise.reject(error2);
+      const errorSteps = (error3) => promise.reject(error3);
       const successSteps = (data) => {
         try {
           promise.resolve(convertBytesToJSValue(data));
@@ -6100,9 +6100,9 @@ var require_client_h1 = __commonJS({
         client.emit("disconnect", client[kUrl], [client], new InformationalError("upgrade"));
         try {
           request2.onUpgrade(statusCode, headers, socket, statusText);
-        } catch (error2) {
-          util.errorRequest(client, request2, error2);
-          util.destroy(socket, error2);
+        } catch (error3) {
+          util.errorRequest(client, request2, error3);
+          util.destroy(socket, error3);
         }
         client[kResume]();
       }
@@ -6504,7 +6504,7 @@ var require_client_h1 = __commonJS({
       }
       const socket = client[kSocket];
       clearIdleSocketValidation(socket);
-      const abort = (error2) => {
+      const abort = (error3) => {
         if (request2.aborted) {
           return;
         }
@@ -6514,7 +6514,7 @@ var require_client_h1 = __commonJS({
           }
           return;
         }
-        util.errorRequest(client, request2, error2 || new RequestAbortedError());
+        util.errorRequest(client, request2, error3 || new RequestAbortedError());
         util.destroy(body);
         util.destroy(socket, new InformationalError("aborted"));
       };
@@ -7096,22 +7096,22 @@ var require_client_h2 = __commonJS({
       const { hostname, port } = client[kUrl];
       headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname}${port ? `:${port}` : ""}`;
       headers[HTTP2_HEADER_METHOD] = method;
-      const abort = (error2) => {
+      const abort = (error3) => {
         if (request2.aborted) {
           return;
         }
         if (request2.completed) {
           if (method === "CONNECT" && stream != null) {
-            util.destroy(stream, error2 || new RequestAbortedError());
+            util.destroy(stream, error3 || new RequestAbortedError());
           }
           return;
         }
-        error2 = error2 || new RequestAbortedError();
-        util.errorRequest(client, request2, error2);
+        error3 = error3 || new RequestAbortedError();
+        util.errorRequest(client, request2, error3);
         if (stream != null) {
-          util.destroy(stream, error2);
+          util.destroy(stream, error3);
         }
-        util.destroy(body, error2);
+        util.destroy(body, error3);
         client[kQueue][client[kRunningIdx]++] = null;
         client[kResume]();
       };
@@ -7132,17 +7132,17 @@ var require_client_h2 = __commonJS({
           stream.off(errorMonitor, onUpgradeError);
           request2.onUpgradeResponse(Number(headers2[HTTP2_HEADER_STATUS]), headers2, parseH2ResponseHeaders);
         };
-        const onUpgradeError = (error2) => {
+        const onUpgradeError = (error3) => {
           upgradeResponseFinished = true;
           stream.off("response", onResponse);
-          request2.onUpgradeError(error2);
+          request2.onUpgradeError(error3);
         };
         const onReady = () => {
           try {
             request2.onUpgrade(null, null, stream);
-          } catch (error2) {
+          } catch (error3) {
             stream.off("response", onResponse);
-            abort(error2);
+            abort(error3);
             return;
           }
           if (request2.aborted) {
@@ -7344,8 +7344,8 @@ var require_client_h2 = __commonJS({
         }
         request2.onRequestSent();
         client[kResume]();
-      } catch (error2) {
-        abort(error2);
+      } catch (error3) {
+        abort(error3);
       }
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body, client, request2, contentLength) {
@@ -7500,8 +7500,8 @@ var require_redirect_handler = __commonJS({
       onUpgrade(statusCode, headers, socket) {
         this.handler.onUpgrade(statusCode, headers, socket);
       }
-      onError(error2) {
-        this.handler.onError(error2);
+      onError(error3) {
+        this.handler.onError(error3);
       }
       onHeaders(statusCode, headers, resume, statusText) {
         this.location = this.history.length >= this.maxRedirections || util.isDisturbed(this.opts.body) ? null : parseLocation(statusCode, headers);
@@ -7708,13 +7708,13 @@ var require_client = __commonJS({
         maxKeepAliveTimeout,
         keepAliveMaxTimeout,
         keepAliveTimeoutThreshold,
-        socketPath,
+        socketPath: socketPath2,
         pipelining,
-        tls,
+        tls: tls2,
         strictContentLength,
         maxCachedSessions,
         maxRedirections,
-        connect: connect3,
+        connect: connect4,
         maxRequestsPerClient,
         localAddress,
         maxResponseSize,
@@ -7745,7 +7745,7 @@ var require_client = __commonJS({
         if (maxHeaderSize != null && !Number.isFinite(maxHeaderSize)) {
           throw new InvalidArgumentError("invalid maxHeaderSize");
         }
-        if (socketPath != null && typeof socketPath !== "string") {
+        if (socketPath2 != null && typeof socketPath2 !== "string") {
           throw new InvalidArgumentError("invalid socketPath");
         }
         if (connectTimeout != null && (!Number.isFinite(connectTimeout) || connectTimeout < 0)) {
@@ -7766,7 +7766,7 @@ var require_client = __commonJS({
         if (bodyTimeout != null && (!Number.isInteger(bodyTimeout) || bodyTimeout < 0)) {
           throw new InvalidArgumentError("bodyTimeout must be a positive integer or zero");
         }
-        if (connect3 != null && typeof connect3 !== "function" && typeof connect3 !== "object") {
+        if (connect4 != null && typeof connect4 !== "function" && typeof connect4 !== "object") {
           throw new InvalidArgumentError("connect must be a function or an object");
         }
         if (maxRedirections != null && (!Number.isInteger(maxRedirections) || maxRedirections < 0)) {
@@ -7790,15 +7790,15 @@ var require_client = __commonJS({
         if (maxConcurrentStreams != null && (typeof maxConcurrentStreams !== "number" || maxConcurrentStreams < 1)) {
           throw new InvalidArgumentError("maxConcurrentStreams must be a positive integer, greater than 0");
         }
-        if (typeof connect3 !== "function") {
-          connect3 = buildConnector({
-            ...tls,
+        if (typeof connect4 !== "function") {
+          connect4 = buildConnector({
+            ...tls2,
             maxCachedSessions,
             allowH2,
-            socketPath,
+            socketPath: socketPath2,
             timeout: connectTimeout,
             ...autoSelectFamily ? { autoSelectFamily, autoSelectFamilyAttemptTimeout } : void 0,
-            ...connect3
+            ...connect4
           });
         }
         if (interceptors?.Client && Array.isArray(interceptors.Client)) {
@@ -7813,7 +7813,7 @@ var require_client = __commonJS({
           this[kInterceptors] = [createRedirectInterceptor({ maxRedirections })];
         }
         this[kUrl] = util.parseOrigin(url);
-        this[kConnector] = connect3;
+        this[kConnector] = connect4;
         this[kPipelining] = pipelining != null ? pipelining : 1;
         this[kMaxHeadersSize] = maxHeaderSize || http.maxHeaderSize;
         this[kKeepAliveDefaultTimeout] = keepAliveTimeout == null ? 4e3 : keepAliveTimeout;
@@ -7867,7 +7867,7 @@ var require_client = __commonJS({
       }
       /* istanbul ignore: only used for test */
       [kConnect](cb) {
-        connect2(this);
+        connect3(this);
         this.once("connect", cb);
       }
       [kDispatch](opts, handler2) {
@@ -7931,7 +7931,7 @@ var require_client = __commonJS({
         assert(client[kSize] === 0);
       }
     }
-    async function connect2(client) {
+    async function connect3(client) {
       assert(!client[kConnecting]);
       assert(!client[kHTTPContext]);
       let { host, hostname, protocol, port } = client[kUrl];
@@ -8102,7 +8102,7 @@ var require_client = __commonJS({
           return;
         }
         if (!client[kHTTPContext]) {
-          connect2(client);
+          connect3(client);
           return;
         }
         if (client[kHTTPContext].destroyed) {
@@ -8168,10 +8168,10 @@ var require_fixed_queue = __commonJS({
         this.head.push(data);
       }
       shift() {
-        const tail = this.tail;
-        const next = tail.shift();
-        if (tail.isEmpty() && tail.next !== null) {
-          this.tail = tail.next;
+        const tail2 = this.tail;
+        const next = tail2.shift();
+        if (tail2.isEmpty() && tail2.next !== null) {
+          this.tail = tail2.next;
         }
         return next;
       }
@@ -8394,11 +8394,11 @@ var require_pool = __commonJS({
       constructor(origin, {
         connections,
         factory = defaultFactory,
-        connect: connect2,
+        connect: connect3,
         connectTimeout,
-        tls,
+        tls: tls2,
         maxCachedSessions,
-        socketPath,
+        socketPath: socketPath2,
         autoSelectFamily,
         autoSelectFamilyAttemptTimeout,
         allowH2,
@@ -8410,28 +8410,28 @@ var require_pool = __commonJS({
         if (typeof factory !== "function") {
           throw new InvalidArgumentError("factory must be a function.");
         }
-        if (connect2 != null && typeof connect2 !== "function" && typeof connect2 !== "object") {
+        if (connect3 != null && typeof connect3 !== "function" && typeof connect3 !== "object") {
           throw new InvalidArgumentError("connect must be a function or an object");
         }
-        if (typeof connect2 !== "function") {
-          connect2 = buildConnector({
-            ...tls,
+        if (typeof connect3 !== "function") {
+          connect3 = buildConnector({
+            ...tls2,
             maxCachedSessions,
             allowH2,
-            socketPath,
+            socketPath: socketPath2,
             timeout: connectTimeout,
             ...autoSelectFamily ? { autoSelectFamily, autoSelectFamilyAttemptTimeout } : void 0,
-            ...connect2
+            ...connect3
           });
         }
         super(options);
         this[kInterceptors] = options.interceptors?.Pool && Array.isArray(options.interceptors.Pool) ? options.interceptors.Pool : [];
         this[kConnections] = connections || null;
         this[kUrl] = util.parseOrigin(origin);
-        this[kOptions] = { ...util.deepClone(options), connect: connect2, allowH2 };
+        this[kOptions] = { ...util.deepClone(options), connect: connect3, allowH2 };
         this[kOptions].interceptors = options.interceptors ? { ...options.interceptors } : void 0;
         this[kFactory] = factory;
-        this.on("connectionError", (origin2, targets, error2) => {
+        this.on("connectionError", (origin2, targets, error3) => {
           for (const target of targets) {
             const idx = this[kClients].indexOf(target);
             if (idx !== -1) {
@@ -8512,13 +8512,13 @@ var require_balanced_pool = __commonJS({
         }
         this[kInterceptors] = opts.interceptors?.BalancedPool && Array.isArray(opts.interceptors.BalancedPool) ? opts.interceptors.BalancedPool : [];
         this[kFactory] = factory;
-        for (const upstream of upstreams) {
-          this.addUpstream(upstream);
+        for (const upstream2 of upstreams) {
+          this.addUpstream(upstream2);
         }
         this._updateBalancedPoolStats();
       }
-      addUpstream(upstream) {
-        const upstreamOrigin = parseOrigin(upstream).origin;
+      addUpstream(upstream2) {
+        const upstreamOrigin = parseOrigin(upstream2).origin;
         if (this[kClients].find((pool2) => pool2[kUrl].origin === upstreamOrigin && pool2.closed !== true && pool2.destroyed !== true)) {
           return this;
         }
@@ -8551,8 +8551,8 @@ var require_balanced_pool = __commonJS({
         }
         this[kGreatestCommonDivisor] = result;
       }
-      removeUpstream(upstream) {
-        const upstreamOrigin = parseOrigin(upstream).origin;
+      removeUpstream(upstream2) {
+        const upstreamOrigin = parseOrigin(upstream2).origin;
         const pool = this[kClients].find((pool2) => pool2[kUrl].origin === upstreamOrigin && pool2.closed !== true && pool2.destroyed !== true);
         if (pool) {
           this[kRemoveClient](pool);
@@ -8623,25 +8623,25 @@ var require_agent = __commonJS({
       return opts && opts.connections === 1 ? new Client2(origin, opts) : new Pool(origin, opts);
     }
     var Agent = class extends DispatcherBase {
-      constructor({ factory = defaultFactory, maxRedirections = 0, connect: connect2, tls, ...options } = {}) {
+      constructor({ factory = defaultFactory, maxRedirections = 0, connect: connect3, tls: tls2, ...options } = {}) {
         if (typeof factory !== "function") {
           throw new InvalidArgumentError("factory must be a function.");
         }
-        if (connect2 != null && typeof connect2 !== "function" && typeof connect2 !== "object") {
+        if (connect3 != null && typeof connect3 !== "function" && typeof connect3 !== "object") {
           throw new InvalidArgumentError("connect must be a function or an object");
         }
         if (!Number.isInteger(maxRedirections) || maxRedirections < 0) {
           throw new InvalidArgumentError("maxRedirections must be a positive number");
         }
         super(options);
-        if (connect2 && typeof connect2 !== "function") {
-          connect2 = { ...connect2 };
+        if (connect3 && typeof connect3 !== "function") {
+          connect3 = { ...connect3 };
         }
-        if (tls && typeof tls !== "function") {
-          tls = { ...tls };
+        if (tls2 && typeof tls2 !== "function") {
+          tls2 = { ...tls2 };
         }
         this[kInterceptors] = options.interceptors?.Agent && Array.isArray(options.interceptors.Agent) ? options.interceptors.Agent : [createRedirectInterceptor({ maxRedirections })];
-        this[kOptions] = { ...util.deepClone(options), connect: connect2, tls };
+        this[kOptions] = { ...util.deepClone(options), connect: connect3, tls: tls2 };
         this[kOptions].interceptors = options.interceptors ? { ...options.interceptors } : void 0;
         this[kMaxRedirections] = maxRedirections;
         this[kFactory] = factory;
@@ -8736,16 +8736,16 @@ var require_proxy_agent = __commonJS({
     }
     var Http1ProxyWrapper = class extends DispatcherBase {
       #client;
-      constructor(proxyUrl, { headers = {}, connect: connect2, factory }) {
+      constructor(proxyUrl, { headers = {}, connect: connect3, factory }) {
         super();
         if (!proxyUrl) {
           throw new InvalidArgumentError("Proxy URL is mandatory");
         }
         this[kProxyHeaders] = headers;
         if (factory) {
-          this.#client = factory(proxyUrl, { connect: connect2 });
+          this.#client = factory(proxyUrl, { connect: connect3 });
         } else {
-          this.#client = new Client2(proxyUrl, { connect: connect2 });
+          this.#client = new Client2(proxyUrl, { connect: connect3 });
         }
       }
       [kDispatch](opts, handler2) {
@@ -8807,7 +8807,7 @@ var require_proxy_agent = __commonJS({
         } else if (username && password) {
           this[kProxyHeaders]["proxy-authorization"] = `Basic ${Buffer.from(`${decodeURIComponent(username)}:${decodeURIComponent(password)}`).toString("base64")}`;
         }
-        const connect2 = buildConnector({ ...opts.proxyTls });
+        const connect3 = buildConnector({ ...opts.proxyTls });
         this[kConnectEndpoint] = buildConnector({ ...opts.requestTls });
         const agentFactory = opts.factory || defaultAgentFactory;
         const factory = (origin2, options) => {
@@ -8815,13 +8815,13 @@ var require_proxy_agent = __commonJS({
           if (!this[kTunnelProxy] && protocol2 === "http:" && this[kProxy].protocol === "http:") {
             return new Http1ProxyWrapper(this[kProxy].uri, {
               headers: this[kProxyHeaders],
-              connect: connect2,
+              connect: connect3,
               factory: agentFactory
             });
           }
           return agentFactory(origin2, options);
         };
-        this[kClient] = clientFactory(url, { connect: connect2 });
+        this[kClient] = clientFactory(url, { connect: connect3 });
         this[kAgent] = new Agent({
           ...opts,
           factory,
@@ -8932,7 +8932,7 @@ var require_env_http_proxy_agent = __commonJS({
     var { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = require_symbols();
     var ProxyAgent2 = require_proxy_agent();
     var Agent = require_agent();
-    var DEFAULT_PORTS = {
+    var DEFAULT_PORTS2 = {
       "http:": 80,
       "https:": 443
     };
@@ -8992,7 +8992,7 @@ var require_env_http_proxy_agent = __commonJS({
       #getProxyAgentForUrl(url) {
         let { protocol, host: hostname, port } = url;
         hostname = hostname.replace(/:\d*$/, "").toLowerCase();
-        port = Number.parseInt(port, 10) || DEFAULT_PORTS[protocol] || 0;
+        port = Number.parseInt(port, 10) || DEFAULT_PORTS2[protocol] || 0;
         if (!this.#shouldProxy(hostname, port)) {
           return this[kNoProxyAgent];
         }
@@ -10567,10 +10567,10 @@ var require_api_connect = __commonJS({
         }
       }
     };
-    function connect2(opts, callback) {
+    function connect3(opts, callback) {
       if (callback === void 0) {
         return new Promise((resolve3, reject) => {
-          connect2.call(this, opts, (err, data) => {
+          connect3.call(this, opts, (err, data) => {
             return err ? reject(err) : resolve3(data);
           });
         });
@@ -10586,7 +10586,7 @@ var require_api_connect = __commonJS({
         queueMicrotask(() => callback(err, { opaque }));
       }
     }
-    module.exports = connect2;
+    module.exports = connect3;
   }
 });
 
@@ -10852,13 +10852,13 @@ var require_mock_utils = __commonJS({
       if (mockDispatch2.data.callback) {
         mockDispatch2.data = { ...mockDispatch2.data, ...mockDispatch2.data.callback(opts) };
       }
-      const { data: { statusCode, data, headers, trailers, error: error2 }, delay, persist } = mockDispatch2;
+      const { data: { statusCode, data, headers, trailers, error: error3 }, delay, persist } = mockDispatch2;
       const { timesInvoked, times } = mockDispatch2;
       mockDispatch2.consumed = !persist && timesInvoked >= times;
       mockDispatch2.pending = timesInvoked < times;
-      if (error2 !== null) {
+      if (error3 !== null) {
         deleteMockDispatch(this[kDispatches], key);
-        handler2.onError(error2);
+        handler2.onError(error3);
         return true;
       }
       if (typeof delay === "number" && delay > 0) {
@@ -10896,19 +10896,19 @@ var require_mock_utils = __commonJS({
         if (agent.isMockActive) {
           try {
             mockDispatch.call(this, opts, handler2);
-          } catch (error2) {
-            if (error2 instanceof MockNotMatchedError) {
+          } catch (error3) {
+            if (error3 instanceof MockNotMatchedError) {
               const netConnect = agent[kGetNetConnect]();
               if (netConnect === false) {
-                throw new MockNotMatchedError(`${error2.message}: subsequent request to origin ${origin} was not allowed (net.connect disabled)`);
+                throw new MockNotMatchedError(`${error3.message}: subsequent request to origin ${origin} was not allowed (net.connect disabled)`);
               }
               if (checkNetConnect(netConnect, origin)) {
                 originalDispatch.call(this, opts, handler2);
               } else {
-                throw new MockNotMatchedError(`${error2.message}: subsequent request to origin ${origin} was not allowed (net.connect is not enabled for this origin)`);
+                throw new MockNotMatchedError(`${error3.message}: subsequent request to origin ${origin} was not allowed (net.connect is not enabled for this origin)`);
               }
             } else {
-              throw error2;
+              throw error3;
             }
           }
         } else {
@@ -11073,11 +11073,11 @@ var require_mock_interceptor = __commonJS({
       /**
        * Mock an undici request with a defined error.
        */
-      replyWithError(error2) {
-        if (typeof error2 === "undefined") {
+      replyWithError(error3) {
+        if (typeof error3 === "undefined") {
           throw new InvalidArgumentError("error must be defined");
         }
-        const newMockDispatch = addMockDispatch(this[kDispatches], this[kDispatchKey], { error: error2 });
+        const newMockDispatch = addMockDispatch(this[kDispatches], this[kDispatchKey], { error: error3 });
         return new MockScope(newMockDispatch);
       }
       /**
@@ -11644,7 +11644,7 @@ var require_dump = __commonJS({
 var require_dns = __commonJS({
   "node_modules/undici/lib/interceptor/dns.js"(exports, module) {
     "use strict";
-    var { isIP } = __require("node:net");
+    var { isIP: isIP2 } = __require("node:net");
     var { lookup } = __require("node:dns");
     var DecoratorHandler = require_decorator_handler();
     var { InvalidArgumentError, InformationalError } = require_errors();
@@ -11798,16 +11798,16 @@ var require_dns = __commonJS({
       setRecords(origin, addresses) {
         const timestamp = Date.now();
         const records = { records: { 4: null, 6: null } };
-        for (const record2 of addresses) {
-          record2.timestamp = timestamp;
-          if (typeof record2.ttl === "number") {
-            record2.ttl = Math.min(record2.ttl, this.#maxTTL);
+        for (const record3 of addresses) {
+          record3.timestamp = timestamp;
+          if (typeof record3.ttl === "number") {
+            record3.ttl = Math.min(record3.ttl, this.#maxTTL);
           } else {
-            record2.ttl = this.#maxTTL;
+            record3.ttl = this.#maxTTL;
           }
-          const familyRecords = records.records[record2.family] ?? { ips: [] };
-          familyRecords.ips.push(record2);
-          records.records[record2.family] = familyRecords;
+          const familyRecords = records.records[record3.family] ?? { ips: [] };
+          familyRecords.ips.push(record3);
+          records.records[record3.family] = familyRecords;
         }
         this.#records.set(origin.hostname, records);
       }
@@ -11899,7 +11899,7 @@ var require_dns = __commonJS({
       return (dispatch) => {
         return function dnsInterceptor(origDispatchOpts, handler2) {
           const origin = origDispatchOpts.origin.constructor === URL ? origDispatchOpts.origin : new URL(origDispatchOpts.origin);
-          if (isIP(origin.hostname) !== 0) {
+          if (isIP2(origin.hostname) !== 0) {
             return dispatch(origDispatchOpts, handler2);
           }
           instance.runLookup(origin, origDispatchOpts, (err, newOrigin) => {
@@ -13595,17 +13595,17 @@ var require_fetch = __commonJS({
         this.emit("terminated", reason);
       }
       // https://fetch.spec.whatwg.org/#fetch-controller-abort
-      abort(error2) {
+      abort(error3) {
         if (this.state !== "ongoing") {
           return;
         }
         this.state = "aborted";
-        if (!error2) {
-          error2 = new DOMException("The operation was aborted.", "AbortError");
+        if (!error3) {
+          error3 = new DOMException("The operation was aborted.", "AbortError");
         }
-        this.serializedAbortReason = error2;
-        this.connection?.destroy(error2);
-        this.emit("terminated", error2);
+        this.serializedAbortReason = error3;
+        this.connection?.destroy(error3);
+        this.emit("terminated", error3);
       }
     };
     function handleFetchDone(response) {
@@ -13701,12 +13701,12 @@ var require_fetch = __commonJS({
       );
     }
     var markResourceTiming = performance.markResourceTiming;
-    function abortFetch(p, request2, responseObject, error2) {
+    function abortFetch(p, request2, responseObject, error3) {
       if (p) {
-        p.reject(error2);
+        p.reject(error3);
       }
       if (request2.body != null && isReadable(request2.body?.stream)) {
-        request2.body.stream.cancel(error2).catch((err) => {
+        request2.body.stream.cancel(error3).catch((err) => {
           if (err.code === "ERR_INVALID_STATE") {
             return;
           }
@@ -13718,7 +13718,7 @@ var require_fetch = __commonJS({
       }
       const response = responseObject[kState];
       if (response.body != null && isReadable(response.body?.stream)) {
-        response.body.stream.cancel(error2).catch((err) => {
+        response.body.stream.cancel(error3).catch((err) => {
           if (err.code === "ERR_INVALID_STATE") {
             return;
           }
@@ -14537,13 +14537,13 @@ var require_fetch = __commonJS({
               fetchParams.controller.ended = true;
               this.body.push(null);
             },
-            onError(error2) {
+            onError(error3) {
               if (this.abort) {
                 fetchParams.controller.off("terminated", this.abort);
               }
-              this.body?.destroy(error2);
-              fetchParams.controller.terminate(error2);
-              reject(error2);
+              this.body?.destroy(error3);
+              fetchParams.controller.terminate(error3);
+              reject(error3);
             },
             onUpgrade(status, rawHeaders, socket) {
               if (status !== 101) {
@@ -15006,8 +15006,8 @@ var require_util4 = __commonJS({
                   }
                   fr[kResult] = result;
                   fireAProgressEvent("load", fr);
-                } catch (error2) {
-                  fr[kError] = error2;
+                } catch (error3) {
+                  fr[kError] = error3;
                   fireAProgressEvent("error", fr);
                 }
                 if (fr[kState] !== "loading") {
@@ -15016,13 +15016,13 @@ var require_util4 = __commonJS({
               });
               break;
             }
-          } catch (error2) {
+          } catch (error3) {
             if (fr[kAborted]) {
               return;
             }
             queueMicrotask(() => {
               fr[kState] = "done";
-              fr[kError] = error2;
+              fr[kError] = error3;
               fireAProgressEvent("error", fr);
               if (fr[kState] !== "loading") {
                 fireAProgressEvent("loadend", fr);
@@ -17328,11 +17328,11 @@ var require_connection = __commonJS({
         });
       }
     }
-    function onSocketError(error2) {
+    function onSocketError(error3) {
       const { ws } = this;
       ws[kReadyState] = states.CLOSING;
       if (channels.socketError.hasSubscribers) {
-        channels.socketError.publish(error2);
+        channels.socketError.publish(error3);
       }
       this.destroy();
     }
@@ -17350,7 +17350,7 @@ var require_permessage_deflate = __commonJS({
     var { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __require("node:zlib");
     var { isValidClientWindowBits } = require_util7();
     var { MessageSizeExceededError } = require_errors();
-    var tail = Buffer.from([0, 0, 255, 255]);
+    var tail2 = Buffer.from([0, 0, 255, 255]);
     var kBuffer = /* @__PURE__ */ Symbol("kBuffer");
     var kLength = /* @__PURE__ */ Symbol("kLength");
     var PerMessageDeflate = class {
@@ -17408,7 +17408,7 @@ var require_permessage_deflate = __commonJS({
         }
         this.#inflate.write(chunk);
         if (fin) {
-          this.#inflate.write(tail);
+          this.#inflate.write(tail2);
         }
         this.#inflate.flush(() => {
           if (!this.#inflate) {
@@ -17634,10 +17634,10 @@ var require_receiver = __commonJS({
                 this.#extensions.get("permessage-deflate").decompress(
                   body,
                   this.#info.fin,
-                  (error2, data) => {
-                    if (error2) {
-                      const code = error2 instanceof MessageSizeExceededError ? 1009 : 1007;
-                      failWebsocketConnectionWithCode(this.ws, code, error2.message);
+                  (error3, data) => {
+                    if (error3) {
+                      const code = error3 instanceof MessageSizeExceededError ? 1009 : 1007;
+                      failWebsocketConnectionWithCode(this.ws, code, error3.message);
                       return;
                     }
                     if (!this.writeFragments(data)) {
@@ -18317,7 +18317,7 @@ var require_eventsource_stream = __commonJS({
     var LF = 10;
     var CR = 13;
     var COLON = 58;
-    var SPACE = 32;
+    var SPACE2 = 32;
     var defaultMaxEventSize = buffer.kStringMaxLength;
     var DATA = Buffer.from("data");
     var EVENT = Buffer.from("event");
@@ -18357,9 +18357,9 @@ var require_eventsource_stream = __commonJS({
       return true;
     }
     function createMaxEventSizeExceededError() {
-      const error2 = new Error("EventSource message size exceeded");
-      error2.aborted = false;
-      return error2;
+      const error3 = new Error("EventSource message size exceeded");
+      error3.aborted = false;
+      return error3;
     }
     var EventSourceStream = class extends Transform {
       /**
@@ -18471,8 +18471,8 @@ var require_eventsource_stream = __commonJS({
             }
             try {
               this.parseLine(this.readLine(), this.event);
-            } catch (error2) {
-              callback(error2);
+            } catch (error3) {
+              callback(error3);
               return;
             }
             this.consumeCurrentByte();
@@ -18487,10 +18487,10 @@ var require_eventsource_stream = __commonJS({
         }
         callback();
       }
-      _destroy(error2, callback) {
+      _destroy(error3, callback) {
         this.chunks.length = 0;
         this.clearEvent();
-        super._destroy(error2, callback);
+        super._destroy(error3, callback);
       }
       /**
        * @param {Buffer} line
@@ -18509,7 +18509,7 @@ var require_eventsource_stream = __commonJS({
         if (colonPosition !== -1) {
           fieldLength = colonPosition;
           valueStart = colonPosition + 1;
-          if (line[valueStart] === SPACE) {
+          if (line[valueStart] === SPACE2) {
             ++valueStart;
           }
         }
@@ -18878,8 +18878,8 @@ var require_eventsource = __commonJS({
           pipeline(
             response.body.stream,
             eventSourceStream,
-            (error2) => {
-              if (error2?.aborted === false) {
+            (error3) => {
+              if (error3?.aborted === false) {
                 this.close();
                 this.dispatchEvent(new Event("error"));
               }
@@ -19925,6 +19925,1340 @@ var require_lib = __commonJS({
   }
 });
 
+// node_modules/shell-quote/quote.js
+var require_quote = __commonJS({
+  "node_modules/shell-quote/quote.js"(exports, module) {
+    "use strict";
+    var OPS = (
+      /** @type {const} */
+      [
+        "||",
+        "&&",
+        ";;&",
+        ";;",
+        ";&",
+        "|&",
+        "<(",
+        ">(",
+        "<<<",
+        "<<-",
+        "<<",
+        ">>",
+        ">&",
+        ">|",
+        "&>>",
+        "&>",
+        "<&",
+        "<>",
+        "&",
+        ";",
+        "(",
+        ")",
+        "|",
+        "<",
+        ">"
+      ]
+    );
+    var LINE_TERMINATORS = /[\n\r\u2028\u2029]/;
+    var GLOB_SHELL_SPECIAL = /[\s#!"$&'():;<=>@\\^`|~]/g;
+    module.exports = function quote(xs) {
+      var sawComment = false;
+      return xs.map(function(s) {
+        if (sawComment && typeof s === "string" && LINE_TERMINATORS.test(s)) {
+          throw new TypeError("a token after a `comment` must not contain line terminators");
+        }
+        if (s === "") {
+          return (
+            /** @type {const} */
+            "''"
+          );
+        }
+        if (s && typeof s === "object") {
+          if ("op" in s && s.op === "glob") {
+            if (typeof s.pattern !== "string") {
+              throw new TypeError("glob token requires a string `pattern`");
+            }
+            if (LINE_TERMINATORS.test(s.pattern)) {
+              throw new TypeError("glob `pattern` must not contain line terminators");
+            }
+            if (s.pattern === "") {
+              return (
+                /** @type {const} */
+                "''"
+              );
+            }
+            return s.pattern.replace(GLOB_SHELL_SPECIAL, "\\$&");
+          }
+          if ("op" in s && typeof s.op === "string") {
+            if (OPS.indexOf(s.op) < 0) {
+              throw new TypeError("invalid `op` value: " + JSON.stringify(s.op));
+            }
+            return s.op.replace(/[\s\S]/g, "\\$&");
+          }
+          if ("comment" in s && typeof s.comment === "string") {
+            if (LINE_TERMINATORS.test(s.comment)) {
+              throw new TypeError("`comment` must not contain line terminators");
+            }
+            sawComment = true;
+            return "#" + s.comment;
+          }
+          throw new TypeError("unrecognized object token shape");
+        }
+        if (/'/.test(s) && /!/.test(s)) {
+          return "'" + s.replace(/'/g, `'"'"'`) + "'";
+        }
+        if (/["\s\\]/.test(s) && !/'/.test(s)) {
+          return "'" + s + "'";
+        }
+        if (/["'\s]/.test(s)) {
+          return '"' + s.replace(/(["\\$`])/g, "\\$1") + '"';
+        }
+        return String(s).replace(/([A-Za-z]:)?([#!"$&'()*,:;<=>?@[\\\]^`{|}~])/g, "$1\\$2");
+      }).join(" ");
+    };
+  }
+});
+
+// node_modules/shell-quote/parse.js
+var require_parse2 = __commonJS({
+  "node_modules/shell-quote/parse.js"(exports, module) {
+    "use strict";
+    var CONTROL = (
+      /** @type {const} */
+      "(?:" + /** @type {const} */
+      [
+        "\\|\\|",
+        "\\&(?:\\&|>>?)",
+        // `&&`, `&>`, and `&>>`
+        ";;\\&?",
+        // `;;` and `;;&`
+        "[;|]\\&",
+        // `;&` and `|&`
+        "\\<\\(",
+        "\\<\\<\\<",
+        "\\<\\<-",
+        "\\<\\<(?!\\()",
+        // `<<(` stays `<` and `<(`, as zsh reads it; other shells reject it
+        ">>",
+        ">[&|(]",
+        // `>&`, `>|`, and `>(`
+        "<[&>]",
+        // `<&` and `<>`
+        "[&;()|<>]"
+      ].join(
+        /** @type {const} */
+        "|"
+      ) + /** @type {const} */
+      ")"
+    );
+    var controlRE = new RegExp("^" + CONTROL + "$");
+    var META = (
+      /** @type {const} */
+      "|&;()<> \\t"
+    );
+    var SINGLE_QUOTE = (
+      /** @type {const} */
+      "'([^']*?)'"
+    );
+    var ANSI_C_BODY = "(?:\\\\[\\s\\S]|[^\\\\'])*?";
+    var ANSI_C_QUOTE = "\\$'" + ANSI_C_BODY + "'";
+    var ansiCAt = new RegExp("\\$'" + ANSI_C_BODY + "(?:(')|\\\\?$)", "g");
+    var ANSI_C_LETTERS = "abeEfnrtv";
+    var ANSI_C_CHARS = "\x07\b\x1B\x1B\f\n\r	\v";
+    var hash = /^#$/;
+    var SQ = (
+      /** @type {const} */
+      "'"
+    );
+    var DQ = (
+      /** @type {const} */
+      '"'
+    );
+    var DS = (
+      /** @type {const} */
+      "$"
+    );
+    var TOKEN = "";
+    var mult = (
+      /** @type {const} */
+      4294967296
+    );
+    for (i = 0; i < 4; i++) {
+      TOKEN += (mult * Math.random()).toString(16);
+    }
+    var i;
+    var startsWithToken = new RegExp("^" + TOKEN);
+    function matchAll(s, r) {
+      var origIndex = r.lastIndex;
+      var matches = [];
+      var matchObj;
+      while (matchObj = r.exec(s)) {
+        matches[matches.length] = matchObj;
+        if (r.lastIndex === matchObj.index) {
+          r.lastIndex += 1;
+        }
+      }
+      r.lastIndex = origIndex;
+      return matches;
+    }
+    function getVar(env, pre, key) {
+      var r = typeof env === "function" ? env(key) : env[key];
+      if (typeof r === "undefined" && key != "") {
+        r = "";
+      } else if (typeof r === "undefined") {
+        r = "$";
+      }
+      if (typeof r === "object") {
+        return pre + TOKEN + JSON.stringify(r) + TOKEN;
+      }
+      return pre + r;
+    }
+    var ansiCEscape = /\\([0-7]{1,3}|x[\dA-Fa-f]{1,2}|u[\dA-Fa-f]{1,4}|U[\dA-Fa-f]{1,8}|c(?:\\\\|[\s\S])|[abeEfnrtv\\'"?])/g;
+    function expandAnsiCEscape(m, escape) {
+      var kind = escape.charAt(0);
+      if (kind === "c") {
+        var ctrl = escape.charAt(1);
+        return ctrl === "?" ? "\x7F" : String.fromCharCode(ctrl.charCodeAt(0) & 31);
+      }
+      if (kind === "x" || kind === "u" || kind === "U") {
+        var cp = parseInt(escape.slice(1), 16);
+        if (cp > 1114111) {
+          return m;
+        }
+        return String.fromCharCode.apply(null, cp > 65535 ? [55232 + (cp >> 10), 56320 + (cp & 1023)] : [cp]);
+      }
+      if (kind >= "0" && kind <= "7") {
+        return String.fromCharCode(parseInt(escape, 8) & 255);
+      }
+      var letter = ANSI_C_LETTERS.indexOf(escape);
+      return letter < 0 ? escape : ANSI_C_CHARS.charAt(letter);
+    }
+    function expandAnsiC(body) {
+      return body.replace(ansiCEscape, expandAnsiCEscape).split("\0")[0];
+    }
+    function closesAnsiC(s, i2) {
+      ansiCAt.lastIndex = i2;
+      return !!/** @type {RegExpExecArray} */
+      ansiCAt.exec(s)[1];
+    }
+    function parseInternal(string, env, opts) {
+      if (!opts) {
+        opts = {};
+      }
+      var BS = opts.escape || "\\";
+      var ifs = opts.splitUnquoted === true ? " 	\n" : typeof opts.splitUnquoted === "string" ? opts.splitUnquoted : "";
+      var BAREWORD = "(\\" + BS + `['"$\\` + BS + META + "]|\\$\\$|\\$(?!" + ANSI_C_QUOTE.slice(2) + `)|[^\\s'"$` + META + "])+";
+      var DOUBLE_QUOTE = '"(?:\\' + BS + '[\\s\\S]|[^"\\' + BS + '])*"';
+      var chunker = new RegExp([
+        "(" + CONTROL + ")",
+        // control chars
+        "(" + ANSI_C_QUOTE + "|" + BAREWORD + "|" + DOUBLE_QUOTE + "|" + SINGLE_QUOTE + ")+"
+      ].join("|"), "g");
+      var matches = matchAll(string, chunker);
+      if (matches.length === 0) {
+        return [];
+      }
+      if (!env) {
+        env = {};
+      }
+      var commented = false;
+      return matches.map(function(match) {
+        var s = match[0];
+        if (!s || commented) {
+          return void 0;
+        }
+        if (controlRE.test(s)) {
+          return (
+            /** @type {ControlOperator} */
+            { op: s }
+          );
+        }
+        var quote = false;
+        var esc2 = false;
+        var out = "";
+        var words2 = [];
+        var sawQuote = false;
+        var pendingNw = null;
+        var isGlob2 = false;
+        var i2;
+        function parseEnvVar() {
+          i2 += 1;
+          var varend;
+          var varname;
+          var char = s.charAt(i2);
+          if (char === "{") {
+            i2 += 1;
+            if (s.charAt(i2) === "}") {
+              throw new Error("Bad substitution: " + s.slice(i2 - 2, i2 + 1));
+            }
+            var depth = 1;
+            varend = i2;
+            while (depth > 0 && varend < s.length) {
+              if (s.charAt(varend) === "{" && s.charAt(varend - 1) === "$") {
+                depth += 1;
+              } else if (s.charAt(varend) === "}") {
+                depth -= 1;
+              }
+              varend += 1;
+            }
+            if (depth !== 0) {
+              throw new Error("Bad substitution: " + s.slice(i2));
+            }
+            varend -= 1;
+            varname = s.slice(i2, varend);
+            i2 = varend;
+          } else if (/[*@#?$!-]/.test(char)) {
+            varname = char;
+          } else {
+            var slicedFromI = s.slice(i2);
+            varend = slicedFromI.match(/[^\w\d_]/);
+            if (!varend) {
+              varname = slicedFromI;
+              i2 = s.length;
+            } else {
+              varname = slicedFromI.slice(0, varend.index);
+              i2 += /** @type {number} */
+              varend.index - 1;
+            }
+          }
+          return getVar(
+            /** @type {NonNullable<typeof env>} */
+            env,
+            "",
+            varname
+          );
+        }
+        function flushRun() {
+          if (pendingNw === null) {
+            return;
+          }
+          if (pendingNw === 0) {
+            if (out !== "") {
+              words2[words2.length] = out;
+              out = "";
+            }
+          } else {
+            words2[words2.length] = out;
+            out = "";
+            for (var fe = 1; fe < pendingNw; fe += 1) {
+              words2[words2.length] = "";
+            }
+          }
+          pendingNw = null;
+        }
+        for (i2 = 0; i2 < s.length; i2++) {
+          var c = s.charAt(i2);
+          if (ifs && c !== DS) {
+            flushRun();
+          }
+          isGlob2 = isGlob2 || !quote && (c === "*" || c === "?");
+          if (esc2) {
+            out += c;
+            esc2 = false;
+          } else if (quote) {
+            if (c === quote) {
+              quote = false;
+            } else if (quote == SQ) {
+              out += c;
+            } else {
+              if (c === BS) {
+                i2 += 1;
+                c = s.charAt(i2);
+                if (c === DQ || c === BS || c === DS) {
+                  out += c;
+                } else {
+                  out += BS + c;
+                }
+              } else if (c === DS) {
+                out += parseEnvVar();
+              } else {
+                out += c;
+              }
+            }
+          } else if (c === DQ || c === SQ) {
+            quote = c;
+            sawQuote = true;
+          } else if (controlRE.test(c)) {
+            return (
+              /** @type {ControlOperator} */
+              { op: s }
+            );
+          } else if (hash.test(c)) {
+            commented = true;
+            var commentObj = { comment: string.slice(match.index + i2 + 1) };
+            if (out.length) {
+              return (
+                /** @type {const} */
+                [out, commentObj]
+              );
+            }
+            return (
+              /** @type {const} */
+              [commentObj]
+            );
+          } else if (c === BS) {
+            esc2 = true;
+          } else if (c === DS && s.charAt(i2 + 1) === SQ && closesAnsiC(s, i2)) {
+            flushRun();
+            sawQuote = true;
+            out += expandAnsiC(s.slice(i2 + 2, ansiCAt.lastIndex - 1));
+            i2 = ansiCAt.lastIndex - 1;
+          } else if (c === DS) {
+            var value = parseEnvVar();
+            if (!ifs) {
+              out += value;
+            } else {
+              for (var vi = 0; vi < value.length; vi += 1) {
+                var vc = value.charAt(vi);
+                if (ifs.indexOf(vc) < 0) {
+                  flushRun();
+                  out += vc;
+                } else if (pendingNw === null) {
+                  pendingNw = vc === " " || vc === "	" || vc === "\n" ? 0 : 1;
+                } else if (vc !== " " && vc !== "	" && vc !== "\n") {
+                  pendingNw += 1;
+                }
+              }
+            }
+          } else {
+            out += c;
+          }
+        }
+        if (isGlob2) {
+          return (
+            /** @type {GlobPattern} */
+            { op: "glob", pattern: out }
+          );
+        }
+        if (ifs) {
+          if (pendingNw !== null && pendingNw > 0) {
+            words2[words2.length] = out;
+            out = "";
+            for (var te = 1; te < pendingNw; te += 1) {
+              words2[words2.length] = "";
+            }
+          }
+          if (out !== "" || sawQuote && words2.length === 0) {
+            words2[words2.length] = out;
+          }
+          return words2;
+        }
+        return out;
+      }).reduce(
+        function(prev, arg) {
+          if (typeof arg === "undefined") {
+            return prev;
+          }
+          [].concat(arg).forEach(function(entry) {
+            prev[prev.length] = entry;
+          });
+          return prev;
+        },
+        /** @type {ParseEntry[]} */
+        []
+      );
+    }
+    module.exports = function parse5(s, env, opts) {
+      var mapped = parseInternal(s, env, opts);
+      if (typeof env !== "function") {
+        return mapped;
+      }
+      return mapped.reduce(
+        function(acc, s2) {
+          if (typeof s2 === "object") {
+            acc[acc.length] = s2;
+            return acc;
+          }
+          var xs = s2.split(RegExp("(" + TOKEN + ".*?" + TOKEN + ")", "g"));
+          if (xs.length === 1) {
+            acc[acc.length] = xs[0];
+            return acc;
+          }
+          xs.filter(Boolean).forEach(function(x) {
+            acc[acc.length] = startsWithToken.test(x) ? JSON.parse(x.split(TOKEN)[1]) : x;
+          });
+          return acc;
+        },
+        /** @type {ParseEntry[]} */
+        []
+      );
+    };
+  }
+});
+
+// node_modules/shell-quote/index.js
+var require_shell_quote = __commonJS({
+  "node_modules/shell-quote/index.js"(exports) {
+    "use strict";
+    exports.quote = require_quote();
+    exports.parse = require_parse2();
+  }
+});
+
+// node_modules/ignore/index.js
+var require_ignore = __commonJS({
+  "node_modules/ignore/index.js"(exports, module) {
+    function makeArray(subject) {
+      return Array.isArray(subject) ? subject : [subject];
+    }
+    var UNDEFINED = void 0;
+    var EMPTY = "";
+    var SPACE2 = " ";
+    var ESCAPE = "\\";
+    var REGEX_LITERAL_SPECIAL = /[.*+?()[\]{}^$|\\/]/;
+    var BOM = "\uFEFF";
+    var REGEX_ANCHORED_GLOBSTAR = /^\/\*{2,}$/;
+    var REGEX_REPLACE_LEADING_EXCAPED_EXCLAMATION = /^\\!/;
+    var REGEX_REPLACE_LEADING_EXCAPED_HASH = /^\\#/;
+    var REGEX_SPLITALL_CRLF = /\r?\n/g;
+    var DOUBLE_SLASH = "//";
+    var SLASH_CODE = 47;
+    var DOT_CODE = 46;
+    var SLASH = "/";
+    var TMP_KEY_IGNORE = "node-ignore";
+    if (typeof Symbol !== "undefined") {
+      TMP_KEY_IGNORE = /* @__PURE__ */ Symbol.for("node-ignore");
+    }
+    var KEY_IGNORE = TMP_KEY_IGNORE;
+    var define2 = (object, key, value) => {
+      Object.defineProperty(object, key, { value });
+      return value;
+    };
+    var RETURN_FALSE = () => false;
+    var POSIX_CLASSES = {
+      alnum: "0-9A-Za-z",
+      alpha: "A-Za-z",
+      blank: " \\t",
+      cntrl: "\\x00-\\x1f\\x7f",
+      digit: "0-9",
+      graph: "!-.0-~",
+      lower: "a-z",
+      print: " -.0-~",
+      punct: "!-.:-@\\[-`{-~",
+      // git's `sane-ctype.h` classifies \v and \f as control, not space,
+      //   unlike C's `isspace`
+      space: " \\t\\n\\r",
+      upper: "A-Z",
+      xdigit: "0-9A-Fa-f"
+    };
+    var CLASS_MEMBERS_TO_ESCAPE = "\\]^-[";
+    var escapeMember = (char) => CLASS_MEMBERS_TO_ESCAPE.indexOf(char) < 0 ? char : ESCAPE + char;
+    var NON_SLASH = "(?!\\/)";
+    var classSource = (negated, body) => {
+      if (negated) {
+        return `[^\\/${body}]`;
+      }
+      const source = `[${body}]`;
+      return new RegExp(source).test("/") ? NON_SLASH + source : source;
+    };
+    var scanBracket = (pattern, start) => {
+      const { length } = pattern;
+      let index = start + 1;
+      let negated = EMPTY;
+      const lead = pattern[index];
+      if (lead === "!" || lead === "^") {
+        negated = "^";
+        index++;
+      }
+      let body = EMPTY;
+      let prev = EMPTY;
+      for (; ; ) {
+        const char = pattern[index];
+        if (char === UNDEFINED) {
+          return null;
+        }
+        if (char === ESCAPE) {
+          const escaped = pattern[++index];
+          body += escapeMember(escaped);
+          prev = escaped;
+        } else if (char === "-" && prev && index + 1 < length && pattern[index + 1] !== "]") {
+          index++;
+          let to = pattern[index];
+          if (to === ESCAPE) {
+            to = pattern[index += 1];
+          }
+          if (prev <= to) {
+            body += `-${escapeMember(to)}`;
+          }
+          prev = EMPTY;
+        } else if (char === "[" && pattern[index + 1] === ":") {
+          const nameStart = index + 2;
+          let end = nameStart;
+          while (end < length && pattern[end] !== "]") {
+            end++;
+          }
+          if (end === length) {
+            return null;
+          }
+          if (end > nameStart && pattern[end - 1] === ":") {
+            const name = pattern.slice(nameStart, end - 1);
+            if (!Object.prototype.hasOwnProperty.call(POSIX_CLASSES, name)) {
+              return null;
+            }
+            body += POSIX_CLASSES[name];
+            prev = EMPTY;
+            index = end;
+          } else {
+            body += escapeMember("[");
+            prev = "[";
+            index = nameStart - 2;
+          }
+        } else {
+          body += escapeMember(char);
+          prev = char;
+        }
+        index++;
+        if (pattern[index] === "]") {
+          return {
+            end: index,
+            source: classSource(negated, body)
+          };
+        }
+      }
+    };
+    var NEVER_MATCH = "[]";
+    var PLACEHOLDER = "\0";
+    var REGEX_RESTORE_PLACEHOLDER = new RegExp(
+      `${PLACEHOLDER}(\\d+)${PLACEHOLDER}`,
+      "g"
+    );
+    var TRAILING_WILDCARD = "\uE000";
+    var TRAILING_DOUBLESTAR = "\uE001";
+    var isReserved = (char) => char === PLACEHOLDER || char === TRAILING_WILDCARD || char === TRAILING_DOUBLESTAR;
+    var extractBrackets = (pattern) => {
+      const sources = [];
+      const hold = (source) => `${PLACEHOLDER}${sources.push(source) - 1}${PLACEHOLDER}`;
+      const { length } = pattern;
+      let out = EMPTY;
+      let index = 0;
+      while (index < length) {
+        const char = pattern[index];
+        if (char === ESCAPE) {
+          const escaped = pattern[index + 1];
+          if (escaped === SLASH && index + 2 === length) {
+            out += hold(NEVER_MATCH);
+          } else if (escaped === "*" || escaped === "[" || escaped === SPACE2) {
+            out += pattern.slice(index, index + 2);
+          } else {
+            out += hold(
+              REGEX_LITERAL_SPECIAL.test(escaped) ? ESCAPE + escaped : isReserved(escaped) ? `[${escaped}]` : escaped
+            );
+          }
+          index += 2;
+        } else if (isReserved(char)) {
+          out += hold(`[${char}]`);
+          index++;
+        } else if (char === "[") {
+          const scanned = scanBracket(pattern, index);
+          if (scanned === null) {
+            out += hold(NEVER_MATCH);
+            index = length;
+          } else {
+            out += hold(scanned.source);
+            index = scanned.end + 1;
+          }
+        } else {
+          out += char;
+          index++;
+        }
+      }
+      return {
+        source: out,
+        sources
+      };
+    };
+    var DIRECT = null;
+    var REGEX_INNER_SLASH = /\/(?!$)/;
+    var WILDCARD2 = "[^\\/]*";
+    var REPLACERS = [
+      // Replace (\ ) with ' '
+      // Only a space: an escaped tab or other whitespace is already a literal by
+      //   the time it reaches here, and a bare tab must be left as one, not turned
+      //   into a space.
+      // (\ ) -> ' '
+      // (\\ ) -> '\\ '
+      // (\\\ ) -> '\\ '
+      [
+        // A run of backslashes is taken whole, from its first one, so no match
+        //   ever starts again inside it -- `(\\+?) ` did, which made a long run
+        //   quadratic.
+        /(\\+)( ?)/g,
+        (_, run2, space) => space ? run2.slice(0, run2.length - run2.length % 2) + SPACE2 : run2,
+        ESCAPE + SPACE2
+      ],
+      // git's wildmatch() reads a run of two or more asterisks as one globstar
+      //   whenever the run fills a path segment: it starts the pattern or follows
+      //   a `/`, and it ends the pattern or comes before a `/`. A run of two is
+      //   already `**`; a longer one is folded into `**` here, so the steps
+      //   below only ever have to know `**`.
+      // `***/foo` -> `**/foo`, `a/***/b` -> `a/**/b`, `a/***` -> `a/**`
+      // git also takes a run beside a literal prefix (`a***/b`) or beside an
+      //   escaped slash (`***\/b`) as a globstar, and this does not; the README
+      //   lists both, under "A run of asterisks".
+      [
+        /(^|\/)\*{3,}(?=\/|$)/g,
+        (_, start) => `${start}**`,
+        "*"
+      ],
+      // Escape metacharacters
+      // which is written down by users but means special for regular expressions.
+      // > There are 12 characters with special meanings:
+      // > - the backslash \,
+      // > - the caret ^,
+      // > - the dollar sign $,
+      // > - the period or dot .,
+      // > - the vertical bar or pipe symbol |,
+      // > - the question mark ?,
+      // > - the asterisk or star *,
+      // > - the plus sign +,
+      // > - the opening parenthesis (,
+      // > - the closing parenthesis ),
+      // > - and the opening square bracket [,
+      // > - the opening curly brace {,
+      // > These special characters are often called "metacharacters".
+      [
+        /[\\$.|*+(){^]/g,
+        (match) => `\\${match}`
+      ],
+      [
+        // > a question mark (?) matches a single character
+        /(?!\\)\?/g,
+        () => "[^/]",
+        "?"
+      ],
+      // leading slash
+      [
+        // > A leading slash matches the beginning of the pathname.
+        // > For example, "/*.c" matches "cat-file.c" but not "mozilla-sha1/sha1.c".
+        // A leading slash matches the beginning of the pathname
+        /^\//,
+        () => "^",
+        SLASH
+      ],
+      // replace special metacharacter slash after the leading slash
+      [
+        /\//g,
+        () => "\\/",
+        SLASH
+      ],
+      [
+        // > A leading "**" followed by a slash means match in all directories.
+        // > For example, "**/foo" matches file or directory "foo" anywhere,
+        // > the same as pattern "foo".
+        // > "**/foo/bar" matches file or directory "bar" anywhere that is directly
+        // >   under directory "foo".
+        // Notice that the '*'s have been replaced as '\\*'
+        /^\^*(?:\\\*\\\*\\\/)+/,
+        // '**/foo' <-> 'foo'
+        () => "(?:^|\\/)",
+        "*"
+      ],
+      // starting
+      [
+        // there will be no leading '/'
+        //   (which has been replaced by section "leading slash")
+        // If starts with '**', adding a '^' to the regular expression also works
+        DIRECT,
+        (source, pattern) => {
+          if (!source || source[0] === "^" || source[0] === "(") {
+            return source;
+          }
+          const anchor = !REGEX_INNER_SLASH.test(pattern) ? "(?:^|\\/)" : "^";
+          return anchor + source;
+        }
+      ],
+      // two globstars
+      [
+        // Use lookahead assertions so that we could match more than one `'/**'`
+        /\\\/\\\*\\\*(?=\\\/|$)/g,
+        // Zero, one or several directories
+        // should not use '*', or it will be replaced by the next replacer
+        // Check if it is not the last `'/**'`
+        (_, index, str) => index + 6 < str.length ? str.slice(index + 6) === "\\/" ? "(?:\\/[^\\/]+)+" : "(?:\\/[^\\/]+)*" : `\\/${TRAILING_DOUBLESTAR}`,
+        "*"
+      ],
+      // normal intermediate wildcards
+      [
+        // Never replace escaped '*'
+        // ignore rule '\*' will match the path '*'
+        // 'abc.*/' -> go
+        // 'abc.*'  -> skip this rule,
+        //    coz trailing single wildcard will be handed by [trailing wildcard]
+        /(^|[^\\])(?:\\\*)+(?!$)/g,
+        // '*.js' matches '.js'
+        // '*.js' doesn't match 'abc'
+        // 1. An asterisk "*" matches anything except a slash.
+        // 2. Other consecutive asterisks are considered regular asterisks
+        //    and collapse into one non-slash wildcard run.
+        (_, p1) => p1 + WILDCARD2,
+        "*"
+      ],
+      // trailing wildcard, held apart from a literal star
+      [
+        // The step above leaves a trailing `*` alone, so a single `\*` is all that
+        //   can be left at the end here, and what stands in front of it says which
+        //   kind it is. A wildcard arrives as the escaper wrote it, `\*` with
+        //   nothing before it; a literal arrives as the user's own escape, which
+        //   the escaper doubled, and then the star's own -- `\\` and then `\*`.
+        //   There is no third case: every backslash still reaching the chain is
+        //   one `\*`, `\[` or `\ ` carries itself, and each is followed by its
+        //   own character, so a longer run can never form. This runs while the
+        //   two are still distinct, before the unescape steps below collapse the
+        //   literal onto the very `\*` a wildcard leaves behind.
+        /(^|[^\\])((?:\\\\)*)\\\*$/,
+        (match, p1, p2) => p2 === EMPTY ? p1 + TRAILING_WILDCARD : match,
+        "*"
+      ],
+      [
+        // unescape, revert step 3 except for back slash
+        // For example, if a user escape a '\\*',
+        // after step 3, the result will be '\\\\\\*'
+        /\\\\\\(?=[$.|*+(){^])/g,
+        () => ESCAPE,
+        ESCAPE + ESCAPE
+      ],
+      [
+        // '\\\\' -> '\\'
+        /\\\\/g,
+        () => ESCAPE,
+        ESCAPE + ESCAPE
+      ],
+      [
+        // Every real bracket expression -- POSIX classes included -- has already
+        //   been held aside by `extractBrackets`, so the only `[` left in the
+        //   pattern is an escaped, literal one.
+        // A backslash could only stand at the end of the range if it quoted the
+        //   `]`, and `\]` is held aside long before this.
+        /\\\[([^\]/]*?)($|\])/g,
+        // '\\[bar]' -> '\\\\[bar]'
+        (match, range, close) => `\\[${range}${close}`,
+        "["
+      ],
+      // ending
+      [
+        // 'js' will not match 'js.'
+        // 'ab' will not match 'abc'
+        DIRECT,
+        // WTF!
+        // https://git-scm.com/docs/gitignore
+        // changes in [2.22.1](https://git-scm.com/docs/gitignore/2.22.1)
+        // which re-fixes #24, #38
+        // > If there is a separator at the end of the pattern then the pattern
+        // > will only match directories, otherwise the pattern can match both
+        // > files and directories.
+        // 'js*' will not match 'a.js'
+        // 'js/' will not match 'a.js'
+        // 'js' will match 'a.js' and 'a.js/'
+        (source) => {
+          const last = source[source.length - 1];
+          if (!last || last === TRAILING_WILDCARD || last === TRAILING_DOUBLESTAR) {
+            return source;
+          }
+          return last === SLASH ? `${source}$` : `${source}(?=$|\\/$)`;
+        }
+      ]
+    ];
+    var REGEX_REPLACE_TRAILING_WILDCARD = /(^|\\\/)?\uE000$/;
+    var MODE_IGNORE = "regex";
+    var MODE_CHECK_IGNORE = "checkRegex";
+    var UNDERSCORE = "_";
+    var replaceTrailingWildcard = (_, p1) => {
+      const prefix = p1 ? `${p1}[^/]+` : "[^/]*";
+      return `${prefix}(?=$|\\/$)`;
+    };
+    var REGEX_REPLACE_TRAILING_DOUBLESTAR = /\uE001$/;
+    var replaceTrailingDoublestar = () => "[\\s\\S]";
+    var separatorAfter = (run2, at) => {
+      let separator = EMPTY;
+      for (let index = at + 1; index < run2.length && !run2[index].wildcard; index++) {
+        separator += run2[index].single;
+      }
+      return separator;
+    };
+    var pinWildcards = (source) => {
+      if (source.indexOf(WILDCARD2) < 0) {
+        return source;
+      }
+      const tokens = [];
+      const { length } = source;
+      let index = 0;
+      while (index < length) {
+        const char = source[index];
+        if (source.startsWith(WILDCARD2, index)) {
+          tokens.push({ wildcard: true });
+          index += WILDCARD2.length;
+        } else if (char === "[") {
+          let end = index + 1;
+          if (source[end] === "^") {
+            end++;
+          }
+          if (source[end] === "]") {
+            end++;
+          }
+          while (end < length && source[end] !== "]") {
+            end += source[end] === ESCAPE ? 2 : 1;
+          }
+          end++;
+          tokens.push({ single: source.slice(index, end) });
+          index = end;
+        } else if (char === ESCAPE) {
+          tokens.push({ single: source.slice(index, index + 2) });
+          index += 2;
+        } else if (char === "(") {
+          let depth = 0;
+          let end = index;
+          do {
+            if (source[end] === ESCAPE) {
+              end++;
+            } else if (source[end] === "(") {
+              depth++;
+            } else if (source[end] === ")") {
+              depth--;
+            }
+            end++;
+          } while (end < length && depth > 0);
+          if ("*+?".indexOf(source[end]) >= 0) {
+            end++;
+          }
+          tokens.push({ boundary: source.slice(index, end) });
+          index = end;
+        } else if (char === "^" || char === "$") {
+          tokens.push({ boundary: char });
+          index++;
+        } else {
+          tokens.push({ single: char });
+          index++;
+        }
+      }
+      let out = EMPTY;
+      let run2 = [];
+      const flush = () => {
+        let lastWildcard;
+        run2.forEach((token, at) => {
+          if (token.wildcard) {
+            lastWildcard = at;
+          }
+        });
+        run2.forEach((token, at) => {
+          if (!token.wildcard) {
+            out += token.single;
+            return;
+          }
+          out += at === lastWildcard ? WILDCARD2 : `(?:(?!${separatorAfter(run2, at)})[^\\/])*`;
+        });
+        run2 = [];
+      };
+      tokens.forEach((token) => {
+        if (token.boundary === void 0) {
+          run2.push(token);
+          return;
+        }
+        flush();
+        out += token.boundary;
+      });
+      flush();
+      return out;
+    };
+    var makeRegexPrefix = (pattern) => {
+      if (REGEX_ANCHORED_GLOBSTAR.test(pattern)) {
+        pattern = "**";
+      }
+      const { source, sources } = extractBrackets(pattern);
+      const replaced = REPLACERS.reduce(
+        // A pass whose matcher finds nothing hands back the very string it was
+        //   given, so asking first costs a search and saves a rewrite. Ten of the
+        //   fifteen passes never fire for a typical .gitignore line, and between
+        //   them they were 45% of this chain.
+        (prev, [matcher, replacer, required]) => {
+          if (matcher === DIRECT) {
+            return replacer(prev, pattern);
+          }
+          if (required !== UNDEFINED && prev.indexOf(required) < 0) {
+            return prev;
+          }
+          return matcher.test(prev) ? prev.replace(matcher, replacer.bind(pattern)) : prev;
+        },
+        source
+      );
+      return sources.length ? replaced.replace(
+        REGEX_RESTORE_PLACEHOLDER,
+        (match, index) => sources[index]
+      ) : replaced;
+    };
+    var checkSourceOf = (body, prefix) => {
+      if (body[body.length - 1] === SLASH) {
+        prefix = makeRegexPrefix(body.slice(0, -1));
+      }
+      const head = prefix.slice(0, -1);
+      const last = prefix[prefix.length - 1];
+      return last === TRAILING_WILDCARD ? `${head}$` : last === TRAILING_DOUBLESTAR ? head : NEVER_MATCH;
+    };
+    var matchesBasename = (body) => {
+      const index = body.indexOf(SLASH);
+      return index < 0 || index === body.length - 1;
+    };
+    var basenameOf = (path7) => {
+      const end = path7.length - 1;
+      const index = path7.lastIndexOf(
+        SLASH,
+        path7[end] === SLASH ? end - 1 : end
+      );
+      return index < 0 ? path7 : path7.slice(index + 1);
+    };
+    var parentOf = (path7) => {
+      if (path7.charCodeAt(0) === SLASH_CODE || path7.indexOf(DOUBLE_SLASH) >= 0) {
+        const slices = path7.split(SLASH).filter(Boolean);
+        slices.pop();
+        return slices.length ? slices.join(SLASH) + SLASH : EMPTY;
+      }
+      const end = path7.length - 1;
+      const cut = path7.lastIndexOf(
+        SLASH,
+        path7.charCodeAt(end) === SLASH_CODE ? end - 1 : end
+      );
+      return cut < 0 ? EMPTY : path7.slice(0, cut + 1);
+    };
+    var isString = (subject) => typeof subject === "string";
+    var checkPattern = (pattern) => pattern && isString(pattern);
+    var splitPattern = (pattern) => (pattern[pattern.length - 1] === "\r" ? pattern.slice(0, -1) : pattern).split(REGEX_SPLITALL_CRLF).filter(Boolean);
+    var IgnoreRule = class {
+      constructor(pattern, mark, body, ignoreCase, negative, prefix) {
+        this.pattern = pattern;
+        this.mark = mark;
+        this.negative = negative;
+        define2(this, "body", body);
+        define2(this, "ignoreCase", ignoreCase);
+        define2(this, "regexPrefix", prefix);
+      }
+      // Worked out on first use and kept behind an own property, the way `regex`
+      //   caches itself in `_regex`. Deciding it in the constructor instead would
+      //   add a fourth `defineProperty` to every rule ever built, which cost 4% of
+      //   every compile -- including the compiles of rules that are never matched
+      //   against anything.
+      get _basenameOnly() {
+        return define2(this, "_basenameOnly", matchesBasename(this.body));
+      }
+      get regex() {
+        const key = UNDERSCORE + MODE_IGNORE;
+        if (this[key]) {
+          return this[key];
+        }
+        return this._make(MODE_IGNORE, key);
+      }
+      get checkRegex() {
+        const key = UNDERSCORE + MODE_CHECK_IGNORE;
+        if (this[key]) {
+          return this[key];
+        }
+        return this._make(MODE_CHECK_IGNORE, key);
+      }
+      _make(mode, key) {
+        const str = pinWildcards(
+          mode === MODE_IGNORE ? this.regexPrefix.replace(REGEX_REPLACE_TRAILING_WILDCARD, replaceTrailingWildcard).replace(REGEX_REPLACE_TRAILING_DOUBLESTAR, replaceTrailingDoublestar) : checkSourceOf(this.body, this.regexPrefix)
+        );
+        const regex = this.ignoreCase ? new RegExp(str, "i") : new RegExp(str);
+        return define2(this, key, regex);
+      }
+    };
+    var hasTrailingBackslash = (str) => {
+      let count = 0;
+      while (str[str.length - count - 1] === ESCAPE) {
+        count++;
+      }
+      return count % 2 === 1;
+    };
+    var trimEnd = (body, stripLineEnd) => {
+      let lineEnd = body.length;
+      let end;
+      for (; ; ) {
+        if (stripLineEnd && body[lineEnd - 1] === "\r") {
+          lineEnd--;
+        }
+        end = lineEnd;
+        while (body[end - 1] === SPACE2) {
+          end--;
+        }
+        if (!stripLineEnd || body[end - 1] !== "\n") {
+          break;
+        }
+        lineEnd = end - 1;
+      }
+      if (end === lineEnd) {
+        return body.slice(0, lineEnd);
+      }
+      let backslashes = 0;
+      while (body[end - backslashes - 1] === ESCAPE) {
+        backslashes++;
+      }
+      return backslashes % 2 ? body.slice(0, end - 1) + SPACE2 : body.slice(0, end);
+    };
+    var createRule = (pattern, mark, ignoreCase, stripLineEnd, stripBOM) => {
+      let body = stripBOM && pattern[0] === BOM ? pattern.slice(1) : pattern;
+      if (body[0] === "#") {
+        return;
+      }
+      let negative = false;
+      if (body[0] === "!") {
+        negative = true;
+        body = body.slice(1);
+      }
+      const last = body[body.length - 1];
+      if (last === SPACE2 || stripLineEnd && (last === "\r" || last === "\n")) {
+        body = trimEnd(body, stripLineEnd);
+      }
+      if (!body || hasTrailingBackslash(body)) {
+        return;
+      }
+      body = body.replace(REGEX_REPLACE_LEADING_EXCAPED_EXCLAMATION, "!").replace(REGEX_REPLACE_LEADING_EXCAPED_HASH, "#");
+      const regexPrefix = makeRegexPrefix(body);
+      return new IgnoreRule(
+        pattern,
+        mark,
+        body,
+        ignoreCase,
+        negative,
+        regexPrefix
+      );
+    };
+    var RuleManager = class {
+      constructor(ignoreCase) {
+        this._ignoreCase = ignoreCase;
+        this._rules = [];
+        this._basenameCount = 0;
+      }
+      _add(pattern, index) {
+        if (pattern && pattern[KEY_IGNORE]) {
+          this._rules = this._rules.concat(pattern._rules._rules);
+          this._basenameCount += pattern._rules._basenameCount;
+          this._added = true;
+          return;
+        }
+        const isStr = isString(pattern);
+        const raw = isStr ? pattern : pattern.pattern;
+        const rule = checkPattern(raw) && createRule(
+          raw,
+          isStr ? UNDEFINED : pattern.mark,
+          this._ignoreCase,
+          !this._split,
+          this._stripBOM && !index
+        );
+        if (rule) {
+          this._added = true;
+          this._rules.push(rule);
+          if (matchesBasename(rule.body)) {
+            this._basenameCount++;
+          }
+        }
+      }
+      // @param {Array<string> | string | Ignore} pattern
+      add(pattern) {
+        this._added = false;
+        this._split = isString(pattern);
+        this._stripBOM = !this._split || pattern[0] === BOM;
+        makeArray(
+          this._split ? splitPattern(pattern) : pattern
+        ).forEach(this._add, this);
+        if (this._added) {
+          this._literalRules = UNDEFINED;
+        }
+        return this._added;
+      }
+      // Match the literal 'abc/' for `checkIgnore`, last rule wins. Only a rule
+      //   ending in a wildcard can match it (see `checkSourceOf`), so the rest
+      //   are left out once, rather than tested or compiled for every path.
+      testLiteral(path7) {
+        const rules = this._literalRules || (this._literalRules = this._rules.filter(
+          ({ body }) => body[body.length - (body[body.length - 1] === SLASH ? 2 : 1)] === "*"
+        ));
+        let ignored = false;
+        let unignored = false;
+        let matchedRule;
+        for (let index = rules.length - 1; index >= 0; index--) {
+          const rule = rules[index];
+          if (rule.checkRegex.test(path7)) {
+            ignored = !rule.negative;
+            unignored = rule.negative;
+            matchedRule = rule.negative ? UNDEFINED : rule;
+            break;
+          }
+        }
+        const ret = {
+          ignored,
+          unignored
+        };
+        if (matchedRule) {
+          ret.rule = matchedRule;
+        }
+        return ret;
+      }
+      // Test one single path without recursively checking parent directories
+      //
+      // - mode `string` either `MODE_IGNORE` or `MODE_CHECK_IGNORE`
+      // @returns {TestResult}
+      test(path7, mode) {
+        const rules = this._rules;
+        const { length } = rules;
+        const shortcut = this._basenameCount * 2 >= length;
+        const basename3 = shortcut ? basenameOf(path7) : path7;
+        for (let index = length - 1; index >= 0; index--) {
+          const rule = rules[index];
+          if (rule[mode].test(
+            shortcut && rule._basenameOnly ? basename3 : path7
+          )) {
+            const { negative } = rule;
+            const ret = {
+              ignored: !negative,
+              unignored: negative
+            };
+            if (!negative) {
+              ret.rule = rule;
+            }
+            return ret;
+          }
+        }
+        return {
+          ignored: false,
+          unignored: false
+        };
+      }
+    };
+    var throwError = (message, Ctor) => {
+      throw new Ctor(message);
+    };
+    var checkPath = (path7, originalPath, doThrow) => {
+      if (!isString(path7)) {
+        return doThrow(
+          `path must be a string, but got \`${originalPath}\``,
+          TypeError
+        );
+      }
+      if (!path7) {
+        return doThrow(`path must not be empty`, TypeError);
+      }
+      if (checkPath.isNotRelative(path7)) {
+        const r = "`path.relative()`d";
+        return doThrow(
+          `path should be a ${r} string, but got "${originalPath}"`,
+          RangeError
+        );
+      }
+      return true;
+    };
+    var isNotRelative = (path7) => {
+      const first = path7.charCodeAt(0);
+      if (first === SLASH_CODE) {
+        return true;
+      }
+      if (first !== DOT_CODE) {
+        return false;
+      }
+      if (path7.length === 1) {
+        return true;
+      }
+      const second = path7.charCodeAt(1);
+      if (second === SLASH_CODE) {
+        return true;
+      }
+      if (second !== DOT_CODE) {
+        return false;
+      }
+      return path7.length === 2 || path7.charCodeAt(2) === SLASH_CODE;
+    };
+    checkPath.isNotRelative = isNotRelative;
+    checkPath.convert = (p) => p;
+    var convertPath = (target) => isString(target) && checkPath.convert(target);
+    var Ignore = class {
+      constructor({
+        ignorecase = true,
+        ignoreCase = ignorecase,
+        allowRelativePaths = false
+      } = {}) {
+        define2(this, KEY_IGNORE, true);
+        this._rules = new RuleManager(ignoreCase);
+        this._strictPathCheck = !allowRelativePaths;
+        this._initCache();
+      }
+      _initCache() {
+        this._ignoreCache = /* @__PURE__ */ Object.create(null);
+        this._testCache = /* @__PURE__ */ Object.create(null);
+      }
+      add(pattern) {
+        if (this._rules.add(pattern)) {
+          this._initCache();
+        }
+        return this;
+      }
+      // legacy
+      addPattern(pattern) {
+        return this.add(pattern);
+      }
+      // @returns {TestResult}
+      _test(originalPath, cache, path7) {
+        checkPath(
+          path7,
+          originalPath,
+          this._strictPathCheck ? throwError : RETURN_FALSE
+        );
+        return path7 ? this._t(path7, cache) : {
+          ignored: false,
+          unignored: false
+        };
+      }
+      checkIgnore(target) {
+        const path7 = convertPath(target);
+        if (!path7 || path7.charCodeAt(path7.length - 1) !== SLASH_CODE) {
+          return this._test(target, this._testCache, path7);
+        }
+        const dir = this._t(path7, this._testCache);
+        if (dir.ignored) {
+          return dir;
+        }
+        const literal = this._rules.testLiteral(path7);
+        return literal.ignored || literal.unignored ? literal : dir;
+      }
+      _t(path7, cache) {
+        if (path7 in cache) {
+          return cache[path7];
+        }
+        const parentPath = parentOf(path7);
+        const parent = parentPath ? this._t(parentPath, cache) : UNDEFINED;
+        return cache[path7] = parent && parent.ignored ? parent : this._rules.test(path7, MODE_IGNORE);
+      }
+      ignores(path7) {
+        return this._test(path7, this._ignoreCache, convertPath(path7)).ignored;
+      }
+      createFilter() {
+        return (path7) => !this.ignores(path7);
+      }
+      filter(paths) {
+        return makeArray(paths).filter(this.createFilter());
+      }
+      // @returns {TestResult}
+      test(path7) {
+        return this._test(path7, this._testCache, convertPath(path7));
+      }
+    };
+    var factory = (options) => new Ignore(options);
+    var isPathValid = (path7) => checkPath(convertPath(path7), path7, RETURN_FALSE);
+    var setupWindows = () => {
+      const makePosix = (str) => /^\\\\\?\\/.test(str) || /["<>|\u0000-\u001F]+/u.test(str) ? str : str.replace(/\\/g, "/");
+      checkPath.convert = makePosix;
+      const REGEX_TEST_WINDOWS_PATH_ABSOLUTE = /^[a-z]:\//i;
+      checkPath.isNotRelative = (path7) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path7) || isNotRelative(path7);
+    };
+    if (
+      // Detect `process` so that it can run in browsers.
+      typeof process !== "undefined" && process.platform === "win32"
+    ) {
+      setupWindows();
+    }
+    module.exports = factory;
+    factory.default = factory;
+    module.exports.isPathValid = isPathValid;
+    define2(module.exports, /* @__PURE__ */ Symbol.for("setupWindows"), setupWindows);
+  }
+});
+
 // node_modules/is-stream/index.js
 var require_is_stream = __commonJS({
   "node_modules/is-stream/index.js"(exports, module) {
@@ -20074,8 +21408,8 @@ var require_semver = __commonJS({
       }
     }
     var i;
-    exports.parse = parse3;
-    function parse3(version, options) {
+    exports.parse = parse5;
+    function parse5(version, options) {
       if (!options || typeof options !== "object") {
         options = {
           loose: !!options,
@@ -20103,12 +21437,12 @@ var require_semver = __commonJS({
     }
     exports.valid = valid;
     function valid(version, options) {
-      var v = parse3(version, options);
+      var v = parse5(version, options);
       return v ? v.version : null;
     }
     exports.clean = clean;
     function clean(version, options) {
-      var s = parse3(version.trim().replace(/^[=v]+/, ""), options);
+      var s = parse5(version.trim().replace(/^[=v]+/, ""), options);
       return s ? s.version : null;
     }
     exports.SemVer = SemVer;
@@ -20344,8 +21678,8 @@ var require_semver = __commonJS({
       if (eq(version1, version2)) {
         return null;
       } else {
-        var v1 = parse3(version1);
-        var v2 = parse3(version2);
+        var v1 = parse5(version1);
+        var v2 = parse5(version2);
         var prefix = "";
         if (v1.prerelease.length || v2.prerelease.length) {
           prefix = "pre";
@@ -20807,18 +22141,18 @@ var require_semver = __commonJS({
       range = range.replace(safeRe[t.CARETTRIM], caretTrimReplace);
       range = range.split(/\s+/).join(" ");
       var compRe = loose ? safeRe[t.COMPARATORLOOSE] : safeRe[t.COMPARATOR];
-      var set = range.split(" ").map(function(comp) {
+      var set2 = range.split(" ").map(function(comp) {
         return parseComparator(comp, this.options);
       }, this).join(" ").split(/\s+/);
       if (this.options.loose) {
-        set = set.filter(function(comp) {
+        set2 = set2.filter(function(comp) {
           return !!comp.match(compRe);
         });
       }
-      set = set.map(function(comp) {
+      set2 = set2.map(function(comp) {
         return new Comparator(comp, this.options);
       }, this);
-      return set;
+      return set2;
     };
     Range.prototype.intersects = function(range, options) {
       if (!(range instanceof Range)) {
@@ -21046,20 +22380,20 @@ var require_semver = __commonJS({
       }
       return false;
     };
-    function testSet(set, version, options) {
-      for (var i2 = 0; i2 < set.length; i2++) {
-        if (!set[i2].test(version)) {
+    function testSet(set2, version, options) {
+      for (var i2 = 0; i2 < set2.length; i2++) {
+        if (!set2[i2].test(version)) {
           return false;
         }
       }
       if (version.prerelease.length && !options.includePrerelease) {
-        for (i2 = 0; i2 < set.length; i2++) {
-          debug2(set[i2].semver);
-          if (set[i2].semver === ANY) {
+        for (i2 = 0; i2 < set2.length; i2++) {
+          debug2(set2[i2].semver);
+          if (set2[i2].semver === ANY) {
             continue;
           }
-          if (set[i2].semver.prerelease.length > 0) {
-            var allowed = set[i2].semver;
+          if (set2[i2].semver.prerelease.length > 0) {
+            var allowed = set2[i2].semver;
             if (allowed.major === version.major && allowed.minor === version.minor && allowed.patch === version.patch) {
               return true;
             }
@@ -21232,7 +22566,7 @@ var require_semver = __commonJS({
     }
     exports.prerelease = prerelease;
     function prerelease(version, options) {
-      var parsed = parse3(version, options);
+      var parsed = parse5(version, options);
       return parsed && parsed.prerelease.length ? parsed.prerelease : null;
     }
     exports.intersects = intersects;
@@ -21269,7 +22603,7 @@ var require_semver = __commonJS({
       if (match === null) {
         return null;
       }
-      return parse3(match[2] + "." + (match[3] || "0") + "." + (match[4] || "0"), options);
+      return parse5(match[2] + "." + (match[3] || "0") + "." + (match[4] || "0"), options);
     }
   }
 });
@@ -21287,9 +22621,9 @@ var require_make_dir = __commonJS({
       if (process.platform === "win32") {
         const pathHasInvalidWinCharacters = /[<>:"|?*]/.test(pth.replace(path7.parse(pth).root, ""));
         if (pathHasInvalidWinCharacters) {
-          const error2 = new Error(`Path contains invalid characters: ${pth}`);
-          error2.code = "EINVAL";
-          throw error2;
+          const error3 = new Error(`Path contains invalid characters: ${pth}`);
+          error3.code = "EINVAL";
+          throw error3;
         }
       }
     };
@@ -21304,12 +22638,12 @@ var require_make_dir = __commonJS({
       };
     };
     var permissionError = (pth) => {
-      const error2 = new Error(`operation not permitted, mkdir '${pth}'`);
-      error2.code = "EPERM";
-      error2.errno = -4048;
-      error2.path = pth;
-      error2.syscall = "mkdir";
-      return error2;
+      const error3 = new Error(`operation not permitted, mkdir '${pth}'`);
+      error3.code = "EPERM";
+      error3.errno = -4048;
+      error3.path = pth;
+      error3.syscall = "mkdir";
+      return error3;
     };
     var makeDir2 = async (input, options) => {
       checkPath(input);
@@ -21328,16 +22662,16 @@ var require_make_dir = __commonJS({
         try {
           await mkdir2(pth, options.mode);
           return pth;
-        } catch (error2) {
-          if (error2.code === "EPERM") {
-            throw error2;
+        } catch (error3) {
+          if (error3.code === "EPERM") {
+            throw error3;
           }
-          if (error2.code === "ENOENT") {
+          if (error3.code === "ENOENT") {
             if (path7.dirname(pth) === pth) {
               throw permissionError(pth);
             }
-            if (error2.message.includes("null bytes")) {
-              throw error2;
+            if (error3.message.includes("null bytes")) {
+              throw error3;
             }
             await make(path7.dirname(pth));
             return make(pth);
@@ -21348,7 +22682,7 @@ var require_make_dir = __commonJS({
               throw new Error("The path is not a directory");
             }
           } catch (_) {
-            throw error2;
+            throw error3;
           }
           return pth;
         }
@@ -21370,16 +22704,16 @@ var require_make_dir = __commonJS({
       const make = (pth) => {
         try {
           options.fs.mkdirSync(pth, options.mode);
-        } catch (error2) {
-          if (error2.code === "EPERM") {
-            throw error2;
+        } catch (error3) {
+          if (error3.code === "EPERM") {
+            throw error3;
           }
-          if (error2.code === "ENOENT") {
+          if (error3.code === "ENOENT") {
             if (path7.dirname(pth) === pth) {
               throw permissionError(pth);
             }
-            if (error2.message.includes("null bytes")) {
-              throw error2;
+            if (error3.message.includes("null bytes")) {
+              throw error3;
             }
             make(path7.dirname(pth));
             return make(pth);
@@ -21389,7 +22723,7 @@ var require_make_dir = __commonJS({
               throw new Error("The path is not a directory");
             }
           } catch (_) {
-            throw error2;
+            throw error3;
           }
         }
         return pth;
@@ -21547,7 +22881,7 @@ var require_reader = __commonJS({
     var ASN1 = require_types();
     var errors = require_errors2();
     var newInvalidAsn1Error = errors.newInvalidAsn1Error;
-    function Reader(data) {
+    function Reader2(data) {
       if (!data || !Buffer2.isBuffer(data))
         throw new TypeError("data must be a node Buffer");
       this._buf = data;
@@ -21555,29 +22889,29 @@ var require_reader = __commonJS({
       this._len = 0;
       this._offset = 0;
     }
-    Object.defineProperty(Reader.prototype, "length", {
+    Object.defineProperty(Reader2.prototype, "length", {
       enumerable: true,
       get: function() {
         return this._len;
       }
     });
-    Object.defineProperty(Reader.prototype, "offset", {
+    Object.defineProperty(Reader2.prototype, "offset", {
       enumerable: true,
       get: function() {
         return this._offset;
       }
     });
-    Object.defineProperty(Reader.prototype, "remain", {
+    Object.defineProperty(Reader2.prototype, "remain", {
       get: function() {
         return this._size - this._offset;
       }
     });
-    Object.defineProperty(Reader.prototype, "buffer", {
+    Object.defineProperty(Reader2.prototype, "buffer", {
       get: function() {
         return this._buf.slice(this._offset);
       }
     });
-    Reader.prototype.readByte = function(peek) {
+    Reader2.prototype.readByte = function(peek) {
       if (this._size - this._offset < 1)
         return null;
       var b = this._buf[this._offset] & 255;
@@ -21585,10 +22919,10 @@ var require_reader = __commonJS({
         this._offset += 1;
       return b;
     };
-    Reader.prototype.peek = function() {
+    Reader2.prototype.peek = function() {
       return this.readByte(true);
     };
-    Reader.prototype.readLength = function(offset) {
+    Reader2.prototype.readLength = function(offset) {
       if (offset === void 0)
         offset = this._offset;
       if (offset >= this._size)
@@ -21612,7 +22946,7 @@ var require_reader = __commonJS({
       }
       return offset;
     };
-    Reader.prototype.readSequence = function(tag) {
+    Reader2.prototype.readSequence = function(tag) {
       var seq = this.peek();
       if (seq === null)
         return null;
@@ -21624,16 +22958,16 @@ var require_reader = __commonJS({
       this._offset = o;
       return seq;
     };
-    Reader.prototype.readInt = function() {
+    Reader2.prototype.readInt = function() {
       return this._readTag(ASN1.Integer);
     };
-    Reader.prototype.readBoolean = function() {
+    Reader2.prototype.readBoolean = function() {
       return this._readTag(ASN1.Boolean) === 0 ? false : true;
     };
-    Reader.prototype.readEnumeration = function() {
+    Reader2.prototype.readEnumeration = function() {
       return this._readTag(ASN1.Enumeration);
     };
-    Reader.prototype.readString = function(tag, retbuf) {
+    Reader2.prototype.readString = function(tag, retbuf) {
       if (!tag)
         tag = ASN1.OctetString;
       var b = this.peek();
@@ -21653,7 +22987,7 @@ var require_reader = __commonJS({
       this._offset += this.length;
       return retbuf ? str : str.toString("utf8");
     };
-    Reader.prototype.readOID = function(tag) {
+    Reader2.prototype.readOID = function(tag) {
       if (!tag)
         tag = ASN1.OID;
       var b = this.readString(tag, true);
@@ -21675,7 +23009,7 @@ var require_reader = __commonJS({
       values.unshift(value / 40 >> 0);
       return values.join(".");
     };
-    Reader.prototype._readTag = function(tag) {
+    Reader2.prototype._readTag = function(tag) {
       assert.ok(tag !== void 0);
       var b = this.peek();
       if (b === null)
@@ -21700,7 +23034,7 @@ var require_reader = __commonJS({
         value -= 1 << i * 8;
       return value >> 0;
     };
-    module.exports = Reader;
+    module.exports = Reader2;
   }
 });
 
@@ -21952,10 +23286,10 @@ var require_ber = __commonJS({
   "node_modules/asn1/lib/ber/index.js"(exports, module) {
     var errors = require_errors2();
     var types = require_types();
-    var Reader = require_reader();
+    var Reader2 = require_reader();
     var Writer = require_writer();
     module.exports = {
-      Reader,
+      Reader: Reader2,
       Writer
     };
     for (t in types) {
@@ -27924,7 +29258,7 @@ var require_keyParser = __commonJS({
     var {
       createDecipheriv,
       createECDH,
-      createHash: createHash2,
+      createHash: createHash3,
       createHmac: createHmac2,
       createSign,
       createVerify,
@@ -28612,11 +29946,11 @@ ${formatted}-----END ${type} KEY-----`;
                 );
               }
               const ivSlice = bufferSlice(cipherIV, 0, 8);
-              let cipherKey = createHash2("md5").update(passphrase).update(ivSlice).digest();
+              let cipherKey = createHash3("md5").update(passphrase).update(ivSlice).digest();
               while (cipherKey.length < encInfo.keyLen) {
                 cipherKey = combineBuffers(
                   cipherKey,
-                  createHash2("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
+                  createHash3("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
                 );
               }
               if (cipherKey.length > encInfo.keyLen)
@@ -28781,8 +30115,8 @@ ${formatted}-----END ${type} KEY-----`;
         if (encrypted) {
           const encInfo = CIPHER_INFO[cipherName];
           let cipherKey = combineBuffers(
-            createHash2("sha1").update(PPK_PP1).update(passphrase).digest(),
-            createHash2("sha1").update(PPK_PP2).update(passphrase).digest()
+            createHash3("sha1").update(PPK_PP1).update(passphrase).digest(),
+            createHash3("sha1").update(PPK_PP2).update(passphrase).digest()
           );
           if (cipherKey.length > encInfo.keyLen)
             cipherKey = bufferSlice(cipherKey, 0, encInfo.keyLen);
@@ -28822,7 +30156,7 @@ ${formatted}-----END ${type} KEY-----`;
           passphrase = EMPTY_PASSPHRASE;
         const calcMAC = createHmac2(
           "sha1",
-          createHash2("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
+          createHash3("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
         ).update(macData).digest("hex");
         if (calcMAC !== mac) {
           if (encrypted) {
@@ -29204,9 +30538,9 @@ var require_agent2 = __commonJS({
       }
     };
     var OpenSSHAgent = class extends BaseAgent {
-      constructor(socketPath) {
+      constructor(socketPath2) {
         super();
-        this.socketPath = socketPath;
+        this.socketPath = socketPath2;
       }
       getStream(cb) {
         cb = once(cb);
@@ -29342,20 +30676,20 @@ var require_agent2 = __commonJS({
           if (this.buffer.length > 4 + len)
             return cb(new Error("Unexpected multiple agent requests"));
           this.buffer = null;
-          let error2;
+          let error3;
           const proc = this.proc = spawn2(EXEPATH, [data.length]);
           proc.stdout.on("data", (data2) => {
             this.push(data2);
           });
           proc.on("error", (err) => {
-            error2 = err;
-            cb(error2);
+            error3 = err;
+            cb(error3);
           });
           proc.on("close", (code) => {
             this.proc = void 0;
-            if (!error2) {
-              if (error2 = ERROR[code])
-                return cb(error2);
+            if (!error3) {
+              if (error3 = ERROR[code])
+                return cb(error3);
               cb();
             }
           });
@@ -29381,18 +30715,18 @@ var require_agent2 = __commonJS({
       return class CygwinAgent extends OpenSSHAgent {
         getStream(cb) {
           cb = once(cb);
-          let socketPath = this.socketPath;
+          let socketPath2 = this.socketPath;
           let triedCygpath = false;
-          readFile2(socketPath, function readCygsocket(err, data) {
+          readFile2(socketPath2, function readCygsocket(err, data) {
             if (err) {
               if (triedCygpath)
                 return cb(new Error("Invalid cygwin unix socket path"));
-              execFile("cygpath", ["-w", socketPath], (err2, stdout, stderr) => {
+              execFile("cygpath", ["-w", socketPath2], (err2, stdout, stderr) => {
                 if (err2 || stdout.length === 0)
                   return cb(new Error("Invalid cygwin unix socket path"));
                 triedCygpath = true;
-                socketPath = stdout.toString().replace(/[\r\n]/g, "");
-                readFile2(socketPath, readCygsocket);
+                socketPath2 = stdout.toString().replace(/[\r\n]/g, "");
+                readFile2(socketPath2, readCygsocket);
               });
               return;
             }
@@ -30010,10 +31344,10 @@ var require_zlib = __commonJS({
     }
     function zlibOnError(message, errno, code) {
       const self2 = this._owner;
-      const error2 = new Error(message);
-      error2.errno = errno;
-      error2.code = code;
-      self2._err = error2;
+      const error3 = new Error(message);
+      error3.errno = errno;
+      error3.code = code;
+      self2._err = error3;
     }
     function _close(engine) {
       if (!engine._handle)
@@ -30653,9 +31987,9 @@ var require_handlers_misc = __commonJS({
             }
             case "streamlocal-forward@openssh.com":
             case "cancel-streamlocal-forward@openssh.com": {
-              const socketPath = bufferParser.readString(true);
-              if (socketPath !== void 0)
-                data = { socketPath };
+              const socketPath2 = bufferParser.readString(true);
+              if (socketPath2 !== void 0)
+                data = { socketPath: socketPath2 };
               break;
             }
             case "no-more-sessions@openssh.com":
@@ -30734,14 +32068,14 @@ var require_handlers_misc = __commonJS({
           case "forwarded-streamlocal@openssh.com":
           // S->C
           case "direct-streamlocal@openssh.com": {
-            const socketPath = bufferParser.readString(true);
-            if (socketPath !== void 0) {
+            const socketPath2 = bufferParser.readString(true);
+            if (socketPath2 !== void 0) {
               channelInfo = {
                 type,
                 sender,
                 window: window2,
                 packetSize,
-                data: { socketPath }
+                data: { socketPath: socketPath2 }
               };
             }
             break;
@@ -31144,7 +32478,7 @@ var require_kex = __commonJS({
       createDiffieHellman,
       createDiffieHellmanGroup,
       createECDH,
-      createHash: createHash2,
+      createHash: createHash3,
       createPublicKey,
       diffieHellman,
       generateKeyPairSync,
@@ -31570,7 +32904,7 @@ var require_kex = __commonJS({
               DISCONNECT_REASON.KEY_EXCHANGE_FAILED
             );
           }
-          const hash = createHash2(this.hashName);
+          const hash = createHash3(this.hashName);
           hashString(hash, isServer ? this._remoteIdentRaw : this._identRaw);
           hashString(hash, isServer ? this._identRaw : this._remoteIdentRaw);
           hashString(hash, isServer ? this._remoteKexinit : this._kexinit);
@@ -32578,9 +33912,9 @@ var require_kex = __commonJS({
     function generateKEXVal(len, hashName, secret, exchangeHash, sessionID, char) {
       let ret;
       if (len) {
-        let digest = createHash2(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
+        let digest = createHash3(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
         while (digest.length < len) {
-          const chunk = createHash2(hashName).update(secret).update(exchangeHash).update(digest).digest();
+          const chunk = createHash3(hashName).update(secret).update(exchangeHash).update(digest).digest();
           const extended = Buffer.allocUnsafe(digest.length + chunk.length);
           extended.set(digest, 0);
           extended.set(chunk, digest.length);
@@ -33518,10 +34852,10 @@ var require_Protocol = __commonJS({
         this._debug && this._debug("Outbound: Sending GLOBAL_REQUEST (cancel-tcpip-forward)");
         sendPacket(this, this._packetRW.write.finalize(packet));
       }
-      openssh_streamLocalForward(socketPath, wantReply) {
+      openssh_streamLocalForward(socketPath2, wantReply) {
         if (this._server)
           throw new Error("Client-only method called in server mode");
-        const socketPathLen = Buffer.byteLength(socketPath);
+        const socketPathLen = Buffer.byteLength(socketPath2);
         let p = this._packetRW.write.allocStart;
         const packet = this._packetRW.write.alloc(
           1 + 4 + 31 + 1 + 4 + socketPathLen
@@ -33531,16 +34865,16 @@ var require_Protocol = __commonJS({
         packet.utf8Write("streamlocal-forward@openssh.com", p += 4, 31);
         packet[p += 31] = wantReply === void 0 || wantReply === true ? 1 : 0;
         writeUInt32BE(packet, socketPathLen, ++p);
-        packet.utf8Write(socketPath, p += 4, socketPathLen);
+        packet.utf8Write(socketPath2, p += 4, socketPathLen);
         this._debug && this._debug(
           "Outbound: Sending GLOBAL_REQUEST (streamlocal-forward@openssh.com)"
         );
         sendPacket(this, this._packetRW.write.finalize(packet));
       }
-      openssh_cancelStreamLocalForward(socketPath, wantReply) {
+      openssh_cancelStreamLocalForward(socketPath2, wantReply) {
         if (this._server)
           throw new Error("Client-only method called in server mode");
-        const socketPathLen = Buffer.byteLength(socketPath);
+        const socketPathLen = Buffer.byteLength(socketPath2);
         let p = this._packetRW.write.allocStart;
         const packet = this._packetRW.write.alloc(
           1 + 4 + 38 + 1 + 4 + socketPathLen
@@ -33550,7 +34884,7 @@ var require_Protocol = __commonJS({
         packet.utf8Write("cancel-streamlocal-forward@openssh.com", p += 4, 38);
         packet[p += 38] = wantReply === void 0 || wantReply === true ? 1 : 0;
         writeUInt32BE(packet, socketPathLen, ++p);
-        packet.utf8Write(socketPath, p += 4, socketPathLen);
+        packet.utf8Write(socketPath2, p += 4, socketPathLen);
         if (this._debug) {
           this._debug(
             "Outbound: Sending GLOBAL_REQUEST (cancel-streamlocal-forward@openssh.com)"
@@ -38015,7 +39349,7 @@ var require_client2 = __commonJS({
   "node_modules/ssh2/lib/client.js"(exports, module) {
     "use strict";
     var {
-      createHash: createHash2,
+      createHash: createHash3,
       getHashes,
       randomFillSync
     } = __require("crypto");
@@ -38237,7 +39571,7 @@ var require_client2 = __commonJS({
           }
           hostVerifier = (key, verify) => {
             if (hashAlgo)
-              key = createHash2(hashAlgo).update(key).digest("hex");
+              key = createHash3(hashAlgo).update(key).digest("hex");
             const ret = hashCb(key, verify);
             if (ret !== void 0)
               verify(ret);
@@ -39007,12 +40341,12 @@ var require_client2 = __commonJS({
             dnsLookup(host, forceIPv4 ? 4 : 6, (err, address, family) => {
               if (err) {
                 const type = forceIPv4 ? "IPv4" : "IPv6";
-                const error2 = new Error(
+                const error3 = new Error(
                   `Error while looking up ${type} address for '${host}': ${err}`
                 );
                 clearTimeout(this._readyTimeout);
-                error2.level = "client-dns";
-                this.emit("error", error2);
+                error3.level = "client-dns";
+                this.emit("error", error3);
                 this.emit("close");
                 return;
               }
@@ -39229,7 +40563,7 @@ var require_client2 = __commonJS({
         );
         return this;
       }
-      openssh_forwardInStreamLocal(socketPath, cb) {
+      openssh_forwardInStreamLocal(socketPath2, cb) {
         if (!this._sock || !isWritable(this._sock))
           throw new Error("Not connected");
         const wantReply = typeof cb === "function";
@@ -39237,14 +40571,14 @@ var require_client2 = __commonJS({
           if (wantReply) {
             this._callbacks.push((had_err) => {
               if (had_err) {
-                cb(had_err !== true ? had_err : new Error(`Unable to bind to ${socketPath}`));
+                cb(had_err !== true ? had_err : new Error(`Unable to bind to ${socketPath2}`));
                 return;
               }
-              this._forwardingUnix[socketPath] = true;
+              this._forwardingUnix[socketPath2] = true;
               cb();
             });
           }
-          this._protocol.openssh_streamLocalForward(socketPath, wantReply);
+          this._protocol.openssh_streamLocalForward(socketPath2, wantReply);
           return this;
         }
         if (!wantReply)
@@ -39257,7 +40591,7 @@ var require_client2 = __commonJS({
         );
         return this;
       }
-      openssh_unforwardInStreamLocal(socketPath, cb) {
+      openssh_unforwardInStreamLocal(socketPath2, cb) {
         if (!this._sock || !isWritable(this._sock))
           throw new Error("Not connected");
         const wantReply = typeof cb === "function";
@@ -39265,14 +40599,14 @@ var require_client2 = __commonJS({
           if (wantReply) {
             this._callbacks.push((had_err) => {
               if (had_err) {
-                cb(had_err !== true ? had_err : new Error(`Unable to unbind from ${socketPath}`));
+                cb(had_err !== true ? had_err : new Error(`Unable to unbind from ${socketPath2}`));
                 return;
               }
-              delete this._forwardingUnix[socketPath];
+              delete this._forwardingUnix[socketPath2];
               cb();
             });
           }
-          this._protocol.openssh_cancelStreamLocalForward(socketPath, wantReply);
+          this._protocol.openssh_cancelStreamLocalForward(socketPath2, wantReply);
           return this;
         }
         if (!wantReply)
@@ -39285,13 +40619,13 @@ var require_client2 = __commonJS({
         );
         return this;
       }
-      openssh_forwardOutStreamLocal(socketPath, cb) {
+      openssh_forwardOutStreamLocal(socketPath2, cb) {
         if (!this._sock || !isWritable(this._sock))
           throw new Error("Not connected");
         if (typeof cb !== "function")
           cb = noop3;
         if (!this.config.strictVendor || this.config.strictVendor && RE_OPENSSH.test(this._remoteVer)) {
-          openChannel(this, "direct-streamlocal@openssh.com", { socketPath }, cb);
+          openChannel(this, "direct-streamlocal@openssh.com", { socketPath: socketPath2 }, cb);
           return this;
         }
         process.nextTick(
@@ -39669,8 +41003,8 @@ var require_client2 = __commonJS({
             self2._agent.getStream((err, stream) => {
               if (err)
                 return reject();
-              const upstream = accept();
-              upstream.pipe(stream).pipe(upstream);
+              const upstream2 = accept();
+              upstream2.pipe(stream).pipe(upstream2);
             });
             return;
           }
@@ -40999,21 +42333,21 @@ var require_server = __commonJS({
         openChannel(this, "forwarded-tcpip", opts, cb);
         return this;
       }
-      openssh_forwardOutStreamLocal(socketPath, cb) {
-        const opts = { socketPath };
+      openssh_forwardOutStreamLocal(socketPath2, cb) {
+        const opts = { socketPath: socketPath2 };
         openChannel(this, "forwarded-streamlocal@openssh.com", opts, cb);
         return this;
       }
       rekey(cb) {
-        let error2;
+        let error3;
         try {
           this._protocol.rekey();
         } catch (ex) {
-          error2 = ex;
+          error3 = ex;
         }
         if (typeof cb === "function") {
-          if (error2)
-            process.nextTick(cb, error2);
+          if (error3)
+            process.nextTick(cb, error3);
           else
             this.once("rekey", cb);
         }
@@ -42531,7 +43865,7 @@ var ToolRunner = class extends events.EventEmitter {
           this._debug(`STDIO streams have closed for tool '${this.toolPath}'`);
           state.CheckComplete();
         });
-        state.on("done", (error2, exitCode) => {
+        state.on("done", (error3, exitCode) => {
           if (stdbuffer.length > 0) {
             this.emit("stdline", stdbuffer);
           }
@@ -42539,8 +43873,8 @@ var ToolRunner = class extends events.EventEmitter {
             this.emit("errline", errbuffer);
           }
           cp.removeAllListeners();
-          if (error2) {
-            reject(error2);
+          if (error3) {
+            reject(error3);
           } else {
             resolve3(exitCode);
           }
@@ -42633,14 +43967,14 @@ var ExecState = class _ExecState extends events.EventEmitter {
     this.emit("debug", message);
   }
   _setResult() {
-    let error2;
+    let error3;
     if (this.processExited) {
       if (this.processError) {
-        error2 = new Error(`There was an error when attempting to execute the process '${this.toolPath}'. This may indicate the process failed to start. Error: ${this.processError}`);
+        error3 = new Error(`There was an error when attempting to execute the process '${this.toolPath}'. This may indicate the process failed to start. Error: ${this.processError}`);
       } else if (this.processExitCode !== 0 && !this.options.ignoreReturnCode) {
-        error2 = new Error(`The process '${this.toolPath}' failed with exit code ${this.processExitCode}`);
+        error3 = new Error(`The process '${this.toolPath}' failed with exit code ${this.processExitCode}`);
       } else if (this.processStderr && this.options.failOnStdErr) {
-        error2 = new Error(`The process '${this.toolPath}' failed because one or more lines were written to the STDERR stream`);
+        error3 = new Error(`The process '${this.toolPath}' failed because one or more lines were written to the STDERR stream`);
       }
     }
     if (this.timeout) {
@@ -42648,7 +43982,7 @@ var ExecState = class _ExecState extends events.EventEmitter {
       this.timeout = null;
     }
     this.done = true;
-    this.emit("done", error2, this.processExitCode);
+    this.emit("done", error3, this.processExitCode);
   }
   static HandleTimeout(state) {
     if (state.done) {
@@ -42803,6 +44137,9 @@ function error(message, properties = {}) {
 function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
+function notice(message, properties = {}) {
+  issueCommand("notice", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+}
 function info(message) {
   process.stdout.write(message + os5.EOL);
 }
@@ -42825,2597 +44162,47 @@ function group(name, fn) {
   });
 }
 
-// src/main.ts
-import { mkdtempSync as mkdtempSync2, rmSync as rmSync2 } from "node:fs";
-import { tmpdir as tmpdir2 } from "node:os";
-import * as path6 from "node:path";
-
-// src/http-over-ssh.ts
-var import_undici2 = __toESM(require_undici(), 1);
-var MAX_BODY = 64 * 1024;
-function channelFor(target) {
-  return target.kind === "unix" ? { kind: "unix", socket: target.socket } : { kind: "tcp", host: target.host, port: target.port };
-}
-async function httpGet(remote, target, timeoutMs = 5e3) {
-  const started = Date.now();
-  const origin = target.kind === "unix" ? "http://localhost" : `http://${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
-  const client = new import_undici2.Client(origin, {
-    connect: (_options, callback) => {
-      remote.openChannel(channelFor(target)).then(
-        (stream) => callback(null, stream),
-        (error2) => callback(error2, null)
-      );
-    },
-    // undici's own parser timers can fire after the client is destroyed (a
-    // crash with channel sockets); the one timer below bounds the request instead.
-    headersTimeout: 0,
-    bodyTimeout: 0,
-    pipelining: 0
-  });
-  const timer = setTimeout(
-    () => client.destroy(new Error(`no answer within ${timeoutMs} ms`)).catch(() => void 0),
-    timeoutMs
-  );
-  try {
-    const response = await client.request({
-      method: "GET",
-      path: target.path,
-      headers: { "user-agent": "flask-zero-downtime-deploy", connection: "close" },
-      reset: true
-    });
-    let body = "";
-    for await (const chunk of response.body) {
-      if (body.length < MAX_BODY) body += chunk.toString("utf8");
-    }
-    const headers = {};
-    for (const [name, value] of Object.entries(response.headers)) {
-      headers[name.toLowerCase()] = Array.isArray(value) ? value.join(", ") : String(value ?? "");
-    }
-    return {
-      status: response.statusCode,
-      headers,
-      body: body.slice(0, MAX_BODY),
-      ms: Date.now() - started
-    };
-  } finally {
-    clearTimeout(timer);
-    await client.destroy().catch(() => void 0);
-  }
-}
-
-// src/host-result.ts
-function newHostResult(host) {
-  return {
-    host,
-    status: "failed",
-    rolledBack: false,
-    failedRequests: 0,
-    probeRequests: 0,
-    steps: []
-  };
-}
-async function timed(result, name, fn) {
-  const started = Date.now();
-  try {
-    const value = await fn();
-    result.steps.push({ name, ms: Date.now() - started, ok: true });
-    return value;
-  } catch (error2) {
-    result.steps.push({ name, ms: Date.now() - started, ok: false });
-    throw error2;
-  }
-}
-
-// src/remote-helper.ts
-var HELPER_PY = String.raw`
-import json, os, shutil, sys, time, traceback
-
-def parse_env(path):
-    """systemd EnvironmentFile syntax: KEY=VALUE lines, # or ; comments, quotes, backslash-newline."""
-    env, errors = {}, []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        lines = fh.read().split("\n")
-    i = 0
-    while i < len(lines):
-        number, line = i + 1, lines[i]
-        while line.endswith("\\") and i + 1 < len(lines):
-            i += 1
-            line = line[:-1] + lines[i]
-        i += 1
-        s = line.strip()
-        if not s or s[0] in "#;":
-            continue
-        if s.startswith("export "):
-            s = s[7:].lstrip()
-        key, sep, value = s.partition("=")
-        key = key.strip()
-        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):
-            errors.append(number)
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        env[key] = value
-    return env, errors
-
-def load_env(path):
-    if path != "-":
-        env, _ = parse_env(path)
-        os.environ.update(env)
-
-def cmd_envcheck(path, *names):
-    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}
-    if out["exists"]:
-        try:
-            env, errors = parse_env(path)
-            out.update(readable=True, errors=errors, count=len(env))
-            out["missing"] = [n for n in names if n not in env]
-            out["empty"] = [n for n in names if n in env and env[n] == ""]
-        except OSError:
-            pass
-    print(json.dumps(out))
-
-def cmd_importcheck(envfile, directory, app):
-    load_env(envfile)
-    os.chdir(directory)
-    sys.path.insert(0, directory)
-    module_name, _, attr = app.partition(":")
-    attr = attr or "application"
-    try:
-        import importlib
-        module = importlib.import_module(module_name)
-        expr = attr.split("(", 1)[0]
-        target = module
-        for part in expr.split("."):
-            target = getattr(target, part)
-        if attr.endswith(")"):
-            target = target()
-        if not callable(target):
-            raise TypeError("%s is not a WSGI callable" % app)
-    except BaseException:
-        traceback.print_exc()
-        sys.exit(1)
-    print("ok %s from %s" % (app, getattr(module, "__file__", "?")))
-
-def cmd_run(envfile, directory, *argv):
-    load_env(envfile)
-    os.chdir(directory)
-    os.execvp(argv[0], list(argv))
-
-def cmd_lock(lockdir, owner_json, stale_seconds):
-    """Takes the lock: a directory holding owner.json, renamed into place in one
-    atomic step (so nobody ever sees a lock without its owner). A lock older
-    than stale_seconds is taken over. Prints {taken, stale, holder, age}."""
-    took_over = None
-    for _ in range(3):
-        if take(lockdir, owner_json):
-            info = took_over or {"holder": {}, "age": 0}
-            print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))
-            return
-        try:
-            age = time.time() - os.stat(lockdir).st_mtime
-        except FileNotFoundError:
-            continue
-        if age > float(stale_seconds) and took_over is None:
-            previous = holder_of(lockdir)
-            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())
-            try:
-                os.rename(lockdir, stale)
-            except OSError:
-                continue
-            shutil.rmtree(stale, ignore_errors=True)
-            took_over = {"holder": previous, "age": int(age)}
-            continue
-        print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))
-        return
-    print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))
-
-def holder_of(directory):
-    try:
-        with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
-
-def take(lockdir, owner_json):
-    """True when the lock was ours to take; rename() refuses an existing lock directory."""
-    fresh = "%s.new-%d" % (lockdir, os.getpid())
-    shutil.rmtree(fresh, ignore_errors=True)
-    os.mkdir(fresh)
-    with open(os.path.join(fresh, "owner.json"), "w", encoding="utf-8") as fh:
-        fh.write(owner_json + "\n")
-    try:
-        if os.path.exists(lockdir):
-            raise FileExistsError(lockdir)
-        os.rename(fresh, lockdir)
-        return True
-    except OSError:
-        shutil.rmtree(fresh, ignore_errors=True)
-        return False
-
-def cmd_unlock(lockdir, token):
-    """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""
-    if holder_of(lockdir).get("token") == token:
-        gone = "%s.released-%d" % (lockdir, os.getpid())
-        os.rename(lockdir, gone)
-        shutil.rmtree(gone, ignore_errors=True)
-        print("released")
-    else:
-        print("not ours")
-
-def cmd_touchlock(lockdir, token):
-    """Marks the lock as alive (its mtime is its age) if it is still ours."""
-    if holder_of(lockdir).get("token") == token:
-        os.utime(lockdir, None)
-        print("fresh")
-    else:
-        print("not ours")
-
-def cmd_linkshared(root, release, *paths):
-    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""
-    for p in paths:
-        shared = os.path.join(root, "shared", p)
-        inside = os.path.join(release, p)
-        os.makedirs(os.path.dirname(shared), exist_ok=True)
-        if not os.path.lexists(shared):
-            if os.path.isdir(inside) and not os.path.islink(inside):
-                shutil.copytree(inside, shared, symlinks=True)
-            else:
-                os.makedirs(shared)
-        if os.path.lexists(inside):
-            if os.path.isdir(inside) and not os.path.islink(inside):
-                shutil.rmtree(inside)
-            else:
-                os.unlink(inside)
-        os.makedirs(os.path.dirname(inside), exist_ok=True)
-        os.symlink(shared, inside)
-        print("%s -> %s" % (inside, shared))
-
-COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,
-            "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,
-            "linkshared": cmd_linkshared}
-COMMANDS[sys.argv[1]](*sys.argv[2:])
-`;
-function helperArgv(python, command, ...args) {
-  return [python, "-c", HELPER_PY, command, ...args];
-}
-
-// src/remote-command.ts
-var RemoteCommandError = class extends Error {
-  constructor(step, result, host) {
-    const why = result.timedOut ? "timed out" : result.code === null ? `ended without an exit status${result.signal ? ` (signal ${result.signal})` : ""}: the connection may have dropped` : `exited with status ${result.code}`;
-    const tail = tailLines(result.stderr || result.stdout, 15);
-    super(`${step} on ${host} ${why}${tail ? `:
-${tail}` : ""}`);
-    this.step = step;
-    this.result = result;
-    this.host = host;
-    this.name = "RemoteCommandError";
-  }
-  step;
-  result;
-  host;
-};
-function tailLines(text, count) {
-  const lines = text.replace(/\s+$/, "").split("\n");
-  return lines.slice(-count).join("\n");
-}
-async function runStep(remote, step, command, options) {
-  const result = await remote.exec(command, options);
-  if (result.code !== 0) throw new RemoteCommandError(step, result, remote.target.label);
-  return result;
-}
-
-// src/shell-quote.ts
-function quoteWord(word) {
-  if (word.includes("\0")) throw new Error("a NUL byte cannot be passed to a remote command");
-  if (/^[A-Za-z0-9_./:=@%+,-]+$/.test(word)) return word;
-  return `'${word.replace(/'/g, `'\\''`)}'`;
-}
-function toShell(argv) {
-  if (argv.length === 0) throw new Error("empty remote command");
-  return argv.map(quoteWord).join(" ");
-}
-function allOf(...commands) {
-  return commands.map(toShell).join(" && ");
-}
-function appendOutput(command, file) {
-  return `${toShell(command)} >> ${quoteWord(file)}`;
-}
-function optional(command) {
-  return `${toShell(command)} 2>/dev/null || true`;
-}
-
-// src/release-checks.ts
-async function findInterpreter(remote, gunicorn) {
-  let python;
-  if (gunicorn.launcher.kind === "module") python = gunicorn.launcher.python;
-  else if (gunicorn.launcher.kind === "script") {
-    const head = await remote.exec(optional(["head", "-n", "1", gunicorn.launcher.path]));
-    const m = /^#!\s*(\S+)/.exec(head.stdout);
-    python = m?.[1];
-    if (!python)
-      throw new Error(
-        `cannot read the interpreter of ${gunicorn.launcher.path} (no #! line): start Gunicorn as <venv>/bin/python -m gunicorn`
-      );
-  } else {
-    throw new Error(
-      "the unit ExecStart does not start Gunicorn (expected .../gunicorn or .../python -m gunicorn)"
-    );
-  }
-  const probe = await remote.exec(
-    toShell([python, "-c", 'import sys; print(sys.prefix != sys.base_prefix and sys.prefix or "")'])
-  );
-  if (probe.code !== 0)
-    throw new Error(`the unit's interpreter ${python} does not run: ${tailLines(probe.stderr, 3)}`);
-  const venv = probe.stdout.trim() || void 0;
-  return { python, venv };
-}
-async function fileHash(remote, path7) {
-  const result = await remote.exec(optional(["sha256sum", path7]));
-  return result.stdout.split(" ")[0] || void 0;
-}
-async function installDependencies(remote, opts) {
-  const requirements = `${opts.releaseDir}/requirements.txt`;
-  const [next, current] = await Promise.all([
-    fileHash(remote, requirements),
-    opts.currentDir ? fileHash(remote, `${opts.currentDir}/requirements.txt`) : Promise.resolve(void 0)
-  ]);
-  if (!next) {
-    opts.log.info("no requirements.txt in the release: nothing to install");
-    return false;
-  }
-  if (current === next) {
-    opts.log.info("requirements.txt unchanged since the current release: skipping pip");
-    return false;
-  }
-  if (!opts.interpreter.venv) {
-    throw new Error(
-      `requirements.txt changed but ${opts.interpreter.python} is not in a virtualenv; refusing to pip install into the system Python`
-    );
-  }
-  const result = await runStep(
-    remote,
-    "pip install",
-    toShell([
-      opts.interpreter.python,
-      "-m",
-      "pip",
-      "install",
-      "--disable-pip-version-check",
-      "-r",
-      requirements,
-      ...opts.pipArgs
-    ])
-  );
-  opts.log.info(tailLines(result.stdout, 5));
-  return true;
-}
-async function checkEnvironment(remote, envFile, required, log) {
-  if (!envFile) {
-    if (required.length > 0)
-      throw new Error(
-        `required-env lists ${required.join(", ")} but the unit has no EnvironmentFile (set env-file)`
-      );
-    log.info("the unit has no EnvironmentFile");
-    return;
-  }
-  const result = await runStep(
-    remote,
-    "check the EnvironmentFile",
-    toShell(helperArgv("python3", "envcheck", envFile, ...required))
-  );
-  const check = JSON.parse(result.stdout);
-  if (!check.exists) throw new Error(`EnvironmentFile ${envFile} does not exist`);
-  if (!check.readable)
-    throw new Error(
-      `EnvironmentFile ${envFile} is not readable by the deploy user (make it root:www-data 640 and add the deploy user to that group)`
-    );
-  const problems = [];
-  if (check.errors.length > 0)
-    problems.push(`line(s) ${check.errors.join(", ")} are not NAME=VALUE`);
-  if (check.missing.length > 0)
-    problems.push(`required variable(s) not set: ${check.missing.join(", ")}`);
-  if (check.empty.length > 0) problems.push(`required variable(s) empty: ${check.empty.join(", ")}`);
-  if (problems.length > 0) throw new Error(`EnvironmentFile ${envFile}: ${problems.join("; ")}`);
-  log.info(
-    `EnvironmentFile ${envFile}: ${check.count} variables, required ones set (${required.join(", ") || "none listed"})`
-  );
-}
-async function importCheck(remote, opts) {
-  const result = await remote.exec(
-    toShell(
-      helperArgv(
-        opts.interpreter.python,
-        "importcheck",
-        opts.envFile ?? "-",
-        opts.releaseDir,
-        opts.app
-      )
-    ),
-    { timeoutMs: 12e4 }
-  );
-  if (result.code !== 0) {
-    throw new Error(
-      `the new release cannot import ${opts.app} with ${opts.interpreter.python} (it never reached the reload):
-${tailLines(result.stderr || result.stdout, 20)}`
-    );
-  }
-  opts.log.info(result.stdout.trim());
-}
-function revisions(output) {
-  return output.split("\n").map((l) => /^([0-9A-Za-z_]+)(?:\s|$)/.exec(l.trim())?.[1]).filter((r) => !!r && !/^(INFO|WARNING|ERROR)$/.test(r)).sort();
-}
-async function migrate(remote, opts) {
-  if (opts.mode === "off") return "skipped";
-  const env = opts.envFile ?? "-";
-  const inRelease = (...argv) => toShell(helperArgv(opts.interpreter.python, "run", env, opts.releaseDir, ...argv));
-  const module = opts.app.split(":")[0];
-  const flask = [opts.interpreter.python, "-m", "flask", "--app", module, "db"];
-  if (opts.command) {
-    await runStep(remote, "migrate-command", inRelease(...opts.command), { timeoutMs: 30 * 6e4 });
-    opts.log.info(`ran ${opts.command.join(" ")}`);
-    return "ran";
-  }
-  const has = await remote.exec(toShell(["test", "-d", `${opts.releaseDir}/migrations`]));
-  if (has.code !== 0) {
-    opts.log.info("no migrations/ in the release: nothing to migrate");
-    return "skipped";
-  }
-  const readRevisions = async () => {
-    const [currentOut, headsOut] = await Promise.all([
-      runStep(remote, "flask db current", inRelease(...flask, "current")),
-      runStep(remote, "flask db heads", inRelease(...flask, "heads"))
-    ]);
-    return { current: revisions(currentOut.stdout), heads: revisions(headsOut.stdout) };
-  };
-  const atHead = (r) => r.heads.length > 0 && r.current.join(",") === r.heads.join(",");
-  const before = await readRevisions();
-  if (atHead(before)) {
-    opts.log.info(`database already at head ${before.heads.join(", ")}: no migration to run`);
-    return "skipped";
-  }
-  try {
-    const up = await runStep(remote, "flask db upgrade", inRelease(...flask, "upgrade"), {
-      timeoutMs: 30 * 6e4
-    });
-    const output = tailLines(up.stderr + up.stdout, 5);
-    if (output) opts.log.info(output);
-  } catch (error2) {
-    if (error2 instanceof RemoteCommandError)
-      throw new Error(
-        `migrations failed before the switch; the running release is untouched:
-${tailLines(error2.result.stderr || error2.result.stdout, 20)}`,
-        { cause: error2 }
-      );
-    throw error2;
-  }
-  const { current, heads } = await readRevisions();
-  if (!atHead({ current, heads })) {
-    throw new Error(
-      `after flask db upgrade the database is at [${current.join(", ")}] but the release's heads are [${heads.join(", ")}]`
-    );
-  }
-  opts.log.info(`database at head ${heads.join(", ")}`);
-  return "ran";
-}
-
-// src/release-archive.ts
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import * as path4 from "node:path";
-var METADATA_FILE = ".zdd-release.json";
-function assertSourceDirectory(source) {
-  let isDir;
-  try {
-    isDir = statSync(source).isDirectory();
-  } catch {
-    isDir = false;
-  }
-  if (!isDir)
-    throw new Error(
-      `Input 'source' has value ${JSON.stringify(source)}: must be an existing directory`
-    );
-}
-async function createArchive(source, metadata, outPath) {
-  const metaDir = mkdtempSync(path4.join(tmpdir(), "zdd-meta-"));
-  writeFileSync(path4.join(metaDir, METADATA_FILE), JSON.stringify(metadata) + "\n");
-  const args = [
-    "-czf",
-    outPath,
-    // The service user must read the release whatever the local modes are
-    // (a checkout or temp directory can be 0700); nothing becomes writable to others.
-    "--mode=u+rwX,go+rX,go-w",
-    "--exclude=./.git",
-    "--exclude=./node_modules",
-    "--exclude=__pycache__",
-    `--exclude=./${METADATA_FILE}`,
-    "-C",
-    source,
-    ".",
-    "-C",
-    metaDir,
-    METADATA_FILE
-  ];
-  try {
-    const result = await getExecOutput("tar", args, { silent: true, ignoreReturnCode: true });
-    if (result.exitCode !== 0)
-      throw new Error(
-        `packing ${source} failed (tar exited ${result.exitCode}): ${result.stderr.trim()}`
-      );
-  } finally {
-    rmSync(metaDir, { recursive: true, force: true });
-  }
-}
-
-// src/settings.ts
-import * as path5 from "node:path";
-
-// src/host-keys.ts
-import { createHash, createHmac } from "node:crypto";
-var KEY_TYPE_RE = /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+)$/;
-var BASE64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
-var FINGERPRINT_RE = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
-function parseKnownHosts(text) {
-  const entries = [];
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const fields = line.split(/\s+/);
-    if (fields[0].startsWith("@")) {
-      return { badLine: i + 1 };
-    }
-    const [patterns, keyType, key] = fields;
-    if (!patterns || !keyType || !key || !KEY_TYPE_RE.test(keyType) || !BASE64_RE.test(key)) {
-      return { badLine: i + 1 };
-    }
-    entries.push({ patterns, keyType, key });
-  }
-  return { entries };
-}
-function globToRegExp(glob) {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
-  return new RegExp(`^${body}$`, "i");
-}
-function knownHostsName(host, port) {
-  return port === 22 ? host : `[${host}]:${port}`;
-}
-function hashedMatches(pattern, name) {
-  const parts = pattern.split("|");
-  if (parts.length !== 4 || parts[1] !== "1") return false;
-  const digest = createHmac("sha1", Buffer.from(parts[2], "base64")).update(name).digest("base64");
-  return digest === parts[3];
-}
-function entryMatchesHost(entry, host, port) {
-  const name = knownHostsName(host, port);
-  if (entry.patterns.startsWith("|")) return hashedMatches(entry.patterns, name);
-  let matched = false;
-  for (const raw of entry.patterns.split(",")) {
-    const negated = raw.startsWith("!");
-    const pattern = negated ? raw.slice(1) : raw;
-    if (globToRegExp(pattern).test(name)) {
-      if (negated) return false;
-      matched = true;
-    }
-  }
-  return matched;
-}
-function sha256Fingerprint(keyBlob) {
-  return "SHA256:" + createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "");
-}
-function normalizeFingerprint(fp) {
-  return fp.replace(/=+$/, "");
-}
-function acceptedKeyTypes(policy, host, port) {
-  if (policy.kind !== "known-hosts") return void 0;
-  const types = /* @__PURE__ */ new Set();
-  for (const e of policy.entries) if (entryMatchesHost(e, host, port)) types.add(e.keyType);
-  if (types.has("ssh-rsa")) {
-    types.add("rsa-sha2-512");
-    types.add("rsa-sha2-256");
-  }
-  return [...types];
-}
-function acceptsHostKey(policy, host, port, keyBlob) {
-  switch (policy.kind) {
-    case "insecure":
-      return true;
-    case "fingerprint": {
-      const actual = normalizeFingerprint(sha256Fingerprint(keyBlob));
-      return policy.fingerprints.some((fp) => normalizeFingerprint(fp) === actual);
-    }
-    case "known-hosts": {
-      const actual = keyBlob.toString("base64");
-      return policy.entries.some((e) => e.key === actual && entryMatchesHost(e, host, port));
-    }
-  }
-}
-
-// src/targets.ts
-var USER_RE = /^[A-Za-z_][A-Za-z0-9._-]{0,31}$/;
-var HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
-var IPV6_RE = /^[0-9A-Fa-f:.]+$/;
-var TARGET_RULE = "each entry must be [user@]host[:port]: user of letters, digits, . _ - ; host a DNS name, an IPv4 address or [IPv6]; port 1-65535";
-function splitList(value) {
-  return value.split(/[\n,]/).map((s) => s.trim()).filter((s) => s.length > 0);
-}
-function parsePort(value) {
-  if (!/^[0-9]{1,5}$/.test(value)) return void 0;
-  const port = Number(value);
-  return port >= 1 && port <= 65535 ? port : void 0;
-}
-function parseTarget(entry, defaults2) {
-  let rest = entry;
-  let user = defaults2.user;
-  const at = rest.lastIndexOf("@");
-  if (at >= 0) {
-    user = rest.slice(0, at);
-    rest = rest.slice(at + 1);
-    if (!USER_RE.test(user)) return void 0;
-  }
-  let host;
-  let portText;
-  if (rest.startsWith("[")) {
-    const close = rest.indexOf("]");
-    if (close < 0) return void 0;
-    host = rest.slice(1, close);
-    const after = rest.slice(close + 1);
-    if (after !== "" && !after.startsWith(":")) return void 0;
-    portText = after === "" ? void 0 : after.slice(1);
-    if (!IPV6_RE.test(host) || !host.includes(":")) return void 0;
-  } else {
-    const parts = rest.split(":");
-    if (parts.length > 2) return void 0;
-    host = parts[0];
-    portText = parts[1];
-    if (!HOSTNAME_RE.test(host)) return void 0;
-  }
-  let port = defaults2.port;
-  if (portText !== void 0) {
-    const parsed = parsePort(portText);
-    if (parsed === void 0) return void 0;
-    port = parsed;
-  }
-  const shownHost = host.includes(":") ? `[${host}]` : host;
-  return { user, host, port, label: `${user}@${shownHost}:${port}` };
-}
-
-// src/http-target.ts
-var PATH_RE = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/;
-function parseHttpTarget(text) {
-  const unix = /^http:\/\/unix:(\/[A-Za-z0-9._@+/-]+):(\/.*)$/.exec(text);
-  if (unix) {
-    if (!PATH_RE.test(unix[2])) return void 0;
-    return { kind: "unix", socket: unix[1], path: unix[2], text };
-  }
-  const tcp = /^http:\/\/([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?(\/.*)?$/.exec(text);
-  if (!tcp) return void 0;
-  const port = tcp[2] === void 0 ? 80 : Number(tcp[2]);
-  if (port < 1 || port > 65535) return void 0;
-  const path7 = tcp[3] ?? "/";
-  if (!PATH_RE.test(path7)) return void 0;
-  return { kind: "tcp", host: tcp[1].replace(/^\[|\]$/g, ""), port, path: path7, text };
-}
-function withPath(target, path7) {
-  const base = target.kind === "unix" ? `http://unix:${target.socket}:` : `http://${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
-  return { ...target, path: path7, text: base + path7 };
-}
-
-// src/settings.ts
-var MODES = ["deploy", "rollback", "check"];
-var InputError = class extends Error {
-  constructor(input, shownValue, rule) {
-    super(`Input '${input}' ${shownValue}: ${rule}`);
-    this.name = "InputError";
-  }
-};
-var SECRET_INPUTS = /* @__PURE__ */ new Set(["private-key", "passphrase"]);
-function shown(input, value) {
-  if (value === "") return "is empty";
-  if (SECRET_INPUTS.has(input)) return "has a value (***)";
-  const oneLine = value.length > 200 ? value.slice(0, 200) + "\u2026" : value;
-  return `has value ${JSON.stringify(oneLine)}`;
-}
-var SERVICE_RE = /^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9:_.@-]{0,250}$/;
-var SAFE_PATH_RE = /^\/[A-Za-z0-9._@+/-]*$/;
-var RELEASE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
-var ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
-var REL_PATH_RE = /^[A-Za-z0-9._@+-]+(\/[A-Za-z0-9._@+-]+)*$/;
-var RELEASE_ID_RULE = "must be 1-100 characters of letters, digits, . _ -, starting with a letter or digit";
-function isReleaseId(value) {
-  return RELEASE_ID_RE.test(value) && value !== "." && value !== "..";
-}
-function isSafeAbsolutePath(value) {
-  return SAFE_PATH_RE.test(value) && value !== "/" && !value.endsWith("/") && value.split("/").every((seg, i) => i === 0 ? seg === "" : seg !== "" && seg !== "." && seg !== "..");
-}
-function defaultReleaseId(now, sha) {
-  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
-  const short = /^[0-9a-f]{7,40}$/i.test(sha) ? sha.slice(0, 7).toLowerCase() : "local";
-  return `${stamp}-${short}`;
-}
-function readSettings(read, facts) {
-  const raw = (name) => read(name).trim();
-  const fail = (name, value, rule) => {
-    throw new InputError(name, shown(name, value), rule);
-  };
-  const required = (name) => {
-    const value = raw(name);
-    if (value === "") fail(name, value, "is required");
-    return value;
-  };
-  const bool = (name, fallback) => {
-    const value = raw(name).toLowerCase();
-    if (value === "") return fallback;
-    if (["true", "yes", "on", "1"].includes(value)) return true;
-    if (["false", "no", "off", "0"].includes(value)) return false;
-    return fail(name, raw(name), "must be true or false");
-  };
-  const int = (name, fallback, min, max) => {
-    const value = raw(name);
-    if (value === "") return fallback;
-    if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
-      fail(name, value, `must be a whole number from ${min} to ${max}`);
-    }
-    return Number(value);
-  };
-  const modeText = raw("mode") || "deploy";
-  if (!MODES.includes(modeText)) {
-    fail("mode", modeText, `must be one of ${MODES.join(", ")}`);
-  }
-  const mode = modeText;
-  const user = raw("username") || "deploy";
-  if (!/^[A-Za-z_][A-Za-z0-9._-]{0,31}$/.test(user)) {
-    fail(
-      "username",
-      user,
-      "must be a user name of letters, digits, . _ - (not starting with - or .)"
-    );
-  }
-  const portText = raw("port") || "22";
-  const port = parsePort(portText) ?? fail("port", portText, "must be a TCP port from 1 to 65535");
-  const defaults2 = { user, port };
-  const hostText = required("host");
-  const entries = splitList(hostText);
-  if (entries.length === 0) fail("host", hostText, "must name at least one target");
-  const targets = entries.map((e) => parseTarget(e, defaults2) ?? fail("host", e, TARGET_RULE));
-  const seen = /* @__PURE__ */ new Set();
-  for (const t of targets) {
-    if (seen.has(t.label)) fail("host", t.label, "each target may appear only once");
-    seen.add(t.label);
-  }
-  const jumpText = raw("jump-host");
-  const jumpHost = jumpText === "" ? void 0 : parseTarget(jumpText, { user, port: 22 }) ?? fail("jump-host", jumpText, TARGET_RULE.replace("each entry", "the value"));
-  const privateKey = read("private-key");
-  if (privateKey.trim() === "") fail("private-key", "", "is required");
-  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(privateKey)) {
-    fail(
-      "private-key",
-      privateKey,
-      "must be a PEM or OpenSSH private key (-----BEGIN ... PRIVATE KEY-----)"
-    );
-  }
-  const passphrase = read("passphrase") || void 0;
-  const insecure = bool("insecure-skip-host-key-check", false);
-  const knownHostsText = raw("known-hosts");
-  const fingerprintText = raw("host-fingerprint");
-  let hostKeys;
-  if (knownHostsText !== "") {
-    const parsed = parseKnownHosts(knownHostsText);
-    if ("badLine" in parsed) {
-      return fail(
-        "known-hosts",
-        knownHostsText,
-        `line ${parsed.badLine} is not a 'host keytype base64key' known_hosts line (markers like @cert-authority are not supported)`
-      );
-    }
-    if (parsed.entries.length === 0)
-      fail("known-hosts", knownHostsText, "must hold at least one key line");
-    hostKeys = { kind: "known-hosts", entries: parsed.entries };
-  } else if (fingerprintText !== "") {
-    const fps = splitList(fingerprintText);
-    for (const fp of fps) {
-      if (!FINGERPRINT_RE.test(fp))
-        fail(
-          "host-fingerprint",
-          fp,
-          "each fingerprint must look like SHA256:<43 base64 characters>, as `ssh-keygen -lf` prints it"
-        );
-    }
-    hostKeys = { kind: "fingerprint", fingerprints: fps };
-  } else if (insecure) {
-    hostKeys = { kind: "insecure" };
-  } else {
-    return fail(
-      "known-hosts",
-      "",
-      "one of 'known-hosts' or 'host-fingerprint' is required to pin the host key (only 'insecure-skip-host-key-check: true' turns this off)"
-    );
-  }
-  const service = required("service");
-  if (!SERVICE_RE.test(service)) {
-    fail(
-      "service",
-      service,
-      'must be a systemd unit name: letters, digits and : _ . @ - (starting with a letter, digit or _; no ".."), at most 251 characters'
-    );
-  }
-  const releasePath = required("release-path");
-  if (!isSafeAbsolutePath(releasePath)) {
-    fail(
-      "release-path",
-      releasePath,
-      "must be an absolute path without '..', '.', '//' or a trailing '/', of letters, digits and . _ @ + - /, and not /"
-    );
-  }
-  const healthText = required("health-url");
-  const healthUrl = parseHttpTarget(healthText) ?? fail(
-    "health-url",
-    healthText,
-    "must be http://HOST[:PORT]/PATH or http://unix:/SOCKET:/PATH, requested on the server"
-  );
-  const nginxText = raw("nginx-url");
-  const nginxUrl = nginxText === "" ? {
-    kind: "tcp",
-    host: "127.0.0.1",
-    port: 80,
-    path: healthUrl.path,
-    text: `http://127.0.0.1${healthUrl.path}`
-  } : parseHttpTarget(nginxText) ?? fail("nginx-url", nginxText, "must be http://HOST[:PORT]/PATH, requested on the server");
-  const healthExpect = raw("health-expect") || void 0;
-  const sourceText = raw("source") || ".";
-  const source = path5.resolve(facts.workspace, sourceText);
-  const releaseIdText = raw("release-id");
-  const releaseId = releaseIdText === "" ? defaultReleaseId(facts.now, facts.sha) : releaseIdText;
-  if (!isReleaseId(releaseId)) fail("release-id", releaseIdText, RELEASE_ID_RULE);
-  const rollbackText = raw("rollback-to");
-  if (rollbackText !== "" && !isReleaseId(rollbackText))
-    fail("rollback-to", rollbackText, RELEASE_ID_RULE);
-  if (rollbackText !== "" && mode !== "rollback")
-    fail("rollback-to", rollbackText, "is only used with 'mode: rollback'");
-  const sharedText = raw("shared-paths");
-  const sharedPaths = splitList(sharedText);
-  for (const p of sharedPaths) {
-    if (!REL_PATH_RE.test(p) || p.split("/").some((s) => s === "." || s === "..")) {
-      fail(
-        "shared-paths",
-        p,
-        "each entry must be a relative path inside the release, of letters, digits and . _ @ + - /, without '.' or '..' segments"
-      );
-    }
-  }
-  const requiredEnv = splitList(raw("required-env"));
-  for (const name of requiredEnv) {
-    if (!ENV_NAME_RE.test(name))
-      fail(
-        "required-env",
-        name,
-        "each entry must be a variable name: letters, digits and _, not starting with a digit"
-      );
-  }
-  const envFileText = raw("env-file");
-  if (envFileText !== "" && !isSafeAbsolutePath(envFileText)) {
-    fail("env-file", envFileText, "must be an absolute path of letters, digits and . _ @ + - /");
-  }
-  const pipText = raw("pip-args");
-  if (/[\r\n]/.test(pipText)) fail("pip-args", pipText, "must be one line of arguments");
-  const pipArgs = splitWords(pipText);
-  for (const a of pipArgs) {
-    if (!/^[A-Za-z0-9._=:/@+,-]+$/.test(a)) {
-      fail("pip-args", a, "each argument must consist of letters, digits and . _ = : / @ + , -");
-    }
-  }
-  const migrateText = (raw("migrate") || "auto").toLowerCase();
-  const migrate2 = ["auto", "true", "yes"].includes(migrateText) ? "auto" : ["off", "false", "no"].includes(migrateText) ? "off" : fail(
-    "migrate",
-    migrateText,
-    "must be auto (run Flask-Migrate when the release has migrations/) or off"
-  );
-  const migrateCommandText = raw("migrate-command");
-  if (/[\r\n]/.test(migrateCommandText))
-    fail(
-      "migrate-command",
-      migrateCommandText,
-      "must be one line: a command and its arguments, separated by spaces"
-    );
-  const migrateCommand = migrateCommandText === "" ? void 0 : splitWords(migrateCommandText);
-  const nginxErrorLog = raw("nginx-error-log") || "/var/log/nginx/error.log";
-  if (!isSafeAbsolutePath(nginxErrorLog))
-    fail("nginx-error-log", nginxErrorLog, "must be an absolute path");
-  const findTarget = (name) => {
-    const text = raw(name);
-    if (text === "") return void 0;
-    const parsed = parseTarget(text, defaults2);
-    const match = parsed && targets.find((t) => t.label === parsed.label);
-    if (!match)
-      fail(
-        name,
-        text,
-        `must be one of the targets in 'host' (${targets.map((t) => t.label).join(", ")})`
-      );
-    return match?.label;
-  };
-  const canary = findTarget("canary");
-  const migrateHost = findTarget("migrate-host");
-  return {
-    mode,
-    targets,
-    jumpHost,
-    privateKey,
-    passphrase,
-    hostKeys,
-    service,
-    releasePath,
-    healthUrl,
-    nginxUrl,
-    healthExpect,
-    healthChecks: int("health-checks", 3, 1, 100),
-    source,
-    releaseId,
-    rollbackTo: rollbackText || void 0,
-    reloadTimeoutSeconds: int("reload-timeout", 60, 5, 3600),
-    connectTimeoutSeconds: int("connect-timeout", 20, 1, 600),
-    connectRetries: int("connect-retries", 3, 0, 20),
-    lockTimeoutSeconds: int("lock-timeout", 120, 0, 3600),
-    lockStaleSeconds: int("lock-stale-after", 3600, 60, 7 * 24 * 3600),
-    keepReleases: int("keep-releases", 5, 2, 1e3),
-    sharedPaths,
-    requiredEnv,
-    envFile: envFileText || void 0,
-    pipArgs,
-    migrate: migrate2,
-    migrateCommand,
-    probe: bool("probe", true),
-    nginxErrorLog,
-    warnOnly: bool("warn-only", false),
-    maxParallel: int("max-parallel", 1, 1, 100),
-    canary,
-    maxFailures: int("max-failures", 0, 0, 1e3),
-    rollbackFleet: bool("rollback-fleet", true),
-    migrateHost
-  };
-}
-function splitWords(text) {
-  return text.split(/\s+/).filter((w) => w !== "");
-}
-
-// src/release-layout.ts
-var ReleaseLayout = class {
-  constructor(root) {
-    this.root = root;
-  }
-  root;
-  get releasesDir() {
-    return `${this.root}/releases`;
-  }
-  get current() {
-    return `${this.root}/current`;
-  }
-  get sharedDir() {
-    return `${this.root}/shared`;
-  }
-  get lockDir() {
-    return `${this.root}/.deploy-lock`;
-  }
-  get logFile() {
-    return `${this.root}/.deploy-log.jsonl`;
-  }
-  release(id) {
-    return `${this.releasesDir}/${id}`;
-  }
-  incoming(id) {
-    return `${this.releasesDir}/.incoming-${id}`;
-  }
-};
-async function readCurrentRelease(remote, layout) {
-  const result = await remote.exec(optional(["readlink", layout.current]));
-  const target = result.stdout.trim();
-  if (target === "") return void 0;
-  const id = target.replace(/\/+$/, "").split("/").pop() ?? "";
-  return isReleaseId(id) ? id : void 0;
-}
-function orderReleases(findOutput) {
-  const dirTime = /* @__PURE__ */ new Map();
-  const packedTime = /* @__PURE__ */ new Map();
-  for (const line of findOutput.split("\n")) {
-    const m = /^([0-9.]+) ([^/]+)(\/\.zdd-release\.json)?$/.exec(line.trim());
-    if (!m || !isReleaseId(m[2])) continue;
-    (m[3] ? packedTime : dirTime).set(m[2], Number(m[1]));
-  }
-  const time = (id) => packedTime.get(id) ?? dirTime.get(id) ?? 0;
-  return [...dirTime.keys()].sort((a, b) => time(a) - time(b) || a.localeCompare(b));
-}
-async function listReleases(remote, layout) {
-  const result = await runStep(
-    remote,
-    "list releases",
-    toShell([
-      "find",
-      layout.releasesDir,
-      "-mindepth",
-      "1",
-      "-maxdepth",
-      "2",
-      "(",
-      "-maxdepth",
-      "1",
-      "-type",
-      "d",
-      "-o",
-      "-name",
-      METADATA_FILE,
-      ")",
-      "-printf",
-      "%T@ %P\\n"
-    ])
-  );
-  return orderReleases(result.stdout);
-}
-async function uploadRelease(remote, layout, id, archive) {
-  const incoming = layout.incoming(id);
-  await runStep(
-    remote,
-    "upload release",
-    allOf(
-      ["rm", "-rf", incoming],
-      ["mkdir", "-p", incoming],
-      ["tar", "-xzf", "-", "-C", incoming],
-      ["mv", "-T", incoming, layout.release(id)]
-    ),
-    { stdin: archive }
-  );
-}
-async function switchCurrent(remote, layout, id) {
-  const temp = `${layout.root}/.current-${id}.tmp`;
-  await runStep(
-    remote,
-    "switch current",
-    allOf(["ln", "-sfn", `releases/${id}`, temp], ["mv", "-Tf", temp, layout.current])
-  );
-}
-
-// src/nginx-upstream.ts
-function nginxUpstreams(config) {
-  const found = /* @__PURE__ */ new Set();
-  for (const m of config.matchAll(/^\s*proxy_pass\s+http:\/\/(unix:[^\s;:]+|[^\s;/]+)/gm))
-    found.add(m[1]);
-  for (const m of config.matchAll(
-    /^\s*server\s+(unix:[^\s;]+|[0-9.]+:[0-9]+|localhost:[0-9]+)\s*[^;]*;/gm
-  ))
-    found.add(m[1]);
-  return [...found];
-}
-function bindAsUpstream(bind2) {
-  if (bind2.startsWith("unix:")) return bind2;
-  return bind2.replace(/^0\.0\.0\.0:/, "127.0.0.1:").replace(/^:/, "127.0.0.1:").replace(/^localhost:/, "127.0.0.1:");
-}
-async function readNginxUpstreams(remote) {
-  const sites = await remote.exec(
-    optional(["sh", "-c", "cat /etc/nginx/sites-enabled/* /etc/nginx/conf.d/*.conf"])
-  );
-  return nginxUpstreams(sites.stdout);
-}
-
-// src/unit-info.ts
-var UNIT_PROPERTIES = [
-  "LoadState",
-  "ActiveState",
-  "SubState",
-  "MainPID",
-  "NRestarts",
-  "ExecStart",
-  "ExecReload",
-  "WorkingDirectory",
-  "EnvironmentFiles",
-  "User",
-  "FragmentPath"
-];
-function execArgv(value) {
-  if (!value) return [];
-  const m = /argv\[\]=(.*?) ; /.exec(value);
-  return m ? m[1].split(" ").filter((w) => w !== "") : [];
-}
-function parseUnitShow(text) {
-  const props = /* @__PURE__ */ new Map();
-  for (const line of text.split("\n")) {
-    const eq = line.indexOf("=");
-    if (eq > 0) props.set(line.slice(0, eq), line.slice(eq + 1));
-  }
-  const get = (k) => props.get(k) ?? "";
-  return {
-    loadState: get("LoadState"),
-    activeState: get("ActiveState"),
-    subState: get("SubState"),
-    mainPid: Number(get("MainPID")) || 0,
-    nRestarts: Number(get("NRestarts")) || 0,
-    execStart: execArgv(props.get("ExecStart")),
-    execReload: execArgv(props.get("ExecReload")),
-    workingDirectory: get("WorkingDirectory").replace(/^!/, ""),
-    environmentFiles: get("EnvironmentFiles").split(/\s+\(ignore_errors=(?:yes|no)\)\s*/).map((s) => s.trim().replace(/^-/, "")).filter((s) => s !== ""),
-    user: get("User"),
-    fragmentPath: get("FragmentPath")
-  };
-}
-var VALUE_FLAGS = /* @__PURE__ */ new Map([
-  ["-w", "workers"],
-  ["--workers", "workers"],
-  ["--chdir", "chdir"],
-  ["-b", "bind"],
-  ["--bind", "bind"],
-  ["-c", "config"],
-  ["--config", "config"]
-]);
-var OTHER_VALUE_FLAGS = /^(-[kteugmn]|--(worker-class|threads|timeout|graceful-timeout|keep-alive|user|group|umask|name|log-level|access-logfile|error-logfile|log-file|pid|max-requests|max-requests-jitter|backlog|worker-connections|env|pythonpath|paste|forwarded-allow-ips|log-config|statsd-host|limit-request-line|worker-tmp-dir))$/;
-function parseGunicornCommand(argv) {
-  const result = { launcher: { kind: "unknown" }, binds: [], preload: false };
-  let i;
-  if (argv.length === 0) return result;
-  const first = argv[0];
-  if (/\/python[0-9.]*$/.test(first) && argv[1] === "-m" && argv[2] === "gunicorn") {
-    result.launcher = { kind: "module", python: first };
-    i = 3;
-  } else if (/gunicorn$/.test(first)) {
-    result.launcher = { kind: "script", path: first };
-    i = 1;
-  } else {
-    return result;
-  }
-  for (; i < argv.length; i++) {
-    const arg = argv[i];
-    const [flag, inline] = arg.startsWith("--") && arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, void 0];
-    const key = VALUE_FLAGS.get(flag);
-    if (key) {
-      const value = inline ?? argv[++i];
-      if (key === "workers") result.workers = Number(value);
-      else if (key === "chdir") result.chdir = value;
-      else if (key === "bind") result.binds.push(value);
-      else result.configFile = value;
-    } else if (flag === "--preload") {
-      result.preload = true;
-      result.preloadSource = "--preload";
-    } else if (OTHER_VALUE_FLAGS.test(flag) && inline === void 0) {
-      i++;
-    } else if (!flag.startsWith("-")) {
-      result.app = arg;
-    }
-  }
-  return result;
-}
-function configUnseen(g) {
-  return g.configFile !== void 0 && g.configRead !== true;
-}
-function configFileOf(unit, g) {
-  const dir = unit.workingDirectory || "/";
-  const file = g.configFile ?? "gunicorn.conf.py";
-  if (file.startsWith("/")) return file;
-  return `${dir.replace(/\/+$/, "")}/${file.replace(/^\.\//, "")}`;
-}
-function quotedStrings(text) {
-  return [...text.matchAll(/(['"])(.*?)\1/g)].map((m) => m[2]);
-}
-var STRING_LITERAL = /^(['"])[^'"]*\1$/;
-var STRING_LIST = /^[[(]\s*(['"][^'"]*['"]\s*,?\s*)*[\])]$/;
-function withConfigFile(g, file, text) {
-  const setting = (name) => {
-    const all = [...text.matchAll(new RegExp(`^${name}\\s*=\\s*(.+?)\\s*(#.*)?$`, "gm"))];
-    return all.length > 0 ? all[all.length - 1][1] : void 0;
-  };
-  const merged = { ...g, binds: [...g.binds], configFile: file, configRead: true };
-  const preload = setting("preload_app");
-  if (preload !== void 0 && !g.preload) {
-    if (preload === "True" || preload === "1") {
-      merged.preload = true;
-      merged.preloadSource = `preload_app = True in ${file}`;
-    } else if (preload !== "False" && preload !== "0") merged.configRead = false;
-  }
-  const chdir = setting("chdir");
-  if (chdir !== void 0 && g.chdir === void 0) {
-    if (STRING_LITERAL.test(chdir)) merged.chdir = chdir.slice(1, -1);
-    else merged.configRead = false;
-  }
-  const workers = setting("workers");
-  if (workers !== void 0 && g.workers === void 0 && /^\d+$/.test(workers))
-    merged.workers = Number(workers);
-  const bind2 = setting("bind");
-  if (bind2 !== void 0 && g.binds.length === 0 && (STRING_LITERAL.test(bind2) || STRING_LIST.test(bind2)))
-    merged.binds = quotedStrings(bind2);
-  return merged;
-}
-
-// src/service-state.ts
-async function readUnit(remote, service) {
-  const show = await runStep(
-    remote,
-    `read unit ${service}`,
-    toShell([
-      "systemctl",
-      "show",
-      service,
-      "--no-pager",
-      ...UNIT_PROPERTIES.map((p) => `--property=${p}`)
-    ])
-  );
-  return parseUnitShow(show.stdout);
-}
-async function listWorkers(remote, mainPid) {
-  if (mainPid <= 0) return [];
-  const result = await remote.exec(optional(["ps", "-o", "pid=", "--ppid", String(mainPid)]));
-  return result.stdout.split("\n").map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0);
-}
-async function workingDirectories(remote, pids) {
-  const dirs = /* @__PURE__ */ new Map();
-  if (pids.length === 0) return dirs;
-  const result = await remote.exec(toShell(["sudo", "-n", "/usr/bin/pwdx", ...pids.map(String)]));
-  for (const line of result.stdout.split("\n")) {
-    const m = /^(\d+): (\/.*)$/.exec(line.trim());
-    if (m) dirs.set(Number(m[1]), m[2]);
-  }
-  if (dirs.size === 0 && /password|not allowed|sudoers/i.test(result.stderr)) {
-    throw new Error(
-      `sudo -n /usr/bin/pwdx is not allowed for the deploy user: add it to sudoers (see examples/server/sudoers-deploy). ${result.stderr.trim()}`
-    );
-  }
-  return dirs;
-}
-async function realPath(remote, path7) {
-  const result = await runStep(remote, `resolve ${path7}`, toShell(["readlink", "-f", path7]));
-  return result.stdout.trim();
-}
-async function readGunicornOptions(remote, unit) {
-  const g = parseGunicornCommand(unit.execStart);
-  if (g.launcher.kind === "unknown") return g;
-  const file = configFileOf(unit, g);
-  const result = await remote.exec(toShell(["cat", "--", file]));
-  if (result.code === 0) return withConfigFile(g, file, result.stdout);
-  const missing = /No such file/.test(result.stderr);
-  return missing && g.configFile === void 0 ? g : { ...g, configFile: file, configRead: false };
-}
-
-// src/preflight.ts
-var PreflightError = class extends Error {
-  constructor(cause, fix) {
-    super(`${cause}
-Fix: ${fix}`);
-    this.name = "PreflightError";
-  }
-};
-var HUP_RE = /^(-HUP|-SIGHUP|-1|--signal=HUP|-sHUP)$/;
-function reloadSendsHup(execReload) {
-  if (execReload.length < 2 || !/(^|\/)kill$/.test(execReload[0])) return false;
-  const args = execReload.slice(1).join(" ").replace(/-s HUP|--signal HUP|-s SIGHUP/, "-HUP").split(" ");
-  return args.some((a) => HUP_RE.test(a)) && args.some((a) => a === "$MAINPID" || a === "${MAINPID}");
-}
-function reloadTrap(unit, gunicorn, releasePath, service) {
-  const current = `${releasePath}/current`;
-  if (gunicorn.preload) {
-    return new PreflightError(
-      `${service} runs Gunicorn with ${gunicorn.preloadSource ?? "--preload"}: the master holds the app it loaded, so a reload (HUP) keeps serving the OLD code.`,
-      "remove --preload (preload_app) from the unit or the Gunicorn config; a graceful reload can then deploy new code."
-    );
-  }
-  if (gunicorn.chdir === void 0 && !configUnseen(gunicorn)) {
-    if (unit.workingDirectory === current || unit.workingDirectory.startsWith(current + "/")) {
-      return new PreflightError(
-        `${service} has WorkingDirectory=${unit.workingDirectory} and no --chdir: Gunicorn remembers the RESOLVED release directory it started in, so after a reload new workers keep importing the OLD release (while answering 200).`,
-        `add --chdir ${current} to ExecStart (and set WorkingDirectory=${releasePath}), then daemon-reload and restart once; see examples/server/myapp.service.`
-      );
-    }
-  }
-  if (gunicorn.chdir !== void 0 && gunicorn.chdir !== current) {
-    return new PreflightError(
-      `${service} runs Gunicorn with --chdir ${gunicorn.chdir}, not ${current}: switching current would not change the code Gunicorn loads.`,
-      `use --chdir ${current}.`
-    );
-  }
-  return void 0;
-}
-async function preflight(remote, opts) {
-  const { service, layout, log } = opts;
-  const unit = await readUnit(remote, service);
-  if (unit.loadState !== "loaded")
-    throw new PreflightError(
-      `unit ${service} is not loaded (LoadState=${unit.loadState || "unknown"})`,
-      `install ${service}.service and run systemctl daemon-reload.`
-    );
-  if (unit.activeState !== "active" || unit.mainPid === 0) {
-    throw new PreflightError(
-      `unit ${service} is not running (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid})`,
-      `start it (sudo systemctl start ${service}) or use mode: rollback to get a working release back.`
-    );
-  }
-  if (!reloadSendsHup(unit.execReload)) {
-    throw new PreflightError(
-      `unit ${service} has ExecReload=${unit.execReload.join(" ") || "(none)"}: systemctl reload would not send HUP to Gunicorn`,
-      "add ExecReload=/bin/kill -HUP $MAINPID to the [Service] section and run systemctl daemon-reload."
-    );
-  }
-  const gunicorn = await readGunicornOptions(remote, unit);
-  if (gunicorn.launcher.kind === "unknown") {
-    throw new PreflightError(
-      `unit ${service} ExecStart=${unit.execStart.join(" ")} does not start Gunicorn directly`,
-      "start Gunicorn as <venv>/bin/gunicorn or <venv>/bin/python -m gunicorn in ExecStart."
-    );
-  }
-  const trap = reloadTrap(unit, gunicorn, layout.root, service);
-  if (trap) throw trap;
-  if (gunicorn.configFile)
-    log.info(
-      configUnseen(gunicorn) ? `Gunicorn reads ${gunicorn.configFile}, which could not be read or sets chdir/preload_app by computation: verification after the reload catches stale code` : `Gunicorn reads ${gunicorn.configFile}: its literal settings were taken into account`
-    );
-  const [workers, nginx, writable, df, interpreter, current, masterDirs, releasesDir, upstreams] = await Promise.all([
-    listWorkers(remote, unit.mainPid),
-    remote.exec(toShell(["sudo", "-n", "nginx", "-t"])),
-    remote.exec(
-      allOf(
-        ["test", "-d", layout.releasesDir],
-        ["test", "-w", layout.releasesDir],
-        ["test", "-d", layout.sharedDir]
-      )
-    ),
-    runStep(remote, "check free disk", toShell(["df", "-Pk", layout.root])),
-    findInterpreter(remote, gunicorn),
-    readCurrentRelease(remote, layout).then(async (id) => ({
-      id,
-      dir: id ? await realPath(remote, layout.current) : void 0
-    })),
-    workingDirectories(remote, [unit.mainPid]),
-    realPath(remote, layout.releasesDir).catch(() => layout.releasesDir),
-    readNginxUpstreams(remote)
-  ]);
-  if (workers.length < 2) {
-    throw new PreflightError(
-      `Gunicorn master ${unit.mainPid} has ${workers.length} worker(s): a reload with fewer than 2 workers is not reliably zero-downtime`,
-      "run Gunicorn with --workers 2 or more."
-    );
-  }
-  if (nginx.code !== 0) {
-    throw new PreflightError(
-      `nginx -t failed:
-${tailLines(nginx.stderr, 8)}`,
-      "fix the Nginx configuration (or allow the deploy user `sudo nginx -t`)."
-    );
-  }
-  const binds = gunicorn.binds.map(bindAsUpstream);
-  if (upstreams.length > 0 && binds.length > 0 && !binds.some((b) => upstreams.includes(b))) {
-    throw new PreflightError(
-      `Nginx proxies to ${upstreams.join(", ")} but Gunicorn binds ${binds.join(", ")}: the reload would not be what Nginx serves`,
-      "make proxy_pass and --bind name the same socket or port (see examples/server/nginx-myapp.conf), then nginx -t and reload Nginx."
-    );
-  }
-  if (writable.code !== 0) {
-    throw new PreflightError(
-      `${layout.releasesDir} (or ${layout.sharedDir}) is missing or not writable by ${remote.target.user}`,
-      `mkdir -p ${layout.releasesDir} ${layout.sharedDir} && chown ${remote.target.user} ${layout.releasesDir} ${layout.sharedDir} (examples/server/provision.sh does this).`
-    );
-  }
-  const freeKb = Number(df.stdout.trim().split("\n").pop()?.split(/\s+/)[3] ?? 0);
-  if (freeKb * 1024 < opts.minFreeBytes) {
-    throw new PreflightError(
-      `only ${Math.round(freeKb / 1024)} MiB free under ${layout.releasesDir}; the release needs about ${Math.ceil(opts.minFreeBytes / 1048576)} MiB`,
-      "free disk space or lower keep-releases."
-    );
-  }
-  const currentRelease = current.id;
-  const currentDir = current.dir;
-  const masterDir = masterDirs.get(unit.mainPid);
-  const envFile = opts.envFile ?? unit.environmentFiles[0];
-  log.info(
-    `${service}: master ${unit.mainPid}, ${workers.length} workers, ${interpreter.python}${interpreter.venv ? ` (venv ${interpreter.venv})` : ""}, app ${gunicorn.app ?? "wsgi:app"}; current release ${currentRelease ?? "(none)"}; ${Math.round(freeKb / 1024)} MiB free`
-  );
-  return {
-    unit,
-    gunicorn,
-    workers,
-    expectedWorkers: gunicorn.workers ?? workers.length,
-    interpreter,
-    app: gunicorn.app ?? "wsgi:app",
-    envFile,
-    currentRelease,
-    currentDir,
-    masterDir,
-    releasesDir
-  };
-}
-
-// src/check-mode.ts
-function requiredSudo(service) {
-  return [
-    [`systemctl reload ${service}`, "the graceful reload"],
-    [`systemctl restart ${service}`, "recovery when the master died"],
-    ["nginx -t", "preflight"],
-    ["pwdx", "reading the working directory of the workers"],
-    ["systemctl daemon-reload", "picking up a changed unit"]
-  ];
-}
-function sudoAllows(listing, command) {
-  const [program, ...args] = command.split(" ");
-  const lines = listing.replace(/\n {8,}(?=\S)/g, " ").split("\n").filter((l) => /NOPASSWD/.test(l));
-  for (const line of lines) {
-    const grants = line.slice(line.indexOf("NOPASSWD:") + 9).split(",").map((s) => s.trim());
-    for (const g of grants) {
-      if (g === "ALL") return true;
-      const [gProgram, ...gArgs] = g.split(/\s+/);
-      if (!gProgram.endsWith(`/${program}`)) continue;
-      if (gArgs.length === 0) return true;
-      const wanted = args.join(" ");
-      const granted = gArgs.join(" ");
-      if (granted === wanted || granted.endsWith("*") && wanted.startsWith(granted.slice(0, -1).trimEnd()))
-        return true;
-    }
-  }
-  return false;
-}
-function unitFindings(unit, g, settings, add) {
-  const svc = settings.service;
-  if (!reloadSendsHup(unit.execReload))
-    add({
-      severity: "error",
-      check: "ExecReload",
-      finding: `ExecReload=${unit.execReload.join(" ") || "(none)"}: systemctl reload does not send HUP to Gunicorn`,
-      fix: "add ExecReload=/bin/kill -HUP $MAINPID and run systemctl daemon-reload"
-    });
-  else add({ severity: "ok", check: "ExecReload", finding: "sends HUP to $MAINPID", fix: "" });
-  if (g.launcher.kind === "unknown") {
-    add({
-      severity: "error",
-      check: "Gunicorn",
-      finding: `ExecStart=${unit.execStart.join(" ")} does not start Gunicorn`,
-      fix: "start <venv>/bin/python -m gunicorn (or <venv>/bin/gunicorn) in ExecStart"
-    });
-    return;
-  }
-  const trap = reloadTrap(unit, g, settings.releasePath, svc);
-  if (trap) {
-    const [cause, fix] = trap.message.split("\nFix: ");
-    add({ severity: "error", check: g.preload ? "preload" : "chdir", finding: cause, fix });
-  } else {
-    add({
-      severity: "ok",
-      check: "chdir",
-      finding: g.chdir ? `--chdir ${g.chdir}` : "WorkingDirectory is not under current",
-      fix: ""
-    });
-    add({
-      severity: "ok",
-      check: "preload",
-      finding: g.configRead ? `no --preload, no preload_app in ${g.configFile}` : "no --preload",
-      fix: ""
-    });
-  }
-  if (configUnseen(g))
-    add({
-      severity: "warning",
-      check: "config",
-      finding: `Gunicorn reads ${g.configFile}, which could not be read or sets preload_app/chdir by computation: this audit cannot see them (a deploy still catches stale code after the reload)`,
-      fix: "let the deploy user read the file and assign preload_app/chdir literal values, or set them in ExecStart"
-    });
-  for (const bind2 of g.binds) {
-    const m = /^unix:(\/run\/[^/]+)$/.exec(bind2);
-    if (m && unit.user && unit.user !== "root") {
-      add({
-        severity: "error",
-        check: "socket",
-        finding: `--bind ${bind2} as User=${unit.user}: ${unit.user} cannot create a socket directly in root-owned /run, so Gunicorn fails to start (it only logs "Retrying in 1 second")`,
-        fix: `add RuntimeDirectory=${svc.replace(/\.service$/, "")} and bind unix:/run/${svc.replace(/\.service$/, "")}/${svc.replace(/\.service$/, "")}.sock (update Nginx's proxy_pass to match)`
-      });
-    }
-  }
-}
-async function checkHost(remote, settings, log) {
-  const result = newHostResult(remote.target.label);
-  const findings = [];
-  result.findings = findings;
-  const add = (f) => findings.push(f);
-  const layout = new ReleaseLayout(settings.releasePath);
-  await timed(result, "audit", async () => {
-    const unit = await readUnit(remote, settings.service);
-    if (unit.loadState !== "loaded") {
-      add({
-        severity: "error",
-        check: "unit",
-        finding: `${settings.service} is not loaded (LoadState=${unit.loadState || "unknown"})`,
-        fix: `install /etc/systemd/system/${settings.service}.service (see examples/server/myapp.service)`
-      });
-      return;
-    }
-    if (unit.activeState !== "active" || unit.mainPid === 0)
-      add({
-        severity: "error",
-        check: "unit",
-        finding: `${settings.service} is not running (${unit.activeState}/${unit.subState})`,
-        fix: `sudo journalctl -u ${settings.service} -n 100 shows why; fix it and start it`
-      });
-    else add({ severity: "ok", check: "unit", finding: `active, MainPID ${unit.mainPid}`, fix: "" });
-    const g = await readGunicornOptions(remote, unit);
-    unitFindings(unit, g, settings, add);
-    const workers = await listWorkers(remote, unit.mainPid);
-    const configured = g.workers ?? workers.length;
-    if (configured < 2 || unit.mainPid > 0 && workers.length < 2)
-      add({
-        severity: "error",
-        check: "workers",
-        finding: `${configured} configured, ${workers.length} running: a reload with one worker is not zero-downtime`,
-        fix: "run Gunicorn with --workers 2 or more"
-      });
-    else
-      add({
-        severity: "ok",
-        check: "workers",
-        finding: `${configured} configured, ${workers.length} running`,
-        fix: ""
-      });
-    const upstreams = await readNginxUpstreams(remote);
-    const binds = g.binds.map(bindAsUpstream);
-    if (upstreams.length === 0)
-      add({
-        severity: "warning",
-        check: "upstream",
-        finding: "no proxy_pass/upstream found in /etc/nginx/sites-enabled or conf.d",
-        fix: "proxy Nginx to the Gunicorn bind (see examples/server/nginx-myapp.conf)"
-      });
-    else if (!binds.some((b) => upstreams.includes(b)))
-      add({
-        severity: "error",
-        check: "upstream",
-        finding: `Nginx proxies to ${upstreams.join(", ")} but Gunicorn binds ${binds.join(", ") || "(default 127.0.0.1:8000)"}`,
-        fix: "make proxy_pass and --bind name the same socket or port, then nginx -t and reload Nginx"
-      });
-    else
-      add({
-        severity: "ok",
-        check: "upstream",
-        finding: `Nginx proxies to ${binds.filter((b) => upstreams.includes(b)).join(", ")}`,
-        fix: ""
-      });
-    const nginx = await remote.exec(toShell(["sudo", "-n", "nginx", "-t"]));
-    if (nginx.code !== 0)
-      add({
-        severity: "error",
-        check: "nginx -t",
-        finding: tailLines(nginx.stderr, 4),
-        fix: "fix the Nginx configuration, or allow the deploy user `sudo nginx -t`"
-      });
-    else add({ severity: "ok", check: "nginx -t", finding: "configuration test passes", fix: "" });
-    const current = await readCurrentRelease(remote, layout);
-    const isLink = await remote.exec(toShell(["test", "-L", layout.current]));
-    if (isLink.code !== 0 || !current)
-      add({
-        severity: "error",
-        check: "layout",
-        finding: `${layout.current} is not a symlink to releases/<id>`,
-        fix: `move the app into ${layout.releasesDir}/<id> and ln -s releases/<id> ${layout.current}`
-      });
-    else
-      add({ severity: "ok", check: "layout", finding: `current -> releases/${current}`, fix: "" });
-    const writable = await remote.exec(toShell(["test", "-w", layout.releasesDir]));
-    if (writable.code !== 0)
-      add({
-        severity: "error",
-        check: "layout",
-        finding: `${layout.releasesDir} is missing or not writable by ${remote.target.user}`,
-        fix: `mkdir -p ${layout.releasesDir} ${layout.sharedDir} and chown them to ${remote.target.user}`
-      });
-    if (g.launcher.kind === "script") {
-      const head = await remote.exec(optional(["head", "-n", "1", g.launcher.path]));
-      const shebang = /^#!\s*(\S+)/.exec(head.stdout)?.[1];
-      const scriptVenv = g.launcher.path.replace(/\/bin\/[^/]+$/, "");
-      if (!shebang)
-        add({
-          severity: "error",
-          check: "venv",
-          finding: `${g.launcher.path} is missing or has no #! line (a --system-site-packages venv has no bin/gunicorn)`,
-          fix: `start Gunicorn as ${scriptVenv}/bin/python -m gunicorn`
-        });
-      else {
-        const runs = await remote.exec(toShell([shebang, "-c", "import gunicorn"]));
-        if (runs.code !== 0)
-          add({
-            severity: "error",
-            check: "venv",
-            finding: `${g.launcher.path} runs ${shebang}, which cannot import gunicorn`,
-            fix: `start Gunicorn as ${scriptVenv}/bin/python -m gunicorn`
-          });
-        else if (!shebang.startsWith(scriptVenv + "/"))
-          add({
-            severity: "warning",
-            check: "venv",
-            finding: `${g.launcher.path} runs ${shebang}, an interpreter outside its own venv (a moved or per-release venv)`,
-            fix: `start Gunicorn as ${scriptVenv}/bin/python -m gunicorn`
-          });
-        else
-          add({
-            severity: "ok",
-            check: "venv",
-            finding: `${g.launcher.path} runs ${shebang}`,
-            fix: ""
-          });
-      }
-    }
-    const envFile = settings.envFile ?? unit.environmentFiles[0];
-    if (!envFile)
-      add({
-        severity: settings.requiredEnv.length ? "error" : "warning",
-        check: "environment",
-        finding: "the unit has no EnvironmentFile",
-        fix: "add EnvironmentFile=/etc/myapp.env (root:www-data 640)"
-      });
-    else {
-      const env = await remote.exec(
-        toShell(helperArgv("python3", "envcheck", envFile, ...settings.requiredEnv))
-      );
-      const check = JSON.parse(env.stdout || "{}");
-      if (!check.exists)
-        add({
-          severity: "error",
-          check: "environment",
-          finding: `${envFile} does not exist`,
-          fix: `create ${envFile} (root:www-data 640)`
-        });
-      else if (!check.readable)
-        add({
-          severity: "error",
-          check: "environment",
-          finding: `${envFile} is not readable by ${remote.target.user}`,
-          fix: `chgrp www-data ${envFile}; chmod 640 ${envFile}; usermod -aG www-data ${remote.target.user}`
-        });
-      else if ((check.missing ?? []).length + (check.empty ?? []).length > 0)
-        add({
-          severity: "error",
-          check: "environment",
-          finding: `required variables not set or empty: ${[...check.missing ?? [], ...check.empty ?? []].join(", ")}`,
-          fix: `set them in ${envFile}`
-        });
-      else if ((check.errors ?? []).length > 0)
-        add({
-          severity: "warning",
-          check: "environment",
-          finding: `${envFile} lines ${check.errors?.join(", ")} are not NAME=VALUE`,
-          fix: "fix or remove those lines"
-        });
-      else
-        add({
-          severity: "ok",
-          check: "environment",
-          finding: `${envFile}: ${check.count} variables${settings.requiredEnv.length ? `, ${settings.requiredEnv.join(", ")} set` : ""}`,
-          fix: ""
-        });
-    }
-    const df = await remote.exec(optional(["df", "-Pk", settings.releasePath]));
-    const freeMb = Math.round(
-      Number(df.stdout.trim().split("\n").pop()?.split(/\s+/)[3] ?? 0) / 1024
-    );
-    if (freeMb < 200)
-      add({
-        severity: freeMb < 50 ? "error" : "warning",
-        check: "disk",
-        finding: `${freeMb} MiB free under ${settings.releasePath}`,
-        fix: "free disk space or lower keep-releases"
-      });
-    else add({ severity: "ok", check: "disk", finding: `${freeMb} MiB free`, fix: "" });
-    const sudo = await remote.exec(toShell(["sudo", "-n", "-l"]));
-    const missing = requiredSudo(settings.service).filter(([cmd]) => !sudoAllows(sudo.stdout, cmd));
-    if (missing.length > 0)
-      add({
-        severity: "error",
-        check: "sudo",
-        finding: `${remote.target.user} may not run without a password: ${missing.map(([c, why]) => `${c} (${why})`).join("; ")}`,
-        fix: "install examples/server/sudoers-deploy as /etc/sudoers.d/deploy (visudo -cf first)"
-      });
-    else
-      add({
-        severity: "ok",
-        check: "sudo",
-        finding: "reload, restart, daemon-reload, nginx -t and pwdx allowed",
-        fix: ""
-      });
-    for (const url of [settings.healthUrl, settings.nginxUrl]) {
-      try {
-        const r = await httpGet(remote, url, 5e3);
-        if (r.status >= 200 && r.status < 300)
-          add({
-            severity: "ok",
-            check: "health",
-            finding: `${url.text} answers ${r.status}`,
-            fix: ""
-          });
-        else
-          add({
-            severity: "error",
-            check: "health",
-            finding: `${url.text} answers ${r.status}`,
-            fix: "the app must answer 2xx on the health path"
-          });
-      } catch (error2) {
-        add({
-          severity: "error",
-          check: "health",
-          finding: `${url.text}: ${error2.message}`,
-          fix: "check the URL; sshd must allow forwarding (AllowTcpForwarding / AllowStreamLocalForwarding)"
-        });
-      }
-    }
-  });
-  for (const f of findings) {
-    if (f.severity === "error" || f.severity === "warning") {
-      const text = `${f.check}: ${f.finding}${f.fix ? `
-Fix: ${f.fix}` : ""}`;
-      if (f.severity === "error" && !settings.warnOnly)
-        log.error(text, `check ${f.check} on ${remote.target.label}`);
-      else log.warning(text);
-    } else log.info(`ok ${f.check}: ${f.finding}`);
-  }
-  const errors = findings.filter((f) => f.severity === "error").length;
-  result.status = errors > 0 && !settings.warnOnly ? "failed" : "checked";
-  if (errors > 0)
-    result.error = `${errors} check(s) failed: ${findings.filter((f) => f.severity === "error").map((f) => f.check).join(", ")}`;
-  return result;
-}
-
-// src/deploy.ts
-import { createReadStream, statSync as statSync2 } from "node:fs";
-
-// src/deploy-lock.ts
-import { randomBytes } from "node:crypto";
-function heartbeatMs(staleSeconds) {
-  return Math.min(6e4, Math.max(1e3, staleSeconds * 1e3 / 4));
-}
-function startHeartbeat(remote, dir, token, every) {
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy) return;
-    busy = true;
-    remote.exec(toShell(helperArgv("python3", "touchlock", dir, token)), { timeoutMs: 15e3 }).catch(() => void 0).finally(() => {
-      busy = false;
-    });
-  }, every);
-  timer.unref();
-  return () => clearInterval(timer);
-}
-var sleep = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
-function describeHolder(h) {
-  return `${h.actor ?? "unknown"} (release ${h.release ?? "?"}, since ${h.since ?? "?"}, run ${h.run ?? "?"})`;
-}
-async function acquireLock(remote, dir, who, options) {
-  const owner = {
-    ...who,
-    token: randomBytes(12).toString("hex"),
-    since: (/* @__PURE__ */ new Date()).toISOString()
-  };
-  const deadline = Date.now() + options.timeoutSeconds * 1e3;
-  let announced = false;
-  for (; ; ) {
-    const result = await runStep(
-      remote,
-      "take the deploy lock",
-      toShell(
-        helperArgv("python3", "lock", dir, JSON.stringify(owner), String(options.staleSeconds))
-      )
-    );
-    const answer = JSON.parse(result.stdout);
-    if (answer.taken) {
-      if (answer.stale)
-        options.log.warning(
-          `took over a stale deploy lock (${answer.age}s old) held by ${describeHolder(answer.holder)}`
-        );
-      const stopHeartbeat = startHeartbeat(
-        remote,
-        dir,
-        owner.token,
-        heartbeatMs(options.staleSeconds)
-      );
-      return { dir, owner, stopHeartbeat };
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(
-        `another deploy holds the lock ${dir}: ${describeHolder(answer.holder)}; waited ${options.timeoutSeconds}s (lock-timeout). If that deploy is dead, the lock is taken over after lock-stale-after, or remove ${dir} by hand.`
-      );
-    }
-    if (!announced) {
-      options.log.info(
-        `waiting for the deploy lock held by ${describeHolder(answer.holder)} (up to ${options.timeoutSeconds}s)`
-      );
-      announced = true;
-    }
-    await sleep(options.pollMs ?? 2e3);
-  }
-}
-async function releaseLock(remote, lock, log) {
-  lock.stopHeartbeat();
-  const result = await remote.exec(
-    toShell(helperArgv("python3", "unlock", lock.dir, lock.owner.token)),
-    { timeoutMs: 15e3 }
-  );
-  if (result.code !== 0)
-    log.warning(
-      `could not release the deploy lock ${lock.dir}: ${result.stderr.trim() || "connection lost"}; it is taken over after lock-stale-after`
-    );
-  else if (result.stdout.trim() !== "released")
-    log.warning(`the deploy lock ${lock.dir} was no longer ours (taken over?)`);
-}
-
-// src/evidence.ts
-async function collectEvidence(remote, opts) {
-  const since = `@${Math.floor(opts.since.getTime() / 1e3) - 1}`;
-  const journal = await remote.exec(
-    toShell([
-      "journalctl",
-      "-u",
-      opts.service,
-      "--since",
-      since,
-      "--no-pager",
-      "-o",
-      "short-iso",
-      "-n",
-      "80"
-    ]),
-    { timeoutMs: 2e4 }
-  );
-  const nginx = await remote.exec(toShell(["tail", "-n", "20", opts.nginxErrorLog]), {
-    timeoutMs: 2e4
-  });
-  const part = (title, text, stderr) => `--- ${title} ---
-${tailLines(text, 80) || `(nothing${stderr ? `: ${stderr.trim()}` : ""})`}`;
-  return [
-    part(`journalctl -u ${opts.service} since the deploy began`, journal.stdout, journal.stderr),
-    part(`tail ${opts.nginxErrorLog}`, nginx.stdout, nginx.stderr)
-  ].join("\n");
-}
-async function warnIfRequestsFailed(remote, result, log, opts) {
-  if (!result.failedRequests) return;
-  result.excerpt = await collectEvidence(remote, opts).catch(() => void 0);
-  log.warning(
-    `the ${opts.what} was verified, but ${result.failedRequests} of ${result.probeRequests} traffic-probe requests failed during it: it was not zero-downtime this time${result.excerpt ? `
-
-${result.excerpt}` : ""}`
-  );
-}
-
-// src/prune.ts
-function releasesToPrune(all, keep, protectedIds) {
-  const kept = new Set(all.slice(-keep));
-  for (const id of protectedIds) if (id) kept.add(id);
-  return all.filter((id) => !kept.has(id));
-}
-function releaseOfPath(releasesDir, path7) {
-  if (!path7 || !path7.startsWith(releasesDir + "/")) return void 0;
-  return path7.slice(releasesDir.length + 1).split("/")[0];
-}
-
-// src/release-log.ts
-async function appendReleaseLog(remote, file, entry) {
-  const result = await remote.exec(appendOutput(["printf", "%s\\n", JSON.stringify(entry)], file), {
-    timeoutMs: 15e3
-  });
-  return result.code === 0;
-}
-async function readReleaseLog(remote, file) {
-  const result = await remote.exec(optional(["cat", file]));
-  const entries = [];
-  for (const line of result.stdout.split("\n")) {
-    try {
-      if (line.trim()) entries.push(JSON.parse(line));
-    } catch {
-    }
-  }
-  return entries;
-}
-function logEntry(run2, fields) {
-  return {
-    ...fields,
-    sha: run2.sha,
-    actor: run2.actor,
-    run: run2.runUrl,
-    time: (/* @__PURE__ */ new Date()).toISOString()
-  };
-}
-
-// src/traffic-probe.ts
-function startProbe(remote, url, opts = {}) {
-  const result = { requests: 0, failed: 0, samples: [], releases: [] };
-  const maxRequests = opts.maxRequests ?? 1e5;
-  const deadline = Date.now() + (opts.maxSeconds ?? 600) * 1e3;
-  let stopped = false;
-  const fail = (what) => {
-    result.failed++;
-    if (result.samples.length < 10) result.samples.push(what);
-  };
-  const loop = async () => {
-    while (!stopped && result.requests < maxRequests && Date.now() < deadline) {
-      result.requests++;
-      try {
-        const response = await httpGet(remote, url, opts.timeoutMs ?? 5e3);
-        const release = response.headers["x-release"];
-        if (release && !result.releases.includes(release)) result.releases.push(release);
-        if (response.status < 200 || response.status > 299) fail(`HTTP ${response.status}`);
-      } catch (error2) {
-        fail(error2.message.slice(0, 120));
-      }
-    }
-  };
-  const loops = Array.from({ length: opts.concurrency ?? 2 }, loop);
-  return {
-    async stop() {
-      stopped = true;
-      await Promise.all(loops);
-      return result;
-    }
-  };
-}
-
-// src/verification-urls.ts
-function bindTarget(bind2, path7) {
-  const unix = /^unix:(\/.+)$/.exec(bind2);
-  if (unix) return withPath({ kind: "unix", socket: unix[1], path: path7, text: "" }, path7);
-  const tcp = /^(?:([0-9.]+|localhost|\[[0-9a-fA-F:]+\]))?:([0-9]{1,5})$/.exec(bind2);
-  if (!tcp) return void 0;
-  const host = !tcp[1] || tcp[1] === "0.0.0.0" ? "127.0.0.1" : tcp[1].replace(/^\[|\]$/g, "");
-  return withPath(
-    { kind: "tcp", host: host === "::" ? "::1" : host, port: Number(tcp[2]), path: path7, text: "" },
-    path7
-  );
-}
-function verificationUrls(settings, gunicorn) {
-  const urls = [settings.healthUrl];
-  for (const bind2 of gunicorn.binds) {
-    const target = bindTarget(bind2, settings.healthUrl.path);
-    if (target) urls.push(target);
-  }
-  urls.push(settings.nginxUrl);
-  const seen = /* @__PURE__ */ new Set();
-  return urls.filter((u) => !seen.has(u.text) && seen.add(u.text));
-}
-
-// src/verify-release.ts
-var VerifyError = class extends Error {
-  constructor(message, masterDied) {
-    super(message);
-    this.masterDied = masterDied;
-    this.name = "VerifyError";
-  }
-  masterDied;
-};
-var sleep2 = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
-function releaseOf(response) {
-  if (response.headers["x-release"]) return response.headers["x-release"];
-  try {
-    const body = JSON.parse(response.body);
-    return typeof body.release === "string" ? body.release : void 0;
-  } catch {
-    return void 0;
-  }
-}
-var STALE_CODE_CAUSE = "the reload kept the OLD code (stale code). Gunicorn keeps the app it loaded with preload_app/--preload (set in the unit, a gunicorn.conf.py in its start directory, or GUNICORN_CMD_ARGS in the EnvironmentFile), and keeps the directory it started in without --chdir <release-path>/current. Fix: remove preload, start Gunicorn with --chdir <release-path>/current, then restart it once.";
-function healthProblem(response, release, expect, oldRelease) {
-  if (response.status < 200 || response.status > 299)
-    return `answered HTTP ${response.status} (${response.body.length} bytes${response.headers["content-type"] ? `, ${response.headers["content-type"]}` : ""})`;
-  if (expect !== void 0) {
-    const wanted = expect.split("{release}").join(release);
-    if (!response.body.includes(wanted) && response.headers["x-release"] !== wanted)
-      return `answered 2xx but does not contain health-expect ${JSON.stringify(wanted)}`;
-    return void 0;
-  }
-  const served = releaseOf(response);
-  if (served !== void 0 && served !== release)
-    return `answered 2xx for release ${served}, not ${release}${served === oldRelease ? `: ${STALE_CODE_CAUSE}` : ""}`;
-  return void 0;
-}
-function workerProblem(exp, workers, dirs) {
-  const lingering = workers.filter((p) => exp.oldWorkers.includes(p));
-  if (lingering.length > 0) return `old worker(s) ${lingering.join(", ")} still running`;
-  if (workers.length < exp.workers) return `${workers.length} of ${exp.workers} new workers up`;
-  const wrong = workers.filter((p) => dirs.has(p) && dirs.get(p) !== exp.releaseDir);
-  if (wrong.length > 0) {
-    const dir = dirs.get(wrong[0]);
-    const stale = exp.oldReleaseDir !== void 0 && dir === exp.oldReleaseDir;
-    return `worker ${wrong[0]} runs in ${dir}${stale ? " (the OLD release: stale code)" : ""}, not ${exp.releaseDir}`;
-  }
-  if (workers.some((p) => !dirs.has(p))) return "working directory of a new worker not readable yet";
-  return void 0;
-}
-async function verifyRelease(remote, exp, log) {
-  const deadline = Date.now() + exp.timeoutSeconds * 1e3;
-  let problem;
-  for (; ; ) {
-    const unit = await readUnit(remote, exp.service);
-    if (unit.mainPid === 0 || unit.activeState !== "active") {
-      throw new VerifyError(
-        `the Gunicorn master died after the reload (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
-        true
-      );
-    }
-    if (exp.mainPid !== void 0 && unit.mainPid !== exp.mainPid) {
-      throw new VerifyError(
-        `the master PID changed from ${exp.mainPid} to ${unit.mainPid}: the service restarted instead of reloading`,
-        false
-      );
-    }
-    const workers = await listWorkers(remote, unit.mainPid);
-    const dirs = await workingDirectories(remote, workers);
-    const found = workerProblem(exp, workers, dirs);
-    if (found === void 0) {
-      log.info(
-        `master ${unit.mainPid} kept; ${workers.length} new workers (${workers.join(", ")}) in ${exp.releaseDir}`
-      );
-      break;
-    }
-    problem = found;
-    if (Date.now() >= deadline)
-      throw new VerifyError(`within reload-timeout (${exp.timeoutSeconds}s): ${problem}`, false);
-    await sleep2(100);
-  }
-  await Promise.all(exp.urls.map((url) => healthyStreak(remote, url, exp, deadline, log)));
-}
-async function healthyStreak(remote, url, exp, deadline, log) {
-  let streak = 0;
-  while (streak < exp.healthChecks) {
-    let found;
-    try {
-      found = healthProblem(
-        await httpGet(remote, url, 5e3),
-        exp.release,
-        exp.healthExpect,
-        exp.oldRelease
-      );
-    } catch (error2) {
-      found = `failed: ${error2.message}`;
-    }
-    if (found === void 0) {
-      streak++;
-      continue;
-    }
-    streak = 0;
-    if (Date.now() >= deadline) {
-      throw new VerifyError(
-        `within reload-timeout (${exp.timeoutSeconds}s): ${url.text} ${found}`,
-        false
-      );
-    }
-    await sleep2(250);
-  }
-  log.info(`${url.text}: ${exp.healthChecks} healthy answers in a row for release ${exp.release}`);
-}
-
-// src/deploy.ts
-async function answers(remote) {
-  if (!remote.isConnected()) return false;
-  const probe = await remote.exec(toShell(["true"]), { timeoutMs: 1e4 });
-  return probe.code === 0;
-}
-function checkCancelled(c) {
-  if (c.reason) throw new Error(`cancelled (${c.reason})`);
-}
-function packRelease(settings, run2, archivePath) {
-  const metadata = {
-    id: settings.releaseId,
-    sha: run2.sha,
-    actor: run2.actor,
-    run: run2.runUrl,
-    time: (/* @__PURE__ */ new Date()).toISOString()
-  };
-  return createArchive(settings.source, metadata, archivePath).then(
-    () => statSync2(archivePath).size
-  );
-}
-async function deployHost(connection, ctx) {
-  let remote = connection;
-  const { settings, log, cancellation } = ctx;
-  const result = newHostResult(remote.target.label);
-  const layout = new ReleaseLayout(settings.releasePath);
-  const id = settings.releaseId;
-  const began = /* @__PURE__ */ new Date();
-  const runsMigrations = !ctx.gate || ctx.gate.host === remote.target.label;
-  result.release = id;
-  let lock;
-  let uploaded = false;
-  let switched = false;
-  let snapshot;
-  let probe;
-  const stopProbe = async () => {
-    if (!probe) return;
-    const p = await probe.stop();
-    probe = void 0;
-    result.probeRequests = p.requests;
-    result.failedRequests = p.failed;
-    log.info(
-      `traffic probe: ${p.failed} of ${p.requests} requests failed${p.samples.length ? ` (${p.samples.join("; ")})` : ""}; releases seen: ${p.releases.join(" -> ") || "none"}`
-    );
-  };
-  try {
-    const archiveBytes = statSync2(ctx.archivePath).size;
-    snapshot = await timed(
-      result,
-      "preflight",
-      () => log.group(
-        "Preflight",
-        () => preflight(remote, {
-          service: settings.service,
-          layout,
-          envFile: settings.envFile,
-          minFreeBytes: archiveBytes * 4 + 50 * 1048576,
-          log
-        })
-      )
-    );
-    const snap = snapshot;
-    result.previousRelease = snap.currentRelease;
-    if (snap.currentRelease === id) throw new Error(`release ${id} is already current on this host`);
-    if ((await listReleases(remote, layout)).includes(id))
-      throw new Error(
-        `release ${id} already exists in ${layout.releasesDir}; give this deploy another release-id`
-      );
-    lock = await timed(
-      result,
-      "lock",
-      () => acquireLock(
-        remote,
-        layout.lockDir,
-        { actor: ctx.run.actor, run: ctx.run.runUrl, release: id },
-        {
-          timeoutSeconds: settings.lockTimeoutSeconds,
-          staleSeconds: settings.lockStaleSeconds,
-          log
-        }
-      )
-    );
-    checkCancelled(cancellation);
-    const releaseDir = layout.release(id);
-    await timed(
-      result,
-      "upload",
-      () => log.group(`Upload release ${id}`, async () => {
-        uploaded = true;
-        await uploadRelease(remote, layout, id, createReadStream(ctx.archivePath));
-        if (settings.sharedPaths.length > 0) {
-          const linked = await runStep(
-            remote,
-            "link shared paths",
-            toShell(
-              helperArgv("python3", "linkshared", layout.root, releaseDir, ...settings.sharedPaths)
-            )
-          );
-          log.info(linked.stdout.trim());
-        }
-        log.info(`uploaded ${Math.round(archiveBytes / 1024)} KiB to ${releaseDir}`);
-      })
-    );
-    checkCancelled(cancellation);
-    await timed(
-      result,
-      "dependencies",
-      () => log.group(
-        "Dependencies",
-        () => installDependencies(remote, {
-          interpreter: snap.interpreter,
-          releaseDir,
-          currentDir: snap.currentDir,
-          pipArgs: settings.pipArgs,
-          log
-        })
-      )
-    );
-    await Promise.all([
-      timed(
-        result,
-        "environment",
-        () => checkEnvironment(remote, snap.envFile, settings.requiredEnv, log)
-      ),
-      timed(
-        result,
-        "import check",
-        () => importCheck(remote, {
-          interpreter: snap.interpreter,
-          envFile: snap.envFile,
-          releaseDir,
-          app: snap.app,
-          log
-        })
-      )
-    ]);
-    await timed(result, "unit", async () => {
-      const needs = await remote.exec(
-        toShell(["systemctl", "show", settings.service, "--property=NeedDaemonReload", "--value"])
-      );
-      if (needs.stdout.trim() === "yes") {
-        await runStep(
-          remote,
-          "daemon-reload",
-          toShell(["sudo", "-n", "systemctl", "daemon-reload"])
-        );
-        log.info("the unit file changed on disk: ran systemctl daemon-reload");
-      }
-    });
-    checkCancelled(cancellation);
-    if (runsMigrations) {
-      await timed(
-        result,
-        "migrations",
-        () => log.group(
-          "Migrations",
-          () => migrate(remote, {
-            interpreter: snap.interpreter,
-            envFile: snap.envFile,
-            releaseDir,
-            app: snap.app,
-            command: settings.migrateCommand,
-            mode: settings.migrate,
-            log
-          })
-        )
-      );
-      ctx.gate?.open();
-    } else {
-      await timed(result, "wait for migrations", async () => {
-        log.info(
-          `migrations run once for the fleet, on ${ctx.gate?.host}; waiting for them before the switch`
-        );
-        await ctx.gate?.done;
-      });
-    }
-    checkCancelled(cancellation);
-    if (settings.probe)
-      probe = startProbe(remote, settings.healthUrl, {
-        maxSeconds: settings.reloadTimeoutSeconds + 120
-      });
-    const newDir = await realPath(remote, releaseDir);
-    log.info(`switching current to releases/${id}`);
-    await timed(result, "switch", async () => {
-      switched = true;
-      await switchCurrent(remote, layout, id);
-      log.info(`current -> releases/${id}`);
-    });
-    log.info(`reloading ${settings.service}`);
-    await timed(result, "reload", async () => {
-      await runStep(
-        remote,
-        "reload the service",
-        toShell(["sudo", "-n", "systemctl", "reload", settings.service])
-      );
-      log.info(`systemctl reload ${settings.service}: HUP sent to master ${snap.unit.mainPid}`);
-    });
-    await timed(
-      result,
-      "verify",
-      () => log.group(
-        "Verify the new release serves",
-        () => verifyRelease(
-          remote,
-          {
-            service: settings.service,
-            release: id,
-            releaseDir: newDir,
-            mainPid: snap.unit.mainPid,
-            oldWorkers: snap.workers,
-            workers: snap.expectedWorkers,
-            oldReleaseDir: snap.currentDir,
-            oldRelease: snap.currentRelease,
-            urls: verificationUrls(settings, snap.gunicorn),
-            healthChecks: settings.healthChecks,
-            healthExpect: settings.healthExpect,
-            timeoutSeconds: settings.reloadTimeoutSeconds
-          },
-          log
-        )
-      )
-    );
-    await stopProbe();
-    result.status = "deployed";
-    await warnIfRequestsFailed(remote, result, log, {
-      service: settings.service,
-      since: began,
-      nginxErrorLog: settings.nginxErrorLog,
-      what: "deploy"
-    });
-    await record(remote, ctx, layout, result, "deployed");
-    await timed(result, "prune", () => prune(remote, ctx, layout, snap, id));
-    log.info(`deployed ${id} (previous: ${snap.currentRelease ?? "none"})`);
-    return result;
-  } catch (error2) {
-    result.error = error2.message;
-    if (ctx.reconnect && !await answers(remote)) {
-      log.warning("the SSH connection dropped; reconnecting to clean up");
-      await stopProbe().catch(() => void 0);
-      try {
-        remote = await ctx.reconnect();
-      } catch (reconnectError) {
-        result.error += `
-Could not reconnect to clean up: ${reconnectError.message}. The lock ${layout.lockDir} is taken over after lock-stale-after; check which release current points at.`;
-        log.error(result.error, `deploy of ${id} failed on ${remote.target.label}`);
-        return result;
-      }
-    }
-    if (runsMigrations)
-      ctx.gate?.fail(
-        new Error(
-          `the migration host ${remote.target.label} failed before its migrations completed`
-        )
-      );
-    if (switched && snapshot) {
-      result.excerpt = await collectEvidence(remote, {
-        service: settings.service,
-        since: began,
-        nginxErrorLog: settings.nginxErrorLog
-      }).catch((e) => `(could not collect logs: ${e.message})`);
-      await restorePrevious(remote, ctx, layout, snapshot, result, error2);
-    } else if (uploaded) {
-      await remote.exec(toShell(["rm", "-rf", layout.release(id), layout.incoming(id)]), {
-        timeoutMs: 6e4
-      });
-      log.info(
-        `removed the unused release ${id}; ${snapshot?.currentRelease ?? "the current release"} still serves`
-      );
-    }
-    await stopProbe().catch(() => void 0);
-    const outcome = result.rolledBack ? `rolled back to ${result.previousRelease}` : switched ? "NOT rolled back" : "nothing switched";
-    log.error(
-      `${result.error}${result.excerpt ? `
-
-${result.excerpt}` : ""}`,
-      `deploy of ${id} failed (${outcome})`
-    );
-    if (lock)
-      await record(
-        remote,
-        ctx,
-        layout,
-        result,
-        result.status === "rolled-back" ? "rolled-back" : "failed"
-      );
-    return result;
-  } finally {
-    if (probe) await probe.stop().catch(() => void 0);
-    if (lock) await releaseLock(remote, lock, log);
-  }
-}
-async function restorePrevious(remote, ctx, layout, snap, result, cause) {
-  const { settings, log } = ctx;
-  const previous = snap.currentRelease;
-  if (!previous) {
-    log.error("there is no previous release to go back to; the host is left on the new release");
-    return;
-  }
-  await timed(
-    result,
-    "rollback",
-    () => log.group(`Roll back to ${previous}`, async () => {
-      await switchCurrent(remote, layout, previous);
-      const unit = await readUnit(remote, settings.service);
-      const masterDead = cause instanceof VerifyError && cause.masterDied || unit.mainPid === 0 || unit.activeState !== "active";
-      const action = masterDead ? "restart" : "reload";
-      await runStep(
-        remote,
-        `${action} the service`,
-        toShell(["sudo", "-n", "systemctl", action, settings.service])
-      );
-      log.info(
-        `current -> releases/${previous}; systemctl ${action} ${settings.service}${masterDead ? " (the master had died)" : ""}`
-      );
-      const after = await readUnit(remote, settings.service);
-      await verifyRelease(
-        remote,
-        {
-          service: settings.service,
-          release: previous,
-          releaseDir: snap.currentDir ?? await realPath(remote, layout.release(previous)),
-          mainPid: masterDead ? void 0 : after.mainPid,
-          oldWorkers: [],
-          workers: snap.expectedWorkers,
-          urls: verificationUrls(settings, snap.gunicorn),
-          healthChecks: settings.healthChecks,
-          timeoutSeconds: settings.reloadTimeoutSeconds
-        },
-        log
-      );
-      result.status = "rolled-back";
-      result.rolledBack = true;
-      log.info(`rolled back: ${previous} serves again`);
-    })
-  ).catch((error2) => {
-    result.error += `
-Rollback to ${previous} failed too: ${error2.message}`;
-    log.error(`rollback to ${previous} failed: ${error2.message}`);
-  });
-}
-async function record(remote, ctx, layout, result, outcome) {
-  const ok = await appendReleaseLog(
-    remote,
-    layout.logFile,
-    logEntry(ctx.run, {
-      id: ctx.settings.releaseId,
-      previous: result.previousRelease,
-      host: remote.target.label,
-      action: "deploy",
-      outcome
-    })
-  );
-  if (!ok) ctx.log.warning(`could not append to the release log ${layout.logFile}`);
-}
-async function prune(remote, ctx, layout, snap, id) {
-  const all = await listReleases(remote, layout);
-  const masterRelease = releaseOfPath(snap.releasesDir, snap.masterDir);
-  const doomed = releasesToPrune(all, ctx.settings.keepReleases, [
-    id,
-    snap.currentRelease,
-    masterRelease
-  ]);
-  if (doomed.length === 0) return;
-  await runStep(
-    remote,
-    "prune old releases",
-    toShell(["rm", "-rf", ...doomed.map((r) => layout.release(r))])
-  );
-  ctx.log.info(
-    `pruned ${doomed.join(", ")} (keeping ${ctx.settings.keepReleases}, the previous release ${snap.currentRelease ?? "-"} and the master's start directory ${masterRelease ?? "-"})`
-  );
-}
-
-// src/fleet.ts
-function migrationGate(host) {
-  let open2;
-  let fail;
-  const done = new Promise((resolve3, reject) => {
-    open2 = resolve3;
-    fail = reject;
-  });
-  done.catch(() => void 0);
-  let settled = false;
-  return {
-    host,
-    done,
-    open: () => {
-      if (!settled) open2();
-      settled = true;
-    },
-    fail: (error2) => {
-      if (!settled) fail(error2);
-      settled = true;
-    }
-  };
-}
-function planBatches(targets, maxParallel, canary) {
-  const rest = targets.filter((t) => t !== canary);
-  const batches = canary ? [[canary]] : [];
-  for (let i = 0; i < rest.length; i += maxParallel) batches.push(rest.slice(i, i + maxParallel));
-  return batches;
-}
-var failed = (r) => r.status === "failed" || r.status === "rolled-back";
-async function runFleet(settings, hooks, top) {
-  const canary = settings.canary ? settings.targets.find((t) => t.label === settings.canary) : void 0;
-  const batches = planBatches(settings.targets, settings.maxParallel, canary);
-  const ordered = batches.flat();
-  const migrateOn = settings.migrateHost ? settings.targets.find((t) => t.label === settings.migrateHost) : ordered[0];
-  const gate = settings.mode === "deploy" && settings.targets.length > 1 && migrateOn ? migrationGate(migrateOn.label) : void 0;
-  if (gate && migrateOn && !batches[0].includes(migrateOn)) {
-    batches[0] = [migrateOn, ...batches[0]];
-    for (let i = 1; i < batches.length; i++) batches[i] = batches[i].filter((t) => t !== migrateOn);
-  }
-  if (settings.targets.length > 1) {
-    top.info(
-      `fleet of ${settings.targets.length}: ${batches.map((b) => `[${b.map((t) => t.label).join(", ")}]`).join(" then ")}${canary ? " (canary first)" : ""}; up to ${settings.maxFailures} failure(s) allowed${gate ? `; migrations on ${gate.host}` : ""}`
-    );
-  }
-  const remotes = /* @__PURE__ */ new Map();
-  const results = /* @__PURE__ */ new Map();
-  let failures = 0;
-  let stopReason;
-  try {
-    for (const [index, batch] of batches.entries()) {
-      if (stopReason) {
-        for (const t of batch) {
-          const r = newHostResult(t.label);
-          r.status = "skipped";
-          r.error = `not started: ${stopReason}`;
-          results.set(t, r);
-        }
-        continue;
-      }
-      const parallel = batch.length > 1;
-      await Promise.all(
-        batch.map(async (target) => {
-          const log = hooks.logFor(target, parallel);
-          let result;
-          try {
-            const remote = await hooks.connect(target, log);
-            remotes.set(target, remote);
-            const reconnect = async () => {
-              const again = await hooks.connect(target, log);
-              await remotes.get(target)?.close();
-              remotes.set(target, again);
-              return again;
-            };
-            result = await hooks.run(remote, log, gate, reconnect);
-          } catch (error2) {
-            result = newHostResult(target.label);
-            result.error = error2.message;
-            log.error(result.error, `${settings.mode} failed on ${target.label}`);
-          }
-          if (gate && target.label === gate.host && result.status !== "deployed") {
-            gate.fail(new Error(`migrations did not complete on ${gate.host}`));
-          }
-          results.set(target, result);
-        })
-      );
-      failures += batch.filter((t) => failed(results.get(t))).length;
-      const isCanary = canary !== void 0 && index === 0;
-      if (isCanary && failures > 0) stopReason = `the canary ${canary.label} failed`;
-      else if (failures > settings.maxFailures)
-        stopReason = `${failures} host(s) failed, more than max-failures (${settings.maxFailures})`;
-    }
-    if (stopReason && settings.mode === "deploy" && settings.rollbackFleet && hooks.rollback) {
-      const switched = ordered.filter((t) => results.get(t)?.status === "deployed");
-      if (switched.length > 0)
-        top.warning(`${stopReason}: rolling back ${switched.map((t) => t.label).join(", ")}`);
-      for (let i = 0; i < switched.length; i += settings.maxParallel) {
-        await Promise.all(
-          switched.slice(i, i + settings.maxParallel).map(async (target) => {
-            const deployed = results.get(target);
-            const log = hooks.logFor(target, settings.maxParallel > 1);
-            const back = await hooks.rollback(
-              remotes.get(target),
-              log,
-              deployed.previousRelease ?? ""
-            );
-            deployed.steps.push(
-              ...back.steps.map((s) => ({ ...s, name: `fleet rollback: ${s.name}` }))
-            );
-            if (back.status === "rolled-back") {
-              deployed.status = "rolled-back";
-              deployed.rolledBack = true;
-              deployed.error = `rolled back to ${deployed.previousRelease} because ${stopReason}`;
-            } else {
-              deployed.status = "failed";
-              deployed.error = `fleet rollback to ${deployed.previousRelease} failed: ${back.error ?? "unknown error"}`;
-            }
-          })
-        );
-      }
-    }
-  } finally {
-    for (const [target, remote] of remotes) {
-      const r = results.get(target);
-      if (r) r.connections = hooks.connectionsOf(target);
-      await remote.close();
-    }
-  }
-  return settings.targets.map((t) => results.get(t));
-}
-
-// src/log.ts
-var coreLog = {
-  info: (message) => info(message),
-  warning: (message) => warning(message),
-  error: (message, title) => error(message, title ? { title } : void 0),
-  group: (name, fn) => group(name, fn)
-};
-function hostLog(log, host, parallel = false) {
-  const tag = (m) => `[${host}] ${m}`;
-  return {
-    info: (m) => log.info(tag(m)),
-    warning: (m) => log.warning(tag(m)),
-    error: (m, title) => log.error(tag(m), title),
-    group: (name, fn) => {
-      if (!parallel) return log.group(tag(name), fn);
-      log.info(tag(`== ${name}`));
-      return fn();
-    }
-  };
-}
-
-// src/report.ts
+// src/action/report.ts
 function overallStatus(results) {
   if (results.some((r) => r.status === "failed" || r.status === "skipped")) return "failed";
   if (results.some((r) => r.status === "rolled-back")) return "rolled-back";
   if (results.every((r) => r.status === "checked")) return "checked";
   return "deployed";
 }
-function setOutputs(results) {
-  const first = results[0];
-  setOutput("release", first?.release ?? "");
-  setOutput("previous-release", first?.previousRelease ?? "");
+function agreed(values) {
+  return [...new Set(values.filter((v) => !!v))].join(",");
+}
+function releaseOutput(results, settings) {
+  if (settings.mode === "deploy") return settings.releaseId;
+  return agreed(results.map((r) => r.release));
+}
+function previousReleaseOutput(results) {
+  return agreed(results.map((r) => r.previousRelease));
+}
+function environmentUrl(_results, settings) {
+  return settings.environmentUrl ?? "";
+}
+function setOutputs(results, settings, url = "") {
+  setOutput("url", url);
+  setOutput("release", releaseOutput(results, settings));
+  setOutput("previous-release", previousReleaseOutput(results));
   setOutput("status", overallStatus(results));
   setOutput("rolled-back", String(results.some((r) => r.rolledBack)));
   setOutput("failed-requests", String(results.reduce((n, r) => n + r.failedRequests, 0)));
   setOutput("hosts", JSON.stringify(results));
+}
+function noticeSuccess(results, settings) {
+  const status = overallStatus(results);
+  const ok2 = settings.mode === "deploy" && status === "deployed" || settings.mode === "rollback" && status === "rolled-back";
+  if (!ok2) return;
+  const failed2 = results.reduce((n, r) => n + r.failedRequests, 0);
+  const requests = results.reduce((n, r) => n + r.probeRequests, 0);
+  const hosts = results.map((r) => r.host).join(", ");
+  const release = releaseOutput(results, settings);
+  const what = settings.mode === "deploy" ? `release ${release} serves` : `rolled back to ${release}`;
+  notice(`${what} on ${hosts}; ${failed2} of ${requests} probe requests failed`, {
+    title: settings.mode === "deploy" ? "Deployed" : "Rolled back"
+  });
 }
 function seconds(ms) {
   return `${(ms / 1e3).toFixed(1)}s`;
@@ -45456,6 +44243,14 @@ async function writeSummary(results, mode) {
         ...r.findings.map((f) => [esc(f.severity), esc(f.check), esc(f.finding), esc(f.fix)])
       ]);
     }
+    if (r.notVerified?.length && !r.findings)
+      summary2.addHeading(`${esc(r.host)}: not verified`, 3).addTable([
+        [
+          { data: "not verified", header: true },
+          { data: "to allow it", header: true }
+        ],
+        ...r.notVerified.map((n) => [esc(n.what), esc(n.allow)])
+      ]);
     if (r.error && !r.findings)
       summary2.addHeading(`${esc(r.host)}: ${esc(r.status)}`, 3).addCodeBlock(esc(r.error + (r.excerpt ? `
 
@@ -45473,201 +44268,6 @@ function esc(text) {
     /[&<>"']/g,
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]
   );
-}
-
-// src/rollback.ts
-function isGoodEntry(e) {
-  return e.action === "deploy" && e.outcome === "deployed" || e.action === "rollback" && e.outcome === "rolled-back";
-}
-function chooseRollbackTarget(opts) {
-  const { requested, current, existing, log } = opts;
-  const list = existing.length > 0 ? existing.join(", ") : "(none)";
-  if (requested) {
-    if (!existing.includes(requested))
-      return {
-        error: `release ${requested} does not exist (never deployed, or pruned). Releases on the host: ${list}`
-      };
-    if (requested === current)
-      return { error: `release ${requested} is already current. Releases on the host: ${list}` };
-    return { id: requested };
-  }
-  for (let i = log.length - 1; i >= 0; i--) {
-    const e = log[i];
-    if (isGoodEntry(e) && e.id !== current && existing.includes(e.id)) return { id: e.id };
-  }
-  const index = current ? existing.indexOf(current) : existing.length;
-  if (index > 0) return { id: existing[index - 1] };
-  return { error: `no previous release to roll back to. Releases on the host: ${list}` };
-}
-async function rollbackHost(remote, ctx) {
-  const { settings, log } = ctx;
-  const result = newHostResult(remote.target.label);
-  const layout = new ReleaseLayout(settings.releasePath);
-  const began = /* @__PURE__ */ new Date();
-  let lock;
-  let probe;
-  let switched = false;
-  try {
-    const plan = await timed(
-      result,
-      "preflight",
-      () => log.group("Preflight", async () => {
-        const unit = await readUnit(remote, settings.service);
-        if (unit.loadState !== "loaded")
-          throw new Error(
-            `unit ${settings.service} is not loaded (LoadState=${unit.loadState || "unknown"})`
-          );
-        const current = await readCurrentRelease(remote, layout);
-        const existing = await listReleases(remote, layout);
-        const entries = await readReleaseLog(remote, layout.logFile);
-        const target = chooseRollbackTarget({
-          requested: settings.rollbackTo,
-          current,
-          existing,
-          log: entries
-        });
-        if ("error" in target) throw new Error(target.error);
-        const workers = await listWorkers(remote, unit.mainPid);
-        const gunicorn = await readGunicornOptions(remote, unit);
-        const masterAlive = unit.mainPid > 0 && unit.activeState === "active";
-        const trap = masterAlive && reloadTrap(unit, gunicorn, layout.root, settings.service);
-        if (trap)
-          throw new Error(
-            `${trap.message}
-A rollback by reload would keep serving ${current ?? "the current code"}; nothing was changed.`
-          );
-        log.info(
-          `current ${current ?? "(none)"}, rolling back to ${target.id}; master ${masterAlive ? `${unit.mainPid} with ${workers.length} workers` : `not running (${unit.activeState}/${unit.subState})`}`
-        );
-        return { unit, current, target: target.id, workers, gunicorn, masterAlive };
-      })
-    );
-    result.previousRelease = plan.current;
-    result.release = plan.target;
-    lock = await timed(
-      result,
-      "lock",
-      () => acquireLock(
-        remote,
-        layout.lockDir,
-        { actor: ctx.run.actor, run: ctx.run.runUrl, release: plan.target },
-        {
-          timeoutSeconds: settings.lockTimeoutSeconds,
-          staleSeconds: settings.lockStaleSeconds,
-          log
-        }
-      )
-    );
-    const targetDir = await realPath(remote, layout.release(plan.target));
-    const oldDir = plan.current ? await realPath(remote, layout.current) : void 0;
-    if (settings.probe && plan.masterAlive)
-      probe = startProbe(remote, settings.healthUrl, {
-        maxSeconds: settings.reloadTimeoutSeconds + 120
-      });
-    await timed(result, "switch", async () => {
-      switched = true;
-      await switchCurrent(remote, layout, plan.target);
-      log.info(`current -> releases/${plan.target}`);
-    });
-    const restartOrReload = (action, note) => timed(result, action, async () => {
-      await runStep(
-        remote,
-        `${action} the service`,
-        toShell(["sudo", "-n", "systemctl", action, settings.service])
-      );
-      log.info(`systemctl ${action} ${settings.service}${note}`);
-    });
-    const verifyTarget = (afterReload) => timed(
-      result,
-      "verify",
-      () => log.group(
-        `Verify ${plan.target} serves`,
-        () => verifyRelease(
-          remote,
-          {
-            service: settings.service,
-            release: plan.target,
-            releaseDir: targetDir,
-            mainPid: afterReload ? plan.unit.mainPid : void 0,
-            oldWorkers: afterReload ? plan.workers : [],
-            workers: plan.gunicorn.workers ?? Math.max(plan.workers.length, 1),
-            oldReleaseDir: oldDir,
-            oldRelease: plan.current,
-            urls: verificationUrls(settings, plan.gunicorn),
-            healthChecks: settings.healthChecks,
-            healthExpect: settings.healthExpect,
-            timeoutSeconds: settings.reloadTimeoutSeconds
-          },
-          log
-        )
-      )
-    );
-    if (!plan.masterAlive) {
-      await restartOrReload("restart", " (the master was not running)");
-      await verifyTarget(false);
-    } else {
-      try {
-        await restartOrReload("reload", "");
-        await verifyTarget(true);
-      } catch (error2) {
-        const died = error2 instanceof VerifyError && error2.masterDied || (await readUnit(remote, settings.service)).activeState !== "active";
-        if (!died) throw error2;
-        log.warning(
-          `the master died during the rollback (${error2.message.split("\n")[0]}); restarting ${settings.service}`
-        );
-        await restartOrReload("restart", " (the master had died)");
-        await verifyTarget(false);
-      }
-    }
-    result.status = "rolled-back";
-    result.rolledBack = true;
-    log.info(`rolled back to ${plan.target} (was ${plan.current ?? "none"})`);
-  } catch (error2) {
-    result.error = error2.message;
-    if (switched)
-      result.excerpt = await collectEvidence(remote, {
-        service: settings.service,
-        since: began,
-        nginxErrorLog: settings.nginxErrorLog
-      }).catch(() => void 0);
-    log.error(
-      `${result.error}${result.excerpt ? `
-
-${result.excerpt}` : ""}`,
-      `rollback failed on ${remote.target.label}`
-    );
-  } finally {
-    if (probe) {
-      const p = await probe.stop();
-      result.probeRequests = p.requests;
-      result.failedRequests = p.failed;
-      log.info(
-        `traffic probe: ${p.failed} of ${p.requests} requests failed${p.samples.length ? ` (${p.samples.join("; ")})` : ""}`
-      );
-      if (result.status === "rolled-back")
-        await warnIfRequestsFailed(remote, result, log, {
-          service: settings.service,
-          since: began,
-          nginxErrorLog: settings.nginxErrorLog,
-          what: "rollback"
-        });
-    }
-    if (lock) {
-      await appendReleaseLog(
-        remote,
-        layout.logFile,
-        logEntry(ctx.run, {
-          id: result.release ?? "",
-          previous: result.previousRelease,
-          host: remote.target.label,
-          action: "rollback",
-          outcome: result.status === "rolled-back" ? "rolled-back" : "failed"
-        })
-      );
-      await releaseLock(remote, lock, log);
-    }
-  }
-  return result;
 }
 
 // node_modules/@actions/github/lib/context.js
@@ -45723,7 +44323,7 @@ var Context = class {
 
 // node_modules/@actions/github/lib/internal/utils.js
 var httpClient = __toESM(require_lib(), 1);
-var import_undici3 = __toESM(require_undici(), 1);
+var import_undici2 = __toESM(require_undici(), 1);
 var __awaiter7 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve3) {
@@ -45751,6 +44351,14 @@ var __awaiter7 = function(thisArg, _arguments, P, generator) {
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
 };
+function getAuthString(token, options) {
+  if (!token && !options.auth) {
+    throw new Error("Parameter token or opts.auth is required");
+  } else if (token && options.auth) {
+    throw new Error("Parameters token and opts.auth may not both be specified");
+  }
+  return typeof options.auth === "string" ? options.auth : `token ${token}`;
+}
 function getProxyAgent(destinationUrl) {
   const hc = new httpClient.HttpClient();
   return hc.getAgent(destinationUrl);
@@ -45762,12 +44370,25 @@ function getProxyAgentDispatcher(destinationUrl) {
 function getProxyFetch(destinationUrl) {
   const httpDispatcher = getProxyAgentDispatcher(destinationUrl);
   const proxyFetch = (url, opts) => __awaiter7(this, void 0, void 0, function* () {
-    return (0, import_undici3.fetch)(url, Object.assign(Object.assign({}, opts), { dispatcher: httpDispatcher }));
+    return (0, import_undici2.fetch)(url, Object.assign(Object.assign({}, opts), { dispatcher: httpDispatcher }));
   });
   return proxyFetch;
 }
 function getApiBaseUrl() {
   return process.env["GITHUB_API_URL"] || "https://api.github.com";
+}
+function getUserAgentWithOrchestrationId(baseUserAgent) {
+  var _a;
+  const orchId = (_a = process.env["ACTIONS_ORCHESTRATION_ID"]) === null || _a === void 0 ? void 0 : _a.trim();
+  if (orchId) {
+    const sanitizedId = orchId.replace(/[^a-z0-9_.-]/gi, "_");
+    const tag = `actions_orchestration_id/${sanitizedId}`;
+    if (baseUserAgent === null || baseUserAgent === void 0 ? void 0 : baseUserAgent.includes(tag))
+      return baseUserAgent;
+    const ua = baseUserAgent ? `${baseUserAgent} ` : "";
+    return `${ua}${tag}`;
+  }
+  return baseUserAgent;
 }
 
 // node_modules/universal-user-agent/index.js
@@ -45828,8 +44449,8 @@ function addHook(state, kind, name, hook2) {
   }
   if (kind === "error") {
     hook2 = (method, options) => {
-      return Promise.resolve().then(method.bind(null, options)).catch((error2) => {
-        return orig(error2, options);
+      return Promise.resolve().then(method.bind(null, options)).catch((error3) => {
+        return orig(error3, options);
       });
     };
   }
@@ -46587,8 +45208,8 @@ var JSONStringify = (value, replacer, space) => {
     );
     const denoisedJSON = processedJSON.replace(noiseStringify, "$1$2$3");
     return denoisedJSON;
-  } catch (error2) {
-    if (error2 instanceof RangeError) {
+  } catch (error3) {
+    if (error3 instanceof RangeError) {
       const convertedJSON = stringifyIteratively(value, replacer, space);
       if (convertedJSON === void 0) return void 0;
       const supportsRawJSON = "rawJSON" in JSON;
@@ -46596,24 +45217,24 @@ var JSONStringify = (value, replacer, space) => {
       const processedJSON = convertedJSON.replace(bigIntsStringify, "$1$2$3");
       return processedJSON.replace(noiseStringify, "$1$2$3");
     }
-    throw error2;
+    throw error3;
   }
 };
 var featureCache = /* @__PURE__ */ new Map();
 var isContextSourceSupported = () => {
-  const parseFingerprint = JSON.parse.toString();
-  if (featureCache.has(parseFingerprint)) {
-    return featureCache.get(parseFingerprint);
+  const parseFingerprint2 = JSON.parse.toString();
+  if (featureCache.has(parseFingerprint2)) {
+    return featureCache.get(parseFingerprint2);
   }
   try {
     const result = JSON.parse(
       "1",
       (_, __, context3) => !!context3?.source && context3.source === "1"
     );
-    featureCache.set(parseFingerprint, result);
+    featureCache.set(parseFingerprint2, result);
     return result;
   } catch {
-    featureCache.set(parseFingerprint, false);
+    featureCache.set(parseFingerprint2, false);
     return false;
   }
 };
@@ -46709,13 +45330,13 @@ var JSONParse = (text, reviver) => {
       serializedData,
       (key, value, context3) => convertMarkedBigIntsReviver(key, value, context3, reviver)
     );
-  } catch (error2) {
-    if (error2 instanceof RangeError) {
+  } catch (error3) {
+    if (error3 instanceof RangeError) {
       const serializedData = serializeBigInts(text);
       const parsed = originalParse(serializedData);
       return applyReviverIteratively(parsed, reviver);
     }
-    throw error2;
+    throw error3;
   }
 };
 
@@ -46802,26 +45423,26 @@ async function fetchWrapper(requestOptions) {
       // See https://fetch.spec.whatwg.org/#dom-requestinit-duplex.
       ...requestOptions.body && { duplex: "half" }
     });
-  } catch (error2) {
+  } catch (error3) {
     let message = "Unknown Error";
-    if (error2 instanceof Error) {
-      if (error2.name === "AbortError") {
-        error2.status = 500;
-        throw error2;
+    if (error3 instanceof Error) {
+      if (error3.name === "AbortError") {
+        error3.status = 500;
+        throw error3;
       }
-      message = error2.message;
-      if (error2.name === "TypeError" && "cause" in error2) {
-        if (error2.cause instanceof Error) {
-          message = error2.cause.message;
-        } else if (typeof error2.cause === "string") {
-          message = error2.cause;
+      message = error3.message;
+      if (error3.name === "TypeError" && "cause" in error3) {
+        if (error3.cause instanceof Error) {
+          message = error3.cause.message;
+        } else if (typeof error3.cause === "string") {
+          message = error3.cause;
         }
       }
     }
     const requestError = new RequestError(message, 500, {
       request: requestOptions
     });
-    requestError.cause = error2;
+    requestError.cause = error3;
     throw requestError;
   }
   const status = fetchResponse.status;
@@ -49726,8 +48347,8 @@ function iterator(octokit, route, parameters) {
             }
           }
           return { value: normalizedResponse };
-        } catch (error2) {
-          if (error2.status !== 409) throw error2;
+        } catch (error3) {
+          if (error3.status !== 409) throw error3;
           url = "";
           return {
             value: {
@@ -49794,11 +48415,27 @@ var defaults = {
   }
 };
 var GitHub = Octokit.plugin(restEndpointMethods, paginateRest).defaults(defaults);
+function getOctokitOptions(token, options) {
+  const opts = Object.assign({}, options || {});
+  const auth2 = getAuthString(token, opts);
+  if (auth2) {
+    opts.auth = auth2;
+  }
+  const userAgent2 = getUserAgentWithOrchestrationId(opts.userAgent);
+  if (userAgent2) {
+    opts.userAgent = userAgent2;
+  }
+  return opts;
+}
 
 // node_modules/@actions/github/lib/github.js
 var context2 = new Context();
+function getOctokit(token, options, ...additionalPlugins) {
+  const GitHubWithPlugins = GitHub.plugin(...additionalPlugins);
+  return new GitHubWithPlugins(getOctokitOptions(token, options));
+}
 
-// src/run-context.ts
+// src/action/run-context.ts
 function readRunContext(env = process.env) {
   const ctx = context2;
   const server = env.GITHUB_SERVER_URL || "https://github.com";
@@ -49812,7 +48449,1052 @@ function readRunContext(env = process.env) {
   };
 }
 
-// src/ssh-connection.ts
+// src/action/settings.ts
+import * as path4 from "node:path";
+
+// src/transport/host-keys.ts
+import { createHash, createHmac } from "node:crypto";
+var HOST_KEY_TYPES = [
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "ssh-rsa",
+  "ssh-dss"
+];
+var TYPE_NAMES = {
+  ed25519: ["ssh-ed25519"],
+  "ssh-ed25519": ["ssh-ed25519"],
+  ecdsa: ["ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"],
+  "ecdsa-sha2-nistp256": ["ecdsa-sha2-nistp256"],
+  "ecdsa-sha2-nistp384": ["ecdsa-sha2-nistp384"],
+  "ecdsa-sha2-nistp521": ["ecdsa-sha2-nistp521"],
+  rsa: ["ssh-rsa"],
+  "ssh-rsa": ["ssh-rsa"],
+  dsa: ["ssh-dss"],
+  "ssh-dss": ["ssh-dss"]
+};
+var KEY_TYPE_RE = /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-[a-z0-9@.-]+)$/;
+var BASE64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
+var SHA256_RE = /^SHA256:[A-Za-z0-9+/]{43}=?$/;
+var FINGERPRINT_RULE = "each fingerprint must be SHA256:<43 base64 characters>, optionally with its key type as `ssh-keygen -lf` prints it (`256 SHA256:... host (ED25519)`) or before it (`ED25519 SHA256:...`, `ssh-ed25519 SHA256:...`); types: ED25519, ECDSA, RSA, DSA";
+function parseFingerprint(text) {
+  const words2 = text.trim().split(/\s+/);
+  const typed = (type, sha256, bits) => {
+    let keyTypes = TYPE_NAMES[type.toLowerCase()];
+    if (!keyTypes || !SHA256_RE.test(sha256)) return void 0;
+    if (bits && type.toLowerCase() === "ecdsa") {
+      keyTypes = keyTypes.filter((t) => t.endsWith(`nistp${bits}`));
+      if (keyTypes.length === 0) return void 0;
+    }
+    return { sha256: normalizeFingerprint(sha256), keyTypes };
+  };
+  if (words2.length === 1)
+    return SHA256_RE.test(words2[0]) ? { sha256: normalizeFingerprint(words2[0]) } : void 0;
+  if (words2.length === 2) return typed(words2[0], words2[1]);
+  const last = /^\(([A-Za-z0-9-]+)\)$/.exec(words2[words2.length - 1]);
+  if (last && /^[0-9]+$/.test(words2[0])) return typed(last[1], words2[1], words2[0]);
+  return void 0;
+}
+function keyTypeOf(keyBlob) {
+  if (keyBlob.length < 4) return "unknown";
+  const length = keyBlob.readUInt32BE(0);
+  if (length > 64 || keyBlob.length < 4 + length) return "unknown";
+  return keyBlob.subarray(4, 4 + length).toString("latin1");
+}
+function parseKnownHosts(text) {
+  const entries = [];
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const fields = line.split(/\s+/);
+    if (fields[0].startsWith("@")) {
+      return { badLine: i + 1 };
+    }
+    const [patterns, keyType, key] = fields;
+    if (!patterns || !keyType || !key || !KEY_TYPE_RE.test(keyType) || !BASE64_RE.test(key)) {
+      return { badLine: i + 1 };
+    }
+    entries.push({ patterns, keyType, key });
+  }
+  return { entries };
+}
+function globToRegExp(glob) {
+  const body = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  return new RegExp(`^${body}$`, "i");
+}
+function knownHostsName(host, port) {
+  return port === 22 ? host : `[${host}]:${port}`;
+}
+function hashedMatches(pattern, name) {
+  const parts = pattern.split("|");
+  if (parts.length !== 4 || parts[1] !== "1") return false;
+  const digest = createHmac("sha1", Buffer.from(parts[2], "base64")).update(name).digest("base64");
+  return digest === parts[3];
+}
+function entryMatchesHost(entry, host, port) {
+  const name = knownHostsName(host, port);
+  if (entry.patterns.startsWith("|")) return hashedMatches(entry.patterns, name);
+  let matched = false;
+  for (const raw of entry.patterns.split(",")) {
+    const negated = raw.startsWith("!");
+    const pattern = negated ? raw.slice(1) : raw;
+    if (globToRegExp(pattern).test(name)) {
+      if (negated) return false;
+      matched = true;
+    }
+  }
+  return matched;
+}
+function sha256Fingerprint(keyBlob) {
+  return "SHA256:" + createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "");
+}
+function normalizeFingerprint(fp) {
+  return fp.replace(/=+$/, "");
+}
+function preferred(types) {
+  const set2 = new Set(types);
+  return HOST_KEY_TYPES.filter((t) => set2.has(t));
+}
+function pinnedKeyTypes(policy, host, port) {
+  switch (policy.kind) {
+    case "insecure":
+      return void 0;
+    case "fingerprint":
+      return policy.fingerprints.some((fp) => !fp.keyTypes) ? [...HOST_KEY_TYPES] : preferred(policy.fingerprints.flatMap((fp) => fp.keyTypes ?? []));
+    case "known-hosts":
+      return preferred(
+        policy.entries.filter((e) => entryMatchesHost(e, host, port)).map((e) => e.keyType)
+      );
+  }
+}
+function hostKeyAlgorithms(keyTypes) {
+  return keyTypes.flatMap(
+    (t) => t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [t]
+  );
+}
+function acceptsHostKey(policy, host, port, keyBlob) {
+  switch (policy.kind) {
+    case "insecure":
+      return true;
+    case "fingerprint": {
+      const actual = normalizeFingerprint(sha256Fingerprint(keyBlob));
+      const type = keyTypeOf(keyBlob);
+      return policy.fingerprints.some(
+        (fp) => fp.sha256 === actual && (!fp.keyTypes || fp.keyTypes.includes(type))
+      );
+    }
+    case "known-hosts": {
+      const actual = keyBlob.toString("base64");
+      return policy.entries.some((e) => e.key === actual && entryMatchesHost(e, host, port));
+    }
+  }
+}
+
+// src/action/shell-words.ts
+var import_shell_quote = __toESM(require_shell_quote(), 1);
+var ShellWordsError = class extends Error {
+  constructor(rule) {
+    super(rule);
+    this.name = "ShellWordsError";
+  }
+};
+var NO_SHELL = "no shell runs the command";
+function quotingProblem(text) {
+  let state = "plain";
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (state === "single") {
+      if (c === "'") state = "plain";
+      continue;
+    }
+    if (c === "\\") {
+      if (i === text.length - 1) return "ends with a backslash that escapes nothing";
+      i++;
+      continue;
+    }
+    if (c === "`")
+      return `has a backtick (command substitution), which ${NO_SHELL}: put it in single quotes to pass it literally`;
+    if (state === "double") {
+      if (c === '"') state = "plain";
+      continue;
+    }
+    if (c === "'") state = "single";
+    else if (c === '"') state = "double";
+    else if (c === "~" && (i === 0 || /\s/.test(text[i - 1])))
+      return `starts a word with ~, which ${NO_SHELL} to expand: write the full path`;
+  }
+  if (state !== "plain") return `has an unclosed ${state === "single" ? "single" : "double"} quote`;
+  return void 0;
+}
+function describe(entry) {
+  if ("comment" in entry) return `has a # comment: put # in quotes when it is part of an argument`;
+  if ("variable" in entry) {
+    const name = entry.variable;
+    return name === "" ? `has $ (a substitution), which ${NO_SHELL} to expand: put it in single quotes to pass it literally` : `uses $${name}, which ${NO_SHELL} to expand: write the value, or put it in single quotes to pass it literally`;
+  }
+  if (entry.op === "glob")
+    return `has the glob pattern ${entry.pattern}, which ${NO_SHELL} to expand: quote it to pass it literally`;
+  return `has the shell operator ${entry.op}: it runs one command (${NO_SHELL}, so pipes, lists and redirections are not available; use a script in the release for more)`;
+}
+function splitShellWords(text) {
+  if (/[\r\n]/.test(text)) throw new ShellWordsError("must be one line");
+  const problem = quotingProblem(text);
+  if (problem) throw new ShellWordsError(problem);
+  const entries = (0, import_shell_quote.parse)(text, (name) => ({ variable: name }));
+  const words2 = [];
+  for (const entry of entries) {
+    if (typeof entry !== "string") throw new ShellWordsError(describe(entry));
+    words2.push(entry);
+  }
+  if (words2.length === 0) throw new ShellWordsError("must name a command");
+  if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(words2[0]))
+    throw new ShellWordsError(
+      `starts with the assignment ${words2[0]}, which ${NO_SHELL} to apply: set variables in the EnvironmentFile`
+    );
+  return words2;
+}
+
+// src/action/targets.ts
+var USER_RE = /^[A-Za-z_][A-Za-z0-9._-]{0,31}$/;
+var HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+var IPV6_RE = /^[0-9A-Fa-f:.]+$/;
+var TARGET_RULE = "each entry must be [user@]host[:port]: user of letters, digits, . _ - ; host a DNS name, an IPv4 address or [IPv6]; port 1-65535";
+function splitList(value) {
+  return value.split(/[\n,]/).map((s) => s.trim()).filter((s) => s.length > 0);
+}
+function parsePort(value) {
+  if (!/^[0-9]{1,5}$/.test(value)) return void 0;
+  const port = Number(value);
+  return port >= 1 && port <= 65535 ? port : void 0;
+}
+function parseTarget(entry, defaults2) {
+  let rest = entry;
+  let user = defaults2.user;
+  const at = rest.lastIndexOf("@");
+  if (at >= 0) {
+    user = rest.slice(0, at);
+    rest = rest.slice(at + 1);
+    if (!USER_RE.test(user)) return void 0;
+  }
+  let host;
+  let portText;
+  if (rest.startsWith("[")) {
+    const close = rest.indexOf("]");
+    if (close < 0) return void 0;
+    host = rest.slice(1, close);
+    const after = rest.slice(close + 1);
+    if (after !== "" && !after.startsWith(":")) return void 0;
+    portText = after === "" ? void 0 : after.slice(1);
+    if (!IPV6_RE.test(host) || !host.includes(":")) return void 0;
+  } else {
+    const parts = rest.split(":");
+    if (parts.length > 2) return void 0;
+    host = parts[0];
+    portText = parts[1];
+    if (!HOSTNAME_RE.test(host)) return void 0;
+  }
+  let port = defaults2.port;
+  if (portText !== void 0) {
+    const parsed = parsePort(portText);
+    if (parsed === void 0) return void 0;
+    port = parsed;
+  }
+  const shownHost = host.includes(":") ? `[${host}]` : host;
+  return { user, host, port, label: `${user}@${shownHost}:${port}` };
+}
+
+// src/transport/http-target.ts
+import { isIP } from "node:net";
+var DEFAULT_PORTS = { http: 80, https: 443 };
+var HTTP_TARGET_RULE = "must be http://HOST[:PORT]/PATH, https://HOST[:PORT]/PATH (HOST a DNS name, an IPv4 address or [IPv6]) or http://unix:/SOCKET:/PATH";
+var PATH_RE = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/;
+var LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+var HOSTNAME_RE2 = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`);
+function parseHttpTarget(text) {
+  const unix = /^http:\/\/unix:(\/[A-Za-z0-9._@+/-]+):(\/.*)$/.exec(text);
+  if (unix) {
+    if (!PATH_RE.test(unix[2])) return void 0;
+    return { kind: "unix", socket: unix[1], path: unix[2], text };
+  }
+  const tcp = /^(https?):\/\/([^/:[\]]+|\[[^\]]*\])(?::([0-9]{1,5}))?(\/.*)?$/.exec(text);
+  if (!tcp) return void 0;
+  const scheme = tcp[1];
+  const host = parseHost(tcp[2]);
+  if (host === void 0) return void 0;
+  const port = tcp[3] === void 0 ? DEFAULT_PORTS[scheme] : Number(tcp[3]);
+  if (port < 1 || port > 65535) return void 0;
+  const path7 = tcp[4] ?? "/";
+  if (!PATH_RE.test(path7)) return void 0;
+  return { kind: "tcp", scheme, host, port, path: path7, text };
+}
+function parseHost(text) {
+  if (text.startsWith("[")) {
+    const inner = text.slice(1, -1);
+    return isIP(inner) === 6 ? inner : void 0;
+  }
+  if (/^[0-9.]+$/.test(text)) return isIP(text) === 4 ? text : void 0;
+  return HOSTNAME_RE2.test(text) ? text : void 0;
+}
+function schemeOf(target) {
+  return target.kind === "tcp" ? target.scheme ?? "http" : "http";
+}
+function onServerLoopback(target) {
+  if (target.kind !== "tcp" || isIP(target.host) !== 0) return target;
+  return { ...target, connectHost: "127.0.0.1" };
+}
+function connectAddress(target) {
+  return { host: target.connectHost ?? target.host, port: target.port };
+}
+function hostHeader(target) {
+  const host = bracketed(target.host);
+  return target.port === DEFAULT_PORTS[schemeOf(target)] ? host : `${host}:${target.port}`;
+}
+function serverName(target) {
+  return isIP(target.host) === 0 ? target.host : void 0;
+}
+function withPath(target, path7) {
+  const base = target.kind === "unix" ? `http://unix:${target.socket}:` : `${schemeOf(target)}://${bracketed(target.host)}:${target.port}`;
+  return { ...target, path: path7, text: base + path7 };
+}
+function bracketed(host) {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+// src/action/settings.ts
+var MODES = ["deploy", "rollback", "check"];
+var InputError = class extends Error {
+  constructor(input, shownValue, rule) {
+    super(`Input '${input}' ${shownValue}: ${rule}`);
+    this.name = "InputError";
+  }
+};
+var SECRET_INPUTS = /* @__PURE__ */ new Set([
+  "private-key",
+  "passphrase",
+  "jump-private-key",
+  "jump-passphrase",
+  "github-token"
+]);
+function shown(input, value) {
+  if (value === "") return "is empty";
+  if (SECRET_INPUTS.has(input)) return "has a value (***)";
+  const oneLine = value.length > 200 ? value.slice(0, 200) + "\u2026" : value;
+  return `has value ${JSON.stringify(oneLine)}`;
+}
+var SERVICE_RE = /^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9:_.@-]{0,250}$/;
+var SAFE_PATH_RE = /^\/[A-Za-z0-9._@+/-]*$/;
+var RELEASE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+var USER_RE2 = /^[A-Za-z_][A-Za-z0-9._-]{0,31}$/;
+var USER_RULE = "must be a user name of letters, digits, . _ - (not starting with - or .)";
+var ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
+var REL_PATH_RE = /^[A-Za-z0-9._@+-]+(\/[A-Za-z0-9._@+-]+)*$/;
+var RELEASE_ID_RULE = "must be 1-100 characters of letters, digits, . _ -, starting with a letter or digit";
+function isReleaseId(value) {
+  return RELEASE_ID_RE.test(value) && value !== "." && value !== "..";
+}
+function isSafeAbsolutePath(value) {
+  return SAFE_PATH_RE.test(value) && value !== "/" && !value.endsWith("/") && value.split("/").every((seg, i) => i === 0 ? seg === "" : seg !== "" && seg !== "." && seg !== "..");
+}
+function defaultReleaseId(now, sha) {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const short = /^[0-9a-f]{7,40}$/i.test(sha) ? sha.slice(0, 7).toLowerCase() : "local";
+  return `${stamp}-${short}`;
+}
+var Reader = class {
+  constructor(read) {
+    this.read = read;
+  }
+  read;
+  raw(name) {
+    return this.read(name).trim();
+  }
+  fail(name, value, rule) {
+    throw new InputError(name, shown(name, value), rule);
+  }
+  required(name) {
+    const value = this.raw(name);
+    if (value === "") this.fail(name, value, "is required");
+    return value;
+  }
+  bool(name, fallback) {
+    const value = this.raw(name).toLowerCase();
+    if (value === "") return fallback;
+    if (["true", "yes", "on", "1"].includes(value)) return true;
+    if (["false", "no", "off", "0"].includes(value)) return false;
+    return this.fail(name, this.raw(name), "must be true or false");
+  }
+  int(name, fallback, min, max) {
+    const value = this.raw(name);
+    if (value === "") return fallback;
+    if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max)
+      this.fail(name, value, `must be a whole number from ${min} to ${max}`);
+    return Number(value);
+  }
+  privateKey(name) {
+    const key = this.read(name);
+    if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key))
+      this.fail(name, key, "must be a PEM or OpenSSH private key (-----BEGIN ... PRIVATE KEY-----)");
+    return key;
+  }
+  /** The pins in a known-hosts input (first) or a fingerprint input; undefined when both are empty. */
+  pins(knownHostsInput, fingerprintInput) {
+    const knownHostsText = this.raw(knownHostsInput);
+    const fingerprintText = this.raw(fingerprintInput);
+    if (knownHostsText !== "") {
+      const parsed = parseKnownHosts(knownHostsText);
+      if ("badLine" in parsed)
+        return this.fail(
+          knownHostsInput,
+          knownHostsText,
+          `line ${parsed.badLine} is not a 'host keytype base64key' known_hosts line (markers like @cert-authority are not supported)`
+        );
+      if (parsed.entries.length === 0)
+        this.fail(knownHostsInput, knownHostsText, "must hold at least one key line");
+      return { kind: "known-hosts", entries: parsed.entries };
+    }
+    if (fingerprintText === "") return void 0;
+    const fingerprints = fingerprintText.split(/\r?\n/).flatMap((line) => parseFingerprint(line) ? [line.trim()] : splitList(line)).map((fp) => parseFingerprint(fp) ?? this.fail(fingerprintInput, fp, FINGERPRINT_RULE));
+    return { kind: "fingerprint", fingerprints };
+  }
+};
+function readTargets(r) {
+  const modeText = r.raw("mode") || "deploy";
+  if (!MODES.includes(modeText))
+    r.fail("mode", modeText, `must be one of ${MODES.join(", ")}`);
+  const mode = modeText;
+  const user = r.raw("username") || "deploy";
+  if (!USER_RE2.test(user)) r.fail("username", user, USER_RULE);
+  const portText = r.raw("port") || "22";
+  const port = parsePort(portText) ?? r.fail("port", portText, "must be a TCP port from 1 to 65535");
+  const defaults2 = { user, port };
+  const hostText = r.required("host");
+  const entries = splitList(hostText);
+  if (entries.length === 0) r.fail("host", hostText, "must name at least one target");
+  const targets = entries.map((e) => parseTarget(e, defaults2) ?? r.fail("host", e, TARGET_RULE));
+  const seen = /* @__PURE__ */ new Set();
+  for (const t of targets) {
+    if (seen.has(t.label)) r.fail("host", t.label, "each target may appear only once");
+    seen.add(t.label);
+  }
+  return { mode, defaults: defaults2, targets };
+}
+var JUMP_INPUTS = [
+  "jump-username",
+  "jump-private-key",
+  "jump-passphrase",
+  "jump-known-hosts",
+  "jump-host-fingerprint"
+];
+function readCredentials(r, user) {
+  const jumpUser = r.raw("jump-username");
+  if (jumpUser !== "" && !USER_RE2.test(jumpUser)) r.fail("jump-username", jumpUser, USER_RULE);
+  const jumpText = r.raw("jump-host");
+  const jumpHost = jumpText === "" ? void 0 : parseTarget(jumpText, { user: jumpUser || user, port: 22 }) ?? r.fail("jump-host", jumpText, TARGET_RULE.replace("each entry", "the value"));
+  if (r.read("private-key").trim() === "") r.fail("private-key", "", "is required");
+  const privateKey = r.privateKey("private-key");
+  const passphrase = r.read("passphrase") || void 0;
+  const insecure = r.bool("insecure-skip-host-key-check", false);
+  const hostKeys = r.pins("known-hosts", "host-fingerprint") ?? (insecure ? { kind: "insecure" } : r.fail(
+    "known-hosts",
+    "",
+    "one of 'known-hosts' or 'host-fingerprint' is required to pin the host key (only 'insecure-skip-host-key-check: true' turns this off)"
+  ));
+  let jumpCredentials;
+  if (!jumpHost) {
+    for (const name of JUMP_INPUTS)
+      if (r.read(name).trim() !== "") r.fail(name, r.read(name), "is only used with 'jump-host'");
+  } else {
+    const ownKey = r.read("jump-private-key").trim() !== "";
+    const jumpPassphrase = r.read("jump-passphrase");
+    if (jumpPassphrase !== "" && !ownKey)
+      r.fail(
+        "jump-passphrase",
+        jumpPassphrase,
+        "is only used with 'jump-private-key' (without it, the jump host uses 'private-key' and 'passphrase')"
+      );
+    jumpCredentials = {
+      privateKey: ownKey ? r.privateKey("jump-private-key") : privateKey,
+      passphrase: ownKey ? jumpPassphrase || void 0 : passphrase,
+      hostKeys: r.pins("jump-known-hosts", "jump-host-fingerprint") ?? hostKeys
+    };
+  }
+  return { jumpHost, jumpCredentials, privateKey, passphrase, hostKeys };
+}
+function readService(r) {
+  const { raw, fail } = bound(r);
+  const service = r.required("service");
+  if (!SERVICE_RE.test(service)) {
+    fail(
+      "service",
+      service,
+      'must be a systemd unit name: letters, digits and : _ . @ - (starting with a letter, digit or _; no ".."), at most 251 characters'
+    );
+  }
+  const releasePath = r.required("release-path");
+  if (!isSafeAbsolutePath(releasePath)) {
+    fail(
+      "release-path",
+      releasePath,
+      "must be an absolute path without '..', '.', '//' or a trailing '/', of letters, digits and . _ @ + - /, and not /"
+    );
+  }
+  const healthText = r.required("health-url");
+  const healthUrl = parseHttpTarget(healthText) ?? fail("health-url", healthText, `${HTTP_TARGET_RULE}, requested on the server`);
+  const nginxText = raw("nginx-url");
+  const nginxUrl = nginxText === "" ? {
+    kind: "tcp",
+    scheme: "http",
+    host: "127.0.0.1",
+    port: 80,
+    path: healthUrl.path,
+    text: `http://127.0.0.1${healthUrl.path}`
+  } : onServerLoopback(
+    parseHttpTarget(nginxText) ?? fail(
+      "nginx-url",
+      nginxText,
+      `${HTTP_TARGET_RULE}; requested on the server (a host name at 127.0.0.1 on the URL's port, sent as Host and TLS server name)`
+    )
+  );
+  return { service, releasePath, healthUrl, nginxUrl, nginxUrlGiven: nginxText !== "" };
+}
+function readRelease(r, facts, mode) {
+  const { raw, fail, read } = bound(r);
+  const sourceText = raw("source") || ".";
+  const source = path4.resolve(facts.workspace, sourceText);
+  const exclude = read("exclude").split(/\r?\n/).map((line) => line.trimEnd()).filter((line) => line.trim() !== "");
+  for (const pattern of exclude) {
+    if ([...pattern].some((c) => c < " " || c === "\x7F"))
+      fail(
+        "exclude",
+        pattern,
+        "each line must be one gitignore pattern, without control characters"
+      );
+  }
+  const releaseIdText = raw("release-id");
+  const releaseId = releaseIdText === "" ? defaultReleaseId(facts.now, facts.sha) : releaseIdText;
+  if (!isReleaseId(releaseId)) fail("release-id", releaseIdText, RELEASE_ID_RULE);
+  const rollbackText = raw("rollback-to");
+  if (rollbackText !== "" && !isReleaseId(rollbackText))
+    fail("rollback-to", rollbackText, RELEASE_ID_RULE);
+  if (rollbackText !== "" && mode !== "rollback")
+    fail("rollback-to", rollbackText, "is only used with 'mode: rollback'");
+  return { source, exclude, releaseId, rollbackTo: rollbackText || void 0 };
+}
+function readPreparation(r) {
+  const { raw, fail } = bound(r);
+  const sharedText = raw("shared-paths");
+  const sharedPaths = splitList(sharedText);
+  for (const p of sharedPaths) {
+    if (!REL_PATH_RE.test(p) || p.split("/").some((s) => s === "." || s === "..")) {
+      fail(
+        "shared-paths",
+        p,
+        "each entry must be a relative path inside the release, of letters, digits and . _ @ + - /, without '.' or '..' segments"
+      );
+    }
+  }
+  const requiredEnv = splitList(raw("required-env"));
+  for (const name of requiredEnv) {
+    if (!ENV_NAME_RE.test(name))
+      fail(
+        "required-env",
+        name,
+        "each entry must be a variable name: letters, digits and _, not starting with a digit"
+      );
+  }
+  const envFileText = raw("env-file");
+  if (envFileText !== "" && !isSafeAbsolutePath(envFileText)) {
+    fail("env-file", envFileText, "must be an absolute path of letters, digits and . _ @ + - /");
+  }
+  const pipText = raw("pip-args");
+  if (/[\r\n]/.test(pipText)) fail("pip-args", pipText, "must be one line of arguments");
+  const pipArgs = splitWords(pipText);
+  for (const a of pipArgs) {
+    if (!/^[A-Za-z0-9._=:/@+,-]+$/.test(a)) {
+      fail("pip-args", a, "each argument must consist of letters, digits and . _ = : / @ + , -");
+    }
+  }
+  const migrateText = (raw("migrate") || "auto").toLowerCase();
+  const migrate2 = ["auto", "true", "yes"].includes(migrateText) ? "auto" : ["off", "false", "no"].includes(migrateText) ? "off" : fail(
+    "migrate",
+    migrateText,
+    "must be auto (run Flask-Migrate when the release has migrations/) or off"
+  );
+  const migrateCommandText = raw("migrate-command");
+  let migrateCommand;
+  try {
+    migrateCommand = migrateCommandText === "" ? void 0 : splitShellWords(migrateCommandText);
+  } catch (error3) {
+    if (!(error3 instanceof ShellWordsError)) throw error3;
+    fail(
+      "migrate-command",
+      migrateCommandText,
+      `${error3.message} (it is split into words like a shell line, with quotes, and run without a shell)`
+    );
+  }
+  const nginxErrorLog = raw("nginx-error-log") || "/var/log/nginx/error.log";
+  if (!isSafeAbsolutePath(nginxErrorLog))
+    fail("nginx-error-log", nginxErrorLog, "must be an absolute path");
+  return {
+    sharedPaths,
+    requiredEnv,
+    envFile: envFileText || void 0,
+    pipArgs,
+    migrate: migrate2,
+    migrateCommand,
+    nginxErrorLog
+  };
+}
+function readFleetTargets(r, targets, defaults2) {
+  const { raw, fail } = bound(r);
+  const findTarget = (name) => {
+    const text = raw(name);
+    if (text === "") return void 0;
+    const parsed = parseTarget(text, defaults2);
+    const match = parsed && targets.find((t) => t.label === parsed.label);
+    if (!match)
+      fail(
+        name,
+        text,
+        `must be one of the targets in 'host' (${targets.map((t) => t.label).join(", ")})`
+      );
+    return match?.label;
+  };
+  const canary = findTarget("canary");
+  const migrateHost = findTarget("migrate-host");
+  return { canary, migrateHost };
+}
+function readGithub(r) {
+  const { raw, fail } = bound(r);
+  const githubToken = raw("github-token");
+  if (/\s/.test(githubToken)) fail("github-token", githubToken, "must be one token without spaces");
+  const environment2 = raw("environment") || "production";
+  if (environment2.length > 255 || [...environment2].some((c) => c < " " || c === "\x7F"))
+    fail("environment", environment2, "must be a GitHub environment name of at most 255 characters");
+  const environmentUrl2 = raw("environment-url") || void 0;
+  if (environmentUrl2 !== void 0 && !isWebUrl(environmentUrl2))
+    fail("environment-url", environmentUrl2, "must be an absolute http:// or https:// URL");
+  return { githubToken, environment: environment2, environmentUrl: environmentUrl2 };
+}
+function bound(r) {
+  return { raw: (n) => r.raw(n), fail: r.fail.bind(r), read: r.read };
+}
+function readSettings(read, facts) {
+  const r = new Reader(read);
+  const { mode, defaults: defaults2, targets } = readTargets(r);
+  const credentials = readCredentials(r, defaults2.user);
+  const service = readService(r);
+  const healthExpect = r.raw("health-expect") || void 0;
+  const release = readRelease(r, facts, mode);
+  const preparation = readPreparation(r);
+  const fleet = readFleetTargets(r, targets, defaults2);
+  const github = readGithub(r);
+  return {
+    mode,
+    targets,
+    ...credentials,
+    ...service,
+    healthExpect,
+    healthChecks: r.int("health-checks", 3, 1, 100),
+    ...release,
+    reloadTimeoutSeconds: r.int("reload-timeout", 60, 5, 3600),
+    connectTimeoutSeconds: r.int("connect-timeout", 20, 1, 600),
+    connectRetries: r.int("connect-retries", 3, 0, 20),
+    lockTimeoutSeconds: r.int("lock-timeout", 120, 0, 3600),
+    lockStaleSeconds: r.int("lock-stale-after", 3600, 60, 7 * 24 * 3600),
+    keepReleases: r.int("keep-releases", 5, 2, 1e3),
+    ...preparation,
+    pipTimeoutSeconds: r.int("pip-timeout", 900, 10, 24 * 3600),
+    migrateTimeoutSeconds: r.int("migrate-timeout", 1800, 10, 24 * 3600),
+    probe: r.bool("probe", true),
+    warnOnly: r.bool("warn-only", false),
+    strict: r.bool("strict", false),
+    maxParallel: r.int("max-parallel", 1, 1, 100),
+    ...fleet,
+    maxFailures: r.int("max-failures", 0, 0, 1e3),
+    rollbackFleet: r.bool("rollback-fleet", true),
+    githubDeployment: r.bool("github-deployment", true),
+    ...github
+  };
+}
+function isWebUrl(text) {
+  try {
+    const url = new URL(text);
+    return (url.protocol === "https:" || url.protocol === "http:") && url.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+function splitWords(text) {
+  return text.split(/\s+/).filter((w) => w !== "");
+}
+
+// src/modes/run-mode.ts
+import { mkdtempSync as mkdtempSync2, rmSync as rmSync2 } from "node:fs";
+import { tmpdir as tmpdir2 } from "node:os";
+import * as path6 from "node:path";
+
+// src/action/github-deployment.ts
+var noDeployment = {
+  begin: () => void 0,
+  hostDone: (result) => result,
+  finish: () => Promise.resolve()
+};
+var PERMISSION = "`permissions: deployments: write`";
+var DESCRIPTION_MAX = 140;
+var CallTimeout = class extends Error {
+};
+function openApi(settings, log, options) {
+  if (!settings.githubDeployment || settings.mode === "check") return void 0;
+  const env = options.env ?? process.env;
+  const token = settings.githubToken;
+  if (token === "") {
+    log.info("GitHub deployment not recorded: github-token is empty");
+    return void 0;
+  }
+  const [owner, repo, extra] = (env.GITHUB_REPOSITORY ?? "").split("/");
+  if (!owner || !repo || extra !== void 0) {
+    log.info("GitHub deployment not recorded: GITHUB_REPOSITORY does not name owner/repository");
+    return void 0;
+  }
+  const apiUrl = (env.GITHUB_API_URL || "https://api.github.com").replace(/\/+$/, "");
+  const silent = () => void 0;
+  const octokit = getOctokit(token, {
+    baseUrl: apiUrl,
+    log: { debug: silent, info: silent, warn: silent, error: silent }
+  });
+  return { octokit, owner, repo, apiUrl, token, timeoutMs: options.timeoutMs ?? 5e3 };
+}
+var Deployment = class {
+  constructor(api, settings, run2, log) {
+    this.api = api;
+    this.settings = settings;
+    this.run = run2;
+    this.log = log;
+    this.hosts = settings.targets.map((t) => t.label);
+    this.logUrl = /^https?:\/\//.test(run2.runUrl) ? run2.runUrl : void 0;
+  }
+  api;
+  settings;
+  run;
+  log;
+  chain = Promise.resolve();
+  deploymentId;
+  started = false;
+  stopped = false;
+  hosts;
+  logUrl;
+  /** Runs one API call; the first failure warns once and stops every later call. */
+  async call(what, fn) {
+    if (this.stopped) return void 0;
+    try {
+      return await timeBound(fn, this.api.timeoutMs);
+    } catch (error3) {
+      this.stopped = true;
+      this.log.warning(
+        redact(explain(what, error3, this.api.apiUrl, this.api.timeoutMs), this.api.token)
+      );
+      return void 0;
+    }
+  }
+  async setStatus(state, description, environmentUrl2) {
+    if (this.deploymentId === void 0) return;
+    const id = this.deploymentId;
+    const { octokit, owner, repo } = this.api;
+    await this.call(
+      `set the deployment ${id} to ${state}`,
+      (signal) => octokit.rest.repos.createDeploymentStatus({
+        owner,
+        repo,
+        deployment_id: id,
+        state,
+        description: clip(description),
+        ...this.logUrl ? { log_url: this.logUrl } : {},
+        ...environmentUrl2 ? { environment_url: environmentUrl2 } : {},
+        request: { signal }
+      })
+    );
+  }
+  async create(ref, release, description) {
+    const { octokit, owner, repo } = this.api;
+    const { settings, run: run2 } = this;
+    const response = await this.call(
+      `create a deployment of ${ref} in ${settings.environment}`,
+      (signal) => octokit.rest.repos.createDeployment({
+        owner,
+        repo,
+        ref,
+        environment: settings.environment,
+        description: clip(description),
+        payload: { release, hosts: this.hosts, mode: settings.mode, run: run2.runUrl },
+        required_contexts: [],
+        auto_merge: false,
+        request: { signal }
+      })
+    );
+    if (!response) return;
+    const data = response.data;
+    if (typeof data.id !== "number") {
+      this.stopped = true;
+      this.log.warning(
+        redact(
+          `GitHub deployment not recorded: the API created none (HTTP ${response.status}${typeof data.message === "string" ? `: ${data.message}` : ""}). The deploy is not affected.`,
+          this.api.token
+        )
+      );
+      return;
+    }
+    this.deploymentId = data.id;
+    this.log.info(`GitHub deployment ${data.id} of ${ref.slice(0, 12)} in ${settings.environment}`);
+  }
+  start(ref, release, what) {
+    this.started = true;
+    this.chain = this.chain.then(async () => {
+      await this.create(ref, release, `${what} on ${this.hosts.join(", ")}`);
+      await this.setStatus("in_progress", `${what}: ${this.hosts.length} host(s)`);
+    });
+  }
+  begin() {
+    if (this.settings.mode !== "deploy" || this.started) return;
+    if (this.run.sha === "") {
+      this.log.info("GitHub deployment not recorded: the commit sha of this run is unknown");
+      this.started = true;
+      return;
+    }
+    this.start(this.run.sha, this.settings.releaseId, `deploy ${this.settings.releaseId}`);
+  }
+  hostDone = (result) => {
+    if (this.settings.mode === "rollback" && !this.started && result.sha && result.release)
+      this.start(result.sha, result.release, `rollback to ${result.release}`);
+    return result;
+  };
+  async finish(results, environmentUrl2) {
+    await this.chain;
+    if (!this.started && this.settings.mode === "rollback")
+      this.log.info(
+        "GitHub deployment not recorded: no host restored a release whose commit the release log names"
+      );
+    const { state, description } = finalStatus(this.settings, results);
+    await this.setStatus(state, description, state === "success" ? environmentUrl2 : void 0);
+  }
+};
+function githubDeployment(settings, run2, log, options = {}) {
+  const api = openApi(settings, log, options);
+  return api ? new Deployment(api, settings, run2, log) : noDeployment;
+}
+function finalStatus(settings, results) {
+  const names = (keep) => results.filter(keep).map((r) => r.host).join(", ");
+  const all = names(() => true);
+  const overall = overallStatus(results);
+  if (settings.mode === "rollback") {
+    const restored = [...new Set(results.map((r) => r.release).filter(Boolean))].join(", ");
+    if (overall === "rolled-back")
+      return { state: "success", description: `rolled back to ${restored} on ${all}` };
+    const failed2 = names((r) => r.status !== "rolled-back");
+    return {
+      state: "failure",
+      description: `rollback to ${restored || "(none)"} failed on ${failed2}`
+    };
+  }
+  if (overall === "deployed")
+    return { state: "success", description: `release ${settings.releaseId} serves on ${all}` };
+  const parts = [
+    ["rolled back on", names((r) => r.status === "rolled-back")],
+    ["failed on", names((r) => r.status === "failed")],
+    ["not started on", names((r) => r.status === "skipped")],
+    ["deployed on", names((r) => r.status === "deployed")]
+  ].filter(([, hostList]) => hostList !== "").map(([what, hostList]) => `${what} ${hostList}`);
+  return { state: "failure", description: `release ${settings.releaseId}: ${parts.join("; ")}` };
+}
+async function timeBound(fn, ms) {
+  const controller = new AbortController();
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      reject(new CallTimeout());
+    }, ms);
+  });
+  try {
+    return await Promise.race([fn(controller.signal), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+function explain(what, error3, apiUrl, timeoutMs) {
+  const status = error3.status;
+  const answered = error3.response !== void 0;
+  const message = firstLine(error3 instanceof Error ? error3.message : String(error3));
+  const tail2 = `Recording deployments needs ${PERMISSION} (or set github-deployment: false); the deploy is not affected.`;
+  if (error3 instanceof CallTimeout || error3.name === "AbortError")
+    return `GitHub deployment not recorded: the GitHub API at ${apiUrl} did not answer within ${timeoutMs / 1e3}s (${what}). ${tail2}`;
+  if (!answered)
+    return `GitHub deployment not recorded: the GitHub API at ${apiUrl} could not be reached (${what}: ${rootCause(error3) ?? message}). ${tail2}`;
+  if (status === 403 || status === 404 || status === 401)
+    return `GitHub deployment not recorded: the token may not ${what} (HTTP ${String(status)}: ${message}). Add ${PERMISSION} to the job (or set github-deployment: false); the deploy is not affected.`;
+  return `GitHub deployment not recorded: could not ${what} (HTTP ${String(status)}: ${message}). ${tail2}`;
+}
+function rootCause(error3) {
+  let found;
+  let current = error3.cause;
+  for (let depth = 0; current && depth < 5; depth++) {
+    const { message, code } = current;
+    if (typeof message === "string" && message !== "") found = firstLine(message);
+    else if (typeof code === "string") found = code;
+    current = current.cause;
+  }
+  return found;
+}
+function firstLine(text) {
+  const line = text.split("\n")[0];
+  return line.length > 300 ? `${line.slice(0, 300)}\u2026` : line;
+}
+function clip(text) {
+  return text.length > DESCRIPTION_MAX ? `${text.slice(0, DESCRIPTION_MAX - 1)}\u2026` : text;
+}
+function redact(text, token) {
+  return token.length >= 4 ? text.split(token).join("***") : text;
+}
+
+// src/action/log.ts
+var coreLog = {
+  info: (message) => info(message),
+  warning: (message) => warning(message),
+  error: (message, title) => error(message, title ? { title } : void 0),
+  group: (name, fn) => group(name, fn)
+};
+function hostLog(log, host, parallel = false) {
+  const tag = (m) => `[${host}] ${m}`;
+  return {
+    info: (m) => log.info(tag(m)),
+    warning: (m) => log.warning(tag(m)),
+    error: (m, title) => log.error(tag(m), title),
+    group: (name, fn) => {
+      if (!parallel) return log.group(tag(name), fn);
+      log.info(tag(`== ${name}`));
+      return fn();
+    }
+  };
+}
+
+// src/action/release-archive.ts
+var import_ignore = __toESM(require_ignore(), 1);
+import {
+  existsSync as existsSync3,
+  mkdtempSync,
+  readdirSync,
+  readFileSync as readFileSync2,
+  rmSync,
+  statSync,
+  writeFileSync
+} from "node:fs";
+import { tmpdir } from "node:os";
+import * as path5 from "node:path";
+var METADATA_FILE = ".zdd-release.json";
+var DEPLOYIGNORE_FILE = ".deployignore";
+var DEFAULT_EXCLUDES = [
+  "/node_modules/",
+  "__pycache__/",
+  "*.pyc",
+  ".venv/",
+  "venv/",
+  ".tox/",
+  ".pytest_cache/",
+  ".mypy_cache/",
+  `/${DEPLOYIGNORE_FILE}`
+];
+var ALWAYS_EXCLUDED = [".git", `/${METADATA_FILE}`];
+function assertSourceDirectory(source) {
+  let isDir;
+  try {
+    isDir = statSync(source).isDirectory();
+  } catch {
+    isDir = false;
+  }
+  if (!isDir)
+    throw new Error(
+      `Input 'source' has value ${JSON.stringify(source)}: must be an existing directory`
+    );
+}
+function exclusionRules(source, exclude = []) {
+  const rules = (0, import_ignore.default)({ ignorecase: false }).add(DEFAULT_EXCLUDES);
+  const deployignore = path5.join(source, DEPLOYIGNORE_FILE);
+  if (existsSync3(deployignore)) rules.add(readFileSync2(deployignore, "utf8"));
+  return rules.add(exclude).add(ALWAYS_EXCLUDED);
+}
+function selectFiles(source, rules) {
+  const entries = [];
+  const excluded = [];
+  const walk = (relDir) => {
+    const dirents = readdirSync(path5.join(source, relDir), { withFileTypes: true }).sort(
+      (a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0
+    );
+    for (const d of dirents) {
+      const rel = relDir === "" ? d.name : `${relDir}/${d.name}`;
+      const isDir = d.isDirectory();
+      const kept = isDir || d.isFile() || d.isSymbolicLink();
+      if (!kept || rules.ignores(isDir ? `${rel}/` : rel)) {
+        excluded.push(isDir ? `${rel}/` : rel);
+        continue;
+      }
+      entries.push({ path: rel, isDir });
+      if (isDir) walk(rel);
+    }
+  };
+  walk("");
+  return { entries, excluded };
+}
+async function createArchive(source, metadata, outPath, options = {}) {
+  const { entries, excluded } = selectFiles(source, exclusionRules(source, options.exclude));
+  const files = entries.filter((e) => !e.isDir).length;
+  if (files === 0)
+    throw new Error(
+      `packing ${source}: no file is left to upload after the exclusions (defaults, ${DEPLOYIGNORE_FILE}, input 'exclude')`
+    );
+  const workDir = mkdtempSync(path5.join(tmpdir(), "zdd-meta-"));
+  writeFileSync(path5.join(workDir, METADATA_FILE), JSON.stringify(metadata) + "\n");
+  const listFile = path5.join(workDir, "files");
+  writeFileSync(listFile, [".", ...entries.map((e) => `./${e.path}`)].map((p) => `${p}\0`).join(""));
+  const args = [
+    "-czf",
+    outPath,
+    // The service user must read the release whatever the local modes are
+    // (a checkout or temp directory can be 0700); nothing becomes writable to others.
+    "--mode=u+rwX,go+rX,go-w",
+    "--no-recursion",
+    "-C",
+    source,
+    "--null",
+    "--verbatim-files-from",
+    "-T",
+    listFile,
+    "-C",
+    workDir,
+    METADATA_FILE
+  ];
+  try {
+    const result = await getExecOutput("tar", args, { silent: true, ignoreReturnCode: true });
+    if (result.exitCode !== 0)
+      throw new Error(
+        `packing ${source} failed (tar exited ${result.exitCode}): ${result.stderr.trim()}`
+      );
+  } finally {
+    rmSync(workDir, { recursive: true, force: true });
+  }
+  return { bytes: statSync(outPath).size, files: files + 1, excluded };
+}
+function archiveSize(stats) {
+  return `${stats.files} files, ${Math.max(1, Math.round(stats.bytes / 1024))} KiB packed`;
+}
+function describeArchive(stats) {
+  const shown2 = stats.excluded.slice(0, 10).join(", ");
+  const more = stats.excluded.length > 10 ? ` and ${stats.excluded.length - 10} more` : "";
+  return archiveSize(stats) + (stats.excluded.length ? `; left out: ${shown2}${more}` : "");
+}
+
+// src/transport/ssh-connection.ts
 import { Duplex } from "node:stream";
 
 // node_modules/node-ssh/lib/esm/index.mjs
@@ -50100,9 +49782,9 @@ var NodeSSH = class {
       if (config.onKeyboardInteractive != null) {
         invariant2(typeof config.onKeyboardInteractive === "function", "config.onKeyboardInteractive must be a valid function");
       } else if (password != null) {
-        config.onKeyboardInteractive = (name, instructions, instructionsLang, prompts, finish) => {
+        config.onKeyboardInteractive = (name, instructions, instructionsLang, prompts, finish3) => {
           if (prompts.length > 0 && prompts[0].prompt.toLowerCase().includes("password")) {
-            finish([password]);
+            finish3([password]);
           }
         };
       }
@@ -50290,9 +49972,9 @@ var NodeSSH = class {
       return;
     }
     const sftp = givenSftp || await this.requestSFTP();
-    const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path7), sftp).catch(async (error2) => {
-      if (!retry || error2 == null || error2.message !== "No such file" && error2.code !== "ENOENT") {
-        throw error2;
+    const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path7), sftp).catch(async (error3) => {
+      if (!retry || error3 == null || error3.message !== "No such file" && error3.code !== "ENOENT") {
+        throw error3;
       }
       await this.mkdir(fsPath2.dirname(path7), "sftp", sftp);
       await makeSftpDirectory(false);
@@ -50382,11 +50064,11 @@ var NodeSSH = class {
         });
         queue.waitTillIdle().then(resolve3);
       });
-    } catch (error2) {
-      if (error2 != null) {
-        error2.transferred = transferred;
+    } catch (error3) {
+      if (error3 != null) {
+        error3.transferred = transferred;
       }
-      throw error2;
+      throw error3;
     } finally {
       if (!givenSftp) {
         sftp.end();
@@ -50533,9 +50215,9 @@ var NodeSSH = class {
   forwardIn(remoteAddr, remotePort, onConnection) {
     const connection = this.getConnection();
     return new Promise((resolve3, reject) => {
-      connection.forwardIn(remoteAddr, remotePort, (error2, port) => {
-        if (error2) {
-          reject(error2);
+      connection.forwardIn(remoteAddr, remotePort, (error3, port) => {
+        if (error3) {
+          reject(error3);
           return;
         }
         const handler2 = (details, acceptConnection, rejectConnection) => {
@@ -50551,7 +50233,7 @@ var NodeSSH = class {
             connection.off("tcp connection", handler2);
             connection.unforwardIn(remoteAddr, port, (_error) => {
               if (_error) {
-                _reject(error2);
+                _reject(error3);
               }
               _resolve();
             });
@@ -50564,25 +50246,25 @@ var NodeSSH = class {
   forwardOut(srcIP, srcPort, dstIP, dstPort) {
     const connection = this.getConnection();
     return new Promise((resolve3, reject) => {
-      connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error2, channel) => {
-        if (error2) {
-          reject(error2);
+      connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error3, channel) => {
+        if (error3) {
+          reject(error3);
           return;
         }
         resolve3(channel);
       });
     });
   }
-  forwardInStreamLocal(socketPath, onConnection) {
+  forwardInStreamLocal(socketPath2, onConnection) {
     const connection = this.getConnection();
     return new Promise((resolve3, reject) => {
-      connection.openssh_forwardInStreamLocal(socketPath, (error2) => {
-        if (error2) {
-          reject(error2);
+      connection.openssh_forwardInStreamLocal(socketPath2, (error3) => {
+        if (error3) {
+          reject(error3);
           return;
         }
         const handler2 = (details, acceptConnection, rejectConnection) => {
-          if (details.socketPath === socketPath) {
+          if (details.socketPath === socketPath2) {
             onConnection === null || onConnection === void 0 ? void 0 : onConnection(details, acceptConnection, rejectConnection);
           }
         };
@@ -50592,7 +50274,7 @@ var NodeSSH = class {
         const dispose = () => {
           return new Promise((_resolve, _reject) => {
             connection.off("unix connection", handler2);
-            connection.openssh_unforwardInStreamLocal(socketPath, (_error) => {
+            connection.openssh_unforwardInStreamLocal(socketPath2, (_error) => {
               if (_error) {
                 _reject(_error);
               }
@@ -50604,12 +50286,12 @@ var NodeSSH = class {
       });
     });
   }
-  forwardOutStreamLocal(socketPath) {
+  forwardOutStreamLocal(socketPath2) {
     const connection = this.getConnection();
     return new Promise((resolve3, reject) => {
-      connection.openssh_forwardOutStreamLocal(socketPath, (error2, channel) => {
-        if (error2) {
-          reject(error2);
+      connection.openssh_forwardOutStreamLocal(socketPath2, (error3, channel) => {
+        if (error3) {
+          reject(error3);
           return;
         }
         resolve3(channel);
@@ -50624,11 +50306,73 @@ var NodeSSH = class {
   }
 };
 
-// src/ssh-connection.ts
+// src/transport/shell-quote.ts
+function quoteWord(word) {
+  if (word.includes("\0")) throw new Error("a NUL byte cannot be passed to a remote command");
+  if (/^[A-Za-z0-9_./:=@%+,-]+$/.test(word)) return word;
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+function toShell(argv) {
+  if (argv.length === 0) throw new Error("empty remote command");
+  return argv.map(quoteWord).join(" ");
+}
+function allOf(...commands) {
+  return commands.map(toShell).join(" && ");
+}
+function appendOutput(command, file) {
+  return `${toShell(command)} >> ${quoteWord(file)}`;
+}
+function optional(command) {
+  return `${toShell(command)} 2>/dev/null || true`;
+}
+var PROCESS_GROUP_MARKER = "zdd-process-group";
+function inProcessGroup(command) {
+  const script = `printf '${PROCESS_GROUP_MARKER} %s\\n' "$$" >&2
+${command}`;
+  return toShell(["setsid", "-w", "sh", "-c", script]);
+}
+var KILL_GROUP_SCRIPT = [
+  "g=$1 grace=$2 t=0",
+  "clock() {",
+  "  if { read -r t _ </proc/uptime; } 2>/dev/null; then t=${t%.*}${t#*.}; else t=$((t + 10)); fi",
+  "}",
+  "running() {",
+  '  kill -s 0 -- "-$g" 2>/dev/null || return 1',
+  "  [ -r /proc/self/stat ] || return 0",
+  "  for f in /proc/[0-9]*/stat; do",
+  '    { read -r s <"$f"; } 2>/dev/null || continue',
+  "    set -- ${s##*) }",
+  '    [ "$3" = "$g" ] && [ "$1" != Z ] && return 0',
+  "  done",
+  "  return 1",
+  "}",
+  'kill -s TERM -- "-$g" 2>/dev/null || { echo gone; exit 0; }',
+  "clock",
+  "end=$((t + grace))",
+  "while :; do",
+  "  sleep 0.1",
+  "  running || { echo TERM; exit 0; }",
+  "  clock",
+  '  [ "$t" -lt "$end" ] || break',
+  "done",
+  'kill -s KILL -- "-$g" 2>/dev/null',
+  "echo KILL"
+].join("\n");
+function killProcessGroup(pgid, graceMs = 1500) {
+  if (!Number.isSafeInteger(pgid) || pgid <= 1) throw new Error(`not a process group id: ${pgid}`);
+  const hundredths = Math.max(1, Math.ceil(graceMs / 10));
+  return toShell(["sh", "-c", KILL_GROUP_SCRIPT, "sh", String(pgid), String(hundredths)]);
+}
+
+// src/transport/ssh-connection.ts
 var HostKeyMismatchError = class extends Error {
-  constructor(target, fingerprint) {
+  /**
+   * `presented`: the keys the host showed (`type SHA256:…`), one handshake per
+   * key type; none when it offers no key of a pinned type.
+   */
+  constructor(target, presented, pinnedTypes = []) {
     super(
-      `Host key of ${target.label} (${fingerprint}) does not match the pinned known-hosts/host-fingerprint: refusing to run anything there`
+      presented.length > 0 ? `Host key of ${target.label} (${presented.join(", ")}) does not match the pinned known-hosts/host-fingerprint: refusing to run anything there` : `Host key of ${target.label} does not match the pinned known-hosts/host-fingerprint: it offers no key of the pinned types (${pinnedTypes.join(", ")}); refusing to run anything there`
     );
     this.name = "HostKeyMismatchError";
   }
@@ -50644,55 +50388,74 @@ function countConnection(label) {
   connectionStats.opened++;
   connectionStats.byTarget.set(label, (connectionStats.byTarget.get(label) ?? 0) + 1);
 }
-var sleep3 = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
-async function connectOnce(target, options, countFor, sock) {
-  const algorithms = acceptedKeyTypes(options.hostKeys, target.host, target.port);
-  if (algorithms !== void 0 && algorithms.length === 0) {
+var sleep = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
+async function connectOnce(target, credentials, options, countFor, openSock) {
+  const pinned = pinnedKeyTypes(credentials.hostKeys, target.host, target.port);
+  if (pinned !== void 0 && pinned.length === 0) {
     throw new HostKeyMissingError(target);
   }
-  let rejectedKey;
-  const config = {
-    host: target.host,
-    port: target.port,
-    username: target.user,
-    privateKey: options.privateKey,
-    passphrase: options.passphrase,
-    readyTimeout: options.timeoutSeconds * 1e3,
-    keepaliveInterval: 1e4,
-    keepaliveCountMax: 3,
-    sock,
-    tryKeyboard: false,
-    algorithms: algorithms ? { serverHostKey: algorithms } : void 0,
-    hostVerifier: (key) => {
-      const ok = acceptsHostKey(options.hostKeys, target.host, target.port, key);
-      if (!ok) rejectedKey = sha256Fingerprint(key);
-      return ok;
+  let remaining = pinned;
+  const presented = [];
+  for (; ; ) {
+    let rejected;
+    const sock = await openSock?.();
+    const config = {
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      privateKey: credentials.privateKey,
+      passphrase: credentials.passphrase,
+      readyTimeout: options.timeoutSeconds * 1e3,
+      keepaliveInterval: 1e4,
+      keepaliveCountMax: 3,
+      sock,
+      tryKeyboard: false,
+      algorithms: remaining ? { serverHostKey: hostKeyAlgorithms(remaining) } : void 0,
+      hostVerifier: (key) => {
+        const ok2 = acceptsHostKey(credentials.hostKeys, target.host, target.port, key);
+        if (!ok2) {
+          rejected = keyTypeOf(key);
+          presented.push(`${rejected} ${sha256Fingerprint(key)}`);
+        }
+        return ok2;
+      }
+    };
+    const ssh = new NodeSSH();
+    try {
+      await ssh.connect(config);
+    } catch (error3) {
+      sock?.destroy();
+      const rejectedType = rejected;
+      if (rejectedType !== void 0) {
+        const next = (remaining ?? []).filter((t) => t !== rejectedType);
+        if (next.length > 0 && next.length < (remaining ?? []).length) {
+          remaining = next;
+          continue;
+        }
+        throw new HostKeyMismatchError(target, presented);
+      }
+      if (/no matching host key format/.test(String(error3)))
+        throw new HostKeyMismatchError(target, presented, pinned ?? []);
+      throw error3;
     }
-  };
-  const ssh = new NodeSSH();
-  try {
-    await ssh.connect(config);
-  } catch (error2) {
-    if (rejectedKey !== void 0) throw new HostKeyMismatchError(target, rejectedKey);
-    throw error2;
+    countConnection(countFor);
+    ssh.connection?.on("error", () => {
+    });
+    return ssh;
   }
-  countConnection(countFor);
-  ssh.connection?.on("error", () => {
-  });
-  return ssh;
 }
 async function withRetries(what, options, attempt) {
   for (let i = 0; ; i++) {
     try {
       return await attempt();
-    } catch (error2) {
-      const fatal = error2 instanceof HostKeyMismatchError || error2 instanceof HostKeyMissingError || /authentication methods failed|cannot parse privatekey|passphrase/i.test(String(error2));
-      if (fatal || i >= options.retries) throw error2;
+    } catch (error3) {
+      const fatal = error3 instanceof HostKeyMismatchError || error3 instanceof HostKeyMissingError || /authentication methods failed|cannot parse privatekey|passphrase/i.test(String(error3));
+      if (fatal || i >= options.retries) throw error3;
       const delay = Math.min(1e3 * 2 ** i, 15e3);
       options.log(
-        `${what}: ${error2.message}; retrying in ${delay / 1e3}s (${i + 1}/${options.retries})`
+        `${what}: ${error3.message}; retrying in ${delay / 1e3}s (${i + 1}/${options.retries})`
       );
-      await sleep3(delay);
+      await sleep(delay);
     }
   }
 }
@@ -50708,9 +50471,9 @@ function asDuplex(channel) {
       channel.end();
       callback();
     },
-    destroy(error2, callback) {
+    destroy(error3, callback) {
       channel.close();
-      callback(error2);
+      callback(error3);
     }
   });
   channel.on("data", (chunk) => {
@@ -50718,8 +50481,27 @@ function asDuplex(channel) {
   });
   channel.on("end", () => duplex.push(null));
   channel.on("close", () => duplex.destroy());
-  channel.on("error", (error2) => duplex.destroy(error2));
+  channel.on("error", (error3) => duplex.destroy(error3));
   return duplex;
+}
+var GroupMarker = class {
+  text = "";
+  resolve = () => void 0;
+  known = new Promise((resolve3) => this.resolve = resolve3);
+  feed(chunk) {
+    if (this.text.includes("\n")) return;
+    this.text += chunk.toString();
+    const newline = this.text.indexOf("\n");
+    if (newline < 0) return;
+    const line = this.text.slice(0, newline);
+    const id = line.startsWith(`${PROCESS_GROUP_MARKER} `) ? line.split(" ")[1] : "";
+    this.resolve(/^[0-9]+$/.test(id) ? Number(id) : void 0);
+  }
+};
+function withoutMarker(stderr) {
+  if (!stderr.startsWith(`${PROCESS_GROUP_MARKER} `)) return stderr;
+  const newline = stderr.indexOf("\n");
+  return newline < 0 ? "" : stderr.slice(newline + 1);
 }
 var MAX_PARALLEL_COMMANDS = 4;
 var SshRemoteHost = class {
@@ -50748,44 +50530,90 @@ var SshRemoteHost = class {
     }
   }
   async execNow(command, options) {
+    const notRun = (stderr2, cancelled = false) => ({
+      code: null,
+      signal: null,
+      stdout: "",
+      stderr: stderr2,
+      timedOut: false,
+      ...cancelled ? { cancelled } : {}
+    });
+    if (!this.isConnected()) return notRun("SSH connection is closed");
+    if (options.signal?.aborted) return notRun("cancelled before it started", true);
+    const group2 = options.processGroup ? new GroupMarker() : void 0;
+    const stdout = [];
+    const stderr = [];
     let channel;
-    let timedOut = false;
-    let timer;
-    if (!this.isConnected()) {
-      return {
-        code: null,
-        signal: null,
-        stdout: "",
-        stderr: "SSH connection is closed",
-        timedOut: false
-      };
-    }
-    const running = this.ssh.execCommand(command, {
+    let stopped;
+    let giveUp = () => void 0;
+    const givenUp = new Promise((resolve3) => giveUp = resolve3);
+    const stop = async (why) => {
+      if (stopped) return;
+      stopped = why;
+      if (group2) await this.endGroup(group2);
+      channel?.close();
+      setTimeout(giveUp, 1e3).unref();
+    };
+    const running = this.ssh.execCommand(group2 ? inProcessGroup(command) : command, {
       stdin: options.stdin,
       noTrim: true,
       onChannel: (c) => {
         channel = c;
+        if (stopped) c.close();
       },
-      onStdout: options.onStdout
-    }).catch((error2) => ({ code: null, signal: null, stdout: "", stderr: error2.message }));
-    if (options.timeoutMs !== void 0) {
-      timer = setTimeout(() => {
-        timedOut = true;
-        channel?.close();
-      }, options.timeoutMs);
-    }
+      onStdout: (chunk) => {
+        stdout.push(chunk);
+        options.onStdout?.(chunk);
+      },
+      onStderr: (chunk) => {
+        stderr.push(chunk);
+        group2?.feed(chunk);
+      }
+    }).catch((error3) => ({ code: null, signal: null, stdout: "", stderr: error3.message }));
+    const timer = options.timeoutMs === void 0 ? void 0 : setTimeout(() => void stop("timeout"), options.timeoutMs);
+    const onAbort = () => void stop("cancel");
+    options.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      const result = await running;
-      return { ...result, code: timedOut ? null : result.code, timedOut };
+      const result = await Promise.race([
+        running,
+        givenUp.then(() => ({
+          code: null,
+          signal: null,
+          stdout: Buffer.concat(stdout).toString(),
+          stderr: Buffer.concat(stderr).toString()
+        }))
+      ]);
+      return {
+        ...result,
+        stderr: group2 ? withoutMarker(result.stderr) : result.stderr,
+        code: stopped ? null : result.code,
+        timedOut: stopped === "timeout",
+        ...stopped === "cancel" ? { cancelled: true } : {}
+      };
     } finally {
       if (timer) clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
     }
+  }
+  /**
+   * Ends a command started with `processGroup` over this connection, not queued
+   * behind other commands: TERM to its group, KILL to what is left after 1.5 s.
+   */
+  async endGroup(group2) {
+    let timer;
+    const pgid = await Promise.race([
+      group2.known,
+      new Promise((resolve3) => timer = setTimeout(() => resolve3(void 0), 2e3))
+    ]);
+    clearTimeout(timer);
+    if (pgid === void 0) return;
+    await this.execNow(killProcessGroup(pgid), { timeoutMs: 5e3 });
   }
   openChannel(to) {
     const client = this.ssh.connection;
     if (!client) return Promise.reject(new Error("SSH connection is closed"));
     return new Promise((resolve3, reject) => {
-      const done = (error2, channel) => error2 ? reject(error2) : resolve3(asDuplex(channel));
+      const done = (error3, channel) => error3 ? reject(error3) : resolve3(asDuplex(channel));
       if (to.kind === "tcp") client.forwardOut("127.0.0.1", 0, to.host, to.port, done);
       else client.openssh_forwardOutStreamLocal(to.socket, done);
     });
@@ -50801,53 +50629,4316 @@ var SshRemoteHost = class {
 async function connect(target, options) {
   return withRetries(`connect ${target.label}`, options, async () => {
     if (!options.jumpHost)
-      return new SshRemoteHost(target, await connectOnce(target, options, target.label));
-    const jumpTarget = options.jumpHost;
-    const jump = await connectOnce(jumpTarget, options, target.label);
+      return new SshRemoteHost(target, await connectOnce(target, options, options, target.label));
+    const jumpCredentials = options.jumpCredentials ?? options;
+    const jump = await connectOnce(options.jumpHost, jumpCredentials, options, target.label);
+    const openSock = () => new Promise(
+      (resolve3, reject) => jump.connection.forwardOut(
+        "127.0.0.1",
+        0,
+        target.host,
+        target.port,
+        (error3, stream) => error3 ? reject(error3) : resolve3(stream)
+      )
+    );
     try {
-      const sock = await new Promise(
-        (resolve3, reject) => jump.connection.forwardOut(
-          "127.0.0.1",
-          0,
-          target.host,
-          target.port,
-          (error2, stream) => error2 ? reject(error2) : resolve3(stream)
-        )
-      );
-      return new SshRemoteHost(target, await connectOnce(target, options, target.label, sock), jump);
-    } catch (error2) {
+      const ssh = await connectOnce(target, options, options, target.label, openSock);
+      return new SshRemoteHost(target, ssh, jump);
+    } catch (error3) {
       jump.dispose();
-      throw error2;
+      throw error3;
     }
   });
 }
+async function answers(remote) {
+  if (!remote.isConnected()) return false;
+  const probe2 = await remote.exec(toShell(["true"]), { timeoutMs: 1e4 });
+  return probe2.code === 0;
+}
+async function replaceIfDropped(conn, warn) {
+  if (!conn.reconnect || await answers(conn.remote)) return;
+  warn("the SSH connection dropped; reconnecting to clean up");
+  conn.remote = await conn.reconnect();
+}
 
-// src/main.ts
-function maskSecrets(read) {
-  for (const name of ["private-key", "passphrase"]) {
-    const value = read(name);
-    if (value.trim() === "") continue;
-    setSecret(value);
-    for (const line of value.split(/\r?\n/))
-      if (line.trim().length >= 8) setSecret(line.trim());
+// src/host/remote-helper.py
+var remote_helper_default = `# The small Python program the action runs on the server for the checks that
+# would be fragile as shell text. It reaches the server as program text:
+#     python3 -c "$(cat remote-helper.py)" <command> args...
+# (the bundle carries this file as a string; see remote-helper.ts). Python is
+# always there on a Flask host; only the standard library is used. Values of an
+# EnvironmentFile never leave the server: only names (and, for gunicornenv, the
+# two Gunicorn variables) are printed.
+#
+# Under -c, __name__ is "__main__" as well, so the dispatch below runs there;
+# tests import the file as a module and call the functions directly.
+
+import json, os, shutil, sys, time, traceback
+
+def parse_env(path):
+    """systemd EnvironmentFile syntax: KEY=VALUE lines, # or ; comments, quotes, backslash-newline."""
+    env, errors = {}, []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        lines = fh.read().split("\\n")
+    i = 0
+    while i < len(lines):
+        number, line = i + 1, lines[i]
+        while line.endswith("\\\\") and i + 1 < len(lines):
+            i += 1
+            line = line[:-1] + lines[i]
+        i += 1
+        s = line.strip()
+        if not s or s[0] in "#;":
+            continue
+        if s.startswith("export "):
+            s = s[7:].lstrip()
+        key, sep, value = s.partition("=")
+        key = key.strip()
+        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):
+            errors.append(number)
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\\"":
+            value = value[1:-1]
+        env[key] = value
+    return env, errors
+
+def load_env(path):
+    if path != "-":
+        env, _ = parse_env(path)
+        os.environ.update(env)
+
+def cmd_envcheck(path, *names):
+    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}
+    if out["exists"]:
+        try:
+            env, errors = parse_env(path)
+            out.update(readable=True, errors=errors, count=len(env))
+            out["missing"] = [n for n in names if n not in env]
+            out["empty"] = [n for n in names if n in env and env[n] == ""]
+        except OSError:
+            pass
+    print(json.dumps(out))
+
+def cmd_importcheck(envfile, directory, app):
+    load_env(envfile)
+    os.chdir(directory)
+    sys.path.insert(0, directory)
+    module_name, _, attr = app.partition(":")
+    attr = attr or "application"
+    started = time.monotonic()
+    try:
+        import importlib
+        module = importlib.import_module(module_name)
+        expr = attr.split("(", 1)[0]
+        target = module
+        for part in expr.split("."):
+            target = getattr(target, part)
+        if attr.endswith(")"):
+            target = target()
+        if not callable(target):
+            raise TypeError("%s is not a WSGI callable" % app)
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(1)
+    # The import time predicts how long a reload holds requests while new workers boot.
+    print("ok %s from %s in %.2fs" % (app, getattr(module, "__file__", "?"), time.monotonic() - started))
+
+def cmd_run(envfile, directory, *argv):
+    load_env(envfile)
+    os.chdir(directory)
+    os.execvp(argv[0], list(argv))
+
+def cmd_lock(lockdir, owner_json, stale_seconds):
+    """Takes the lock: a directory holding owner.json, renamed into place in one
+    atomic step (so nobody ever sees a lock without its owner). A lock older
+    than stale_seconds is taken over. Prints {taken, stale, holder, age}."""
+    took_over = None
+    for _ in range(3):
+        if take(lockdir, owner_json):
+            info = took_over or {"holder": {}, "age": 0}
+            print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))
+            return
+        try:
+            age = time.time() - os.stat(lockdir).st_mtime
+        except FileNotFoundError:
+            continue
+        if age > float(stale_seconds) and took_over is None:
+            previous = holder_of(lockdir)
+            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())
+            try:
+                os.rename(lockdir, stale)
+            except OSError:
+                continue
+            shutil.rmtree(stale, ignore_errors=True)
+            took_over = {"holder": previous, "age": int(age)}
+            continue
+        print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))
+        return
+    print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))
+
+def holder_of(directory):
+    try:
+        with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+def take(lockdir, owner_json):
+    """True when the lock was ours to take; rename() refuses an existing lock directory."""
+    fresh = "%s.new-%d" % (lockdir, os.getpid())
+    shutil.rmtree(fresh, ignore_errors=True)
+    os.mkdir(fresh)
+    with open(os.path.join(fresh, "owner.json"), "w", encoding="utf-8") as fh:
+        fh.write(owner_json + "\\n")
+    try:
+        if os.path.exists(lockdir):
+            raise FileExistsError(lockdir)
+        os.rename(fresh, lockdir)
+        return True
+    except OSError:
+        shutil.rmtree(fresh, ignore_errors=True)
+        return False
+
+def cmd_unlock(lockdir, token):
+    """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""
+    if holder_of(lockdir).get("token") == token:
+        gone = "%s.released-%d" % (lockdir, os.getpid())
+        os.rename(lockdir, gone)
+        shutil.rmtree(gone, ignore_errors=True)
+        print("released")
+    else:
+        print("not ours")
+
+def cmd_touchlock(lockdir, token):
+    """Marks the lock as alive (its mtime is its age) if it is still ours."""
+    if holder_of(lockdir).get("token") == token:
+        os.utime(lockdir, None)
+        print("fresh")
+    else:
+        print("not ours")
+
+def cmd_linkshared(root, release, *paths):
+    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""
+    for p in paths:
+        shared = os.path.join(root, "shared", p)
+        inside = os.path.join(release, p)
+        os.makedirs(os.path.dirname(shared), exist_ok=True)
+        if not os.path.lexists(shared):
+            if os.path.isdir(inside) and not os.path.islink(inside):
+                shutil.copytree(inside, shared, symlinks=True)
+            else:
+                os.makedirs(shared)
+        if os.path.lexists(inside):
+            if os.path.isdir(inside) and not os.path.islink(inside):
+                shutil.rmtree(inside)
+            else:
+                os.unlink(inside)
+        os.makedirs(os.path.dirname(inside), exist_ok=True)
+        os.symlink(shared, inside)
+        print("%s -> %s" % (inside, shared))
+
+def cmd_access(request_json):
+    """What the deploy user may do, in one round trip: sudo -n -l for each argv
+    (never runs them), the full sudo listing, readable paths, program paths, groups."""
+    import grp, pwd, subprocess
+    request = json.loads(request_json)
+    env = dict(os.environ, LC_ALL="C")
+    def run(argv):
+        try:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, env=env)
+            return {"rc": done.returncode, "out": done.stdout + done.stderr}
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return {"rc": 127, "out": str(error)}
+    path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"
+    groups = [g.gr_name for g in grp.getgrall() if pwd.getpwuid(os.getuid()).pw_name in g.gr_mem]
+    groups.append(grp.getgrgid(os.getgid()).gr_name)
+    print(json.dumps({
+        "user": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(), "groups": sorted(set(groups)),
+        "listing": run(["sudo", "-n", "-l"]),
+        "sudo": [run(["sudo", "-n", "-l"] + argv) for argv in request.get("sudo", [])],
+        "readable": {p: os.access(p, os.R_OK) for p in request.get("readable", [])},
+        "which": {p: shutil.which(p, path=path) for p in request.get("which", [])},
+    }))
+
+def cmd_readglobs(*patterns):
+    """Nginx include patterns expanded as Nginx does (a sorted glob, or the one path) and
+    every file read: {pattern: [{path, text} | {path, error}]}. A directory that exists
+    but cannot be listed is reported as an error, never taken for an empty one."""
+    import glob
+    limit = 4 << 20
+    def read(path):
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(limit + 1)
+        except OSError as error:
+            return {"path": path, "error": error.strerror or str(error)}
+        if len(data) > limit:
+            return {"path": path, "error": "larger than %d bytes" % limit}
+        return {"path": path, "text": data.decode("utf-8", errors="replace")}
+    out = {}
+    for pattern in patterns:
+        if not glob.has_magic(pattern):
+            out[pattern] = [read(pattern)]
+            continue
+        parts = pattern.split("/")
+        fixed = "/".join(parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or "/"
+        if os.path.isdir(fixed) and not os.access(fixed, os.R_OK | os.X_OK):
+            out[pattern] = [{"path": fixed, "error": "cannot list the directory"}]
+            continue
+        out[pattern] = [read(p) for p in sorted(glob.glob(pattern))]
+    print(json.dumps(out))
+
+def cmd_gunicornenv(unit, *paths):
+    """WEB_CONCURRENCY and GUNICORN_CMD_ARGS as the service gets them: the unit's
+    Environment= (unit "-": not read), then its EnvironmentFiles in order, a later
+    one winning. No other variable's value is ever printed. {"readable": false}
+    when one cannot be read; a missing file is skipped."""
+    import shlex, subprocess
+    names = ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")
+    found = {}
+    try:
+        if unit != "-":
+            shown = subprocess.run(["systemctl", "show", "-p", "Environment", "--value", unit],
+                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+            if shown.returncode != 0:
+                raise OSError("systemctl show failed")
+            for word in shlex.split(shown.stdout):
+                key, sep, value = word.partition("=")
+                if sep and key in names:
+                    found[key] = value
+        for path in paths:
+            try:
+                env, _ = parse_env(path)
+            except FileNotFoundError:
+                continue
+            found.update((k, env[k]) for k in names if k in env)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        print(json.dumps({"readable": False}))
+        return
+    found["readable"] = True
+    print(json.dumps(found))
+
+COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,
+            "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,
+            "gunicornenv": cmd_gunicornenv,
+            "readglobs": cmd_readglobs,
+            "linkshared": cmd_linkshared, "access": cmd_access}
+
+def main(argv):
+    if not argv or argv[0] not in COMMANDS:
+        sys.exit("remote-helper: unknown command %r (known: %s)" % (argv[0] if argv else "", ", ".join(sorted(COMMANDS))))
+    COMMANDS[argv[0]](*argv[1:])
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+`;
+
+// src/host/remote-helper.ts
+var HELPER_PY = remote_helper_default;
+function helperArgv(python, command, ...args) {
+  return [python, "-c", HELPER_PY, command, ...args];
+}
+
+// src/transport/remote-command.ts
+var RemoteCommandError = class extends Error {
+  constructor(step, result, host) {
+    const why = result.timedOut ? "timed out" : result.code === null ? `ended without an exit status${result.signal ? ` (signal ${result.signal})` : ""}: the connection may have dropped` : `exited with status ${result.code}`;
+    const tail2 = tailLines(result.stderr || result.stdout, 15);
+    super(`${step} on ${host} ${why}${tail2 ? `:
+${tail2}` : ""}`);
+    this.step = step;
+    this.result = result;
+    this.host = host;
+    this.name = "RemoteCommandError";
+  }
+  step;
+  result;
+  host;
+};
+function tailLines(text, count) {
+  const lines = text.replace(/\s+$/, "").split("\n");
+  return lines.slice(-count).join("\n");
+}
+async function runStep(remote, step, command, options) {
+  const result = await remote.exec(command, options);
+  if (result.code !== 0) throw new RemoteCommandError(step, result, remote.target.label);
+  return result;
+}
+
+// src/host/service-commands.ts
+var serviceCommands = {
+  reload: (unit) => ["systemctl", "reload", unit],
+  restart: (unit) => ["systemctl", "restart", unit],
+  start: (unit) => ["systemctl", "start", unit],
+  stop: (unit) => ["systemctl", "stop", unit],
+  daemonReload: () => ["systemctl", "daemon-reload"],
+  nginxTest: () => ["nginx", "-t"],
+  nginxDump: () => ["nginx", "-T"],
+  pwdx: (pids) => ["pwdx", ...pids.map(String)],
+  /** Read-only: works without sudo when dbus is installed. */
+  show: (unit, properties) => [
+    "systemctl",
+    "show",
+    unit,
+    "--no-pager",
+    ...properties.map((p) => `--property=${p}`)
+  ],
+  /** The unit's journal since a time; readable through the systemd-journal or adm group. */
+  journal: (unit, since, lines) => [
+    "journalctl",
+    "-u",
+    unit,
+    "--no-pager",
+    "--since",
+    since,
+    "-o",
+    "short-iso",
+    "-n",
+    String(lines)
+  ]
+};
+function asRoot(argv) {
+  return ["sudo", "-n", ...argv];
+}
+var RIGHTS = [
+  {
+    right: "reload",
+    probe: (u) => serviceCommands.reload(u),
+    grant: (u) => `systemctl reload ${u}`,
+    purpose: "the graceful reload (HUP)",
+    required: true
+  },
+  {
+    right: "restart",
+    probe: (u) => serviceCommands.restart(u),
+    grant: (u) => `systemctl restart ${u}`,
+    purpose: "recovery when the Gunicorn master died",
+    required: true
+  },
+  {
+    right: "start",
+    probe: (u) => serviceCommands.start(u),
+    grant: (u) => `systemctl start ${u}`,
+    purpose: "the first deploy, when the unit is not running",
+    required: false
+  },
+  {
+    right: "stop",
+    probe: (u) => serviceCommands.stop(u),
+    grant: (u) => `systemctl stop ${u}`,
+    purpose: "leaving the unit stopped when a first deploy fails",
+    required: false
+  },
+  {
+    right: "daemon-reload",
+    probe: () => serviceCommands.daemonReload(),
+    grant: () => "systemctl daemon-reload",
+    purpose: "picking up a unit file changed on disk",
+    required: false
+  },
+  {
+    right: "nginx-test",
+    probe: () => serviceCommands.nginxTest(),
+    grant: () => "nginx -t",
+    purpose: "proving the Nginx configuration is valid (nginx -t)",
+    required: false
+  },
+  {
+    right: "nginx-dump",
+    probe: () => serviceCommands.nginxDump(),
+    grant: () => "nginx -T",
+    purpose: "reading the whole Nginx configuration, includes and all (nginx -T)",
+    required: false
+  },
+  {
+    right: "pwdx",
+    probe: () => serviceCommands.pwdx([1]),
+    grant: () => "pwdx *",
+    purpose: "reading the workers' working directory (which release they run)",
+    required: false
+  }
+];
+function rightSpec(right) {
+  const spec = RIGHTS.find((r) => r.right === right);
+  if (!spec) throw new Error(`unknown right ${right}`);
+  return spec;
+}
+
+// src/host/access.ts
+var PROGRAMS = ["systemctl", "nginx", "pwdx", "journalctl"];
+function passwordRules(listing) {
+  return listing.replace(/\n {8,}(?=\S)/g, " ").split("\n").filter((l) => /^\s+\(/.test(l) && !/NOPASSWD:/.test(l)).map((l) => l.trim());
+}
+function sudoAllows(listing, command) {
+  const [program, ...args] = command.split(" ");
+  const lines = listing.replace(/\n {8,}(?=\S)/g, " ").split("\n").filter((l) => /NOPASSWD/.test(l));
+  for (const line of lines) {
+    const grants = line.slice(line.indexOf("NOPASSWD:") + 9).split(",").map((s) => s.trim());
+    for (const g of grants) {
+      if (g === "ALL") return true;
+      const [gProgram, ...gArgs] = g.split(/\s+/);
+      if (!gProgram.endsWith(`/${program}`) && gProgram !== program) continue;
+      if (gArgs.length === 0) return true;
+      const wanted = args.join(" ");
+      const granted = gArgs.join(" ");
+      if (granted === wanted || granted.endsWith("*") && wanted.startsWith(granted.slice(0, -1).trimEnd()))
+        return true;
+    }
+  }
+  return false;
+}
+function grantOf(permitted, listing, command) {
+  if (!permitted) return "no";
+  if (passwordRules(listing).length === 0) return "yes";
+  return sudoAllows(listing, command) ? "unknown" : "no";
+}
+function parseAccess(answer, unit) {
+  const sudo = /* @__PURE__ */ new Map();
+  RIGHTS.forEach((spec, i) => {
+    const probe2 = answer.sudo[i] ?? { rc: 1, out: "" };
+    sudo.set(spec.right, grantOf(probe2.rc === 0, answer.listing.out, spec.probe(unit).join(" ")));
+  });
+  const programs = /* @__PURE__ */ new Map();
+  for (const [name, where] of Object.entries(answer.which)) if (where) programs.set(name, where);
+  return {
+    user: answer.user,
+    uid: answer.uid,
+    groups: answer.groups,
+    sudo,
+    readable: new Map(Object.entries(answer.readable)),
+    programs
+  };
+}
+async function probeAccess(remote, unit, paths) {
+  const request2 = {
+    sudo: RIGHTS.map((spec) => spec.probe(unit)),
+    readable: paths,
+    which: PROGRAMS
+  };
+  const result = await runStep(
+    remote,
+    "find out what the deploy user may do",
+    toShell(helperArgv("python3", "access", JSON.stringify(request2)))
+  );
+  return parseAccess(JSON.parse(result.stdout), unit);
+}
+function may(access2, right) {
+  return access2.uid === 0 || access2.sudo.get(right) !== "no";
+}
+function readsJournal(access2) {
+  return access2.uid === 0 || access2.groups.some((g) => ["systemd-journal", "adm"].includes(g));
+}
+function sudoersLine(access2, unit, rights2) {
+  const commands = rights2.map((r) => {
+    const text = rightSpec(r).grant(unit);
+    const [program, ...rest] = text.split(" ");
+    const where = access2.programs.get(program) ?? `/usr/bin/${program}`;
+    return [where, ...rest].join(" ");
+  });
+  return `${access2.user} ALL=(root) NOPASSWD: ${commands.join(", ")}`;
+}
+function sudoersFile(user, unit) {
+  return `/etc/sudoers.d/${user}-${unit.replace(/\.service$/, "").replace(/\./g, "_")}`;
+}
+function missingRight(access2, unit, right) {
+  return {
+    what: `${rightSpec(right).purpose}: the deploy user may not run sudo ${rightSpec(right).grant(unit).replace(" *", "")}`,
+    allow: `add to sudoers (visudo -f ${sudoersFile(access2.user, unit)}): ${sudoersLine(access2, unit, [right])}`
+  };
+}
+
+// src/host/gunicorn/gunicorn-flags.ts
+var VALUE = { takesValue: true };
+var SWITCH = { takesValue: false };
+var set = (setting) => ({ setting, takesValue: true });
+var words = (text) => text.trim().split(/\s+/);
+var LONG_VALUE_OPTIONS = words(`
+  backlog worker-connections max-requests max-requests-jitter timeout graceful-timeout
+  keep-alive limit-request-line limit-request-fields limit-request-field_size reload-engine
+  reload-extra-file user group umask worker-tmp-dir forwarded-allow-ips access-logfile
+  access-logformat error-logfile log-file log-level logger-class log-config log-config-json
+  log-syslog-to log-syslog-prefix log-syslog-facility statsd-host statsd-prefix dogstatsd-tags
+  name pythonpath paste paster paste-global proxy-allow-from keyfile certfile ssl-version
+  cert-reqs ca-certs ciphers env pid header-map forwarder-headers
+`);
+var LONG_SWITCHES = words(`
+  preload reload spew check-config print-config daemon capture-output enable-stdio-inheritance
+  log-syslog disable-redirect-access-to-syslog initgroups proxy-protocol
+  do-handshake-on-connect suppress-ragged-eofs no-sendfile reuse-port strip-header-spaces
+  permit-unconventional-http-method permit-unconventional-http-version casefold-http-method
+  permit-obsolete-folding version help
+`);
+var LONG = new Map([
+  ["config", set("config")],
+  ["bind", set("bind")],
+  ["workers", set("workers")],
+  ["worker-class", set("workerClass")],
+  ["threads", set("threads")],
+  ["chdir", set("chdir")],
+  ...LONG_VALUE_OPTIONS.map((name) => [name, VALUE]),
+  ...LONG_SWITCHES.map((name) => [name, SWITCH])
+]);
+var SHORT = new Map([
+  ["c", set("config")],
+  ["b", set("bind")],
+  ["w", set("workers")],
+  ["k", set("workerClass")],
+  ...[..."tugmnep"].map((c) => [c, VALUE]),
+  ...[..."DRvh"].map((c) => [c, SWITCH])
+]);
+function longFlag(name) {
+  const exact = LONG.get(name);
+  if (exact) return [name, exact];
+  const matches = [...LONG.keys()].filter((k) => k.startsWith(name));
+  return matches.length === 1 ? [matches[0], LONG.get(matches[0])] : void 0;
+}
+function record(out, flag, value) {
+  if (value === void 0 || !flag.setting) return;
+  if (flag.setting === "bind") out.binds.push(value);
+  else out[flag.setting] = value;
+}
+var APP_LIKE = /^[A-Za-z_][\w.]*(:.+)?$/;
+function parseGunicornArgs(args) {
+  const out = { binds: [], preload: false, unresolved: [] };
+  const positional = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      positional.push(...args.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      const found = longFlag(eq > 0 ? arg.slice(2, eq) : arg.slice(2));
+      if (!found) continue;
+      const [name, flag] = found;
+      if (name === "preload") out.preload = true;
+      else if (flag.takesValue) record(out, flag, eq > 0 ? arg.slice(eq + 1) : args[++i]);
+    } else if (arg.startsWith("-") && arg.length > 1) {
+      for (let c = 1; c < arg.length; c++) {
+        const flag = SHORT.get(arg[c]);
+        if (!flag?.takesValue) continue;
+        record(out, flag, c + 1 < arg.length ? arg.slice(c + 1) : args[++i]);
+        break;
+      }
+    } else positional.push(arg);
+  }
+  out.unresolved = positional.filter((w) => w.includes("$"));
+  const candidates = positional.filter((w) => !w.includes("$"));
+  out.app = candidates.find((w) => APP_LIKE.test(w)) ?? candidates[0];
+  return out;
+}
+function splitLikeShlex(text) {
+  const words2 = [];
+  let word;
+  let quote;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote === "'") {
+      if (c === "'") quote = void 0;
+      else word += c;
+    } else if (quote === '"') {
+      if (c === '"') quote = void 0;
+      else if (c === "\\" && (text[i + 1] === '"' || text[i + 1] === "\\")) word += text[++i];
+      else word += c;
+    } else if (/\s/.test(c)) {
+      if (word !== void 0) words2.push(word);
+      word = void 0;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      word ??= "";
+    } else if (c === "\\" && i + 1 < text.length) word = (word ?? "") + text[++i];
+    else word = (word ?? "") + c;
+  }
+  if (word !== void 0) words2.push(word);
+  return words2;
+}
+
+// src/host/gunicorn/gunicorn-launch.ts
+var import_shell_quote4 = __toESM(require_shell_quote(), 1);
+var GUNICORN_ENV_NAMES = ["WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"];
+var GUNICORN_SCRIPT = /^gunicorn3?$/;
+var PYTHON = /^(python|pypy)(\d+(\.\d+)*)?t?$/;
+var GUNICORN_MODULES = /* @__PURE__ */ new Set(["gunicorn", "gunicorn.app.wsgiapp"]);
+var SHELLS = /^(sh|bash|dash|zsh|ksh|mksh|ash)$/;
+var ASSIGNMENT = /^([A-Za-z_]\w*)=(.*)$/s;
+function baseName(path7) {
+  return path7.slice(path7.lastIndexOf("/") + 1);
+}
+function directEntry(argv) {
+  if (GUNICORN_SCRIPT.test(baseName(argv[0])))
+    return { entry: { kind: "script", path: argv[0] }, argsAt: 1 };
+  if (!PYTHON.test(baseName(argv[0]))) return void 0;
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i];
+    if (a.startsWith("-m")) {
+      const module = a === "-m" ? argv[i + 1] : a.slice(2);
+      if (!GUNICORN_MODULES.has(module)) return void 0;
+      return { entry: { kind: "module", python: argv[0] }, argsAt: a === "-m" ? i + 2 : i + 1 };
+    }
+    if (a === "-W" || a === "-X") i++;
+    else if (a === "-c" || a === "-") return void 0;
+    else if (!a.startsWith("-")) {
+      if (!GUNICORN_SCRIPT.test(baseName(a))) return void 0;
+      return { entry: { kind: "script", path: a, python: argv[0] }, argsAt: i + 1 };
+    }
+  }
+  return void 0;
+}
+function chdir(ctx, dir) {
+  if (dir === void 0 || dir === "" || /[$~`]/.test(dir)) return;
+  if (dir.startsWith("/") || ctx.startDirectory === void 0) ctx.startDirectory = dir;
+  else ctx.startDirectory = `${ctx.startDirectory.replace(/\/+$/, "")}/${dir}`;
+}
+function assign(ctx, word) {
+  const m = ASSIGNMENT.exec(word);
+  const name = m?.[1];
+  if (!m || !name || !GUNICORN_ENV_NAMES.includes(name)) return;
+  if (m[2].includes("$")) ctx.envHidden = `the launch sets ${name}=${m[2]} at start`;
+  else ctx.env[name] = m[2];
+}
+function unset(ctx, name) {
+  if (GUNICORN_ENV_NAMES.includes(name)) ctx.env[name] = null;
+}
+function unwrapEnv(argv, ctx) {
+  ctx.by.push("env");
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--") return argv.slice(i + 1);
+    if (a === "-i" || a === "-" || a === "--ignore-environment") {
+      ctx.inheritsEnv = false;
+      ctx.env = {};
+    } else if (a === "-u" || a === "--unset") unset(ctx, argv[++i]);
+    else if (a.startsWith("--unset=")) unset(ctx, a.slice(8));
+    else if (/^-u./.test(a)) unset(ctx, a.slice(2));
+    else if (a === "-C" || a === "--chdir") chdir(ctx, argv[++i]);
+    else if (a.startsWith("--chdir=")) chdir(ctx, a.slice(8));
+    else if (a === "-S" || a === "--split-string")
+      return [...(argv[i + 1] ?? "").split(/\s+/).filter((w) => w !== ""), ...argv.slice(i + 2)];
+    else if (ASSIGNMENT.test(a)) assign(ctx, a);
+    else if (!a.startsWith("-")) return argv.slice(i);
+  }
+  return [];
+}
+var UV_VALUE_OPTIONS = `
+  --directory --project -p --python --with --with-editable --with-requirements --env-file
+  --extra --group --only-group --no-group --package --index --default-index -i --index-url
+  --extra-index-url -f --find-links --config-file --cache-dir --color --index-strategy
+  --keyring-provider --resolution --prerelease --link-mode --exclude-newer --python-platform
+  -P --upgrade-package --reinstall-package --no-build-package --no-binary-package
+  --refresh-package -C --config-setting --allow-insecure-host --python-preference
+`.trim().split(/\s+/);
+var TOOLS = /* @__PURE__ */ new Map([
+  [
+    "poetry",
+    {
+      run: "poetry run",
+      values: /* @__PURE__ */ new Set(["-C", "--directory", "-P", "--project"]),
+      chdir: /* @__PURE__ */ new Set(["-C", "--directory"]),
+      envFile: /* @__PURE__ */ new Set()
+    }
+  ],
+  [
+    "uv",
+    {
+      run: "uv run",
+      values: new Set(UV_VALUE_OPTIONS),
+      chdir: /* @__PURE__ */ new Set(["--directory"]),
+      envFile: /* @__PURE__ */ new Set(["--env-file"])
+    }
+  ],
+  [
+    "pipenv",
+    {
+      run: "pipenv run",
+      values: /* @__PURE__ */ new Set(["--python", "--pypi-mirror"]),
+      chdir: /* @__PURE__ */ new Set(),
+      envFile: /* @__PURE__ */ new Set(),
+      dotenv: "pipenv run loads the project .env file (unless PIPENV_DONT_LOAD_ENV is set)"
+    }
+  ]
+]);
+function unwrapTool(argv, ctx, tool) {
+  let ran = false;
+  for (let i = 1; i < argv.length; i++) {
+    const a = argv[i];
+    if (!ran && a === "run") {
+      ran = true;
+      ctx.by.push(tool.run);
+      if (tool.dotenv) ctx.envHidden = tool.dotenv;
+    } else if (ran && a === "--") return argv.slice(i + 1);
+    else if (!a.startsWith("-")) return ran ? argv.slice(i) : `${argv[0]} ${a} is not "run"`;
+    else {
+      const eq = a.indexOf("=");
+      const name = a.startsWith("--") && eq > 0 ? a.slice(0, eq) : a;
+      if (!tool.values.has(name)) continue;
+      const value = name === a ? argv[++i] : a.slice(eq + 1);
+      if (tool.chdir.has(name)) chdir(ctx, value);
+      if (tool.envFile.has(name)) ctx.envHidden = `${tool.run} ${name} ${value} loads variables`;
+    }
+  }
+  return `${argv[0]} runs no command`;
+}
+function scriptCommands(script) {
+  const commands = [[]];
+  for (const entry of (0, import_shell_quote4.parse)(script, (key) => `$${key}`)) {
+    if (typeof entry === "string") commands[commands.length - 1].push(entry);
+    else if ("comment" in entry) break;
+    else if (entry.op === "glob") commands[commands.length - 1].push(entry.pattern);
+    else commands.push([]);
+  }
+  return commands.filter((c) => c.length > 0);
+}
+function shellLaunch(argv, ctx, depth) {
+  let i = 1;
+  for (; i < argv.length && !/^-[A-Za-z]*c[A-Za-z]*$/.test(argv[i]); i++) {
+    if (argv[i] === "-o" || argv[i] === "+o") i++;
+    else if (!/^[-+]/.test(argv[i])) break;
+  }
+  if (i >= argv.length || argv[i][0] !== "-")
+    return unknown(ctx, `${argv.join(" ")} runs a script whose Gunicorn command line is not read`);
+  ctx.by.push(`${baseName(argv[0])} -c`);
+  const script = argv.slice(i + 1).join(" ");
+  for (let words2 of scriptCommands(script)) {
+    if (words2[0] === "cd") chdir(ctx, words2[1]);
+    else if (words2[0] === "export") words2.slice(1).forEach((w) => assign(ctx, w));
+    if (words2[0] === "cd" || words2[0] === "export") continue;
+    const attempt = { ...ctx, by: [...ctx.by], env: { ...ctx.env } };
+    while (words2.length > 1 && (ASSIGNMENT.test(words2[0]) || words2[0] === "exec")) {
+      if (words2[0] !== "exec") assign(attempt, words2[0]);
+      words2 = words2.slice(1);
+    }
+    const found = launchAt(words2, attempt, depth + 1);
+    if (found.launcher.kind !== "unknown") return found;
+  }
+  return unknown(
+    ctx,
+    `the ${baseName(argv[0])} -c script starts no Gunicorn command that can be read: ${script}`
+  );
+}
+function unknown(ctx, reason) {
+  return finish({ kind: "unknown", by: ctx.by, reason }, [], ctx);
+}
+function finish(launcher, args, ctx) {
+  const launch = { launcher, args, env: ctx.env, inheritsEnv: ctx.inheritsEnv };
+  if (ctx.startDirectory !== void 0) launch.startDirectory = ctx.startDirectory;
+  if (ctx.envHidden !== void 0) launch.envHidden = ctx.envHidden;
+  return launch;
+}
+function launchAt(argv, ctx, depth) {
+  if (argv.length === 0) return unknown(ctx, "the command line is empty");
+  const direct = directEntry(argv);
+  if (direct) {
+    const args = argv.slice(direct.argsAt);
+    if (ctx.by.length === 0) return finish(direct.entry, args, ctx);
+    return finish({ kind: "wrapped", by: ctx.by, inner: direct.entry }, args, ctx);
+  }
+  const name = baseName(argv[0]);
+  if (depth > 5) return unknown(ctx, `launchers nested too deeply at ${argv[0]}`);
+  if (SHELLS.test(name)) return shellLaunch(argv, ctx, depth);
+  const tool = TOOLS.get(name);
+  const inner = name === "env" ? unwrapEnv(argv, ctx) : tool ? unwrapTool(argv, ctx, tool) : void 0;
+  if (typeof inner === "string") return unknown(ctx, inner);
+  if (inner) return launchAt(inner, ctx, depth + 1);
+  return unknown(
+    ctx,
+    `${argv[0]} is neither Gunicorn nor a launcher whose Gunicorn command line can be read (a wrapper script?)`
+  );
+}
+function findGunicornLaunch(argv) {
+  return launchAt(argv, { by: [], env: {}, inheritsEnv: true }, 0);
+}
+
+// src/host/gunicorn/unit-info.ts
+var UNIT_PROPERTIES = [
+  "LoadState",
+  "ActiveState",
+  "SubState",
+  "MainPID",
+  "NRestarts",
+  "ExecStart",
+  "ExecReload",
+  "WorkingDirectory",
+  "EnvironmentFiles",
+  "User",
+  "FragmentPath",
+  "Id"
+];
+function execArgv(value) {
+  if (!value) return [];
+  const m = /argv\[\]=(.*?) ; (?:ignore_errors|flags)=/.exec(value);
+  return m ? m[1].split(" ").filter((w) => w !== "") : [];
+}
+function parseUnitShow(text) {
+  const props = /* @__PURE__ */ new Map();
+  for (const line of text.split("\n")) {
+    const eq = line.indexOf("=");
+    if (eq > 0) props.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  const get = (k) => props.get(k) ?? "";
+  return {
+    loadState: get("LoadState"),
+    activeState: get("ActiveState"),
+    subState: get("SubState"),
+    mainPid: Number(get("MainPID")) || 0,
+    nRestarts: Number(get("NRestarts")) || 0,
+    execStart: execArgv(props.get("ExecStart")),
+    execReload: execArgv(props.get("ExecReload")),
+    workingDirectory: get("WorkingDirectory").replace(/^!/, ""),
+    environmentFiles: get("EnvironmentFiles").split(/\s+\(ignore_errors=(?:yes|no)\)\s*/).map((s) => s.trim().replace(/^-/, "")).filter((s) => s !== ""),
+    user: get("User"),
+    fragmentPath: get("FragmentPath"),
+    ...props.has("Id") ? { id: get("Id") } : {}
+  };
+}
+var RANK = {
+  "command line": 4,
+  GUNICORN_CMD_ARGS: 3,
+  "config file": 2,
+  WEB_CONCURRENCY: 1,
+  default: 0
+};
+function copy(g) {
+  return {
+    ...g,
+    binds: [...g.binds],
+    sources: { ...g.sources },
+    ...g.computed ? { computed: [...g.computed] } : {},
+    ...g.unresolved ? { unresolved: [...g.unresolved] } : {}
+  };
+}
+function claim(g, key, source) {
+  const have = g.sources[key];
+  if (have !== void 0 && RANK[have] > RANK[source]) return false;
+  g.sources[key] = source;
+  if (g.computed) g.computed = g.computed.filter((k) => k !== key);
+  if (g.computed?.length === 0) delete g.computed;
+  return true;
+}
+function computed(g, key, source) {
+  if (!claim(g, key, source)) return false;
+  g.computed = [...g.computed ?? [], key];
+  if (key === "bind") g.binds = [];
+  else if (key !== "config" && key !== "preload") delete g[key];
+  return true;
+}
+function unresolved(g, word) {
+  g.unresolved = [...g.unresolved ?? [], word];
+}
+function applyCount(g, key, raw, source) {
+  if (raw === void 0) return;
+  if (/^\s*\d+\s*$/.test(raw)) {
+    if (claim(g, key, source)) g[key] = Number(raw);
+  } else computed(g, key, source);
+}
+function applyArgs(g, a, source) {
+  const fromCommandLine = source === "command line";
+  if (fromCommandLine) for (const w of a.unresolved) unresolved(g, w);
+  const values = [a.workers, a.threads, a.workerClass, a.chdir, a.config, ...a.binds];
+  if (fromCommandLine) {
+    for (const v of values) if (v?.includes("$")) unresolved(g, v);
+  }
+  applyCount(g, "workers", a.workers, source);
+  applyCount(g, "threads", a.threads, source);
+  if (a.workerClass !== void 0) {
+    if (a.workerClass.includes("$")) computed(g, "workerClass", source);
+    else if (claim(g, "workerClass", source)) g.workerClass = a.workerClass;
+  }
+  if (a.chdir !== void 0) {
+    if (a.chdir.includes("$")) computed(g, "chdir", source);
+    else if (claim(g, "chdir", source)) g.chdir = a.chdir;
+  }
+  if (a.config !== void 0 && claim(g, "config", source)) g.configFile = a.config;
+  if (a.binds.length > 0 && claim(g, "bind", source))
+    g.binds = a.binds.filter((b) => !b.includes("$"));
+  if (a.preload && claim(g, "preload", source)) {
+    g.preload = true;
+    g.preloadSource = fromCommandLine ? "--preload" : `--preload in ${source}`;
+  }
+  if (fromCommandLine && a.app !== void 0 && claim(g, "app", source)) g.app = a.app;
+}
+function parseGunicornCommand(argv) {
+  const launch = findGunicornLaunch(argv);
+  const g = { launcher: launch.launcher, binds: [], preload: false, sources: {} };
+  if (launch.startDirectory !== void 0) g.startDirectory = launch.startDirectory;
+  if (Object.keys(launch.env).length > 0) g.launchEnv = launch.env;
+  if (!launch.inheritsEnv) g.inheritsEnv = false;
+  if (launch.envHidden !== void 0) g.envHidden = launch.envHidden;
+  if (launch.launcher.kind !== "unknown")
+    applyArgs(g, parseGunicornArgs(launch.args), "command line");
+  return g;
+}
+function withGunicornEnv(g, env) {
+  const merged = copy(g);
+  const launchEnv = g.launchEnv ?? {};
+  const value = (name) => name in launchEnv ? launchEnv[name] ?? void 0 : g.inheritsEnv === false ? void 0 : env[name];
+  const allByLaunch = ["WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"].every((n) => n in launchEnv);
+  merged.envRead = g.envHidden === void 0 && (env.readable || g.inheritsEnv === false || allByLaunch);
+  const cmdArgs = value("GUNICORN_CMD_ARGS");
+  if (cmdArgs) applyArgs(merged, parseGunicornArgs(splitLikeShlex(cmdArgs)), "GUNICORN_CMD_ARGS");
+  const concurrency = value("WEB_CONCURRENCY");
+  if (concurrency !== void 0) applyCount(merged, "workers", concurrency, "WEB_CONCURRENCY");
+  return merged;
+}
+function configUnseen(g) {
+  return g.configFile !== void 0 && g.configRead !== true;
+}
+function optionsUnseen(g) {
+  const computedTrap = g.computed?.some((k) => k === "chdir" || k === "preload") ?? false;
+  return configUnseen(g) || (g.unresolved?.length ?? 0) > 0 || computedTrap;
+}
+function startDirectoryOf(unit, g) {
+  const base = (unit.workingDirectory || "/").replace(/(.)\/+$/, "$1");
+  const dir = g.startDirectory;
+  if (dir === void 0) return base;
+  if (dir.startsWith("/")) return dir;
+  return `${base.replace(/\/$/, "")}/${dir.replace(/^\.\//, "")}`;
+}
+function configFileOf(unit, g) {
+  const file = g.configFile ?? "gunicorn.conf.py";
+  if (file.startsWith("/")) return file;
+  return `${startDirectoryOf(unit, g).replace(/\/+$/, "")}/${file.replace(/^\.\//, "")}`;
+}
+function quotedStrings(text) {
+  return [...text.matchAll(/(['"])(.*?)\1/g)].map((m) => m[2]);
+}
+var STRING_LITERAL = /^(['"])[^'"]*\1$/;
+var STRING_LIST = /^[[(]\s*(['"][^'"]*['"]\s*,?\s*)*[\])]$/;
+var stringValue = (v) => STRING_LITERAL.test(v) ? v.slice(1, -1) : void 0;
+function assignment(text, name) {
+  const re = new RegExp(`^${name}\\s*(?::[^=]*)?=\\s*(.+?)\\s*(#.*)?$`, "gm");
+  const all = [...text.matchAll(re)];
+  return all.length > 0 ? all[all.length - 1][1] : void 0;
+}
+function applyFilePreload(g, file, preload) {
+  if (preload === void 0) return;
+  const on = preload === "True" || preload === "1";
+  const off = preload === "False" || preload === "0";
+  if (!on && !off) {
+    if (!g.preload) {
+      computed(g, "preload", "config file");
+      g.configRead = false;
+    }
+  } else if (claim(g, "preload", "config file") && on) {
+    g.preload = true;
+    g.preloadSource = `preload_app = True in ${file}`;
   }
 }
-function watchCancellation(cancellation) {
-  const onSignal = (signal) => {
-    if (!cancellation.reason) {
-      warning(
-        `received ${signal}: stopping after the current step, then cleaning up (lock, partial release, rollback)`
+function withConfigFile(g, file, text) {
+  const merged = copy(g);
+  merged.configFile = file;
+  merged.configRead = true;
+  delete merged.configUnreadable;
+  applyFilePreload(merged, file, assignment(text, "preload_app"));
+  const chdir2 = assignment(text, "chdir");
+  if (chdir2 !== void 0 && claim(merged, "chdir", "config file")) {
+    if (stringValue(chdir2) !== void 0) merged.chdir = stringValue(chdir2);
+    else merged.configRead = false;
+  }
+  applyCount(merged, "workers", assignment(text, "workers"), "config file");
+  applyCount(merged, "threads", assignment(text, "threads"), "config file");
+  const workerClass = assignment(text, "worker_class");
+  if (workerClass !== void 0) {
+    const literal = stringValue(workerClass);
+    if (literal === void 0) computed(merged, "workerClass", "config file");
+    else if (claim(merged, "workerClass", "config file")) merged.workerClass = literal;
+  }
+  const bind2 = assignment(text, "bind");
+  if (bind2 !== void 0) {
+    if (!STRING_LITERAL.test(bind2) && !STRING_LIST.test(bind2))
+      computed(merged, "bind", "config file");
+    else if (claim(merged, "bind", "config file")) merged.binds = quotedStrings(bind2);
+  }
+  const app = assignment(text, "wsgi_app");
+  if (app !== void 0) {
+    if (stringValue(app) === void 0) computed(merged, "app", "config file");
+    else if (claim(merged, "app", "config file")) merged.app = stringValue(app);
+  }
+  return merged;
+}
+function withDefaultWorkers(g) {
+  const known = g.launcher.kind !== "unknown" && g.envRead === true && g.configUnreadable !== true && (g.unresolved?.length ?? 0) === 0;
+  if (g.workers !== void 0 || g.sources.workers !== void 0 || !known) return g;
+  return { ...copy(g), workers: 1, sources: { ...g.sources, workers: "default" } };
+}
+
+// src/host/gunicorn/reload-traps.ts
+var PreflightError = class extends Error {
+  /** `fix` undefined: the cause already names a fix for each problem. */
+  constructor(cause, fix) {
+    super(fix === void 0 ? cause : `${cause}
+Fix: ${fix}`);
+    this.name = "PreflightError";
+  }
+};
+var HUP_RE = /^(-HUP|-SIGHUP|-1|--signal=HUP|-sHUP)$/;
+function reloadSendsHup(execReload) {
+  if (execReload.length < 2 || !/(^|\/)kill$/.test(execReload[0])) return false;
+  const args = execReload.slice(1).join(" ").replace(/-s HUP|--signal HUP|-s SIGHUP/, "-HUP").split(" ");
+  return args.some((a) => HUP_RE.test(a)) && args.some((a) => a === "$MAINPID" || a === "${MAINPID}");
+}
+function reloadTrap(unit, gunicorn, releasePath, service) {
+  const current = `${releasePath}/current`;
+  if (gunicorn.preload) {
+    return new PreflightError(
+      `${service} runs Gunicorn with ${gunicorn.preloadSource ?? "--preload"}: the master holds the app it loaded, so a reload (HUP) keeps serving the OLD code.`,
+      "remove --preload (preload_app) from the unit or the Gunicorn config; a graceful reload can then deploy new code."
+    );
+  }
+  if (gunicorn.chdir === void 0 && !optionsUnseen(gunicorn)) {
+    if (unit.workingDirectory === current || unit.workingDirectory.startsWith(current + "/")) {
+      return new PreflightError(
+        `${service} has WorkingDirectory=${unit.workingDirectory} and no --chdir: Gunicorn remembers the RESOLVED release directory it started in, so after a reload new workers keep importing the OLD release (while answering 200).`,
+        `add --chdir ${current} to ExecStart (and set WorkingDirectory=${releasePath}), then daemon-reload and restart once; see examples/server/myapp.service.`
       );
     }
-    cancellation.reason = signal;
+  }
+  if (gunicorn.chdir !== void 0 && gunicorn.chdir !== current) {
+    return new PreflightError(
+      `${service} runs Gunicorn with --chdir ${gunicorn.chdir}, not ${current}: switching current would not change the code Gunicorn loads.`,
+      `use --chdir ${current}.`
+    );
+  }
+  return void 0;
+}
+
+// src/host/host-checks.ts
+var ok = (check, finding) => ({
+  severity: "ok",
+  check,
+  finding,
+  fix: ""
+});
+var error2 = (check, finding, fix) => ({
+  severity: "error",
+  check,
+  finding,
+  fix
+});
+var warning2 = (check, finding, fix) => ({
+  severity: "warning",
+  check,
+  finding,
+  fix
+});
+var unverified = (check, finding, fix) => ({
+  severity: "unverified",
+  check,
+  finding,
+  fix
+});
+function firstDeploy(f) {
+  return !f.currentExists && !f.masterAlive;
+}
+function unitState(f) {
+  const u = f.unit;
+  if (u.loadState !== "loaded")
+    return [
+      error2(
+        "unit",
+        `${f.service} is not loaded (LoadState=${u.loadState || "unknown"})`,
+        `install /etc/systemd/system/${f.service}.service and run systemctl daemon-reload`
+      )
+    ];
+  if (f.masterAlive) return [ok("unit", `active, MainPID ${u.mainPid}`)];
+  const state = `${u.activeState}/${u.subState}`;
+  const action = u.activeState === "inactive" ? "start" : "restart";
+  if (!may(f.access, action)) {
+    const m = missingRight(f.access, f.service, action);
+    return [error2("unit", `${f.service} is not running (${state}) and ${m.what}`, m.allow)];
+  }
+  if (firstDeploy(f))
+    return [
+      warning2(
+        "unit",
+        `${f.service} is not running (${state}) and ${f.layout.current} does not exist yet: the first deploy switches current and runs systemctl ${action}`,
+        "deploy a first release"
+      )
+    ];
+  return [
+    warning2(
+      "unit",
+      `${f.service} is not running (${state}): a deploy switches current and runs systemctl ${action}; nothing serves until then`,
+      `sudo journalctl -u ${f.service} -n 100 shows why it stopped`
+    )
+  ];
+}
+function gunicornLaunch(f, ctx) {
+  const g = f.gunicorn;
+  const out = [];
+  if (g.launcher.kind === "unknown")
+    out.push(
+      unverified(
+        "Gunicorn",
+        `ExecStart=${f.unit.execStart.join(" ")} does not show Gunicorn's command line (${g.launcher.reason}): its options are read from the running master where possible, and verification after the reload proves the rest`,
+        "start <venv>/bin/python -m gunicorn (or <venv>/bin/gunicorn) directly in ExecStart to let preflight read the options"
+      )
+    );
+  const trap = reloadTrap(f.unit, g, ctx.releasePath, f.service);
+  if (trap) {
+    const [cause, fix] = trap.message.split("\nFix: ");
+    out.push(
+      f.masterAlive ? error2(g.preload ? "preload" : "chdir", cause, fix) : warning2(g.preload ? "preload" : "chdir", cause, fix)
+    );
+  } else if (g.launcher.kind !== "unknown") {
+    out.push(
+      ok("chdir", g.chdir ? `--chdir ${g.chdir}` : "WorkingDirectory is not under current"),
+      ok(
+        "preload",
+        g.configRead ? `no --preload, no preload_app in ${g.configFile}` : "no --preload"
+      )
+    );
+  }
+  if (configUnseen(g))
+    out.push(
+      unverified(
+        "config",
+        `Gunicorn reads ${g.configFile}, which could not be read or sets preload_app/chdir by computation: verification after the reload catches stale code`,
+        "let the deploy user read the file and assign preload_app/chdir literal values, or set them in ExecStart"
+      )
+    );
+  return out;
+}
+function socketInRun(f) {
+  const svc = f.service.replace(/\.service$/, "");
+  return f.gunicorn.binds.filter((b) => /^unix:\/run\/[^/]+$/.test(b) && f.unit.user && f.unit.user !== "root").map(
+    (bind2) => error2(
+      "socket",
+      `--bind ${bind2} as User=${f.unit.user}: ${f.unit.user} cannot create a socket directly in root-owned /run, so Gunicorn fails to start (it only logs "Retrying in 1 second")`,
+      `add RuntimeDirectory=${svc} and bind unix:/run/${svc}/${svc}.sock (update Nginx's proxy_pass to match)`
+    )
+  );
+}
+function workerCount(f) {
+  const configured = f.gunicorn.workers;
+  const running = f.workers.length;
+  if (f.masterAlive && running < 2)
+    return [
+      error2(
+        "workers",
+        `Gunicorn master ${f.unit.mainPid} has ${running} worker(s): a reload with fewer than 2 workers is not reliably zero-downtime`,
+        "run Gunicorn with --workers 2 or more"
+      )
+    ];
+  if (!f.masterAlive && configured !== void 0 && configured < 2)
+    return [
+      error2(
+        "workers",
+        `Gunicorn is configured for ${configured} worker(s): a reload with fewer than 2 workers is not reliably zero-downtime`,
+        "run Gunicorn with --workers 2 or more"
+      )
+    ];
+  return [
+    ok(
+      "workers",
+      `${configured ?? "unknown"} configured, ${f.masterAlive ? running : "none"} running`
+    )
+  ];
+}
+function upstream(f) {
+  const n = f.nginx;
+  if (n.kind === "match")
+    return [
+      ok(
+        "upstream",
+        `Nginx proxies to Gunicorn's bind${n.servers.length ? ` in server ${n.servers.map((s) => s.names[0] ?? "_").join(", ")}` : ""}`
+      )
+    ];
+  if (n.kind === "mismatch")
+    return [
+      error2(
+        "upstream",
+        `Nginx proxies only to ${n.proxiedTo.join(", ")}, which nothing binds: Gunicorn binds ${n.binds.join(", ")}, so the reload would not be what Nginx serves`,
+        "make proxy_pass (or the upstream block) and --bind name the same socket or port, then nginx -t and reload Nginx"
+      )
+    ];
+  return [
+    unverified(
+      "upstream",
+      `which upstream Nginx proxies to could not be read completely (${n.reason}): verification through Nginx after the reload proves it`,
+      "allow `sudo nginx -T` (it prints the whole configuration) or make /etc/nginx readable by the deploy user"
+    )
+  ];
+}
+function nginxTest(f) {
+  if (!f.nginxTest) {
+    const m = missingRight(f.access, f.service, "nginx-test");
+    return [unverified("nginx -t", m.what, m.allow)];
+  }
+  if (f.nginxTest.code !== 0)
+    return [
+      error2(
+        "nginx -t",
+        `nginx -t failed:
+${tailLines(f.nginxTest.stderr, 6)}`,
+        "fix the Nginx configuration"
+      )
+    ];
+  return [ok("nginx -t", "configuration test passes")];
+}
+function layout(f) {
+  const l = f.layout;
+  const out = [];
+  if (!f.releasesWritable)
+    out.push(
+      error2(
+        "layout",
+        `${l.releasesDir} is missing or not writable by ${f.user}`,
+        `mkdir -p ${l.releasesDir} ${l.sharedDir} && chown ${f.user} ${l.releasesDir} ${l.sharedDir}`
+      )
+    );
+  if (f.currentIsLink && !f.currentRelease)
+    out.push(
+      error2(
+        "layout",
+        `${l.current} does not point at ${l.releasesDir}/<id>`,
+        `move the app into ${l.releasesDir}/<id> and ln -sfn releases/<id> ${l.current}`
+      )
+    );
+  else if (!f.currentIsLink && f.currentExists)
+    out.push(
+      error2(
+        "layout",
+        `${l.current} is not a symlink (it cannot be switched atomically)`,
+        `move the app into ${l.releasesDir}/<id> and ln -sfn releases/<id> ${l.current}`
+      )
+    );
+  if (out.length === 0)
+    out.push(
+      ok("layout", f.currentRelease ? `current -> releases/${f.currentRelease}` : "no release yet")
+    );
+  return out;
+}
+function disk(f, ctx) {
+  const freeMb = Math.round(f.freeKb / 1024);
+  const needed = ctx.minFreeBytes ?? 50 * 1048576;
+  if (f.freeKb * 1024 < needed)
+    return [
+      error2(
+        "disk",
+        `only ${freeMb} MiB free under ${f.layout.root}; about ${Math.ceil(needed / 1048576)} MiB are needed`,
+        "free disk space or lower keep-releases"
+      )
+    ];
+  if (ctx.minFreeBytes === void 0 && freeMb < 200)
+    return [
+      warning2(
+        "disk",
+        `${freeMb} MiB free under ${f.layout.root}`,
+        "free disk space or lower keep-releases"
+      )
+    ];
+  return [ok("disk", `${freeMb} MiB free`)];
+}
+function interpreter(f) {
+  const out = [];
+  if ("error" in f.interpreter)
+    out.push(
+      unverified(
+        "interpreter",
+        `the unit's Python interpreter could not be found (${f.interpreter.error}): the import check and pip are skipped`,
+        "start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart"
+      )
+    );
+  else
+    out.push(
+      ok(
+        "interpreter",
+        `${f.interpreter.python}${f.interpreter.venv ? ` (venv ${f.interpreter.venv})` : ""}`
+      )
+    );
+  const g = f.gunicorn;
+  if (g.launcher.kind === "script" && f.shebang) {
+    const venv = g.launcher.path.replace(/\/bin\/[^/]+$/, "");
+    const fix = `start Gunicorn as ${venv}/bin/python -m gunicorn`;
+    if (!f.shebang.python)
+      out.push(error2("venv", `${g.launcher.path} is missing or has no #! line`, fix));
+    else if (!f.shebang.importsGunicorn)
+      out.push(
+        error2(
+          "venv",
+          `${g.launcher.path} runs ${f.shebang.python}, which cannot import gunicorn`,
+          fix
+        )
+      );
+    else if (!f.shebang.python.startsWith(venv + "/") && f.shebang.python.includes("/bin/python"))
+      out.push(
+        warning2(
+          "venv",
+          `${g.launcher.path} runs ${f.shebang.python}, an interpreter outside its own venv`,
+          fix
+        )
+      );
+    else out.push(ok("venv", `${g.launcher.path} runs ${f.shebang.python}`));
+  }
+  return out;
+}
+function environment(f, ctx) {
+  const env = f.env;
+  if (!f.envFile)
+    return ctx.requiredEnv.length > 0 ? [
+      error2(
+        "environment",
+        `required-env lists ${ctx.requiredEnv.join(", ")} but the unit has no EnvironmentFile`,
+        "set env-file, or add EnvironmentFile= to the unit"
+      )
+    ] : [ok("environment", "the unit has no EnvironmentFile")];
+  if (!env?.exists)
+    return [
+      error2(
+        "environment",
+        `${f.envFile} does not exist (or its directory cannot be searched by ${f.user})`,
+        `create ${f.envFile} (root:www-data 640)`
+      )
+    ];
+  if (!env.readable)
+    return [
+      unverified(
+        "environment",
+        `${f.envFile} is not readable by ${f.user}: the import check cannot reproduce the unit's environment and is skipped${ctx.requiredEnv.length ? `, and required-env (${ctx.requiredEnv.join(", ")}) is not checked` : ""}; verification after the reload still protects the release`,
+        `let ${f.user} read it: chgrp www-data ${f.envFile}; chmod 640 ${f.envFile}; usermod -aG www-data ${f.user} (or the group that owns it)`
+      )
+    ];
+  const unset2 = [...env.missing ?? [], ...env.empty ?? []];
+  if (unset2.length > 0)
+    return [
+      error2(
+        "environment",
+        `required variables not set or empty in ${f.envFile}: ${unset2.join(", ")}`,
+        `set them in ${f.envFile}`
+      )
+    ];
+  if ((env.errors ?? []).length > 0)
+    return [
+      warning2(
+        "environment",
+        `${f.envFile} lines ${env.errors?.join(", ")} are not NAME=VALUE`,
+        "fix or remove those lines"
+      )
+    ];
+  return [ok("environment", `${f.envFile}: ${env.count} variables`)];
+}
+function rights(f) {
+  const out = [];
+  const required = RIGHTS.filter((r) => r.required && !may(f.access, r.right));
+  if (required.length > 0)
+    out.push(
+      error2(
+        "sudo",
+        `${f.user} may not run ${required.map((r) => `sudo ${r.grant(f.service)} (${r.purpose})`).join(", ")}`,
+        `add to sudoers: ${sudoersLine(
+          f.access,
+          f.service,
+          required.map((r) => r.right)
+        )}`
+      )
+    );
+  if (f.dirs === "none") {
+    const m = missingRight(f.access, f.service, "pwdx");
+    out.push(unverified("pwdx", m.what, m.allow));
+  }
+  if (!may(f.access, "daemon-reload")) {
+    const m = missingRight(f.access, f.service, "daemon-reload");
+    out.push(unverified("daemon-reload", m.what, m.allow));
+  }
+  if (!readsJournal(f.access))
+    out.push(
+      unverified(
+        "journal",
+        `${f.user} cannot read the journal of ${f.service}: a failure report has no journal excerpt`,
+        `usermod -aG systemd-journal ${f.user}`
+      )
+    );
+  if (f.access.readable.get(f.nginxErrorLog) === false)
+    out.push(
+      unverified(
+        "nginx log",
+        `${f.user} cannot read ${f.nginxErrorLog}: a failure report has no Nginx error-log excerpt`,
+        `usermod -aG adm ${f.user}`
+      )
+    );
+  if (required.length === 0) out.push(ok("sudo", "systemctl reload and restart allowed"));
+  return out;
+}
+function olderThan(version, than) {
+  const a = version.split(".").map((n) => parseInt(n, 10) || 0);
+  const b = than.split(".").map((n) => parseInt(n, 10) || 0);
+  for (let i = 0; i < Math.max(a.length, b.length); i++)
+    if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) < (b[i] ?? 0);
+  return false;
+}
+function gunicornVersion(f) {
+  const v = f.gunicornVersion;
+  if (!v) return [];
+  if (!olderThan(v, "24.1.0")) return [ok("gunicorn version", `Gunicorn ${v}`)];
+  return [
+    warning2(
+      "gunicorn version",
+      `Gunicorn ${v} logs from its SIGCHLD handler; during a reload under load this can crash the master ("RuntimeError: reentrant call inside <_io.BufferedWriter name='<stderr>'>", gunicorn issues #2564 and #3198, fixed in 24.1.0): requests fail until systemd restarts it, and the deploy rolls back`,
+      "upgrade Gunicorn in the unit's venv to 24.1.0 or newer (pip install 'gunicorn>=24.1')"
+    )
+  ];
+}
+var HOST_CHECKS = [
+  { id: "unit", reads: "systemctl show", blocksDeploy: true, evaluate: unitState },
+  {
+    id: "ExecReload",
+    reads: "the unit",
+    blocksDeploy: true,
+    evaluate: (f) => reloadSendsHup(f.unit.execReload) ? [ok("ExecReload", "sends HUP to $MAINPID")] : [
+      error2(
+        "ExecReload",
+        `ExecReload=${f.unit.execReload.join(" ") || "(none)"}: systemctl reload would not send HUP to Gunicorn`,
+        "add ExecReload=/bin/kill -HUP $MAINPID to the [Service] section and run systemctl daemon-reload"
+      )
+    ]
+  },
+  {
+    id: "gunicorn",
+    reads: "ExecStart and the Gunicorn config file",
+    blocksDeploy: true,
+    evaluate: gunicornLaunch
+  },
+  { id: "socket", reads: "the unit", blocksDeploy: true, evaluate: socketInRun },
+  { id: "workers", reads: "ps", blocksDeploy: true, evaluate: workerCount },
+  { id: "upstream", reads: "the Nginx configuration", blocksDeploy: true, evaluate: upstream },
+  { id: "nginx -t", reads: "sudo nginx -t", blocksDeploy: true, evaluate: nginxTest },
+  { id: "layout", reads: "release-path", blocksDeploy: true, evaluate: layout },
+  { id: "disk", reads: "df", blocksDeploy: true, evaluate: disk },
+  { id: "interpreter", reads: "the console script", blocksDeploy: false, evaluate: interpreter },
+  {
+    id: "gunicorn version",
+    reads: "gunicorn.__version__ under the unit's interpreter",
+    blocksDeploy: false,
+    checkModeOnly: true,
+    evaluate: gunicornVersion
+  },
+  {
+    id: "environment",
+    reads: "the EnvironmentFile (names only)",
+    blocksDeploy: true,
+    evaluate: environment
+  },
+  { id: "rights", reads: "sudo -n -l, groups", blocksDeploy: true, evaluate: rights }
+];
+function runChecks(facts, ctx, mode = "deploy") {
+  const findings = [];
+  const blocking = [];
+  for (const check of HOST_CHECKS) {
+    if (check.checkModeOnly && mode !== "check") continue;
+    for (const finding of check.evaluate(facts, ctx)) {
+      findings.push(finding);
+      if (finding.severity === "error" && check.blocksDeploy) blocking.push(finding);
+    }
+  }
+  return { findings, blocking };
+}
+
+// src/host/nginx/nginx-syntax.ts
+var SPACE = /* @__PURE__ */ new Set([" ", "	", "\r", "\n"]);
+function unescape(raw) {
+  const controls = { t: "	", r: "\r", n: "\n" };
+  let out = "";
+  for (let i = 0; i < raw.length; i++) {
+    const next = raw[i + 1];
+    if (raw[i] === "\\" && next !== void 0 && `"'\\`.includes(next)) {
+      out += next;
+      i++;
+    } else if (raw[i] === "\\" && next !== void 0 && next in controls) {
+      out += controls[next];
+      i++;
+    } else out += raw[i];
+  }
+  return out;
+}
+function tokenize(text) {
+  const tokens = [];
+  const s = {
+    line: 1,
+    word: "",
+    wordLine: 1,
+    inWord: false,
+    quote: "",
+    escaped: false,
+    variable: false,
+    needSpace: false,
+    comment: false
   };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  return () => {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+  const finish3 = () => {
+    tokens.push({ kind: "word", text: unescape(s.word), line: s.wordLine });
+    s.word = "";
+    s.inWord = false;
+  };
+  for (const ch of text) {
+    const refused = lexChar(s, ch, tokens, finish3);
+    if (refused) return { tokens, error: { line: s.line, message: refused } };
+    if (ch === "\n") s.line++;
+  }
+  if (s.inWord) {
+    const message = s.quote ? "unexpected end of file, unterminated quoted string" : "";
+    if (message) return { tokens, error: { line: s.line, message } };
+    finish3();
+  }
+  return { tokens };
+}
+function lexChar(s, ch, tokens, finish3) {
+  if (s.comment) {
+    if (ch === "\n") s.comment = false;
+    return "";
+  }
+  if (s.escaped) {
+    s.escaped = false;
+    s.word += ch;
+    return "";
+  }
+  if (s.needSpace) {
+    if (SPACE.has(ch)) {
+      s.needSpace = false;
+      return "";
+    }
+    if (ch === ";" || ch === "{") {
+      s.needSpace = false;
+      tokens.push({ kind: ch, text: ch, line: s.line });
+      return "";
+    }
+    if (ch !== ")") return `unexpected "${ch}"`;
+    s.needSpace = false;
+  }
+  return s.inWord ? inWord(s, ch, tokens, finish3) : betweenWords(s, ch, tokens);
+}
+function betweenWords(s, ch, tokens) {
+  if (SPACE.has(ch)) return "";
+  if (ch === ";" || ch === "{" || ch === "}") {
+    tokens.push({ kind: ch, text: ch, line: s.line });
+    return "";
+  }
+  if (ch === "#") {
+    s.comment = true;
+    return "";
+  }
+  s.inWord = true;
+  s.wordLine = s.line;
+  s.variable = ch === "$";
+  if (ch === '"' || ch === "'") s.quote = ch;
+  else if (ch === "\\") {
+    s.escaped = true;
+    s.word += ch;
+  } else s.word += ch;
+  return "";
+}
+function inWord(s, ch, tokens, finish3) {
+  if (ch === "{" && s.variable) {
+    s.word += ch;
+    return "";
+  }
+  s.variable = ch === "$";
+  if (ch === "\\") {
+    s.escaped = true;
+    s.word += ch;
+    return "";
+  }
+  if (s.quote) {
+    if (ch !== s.quote) {
+      s.word += ch;
+      return "";
+    }
+    s.quote = "";
+    s.needSpace = true;
+    finish3();
+    return "";
+  }
+  if (SPACE.has(ch) || ch === ";" || ch === "{") {
+    finish3();
+    if (ch === ";" || ch === "{") tokens.push({ kind: ch, text: ch, line: s.line });
+    return "";
+  }
+  s.word += ch;
+  return "";
+}
+function parseFile(file, text) {
+  const lexed = tokenize(text);
+  const stack = [[]];
+  let args = [];
+  const fail = (line, message) => ({
+    directives: stack[0],
+    error: { file, line, message }
+  });
+  for (const token of lexed.tokens) {
+    if (token.kind === "word") {
+      args.push(token);
+      continue;
+    }
+    if (token.kind === "}") {
+      if (args.length > 0 || stack.length === 1) return fail(token.line, 'unexpected "}"');
+      stack.pop();
+      continue;
+    }
+    if (args.length === 0) return fail(token.line, `unexpected "${token.kind}"`);
+    const directive = {
+      name: args[0].text,
+      args: args.slice(1).map((a) => a.text),
+      file,
+      line: args[0].line
+    };
+    stack[stack.length - 1].push(directive);
+    if (token.kind === "{") stack.push(directive.block = []);
+    args = [];
+  }
+  if (lexed.error) return fail(lexed.error.line, lexed.error.message);
+  const lastLine = text.split("\n").length;
+  if (args.length > 0) return fail(lastLine, 'unexpected end of file, expecting ";" or "}"');
+  if (stack.length > 1) return fail(lastLine, 'unexpected end of file, expecting "}"');
+  return { directives: stack[0] };
+}
+function isGlob(pattern) {
+  return /[*?[]/.test(pattern);
+}
+function globMatches(pattern, path7) {
+  const patternParts = pattern.split("/");
+  const pathParts = path7.split("/");
+  if (patternParts.length !== pathParts.length) return false;
+  return patternParts.every((p, i) => segmentMatches(p, pathParts[i]));
+}
+function segmentMatches(pattern, name) {
+  if (!isGlob(pattern)) return pattern === name;
+  if (name.startsWith(".") && !pattern.startsWith(".")) return false;
+  let re = "^";
+  for (let i = 0; i < pattern.length; i++) {
+    const ch = pattern[i];
+    const close = ch === "[" ? pattern.indexOf("]", i + 2) : -1;
+    if (ch === "*") re += "[^/]*";
+    else if (ch === "?") re += "[^/]";
+    else if (close > 0) {
+      const body = pattern.slice(i + 1, close).replace(/^!/, "^").replace(/\\/g, "\\\\");
+      re += `[${body}]`;
+      i = close;
+    } else re += ch.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`${re}$`).test(name);
+}
+function configPrefix(mainPath) {
+  const cut = mainPath.lastIndexOf("/");
+  return cut > 0 ? mainPath.slice(0, cut) : cut === 0 ? "/" : "/etc/nginx";
+}
+function includePattern(arg, prefix) {
+  if (arg.startsWith("/")) return arg;
+  return `${prefix.replace(/\/$/, "")}/${arg}`;
+}
+function includedFiles(pattern, sources) {
+  const expanded = sources.globs?.get(pattern);
+  if (expanded) return { paths: [...expanded] };
+  if (!isGlob(pattern)) {
+    if (sources.files.has(pattern) || sources.unreadable?.has(pattern)) return { paths: [pattern] };
+    return { missing: true };
+  }
+  if (!sources.exhaustive) return { missing: true };
+  const paths = [...sources.files.keys()].filter((p) => globMatches(pattern, p));
+  return { paths: paths.sort() };
+}
+var MAX_INCLUDE_DEPTH = 32;
+function resolveIncludes(sources) {
+  const prefix = configPrefix(sources.mainPath);
+  const tree = {
+    mainPath: sources.mainPath,
+    prefix,
+    directives: [],
+    errors: [],
+    unresolvedIncludes: [],
+    unreadable: []
+  };
+  const parsed = /* @__PURE__ */ new Map();
+  const readFile2 = (path7, depth, from) => {
+    const text = sources.files.get(path7);
+    if (text === void 0) {
+      const why = sources.unreadable?.get(path7);
+      if (why !== void 0) tree.unreadable.push(`${path7}: ${why}`);
+      else if (!from) tree.unreadable.push(`${path7}: not read`);
+      else tree.unresolvedIncludes.push(path7);
+      return [];
+    }
+    if (depth > MAX_INCLUDE_DEPTH) {
+      const at = from ?? { file: path7, line: 1 };
+      tree.errors.push({ file: at.file, line: at.line, message: "includes nested too deeply" });
+      return [];
+    }
+    let result = parsed.get(path7);
+    if (!result) parsed.set(path7, result = parseFile(path7, text));
+    if (result.error && !tree.errors.includes(result.error)) tree.errors.push(result.error);
+    return expand2(result.directives, depth);
+  };
+  const expand2 = (directives, depth) => directives.flatMap((d) => {
+    if (d.name === "include") return expandInclude(d, depth);
+    return d.block ? [{ ...d, block: expand2(d.block, depth) }] : [d];
+  });
+  const expandInclude = (d, depth) => {
+    if (d.args.length !== 1) {
+      tree.errors.push({ file: d.file, line: d.line, message: "include takes one argument" });
+      return [];
+    }
+    const pattern = includePattern(d.args[0], prefix);
+    const found = includedFiles(pattern, sources);
+    if ("missing" in found) {
+      tree.unresolvedIncludes.push(pattern);
+      return [];
+    }
+    return found.paths.flatMap((p) => readFile2(p, depth + 1, d));
+  };
+  tree.directives = readFile2(sources.mainPath, 0);
+  tree.unresolvedIncludes = [...new Set(tree.unresolvedIncludes)];
+  tree.unreadable = [...new Set(tree.unreadable)];
+  return tree;
+}
+var DUMP_HEADER = /^# configuration file (\/.*):$/gm;
+function splitNginxDump(output) {
+  const files = /* @__PURE__ */ new Map();
+  const headers = [...output.matchAll(DUMP_HEADER)];
+  headers.forEach((header, i) => {
+    const start = header.index + header[0].length + 1;
+    const end = i + 1 < headers.length ? headers[i + 1].index : output.length;
+    const text = output.slice(start, end);
+    if (!files.has(header[1])) files.set(header[1], text.endsWith("\n") ? text.slice(0, -1) : text);
+  });
+  return { mainPath: headers[0]?.[1], files };
+}
+
+// src/host/nginx/nginx-config.ts
+var LOOPBACK = /* @__PURE__ */ new Set(["localhost", "127.0.0.1", "::1", "0:0:0:0:0:0:0:1"]);
+var WILDCARD = /* @__PURE__ */ new Set(["", "*", "0.0.0.0", "::"]);
+function endpointText(e) {
+  if (e.kind === "unix") return `unix:${e.path}`;
+  return `${e.host.includes(":") ? `[${e.host}]` : e.host}:${e.port}`;
+}
+function hostPort(text, defaultPort) {
+  const m = /^(?:\[([0-9A-Fa-f:.]*)\]|([^:[\]]*))(?::([0-9]{1,5}))?$/.exec(text);
+  if (!m) return void 0;
+  const port = m[3] === void 0 ? defaultPort : Number(m[3]);
+  if (port < 1 || port > 65535) return void 0;
+  return { host: (m[1] ?? m[2]).toLowerCase(), port };
+}
+function bindEndpoint(bind2) {
+  const unix = /^unix:(?:\/\/)?(\/.*)$/.exec(bind2);
+  if (unix) return { kind: "unix", path: unix[1] };
+  if (bind2.startsWith("fd://")) return void 0;
+  const tcp = hostPort(bind2.replace(/^tcp:\/\//, ""), 8e3);
+  return tcp && { kind: "tcp", ...tcp };
+}
+var GUNICORN_DEFAULT_BIND = "127.0.0.1:8000";
+function isIpLiteral(host) {
+  return /^[0-9.]+$/.test(host) || host.includes(":");
+}
+function socketPath(path7) {
+  return path7.replace(/\/+/g, "/").replace(/\/(\.\/)+/g, "/").replace(/^\/var\/run\//, "/run/");
+}
+function reaches(target, bind2) {
+  if (target.kind === "unix" && bind2.kind === "unix")
+    return socketPath(target.path) === socketPath(bind2.path) ? "yes" : "no";
+  if (target.kind === "unix" || bind2.kind === "unix") return "no";
+  if (target.port !== bind2.port) return "no";
+  const loopback = (h) => LOOPBACK.has(h) || WILDCARD.has(h);
+  const named = (h) => !loopback(h) && !isIpLiteral(h);
+  if (WILDCARD.has(bind2.host)) return loopback(target.host) ? "yes" : "maybe";
+  if (target.host === bind2.host || LOOPBACK.has(bind2.host) && loopback(target.host)) return "yes";
+  return named(target.host) || named(bind2.host) ? "maybe" : "no";
+}
+var URI_VARIABLES = /^\$(request_uri|uri|document_uri|is_args|args)\b/;
+function parseProxyTarget(url) {
+  const scheme = /^(https?):\/\//i.exec(url);
+  if (!scheme) return url.includes("$") ? "variables in proxy_pass" : "not an http(s) URL";
+  const rest = url.slice(scheme[0].length);
+  const kind = scheme[1].toLowerCase();
+  if (/^unix:/i.test(rest)) {
+    const path7 = rest.slice(5).split(":")[0];
+    return path7.includes("$") || !path7.startsWith("/") ? "variables in proxy_pass" : {
+      scheme: kind,
+      socket: path7
+    };
+  }
+  const cut = rest.search(/[/$]/);
+  if (cut >= 0 && rest[cut] === "$" && !URI_VARIABLES.test(rest.slice(cut)))
+    return "variables in proxy_pass";
+  const authority = cut >= 0 ? rest.slice(0, cut) : rest;
+  const explicitPort = /:[0-9]+$/.test(authority);
+  const hp = hostPort(authority, kind === "https" ? 443 : 80);
+  if (!hp || hp.host === "") return `cannot read the address in ${url}`;
+  return { scheme: kind, host: hp.host, port: explicitPort ? hp.port : void 0 };
+}
+function resolveProxy(d, location, upstreams) {
+  const url = d.args[0] ?? "";
+  const base = { url, endpoints: [], location, file: d.file, line: d.line };
+  const target = parseProxyTarget(url);
+  if (typeof target === "string") return { ...base, unresolved: target };
+  if (target.socket)
+    return { ...base, scheme: target.scheme, endpoints: [unixEndpoint(target.socket)] };
+  const host = target.host ?? "";
+  const upstream2 = upstreams.get(host);
+  const withScheme = { ...base, scheme: target.scheme };
+  if (!upstream2) {
+    const port = target.port ?? (target.scheme === "https" ? 443 : 80);
+    return { ...withScheme, endpoints: [{ kind: "tcp", host, port }] };
+  }
+  if (target.port !== void 0)
+    return { ...withScheme, upstream: host, unresolved: `upstream "${host}" may not have a port` };
+  if (upstream2.servers.length === 0)
+    return { ...withScheme, upstream: host, unresolved: `no servers inside upstream "${host}"` };
+  return { ...withScheme, upstream: host, endpoints: upstream2.servers.map((s) => s.endpoint) };
+}
+function unixEndpoint(path7) {
+  return { kind: "unix", path: path7 };
+}
+function upstreamServer(d) {
+  const [address, ...rest] = d.args;
+  if (address === void 0) return void 0;
+  const params = {};
+  for (const p of rest) {
+    const eq = p.indexOf("=");
+    if (eq > 0) params[p.slice(0, eq)] = p.slice(eq + 1);
+    else params[p] = true;
+  }
+  if (/^unix:/i.test(address)) return { endpoint: unixEndpoint(address.slice(5)), params };
+  const hp = hostPort(address, 80);
+  return hp && { endpoint: { kind: "tcp", ...hp }, params };
+}
+function readUpstream(d) {
+  const upstream2 = { name: d.args[0] ?? "", servers: [], file: d.file, line: d.line };
+  for (const child2 of d.block ?? []) {
+    if (child2.name === "server") {
+      const server = upstreamServer(child2);
+      if (server) upstream2.servers.push(server);
+    } else if (child2.name === "keepalive") upstream2.keepalive = Number(child2.args[0]);
+  }
+  return upstream2;
+}
+function parseListen(args) {
+  const [address, ...flags] = args;
+  if (address === void 0) return void 0;
+  const listen = {
+    ssl: flags.includes("ssl"),
+    defaultServer: flags.includes("default_server") || flags.includes("default"),
+    implicit: false
+  };
+  if (/^unix:/i.test(address)) return { ...listen, port: 0, socket: address.slice(5) };
+  if (/^[0-9]+$/.test(address)) return { ...listen, port: Number(address) };
+  const hp = hostPort(address.replace(/^\*:/, ":"), 80);
+  if (!hp) return void 0;
+  return { ...listen, port: hp.port, address: WILDCARD.has(hp.host) ? void 0 : hp.host };
+}
+var REDIRECT_STATUS = /* @__PURE__ */ new Set([301, 302, 303, 307, 308]);
+function httpsRedirect(d) {
+  if (d.name === "return") {
+    const [first, second] = d.args;
+    if (second !== void 0 && REDIRECT_STATUS.has(Number(first)) && /^https:\/\//i.test(second))
+      return { status: Number(first), target: second };
+    if (second === void 0 && /^https:\/\//i.test(first ?? ""))
+      return { status: 302, target: first };
+  }
+  if (d.name === "rewrite" && /^https:\/\//i.test(d.args[1] ?? ""))
+    return { status: d.args[2] === "permanent" ? 301 : 302, target: d.args[1] };
+  return void 0;
+}
+function locationOf(args) {
+  if (args.length >= 2) return { modifier: args[0], path: args[1] };
+  const glued = /^(=|\^~|~\*|~|@)?(.*)$/s.exec(args[0] ?? "");
+  const modifier = glued?.[1] ?? "";
+  return { modifier, path: modifier === "@" ? args[0] ?? "" : glued?.[2] ?? "" };
+}
+function ownFiles(block) {
+  const d = block.find((c) => c.name === "alias" || c.name === "root");
+  return d?.args[0] === void 0 ? void 0 : { kind: d.name, path: d.args[0] };
+}
+function ownDirectives(block) {
+  return block.flatMap(
+    (d) => d.name === "if" || d.name === "limit_except" ? [d, ...ownDirectives(d.block ?? [])] : [d]
+  );
+}
+function walkLocations(block, scope, server, upstreams) {
+  for (const d of ownDirectives(block)) {
+    if (d.name === "proxy_pass") server.proxies.push(resolveProxy(d, scope.location, upstreams));
+    if (d.name !== "location" || !d.block) continue;
+    const where = locationOf(d.args);
+    const files = ownFiles(d.block) ?? scope.files;
+    const proxies = ownDirectives(d.block).some((c) => c.name === "proxy_pass");
+    server.locations.push({ ...where, files, proxies, file: d.file, line: d.line });
+    walkLocations(d.block, { location: where.path, files }, server, upstreams);
+  }
+}
+function readServer(d, http, upstreams) {
+  const block = d.block ?? [];
+  const args = (name) => block.filter((c) => c.name === name).map((c) => c.args);
+  const sslOn = block.some((c) => c.name === "ssl" && c.args[0] === "on") || http.sslOn;
+  const listens = args("listen").map(parseListen).filter((l) => l !== void 0).map((l) => sslOn ? { ...l, ssl: true } : l);
+  if (listens.length === 0)
+    listens.push({ port: 80, ssl: sslOn, defaultServer: false, implicit: true });
+  const certificates = args("ssl_certificate").map((a) => a[0] ?? "");
+  const server = {
+    file: d.file,
+    line: d.line,
+    names: args("server_name").flat(),
+    listens,
+    tls: listens.some((l) => l.ssl),
+    certificates: certificates.length > 0 ? certificates : http.certificates,
+    redirectedFrom: [],
+    proxies: [],
+    locations: []
+  };
+  const slash = block.find((c) => c.name === "location" && locationOf(c.args).path === "/");
+  const answering = [...ownDirectives(block), ...ownDirectives(slash?.block ?? [])];
+  const redirect = answering.map(httpsRedirect).find((r) => r !== void 0);
+  if (redirect && listens.some((l) => !l.ssl)) server.redirectsToHttps = redirect;
+  walkLocations(block, { location: "", files: ownFiles(block) ?? http.root }, server, upstreams);
+  return server;
+}
+function linkRedirects(servers) {
+  for (const from of servers) {
+    if (!from.redirectsToHttps) continue;
+    const host = /^https:\/\/([^/:$]*)/i.exec(from.redirectsToHttps.target)?.[1] ?? "";
+    const names = host === "" ? from.names : [host.toLowerCase()];
+    for (const to of servers) {
+      if (to === from || !to.tls) continue;
+      if (to.names.some((n) => names.includes(n.toLowerCase())))
+        to.redirectedFrom.push(`${from.file}:${from.line}`);
+    }
+  }
+}
+function childrenNamed(directives, name) {
+  return directives.filter((d) => d.name === name && d.block).flatMap((d) => d.block ?? []);
+}
+function problemsOf(tree) {
+  return [
+    ...tree.errors.map((e) => `${e.file}:${e.line}: ${e.message}`),
+    ...tree.unresolvedIncludes.map((p) => `include ${p} was not read`),
+    ...tree.unreadable.map((u) => `could not read ${u}`)
+  ];
+}
+function analyzeNginx(sources) {
+  const tree = resolveIncludes(sources);
+  const http = childrenNamed(tree.directives, "http");
+  const upstreams = /* @__PURE__ */ new Map();
+  for (const d of http.filter((d2) => d2.name === "upstream" && d2.block))
+    upstreams.set((d.args[0] ?? "").toLowerCase(), readUpstream(d));
+  const defaults2 = {
+    root: ownFiles(http.filter((d) => d.name === "root")),
+    certificates: http.filter((d) => d.name === "ssl_certificate").map((d) => d.args[0] ?? ""),
+    sslOn: http.some((d) => d.name === "ssl" && d.args[0] === "on")
+  };
+  const servers = http.filter((d) => d.name === "server" && d.block).map((d) => readServer(d, defaults2, upstreams));
+  linkRedirects(servers);
+  const streamProxies = ownDirectivesDeep(childrenNamed(tree.directives, "stream")).filter(
+    (d) => d.name === "proxy_pass"
+  ).length;
+  const problems = problemsOf(tree);
+  return { ...tree, upstreams, servers, streamProxies, complete: problems.length === 0, problems };
+}
+function ownDirectivesDeep(directives) {
+  return directives.flatMap((d) => [d, ...ownDirectivesDeep(d.block ?? [])]);
+}
+function whyUnknown(config, proxies, binds) {
+  if (!config.complete) {
+    const more = config.problems.length > 1 ? ` (and ${config.problems.length - 1} more)` : "";
+    return `the Nginx configuration was not read completely: ${config.problems[0]}${more}`;
+  }
+  const odd = binds.find((b) => bindEndpoint(b) === void 0);
+  if (odd !== void 0) return `Gunicorn's bind ${odd} cannot be compared with proxy_pass`;
+  if (proxies.length === 0) return "no proxy_pass in any http server block";
+  if (config.streamProxies > 0) return "the stream module proxies too, which is not analysed";
+  const unresolved2 = proxies.find((p) => p.unresolved !== void 0);
+  if (unresolved2)
+    return `proxy_pass ${unresolved2.url} (${unresolved2.file}:${unresolved2.line}): ${unresolved2.unresolved}`;
+  for (const p of proxies)
+    for (const e of p.endpoints)
+      for (const b of binds) {
+        const bind2 = bindEndpoint(b);
+        if (bind2 && reaches(e, bind2) === "maybe")
+          return `whether ${endpointText(e)} reaches Gunicorn's ${b} depends on DNS or the host's addresses`;
+      }
+  return void 0;
+}
+function matchUpstream(config, gunicornBinds) {
+  const binds = gunicornBinds.length > 0 ? gunicornBinds : [GUNICORN_DEFAULT_BIND];
+  const endpoints = binds.map(bindEndpoint).filter((e) => e !== void 0);
+  const proxies = config.servers.flatMap((s) => s.proxies);
+  const hits = proxies.filter(
+    (p) => p.endpoints.some((e) => endpoints.some((b) => reaches(e, b) === "yes"))
+  );
+  if (hits.length > 0) {
+    const servers = config.servers.filter((s) => s.proxies.some((p) => hits.includes(p)));
+    return { kind: "match", servers, proxies: hits };
+  }
+  const reason = whyUnknown(config, proxies, binds);
+  if (reason !== void 0) return { kind: "unknown", reason };
+  const proxiedTo = [...new Set(proxies.flatMap((p) => p.endpoints.map(endpointText)))];
+  return { kind: "mismatch", proxiedTo, binds };
+}
+function concreteName(name) {
+  return /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(
+    name
+  );
+}
+function deriveNginxUrl(server, healthPath) {
+  const https = server.tls || server.redirectedFrom.length > 0 || !!server.redirectsToHttps;
+  const scheme = https ? "https" : "http";
+  const defaultPort = https ? 443 : 80;
+  const fitting = server.listens.filter((l) => l.ssl === https);
+  const local = (l) => l.address === void 0 || LOOPBACK.has(l.address);
+  const listen = fitting.find(local) ?? fitting[0];
+  const port = listen && !listen.socket ? listen.port : defaultPort;
+  const host = server.names.find(concreteName) ?? "127.0.0.1";
+  const path7 = healthPath.startsWith("/") ? healthPath : `/${healthPath}`;
+  const url = `${scheme}://${host}${port === defaultPort ? "" : `:${port}`}${path7}`;
+  const address = !listen?.address || listen.address === "localhost" ? "127.0.0.1" : listen.address;
+  const connect3 = listen?.socket ? { kind: "unix", socket: listen.socket } : { kind: "tcp", host: address, port };
+  return { scheme, host, port, path: path7, url, connect: connect3 };
+}
+function cleanPath(path7) {
+  return path7.replace(/\/+/g, "/");
+}
+function staticLocationFor(servers, currentPath) {
+  const current = cleanPath(currentPath).replace(/(.)\/$/, "$1");
+  const found = [];
+  for (const server of Array.isArray(servers) ? servers : [servers])
+    for (const location of server.locations) {
+      const files = location.files;
+      if (location.proxies || !files || !["", "^~", "="].includes(location.modifier)) continue;
+      if (!files.path.startsWith("/") || files.path.includes("$")) continue;
+      const dir = cleanPath(files.kind === "alias" ? files.path : `${files.path}/${location.path}`);
+      if (dir !== current && !dir.startsWith(`${current}/`)) continue;
+      const subdir = dir.slice(current.length + 1);
+      const exact = location.modifier === "=";
+      found.push({ urlPrefix: location.path, dir, subdir, exact, server, location });
+    }
+  return found.sort((a, b) => b.urlPrefix.length - a.urlPrefix.length)[0];
+}
+
+// src/host/nginx/nginx-read.ts
+var DEFAULT_CONF_PATH = "/etc/nginx/nginx.conf";
+var SBIN_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+var MAX_LEVELS = 16;
+function tail(result) {
+  const text = (result.stderr || result.stdout).trim().split("\n").slice(-3).join(" | ");
+  const status = result.timedOut ? "timed out" : `exit ${result.code ?? "none"}`;
+  return text ? `${status}: ${text}` : status;
+}
+function finish2(read) {
+  const tree = resolveIncludes(read);
+  const missing = [
+    ...tree.unresolvedIncludes.map((p) => `include ${p} was not read`),
+    ...tree.unreadable.map((u) => `could not read ${u}`)
+  ];
+  return { ...read, complete: missing.length === 0, problems: [...read.problems, ...missing] };
+}
+async function readDump(remote, opts, problems) {
+  const dump = await remote.exec(toShell(asRoot(serviceCommands.nginxDump())), {
+    timeoutMs: opts.timeoutMs ?? 3e4
+  });
+  const split = splitNginxDump(dump.code === 0 ? dump.stdout : "");
+  if (split.mainPath === void 0) {
+    const why = dump.code === 0 ? "printed no configuration file" : tail(dump);
+    problems.push(`sudo -n nginx -T ${why}; reading the files instead`);
+    return void 0;
+  }
+  return finish2({
+    mainPath: split.mainPath,
+    files: split.files,
+    globs: /* @__PURE__ */ new Map(),
+    unreadable: /* @__PURE__ */ new Map(),
+    exhaustive: true,
+    problems: [],
+    via: "nginx -T"
+  });
+}
+function confPathFromVersion(output) {
+  const conf = /--conf-path=(\S+)/.exec(output)?.[1];
+  if (conf === void 0 || conf.startsWith("/")) return conf;
+  const prefix = /--prefix=(\S+)/.exec(output)?.[1] ?? "/usr/local/nginx";
+  return `${prefix.replace(/\/$/, "")}/${conf}`;
+}
+async function mainConfPath(remote, opts) {
+  if (opts.confPath !== void 0) return opts.confPath;
+  const version = await remote.exec(toShell(["env", SBIN_PATH, opts.nginxProgram ?? "nginx", "-V"]));
+  return confPathFromVersion(`${version.stderr}
+${version.stdout}`) ?? DEFAULT_CONF_PATH;
+}
+async function readLevel(remote, opts, patterns, read) {
+  const argv = helperArgv(opts.python ?? "python3", "readglobs", ...patterns);
+  const result = await remote.exec(toShell(argv), { timeoutMs: opts.timeoutMs ?? 3e4 });
+  let answer;
+  try {
+    if (result.code !== 0) throw new Error(tail(result));
+    answer = JSON.parse(result.stdout);
+  } catch (error3) {
+    read.problems.push(`reading ${patterns.join(" ")} failed: ${error3.message}`);
+    return false;
+  }
+  for (const [pattern, entries] of Object.entries(answer)) {
+    if (isGlob(pattern))
+      read.globs.set(
+        pattern,
+        entries.map((e) => e.path)
+      );
+    for (const entry of entries)
+      if ("text" in entry) read.files.set(entry.path, entry.text);
+      else read.unreadable.set(entry.path, entry.error);
+  }
+  return true;
+}
+async function readFiles(remote, opts, problems) {
+  const mainPath = await mainConfPath(remote, opts);
+  const read = {
+    mainPath,
+    files: /* @__PURE__ */ new Map(),
+    globs: /* @__PURE__ */ new Map(),
+    unreadable: /* @__PURE__ */ new Map(),
+    problems,
+    via: "files"
+  };
+  const asked = /* @__PURE__ */ new Set();
+  let pending = [mainPath];
+  for (let level = 0; level < MAX_LEVELS && pending.length > 0; level++) {
+    pending.forEach((p) => asked.add(p));
+    if (!await readLevel(remote, opts, pending, read)) break;
+    pending = resolveIncludes(read).unresolvedIncludes.filter((p) => !asked.has(p));
+  }
+  return finish2(read);
+}
+async function readNginxConfig(remote, opts) {
+  const problems = [];
+  if (opts.sudoDump) {
+    const dump = await readDump(remote, opts, problems);
+    if (dump) return dump;
+  }
+  return readFiles(remote, opts, problems);
+}
+
+// src/host/gunicorn/gunicorn-processes.ts
+var PS_TREE = ["ps", "-ww", "-eo", "pid=,ppid=,args="];
+function parsePs(text) {
+  const entries = [];
+  for (const line of text.split("\n")) {
+    const m = /^\s*(\d+)\s+(\d+)\s?(.*)$/.exec(line);
+    if (m) entries.push({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3].trim() });
+  }
+  return entries;
+}
+var MASTER_TITLE = /^gunicorn: master \[(.*)\]$/;
+function runsGunicorn(args) {
+  if (MASTER_TITLE.test(args)) return true;
+  const kind = findGunicornLaunch(args.split(/\s+/)).launcher.kind;
+  return kind === "script" || kind === "module";
+}
+function findGunicornProcesses(psOutput, mainPid) {
+  const entries = parsePs(psOutput);
+  const children = /* @__PURE__ */ new Map();
+  for (const e of entries) children.set(e.ppid, [...children.get(e.ppid) ?? [], e]);
+  const main = entries.find((e) => e.pid === mainPid);
+  if (mainPid <= 0 || !main) return void 0;
+  const queue = [main];
+  const seen = /* @__PURE__ */ new Set();
+  for (let next = queue.shift(); next; next = queue.shift()) {
+    if (seen.has(next.pid)) continue;
+    seen.add(next.pid);
+    if (runsGunicorn(next.args)) return describe2(next, children, mainPid);
+    queue.push(...[...children.get(next.pid) ?? []].sort((a, b) => a.pid - b.pid));
+  }
+  return void 0;
+}
+function describe2(master, children, mainPid) {
+  const found = {
+    masterPid: master.pid,
+    workers: (children.get(master.pid) ?? []).map((c) => c.pid).sort((a, b) => a - b),
+    viaWrapper: master.pid !== mainPid
+  };
+  const title = MASTER_TITLE.exec(master.args);
+  if (title) found.procName = title[1];
+  else found.argv = master.args.split(/\s+/).filter((w) => w !== "");
+  return found;
+}
+async function readGunicornProcesses(remote, mainPid) {
+  if (mainPid <= 0) return void 0;
+  const ps = await remote.exec(optional(PS_TREE));
+  return findGunicornProcesses(ps.stdout, mainPid);
+}
+
+// src/host/gunicorn/gunicorn-interpreter.ts
+var PROBE = 'import sys; print(sys.executable); print(sys.prefix if sys.prefix != sys.base_prefix else "")';
+async function probe(remote, python, source) {
+  const run2 = await remote.exec(toShell([python, "-c", PROBE]));
+  if (run2.code !== 0)
+    return { error: `${python} (from ${source}) does not run: ${tailLines(run2.stderr, 3)}` };
+  const [executable, prefix] = run2.stdout.split("\n").map((l) => l.trim());
+  const path7 = python.startsWith("/") || !executable ? python : executable;
+  return { python: path7, venv: prefix || void 0, source };
+}
+function shebangInterpreter(line) {
+  const words2 = /^#!\s*(.*)$/.exec(line.split("\n")[0])?.[1].trim().split(/\s+/) ?? [];
+  if (words2.length === 0 || words2[0] === "") return void 0;
+  if (baseName(words2[0]) !== "env") return words2[0];
+  return words2.slice(1).find((w) => !w.startsWith("-") && !/^[A-Za-z_]\w*=/.test(w));
+}
+async function fromEntry(remote, entry, bareOk, source) {
+  const hidden = (name) => ({
+    error: `${source} runs ${name}, found through a PATH set at start`
+  });
+  const run2 = (python) => python.startsWith("/") || bareOk ? probe(remote, python, source) : hidden(python);
+  if (entry.kind === "module") return run2(entry.python);
+  if (entry.python !== void 0) return run2(entry.python);
+  let script = entry.path;
+  if (!script.startsWith("/")) {
+    if (!bareOk) return hidden(script);
+    const found = await remote.exec(optional(["sh", "-c", 'command -v "$1"', "sh", script]));
+    script = found.stdout.trim();
+    if (!script.startsWith("/")) return { error: `${entry.path} is not on the PATH of the host` };
+  }
+  const head = await remote.exec(optional(["head", "-n", "1", script]));
+  const interpreter2 = shebangInterpreter(head.stdout);
+  if (!interpreter2) return { error: `${script} is missing or has no #! line` };
+  if (!interpreter2.startsWith("/") && !bareOk) return hidden(interpreter2);
+  return probe(remote, interpreter2, `the #! line of ${script}`);
+}
+async function searchInterpreter(remote, gunicorn, running) {
+  const reasons = [];
+  const l = gunicorn.launcher;
+  const entry = l.kind === "wrapped" ? l.inner : l.kind === "unknown" ? void 0 : l;
+  const by = l.kind === "wrapped" || l.kind === "unknown" ? l.by : [];
+  if (entry) {
+    const found = await fromEntry(
+      remote,
+      entry,
+      by.every((w) => w === "env"),
+      "ExecStart"
+    );
+    if (!("error" in found)) return found;
+    reasons.push(found.error);
+  } else reasons.push(l.kind === "unknown" ? l.reason : "ExecStart does not show Gunicorn");
+  const master = typeof running === "number" ? await readGunicornProcesses(remote, running) : running;
+  if (master?.argv) {
+    const launch = findGunicornLaunch(master.argv).launcher;
+    if (launch.kind === "script" || launch.kind === "module") {
+      const found = await fromEntry(remote, launch, true, `the running master ${master.masterPid}`);
+      if (!("error" in found)) return found;
+      reasons.push(found.error);
+    }
+  } else if (master)
+    reasons.push(
+      `the running master ${master.masterPid} shows only its setproctitle name [${master.procName ?? ""}], not its command line`
+    );
+  else if (running !== void 0) reasons.push("no running Gunicorn master was found under MainPID");
+  return { error: reasons.join("; ") };
+}
+
+// src/host/release-checks.ts
+var findInterpreter = searchInterpreter;
+async function fileHash(remote, path7) {
+  const result = await remote.exec(optional(["sha256sum", path7]));
+  return result.stdout.split(" ")[0] || void 0;
+}
+async function runLongStep(remote, step, command, limits) {
+  const result = await remote.exec(command, {
+    processGroup: true,
+    timeoutMs: limits.timeoutSeconds * 1e3,
+    signal: limits.signal
+  });
+  const host = remote.target.label;
+  if (result.cancelled)
+    throw new Error(`${step} on ${host} was cancelled: it was stopped on the host`);
+  if (result.timedOut)
+    throw new Error(
+      `${step} on ${host} did not finish within ${limits.timeoutSeconds}s (${limits.timeoutInput}): it was stopped on the host (TERM, then KILL). Nothing was switched; raise ${limits.timeoutInput} if it needs longer${tailOf(result)}`
+    );
+  if (result.code !== 0) throw new RemoteCommandError(step, result, host);
+  return result;
+}
+function tailOf(result) {
+  const tail2 = tailLines(result.stderr || result.stdout, 15);
+  return tail2 ? `:
+${tail2}` : "";
+}
+async function installDependencies(remote, opts) {
+  const requirements = `${opts.releaseDir}/requirements.txt`;
+  const [next, current] = await Promise.all([
+    fileHash(remote, requirements),
+    opts.currentDir ? fileHash(remote, `${opts.currentDir}/requirements.txt`) : Promise.resolve(void 0)
+  ]);
+  if (!next) {
+    opts.log.info("no requirements.txt in the release: nothing to install");
+    return false;
+  }
+  if (current === next) {
+    opts.log.info("requirements.txt unchanged since the current release: skipping pip");
+    return false;
+  }
+  if (!opts.interpreter)
+    throw new Error(
+      "requirements.txt changed, but the unit's Python interpreter could not be found (see preflight's warning), so pip cannot install into the unit's venv: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart"
+    );
+  if (!opts.interpreter.venv) {
+    throw new Error(
+      `requirements.txt changed but ${opts.interpreter.python} is not in a virtualenv; refusing to pip install into the system Python`
+    );
+  }
+  const result = await runLongStep(
+    remote,
+    "pip install",
+    toShell([
+      opts.interpreter.python,
+      "-m",
+      "pip",
+      "install",
+      "--disable-pip-version-check",
+      "-r",
+      requirements,
+      ...opts.pipArgs
+    ]),
+    { ...opts.limits, timeoutInput: "pip-timeout" }
+  );
+  opts.log.info(tailLines(result.stdout, 5));
+  return true;
+}
+async function checkEnvironment(remote, envFile, required, log) {
+  if (!envFile) {
+    if (required.length > 0)
+      throw new Error(
+        `required-env lists ${required.join(", ")} but the unit has no EnvironmentFile (set env-file)`
+      );
+    log.info("the unit has no EnvironmentFile");
+    return;
+  }
+  const result = await runStep(
+    remote,
+    "check the EnvironmentFile",
+    toShell(helperArgv("python3", "envcheck", envFile, ...required))
+  );
+  const check = JSON.parse(result.stdout);
+  if (!check.exists) throw new Error(`EnvironmentFile ${envFile} does not exist`);
+  if (!check.readable)
+    throw new Error(
+      `EnvironmentFile ${envFile} is not readable by the deploy user (make it root:www-data 640 and add the deploy user to that group)`
+    );
+  const problems = [];
+  if (check.errors.length > 0)
+    problems.push(`line(s) ${check.errors.join(", ")} are not NAME=VALUE`);
+  if (check.missing.length > 0)
+    problems.push(`required variable(s) not set: ${check.missing.join(", ")}`);
+  if (check.empty.length > 0) problems.push(`required variable(s) empty: ${check.empty.join(", ")}`);
+  if (problems.length > 0) throw new Error(`EnvironmentFile ${envFile}: ${problems.join("; ")}`);
+  log.info(
+    `EnvironmentFile ${envFile}: ${check.count} variables, required ones set (${required.join(", ") || "none listed"})`
+  );
+}
+async function importCheck(remote, opts) {
+  const result = await remote.exec(
+    toShell(
+      helperArgv(
+        opts.interpreter.python,
+        "importcheck",
+        opts.envFile ?? "-",
+        opts.releaseDir,
+        opts.app
+      )
+    ),
+    { timeoutMs: 12e4 }
+  );
+  if (result.code !== 0) {
+    throw new Error(
+      `the new release cannot import ${opts.app} with ${opts.interpreter.python} (it never reached the reload):
+${tailLines(result.stderr || result.stdout, 20)}`
+    );
+  }
+  opts.log.info(result.stdout.trim());
+  return importSeconds(result.stdout);
+}
+function importSeconds(output) {
+  const m = / in (\d+(?:\.\d+)?)s\s*$/.exec(output.trim());
+  return m ? Number(m[1]) : void 0;
+}
+function revisions(output) {
+  return output.split("\n").map((l) => /^([0-9A-Za-z_]+)(?:\s|$)/.exec(l.trim())?.[1]).filter((r) => !!r && !/^(INFO|WARNING|ERROR)$/.test(r)).sort();
+}
+function migrationsNeed(opts) {
+  if (!opts.interpreter)
+    throw new Error(
+      "the release has migrations, but the unit's Python interpreter could not be found: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart, or set migrate: off and migrate another way"
+    );
+  if (opts.envReadable === false)
+    throw new Error(
+      `the release has migrations, which need the unit's environment (e.g. DATABASE_URL), but the deploy user cannot read ${opts.envFile}: let it read the file (e.g. add it to the file's group), or set migrate: off and migrate another way. Nothing was switched.`
+    );
+}
+async function migrate(remote, opts) {
+  if (opts.mode === "off") return "skipped";
+  const env = opts.envFile ?? "-";
+  const python = opts.interpreter?.python ?? "python3";
+  const inRelease = (...argv) => toShell(helperArgv(python, "run", env, opts.releaseDir, ...argv));
+  const module = opts.app.split(":")[0];
+  const flask = [python, "-m", "flask", "--app", module, "db"];
+  const limits = { ...opts.limits, timeoutInput: "migrate-timeout" };
+  const has = opts.command ? { code: 0 } : await remote.exec(toShell(["test", "-d", `${opts.releaseDir}/migrations`]));
+  if (has.code === 0) migrationsNeed(opts);
+  if (opts.command) {
+    await runLongStep(remote, "migrate-command", inRelease(...opts.command), limits);
+    opts.log.info(`ran ${opts.command.join(" ")}`);
+    return "ran";
+  }
+  if (has.code !== 0) {
+    opts.log.info("no migrations/ in the release: nothing to migrate");
+    return "skipped";
+  }
+  const readRevisions = async () => {
+    const [currentOut, headsOut] = await Promise.all([
+      runStep(remote, "flask db current", inRelease(...flask, "current")),
+      runStep(remote, "flask db heads", inRelease(...flask, "heads"))
+    ]);
+    return { current: revisions(currentOut.stdout), heads: revisions(headsOut.stdout) };
+  };
+  const atHead = (r) => r.heads.length > 0 && r.current.join(",") === r.heads.join(",");
+  const before = await readRevisions();
+  if (atHead(before)) {
+    opts.log.info(`database already at head ${before.heads.join(", ")}: no migration to run`);
+    return "skipped";
+  }
+  try {
+    const up = await runLongStep(remote, "flask db upgrade", inRelease(...flask, "upgrade"), limits);
+    const output = tailLines(up.stderr + up.stdout, 5);
+    if (output) opts.log.info(output);
+  } catch (error3) {
+    if (error3 instanceof RemoteCommandError)
+      throw new Error(
+        `migrations failed before the switch; the running release is untouched:
+${tailLines(error3.result.stderr || error3.result.stdout, 20)}`,
+        { cause: error3 }
+      );
+    throw error3;
+  }
+  const { current, heads } = await readRevisions();
+  if (!atHead({ current, heads })) {
+    throw new Error(
+      `after flask db upgrade the database is at [${current.join(", ")}] but the release's heads are [${heads.join(", ")}]`
+    );
+  }
+  opts.log.info(`database at head ${heads.join(", ")}`);
+  return "ran";
+}
+
+// src/host/release-layout.ts
+var ReleaseLayout = class {
+  constructor(root) {
+    this.root = root;
+  }
+  root;
+  get releasesDir() {
+    return `${this.root}/releases`;
+  }
+  get current() {
+    return `${this.root}/current`;
+  }
+  get sharedDir() {
+    return `${this.root}/shared`;
+  }
+  get lockDir() {
+    return `${this.root}/.deploy-lock`;
+  }
+  get logFile() {
+    return `${this.root}/.deploy-log.jsonl`;
+  }
+  release(id) {
+    return `${this.releasesDir}/${id}`;
+  }
+  incoming(id) {
+    return `${this.releasesDir}/.incoming-${id}`;
+  }
+};
+async function readCurrentRelease(remote, layout2) {
+  const result = await remote.exec(optional(["readlink", layout2.current]));
+  const target = result.stdout.trim();
+  if (target === "") return void 0;
+  const id = target.replace(/\/+$/, "").split("/").pop() ?? "";
+  return isReleaseId(id) ? id : void 0;
+}
+function orderReleases(findOutput) {
+  const dirTime = /* @__PURE__ */ new Map();
+  const packedTime = /* @__PURE__ */ new Map();
+  for (const line of findOutput.split("\n")) {
+    const m = /^([0-9.]+) ([^/]+)(\/\.zdd-release\.json)?$/.exec(line.trim());
+    if (!m || !isReleaseId(m[2])) continue;
+    (m[3] ? packedTime : dirTime).set(m[2], Number(m[1]));
+  }
+  const time = (id) => packedTime.get(id) ?? dirTime.get(id) ?? 0;
+  return [...dirTime.keys()].sort((a, b) => time(a) - time(b) || a.localeCompare(b));
+}
+async function listReleases(remote, layout2) {
+  const result = await runStep(
+    remote,
+    "list releases",
+    toShell([
+      "find",
+      layout2.releasesDir,
+      "-mindepth",
+      "1",
+      "-maxdepth",
+      "2",
+      "(",
+      "-maxdepth",
+      "1",
+      "-type",
+      "d",
+      "-o",
+      "-name",
+      METADATA_FILE,
+      ")",
+      "-printf",
+      "%T@ %P\\n"
+    ])
+  );
+  return orderReleases(result.stdout);
+}
+async function uploadRelease(remote, layout2, id, archive) {
+  const incoming = layout2.incoming(id);
+  await runStep(
+    remote,
+    "upload release",
+    allOf(
+      ["rm", "-rf", incoming],
+      ["mkdir", "-p", incoming],
+      ["tar", "-xzf", "-", "-C", incoming],
+      ["mv", "-T", incoming, layout2.release(id)]
+    ),
+    { stdin: archive }
+  );
+}
+async function switchCurrent(remote, layout2, id) {
+  const temp = `${layout2.root}/.current-${id}.tmp`;
+  await runStep(
+    remote,
+    "switch current",
+    allOf(["ln", "-sfn", `releases/${id}`, temp], ["mv", "-Tf", temp, layout2.current])
+  );
+}
+
+// src/host/service-state.ts
+async function readUnit(remote, service) {
+  const show = await runStep(
+    remote,
+    `read unit ${service}`,
+    toShell(serviceCommands.show(service, UNIT_PROPERTIES))
+  );
+  return parseUnitShow(show.stdout);
+}
+async function listWorkers(remote, mainPid) {
+  return (await readGunicornProcesses(remote, mainPid))?.workers ?? [];
+}
+async function workingDirectories(remote, pids, sudo = true) {
+  const dirs = /* @__PURE__ */ new Map();
+  if (pids.length === 0) return dirs;
+  const pwdx = serviceCommands.pwdx(pids);
+  const result = await remote.exec(toShell(sudo ? asRoot(pwdx) : pwdx));
+  for (const line of result.stdout.split("\n")) {
+    const m = /^(\d+): (\/.*)$/.exec(line.trim());
+    if (m) dirs.set(Number(m[1]), m[2]);
+  }
+  if (dirs.size === 0 && sudo && /password|not allowed|sudoers/i.test(result.stderr)) {
+    throw new Error(
+      `sudo -n pwdx was refused for the deploy user, so the workers' working directory cannot be read: ${result.stderr.trim()}`
+    );
+  }
+  return dirs;
+}
+async function realPath(remote, path7) {
+  const result = await runStep(remote, `resolve ${path7}`, toShell(["readlink", "-f", path7]));
+  return result.stdout.trim();
+}
+async function readGunicornOptions(remote, unit, argv = unit.execStart) {
+  const parsed = parseGunicornCommand(argv);
+  if (parsed.launcher.kind === "unknown") return parsed;
+  const g = withGunicornEnv(parsed, await readGunicornEnv(remote, unit));
+  const file = configFileOf(unit, g);
+  const result = await remote.exec(toShell(["cat", "--", file]));
+  if (result.code === 0) return withDefaultWorkers(withConfigFile(g, file, result.stdout));
+  const missing = /No such file/.test(result.stderr);
+  if (missing && g.configFile === void 0) return withDefaultWorkers(g);
+  return { ...g, configFile: file, configRead: false, configUnreadable: !missing };
+}
+async function readGunicornEnv(remote, unit) {
+  const argv = helperArgv("python3", "gunicornenv", unit.id || "-", ...unit.environmentFiles);
+  const result = await remote.exec(toShell(argv));
+  let parsed;
+  try {
+    parsed = JSON.parse(result.stdout);
+  } catch {
+    return { readable: false };
+  }
+  if (typeof parsed !== "object" || parsed === null) return { readable: false };
+  const fields = parsed;
+  const env = { readable: fields.readable === true };
+  for (const name of ["WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"])
+    if (typeof fields[name] === "string") env[name] = fields[name];
+  return env;
+}
+
+// src/host/host-facts.ts
+function isRunning(unit) {
+  return unit.activeState === "active" && unit.mainPid > 0;
+}
+async function nginxMatch(remote, gunicorn, access2) {
+  if (gunicorn.binds.length === 0 && configUnseen(gunicorn))
+    return {
+      kind: "unknown",
+      reason: `Gunicorn's bind is set in ${gunicorn.configFile}, which could not be read`
+    };
+  try {
+    const read = await readNginxConfig(remote, { sudoDump: may(access2, "nginx-dump") });
+    return matchUpstream(analyzeNginx(read), gunicorn.binds);
+  } catch (error3) {
+    return {
+      kind: "unknown",
+      reason: `the Nginx configuration could not be read: ${error3.message}`
+    };
+  }
+}
+async function probeDirs(remote, unit, masterPid, access2) {
+  const own = unit.user !== "" && unit.user === remote.target.user;
+  if (own && masterPid) {
+    const dirs = await workingDirectories(remote, [masterPid], false);
+    if (dirs.size > 0) return { via: "own", masterDir: dirs.get(masterPid) };
+  }
+  if (may(access2, "pwdx")) {
+    if (!masterPid) return { via: "sudo" };
+    const dirs = await workingDirectories(remote, [masterPid], true).catch(
+      () => /* @__PURE__ */ new Map()
+    );
+    return { via: dirs.size > 0 ? "sudo" : "none", masterDir: dirs.get(masterPid) };
+  }
+  return { via: own && !masterPid ? "own" : "none" };
+}
+async function gunicornVersion2(remote, python) {
+  const result = await remote.exec(
+    optional([python, "-c", "import gunicorn; print(gunicorn.__version__)"])
+  );
+  const version = result.stdout.trim();
+  return /^\d+(\.\d+)*/.test(version) ? version : void 0;
+}
+async function scriptShebang(remote, g) {
+  if (g.launcher.kind !== "script") return void 0;
+  const head = await remote.exec(optional(["head", "-n", "1", g.launcher.path]));
+  const python = /^#!\s*(\S+)/.exec(head.stdout)?.[1];
+  if (!python) return { importsGunicorn: false };
+  const runs = await remote.exec(toShell([python, "-c", "import gunicorn"]));
+  return { python, importsGunicorn: runs.code === 0 };
+}
+async function readEnv(remote, envFile, required) {
+  if (!envFile) return void 0;
+  const env = await remote.exec(toShell(helperArgv("python3", "envcheck", envFile, ...required)));
+  return JSON.parse(env.stdout || "{}");
+}
+async function gatherFacts(remote, opts) {
+  const { layout: layout2, service } = opts;
+  const unit = await readUnit(remote, service);
+  const envFile = opts.envFile ?? unit.environmentFiles[0];
+  const [access2, procs, fromUnit] = await Promise.all([
+    probeAccess(
+      remote,
+      service,
+      [envFile, opts.nginxErrorLog].filter((p) => p !== void 0)
+    ),
+    readGunicornProcesses(remote, unit.mainPid),
+    readGunicornOptions(remote, unit)
+  ]);
+  const gunicorn = fromUnit.launcher.kind === "unknown" && procs?.argv ? await readGunicornOptions(remote, unit, procs.argv) : fromUnit;
+  const masterAlive = isRunning(unit);
+  const [dirs, nginxTest2, nginx, df, interpreter2, current, releasesDir, shebang, env] = await Promise.all([
+    probeDirs(remote, unit, procs?.masterPid, access2),
+    may(access2, "nginx-test") ? remote.exec(toShell(asRoot(serviceCommands.nginxTest()))) : Promise.resolve(void 0),
+    nginxMatch(remote, gunicorn, access2),
+    remote.exec(
+      optional([
+        "sh",
+        "-c",
+        'test -d "$1" && test -w "$1" && echo releases-writable; test -d "$2" && echo shared-dir; test -L "$3" && echo current-link; test -e "$3" && echo current-exists; df -Pk "$4"',
+        "sh",
+        layout2.releasesDir,
+        layout2.sharedDir,
+        layout2.current,
+        layout2.root
+      ])
+    ),
+    findInterpreter(remote, gunicorn, procs ?? unit.mainPid).then(async (found) => ({
+      found,
+      version: "error" in found ? void 0 : await gunicornVersion2(remote, found.python)
+    })),
+    readCurrentRelease(remote, layout2).then(async (id) => ({
+      id,
+      dir: id ? await realPath(remote, layout2.current).catch(() => void 0) : void 0
+    })),
+    realPath(remote, layout2.releasesDir).catch(() => layout2.releasesDir),
+    scriptShebang(remote, gunicorn),
+    readEnv(remote, envFile, opts.requiredEnv)
+  ]);
+  const lines = df.stdout.trim().split("\n");
+  return {
+    service,
+    user: remote.target.user,
+    layout: layout2,
+    access: access2,
+    unit,
+    gunicorn,
+    masterAlive,
+    workers: procs?.workers ?? [],
+    masterDir: dirs.masterDir,
+    dirs: dirs.via,
+    nginxTest: nginxTest2,
+    nginx,
+    releasesWritable: lines.includes("releases-writable"),
+    sharedExists: lines.includes("shared-dir"),
+    currentIsLink: lines.includes("current-link"),
+    currentExists: lines.includes("current-exists") || lines.includes("current-link"),
+    currentRelease: current.id,
+    currentDir: current.dir,
+    releasesDir,
+    freeKb: Number(lines[lines.length - 1]?.split(/\s+/)[3] ?? 0) || 0,
+    interpreter: interpreter2.found,
+    gunicornVersion: interpreter2.version,
+    shebang,
+    envFile,
+    env,
+    nginxErrorLog: opts.nginxErrorLog
   };
 }
+
+// src/transport/http-over-ssh.ts
+var import_undici3 = __toESM(require_undici(), 1);
+import * as tls from "node:tls";
+var CERTIFICATE_WARN_DAYS = 14;
+var MAX_BODY = 64 * 1024;
+var REDIRECTS = /* @__PURE__ */ new Set([301, 302, 303, 307, 308]);
+var DAY_MS = 24 * 60 * 60 * 1e3;
+function channelFor(target) {
+  return target.kind === "unix" ? { kind: "unix", socket: target.socket } : { kind: "tcp", ...connectAddress(target) };
+}
+var OpenedStreams = class {
+  streams = /* @__PURE__ */ new Set();
+  closed = false;
+  add(stream) {
+    if (this.closed) stream.destroy();
+    else this.streams.add(stream);
+    return stream;
+  }
+  closeAll() {
+    this.closed = true;
+    for (const stream of this.streams) stream.destroy();
+  }
+};
+function startTls(channel, target, opened) {
+  return new Promise((resolve3, reject) => {
+    const socket = opened.add(
+      tls.connect({
+        socket: channel,
+        servername: serverName(target) ?? "",
+        rejectUnauthorized: false,
+        ALPNProtocols: ["http/1.1"]
+      })
+    );
+    const failed2 = (error3) => {
+      socket.destroy();
+      channel.destroy();
+      reject(error3);
+    };
+    const closed = () => failed2(new Error("closed before the TLS handshake completed"));
+    socket.once("error", failed2);
+    socket.once("close", closed);
+    socket.once("secureConnect", () => {
+      socket.off("error", failed2);
+      socket.off("close", closed);
+      resolve3(socket);
+    });
+  });
+}
+async function openStream(remote, target, opened) {
+  const channel = opened.add(await remote.openChannel(channelFor(target)));
+  return schemeOf(target) === "https" ? startTls(channel, target, opened) : channel;
+}
+async function httpGet(remote, target, timeoutMs = 5e3) {
+  const started = Date.now();
+  const first = await getOnce(remote, target, timeoutMs);
+  const next = httpsRedirect2(target, first);
+  if (!next) return { ...first, ms: Date.now() - started };
+  const left = timeoutMs - (Date.now() - started);
+  if (left <= 0) throw new Error(`no answer within ${timeoutMs} ms`);
+  const second = await getOnce(remote, next, left);
+  return { ...second, ms: Date.now() - started, redirectedTo: next.text };
+}
+function httpsRedirect2(target, response) {
+  if (target.kind !== "tcp" || schemeOf(target) !== "http") return void 0;
+  if (!REDIRECTS.has(response.status) || !response.headers.location) return void 0;
+  const next = parseHttpTarget(response.headers.location);
+  if (next?.kind !== "tcp" || next.scheme !== "https") return void 0;
+  if (next.host.toLowerCase() !== target.host.toLowerCase()) return void 0;
+  return { ...next, connectHost: target.connectHost };
+}
+async function getOnce(remote, target, timeoutMs) {
+  const started = Date.now();
+  const opened = new OpenedStreams();
+  const client = new import_undici3.Client("http://localhost", {
+    connect: (_options, callback) => {
+      openStream(remote, target, opened).then(
+        (stream) => callback(null, stream),
+        (error3) => callback(error3, null)
+      );
+    },
+    // undici's own parser timers can fire after the client is destroyed (a
+    // crash with channel sockets); the one timer below bounds the request instead.
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    pipelining: 0
+  });
+  const timer = setTimeout(
+    () => client.destroy(new Error(`no answer within ${timeoutMs} ms`)).catch(() => void 0),
+    timeoutMs
+  );
+  try {
+    const response = await client.request({
+      method: "GET",
+      path: target.path,
+      headers: {
+        host: target.kind === "tcp" ? hostHeader(target) : "localhost",
+        "user-agent": "flask-zero-downtime-deploy",
+        connection: "close"
+      },
+      reset: true
+    });
+    let body = "";
+    for await (const chunk of response.body) {
+      if (body.length < MAX_BODY) body += chunk.toString("utf8");
+    }
+    const headers = {};
+    for (const [name, value] of Object.entries(response.headers)) {
+      headers[name.toLowerCase()] = Array.isArray(value) ? value.join(", ") : String(value ?? "");
+    }
+    return {
+      status: response.statusCode,
+      headers,
+      body: body.slice(0, MAX_BODY),
+      ms: Date.now() - started
+    };
+  } finally {
+    clearTimeout(timer);
+    await client.destroy().catch(() => void 0);
+    opened.closeAll();
+  }
+}
+async function readCertificate(remote, target, timeoutMs = 5e3, now = /* @__PURE__ */ new Date()) {
+  if (target.kind !== "tcp" || schemeOf(target) !== "https")
+    throw new Error(`${target.text} is not an https URL`);
+  let timer;
+  const timeout = new Promise((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no TLS handshake within ${timeoutMs} ms`)),
+      timeoutMs
+    );
+  });
+  const opened = new OpenedStreams();
+  const handshake = openStream(remote, target, opened);
+  try {
+    const peer = (await Promise.race([handshake, timeout])).getPeerCertificate();
+    const validFrom = new Date(peer.valid_from);
+    const validTo = new Date(peer.valid_to);
+    if (!peer.subject || isNaN(validTo.getTime()) || isNaN(validFrom.getTime()))
+      throw new Error(`${target.text} presented no readable certificate`);
+    return {
+      validFrom,
+      validTo,
+      subject: distinguishedName(peer.subject),
+      issuer: distinguishedName(peer.issuer),
+      daysLeft: Math.floor((validTo.getTime() - now.getTime()) / DAY_MS)
+    };
+  } finally {
+    clearTimeout(timer);
+    opened.closeAll();
+    handshake.catch(() => void 0);
+  }
+}
+function certificateWarning(cert, days = CERTIFICATE_WARN_DAYS) {
+  const until = cert.validTo.toISOString();
+  if (cert.daysLeft < 0) return `certificate ${cert.subject} expired on ${until}`;
+  if (cert.daysLeft < days)
+    return `certificate ${cert.subject} expires in ${cert.daysLeft} day(s), on ${until}`;
+  return void 0;
+}
+function distinguishedName(name) {
+  if (!name) return "";
+  return Object.entries(name).flatMap(
+    ([key, value]) => (Array.isArray(value) ? value : [value]).map((v) => `${key}=${String(v)}`)
+  ).join(", ");
+}
+
+// src/host/verification-urls.ts
+function bindTarget(bind2, path7) {
+  const unix = /^unix:(\/.+)$/.exec(bind2);
+  if (unix) return withPath({ kind: "unix", socket: unix[1], path: path7, text: "" }, path7);
+  const tcp = /^(?:([0-9.]+|localhost|\[[0-9a-fA-F:]+\]))?:([0-9]{1,5})$/.exec(bind2);
+  if (!tcp) return void 0;
+  const host = !tcp[1] || tcp[1] === "0.0.0.0" ? "127.0.0.1" : tcp[1].replace(/^\[|\]$/g, "");
+  return withPath(
+    { kind: "tcp", host: host === "::" ? "::1" : host, port: Number(tcp[2]), path: path7, text: "" },
+    path7
+  );
+}
+function verificationUrls(settings, gunicorn) {
+  const urls = [settings.healthUrl];
+  for (const bind2 of gunicorn.binds) {
+    const target = bindTarget(bind2, settings.healthUrl.path);
+    if (target) urls.push(target);
+  }
+  urls.push(settings.nginxUrl);
+  const seen = /* @__PURE__ */ new Set();
+  return urls.filter((u) => !seen.has(u.text) && seen.add(u.text));
+}
+function nginxTarget(settings, nginx) {
+  if (settings.nginxUrlGiven || nginx.kind !== "match" || nginx.servers.length === 0)
+    return settings.nginxUrl;
+  const derived = deriveNginxUrl(nginx.servers[0], settings.healthUrl.path);
+  const target = parseHttpTarget(derived.url);
+  if (!target || target.kind !== "tcp" || derived.connect.kind !== "tcp") return settings.nginxUrl;
+  return { ...target, connectHost: derived.connect.host };
+}
+
+// src/action/host-result.ts
+function newHostResult(host) {
+  return {
+    host,
+    status: "failed",
+    rolledBack: false,
+    failedRequests: 0,
+    probeRequests: 0,
+    steps: []
+  };
+}
+async function timed(result, name, fn) {
+  const started = Date.now();
+  try {
+    const value = await fn();
+    result.steps.push({ name, ms: Date.now() - started, ok: true });
+    return value;
+  } catch (error3) {
+    result.steps.push({ name, ms: Date.now() - started, ok: false });
+    throw error3;
+  }
+}
+
+// src/modes/check.ts
+async function healthFinding(remote, url) {
+  try {
+    const r = await httpGet(remote, url, 5e3);
+    if (r.status >= 200 && r.status < 300)
+      return {
+        severity: "ok",
+        check: "health",
+        finding: `${url.text} answers ${r.status}`,
+        fix: ""
+      };
+    return {
+      severity: "error",
+      check: "health",
+      finding: `${url.text} answers ${r.status}`,
+      fix: "the app must answer 2xx on the health path"
+    };
+  } catch (error3) {
+    return {
+      severity: "error",
+      check: "health",
+      finding: `${url.text}: ${error3.message}`,
+      fix: "check the URL; sshd must allow forwarding (AllowTcpForwarding / AllowStreamLocalForwarding)"
+    };
+  }
+}
+async function certificateFinding(remote, url) {
+  try {
+    const cert = await readCertificate(remote, url);
+    const soon = certificateWarning(cert);
+    return soon ? { severity: "warning", check: "certificate", finding: soon, fix: "renew the certificate" } : {
+      severity: "ok",
+      check: "certificate",
+      finding: `${cert.subject}: ${cert.daysLeft} days left`,
+      fix: ""
+    };
+  } catch (error3) {
+    return {
+      severity: "warning",
+      check: "certificate",
+      finding: `could not read the certificate of ${url.text}: ${error3.message}`,
+      fix: "check the TLS server block"
+    };
+  }
+}
+function logFindings(findings, settings, log, host) {
+  for (const f of findings) {
+    const text = `${f.check}: ${f.finding}${f.fix ? `
+Fix: ${f.fix}` : ""}`;
+    if (f.severity === "error" && !settings.warnOnly) log.error(text, `check ${f.check} on ${host}`);
+    else if (f.severity === "unverified") log.warning(`not verified: ${text}`);
+    else if (f.severity !== "ok") log.warning(text);
+    else log.info(`ok ${f.check}: ${f.finding}`);
+  }
+}
+async function checkHost(remote, settings, log) {
+  const result = newHostResult(remote.target.label);
+  const findings = [];
+  result.findings = findings;
+  const layout2 = new ReleaseLayout(settings.releasePath);
+  await timed(result, "audit", async () => {
+    const facts = await gatherFacts(remote, {
+      service: settings.service,
+      layout: layout2,
+      envFile: settings.envFile,
+      requiredEnv: settings.requiredEnv,
+      nginxErrorLog: settings.nginxErrorLog
+    });
+    findings.push(
+      ...runChecks(
+        facts,
+        { releasePath: settings.releasePath, requiredEnv: settings.requiredEnv },
+        "check"
+      ).findings
+    );
+    if (facts.unit.loadState !== "loaded") return;
+    if (!facts.masterAlive && facts.unit.loadState === "loaded" && facts.currentIsLink)
+      findings.push({
+        severity: "error",
+        check: "unit",
+        finding: `${settings.service} is not running: nothing serves`,
+        fix: `sudo journalctl -u ${settings.service} -n 100 shows why; fix it, or run mode: rollback`
+      });
+    const allRights = RIGHTS.map((r) => r.right);
+    findings.push({
+      severity: "ok",
+      check: "sudoers",
+      finding: `every right the action can use: ${sudoersLine(facts.access, settings.service, allRights)}`,
+      fix: ""
+    });
+    const nginxUrl = nginxTarget(settings, facts.nginx);
+    if (facts.masterAlive)
+      for (const url of [settings.healthUrl, nginxUrl])
+        findings.push(await healthFinding(remote, url));
+    if (nginxUrl.kind === "tcp" && nginxUrl.scheme === "https")
+      findings.push(await certificateFinding(remote, nginxUrl));
+  });
+  logFindings(findings, settings, log, remote.target.label);
+  result.notVerified = findings.filter((f) => f.severity === "unverified").map((f) => ({ what: `${f.check}: ${f.finding}`, allow: f.fix }));
+  const errors = findings.filter((f) => f.severity === "error");
+  const failing = errors.length > 0 || settings.strict && result.notVerified.length > 0;
+  result.status = failing && !settings.warnOnly ? "failed" : "checked";
+  if (errors.length > 0)
+    result.error = `${errors.length} check(s) failed: ${errors.map((f) => f.check).join(", ")}`;
+  return result;
+}
+
+// src/modes/deploy.ts
+import { statSync as statSync3 } from "node:fs";
+
+// src/host/evidence.ts
+async function collectEvidence(remote, opts) {
+  const since = `@${Math.floor(opts.since.getTime() / 1e3) - 1}`;
+  const [journal, nginx] = await Promise.all([
+    remote.exec(toShell(serviceCommands.journal(opts.service, since, 80)), { timeoutMs: 2e4 }),
+    remote.exec(toShell(["tail", "-n", "20", opts.nginxErrorLog]), { timeoutMs: 2e4 })
+  ]);
+  const part = (title, text, stderr) => `--- ${title} ---
+${tailLines(text, 80) || `(nothing${stderr ? `: ${stderr.trim()}` : ""})`}`;
+  return [
+    part(`journalctl -u ${opts.service} since the deploy began`, journal.stdout, journal.stderr),
+    part(`tail ${opts.nginxErrorLog}`, nginx.stdout, nginx.stderr)
+  ].join("\n");
+}
+async function warnIfRequestsFailed(remote, result, log, opts) {
+  if (!result.failedRequests) return;
+  result.excerpt = await collectEvidence(remote, opts).catch(() => void 0);
+  log.warning(
+    `the ${opts.what} was verified, but ${result.failedRequests} of ${result.probeRequests} traffic-probe requests failed during it: it was not zero-downtime this time${result.excerpt ? `
+
+${result.excerpt}` : ""}`
+  );
+}
+
+// src/host/release-log.ts
+function runStamp(run2) {
+  return { sha: run2.sha, actor: run2.actor, run: run2.runUrl, time: (/* @__PURE__ */ new Date()).toISOString() };
+}
+async function appendReleaseLog(remote, file, entry) {
+  const result = await remote.exec(appendOutput(["printf", "%s\\n", JSON.stringify(entry)], file), {
+    timeoutMs: 15e3
+  });
+  return result.code === 0;
+}
+async function readReleaseLog(remote, file) {
+  const result = await remote.exec(optional(["cat", file]));
+  const entries = [];
+  for (const line of result.stdout.split("\n")) {
+    try {
+      if (line.trim()) entries.push(JSON.parse(line));
+    } catch {
+    }
+  }
+  return entries;
+}
+function logEntry(run2, fields) {
+  return { ...fields, ...runStamp(run2) };
+}
+
+// src/host/static-check.ts
+import { createHash as createHash2 } from "node:crypto";
+var TEXT_FILE = /\.(css|js|mjs|txt|svg|json|html|map|xml)$/i;
+async function sampleFile(remote, dir) {
+  const found = await remote.exec(
+    optional(["find", dir, "-maxdepth", "3", "-type", "f", "-size", "-60k", "-printf", "%s %P\\n"])
+  );
+  return found.stdout.split("\n").map((l) => /^(\d+) (.+)$/.exec(l.trim())).filter((m) => m !== null && TEXT_FILE.test(m[2])).sort((a, b) => Number(a[1]) - Number(b[1])).map((m) => m[2]).find((p) => /^[A-Za-z0-9._/-]+$/.test(p));
+}
+async function verifyStaticFile(remote, opts) {
+  const { location } = opts;
+  if (location.exact) return;
+  const dir = location.subdir ? `${opts.releaseDir}/${location.subdir}` : opts.releaseDir;
+  const file = await sampleFile(remote, dir);
+  if (!file) {
+    opts.log.info(`static files: no small text file under ${dir} to compare through Nginx`);
+    return;
+  }
+  const onDisk = await remote.exec(optional(["sha256sum", `${dir}/${file}`]));
+  const expected = onDisk.stdout.split(" ")[0];
+  const url = withPath(opts.nginx, `${location.urlPrefix.replace(/\/?$/, "/")}${file}`);
+  const response = await httpGet(remote, url, 5e3);
+  const served = createHash2("sha256").update(response.body, "utf8").digest("hex");
+  if (response.status !== 200 || served !== expected)
+    throw new Error(
+      `stale static files: Nginx answers ${url.text} with ${response.status === 200 ? "other content than" : `HTTP ${response.status}, not`} the new release's ${dir}/${file} (location ${location.urlPrefix} -> ${location.dir}). Nginx serves static files from another place than the release current points at.`
+    );
+  opts.log.info(`static files: ${url.text} through Nginx matches the new release's ${file}`);
+}
+
+// src/host/traffic-probe.ts
+function startProbe(remote, url, opts = {}) {
+  const result = { requests: 0, failed: 0, samples: [], releases: [] };
+  const maxRequests = opts.maxRequests ?? 1e5;
+  const deadline = Date.now() + (opts.maxSeconds ?? 600) * 1e3;
+  let stopped = false;
+  const fail = (what) => {
+    result.failed++;
+    if (result.samples.length < 10) result.samples.push(what);
+  };
+  const loop = async () => {
+    while (!stopped && result.requests < maxRequests && Date.now() < deadline) {
+      result.requests++;
+      try {
+        const response = await httpGet(remote, url, opts.timeoutMs ?? 5e3);
+        const release = response.headers["x-release"];
+        if (release && !result.releases.includes(release)) result.releases.push(release);
+        if (response.status < 200 || response.status > 299) fail(`HTTP ${response.status}`);
+      } catch (error3) {
+        fail(error3.message.slice(0, 120));
+      }
+    }
+  };
+  const loops = Array.from({ length: opts.concurrency ?? 2 }, loop);
+  return {
+    async stop() {
+      stopped = true;
+      await Promise.all(loops);
+      return result;
+    }
+  };
+}
+
+// src/host/verify-release.ts
+var VerifyError = class extends Error {
+  constructor(message, masterDied) {
+    super(message);
+    this.masterDied = masterDied;
+    this.name = "VerifyError";
+  }
+  masterDied;
+};
+var sleep2 = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
+function releaseOf(response) {
+  if (response.headers["x-release"]) return response.headers["x-release"];
+  try {
+    const body = JSON.parse(response.body);
+    return typeof body.release === "string" ? body.release : void 0;
+  } catch {
+    return void 0;
+  }
+}
+var STALE_CODE_CAUSE = "the reload kept the OLD code (stale code). Gunicorn keeps the app it loaded with preload_app/--preload (set in the unit, a gunicorn.conf.py in its start directory, or GUNICORN_CMD_ARGS in the EnvironmentFile), and keeps the directory it started in without --chdir <release-path>/current. Fix: remove preload, start Gunicorn with --chdir <release-path>/current, then restart it once.";
+function healthProblem(response, release, expect, oldRelease) {
+  if (response.status < 200 || response.status > 299)
+    return `answered HTTP ${response.status} (${response.body.length} bytes${response.headers["content-type"] ? `, ${response.headers["content-type"]}` : ""})`;
+  if (expect !== void 0) {
+    const wanted = expect.split("{release}").join(release);
+    if (!response.body.includes(wanted) && response.headers["x-release"] !== wanted)
+      return `answered 2xx but does not contain health-expect ${JSON.stringify(wanted)}`;
+    return void 0;
+  }
+  const served = releaseOf(response);
+  if (served !== void 0 && served !== release)
+    return `answered 2xx for release ${served}, not ${release}${served === oldRelease ? `: ${STALE_CODE_CAUSE}` : ""}`;
+  return void 0;
+}
+function workerProblem(exp, workers, dirs) {
+  const lingering = workers.filter((p) => exp.oldWorkers.includes(p));
+  if (lingering.length > 0) return `old worker(s) ${lingering.join(", ")} still running`;
+  if (workers.length < exp.workers) return `${workers.length} of ${exp.workers} new workers up`;
+  if (exp.dirs === "none" || exp.dirs === "own" && dirs.size === 0) return void 0;
+  const wrong = workers.filter((p) => dirs.has(p) && dirs.get(p) !== exp.releaseDir);
+  if (wrong.length > 0) {
+    const dir = dirs.get(wrong[0]);
+    const stale = exp.oldReleaseDir !== void 0 && dir === exp.oldReleaseDir;
+    return `worker ${wrong[0]} runs in ${dir}${stale ? " (the OLD release: stale code)" : ""}, not ${exp.releaseDir}`;
+  }
+  if (workers.some((p) => !dirs.has(p))) return "working directory of a new worker not readable yet";
+  return void 0;
+}
+async function verifyRelease(remote, exp, log) {
+  const deadline = Date.now() + exp.timeoutSeconds * 1e3;
+  let problem;
+  for (; ; ) {
+    const unit = await readUnit(remote, exp.service);
+    if (unit.mainPid === 0 || unit.activeState !== "active") {
+      throw new VerifyError(
+        `the Gunicorn master died after the reload (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
+        true
+      );
+    }
+    if (exp.mainPid !== void 0 && unit.mainPid !== exp.mainPid) {
+      throw new VerifyError(
+        `the master PID changed from ${exp.mainPid} to ${unit.mainPid}: the service restarted instead of reloading`,
+        false
+      );
+    }
+    const workers = await listWorkers(remote, unit.mainPid);
+    const dirs = exp.dirs === "none" ? /* @__PURE__ */ new Map() : await workingDirectories(remote, workers, exp.dirs === "sudo");
+    const found = workerProblem(exp, workers, dirs);
+    if (found === void 0) {
+      log.info(
+        `master ${unit.mainPid}${exp.mainPid ? " kept" : " up"}; ${workers.length} new workers (${workers.join(", ")}) ${exp.dirs === "none" ? "(their directory not verified: health must name the release)" : `in ${exp.releaseDir}`}`
+      );
+      break;
+    }
+    problem = found;
+    if (Date.now() >= deadline)
+      throw new VerifyError(`within reload-timeout (${exp.timeoutSeconds}s): ${problem}`, false);
+    await sleep2(100);
+  }
+  await Promise.all(exp.urls.map((url) => healthyStreak(remote, url, exp, deadline, log)));
+}
+async function healthyStreak(remote, url, exp, deadline, log) {
+  let streak = 0;
+  while (streak < exp.healthChecks) {
+    let found;
+    try {
+      found = healthProblem(
+        await httpGet(remote, url, 5e3),
+        exp.release,
+        exp.healthExpect,
+        exp.oldRelease
+      );
+    } catch (error3) {
+      found = `failed: ${error3.message}`;
+    }
+    if (found === void 0) {
+      streak++;
+      continue;
+    }
+    streak = 0;
+    if (Date.now() >= deadline) {
+      throw new VerifyError(
+        `within reload-timeout (${exp.timeoutSeconds}s): ${url.text} ${found}`,
+        false
+      );
+    }
+    await sleep2(250);
+  }
+  log.info(`${url.text}: ${exp.healthChecks} healthy answers in a row for release ${exp.release}`);
+}
+
+// src/host/cutover.ts
+var CutoverError = class extends Error {
+  constructor(message, masterDied, nothingSent = false) {
+    super(message);
+    this.masterDied = masterDied;
+    this.nothingSent = nothingSent;
+    this.name = "CutoverError";
+  }
+  masterDied;
+  nothingSent;
+};
+function bringUpAction(from) {
+  if (from.alive) return "reload";
+  return from.activeState === "inactive" ? "start" : "restart";
+}
+async function bringUp(ctx, action, note) {
+  const { conn, service, log } = ctx;
+  log.info(`${action === "reload" ? "reloading" : `${action}ing`} ${service}`);
+  const result = await conn.remote.exec(toShell(asRoot(serviceCommands[action](service))), {
+    timeoutMs: 12e4
+  });
+  if (result.code === 0) {
+    log.info(`systemctl ${action} ${service}${note}`);
+    return;
+  }
+  const refused = /password is required|not allowed|may not run/i.test(result.stderr);
+  throw new CutoverError(
+    refused ? `sudo refused systemctl ${action} ${service} for ${conn.remote.target.user}: the deploy user needs ${sudoersLine(ctx.access, service, [action])}` : `systemctl ${action} ${service} ${result.code === null ? "got no answer (the connection may have dropped)" : `failed (exit ${result.code})`}: ${tailLines(result.stderr, 8)}`,
+    false,
+    refused
+  );
+}
+async function prove(ctx, plan, from, reloaded) {
+  const expected = {
+    service: ctx.service,
+    release: plan.release,
+    releaseDir: plan.releaseDir,
+    mainPid: reloaded ? from.mainPid : void 0,
+    oldWorkers: reloaded ? from.workers : [],
+    workers: plan.expectedWorkers,
+    dirs: plan.dirs,
+    oldReleaseDir: from.releaseDir,
+    oldRelease: from.release,
+    urls: plan.urls,
+    healthChecks: ctx.healthChecks,
+    healthExpect: plan.healthExpect,
+    timeoutSeconds: ctx.timeoutSeconds
+  };
+  await timed(
+    ctx.result,
+    "verify",
+    () => ctx.log.group(`Verify ${plan.release} serves`, async () => {
+      await verifyRelease(ctx.conn.remote, expected, ctx.log);
+      if (plan.staticFiles)
+        await verifyStaticFile(ctx.conn.remote, {
+          ...plan.staticFiles,
+          releaseDir: plan.releaseDir,
+          log: ctx.log
+        });
+    })
+  );
+}
+async function masterGone(remote, service, error3) {
+  if (error3 instanceof VerifyError || error3 instanceof CutoverError) {
+    if (error3.masterDied) return true;
+  }
+  const unit = await readUnit(remote, service).catch(() => void 0);
+  return unit !== void 0 && (unit.mainPid === 0 || unit.activeState !== "active");
+}
+async function switchAndProve(ctx, plan, from, restartDeadMaster, bring = true, what = "reload") {
+  await timed(ctx.result, "switch", async () => {
+    ctx.log.info(`switching current to releases/${plan.release}`);
+    await switchCurrent(ctx.conn.remote, ctx.layout, plan.release);
+  });
+  if (!bring) return prove(ctx, plan, { ...from, workers: [] }, true);
+  const action = bringUpAction(from);
+  try {
+    const why = from.alive ? "" : " (the master was not running)";
+    await timed(ctx.result, action, () => bringUp(ctx, action, why));
+    await prove(ctx, plan, from, action === "reload");
+  } catch (error3) {
+    if (action !== "reload" || !restartDeadMaster) throw error3;
+    if (!await masterGone(ctx.conn.remote, ctx.service, error3)) throw error3;
+    ctx.log.warning(
+      `the master died during the ${what} (${error3.message.split("\n")[0]}); restarting ${ctx.service}`
+    );
+    await timed(ctx.result, "restart", () => bringUp(ctx, "restart", " (the master had died)"));
+    await prove(ctx, plan, from, false);
+  }
+}
+function reconnectIfDropped(ctx) {
+  return replaceIfDropped(ctx.conn, (m) => ctx.log.warning(m));
+}
+async function undoFirstDeploy(ctx) {
+  const { conn, service, layout: layout2 } = ctx;
+  await conn.remote.exec(toShell(["rm", "-f", layout2.current]), { timeoutMs: 3e4 });
+  const stop = await conn.remote.exec(toShell(asRoot(serviceCommands.stop(service))), {
+    timeoutMs: 6e4
+  });
+  return stop.code === 0 ? `This was the first deploy: ${layout2.current} was removed again and ${service} is stopped.` : `This was the first deploy: ${layout2.current} was removed again, but ${service} could not be stopped (${stop.stderr.trim() || `exit ${stop.code}`}); it keeps restarting without current.`;
+}
+async function fallBack(ctx, req, cause) {
+  const { result, log } = ctx;
+  const fallback = req.fallback;
+  if (!fallback) return;
+  if (fallback.kind === "remove-current") {
+    const note = await undoFirstDeploy(ctx).catch((e) => `Undoing the first deploy failed: ${e}`);
+    result.error += `
+${note}`;
+    log.error(note);
+    return;
+  }
+  const back = fallback.plan;
+  const now = {
+    ...req.from,
+    release: req.plan.release,
+    releaseDir: req.plan.releaseDir
+  };
+  const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => void 0);
+  const state = unit ? {
+    ...now,
+    activeState: unit.activeState,
+    subState: unit.subState,
+    mainPid: unit.mainPid,
+    alive: unit.mainPid > 0 && unit.activeState === "active",
+    workers: []
+  } : now;
+  await timed(
+    result,
+    "rollback",
+    () => log.group(
+      `Roll back to ${back.release}`,
+      () => switchAndProve(
+        ctx,
+        back,
+        state,
+        true,
+        !(cause instanceof CutoverError && cause.nothingSent && state.alive),
+        "rollback"
+      )
+    )
+  ).then(
+    () => {
+      result.status = "rolled-back";
+      result.rolledBack = true;
+      log.info(`rolled back: ${back.release} serves again`);
+    },
+    (error3) => {
+      result.error += `
+Rollback to ${back.release} failed too: ${error3.message}`;
+      log.error(`rollback to ${back.release} failed: ${error3.message}`);
+    }
+  );
+}
+async function stopProbe(probe2, ctx) {
+  if (!probe2) return;
+  const p = await probe2.stop();
+  ctx.result.probeRequests = p.requests;
+  ctx.result.failedRequests = p.failed;
+  ctx.log.info(
+    `traffic probe: ${p.failed} of ${p.requests} requests failed${p.samples.length ? ` (${p.samples.join("; ")})` : ""}; releases seen: ${p.releases.join(" -> ") || "none"}`
+  );
+}
+async function record2(ctx, req, ok2) {
+  const { result } = ctx;
+  const outcome = ok2 ? req.action === "deploy" ? "deployed" : "rolled-back" : result.rolledBack ? "rolled-back" : "failed";
+  const written = await appendReleaseLog(
+    ctx.conn.remote,
+    ctx.layout.logFile,
+    logEntry(ctx.run, {
+      id: req.plan.release,
+      previous: req.from.release,
+      host: ctx.conn.remote.target.label,
+      action: req.action,
+      outcome
+    })
+  );
+  if (!written) ctx.log.warning(`could not append to the release log ${ctx.layout.logFile}`);
+}
+async function runCutover(req, ctx) {
+  const { result, log } = ctx;
+  const probe2 = ctx.probeUrl && req.from.alive ? startProbe(ctx.conn.remote, ctx.probeUrl, { maxSeconds: ctx.timeoutSeconds * 2 + 120 }) : void 0;
+  try {
+    await switchAndProve(ctx, req.plan, req.from, req.restartDeadMaster, true, req.action);
+  } catch (error3) {
+    result.error = error3.message;
+    try {
+      await reconnectIfDropped(ctx);
+    } catch (reconnectError) {
+      await stopProbe(probe2, ctx).catch(() => void 0);
+      result.error += `
+Could not reconnect to clean up: ${reconnectError.message}. The lock ${ctx.layout.lockDir} is taken over after lock-stale-after; check which release ${ctx.layout.current} points at.`;
+      throw new CutoverError(result.error, false);
+    }
+    result.excerpt = await collectEvidence(ctx.conn.remote, {
+      service: ctx.service,
+      since: ctx.since,
+      nginxErrorLog: ctx.nginxErrorLog
+    }).catch((e) => `(could not collect logs: ${e.message})`);
+    await fallBack(ctx, req, error3);
+    await stopProbe(probe2, ctx).catch(() => void 0);
+    await record2(ctx, req, false);
+    throw new CutoverError(result.error, false);
+  }
+  await stopProbe(probe2, ctx);
+  await warnIfRequestsFailed(ctx.conn.remote, result, log, {
+    service: ctx.service,
+    since: ctx.since,
+    nginxErrorLog: ctx.nginxErrorLog,
+    what: req.action
+  });
+  await record2(ctx, req, true);
+}
+
+// src/host/deploy-lock.ts
+import { randomBytes } from "node:crypto";
+function heartbeatMs(staleSeconds) {
+  return Math.min(6e4, Math.max(1e3, staleSeconds * 1e3 / 4));
+}
+function startHeartbeat(remote, dir, token, every) {
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    remote.exec(toShell(helperArgv("python3", "touchlock", dir, token)), { timeoutMs: 15e3 }).catch(() => void 0).finally(() => {
+      busy = false;
+    });
+  }, every);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+var sleep3 = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
+function describeHolder(h) {
+  return `${h.actor ?? "unknown"} (release ${h.release ?? "?"}, since ${h.since ?? "?"}, run ${h.run ?? "?"})`;
+}
+async function acquireLock(remote, dir, who, options) {
+  const owner = {
+    ...who,
+    token: randomBytes(12).toString("hex"),
+    since: (/* @__PURE__ */ new Date()).toISOString()
+  };
+  const deadline = Date.now() + options.timeoutSeconds * 1e3;
+  let announced = false;
+  for (; ; ) {
+    const result = await runStep(
+      remote,
+      "take the deploy lock",
+      toShell(
+        helperArgv("python3", "lock", dir, JSON.stringify(owner), String(options.staleSeconds))
+      )
+    );
+    const answer = JSON.parse(result.stdout);
+    if (answer.taken) {
+      if (answer.stale)
+        options.log.warning(
+          `took over a stale deploy lock (${answer.age}s old) held by ${describeHolder(answer.holder)}`
+        );
+      const stopHeartbeat = startHeartbeat(
+        remote,
+        dir,
+        owner.token,
+        heartbeatMs(options.staleSeconds)
+      );
+      return { dir, owner, stopHeartbeat };
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(
+        `another deploy holds the lock ${dir}: ${describeHolder(answer.holder)}; waited ${options.timeoutSeconds}s (lock-timeout). If that deploy is dead, the lock is taken over after lock-stale-after, or remove ${dir} by hand.`
+      );
+    }
+    if (!announced) {
+      options.log.info(
+        `waiting for the deploy lock held by ${describeHolder(answer.holder)} (up to ${options.timeoutSeconds}s)`
+      );
+      announced = true;
+    }
+    await sleep3(options.pollMs ?? 2e3);
+  }
+}
+async function releaseLock(remote, lock, log) {
+  lock.stopHeartbeat();
+  const result = await remote.exec(
+    toShell(helperArgv("python3", "unlock", lock.dir, lock.owner.token)),
+    { timeoutMs: 15e3 }
+  );
+  if (result.code !== 0)
+    log.warning(
+      `could not release the deploy lock ${lock.dir}: ${result.stderr.trim() || "connection lost"}; it is taken over after lock-stale-after`
+    );
+  else if (result.stdout.trim() !== "released")
+    log.warning(`the deploy lock ${lock.dir} was no longer ours (taken over?)`);
+}
+async function withLock(conn, dir, who, options, fn) {
+  const lock = await acquireLock(conn.remote, dir, who, options);
+  try {
+    return await fn();
+  } finally {
+    await replaceIfDropped(conn, (m) => options.log.warning(m)).catch(() => void 0);
+    await releaseLock(conn.remote, lock, options.log);
+  }
+}
+
+// src/host/preflight.ts
+function describe3(f) {
+  return `- ${f.check}: ${f.finding}${f.fix ? `
+  Fix: ${f.fix}` : ""}`;
+}
+function report(findings, log) {
+  const notVerified = [];
+  for (const f of findings) {
+    if (f.severity === "unverified") {
+      notVerified.push({ what: `${f.check}: ${f.finding}`, allow: f.fix });
+      log.warning(`not verified: ${f.check}: ${f.finding}
+To allow it: ${f.fix}`);
+    } else if (f.severity === "warning") log.warning(`${f.check}: ${f.finding}
+Fix: ${f.fix}`);
+  }
+  return notVerified;
+}
+async function preflight(remote, opts) {
+  const { service, layout: layout2, log } = opts;
+  const facts = await gatherFacts(remote, opts);
+  const { findings, blocking } = runChecks(facts, {
+    releasePath: layout2.root,
+    requiredEnv: opts.requiredEnv,
+    minFreeBytes: opts.minFreeBytes
+  });
+  const stops = opts.strict ? [...blocking, ...findings.filter((f) => f.severity === "unverified")] : blocking;
+  if (stops.length > 0) {
+    const strictNote = opts.strict && stops.length > blocking.length ? "\n(strict: true makes every proof that cannot be obtained an error)" : "";
+    throw new PreflightError(
+      `preflight found ${stops.length} problem(s) on ${remote.target.label}; nothing was changed:
+${stops.map(describe3).join("\n")}${strictNote}`
+    );
+  }
+  const snapshot = snapshotOf(facts, report(findings, log));
+  const i = snapshot.interpreter;
+  log.info(
+    `${service}: ${facts.masterAlive ? `master ${facts.unit.mainPid}, ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}, ${i ? `${i.python}${i.venv ? ` (venv ${i.venv})` : ""}` : "interpreter unknown"}, app ${snapshot.app}; current release ${facts.currentRelease ?? "(none)"}; ${Math.round(facts.freeKb / 1024)} MiB free`
+  );
+  return snapshot;
+}
+function snapshotOf(facts, notVerified = []) {
+  const g = facts.gunicorn;
+  return {
+    unit: facts.unit,
+    gunicorn: g,
+    workers: facts.workers,
+    expectedWorkers: g.workers ?? (facts.masterAlive ? facts.workers.length : 1),
+    interpreter: "error" in facts.interpreter ? void 0 : facts.interpreter,
+    app: g.app ?? "wsgi:app",
+    envFile: facts.envFile,
+    envReadable: facts.env?.readable === true,
+    currentRelease: facts.currentRelease,
+    currentDir: facts.currentDir,
+    masterDir: facts.masterDir,
+    releasesDir: facts.releasesDir,
+    cold: !facts.masterAlive,
+    firstDeploy: firstDeploy(facts),
+    dirs: facts.dirs,
+    access: facts.access,
+    notVerified,
+    nginx: facts.nginx
+  };
+}
+
+// src/host/prune.ts
+function releasesToPrune(all, keep, protectedIds) {
+  const kept = new Set(all.slice(-keep));
+  for (const id of protectedIds) if (id) kept.add(id);
+  return all.filter((id) => !kept.has(id));
+}
+function releaseOfPath(releasesDir, path7) {
+  if (!path7 || !path7.startsWith(releasesDir + "/")) return void 0;
+  return path7.slice(releasesDir.length + 1).split("/")[0];
+}
+
+// src/modes/plans.ts
+function healthExpectFor(settings, goingBack) {
+  if (!goingBack) return settings.healthExpect;
+  return settings.healthExpect?.includes("{release}") ? settings.healthExpect : void 0;
+}
+function planFor(settings, snap, release, releaseDir, goingBack) {
+  const nginx = nginxTarget(settings, snap.nginx);
+  const location = snap.nginx.kind === "match" ? staticLocationFor(snap.nginx.servers, `${settings.releasePath}/current`) : void 0;
+  return {
+    release,
+    releaseDir,
+    expectedWorkers: Math.max(snap.expectedWorkers, 1),
+    dirs: snap.dirs,
+    urls: verificationUrls({ healthUrl: settings.healthUrl, nginxUrl: nginx }, snap.gunicorn),
+    healthExpect: healthExpectFor(settings, goingBack),
+    staticFiles: location ? { nginx, location } : void 0
+  };
+}
+function servingState(snap) {
+  return {
+    release: snap.currentRelease,
+    releaseDir: snap.currentDir,
+    activeState: snap.unit.activeState,
+    subState: snap.unit.subState,
+    mainPid: snap.unit.mainPid,
+    alive: !snap.cold,
+    workers: snap.workers
+  };
+}
+function cutoverContext(conn, settings, snap, host) {
+  return {
+    conn,
+    service: settings.service,
+    layout: new ReleaseLayout(settings.releasePath),
+    access: snap.access,
+    healthChecks: settings.healthChecks,
+    timeoutSeconds: settings.reloadTimeoutSeconds,
+    nginxErrorLog: settings.nginxErrorLog,
+    probeUrl: settings.probe ? settings.healthUrl : void 0,
+    log: host.log,
+    result: host.result,
+    since: host.since,
+    run: host.run
+  };
+}
+function lockFor(settings, run2, release, log) {
+  return {
+    owner: { actor: run2.actor, run: run2.runUrl, release },
+    options: {
+      timeoutSeconds: settings.lockTimeoutSeconds,
+      staleSeconds: settings.lockStaleSeconds,
+      log
+    }
+  };
+}
+
+// src/modes/prepare-release.ts
+import { createReadStream, statSync as statSync2 } from "node:fs";
+function checkCancelled(c) {
+  if (c.reason) throw new Error(`cancelled (${c.reason})`);
+}
+function asCancelled(c, error3) {
+  if (!c.reason || /^cancelled \(/.test(error3?.message ?? "")) return error3;
+  return new Error(`cancelled (${c.reason}): ${String(error3?.message ?? error3)}`, {
+    cause: error3
+  });
+}
+async function upload(p, releaseDir) {
+  const { remote, settings, layout: layout2, log } = p;
+  const id = settings.releaseId;
+  await uploadRelease(remote, layout2, id, createReadStream(p.archivePath));
+  if (settings.sharedPaths.length > 0) {
+    const linked = await runStep(
+      remote,
+      "link shared paths",
+      toShell(helperArgv("python3", "linkshared", layout2.root, releaseDir, ...settings.sharedPaths))
+    );
+    log.info(linked.stdout.trim());
+  }
+  log.info(`uploaded ${Math.round(statSync2(p.archivePath).size / 1024)} KiB to ${releaseDir}`);
+}
+async function checkRelease(p, releaseDir) {
+  const { remote, settings, snap, log } = p;
+  const readable = !snap.envFile || snap.envReadable;
+  if (!readable)
+    log.warning(
+      `import check skipped: ${remote.target.user} cannot read ${snap.envFile}, so the release cannot be imported with the unit's environment (verification after the reload proves it instead)`
+    );
+  else if (!snap.interpreter)
+    log.warning("import check skipped: the unit's Python interpreter is unknown");
+  await Promise.all([
+    readable ? checkEnvironment(remote, snap.envFile, settings.requiredEnv, log) : void 0,
+    readable && snap.interpreter ? importCheck(remote, {
+      interpreter: snap.interpreter,
+      envFile: snap.envFile,
+      releaseDir,
+      app: snap.app,
+      log
+    }).then((seconds2) => warnOfStall(seconds2, log)) : void 0
+  ]);
+}
+var STALL_WARN_SECONDS = 1.5;
+function warnOfStall(importSeconds2, log) {
+  if (importSeconds2 === void 0 || importSeconds2 <= STALL_WARN_SECONDS) return;
+  log.warning(
+    `the new release took ${importSeconds2.toFixed(1)} s to import: a reload (HUP) holds requests for about that long, because Gunicorn stops the old workers without waiting for the new ones to boot (gunicorn issues #1757, #1199); under load some may fail. Keep the import fast (defer heavy loading), or deploy when traffic is low.`
+  );
+}
+async function daemonReloadIfChanged(p) {
+  const { remote, settings, snap, log } = p;
+  const service = settings.service;
+  const needs = await remote.exec(
+    toShell([...serviceCommands.show(service, ["NeedDaemonReload"]), "--value"])
+  );
+  if (needs.stdout.trim() !== "yes") return;
+  if (!may(snap.access, "daemon-reload")) {
+    log.warning(
+      `the unit file of ${service} changed on disk, but the deploy user may not run sudo systemctl daemon-reload: the reload uses the unit as systemd loaded it. To allow it: ${sudoersLine(snap.access, service, ["daemon-reload"])}`
+    );
+    return;
+  }
+  await runStep(remote, "daemon-reload", toShell(asRoot(serviceCommands.daemonReload())));
+  log.info("the unit file changed on disk: ran systemctl daemon-reload");
+}
+async function migrations(p, releaseDir) {
+  const { remote, settings, snap, log, gate } = p;
+  if (gate && gate.host !== remote.target.label) {
+    await timed(p.result, "wait for migrations", async () => {
+      log.info(
+        `migrations run once for the fleet, on ${gate.host}; waiting for them before the switch`
+      );
+      await gate.done;
+    });
+    return;
+  }
+  await timed(
+    p.result,
+    "migrations",
+    () => log.group(
+      "Migrations",
+      () => migrate(remote, {
+        interpreter: snap.interpreter,
+        envFile: snap.envFile,
+        envReadable: snap.envReadable,
+        releaseDir,
+        app: snap.app,
+        command: settings.migrateCommand,
+        mode: settings.migrate,
+        limits: { timeoutSeconds: settings.migrateTimeoutSeconds, signal: p.cancellation.signal },
+        log
+      })
+    )
+  );
+  gate?.open();
+}
+async function prepareRelease(p) {
+  try {
+    return await prepareSteps(p);
+  } catch (error3) {
+    throw asCancelled(p.cancellation, error3);
+  }
+}
+async function prepareSteps(p) {
+  const { settings, snap, log, result, cancellation } = p;
+  const releaseDir = p.layout.release(settings.releaseId);
+  await timed(
+    result,
+    "upload",
+    () => log.group(`Upload release ${settings.releaseId}`, () => upload(p, releaseDir))
+  );
+  checkCancelled(cancellation);
+  await timed(
+    result,
+    "dependencies",
+    () => log.group(
+      "Dependencies",
+      () => installDependencies(p.remote, {
+        interpreter: snap.interpreter,
+        releaseDir,
+        currentDir: snap.currentDir,
+        pipArgs: settings.pipArgs,
+        limits: { timeoutSeconds: settings.pipTimeoutSeconds, signal: cancellation.signal },
+        log
+      })
+    )
+  );
+  await timed(result, "import check", () => checkRelease(p, releaseDir));
+  await timed(result, "unit", () => daemonReloadIfChanged(p));
+  checkCancelled(cancellation);
+  await migrations(p, releaseDir);
+  checkCancelled(cancellation);
+  return releaseDir;
+}
+
+// src/modes/deploy.ts
+function packRelease(settings, run2, archivePath) {
+  const metadata = { id: settings.releaseId, ...runStamp(run2) };
+  return createArchive(settings.source, metadata, archivePath, { exclude: settings.exclude });
+}
+async function checkedPreflight(h) {
+  const { settings, log } = h.ctx;
+  const archiveBytes = statSync3(h.ctx.archivePath).size;
+  const snap = await timed(
+    h.result,
+    "preflight",
+    () => log.group(
+      "Preflight",
+      () => preflight(h.conn.remote, {
+        service: settings.service,
+        layout: h.layout,
+        envFile: settings.envFile,
+        requiredEnv: settings.requiredEnv,
+        nginxErrorLog: settings.nginxErrorLog,
+        minFreeBytes: archiveBytes * 4 + 50 * 1048576,
+        strict: settings.strict,
+        log
+      })
+    )
+  );
+  h.result.previousRelease = snap.currentRelease;
+  h.result.notVerified = snap.notVerified;
+  const id = settings.releaseId;
+  if (snap.currentRelease === id) throw new Error(`release ${id} is already current on this host`);
+  if ((await listReleases(h.conn.remote, h.layout)).includes(id))
+    throw new Error(
+      `release ${id} already exists in ${h.layout.releasesDir}; give this deploy another release-id`
+    );
+  return snap;
+}
+async function undoPrepared(h, snap, error3) {
+  const { settings, log } = h.ctx;
+  const id = settings.releaseId;
+  h.result.error = error3.message;
+  try {
+    await reconnectIfDropped({ conn: h.conn, log });
+  } catch (reconnectError) {
+    h.result.error += `
+Could not reconnect to clean up: ${reconnectError.message}. The lock ${h.layout.lockDir} is taken over after lock-stale-after; ${snap.currentRelease ?? "nothing"} still serves.`;
+    throw error3;
+  }
+  await h.conn.remote.exec(toShell(["rm", "-rf", h.layout.release(id), h.layout.incoming(id)]), {
+    timeoutMs: 6e4
+  });
+  log.info(`removed the unused release ${id}; ${snap.currentRelease ?? "nothing"} still serves`);
+  const written = await appendReleaseLog(
+    h.conn.remote,
+    h.layout.logFile,
+    logEntry(h.ctx.run, {
+      id,
+      previous: snap.currentRelease,
+      host: h.conn.remote.target.label,
+      action: "deploy",
+      outcome: "failed"
+    })
+  );
+  if (!written) log.warning(`could not append to the release log ${h.layout.logFile}`);
+  throw error3;
+}
+async function fallbackFor(h, snap) {
+  if (snap.firstDeploy) return { kind: "remove-current" };
+  const previous = snap.currentRelease;
+  if (!previous) return void 0;
+  const dir = snap.currentDir ?? await realPath(h.conn.remote, h.layout.release(previous));
+  return { kind: "release", plan: planFor(h.ctx.settings, snap, previous, dir, true) };
+}
+async function prepare(h, snap) {
+  const remote = h.conn.remote;
+  const releaseDir = await prepareRelease({
+    ...h.ctx,
+    remote,
+    snap,
+    layout: h.layout,
+    result: h.result
+  });
+  return { newDir: await realPath(remote, releaseDir), fallback: await fallbackFor(h, snap) };
+}
+async function switchToNew(h, snap, prepared) {
+  const { settings, log } = h.ctx;
+  await runCutover(
+    {
+      action: "deploy",
+      plan: planFor(settings, snap, settings.releaseId, prepared.newDir, false),
+      from: servingState(snap),
+      fallback: prepared.fallback,
+      restartDeadMaster: false
+    },
+    cutoverContext(h.conn, settings, snap, {
+      log,
+      result: h.result,
+      since: h.since,
+      run: h.ctx.run
+    })
+  );
+  h.result.status = "deployed";
+}
+async function prune(h, snap) {
+  const { settings, log } = h.ctx;
+  const all = await listReleases(h.conn.remote, h.layout);
+  const masterRelease = releaseOfPath(snap.releasesDir, snap.masterDir);
+  const doomed = releasesToPrune(all, settings.keepReleases, [
+    settings.releaseId,
+    snap.currentRelease,
+    masterRelease
+  ]);
+  if (doomed.length === 0) return;
+  await runStep(
+    h.conn.remote,
+    "prune old releases",
+    toShell(["rm", "-rf", ...doomed.map((r) => h.layout.release(r))])
+  );
+  log.info(
+    `pruned ${doomed.join(", ")} (keeping ${settings.keepReleases}, the previous release ${snap.currentRelease ?? "-"} and the master's start directory ${masterRelease ?? "-"})`
+  );
+}
+function reportFailure(h, switched) {
+  const id = h.ctx.settings.releaseId;
+  const outcome = h.result.rolledBack ? `rolled back to ${h.result.previousRelease}` : switched ? "NOT rolled back" : "nothing switched";
+  h.ctx.log.error(
+    `${h.result.error}${h.result.excerpt ? `
+
+${h.result.excerpt}` : ""}`,
+    `deploy of ${id} failed (${outcome})`
+  );
+}
+async function deployHost(connection, ctx) {
+  const { settings } = ctx;
+  const h = {
+    conn: { remote: connection, reconnect: ctx.reconnect },
+    ctx,
+    layout: new ReleaseLayout(settings.releasePath),
+    result: newHostResult(connection.target.label),
+    since: /* @__PURE__ */ new Date()
+  };
+  h.result.release = settings.releaseId;
+  let switched = false;
+  try {
+    const snap = await checkedPreflight(h);
+    const lock = lockFor(settings, ctx.run, settings.releaseId, ctx.log);
+    await withLock(h.conn, h.layout.lockDir, lock.owner, lock.options, async () => {
+      checkCancelled(ctx.cancellation);
+      const prepared = await prepare(h, snap).catch((error3) => undoPrepared(h, snap, error3));
+      switched = true;
+      await switchToNew(h, snap, prepared);
+      await timed(h.result, "prune", () => prune(h, snap));
+    });
+    ctx.log.info(`deployed ${settings.releaseId} (previous: ${snap.currentRelease ?? "none"})`);
+  } catch (error3) {
+    h.result.error ??= error3.message;
+    if (ctx.gate?.host === connection.target.label)
+      ctx.gate.fail(
+        new Error(`the migration host ${ctx.gate.host} failed before its migrations completed`)
+      );
+    reportFailure(h, switched);
+  }
+  return h.result;
+}
+
+// src/modes/fleet.ts
+function migrationGate(host) {
+  let open2;
+  let fail;
+  const done = new Promise((resolve3, reject) => {
+    open2 = resolve3;
+    fail = reject;
+  });
+  done.catch(() => void 0);
+  let settled = false;
+  return {
+    host,
+    done,
+    open: () => {
+      if (!settled) open2();
+      settled = true;
+    },
+    fail: (error3) => {
+      if (!settled) fail(error3);
+      settled = true;
+    }
+  };
+}
+function planBatches(targets, maxParallel, canary) {
+  const rest = targets.filter((t) => t !== canary);
+  const batches = canary ? [[canary]] : [];
+  for (let i = 0; i < rest.length; i += maxParallel) batches.push(rest.slice(i, i + maxParallel));
+  return batches;
+}
+var failed = (r) => r.status === "failed" || r.status === "rolled-back";
+function planFleet(settings, top) {
+  const canary = settings.canary ? settings.targets.find((t) => t.label === settings.canary) : void 0;
+  const batches = planBatches(settings.targets, settings.maxParallel, canary);
+  const ordered = batches.flat();
+  const migrateOn = settings.migrateHost ? settings.targets.find((t) => t.label === settings.migrateHost) : ordered[0];
+  const gate = settings.mode === "deploy" && settings.targets.length > 1 && migrateOn ? migrationGate(migrateOn.label) : void 0;
+  if (gate && migrateOn && !batches[0].includes(migrateOn)) {
+    batches[0] = [migrateOn, ...batches[0]];
+    for (let i = 1; i < batches.length; i++) batches[i] = batches[i].filter((t) => t !== migrateOn);
+  }
+  if (settings.targets.length > 1)
+    top.info(
+      `fleet of ${settings.targets.length}: ${batches.map((b) => `[${b.map((t) => t.label).join(", ")}]`).join(" then ")}${canary ? " (canary first)" : ""}; up to ${settings.maxFailures} failure(s) allowed${gate ? `; migrations on ${gate.host}` : ""}`
+    );
+  return { canary, batches, ordered, gate };
+}
+async function runHost(run2, target, parallel) {
+  const { hooks, gate, remotes } = run2;
+  const log = hooks.logFor(target, parallel);
+  let result;
+  try {
+    const remote = await hooks.connect(target, log);
+    remotes.set(target, remote);
+    const reconnect = async () => {
+      const again = await hooks.connect(target, log);
+      await remotes.get(target)?.close();
+      remotes.set(target, again);
+      return again;
+    };
+    result = await hooks.run(remote, log, gate, reconnect);
+  } catch (error3) {
+    result = newHostResult(target.label);
+    result.error = error3.message;
+    log.error(result.error, `${run2.settings.mode} failed on ${target.label}`);
+  }
+  if (gate && target.label === gate.host && result.status !== "deployed")
+    gate.fail(new Error(`migrations did not complete on ${gate.host}`));
+  run2.results.set(target, result);
+}
+function skip(run2, batch, reason) {
+  for (const t of batch) {
+    const r = newHostResult(t.label);
+    r.status = "skipped";
+    r.error = `not started: ${reason}`;
+    run2.results.set(t, r);
+  }
+}
+async function rollBackHost(run2, target, reason) {
+  const deployed = run2.results.get(target);
+  const log = run2.hooks.logFor(target, run2.settings.maxParallel > 1);
+  const back = await run2.hooks.rollback(
+    run2.remotes.get(target),
+    log,
+    deployed.previousRelease ?? ""
+  );
+  deployed.steps.push(...back.steps.map((s) => ({ ...s, name: `fleet rollback: ${s.name}` })));
+  if (back.status === "rolled-back") {
+    deployed.status = "rolled-back";
+    deployed.rolledBack = true;
+    deployed.error = `rolled back to ${deployed.previousRelease} because ${reason}`;
+  } else {
+    deployed.status = "failed";
+    deployed.error = `fleet rollback to ${deployed.previousRelease} failed: ${back.error ?? "unknown error"}`;
+  }
+}
+async function rollBackFleet(run2, ordered, reason, top) {
+  const switched = ordered.filter((t) => run2.results.get(t)?.status === "deployed");
+  if (switched.length > 0)
+    top.warning(`${reason}: rolling back ${switched.map((t) => t.label).join(", ")}`);
+  const step = run2.settings.maxParallel;
+  for (let i = 0; i < switched.length; i += step)
+    await Promise.all(switched.slice(i, i + step).map((t) => rollBackHost(run2, t, reason)));
+}
+async function runFleet(settings, hooks, top) {
+  const { canary, batches, ordered, gate } = planFleet(settings, top);
+  const run2 = { settings, hooks, gate, remotes: /* @__PURE__ */ new Map(), results: /* @__PURE__ */ new Map() };
+  let failures = 0;
+  let stopReason;
+  try {
+    for (const [index, batch] of batches.entries()) {
+      if (stopReason) {
+        skip(run2, batch, stopReason);
+        continue;
+      }
+      await Promise.all(batch.map((target) => runHost(run2, target, batch.length > 1)));
+      failures += batch.filter((t) => failed(run2.results.get(t))).length;
+      if (canary !== void 0 && index === 0 && failures > 0)
+        stopReason = `the canary ${canary.label} failed`;
+      else if (failures > settings.maxFailures)
+        stopReason = `${failures} host(s) failed, more than max-failures (${settings.maxFailures})`;
+    }
+    if (stopReason && settings.mode === "deploy" && settings.rollbackFleet && hooks.rollback)
+      await rollBackFleet(run2, ordered, stopReason, top);
+  } finally {
+    for (const [target, remote] of run2.remotes) {
+      const r = run2.results.get(target);
+      if (r) r.connections = hooks.connectionsOf(target);
+      await remote.close();
+    }
+  }
+  return settings.targets.map((t) => run2.results.get(t));
+}
+
+// src/modes/rollback.ts
+function isGoodEntry(e) {
+  return e.action === "deploy" && e.outcome === "deployed" || e.action === "rollback" && e.outcome === "rolled-back";
+}
+function chooseRollbackTarget(opts) {
+  const { requested, current, existing, log } = opts;
+  const list = existing.length > 0 ? existing.join(", ") : "(none)";
+  if (requested) {
+    if (!existing.includes(requested))
+      return {
+        error: `release ${requested} does not exist (never deployed, or pruned). Releases on the host: ${list}`
+      };
+    if (requested === current)
+      return { error: `release ${requested} is already current. Releases on the host: ${list}` };
+    return { id: requested };
+  }
+  for (let i = log.length - 1; i >= 0; i--) {
+    const e = log[i];
+    if (isGoodEntry(e) && e.id !== current && existing.includes(e.id)) return { id: e.id };
+  }
+  const index = current ? existing.indexOf(current) : existing.length;
+  if (index > 0) return { id: existing[index - 1] };
+  return { error: `no previous release to roll back to. Releases on the host: ${list}` };
+}
+function commitOf(id, log) {
+  for (let i = log.length - 1; i >= 0; i--) {
+    const e = log[i];
+    if (e.id === id && e.action === "deploy" && e.outcome === "deployed" && e.sha) return e.sha;
+  }
+  return void 0;
+}
+async function planRollback(remote, settings, layout2, log) {
+  const [facts, existing, entries] = await Promise.all([
+    gatherFacts(remote, {
+      service: settings.service,
+      layout: layout2,
+      envFile: settings.envFile,
+      requiredEnv: [],
+      nginxErrorLog: settings.nginxErrorLog
+    }),
+    listReleases(remote, layout2),
+    readReleaseLog(remote, layout2.logFile)
+  ]);
+  if (facts.unit.loadState !== "loaded")
+    throw new Error(
+      `unit ${settings.service} is not loaded (LoadState=${facts.unit.loadState || "unknown"})`
+    );
+  const current = facts.currentRelease;
+  const target = chooseRollbackTarget({
+    requested: settings.rollbackTo,
+    current,
+    existing,
+    log: entries
+  });
+  if ("error" in target) throw new Error(target.error);
+  const trap = facts.masterAlive && reloadTrap(facts.unit, facts.gunicorn, layout2.root, settings.service);
+  if (trap)
+    throw new Error(
+      `${trap.message}
+A rollback by reload would keep serving ${current ?? "the current code"}; nothing was changed.`
+    );
+  if (facts.dirs === "none")
+    log.warning(
+      "not verified: which release the workers run (the deploy user may not run sudo pwdx); health must name the release instead"
+    );
+  log.info(
+    `current ${current ?? "(none)"}, rolling back to ${target.id}; master ${facts.masterAlive ? `${facts.unit.mainPid} with ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}`
+  );
+  return { snap: snapshotOf(facts), target: target.id, sha: commitOf(target.id, entries) };
+}
+async function rollbackHost(remote, ctx) {
+  const { settings, log } = ctx;
+  const result = newHostResult(remote.target.label);
+  const layout2 = new ReleaseLayout(settings.releasePath);
+  const conn = { remote };
+  const since = /* @__PURE__ */ new Date();
+  try {
+    const plan = await timed(
+      result,
+      "preflight",
+      () => log.group("Preflight", () => planRollback(remote, settings, layout2, log))
+    );
+    result.previousRelease = plan.snap.currentRelease;
+    result.release = plan.target;
+    result.sha = plan.sha;
+    const lock = lockFor(settings, ctx.run, plan.target, log);
+    await withLock(conn, layout2.lockDir, lock.owner, lock.options, async () => {
+      const dir = await realPath(conn.remote, layout2.release(plan.target));
+      await runCutover(
+        {
+          action: "rollback",
+          plan: planFor(settings, plan.snap, plan.target, dir, true),
+          from: servingState(plan.snap),
+          restartDeadMaster: true
+        },
+        cutoverContext(conn, settings, plan.snap, { log, result, since, run: ctx.run })
+      );
+    });
+    result.status = "rolled-back";
+    result.rolledBack = true;
+    log.info(`rolled back to ${plan.target} (was ${plan.snap.currentRelease ?? "none"})`);
+  } catch (error3) {
+    result.error ??= error3.message;
+    log.error(
+      `${result.error}${result.excerpt ? `
+
+${result.excerpt}` : ""}`,
+      `rollback failed on ${remote.target.label}`
+    );
+  }
+  return result;
+}
+function fleetRollback(settings, run2) {
+  return (remote, log, release) => rollbackHost(remote, { settings: { ...settings, rollbackTo: release || void 0 }, run: run2, log });
+}
+
+// src/modes/run-mode.ts
 function connectTarget(target, settings, log) {
   const pinning = settings.hostKeys.kind === "insecure" ? "NOT checked" : "pinned";
   log.info(
@@ -50858,17 +54949,91 @@ function connectTarget(target, settings, log) {
     passphrase: settings.passphrase,
     hostKeys: settings.hostKeys,
     jumpHost: settings.jumpHost,
+    jumpCredentials: settings.jumpCredentials,
     timeoutSeconds: settings.connectTimeoutSeconds,
     retries: settings.connectRetries,
     log: (m) => log.info(m)
-  }).catch((error2) => {
-    throw new Error(`could not connect: ${error2.message}`, { cause: error2 });
+  }).catch((error3) => {
+    throw new Error(`could not connect: ${error3.message}`, { cause: error3 });
   });
+}
+async function deployJob(settings, run2, cancellation, workDir) {
+  assertSourceDirectory(settings.source);
+  const archivePath = path6.join(workDir, "release.tar.gz");
+  const packed = await group(
+    `Pack ${settings.source} as release ${settings.releaseId}`,
+    () => packRelease(settings, run2, archivePath)
+  );
+  info(`release ${settings.releaseId}: ${describeArchive(packed)}`);
+  summary.addRaw(`<p>Release ${settings.releaseId}: ${archiveSize(packed)}</p>`, true);
+  return (remote, log, gate, reconnect) => deployHost(remote, { settings, run: run2, log, cancellation, archivePath, gate, reconnect });
+}
+async function runMode(settings, run2, cancellation) {
+  const workDir = mkdtempSync2(path6.join(tmpdir2(), "zdd-"));
+  try {
+    const job = settings.mode === "deploy" ? await deployJob(settings, run2, cancellation, workDir) : settings.mode === "rollback" ? (remote, log) => rollbackHost(remote, { settings, run: run2, log }) : (remote, log) => checkHost(remote, settings, log);
+    const deployment = githubDeployment(settings, run2, coreLog);
+    deployment.begin();
+    const results = await runFleet(
+      settings,
+      {
+        connect: (target, log) => connectTarget(target, settings, log),
+        run: (...args) => job(...args).then(deployment.hostDone),
+        rollback: fleetRollback(settings, run2),
+        logFor: (target, parallel) => hostLog(coreLog, target.label, parallel),
+        connectionsOf: (target) => connectionStats.byTarget.get(target.label) ?? 0
+      },
+      coreLog
+    ).catch(async (error3) => {
+      await deployment.finish([], "");
+      throw error3;
+    });
+    const url = environmentUrl(results, settings);
+    await deployment.finish(results, url);
+    return { results, url };
+  } finally {
+    rmSync2(workDir, { recursive: true, force: true });
+  }
+}
+
+// src/main.ts
+function maskSecrets(read) {
+  for (const name of SECRET_INPUTS) {
+    const value = read(name);
+    if (value.trim() === "") continue;
+    setSecret(value);
+    for (const line of value.split(/\r?\n/))
+      if (line.trim().length >= 8) setSecret(line.trim());
+  }
+}
+function watchCancellation(cancellation) {
+  const controller = new AbortController();
+  cancellation.signal = controller.signal;
+  const onSignal = (signal) => {
+    if (!cancellation.reason)
+      warning(
+        `received ${signal}: stopping the current step (a running pip or migration at once), then cleaning up (lock, partial release, rollback)`
+      );
+    cancellation.reason ??= signal;
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return () => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
+}
+function failIfNotDone(results, settings) {
+  const status = overallStatus(results);
+  if (status !== "failed" && !(status === "rolled-back" && settings.mode === "deploy")) return;
+  const failedHosts = results.filter((r) => r.status !== "deployed" && r.status !== "checked").map((r) => r.host);
+  const first = results.find((r) => r.error)?.error?.split("\n")[0] ?? "";
+  throw new Error(`${settings.mode} ${status} on ${failedHosts.join(", ")}: ${first}`);
 }
 async function run() {
   const cancellation = {};
   const unwatch = watchCancellation(cancellation);
-  let workDir;
   try {
     const read = (name) => getInput(name);
     maskSecrets(read);
@@ -50878,62 +55043,18 @@ async function run() {
       now: /* @__PURE__ */ new Date(),
       workspace: runContext.workspace
     });
-    if (settings.hostKeys.kind === "insecure") {
+    if (settings.hostKeys.kind === "insecure")
       warning(
         "insecure-skip-host-key-check is true: the server identity is NOT verified; anyone in the network path can impersonate it and receive your code and commands. Pin it with known-hosts or host-fingerprint."
       );
-    }
-    let job;
-    if (settings.mode === "deploy") {
-      assertSourceDirectory(settings.source);
-      workDir = mkdtempSync2(path6.join(tmpdir2(), "zdd-"));
-      const archivePath = path6.join(workDir, "release.tar.gz");
-      const bytes = await group(
-        `Pack ${settings.source} as release ${settings.releaseId}`,
-        () => packRelease(settings, runContext, archivePath)
-      );
-      info(`release ${settings.releaseId}: ${Math.round(bytes / 1024)} KiB packed`);
-      job = (remote, log, gate, reconnect) => deployHost(remote, {
-        settings,
-        run: runContext,
-        log,
-        cancellation,
-        archivePath,
-        gate,
-        reconnect
-      });
-    } else if (settings.mode === "rollback") {
-      job = (remote, log) => rollbackHost(remote, { settings, run: runContext, log });
-    } else {
-      job = (remote, log) => checkHost(remote, settings, log);
-    }
-    const results = await runFleet(
-      settings,
-      {
-        connect: (target, log) => connectTarget(target, settings, log),
-        run: job,
-        rollback: (remote, log, release) => rollbackHost(remote, {
-          settings: { ...settings, rollbackTo: release || void 0 },
-          run: runContext,
-          log
-        }),
-        logFor: (target, parallel) => hostLog(coreLog, target.label, parallel),
-        connectionsOf: (target) => connectionStats.byTarget.get(target.label) ?? 0
-      },
-      coreLog
-    );
-    setOutputs(results);
+    const { results, url } = await runMode(settings, runContext, cancellation);
+    setOutputs(results, settings, url);
+    noticeSuccess(results, settings);
     await writeSummary(results, settings.mode);
-    const status = overallStatus(results);
-    if (status === "failed" || status === "rolled-back" && settings.mode === "deploy") {
-      const failedHosts = results.filter((r) => r.status !== "deployed" && r.status !== "checked").map((r) => r.host);
-      const first = results.find((r) => r.error)?.error?.split("\n")[0] ?? "";
-      throw new Error(`${settings.mode} ${status} on ${failedHosts.join(", ")}: ${first}`);
-    }
-  } catch (error2) {
-    setFailed(error2 instanceof Error ? error2.message : String(error2));
+    failIfNotDone(results, settings);
+  } catch (error3) {
+    setFailed(error3 instanceof Error ? error3.message : String(error3));
   } finally {
-    if (workDir) rmSync2(workDir, { recursive: true, force: true });
     unwatch();
   }
 }
