@@ -128,6 +128,12 @@ function stepMs(hostsJson: string, names: string[]): number {
 }
 
 /** One deploy or rollback on the load's clock: when, which release, what its own probe saw. */
+/** `preflight 0.45 s, lock 0.06 s, ...`: where one deploy spends its time. */
+function stepTimeline(hostsJson: string): string {
+  const steps = (JSON.parse(hostsJson) as { steps: { name: string; ms: number }[] }[])[0].steps
+  return steps.map(s => `${s.name} ${(s.ms / 1000).toFixed(2)} s`).join(', ')
+}
+
 function span(fromEpoch: number, run: ActionRun): string {
   const h = JSON.parse(run.outputs.hosts)[0] as {
     release: string
@@ -221,11 +227,13 @@ async function main(): Promise<void> {
     const plain: number[] = []
     const hupToVerified: number[] = []
     const connections: number[] = []
+    let timeline = ''
     for (let i = 0; i < 5; i++) {
       const [t, run] = await timed(() => deploy(single))
       ours.push(t)
       hupToVerified.push(stepMs(run.outputs.hosts, ['reload', 'verify']) / 1000)
       connections.push(JSON.parse(run.outputs.hosts)[0].connections)
+      if (i === 2) timeline = stepTimeline(run.outputs.hosts)
       const [p] = await timed(async () => {
         execFileSync(
           path.join(ROOT, 'bench', 'plain-deploy.sh'),
@@ -313,6 +321,7 @@ hostkit test hosts (systemd-nspawn containers on this machine). Ratios are measu
 | deploy wall time, action / plain ssh script (median) | **${results.deployWallTime.medianRatio}** (action: ${f(ours)} s; script: ${f(plain)} s) | ≤ 1.2 |
 | HUP to verified new release | ${f(hupToVerified)} s | |
 | SSH connections per host per deploy | ${connections.join(', ')} | 1 |
+| one deploy, step by step (the third timed deploy) | ${timeline} | |
 | 3 hosts (max-parallel 3) / 1 host (median) | **${results.fleet.medianRatio}** (3 hosts: ${f(threeHosts)} s; 1 host: ${f(oneHost)} s) | close to the plain script's ratio below |
 | plain script, 3 hosts at once / 1 host (median): the cost of 3 hosts sharing this machine's cores | ${results.fleet.plainMedianRatio} (3 hosts: ${f(plainThreeHosts)} s; 1 host: ${f(plainOneHost)} s) | |
 
