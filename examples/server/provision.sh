@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Provisions a Debian/Ubuntu host for flask-zero-downtime-deploy. Idempotent:
 # run it again after changing anything. As root:
-#   examples/server/provision.sh [--authorized-key FILE] [--no-start] [--skip-packages]
+#   examples/server/provision.sh [--strategy reload|blue-green] [--authorized-key FILE] [--no-start] [--skip-packages]
 # Environment: APP_NAME (default myapp), DEPLOY_USER (default deploy).
+#   --strategy S           reload (default): one unit, reloaded (HUP) per deploy;
+#                          blue-green: the template unit in blue-green/, two instances
 #   --authorized-key FILE  public key the workflow's private-key matches
 #   --no-start             do not start services (building an image in a chroot)
 #   --skip-packages        the packages are already installed
@@ -14,17 +16,20 @@ ROOT=/srv/$APP
 START=1
 PACKAGES=1
 AUTH_KEY=
+STRATEGY=reload
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-start) START=0 ;;
     --skip-packages) PACKAGES=0 ;;
     --authorized-key) AUTH_KEY=$2; shift ;;
+    --strategy) STRATEGY=${2:-}; shift ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
   shift
 done
 [[ $APP =~ ^[a-z][a-z0-9_-]*$ ]] || { echo "APP_NAME must be lower-case letters, digits, _ or -" >&2; exit 2; }
 [[ $DEPLOY_USER =~ ^[a-z_][a-z0-9_-]*$ ]] || { echo "DEPLOY_USER is not a valid user name" >&2; exit 2; }
+case "$STRATEGY" in reload | blue-green) ;; *) echo "--strategy must be reload or blue-green" >&2; exit 2 ;; esac
 say() { echo "provision: $*" >&2; }
 # Files are written for the app name `myapp`; substitute the real one.
 render() { sed -e "s/myapp/$APP/g" -e "s/^deploy /$DEPLOY_USER /" "$1"; }
@@ -93,6 +98,13 @@ if [ ! -f "/etc/$APP.env" ]; then
 fi
 chown root:www-data "/etc/$APP.env"
 chmod 640 "/etc/$APP.env"
+
+if [ "$STRATEGY" = blue-green ]; then
+  # shellcheck source=examples/server/blue-green/provision-blue-green.sh
+  . "$HERE/blue-green/provision-blue-green.sh"
+  say "done: $APP in $ROOT (blue-green), deploy user $DEPLOY_USER"
+  exit 0
+fi
 
 # 6. the unit, the Nginx site, the sudoers rules (validated before install)
 render "$HERE/myapp.service" >"/etc/systemd/system/$APP.service"
