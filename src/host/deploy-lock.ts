@@ -132,10 +132,17 @@ export async function withLock<T>(
   conn: Connection,
   dir: string,
   who: Omit<LockOwner, 'token' | 'since'>,
-  options: { timeoutSeconds: number; staleSeconds: number; log: Log },
+  options: {
+    timeoutSeconds: number
+    staleSeconds: number
+    log: Log
+    /** Wraps the wait for the lock (e.g. to time it as a step). */
+    timing?: (wait: () => Promise<HeldLock>) => Promise<HeldLock>
+  },
   fn: () => Promise<T>
 ): Promise<T> {
-  const lock = await acquireLock(conn.remote, dir, who, options)
+  const take = () => acquireLock(conn.remote, dir, who, options)
+  const lock = await (options.timing ? options.timing(take) : take())
   try {
     return await fn()
   } finally {

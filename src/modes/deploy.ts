@@ -211,7 +211,7 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
   let switched = false
   try {
     const snap = await checkedPreflight(h)
-    const lock = lockFor(settings, ctx.run, settings.releaseId, ctx.log)
+    const lock = lockFor(settings, ctx.run, settings.releaseId, { log: ctx.log, result: h.result })
     await withLock(h.conn, h.layout.lockDir, lock.owner, lock.options, async () => {
       checkCancelled(ctx.cancellation)
       const prepared = await prepare(h, snap).catch(error => undoPrepared(h, snap, error))

@@ -1,6 +1,7 @@
 // Builds the cutover plans and context the modes hand to host/cutover.ts, from
 // the settings and the service snapshot, in one place for every path.
-import type { HostResult } from '../action/host-result.js'
+import { timed, type HostResult } from '../action/host-result.js'
+import type { HeldLock } from '../host/deploy-lock.js'
 import type { Log } from '../action/log.js'
 import type { RunContext } from '../action/run-context.js'
 import type { Settings } from '../action/settings.js'
@@ -82,13 +83,19 @@ export function cutoverContext(
 }
 
 /** Who takes the deploy lock for `release`, and how long it waits or counts as stale. */
-export function lockFor(settings: Settings, run: RunContext, release: string, log: Log) {
+export function lockFor(
+  settings: Settings,
+  run: RunContext,
+  release: string,
+  host: { log: Log; result: HostResult }
+) {
   return {
     owner: { actor: run.actor, run: run.runUrl, release },
     options: {
       timeoutSeconds: settings.lockTimeoutSeconds,
       staleSeconds: settings.lockStaleSeconds,
-      log
+      log: host.log,
+      timing: (wait: () => Promise<HeldLock>) => timed(host.result, 'lock', wait)
     }
   }
 }

@@ -137,7 +137,7 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
     result.previousRelease = plan.snap.currentRelease
     result.release = plan.target
     result.sha = plan.sha
-    const lock = lockFor(settings, ctx.run, plan.target, log)
+    const lock = lockFor(settings, ctx.run, plan.target, { log, result })
     await withLock(conn, layout.lockDir, lock.owner, lock.options, async () => {
       const dir = await realPath(conn.remote, layout.release(plan.target))
       await runCutover(
