@@ -135,6 +135,12 @@ export class FakeHost implements RemoteHost {
   }
 
   private answer(command: string): Partial<ExecResult> {
+    // eachOf(): several reads in one command, each output after its marker line
+    const each = /^echo (@@[\w-]+@@); /.exec(command)
+    if (each) {
+      const parts = command.slice(each[0].length).split(`; echo ${each[1]}; `)
+      return { stdout: parts.map(p => `${each[1]}\n${this.answer(p).stdout ?? ''}\n`).join('') }
+    }
     const switched = /ln -sfn releases\/([A-Za-z0-9._-]+) /.exec(command)
     if (switched) {
       this.state.current = switched[1]

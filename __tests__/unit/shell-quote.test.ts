@@ -1,6 +1,14 @@
 import { describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { allOf, appendOutput, quoteWord, toShell } from '../../src/transport/shell-quote.js'
+import {
+  allOf,
+  appendOutput,
+  eachOf,
+  optional,
+  quoteWord,
+  splitEach,
+  toShell
+} from '../../src/transport/shell-quote.js'
 
 const HOSTILE = [
   "it's",
@@ -60,5 +68,22 @@ describe('toShell', () => {
     expect(appendOutput(['printf', '%s\\n', 'x'], '/tmp/a b')).toBe(
       `printf '%s\\n' x >> '/tmp/a b'`
     )
+  })
+})
+
+describe('eachOf: several reads in one round trip', () => {
+  it('runs every read in a real shell and splits their outputs back apart', () => {
+    const line = eachOf(
+      '@@m@@',
+      toShell(['printf', '%s\\n', 'first; not a command']),
+      optional(['cat', '/nonexistent/file']),
+      toShell(['echo', 'third'])
+    )
+    const out = execFileSync('sh', ['-c', line], { encoding: 'utf8' })
+    expect(splitEach('@@m@@', out)).toEqual(['first; not a command\n', '', 'third\n'])
+  })
+
+  it('refuses a marker that would need quoting', () => {
+    expect(() => eachOf('a b', toShell(['true']))).toThrow(/unsafe marker/)
   })
 })

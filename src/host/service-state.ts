@@ -3,8 +3,12 @@
 import { runStep } from '../transport/remote-command.js'
 import { helperArgv } from './remote-helper.js'
 import { asRoot, serviceCommands } from './service-commands.js'
-import { readGunicornProcesses } from './gunicorn/gunicorn-processes.js'
-import { toShell } from '../transport/shell-quote.js'
+import {
+  findGunicornProcesses,
+  PS_TREE,
+  readGunicornProcesses
+} from './gunicorn/gunicorn-processes.js'
+import { eachOf, optional, splitEach, toShell } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 import {
   configFileOf,
@@ -26,6 +30,23 @@ export async function readUnit(remote: RemoteHost, service: string): Promise<Uni
     toShell(serviceCommands.show(service, UNIT_PROPERTIES))
   )
   return parseUnitShow(show.stdout)
+}
+
+const STATE_MARKER = '@@zdd-state@@'
+
+/** The unit and the Gunicorn workers in one round trip (verification polls this). */
+export async function readServiceState(
+  remote: RemoteHost,
+  service: string
+): Promise<{ unit: UnitInfo; workers: number[] }> {
+  const result = await runStep(
+    remote,
+    `read unit ${service} and its processes`,
+    eachOf(STATE_MARKER, toShell(serviceCommands.show(service, UNIT_PROPERTIES)), optional(PS_TREE))
+  )
+  const [show = '', ps = ''] = splitEach(STATE_MARKER, result.stdout)
+  const unit = parseUnitShow(show)
+  return { unit, workers: findGunicornProcesses(ps, unit.mainPid)?.workers ?? [] }
 }
 
 /**

@@ -25,6 +25,17 @@ export function allOf(...commands: Argv[]): ShellLine {
   return commands.map(toShell).join(' && ') as ShellLine
 }
 
+/** Reads that run one after another in one round trip, each output after a `marker` line. */
+export function eachOf(marker: string, ...reads: ShellLine[]): ShellLine {
+  if (!/^[A-Za-z0-9@_-]+$/.test(marker)) throw new Error(`unsafe marker ${marker}`)
+  return reads.map(r => `echo ${marker}; ${r}`).join('; ') as ShellLine
+}
+
+/** Splits the output of eachOf into the outputs of its reads, in order. */
+export function splitEach(marker: string, output: string): string[] {
+  return output.split(new RegExp(`^${marker}\\n`, 'm')).slice(1)
+}
+
 /** `command >> file`: appends the command's output to a file. */
 export function appendOutput(command: Argv, file: string): ShellLine {
   return `${toShell(command)} >> ${quoteWord(file)}` as ShellLine
