@@ -252,6 +252,8 @@ export async function migrate(
     mode: 'auto' | 'off'
     /** migrate-timeout, and the run's cancellation */
     limits: Omit<LongStep, 'timeoutInput'>
+    /** Nothing is migrated before this settles (the import check); the reads run beside it. */
+    ready?: Promise<unknown>
     log: Log
   }
 ): Promise<'ran' | 'skipped'> {
@@ -268,6 +270,7 @@ export async function migrate(
     : await remote.exec(toShell(['test', '-d', `${opts.releaseDir}/migrations`]))
   if (has.code === 0) migrationsNeed(opts)
   if (opts.command) {
+    await opts.ready
     await runLongStep(remote, 'migrate-command', inRelease(...opts.command), limits)
     opts.log.info(`ran ${opts.command.join(' ')}`)
     return 'ran'
@@ -291,6 +294,7 @@ export async function migrate(
     opts.log.info(`database already at head ${before.heads.join(', ')}: no migration to run`)
     return 'skipped'
   }
+  await opts.ready
   try {
     const up = await runLongStep(remote, 'flask db upgrade', inRelease(...flask, 'upgrade'), limits)
     const output = tailLines(up.stderr + up.stdout, 5)

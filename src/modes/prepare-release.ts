@@ -130,14 +130,18 @@ async function daemonReloadIfChanged(p: PrepareContext): Promise<void> {
   log.info('the unit file changed on disk: ran systemctl daemon-reload')
 }
 
-async function migrations(p: PrepareContext, releaseDir: string): Promise<void> {
+async function migrations(
+  p: PrepareContext,
+  releaseDir: string,
+  ready: Promise<unknown>
+): Promise<void> {
   const { remote, settings, snap, log, gate } = p
   if (gate && gate.host !== remote.target.label) {
     await timed(p.result, 'wait for migrations', async () => {
       log.info(
         `migrations run once for the fleet, on ${gate.host}; waiting for them before the switch`
       )
-      await gate.done
+      await Promise.all([gate.done, ready])
     })
     return
   }
@@ -152,6 +156,7 @@ async function migrations(p: PrepareContext, releaseDir: string): Promise<void> 
         command: settings.migrateCommand,
         mode: settings.migrate,
         limits: { timeoutSeconds: settings.migrateTimeoutSeconds, signal: p.cancellation.signal },
+        ready,
         log
       })
     )
@@ -190,10 +195,18 @@ async function prepareSteps(p: PrepareContext): Promise<string> {
       })
     )
   )
-  await timed(result, 'import check', () => checkRelease(p, releaseDir))
-  await timed(result, 'unit', () => daemonReloadIfChanged(p))
+  // The migrations read the database's revision beside the import check, and change
+  // nothing before the import check passed.
+  const checked = timed(result, 'import check', () => checkRelease(p, releaseDir))
+  const [imported, migrated] = await Promise.allSettled([
+    checked,
+    migrations(p, releaseDir, checked)
+  ])
+  // An import that fails breaks `flask db current` too: the import check names the cause.
+  if (imported.status === 'rejected') throw imported.reason
+  if (migrated.status === 'rejected') throw migrated.reason
   checkCancelled(cancellation)
-  await migrations(p, releaseDir)
+  await timed(result, 'unit', () => daemonReloadIfChanged(p))
   checkCancelled(cancellation)
   return releaseDir
 }
