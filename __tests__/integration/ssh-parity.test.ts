@@ -92,7 +92,7 @@ describe('SSH parity', () => {
         '.venv/bin/python': '',
         '.tox/py311/log.txt': '',
         '.pytest_cache/README.md': '',
-        '__pycache__/wsgi.cpython-311.pyc': '',
+        '__pycache__/stale.cpython-311.pyc': '',
         'notes/todo.txt': '',
         'docs/index.md': '',
         'keep.pyc': '',
@@ -133,7 +133,9 @@ describe('SSH parity', () => {
       './.venv',
       './.tox',
       './.pytest_cache',
-      './__pycache__',
+      // (the server's own import check writes __pycache__/ into the release; the source's
+      // own __pycache__/stale.cpython-311.pyc must not be uploaded)
+      './__pycache__/stale.cpython-311.pyc',
       './notes',
       './docs',
       './.deployignore'
