@@ -50319,6 +50319,13 @@ function toShell(argv) {
 function allOf(...commands) {
   return commands.map(toShell).join(" && ");
 }
+function eachOf(marker, ...reads) {
+  if (!/^[A-Za-z0-9@_-]+$/.test(marker)) throw new Error(`unsafe marker ${marker}`);
+  return reads.map((r) => `echo ${marker}; ${r}`).join("; ");
+}
+function splitEach(marker, output) {
+  return output.split(new RegExp(`^${marker}\\n`, "m")).slice(1);
+}
 function appendOutput(command, file) {
   return `${toShell(command)} >> ${quoteWord(file)}`;
 }
@@ -53074,6 +53081,7 @@ async function migrate(remote, opts) {
   const has = opts.command ? { code: 0 } : await remote.exec(toShell(["test", "-d", `${opts.releaseDir}/migrations`]));
   if (has.code === 0) migrationsNeed(opts);
   if (opts.command) {
+    await opts.ready;
     await runLongStep(remote, "migrate-command", inRelease(...opts.command), limits);
     opts.log.info(`ran ${opts.command.join(" ")}`);
     return "ran";
@@ -53095,6 +53103,7 @@ async function migrate(remote, opts) {
     opts.log.info(`database already at head ${before.heads.join(", ")}: no migration to run`);
     return "skipped";
   }
+  await opts.ready;
   try {
     const up = await runLongStep(remote, "flask db upgrade", inRelease(...flask, "upgrade"), limits);
     const output = tailLines(up.stderr + up.stdout, 5);
@@ -53222,8 +53231,16 @@ async function readUnit(remote, service) {
   );
   return parseUnitShow(show.stdout);
 }
-async function listWorkers(remote, mainPid) {
-  return (await readGunicornProcesses(remote, mainPid))?.workers ?? [];
+var STATE_MARKER = "@@zdd-state@@";
+async function readServiceState(remote, service) {
+  const result = await runStep(
+    remote,
+    `read unit ${service} and its processes`,
+    eachOf(STATE_MARKER, toShell(serviceCommands.show(service, UNIT_PROPERTIES)), optional(PS_TREE))
+  );
+  const [show = "", ps = ""] = splitEach(STATE_MARKER, result.stdout);
+  const unit = parseUnitShow(show);
+  return { unit, workers: findGunicornProcesses(ps, unit.mainPid)?.workers ?? [] };
 }
 async function workingDirectories(remote, pids, sudo = true) {
   const dirs = /* @__PURE__ */ new Map();
@@ -53896,7 +53913,7 @@ async function verifyRelease(remote, exp, log) {
   const deadline = Date.now() + exp.timeoutSeconds * 1e3;
   let problem;
   for (; ; ) {
-    const unit = await readUnit(remote, exp.service);
+    const { unit, workers } = await readServiceState(remote, exp.service);
     if (unit.mainPid === 0 || unit.activeState !== "active") {
       throw new VerifyError(
         `the Gunicorn master died after the reload (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
@@ -53909,9 +53926,11 @@ async function verifyRelease(remote, exp, log) {
         false
       );
     }
-    const workers = await listWorkers(remote, unit.mainPid);
-    const dirs = exp.dirs === "none" ? /* @__PURE__ */ new Map() : await workingDirectories(remote, workers, exp.dirs === "sudo");
-    const found = workerProblem(exp, workers, dirs);
+    const found = workerProblem({ ...exp, dirs: "none" }, workers, /* @__PURE__ */ new Map()) ?? (exp.dirs === "none" ? void 0 : workerProblem(
+      exp,
+      workers,
+      await workingDirectories(remote, workers, exp.dirs === "sudo")
+    ));
     if (found === void 0) {
       log.info(
         `master ${unit.mainPid}${exp.mainPid ? " kept" : " up"}; ${workers.length} new workers (${workers.join(", ")}) ${exp.dirs === "none" ? "(their directory not verified: health must name the release)" : `in ${exp.releaseDir}`}`
@@ -53921,7 +53940,7 @@ async function verifyRelease(remote, exp, log) {
     problem = found;
     if (Date.now() >= deadline)
       throw new VerifyError(`within reload-timeout (${exp.timeoutSeconds}s): ${problem}`, false);
-    await sleep2(100);
+    await sleep2(50);
   }
   await Promise.all(exp.urls.map((url) => healthyStreak(remote, url, exp, deadline, log)));
 }
@@ -54248,7 +54267,8 @@ async function releaseLock(remote, lock, log) {
     log.warning(`the deploy lock ${lock.dir} was no longer ours (taken over?)`);
 }
 async function withLock(conn, dir, who, options, fn) {
-  const lock = await acquireLock(conn.remote, dir, who, options);
+  const take = () => acquireLock(conn.remote, dir, who, options);
+  const lock = await (options.timing ? options.timing(take) : take());
   try {
     return await fn();
   } finally {
@@ -54377,13 +54397,14 @@ function cutoverContext(conn, settings, snap, host) {
     run: host.run
   };
 }
-function lockFor(settings, run2, release, log) {
+function lockFor(settings, run2, release, host) {
   return {
     owner: { actor: run2.actor, run: run2.runUrl, release },
     options: {
       timeoutSeconds: settings.lockTimeoutSeconds,
       staleSeconds: settings.lockStaleSeconds,
-      log
+      log: host.log,
+      timing: (wait) => timed(host.result, "lock", wait)
     }
   };
 }
@@ -54456,14 +54477,14 @@ async function daemonReloadIfChanged(p) {
   await runStep(remote, "daemon-reload", toShell(asRoot(serviceCommands.daemonReload())));
   log.info("the unit file changed on disk: ran systemctl daemon-reload");
 }
-async function migrations(p, releaseDir) {
+async function migrations(p, releaseDir, ready) {
   const { remote, settings, snap, log, gate } = p;
   if (gate && gate.host !== remote.target.label) {
     await timed(p.result, "wait for migrations", async () => {
       log.info(
         `migrations run once for the fleet, on ${gate.host}; waiting for them before the switch`
       );
-      await gate.done;
+      await Promise.all([gate.done, ready]);
     });
     return;
   }
@@ -54481,6 +54502,7 @@ async function migrations(p, releaseDir) {
         command: settings.migrateCommand,
         mode: settings.migrate,
         limits: { timeoutSeconds: settings.migrateTimeoutSeconds, signal: p.cancellation.signal },
+        ready,
         log
       })
     )
@@ -54518,10 +54540,15 @@ async function prepareSteps(p) {
       })
     )
   );
-  await timed(result, "import check", () => checkRelease(p, releaseDir));
-  await timed(result, "unit", () => daemonReloadIfChanged(p));
+  const checked = timed(result, "import check", () => checkRelease(p, releaseDir));
+  const [imported, migrated] = await Promise.allSettled([
+    checked,
+    migrations(p, releaseDir, checked)
+  ]);
+  if (imported.status === "rejected") throw imported.reason;
+  if (migrated.status === "rejected") throw migrated.reason;
   checkCancelled(cancellation);
-  await migrations(p, releaseDir);
+  await timed(result, "unit", () => daemonReloadIfChanged(p));
   checkCancelled(cancellation);
   return releaseDir;
 }
@@ -54669,7 +54696,7 @@ async function deployHost(connection, ctx) {
   let switched = false;
   try {
     const snap = await checkedPreflight(h);
-    const lock = lockFor(settings, ctx.run, settings.releaseId, ctx.log);
+    const lock = lockFor(settings, ctx.run, settings.releaseId, { log: ctx.log, result: h.result });
     await withLock(h.conn, h.layout.lockDir, lock.owner, lock.options, async () => {
       checkCancelled(ctx.cancellation);
       const prepared = await prepare(h, snap).catch((error3) => undoPrepared(h, snap, error3));
@@ -54907,7 +54934,7 @@ async function rollbackHost(remote, ctx) {
     result.previousRelease = plan.snap.currentRelease;
     result.release = plan.target;
     result.sha = plan.sha;
-    const lock = lockFor(settings, ctx.run, plan.target, log);
+    const lock = lockFor(settings, ctx.run, plan.target, { log, result });
     await withLock(conn, layout2.lockDir, lock.owner, lock.options, async () => {
       const dir = await realPath(conn.remote, layout2.release(plan.target));
       await runCutover(
