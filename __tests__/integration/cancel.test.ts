@@ -14,10 +14,10 @@ import {
   rootSh,
   runAction,
   servedRelease,
-  withHosts,
   type ActionRun,
   type KitHost
 } from './kit.js'
+import { withHosts } from './with-host.js'
 
 const GRACE_MS = 5000
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))

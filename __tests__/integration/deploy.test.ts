@@ -17,9 +17,9 @@ import {
   rootSh,
   runAction,
   servedRelease,
-  withHost,
   type KitHost
 } from './kit.js'
+import { withHost } from './with-host.js'
 
 async function lockPresent(host: KitHost): Promise<boolean> {
   return (

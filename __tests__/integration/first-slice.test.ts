@@ -8,9 +8,9 @@ import {
   inputsFor,
   rootSh,
   runAction,
-  servedRelease,
-  withHost
+  servedRelease
 } from './kit.js'
+import { withHost } from './with-host.js'
 
 describe('deploy through dist/index.js', () => {
   const host = withHost('slice1', 'fixed')

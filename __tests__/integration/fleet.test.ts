@@ -9,10 +9,10 @@ import {
   runAction,
   servedRelease,
   inputsFor,
-  withHostGroup,
   type KitHost,
   type ActionRun
 } from './kit.js'
+import { withHostGroup } from './with-host.js'
 import { readFileSync } from 'node:fs'
 
 interface HostJson {

@@ -19,10 +19,9 @@ import {
   rootSh,
   runAction,
   servedRelease,
-  withHost,
-  withHostGroup,
   type KitHost
 } from './kit.js'
+import { withHost, withHostGroup } from './with-host.js'
 
 /** What `current` points at and what Nginx serves must be the same release. */
 async function consistentRelease(host: KitHost): Promise<string> {

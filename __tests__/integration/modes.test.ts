@@ -11,10 +11,9 @@ import {
   rootSh,
   runAction,
   servedRelease,
-  withHost,
-  withHostGroup,
   type KitHost
 } from './kit.js'
+import { withHost, withHostGroup } from './with-host.js'
 
 /** Everything check mode must not change: the release tree, the log, the unit. */
 function hostFingerprint(host: KitHost): Promise<string> {

@@ -16,13 +16,13 @@ import {
   rootSh,
   runAction,
   servedRelease,
-  withHosts,
   type ActionRun,
   type HostOptions,
   type KitHost,
   type ServerStyle,
   type Suite
 } from './kit.js'
+import { withHosts } from './with-host.js'
 
 interface Case {
   name: string

@@ -17,9 +17,9 @@ import {
   rootExec,
   rootSh,
   runAction,
-  servedRelease,
-  withHostGroup
+  servedRelease
 } from './kit.js'
+import { withHostGroup } from './with-host.js'
 
 describe('SSH parity', () => {
   /** `256 SHA256:… root@sp1 (ECDSA)`, as ssh-keygen -l prints it */

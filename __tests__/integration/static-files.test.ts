@@ -11,9 +11,9 @@ import {
   inputsFor,
   rootSh,
   runAction,
-  servedRelease,
-  withHost
+  servedRelease
 } from './kit.js'
+import { withHost } from './with-host.js'
 
 const styled = (css: string) =>
   appCopy(d => writeFileSync(path.join(d, 'static', 'style.css'), css))
