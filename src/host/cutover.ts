@@ -8,7 +8,7 @@ import { sudoersLine, type Access } from './access.js'
 import type { HostResult } from '../action/host-result.js'
 import { timed } from '../action/host-result.js'
 import type { Log } from '../action/log.js'
-import type { DirAccess } from './host-facts.js'
+import { isRunning, type DirAccess } from './host-facts.js'
 import { collectEvidence, warnIfRequestsFailed } from './evidence.js'
 import type { StaticLocation } from './nginx/nginx-config.js'
 import { switchCurrent, type ReleaseLayout } from './release-layout.js'
@@ -233,7 +233,7 @@ async function fallBack(ctx: CutoverContext, req: CutoverRequest, cause: unknown
         activeState: unit.activeState,
         subState: unit.subState,
         mainPid: unit.mainPid,
-        alive: unit.mainPid > 0 && unit.activeState === 'active',
+        alive: isRunning(unit),
         workers: []
       }
     : now
