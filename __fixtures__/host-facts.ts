@@ -31,17 +31,20 @@ export function accessWith(grants: Partial<Record<Right, 'yes' | 'no' | 'unknown
   }
 }
 
+/** ExecStart of the corrected unit (examples/server/myapp.service). */
+export const FIXED_EXEC_START = [
+  '/srv/myapp/.venv/bin/gunicorn',
+  '--workers',
+  '3',
+  '--chdir',
+  '/srv/myapp/current',
+  '--bind',
+  'unix:/run/myapp/myapp.sock',
+  'wsgi:app'
+]
+
 export function healthyFacts(overrides: Partial<HostFacts> = {}): HostFacts {
-  const execStart = [
-    '/srv/myapp/.venv/bin/gunicorn',
-    '--workers',
-    '3',
-    '--chdir',
-    '/srv/myapp/current',
-    '--bind',
-    'unix:/run/myapp/myapp.sock',
-    'wsgi:app'
-  ]
+  const execStart = FIXED_EXEC_START
   return {
     service: 'myapp',
     user: 'deploy',

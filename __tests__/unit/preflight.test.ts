@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals'
+import { FIXED_EXEC_START } from '../../__fixtures__/host-facts.js'
 import { reloadSendsHup, reloadTrap } from '../../src/host/preflight.js'
 import {
   parseGunicornCommand,
@@ -45,16 +46,7 @@ describe('reloadTrap', () => {
     'unix:/run/myapp.sock',
     'wsgi:app'
   ])
-  const fixed = parseGunicornCommand([
-    '/srv/myapp/.venv/bin/gunicorn',
-    '--workers',
-    '3',
-    '--chdir',
-    '/srv/myapp/current',
-    '--bind',
-    'unix:/run/myapp/myapp.sock',
-    'wsgi:app'
-  ])
+  const fixed = parseGunicornCommand(FIXED_EXEC_START)
 
   it("names the guide's WorkingDirectory-without---chdir trap and its fix", () => {
     const trap = reloadTrap(unit('/srv/myapp/current'), guide, '/srv/myapp', 'myapp')
