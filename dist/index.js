@@ -54098,7 +54098,7 @@ ${note}`;
     activeState: unit.activeState,
     subState: unit.subState,
     mainPid: unit.mainPid,
-    alive: unit.mainPid > 0 && unit.activeState === "active",
+    alive: isRunning(unit),
     workers: []
   } : now;
   await timed(
