@@ -1,10 +1,11 @@
 // Bundles src/index.ts into dist/index.js (ESM) for the `node24` runner.
 // ssh2's optional native addons are left out: ssh2 falls back to pure JS.
+// ZDD_BUNDLE_OUT: another output file (a private bundle while dist/ is in use).
 import { build } from 'esbuild'
 
 await build({
   entryPoints: ['src/index.ts'],
-  outfile: 'dist/index.js',
+  outfile: process.env.ZDD_BUNDLE_OUT || 'dist/index.js',
   bundle: true,
   platform: 'node',
   target: 'node20',

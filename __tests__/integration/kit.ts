@@ -433,9 +433,10 @@ export async function runAction(
   }
   for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value
   // ZDD_ACTION_NODE: another node binary (.ci/run also runs a deploy and a rollback with Node 24).
+  // ZDD_ACTION_SCRIPT: another bundle (one built with ZDD_BUNDLE_OUT while dist/ is in use).
   const child = spawn(
     process.env.ZDD_ACTION_NODE || process.execPath,
-    [path.join(ROOT, 'dist', 'index.js')],
+    [process.env.ZDD_ACTION_SCRIPT || path.join(ROOT, 'dist', 'index.js')],
     {
       env,
       stdio: ['ignore', 'pipe', 'pipe']
