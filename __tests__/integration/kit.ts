@@ -48,6 +48,8 @@ export type ServerStyle =
   | 'mismatch'
   | 'sh-wrapper'
   | 'poetry-run'
+  | 'blue-green'
+  | 'blue-green-keepalive'
 
 export interface HostOptions {
   /** only with the kit style (default fixed) */
