@@ -69,7 +69,7 @@ export function healthyFacts(overrides: Partial<HostFacts> = {}): HostFacts {
     dirs: 'sudo',
     masterDir: '/srv/myapp',
     nginxTest: { code: 0, signal: null, stdout: '', stderr: 'syntax is ok', timedOut: false },
-    nginx: { kind: 'match', servers: [], proxies: [] },
+    nginx: { kind: 'match', servers: [], proxies: [], keepalive: [] },
     releasesWritable: true,
     sharedExists: true,
     currentIsLink: true,

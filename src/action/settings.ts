@@ -21,6 +21,10 @@ import {
 export type Mode = 'deploy' | 'rollback' | 'check'
 export const MODES: readonly Mode[] = ['deploy', 'rollback', 'check']
 
+/** reload: one unit, graceful HUP. blue-green: two instances of a template unit, traffic moved by a symlink. */
+export type Strategy = 'reload' | 'blue-green'
+export const STRATEGIES: readonly Strategy[] = ['reload', 'blue-green']
+
 export interface Settings {
   mode: Mode
   targets: Target[]
@@ -30,7 +34,11 @@ export interface Settings {
   privateKey: string
   passphrase?: string
   hostKeys: HostKeyPolicy
+  /** Under blue-green: the template's name (`myapp` for myapp@.service, instances myapp@blue|green). */
   service: string
+  strategy: Strategy
+  /** blue-green: the old instance keeps running after a deploy (a rollback is an instant switch back). */
+  keepPreviousWarm: boolean
   releasePath: string
   healthUrl: HttpTarget
   /** Requested at the server's loopback with the URL's host as Host and TLS server name. */
@@ -342,6 +350,34 @@ function readService(r: Reader) {
   return { service, releasePath, healthUrl, nginxUrl, nginxUrlGiven: nginxText !== '' }
 }
 
+/** How a release is brought up: the graceful reload, or blue-green with its template unit. */
+function readStrategy(r: Reader, service: string) {
+  const strategyText = r.raw('strategy') || 'reload'
+  if (!STRATEGIES.includes(strategyText as Strategy))
+    r.fail('strategy', strategyText, `must be one of ${STRATEGIES.join(', ')}`)
+  const strategy = strategyText as Strategy
+  const keepText = r.raw('keep-previous') || 'stopped'
+  if (!['stopped', 'warm'].includes(keepText))
+    r.fail('keep-previous', keepText, 'must be stopped or warm')
+  if (keepText === 'warm' && strategy !== 'blue-green')
+    r.fail(
+      'keep-previous',
+      keepText,
+      'warm needs strategy: blue-green (under reload one master serves, and the old workers always leave)'
+    )
+  if (strategy === 'blue-green' && !/^[A-Za-z0-9_][A-Za-z0-9:_.-]*@?(\.service)?$/.test(service))
+    r.fail(
+      'service',
+      service,
+      'under strategy: blue-green, must name the template unit (myapp for myapp@.service; the action runs myapp@blue and myapp@green)'
+    )
+  return {
+    strategy,
+    keepPreviousWarm: keepText === 'warm',
+    service: strategy === 'blue-green' ? service.replace(/(@?\.service|@)$/, '') : service
+  }
+}
+
 /** What is uploaded as which release. */
 function readRelease(r: Reader, facts: RunFacts, mode: Mode) {
   const { raw, fail, read } = bound(r)
@@ -497,6 +533,7 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
   const { mode, defaults, targets } = readTargets(r)
   const credentials = readCredentials(r, defaults.user)
   const service = readService(r)
+  const strategy = readStrategy(r, service.service)
   const healthExpect = r.raw('health-expect') || undefined
   const release = readRelease(r, facts, mode)
   const preparation = readPreparation(r)
@@ -507,6 +544,7 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
     targets,
     ...credentials,
     ...service,
+    ...strategy,
     healthExpect,
     healthChecks: r.int('health-checks', 3, 1, 100),
     ...release,

@@ -261,7 +261,11 @@ async function fallBack(ctx: CutoverContext, req: CutoverRequest, cause: unknown
   )
 }
 
-async function stopProbe(probe: TrafficProbe | undefined, ctx: CutoverContext): Promise<void> {
+/** Stops the traffic probe and reports what it saw. */
+export async function stopProbe(
+  probe: TrafficProbe | undefined,
+  ctx: CutoverContext
+): Promise<void> {
   if (!probe) return
   const p = await probe.stop()
   ctx.result.probeRequests = p.requests
@@ -271,7 +275,12 @@ async function stopProbe(probe: TrafficProbe | undefined, ctx: CutoverContext): 
   )
 }
 
-async function record(ctx: CutoverContext, req: CutoverRequest, ok: boolean): Promise<void> {
+/** Appends the cutover's outcome to the release log (a failure to write is a warning). */
+export async function record(
+  ctx: CutoverContext,
+  req: Pick<CutoverRequest, 'action' | 'plan' | 'from'>,
+  ok: boolean
+): Promise<void> {
   const { result } = ctx
   const outcome = ok
     ? req.action === 'deploy'

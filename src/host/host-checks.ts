@@ -3,13 +3,16 @@
 // whole table and stops only on blocking errors, all named in one message;
 // `mode: check` runs the same table and reports everything. What cannot be
 // read is "not verified" (a warning, an error under `strict`), never a refusal.
-import { may, missingRight, readsJournal, sudoersLine } from './access.js'
+import { may, missingRight, readsJournal, sudoersLine, type Access } from './access.js'
 import type { Finding } from '../action/host-result.js'
 import type { HostFacts } from './host-facts.js'
 import { reloadSendsHup, reloadTrap } from './gunicorn/reload-traps.js'
-import { RIGHTS } from './service-commands.js'
+import { RIGHTS, rightSpec, type Right } from './service-commands.js'
 import { tailLines } from '../transport/remote-command.js'
 import { configUnseen } from './gunicorn/unit-info.js'
+import type { Strategy } from '../action/settings.js'
+import { blueGreenLayout, pooledUpstream } from './blue-green/checks.js'
+import { instanceUnit, otherColour } from './blue-green/instances.js'
 
 export interface CheckContext {
   releasePath: string
@@ -26,6 +29,8 @@ export interface HostCheck {
   blocksDeploy: boolean
   /** Reported by mode: check only (advice, not a proof a deploy needs). */
   checkModeOnly?: boolean
+  /** Only under this strategy (undefined: both). */
+  strategy?: Strategy
   evaluate(facts: HostFacts, ctx: CheckContext): Finding[]
 }
 
@@ -180,6 +185,14 @@ function upstream(f: HostFacts): Finding[] {
       ok(
         'upstream',
         `Nginx proxies to Gunicorn's bind${n.servers.length ? ` in server ${n.servers.map(s => s.names[0] ?? '_').join(', ')}` : ''}`
+      )
+    ]
+  if (n.kind === 'mismatch' && f.blueGreen)
+    return [
+      error(
+        'upstream',
+        `Nginx proxies only to ${n.proxiedTo.join(', ')}, not to ${f.blueGreen.liveLink}: switching live.sock would not move traffic`,
+        `proxy_pass http://unix:${f.blueGreen.liveLink}; (no upstream keepalive), then nginx -t and reload Nginx`
       )
     ]
   if (n.kind === 'mismatch')
@@ -363,21 +376,51 @@ function environment(f: HostFacts, ctx: CheckContext): Finding[] {
   return [ok('environment', `${f.envFile}: ${env.count} variables`)]
 }
 
+/** Blue-green starts the idle instance and stops the old one: both instances need start and stop. */
+const BLUE_GREEN_NEEDS: Record<'start' | 'stop', string> = {
+  start: 'starting the new release in the idle instance',
+  stop: 'stopping the old instance once traffic has moved'
+}
+
+/** The rights a deploy cannot do without that the deploy user lacks, per unit. */
+function missingRequired(f: HostFacts): { unit: string; access: Access; missing: string[][] }[] {
+  if (!f.blueGreen)
+    return [
+      {
+        unit: f.service,
+        access: f.access,
+        missing: RIGHTS.filter(r => r.required && !may(f.access, r.right)).map(r => [
+          r.right,
+          r.purpose
+        ])
+      }
+    ]
+  const bg = f.blueGreen
+  return [
+    { unit: f.service, access: f.access },
+    { unit: instanceUnit(bg.template, otherColour(bg.serving)), access: bg.idleAccess }
+  ].map(u => ({
+    ...u,
+    missing: Object.entries(BLUE_GREEN_NEEDS).filter(([r]) => !may(u.access, r as Right))
+  }))
+}
+
 function rights(f: HostFacts): Finding[] {
   const out: Finding[] = []
-  const required = RIGHTS.filter(r => r.required && !may(f.access, r.right))
-  if (required.length > 0)
+  const lacking = missingRequired(f).filter(u => u.missing.length > 0)
+  for (const u of lacking)
     out.push(
       error(
         'sudo',
-        `${f.user} may not run ${required.map(r => `sudo ${r.grant(f.service)} (${r.purpose})`).join(', ')}`,
+        `${f.user} may not run ${u.missing.map(([r, purpose]) => `sudo ${rightSpec(r as Right).grant(u.unit)} (${purpose})`).join(', ')}`,
         `add to sudoers: ${sudoersLine(
-          f.access,
-          f.service,
-          required.map(r => r.right)
+          u.access,
+          u.unit,
+          u.missing.map(([r]) => r as Right)
         )}`
       )
     )
+  const required = lacking
   if (f.dirs === 'none') {
     const m = missingRight(f.access, f.service, 'pwdx')
     out.push(unverified('pwdx', m.what, m.allow))
@@ -402,7 +445,15 @@ function rights(f: HostFacts): Finding[] {
         `usermod -aG adm ${f.user}`
       )
     )
-  if (required.length === 0) out.push(ok('sudo', 'systemctl reload and restart allowed'))
+  if (required.length === 0)
+    out.push(
+      ok(
+        'sudo',
+        f.blueGreen
+          ? `systemctl start and stop of both instances allowed`
+          : 'systemctl reload and restart allowed'
+      )
+    )
   return out
 }
 
@@ -433,9 +484,17 @@ function gunicornVersion(f: HostFacts): Finding[] {
 export const HOST_CHECKS: readonly HostCheck[] = [
   { id: 'unit', reads: 'systemctl show', blocksDeploy: true, evaluate: unitState },
   {
+    id: 'blue-green',
+    reads: 'both instances, slots/ and live.sock',
+    blocksDeploy: true,
+    strategy: 'blue-green',
+    evaluate: blueGreenLayout
+  },
+  {
     id: 'ExecReload',
     reads: 'the unit',
     blocksDeploy: true,
+    strategy: 'reload',
     evaluate: f =>
       reloadSendsHup(f.unit.execReload)
         ? [ok('ExecReload', 'sends HUP to $MAINPID')]
@@ -451,11 +510,19 @@ export const HOST_CHECKS: readonly HostCheck[] = [
     id: 'gunicorn',
     reads: 'ExecStart and the Gunicorn config file',
     blocksDeploy: true,
+    strategy: 'reload',
     evaluate: gunicornLaunch
   },
   { id: 'socket', reads: 'the unit', blocksDeploy: true, evaluate: socketInRun },
-  { id: 'workers', reads: 'ps', blocksDeploy: true, evaluate: workerCount },
+  { id: 'workers', reads: 'ps', blocksDeploy: true, strategy: 'reload', evaluate: workerCount },
   { id: 'upstream', reads: 'the Nginx configuration', blocksDeploy: true, evaluate: upstream },
+  {
+    id: 'keepalive',
+    reads: 'the Nginx configuration',
+    blocksDeploy: true,
+    strategy: 'blue-green',
+    evaluate: pooledUpstream
+  },
   { id: 'nginx -t', reads: 'sudo nginx -t', blocksDeploy: true, evaluate: nginxTest },
   { id: 'layout', reads: 'release-path', blocksDeploy: true, evaluate: layout },
   { id: 'disk', reads: 'df', blocksDeploy: true, evaluate: disk },
@@ -465,6 +532,8 @@ export const HOST_CHECKS: readonly HostCheck[] = [
     reads: "gunicorn.__version__ under the unit's interpreter",
     blocksDeploy: false,
     checkModeOnly: true,
+    // Under blue-green no HUP is sent: the crash cannot happen.
+    strategy: 'reload',
     evaluate: gunicornVersion
   },
   {
@@ -489,8 +558,10 @@ export function runChecks(
 ): CheckReport {
   const findings: Finding[] = []
   const blocking: Finding[] = []
+  const strategy: Strategy = facts.blueGreen ? 'blue-green' : 'reload'
   for (const check of HOST_CHECKS) {
     if (check.checkModeOnly && mode !== 'check') continue
+    if (check.strategy && check.strategy !== strategy) continue
     for (const finding of check.evaluate(facts, ctx)) {
       findings.push(finding)
       if (finding.severity === 'error' && check.blocksDeploy) blocking.push(finding)

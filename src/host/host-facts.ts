@@ -13,6 +13,15 @@ import { readGunicornOptions, readUnit, realPath, workingDirectories } from './s
 import { optional, toShell } from '../transport/shell-quote.js'
 import type { ExecResult, RemoteHost } from '../transport/ssh-connection.js'
 import { configUnseen, type GunicornCommand, type UnitInfo } from './gunicorn/unit-info.js'
+import type { Strategy } from '../action/settings.js'
+import {
+  instanceUnit,
+  otherColour,
+  readBlueGreen,
+  servingColour,
+  type BlueGreenLayout,
+  type Colour
+} from './blue-green/instances.js'
 
 /** What Nginx proxies to, against Gunicorn's bind ('match' carries the server blocks that do). */
 export type NginxMatch = UpstreamVerdict
@@ -50,10 +59,20 @@ export interface HostFacts {
   envFile?: string
   env?: Partial<EnvCheck>
   nginxErrorLog: string
+  /** strategy: blue-green: both instances, the links, and what the deploy user may do to the idle one. */
+  blueGreen?: BlueGreenFacts
+}
+
+export interface BlueGreenFacts extends BlueGreenLayout {
+  /** The instance `service` (and the rest of these facts) describe: the live one, else blue. */
+  serving: Colour
+  idleAccess: Access
 }
 
 export interface FactOptions {
+  /** The unit; under blue-green the template's name (`myapp` for myapp@.service). */
   service: string
+  strategy?: Strategy
   layout: ReleaseLayout
   envFile?: string
   requiredEnv: string[]
@@ -68,17 +87,19 @@ export function isRunning(unit: UnitInfo): boolean {
 async function nginxMatch(
   remote: RemoteHost,
   gunicorn: GunicornCommand,
-  access: Access
+  access: Access,
+  /** What Nginx must proxy to, when not Gunicorn's own bind (blue-green: live.sock). */
+  proxiedBind?: string
 ): Promise<NginxMatch> {
   // Gunicorn's binds are unknown when a config file it reads could not be read.
-  if (gunicorn.binds.length === 0 && configUnseen(gunicorn))
+  if (!proxiedBind && gunicorn.binds.length === 0 && configUnseen(gunicorn))
     return {
       kind: 'unknown',
       reason: `Gunicorn's bind is set in ${gunicorn.configFile}, which could not be read`
     }
   try {
     const read = await readNginxConfig(remote, { sudoDump: may(access, 'nginx-dump') })
-    return matchUpstream(analyzeNginx(read), gunicorn.binds)
+    return matchUpstream(analyzeNginx(read), proxiedBind ? [proxiedBind] : gunicorn.binds)
   } catch (error) {
     return {
       kind: 'unknown',
@@ -147,7 +168,31 @@ async function readEnv(
   return JSON.parse(env.stdout || '{}') as Partial<EnvCheck>
 }
 
+/**
+ * Everything the checks and the later steps read, in a few parallel round trips.
+ * Under blue-green: the links and both instances first, then the serving
+ * instance's facts, with Nginx expected to proxy to live.sock.
+ */
 export async function gatherFacts(remote: RemoteHost, opts: FactOptions): Promise<HostFacts> {
+  if (opts.strategy !== 'blue-green') return gatherUnitFacts(remote, opts)
+  const bg = await readBlueGreen(remote, opts.service, opts.layout)
+  const serving = servingColour(bg)
+  const [facts, idleAccess] = await Promise.all([
+    gatherUnitFacts(
+      remote,
+      { ...opts, service: instanceUnit(opts.service, serving) },
+      `unix:${bg.liveLink}`
+    ),
+    probeAccess(remote, instanceUnit(opts.service, otherColour(serving)), [])
+  ])
+  return { ...facts, blueGreen: { ...bg, serving, idleAccess } }
+}
+
+async function gatherUnitFacts(
+  remote: RemoteHost,
+  opts: FactOptions,
+  proxiedBind?: string
+): Promise<HostFacts> {
   const { layout, service } = opts
   const unit = await readUnit(remote, service)
   const envFile = opts.envFile ?? unit.environmentFiles[0]
@@ -172,7 +217,7 @@ export async function gatherFacts(remote: RemoteHost, opts: FactOptions): Promis
       may(access, 'nginx-test')
         ? remote.exec(toShell(asRoot(serviceCommands.nginxTest())))
         : Promise.resolve(undefined),
-      nginxMatch(remote, gunicorn, access),
+      nginxMatch(remote, gunicorn, access, proxiedBind),
       remote.exec(
         optional([
           'sh',

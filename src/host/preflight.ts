@@ -4,7 +4,13 @@
 // verified", with the right that would allow it), or an error under `strict`.
 import type { Access, NotVerified } from './access.js'
 import { firstDeploy, runChecks } from './host-checks.js'
-import { gatherFacts, type DirAccess, type FactOptions, type HostFacts } from './host-facts.js'
+import {
+  gatherFacts,
+  type BlueGreenFacts,
+  type DirAccess,
+  type FactOptions,
+  type HostFacts
+} from './host-facts.js'
 import type { Finding } from '../action/host-result.js'
 import type { Log } from '../action/log.js'
 import type { UpstreamVerdict } from './nginx/nginx-config.js'
@@ -18,6 +24,8 @@ export { PreflightError, reloadSendsHup, reloadTrap } from './gunicorn/reload-tr
 export type { DirAccess } from './host-facts.js'
 
 export interface ServiceSnapshot {
+  /** The unit that serves (under blue-green the live instance, e.g. myapp@blue). */
+  service: string
   unit: UnitInfo
   gunicorn: GunicornCommand
   workers: number[]
@@ -42,6 +50,8 @@ export interface ServiceSnapshot {
   notVerified: NotVerified[]
   /** What Nginx proxies to Gunicorn through (for the nginx URL and the static-file check). */
   nginx: UpstreamVerdict
+  /** strategy: blue-green: the instances, slots and live.sock. */
+  blueGreen?: BlueGreenFacts
 }
 
 export interface PreflightOptions extends FactOptions {
@@ -70,7 +80,7 @@ export async function preflight(
   remote: RemoteHost,
   opts: PreflightOptions
 ): Promise<ServiceSnapshot> {
-  const { service, layout, log } = opts
+  const { layout, log } = opts
   const facts = await gatherFacts(remote, opts)
   const { findings, blocking } = runChecks(facts, {
     releasePath: layout.root,
@@ -91,8 +101,10 @@ export async function preflight(
   }
   const snapshot = snapshotOf(facts, report(findings, log))
   const i = snapshot.interpreter
+  const bg = findings.find(f => f.check === 'blue-green' && f.severity === 'ok')
+  if (bg) log.info(`blue-green: ${bg.finding}`)
   log.info(
-    `${service}: ${facts.masterAlive ? `master ${facts.unit.mainPid}, ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}, ${i ? `${i.python}${i.venv ? ` (venv ${i.venv})` : ''}` : 'interpreter unknown'}, app ${snapshot.app}; current release ${facts.currentRelease ?? '(none)'}; ${Math.round(facts.freeKb / 1024)} MiB free`
+    `${facts.service}: ${facts.masterAlive ? `master ${facts.unit.mainPid}, ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}, ${i ? `${i.python}${i.venv ? ` (venv ${i.venv})` : ''}` : 'interpreter unknown'}, app ${snapshot.app}; current release ${facts.currentRelease ?? '(none)'}; ${Math.round(facts.freeKb / 1024)} MiB free`
   )
   return snapshot
 }
@@ -101,6 +113,7 @@ export async function preflight(
 export function snapshotOf(facts: HostFacts, notVerified: NotVerified[] = []): ServiceSnapshot {
   const g = facts.gunicorn
   return {
+    service: facts.service,
     unit: facts.unit,
     gunicorn: g,
     workers: facts.workers,
@@ -118,6 +131,7 @@ export function snapshotOf(facts: HostFacts, notVerified: NotVerified[] = []): S
     dirs: facts.dirs,
     access: facts.access,
     notVerified,
-    nginx: facts.nginx
+    nginx: facts.nginx,
+    blueGreen: facts.blueGreen
   }
 }

@@ -1,10 +1,11 @@
 // The `releases/<id>` + `current` layout on the server, and the remote
 // commands that read and change it.
+import * as path from 'node:path'
 import type { Readable } from 'node:stream'
 import { runStep } from '../transport/remote-command.js'
 import { METADATA_FILE } from '../action/release-archive.js'
 import { isReleaseId } from '../action/settings.js'
-import { allOf, optional, toShell } from '../transport/shell-quote.js'
+import { allOf, optional, toShell, type Argv } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 
 export class ReleaseLayout {
@@ -122,10 +123,14 @@ export async function switchCurrent(
   layout: ReleaseLayout,
   id: string
 ): Promise<void> {
-  const temp = `${layout.root}/.current-${id}.tmp`
-  await runStep(
-    remote,
-    'switch current',
-    allOf(['ln', '-sfn', `releases/${id}`, temp], ['mv', '-Tf', temp, layout.current])
-  )
+  await runStep(remote, 'switch current', allOf(...swapLink(`releases/${id}`, layout.current)))
+}
+
+/** Points `link` at `target` in one rename (a reader sees the old link or the new one, never none). */
+export function swapLink(target: string, link: string): Argv[] {
+  const temp = `${path.posix.dirname(link)}/.${path.posix.basename(link)}.tmp`
+  return [
+    ['ln', '-sfn', target, temp],
+    ['mv', '-Tf', temp, link]
+  ]
 }

@@ -3,14 +3,15 @@
 // nothing. Every finding has a severity and a fix.
 import { sudoersLine } from '../host/access.js'
 import { runChecks } from '../host/host-checks.js'
-import { gatherFacts } from '../host/host-facts.js'
+import { gatherFacts, type HostFacts } from '../host/host-facts.js'
 import { certificateWarning, httpGet, readCertificate } from '../transport/http-over-ssh.js'
 import { nginxTarget } from '../host/verification-urls.js'
 import type { HttpTarget } from '../transport/http-target.js'
 import { newHostResult, timed, type Finding, type HostResult } from '../action/host-result.js'
 import type { Log } from '../action/log.js'
 import { ReleaseLayout } from '../host/release-layout.js'
-import { RIGHTS } from '../host/service-commands.js'
+import { RIGHTS, type Right } from '../host/service-commands.js'
+import { instanceUnit } from '../host/blue-green/instances.js'
 import type { Settings } from '../action/settings.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 
@@ -62,6 +63,22 @@ async function certificateFinding(remote: RemoteHost, url: HttpTarget): Promise<
   }
 }
 
+/** The sudoers rules granting every right the action can use (both instances under blue-green). */
+function sudoersLines(facts: HostFacts, service: string): string {
+  if (!facts.blueGreen)
+    return sudoersLine(
+      facts.access,
+      service,
+      RIGHTS.map(r => r.right)
+    )
+  const perInstance: Right[] = ['start', 'stop', 'restart']
+  const global = RIGHTS.map(r => r.right).filter(r => r !== 'reload' && !perInstance.includes(r))
+  return [
+    sudoersLine(facts.access, instanceUnit(service, 'blue'), [...perInstance, ...global]),
+    sudoersLine(facts.access, instanceUnit(service, 'green'), perInstance)
+  ].join('\n')
+}
+
 function logFindings(findings: Finding[], settings: Settings, log: Log, host: string): void {
   for (const f of findings) {
     const text = `${f.check}: ${f.finding}${f.fix ? `\nFix: ${f.fix}` : ''}`
@@ -84,6 +101,7 @@ export async function checkHost(
   await timed(result, 'audit', async () => {
     const facts = await gatherFacts(remote, {
       service: settings.service,
+      strategy: settings.strategy,
       layout,
       envFile: settings.envFile,
       requiredEnv: settings.requiredEnv,
@@ -101,14 +119,13 @@ export async function checkHost(
       findings.push({
         severity: 'error',
         check: 'unit',
-        finding: `${settings.service} is not running: nothing serves`,
-        fix: `sudo journalctl -u ${settings.service} -n 100 shows why; fix it, or run mode: rollback`
+        finding: `${facts.service} is not running: nothing serves`,
+        fix: `sudo journalctl -u ${facts.service} -n 100 shows why; fix it, or run mode: rollback`
       })
-    const allRights = RIGHTS.map(r => r.right)
     findings.push({
       severity: 'ok',
       check: 'sudoers',
-      finding: `every right the action can use: ${sudoersLine(facts.access, settings.service, allRights)}`,
+      finding: `every right the action can use: ${sudoersLines(facts, settings.service)}`,
       fix: ''
     })
     const nginxUrl = nginxTarget(settings, facts.nginx)

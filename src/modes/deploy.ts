@@ -13,7 +13,8 @@ import {
 } from '../action/release-archive.js'
 import type { RunContext } from '../action/run-context.js'
 import type { Settings } from '../action/settings.js'
-import { runCutover, reconnectIfDropped, type Fallback } from '../host/cutover.js'
+import { runBlueGreenCutover } from '../host/blue-green/switch.js'
+import { CutoverError, runCutover, reconnectIfDropped, type Fallback } from '../host/cutover.js'
 import { withLock } from '../host/deploy-lock.js'
 import { preflight, type ServiceSnapshot } from '../host/preflight.js'
 import { releaseOfPath, releasesToPrune } from '../host/prune.js'
@@ -67,6 +68,7 @@ async function checkedPreflight(h: HostRun): Promise<ServiceSnapshot> {
     log.group('Preflight', () =>
       preflight(h.conn.remote, {
         service: settings.service,
+        strategy: settings.strategy,
         layout: h.layout,
         envFile: settings.envFile,
         requiredEnv: settings.requiredEnv,
@@ -147,20 +149,37 @@ async function prepare(h: HostRun, snap: ServiceSnapshot): Promise<Prepared> {
 
 async function switchToNew(h: HostRun, snap: ServiceSnapshot, prepared: Prepared): Promise<void> {
   const { settings, log } = h.ctx
+  const plan = planFor(settings, snap, settings.releaseId, prepared.newDir, false)
+  const ctx = cutoverContext(h.conn, settings, snap, {
+    log,
+    result: h.result,
+    since: h.since,
+    run: h.ctx.run
+  })
+  if (snap.blueGreen) {
+    await runBlueGreenCutover(
+      {
+        action: 'deploy',
+        plan,
+        from: servingState(snap),
+        bg: snap.blueGreen,
+        keepWarm: settings.keepPreviousWarm,
+        back: prepared.fallback?.kind === 'release' ? prepared.fallback.plan : undefined
+      },
+      ctx
+    )
+    h.result.status = 'deployed'
+    return
+  }
   await runCutover(
     {
       action: 'deploy',
-      plan: planFor(settings, snap, settings.releaseId, prepared.newDir, false),
+      plan,
       from: servingState(snap),
       fallback: prepared.fallback,
       restartDeadMaster: false
     },
-    cutoverContext(h.conn, settings, snap, {
-      log,
-      result: h.result,
-      since: h.since,
-      run: h.ctx.run
-    })
+    ctx
   )
   h.result.status = 'deployed'
 }
@@ -169,10 +188,15 @@ async function prune(h: HostRun, snap: ServiceSnapshot): Promise<void> {
   const { settings, log } = h.ctx
   const all = await listReleases(h.conn.remote, h.layout)
   const masterRelease = releaseOfPath(snap.releasesDir, snap.masterDir)
+  // Under blue-green, the releases either instance is pinned to stay too.
+  const pinned = snap.blueGreen
+    ? Object.values(snap.blueGreen.instances).map(i => i.slotRelease)
+    : []
   const doomed = releasesToPrune(all, settings.keepReleases, [
     settings.releaseId,
     snap.currentRelease,
-    masterRelease
+    masterRelease,
+    ...pinned
   ])
   if (doomed.length === 0) return
   await runStep(
@@ -221,6 +245,8 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
     })
     ctx.log.info(`deployed ${settings.releaseId} (previous: ${snap.currentRelease ?? 'none'})`)
   } catch (error) {
+    // A blue-green release that failed on its own socket never received traffic.
+    if (error instanceof CutoverError && error.nothingSent && !h.result.rolledBack) switched = false
     h.result.error ??= (error as Error).message
     if (ctx.gate?.host === connection.target.label)
       ctx.gate.fail(

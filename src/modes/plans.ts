@@ -41,7 +41,11 @@ export function planFor(
     releaseDir,
     expectedWorkers: Math.max(snap.expectedWorkers, 1),
     dirs: snap.dirs,
-    urls: verificationUrls({ healthUrl: settings.healthUrl, nginxUrl: nginx }, snap.gunicorn),
+    // Under blue-green the serving instance's own bind is the old one: health-url (live.sock) and Nginx prove it.
+    urls: verificationUrls(
+      { healthUrl: settings.healthUrl, nginxUrl: nginx },
+      snap.blueGreen ? { ...snap.gunicorn, binds: [] } : snap.gunicorn
+    ),
     healthExpect: healthExpectFor(settings, goingBack),
     staticFiles: location ? { nginx, location } : undefined
   }

@@ -6,7 +6,8 @@ import { newHostResult, timed, type HostResult } from '../action/host-result.js'
 import type { Log } from '../action/log.js'
 import type { RunContext } from '../action/run-context.js'
 import type { Settings } from '../action/settings.js'
-import { runCutover } from '../host/cutover.js'
+import { runBlueGreenCutover } from '../host/blue-green/switch.js'
+import { runCutover, type CutoverContext, type CutoverPlan } from '../host/cutover.js'
 import { withLock } from '../host/deploy-lock.js'
 import { gatherFacts } from '../host/host-facts.js'
 import { reloadTrap, snapshotOf, type ServiceSnapshot } from '../host/preflight.js'
@@ -86,6 +87,7 @@ async function planRollback(
   const [facts, existing, entries] = await Promise.all([
     gatherFacts(remote, {
       service: settings.service,
+      strategy: settings.strategy,
       layout,
       envFile: settings.envFile,
       requiredEnv: [],
@@ -109,7 +111,9 @@ async function planRollback(
   // A reload cannot switch code on a unit with a reload trap: refuse before any change
   // (a dead master is restarted, which loads the target whatever the unit says).
   const trap =
-    facts.masterAlive && reloadTrap(facts.unit, facts.gunicorn, layout.root, settings.service)
+    !facts.blueGreen &&
+    facts.masterAlive &&
+    reloadTrap(facts.unit, facts.gunicorn, layout.root, settings.service)
   if (trap)
     throw new Error(
       `${trap.message}\nA rollback by reload would keep serving ${current ?? 'the current code'}; nothing was changed.`
@@ -122,6 +126,32 @@ async function planRollback(
     `current ${current ?? '(none)'}, rolling back to ${target.id}; master ${facts.masterAlive ? `${facts.unit.mainPid} with ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}`
   )
   return { snap: snapshotOf(facts), target: target.id, sha: commitOf(target.id, entries) }
+}
+
+/** Under blue-green: back to the other instance (at once when it runs the target warm). */
+async function blueGreenBack(
+  settings: Settings,
+  snap: ServiceSnapshot,
+  target: CutoverPlan,
+  cutover: CutoverContext
+): Promise<void> {
+  const bg = snap.blueGreen
+  if (!bg) return
+  const current = snap.currentRelease
+  await runBlueGreenCutover(
+    {
+      action: 'rollback',
+      plan: target,
+      from: servingState(snap),
+      bg,
+      keepWarm: settings.keepPreviousWarm,
+      back:
+        current && snap.currentDir
+          ? planFor(settings, snap, current, snap.currentDir, false)
+          : undefined
+    },
+    cutover
+  )
 }
 
 export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Promise<HostResult> {
@@ -140,15 +170,24 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
     const lock = lockFor(settings, ctx.run, plan.target, { log, result })
     await withLock(conn, layout.lockDir, lock.owner, lock.options, async () => {
       const dir = await realPath(conn.remote, layout.release(plan.target))
-      await runCutover(
-        {
-          action: 'rollback',
-          plan: planFor(settings, plan.snap, plan.target, dir, true),
-          from: servingState(plan.snap),
-          restartDeadMaster: true
-        },
-        cutoverContext(conn, settings, plan.snap, { log, result, since, run: ctx.run })
-      )
+      const target = planFor(settings, plan.snap, plan.target, dir, true)
+      const cutover = cutoverContext(conn, settings, plan.snap, {
+        log,
+        result,
+        since,
+        run: ctx.run
+      })
+      if (plan.snap.blueGreen) await blueGreenBack(settings, plan.snap, target, cutover)
+      else
+        await runCutover(
+          {
+            action: 'rollback',
+            plan: target,
+            from: servingState(plan.snap),
+            restartDeadMaster: true
+          },
+          cutover
+        )
     })
     result.status = 'rolled-back'
     result.rolledBack = true

@@ -95,7 +95,13 @@ export interface NginxConfig extends NginxTree {
 }
 
 export type UpstreamVerdict =
-  | { kind: 'match'; servers: ServerBlock[]; proxies: ProxyPass[] }
+  | {
+      kind: 'match'
+      servers: ServerBlock[]
+      proxies: ProxyPass[]
+      /** Upstream blocks on the way that keep connections open (`keepalive N`): name and N. */
+      keepalive: { upstream: string; connections: number }[]
+    }
   | { kind: 'mismatch'; proxiedTo: string[]; binds: string[] }
   | { kind: 'unknown'; reason: string }
 
@@ -450,7 +456,13 @@ export function matchUpstream(config: NginxConfig, gunicornBinds: string[]): Ups
   )
   if (hits.length > 0) {
     const servers = config.servers.filter(s => s.proxies.some(p => hits.includes(p)))
-    return { kind: 'match', servers, proxies: hits }
+    const pooled = [...new Set(hits.flatMap(p => (p.upstream ? [p.upstream] : [])))].flatMap(
+      name => {
+        const connections = config.upstreams.get(name)?.keepalive
+        return connections ? [{ upstream: name, connections }] : []
+      }
+    )
+    return { kind: 'match', servers, proxies: hits, keepalive: pooled }
   }
   const reason = whyUnknown(config, proxies, binds)
   if (reason !== undefined) return { kind: 'unknown', reason }
