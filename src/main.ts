@@ -73,7 +73,7 @@ export async function run(): Promise<void> {
     const { results, url } = await runMode(settings, runContext, cancellation)
     setOutputs(results, settings, url)
     noticeSuccess(results, settings)
-    await writeSummary(results, settings.mode)
+    await writeSummary(results, settings.mode, settings.strategy)
     failIfNotDone(results, settings)
   } catch (error) {
     core.setFailed(error instanceof Error ? error.message : String(error))

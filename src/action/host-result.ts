@@ -37,6 +37,8 @@ export interface HostResult {
   findings?: Finding[]
   /** Proofs this run could not obtain, and what would allow them. */
   notVerified?: { what: string; allow: string }[]
+  /** strategy: blue-green: the instance that serves after this run (e.g. myapp@green). */
+  instance?: string
 }
 
 export function newHostResult(host: string): HostResult {

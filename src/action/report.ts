@@ -84,10 +84,14 @@ function seconds(ms: number): string {
 }
 
 /** Writes the job summary (a row per host) when the runner provides one. */
-export async function writeSummary(results: HostResult[], mode: string): Promise<void> {
+export async function writeSummary(
+  results: HostResult[],
+  mode: string,
+  strategy = 'reload'
+): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return
   const summary = core.summary.addHeading(
-    `flask-zero-downtime-deploy: ${mode} ${overallStatus(results)}`,
+    `flask-zero-downtime-deploy: ${mode}${strategy === 'reload' ? '' : ` (${strategy})`} ${overallStatus(results)}`,
     2
   )
   // addTable escapes nothing: every cell passes through esc().
@@ -102,7 +106,7 @@ export async function writeSummary(results: HostResult[], mode: string): Promise
     ],
     ...results.map(r => [
       esc(r.host),
-      esc(r.status),
+      esc(r.instance ? `${r.status} (${r.instance} serves)` : r.status),
       esc(r.release ?? ''),
       esc(r.previousRelease ?? ''),
       `${r.failedRequests} of ${r.probeRequests}`,

@@ -184,7 +184,7 @@ function upstream(f: HostFacts): Finding[] {
     return [
       ok(
         'upstream',
-        `Nginx proxies to Gunicorn's bind${n.servers.length ? ` in server ${n.servers.map(s => s.names[0] ?? '_').join(', ')}` : ''}`
+        `Nginx proxies to ${f.blueGreen ? f.blueGreen.liveLink : "Gunicorn's bind"}${n.servers.length ? ` in server ${n.servers.map(s => s.names[0] ?? '_').join(', ')}` : ''}`
       )
     ]
   if (n.kind === 'mismatch' && f.blueGreen)

@@ -122,6 +122,13 @@ async function planRollback(
     log.warning(
       'not verified: which release the workers run (the deploy user may not run sudo pwdx); health must name the release instead'
     )
+  if (facts.blueGreen) {
+    const { live, instances } = facts.blueGreen
+    const idle = instances[live === 'blue' ? 'green' : 'blue']
+    log.info(
+      `blue-green: live ${live ? instances[live].unit : '(none)'}; ${idle.unit} ${idle.info.activeState}${idle.slotRelease ? ` on ${idle.slotRelease}` : ''}`
+    )
+  }
   log.info(
     `current ${current ?? '(none)'}, rolling back to ${target.id}; master ${facts.masterAlive ? `${facts.unit.mainPid} with ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}`
   )

@@ -241,6 +241,7 @@ async function switchBack(
   }
   ctx.result.rolledBack = true
   ctx.result.status = 'rolled-back'
+  ctx.result.instance = old.unit
   return `Traffic is back on ${old.unit} (${req.from.release}).`
 }
 
@@ -312,5 +313,6 @@ export async function runBlueGreenCutover(
     nginxErrorLog: ctx.nginxErrorLog,
     what: req.action
   })
+  result.instance = to.unit
   await record(ctx, req, true)
 }
