@@ -84,7 +84,7 @@ class LoadingTest(TempDirTest):
 
     def test_every_command_the_action_calls_is_dispatched(self):
         expected = {"envcheck", "importcheck", "run", "lock", "unlock", "touchlock",
-                    "linkshared", "access", "readglobs", "gunicornenv"}
+                    "linkshared", "access", "readglobs", "gunicornenv", "watchworkers"}
         self.assertEqual(set(helper.COMMANDS), expected)
 
     def test_runs_a_command_under_dash_c(self):
@@ -550,6 +550,93 @@ class ImportCheckAndRunTest(TempDirTest):
     def test_run_passes_the_commands_exit_status_through(self):
         done = run_as_c("run", "-", self.dir, "/bin/sh", "-c", "exit 3")
         self.assertEqual(done.returncode, 3)
+
+
+class WatchWorkersTest(unittest.TestCase):
+    """watchworkers: the host waits for the new workers and answers with one snapshot."""
+
+    MARKER = "@@zdd-state@@"
+
+    def start_master(self, children):
+        """A stand-in master: a shell whose `children` sleeping children are its workers."""
+        script = " ".join(["sleep 30 &"] * children) + " wait"
+        master = subprocess.Popen(["sh", "-c", script], start_new_session=True)
+        self.addCleanup(lambda: (os.killpg(master.pid, 9), master.wait()))
+        deadline = time.monotonic() + 5
+        while len(helper.new_leaves(helper.process_table(), master.pid, set())) < children:
+            self.assertLess(time.monotonic(), deadline, "the stand-in workers did not start")
+            time.sleep(0.01)
+        return master.pid
+
+    def spec(self, main, **changes):
+        spec = {
+            "show": ["printf", "MainPID=%s\\nActiveState=active\\n", str(main)],
+            "ps": ["echo", "ps output"],
+            "pwdx": ["pwdx"],
+            "mainPid": main,
+            "old": [],
+            "workers": 2,
+            "timeout": 5,
+            "interval": 0.02,
+            "marker": self.MARKER,
+        }
+        spec.update(changes)
+        return json.dumps(spec)
+
+    def sections(self, output):
+        return output.split(self.MARKER + "\n")[1:]
+
+    def test_answers_at_once_when_the_new_workers_are_up(self):
+        main = self.start_master(2)
+        started = time.monotonic()
+        show, ps, dirs = self.sections(printed(helper.cmd_watchworkers, self.spec(main)))
+        self.assertLess(time.monotonic() - started, 2)
+        self.assertIn("MainPID=%d" % main, show)
+        self.assertEqual(ps.strip(), "ps output")
+        workers = helper.new_leaves(helper.process_table(), main, set())
+        self.assertEqual(sorted(int(line.split(":")[0]) for line in dirs.strip().splitlines()), workers)
+        self.assertIn(": /", dirs)
+
+    def test_waits_while_an_old_worker_lives_until_the_timeout(self):
+        main = self.start_master(2)
+        old = helper.new_leaves(helper.process_table(), main, set())[:1]
+        started = time.monotonic()
+        out = printed(helper.cmd_watchworkers, self.spec(main, old=old, workers=1, timeout=0.3))
+        self.assertGreaterEqual(time.monotonic() - started, 0.3)
+        # the snapshot names only the new worker's directory
+        dirs = self.sections(out)[2]
+        self.assertNotIn("%d:" % old[0], dirs)
+        self.assertEqual(len(dirs.strip().splitlines()), 1)
+
+    def test_waits_for_enough_new_workers_until_the_timeout(self):
+        main = self.start_master(2)
+        started = time.monotonic()
+        printed(helper.cmd_watchworkers, self.spec(main, workers=3, timeout=0.3))
+        self.assertGreaterEqual(time.monotonic() - started, 0.3)
+
+    def test_answers_at_once_when_the_master_changed_or_the_unit_is_not_active(self):
+        main = self.start_master(2)
+        started = time.monotonic()
+        out = printed(helper.cmd_watchworkers, self.spec(main, mainPid=main + 100000, workers=5))
+        self.assertLess(time.monotonic() - started, 2)
+        self.assertIn("MainPID=%d" % main, self.sections(out)[0])
+        inactive = ["printf", "MainPID=0\\nActiveState=failed\\n"]
+        out = printed(helper.cmd_watchworkers, self.spec(main, show=inactive, pwdx=None, workers=5))
+        self.assertLess(time.monotonic() - started, 2)
+        self.assertIn("ActiveState=failed", self.sections(out)[0])
+
+    def test_answers_at_once_when_the_master_is_gone(self):
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        started = time.monotonic()
+        printed(helper.cmd_watchworkers, self.spec(gone.pid, workers=1))
+        self.assertLess(time.monotonic() - started, 2)
+
+    def test_new_leaves_finds_the_workers_below_a_launcher(self):
+        table = {10: (1, "S"), 11: (10, "S"), 12: (11, "S"), 13: (11, "S"), 14: (11, "Z"), 20: (1, "S")}
+        self.assertEqual(helper.new_leaves(table, 10, set()), [12, 13])
+        self.assertEqual(helper.new_leaves(table, 10, {12}), [13])
+        self.assertEqual(helper.new_leaves(table, 20, set()), [])
 
 
 if __name__ == "__main__":

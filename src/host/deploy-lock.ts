@@ -56,7 +56,18 @@ interface LockAnswer {
   age: number
 }
 
-const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
+/** Waits `ms`, or less when `signal` aborts. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise(resolve => {
+    const done = () => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = setTimeout(done, ms)
+    signal?.addEventListener('abort', done, { once: true })
+  })
+}
 
 export function describeHolder(h: Partial<LockOwner>): string {
   return `${h.actor ?? 'unknown'} (release ${h.release ?? '?'}, since ${h.since ?? '?'}, run ${h.run ?? '?'})`
@@ -66,7 +77,14 @@ export async function acquireLock(
   remote: RemoteHost,
   dir: string,
   who: Omit<LockOwner, 'token' | 'since'>,
-  options: { timeoutSeconds: number; staleSeconds: number; log: Log; pollMs?: number }
+  options: {
+    timeoutSeconds: number
+    staleSeconds: number
+    log: Log
+    pollMs?: number
+    /** Stops waiting for a lock another deploy holds (e.g. preflight failed meanwhile). */
+    signal?: AbortSignal
+  }
 ): Promise<HeldLock> {
   const owner: LockOwner = {
     ...who,
@@ -97,6 +115,10 @@ export async function acquireLock(
       )
       return { dir, owner, stopHeartbeat }
     }
+    if (options.signal?.aborted)
+      throw new Error(
+        `stopped waiting for the deploy lock ${dir} held by ${describeHolder(answer.holder)}`
+      )
     if (Date.now() >= deadline) {
       throw new Error(
         `another deploy holds the lock ${dir}: ${describeHolder(answer.holder)}; waited ${options.timeoutSeconds}s (lock-timeout). If that deploy is dead, the lock is taken over after lock-stale-after, or remove ${dir} by hand.`
@@ -108,7 +130,7 @@ export async function acquireLock(
       )
       announced = true
     }
-    await sleep(options.pollMs ?? 2000)
+    await sleep(options.pollMs ?? 2000, options.signal)
   }
 }
 
@@ -136,6 +158,8 @@ export async function withLock<T>(
     timeoutSeconds: number
     staleSeconds: number
     log: Log
+    /** Stops waiting for a lock another deploy holds. */
+    signal?: AbortSignal
     /** Wraps the wait for the lock (e.g. to time it as a step). */
     timing?: (wait: () => Promise<HeldLock>) => Promise<HeldLock>
   },

@@ -255,11 +255,88 @@ def cmd_gunicornenv(unit, *paths):
     found["readable"] = True
     print(json.dumps(found))
 
+def process_table(proc="/proc"):
+    """{pid: (ppid, state)} of every process /proc shows (state "Z": a zombie)."""
+    table = {}
+    for name in os.listdir(proc):
+        if not name.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, name, "stat"), encoding="utf-8", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        table[int(name)] = (int(fields[1]), fields[0])
+    return table
+
+def new_leaves(table, main, old):
+    """Live processes below `main` that have no children and are not in `old`: the workers,
+    whether `main` is the Gunicorn master or a launcher above it."""
+    live = {pid for pid, (_, state) in table.items() if state != "Z"}
+    below, queue = set(), [main]
+    while queue:
+        parent = queue.pop()
+        for pid, (ppid, _) in table.items():
+            if ppid == parent and pid in live and pid not in below:
+                below.add(pid)
+                queue.append(pid)
+    parents = {table[pid][0] for pid in below}
+    return sorted(pid for pid in below if pid not in parents and pid not in old)
+
+def show_state(output):
+    """MainPID and ActiveState from `systemctl show` output."""
+    fields = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
+    try:
+        main = int(fields.get("MainPID", "0"))
+    except ValueError:
+        main = 0
+    return main, fields.get("ActiveState", "")
+
+def cmd_watchworkers(spec_json):
+    """Waits on the host, polling every `interval` seconds, until the unit's master has
+    replaced its workers (none of `old` alive, at least `workers` new ones), the master
+    died or changed (`mainPid` 0: any), or `timeout` passed; then prints the `show`
+    output, the `ps` output and (`pwdx`: its argv prefix) the new workers' directories,
+    each after a line `marker`. The caller judges that snapshot; this only saves it the
+    round trips of polling."""
+    import subprocess
+    spec = json.loads(spec_json)
+    old = set(spec["old"])
+    deadline = time.monotonic() + float(spec["timeout"])
+    def run(argv):
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+        return done.stdout
+    shown, rounds = run(spec["show"]), 0
+    while True:
+        main, active = show_state(shown)
+        if main <= 0 or active != "active" or (spec["mainPid"] and main != spec["mainPid"]):
+            break
+        table = process_table()
+        if main not in table or table[main][1] == "Z":
+            shown = run(spec["show"])
+            break
+        old_alive = any(pid in table and table[pid][1] != "Z" for pid in old)
+        leaves = new_leaves(table, main, old)
+        if (not old_alive and len(leaves) >= spec["workers"]) or time.monotonic() >= deadline:
+            break
+        time.sleep(float(spec["interval"]))
+        rounds += 1
+        # the master is watched through /proc; systemd's view is read again now and then
+        if not spec["mainPid"] or rounds % 10 == 0:
+            shown = run(spec["show"])
+    ps = run(spec["ps"])
+    main, _ = show_state(shown)
+    leaves = new_leaves(process_table(), main, old) if main > 0 else []
+    dirs = run(spec["pwdx"] + [str(p) for p in leaves]) if spec.get("pwdx") and leaves else ""
+    marker = spec["marker"]
+    sys.stdout.write("%s\n%s\n%s\n%s\n%s\n%s\n" % (marker, shown.rstrip("\n"), marker, ps.rstrip("\n"), marker, dirs.rstrip("\n")))
+
 COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,
             "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,
             "gunicornenv": cmd_gunicornenv,
             "readglobs": cmd_readglobs,
-            "linkshared": cmd_linkshared, "access": cmd_access}
+            "linkshared": cmd_linkshared, "access": cmd_access,
+            "watchworkers": cmd_watchworkers}
 
 def main(argv):
     if not argv or argv[0] not in COMMANDS:

@@ -5,7 +5,12 @@
 import { httpGet, type HttpResponse } from '../transport/http-over-ssh.js'
 import type { HttpTarget } from '../transport/http-target.js'
 import type { Log } from '../action/log.js'
-import { readServiceState, workingDirectories } from './service-state.js'
+import {
+  readServiceState,
+  watchServiceState,
+  workingDirectories,
+  type ServiceSnapshotNow
+} from './service-state.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 
 export interface VerifyExpectations {
@@ -107,9 +112,22 @@ export async function verifyRelease(
 ): Promise<void> {
   const deadline = Date.now() + exp.timeoutSeconds * 1000
   let problem: string
+  // The host watches the workers and answers once they could be right; where it
+  // cannot (no watch helper), the unit and its workers are polled in one round trip.
+  let watching = true
   // 1. the master survived and replaced its workers with ones in the new release.
   for (;;) {
-    const { unit, workers } = await readServiceState(remote, exp.service)
+    const watched: ServiceSnapshotNow | undefined = watching
+      ? await watchServiceState(remote, exp.service, {
+          mainPid: exp.mainPid,
+          oldWorkers: exp.oldWorkers,
+          workers: exp.workers,
+          dirs: exp.dirs,
+          timeoutMs: deadline - Date.now()
+        })
+      : undefined
+    watching = watched !== undefined
+    const { unit, workers } = watched ?? (await readServiceState(remote, exp.service))
     if (unit.mainPid === 0 || unit.activeState !== 'active') {
       throw new VerifyError(
         `the Gunicorn master died after the reload (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
@@ -122,16 +140,15 @@ export async function verifyRelease(
         false
       )
     }
-    // The directories are read only once the right workers are up (one round trip less per poll).
+    // The directories are read only once the right workers are up (the watch read them with
+    // the snapshot; they are read again when it missed one).
+    const readDirs = async () =>
+      watched && workers.every(p => watched.dirs.has(p))
+        ? watched.dirs
+        : workingDirectories(remote, workers, exp.dirs === 'sudo')
     const found =
       workerProblem({ ...exp, dirs: 'none' }, workers, new Map()) ??
-      (exp.dirs === 'none'
-        ? undefined
-        : workerProblem(
-            exp,
-            workers,
-            await workingDirectories(remote, workers, exp.dirs === 'sudo')
-          ))
+      (exp.dirs === 'none' ? undefined : workerProblem(exp, workers, await readDirs()))
     if (found === undefined) {
       log.info(
         `master ${unit.mainPid}${exp.mainPid ? ' kept' : ' up'}; ${workers.length} new workers (${workers.join(', ')}) ${exp.dirs === 'none' ? '(their directory not verified: health must name the release)' : `in ${exp.releaseDir}`}`
@@ -141,7 +158,7 @@ export async function verifyRelease(
     problem = found
     if (Date.now() >= deadline)
       throw new VerifyError(`within reload-timeout (${exp.timeoutSeconds}s): ${problem}`, false)
-    await sleep(50)
+    await sleep(watching ? 20 : 50)
   }
   // 2. health answers 2xx K times in a row on every URL (the URLs checked side by side).
   await Promise.all(exp.urls.map(url => healthyStreak(remote, url, exp, deadline, log)))
@@ -178,7 +195,7 @@ async function healthyStreak(
         false
       )
     }
-    await sleep(250)
+    await sleep(100)
   }
   log.info(`${url.text}: ${exp.healthChecks} healthy answers in a row for release ${exp.release}`)
 }

@@ -26,7 +26,16 @@ import { toShell } from '../transport/shell-quote.js'
 import type { Connection, RemoteHost } from '../transport/ssh-connection.js'
 import type { MigrationGate } from './fleet.js'
 import { cutoverContext, lockFor, planFor, servingState } from './plans.js'
-import { checkCancelled, prepareRelease, type Cancellation } from './prepare-release.js'
+import {
+  checkCancelled,
+  deferredLog,
+  prepareRelease,
+  ReleaseExistsError,
+  settle,
+  uploadNewRelease,
+  type Cancellation,
+  type Settled
+} from './prepare-release.js'
 
 export type { Cancellation } from './prepare-release.js'
 
@@ -83,11 +92,55 @@ async function checkedPreflight(h: HostRun): Promise<ServiceSnapshot> {
   h.result.notVerified = snap.notVerified
   const id = settings.releaseId
   if (snap.currentRelease === id) throw new Error(`release ${id} is already current on this host`)
-  if ((await listReleases(h.conn.remote, h.layout)).includes(id))
-    throw new Error(
-      `release ${id} already exists in ${h.layout.releasesDir}; give this deploy another release-id`
-    )
   return snap
+}
+
+/** Removes releases/<id> and its incoming directory: a release this deploy uploaded and will not use. */
+async function removeUpload(h: HostRun): Promise<void> {
+  const id = h.ctx.settings.releaseId
+  await runStep(
+    h.conn.remote,
+    'remove the unused release',
+    toShell(['rm', '-rf', h.layout.release(id), h.layout.incoming(id)]),
+    { timeoutMs: 60_000 }
+  )
+}
+
+/**
+ * Uploads the release (into an id that is new on the host) while preflight runs, and
+ * returns preflight's snapshot. When preflight fails, the upload is removed again and
+ * preflight's error thrown: nothing else was written.
+ */
+async function uploadBesidePreflight(
+  h: HostRun,
+  checked: Promise<Settled<ServiceSnapshot>>
+): Promise<ServiceSnapshot> {
+  const { settings, log } = h.ctx
+  const held = deferredLog(log)
+  const uploading = settle(
+    timed(h.result, 'upload', () =>
+      uploadNewRelease({ ...h.ctx, remote: h.conn.remote, layout: h.layout, log: held })
+    )
+  )
+  const [pre, up] = await Promise.all([checked, uploading])
+  if (!pre.ok) {
+    if (up.ok || !(up.error instanceof ReleaseExistsError)) {
+      await reconnectIfDropped({ conn: h.conn, log })
+        .then(() => removeUpload(h))
+        .then(
+          () => log.info(`preflight failed: removed the uploaded release ${settings.releaseId}`),
+          (e: Error) =>
+            log.warning(
+              `preflight failed, and the uploaded ${h.layout.release(settings.releaseId)} could not be removed: ${e.message}`
+            )
+        )
+    }
+    throw pre.error
+  }
+  await held.replay(`Upload release ${settings.releaseId}`)
+  if (up.ok) return pre.value
+  if (up.error instanceof ReleaseExistsError) throw up.error
+  return undoPrepared(h, pre.value, up.error)
 }
 
 /** A failure before the switch: the uploaded release goes, the log records it, nothing else changed. */
@@ -101,9 +154,7 @@ async function undoPrepared(h: HostRun, snap: ServiceSnapshot, error: unknown): 
     h.result.error += `\nCould not reconnect to clean up: ${(reconnectError as Error).message}. The lock ${h.layout.lockDir} is taken over after lock-stale-after; ${snap.currentRelease ?? 'nothing'} still serves.`
     throw error
   }
-  await h.conn.remote.exec(toShell(['rm', '-rf', h.layout.release(id), h.layout.incoming(id)]), {
-    timeoutMs: 60_000
-  })
+  await removeUpload(h)
   log.info(`removed the unused release ${id}; ${snap.currentRelease ?? 'nothing'} still serves`)
   const written = await appendReleaseLog(
     h.conn.remote,
@@ -234,14 +285,33 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
   h.result.release = settings.releaseId
   let switched = false
   try {
-    const snap = await checkedPreflight(h)
+    // Preflight reads the host while the lock is taken and the release is uploaded beside
+    // it; a failed preflight stops the wait for the lock and removes the upload again.
+    const checked = settle(checkedPreflight(h))
+    const failed = new AbortController()
+    void checked.then(c => c.ok || failed.abort())
     const lock = lockFor(settings, ctx.run, settings.releaseId, { log: ctx.log, result: h.result })
-    await withLock(h.conn, h.layout.lockDir, lock.owner, lock.options, async () => {
+    const options = { ...lock.options, signal: failed.signal }
+    const snap = await withLock(h.conn, h.layout.lockDir, lock.owner, options, async () => {
       checkCancelled(ctx.cancellation)
+      const snap = await uploadBesidePreflight(h, checked)
       const prepared = await prepare(h, snap).catch(error => undoPrepared(h, snap, error))
       switched = true
-      await switchToNew(h, snap, prepared)
-      await timed(h.result, 'prune', () => prune(h, snap))
+      // Pruning spares the new release, the previous one and the master's: it runs beside
+      // the cutover, whose rollback needs none of the others (its lines are logged after it).
+      const pruneLog = deferredLog(ctx.log)
+      const [cutover, pruned] = await Promise.allSettled([
+        switchToNew(h, snap, prepared),
+        timed(h.result, 'prune', () => prune({ ...h, ctx: { ...ctx, log: pruneLog } }, snap))
+      ])
+      await pruneLog.replay('Prune')
+      if (cutover.status === 'rejected') throw cutover.reason
+      if (pruned.status === 'rejected') throw pruned.reason
+      return snap
+    }).catch(async (error: unknown) => {
+      // Preflight names the cause of a lock that could not be taken (e.g. no release-path).
+      const c = await checked
+      throw c.ok ? error : c.error
     })
     ctx.log.info(`deployed ${settings.releaseId} (previous: ${snap.currentRelease ?? 'none'})`)
   } catch (error) {

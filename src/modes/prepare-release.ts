@@ -1,7 +1,8 @@
-// Everything a deploy does before the switch, in order: upload the release,
-// link shared paths, install dependencies, check the environment and the
-// import, pick up a changed unit file, run the migrations. Nothing here
-// changes what serves; a failure leaves the running release untouched.
+// Everything a deploy does before the switch: upload the release and link
+// shared paths (beside preflight, into a release id that is new on the host),
+// then install dependencies, check the environment and the import, run the
+// migrations, pick up a changed unit file. Nothing here changes what serves;
+// a failure leaves the running release untouched.
 import { createReadStream, statSync } from 'node:fs'
 import { timed, type HostResult } from '../action/host-result.js'
 import type { Log } from '../action/log.js'
@@ -14,7 +15,7 @@ import {
   installDependencies,
   migrate
 } from '../host/release-checks.js'
-import { uploadRelease, type ReleaseLayout } from '../host/release-layout.js'
+import { listReleases, uploadRelease, type ReleaseLayout } from '../host/release-layout.js'
 import { helperArgv } from '../host/remote-helper.js'
 import { asRoot, serviceCommands } from '../host/service-commands.js'
 import { runStep } from '../transport/remote-command.js'
@@ -53,7 +54,59 @@ export interface PrepareContext {
   gate?: MigrationGate
 }
 
-async function upload(p: PrepareContext, releaseDir: string): Promise<void> {
+/** A promise's outcome, kept for later (nothing is left rejected and unhandled meanwhile). */
+export type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown }
+
+export function settle<T>(promise: Promise<T>): Promise<Settled<T>> {
+  return promise.then(
+    value => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error })
+  )
+}
+
+/**
+ * A log that holds its lines until `replay` prints them in a group of their own:
+ * for a step that runs beside another step's log group.
+ */
+export function deferredLog(log: Log): Log & { replay(group: string): Promise<void> } {
+  const held: ((to: Log) => void)[] = []
+  return {
+    info: m => held.push(to => to.info(m)),
+    warning: m => held.push(to => to.warning(m)),
+    error: (m, title) => held.push(to => to.error(m, title)),
+    group: (_name, fn) => fn(),
+    replay: group =>
+      held.length === 0
+        ? Promise.resolve()
+        : log.group(group, async () => held.splice(0).forEach(line => line(log)))
+  }
+}
+
+/** What the upload needs: it runs beside preflight, before the service snapshot exists. */
+export type UploadContext = Pick<PrepareContext, 'remote' | 'settings' | 'layout' | 'log' | 'archivePath'>
+
+/** The release id is already on the host: nothing was uploaded, and nothing may be removed. */
+export class ReleaseExistsError extends Error {
+  constructor(id: string, releasesDir: string) {
+    super(`release ${id} already exists in ${releasesDir}; give this deploy another release-id`)
+    this.name = 'ReleaseExistsError'
+  }
+}
+
+/**
+ * Uploads the release into releases/<id> once it is certain that id is new on the host
+ * (ReleaseExistsError otherwise); returns the release directory. Nothing else is written.
+ */
+export async function uploadNewRelease(p: UploadContext): Promise<string> {
+  const id = p.settings.releaseId
+  if ((await listReleases(p.remote, p.layout)).includes(id))
+    throw new ReleaseExistsError(id, p.layout.releasesDir)
+  const releaseDir = p.layout.release(id)
+  await upload(p, releaseDir)
+  return releaseDir
+}
+
+async function upload(p: UploadContext, releaseDir: string): Promise<void> {
   const { remote, settings, layout, log } = p
   const id = settings.releaseId
   await uploadRelease(remote, layout, id, createReadStream(p.archivePath))
@@ -113,13 +166,10 @@ export function warnOfStall(importSeconds: number | undefined, log: Log): void {
 }
 
 /** `systemctl daemon-reload` when the unit file changed on disk and the deploy user may run it. */
-async function daemonReloadIfChanged(p: PrepareContext): Promise<void> {
-  const { remote, settings, snap, log } = p
-  const service = settings.service
-  const needs = await remote.exec(
-    toShell([...serviceCommands.show(service, ['NeedDaemonReload']), '--value'])
-  )
-  if (needs.stdout.trim() !== 'yes') return
+async function daemonReloadIfChanged(p: PrepareContext, changed: Promise<boolean>): Promise<void> {
+  const { remote, snap, log } = p
+  const service = snap.service
+  if (!(await changed)) return
   if (!may(snap.access, 'daemon-reload')) {
     log.warning(
       `the unit file of ${service} changed on disk, but the deploy user may not run sudo systemctl daemon-reload: the reload uses the unit as systemd loaded it. To allow it: ${sudoersLine(snap.access, service, ['daemon-reload'])}`
@@ -128,6 +178,14 @@ async function daemonReloadIfChanged(p: PrepareContext): Promise<void> {
   }
   await runStep(remote, 'daemon-reload', toShell(asRoot(serviceCommands.daemonReload())))
   log.info('the unit file changed on disk: ran systemctl daemon-reload')
+}
+
+/** Whether systemd reports the unit file changed on disk (a read, done beside the checks). */
+async function unitFileChanged(p: PrepareContext): Promise<boolean> {
+  const needs = await p.remote.exec(
+    toShell([...serviceCommands.show(p.snap.service, ['NeedDaemonReload']), '--value'])
+  )
+  return needs.stdout.trim() === 'yes'
 }
 
 async function migrations(
@@ -179,9 +237,6 @@ export async function prepareRelease(p: PrepareContext): Promise<string> {
 async function prepareSteps(p: PrepareContext): Promise<string> {
   const { settings, snap, log, result, cancellation } = p
   const releaseDir = p.layout.release(settings.releaseId)
-  await timed(result, 'upload', () =>
-    log.group(`Upload release ${settings.releaseId}`, () => upload(p, releaseDir))
-  )
   checkCancelled(cancellation)
   await timed(result, 'dependencies', () =>
     log.group('Dependencies', () =>
@@ -197,6 +252,8 @@ async function prepareSteps(p: PrepareContext): Promise<string> {
   )
   // The migrations read the database's revision beside the import check, and change
   // nothing before the import check passed.
+  const changed = unitFileChanged(p)
+  changed.catch(() => undefined) // awaited below unless a check fails first
   const checked = timed(result, 'import check', () => checkRelease(p, releaseDir))
   const [imported, migrated] = await Promise.allSettled([
     checked,
@@ -206,7 +263,7 @@ async function prepareSteps(p: PrepareContext): Promise<string> {
   if (imported.status === 'rejected') throw imported.reason
   if (migrated.status === 'rejected') throw migrated.reason
   checkCancelled(cancellation)
-  await timed(result, 'unit', () => daemonReloadIfChanged(p))
+  await timed(result, 'unit', () => daemonReloadIfChanged(p, changed))
   checkCancelled(cancellation)
   return releaseDir
 }

@@ -1,0 +1,218 @@
+// Verification waits for the new workers on the host (the helper's watchworkers)
+// instead of polling over SSH, and still judges the snapshot itself; without the
+// watch it polls as before. Also: the lock wait that a failed preflight stops, and
+// the log of a step that runs beside another step's log group.
+import { describe, expect, it } from '@jest/globals'
+import { ScriptedRemote, type Rule } from '../../__fixtures__/scripted-remote.js'
+import type { Log } from '../../src/action/log.js'
+import { acquireLock } from '../../src/host/deploy-lock.js'
+import { parsePwdx, watchServiceState } from '../../src/host/service-state.js'
+import {
+  verifyRelease,
+  VerifyError,
+  type VerifyExpectations
+} from '../../src/host/verify-release.js'
+import { deferredLog } from '../../src/modes/prepare-release.js'
+
+const MARKER = '@@zdd-state@@'
+const GUNICORN = '/srv/myapp/.venv/bin/python3 /srv/myapp/.venv/bin/gunicorn wsgi:app'
+const NEW_DIR = '/srv/myapp/releases/v2'
+
+function recorder(): Log & { lines: string[] } {
+  const lines: string[] = []
+  return {
+    lines,
+    info: m => lines.push(`info ${m}`),
+    warning: m => lines.push(`warning ${m}`),
+    error: m => lines.push(`error ${m}`),
+    group: async (name, fn) => {
+      lines.push(`group ${name}`)
+      const value = await fn()
+      lines.push('endgroup')
+      return value
+    }
+  }
+}
+
+function show(mainPid: number, active = 'active'): string {
+  return `ActiveState=${active}\nSubState=running\nMainPID=${mainPid}\nUser=www-data`
+}
+
+function ps(master: number, workers: number[]): string {
+  return [`${master} 1 ${GUNICORN}`, ...workers.map(w => `${w} ${master} ${GUNICORN}`)].join('\n')
+}
+
+/** What watchworkers prints: the unit, the process table, the new workers' directories. */
+function snapshot(master: number, workers: number[], dirs: Record<number, string>): string {
+  const pwdx = Object.entries(dirs)
+    .map(([pid, dir]) => `${pid}: ${dir}`)
+    .join('\n')
+  return `${MARKER}\n${show(master)}\n${MARKER}\n${ps(master, workers)}\n${MARKER}\n${pwdx}\n`
+}
+
+const expectations: VerifyExpectations = {
+  service: 'myapp',
+  release: 'v2',
+  releaseDir: NEW_DIR,
+  mainPid: 10,
+  oldWorkers: [11, 12, 13],
+  workers: 3,
+  dirs: 'sudo',
+  oldReleaseDir: '/srv/myapp/releases/v1',
+  oldRelease: 'v1',
+  urls: [],
+  healthChecks: 3,
+  timeoutSeconds: 2
+}
+
+const watch = (reply: Rule['reply']): Rule => ({ when: / watchworkers /, reply })
+
+describe('verification watches the workers on the host', () => {
+  it('proves the workers from one snapshot the host sends once they are up, with no polling', async () => {
+    const remote = new ScriptedRemote([
+      watch({ stdout: snapshot(10, [21, 22, 23], { 21: NEW_DIR, 22: NEW_DIR, 23: NEW_DIR }) })
+    ])
+    const log = recorder()
+    await verifyRelease(remote, expectations, log)
+    expect(remote.commands).toHaveLength(1)
+    expect(log.lines).toContain(`info master 10 kept; 3 new workers (21, 22, 23) in ${NEW_DIR}`)
+  })
+
+  it('tells the host what to wait for: the kept master, the old workers, the count, and how to read directories', async () => {
+    const remote = new ScriptedRemote([
+      watch({ stdout: snapshot(10, [21, 22, 23], { 21: NEW_DIR, 22: NEW_DIR, 23: NEW_DIR }) })
+    ])
+    await watchServiceState(remote, 'myapp', {
+      mainPid: 10,
+      oldWorkers: [11, 12, 13],
+      workers: 3,
+      dirs: 'sudo',
+      timeoutMs: 1500
+    })
+    const spec = JSON.parse(/ watchworkers '([^']+)'/.exec(remote.commands[0])![1]) as Record<
+      string,
+      unknown
+    >
+    expect(spec).toMatchObject({
+      mainPid: 10,
+      old: [11, 12, 13],
+      workers: 3,
+      pwdx: ['sudo', '-n', 'pwdx'],
+      timeout: 1.5,
+      interval: 0.02,
+      marker: MARKER
+    })
+    expect(spec.show).toEqual(expect.arrayContaining(['systemctl', 'show', 'myapp']))
+  })
+
+  it('reports a master that died from the snapshot', async () => {
+    const remote = new ScriptedRemote([
+      watch({
+        stdout: `${MARKER}\n${show(0, 'failed')}\n${MARKER}\n\n${MARKER}\n\n`
+      })
+    ])
+    const failure = verifyRelease(remote, expectations, recorder())
+    await expect(failure).rejects.toThrow(VerifyError)
+    await expect(failure).rejects.toThrow('the Gunicorn master died after the reload')
+  })
+
+  it('names stale code when the snapshot shows the new workers in the old release', async () => {
+    const old = expectations.oldReleaseDir!
+    const remote = new ScriptedRemote([
+      watch({ stdout: snapshot(10, [21, 22, 23], { 21: old, 22: old, 23: old }) })
+    ])
+    await expect(
+      verifyRelease(remote, { ...expectations, timeoutSeconds: 0.1 }, recorder())
+    ).rejects.toThrow('the OLD release: stale code')
+  })
+
+  it('reads the directories again when the snapshot missed a worker', async () => {
+    const remote = new ScriptedRemote([
+      watch({ stdout: snapshot(10, [21, 22, 23], { 21: NEW_DIR, 22: NEW_DIR }) }),
+      {
+        when: /^sudo -n pwdx 21 22 23$/,
+        reply: { stdout: `21: ${NEW_DIR}\n22: ${NEW_DIR}\n23: ${NEW_DIR}\n` }
+      }
+    ])
+    await verifyRelease(remote, expectations, recorder())
+    expect(remote.commands.slice(1)).toEqual(['sudo -n pwdx 21 22 23'])
+  })
+
+  it('polls the unit and its workers when the host cannot run the watch', async () => {
+    let polls = 0
+    const remote = new ScriptedRemote([
+      watch({ code: 127, stderr: 'python3: not found' }),
+      {
+        when: /^echo @@zdd-state@@; systemctl show/,
+        reply: () => {
+          polls++
+          const workers = polls < 3 ? [11, 21, 22] : [21, 22, 23]
+          return { stdout: `${MARKER}\n${show(10)}\n${MARKER}\n${ps(10, workers)}\n` }
+        }
+      },
+      { when: /pwdx/, reply: { stdout: `21: ${NEW_DIR}\n22: ${NEW_DIR}\n23: ${NEW_DIR}\n` } }
+    ])
+    await verifyRelease(remote, expectations, recorder())
+    expect(polls).toBe(3)
+    expect(remote.commands.filter(c => / watchworkers /.test(c))).toHaveLength(1)
+  })
+
+  it('parses pwdx lines, leaving out what is not one', () => {
+    expect(parsePwdx('21: /srv/a\n22: No such process\nnoise\n 23: /srv/b \n')).toEqual(
+      new Map([
+        [21, '/srv/a'],
+        [23, '/srv/b']
+      ])
+    )
+  })
+})
+
+describe('the wait for the deploy lock', () => {
+  it('stops when its signal aborts, long before lock-timeout', async () => {
+    const remote = new ScriptedRemote([
+      {
+        when: / lock /,
+        reply: {
+          stdout: JSON.stringify({ taken: false, stale: false, holder: { actor: 'ana' }, age: 5 })
+        }
+      }
+    ])
+    const stop = new AbortController()
+    setTimeout(() => stop.abort(), 50)
+    const started = Date.now()
+    await expect(
+      acquireLock(
+        remote,
+        '/srv/myapp/.deploy-lock',
+        { actor: 'me', run: 'r', release: 'v2' },
+        {
+          timeoutSeconds: 60,
+          staleSeconds: 3600,
+          log: recorder(),
+          pollMs: 10_000,
+          signal: stop.signal
+        }
+      )
+    ).rejects.toThrow('stopped waiting for the deploy lock /srv/myapp/.deploy-lock held by ana')
+    expect(Date.now() - started).toBeLessThan(2000)
+  })
+})
+
+describe('the log of a step beside another group', () => {
+  it('holds its lines until replayed in a group of their own, in order', async () => {
+    const log = recorder()
+    const held = deferredLog(log)
+    held.info('uploaded')
+    held.warning('shared path linked')
+    expect(log.lines).toEqual([])
+    await held.replay('Upload release v2')
+    expect(log.lines).toEqual([
+      'group Upload release v2',
+      'info uploaded',
+      'warning shared path linked',
+      'endgroup'
+    ])
+    await held.replay('again')
+    expect(log.lines).toHaveLength(4)
+  })
+})
