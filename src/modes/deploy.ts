@@ -239,10 +239,9 @@ async function prune(h: HostRun, snap: ServiceSnapshot): Promise<void> {
   const { settings, log } = h.ctx
   const all = await listReleases(h.conn.remote, h.layout)
   const masterRelease = releaseOfPath(snap.releasesDir, snap.masterDir)
-  // Under blue-green, the releases either instance is pinned to stay too.
-  const pinned = snap.blueGreen
-    ? Object.values(snap.blueGreen.instances).map(i => i.slotRelease)
-    : []
+  // Under blue-green the old live instance's release stays too (the other slot now holds the new one).
+  const bg = snap.blueGreen
+  const pinned = bg?.live ? [bg.instances[bg.live].slotRelease] : []
   const doomed = releasesToPrune(all, settings.keepReleases, [
     settings.releaseId,
     snap.currentRelease,
