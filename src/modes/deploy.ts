@@ -299,10 +299,14 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
       // Pruning spares the new release, the previous one and the master's: it runs beside
       // the cutover, whose rollback needs none of the others (its lines are logged after it).
       const pruneLog = deferredLog(ctx.log)
+      // Under blue-green it waits for the cutover: a failed one gives the idle slot its release back.
+      const pruning = () =>
+        timed(h.result, 'prune', () => prune({ ...h, ctx: { ...ctx, log: pruneLog } }, snap))
       const [cutover, pruned] = await Promise.allSettled([
         switchToNew(h, snap, prepared),
-        timed(h.result, 'prune', () => prune({ ...h, ctx: { ...ctx, log: pruneLog } }, snap))
+        snap.blueGreen ? Promise.resolve() : pruning()
       ])
+      if (cutover.status === 'fulfilled' && snap.blueGreen) await pruning()
       await pruneLog.replay('Prune')
       if (cutover.status === 'rejected') throw cutover.reason
       if (pruned.status === 'rejected') throw pruned.reason
