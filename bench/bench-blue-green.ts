@@ -93,6 +93,8 @@ interface Load {
   lastFailure: number
   /** every request's time to its full answer, in ms */
   latencies: number[]
+  /** when (on the load's clock) each request answered after more than 1 s was sent */
+  slowSentAt: number[]
 }
 
 /**
@@ -115,7 +117,8 @@ async function underLoad(
     failures: [],
     firstFailure: 0,
     lastFailure: 0,
-    latencies: []
+    latencies: [],
+    slowSentAt: []
   }
   const failed = (what: string) => {
     const now = Date.now() / 1000
@@ -131,7 +134,9 @@ async function underLoad(
       inFlight++
       const done = (failure?: string) => {
         if (failure) failed(failure)
-        load.latencies.push(Date.now() - t0)
+        const ms = Date.now() - t0
+        load.latencies.push(ms)
+        if (ms > 1000) load.slowSentAt.push((t0 - started) / 1000)
         inFlight--
         resolve()
       }
@@ -187,7 +192,8 @@ async function repeatWhileLoaded(
     done.push(d)
     timeline.push(
       `+${from.toFixed(1)} s .. +${clock().toFixed(1)} s ${d.kind} ${d.id}: ${d.host.status}, ` +
-        `the action's own probe ${d.host.failedRequests} of ${d.host.probeRequests} failed`
+        `the action's own probe ${d.host.failedRequests} of ${d.host.probeRequests} failed\n` +
+        `    ${stepTimeline(d)}`
     )
   }
 }
@@ -222,6 +228,8 @@ interface LoadedRun {
   done: Done[]
   timeline: string[]
   evidence: string
+  /** this machine's 1-minute load average at the start and the end of the run */
+  loadAverage: [number, number]
 }
 
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b)
@@ -232,6 +240,19 @@ const secs = (xs: number[]) => xs.map(x => x.toFixed(2)).join(', ')
 
 function stepSeconds(d: Done, names: readonly string[]): number {
   return d.host.steps.filter(s => names.includes(s.name)).reduce((n, s) => n + s.ms, 0) / 1000
+}
+
+/** `+3.1 .. +5.0 s: 120` per stretch of requests answered after more than 1 s (sent under 1 s apart). */
+function slowStretches(sentAt: number[]): string {
+  const stretches: [number, number, number][] = []
+  for (const t of [...sentAt].sort((a, b) => a - b)) {
+    const last = stretches[stretches.length - 1]
+    if (last && t - last[1] < 1) {
+      last[1] = t
+      last[2]++
+    } else stretches.push([t, t, 1])
+  }
+  return stretches.map(([a, b, n]) => `+${a.toFixed(1)} .. +${b.toFixed(1)} s: ${n}`).join('; ')
 }
 
 function stepTimeline(d: Done): string {
@@ -320,6 +341,7 @@ async function main(): Promise<void> {
     const timeline: string[] = []
     const done: Done[] = []
     let load: Load
+    const loadAtStart = loadavg()[0]
     try {
       load = await underLoad(host, clock => repeatWhileLoaded(clock, count, once, timeline, done))
     } catch (error) {
@@ -332,7 +354,8 @@ async function main(): Promise<void> {
       load,
       done,
       timeline,
-      evidence: await evidence(host, strategy, load)
+      evidence: await evidence(host, strategy, load),
+      loadAverage: [loadAtStart, loadavg()[0]]
     })
     console.log(`${what}: ${loadCell(runs[runs.length - 1])}`)
   }
@@ -417,8 +440,8 @@ async function main(): Promise<void> {
 
 Produced by \`${command}\` (bench/bench-blue-green.ts) on ${startedAt}, ${machine}, against
 hostkit test hosts (systemd-nspawn containers on this machine): \`bb1\` in the style \`blue-green\`
-(examples/server's blue-green kit), \`bb2\` the kit's reload server (\`fixed\`). The action was
-${bundle} built from ${code}. Every run under load sends GET /health through the host's Nginx from
+(examples/server's blue-green kit), \`bb2\` the kit's reload server (\`fixed\`). The action:
+${bundle}, bundled from the working tree at ${code}. Every run under load sends GET /health through the host's Nginx from
 this machine, a new connection per request, at ${RATE} req/s, while deploys (or rollbacks) run back
 to back, until the last one ended and at least ${AT_LEAST.toLocaleString('en')} requests were sent.
 Answer times are from this machine (request sent to answer read); ratios are measured in the same run.
@@ -444,7 +467,11 @@ ${problems.length ? `\n## Parts that did not complete\n\n${problems.map(p => `\`
 ${runs
   .map(
     r =>
-      `${r.what} (${r.strategy}):\n\n\`\`\`\n${r.timeline.join('\n')}\n\`\`\`\n${
+      `${r.what} (${r.strategy}; this machine's load average ${r.loadAverage[0].toFixed(1)} at the start, ${r.loadAverage[1].toFixed(1)} at the end):\n\n\`\`\`\n${r.timeline.join('\n')}\n\`\`\`\n${
+        r.load.slowSentAt.length
+          ? `\nAnswers after more than 1 s, by when they were sent: ${slowStretches(r.load.slowSentAt)}\n`
+          : ''
+      }${
         r.load.failed
           ? `\nFailed requests: ${r.load.failed}, between ${new Date(r.load.firstFailure * 1000).toISOString()} and ${new Date(r.load.lastFailure * 1000).toISOString()}; the first ones: ${r.load.failures.join('; ')}\n\nThe host's journal and Nginx error log around them:\n\n\`\`\`\n${r.evidence}\n\`\`\`\n`
           : ''
