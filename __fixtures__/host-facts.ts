@@ -1,7 +1,8 @@
 // HostFacts of a healthy host set up like the reference guide (corrected unit),
 // for unit tests of the host checks; each test changes what it is about.
 import type { Access } from '../src/host/access.js'
-import type { HostFacts } from '../src/host/host-facts.js'
+import type { BlueGreenFacts, HostFacts } from '../src/host/host-facts.js'
+import type { Colour, Instance } from '../src/host/blue-green/instances.js'
 import { ReleaseLayout } from '../src/host/release-layout.js'
 import type { Right } from '../src/host/service-commands.js'
 import { parseGunicornCommand } from '../src/host/gunicorn/unit-info.js'
@@ -74,6 +75,7 @@ export function healthyFacts(overrides: Partial<HostFacts> = {}): HostFacts {
     sharedExists: true,
     currentIsLink: true,
     currentExists: true,
+    liveLinkExists: false,
     currentRelease: 'v1',
     currentDir: '/srv/myapp/releases/v1',
     releasesDir: '/srv/myapp/releases',
@@ -85,4 +87,70 @@ export function healthyFacts(overrides: Partial<HostFacts> = {}): HostFacts {
     nginxErrorLog: '/var/log/nginx/error.log',
     ...overrides
   }
+}
+
+/** ExecStart of a blue-green instance (examples/server/blue-green/myapp@.service, %i filled in). */
+export function instanceExecStart(colour: Colour): string[] {
+  return [
+    '/srv/myapp/.venv/bin/gunicorn',
+    '--workers',
+    '3',
+    '--chdir',
+    `/srv/myapp/slots/${colour}`,
+    '--bind',
+    `unix:/run/myapp-${colour}/gunicorn.sock`,
+    'wsgi:app'
+  ]
+}
+
+/** One instance as readBlueGreen reads it: running or stopped, its slot on `release`. */
+export function instanceFacts(colour: Colour, running: boolean, release?: string): Instance {
+  const execStart = instanceExecStart(colour)
+  const base = healthyFacts().unit
+  return {
+    colour,
+    unit: `myapp@${colour}`,
+    info: {
+      ...base,
+      activeState: running ? 'active' : 'inactive',
+      subState: running ? 'running' : 'dead',
+      mainPid: running ? (colour === 'blue' ? 100 : 200) : 0,
+      execStart,
+      execReload: [],
+      fragmentPath: '/etc/systemd/system/myapp@.service',
+      id: `myapp@${colour}`
+    },
+    gunicorn: parseGunicornCommand(execStart),
+    socket: `/run/myapp-${colour}/gunicorn.sock`,
+    slotRelease: release,
+    slotTarget: release ? `../releases/${release}` : undefined
+  }
+}
+
+/**
+ * HostFacts of a blue-green host set up like the server kit: myapp@blue serves
+ * v1 through live.sock, myapp@green is stopped with its slot on v0.
+ */
+export function blueGreenFacts(
+  overrides: Partial<HostFacts> = {},
+  blueGreen: Partial<BlueGreenFacts> = {}
+): HostFacts {
+  const blue = instanceFacts('blue', true, 'v1')
+  const green = instanceFacts('green', false, 'v0')
+  return healthyFacts({
+    service: blue.unit,
+    unit: blue.info,
+    gunicorn: blue.gunicorn,
+    blueGreen: {
+      template: 'myapp',
+      liveLink: '/srv/myapp/live.sock',
+      liveTarget: blue.socket,
+      live: 'blue',
+      instances: { blue, green },
+      serving: 'blue',
+      idleAccess: accessWith(),
+      ...blueGreen
+    },
+    ...overrides
+  })
 }

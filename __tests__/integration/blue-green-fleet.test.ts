@@ -94,6 +94,16 @@ describe('blue-green fleets', () => {
     ])
   })
 
+  it('refuses a deploy under strategy reload on a blue-green host, before any change', async () => {
+    const before = await releaseIds(g2)
+    const inputs = inputsFor(g2, { source: appCopy(), 'release-id': 'r1' })
+    const run = await runAction(inputs)
+    expect(run.code).not.toBe(0)
+    expect(run.stdout).toContain('/srv/myapp/live.sock exists: this host is set up for blue-green')
+    expect(await releaseIds(g2)).toEqual(before)
+    expect(await servedRelease(g2)).toBe('b1')
+  })
+
   it('rolls the first host back when the second cannot start its idle instance', async () => {
     // g2's idle instance (blue) cannot start: its unit is masked.
     await rootSh(g2, 'systemctl mask --runtime myapp@blue')

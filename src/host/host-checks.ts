@@ -255,6 +255,14 @@ function layout(f: HostFacts): Finding[] {
         `move the app into ${l.releasesDir}/<id> and ln -sfn releases/<id> ${l.current}`
       )
     )
+  if (f.liveLinkExists && !f.blueGreen)
+    out.push(
+      error(
+        'layout',
+        `${l.root}/live.sock exists: this host is set up for blue-green (Nginx proxies to the live instance through it), and a reload of ${f.service} would not be what serves`,
+        'set strategy: blue-green and service to the template (e.g. myapp for myapp@.service)'
+      )
+    )
   if (out.length === 0)
     out.push(
       ok('layout', f.currentRelease ? `current -> releases/${f.currentRelease}` : 'no release yet')

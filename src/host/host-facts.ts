@@ -49,6 +49,8 @@ export interface HostFacts {
   currentExists: boolean
   currentRelease?: string
   currentDir?: string
+  /** `<release-path>/live.sock` is a symlink: the host is set up for blue-green. */
+  liveLinkExists: boolean
   releasesDir: string
   freeKb: number
   interpreter: Interpreter | { error: string }
@@ -196,6 +198,29 @@ async function gatherUnitFacts(
   const { layout, service } = opts
   const unit = await readUnit(remote, service)
   const envFile = opts.envFile ?? unit.environmentFiles[0]
+  // Reads that need nothing else start now, beside the access probe and Gunicorn's options.
+  const early = Promise.all([
+    remote.exec(
+      optional([
+        'sh',
+        '-c',
+        'test -d "$1" && test -w "$1" && echo releases-writable; test -d "$2" && echo shared-dir; test -L "$3" && echo current-link; test -e "$3" && echo current-exists; test -L "$5" && echo live-link; df -Pk "$4"',
+        'sh',
+        layout.releasesDir,
+        layout.sharedDir,
+        layout.current,
+        layout.root,
+        `${layout.root}/live.sock`
+      ])
+    ),
+    readCurrentRelease(remote, layout).then(async id => ({
+      id,
+      dir: id ? await realPath(remote, layout.current).catch(() => undefined) : undefined
+    })),
+    realPath(remote, layout.releasesDir).catch(() => layout.releasesDir),
+    readEnv(remote, envFile, opts.requiredEnv)
+  ])
+  early.catch(() => undefined) // awaited below, after the reads it runs beside
   const [access, procs, fromUnit] = await Promise.all([
     probeAccess(
       remote,
@@ -211,36 +236,19 @@ async function gatherUnitFacts(
       ? await readGunicornOptions(remote, unit, procs.argv)
       : fromUnit
   const masterAlive = isRunning(unit)
-  const [dirs, nginxTest, nginx, df, interpreter, current, releasesDir, shebang, env] =
+  const [[df, current, releasesDir, env], dirs, nginxTest, nginx, interpreter, shebang] =
     await Promise.all([
+      early,
       probeDirs(remote, unit, procs?.masterPid, access),
       may(access, 'nginx-test')
         ? remote.exec(toShell(asRoot(serviceCommands.nginxTest())))
         : Promise.resolve(undefined),
       nginxMatch(remote, gunicorn, access, proxiedBind),
-      remote.exec(
-        optional([
-          'sh',
-          '-c',
-          'test -d "$1" && test -w "$1" && echo releases-writable; test -d "$2" && echo shared-dir; test -L "$3" && echo current-link; test -e "$3" && echo current-exists; df -Pk "$4"',
-          'sh',
-          layout.releasesDir,
-          layout.sharedDir,
-          layout.current,
-          layout.root
-        ])
-      ),
       findInterpreter(remote, gunicorn, procs ?? unit.mainPid).then(async found => ({
         found,
         version: 'error' in found ? undefined : await gunicornVersion(remote, found.python)
       })),
-      readCurrentRelease(remote, layout).then(async id => ({
-        id,
-        dir: id ? await realPath(remote, layout.current).catch(() => undefined) : undefined
-      })),
-      realPath(remote, layout.releasesDir).catch(() => layout.releasesDir),
-      scriptShebang(remote, gunicorn),
-      readEnv(remote, envFile, opts.requiredEnv)
+      scriptShebang(remote, gunicorn)
     ])
   const lines = df.stdout.trim().split('\n')
   return {
@@ -260,6 +268,7 @@ async function gatherUnitFacts(
     sharedExists: lines.includes('shared-dir'),
     currentIsLink: lines.includes('current-link'),
     currentExists: lines.includes('current-exists') || lines.includes('current-link'),
+    liveLinkExists: lines.includes('live-link'),
     currentRelease: current.id,
     currentDir: current.dir,
     releasesDir,
