@@ -1,6 +1,12 @@
 import { describe, expect, it } from '@jest/globals'
-import { accessWith, healthyFacts } from '../../__fixtures__/host-facts.js'
+import {
+  accessWith,
+  blueGreenFacts,
+  healthyFacts,
+  instanceFacts
+} from '../../__fixtures__/host-facts.js'
 import { HOST_CHECKS, olderThan, runChecks } from '../../src/host/host-checks.js'
+import type { HostFacts } from '../../src/host/host-facts.js'
 import { parseGunicornCommand } from '../../src/host/gunicorn/unit-info.js'
 import { importSeconds } from '../../src/host/release-checks.js'
 import { warnOfStall } from '../../src/modes/prepare-release.js'
@@ -205,5 +211,146 @@ describe('predicting the reload stall from the import check', () => {
     expect(warnings).toEqual([])
     warnOfStall(4.02, log)
     expect(warnings[0]).toContain('took 4.0 s to import: a reload (HUP) holds requests')
+  })
+})
+
+describe('host checks under strategy: blue-green', () => {
+  const bgErrors = (facts: HostFacts) =>
+    runChecks(facts, ctx).blocking.filter(f => f.check === 'blue-green')
+  const green = instanceFacts('green', false, 'v0')
+
+  it('finds nothing to block on a host set up like the blue-green kit, and describes both instances', () => {
+    const report = runChecks(blueGreenFacts(), ctx)
+    expect(report.blocking).toEqual([])
+    expect(report.findings.filter(f => f.severity !== 'ok')).toEqual([])
+    expect(report.findings.find(f => f.check === 'blue-green')?.finding).toBe(
+      'myapp@blue running on v1 (live), myapp@green inactive on v0; live.sock -> /run/myapp-blue/gunicorn.sock'
+    )
+  })
+
+  it('refuses when the template unit is not loaded', () => {
+    const facts = blueGreenFacts()
+    facts.blueGreen!.instances.green = {
+      ...green,
+      info: { ...green.info, loadState: 'not-found' }
+    }
+    const [error] = bgErrors(facts)
+    expect(error.finding).toContain('myapp@green is not loaded (LoadState=not-found)')
+    expect(error.fix).toContain('install /etc/systemd/system/myapp@.service')
+  })
+
+  it('refuses an instance that does not start in its slot', () => {
+    const execStart = [
+      '/srv/myapp/.venv/bin/gunicorn',
+      '--chdir',
+      '/srv/myapp/current',
+      '--bind',
+      'unix:/run/myapp-green/gunicorn.sock',
+      'wsgi:app'
+    ]
+    const facts = blueGreenFacts()
+    facts.blueGreen!.instances.green = { ...green, gunicorn: parseGunicornCommand(execStart) }
+    const [error] = bgErrors(facts)
+    expect(error.finding).toContain(
+      'myapp@green starts in /srv/myapp/current, not in its slot /srv/myapp/slots/green'
+    )
+    expect(error.fix).toContain('--chdir /srv/myapp/slots/%i')
+  })
+
+  it('refuses instances that share a socket', () => {
+    const facts = blueGreenFacts()
+    facts.blueGreen!.instances.green = { ...green, socket: '/run/myapp-blue/gunicorn.sock' }
+    const [error] = bgErrors(facts)
+    expect(error.finding).toContain(
+      'myapp@blue and myapp@green both bind /run/myapp-blue/gunicorn.sock'
+    )
+  })
+
+  it('refuses a live.sock that points at neither instance', () => {
+    const facts = blueGreenFacts({}, { liveTarget: '/run/myapp/myapp.sock', live: undefined })
+    const [error] = bgErrors(facts)
+    expect(error.finding).toContain(
+      '/srv/myapp/live.sock points at /run/myapp/myapp.sock, which is neither'
+    )
+    expect(error.fix).toContain('ln -sfn /run/myapp-blue/gunicorn.sock /srv/myapp/live.sock.tmp')
+  })
+
+  it('refuses a slot that points outside releases/', () => {
+    const facts = blueGreenFacts()
+    facts.blueGreen!.instances.green = { ...green, slotTarget: '/tmp/app', slotRelease: undefined }
+    const [error] = bgErrors(facts)
+    expect(error.finding).toBe(
+      '/srv/myapp/slots/green points at /tmp/app, not at /srv/myapp/releases/<id>'
+    )
+  })
+
+  it('refuses an upstream with keepalive on the way to live.sock', () => {
+    const facts = blueGreenFacts({
+      nginx: {
+        kind: 'match',
+        servers: [],
+        proxies: [],
+        keepalive: [{ upstream: 'myapp', connections: 16 }]
+      }
+    })
+    const blocking = runChecks(facts, ctx).blocking
+    expect(blocking).toHaveLength(1)
+    expect(blocking[0].finding).toContain('through upstream myapp (keepalive 16)')
+    expect(blocking[0].fix).toBe(
+      'proxy to it directly, without keepalive: proxy_pass http://unix:/srv/myapp/live.sock;'
+    )
+    // the same upstream under reload is no error
+    expect(runChecks(healthyFacts({ nginx: facts.nginx }), ctx).blocking).toEqual([])
+  })
+
+  it('refuses when Nginx does not proxy to live.sock', () => {
+    const facts = blueGreenFacts({
+      nginx: { kind: 'mismatch', proxiedTo: ['unix:/run/myapp-blue/gunicorn.sock'], binds: [] }
+    })
+    const blocking = runChecks(facts, ctx).blocking
+    expect(blocking.map(f => f.check)).toEqual(['upstream'])
+    expect(blocking[0].finding).toBe(
+      'Nginx proxies only to unix:/run/myapp-blue/gunicorn.sock, not to /srv/myapp/live.sock: switching live.sock would not move traffic'
+    )
+  })
+
+  it('names the sudoers line for start and stop of the idle instance', () => {
+    const facts = blueGreenFacts({}, { idleAccess: accessWith({ start: 'no', stop: 'no' }) })
+    const blocking = runChecks(facts, ctx).blocking
+    expect(blocking.map(f => f.check)).toEqual(['sudo'])
+    expect(blocking[0].finding).toContain(
+      'sudo systemctl start myapp@green (starting the new release in the idle instance)'
+    )
+    expect(blocking[0].finding).toContain('sudo systemctl stop myapp@green')
+    expect(blocking[0].fix).toBe(
+      'add to sudoers: deploy ALL=(root) NOPASSWD: /usr/bin/systemctl start myapp@green, /usr/bin/systemctl stop myapp@green'
+    )
+  })
+
+  it('does not need reload and restart under blue-green', () => {
+    const facts = blueGreenFacts({ access: accessWith({ reload: 'no', restart: 'no' }) })
+    expect(runChecks(facts, ctx).blocking).toEqual([])
+    expect(
+      runChecks(healthyFacts({ access: facts.access }), ctx).blocking.map(f => f.check)
+    ).toEqual(['sudo'])
+  })
+
+  it('does not run the reload-only checks: ExecReload, workers, the reload traps, the Gunicorn version', () => {
+    const overrides = {
+      workers: [101],
+      gunicornVersion: '23.0.0'
+    }
+    const checks = (facts: HostFacts) =>
+      new Set(runChecks(facts, ctx, 'check').findings.map(f => f.check))
+    const bg = checks(blueGreenFacts(overrides))
+    for (const id of ['ExecReload', 'workers', 'chdir', 'preload', 'gunicorn version'])
+      expect(bg).not.toContain(id)
+    // the same facts under reload are checked (and the empty ExecReload and one worker refused)
+    const facts = blueGreenFacts(overrides)
+    const reload = runChecks({ ...facts, blueGreen: undefined }, ctx, 'check')
+    expect(reload.blocking.map(f => f.check)).toEqual(
+      expect.arrayContaining(['ExecReload', 'workers', 'chdir'])
+    )
+    expect(checks({ ...facts, blueGreen: undefined })).toContain('gunicorn version')
   })
 })

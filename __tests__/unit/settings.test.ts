@@ -372,3 +372,52 @@ describe('exclude and migrate-command', () => {
     expect(message).toContain('run without a shell')
   })
 })
+
+describe('strategy and keep-previous', () => {
+  it('defaults to the reload strategy, the old instance stopped', () => {
+    const s = readSettings(inputs(), FACTS)
+    expect(s.strategy).toBe('reload')
+    expect(s.keepPreviousWarm).toBe(false)
+  })
+
+  it.each(['myapp', 'myapp@', 'myapp@.service'])(
+    'reads service %j under blue-green as the template myapp',
+    service => {
+      const s = readSettings(inputs({ strategy: 'blue-green', service }), FACTS)
+      expect(s.strategy).toBe('blue-green')
+      expect(s.service).toBe('myapp')
+    }
+  )
+
+  it.each(['myapp@blue', 'myapp@green.service'])(
+    'refuses the instance name %j under blue-green',
+    service => {
+      const message = failure({ strategy: 'blue-green', service }).message
+      expect(message).toContain(`Input 'service' has value ${JSON.stringify(service)}`)
+      expect(message).toContain('must name the template unit (myapp for myapp@.service')
+    }
+  )
+
+  it('keeps the service name as given under reload', () => {
+    expect(readSettings(inputs({ service: 'myapp.service' }), FACTS).service).toBe('myapp.service')
+  })
+
+  it('refuses an unknown strategy', () => {
+    expect(failure({ strategy: 'canary' }).message).toContain(
+      'Input \'strategy\' has value "canary": must be one of reload, blue-green'
+    )
+  })
+
+  it('keeps the old instance warm only under blue-green', () => {
+    expect(
+      readSettings(inputs({ strategy: 'blue-green', 'keep-previous': 'warm' }), FACTS)
+        .keepPreviousWarm
+    ).toBe(true)
+    expect(failure({ 'keep-previous': 'warm' }).message).toContain(
+      'warm needs strategy: blue-green'
+    )
+    expect(failure({ strategy: 'blue-green', 'keep-previous': 'running' }).message).toContain(
+      'Input \'keep-previous\' has value "running": must be stopped or warm'
+    )
+  })
+})
