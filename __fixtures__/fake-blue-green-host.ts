@@ -386,6 +386,17 @@ export class FakeBlueGreenHost implements RemoteHost {
     return done()
   }
 
+  /** `readlink LINK` (its target as written) or `readlink -f PATH` (release directories are real). */
+  private readlink(args: string[]): Outcome {
+    if (args[0] === '-f') {
+      const link = this.links.get(args[1])
+      const release = /releases\/([^/]+)$/.exec(link ?? '')?.[1]
+      return done(`${release ? `${ROOT}/releases/${release}` : args[1]}\n`)
+    }
+    const target = this.links.get(args[args.length - 1])
+    return target === undefined ? failed('') : done(`${target}\n`)
+  }
+
   /** The watch helper: the unit, ps and the new workers' directories, each after the marker. */
   private watchWorkers(specJson: string): Outcome {
     if (!this.watchHelper) return failed("remote-helper: unknown command 'watchworkers'", 1)
@@ -443,7 +454,7 @@ export class FakeBlueGreenHost implements RemoteHost {
       case 'mkdir':
         return done()
       case 'readlink':
-        return done(`${args[0] === '-f' ? args[1] : ''}\n`)
+        return this.readlink(args)
       case 'python3':
         return this.helper(args.slice(2))
       case 'sh':

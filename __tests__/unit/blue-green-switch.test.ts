@@ -544,6 +544,17 @@ describe('the blue-green cutover', () => {
     expect(host.violations).toEqual([])
   })
 
+  it.skip("reconnects to stop the old instance when the connection drops during the drain ... BUG: drainQueue reads every exit but 0 and 4 (here none: the connection dropped) as 'still had queued connections after 30 s'; the stop and the release log then run on the dead connection (no reconnect): the old instance keeps running and the deploy is not logged", async () => {
+    const host = await fakeHost(SERVING_V1)
+    host.dropWhen = c => c.includes('ss -xlnH')
+    const { ctx, log } = context(host, { reconnect: async () => host.reconnected() })
+    await runBlueGreenCutover(await request(host, 'v2'), ctx)
+    expect(host.live).toBe('green')
+    expect(log.lines).not.toContainEqual(expect.stringContaining('after 30 s'))
+    expect(host.instances.blue.activeState).toBe('inactive')
+    expect(outcomes(host)).toEqual(['deployed'])
+  })
+
   it('says where live.sock may point when it cannot reconnect to clean up', async () => {
     const host = await fakeHost(SERVING_V1)
     host.dropWhen = c => host.live === 'green' && c.includes('watchworkers')
