@@ -19,7 +19,7 @@ import { startProbe } from '../traffic-probe.js'
 import { bindTarget } from '../verification-urls.js'
 import { verifyRelease } from '../verify-release.js'
 import { tailLines } from '../../transport/remote-command.js'
-import { allOf, toShell } from '../../transport/shell-quote.js'
+import { allOf, optional, toShell } from '../../transport/shell-quote.js'
 import { otherColour, slotPath, type BlueGreenLayout, type Instance } from './instances.js'
 
 export interface BlueGreenRequest {
@@ -111,7 +111,8 @@ async function bringUpIdle(
   const release = req.plan.release
   if (warm) log.info(`${to.unit} already runs ${release} (kept warm): proving it`)
   else {
-    if (isRunning(to.info)) {
+    // Stopped first also when it crash-loops (activating): systemd would restart it on the new slot.
+    if (to.info.activeState !== 'inactive') {
       log.info(`stopping ${to.unit}, idle on ${to.slotRelease ?? 'another release'}`)
       await timed(result, 'stop idle', () => systemctl(ctx, 'stop', to.unit))
     }
@@ -177,11 +178,11 @@ async function retireFailed(ctx: CutoverContext, to: Instance): Promise<string |
 }
 
 /**
- * Waits until no connection waits in the old socket's accept queue (stopping
+ * Waits until no connection waits in the instance's accept queue: stopping
  * Gunicorn drops queued connections, while its workers finish the requests
- * they hold), then stops the old instance.
+ * they hold. Traffic has moved off it before.
  */
-async function retireOld(ctx: CutoverContext, old: Instance): Promise<void> {
+async function drainQueue(ctx: CutoverContext, old: Instance): Promise<void> {
   const { log, result, conn } = ctx
   const drained = await timed(result, 'drain', () =>
     conn.remote.exec(
@@ -204,6 +205,12 @@ async function retireOld(ctx: CutoverContext, old: Instance): Promise<void> {
     log.warning(
       `${old.socket} still had queued connections after 30 s; stopping ${old.unit} anyway`
     )
+}
+
+/** The old instance, once traffic moved off it: drained, then stopped (a failure is a warning). */
+async function retireOld(ctx: CutoverContext, old: Instance): Promise<void> {
+  const { log, result } = ctx
+  await drainQueue(ctx, old)
   await timed(result, 'stop old', () => systemctl(ctx, 'stop', old.unit)).then(
     () =>
       log.info(`stopped ${old.unit} once its queue was empty (its in-flight requests finished)`),
@@ -214,7 +221,10 @@ async function retireOld(ctx: CutoverContext, old: Instance): Promise<void> {
   )
 }
 
-/** After a failure past the switch: traffic back to the old instance when it still runs. */
+/**
+ * After a failure past the switch: traffic back to the old instance. Throws
+ * only while traffic may still reach the new one (the links did not move back).
+ */
 async function switchBack(
   ctx: CutoverContext,
   req: BlueGreenRequest,
@@ -222,9 +232,11 @@ async function switchBack(
 ): Promise<string> {
   const { layout, conn } = ctx
   if (!old || !req.from.release) {
-    await conn.remote.exec(toShell(['rm', '-f', `${layout.root}/live.sock`, layout.current]), {
-      timeoutMs: 30_000
-    })
+    const removed = await conn.remote.exec(
+      toShell(['rm', '-f', `${layout.root}/live.sock`, layout.current]),
+      { timeoutMs: 30_000 }
+    )
+    if (removed.code !== 0) throw new Error(`removing live.sock failed: ${removed.stderr.trim()}`)
     return `This was the first deploy: live.sock and ${layout.current} were removed again.`
   }
   const unit = await readUnit(conn.remote, old.unit)
@@ -233,16 +245,28 @@ async function switchBack(
     return `live.sock points at ${old.unit} again, which is not running (it was not before the deploy either): nothing serves.`
   if (req.back) {
     const back = req.back
-    await timed(ctx.result, 'rollback', () =>
+    const proven = await timed(ctx.result, 'rollback', () =>
       ctx.log.group(`Roll back to ${back.release}`, () =>
         proveThroughNginx(ctx, { ...req, from: { ...req.from, release: undefined } }, old, back)
       )
+    ).then(
+      () => undefined,
+      (error: Error) => error.message
     )
+    if (proven !== undefined)
+      return `Traffic is back on ${old.unit}, but ${back.release} did not prove itself there either: ${proven}`
   }
   ctx.result.rolledBack = true
   ctx.result.status = 'rolled-back'
   ctx.result.instance = old.unit
   return `Traffic is back on ${old.unit} (${req.from.release}).`
+}
+
+/** Where a symlink points ('' when it does not exist). */
+async function readLink(ctx: CutoverContext, link: string): Promise<string> {
+  const result = await ctx.conn.remote.exec(optional(['readlink', link]), { timeoutMs: 30_000 })
+  if (result.code === null) throw new Error('no answer')
+  return result.stdout.trim()
 }
 
 async function evidenceOf(ctx: CutoverContext, unit: string): Promise<void> {
@@ -280,11 +304,29 @@ export async function runBlueGreenCutover(
     }
     await evidenceOf(ctx, to.unit)
     const notes: string[] = []
+    let trafficOff = !switched
     if (switched)
-      notes.push(await switchBack(ctx, req, old).catch(e => `Switching back failed too: ${e}`))
+      notes.push(
+        await switchBack(ctx, req, old).then(
+          note => ((trafficOff = true), note),
+          async (e: Error) => {
+            // Whether traffic can still reach the new instance is what live.sock says now.
+            const points = await readLink(ctx, `${ctx.layout.root}/live.sock`).catch(
+              () => to.socket
+            )
+            trafficOff = points !== to.socket
+            return trafficOff
+              ? `Switching back failed: ${e.message}; live.sock points at ${points || 'nothing'}, not at ${to.unit}.`
+              : `Switching back failed too: ${e.message}. ${to.unit} keeps running: live.sock still points at it.`
+          }
+        )
+      )
     else notes.push(`No request reached ${req.plan.release}: traffic never moved.`)
-    const stopped = await retireFailed(ctx, to)
-    if (stopped) notes.push(stopped)
+    if (trafficOff) {
+      if (switched) await drainQueue(ctx, to)
+      const stopped = await retireFailed(ctx, to)
+      if (stopped) notes.push(stopped)
+    }
     result.error += `\n${notes.join('\n')}`
     log.error(notes.join('\n'))
     await stopProbe(probe, ctx).catch(() => undefined)
@@ -301,11 +343,10 @@ export async function runBlueGreenCutover(
       proveThroughNginx(ctx, req, to, req.plan)
     )
   ).catch(error => fail(error, true))
-  if (old && req.from.alive) {
-    if (req.keepWarm)
-      log.info(`${old.unit} stays warm on ${req.from.release} (keep-previous: warm)`)
-    else await retireOld(ctx, old)
-  }
+  // A crash-looping old instance (activating) is stopped even under warm: it serves nothing.
+  if (old && req.keepWarm && req.from.alive)
+    log.info(`${old.unit} stays warm on ${req.from.release} (keep-previous: warm)`)
+  else if (old && old.info.activeState !== 'inactive') await retireOld(ctx, old)
   await stopProbe(probe, ctx)
   await warnIfRequestsFailed(ctx.conn.remote, result, log, {
     service: to.unit,
