@@ -184,7 +184,7 @@ async function retireFailed(ctx: CutoverContext, to: Instance): Promise<string |
  */
 async function drainQueue(ctx: CutoverContext, old: Instance): Promise<void> {
   const { log, result, conn } = ctx
-  const drained = await timed(result, 'drain', () =>
+  const waitForEmptyQueue = () =>
     conn.remote.exec(
       toShell([
         'sh',
@@ -195,7 +195,13 @@ async function drainQueue(ctx: CutoverContext, old: Instance): Promise<void> {
       ]),
       { timeoutMs: 60_000 }
     )
-  )
+  const drained = await timed(result, 'drain', async () => {
+    const first = await waitForEmptyQueue()
+    if (first.code !== null) return first
+    // No answer: the connection dropped. The stop and the release log need a new one.
+    await reconnectIfDropped(ctx)
+    return waitForEmptyQueue()
+  })
   if (drained.code === 4) {
     log.warning(
       `ss (iproute2) is missing: the old instance's accept queue cannot be read, so ${old.unit} stops after 1 s instead. Fix: apt install iproute2`
@@ -210,8 +216,10 @@ async function drainQueue(ctx: CutoverContext, old: Instance): Promise<void> {
 /** The old instance, once traffic moved off it: drained, then stopped (a failure is a warning). */
 async function retireOld(ctx: CutoverContext, old: Instance): Promise<void> {
   const { log, result } = ctx
-  await drainQueue(ctx, old)
-  await timed(result, 'stop old', () => systemctl(ctx, 'stop', old.unit)).then(
+  await timed(result, 'stop old', async () => {
+    await drainQueue(ctx, old)
+    await systemctl(ctx, 'stop', old.unit)
+  }).then(
     () =>
       log.info(`stopped ${old.unit} once its queue was empty (its in-flight requests finished)`),
     (error: Error) =>
@@ -323,7 +331,7 @@ export async function runBlueGreenCutover(
       )
     else notes.push(`No request reached ${req.plan.release}: traffic never moved.`)
     if (trafficOff) {
-      if (switched) await drainQueue(ctx, to)
+      if (switched) await drainQueue(ctx, to).catch(() => undefined)
       const stopped = await retireFailed(ctx, to)
       if (stopped) notes.push(stopped)
     }
