@@ -16,10 +16,15 @@ import {
 import { withHost, withHostGroup } from './with-host.js'
 
 /** Everything check mode must not change: the release tree, the log, the unit. */
+/**
+ * Everything under release-path with its times, the unit, the environment and the master.
+ * A deploy takes the lock and uploads its release beside preflight, and removes both again
+ * when preflight fails: only the times of release-path and releases/ tell, so they are left out.
+ */
 function hostFingerprint(host: KitHost): Promise<string> {
   return rootSh(
     host,
-    'cd /srv/myapp && find . -printf "%p %m %u %T@ %s %l\\n" | sort; sha256sum /etc/systemd/system/myapp.service /etc/myapp.env; systemctl show myapp -p MainPID -p NRestarts'
+    'cd /srv/myapp && find . \\( -path . -o -path ./releases \\) -printf "%p %m %u %s %l\\n" -o -printf "%p %m %u %T@ %s %l\\n" | sort; sha256sum /etc/systemd/system/myapp.service /etc/myapp.env; systemctl show myapp -p MainPID -p NRestarts'
   )
 }
 

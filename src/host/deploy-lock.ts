@@ -134,13 +134,27 @@ export async function acquireLock(
   }
 }
 
-/** Releases the lock if it is still ours; never throws (it runs in finally blocks). */
-export async function releaseLock(remote: RemoteHost, lock: HeldLock, log: Log): Promise<void> {
+/**
+ * Releases the lock if it is still ours; never throws (it runs in finally blocks). Given a
+ * connection, a release that got no answer (the connection dropped) is tried again over a
+ * new one.
+ */
+export async function releaseLock(
+  remote: RemoteHost | Connection,
+  lock: HeldLock,
+  log: Log
+): Promise<void> {
   lock.stopHeartbeat()
-  const result = await remote.exec(
-    toShell(helperArgv('python3', 'unlock', lock.dir, lock.owner.token)),
-    { timeoutMs: 15_000 }
-  )
+  const conn = 'exec' in remote ? undefined : remote
+  const unlock = (over: RemoteHost) =>
+    over.exec(toShell(helperArgv('python3', 'unlock', lock.dir, lock.owner.token)), {
+      timeoutMs: 15_000
+    })
+  let result = await unlock(conn?.remote ?? (remote as RemoteHost))
+  if (result.code === null && conn?.reconnect) {
+    await replaceIfDropped(conn, m => log.warning(m)).catch(() => undefined)
+    result = await unlock(conn.remote)
+  }
   if (result.code !== 0)
     log.warning(
       `could not release the deploy lock ${lock.dir}: ${result.stderr.trim() || 'connection lost'}; it is taken over after lock-stale-after`
@@ -170,8 +184,7 @@ export async function withLock<T>(
   try {
     return await fn()
   } finally {
-    // A dropped connection is replaced first, so the lock is released even then.
-    await replaceIfDropped(conn, m => options.log.warning(m)).catch(() => undefined)
-    await releaseLock(conn.remote, lock, options.log)
+    // Through the connection in use then; one that dropped is replaced, so the lock is released even then.
+    await releaseLock(conn, lock, options.log)
   }
 }

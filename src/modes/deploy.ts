@@ -34,6 +34,7 @@ import {
   settle,
   uploadNewRelease,
   type Cancellation,
+  type Requirements,
   type Settled
 } from './prepare-release.js'
 
@@ -114,7 +115,7 @@ async function removeUpload(h: HostRun): Promise<void> {
 async function uploadBesidePreflight(
   h: HostRun,
   checked: Promise<Settled<ServiceSnapshot>>
-): Promise<ServiceSnapshot> {
+): Promise<{ snap: ServiceSnapshot; requirements: Requirements }> {
   const { settings, log } = h.ctx
   const held = deferredLog(log)
   const uploading = settle(
@@ -138,7 +139,7 @@ async function uploadBesidePreflight(
     throw pre.error
   }
   await held.replay(`Upload release ${settings.releaseId}`)
-  if (up.ok) return pre.value
+  if (up.ok) return { snap: pre.value, requirements: up.value.requirements }
   if (up.error instanceof ReleaseExistsError) throw up.error
   return undoPrepared(h, pre.value, up.error)
 }
@@ -186,12 +187,17 @@ interface Prepared {
   fallback?: Fallback
 }
 
-async function prepare(h: HostRun, snap: ServiceSnapshot): Promise<Prepared> {
+async function prepare(
+  h: HostRun,
+  snap: ServiceSnapshot,
+  requirements: Requirements
+): Promise<Prepared> {
   const remote = h.conn.remote
   const releaseDir = await prepareRelease({
     ...h.ctx,
     remote,
     snap,
+    requirements,
     layout: h.layout,
     result: h.result
   })
@@ -293,8 +299,10 @@ export async function deployHost(connection: RemoteHost, ctx: DeployContext): Pr
     const options = { ...lock.options, signal: failed.signal }
     const snap = await withLock(h.conn, h.layout.lockDir, lock.owner, options, async () => {
       checkCancelled(ctx.cancellation)
-      const snap = await uploadBesidePreflight(h, checked)
-      const prepared = await prepare(h, snap).catch(error => undoPrepared(h, snap, error))
+      const { snap, requirements } = await uploadBesidePreflight(h, checked)
+      const prepared = await prepare(h, snap, requirements).catch(error =>
+        undoPrepared(h, snap, error)
+      )
       switched = true
       // Pruning spares the new release, the previous one and the master's: it runs beside
       // the cutover, whose rollback needs none of the others (its lines are logged after it).

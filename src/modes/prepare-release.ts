@@ -11,6 +11,7 @@ import { may, sudoersLine } from '../host/access.js'
 import type { ServiceSnapshot } from '../host/preflight.js'
 import {
   checkEnvironment,
+  fileHash,
   importCheck,
   installDependencies,
   migrate
@@ -52,7 +53,12 @@ export interface PrepareContext {
   archivePath: string
   /** In a fleet: migrations run on one host; the others wait for them. */
   gate?: MigrationGate
+  /** requirements.txt against the current release's, when compared already (uploadNewRelease). */
+  requirements?: Requirements
 }
+
+/** requirements.txt of the new release: none, the same as the current release's, or changed. */
+export type Requirements = 'absent' | 'unchanged' | 'changed'
 
 /** A promise's outcome, kept for later (nothing is left rejected and unhandled meanwhile). */
 export type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown }
@@ -83,7 +89,10 @@ export function deferredLog(log: Log): Log & { replay(group: string): Promise<vo
 }
 
 /** What the upload needs: it runs beside preflight, before the service snapshot exists. */
-export type UploadContext = Pick<PrepareContext, 'remote' | 'settings' | 'layout' | 'log' | 'archivePath'>
+export type UploadContext = Pick<
+  PrepareContext,
+  'remote' | 'settings' | 'layout' | 'log' | 'archivePath'
+>
 
 /** The release id is already on the host: nothing was uploaded, and nothing may be removed. */
 export class ReleaseExistsError extends Error {
@@ -95,15 +104,22 @@ export class ReleaseExistsError extends Error {
 
 /**
  * Uploads the release into releases/<id> once it is certain that id is new on the host
- * (ReleaseExistsError otherwise); returns the release directory. Nothing else is written.
+ * (ReleaseExistsError otherwise), and compares its requirements.txt with the one of the
+ * release `current` points at (held still by the lock). Nothing else is written.
  */
-export async function uploadNewRelease(p: UploadContext): Promise<string> {
+export async function uploadNewRelease(
+  p: UploadContext
+): Promise<{ releaseDir: string; requirements: Requirements }> {
   const id = p.settings.releaseId
   if ((await listReleases(p.remote, p.layout)).includes(id))
     throw new ReleaseExistsError(id, p.layout.releasesDir)
   const releaseDir = p.layout.release(id)
   await upload(p, releaseDir)
-  return releaseDir
+  const [next, current] = await Promise.all([
+    fileHash(p.remote, `${releaseDir}/requirements.txt`),
+    fileHash(p.remote, `${p.layout.current}/requirements.txt`)
+  ])
+  return { releaseDir, requirements: !next ? 'absent' : next === current ? 'unchanged' : 'changed' }
 }
 
 async function upload(p: UploadContext, releaseDir: string): Promise<void> {
@@ -239,8 +255,13 @@ async function prepareSteps(p: PrepareContext): Promise<string> {
   const releaseDir = p.layout.release(settings.releaseId)
   checkCancelled(cancellation)
   await timed(result, 'dependencies', () =>
-    log.group('Dependencies', () =>
-      installDependencies(p.remote, {
+    log.group('Dependencies', async () => {
+      // compared right after the upload (beside preflight): nothing to install is known already
+      if (p.requirements === 'absent')
+        return log.info('no requirements.txt in the release: nothing to install')
+      if (p.requirements === 'unchanged')
+        return log.info('requirements.txt unchanged since the current release: skipping pip')
+      await installDependencies(p.remote, {
         interpreter: snap.interpreter,
         releaseDir,
         currentDir: snap.currentDir,
@@ -248,7 +269,7 @@ async function prepareSteps(p: PrepareContext): Promise<string> {
         limits: { timeoutSeconds: settings.pipTimeoutSeconds, signal: cancellation.signal },
         log
       })
-    )
+    })
   )
   // The migrations read the database's revision beside the import check, and change
   // nothing before the import check passed.
