@@ -30,12 +30,22 @@ const LOAD = { rate: 300, loops: 8, maxSeconds: 150, atLeast: 400 }
 const SLOW = 240_000
 
 /** A deploy (or another mode) with strategy: blue-green, under load through Nginx. */
-function bgRun(host: KitHost, inputs: Record<string, string>): Promise<[ActionRun, LoadReport]> {
-  return underLoad(
+async function bgRun(
+  host: KitHost,
+  inputs: Record<string, string>
+): Promise<[ActionRun, LoadReport]> {
+  const started = Date.now()
+  const [run, load] = await underLoad(
     host,
     () => runAction(inputsFor(host, { strategy: 'blue-green', ...inputs })),
     LOAD
   )
+  const what = `${inputs.mode ?? 'deploy'} ${inputs['release-id'] ?? ''}`.trim()
+  console.log(
+    `${host.name} ${what}: ${run.outputs.status} in ${((Date.now() - started) / 1000).toFixed(1)} s; ` +
+      `load ${load.total} requests at ${load.rate}/s, ${load.failed} failed, releases ${load.releases.join(' -> ')}`
+  )
+  return [run, load]
 }
 
 function expectNoFailedRequests(load: LoadReport): void {
@@ -178,6 +188,7 @@ describe('blue-green deploys (Debian 12)', () => {
       const text = annotations(run)
       expect(text).toContain('nothing switched')
       expect(text).toContain(`myapp@${idle}`)
+      expect(text).toContain(`journalctl -u myapp@${idle}`)
       expect(text).toContain("No module named 'flask_not_installed'") // the journal excerpt
       expectNoFailedRequests(load)
       expect(load.releases).toEqual([before])
@@ -209,6 +220,7 @@ describe('blue-green deploys (Debian 12)', () => {
       expect(text).toContain('nothing switched')
       expect(text).toContain('HTTP 500')
       expect(text).toContain(`myapp@${idle}`)
+      expect(text).toContain(`journalctl -u myapp@${idle}`)
       expect(text).toMatch(/Booting worker|Listening at/) // the journal excerpt
       expectNoFailedRequests(load)
       expect(load.releases).toEqual([before])
@@ -298,9 +310,7 @@ describe('blue-green rollbacks', () => {
       const warmPid = await mainPid(host, 'green')
       expect(warmPid).toBeGreaterThan(0)
 
-      const started = Date.now()
       const [run, load] = await bgRun(host, { mode: 'rollback', 'keep-previous': 'warm' })
-      const seconds = (Date.now() - started) / 1000
       expect(run.code).toBe(0)
       expect(run.outputs).toMatchObject({
         status: 'rolled-back',
@@ -312,11 +322,9 @@ describe('blue-green rollbacks', () => {
       expect(await liveColour(host)).toBe('green')
       // the same master serves: the instance was switched to, not started again
       expect(await mainPid(host, 'green')).toBe(warmPid)
+      expect(run.stdout).not.toMatch(/starting myapp@/)
       expect(await servedRelease(host)).toBe('r1')
       expect(await currentLink(host)).toBe('releases/r1')
-      console.log(
-        `warm rollback: ${seconds.toFixed(1)} s, ${load.total} requests at ${load.rate}/s`
-      )
     },
     SLOW
   )
@@ -355,6 +363,20 @@ describe('blue-green check mode and refusals', () => {
       expect(load.releases).toEqual(['v0'])
       expect(await layoutFingerprint(keepalive)).toBe(before)
       expect(await servedRelease(keepalive)).toBe('v0')
+    },
+    SLOW
+  )
+
+  it(
+    'check mode on a blue-green host behind an upstream with keepalive reports it as an error',
+    async () => {
+      const before = await layoutFingerprint(keepalive)
+      const [run, load] = await bgRun(keepalive, { mode: 'check' })
+      expect(run.code).not.toBe(0)
+      expect(run.outputs.status).toBe('failed')
+      expect(annotations(run)).toMatch(/::error[^\n]*keepalive/)
+      expectNoFailedRequests(load)
+      expect(await layoutFingerprint(keepalive)).toBe(before)
     },
     SLOW
   )
