@@ -335,6 +335,28 @@ describe('host checks under strategy: blue-green', () => {
     ).toEqual(['sudo'])
   })
 
+  it('names the serving instance when it may not be stopped', () => {
+    const blocking = runChecks(blueGreenFacts({ access: accessWith({ stop: 'no' }) }), ctx).blocking
+    expect(blocking.map(f => f.check)).toEqual(['sudo'])
+    expect(blocking[0].fix).toBe(
+      'add to sudoers: deploy ALL=(root) NOPASSWD: /usr/bin/systemctl stop myapp@blue'
+    )
+  })
+
+  it.skip("says an instance's bind cannot be read when its ExecStart hides Gunicorn ... BUG: blueGreenLayout reports a wrapper script's unknown binds as \"binds Gunicorn's default 127.0.0.1:8000\" (binds is empty because ExecStart could not be parsed, not because none is set)", () => {
+    const facts = blueGreenFacts()
+    const opaque = ['/srv/myapp/start-gunicorn.sh']
+    facts.blueGreen!.instances.green = {
+      ...green,
+      info: { ...green.info, execStart: opaque },
+      gunicorn: parseGunicornCommand(opaque),
+      socket: undefined
+    }
+    const [error] = bgErrors(facts)
+    expect(error.finding).not.toContain("Gunicorn's default 127.0.0.1:8000")
+    expect(error.finding).toContain('/srv/myapp/start-gunicorn.sh')
+  })
+
   it('does not run the reload-only checks: ExecReload, workers, the reload traps, the Gunicorn version', () => {
     const overrides = {
       workers: [101],
