@@ -186,6 +186,7 @@ describe('the blue-green cutover', () => {
     expect(host.instances.blue.activeState).toBe('inactive')
     expect(stepNames(result)).toEqual(['start', 'prove', 'switch', 'verify', 'drain', 'stop old'])
     expect(result.error).toBeUndefined()
+    expect(result.instance).toBe('myapp@green')
     // requests through Nginx all the way: the old release, then the new one, none failed
     expect(result.failedRequests).toBe(0)
     expect(result.probeRequests).toBeGreaterThan(0)
@@ -360,6 +361,7 @@ describe('the blue-green cutover', () => {
     ])
     expect(result.rolledBack).toBe(true)
     expect(result.status).toBe('rolled-back')
+    expect(result.instance).toBe('myapp@blue')
     expect(stepNames(result)).toContain('rollback')
     expect(host.instances.blue.activeState).toBe('active')
     expect(result.excerpt).toContain('myapp@green')
