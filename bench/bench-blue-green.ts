@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs'
 import * as http from 'node:http'
 import { loadavg } from 'node:os'
 import * as path from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import {
   annotations,
   appCopy,
@@ -80,11 +81,12 @@ async function act(
   host: KitHost,
   inputs: Record<string, string>,
   kind: Done['kind'],
-  id: string
+  id: string,
+  onLine?: (line: string) => void
 ): Promise<Done> {
   const expected = kind === 'deploy' ? 'deployed' : 'rolled-back'
   const started = Date.now()
-  const run = await runAction(inputsFor(host, inputs))
+  const run = await runAction(inputsFor(host, inputs), { onLine })
   const seconds = (Date.now() - started) / 1000
   if (run.outputs.status !== expected)
     throw new ActionFailed(
@@ -110,6 +112,8 @@ interface Load {
   slowSentAt: number[]
   /** the most requests waiting for their answers at once */
   mostInFlight: number
+  /** the longest this process's event loop was late (a stall of the load itself, in ms) */
+  clientLagMs: number
 }
 
 /**
@@ -134,8 +138,11 @@ async function underLoad(
     lastFailure: 0,
     latencies: [],
     slowSentAt: [],
-    mostInFlight: 0
+    mostInFlight: 0,
+    clientLagMs: 0
   }
+  const lag = monitorEventLoopDelay({ resolution: 10 })
+  lag.enable()
   const failed = (what: string) => {
     const now = Date.now() / 1000
     load.failed++
@@ -195,11 +202,17 @@ async function underLoad(
   await working
   await Promise.all(pending)
   agent.destroy()
+  lag.disable()
+  load.clientLagMs = Math.round(lag.max / 1e6)
   load.seconds = clock()
   load.rate = Math.round(load.sent / load.seconds)
   if (workError) throw workError
   return load
 }
+
+/** What the action prints when traffic moves or an instance stops: marks on a run's timeline. */
+const MARK =
+  /(reloading \S+|switching live\.sock to \S+|\S+ stays warm|stopped \S+ once its queue was empty)/
 
 /** How many deploys (or rollbacks) one run under load has, at least and at most. */
 interface Count {
@@ -211,7 +224,7 @@ interface Count {
 async function repeatWhileLoaded(
   clock: () => number,
   count: Count,
-  once: (i: number) => Promise<Done>,
+  once: (i: number, onLine: (line: string) => void) => Promise<Done>,
   timeline: string[],
   done: Done[]
 ): Promise<void> {
@@ -219,12 +232,17 @@ async function repeatWhileLoaded(
     i < count.most && (i < count.least || clock() < WORK_SECONDS) && clock() < START_CAP_SECONDS
   for (let i = 0; more(i); i++) {
     const from = clock()
-    const d = await once(i)
+    const marks: string[] = []
+    const d = await once(i, line => {
+      const m = MARK.exec(line)
+      if (m) marks.push(`+${clock().toFixed(1)} s ${m[1]}`)
+    })
     done.push(d)
     timeline.push(
       `+${from.toFixed(1)} s .. +${clock().toFixed(1)} s ${d.kind} ${d.id}: ${d.host.status}, ` +
         `the action's own probe ${d.host.failedRequests} of ${d.host.probeRequests} failed\n` +
-        `    ${stepTimeline(d)}`
+        `    ${stepTimeline(d)}` +
+        (marks.length ? `\n    ${marks.join(', ')}` : '')
     )
   }
 }
@@ -347,10 +365,11 @@ async function main(): Promise<void> {
     host: KitHost,
     strategy: Strategy,
     source: string,
-    extra: Record<string, string> = {}
+    extra: Record<string, string> = {},
+    onLine?: (line: string) => void
   ) => {
     const id = nextId(strategy === 'blue-green' ? 'g' : 'r')
-    return act(host, { ...on(strategy, extra), source, 'release-id': id }, 'deploy', id)
+    return act(host, { ...on(strategy, extra), source, 'release-id': id }, 'deploy', id, onLine)
   }
   /** One part of the bench; a failure is reported and the next part still runs. */
   const part = async (title: string, body: () => Promise<void>) => {
@@ -368,7 +387,7 @@ async function main(): Promise<void> {
     host: KitHost,
     strategy: Strategy,
     count: Count,
-    once: (i: number) => Promise<Done>
+    once: (i: number, onLine: (line: string) => void) => Promise<Done>
   ) => {
     const timeline: string[] = []
     const done: Done[] = []
@@ -408,7 +427,7 @@ async function main(): Promise<void> {
           host,
           strategy,
           { least: 3, most: 5 },
-          () => deploy(host, strategy, slowApp())
+          (_, onLine) => deploy(host, strategy, slowApp(), {}, onLine)
         )
       )
 
@@ -421,8 +440,8 @@ async function main(): Promise<void> {
           bg,
           'blue-green',
           { least: 3, most: 15 },
-          async () => {
-            const d = await deploy(bg, 'blue-green', appCopy(), { 'keep-previous': keep })
+          async (_, onLine) => {
+            const d = await deploy(bg, 'blue-green', appCopy(), { 'keep-previous': keep }, onLine)
             ids.push(d.id)
             return d
           }
@@ -431,18 +450,24 @@ async function main(): Promise<void> {
       if (ids.length < 2) continue
       const targets = [ids[ids.length - 2], ids[ids.length - 1]]
       await part(`blue-green rollbacks, keep-previous: ${keep}`, () =>
-        loaded(`rollbacks, keep-previous: ${keep}`, bg, 'blue-green', { least: 4, most: 30 }, i =>
-          act(
-            bg,
-            {
-              strategy: 'blue-green',
-              'keep-previous': keep,
-              mode: 'rollback',
-              'rollback-to': targets[i % 2]
-            },
-            'rollback',
-            targets[i % 2]
-          )
+        loaded(
+          `rollbacks, keep-previous: ${keep}`,
+          bg,
+          'blue-green',
+          { least: 4, most: 30 },
+          (i, onLine) =>
+            act(
+              bg,
+              {
+                strategy: 'blue-green',
+                'keep-previous': keep,
+                mode: 'rollback',
+                'rollback-to': targets[i % 2]
+              },
+              'rollback',
+              targets[i % 2],
+              onLine
+            )
         )
       )
     }
@@ -508,7 +533,7 @@ ${problems.length ? `\n## Parts that did not complete\n\n${problems.map(p => `\`
 ${runs
   .map(
     r =>
-      `${r.what} (${r.strategy}; this machine's load average ${r.loadAverage[0].toFixed(1)} at the start, ${r.loadAverage[1].toFixed(1)} at the end):\n\n\`\`\`\n${r.timeline.join('\n')}\n\`\`\`\n${
+      `${r.what} (${r.strategy}; this machine's load average ${r.loadAverage[0].toFixed(1)} at the start, ${r.loadAverage[1].toFixed(1)} at the end; the load's event loop late by at most ${r.load.clientLagMs} ms):\n\n\`\`\`\n${r.timeline.join('\n')}\n\`\`\`\n${
         r.load.slowSentAt.length
           ? `\nAnswers after more than 1 s, by when they were sent: ${slowStretches(r.load.slowSentAt)}\n`
           : ''
