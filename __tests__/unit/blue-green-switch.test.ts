@@ -494,7 +494,7 @@ describe('the blue-green cutover', () => {
     }
     const { ctx, result } = context(host)
     await failing(await request(host, 'v2'), ctx)
-    expect(result.error).toContain('live.sock points at myapp@blue again, which is not running')
+    expect(result.error).toContain('live.sock points at myapp@blue again, but it stopped running during the deploy')
     expect(host.live).toBe('blue')
     expect(result.rolledBack).toBe(false)
     expect(outcomes(host)).toEqual(['failed'])
@@ -589,7 +589,7 @@ describe('the blue-green cutover', () => {
     expect(host.violations).toEqual([])
   })
 
-  it.skip('puts current back when the first blue-green deploy onto a host that has current fails after the switch ... BUG: switchBack takes a missing old instance for a first deploy and removes current, although current pointed at releases/v1 before (req.from.release), e.g. a host moving from strategy reload to blue-green', async () => {
+  it('puts current back when the first blue-green deploy onto a host that has current fails after the switch', async () => {
     // no instance ran and live.sock does not exist yet, but current points at v1
     const host = await fakeHost({})
     host.links.set(CURRENT, 'releases/v1')
@@ -653,7 +653,7 @@ describe('reading the blue-green layout', () => {
     expect((await readBlueGreen(host, 'myapp', layout)).instances.green.slotRelease).toBeUndefined()
   })
 
-  it.skip("reads no release from a slot that points into another app's releases/ ... BUG: releaseOfLink accepts any path ending in /releases/<id> (.*\\/releases), so slots/green -> /srv/otherapp/releases/v1 reads as release v1 and the blue-green check passes", async () => {
+  it("reads no release from a slot that points into another app's releases/", async () => {
     const host = await fakeHost(SERVING_V1)
     host.links.set(slotOf('green'), '/srv/otherapp/releases/v1')
     expect((await readBlueGreen(host, 'myapp', layout)).instances.green.slotRelease).toBeUndefined()

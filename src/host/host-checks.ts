@@ -64,7 +64,28 @@ export function firstDeploy(f: HostFacts): boolean {
   return !f.currentExists && !f.masterAlive
 }
 
+/** Under blue-green a deploy never reloads or restarts the serving instance: it starts the other one. */
+function instanceState(f: HostFacts): Finding[] {
+  const u = f.unit
+  // Not loaded: the blue-green check names the template to install.
+  if (u.loadState !== 'loaded') return []
+  if (f.masterAlive) return [ok('unit', `${f.service} active, MainPID ${u.mainPid}`)]
+  const state = `${u.activeState}/${u.subState}`
+  return [
+    warning(
+      'unit',
+      f.blueGreen?.live
+        ? `${f.service}, the live instance, is not running (${state}): nothing serves until a deploy or rollback starts the other instance and moves live.sock to it`
+        : `no instance serves yet (${f.service} is ${state}, live.sock not created): the first deploy starts its release in ${f.service}`,
+      f.blueGreen?.live
+        ? `sudo journalctl -u ${f.service} -n 100 shows why it stopped`
+        : 'deploy a first release'
+    )
+  ]
+}
+
 function unitState(f: HostFacts): Finding[] {
+  if (f.blueGreen) return instanceState(f)
   const u = f.unit
   if (u.loadState !== 'loaded')
     return [

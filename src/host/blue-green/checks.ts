@@ -41,7 +41,15 @@ export function blueGreenLayout(f: HostFacts): Finding[] {
           `start Gunicorn with --chdir ${f.layout.root}/slots/%i in ${template}`
         )
       )
-    if (!i.socket)
+    if (!i.socket && i.gunicorn.launcher.kind === 'unknown')
+      out.push(
+        finding(
+          'error',
+          `${i.unit}'s ExecStart (${i.info.execStart.join(' ')}) does not show Gunicorn's command line, so its socket cannot be read: live.sock has to be pointed at it`,
+          `start Gunicorn directly in ${template}: ExecStart=<venv>/bin/gunicorn --chdir ${f.layout.root}/slots/%i --bind unix:/run/${bg.template}-%i/gunicorn.sock …`
+        )
+      )
+    else if (!i.socket)
       out.push(
         finding(
           'error',

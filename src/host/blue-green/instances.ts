@@ -56,10 +56,16 @@ function socketOf(g: GunicornCommand): string | undefined {
   return undefined
 }
 
-function releaseOfLink(target: string | undefined): string | undefined {
+/** The release a slot names: `../releases/<id>` or `<release-path>/releases/<id>`, nothing else. */
+function releaseOfLink(target: string | undefined, layout: ReleaseLayout): string | undefined {
   if (!target) return undefined
-  const m = /^(?:\.\.\/releases|.*\/releases)\/([^/]+)\/?$/.exec(target)
-  return m && isReleaseId(m[1]) ? m[1] : undefined
+  const trimmed = target.replace(/\/+$/, '')
+  for (const dir of ['../releases/', `${layout.releasesDir}/`])
+    if (trimmed.startsWith(dir)) {
+      const id = trimmed.slice(dir.length)
+      return isReleaseId(id) ? id : undefined
+    }
+  return undefined
 }
 
 /** readlink of live.sock and both slots (empty text: not a link). */
@@ -101,7 +107,7 @@ export async function readBlueGreen(
   ])
   const withSlot = (i: Omit<Instance, 'slotRelease' | 'slotTarget'>): Instance => {
     const slotTarget = links[slotPath(layout, i.colour)]
-    return { ...i, slotTarget, slotRelease: releaseOfLink(slotTarget) }
+    return { ...i, slotTarget, slotRelease: releaseOfLink(slotTarget, layout) }
   }
   const instances = { blue: withSlot(blue), green: withSlot(green) }
   const liveTarget = links[liveLink(layout)]

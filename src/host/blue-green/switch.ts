@@ -239,18 +239,24 @@ async function switchBack(
   old: Instance | undefined
 ): Promise<string> {
   const { layout, conn } = ctx
-  if (!old || !req.from.release) {
-    const removed = await conn.remote.exec(
-      toShell(['rm', '-f', `${layout.root}/live.sock`, layout.current]),
-      { timeoutMs: 30_000 }
-    )
+  const live = `${layout.root}/live.sock`
+  if (!old) {
+    // No instance was live: live.sock did not exist. current goes back to what it was, if anything.
+    const undo = req.from.release
+      ? allOf(['rm', '-f', live], ...swapLink(`releases/${req.from.release}`, layout.current))
+      : toShell(['rm', '-f', live, layout.current])
+    const removed = await conn.remote.exec(undo, { timeoutMs: 30_000 })
     if (removed.code !== 0) throw new Error(`removing live.sock failed: ${removed.stderr.trim()}`)
-    return `This was the first deploy: live.sock and ${layout.current} were removed again.`
+    return req.from.release
+      ? `live.sock was removed again (no instance served through it before) and ${layout.current} points at releases/${req.from.release} again.`
+      : `This was the first deploy: live.sock and ${layout.current} were removed again.`
   }
   const unit = await readUnit(conn.remote, old.unit)
   await pointTrafficAt(ctx, old.socket!, req.from.release)
   if (!isRunning(unit))
-    return `live.sock points at ${old.unit} again, which is not running (it was not before the deploy either): nothing serves.`
+    return req.from.alive
+      ? `live.sock points at ${old.unit} again, but it stopped running during the deploy: nothing serves. sudo journalctl -u ${old.unit} shows why.`
+      : `live.sock points at ${old.unit} again, which is not running (it was not before the deploy either): nothing serves.`
   if (req.back) {
     const back = req.back
     const proven = await timed(ctx.result, 'rollback', () =>
@@ -310,7 +316,6 @@ export async function runBlueGreenCutover(
       result.error += `\nCould not reconnect to clean up: ${(reconnectError as Error).message}. The lock ${ctx.layout.lockDir} is taken over after lock-stale-after; check where ${ctx.layout.root}/live.sock points.`
       throw new CutoverError(result.error, false)
     }
-    await evidenceOf(ctx, to.unit)
     const notes: string[] = []
     let trafficOff = !switched
     if (switched)
@@ -330,6 +335,8 @@ export async function runBlueGreenCutover(
         )
       )
     else notes.push(`No request reached ${req.plan.release}: traffic never moved.`)
+    // The excerpt once traffic is back (the journal keeps what the new instance wrote).
+    await evidenceOf(ctx, to.unit)
     if (trafficOff) {
       if (switched) await drainQueue(ctx, to).catch(() => undefined)
       const stopped = await retireFailed(ctx, to)
