@@ -84,7 +84,8 @@ class LoadingTest(TempDirTest):
 
     def test_every_command_the_action_calls_is_dispatched(self):
         expected = {"envcheck", "importcheck", "run", "lock", "unlock", "touchlock",
-                    "linkshared", "access", "readglobs", "gunicornenv", "watchworkers"}
+                    "linkshared", "access", "readglobs", "gunicornenv", "watchworkers",
+                    "dbrevisions"}
         self.assertEqual(set(helper.COMMANDS), expected)
 
     def test_runs_a_command_under_dash_c(self):
@@ -637,6 +638,52 @@ class WatchWorkersTest(unittest.TestCase):
         self.assertEqual(helper.new_leaves(table, 10, set()), [12, 13])
         self.assertEqual(helper.new_leaves(table, 10, {12}), [13])
         self.assertEqual(helper.new_leaves(table, 20, set()), [])
+
+
+class DbRevisionsTest(TempDirTest):
+    """dbrevisions: `flask db current` and `flask db heads` in one process, the app imported once."""
+
+    # A stand-in for Flask's command line, found first on sys.path (the release directory):
+    # it prints what it was asked, where, with which environment, and how often it was loaded.
+    FAKE_FLASK_CLI = (
+        "import os, sys\n"
+        "loads = []\n"
+        "class Cli:\n"
+        "    def main(self, args, prog_name, standalone_mode):\n"
+        "        assert prog_name == 'flask' and standalone_mode is False\n"
+        "        loads.append(1)\n"
+        "        if os.environ.get('FAIL'):\n"
+        "            raise RuntimeError('cannot read the database')\n"
+        "        print('%s %s in %s, load %d' % (' '.join(args), os.environ['GREETING'], os.path.basename(os.getcwd()), len(loads)))\n"
+        "cli = Cli()\n"
+    )
+
+    def setUp(self):
+        super().setUp()
+        self.write("code/flask/__init__.py", "")
+        self.write("code/flask/cli.py", self.FAKE_FLASK_CLI)
+        self.write("code/migrations/env.py", "")
+
+    def test_prints_current_then_heads_after_markers_in_one_process(self):
+        envfile = self.write("app.env", "GREETING=hello\n")
+        done = run_as_c("dbrevisions", envfile, self.path("code"), "wsgi", "@@m@@")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(
+            done.stdout,
+            "@@m@@\n--app wsgi db current hello in code, load 1\n"
+            "@@m@@\n--app wsgi db heads hello in code, load 2\n",
+        )
+
+    def test_says_no_migrations_without_a_migrations_directory(self):
+        shutil.rmtree(self.path("code/migrations"))
+        done = run_as_c("dbrevisions", "-", self.path("code"), "wsgi", "@@m@@")
+        self.assertEqual((done.returncode, done.stdout), (0, "no-migrations\n"))
+
+    def test_fails_when_a_read_fails(self):
+        envfile = self.write("app.env", "GREETING=hello\nFAIL=1\n")
+        done = run_as_c("dbrevisions", envfile, self.path("code"), "wsgi", "@@m@@")
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn("cannot read the database", done.stderr)
 
 
 if __name__ == "__main__":

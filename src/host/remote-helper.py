@@ -331,12 +331,30 @@ def cmd_watchworkers(spec_json):
     marker = spec["marker"]
     sys.stdout.write("%s\n%s\n%s\n%s\n%s\n%s\n" % (marker, shown.rstrip("\n"), marker, ps.rstrip("\n"), marker, dirs.rstrip("\n")))
 
+def cmd_dbrevisions(envfile, directory, module, marker):
+    """`flask --app MODULE db current` and `... db heads` in one process, so the app is
+    imported once: each command's output after a line `marker`. Prints `no-migrations`
+    alone when the release has no migrations/ directory. Any failure exits non-zero."""
+    load_env(envfile)
+    os.chdir(directory)
+    sys.path.insert(0, directory)
+    if not os.path.isdir("migrations"):
+        print("no-migrations")
+        return
+    from flask.cli import cli
+    for command in ("current", "heads"):
+        # Alembic keeps the sys.stdout it first saw: the outputs are told apart by the markers.
+        sys.stdout.write("%s\n" % marker)
+        sys.stdout.flush()
+        cli.main(args=["--app", module, "db", command], prog_name="flask", standalone_mode=False)
+        sys.stdout.flush()
+
 COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,
             "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,
             "gunicornenv": cmd_gunicornenv,
             "readglobs": cmd_readglobs,
             "linkshared": cmd_linkshared, "access": cmd_access,
-            "watchworkers": cmd_watchworkers}
+            "watchworkers": cmd_watchworkers, "dbrevisions": cmd_dbrevisions}
 
 def main(argv):
     if not argv or argv[0] not in COMMANDS:

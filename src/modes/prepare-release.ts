@@ -14,13 +14,14 @@ import {
   fileHash,
   importCheck,
   installDependencies,
-  migrate
+  migrate,
+  revisions
 } from '../host/release-checks.js'
 import { listReleases, uploadRelease, type ReleaseLayout } from '../host/release-layout.js'
 import { helperArgv } from '../host/remote-helper.js'
 import { asRoot, serviceCommands } from '../host/service-commands.js'
 import { runStep } from '../transport/remote-command.js'
-import { toShell } from '../transport/shell-quote.js'
+import { splitEach, toShell } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 import type { MigrationGate } from './fleet.js'
 
@@ -220,8 +221,11 @@ async function migrations(
     return
   }
   await timed(p.result, 'migrations', () =>
-    log.group('Migrations', () =>
-      migrate(remote, {
+    log.group('Migrations', async () => {
+      const head = await databaseAtHead(p, releaseDir)
+      if (head) return log.info(`database already at head ${head.join(', ')}: no migration to run`)
+      checkCancelled(p.cancellation)
+      await migrate(remote, {
         interpreter: snap.interpreter,
         envFile: snap.envFile,
         envReadable: snap.envReadable,
@@ -233,9 +237,44 @@ async function migrations(
         ready,
         log
       })
-    )
+    })
   )
   gate?.open()
+}
+
+const REVISIONS_MARKER = '@@zdd-revisions@@'
+
+/**
+ * The common case, a database already at the release's head, read in one process
+ * (`flask db current` and `flask db heads` with the app imported once, beside the import
+ * check). Returns the heads when `current` equals them; undefined for anything else
+ * (migrations to run, no migrations/, migrate-command or migrate: off, a failure to
+ * read), which `migrate` then decides as always.
+ */
+async function databaseAtHead(
+  p: PrepareContext,
+  releaseDir: string
+): Promise<string[] | undefined> {
+  const { settings, snap } = p
+  if (settings.migrate !== 'auto' || settings.migrateCommand || !snap.interpreter) return undefined
+  if (snap.envFile && !snap.envReadable) return undefined
+  const module = snap.app.split(':')[0]
+  const read = await p.remote.exec(
+    toShell(
+      helperArgv(
+        snap.interpreter.python,
+        'dbrevisions',
+        snap.envFile ?? '-',
+        releaseDir,
+        module,
+        REVISIONS_MARKER
+      )
+    ),
+    { timeoutMs: settings.migrateTimeoutSeconds * 1000, signal: p.cancellation.signal }
+  )
+  const [current, heads] = splitEach(REVISIONS_MARKER, read.stdout).map(revisions)
+  if (read.code !== 0 || !current || !heads || heads.length === 0) return undefined
+  return current.join(',') === heads.join(',') ? heads : undefined
 }
 
 /**
