@@ -259,11 +259,16 @@ async function evidence(host: KitHost, strategy: Strategy, load: Load): Promise<
   if (load.failed === 0) return ''
   const since = Math.floor(load.firstFailure) - 5
   const until = Math.ceil(load.lastFailure) + 2
+  // Nginx stamps its error log in the host's local time (UTC on the test hosts), to the second
+  const stamp = (epoch: number) =>
+    new Date(epoch * 1000).toISOString().slice(0, 19).replace('T', ' ').replace(/-/g, '/')
   const logs = await rootSh(
     host,
     `journalctl ${unitsOf(host, strategy)} --since @${since} --until @${until} --no-pager -o short-iso-precise | tail -n 40; ` +
-      `echo '--- /var/log/nginx/error.log, around the failures (last 15 lines)'; ` +
-      `tail -n 15 /var/log/nginx/error.log`
+      `echo '--- /var/log/nginx/error.log from ${stamp(since)} to ${stamp(until)}: each message, counted (then the first 3 lines)'; ` +
+      `awk -v a='${stamp(since)}' -v b='${stamp(until)}' 'substr($0, 1, 19) >= a && substr($0, 1, 19) <= b' /var/log/nginx/error.log > /tmp/bench-errors; ` +
+      `sed -E 's|^[0-9/]+ [0-9:]+ ||; s|[0-9]+#[0-9]+: [*][0-9]+ ||; s|, client: .*||' /tmp/bench-errors | sort | uniq -c | sort -rn | head -n 10; ` +
+      `head -n 3 /tmp/bench-errors; rm -f /tmp/bench-errors`
   )
   return logs.trim()
 }
