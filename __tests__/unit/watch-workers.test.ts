@@ -2,9 +2,17 @@
 // instead of polling over SSH, and still judges the snapshot itself; without the
 // watch it polls as before. Also: the lock wait that a failed preflight stops, and
 // the log of a step that runs beside another step's log group.
-import { describe, expect, it } from '@jest/globals'
+import { afterEach, describe, expect, it } from '@jest/globals'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import * as path from 'node:path'
+import type { Duplex } from 'node:stream'
 import { ScriptedRemote, type Rule } from '../../__fixtures__/scripted-remote.js'
 import type { Log } from '../../src/action/log.js'
+import type { ShellLine } from '../../src/transport/shell-quote.js'
+import type { ExecResult } from '../../src/transport/ssh-connection.js'
 import { acquireLock } from '../../src/host/deploy-lock.js'
 import { parsePwdx, watchServiceState } from '../../src/host/service-state.js'
 import {
@@ -164,6 +172,106 @@ describe('verification watches the workers on the host', () => {
         [23, '/srv/b']
       ])
     )
+  })
+})
+
+/** A scripted host whose watch answers after `watchMs`, with an HTTP server for health. */
+class SlowWatchHost extends ScriptedRemote {
+  readonly dir = mkdtempSync(path.join(tmpdir(), 'zdd-watch-'))
+  readonly socket = path.join(this.dir, 'http.sock')
+  /** When each health request arrived, and when the watch answered (ms since start). */
+  readonly asked: number[] = []
+  answeredAt = -1
+  private server?: Server
+  private readonly started = Date.now()
+
+  constructor(
+    rules: Rule[],
+    private readonly watchMs: number,
+    private readonly body: (n: number) => { headers: Record<string, string>; text: string }
+  ) {
+    super(rules)
+  }
+
+  async listen(): Promise<void> {
+    this.server = createServer((_req, res) => {
+      this.asked.push(Date.now() - this.started)
+      const { headers, text } = this.body(this.asked.length)
+      res.writeHead(200, headers).end(text)
+    })
+    await new Promise<void>(resolve => this.server!.listen(this.socket, resolve))
+  }
+
+  async exec(command: ShellLine): Promise<ExecResult> {
+    if (/ watchworkers /.test(command)) {
+      await new Promise(resolve => setTimeout(resolve, this.watchMs))
+      this.answeredAt = Date.now() - this.started
+    }
+    return super.exec(command)
+  }
+
+  openChannel(): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(this.socket)
+      socket.once('connect', () => resolve(socket))
+      socket.once('error', reject)
+    })
+  }
+
+  async dispose(): Promise<void> {
+    await new Promise(resolve => (this.server ? this.server.close(resolve) : resolve(undefined)))
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
+describe('health beside the worker watch', () => {
+  const hosts: SlowWatchHost[] = []
+  afterEach(async () => {
+    for (const h of hosts.splice(0)) await h.dispose()
+  })
+
+  async function slowWatch(body: (n: number) => { headers: Record<string, string>; text: string }) {
+    const host = new SlowWatchHost(
+      [watch({ stdout: snapshot(10, [21, 22, 23], { 21: NEW_DIR, 22: NEW_DIR, 23: NEW_DIR }) })],
+      400,
+      body
+    )
+    await host.listen()
+    hosts.push(host)
+    const url = {
+      kind: 'unix' as const,
+      socket: host.socket,
+      path: '/health',
+      text: 'http://unix:/run/myapp/myapp.sock:/health'
+    }
+    return { host, exp: { ...expectations, urls: [url] } }
+  }
+
+  it('counts answers that name the new release while the workers are still being proven', async () => {
+    const { host, exp } = await slowWatch(() => ({
+      headers: { 'x-release': 'v2' },
+      text: '{"release":"v2"}'
+    }))
+    await verifyRelease(host, exp, recorder())
+    expect(host.asked).toHaveLength(3)
+    expect(host.asked.every(t => t < host.answeredAt)).toBe(true)
+  })
+
+  it('asks a health that names no release again once the workers are proven, counting only those answers', async () => {
+    const { host, exp } = await slowWatch(() => ({ headers: {}, text: 'OK' }))
+    await verifyRelease(host, exp, recorder())
+    expect(host.asked.filter(t => t >= host.answeredAt)).toHaveLength(3)
+    expect(host.asked.filter(t => t < host.answeredAt).length).toBeLessThanOrEqual(1)
+  })
+
+  it('resets the streak when an old worker answers, and still needs K answers in a row', async () => {
+    const { host, exp } = await slowWatch(n => {
+      const release = n === 2 ? 'v1' : 'v2'
+      return { headers: { 'x-release': release }, text: `{"release":"${release}"}` }
+    })
+    await verifyRelease(host, exp, recorder())
+    // v2, v1 (streak reset), then three v2 in a row
+    expect(host.asked).toHaveLength(5)
   })
 })
 

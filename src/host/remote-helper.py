@@ -332,8 +332,8 @@ def cmd_watchworkers(spec_json):
     sys.stdout.write("%s\n%s\n%s\n%s\n%s\n%s\n" % (marker, shown.rstrip("\n"), marker, ps.rstrip("\n"), marker, dirs.rstrip("\n")))
 
 def cmd_dbrevisions(envfile, directory, module, marker):
-    """`flask --app MODULE db current` and `... db heads` in one process, so the app is
-    imported once: each command's output after a line `marker`. Prints `no-migrations`
+    """Flask-Migrate's current and heads commands (`flask --app MODULE db ...`) in one
+    process, so the app is imported once: each command's output after a line `marker`. Prints `no-migrations`
     alone when the release has no migrations/ directory. Any failure exits non-zero."""
     load_env(envfile)
     os.chdir(directory)

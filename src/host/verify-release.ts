@@ -105,17 +105,45 @@ export function workerProblem(
   return undefined
 }
 
+/**
+ * Proves the release after a reload or restart: (1) the master and its new workers in the
+ * new release, (2) health K times in a row on every URL. Health is asked beside (1): an
+ * answer counts before (1) is proven only when it names the new release (an old worker
+ * cannot), so an app whose health names no release is asked only after (1).
+ */
 export async function verifyRelease(
   remote: RemoteHost,
   exp: VerifyExpectations,
   log: Log
 ): Promise<void> {
   const deadline = Date.now() + exp.timeoutSeconds * 1000
+  let settleWorkers: (proven: boolean) => void = () => undefined
+  const workersProven = new Promise<boolean>(resolve => (settleWorkers = resolve))
+  const health = Promise.allSettled(
+    exp.urls.map(url => healthyStreak(remote, url, exp, deadline, log, workersProven))
+  )
+  try {
+    await proveWorkers(remote, exp, deadline, log)
+  } catch (error) {
+    // the health loops stop asking (a request under way ends on its own, its answer unused)
+    settleWorkers(false)
+    throw error
+  }
+  settleWorkers(true)
+  for (const streak of await health) if (streak.status === 'rejected') throw streak.reason
+}
+
+/** 1. the master survived and replaced its workers with ones in the new release. */
+async function proveWorkers(
+  remote: RemoteHost,
+  exp: VerifyExpectations,
+  deadline: number,
+  log: Log
+): Promise<void> {
   let problem: string
   // The host watches the workers and answers once they could be right; where it
   // cannot (no watch helper), the unit and its workers are polled in one round trip.
   let watching = true
-  // 1. the master survived and replaced its workers with ones in the new release.
   for (;;) {
     const watched: ServiceSnapshotNow | undefined = watching
       ? await watchServiceState(remote, exp.service, {
@@ -153,36 +181,51 @@ export async function verifyRelease(
       log.info(
         `master ${unit.mainPid}${exp.mainPid ? ' kept' : ' up'}; ${workers.length} new workers (${workers.join(', ')}) ${exp.dirs === 'none' ? '(their directory not verified: health must name the release)' : `in ${exp.releaseDir}`}`
       )
-      break
+      return
     }
     problem = found
     if (Date.now() >= deadline)
       throw new VerifyError(`within reload-timeout (${exp.timeoutSeconds}s): ${problem}`, false)
     await sleep(watching ? 20 : 50)
   }
-  // 2. health answers 2xx K times in a row on every URL (the URLs checked side by side).
-  await Promise.all(exp.urls.map(url => healthyStreak(remote, url, exp, deadline, log)))
 }
 
+/** Whether a healthy answer names the new release itself (so no old worker gave it). */
+function namesRelease(response: HttpResponse, exp: VerifyExpectations): boolean {
+  if (exp.healthExpect !== undefined) return exp.healthExpect.includes('{release}')
+  return releaseOf(response) === exp.release
+}
+
+/**
+ * 2. health answers 2xx K times in a row on `url`. Before `workersProven` settles, only
+ * answers that name the new release count; after a failed worker proof nothing more is asked.
+ */
 async function healthyStreak(
   remote: RemoteHost,
   url: HttpTarget,
   exp: VerifyExpectations,
   deadline: number,
-  log: Log
+  log: Log,
+  workersProven: Promise<boolean>
 ): Promise<void> {
+  let proven: boolean | undefined
+  void workersProven.then(p => (proven = p))
   let streak = 0
   while (streak < exp.healthChecks) {
+    if (proven === false) return
+    const early = proven === undefined
     let found: string | undefined
+    let response: HttpResponse | undefined
     try {
-      found = healthProblem(
-        await httpGet(remote, url, 5000),
-        exp.release,
-        exp.healthExpect,
-        exp.oldRelease
-      )
+      response = await httpGet(remote, url, 5000)
+      found = healthProblem(response, exp.release, exp.healthExpect, exp.oldRelease)
     } catch (error) {
       found = `failed: ${(error as Error).message}`
+    }
+    if (found === undefined && response && early && !namesRelease(response, exp)) {
+      // an answer that may come from an old worker: ask again once the workers are proven
+      if (!(await workersProven)) return
+      continue
     }
     if (found === undefined) {
       streak++
@@ -190,6 +233,7 @@ async function healthyStreak(
     }
     streak = 0
     if (Date.now() >= deadline) {
+      if (early && (await workersProven) === false) return
       throw new VerifyError(
         `within reload-timeout (${exp.timeoutSeconds}s): ${url.text} ${found}`,
         false

@@ -193,7 +193,10 @@ async function prepare(
   requirements: Requirements
 ): Promise<Prepared> {
   const remote = h.conn.remote
-  const releaseDir = await prepareRelease({
+  // The release's physical path and the fallback are read beside the checks.
+  const newDir = settle(realPath(remote, h.layout.release(h.ctx.settings.releaseId)))
+  const fallback = settle(fallbackFor(h, snap))
+  await prepareRelease({
     ...h.ctx,
     remote,
     snap,
@@ -201,7 +204,10 @@ async function prepare(
     layout: h.layout,
     result: h.result
   })
-  return { newDir: await realPath(remote, releaseDir), fallback: await fallbackFor(h, snap) }
+  const [dir, back] = await Promise.all([newDir, fallback])
+  if (!dir.ok) throw dir.error
+  if (!back.ok) throw back.error
+  return { newDir: dir.value, fallback: back.value }
 }
 
 async function switchToNew(h: HostRun, snap: ServiceSnapshot, prepared: Prepared): Promise<void> {
