@@ -309,28 +309,41 @@ export async function record(
   if (!written) ctx.log.warning(`could not append to the release log ${ctx.layout.logFile}`)
 }
 
+/** The traffic probe, from the switch to the end, while a master serves. */
+export function probeFrom(ctx: CutoverContext, from: ServingState): TrafficProbe | undefined {
+  return ctx.probeUrl && from.alive
+    ? startProbe(ctx.conn.remote, ctx.probeUrl, { maxSeconds: ctx.timeoutSeconds * 2 + 120 })
+    : undefined
+}
+
+/** After a failure: a new connection if the old one dropped, or a CutoverError saying what to check. */
+export async function reconnectToCleanUp(
+  ctx: CutoverContext,
+  probe: TrafficProbe | undefined,
+  check: string
+): Promise<void> {
+  try {
+    await reconnectIfDropped(ctx)
+  } catch (reconnectError) {
+    await stopProbe(probe, ctx).catch(() => undefined)
+    ctx.result.error += `\nCould not reconnect to clean up: ${(reconnectError as Error).message}. The lock ${ctx.layout.lockDir} is taken over after lock-stale-after; ${check}.`
+    throw new CutoverError(ctx.result.error ?? '', false)
+  }
+}
+
 /**
  * Runs one cutover and records it. On success result.status is left to the
  * caller; on failure the error carries the evidence, the fallback has run
  * (result.rolledBack tells whether it worked), and CutoverError is thrown.
  */
 export async function runCutover(req: CutoverRequest, ctx: CutoverContext): Promise<void> {
-  const { result, log } = ctx
-  const probe =
-    ctx.probeUrl && req.from.alive
-      ? startProbe(ctx.conn.remote, ctx.probeUrl, { maxSeconds: ctx.timeoutSeconds * 2 + 120 })
-      : undefined
+  const { result } = ctx
+  const probe = probeFrom(ctx, req.from)
   try {
     await switchAndProve(ctx, req.plan, req.from, req.restartDeadMaster, true, req.action)
   } catch (error) {
     result.error = (error as Error).message
-    try {
-      await reconnectIfDropped(ctx)
-    } catch (reconnectError) {
-      await stopProbe(probe, ctx).catch(() => undefined)
-      result.error += `\nCould not reconnect to clean up: ${(reconnectError as Error).message}. The lock ${ctx.layout.lockDir} is taken over after lock-stale-after; check which release ${ctx.layout.current} points at.`
-      throw new CutoverError(result.error, false)
-    }
+    await reconnectToCleanUp(ctx, probe, `check which release ${ctx.layout.current} points at`)
     result.excerpt = await collectEvidence(ctx.conn.remote, {
       service: ctx.service,
       since: ctx.since,
@@ -341,9 +354,19 @@ export async function runCutover(req: CutoverRequest, ctx: CutoverContext): Prom
     await record(ctx, req, false)
     throw new CutoverError(result.error, false)
   }
+  await finishCutover(ctx, req, probe, ctx.service)
+}
+
+/** After a proven cutover: the probe's count (a warning with evidence if requests failed), the log entry. */
+export async function finishCutover(
+  ctx: CutoverContext,
+  req: Pick<CutoverRequest, 'action' | 'plan' | 'from'>,
+  probe: TrafficProbe | undefined,
+  service: string
+): Promise<void> {
   await stopProbe(probe, ctx)
-  await warnIfRequestsFailed(ctx.conn.remote, result, log, {
-    service: ctx.service,
+  await warnIfRequestsFailed(ctx.conn.remote, ctx.result, ctx.log, {
+    service,
     since: ctx.since,
     nginxErrorLog: ctx.nginxErrorLog,
     what: req.action

@@ -13,7 +13,7 @@ import { readGunicornOptions, readUnit, realPath, workingDirectories } from './s
 import { optional, toShell } from '../transport/shell-quote.js'
 import type { ExecResult, RemoteHost } from '../transport/ssh-connection.js'
 import { configUnseen, type GunicornCommand, type UnitInfo } from './gunicorn/unit-info.js'
-import type { Strategy } from '../action/settings.js'
+import type { Settings, Strategy } from '../action/settings.js'
 import {
   instanceUnit,
   otherColour,
@@ -69,6 +69,16 @@ export interface BlueGreenFacts extends BlueGreenLayout {
   /** The instance `service` (and the rest of these facts) describe: the live one, else blue. */
   serving: Colour
   idleAccess: Access
+}
+
+/** The fact options a mode reads from the settings. */
+export function factOptions(
+  settings: Pick<Settings, 'service' | 'strategy' | 'envFile' | 'nginxErrorLog'>,
+  layout: ReleaseLayout,
+  requiredEnv: string[]
+): FactOptions {
+  const { service, strategy, envFile, nginxErrorLog } = settings
+  return { service, strategy, layout, envFile, requiredEnv, nginxErrorLog }
 }
 
 export interface FactOptions {

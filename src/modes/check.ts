@@ -3,7 +3,7 @@
 // nothing. Every finding has a severity and a fix.
 import { sudoersLine } from '../host/access.js'
 import { runChecks } from '../host/host-checks.js'
-import { gatherFacts, type HostFacts } from '../host/host-facts.js'
+import { factOptions, gatherFacts, type HostFacts } from '../host/host-facts.js'
 import { certificateWarning, httpGet, readCertificate } from '../transport/http-over-ssh.js'
 import { nginxTarget } from '../host/verification-urls.js'
 import type { HttpTarget } from '../transport/http-target.js'
@@ -99,14 +99,7 @@ export async function checkHost(
   result.findings = findings
   const layout = new ReleaseLayout(settings.releasePath)
   await timed(result, 'audit', async () => {
-    const facts = await gatherFacts(remote, {
-      service: settings.service,
-      strategy: settings.strategy,
-      layout,
-      envFile: settings.envFile,
-      requiredEnv: settings.requiredEnv,
-      nginxErrorLog: settings.nginxErrorLog
-    })
+    const facts = await gatherFacts(remote, factOptions(settings, layout, settings.requiredEnv))
     findings.push(
       ...runChecks(
         facts,

@@ -9,7 +9,7 @@ import type { Settings } from '../action/settings.js'
 import { runBlueGreenCutover } from '../host/blue-green/switch.js'
 import { runCutover, type CutoverContext, type CutoverPlan } from '../host/cutover.js'
 import { withLock } from '../host/deploy-lock.js'
-import { gatherFacts } from '../host/host-facts.js'
+import { factOptions, gatherFacts } from '../host/host-facts.js'
 import { reloadTrap, snapshotOf, type ServiceSnapshot } from '../host/preflight.js'
 import { listReleases, ReleaseLayout } from '../host/release-layout.js'
 import { readReleaseLog, type ReleaseLogEntry } from '../host/release-log.js'
@@ -85,14 +85,7 @@ async function planRollback(
   log: Log
 ): Promise<RollbackPlan> {
   const [facts, existing, entries] = await Promise.all([
-    gatherFacts(remote, {
-      service: settings.service,
-      strategy: settings.strategy,
-      layout,
-      envFile: settings.envFile,
-      requiredEnv: [],
-      nginxErrorLog: settings.nginxErrorLog
-    }),
+    gatherFacts(remote, factOptions(settings, layout, [])),
     listReleases(remote, layout),
     readReleaseLog(remote, layout.logFile)
   ])

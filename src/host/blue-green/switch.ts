@@ -5,17 +5,24 @@
 // A release that does not prove itself before the switch is stopped and
 // nothing else changes; a failure after the switch moves traffic back.
 import type { CutoverContext, CutoverPlan, ServingState } from '../cutover.js'
-import { CutoverError, reconnectIfDropped, record, stopProbe } from '../cutover.js'
+import {
+  CutoverError,
+  finishCutover,
+  probeFrom,
+  reconnectIfDropped,
+  reconnectToCleanUp,
+  record,
+  stopProbe
+} from '../cutover.js'
 import { timed } from '../../action/host-result.js'
 import { sudoersLine } from '../access.js'
-import { collectEvidence, warnIfRequestsFailed } from '../evidence.js'
+import { collectEvidence } from '../evidence.js'
 import { isRunning } from '../host-facts.js'
 import { swapLink } from '../release-layout.js'
 import type { ReleaseLogEntry } from '../release-log.js'
 import { asRoot, serviceCommands } from '../service-commands.js'
 import { readUnit } from '../service-state.js'
 import { verifyStaticFile } from '../static-check.js'
-import { startProbe } from '../traffic-probe.js'
 import { bindTarget } from '../verification-urls.js'
 import { verifyRelease } from '../verify-release.js'
 import { tailLines } from '../../transport/remote-command.js'
@@ -303,19 +310,10 @@ export async function runBlueGreenCutover(
 ): Promise<void> {
   const { result, log } = ctx
   const { to, old, warm } = chooseInstance(req.bg, req.plan.release)
-  const probe =
-    ctx.probeUrl && req.from.alive
-      ? startProbe(ctx.conn.remote, ctx.probeUrl, { maxSeconds: ctx.timeoutSeconds * 2 + 120 })
-      : undefined
+  const probe = probeFrom(ctx, req.from)
   const fail = async (error: unknown, switched: boolean): Promise<never> => {
     result.error = (error as Error).message
-    try {
-      await reconnectIfDropped(ctx)
-    } catch (reconnectError) {
-      await stopProbe(probe, ctx).catch(() => undefined)
-      result.error += `\nCould not reconnect to clean up: ${(reconnectError as Error).message}. The lock ${ctx.layout.lockDir} is taken over after lock-stale-after; check where ${ctx.layout.root}/live.sock points.`
-      throw new CutoverError(result.error, false)
-    }
+    await reconnectToCleanUp(ctx, probe, `check where ${ctx.layout.root}/live.sock points`)
     const notes: string[] = []
     let trafficOff = !switched
     if (switched)
@@ -362,13 +360,6 @@ export async function runBlueGreenCutover(
   if (old && req.keepWarm && req.from.alive)
     log.info(`${old.unit} stays warm on ${req.from.release} (keep-previous: warm)`)
   else if (old && old.info.activeState !== 'inactive') await retireOld(ctx, old)
-  await stopProbe(probe, ctx)
-  await warnIfRequestsFailed(ctx.conn.remote, result, log, {
-    service: to.unit,
-    since: ctx.since,
-    nginxErrorLog: ctx.nginxErrorLog,
-    what: req.action
-  })
   result.instance = to.unit
-  await record(ctx, req, true)
+  await finishCutover(ctx, req, probe, to.unit)
 }
