@@ -5,6 +5,7 @@
 import { execFile, execFileSync } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import * as http from 'node:http'
+import { loadavg } from 'node:os'
 import * as path from 'node:path'
 import { promisify } from 'node:util'
 import {
@@ -165,6 +166,8 @@ async function evidence(host: KitHost, r: LoadResult, timeline: string[]): Promi
 async function main(): Promise<void> {
   const command = 'npm run bench'
   const startedAt = new Date().toISOString()
+  // The machine is shared: its load says how far the timings are from an idle machine's.
+  const loadAtStart = loadavg()[1]
   console.log('starting hosts ...')
   // ZDD_BENCH_HOSTS: another prefix for the four host names (when bn1..bn4 are in use).
   const names = [1, 2, 3, 4].map(i => `${process.env.ZDD_BENCH_HOSTS || 'bn'}${i}`)
@@ -283,6 +286,7 @@ async function main(): Promise<void> {
       command,
       startedAt,
       machine: `${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores, Node ${process.version}`,
+      loadAverage5min: { start: +loadAtStart.toFixed(2), end: +loadavg()[1].toFixed(2) },
       loadDuringDeploys: { ...duringDeploys, deploys: deploysDuring, evidence: deployEvidence },
       loadDuringRollbacks: {
         ...duringRollbacks,
@@ -310,6 +314,8 @@ async function main(): Promise<void> {
 
 Produced by \`${command}\` (bench/bench.ts) on ${startedAt}, ${results.machine}, against
 hostkit test hosts (systemd-nspawn containers on this machine). Ratios are measured in the same run.
+The machine's 5-minute load average was ${results.loadAverage5min.start} at the start and
+${results.loadAverage5min.end} at the end (other work shares its cores).
 
 | measure | result | goal |
 |---|---|---|

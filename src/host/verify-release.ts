@@ -196,8 +196,29 @@ function namesRelease(response: HttpResponse, exp: VerifyExpectations): boolean 
   return releaseOf(response) === exp.release
 }
 
+/** At most this many health requests to one URL at a time. */
+const HEALTH_AT_ONCE = 4
+
+/** One health answer, and why it does not prove the release (undefined when it does). */
+async function askHealth(
+  remote: RemoteHost,
+  url: HttpTarget,
+  exp: VerifyExpectations
+): Promise<{ response?: HttpResponse; problem?: string }> {
+  try {
+    const response = await httpGet(remote, url, 5000)
+    return {
+      response,
+      problem: healthProblem(response, exp.release, exp.healthExpect, exp.oldRelease)
+    }
+  } catch (error) {
+    return { problem: `failed: ${(error as Error).message}` }
+  }
+}
+
 /**
- * 2. health answers 2xx K times in a row on `url`. Before `workersProven` settles, only
+ * 2. health answers 2xx K times in a row on `url`, asked up to HEALTH_AT_ONCE at a time
+ * (any failure among them starts the count again). Before `workersProven` settles, only
  * answers that name the new release count; after a failed worker proof nothing more is asked.
  */
 async function healthyStreak(
@@ -214,28 +235,25 @@ async function healthyStreak(
   while (streak < exp.healthChecks) {
     if (proven === false) return
     const early = proven === undefined
-    let found: string | undefined
-    let response: HttpResponse | undefined
-    try {
-      response = await httpGet(remote, url, 5000)
-      found = healthProblem(response, exp.release, exp.healthExpect, exp.oldRelease)
-    } catch (error) {
-      found = `failed: ${(error as Error).message}`
-    }
-    if (found === undefined && response && early && !namesRelease(response, exp)) {
-      // an answer that may come from an old worker: ask again once the workers are proven
-      if (!(await workersProven)) return
-      continue
-    }
-    if (found === undefined) {
-      streak++
+    const asked = Math.min(HEALTH_AT_ONCE, exp.healthChecks - streak)
+    const answers = await Promise.all(
+      Array.from({ length: asked }, () => askHealth(remote, url, exp))
+    )
+    const problem = answers.find(a => a.problem !== undefined)?.problem
+    if (problem === undefined) {
+      if (early && answers.some(a => !a.response || !namesRelease(a.response, exp))) {
+        // answers that may come from old workers: ask again once the workers are proven
+        if (!(await workersProven)) return
+        continue
+      }
+      streak += answers.length
       continue
     }
     streak = 0
     if (Date.now() >= deadline) {
       if (early && (await workersProven) === false) return
       throw new VerifyError(
-        `within reload-timeout (${exp.timeoutSeconds}s): ${url.text} ${found}`,
+        `within reload-timeout (${exp.timeoutSeconds}s): ${url.text} ${problem}`,
         false
       )
     }
