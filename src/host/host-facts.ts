@@ -8,11 +8,16 @@ import { helperArgv } from './remote-helper.js'
 import { findInterpreter, type EnvCheck, type Interpreter } from './release-checks.js'
 import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
 import { asRoot, serviceCommands } from './service-commands.js'
-import { readGunicornProcesses } from './gunicorn/gunicorn-processes.js'
+import { readGunicornProcesses, type GunicornProcesses } from './gunicorn/gunicorn-processes.js'
 import { readGunicornOptions, readUnit, realPath, workingDirectories } from './service-state.js'
 import { optional, toShell } from '../transport/shell-quote.js'
 import type { ExecResult, RemoteHost } from '../transport/ssh-connection.js'
-import { configUnseen, type GunicornCommand, type UnitInfo } from './gunicorn/unit-info.js'
+import {
+  configUnseen,
+  parseGunicornCommand,
+  type GunicornCommand,
+  type UnitInfo
+} from './gunicorn/unit-info.js'
 import type { Settings, Strategy } from '../action/settings.js'
 import {
   instanceUnit,
@@ -208,6 +213,30 @@ async function gatherUnitFacts(
   const { layout, service } = opts
   const unit = await readUnit(remote, service)
   const envFile = opts.envFile ?? unit.environmentFiles[0]
+  // Queued first: the access probe and Gunicorn's options lead to the reads that need them.
+  const sideBySide = Promise.all([
+    probeAccess(
+      remote,
+      service,
+      [envFile, opts.nginxErrorLog].filter(p => p !== undefined)
+    ),
+    readGunicornProcesses(remote, unit.mainPid),
+    readGunicornOptions(remote, unit)
+  ])
+  // The interpreter and a console script's #! line need only the launcher: when ExecStart
+  // shows it, they are read now too, else from the running master's command line below.
+  const launched = parseGunicornCommand(unit.execStart)
+  const byLauncher = (g: GunicornCommand, running: GunicornProcesses | number) =>
+    Promise.all([
+      findInterpreter(remote, g, running).then(async found => ({
+        found,
+        version: 'error' in found ? undefined : await gunicornVersion(remote, found.python)
+      })),
+      scriptShebang(remote, g)
+    ])
+  const launcherEarly =
+    launched.launcher.kind === 'unknown' ? undefined : byLauncher(launched, unit.mainPid)
+  launcherEarly?.catch(() => undefined) // awaited below
   // Reads that need nothing else start now, beside the access probe and Gunicorn's options.
   const early = Promise.all([
     remote.exec(
@@ -231,22 +260,14 @@ async function gatherUnitFacts(
     readEnv(remote, envFile, opts.requiredEnv)
   ])
   early.catch(() => undefined) // awaited below, after the reads it runs beside
-  const [access, procs, fromUnit] = await Promise.all([
-    probeAccess(
-      remote,
-      service,
-      [envFile, opts.nginxErrorLog].filter(p => p !== undefined)
-    ),
-    readGunicornProcesses(remote, unit.mainPid),
-    readGunicornOptions(remote, unit)
-  ])
+  const [access, procs, fromUnit] = await sideBySide
   // ExecStart that does not show Gunicorn's command line: read the running master's.
   const gunicorn =
     fromUnit.launcher.kind === 'unknown' && procs?.argv
       ? await readGunicornOptions(remote, unit, procs.argv)
       : fromUnit
   const masterAlive = isRunning(unit)
-  const [[df, current, releasesDir, env], dirs, nginxTest, nginx, interpreter, shebang] =
+  const [[df, current, releasesDir, env], dirs, nginxTest, nginx, [interpreter, shebang]] =
     await Promise.all([
       early,
       probeDirs(remote, unit, procs?.masterPid, access),
@@ -254,11 +275,7 @@ async function gatherUnitFacts(
         ? remote.exec(toShell(asRoot(serviceCommands.nginxTest())))
         : Promise.resolve(undefined),
       nginxMatch(remote, gunicorn, access, proxiedBind),
-      findInterpreter(remote, gunicorn, procs ?? unit.mainPid).then(async found => ({
-        found,
-        version: 'error' in found ? undefined : await gunicornVersion(remote, found.python)
-      })),
-      scriptShebang(remote, gunicorn)
+      launcherEarly ?? byLauncher(gunicorn, procs ?? unit.mainPid)
     ])
   const lines = df.stdout.trim().split('\n')
   return {
