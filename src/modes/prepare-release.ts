@@ -162,7 +162,7 @@ async function checkRelease(p: PrepareContext, releaseDir: string): Promise<void
           releaseDir,
           app: snap.app,
           log
-        }).then(seconds => warnOfStall(seconds, log))
+        }).then(seconds => settings.strategy === 'reload' && warnOfStall(seconds, log))
       : undefined
   ])
 }
@@ -178,7 +178,7 @@ export const STALL_WARN_SECONDS = 1.5
 export function warnOfStall(importSeconds: number | undefined, log: Log): void {
   if (importSeconds === undefined || importSeconds <= STALL_WARN_SECONDS) return
   log.warning(
-    `the new release took ${importSeconds.toFixed(1)} s to import: a reload (HUP) holds requests for about that long, because Gunicorn stops the old workers without waiting for the new ones to boot (gunicorn issues #1757, #1199); under load some may fail. Keep the import fast (defer heavy loading), or deploy when traffic is low.`
+    `the new release took ${importSeconds.toFixed(1)} s to import: a reload (HUP) holds requests for about that long, because Gunicorn stops the old workers without waiting for the new ones to boot (gunicorn issues #1757, #1199); under load some may fail. Use strategy: blue-green (the new release is proven on its own socket before any request reaches it), keep the import fast (defer heavy loading), or deploy when traffic is low.`
   )
 }
 
