@@ -211,6 +211,7 @@ describe('predicting the reload stall from the import check', () => {
     expect(warnings).toEqual([])
     warnOfStall(4.02, log)
     expect(warnings[0]).toContain('took 4.0 s to import: a reload (HUP) holds requests')
+    expect(warnings[0]).toContain('Use strategy: blue-green')
   })
 })
 
