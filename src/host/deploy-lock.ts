@@ -73,18 +73,20 @@ export function describeHolder(h: Partial<LockOwner>): string {
   return `${h.actor ?? 'unknown'} (release ${h.release ?? '?'}, since ${h.since ?? '?'}, run ${h.run ?? '?'})`
 }
 
+/** How long to wait for the lock, when a holder counts as gone, and what stops the wait. */
+export interface LockWait {
+  timeoutSeconds: number
+  staleSeconds: number
+  log: Log
+  /** Stops waiting for a lock another deploy holds (e.g. preflight failed meanwhile). */
+  signal?: AbortSignal
+}
+
 export async function acquireLock(
   remote: RemoteHost,
   dir: string,
   who: Omit<LockOwner, 'token' | 'since'>,
-  options: {
-    timeoutSeconds: number
-    staleSeconds: number
-    log: Log
-    pollMs?: number
-    /** Stops waiting for a lock another deploy holds (e.g. preflight failed meanwhile). */
-    signal?: AbortSignal
-  }
+  options: LockWait & { pollMs?: number }
 ): Promise<HeldLock> {
   const owner: LockOwner = {
     ...who,
@@ -168,12 +170,7 @@ export async function withLock<T>(
   conn: Connection,
   dir: string,
   who: Omit<LockOwner, 'token' | 'since'>,
-  options: {
-    timeoutSeconds: number
-    staleSeconds: number
-    log: Log
-    /** Stops waiting for a lock another deploy holds. */
-    signal?: AbortSignal
+  options: LockWait & {
     /** Wraps the wait for the lock (e.g. to time it as a step). */
     timing?: (wait: () => Promise<HeldLock>) => Promise<HeldLock>
   },

@@ -9,21 +9,20 @@ import {
   readServiceState,
   watchServiceState,
   workingDirectories,
-  type ServiceSnapshotNow
+  type ServiceSnapshotNow,
+  type WorkerWatch
 } from './service-state.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 
-export interface VerifyExpectations {
+/** mainPid: the master before the reload (undefined after a start or restart); dirs: 'none' is not verified. */
+export interface VerifyExpectations extends Pick<
+  WorkerWatch,
+  'mainPid' | 'oldWorkers' | 'workers' | 'dirs'
+> {
   service: string
   release: string
   /** Physical path of the release directory (readlink -f). */
   releaseDir: string
-  /** The master PID before the reload; undefined after a restart. */
-  mainPid?: number
-  oldWorkers: number[]
-  workers: number
-  /** How the workers' directories are read: their own user, sudo pwdx, or not at all (not verified). */
-  dirs: 'own' | 'sudo' | 'none'
   /** Physical path of the release the old workers ran, to name stale code. */
   oldReleaseDir?: string
   /** Id of the release that served before the switch, to name stale code. */
