@@ -205,6 +205,42 @@ export async function gatherFacts(remote: RemoteHost, opts: FactOptions): Promis
   return { ...facts, blueGreen: { ...bg, serving, idleAccess } }
 }
 
+/** release-path as the deploy user sees it: what is writable, the links, free space, current's release. */
+async function readLayout(remote: RemoteHost, layout: ReleaseLayout) {
+  const [df, current, releasesDir] = await Promise.all([
+    remote.exec(
+      optional([
+        'sh',
+        '-c',
+        'test -d "$1" && test -w "$1" && echo releases-writable; test -d "$2" && echo shared-dir; test -L "$3" && echo current-link; test -e "$3" && echo current-exists; test -L "$5" && echo live-link; df -Pk "$4"',
+        'sh',
+        layout.releasesDir,
+        layout.sharedDir,
+        layout.current,
+        layout.root,
+        `${layout.root}/live.sock`
+      ])
+    ),
+    readCurrentRelease(remote, layout).then(async id => ({
+      id,
+      dir: id ? await realPath(remote, layout.current).catch(() => undefined) : undefined
+    })),
+    realPath(remote, layout.releasesDir).catch(() => layout.releasesDir)
+  ])
+  const lines = df.stdout.trim().split('\n')
+  return {
+    releasesWritable: lines.includes('releases-writable'),
+    sharedExists: lines.includes('shared-dir'),
+    currentIsLink: lines.includes('current-link'),
+    currentExists: lines.includes('current-exists') || lines.includes('current-link'),
+    liveLinkExists: lines.includes('live-link'),
+    currentRelease: current.id,
+    currentDir: current.dir,
+    releasesDir,
+    freeKb: Number(lines[lines.length - 1]?.split(/\s+/)[3] ?? 0) || 0
+  }
+}
+
 async function gatherUnitFacts(
   remote: RemoteHost,
   opts: FactOptions,
@@ -239,24 +275,7 @@ async function gatherUnitFacts(
   launcherEarly?.catch(() => undefined) // awaited below
   // Reads that need nothing else start now, beside the access probe and Gunicorn's options.
   const early = Promise.all([
-    remote.exec(
-      optional([
-        'sh',
-        '-c',
-        'test -d "$1" && test -w "$1" && echo releases-writable; test -d "$2" && echo shared-dir; test -L "$3" && echo current-link; test -e "$3" && echo current-exists; test -L "$5" && echo live-link; df -Pk "$4"',
-        'sh',
-        layout.releasesDir,
-        layout.sharedDir,
-        layout.current,
-        layout.root,
-        `${layout.root}/live.sock`
-      ])
-    ),
-    readCurrentRelease(remote, layout).then(async id => ({
-      id,
-      dir: id ? await realPath(remote, layout.current).catch(() => undefined) : undefined
-    })),
-    realPath(remote, layout.releasesDir).catch(() => layout.releasesDir),
+    readLayout(remote, layout),
     readEnv(remote, envFile, opts.requiredEnv)
   ])
   early.catch(() => undefined) // awaited below, after the reads it runs beside
@@ -267,17 +286,15 @@ async function gatherUnitFacts(
       ? await readGunicornOptions(remote, unit, procs.argv)
       : fromUnit
   const masterAlive = isRunning(unit)
-  const [[df, current, releasesDir, env], dirs, nginxTest, nginx, [interpreter, shebang]] =
-    await Promise.all([
-      early,
-      probeDirs(remote, unit, procs?.masterPid, access),
-      may(access, 'nginx-test')
-        ? remote.exec(toShell(asRoot(serviceCommands.nginxTest())))
-        : Promise.resolve(undefined),
-      nginxMatch(remote, gunicorn, access, proxiedBind),
-      launcherEarly ?? byLauncher(gunicorn, procs ?? unit.mainPid)
-    ])
-  const lines = df.stdout.trim().split('\n')
+  const [[onDisk, env], dirs, nginxTest, nginx, [interpreter, shebang]] = await Promise.all([
+    early,
+    probeDirs(remote, unit, procs?.masterPid, access),
+    may(access, 'nginx-test')
+      ? remote.exec(toShell(asRoot(serviceCommands.nginxTest())))
+      : Promise.resolve(undefined),
+    nginxMatch(remote, gunicorn, access, proxiedBind),
+    launcherEarly ?? byLauncher(gunicorn, procs ?? unit.mainPid)
+  ])
   return {
     service,
     user: remote.target.user,
@@ -291,15 +308,7 @@ async function gatherUnitFacts(
     dirs: dirs.via,
     nginxTest,
     nginx,
-    releasesWritable: lines.includes('releases-writable'),
-    sharedExists: lines.includes('shared-dir'),
-    currentIsLink: lines.includes('current-link'),
-    currentExists: lines.includes('current-exists') || lines.includes('current-link'),
-    liveLinkExists: lines.includes('live-link'),
-    currentRelease: current.id,
-    currentDir: current.dir,
-    releasesDir,
-    freeKb: Number(lines[lines.length - 1]?.split(/\s+/)[3] ?? 0) || 0,
+    ...onDisk,
     interpreter: interpreter.found,
     gunicornVersion: interpreter.version,
     shebang,
