@@ -1078,14 +1078,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path7 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path8 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path7 && path7[0] !== "/") {
-          path7 = `/${path7}`;
+        if (path8 && path8[0] !== "/") {
+          path8 = `/${path8}`;
         }
-        return new URL(`${origin}${path7}`);
+        return new URL(`${origin}${path8}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1536,39 +1536,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path7, origin }
+          request: { method, path: path8, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path7);
+        debuglog("sending request to %s %s/%s", method, origin, path8);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path7, origin },
+          request: { method, path: path8, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path7,
+          path8,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path7, origin }
+          request: { method, path: path8, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path7);
+        debuglog("trailers received from %s %s/%s", method, origin, path8);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path7, origin },
+          request: { method, path: path8, origin },
           error: error3
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path7,
+          path8,
           error3.message
         );
       });
@@ -1617,9 +1617,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path7, origin }
+            request: { method, path: path8, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path7);
+          debuglog("sending request to %s %s/%s", method, origin, path8);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1682,7 +1682,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path7,
+        path: path8,
         method,
         body,
         headers,
@@ -1697,11 +1697,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path7 !== "string") {
+        if (typeof path8 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path7[0] !== "/" && !(path7.startsWith("http://") || path7.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path8[0] !== "/" && !(path8.startsWith("http://") || path8.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path7)) {
+        } else if (invalidPathRegex.test(path8)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1767,7 +1767,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path7, query) : path7;
+        this.path = query ? buildURL(path8, query) : path8;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -6460,7 +6460,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method, path: path7, host, upgrade, blocking, reset } = request2;
+      const { method, path: path8, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6541,7 +6541,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path7} HTTP/1.1\r
+      let header = `${method} ${path8} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7070,7 +7070,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method, path: path7, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method, path: path8, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7167,7 +7167,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path7;
+      headers[HTTP2_HEADER_PATH] = path8;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7520,9 +7520,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path7 = search ? `${pathname}${search}` : pathname;
+        const path8 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path7;
+        this.opts.path = path8;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8761,10 +8761,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path7 = "/",
+          path: path8 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path7;
+        opts.path = origin + path8;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10736,20 +10736,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path7) {
-      if (typeof path7 !== "string") {
-        return path7;
+    function safeUrl(path8) {
+      if (typeof path8 !== "string") {
+        return path8;
       }
-      const pathSegments = path7.split("?");
+      const pathSegments = path8.split("?");
       if (pathSegments.length !== 2) {
-        return path7;
+        return path8;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path7, method, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path7);
+    function matchKey(mockDispatch2, { path: path8, method, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path8);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10771,7 +10771,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path7 }) => matchValue(safeUrl(path7), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path8 }) => matchValue(safeUrl(path8), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10809,9 +10809,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path7, method, body, headers, query } = opts;
+      const { path: path8, method, body, headers, query } = opts;
       return {
-        path: path7,
+        path: path8,
         method,
         body,
         headers,
@@ -11274,10 +11274,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path7, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path8, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path7,
+            Path: path8,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -16156,9 +16156,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path7) {
-      for (let i = 0; i < path7.length; ++i) {
-        const code = path7.charCodeAt(i);
+    function validateCookiePath(path8) {
+      for (let i = 0; i < path8.length; ++i) {
+        const code = path8.charCodeAt(i);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -19078,11 +19078,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path7 = opts.path;
+          let path8 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path7 = `/${path7}`;
+            path8 = `/${path8}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path7);
+          url = new URL(util.parseOrigin(url).origin + path8);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -20897,26 +20897,26 @@ var require_ignore = __commonJS({
       const index = body.indexOf(SLASH);
       return index < 0 || index === body.length - 1;
     };
-    var basenameOf = (path7) => {
-      const end = path7.length - 1;
-      const index = path7.lastIndexOf(
+    var basenameOf = (path8) => {
+      const end = path8.length - 1;
+      const index = path8.lastIndexOf(
         SLASH,
-        path7[end] === SLASH ? end - 1 : end
+        path8[end] === SLASH ? end - 1 : end
       );
-      return index < 0 ? path7 : path7.slice(index + 1);
+      return index < 0 ? path8 : path8.slice(index + 1);
     };
-    var parentOf = (path7) => {
-      if (path7.charCodeAt(0) === SLASH_CODE || path7.indexOf(DOUBLE_SLASH) >= 0) {
-        const slices = path7.split(SLASH).filter(Boolean);
+    var parentOf = (path8) => {
+      if (path8.charCodeAt(0) === SLASH_CODE || path8.indexOf(DOUBLE_SLASH) >= 0) {
+        const slices = path8.split(SLASH).filter(Boolean);
         slices.pop();
         return slices.length ? slices.join(SLASH) + SLASH : EMPTY;
       }
-      const end = path7.length - 1;
-      const cut = path7.lastIndexOf(
+      const end = path8.length - 1;
+      const cut = path8.lastIndexOf(
         SLASH,
-        path7.charCodeAt(end) === SLASH_CODE ? end - 1 : end
+        path8.charCodeAt(end) === SLASH_CODE ? end - 1 : end
       );
-      return cut < 0 ? EMPTY : path7.slice(0, cut + 1);
+      return cut < 0 ? EMPTY : path8.slice(0, cut + 1);
     };
     var isString = (subject) => typeof subject === "string";
     var checkPattern = (pattern) => pattern && isString(pattern);
@@ -21066,7 +21066,7 @@ var require_ignore = __commonJS({
       // Match the literal 'abc/' for `checkIgnore`, last rule wins. Only a rule
       //   ending in a wildcard can match it (see `checkSourceOf`), so the rest
       //   are left out once, rather than tested or compiled for every path.
-      testLiteral(path7) {
+      testLiteral(path8) {
         const rules = this._literalRules || (this._literalRules = this._rules.filter(
           ({ body }) => body[body.length - (body[body.length - 1] === SLASH ? 2 : 1)] === "*"
         ));
@@ -21075,7 +21075,7 @@ var require_ignore = __commonJS({
         let matchedRule;
         for (let index = rules.length - 1; index >= 0; index--) {
           const rule = rules[index];
-          if (rule.checkRegex.test(path7)) {
+          if (rule.checkRegex.test(path8)) {
             ignored = !rule.negative;
             unignored = rule.negative;
             matchedRule = rule.negative ? UNDEFINED : rule;
@@ -21095,15 +21095,15 @@ var require_ignore = __commonJS({
       //
       // - mode `string` either `MODE_IGNORE` or `MODE_CHECK_IGNORE`
       // @returns {TestResult}
-      test(path7, mode) {
+      test(path8, mode) {
         const rules = this._rules;
         const { length } = rules;
         const shortcut = this._basenameCount * 2 >= length;
-        const basename3 = shortcut ? basenameOf(path7) : path7;
+        const basename3 = shortcut ? basenameOf(path8) : path8;
         for (let index = length - 1; index >= 0; index--) {
           const rule = rules[index];
           if (rule[mode].test(
-            shortcut && rule._basenameOnly ? basename3 : path7
+            shortcut && rule._basenameOnly ? basename3 : path8
           )) {
             const { negative } = rule;
             const ret = {
@@ -21125,17 +21125,17 @@ var require_ignore = __commonJS({
     var throwError = (message, Ctor) => {
       throw new Ctor(message);
     };
-    var checkPath = (path7, originalPath, doThrow) => {
-      if (!isString(path7)) {
+    var checkPath = (path8, originalPath, doThrow) => {
+      if (!isString(path8)) {
         return doThrow(
           `path must be a string, but got \`${originalPath}\``,
           TypeError
         );
       }
-      if (!path7) {
+      if (!path8) {
         return doThrow(`path must not be empty`, TypeError);
       }
-      if (checkPath.isNotRelative(path7)) {
+      if (checkPath.isNotRelative(path8)) {
         const r = "`path.relative()`d";
         return doThrow(
           `path should be a ${r} string, but got "${originalPath}"`,
@@ -21144,25 +21144,25 @@ var require_ignore = __commonJS({
       }
       return true;
     };
-    var isNotRelative = (path7) => {
-      const first = path7.charCodeAt(0);
+    var isNotRelative = (path8) => {
+      const first = path8.charCodeAt(0);
       if (first === SLASH_CODE) {
         return true;
       }
       if (first !== DOT_CODE) {
         return false;
       }
-      if (path7.length === 1) {
+      if (path8.length === 1) {
         return true;
       }
-      const second = path7.charCodeAt(1);
+      const second = path8.charCodeAt(1);
       if (second === SLASH_CODE) {
         return true;
       }
       if (second !== DOT_CODE) {
         return false;
       }
-      return path7.length === 2 || path7.charCodeAt(2) === SLASH_CODE;
+      return path8.length === 2 || path8.charCodeAt(2) === SLASH_CODE;
     };
     checkPath.isNotRelative = isNotRelative;
     checkPath.convert = (p) => p;
@@ -21193,58 +21193,58 @@ var require_ignore = __commonJS({
         return this.add(pattern);
       }
       // @returns {TestResult}
-      _test(originalPath, cache, path7) {
+      _test(originalPath, cache, path8) {
         checkPath(
-          path7,
+          path8,
           originalPath,
           this._strictPathCheck ? throwError : RETURN_FALSE
         );
-        return path7 ? this._t(path7, cache) : {
+        return path8 ? this._t(path8, cache) : {
           ignored: false,
           unignored: false
         };
       }
       checkIgnore(target) {
-        const path7 = convertPath(target);
-        if (!path7 || path7.charCodeAt(path7.length - 1) !== SLASH_CODE) {
-          return this._test(target, this._testCache, path7);
+        const path8 = convertPath(target);
+        if (!path8 || path8.charCodeAt(path8.length - 1) !== SLASH_CODE) {
+          return this._test(target, this._testCache, path8);
         }
-        const dir = this._t(path7, this._testCache);
+        const dir = this._t(path8, this._testCache);
         if (dir.ignored) {
           return dir;
         }
-        const literal = this._rules.testLiteral(path7);
+        const literal = this._rules.testLiteral(path8);
         return literal.ignored || literal.unignored ? literal : dir;
       }
-      _t(path7, cache) {
-        if (path7 in cache) {
-          return cache[path7];
+      _t(path8, cache) {
+        if (path8 in cache) {
+          return cache[path8];
         }
-        const parentPath = parentOf(path7);
+        const parentPath = parentOf(path8);
         const parent = parentPath ? this._t(parentPath, cache) : UNDEFINED;
-        return cache[path7] = parent && parent.ignored ? parent : this._rules.test(path7, MODE_IGNORE);
+        return cache[path8] = parent && parent.ignored ? parent : this._rules.test(path8, MODE_IGNORE);
       }
-      ignores(path7) {
-        return this._test(path7, this._ignoreCache, convertPath(path7)).ignored;
+      ignores(path8) {
+        return this._test(path8, this._ignoreCache, convertPath(path8)).ignored;
       }
       createFilter() {
-        return (path7) => !this.ignores(path7);
+        return (path8) => !this.ignores(path8);
       }
       filter(paths) {
         return makeArray(paths).filter(this.createFilter());
       }
       // @returns {TestResult}
-      test(path7) {
-        return this._test(path7, this._testCache, convertPath(path7));
+      test(path8) {
+        return this._test(path8, this._testCache, convertPath(path8));
       }
     };
     var factory = (options) => new Ignore(options);
-    var isPathValid = (path7) => checkPath(convertPath(path7), path7, RETURN_FALSE);
+    var isPathValid = (path8) => checkPath(convertPath(path8), path8, RETURN_FALSE);
     var setupWindows = () => {
       const makePosix = (str) => /^\\\\\?\\/.test(str) || /["<>|\u0000-\u001F]+/u.test(str) ? str : str.replace(/\\/g, "/");
       checkPath.convert = makePosix;
       const REGEX_TEST_WINDOWS_PATH_ABSOLUTE = /^[a-z]:\//i;
-      checkPath.isNotRelative = (path7) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path7) || isNotRelative(path7);
+      checkPath.isNotRelative = (path8) => REGEX_TEST_WINDOWS_PATH_ABSOLUTE.test(path8) || isNotRelative(path8);
     };
     if (
       // Detect `process` so that it can run in browsers.
@@ -22613,13 +22613,13 @@ var require_make_dir = __commonJS({
   "node_modules/make-dir/index.js"(exports, module) {
     "use strict";
     var fs5 = __require("fs");
-    var path7 = __require("path");
+    var path8 = __require("path");
     var { promisify } = __require("util");
     var semver = require_semver();
     var useNativeRecursiveOption = semver.satisfies(process.version, ">=10.12.0");
     var checkPath = (pth) => {
       if (process.platform === "win32") {
-        const pathHasInvalidWinCharacters = /[<>:"|?*]/.test(pth.replace(path7.parse(pth).root, ""));
+        const pathHasInvalidWinCharacters = /[<>:"|?*]/.test(pth.replace(path8.parse(pth).root, ""));
         if (pathHasInvalidWinCharacters) {
           const error3 = new Error(`Path contains invalid characters: ${pth}`);
           error3.code = "EINVAL";
@@ -22651,7 +22651,7 @@ var require_make_dir = __commonJS({
       const mkdir2 = promisify(options.fs.mkdir);
       const stat2 = promisify(options.fs.stat);
       if (useNativeRecursiveOption && options.fs.mkdir === fs5.mkdir) {
-        const pth = path7.resolve(input);
+        const pth = path8.resolve(input);
         await mkdir2(pth, {
           mode: options.mode,
           recursive: true
@@ -22667,13 +22667,13 @@ var require_make_dir = __commonJS({
             throw error3;
           }
           if (error3.code === "ENOENT") {
-            if (path7.dirname(pth) === pth) {
+            if (path8.dirname(pth) === pth) {
               throw permissionError(pth);
             }
             if (error3.message.includes("null bytes")) {
               throw error3;
             }
-            await make(path7.dirname(pth));
+            await make(path8.dirname(pth));
             return make(pth);
           }
           try {
@@ -22687,14 +22687,14 @@ var require_make_dir = __commonJS({
           return pth;
         }
       };
-      return make(path7.resolve(input));
+      return make(path8.resolve(input));
     };
     module.exports = makeDir2;
     module.exports.sync = (input, options) => {
       checkPath(input);
       options = processOptions(options);
       if (useNativeRecursiveOption && options.fs.mkdirSync === fs5.mkdirSync) {
-        const pth = path7.resolve(input);
+        const pth = path8.resolve(input);
         fs5.mkdirSync(pth, {
           mode: options.mode,
           recursive: true
@@ -22709,13 +22709,13 @@ var require_make_dir = __commonJS({
             throw error3;
           }
           if (error3.code === "ENOENT") {
-            if (path7.dirname(pth) === pth) {
+            if (path8.dirname(pth) === pth) {
               throw permissionError(pth);
             }
             if (error3.message.includes("null bytes")) {
               throw error3;
             }
-            make(path7.dirname(pth));
+            make(path8.dirname(pth));
             return make(pth);
           }
           try {
@@ -22728,7 +22728,7 @@ var require_make_dir = __commonJS({
         }
         return pth;
       };
-      return make(path7.resolve(input));
+      return make(path8.resolve(input));
     };
   }
 });
@@ -30800,11 +30800,11 @@ var require_agent2 = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path7) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path7)) {
-        return path7 === "pageant" ? new PageantAgent() : new CygwinAgent(path7);
+    function createAgent(path8) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path8)) {
+        return path8 === "pageant" ? new PageantAgent() : new CygwinAgent(path8);
       }
-      return new OpenSSHAgent(path7);
+      return new OpenSSHAgent(path8);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -36048,17 +36048,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path7, options) {
+      createReadStream(path8, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path7, options);
+        return new ReadStream(this, path8, options);
       }
-      createWriteStream(path7, options) {
+      createWriteStream(path8, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path7, options);
+        return new WriteStream(this, path8, options);
       }
-      open(path7, flags_, attrs, cb) {
+      open(path8, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -36077,7 +36077,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path7);
+        const pathLen = Buffer.byteLength(path8);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -36085,7 +36085,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path7, p += 4, pathLen);
+        buf.utf8Write(path8, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         writeUInt32BE(buf, attrsFlags, p += 4);
         if (attrsLen) {
@@ -36216,7 +36216,7 @@ var require_SFTP = __commonJS({
           throw new Error("Client-only method called in server mode");
         fastXfer(fs5, this, localPath, remotePath, opts, cb);
       }
-      readFile(path7, options, callback_) {
+      readFile(path8, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -36289,13 +36289,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er, buffer);
           });
         };
-        this.open(path7, flag, 438, (er, handle_) => {
+        this.open(path8, flag, 438, (er, handle_) => {
           if (er)
             return callback && callback(er);
           handle = handle_;
           const tryStat = (er2, st) => {
             if (er2) {
-              this.stat(path7, (er_, st_) => {
+              this.stat(path8, (er_, st_) => {
                 if (er_) {
                   return this.close(handle, () => {
                     callback && callback(er2);
@@ -36316,7 +36316,7 @@ var require_SFTP = __commonJS({
           this.fstat(handle, tryStat);
         });
       }
-      writeFile(path7, data, options, callback_) {
+      writeFile(path8, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -36335,7 +36335,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path7, flag, options.mode, (openErr, handle) => {
+        this.open(path8, flag, options.mode, (openErr, handle) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -36344,7 +36344,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er, st) => {
                 if (er) {
-                  this.stat(path7, (er_, st_) => {
+                  this.stat(path8, (er_, st_) => {
                     if (er_) {
                       return this.close(handle, () => {
                         callback && callback(er);
@@ -36363,7 +36363,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path7, data, options, callback_) {
+      appendFile(path8, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -36381,12 +36381,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path7, data, options, callback);
+        this.writeFile(path8, data, options, callback);
       }
-      exists(path7, cb) {
+      exists(path8, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path7, (err) => {
+        this.stat(path8, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -36429,7 +36429,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path7, attrs, cb) {
+      mkdir(path8, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -36443,7 +36443,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path7);
+        const pathLen = Buffer.byteLength(path8);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -36451,7 +36451,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path7, p += 4, pathLen);
+        buf.utf8Write(path8, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -36467,10 +36467,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path7, cb) {
+      rmdir(path8, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path7);
+        const pathLen = Buffer.byteLength(path8);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -36478,7 +36478,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path7, p += 4, pathLen);
+        buf.utf8Write(path8, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
@@ -36568,10 +36568,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path7, cb) {
+      stat(path8, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path7);
+        const pathLen = Buffer.byteLength(path8);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -36579,17 +36579,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path7, p += 4, pathLen);
+        buf.utf8Write(path8, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path7, cb) {
+      lstat(path8, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path7);
+        const pathLen = Buffer.byteLength(path8);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -36597,17 +36597,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path7, p += 4, pathLen);
+        buf.utf8Write(path8, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path7, cb) {
+      opendir(path8, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path7);
+        const pathLen = Buffer.byteLength(path8);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -36615,14 +36615,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path7, p += 4, pathLen);
+        buf.utf8Write(path8, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path7, attrs, cb) {
+      setstat(path8, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -36634,7 +36634,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path7);
+        const pathLen = Buffer.byteLength(path8);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -36642,7 +36642,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path7, p += 4, pathLen);
+        buf.utf8Write(path8, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -36702,8 +36702,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path7, atime, mtime, cb) {
-        return this.setstat(path7, {
+      utimes(path8, atime, mtime, cb) {
+        return this.setstat(path8, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -36714,8 +36714,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path7, uid, gid, cb) {
-        return this.setstat(path7, {
+      chown(path8, uid, gid, cb) {
+        return this.setstat(path8, {
           uid,
           gid
         }, cb);
@@ -36725,15 +36725,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path7, mode, cb) {
-        return this.setstat(path7, {
+      chmod(path8, mode, cb) {
+        return this.setstat(path8, {
           mode
         }, cb);
       }
-      readlink(path7, cb) {
+      readlink(path8, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path7);
+        const pathLen = Buffer.byteLength(path8);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -36741,7 +36741,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path7, p += 4, pathLen);
+        buf.utf8Write(path8, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -36786,10 +36786,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path7, cb) {
+      realpath(path8, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path7);
+        const pathLen = Buffer.byteLength(path8);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -36797,7 +36797,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path7, p += 4, pathLen);
+        buf.utf8Write(path8, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -36842,13 +36842,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which2} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path7, cb) {
+      ext_openssh_statvfs(path8, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path7);
+        const pathLen = Buffer.byteLength(path8);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -36858,7 +36858,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p);
         buf.utf8Write("statvfs@openssh.com", p += 4, 19);
         writeUInt32BE(buf, pathLen, p += 19);
-        buf.utf8Write(path7, p += 4, pathLen);
+        buf.utf8Write(path8, p += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -36944,7 +36944,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path7, attrs, cb) {
+      ext_openssh_lsetstat(path8, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -36959,7 +36959,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path7);
+        const pathLen = Buffer.byteLength(path8);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -36969,7 +36969,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p);
         buf.utf8Write("lsetstat@openssh.com", p += 4, 20);
         writeUInt32BE(buf, pathLen, p += 20);
-        buf.utf8Write(path7, p += 4, pathLen);
+        buf.utf8Write(path8, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -36986,13 +36986,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path7, cb) {
+      ext_openssh_expandPath(path8, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path7);
+        const pathLen = Buffer.byteLength(path8);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -37002,7 +37002,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p);
         buf.utf8Write("expand-path@openssh.com", p += 4, 23);
         writeUInt32BE(buf, pathLen, p += 20);
-        buf.utf8Write(path7, p += 4, pathLen);
+        buf.utf8Write(path8, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -38280,12 +38280,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path7 = bufferParser.readString(true);
+        const path8 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path7 === void 0)
+        if (path8 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path7)) {
+        if (!sftp.emit("LSTAT", reqID, path8)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -38304,13 +38304,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path7 = bufferParser.readString(true);
+        const path8 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path7, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path8, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -38332,12 +38332,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path7 = bufferParser.readString(true);
+        const path8 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path7 === void 0)
+        if (path8 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path7)) {
+        if (!sftp.emit("OPENDIR", reqID, path8)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -38356,63 +38356,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path7 = bufferParser.readString(true);
+        const path8 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path7 === void 0)
+        if (path8 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path7)) {
+        if (!sftp.emit("REMOVE", reqID, path8)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path7 = bufferParser.readString(true);
+        const path8 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path7, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path8, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path7 = bufferParser.readString(true);
+        const path8 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path7 === void 0)
+        if (path8 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path7)) {
+        if (!sftp.emit("RMDIR", reqID, path8)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path7 = bufferParser.readString(true);
+        const path8 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path7 === void 0)
+        if (path8 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path7)) {
+        if (!sftp.emit("REALPATH", reqID, path8)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path7 = bufferParser.readString(true);
+        const path8 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path7 === void 0)
+        if (path8 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path7)) {
+        if (!sftp.emit("STAT", reqID, path8)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -38432,14 +38432,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path7 = bufferParser.readString(true);
+        const path8 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path7 === void 0)
+        if (path8 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path7)) {
+        if (!sftp.emit("READLINK", reqID, path8)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -38510,7 +38510,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n) {
       return n + 7 & ~7;
     }
-    function ReadStream(sftp, path7, options) {
+    function ReadStream(sftp, path8, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -38524,7 +38524,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream2.call(this, options);
-      this.path = path7;
+      this.path = path8;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -38655,7 +38655,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path7, options) {
+    function WriteStream(sftp, path8, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -38667,7 +38667,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream.call(this, options);
-      this.path = path7;
+      this.path = path8;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -44207,10 +44207,10 @@ function noticeSuccess(results, settings) {
 function seconds(ms) {
   return `${(ms / 1e3).toFixed(1)}s`;
 }
-async function writeSummary(results, mode) {
+async function writeSummary(results, mode, strategy = "reload") {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
   const summary2 = summary.addHeading(
-    `flask-zero-downtime-deploy: ${mode} ${overallStatus(results)}`,
+    `flask-zero-downtime-deploy: ${mode}${strategy === "reload" ? "" : ` (${strategy})`} ${overallStatus(results)}`,
     2
   );
   summary2.addTable([
@@ -44224,7 +44224,7 @@ async function writeSummary(results, mode) {
     ],
     ...results.map((r) => [
       esc(r.host),
-      esc(r.status),
+      esc(r.instance ? `${r.status} (${r.instance} serves)` : r.status),
       esc(r.release ?? ""),
       esc(r.previousRelease ?? ""),
       `${r.failedRequests} of ${r.probeRequests}`,
@@ -44284,8 +44284,8 @@ var Context = class {
       if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
         this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
       } else {
-        const path7 = process.env.GITHUB_EVENT_PATH;
-        process.stdout.write(`GITHUB_EVENT_PATH ${path7} does not exist${EOL6}`);
+        const path8 = process.env.GITHUB_EVENT_PATH;
+        process.stdout.write(`GITHUB_EVENT_PATH ${path8} does not exist${EOL6}`);
       }
     }
     this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -48725,9 +48725,9 @@ function parseHttpTarget(text) {
   if (host === void 0) return void 0;
   const port = tcp[3] === void 0 ? DEFAULT_PORTS[scheme] : Number(tcp[3]);
   if (port < 1 || port > 65535) return void 0;
-  const path7 = tcp[4] ?? "/";
-  if (!PATH_RE.test(path7)) return void 0;
-  return { kind: "tcp", scheme, host, port, path: path7, text };
+  const path8 = tcp[4] ?? "/";
+  if (!PATH_RE.test(path8)) return void 0;
+  return { kind: "tcp", scheme, host, port, path: path8, text };
 }
 function parseHost(text) {
   if (text.startsWith("[")) {
@@ -48754,9 +48754,9 @@ function hostHeader(target) {
 function serverName(target) {
   return isIP(target.host) === 0 ? target.host : void 0;
 }
-function withPath(target, path7) {
+function withPath(target, path8) {
   const base = target.kind === "unix" ? `http://unix:${target.socket}:` : `${schemeOf(target)}://${bracketed(target.host)}:${target.port}`;
-  return { ...target, path: path7, text: base + path7 };
+  return { ...target, path: path8, text: base + path8 };
 }
 function bracketed(host) {
   return host.includes(":") ? `[${host}]` : host;
@@ -48764,6 +48764,7 @@ function bracketed(host) {
 
 // src/action/settings.ts
 var MODES = ["deploy", "rollback", "check"];
+var STRATEGIES = ["reload", "blue-green"];
 var InputError = class extends Error {
   constructor(input, shownValue, rule) {
     super(`Input '${input}' ${shownValue}: ${rule}`);
@@ -48959,6 +48960,32 @@ function readService(r) {
   );
   return { service, releasePath, healthUrl, nginxUrl, nginxUrlGiven: nginxText !== "" };
 }
+function readStrategy(r, service) {
+  const strategyText = r.raw("strategy") || "reload";
+  if (!STRATEGIES.includes(strategyText))
+    r.fail("strategy", strategyText, `must be one of ${STRATEGIES.join(", ")}`);
+  const strategy = strategyText;
+  const keepText = r.raw("keep-previous") || "stopped";
+  if (!["stopped", "warm"].includes(keepText))
+    r.fail("keep-previous", keepText, "must be stopped or warm");
+  if (keepText === "warm" && strategy !== "blue-green")
+    r.fail(
+      "keep-previous",
+      keepText,
+      "warm needs strategy: blue-green (under reload one master serves, and the old workers always leave)"
+    );
+  if (strategy === "blue-green" && !/^[A-Za-z0-9_][A-Za-z0-9:_.-]*@?(\.service)?$/.test(service))
+    r.fail(
+      "service",
+      service,
+      "under strategy: blue-green, must name the template unit (myapp for myapp@.service; the action runs myapp@blue and myapp@green)"
+    );
+  return {
+    strategy,
+    keepPreviousWarm: keepText === "warm",
+    service: strategy === "blue-green" ? service.replace(/(@?\.service|@)$/, "") : service
+  };
+}
 function readRelease(r, facts, mode) {
   const { raw, fail, read } = bound(r);
   const sourceText = raw("source") || ".";
@@ -49086,6 +49113,7 @@ function readSettings(read, facts) {
   const { mode, defaults: defaults2, targets } = readTargets(r);
   const credentials = readCredentials(r, defaults2.user);
   const service = readService(r);
+  const strategy = readStrategy(r, service.service);
   const healthExpect = r.raw("health-expect") || void 0;
   const release = readRelease(r, facts, mode);
   const preparation = readPreparation(r);
@@ -49096,6 +49124,7 @@ function readSettings(read, facts) {
     targets,
     ...credentials,
     ...service,
+    ...strategy,
     healthExpect,
     healthChecks: r.int("health-checks", 3, 1, 100),
     ...release,
@@ -49134,7 +49163,7 @@ function splitWords(text) {
 // src/modes/run-mode.ts
 import { mkdtempSync as mkdtempSync2, rmSync as rmSync2 } from "node:fs";
 import { tmpdir as tmpdir2 } from "node:os";
-import * as path6 from "node:path";
+import * as path7 from "node:path";
 
 // src/action/github-deployment.ts
 var noDeployment = {
@@ -49580,12 +49609,12 @@ var defaultFilesystem = {
   join(pathA, pathB) {
     return fsPath.join(pathA, pathB);
   },
-  basename(path7) {
-    return fsPath.basename(path7);
+  basename(path8) {
+    return fsPath.basename(path8);
   },
-  stat(path7) {
+  stat(path8) {
     return new Promise((resolve3, reject) => {
-      fs3.stat(path7, (err, res) => {
+      fs3.stat(path8, (err, res) => {
         if (err) {
           reject(err);
         } else {
@@ -49594,9 +49623,9 @@ var defaultFilesystem = {
       });
     });
   },
-  readdir(path7) {
+  readdir(path8) {
     return new Promise((resolve3, reject) => {
-      fs3.readdir(path7, (err, res) => {
+      fs3.readdir(path8, (err, res) => {
         if (err) {
           reject(err);
         } else {
@@ -49606,19 +49635,19 @@ var defaultFilesystem = {
     });
   }
 };
-async function scanDirectoryInternal({ path: path7, recursive, validate, result, fileSystem, queue, reject }) {
-  const itemStat = await fileSystem.stat(path7);
+async function scanDirectoryInternal({ path: path8, recursive, validate, result, fileSystem, queue, reject }) {
+  const itemStat = await fileSystem.stat(path8);
   if (itemStat.isFile()) {
-    result.files.push(path7);
+    result.files.push(path8);
   } else if (itemStat.isDirectory()) {
-    result.directories.push(path7);
+    result.directories.push(path8);
   }
   if (!itemStat.isDirectory() || recursive === "none") {
     return;
   }
-  const contents = await fileSystem.readdir(path7);
+  const contents = await fileSystem.readdir(path8);
   contents.forEach((item) => {
-    const itemPath = fileSystem.join(path7, item);
+    const itemPath = fileSystem.join(path8, item);
     if (!validate(itemPath)) {
       return;
     }
@@ -49633,8 +49662,8 @@ async function scanDirectoryInternal({ path: path7, recursive, validate, result,
     })).catch(reject);
   });
 }
-async function scanDirectory(path7, { recursive = true, validate = null, concurrency = Infinity, fileSystem = defaultFilesystem } = {}) {
-  invariant(path7 && typeof path7 === "string", "path must be a valid string");
+async function scanDirectory(path8, { recursive = true, validate = null, concurrency = Infinity, fileSystem = defaultFilesystem } = {}) {
+  invariant(path8 && typeof path8 === "string", "path must be a valid string");
   invariant(typeof recursive === "boolean", "options.recursive must be a valid boolean");
   invariant(validate === null || typeof validate === "function", "options.validate must be a valid function");
   invariant(typeof concurrency === "number", "options.concurrency must be a valid number");
@@ -49646,7 +49675,7 @@ async function scanDirectory(path7, { recursive = true, validate = null, concurr
   const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
   await new Promise((resolve3, reject) => {
     scanDirectoryInternal({
-      path: path7,
+      path: path8,
       recursive: recursive ? "deep" : "shallow",
       validate: validate != null ? validate : (item) => mergedFileSystem.basename(item).slice(0, 1) !== ".",
       result,
@@ -49663,7 +49692,7 @@ var esm_default = scanDirectory;
 var import_shell_escape = __toESM(require_shell_escape(), 1);
 var import_ssh2 = __toESM(require_lib3(), 1);
 var DEFAULT_CONCURRENCY = 1;
-var DEFAULT_VALIDATE = (path7) => !fsPath2.basename(path7).startsWith(".");
+var DEFAULT_VALIDATE = (path8) => !fsPath2.basename(path8).startsWith(".");
 var DEFAULT_TICK = () => {
 };
 var SSHError = class extends Error {
@@ -49672,11 +49701,11 @@ var SSHError = class extends Error {
     this.code = code;
   }
 };
-function unixifyPath(path7) {
-  if (path7.includes("\\")) {
-    return path7.split("\\").join("/");
+function unixifyPath(path8) {
+  if (path8.includes("\\")) {
+    return path8.split("\\").join("/");
   }
-  return path7;
+  return path8;
 }
 async function readFile(filePath) {
   return new Promise((resolve3, reject) => {
@@ -49690,11 +49719,11 @@ async function readFile(filePath) {
   });
 }
 var SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
-async function makeDirectoryWithSftp(path7, sftp) {
+async function makeDirectoryWithSftp(path8, sftp) {
   let stats = null;
   try {
     stats = await new Promise((resolve3, reject) => {
-      sftp.stat(path7, (err, res) => {
+      sftp.stat(path8, (err, res) => {
         if (err) {
           reject(err);
         } else {
@@ -49712,7 +49741,7 @@ async function makeDirectoryWithSftp(path7, sftp) {
   }
   try {
     await new Promise((resolve3, reject) => {
-      sftp.mkdir(path7, (err) => {
+      sftp.mkdir(path8, (err) => {
         if (err) {
           reject(err);
         } else {
@@ -49963,20 +49992,20 @@ var NodeSSH = class {
     }
     return response;
   }
-  async mkdir(path7, method = "sftp", givenSftp = null) {
-    invariant2(typeof path7 === "string", "path must be a valid string");
+  async mkdir(path8, method = "sftp", givenSftp = null) {
+    invariant2(typeof path8 === "string", "path must be a valid string");
     invariant2(typeof method === "string" && (method === "sftp" || method === "exec"), "method must be either sftp or exec");
     invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
     if (method === "exec") {
-      await this.exec("mkdir", ["-p", unixifyPath(path7)]);
+      await this.exec("mkdir", ["-p", unixifyPath(path8)]);
       return;
     }
     const sftp = givenSftp || await this.requestSFTP();
-    const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path7), sftp).catch(async (error3) => {
+    const makeSftpDirectory = async (retry) => makeDirectoryWithSftp(unixifyPath(path8), sftp).catch(async (error3) => {
       if (!retry || error3 == null || error3.message !== "No such file" && error3.code !== "ENOENT") {
         throw error3;
       }
-      await this.mkdir(fsPath2.dirname(path7), "sftp", sftp);
+      await this.mkdir(fsPath2.dirname(path8), "sftp", sftp);
       await makeSftpDirectory(false);
     });
     try {
@@ -50144,15 +50173,15 @@ var NodeSSH = class {
       validate,
       concurrency,
       fileSystem: {
-        basename(path7) {
-          return fsPath2.posix.basename(path7);
+        basename(path8) {
+          return fsPath2.posix.basename(path8);
         },
         join(pathA, pathB) {
           return fsPath2.posix.join(pathA, pathB);
         },
-        readdir(path7) {
+        readdir(path8) {
           return new Promise((resolve3, reject) => {
-            sftp.readdir(path7, (err, res) => {
+            sftp.readdir(path8, (err, res) => {
               if (err) {
                 reject(err);
               } else {
@@ -50161,9 +50190,9 @@ var NodeSSH = class {
             });
           });
         },
-        stat(path7) {
+        stat(path8) {
           return new Promise((resolve3, reject) => {
-            sftp.stat(path7, (err, res) => {
+            sftp.stat(path8, (err, res) => {
               if (err) {
                 reject(err);
               } else {
@@ -50669,277 +50698,7 @@ async function replaceIfDropped(conn, warn) {
 }
 
 // src/host/remote-helper.py
-var remote_helper_default = `# The small Python program the action runs on the server for the checks that
-# would be fragile as shell text. It reaches the server as program text:
-#     python3 -c "$(cat remote-helper.py)" <command> args...
-# (the bundle carries this file as a string; see remote-helper.ts). Python is
-# always there on a Flask host; only the standard library is used. Values of an
-# EnvironmentFile never leave the server: only names (and, for gunicornenv, the
-# two Gunicorn variables) are printed.
-#
-# Under -c, __name__ is "__main__" as well, so the dispatch below runs there;
-# tests import the file as a module and call the functions directly.
-
-import json, os, shutil, sys, time, traceback
-
-def parse_env(path):
-    """systemd EnvironmentFile syntax: KEY=VALUE lines, # or ; comments, quotes, backslash-newline."""
-    env, errors = {}, []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        lines = fh.read().split("\\n")
-    i = 0
-    while i < len(lines):
-        number, line = i + 1, lines[i]
-        while line.endswith("\\\\") and i + 1 < len(lines):
-            i += 1
-            line = line[:-1] + lines[i]
-        i += 1
-        s = line.strip()
-        if not s or s[0] in "#;":
-            continue
-        if s.startswith("export "):
-            s = s[7:].lstrip()
-        key, sep, value = s.partition("=")
-        key = key.strip()
-        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):
-            errors.append(number)
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\\"":
-            value = value[1:-1]
-        env[key] = value
-    return env, errors
-
-def load_env(path):
-    if path != "-":
-        env, _ = parse_env(path)
-        os.environ.update(env)
-
-def cmd_envcheck(path, *names):
-    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}
-    if out["exists"]:
-        try:
-            env, errors = parse_env(path)
-            out.update(readable=True, errors=errors, count=len(env))
-            out["missing"] = [n for n in names if n not in env]
-            out["empty"] = [n for n in names if n in env and env[n] == ""]
-        except OSError:
-            pass
-    print(json.dumps(out))
-
-def cmd_importcheck(envfile, directory, app):
-    load_env(envfile)
-    os.chdir(directory)
-    sys.path.insert(0, directory)
-    module_name, _, attr = app.partition(":")
-    attr = attr or "application"
-    started = time.monotonic()
-    try:
-        import importlib
-        module = importlib.import_module(module_name)
-        expr = attr.split("(", 1)[0]
-        target = module
-        for part in expr.split("."):
-            target = getattr(target, part)
-        if attr.endswith(")"):
-            target = target()
-        if not callable(target):
-            raise TypeError("%s is not a WSGI callable" % app)
-    except BaseException:
-        traceback.print_exc()
-        sys.exit(1)
-    # The import time predicts how long a reload holds requests while new workers boot.
-    print("ok %s from %s in %.2fs" % (app, getattr(module, "__file__", "?"), time.monotonic() - started))
-
-def cmd_run(envfile, directory, *argv):
-    load_env(envfile)
-    os.chdir(directory)
-    os.execvp(argv[0], list(argv))
-
-def cmd_lock(lockdir, owner_json, stale_seconds):
-    """Takes the lock: a directory holding owner.json, renamed into place in one
-    atomic step (so nobody ever sees a lock without its owner). A lock older
-    than stale_seconds is taken over. Prints {taken, stale, holder, age}."""
-    took_over = None
-    for _ in range(3):
-        if take(lockdir, owner_json):
-            info = took_over or {"holder": {}, "age": 0}
-            print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))
-            return
-        try:
-            age = time.time() - os.stat(lockdir).st_mtime
-        except FileNotFoundError:
-            continue
-        if age > float(stale_seconds) and took_over is None:
-            previous = holder_of(lockdir)
-            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())
-            try:
-                os.rename(lockdir, stale)
-            except OSError:
-                continue
-            shutil.rmtree(stale, ignore_errors=True)
-            took_over = {"holder": previous, "age": int(age)}
-            continue
-        print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))
-        return
-    print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))
-
-def holder_of(directory):
-    try:
-        with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
-
-def take(lockdir, owner_json):
-    """True when the lock was ours to take; rename() refuses an existing lock directory."""
-    fresh = "%s.new-%d" % (lockdir, os.getpid())
-    shutil.rmtree(fresh, ignore_errors=True)
-    os.mkdir(fresh)
-    with open(os.path.join(fresh, "owner.json"), "w", encoding="utf-8") as fh:
-        fh.write(owner_json + "\\n")
-    try:
-        if os.path.exists(lockdir):
-            raise FileExistsError(lockdir)
-        os.rename(fresh, lockdir)
-        return True
-    except OSError:
-        shutil.rmtree(fresh, ignore_errors=True)
-        return False
-
-def cmd_unlock(lockdir, token):
-    """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""
-    if holder_of(lockdir).get("token") == token:
-        gone = "%s.released-%d" % (lockdir, os.getpid())
-        os.rename(lockdir, gone)
-        shutil.rmtree(gone, ignore_errors=True)
-        print("released")
-    else:
-        print("not ours")
-
-def cmd_touchlock(lockdir, token):
-    """Marks the lock as alive (its mtime is its age) if it is still ours."""
-    if holder_of(lockdir).get("token") == token:
-        os.utime(lockdir, None)
-        print("fresh")
-    else:
-        print("not ours")
-
-def cmd_linkshared(root, release, *paths):
-    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""
-    for p in paths:
-        shared = os.path.join(root, "shared", p)
-        inside = os.path.join(release, p)
-        os.makedirs(os.path.dirname(shared), exist_ok=True)
-        if not os.path.lexists(shared):
-            if os.path.isdir(inside) and not os.path.islink(inside):
-                shutil.copytree(inside, shared, symlinks=True)
-            else:
-                os.makedirs(shared)
-        if os.path.lexists(inside):
-            if os.path.isdir(inside) and not os.path.islink(inside):
-                shutil.rmtree(inside)
-            else:
-                os.unlink(inside)
-        os.makedirs(os.path.dirname(inside), exist_ok=True)
-        os.symlink(shared, inside)
-        print("%s -> %s" % (inside, shared))
-
-def cmd_access(request_json):
-    """What the deploy user may do, in one round trip: sudo -n -l for each argv
-    (never runs them), the full sudo listing, readable paths, program paths, groups."""
-    import grp, pwd, subprocess
-    request = json.loads(request_json)
-    env = dict(os.environ, LC_ALL="C")
-    def run(argv):
-        try:
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, env=env)
-            return {"rc": done.returncode, "out": done.stdout + done.stderr}
-        except (OSError, subprocess.TimeoutExpired) as error:
-            return {"rc": 127, "out": str(error)}
-    path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"
-    groups = [g.gr_name for g in grp.getgrall() if pwd.getpwuid(os.getuid()).pw_name in g.gr_mem]
-    groups.append(grp.getgrgid(os.getgid()).gr_name)
-    print(json.dumps({
-        "user": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(), "groups": sorted(set(groups)),
-        "listing": run(["sudo", "-n", "-l"]),
-        "sudo": [run(["sudo", "-n", "-l"] + argv) for argv in request.get("sudo", [])],
-        "readable": {p: os.access(p, os.R_OK) for p in request.get("readable", [])},
-        "which": {p: shutil.which(p, path=path) for p in request.get("which", [])},
-    }))
-
-def cmd_readglobs(*patterns):
-    """Nginx include patterns expanded as Nginx does (a sorted glob, or the one path) and
-    every file read: {pattern: [{path, text} | {path, error}]}. A directory that exists
-    but cannot be listed is reported as an error, never taken for an empty one."""
-    import glob
-    limit = 4 << 20
-    def read(path):
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read(limit + 1)
-        except OSError as error:
-            return {"path": path, "error": error.strerror or str(error)}
-        if len(data) > limit:
-            return {"path": path, "error": "larger than %d bytes" % limit}
-        return {"path": path, "text": data.decode("utf-8", errors="replace")}
-    out = {}
-    for pattern in patterns:
-        if not glob.has_magic(pattern):
-            out[pattern] = [read(pattern)]
-            continue
-        parts = pattern.split("/")
-        fixed = "/".join(parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or "/"
-        if os.path.isdir(fixed) and not os.access(fixed, os.R_OK | os.X_OK):
-            out[pattern] = [{"path": fixed, "error": "cannot list the directory"}]
-            continue
-        out[pattern] = [read(p) for p in sorted(glob.glob(pattern))]
-    print(json.dumps(out))
-
-def cmd_gunicornenv(unit, *paths):
-    """WEB_CONCURRENCY and GUNICORN_CMD_ARGS as the service gets them: the unit's
-    Environment= (unit "-": not read), then its EnvironmentFiles in order, a later
-    one winning. No other variable's value is ever printed. {"readable": false}
-    when one cannot be read; a missing file is skipped."""
-    import shlex, subprocess
-    names = ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")
-    found = {}
-    try:
-        if unit != "-":
-            shown = subprocess.run(["systemctl", "show", "-p", "Environment", "--value", unit],
-                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
-            if shown.returncode != 0:
-                raise OSError("systemctl show failed")
-            for word in shlex.split(shown.stdout):
-                key, sep, value = word.partition("=")
-                if sep and key in names:
-                    found[key] = value
-        for path in paths:
-            try:
-                env, _ = parse_env(path)
-            except FileNotFoundError:
-                continue
-            found.update((k, env[k]) for k in names if k in env)
-    except (OSError, ValueError, subprocess.TimeoutExpired):
-        print(json.dumps({"readable": False}))
-        return
-    found["readable"] = True
-    print(json.dumps(found))
-
-COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,
-            "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,
-            "gunicornenv": cmd_gunicornenv,
-            "readglobs": cmd_readglobs,
-            "linkshared": cmd_linkshared, "access": cmd_access}
-
-def main(argv):
-    if not argv or argv[0] not in COMMANDS:
-        sys.exit("remote-helper: unknown command %r (known: %s)" % (argv[0] if argv else "", ", ".join(sorted(COMMANDS))))
-    COMMANDS[argv[0]](*argv[1:])
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
-`;
+var remote_helper_default = '# The small Python program the action runs on the server for the checks that\n# would be fragile as shell text. It reaches the server as program text:\n#     python3 -c "$(cat remote-helper.py)" <command> args...\n# (the bundle carries this file as a string; see remote-helper.ts). Python is\n# always there on a Flask host; only the standard library is used. Values of an\n# EnvironmentFile never leave the server: only names (and, for gunicornenv, the\n# two Gunicorn variables) are printed.\n#\n# Under -c, __name__ is "__main__" as well, so the dispatch below runs there;\n# tests import the file as a module and call the functions directly.\n\nimport json, os, shutil, sys, time, traceback\n\ndef parse_env(path):\n    """systemd EnvironmentFile syntax: KEY=VALUE lines, # or ; comments, quotes, backslash-newline."""\n    env, errors = {}, []\n    with open(path, encoding="utf-8", errors="replace") as fh:\n        lines = fh.read().split("\\n")\n    i = 0\n    while i < len(lines):\n        number, line = i + 1, lines[i]\n        while line.endswith("\\\\") and i + 1 < len(lines):\n            i += 1\n            line = line[:-1] + lines[i]\n        i += 1\n        s = line.strip()\n        if not s or s[0] in "#;":\n            continue\n        if s.startswith("export "):\n            s = s[7:].lstrip()\n        key, sep, value = s.partition("=")\n        key = key.strip()\n        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):\n            errors.append(number)\n            continue\n        value = value.strip()\n        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\'\\"":\n            value = value[1:-1]\n        env[key] = value\n    return env, errors\n\ndef load_env(path):\n    if path != "-":\n        env, _ = parse_env(path)\n        os.environ.update(env)\n\ndef cmd_envcheck(path, *names):\n    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}\n    if out["exists"]:\n        try:\n            env, errors = parse_env(path)\n            out.update(readable=True, errors=errors, count=len(env))\n            out["missing"] = [n for n in names if n not in env]\n            out["empty"] = [n for n in names if n in env and env[n] == ""]\n        except OSError:\n            pass\n    print(json.dumps(out))\n\ndef cmd_importcheck(envfile, directory, app):\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    module_name, _, attr = app.partition(":")\n    attr = attr or "application"\n    started = time.monotonic()\n    try:\n        import importlib\n        module = importlib.import_module(module_name)\n        expr = attr.split("(", 1)[0]\n        target = module\n        for part in expr.split("."):\n            target = getattr(target, part)\n        if attr.endswith(")"):\n            target = target()\n        if not callable(target):\n            raise TypeError("%s is not a WSGI callable" % app)\n    except BaseException:\n        traceback.print_exc()\n        sys.exit(1)\n    # The import time predicts how long a reload holds requests while new workers boot.\n    print("ok %s from %s in %.2fs" % (app, getattr(module, "__file__", "?"), time.monotonic() - started))\n\ndef cmd_run(envfile, directory, *argv):\n    load_env(envfile)\n    os.chdir(directory)\n    os.execvp(argv[0], list(argv))\n\ndef cmd_lock(lockdir, owner_json, stale_seconds):\n    """Takes the lock: a directory holding owner.json, renamed into place in one\n    atomic step (so nobody ever sees a lock without its owner). A lock older\n    than stale_seconds is taken over. Prints {taken, stale, holder, age}."""\n    took_over = None\n    for _ in range(3):\n        if take(lockdir, owner_json):\n            info = took_over or {"holder": {}, "age": 0}\n            print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))\n            return\n        try:\n            age = time.time() - os.stat(lockdir).st_mtime\n        except FileNotFoundError:\n            continue\n        if age > float(stale_seconds) and took_over is None:\n            previous = holder_of(lockdir)\n            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())\n            try:\n                os.rename(lockdir, stale)\n            except OSError:\n                continue\n            shutil.rmtree(stale, ignore_errors=True)\n            took_over = {"holder": previous, "age": int(age)}\n            continue\n        print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))\n        return\n    print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))\n\ndef holder_of(directory):\n    try:\n        with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:\n            return json.load(fh)\n    except (OSError, ValueError):\n        return {}\n\ndef take(lockdir, owner_json):\n    """True when the lock was ours to take; rename() refuses an existing lock directory."""\n    fresh = "%s.new-%d" % (lockdir, os.getpid())\n    shutil.rmtree(fresh, ignore_errors=True)\n    os.mkdir(fresh)\n    with open(os.path.join(fresh, "owner.json"), "w", encoding="utf-8") as fh:\n        fh.write(owner_json + "\\n")\n    try:\n        if os.path.exists(lockdir):\n            raise FileExistsError(lockdir)\n        os.rename(fresh, lockdir)\n        return True\n    except OSError:\n        shutil.rmtree(fresh, ignore_errors=True)\n        return False\n\ndef cmd_unlock(lockdir, token):\n    """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""\n    if holder_of(lockdir).get("token") == token:\n        gone = "%s.released-%d" % (lockdir, os.getpid())\n        os.rename(lockdir, gone)\n        shutil.rmtree(gone, ignore_errors=True)\n        print("released")\n    else:\n        print("not ours")\n\ndef cmd_touchlock(lockdir, token):\n    """Marks the lock as alive (its mtime is its age) if it is still ours."""\n    if holder_of(lockdir).get("token") == token:\n        os.utime(lockdir, None)\n        print("fresh")\n    else:\n        print("not ours")\n\ndef cmd_linkshared(root, release, *paths):\n    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""\n    for p in paths:\n        shared = os.path.join(root, "shared", p)\n        inside = os.path.join(release, p)\n        os.makedirs(os.path.dirname(shared), exist_ok=True)\n        if not os.path.lexists(shared):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.copytree(inside, shared, symlinks=True)\n            else:\n                os.makedirs(shared)\n        if os.path.lexists(inside):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.rmtree(inside)\n            else:\n                os.unlink(inside)\n        os.makedirs(os.path.dirname(inside), exist_ok=True)\n        os.symlink(shared, inside)\n        print("%s -> %s" % (inside, shared))\n\ndef cmd_access(request_json):\n    """What the deploy user may do, in one round trip: sudo -n -l for each argv\n    (never runs them), the full sudo listing, readable paths, program paths, groups."""\n    import grp, pwd, subprocess\n    request = json.loads(request_json)\n    env = dict(os.environ, LC_ALL="C")\n    def run(argv):\n        try:\n            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, env=env)\n            return {"rc": done.returncode, "out": done.stdout + done.stderr}\n        except (OSError, subprocess.TimeoutExpired) as error:\n            return {"rc": 127, "out": str(error)}\n    path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"\n    groups = [g.gr_name for g in grp.getgrall() if pwd.getpwuid(os.getuid()).pw_name in g.gr_mem]\n    groups.append(grp.getgrgid(os.getgid()).gr_name)\n    print(json.dumps({\n        "user": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(), "groups": sorted(set(groups)),\n        "listing": run(["sudo", "-n", "-l"]),\n        "sudo": [run(["sudo", "-n", "-l"] + argv) for argv in request.get("sudo", [])],\n        "readable": {p: os.access(p, os.R_OK) for p in request.get("readable", [])},\n        "which": {p: shutil.which(p, path=path) for p in request.get("which", [])},\n    }))\n\ndef cmd_readglobs(*patterns):\n    """Nginx include patterns expanded as Nginx does (a sorted glob, or the one path) and\n    every file read: {pattern: [{path, text} | {path, error}]}. A directory that exists\n    but cannot be listed is reported as an error, never taken for an empty one."""\n    import glob\n    limit = 4 << 20\n    def read(path):\n        try:\n            with open(path, "rb") as fh:\n                data = fh.read(limit + 1)\n        except OSError as error:\n            return {"path": path, "error": error.strerror or str(error)}\n        if len(data) > limit:\n            return {"path": path, "error": "larger than %d bytes" % limit}\n        return {"path": path, "text": data.decode("utf-8", errors="replace")}\n    out = {}\n    for pattern in patterns:\n        if not glob.has_magic(pattern):\n            out[pattern] = [read(pattern)]\n            continue\n        parts = pattern.split("/")\n        fixed = "/".join(parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or "/"\n        if os.path.isdir(fixed) and not os.access(fixed, os.R_OK | os.X_OK):\n            out[pattern] = [{"path": fixed, "error": "cannot list the directory"}]\n            continue\n        out[pattern] = [read(p) for p in sorted(glob.glob(pattern))]\n    print(json.dumps(out))\n\ndef cmd_gunicornenv(unit, *paths):\n    """WEB_CONCURRENCY and GUNICORN_CMD_ARGS as the service gets them: the unit\'s\n    Environment= (unit "-": not read), then its EnvironmentFiles in order, a later\n    one winning. No other variable\'s value is ever printed. {"readable": false}\n    when one cannot be read; a missing file is skipped."""\n    import shlex, subprocess\n    names = ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")\n    found = {}\n    try:\n        if unit != "-":\n            shown = subprocess.run(["systemctl", "show", "-p", "Environment", "--value", unit],\n                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)\n            if shown.returncode != 0:\n                raise OSError("systemctl show failed")\n            for word in shlex.split(shown.stdout):\n                key, sep, value = word.partition("=")\n                if sep and key in names:\n                    found[key] = value\n        for path in paths:\n            try:\n                env, _ = parse_env(path)\n            except FileNotFoundError:\n                continue\n            found.update((k, env[k]) for k in names if k in env)\n    except (OSError, ValueError, subprocess.TimeoutExpired):\n        print(json.dumps({"readable": False}))\n        return\n    found["readable"] = True\n    print(json.dumps(found))\n\ndef process_table(proc="/proc"):\n    """{pid: (ppid, state)} of every process /proc shows (state "Z": a zombie)."""\n    table = {}\n    for name in os.listdir(proc):\n        if not name.isdigit():\n            continue\n        try:\n            with open(os.path.join(proc, name, "stat"), encoding="utf-8", errors="replace") as fh:\n                fields = fh.read().rsplit(")", 1)[1].split()\n        except (OSError, IndexError):\n            continue\n        table[int(name)] = (int(fields[1]), fields[0])\n    return table\n\ndef new_leaves(table, main, old):\n    """Live processes below `main` that have no children and are not in `old`: the workers,\n    whether `main` is the Gunicorn master or a launcher above it."""\n    live = {pid for pid, (_, state) in table.items() if state != "Z"}\n    below, queue = set(), [main]\n    while queue:\n        parent = queue.pop()\n        for pid, (ppid, _) in table.items():\n            if ppid == parent and pid in live and pid not in below:\n                below.add(pid)\n                queue.append(pid)\n    parents = {table[pid][0] for pid in below}\n    return sorted(pid for pid in below if pid not in parents and pid not in old)\n\ndef show_state(output):\n    """MainPID and ActiveState from `systemctl show` output."""\n    fields = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)\n    try:\n        main = int(fields.get("MainPID", "0"))\n    except ValueError:\n        main = 0\n    return main, fields.get("ActiveState", "")\n\ndef cmd_watchworkers(spec_json):\n    """Waits on the host, polling every `interval` seconds, until the unit\'s master has\n    replaced its workers (none of `old` alive, at least `workers` new ones), the master\n    died or changed (`mainPid` 0: any), or `timeout` passed; then prints the `show`\n    output, the `ps` output and (`pwdx`: its argv prefix) the new workers\' directories,\n    each after a line `marker`. The caller judges that snapshot; this only saves it the\n    round trips of polling."""\n    import subprocess\n    spec = json.loads(spec_json)\n    old = set(spec["old"])\n    deadline = time.monotonic() + float(spec["timeout"])\n    def run(argv):\n        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)\n        return done.stdout\n    shown, rounds = run(spec["show"]), 0\n    while True:\n        main, active = show_state(shown)\n        if main <= 0 or active != "active" or (spec["mainPid"] and main != spec["mainPid"]):\n            break\n        table = process_table()\n        if main not in table or table[main][1] == "Z":\n            shown = run(spec["show"])\n            break\n        old_alive = any(pid in table and table[pid][1] != "Z" for pid in old)\n        leaves = new_leaves(table, main, old)\n        if (not old_alive and len(leaves) >= spec["workers"]) or time.monotonic() >= deadline:\n            break\n        time.sleep(float(spec["interval"]))\n        rounds += 1\n        # the master is watched through /proc; systemd\'s view is read again now and then\n        if not spec["mainPid"] or rounds % 10 == 0:\n            shown = run(spec["show"])\n    ps = run(spec["ps"])\n    main, _ = show_state(shown)\n    leaves = new_leaves(process_table(), main, old) if main > 0 else []\n    dirs = run(spec["pwdx"] + [str(p) for p in leaves]) if spec.get("pwdx") and leaves else ""\n    marker = spec["marker"]\n    sys.stdout.write("%s\\n%s\\n%s\\n%s\\n%s\\n%s\\n" % (marker, shown.rstrip("\\n"), marker, ps.rstrip("\\n"), marker, dirs.rstrip("\\n")))\n\ndef cmd_dbrevisions(envfile, directory, module, marker):\n    """Flask-Migrate\'s current and heads commands (`flask --app MODULE db ...`) in one\n    process, so the app is imported once: each command\'s output after a line `marker`. Prints `no-migrations`\n    alone when the release has no migrations/ directory. Any failure exits non-zero."""\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    if not os.path.isdir("migrations"):\n        print("no-migrations")\n        return\n    from flask.cli import cli\n    for command in ("current", "heads"):\n        # Alembic keeps the sys.stdout it first saw: the outputs are told apart by the markers.\n        sys.stdout.write("%s\\n" % marker)\n        sys.stdout.flush()\n        cli.main(args=["--app", module, "db", command], prog_name="flask", standalone_mode=False)\n        sys.stdout.flush()\n\nCOMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,\n            "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,\n            "gunicornenv": cmd_gunicornenv,\n            "readglobs": cmd_readglobs,\n            "linkshared": cmd_linkshared, "access": cmd_access,\n            "watchworkers": cmd_watchworkers, "dbrevisions": cmd_dbrevisions}\n\ndef main(argv):\n    if not argv or argv[0] not in COMMANDS:\n        sys.exit("remote-helper: unknown command %r (known: %s)" % (argv[0] if argv else "", ", ".join(sorted(COMMANDS))))\n    COMMANDS[argv[0]](*argv[1:])\n\nif __name__ == "__main__":\n    main(sys.argv[1:])\n';
 
 // src/host/remote-helper.ts
 var HELPER_PY = remote_helper_default;
@@ -51270,8 +51029,8 @@ var PYTHON = /^(python|pypy)(\d+(\.\d+)*)?t?$/;
 var GUNICORN_MODULES = /* @__PURE__ */ new Set(["gunicorn", "gunicorn.app.wsgiapp"]);
 var SHELLS = /^(sh|bash|dash|zsh|ksh|mksh|ash)$/;
 var ASSIGNMENT = /^([A-Za-z_]\w*)=(.*)$/s;
-function baseName(path7) {
-  return path7.slice(path7.lastIndexOf("/") + 1);
+function baseName(path8) {
+  return path8.slice(path8.lastIndexOf("/") + 1);
 }
 function directEntry(argv) {
   if (GUNICORN_SCRIPT.test(baseName(argv[0])))
@@ -51710,35 +51469,360 @@ function reloadTrap(unit, gunicorn, releasePath, service) {
   return void 0;
 }
 
+// src/host/gunicorn/gunicorn-processes.ts
+var PS_TREE = ["ps", "-ww", "-eo", "pid=,ppid=,args="];
+function parsePs(text) {
+  const entries = [];
+  for (const line of text.split("\n")) {
+    const m = /^\s*(\d+)\s+(\d+)\s?(.*)$/.exec(line);
+    if (m) entries.push({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3].trim() });
+  }
+  return entries;
+}
+var MASTER_TITLE = /^gunicorn: master \[(.*)\]$/;
+function runsGunicorn(args) {
+  if (MASTER_TITLE.test(args)) return true;
+  const kind = findGunicornLaunch(args.split(/\s+/)).launcher.kind;
+  return kind === "script" || kind === "module";
+}
+function findGunicornProcesses(psOutput, mainPid) {
+  const entries = parsePs(psOutput);
+  const children = /* @__PURE__ */ new Map();
+  for (const e of entries) children.set(e.ppid, [...children.get(e.ppid) ?? [], e]);
+  const main = entries.find((e) => e.pid === mainPid);
+  if (mainPid <= 0 || !main) return void 0;
+  const queue = [main];
+  const seen = /* @__PURE__ */ new Set();
+  for (let next = queue.shift(); next; next = queue.shift()) {
+    if (seen.has(next.pid)) continue;
+    seen.add(next.pid);
+    if (runsGunicorn(next.args)) return describe2(next, children, mainPid);
+    queue.push(...[...children.get(next.pid) ?? []].sort((a, b) => a.pid - b.pid));
+  }
+  return void 0;
+}
+function describe2(master, children, mainPid) {
+  const found = {
+    masterPid: master.pid,
+    workers: (children.get(master.pid) ?? []).map((c) => c.pid).sort((a, b) => a - b),
+    viaWrapper: master.pid !== mainPid
+  };
+  const title = MASTER_TITLE.exec(master.args);
+  if (title) found.procName = title[1];
+  else found.argv = master.args.split(/\s+/).filter((w) => w !== "");
+  return found;
+}
+async function readGunicornProcesses(remote, mainPid) {
+  if (mainPid <= 0) return void 0;
+  const ps = await remote.exec(optional(PS_TREE));
+  return findGunicornProcesses(ps.stdout, mainPid);
+}
+
+// src/host/service-state.ts
+async function readUnit(remote, service) {
+  const show = await runStep(
+    remote,
+    `read unit ${service}`,
+    toShell(serviceCommands.show(service, UNIT_PROPERTIES))
+  );
+  return parseUnitShow(show.stdout);
+}
+var STATE_MARKER = "@@zdd-state@@";
+async function readServiceState(remote, service) {
+  const result = await runStep(
+    remote,
+    `read unit ${service} and its processes`,
+    eachOf(STATE_MARKER, toShell(serviceCommands.show(service, UNIT_PROPERTIES)), optional(PS_TREE))
+  );
+  const [show = "", ps = ""] = splitEach(STATE_MARKER, result.stdout);
+  const unit = parseUnitShow(show);
+  return { unit, workers: findGunicornProcesses(ps, unit.mainPid)?.workers ?? [] };
+}
+function parsePwdx(output) {
+  const dirs = /* @__PURE__ */ new Map();
+  for (const line of output.split("\n")) {
+    const m = /^(\d+): (\/.*)$/.exec(line.trim());
+    if (m) dirs.set(Number(m[1]), m[2]);
+  }
+  return dirs;
+}
+async function watchServiceState(remote, service, watch) {
+  const spec = {
+    show: serviceCommands.show(service, UNIT_PROPERTIES),
+    ps: PS_TREE,
+    pwdx: watch.dirs === "none" ? null : watch.dirs === "sudo" ? asRoot(["pwdx"]) : ["pwdx"],
+    mainPid: watch.mainPid ?? 0,
+    old: watch.oldWorkers,
+    workers: watch.workers,
+    timeout: Math.max(0, watch.timeoutMs) / 1e3,
+    interval: (watch.intervalMs ?? 20) / 1e3,
+    marker: STATE_MARKER
+  };
+  const result = await remote.exec(
+    toShell(helperArgv("python3", "watchworkers", JSON.stringify(spec))),
+    { timeoutMs: watch.timeoutMs + 15e3 }
+  );
+  const [show, ps, pwdx] = splitEach(STATE_MARKER, result.stdout);
+  if (result.code !== 0 || show === void 0 || ps === void 0 || pwdx === void 0)
+    return void 0;
+  const unit = parseUnitShow(show);
+  return {
+    unit,
+    workers: findGunicornProcesses(ps, unit.mainPid)?.workers ?? [],
+    dirs: parsePwdx(pwdx)
+  };
+}
+async function workingDirectories(remote, pids, sudo = true) {
+  const dirs = /* @__PURE__ */ new Map();
+  if (pids.length === 0) return dirs;
+  const pwdx = serviceCommands.pwdx(pids);
+  const result = await remote.exec(toShell(sudo ? asRoot(pwdx) : pwdx));
+  for (const [pid, dir] of parsePwdx(result.stdout)) dirs.set(pid, dir);
+  if (dirs.size === 0 && sudo && /password|not allowed|sudoers/i.test(result.stderr)) {
+    throw new Error(
+      `sudo -n pwdx was refused for the deploy user, so the workers' working directory cannot be read: ${result.stderr.trim()}`
+    );
+  }
+  return dirs;
+}
+async function realPath(remote, path8) {
+  const result = await runStep(remote, `resolve ${path8}`, toShell(["readlink", "-f", path8]));
+  return result.stdout.trim();
+}
+async function readGunicornOptions(remote, unit, argv = unit.execStart) {
+  const parsed = parseGunicornCommand(argv);
+  if (parsed.launcher.kind === "unknown") return parsed;
+  const g = withGunicornEnv(parsed, await readGunicornEnv(remote, unit));
+  const file = configFileOf(unit, g);
+  const result = await remote.exec(toShell(["cat", "--", file]));
+  if (result.code === 0) return withDefaultWorkers(withConfigFile(g, file, result.stdout));
+  const missing = /No such file/.test(result.stderr);
+  if (missing && g.configFile === void 0) return withDefaultWorkers(g);
+  return { ...g, configFile: file, configRead: false, configUnreadable: !missing };
+}
+async function readGunicornEnv(remote, unit) {
+  const argv = helperArgv("python3", "gunicornenv", unit.id || "-", ...unit.environmentFiles);
+  const result = await remote.exec(toShell(argv));
+  let parsed;
+  try {
+    parsed = JSON.parse(result.stdout);
+  } catch {
+    return { readable: false };
+  }
+  if (typeof parsed !== "object" || parsed === null) return { readable: false };
+  const fields = parsed;
+  const env = { readable: fields.readable === true };
+  for (const name of ["WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"])
+    if (typeof fields[name] === "string") env[name] = fields[name];
+  return env;
+}
+
+// src/host/blue-green/instances.ts
+var COLOURS = ["blue", "green"];
+var otherColour = (c) => c === "blue" ? "green" : "blue";
+var instanceUnit = (template, c) => `${template}@${c}`;
+var slotPath = (layout2, c) => `${layout2.root}/slots/${c}`;
+var liveLink = (layout2) => `${layout2.root}/live.sock`;
+function servingColour(bg) {
+  return bg.live ?? "blue";
+}
+function socketOf(g) {
+  for (const b of g.binds) {
+    const m = /^unix:(\/.+)$/.exec(b);
+    if (m) return m[1];
+  }
+  return void 0;
+}
+function releaseOfLink(target, layout2) {
+  if (!target) return void 0;
+  const trimmed = target.replace(/\/+$/, "");
+  for (const dir of ["../releases/", `${layout2.releasesDir}/`])
+    if (trimmed.startsWith(dir)) {
+      const id = trimmed.slice(dir.length);
+      return isReleaseId(id) ? id : void 0;
+    }
+  return void 0;
+}
+async function readLinks(remote, layout2) {
+  const paths = [liveLink(layout2), ...COLOURS.map((c) => slotPath(layout2, c))];
+  const result = await runStep(
+    remote,
+    "read the blue-green links",
+    toShell(["sh", "-c", 'for p; do printf "%s\\n" "$(readlink -- "$p")"; done', "sh", ...paths])
+  );
+  const lines = result.stdout.split("\n");
+  return Object.fromEntries(paths.map((p, i) => [p, lines[i] || void 0]));
+}
+async function readInstance(remote, template, colour) {
+  const unit = instanceUnit(template, colour);
+  const info2 = await readUnit(remote, unit);
+  const gunicorn = await readGunicornOptions(remote, info2);
+  return { colour, unit, info: info2, gunicorn, socket: socketOf(gunicorn) };
+}
+async function readBlueGreen(remote, template, layout2) {
+  const [links, blue, green] = await Promise.all([
+    readLinks(remote, layout2),
+    readInstance(remote, template, "blue"),
+    readInstance(remote, template, "green")
+  ]);
+  const withSlot = (i) => {
+    const slotTarget = links[slotPath(layout2, i.colour)];
+    return { ...i, slotTarget, slotRelease: releaseOfLink(slotTarget, layout2) };
+  };
+  const instances = { blue: withSlot(blue), green: withSlot(green) };
+  const liveTarget = links[liveLink(layout2)];
+  const live = COLOURS.find((c) => liveTarget !== void 0 && instances[c].socket === liveTarget);
+  return { template, liveLink: liveLink(layout2), liveTarget, live, instances };
+}
+
+// src/host/blue-green/checks.ts
+var finding = (severity, finding2, fix = "") => ({
+  severity,
+  check: "blue-green",
+  finding: finding2,
+  fix
+});
+function blueGreenLayout(f) {
+  const bg = f.blueGreen;
+  if (!bg) return [];
+  const template = `/etc/systemd/system/${bg.template}@.service`;
+  const out = [];
+  for (const c of COLOURS) {
+    const i = bg.instances[c];
+    if (i.info.loadState !== "loaded") {
+      out.push(
+        finding(
+          "error",
+          `${i.unit} is not loaded (LoadState=${i.info.loadState || "unknown"}): strategy blue-green runs ${bg.template}@blue and ${bg.template}@green from one template unit`,
+          `install ${template} (see the server kit's blue-green/ folder) and run systemctl daemon-reload`
+        )
+      );
+      continue;
+    }
+    const slot = slotPath(f.layout, c);
+    const chdir2 = i.gunicorn.chdir ?? i.info.workingDirectory;
+    if (i.gunicorn.launcher.kind !== "unknown" && chdir2 !== slot)
+      out.push(
+        finding(
+          "error",
+          `${i.unit} starts in ${chdir2 || "(no --chdir)"}, not in its slot ${slot}: it would not run the release the action pins for it`,
+          `start Gunicorn with --chdir ${f.layout.root}/slots/%i in ${template}`
+        )
+      );
+    if (!i.socket && i.gunicorn.launcher.kind === "unknown")
+      out.push(
+        finding(
+          "error",
+          `${i.unit}'s ExecStart (${i.info.execStart.join(" ")}) does not show Gunicorn's command line, so its socket cannot be read: live.sock has to be pointed at it`,
+          `start Gunicorn directly in ${template}: ExecStart=<venv>/bin/gunicorn --chdir ${f.layout.root}/slots/%i --bind unix:/run/${bg.template}-%i/gunicorn.sock \u2026`
+        )
+      );
+    else if (!i.socket)
+      out.push(
+        finding(
+          "error",
+          `${i.unit} binds ${i.gunicorn.binds.join(", ") || "Gunicorn's default 127.0.0.1:8000"}, not a unix socket of its own: live.sock can only point at a socket`,
+          `bind unix:/run/${bg.template}-%i/gunicorn.sock with RuntimeDirectory=${bg.template}-%i in ${template}`
+        )
+      );
+  }
+  if (out.length > 0) return out;
+  const { blue, green } = bg.instances;
+  if (blue.socket === green.socket)
+    return [
+      finding(
+        "error",
+        `${blue.unit} and ${green.unit} both bind ${blue.socket}: the instances must not share a socket`,
+        `name the instance in the socket path (%i), e.g. unix:/run/${bg.template}-%i/gunicorn.sock`
+      )
+    ];
+  if (bg.liveTarget !== void 0 && bg.live === void 0)
+    return [
+      finding(
+        "error",
+        `${bg.liveLink} points at ${bg.liveTarget}, which is neither ${blue.unit}'s socket (${blue.socket}) nor ${green.unit}'s (${green.socket})`,
+        `point it at the instance that should serve: ln -sfn ${blue.socket} ${bg.liveLink}.tmp && mv -T ${bg.liveLink}.tmp ${bg.liveLink}`
+      )
+    ];
+  for (const c of COLOURS) {
+    const i = bg.instances[c];
+    if (i.slotTarget !== void 0 && i.slotRelease === void 0)
+      out.push(
+        finding(
+          "error",
+          `${slotPath(f.layout, c)} points at ${i.slotTarget}, not at ${f.layout.releasesDir}/<id>`,
+          `remove it while ${i.unit} is stopped; the next deploy writes it`
+        )
+      );
+  }
+  if (out.length > 0) return out;
+  return [finding("ok", describeInstances(f, bg.live))];
+}
+function describeInstances(f, live) {
+  const bg = f.blueGreen;
+  if (!bg) return "";
+  const parts = COLOURS.map((c) => {
+    const i = bg.instances[c];
+    const state = i.info.activeState === "active" ? "running" : i.info.activeState || "unknown";
+    return `${i.unit} ${state}${i.slotRelease ? ` on ${i.slotRelease}` : ""}${c === live ? " (live)" : ""}`;
+  });
+  return `${parts.join(", ")}; live.sock ${bg.liveTarget ? `-> ${bg.liveTarget}` : "not created yet (first deploy)"}`;
+}
+function pooledUpstream(f) {
+  if (!f.blueGreen || f.nginx.kind !== "match" || f.nginx.keepalive.length === 0) return [];
+  const pools = f.nginx.keepalive.map((k) => `${k.upstream} (keepalive ${k.connections})`).join(", ");
+  return [
+    finding(
+      "error",
+      `Nginx reaches ${f.blueGreen.liveLink} through upstream ${pools}: pooled connections keep going to the old instance after the switch (measured: for up to 1.2 s, and POSTs in flight failed with 502 when it stopped)`,
+      `proxy to it directly, without keepalive: proxy_pass http://unix:${f.blueGreen.liveLink};`
+    )
+  ];
+}
+
 // src/host/host-checks.ts
-var ok = (check, finding) => ({
+var ok = (check, finding2) => ({
   severity: "ok",
   check,
-  finding,
+  finding: finding2,
   fix: ""
 });
-var error2 = (check, finding, fix) => ({
+var error2 = (check, finding2, fix) => ({
   severity: "error",
   check,
-  finding,
+  finding: finding2,
   fix
 });
-var warning2 = (check, finding, fix) => ({
+var warning2 = (check, finding2, fix) => ({
   severity: "warning",
   check,
-  finding,
+  finding: finding2,
   fix
 });
-var unverified = (check, finding, fix) => ({
+var unverified = (check, finding2, fix) => ({
   severity: "unverified",
   check,
-  finding,
+  finding: finding2,
   fix
 });
 function firstDeploy(f) {
   return !f.currentExists && !f.masterAlive;
 }
+function instanceState(f) {
+  const u = f.unit;
+  if (u.loadState !== "loaded") return [];
+  if (f.masterAlive) return [ok("unit", `${f.service} active, MainPID ${u.mainPid}`)];
+  const state = `${u.activeState}/${u.subState}`;
+  return [
+    warning2(
+      "unit",
+      f.blueGreen?.live ? `${f.service}, the live instance, is not running (${state}): nothing serves until a deploy or rollback starts the other instance and moves live.sock to it` : `no instance serves yet (${f.service} is ${state}, live.sock not created): the first deploy starts its release in ${f.service}`,
+      f.blueGreen?.live ? `sudo journalctl -u ${f.service} -n 100 shows why it stopped` : "deploy a first release"
+    )
+  ];
+}
 function unitState(f) {
+  if (f.blueGreen) return instanceState(f);
   const u = f.unit;
   if (u.loadState !== "loaded")
     return [
@@ -51849,7 +51933,15 @@ function upstream(f) {
     return [
       ok(
         "upstream",
-        `Nginx proxies to Gunicorn's bind${n.servers.length ? ` in server ${n.servers.map((s) => s.names[0] ?? "_").join(", ")}` : ""}`
+        `Nginx proxies to ${f.blueGreen ? f.blueGreen.liveLink : "Gunicorn's bind"}${n.servers.length ? ` in server ${n.servers.map((s) => s.names[0] ?? "_").join(", ")}` : ""}`
+      )
+    ];
+  if (n.kind === "mismatch" && f.blueGreen)
+    return [
+      error2(
+        "upstream",
+        `Nginx proxies only to ${n.proxiedTo.join(", ")}, not to ${f.blueGreen.liveLink}: switching live.sock would not move traffic`,
+        `proxy_pass http://unix:${f.blueGreen.liveLink}; (no upstream keepalive), then nginx -t and reload Nginx`
       )
     ];
   if (n.kind === "mismatch")
@@ -51909,6 +52001,14 @@ function layout(f) {
         "layout",
         `${l.current} is not a symlink (it cannot be switched atomically)`,
         `move the app into ${l.releasesDir}/<id> and ln -sfn releases/<id> ${l.current}`
+      )
+    );
+  if (f.liveLinkExists && !f.blueGreen)
+    out.push(
+      error2(
+        "layout",
+        `${l.root}/live.sock exists: this host is set up for blue-green (Nginx proxies to the live instance through it), and a reload of ${f.service} would not be what serves`,
+        "set strategy: blue-green and service to the template (e.g. myapp for myapp@.service)"
       )
     );
   if (out.length === 0)
@@ -52026,21 +52126,47 @@ function environment(f, ctx) {
     ];
   return [ok("environment", `${f.envFile}: ${env.count} variables`)];
 }
+var BLUE_GREEN_NEEDS = {
+  start: "starting the new release in the idle instance",
+  stop: "stopping the old instance once traffic has moved"
+};
+function missingRequired(f) {
+  if (!f.blueGreen)
+    return [
+      {
+        unit: f.service,
+        access: f.access,
+        missing: RIGHTS.filter((r) => r.required && !may(f.access, r.right)).map((r) => [
+          r.right,
+          r.purpose
+        ])
+      }
+    ];
+  const bg = f.blueGreen;
+  return [
+    { unit: f.service, access: f.access },
+    { unit: instanceUnit(bg.template, otherColour(bg.serving)), access: bg.idleAccess }
+  ].map((u) => ({
+    ...u,
+    missing: Object.entries(BLUE_GREEN_NEEDS).filter(([r]) => !may(u.access, r))
+  }));
+}
 function rights(f) {
   const out = [];
-  const required = RIGHTS.filter((r) => r.required && !may(f.access, r.right));
-  if (required.length > 0)
+  const lacking = missingRequired(f).filter((u) => u.missing.length > 0);
+  for (const u of lacking)
     out.push(
       error2(
         "sudo",
-        `${f.user} may not run ${required.map((r) => `sudo ${r.grant(f.service)} (${r.purpose})`).join(", ")}`,
+        `${f.user} may not run ${u.missing.map(([r, purpose]) => `sudo ${rightSpec(r).grant(u.unit)} (${purpose})`).join(", ")}`,
         `add to sudoers: ${sudoersLine(
-          f.access,
-          f.service,
-          required.map((r) => r.right)
+          u.access,
+          u.unit,
+          u.missing.map(([r]) => r)
         )}`
       )
     );
+  const required = lacking;
   if (f.dirs === "none") {
     const m = missingRight(f.access, f.service, "pwdx");
     out.push(unverified("pwdx", m.what, m.allow));
@@ -52065,7 +52191,13 @@ function rights(f) {
         `usermod -aG adm ${f.user}`
       )
     );
-  if (required.length === 0) out.push(ok("sudo", "systemctl reload and restart allowed"));
+  if (required.length === 0)
+    out.push(
+      ok(
+        "sudo",
+        f.blueGreen ? `systemctl start and stop of both instances allowed` : "systemctl reload and restart allowed"
+      )
+    );
   return out;
 }
 function olderThan(version, than) {
@@ -52090,9 +52222,17 @@ function gunicornVersion(f) {
 var HOST_CHECKS = [
   { id: "unit", reads: "systemctl show", blocksDeploy: true, evaluate: unitState },
   {
+    id: "blue-green",
+    reads: "both instances, slots/ and live.sock",
+    blocksDeploy: true,
+    strategy: "blue-green",
+    evaluate: blueGreenLayout
+  },
+  {
     id: "ExecReload",
     reads: "the unit",
     blocksDeploy: true,
+    strategy: "reload",
     evaluate: (f) => reloadSendsHup(f.unit.execReload) ? [ok("ExecReload", "sends HUP to $MAINPID")] : [
       error2(
         "ExecReload",
@@ -52105,11 +52245,19 @@ var HOST_CHECKS = [
     id: "gunicorn",
     reads: "ExecStart and the Gunicorn config file",
     blocksDeploy: true,
+    strategy: "reload",
     evaluate: gunicornLaunch
   },
   { id: "socket", reads: "the unit", blocksDeploy: true, evaluate: socketInRun },
-  { id: "workers", reads: "ps", blocksDeploy: true, evaluate: workerCount },
+  { id: "workers", reads: "ps", blocksDeploy: true, strategy: "reload", evaluate: workerCount },
   { id: "upstream", reads: "the Nginx configuration", blocksDeploy: true, evaluate: upstream },
+  {
+    id: "keepalive",
+    reads: "the Nginx configuration",
+    blocksDeploy: true,
+    strategy: "blue-green",
+    evaluate: pooledUpstream
+  },
   { id: "nginx -t", reads: "sudo nginx -t", blocksDeploy: true, evaluate: nginxTest },
   { id: "layout", reads: "release-path", blocksDeploy: true, evaluate: layout },
   { id: "disk", reads: "df", blocksDeploy: true, evaluate: disk },
@@ -52119,6 +52267,8 @@ var HOST_CHECKS = [
     reads: "gunicorn.__version__ under the unit's interpreter",
     blocksDeploy: false,
     checkModeOnly: true,
+    // Under blue-green no HUP is sent: the crash cannot happen.
+    strategy: "reload",
     evaluate: gunicornVersion
   },
   {
@@ -52132,11 +52282,13 @@ var HOST_CHECKS = [
 function runChecks(facts, ctx, mode = "deploy") {
   const findings = [];
   const blocking = [];
+  const strategy = facts.blueGreen ? "blue-green" : "reload";
   for (const check of HOST_CHECKS) {
     if (check.checkModeOnly && mode !== "check") continue;
-    for (const finding of check.evaluate(facts, ctx)) {
-      findings.push(finding);
-      if (finding.severity === "error" && check.blocksDeploy) blocking.push(finding);
+    if (check.strategy && check.strategy !== strategy) continue;
+    for (const finding2 of check.evaluate(facts, ctx)) {
+      findings.push(finding2);
+      if (finding2.severity === "error" && check.blocksDeploy) blocking.push(finding2);
     }
   }
   return { findings, blocking };
@@ -52301,9 +52453,9 @@ function parseFile(file, text) {
 function isGlob(pattern) {
   return /[*?[]/.test(pattern);
 }
-function globMatches(pattern, path7) {
+function globMatches(pattern, path8) {
   const patternParts = pattern.split("/");
-  const pathParts = path7.split("/");
+  const pathParts = path8.split("/");
   if (patternParts.length !== pathParts.length) return false;
   return patternParts.every((p, i) => segmentMatches(p, pathParts[i]));
 }
@@ -52355,22 +52507,22 @@ function resolveIncludes(sources) {
     unreadable: []
   };
   const parsed = /* @__PURE__ */ new Map();
-  const readFile2 = (path7, depth, from) => {
-    const text = sources.files.get(path7);
+  const readFile2 = (path8, depth, from) => {
+    const text = sources.files.get(path8);
     if (text === void 0) {
-      const why = sources.unreadable?.get(path7);
-      if (why !== void 0) tree.unreadable.push(`${path7}: ${why}`);
-      else if (!from) tree.unreadable.push(`${path7}: not read`);
-      else tree.unresolvedIncludes.push(path7);
+      const why = sources.unreadable?.get(path8);
+      if (why !== void 0) tree.unreadable.push(`${path8}: ${why}`);
+      else if (!from) tree.unreadable.push(`${path8}: not read`);
+      else tree.unresolvedIncludes.push(path8);
       return [];
     }
     if (depth > MAX_INCLUDE_DEPTH) {
-      const at = from ?? { file: path7, line: 1 };
+      const at = from ?? { file: path8, line: 1 };
       tree.errors.push({ file: at.file, line: at.line, message: "includes nested too deeply" });
       return [];
     }
-    let result = parsed.get(path7);
-    if (!result) parsed.set(path7, result = parseFile(path7, text));
+    let result = parsed.get(path8);
+    if (!result) parsed.set(path8, result = parseFile(path8, text));
     if (result.error && !tree.errors.includes(result.error)) tree.errors.push(result.error);
     return expand2(result.directives, depth);
   };
@@ -52434,8 +52586,8 @@ var GUNICORN_DEFAULT_BIND = "127.0.0.1:8000";
 function isIpLiteral(host) {
   return /^[0-9.]+$/.test(host) || host.includes(":");
 }
-function socketPath(path7) {
-  return path7.replace(/\/+/g, "/").replace(/\/(\.\/)+/g, "/").replace(/^\/var\/run\//, "/run/");
+function socketPath(path8) {
+  return path8.replace(/\/+/g, "/").replace(/\/(\.\/)+/g, "/").replace(/^\/var\/run\//, "/run/");
 }
 function reaches(target, bind2) {
   if (target.kind === "unix" && bind2.kind === "unix")
@@ -52455,10 +52607,10 @@ function parseProxyTarget(url) {
   const rest = url.slice(scheme[0].length);
   const kind = scheme[1].toLowerCase();
   if (/^unix:/i.test(rest)) {
-    const path7 = rest.slice(5).split(":")[0];
-    return path7.includes("$") || !path7.startsWith("/") ? "variables in proxy_pass" : {
+    const path8 = rest.slice(5).split(":")[0];
+    return path8.includes("$") || !path8.startsWith("/") ? "variables in proxy_pass" : {
       scheme: kind,
-      socket: path7
+      socket: path8
     };
   }
   const cut = rest.search(/[/$]/);
@@ -52490,8 +52642,8 @@ function resolveProxy(d, location, upstreams) {
     return { ...withScheme, upstream: host, unresolved: `no servers inside upstream "${host}"` };
   return { ...withScheme, upstream: host, endpoints: upstream2.servers.map((s) => s.endpoint) };
 }
-function unixEndpoint(path7) {
-  return { kind: "unix", path: path7 };
+function unixEndpoint(path8) {
+  return { kind: "unix", path: path8 };
 }
 function upstreamServer(d) {
   const [address, ...rest] = d.args;
@@ -52669,7 +52821,13 @@ function matchUpstream(config, gunicornBinds) {
   );
   if (hits.length > 0) {
     const servers = config.servers.filter((s) => s.proxies.some((p) => hits.includes(p)));
-    return { kind: "match", servers, proxies: hits };
+    const pooled = [...new Set(hits.flatMap((p) => p.upstream ? [p.upstream] : []))].flatMap(
+      (name) => {
+        const connections = config.upstreams.get(name)?.keepalive;
+        return connections ? [{ upstream: name, connections }] : [];
+      }
+    );
+    return { kind: "match", servers, proxies: hits, keepalive: pooled };
   }
   const reason = whyUnknown(config, proxies, binds);
   if (reason !== void 0) return { kind: "unknown", reason };
@@ -52690,14 +52848,14 @@ function deriveNginxUrl(server, healthPath) {
   const listen = fitting.find(local) ?? fitting[0];
   const port = listen && !listen.socket ? listen.port : defaultPort;
   const host = server.names.find(concreteName) ?? "127.0.0.1";
-  const path7 = healthPath.startsWith("/") ? healthPath : `/${healthPath}`;
-  const url = `${scheme}://${host}${port === defaultPort ? "" : `:${port}`}${path7}`;
+  const path8 = healthPath.startsWith("/") ? healthPath : `/${healthPath}`;
+  const url = `${scheme}://${host}${port === defaultPort ? "" : `:${port}`}${path8}`;
   const address = !listen?.address || listen.address === "localhost" ? "127.0.0.1" : listen.address;
   const connect3 = listen?.socket ? { kind: "unix", socket: listen.socket } : { kind: "tcp", host: address, port };
-  return { scheme, host, port, path: path7, url, connect: connect3 };
+  return { scheme, host, port, path: path8, url, connect: connect3 };
 }
-function cleanPath(path7) {
-  return path7.replace(/\/+/g, "/");
+function cleanPath(path8) {
+  return path8.replace(/\/+/g, "/");
 }
 function staticLocationFor(servers, currentPath) {
   const current = cleanPath(currentPath).replace(/(.)\/$/, "$1");
@@ -52816,55 +52974,6 @@ async function readNginxConfig(remote, opts) {
   return readFiles(remote, opts, problems);
 }
 
-// src/host/gunicorn/gunicorn-processes.ts
-var PS_TREE = ["ps", "-ww", "-eo", "pid=,ppid=,args="];
-function parsePs(text) {
-  const entries = [];
-  for (const line of text.split("\n")) {
-    const m = /^\s*(\d+)\s+(\d+)\s?(.*)$/.exec(line);
-    if (m) entries.push({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3].trim() });
-  }
-  return entries;
-}
-var MASTER_TITLE = /^gunicorn: master \[(.*)\]$/;
-function runsGunicorn(args) {
-  if (MASTER_TITLE.test(args)) return true;
-  const kind = findGunicornLaunch(args.split(/\s+/)).launcher.kind;
-  return kind === "script" || kind === "module";
-}
-function findGunicornProcesses(psOutput, mainPid) {
-  const entries = parsePs(psOutput);
-  const children = /* @__PURE__ */ new Map();
-  for (const e of entries) children.set(e.ppid, [...children.get(e.ppid) ?? [], e]);
-  const main = entries.find((e) => e.pid === mainPid);
-  if (mainPid <= 0 || !main) return void 0;
-  const queue = [main];
-  const seen = /* @__PURE__ */ new Set();
-  for (let next = queue.shift(); next; next = queue.shift()) {
-    if (seen.has(next.pid)) continue;
-    seen.add(next.pid);
-    if (runsGunicorn(next.args)) return describe2(next, children, mainPid);
-    queue.push(...[...children.get(next.pid) ?? []].sort((a, b) => a.pid - b.pid));
-  }
-  return void 0;
-}
-function describe2(master, children, mainPid) {
-  const found = {
-    masterPid: master.pid,
-    workers: (children.get(master.pid) ?? []).map((c) => c.pid).sort((a, b) => a - b),
-    viaWrapper: master.pid !== mainPid
-  };
-  const title = MASTER_TITLE.exec(master.args);
-  if (title) found.procName = title[1];
-  else found.argv = master.args.split(/\s+/).filter((w) => w !== "");
-  return found;
-}
-async function readGunicornProcesses(remote, mainPid) {
-  if (mainPid <= 0) return void 0;
-  const ps = await remote.exec(optional(PS_TREE));
-  return findGunicornProcesses(ps.stdout, mainPid);
-}
-
 // src/host/gunicorn/gunicorn-interpreter.ts
 var PROBE = 'import sys; print(sys.executable); print(sys.prefix if sys.prefix != sys.base_prefix else "")';
 async function probe(remote, python, source) {
@@ -52872,8 +52981,8 @@ async function probe(remote, python, source) {
   if (run2.code !== 0)
     return { error: `${python} (from ${source}) does not run: ${tailLines(run2.stderr, 3)}` };
   const [executable, prefix] = run2.stdout.split("\n").map((l) => l.trim());
-  const path7 = python.startsWith("/") || !executable ? python : executable;
-  return { python: path7, venv: prefix || void 0, source };
+  const path8 = python.startsWith("/") || !executable ? python : executable;
+  return { python: path8, venv: prefix || void 0, source };
 }
 function shebangInterpreter(line) {
   const words2 = /^#!\s*(.*)$/.exec(line.split("\n")[0])?.[1].trim().split(/\s+/) ?? [];
@@ -52934,8 +53043,8 @@ async function searchInterpreter(remote, gunicorn, running) {
 
 // src/host/release-checks.ts
 var findInterpreter = searchInterpreter;
-async function fileHash(remote, path7) {
-  const result = await remote.exec(optional(["sha256sum", path7]));
+async function fileHash(remote, path8) {
+  const result = await remote.exec(optional(["sha256sum", path8]));
   return result.stdout.split(" ")[0] || void 0;
 }
 async function runLongStep(remote, step, command, limits) {
@@ -53128,6 +53237,7 @@ ${tailLines(error3.result.stderr || error3.result.stdout, 20)}`,
 }
 
 // src/host/release-layout.ts
+import * as path6 from "node:path";
 var ReleaseLayout = class {
   constructor(root) {
     this.root = root;
@@ -53214,95 +53324,33 @@ async function uploadRelease(remote, layout2, id, archive) {
   );
 }
 async function switchCurrent(remote, layout2, id) {
-  const temp = `${layout2.root}/.current-${id}.tmp`;
-  await runStep(
-    remote,
-    "switch current",
-    allOf(["ln", "-sfn", `releases/${id}`, temp], ["mv", "-Tf", temp, layout2.current])
-  );
+  await runStep(remote, "switch current", allOf(...swapLink(`releases/${id}`, layout2.current)));
 }
-
-// src/host/service-state.ts
-async function readUnit(remote, service) {
-  const show = await runStep(
-    remote,
-    `read unit ${service}`,
-    toShell(serviceCommands.show(service, UNIT_PROPERTIES))
-  );
-  return parseUnitShow(show.stdout);
-}
-var STATE_MARKER = "@@zdd-state@@";
-async function readServiceState(remote, service) {
-  const result = await runStep(
-    remote,
-    `read unit ${service} and its processes`,
-    eachOf(STATE_MARKER, toShell(serviceCommands.show(service, UNIT_PROPERTIES)), optional(PS_TREE))
-  );
-  const [show = "", ps = ""] = splitEach(STATE_MARKER, result.stdout);
-  const unit = parseUnitShow(show);
-  return { unit, workers: findGunicornProcesses(ps, unit.mainPid)?.workers ?? [] };
-}
-async function workingDirectories(remote, pids, sudo = true) {
-  const dirs = /* @__PURE__ */ new Map();
-  if (pids.length === 0) return dirs;
-  const pwdx = serviceCommands.pwdx(pids);
-  const result = await remote.exec(toShell(sudo ? asRoot(pwdx) : pwdx));
-  for (const line of result.stdout.split("\n")) {
-    const m = /^(\d+): (\/.*)$/.exec(line.trim());
-    if (m) dirs.set(Number(m[1]), m[2]);
-  }
-  if (dirs.size === 0 && sudo && /password|not allowed|sudoers/i.test(result.stderr)) {
-    throw new Error(
-      `sudo -n pwdx was refused for the deploy user, so the workers' working directory cannot be read: ${result.stderr.trim()}`
-    );
-  }
-  return dirs;
-}
-async function realPath(remote, path7) {
-  const result = await runStep(remote, `resolve ${path7}`, toShell(["readlink", "-f", path7]));
-  return result.stdout.trim();
-}
-async function readGunicornOptions(remote, unit, argv = unit.execStart) {
-  const parsed = parseGunicornCommand(argv);
-  if (parsed.launcher.kind === "unknown") return parsed;
-  const g = withGunicornEnv(parsed, await readGunicornEnv(remote, unit));
-  const file = configFileOf(unit, g);
-  const result = await remote.exec(toShell(["cat", "--", file]));
-  if (result.code === 0) return withDefaultWorkers(withConfigFile(g, file, result.stdout));
-  const missing = /No such file/.test(result.stderr);
-  if (missing && g.configFile === void 0) return withDefaultWorkers(g);
-  return { ...g, configFile: file, configRead: false, configUnreadable: !missing };
-}
-async function readGunicornEnv(remote, unit) {
-  const argv = helperArgv("python3", "gunicornenv", unit.id || "-", ...unit.environmentFiles);
-  const result = await remote.exec(toShell(argv));
-  let parsed;
-  try {
-    parsed = JSON.parse(result.stdout);
-  } catch {
-    return { readable: false };
-  }
-  if (typeof parsed !== "object" || parsed === null) return { readable: false };
-  const fields = parsed;
-  const env = { readable: fields.readable === true };
-  for (const name of ["WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"])
-    if (typeof fields[name] === "string") env[name] = fields[name];
-  return env;
+function swapLink(target, link) {
+  const temp = `${path6.posix.dirname(link)}/.${path6.posix.basename(link)}.tmp`;
+  return [
+    ["ln", "-sfn", target, temp],
+    ["mv", "-Tf", temp, link]
+  ];
 }
 
 // src/host/host-facts.ts
+function factOptions(settings, layout2, requiredEnv) {
+  const { service, strategy, envFile, nginxErrorLog } = settings;
+  return { service, strategy, layout: layout2, envFile, requiredEnv, nginxErrorLog };
+}
 function isRunning(unit) {
   return unit.activeState === "active" && unit.mainPid > 0;
 }
-async function nginxMatch(remote, gunicorn, access2) {
-  if (gunicorn.binds.length === 0 && configUnseen(gunicorn))
+async function nginxMatch(remote, gunicorn, access2, proxiedBind) {
+  if (!proxiedBind && gunicorn.binds.length === 0 && configUnseen(gunicorn))
     return {
       kind: "unknown",
       reason: `Gunicorn's bind is set in ${gunicorn.configFile}, which could not be read`
     };
   try {
     const read = await readNginxConfig(remote, { sudoDump: may(access2, "nginx-dump") });
-    return matchUpstream(analyzeNginx(read), gunicorn.binds);
+    return matchUpstream(analyzeNginx(read), proxiedBind ? [proxiedBind] : gunicorn.binds);
   } catch (error3) {
     return {
       kind: "unknown",
@@ -53346,10 +53394,58 @@ async function readEnv(remote, envFile, required) {
   return JSON.parse(env.stdout || "{}");
 }
 async function gatherFacts(remote, opts) {
+  if (opts.strategy !== "blue-green") return gatherUnitFacts(remote, opts);
+  const bg = await readBlueGreen(remote, opts.service, opts.layout);
+  const serving = servingColour(bg);
+  const [facts, idleAccess] = await Promise.all([
+    gatherUnitFacts(
+      remote,
+      { ...opts, service: instanceUnit(opts.service, serving) },
+      `unix:${bg.liveLink}`
+    ),
+    probeAccess(remote, instanceUnit(opts.service, otherColour(serving)), [])
+  ]);
+  return { ...facts, blueGreen: { ...bg, serving, idleAccess } };
+}
+async function readLayout(remote, layout2) {
+  const [df, current, releasesDir] = await Promise.all([
+    remote.exec(
+      optional([
+        "sh",
+        "-c",
+        'test -d "$1" && test -w "$1" && echo releases-writable; test -d "$2" && echo shared-dir; test -L "$3" && echo current-link; test -e "$3" && echo current-exists; test -L "$5" && echo live-link; df -Pk "$4"',
+        "sh",
+        layout2.releasesDir,
+        layout2.sharedDir,
+        layout2.current,
+        layout2.root,
+        `${layout2.root}/live.sock`
+      ])
+    ),
+    readCurrentRelease(remote, layout2).then(async (id) => ({
+      id,
+      dir: id ? await realPath(remote, layout2.current).catch(() => void 0) : void 0
+    })),
+    realPath(remote, layout2.releasesDir).catch(() => layout2.releasesDir)
+  ]);
+  const lines = df.stdout.trim().split("\n");
+  return {
+    releasesWritable: lines.includes("releases-writable"),
+    sharedExists: lines.includes("shared-dir"),
+    currentIsLink: lines.includes("current-link"),
+    currentExists: lines.includes("current-exists") || lines.includes("current-link"),
+    liveLinkExists: lines.includes("live-link"),
+    currentRelease: current.id,
+    currentDir: current.dir,
+    releasesDir,
+    freeKb: Number(lines[lines.length - 1]?.split(/\s+/)[3] ?? 0) || 0
+  };
+}
+async function gatherUnitFacts(remote, opts, proxiedBind) {
   const { layout: layout2, service } = opts;
   const unit = await readUnit(remote, service);
   const envFile = opts.envFile ?? unit.environmentFiles[0];
-  const [access2, procs, fromUnit] = await Promise.all([
+  const sideBySide = Promise.all([
     probeAccess(
       remote,
       service,
@@ -53358,37 +53454,31 @@ async function gatherFacts(remote, opts) {
     readGunicornProcesses(remote, unit.mainPid),
     readGunicornOptions(remote, unit)
   ]);
-  const gunicorn = fromUnit.launcher.kind === "unknown" && procs?.argv ? await readGunicornOptions(remote, unit, procs.argv) : fromUnit;
-  const masterAlive = isRunning(unit);
-  const [dirs, nginxTest2, nginx, df, interpreter2, current, releasesDir, shebang, env] = await Promise.all([
-    probeDirs(remote, unit, procs?.masterPid, access2),
-    may(access2, "nginx-test") ? remote.exec(toShell(asRoot(serviceCommands.nginxTest()))) : Promise.resolve(void 0),
-    nginxMatch(remote, gunicorn, access2),
-    remote.exec(
-      optional([
-        "sh",
-        "-c",
-        'test -d "$1" && test -w "$1" && echo releases-writable; test -d "$2" && echo shared-dir; test -L "$3" && echo current-link; test -e "$3" && echo current-exists; df -Pk "$4"',
-        "sh",
-        layout2.releasesDir,
-        layout2.sharedDir,
-        layout2.current,
-        layout2.root
-      ])
-    ),
-    findInterpreter(remote, gunicorn, procs ?? unit.mainPid).then(async (found) => ({
+  const launched = parseGunicornCommand(unit.execStart);
+  const byLauncher = (g, running) => Promise.all([
+    findInterpreter(remote, g, running).then(async (found) => ({
       found,
       version: "error" in found ? void 0 : await gunicornVersion2(remote, found.python)
     })),
-    readCurrentRelease(remote, layout2).then(async (id) => ({
-      id,
-      dir: id ? await realPath(remote, layout2.current).catch(() => void 0) : void 0
-    })),
-    realPath(remote, layout2.releasesDir).catch(() => layout2.releasesDir),
-    scriptShebang(remote, gunicorn),
+    scriptShebang(remote, g)
+  ]);
+  const launcherEarly = launched.launcher.kind === "unknown" ? void 0 : byLauncher(launched, unit.mainPid);
+  launcherEarly?.catch(() => void 0);
+  const early = Promise.all([
+    readLayout(remote, layout2),
     readEnv(remote, envFile, opts.requiredEnv)
   ]);
-  const lines = df.stdout.trim().split("\n");
+  early.catch(() => void 0);
+  const [access2, procs, fromUnit] = await sideBySide;
+  const gunicorn = fromUnit.launcher.kind === "unknown" && procs?.argv ? await readGunicornOptions(remote, unit, procs.argv) : fromUnit;
+  const masterAlive = isRunning(unit);
+  const [[onDisk, env], dirs, nginxTest2, nginx, [interpreter2, shebang]] = await Promise.all([
+    early,
+    probeDirs(remote, unit, procs?.masterPid, access2),
+    may(access2, "nginx-test") ? remote.exec(toShell(asRoot(serviceCommands.nginxTest()))) : Promise.resolve(void 0),
+    nginxMatch(remote, gunicorn, access2, proxiedBind),
+    launcherEarly ?? byLauncher(gunicorn, procs ?? unit.mainPid)
+  ]);
   return {
     service,
     user: remote.target.user,
@@ -53402,14 +53492,7 @@ async function gatherFacts(remote, opts) {
     dirs: dirs.via,
     nginxTest: nginxTest2,
     nginx,
-    releasesWritable: lines.includes("releases-writable"),
-    sharedExists: lines.includes("shared-dir"),
-    currentIsLink: lines.includes("current-link"),
-    currentExists: lines.includes("current-exists") || lines.includes("current-link"),
-    currentRelease: current.id,
-    currentDir: current.dir,
-    releasesDir,
-    freeKb: Number(lines[lines.length - 1]?.split(/\s+/)[3] ?? 0) || 0,
+    ...onDisk,
     interpreter: interpreter2.found,
     gunicornVersion: interpreter2.version,
     shebang,
@@ -53586,15 +53669,15 @@ function distinguishedName(name) {
 }
 
 // src/host/verification-urls.ts
-function bindTarget(bind2, path7) {
+function bindTarget(bind2, path8) {
   const unix = /^unix:(\/.+)$/.exec(bind2);
-  if (unix) return withPath({ kind: "unix", socket: unix[1], path: path7, text: "" }, path7);
+  if (unix) return withPath({ kind: "unix", socket: unix[1], path: path8, text: "" }, path8);
   const tcp = /^(?:([0-9.]+|localhost|\[[0-9a-fA-F:]+\]))?:([0-9]{1,5})$/.exec(bind2);
   if (!tcp) return void 0;
   const host = !tcp[1] || tcp[1] === "0.0.0.0" ? "127.0.0.1" : tcp[1].replace(/^\[|\]$/g, "");
   return withPath(
-    { kind: "tcp", host: host === "::" ? "::1" : host, port: Number(tcp[2]), path: path7, text: "" },
-    path7
+    { kind: "tcp", host: host === "::" ? "::1" : host, port: Number(tcp[2]), path: path8, text: "" },
+    path8
   );
 }
 function verificationUrls(settings, gunicorn) {
@@ -53684,6 +53767,20 @@ async function certificateFinding(remote, url) {
     };
   }
 }
+function sudoersLines(facts, service) {
+  if (!facts.blueGreen)
+    return sudoersLine(
+      facts.access,
+      service,
+      RIGHTS.map((r) => r.right)
+    );
+  const perInstance = ["start", "stop", "restart"];
+  const global2 = RIGHTS.map((r) => r.right).filter((r) => r !== "reload" && !perInstance.includes(r));
+  return [
+    sudoersLine(facts.access, instanceUnit(service, "blue"), [...perInstance, ...global2]),
+    sudoersLine(facts.access, instanceUnit(service, "green"), perInstance)
+  ].join("\n");
+}
 function logFindings(findings, settings, log, host) {
   for (const f of findings) {
     const text = `${f.check}: ${f.finding}${f.fix ? `
@@ -53700,13 +53797,7 @@ async function checkHost(remote, settings, log) {
   result.findings = findings;
   const layout2 = new ReleaseLayout(settings.releasePath);
   await timed(result, "audit", async () => {
-    const facts = await gatherFacts(remote, {
-      service: settings.service,
-      layout: layout2,
-      envFile: settings.envFile,
-      requiredEnv: settings.requiredEnv,
-      nginxErrorLog: settings.nginxErrorLog
-    });
+    const facts = await gatherFacts(remote, factOptions(settings, layout2, settings.requiredEnv));
     findings.push(
       ...runChecks(
         facts,
@@ -53719,14 +53810,13 @@ async function checkHost(remote, settings, log) {
       findings.push({
         severity: "error",
         check: "unit",
-        finding: `${settings.service} is not running: nothing serves`,
-        fix: `sudo journalctl -u ${settings.service} -n 100 shows why; fix it, or run mode: rollback`
+        finding: `${facts.service} is not running: nothing serves`,
+        fix: `sudo journalctl -u ${facts.service} -n 100 shows why; fix it, or run mode: rollback`
       });
-    const allRights = RIGHTS.map((r) => r.right);
     findings.push({
       severity: "ok",
       check: "sudoers",
-      finding: `every right the action can use: ${sudoersLine(facts.access, settings.service, allRights)}`,
+      finding: `every right the action can use: ${sudoersLines(facts, settings.service)}`,
       fix: ""
     });
     const nginxUrl = nginxTarget(settings, facts.nginx);
@@ -53911,9 +54001,33 @@ function workerProblem(exp, workers, dirs) {
 }
 async function verifyRelease(remote, exp, log) {
   const deadline = Date.now() + exp.timeoutSeconds * 1e3;
+  let settleWorkers = () => void 0;
+  const workersProven = new Promise((resolve3) => settleWorkers = resolve3);
+  const health = Promise.allSettled(
+    exp.urls.map((url) => healthyStreak(remote, url, exp, deadline, log, workersProven))
+  );
+  try {
+    await proveWorkers(remote, exp, deadline, log);
+  } catch (error3) {
+    settleWorkers(false);
+    throw error3;
+  }
+  settleWorkers(true);
+  for (const streak of await health) if (streak.status === "rejected") throw streak.reason;
+}
+async function proveWorkers(remote, exp, deadline, log) {
   let problem;
+  let watching = true;
   for (; ; ) {
-    const { unit, workers } = await readServiceState(remote, exp.service);
+    const watched = watching ? await watchServiceState(remote, exp.service, {
+      mainPid: exp.mainPid,
+      oldWorkers: exp.oldWorkers,
+      workers: exp.workers,
+      dirs: exp.dirs,
+      timeoutMs: deadline - Date.now()
+    }) : void 0;
+    watching = watched !== void 0;
+    const { unit, workers } = watched ?? await readServiceState(remote, exp.service);
     if (unit.mainPid === 0 || unit.activeState !== "active") {
       throw new VerifyError(
         `the Gunicorn master died after the reload (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
@@ -53926,50 +54040,65 @@ async function verifyRelease(remote, exp, log) {
         false
       );
     }
-    const found = workerProblem({ ...exp, dirs: "none" }, workers, /* @__PURE__ */ new Map()) ?? (exp.dirs === "none" ? void 0 : workerProblem(
-      exp,
-      workers,
-      await workingDirectories(remote, workers, exp.dirs === "sudo")
-    ));
+    const readDirs = async () => watched && workers.every((p) => watched.dirs.has(p)) ? watched.dirs : workingDirectories(remote, workers, exp.dirs === "sudo");
+    const found = workerProblem({ ...exp, dirs: "none" }, workers, /* @__PURE__ */ new Map()) ?? (exp.dirs === "none" ? void 0 : workerProblem(exp, workers, await readDirs()));
     if (found === void 0) {
       log.info(
         `master ${unit.mainPid}${exp.mainPid ? " kept" : " up"}; ${workers.length} new workers (${workers.join(", ")}) ${exp.dirs === "none" ? "(their directory not verified: health must name the release)" : `in ${exp.releaseDir}`}`
       );
-      break;
+      return;
     }
     problem = found;
     if (Date.now() >= deadline)
       throw new VerifyError(`within reload-timeout (${exp.timeoutSeconds}s): ${problem}`, false);
-    await sleep2(50);
+    await sleep2(watching ? 20 : 50);
   }
-  await Promise.all(exp.urls.map((url) => healthyStreak(remote, url, exp, deadline, log)));
 }
-async function healthyStreak(remote, url, exp, deadline, log) {
+function namesRelease(response, exp) {
+  if (exp.healthExpect !== void 0) return exp.healthExpect.includes("{release}");
+  return releaseOf(response) === exp.release;
+}
+var HEALTH_AT_ONCE = 4;
+async function askHealth(remote, url, exp) {
+  try {
+    const response = await httpGet(remote, url, 5e3);
+    return {
+      response,
+      problem: healthProblem(response, exp.release, exp.healthExpect, exp.oldRelease)
+    };
+  } catch (error3) {
+    return { problem: `failed: ${error3.message}` };
+  }
+}
+async function healthyStreak(remote, url, exp, deadline, log, workersProven) {
+  let proven;
+  void workersProven.then((p) => proven = p);
   let streak = 0;
   while (streak < exp.healthChecks) {
-    let found;
-    try {
-      found = healthProblem(
-        await httpGet(remote, url, 5e3),
-        exp.release,
-        exp.healthExpect,
-        exp.oldRelease
-      );
-    } catch (error3) {
-      found = `failed: ${error3.message}`;
-    }
-    if (found === void 0) {
-      streak++;
+    if (proven === false) return;
+    const early = proven === void 0;
+    const asked = Math.min(HEALTH_AT_ONCE, exp.healthChecks - streak);
+    const answers2 = await Promise.all(
+      Array.from({ length: asked }, () => askHealth(remote, url, exp))
+    );
+    const problem = answers2.find((a) => a.problem !== void 0)?.problem;
+    if (problem === void 0) {
+      if (early && answers2.some((a) => !a.response || !namesRelease(a.response, exp))) {
+        if (!await workersProven) return;
+        continue;
+      }
+      streak += answers2.length;
       continue;
     }
     streak = 0;
     if (Date.now() >= deadline) {
+      if (early && await workersProven === false) return;
       throw new VerifyError(
-        `within reload-timeout (${exp.timeoutSeconds}s): ${url.text} ${found}`,
+        `within reload-timeout (${exp.timeoutSeconds}s): ${url.text} ${problem}`,
         false
       );
     }
-    await sleep2(250);
+    await sleep2(100);
   }
   log.info(`${url.text}: ${exp.healthChecks} healthy answers in a row for release ${exp.release}`);
 }
@@ -54026,13 +54155,16 @@ async function prove(ctx, plan, from, reloaded) {
     ctx.result,
     "verify",
     () => ctx.log.group(`Verify ${plan.release} serves`, async () => {
-      await verifyRelease(ctx.conn.remote, expected, ctx.log);
-      if (plan.staticFiles)
-        await verifyStaticFile(ctx.conn.remote, {
+      const [workers, staticFile] = await Promise.allSettled([
+        verifyRelease(ctx.conn.remote, expected, ctx.log),
+        plan.staticFiles && verifyStaticFile(ctx.conn.remote, {
           ...plan.staticFiles,
           releaseDir: plan.releaseDir,
           log: ctx.log
-        });
+        })
+      ]);
+      if (workers.status === "rejected") throw workers.reason;
+      if (staticFile.status === "rejected") throw staticFile.reason;
     })
   );
 }
@@ -54153,21 +54285,27 @@ async function record2(ctx, req, ok2) {
   );
   if (!written) ctx.log.warning(`could not append to the release log ${ctx.layout.logFile}`);
 }
+function probeFrom(ctx, from) {
+  return ctx.probeUrl && from.alive ? startProbe(ctx.conn.remote, ctx.probeUrl, { maxSeconds: ctx.timeoutSeconds * 2 + 120 }) : void 0;
+}
+async function reconnectToCleanUp(ctx, probe2, check) {
+  try {
+    await reconnectIfDropped(ctx);
+  } catch (reconnectError) {
+    await stopProbe(probe2, ctx).catch(() => void 0);
+    ctx.result.error += `
+Could not reconnect to clean up: ${reconnectError.message}. The lock ${ctx.layout.lockDir} is taken over after lock-stale-after; ${check}.`;
+    throw new CutoverError(ctx.result.error ?? "", false);
+  }
+}
 async function runCutover(req, ctx) {
-  const { result, log } = ctx;
-  const probe2 = ctx.probeUrl && req.from.alive ? startProbe(ctx.conn.remote, ctx.probeUrl, { maxSeconds: ctx.timeoutSeconds * 2 + 120 }) : void 0;
+  const { result } = ctx;
+  const probe2 = probeFrom(ctx, req.from);
   try {
     await switchAndProve(ctx, req.plan, req.from, req.restartDeadMaster, true, req.action);
   } catch (error3) {
     result.error = error3.message;
-    try {
-      await reconnectIfDropped(ctx);
-    } catch (reconnectError) {
-      await stopProbe(probe2, ctx).catch(() => void 0);
-      result.error += `
-Could not reconnect to clean up: ${reconnectError.message}. The lock ${ctx.layout.lockDir} is taken over after lock-stale-after; check which release ${ctx.layout.current} points at.`;
-      throw new CutoverError(result.error, false);
-    }
+    await reconnectToCleanUp(ctx, probe2, `check which release ${ctx.layout.current} points at`);
     result.excerpt = await collectEvidence(ctx.conn.remote, {
       service: ctx.service,
       since: ctx.since,
@@ -54178,14 +54316,261 @@ Could not reconnect to clean up: ${reconnectError.message}. The lock ${ctx.layou
     await record2(ctx, req, false);
     throw new CutoverError(result.error, false);
   }
+  await finishCutover(ctx, req, probe2, ctx.service);
+}
+async function finishCutover(ctx, req, probe2, service) {
   await stopProbe(probe2, ctx);
-  await warnIfRequestsFailed(ctx.conn.remote, result, log, {
-    service: ctx.service,
+  await warnIfRequestsFailed(ctx.conn.remote, ctx.result, ctx.log, {
+    service,
     since: ctx.since,
     nginxErrorLog: ctx.nginxErrorLog,
     what: req.action
   });
   await record2(ctx, req, true);
+}
+
+// src/host/blue-green/switch.ts
+function chooseInstance(bg, release) {
+  const old = bg.live ? bg.instances[bg.live] : void 0;
+  const to = bg.instances[bg.live ? otherColour(bg.live) : "blue"];
+  return { to, old, warm: isRunning(to.info) && to.slotRelease === release };
+}
+async function systemctl(ctx, action, unit) {
+  const result = await ctx.conn.remote.exec(toShell(asRoot(serviceCommands[action](unit))), {
+    timeoutMs: 12e4
+  });
+  if (result.code === 0) return;
+  const refused = /password is required|not allowed|may not run/i.test(result.stderr);
+  throw new Error(
+    refused ? `sudo refused systemctl ${action} ${unit} for ${ctx.conn.remote.target.user}: the deploy user needs ${sudoersLine(ctx.access, unit, [action])}` : `systemctl ${action} ${unit} failed (exit ${result.code ?? "none"}): ${tailLines(result.stderr, 8)}`
+  );
+}
+async function pinSlot(ctx, to, release) {
+  const slot = slotPath(ctx.layout, to.colour);
+  await ctx.conn.remote.exec(
+    allOf(["mkdir", "-p", `${ctx.layout.root}/slots`], ...swapLink(`../releases/${release}`, slot)),
+    { timeoutMs: 3e4 }
+  );
+}
+async function proveOnSocket(ctx, req, to, plan, urls = [bindTarget(`unix:${to.socket}`, plan.urls[0].path)]) {
+  await verifyRelease(
+    ctx.conn.remote,
+    {
+      service: to.unit,
+      release: plan.release,
+      releaseDir: plan.releaseDir,
+      oldWorkers: [],
+      workers: plan.expectedWorkers,
+      dirs: plan.dirs,
+      oldRelease: req.from.release,
+      oldReleaseDir: req.from.releaseDir,
+      urls,
+      healthChecks: ctx.healthChecks,
+      healthExpect: plan.healthExpect,
+      timeoutSeconds: ctx.timeoutSeconds
+    },
+    ctx.log
+  ).catch((error3) => {
+    throw new Error(error3.message.replace("after the reload", `after ${to.unit} started`));
+  });
+}
+async function bringUpIdle(ctx, req, to, warm) {
+  const { log, result } = ctx;
+  const release = req.plan.release;
+  if (warm) log.info(`${to.unit} already runs ${release} (kept warm): proving it`);
+  else {
+    if (to.info.activeState !== "inactive") {
+      log.info(`stopping ${to.unit}, idle on ${to.slotRelease ?? "another release"}`);
+      await timed(result, "stop idle", () => systemctl(ctx, "stop", to.unit));
+    }
+    await pinSlot(ctx, to, release);
+    log.info(`slots/${to.colour} -> releases/${release}; starting ${to.unit}`);
+    await timed(result, "start", () => systemctl(ctx, "start", to.unit));
+  }
+  await timed(
+    result,
+    "prove",
+    () => log.group(
+      `Prove ${release} on ${to.unit}'s socket ${to.socket}`,
+      () => proveOnSocket(ctx, req, to, req.plan)
+    )
+  );
+}
+async function pointTrafficAt(ctx, socket, release) {
+  const live = `${ctx.layout.root}/live.sock`;
+  const steps = [
+    ...swapLink(socket, live),
+    ...release ? swapLink(`releases/${release}`, ctx.layout.current) : []
+  ];
+  const result = await ctx.conn.remote.exec(allOf(...steps), { timeoutMs: 3e4 });
+  if (result.code !== 0)
+    throw new Error(
+      `switching ${live} failed: ${tailLines(result.stderr, 4) || `exit ${result.code}`}`
+    );
+}
+async function proveThroughNginx(ctx, req, to, plan) {
+  await proveOnSocket(ctx, req, to, plan, plan.urls);
+  if (plan.staticFiles)
+    await verifyStaticFile(ctx.conn.remote, {
+      ...plan.staticFiles,
+      releaseDir: plan.releaseDir,
+      log: ctx.log
+    });
+}
+async function retireFailed(ctx, to) {
+  try {
+    await systemctl(ctx, "stop", to.unit);
+    const slot = slotPath(ctx.layout, to.colour);
+    await ctx.conn.remote.exec(
+      to.slotTarget ? allOf(...swapLink(to.slotTarget, slot)) : toShell(["rm", "-f", slot]),
+      { timeoutMs: 3e4 }
+    );
+    ctx.log.info(`stopped ${to.unit}`);
+    return void 0;
+  } catch (error3) {
+    return `${to.unit} could not be stopped: ${error3.message}`;
+  }
+}
+async function drainQueue(ctx, old) {
+  const { log, result, conn } = ctx;
+  const waitForEmptyQueue = () => conn.remote.exec(
+    toShell([
+      "sh",
+      "-c",
+      `command -v ss >/dev/null || exit 4; sleep 0.1; i=0; while [ $i -lt 300 ]; do q=$(ss -xlnH 2>/dev/null | awk -v s="$1" '$5 == s { print $3; exit }'); { [ -z "$q" ] || [ "$q" = 0 ]; } && exit 0; i=$((i+1)); sleep 0.1; done; exit 3`,
+      "sh",
+      old.socket ?? ""
+    ]),
+    { timeoutMs: 6e4 }
+  );
+  const drained = await timed(result, "drain", async () => {
+    const first = await waitForEmptyQueue();
+    if (first.code !== null) return first;
+    await reconnectIfDropped(ctx);
+    return waitForEmptyQueue();
+  });
+  if (drained.code === 4) {
+    log.warning(
+      `ss (iproute2) is missing: the old instance's accept queue cannot be read, so ${old.unit} stops after 1 s instead. Fix: apt install iproute2`
+    );
+    await new Promise((r) => setTimeout(r, 1e3));
+  } else if (drained.code !== 0)
+    log.warning(
+      `${old.socket} still had queued connections after 30 s; stopping ${old.unit} anyway`
+    );
+}
+async function retireOld(ctx, old) {
+  const { log, result } = ctx;
+  await timed(result, "stop old", async () => {
+    await drainQueue(ctx, old);
+    await systemctl(ctx, "stop", old.unit);
+  }).then(
+    () => log.info(`stopped ${old.unit} once its queue was empty (its in-flight requests finished)`),
+    (error3) => log.warning(
+      `${old.unit} keeps running: ${error3.message}. Both instances use memory until it stops.`
+    )
+  );
+}
+async function switchBack(ctx, req, old) {
+  const { layout: layout2, conn } = ctx;
+  const live = `${layout2.root}/live.sock`;
+  if (!old) {
+    const undo = req.from.release ? allOf(["rm", "-f", live], ...swapLink(`releases/${req.from.release}`, layout2.current)) : toShell(["rm", "-f", live, layout2.current]);
+    const removed = await conn.remote.exec(undo, { timeoutMs: 3e4 });
+    if (removed.code !== 0) throw new Error(`removing live.sock failed: ${removed.stderr.trim()}`);
+    return req.from.release ? `live.sock was removed again (no instance served through it before) and ${layout2.current} points at releases/${req.from.release} again.` : `This was the first deploy: live.sock and ${layout2.current} were removed again.`;
+  }
+  const unit = await readUnit(conn.remote, old.unit);
+  await pointTrafficAt(ctx, old.socket, req.from.release);
+  if (!isRunning(unit))
+    return req.from.alive ? `live.sock points at ${old.unit} again, but it stopped running during the deploy: nothing serves. sudo journalctl -u ${old.unit} shows why.` : `live.sock points at ${old.unit} again, which is not running (it was not before the deploy either): nothing serves.`;
+  if (req.back) {
+    const back = req.back;
+    const proven = await timed(
+      ctx.result,
+      "rollback",
+      () => ctx.log.group(
+        `Roll back to ${back.release}`,
+        () => proveThroughNginx(ctx, { ...req, from: { ...req.from, release: void 0 } }, old, back)
+      )
+    ).then(
+      () => void 0,
+      (error3) => error3.message
+    );
+    if (proven !== void 0)
+      return `Traffic is back on ${old.unit}, but ${back.release} did not prove itself there either: ${proven}`;
+  }
+  ctx.result.rolledBack = true;
+  ctx.result.status = "rolled-back";
+  ctx.result.instance = old.unit;
+  return `Traffic is back on ${old.unit} (${req.from.release}).`;
+}
+async function readLink(ctx, link) {
+  const result = await ctx.conn.remote.exec(optional(["readlink", link]), { timeoutMs: 3e4 });
+  if (result.code === null) throw new Error("no answer");
+  return result.stdout.trim();
+}
+async function evidenceOf(ctx, unit) {
+  ctx.result.excerpt = await collectEvidence(ctx.conn.remote, {
+    service: unit,
+    since: ctx.since,
+    nginxErrorLog: ctx.nginxErrorLog
+  }).catch((e) => `(could not collect logs: ${e.message})`);
+}
+async function runBlueGreenCutover(req, ctx) {
+  const { result, log } = ctx;
+  const { to, old, warm } = chooseInstance(req.bg, req.plan.release);
+  const probe2 = probeFrom(ctx, req.from);
+  const fail = async (error3, switched) => {
+    result.error = error3.message;
+    await reconnectToCleanUp(ctx, probe2, `check where ${ctx.layout.root}/live.sock points`);
+    const notes = [];
+    let trafficOff = !switched;
+    if (switched)
+      notes.push(
+        await switchBack(ctx, req, old).then(
+          (note) => (trafficOff = true, note),
+          async (e) => {
+            const points = await readLink(ctx, `${ctx.layout.root}/live.sock`).catch(
+              () => to.socket
+            );
+            trafficOff = points !== to.socket;
+            return trafficOff ? `Switching back failed: ${e.message}; live.sock points at ${points || "nothing"}, not at ${to.unit}.` : `Switching back failed too: ${e.message}. ${to.unit} keeps running: live.sock still points at it.`;
+          }
+        )
+      );
+    else notes.push(`No request reached ${req.plan.release}: traffic never moved.`);
+    await evidenceOf(ctx, to.unit);
+    if (trafficOff) {
+      if (switched) await drainQueue(ctx, to).catch(() => void 0);
+      const stopped = await retireFailed(ctx, to);
+      if (stopped) notes.push(stopped);
+    }
+    result.error += `
+${notes.join("\n")}`;
+    log.error(notes.join("\n"));
+    await stopProbe(probe2, ctx).catch(() => void 0);
+    await record2(ctx, req, false);
+    throw new CutoverError(result.error, false, !switched);
+  };
+  await bringUpIdle(ctx, req, to, warm).catch((error3) => fail(error3, false));
+  await timed(result, "switch", async () => {
+    log.info(`switching live.sock to ${to.unit} and current to releases/${req.plan.release}`);
+    await pointTrafficAt(ctx, to.socket, req.plan.release);
+  }).catch((error3) => fail(error3, true));
+  await timed(
+    result,
+    "verify",
+    () => log.group(
+      `Verify ${req.plan.release} serves through Nginx`,
+      () => proveThroughNginx(ctx, req, to, req.plan)
+    )
+  ).catch((error3) => fail(error3, true));
+  if (old && req.keepWarm && req.from.alive)
+    log.info(`${old.unit} stays warm on ${req.from.release} (keep-previous: warm)`);
+  else if (old && old.info.activeState !== "inactive") await retireOld(ctx, old);
+  result.instance = to.unit;
+  await finishCutover(ctx, req, probe2, to.unit);
 }
 
 // src/host/deploy-lock.ts
@@ -54205,7 +54590,17 @@ function startHeartbeat(remote, dir, token, every) {
   timer.unref();
   return () => clearInterval(timer);
 }
-var sleep3 = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
+function sleep3(ms, signal) {
+  return new Promise((resolve3) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve3();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}
 function describeHolder(h) {
   return `${h.actor ?? "unknown"} (release ${h.release ?? "?"}, since ${h.since ?? "?"}, run ${h.run ?? "?"})`;
 }
@@ -54239,6 +54634,10 @@ async function acquireLock(remote, dir, who, options) {
       );
       return { dir, owner, stopHeartbeat };
     }
+    if (options.signal?.aborted)
+      throw new Error(
+        `stopped waiting for the deploy lock ${dir} held by ${describeHolder(answer.holder)}`
+      );
     if (Date.now() >= deadline) {
       throw new Error(
         `another deploy holds the lock ${dir}: ${describeHolder(answer.holder)}; waited ${options.timeoutSeconds}s (lock-timeout). If that deploy is dead, the lock is taken over after lock-stale-after, or remove ${dir} by hand.`
@@ -54250,15 +54649,20 @@ async function acquireLock(remote, dir, who, options) {
       );
       announced = true;
     }
-    await sleep3(options.pollMs ?? 2e3);
+    await sleep3(options.pollMs ?? 2e3, options.signal);
   }
 }
 async function releaseLock(remote, lock, log) {
   lock.stopHeartbeat();
-  const result = await remote.exec(
-    toShell(helperArgv("python3", "unlock", lock.dir, lock.owner.token)),
-    { timeoutMs: 15e3 }
-  );
+  const conn = "exec" in remote ? void 0 : remote;
+  const unlock = (over) => over.exec(toShell(helperArgv("python3", "unlock", lock.dir, lock.owner.token)), {
+    timeoutMs: 15e3
+  });
+  let result = await unlock(conn?.remote ?? remote);
+  if (result.code === null && conn?.reconnect) {
+    await replaceIfDropped(conn, (m) => log.warning(m)).catch(() => void 0);
+    result = await unlock(conn.remote);
+  }
   if (result.code !== 0)
     log.warning(
       `could not release the deploy lock ${lock.dir}: ${result.stderr.trim() || "connection lost"}; it is taken over after lock-stale-after`
@@ -54272,8 +54676,7 @@ async function withLock(conn, dir, who, options, fn) {
   try {
     return await fn();
   } finally {
-    await replaceIfDropped(conn, (m) => options.log.warning(m)).catch(() => void 0);
-    await releaseLock(conn.remote, lock, options.log);
+    await releaseLock(conn, lock, options.log);
   }
 }
 
@@ -54295,7 +54698,7 @@ Fix: ${f.fix}`);
   return notVerified;
 }
 async function preflight(remote, opts) {
-  const { service, layout: layout2, log } = opts;
+  const { layout: layout2, log } = opts;
   const facts = await gatherFacts(remote, opts);
   const { findings, blocking } = runChecks(facts, {
     releasePath: layout2.root,
@@ -54312,14 +54715,17 @@ ${stops.map(describe3).join("\n")}${strictNote}`
   }
   const snapshot = snapshotOf(facts, report(findings, log));
   const i = snapshot.interpreter;
+  const bg = findings.find((f) => f.check === "blue-green" && f.severity === "ok");
+  if (bg) log.info(`blue-green: ${bg.finding}`);
   log.info(
-    `${service}: ${facts.masterAlive ? `master ${facts.unit.mainPid}, ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}, ${i ? `${i.python}${i.venv ? ` (venv ${i.venv})` : ""}` : "interpreter unknown"}, app ${snapshot.app}; current release ${facts.currentRelease ?? "(none)"}; ${Math.round(facts.freeKb / 1024)} MiB free`
+    `${facts.service}: ${facts.masterAlive ? `master ${facts.unit.mainPid}, ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}, ${i ? `${i.python}${i.venv ? ` (venv ${i.venv})` : ""}` : "interpreter unknown"}, app ${snapshot.app}; current release ${facts.currentRelease ?? "(none)"}; ${Math.round(facts.freeKb / 1024)} MiB free`
   );
   return snapshot;
 }
 function snapshotOf(facts, notVerified = []) {
   const g = facts.gunicorn;
   return {
+    service: facts.service,
     unit: facts.unit,
     gunicorn: g,
     workers: facts.workers,
@@ -54337,7 +54743,8 @@ function snapshotOf(facts, notVerified = []) {
     dirs: facts.dirs,
     access: facts.access,
     notVerified,
-    nginx: facts.nginx
+    nginx: facts.nginx,
+    blueGreen: facts.blueGreen
   };
 }
 
@@ -54347,9 +54754,9 @@ function releasesToPrune(all, keep, protectedIds) {
   for (const id of protectedIds) if (id) kept.add(id);
   return all.filter((id) => !kept.has(id));
 }
-function releaseOfPath(releasesDir, path7) {
-  if (!path7 || !path7.startsWith(releasesDir + "/")) return void 0;
-  return path7.slice(releasesDir.length + 1).split("/")[0];
+function releaseOfPath(releasesDir, path8) {
+  if (!path8 || !path8.startsWith(releasesDir + "/")) return void 0;
+  return path8.slice(releasesDir.length + 1).split("/")[0];
 }
 
 // src/modes/plans.ts
@@ -54365,7 +54772,11 @@ function planFor(settings, snap, release, releaseDir, goingBack) {
     releaseDir,
     expectedWorkers: Math.max(snap.expectedWorkers, 1),
     dirs: snap.dirs,
-    urls: verificationUrls({ healthUrl: settings.healthUrl, nginxUrl: nginx }, snap.gunicorn),
+    // Under blue-green the serving instance's own bind is the old one: health-url (live.sock) and Nginx prove it.
+    urls: verificationUrls(
+      { healthUrl: settings.healthUrl, nginxUrl: nginx },
+      snap.blueGreen ? { ...snap.gunicorn, binds: [] } : snap.gunicorn
+    ),
     healthExpect: healthExpectFor(settings, goingBack),
     staticFiles: location ? { nginx, location } : void 0
   };
@@ -54420,6 +54831,40 @@ function asCancelled(c, error3) {
     cause: error3
   });
 }
+function settle(promise) {
+  return promise.then(
+    (value) => ({ ok: true, value }),
+    (error3) => ({ ok: false, error: error3 })
+  );
+}
+function deferredLog(log) {
+  const held = [];
+  return {
+    info: (m) => held.push((to) => to.info(m)),
+    warning: (m) => held.push((to) => to.warning(m)),
+    error: (m, title) => held.push((to) => to.error(m, title)),
+    group: (_name, fn) => fn(),
+    replay: (group2) => held.length === 0 ? Promise.resolve() : log.group(group2, async () => held.splice(0).forEach((line) => line(log)))
+  };
+}
+var ReleaseExistsError = class extends Error {
+  constructor(id, releasesDir) {
+    super(`release ${id} already exists in ${releasesDir}; give this deploy another release-id`);
+    this.name = "ReleaseExistsError";
+  }
+};
+async function uploadNewRelease(p) {
+  const id = p.settings.releaseId;
+  if ((await listReleases(p.remote, p.layout)).includes(id))
+    throw new ReleaseExistsError(id, p.layout.releasesDir);
+  const releaseDir = p.layout.release(id);
+  await upload(p, releaseDir);
+  const [next, current] = await Promise.all([
+    fileHash(p.remote, `${releaseDir}/requirements.txt`),
+    fileHash(p.remote, `${p.layout.current}/requirements.txt`)
+  ]);
+  return { releaseDir, requirements: !next ? "absent" : next === current ? "unchanged" : "changed" };
+}
 async function upload(p, releaseDir) {
   const { remote, settings, layout: layout2, log } = p;
   const id = settings.releaseId;
@@ -54451,23 +54896,20 @@ async function checkRelease(p, releaseDir) {
       releaseDir,
       app: snap.app,
       log
-    }).then((seconds2) => warnOfStall(seconds2, log)) : void 0
+    }).then((seconds2) => settings.strategy === "reload" && warnOfStall(seconds2, log)) : void 0
   ]);
 }
 var STALL_WARN_SECONDS = 1.5;
 function warnOfStall(importSeconds2, log) {
   if (importSeconds2 === void 0 || importSeconds2 <= STALL_WARN_SECONDS) return;
   log.warning(
-    `the new release took ${importSeconds2.toFixed(1)} s to import: a reload (HUP) holds requests for about that long, because Gunicorn stops the old workers without waiting for the new ones to boot (gunicorn issues #1757, #1199); under load some may fail. Keep the import fast (defer heavy loading), or deploy when traffic is low.`
+    `the new release took ${importSeconds2.toFixed(1)} s to import: a reload (HUP) holds requests for about that long, because Gunicorn stops the old workers without waiting for the new ones to boot (gunicorn issues #1757, #1199); under load some may fail. Use strategy: blue-green (the new release is proven on its own socket before any request reaches it), keep the import fast (defer heavy loading), or deploy when traffic is low.`
   );
 }
-async function daemonReloadIfChanged(p) {
-  const { remote, settings, snap, log } = p;
-  const service = settings.service;
-  const needs = await remote.exec(
-    toShell([...serviceCommands.show(service, ["NeedDaemonReload"]), "--value"])
-  );
-  if (needs.stdout.trim() !== "yes") return;
+async function daemonReloadIfChanged(p, changed) {
+  const { remote, snap, log } = p;
+  const service = snap.service;
+  if (!await changed) return;
   if (!may(snap.access, "daemon-reload")) {
     log.warning(
       `the unit file of ${service} changed on disk, but the deploy user may not run sudo systemctl daemon-reload: the reload uses the unit as systemd loaded it. To allow it: ${sudoersLine(snap.access, service, ["daemon-reload"])}`
@@ -54476,6 +54918,12 @@ async function daemonReloadIfChanged(p) {
   }
   await runStep(remote, "daemon-reload", toShell(asRoot(serviceCommands.daemonReload())));
   log.info("the unit file changed on disk: ran systemctl daemon-reload");
+}
+async function unitFileChanged(p) {
+  const needs = await p.remote.exec(
+    toShell([...serviceCommands.show(p.snap.service, ["NeedDaemonReload"]), "--value"])
+  );
+  return needs.stdout.trim() === "yes";
 }
 async function migrations(p, releaseDir, ready) {
   const { remote, settings, snap, log, gate } = p;
@@ -54491,9 +54939,11 @@ async function migrations(p, releaseDir, ready) {
   await timed(
     p.result,
     "migrations",
-    () => log.group(
-      "Migrations",
-      () => migrate(remote, {
+    () => log.group("Migrations", async () => {
+      const head = await databaseAtHead(p, releaseDir);
+      if (head) return log.info(`database already at head ${head.join(", ")}: no migration to run`);
+      checkCancelled(p.cancellation);
+      await migrate(remote, {
         interpreter: snap.interpreter,
         envFile: snap.envFile,
         envReadable: snap.envReadable,
@@ -54504,10 +54954,33 @@ async function migrations(p, releaseDir, ready) {
         limits: { timeoutSeconds: settings.migrateTimeoutSeconds, signal: p.cancellation.signal },
         ready,
         log
-      })
-    )
+      });
+    })
   );
   gate?.open();
+}
+var REVISIONS_MARKER = "@@zdd-revisions@@";
+async function databaseAtHead(p, releaseDir) {
+  const { settings, snap } = p;
+  if (settings.migrate !== "auto" || settings.migrateCommand || !snap.interpreter) return void 0;
+  if (snap.envFile && !snap.envReadable) return void 0;
+  const module = snap.app.split(":")[0];
+  const read = await p.remote.exec(
+    toShell(
+      helperArgv(
+        snap.interpreter.python,
+        "dbrevisions",
+        snap.envFile ?? "-",
+        releaseDir,
+        module,
+        REVISIONS_MARKER
+      )
+    ),
+    { timeoutMs: settings.migrateTimeoutSeconds * 1e3, signal: p.cancellation.signal }
+  );
+  const [current, heads] = splitEach(REVISIONS_MARKER, read.stdout).map(revisions);
+  if (read.code !== 0 || !current || !heads || heads.length === 0) return void 0;
+  return current.join(",") === heads.join(",") ? heads : void 0;
 }
 async function prepareRelease(p) {
   try {
@@ -54519,27 +54992,27 @@ async function prepareRelease(p) {
 async function prepareSteps(p) {
   const { settings, snap, log, result, cancellation } = p;
   const releaseDir = p.layout.release(settings.releaseId);
-  await timed(
-    result,
-    "upload",
-    () => log.group(`Upload release ${settings.releaseId}`, () => upload(p, releaseDir))
-  );
   checkCancelled(cancellation);
   await timed(
     result,
     "dependencies",
-    () => log.group(
-      "Dependencies",
-      () => installDependencies(p.remote, {
+    () => log.group("Dependencies", async () => {
+      if (p.requirements === "absent")
+        return log.info("no requirements.txt in the release: nothing to install");
+      if (p.requirements === "unchanged")
+        return log.info("requirements.txt unchanged since the current release: skipping pip");
+      await installDependencies(p.remote, {
         interpreter: snap.interpreter,
         releaseDir,
         currentDir: snap.currentDir,
         pipArgs: settings.pipArgs,
         limits: { timeoutSeconds: settings.pipTimeoutSeconds, signal: cancellation.signal },
         log
-      })
-    )
+      });
+    })
   );
+  const changed = unitFileChanged(p);
+  changed.catch(() => void 0);
   const checked = timed(result, "import check", () => checkRelease(p, releaseDir));
   const [imported, migrated] = await Promise.allSettled([
     checked,
@@ -54548,7 +55021,7 @@ async function prepareSteps(p) {
   if (imported.status === "rejected") throw imported.reason;
   if (migrated.status === "rejected") throw migrated.reason;
   checkCancelled(cancellation);
-  await timed(result, "unit", () => daemonReloadIfChanged(p));
+  await timed(result, "unit", () => daemonReloadIfChanged(p, changed));
   checkCancelled(cancellation);
   return releaseDir;
 }
@@ -54568,6 +55041,7 @@ async function checkedPreflight(h) {
       "Preflight",
       () => preflight(h.conn.remote, {
         service: settings.service,
+        strategy: settings.strategy,
         layout: h.layout,
         envFile: settings.envFile,
         requiredEnv: settings.requiredEnv,
@@ -54582,11 +55056,43 @@ async function checkedPreflight(h) {
   h.result.notVerified = snap.notVerified;
   const id = settings.releaseId;
   if (snap.currentRelease === id) throw new Error(`release ${id} is already current on this host`);
-  if ((await listReleases(h.conn.remote, h.layout)).includes(id))
-    throw new Error(
-      `release ${id} already exists in ${h.layout.releasesDir}; give this deploy another release-id`
-    );
   return snap;
+}
+async function removeUpload(h) {
+  const id = h.ctx.settings.releaseId;
+  await runStep(
+    h.conn.remote,
+    "remove the unused release",
+    toShell(["rm", "-rf", h.layout.release(id), h.layout.incoming(id)]),
+    { timeoutMs: 6e4 }
+  );
+}
+async function uploadBesidePreflight(h, checked) {
+  const { settings, log } = h.ctx;
+  const held = deferredLog(log);
+  const uploading = settle(
+    timed(
+      h.result,
+      "upload",
+      () => uploadNewRelease({ ...h.ctx, remote: h.conn.remote, layout: h.layout, log: held })
+    )
+  );
+  const [pre, up] = await Promise.all([checked, uploading]);
+  if (!pre.ok) {
+    if (up.ok || !(up.error instanceof ReleaseExistsError)) {
+      await reconnectIfDropped({ conn: h.conn, log }).then(() => removeUpload(h)).then(
+        () => log.info(`preflight failed: removed the uploaded release ${settings.releaseId}`),
+        (e) => log.warning(
+          `preflight failed, and the uploaded ${h.layout.release(settings.releaseId)} could not be removed: ${e.message}`
+        )
+      );
+    }
+    throw pre.error;
+  }
+  await held.replay(`Upload release ${settings.releaseId}`);
+  if (up.ok) return { snap: pre.value, requirements: up.value.requirements };
+  if (up.error instanceof ReleaseExistsError) throw up.error;
+  return undoPrepared(h, pre.value, up.error);
 }
 async function undoPrepared(h, snap, error3) {
   const { settings, log } = h.ctx;
@@ -54599,9 +55105,7 @@ async function undoPrepared(h, snap, error3) {
 Could not reconnect to clean up: ${reconnectError.message}. The lock ${h.layout.lockDir} is taken over after lock-stale-after; ${snap.currentRelease ?? "nothing"} still serves.`;
     throw error3;
   }
-  await h.conn.remote.exec(toShell(["rm", "-rf", h.layout.release(id), h.layout.incoming(id)]), {
-    timeoutMs: 6e4
-  });
+  await removeUpload(h);
   log.info(`removed the unused release ${id}; ${snap.currentRelease ?? "nothing"} still serves`);
   const written = await appendReleaseLog(
     h.conn.remote,
@@ -54624,33 +55128,56 @@ async function fallbackFor(h, snap) {
   const dir = snap.currentDir ?? await realPath(h.conn.remote, h.layout.release(previous));
   return { kind: "release", plan: planFor(h.ctx.settings, snap, previous, dir, true) };
 }
-async function prepare(h, snap) {
+async function prepare(h, snap, requirements) {
   const remote = h.conn.remote;
-  const releaseDir = await prepareRelease({
+  const newDir = settle(realPath(remote, h.layout.release(h.ctx.settings.releaseId)));
+  const fallback = settle(fallbackFor(h, snap));
+  await prepareRelease({
     ...h.ctx,
     remote,
     snap,
+    requirements,
     layout: h.layout,
     result: h.result
   });
-  return { newDir: await realPath(remote, releaseDir), fallback: await fallbackFor(h, snap) };
+  const [dir, back] = await Promise.all([newDir, fallback]);
+  if (!dir.ok) throw dir.error;
+  if (!back.ok) throw back.error;
+  return { newDir: dir.value, fallback: back.value };
 }
 async function switchToNew(h, snap, prepared) {
   const { settings, log } = h.ctx;
+  const plan = planFor(settings, snap, settings.releaseId, prepared.newDir, false);
+  const ctx = cutoverContext(h.conn, settings, snap, {
+    log,
+    result: h.result,
+    since: h.since,
+    run: h.ctx.run
+  });
+  if (snap.blueGreen) {
+    await runBlueGreenCutover(
+      {
+        action: "deploy",
+        plan,
+        from: servingState(snap),
+        bg: snap.blueGreen,
+        keepWarm: settings.keepPreviousWarm,
+        back: prepared.fallback?.kind === "release" ? prepared.fallback.plan : void 0
+      },
+      ctx
+    );
+    h.result.status = "deployed";
+    return;
+  }
   await runCutover(
     {
       action: "deploy",
-      plan: planFor(settings, snap, settings.releaseId, prepared.newDir, false),
+      plan,
       from: servingState(snap),
       fallback: prepared.fallback,
       restartDeadMaster: false
     },
-    cutoverContext(h.conn, settings, snap, {
-      log,
-      result: h.result,
-      since: h.since,
-      run: h.ctx.run
-    })
+    ctx
   );
   h.result.status = "deployed";
 }
@@ -54658,10 +55185,13 @@ async function prune(h, snap) {
   const { settings, log } = h.ctx;
   const all = await listReleases(h.conn.remote, h.layout);
   const masterRelease = releaseOfPath(snap.releasesDir, snap.masterDir);
+  const bg = snap.blueGreen;
+  const pinned = bg?.live ? [bg.instances[bg.live].slotRelease] : [];
   const doomed = releasesToPrune(all, settings.keepReleases, [
     settings.releaseId,
     snap.currentRelease,
-    masterRelease
+    masterRelease,
+    ...pinned
   ]);
   if (doomed.length === 0) return;
   await runStep(
@@ -54695,17 +55225,36 @@ async function deployHost(connection, ctx) {
   h.result.release = settings.releaseId;
   let switched = false;
   try {
-    const snap = await checkedPreflight(h);
+    const checked = settle(checkedPreflight(h));
+    const failed2 = new AbortController();
+    void checked.then((c) => c.ok || failed2.abort());
     const lock = lockFor(settings, ctx.run, settings.releaseId, { log: ctx.log, result: h.result });
-    await withLock(h.conn, h.layout.lockDir, lock.owner, lock.options, async () => {
+    const options = { ...lock.options, signal: failed2.signal };
+    const snap = await withLock(h.conn, h.layout.lockDir, lock.owner, options, async () => {
       checkCancelled(ctx.cancellation);
-      const prepared = await prepare(h, snap).catch((error3) => undoPrepared(h, snap, error3));
+      const { snap: snap2, requirements } = await uploadBesidePreflight(h, checked);
+      const prepared = await prepare(h, snap2, requirements).catch(
+        (error3) => undoPrepared(h, snap2, error3)
+      );
       switched = true;
-      await switchToNew(h, snap, prepared);
-      await timed(h.result, "prune", () => prune(h, snap));
+      const pruneLog = deferredLog(ctx.log);
+      const pruning = () => timed(h.result, "prune", () => prune({ ...h, ctx: { ...ctx, log: pruneLog } }, snap2));
+      const [cutover, pruned] = await Promise.allSettled([
+        switchToNew(h, snap2, prepared),
+        snap2.blueGreen ? Promise.resolve() : pruning()
+      ]);
+      if (cutover.status === "fulfilled" && snap2.blueGreen) await pruning();
+      await pruneLog.replay("Prune");
+      if (cutover.status === "rejected") throw cutover.reason;
+      if (pruned.status === "rejected") throw pruned.reason;
+      return snap2;
+    }).catch(async (error3) => {
+      const c = await checked;
+      throw c.ok ? error3 : c.error;
     });
     ctx.log.info(`deployed ${settings.releaseId} (previous: ${snap.currentRelease ?? "none"})`);
   } catch (error3) {
+    if (error3 instanceof CutoverError && error3.nothingSent && !h.result.rolledBack) switched = false;
     h.result.error ??= error3.message;
     if (ctx.gate?.host === connection.target.label)
       ctx.gate.fail(
@@ -54882,13 +55431,7 @@ function commitOf(id, log) {
 }
 async function planRollback(remote, settings, layout2, log) {
   const [facts, existing, entries] = await Promise.all([
-    gatherFacts(remote, {
-      service: settings.service,
-      layout: layout2,
-      envFile: settings.envFile,
-      requiredEnv: [],
-      nginxErrorLog: settings.nginxErrorLog
-    }),
+    gatherFacts(remote, factOptions(settings, layout2, [])),
     listReleases(remote, layout2),
     readReleaseLog(remote, layout2.logFile)
   ]);
@@ -54904,7 +55447,7 @@ async function planRollback(remote, settings, layout2, log) {
     log: entries
   });
   if ("error" in target) throw new Error(target.error);
-  const trap = facts.masterAlive && reloadTrap(facts.unit, facts.gunicorn, layout2.root, settings.service);
+  const trap = !facts.blueGreen && facts.masterAlive && reloadTrap(facts.unit, facts.gunicorn, layout2.root, settings.service);
   if (trap)
     throw new Error(
       `${trap.message}
@@ -54914,10 +55457,33 @@ A rollback by reload would keep serving ${current ?? "the current code"}; nothin
     log.warning(
       "not verified: which release the workers run (the deploy user may not run sudo pwdx); health must name the release instead"
     );
+  if (facts.blueGreen) {
+    const { live, instances } = facts.blueGreen;
+    const idle = instances[live === "blue" ? "green" : "blue"];
+    log.info(
+      `blue-green: live ${live ? instances[live].unit : "(none)"}; ${idle.unit} ${idle.info.activeState}${idle.slotRelease ? ` on ${idle.slotRelease}` : ""}`
+    );
+  }
   log.info(
     `current ${current ?? "(none)"}, rolling back to ${target.id}; master ${facts.masterAlive ? `${facts.unit.mainPid} with ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}`
   );
   return { snap: snapshotOf(facts), target: target.id, sha: commitOf(target.id, entries) };
+}
+async function blueGreenBack(settings, snap, target, cutover) {
+  const bg = snap.blueGreen;
+  if (!bg) return;
+  const current = snap.currentRelease;
+  await runBlueGreenCutover(
+    {
+      action: "rollback",
+      plan: target,
+      from: servingState(snap),
+      bg,
+      keepWarm: settings.keepPreviousWarm,
+      back: current && snap.currentDir ? planFor(settings, snap, current, snap.currentDir, false) : void 0
+    },
+    cutover
+  );
 }
 async function rollbackHost(remote, ctx) {
   const { settings, log } = ctx;
@@ -54937,15 +55503,24 @@ async function rollbackHost(remote, ctx) {
     const lock = lockFor(settings, ctx.run, plan.target, { log, result });
     await withLock(conn, layout2.lockDir, lock.owner, lock.options, async () => {
       const dir = await realPath(conn.remote, layout2.release(plan.target));
-      await runCutover(
-        {
-          action: "rollback",
-          plan: planFor(settings, plan.snap, plan.target, dir, true),
-          from: servingState(plan.snap),
-          restartDeadMaster: true
-        },
-        cutoverContext(conn, settings, plan.snap, { log, result, since, run: ctx.run })
-      );
+      const target = planFor(settings, plan.snap, plan.target, dir, true);
+      const cutover = cutoverContext(conn, settings, plan.snap, {
+        log,
+        result,
+        since,
+        run: ctx.run
+      });
+      if (plan.snap.blueGreen) await blueGreenBack(settings, plan.snap, target, cutover);
+      else
+        await runCutover(
+          {
+            action: "rollback",
+            plan: target,
+            from: servingState(plan.snap),
+            restartDeadMaster: true
+          },
+          cutover
+        );
     });
     result.status = "rolled-back";
     result.rolledBack = true;
@@ -54986,7 +55561,7 @@ function connectTarget(target, settings, log) {
 }
 async function deployJob(settings, run2, cancellation, workDir) {
   assertSourceDirectory(settings.source);
-  const archivePath = path6.join(workDir, "release.tar.gz");
+  const archivePath = path7.join(workDir, "release.tar.gz");
   const packed = await group(
     `Pack ${settings.source} as release ${settings.releaseId}`,
     () => packRelease(settings, run2, archivePath)
@@ -54996,7 +55571,7 @@ async function deployJob(settings, run2, cancellation, workDir) {
   return (remote, log, gate, reconnect) => deployHost(remote, { settings, run: run2, log, cancellation, archivePath, gate, reconnect });
 }
 async function runMode(settings, run2, cancellation) {
-  const workDir = mkdtempSync2(path6.join(tmpdir2(), "zdd-"));
+  const workDir = mkdtempSync2(path7.join(tmpdir2(), "zdd-"));
   try {
     const job = settings.mode === "deploy" ? await deployJob(settings, run2, cancellation, workDir) : settings.mode === "rollback" ? (remote, log) => rollbackHost(remote, { settings, run: run2, log }) : (remote, log) => checkHost(remote, settings, log);
     const deployment = githubDeployment(settings, run2, coreLog);
@@ -55077,7 +55652,7 @@ async function run() {
     const { results, url } = await runMode(settings, runContext, cancellation);
     setOutputs(results, settings, url);
     noticeSuccess(results, settings);
-    await writeSummary(results, settings.mode);
+    await writeSummary(results, settings.mode, settings.strategy);
     failIfNotDone(results, settings);
   } catch (error3) {
     setFailed(error3 instanceof Error ? error3.message : String(error3));
