@@ -39,8 +39,9 @@ if [ -L "$ROOT/current" ] && [ ! -L "$ROOT/live.sock" ]; then
   fi
   id=$(basename "$release")
   if [ "$(readlink -f "$ROOT/slots/blue" 2>/dev/null)" != "$release" ]; then
-    # never repoint the slot of a running instance
-    ! systemctl is-active -q "$APP@blue" \
+    # never repoint the slot of a running instance (compared as text: in a chroot,
+    # systemctl ignores the command and exits 0 without printing a state)
+    [ "$(systemctl is-active "$APP@blue" 2>/dev/null)" != active ] \
       || { echo "provision: $APP@blue runs another release than current; stop it first" >&2; exit 1; }
     say "pinning release $id in slots/blue"
     atomic_link "../releases/$id" "$ROOT/slots/blue"
