@@ -494,7 +494,9 @@ describe('the blue-green cutover', () => {
     }
     const { ctx, result } = context(host)
     await failing(await request(host, 'v2'), ctx)
-    expect(result.error).toContain('live.sock points at myapp@blue again, but it stopped running during the deploy')
+    expect(result.error).toContain(
+      'live.sock points at myapp@blue again, but it stopped running during the deploy'
+    )
     expect(host.live).toBe('blue')
     expect(result.rolledBack).toBe(false)
     expect(outcomes(host)).toEqual(['failed'])
