@@ -16,7 +16,7 @@ import {
   type BlueGreenSetup
 } from '../../__fixtures__/fake-blue-green-host.js'
 import { newHostResult } from '../../src/action/host-result.js'
-import type { Log } from '../../src/action/log.js'
+import { recorder } from '../../__fixtures__/recording-log.js'
 import { readBlueGreen } from '../../src/host/blue-green/instances.js'
 import { runBlueGreenCutover, type BlueGreenRequest } from '../../src/host/blue-green/switch.js'
 import {
@@ -50,17 +50,6 @@ const SERVING_V1: BlueGreenSetup = {
   slots: { blue: 'v1', green: 'v0' },
   running: ['blue'],
   live: 'blue'
-}
-
-function recorder(): Log & { lines: string[] } {
-  const lines: string[] = []
-  return {
-    lines,
-    info: m => lines.push(`info ${m}`),
-    warning: m => lines.push(`warning ${m}`),
-    error: m => lines.push(`error ${m}`),
-    group: (_name, fn) => fn()
-  }
 }
 
 /** Proves `release`: as planFor builds it under blue-green (health-url on live.sock, then Nginx). */

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from '@jest/globals'
 import { accessWith } from '../../__fixtures__/host-facts.js'
 import { FakeHost } from '../../__fixtures__/fake-host.js'
 import { newHostResult } from '../../src/action/host-result.js'
-import type { Log } from '../../src/action/log.js'
+import { recorder } from '../../__fixtures__/recording-log.js'
 import {
   CutoverError,
   runCutover,
@@ -26,17 +26,6 @@ async function fakeHost(current: string | undefined): Promise<FakeHost> {
   await host.listen()
   hosts.push(host)
   return host
-}
-
-function recorder(): Log & { lines: string[] } {
-  const lines: string[] = []
-  return {
-    lines,
-    info: m => lines.push(`info ${m}`),
-    warning: m => lines.push(`warning ${m}`),
-    error: m => lines.push(`error ${m}`),
-    group: (_name, fn) => fn()
-  }
 }
 
 const plan = (release: string): CutoverPlan => ({

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import type { Duplex } from 'node:stream'
 import { ScriptedRemote, type Rule } from '../../__fixtures__/scripted-remote.js'
-import type { Log } from '../../src/action/log.js'
+import { recorder as recording } from '../../__fixtures__/recording-log.js'
 import type { ShellLine } from '../../src/transport/shell-quote.js'
 import type { ExecResult } from '../../src/transport/ssh-connection.js'
 import { acquireLock } from '../../src/host/deploy-lock.js'
@@ -26,21 +26,7 @@ const MARKER = '@@zdd-state@@'
 const GUNICORN = '/srv/myapp/.venv/bin/python3 /srv/myapp/.venv/bin/gunicorn wsgi:app'
 const NEW_DIR = '/srv/myapp/releases/v2'
 
-function recorder(): Log & { lines: string[] } {
-  const lines: string[] = []
-  return {
-    lines,
-    info: m => lines.push(`info ${m}`),
-    warning: m => lines.push(`warning ${m}`),
-    error: m => lines.push(`error ${m}`),
-    group: async (name, fn) => {
-      lines.push(`group ${name}`)
-      const value = await fn()
-      lines.push('endgroup')
-      return value
-    }
-  }
-}
+const recorder = () => recording({ groups: true })
 
 function show(mainPid: number, active = 'active'): string {
   return `ActiveState=${active}\nSubState=running\nMainPID=${mainPid}\nUser=www-data`
