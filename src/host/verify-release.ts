@@ -31,6 +31,8 @@ export interface VerifyExpectations extends Pick<
   healthChecks: number
   healthExpect?: string
   timeoutSeconds: number
+  /** What brought the workers up, for messages (default: the reload). */
+  broughtUpBy?: string
 }
 
 export class VerifyError extends Error {
@@ -157,7 +159,7 @@ async function proveWorkers(
     const { unit, workers } = watched ?? (await readServiceState(remote, exp.service))
     if (unit.mainPid === 0 || unit.activeState !== 'active') {
       throw new VerifyError(
-        `the Gunicorn master died after the reload (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
+        `the Gunicorn master died after ${exp.broughtUpBy ?? 'the reload'} (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
         true
       )
     }

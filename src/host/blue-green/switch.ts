@@ -99,12 +99,11 @@ async function proveOnSocket(
       urls,
       healthChecks: ctx.healthChecks,
       healthExpect: plan.healthExpect,
-      timeoutSeconds: ctx.timeoutSeconds
+      timeoutSeconds: ctx.timeoutSeconds,
+      broughtUpBy: `${to.unit} started`
     },
     ctx.log
-  ).catch((error: Error) => {
-    throw new Error(error.message.replace('after the reload', `after ${to.unit} started`))
-  })
+  )
 }
 
 /** Stop the idle instance if it runs another release, pin the release in its slot, start it, prove it. */
