@@ -54030,7 +54030,7 @@ async function proveWorkers(remote, exp, deadline, log) {
     const { unit, workers } = watched ?? await readServiceState(remote, exp.service);
     if (unit.mainPid === 0 || unit.activeState !== "active") {
       throw new VerifyError(
-        `the Gunicorn master died after the reload (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
+        `the Gunicorn master died after ${exp.broughtUpBy ?? "the reload"} (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
         true
       );
     }
@@ -54367,12 +54367,11 @@ async function proveOnSocket(ctx, req, to, plan, urls = [bindTarget(`unix:${to.s
       urls,
       healthChecks: ctx.healthChecks,
       healthExpect: plan.healthExpect,
-      timeoutSeconds: ctx.timeoutSeconds
+      timeoutSeconds: ctx.timeoutSeconds,
+      broughtUpBy: `${to.unit} started`
     },
     ctx.log
-  ).catch((error3) => {
-    throw new Error(error3.message.replace("after the reload", `after ${to.unit} started`));
-  });
+  );
 }
 async function bringUpIdle(ctx, req, to, warm) {
   const { log, result } = ctx;
