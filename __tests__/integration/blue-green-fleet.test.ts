@@ -3,7 +3,6 @@
 // releases either instance is pinned to, and the fleet rollback of a host
 // already switched when the next host cannot start its idle instance.
 import { describe, expect, it } from '@jest/globals'
-import { readFileSync } from 'node:fs'
 import {
   appCopy,
   authorize,
@@ -11,31 +10,17 @@ import {
   inputsFor,
   releaseIds,
   rootSh,
+  fleetInputs,
+  hostsOf,
   runAction,
   servedRelease,
-  type ActionRun,
   type KitHost
 } from './kit.js'
 import { withHostGroup } from './with-host.js'
 
-interface HostJson {
-  host: string
-  status: string
-  release?: string
-  previousRelease?: string
-  steps: { name: string }[]
-  error?: string
-}
-
-function fleetInputs(hosts: KitHost[], extra: Record<string, string>): Record<string, string> {
-  return {
-    ...inputsFor(hosts[0], { strategy: 'blue-green', ...extra }),
-    host: hosts.map(h => `${h.user}@${h.ip}:${h.port}`).join('\n'),
-    'known-hosts': hosts.map(h => readFileSync(h.knownHosts, 'utf8')).join('')
-  }
-}
-
-const hostsOf = (run: ActionRun): HostJson[] => JSON.parse(run.outputs.hosts) as HostJson[]
+/** The fleet's inputs under strategy: blue-green. */
+const bgFleet = (hosts: KitHost[], extra: Record<string, string>) =>
+  fleetInputs(hosts, { strategy: 'blue-green', ...extra })
 
 async function links(host: KitHost): Promise<string> {
   return (
@@ -55,7 +40,7 @@ describe('blue-green fleets', () => {
 
   it('deploys both hosts (migrations once), then prunes but never a pinned release', async () => {
     const run = await runAction(
-      fleetInputs(hosts, { source: appCopy(), 'release-id': 'b1', 'max-parallel': '2' })
+      bgFleet(hosts, { source: appCopy(), 'release-id': 'b1', 'max-parallel': '2' })
     )
     expect(run.code).toBe(0)
     const results = hostsOf(run)
@@ -78,7 +63,7 @@ describe('blue-green fleets', () => {
       expect(
         (
           await runAction(
-            fleetInputs([g1], { source: appCopy(), 'release-id': id, 'keep-releases': '2' })
+            bgFleet([g1], { source: appCopy(), 'release-id': id, 'keep-releases': '2' })
           )
         ).code
       ).toBe(0)
@@ -109,7 +94,7 @@ describe('blue-green fleets', () => {
     await rootSh(g2, 'systemctl mask --runtime myapp@blue')
     try {
       const before = await links(g1)
-      const run = await runAction(fleetInputs(hosts, { source: appCopy(), 'release-id': 'b4' }))
+      const run = await runAction(bgFleet(hosts, { source: appCopy(), 'release-id': 'b4' }))
       expect(run.code).not.toBe(0)
       const results = hostsOf(run)
       expect(results.map(r => r.status)).toEqual(['rolled-back', 'failed'])

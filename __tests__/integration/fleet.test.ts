@@ -8,36 +8,10 @@ import {
   rootSh,
   runAction,
   servedRelease,
-  inputsFor,
-  type KitHost,
-  type ActionRun
+  fleetInputs,
+  hostsOf
 } from './kit.js'
 import { withHostGroup } from './with-host.js'
-import { readFileSync } from 'node:fs'
-
-interface HostJson {
-  host: string
-  status: string
-  release?: string
-  previousRelease?: string
-  connections?: number
-  steps: { name: string }[]
-  error?: string
-}
-
-function fleetInputs(hosts: KitHost[], extra: Record<string, string> = {}): Record<string, string> {
-  const base = inputsFor(hosts[0], extra)
-  return {
-    ...base,
-    host: hosts.map(h => `${h.user}@${h.ip}:${h.port}`).join('\n'),
-    'known-hosts': hosts.map(h => readFileSync(h.knownHosts, 'utf8')).join(''),
-    ...extra
-  }
-}
-
-function hostsOf(run: ActionRun): HostJson[] {
-  return JSON.parse(run.outputs.hosts) as HostJson[]
-}
 
 describe('fleets', () => {
   const { f1, f2, f3 } = withHostGroup({ f1: 'fixed', f2: 'fixed', f3: 'fixed' }, async () => {

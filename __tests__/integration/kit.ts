@@ -468,3 +468,33 @@ export async function runAction(
   rmSync(dir, { recursive: true, force: true })
   return result
 }
+
+/** One host's entry in the `hosts` output. */
+export interface HostJson {
+  host: string
+  status: string
+  release?: string
+  previousRelease?: string
+  connections?: number
+  steps: { name: string }[]
+  error?: string
+}
+
+/** The inputs for a fleet: every host in `host` and `known-hosts`, the rest as inputsFor the first. */
+export function fleetInputs(
+  hosts: KitHost[],
+  extra: Record<string, string> = {}
+): Record<string, string> {
+  const base = inputsFor(hosts[0], extra)
+  return {
+    ...base,
+    host: hosts.map(h => `${h.user}@${h.ip}:${h.port}`).join('\n'),
+    'known-hosts': hosts.map(h => readFileSync(h.knownHosts, 'utf8')).join(''),
+    ...extra
+  }
+}
+
+/** The `hosts` output of a run, parsed. */
+export function hostsOf(run: ActionRun): HostJson[] {
+  return JSON.parse(run.outputs.hosts) as HostJson[]
+}
