@@ -93,6 +93,14 @@ function parseEnv(text: string): Record<string, string> {
 }
 
 /**
+ * The kit's name for a test's host: ZDD_HOST_PREFIX (for example `a-`) is put in front,
+ * so that two test runs on one machine (with ZDD_KEEP_OTHER_HOSTS=1) never share a host.
+ */
+export function kitName(name: string): string {
+  return `${process.env.ZDD_HOST_PREFIX ?? ''}${name}`
+}
+
+/**
  * Starts a host: `hostUp(name, 'guide')` (the kit's server with a unit variant), or
  * `hostUp(name, { style: 'vhost', suite: 'trixie' })`.
  */
@@ -101,7 +109,7 @@ export async function hostUp(
   options: UnitVariant | HostOptions = {}
 ): Promise<KitHost> {
   const opts: HostOptions = typeof options === 'string' ? { unit: options } : options
-  const args = [name]
+  const args = [kitName(name)]
   if (opts.unit) args.push('--unit', opts.unit)
   if (opts.suite) args.push('--suite', opts.suite)
   if (opts.style) args.push('--style', opts.style)
@@ -110,7 +118,7 @@ export async function hostUp(
   })
   const env = parseEnv(stdout)
   return {
-    name,
+    name: env.HOST_NAME,
     ip: env.HOST_IP,
     port: Number(env.HOST_PORT),
     user: env.HOST_USER,
@@ -130,7 +138,7 @@ export async function hostUp(
 }
 
 export async function hostDown(name: string): Promise<void> {
-  await run(path.join(KIT, 'host-down.sh'), [name])
+  await run(path.join(KIT, 'host-down.sh'), [kitName(name)])
 }
 
 /** Runs a command as root inside the host (not over SSH). */
