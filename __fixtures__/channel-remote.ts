@@ -6,7 +6,7 @@
 import { isIP, connect, type Socket } from 'node:net'
 import { Duplex } from 'node:stream'
 import type { ChannelTarget, ExecResult, RemoteHost } from '../src/transport/ssh-connection.js'
-import type { Target } from '../src/action/targets.js'
+import type { Target } from '../src/core/targets.js'
 
 export class ChannelRemote implements RemoteHost {
   readonly target: Target = {

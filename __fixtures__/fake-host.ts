@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import type { Duplex } from 'node:stream'
-import type { Target } from '../src/action/targets.js'
+import type { Target } from '../src/core/targets.js'
 import type { ShellLine } from '../src/transport/shell-quote.js'
 import type { ExecOptions, ExecResult, RemoteHost } from '../src/transport/ssh-connection.js'
 

@@ -1,5 +1,5 @@
 // Builds an InputReader from a map, the way the runner fills INPUT_* variables.
-import type { InputReader, RunFacts } from '../src/action/settings.js'
+import type { InputReader, RunFacts } from '../src/action/inputs.js'
 
 export const TEST_KEY =
   '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n'

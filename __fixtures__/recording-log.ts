@@ -1,6 +1,6 @@
 // A Log for unit tests that keeps every line it is given, prefixed with its
 // level; with `groups`, also where each group begins and ends.
-import type { Log } from '../src/action/log.js'
+import type { Log } from '../src/core/log.js'
 
 export function recorder(opts: { groups?: boolean } = {}): Log & { lines: string[] } {
   const lines: string[] = []

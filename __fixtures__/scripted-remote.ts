@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process'
 import type { Duplex } from 'node:stream'
 import type { ShellLine } from '../src/transport/shell-quote.js'
 import type { ExecResult, RemoteHost } from '../src/transport/ssh-connection.js'
-import type { Target } from '../src/action/targets.js'
+import type { Target } from '../src/core/targets.js'
 
 export type Reply = Partial<ExecResult> | ((command: string) => Partial<ExecResult>)
 

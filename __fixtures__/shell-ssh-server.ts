@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
 import ssh2 from 'ssh2'
-import type { Target } from '../src/action/targets.js'
+import type { Target } from '../src/core/targets.js'
 import { keyPair, type KeyPair } from './ssh-server.js'
 
 export interface ShellSshServer {

@@ -5,7 +5,7 @@
 import { connect as tcpConnect, type AddressInfo } from 'node:net'
 import ssh2 from 'ssh2'
 import { sha256Fingerprint } from '../src/transport/host-keys.js'
-import type { Target } from '../src/action/targets.js'
+import type { Target } from '../src/core/targets.js'
 
 export interface KeyPair {
   private: string

@@ -48449,7 +48449,7 @@ function readRunContext(env = process.env) {
   };
 }
 
-// src/action/settings.ts
+// src/action/inputs.ts
 import * as path4 from "node:path";
 
 // src/transport/host-keys.ts
@@ -48656,7 +48656,7 @@ function splitShellWords(text) {
   return words2;
 }
 
-// src/action/targets.ts
+// src/core/targets.ts
 var USER_RE = /^[A-Za-z_][A-Za-z0-9._-]{0,31}$/;
 var HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
 var IPV6_RE = /^[0-9A-Fa-f:.]+$/;
@@ -48762,9 +48762,24 @@ function bracketed(host) {
   return host.includes(":") ? `[${host}]` : host;
 }
 
-// src/action/settings.ts
+// src/core/release-id.ts
+var RELEASE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+var RELEASE_ID_RULE = "must be 1-100 characters of letters, digits, . _ -, starting with a letter or digit";
+function isReleaseId(value) {
+  return RELEASE_ID_RE.test(value) && value !== "." && value !== "..";
+}
+function defaultReleaseId(now, sha) {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  const short = /^[0-9a-f]{7,40}$/i.test(sha) ? sha.slice(0, 7).toLowerCase() : "local";
+  return `${stamp}-${short}`;
+}
+var METADATA_FILE = ".zdd-release.json";
+
+// src/core/strategy.ts
 var MODES = ["deploy", "rollback", "check"];
 var STRATEGIES = ["reload", "blue-green"];
+
+// src/action/inputs.ts
 var InputError = class extends Error {
   constructor(input, shownValue, rule) {
     super(`Input '${input}' ${shownValue}: ${rule}`);
@@ -48786,22 +48801,12 @@ function shown(input, value) {
 }
 var SERVICE_RE = /^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9:_.@-]{0,250}$/;
 var SAFE_PATH_RE = /^\/[A-Za-z0-9._@+/-]*$/;
-var RELEASE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 var USER_RE2 = /^[A-Za-z_][A-Za-z0-9._-]{0,31}$/;
 var USER_RULE = "must be a user name of letters, digits, . _ - (not starting with - or .)";
 var ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 var REL_PATH_RE = /^[A-Za-z0-9._@+-]+(\/[A-Za-z0-9._@+-]+)*$/;
-var RELEASE_ID_RULE = "must be 1-100 characters of letters, digits, . _ -, starting with a letter or digit";
-function isReleaseId(value) {
-  return RELEASE_ID_RE.test(value) && value !== "." && value !== "..";
-}
 function isSafeAbsolutePath(value) {
   return SAFE_PATH_RE.test(value) && value !== "/" && !value.endsWith("/") && value.split("/").every((seg, i) => i === 0 ? seg === "" : seg !== "" && seg !== "." && seg !== "..");
-}
-function defaultReleaseId(now, sha) {
-  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
-  const short = /^[0-9a-f]{7,40}$/i.test(sha) ? sha.slice(0, 7).toLowerCase() : "local";
-  return `${stamp}-${short}`;
 }
 var Reader = class {
   constructor(read) {
@@ -49160,7 +49165,7 @@ function splitWords(text) {
   return text.split(/\s+/).filter((w) => w !== "");
 }
 
-// src/modes/run-mode.ts
+// src/action/run-mode.ts
 import { mkdtempSync as mkdtempSync2, rmSync as rmSync2 } from "node:fs";
 import { tmpdir as tmpdir2 } from "node:os";
 import * as path7 from "node:path";
@@ -49387,13 +49392,15 @@ function redact(text, token) {
   return token.length >= 4 ? text.split(token).join("***") : text;
 }
 
-// src/action/log.ts
+// src/action/core-log.ts
 var coreLog = {
   info: (message) => info(message),
   warning: (message) => warning(message),
   error: (message, title) => error(message, title ? { title } : void 0),
   group: (name, fn) => group(name, fn)
 };
+
+// src/core/log.ts
 function hostLog(log, host, parallel = false) {
   const tag = (m) => `[${host}] ${m}`;
   return {
@@ -49407,8 +49414,18 @@ function hostLog(log, host, parallel = false) {
     }
   };
 }
+function deferredLog(log) {
+  const held = [];
+  return {
+    info: (m) => held.push((to) => to.info(m)),
+    warning: (m) => held.push((to) => to.warning(m)),
+    error: (m, title) => held.push((to) => to.error(m, title)),
+    group: (_name, fn) => fn(),
+    replay: (group2) => held.length === 0 ? Promise.resolve() : log.group(group2, async () => held.splice(0).forEach((line) => line(log)))
+  };
+}
 
-// src/action/release-archive.ts
+// src/modes/release-archive.ts
 var import_ignore = __toESM(require_ignore(), 1);
 import {
   existsSync as existsSync3,
@@ -49421,7 +49438,6 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path5 from "node:path";
-var METADATA_FILE = ".zdd-release.json";
 var DEPLOYIGNORE_FILE = ".deployignore";
 var DEFAULT_EXCLUDES = [
   "/node_modules/",
@@ -53010,7 +53026,7 @@ async function fromEntry(remote, entry, bareOk, source) {
   if (!interpreter2.startsWith("/") && !bareOk) return hidden(interpreter2);
   return probe(remote, interpreter2, `the #! line of ${script}`);
 }
-async function searchInterpreter(remote, gunicorn, running) {
+async function findInterpreter(remote, gunicorn, running) {
   const reasons = [];
   const l = gunicorn.launcher;
   const entry = l.kind === "wrapped" ? l.inner : l.kind === "unknown" ? void 0 : l;
@@ -53039,201 +53055,6 @@ async function searchInterpreter(remote, gunicorn, running) {
     );
   else if (running !== void 0) reasons.push("no running Gunicorn master was found under MainPID");
   return { error: reasons.join("; ") };
-}
-
-// src/host/release-checks.ts
-var findInterpreter = searchInterpreter;
-async function fileHash(remote, path8) {
-  const result = await remote.exec(optional(["sha256sum", path8]));
-  return result.stdout.split(" ")[0] || void 0;
-}
-async function runLongStep(remote, step, command, limits) {
-  const result = await remote.exec(command, {
-    processGroup: true,
-    timeoutMs: limits.timeoutSeconds * 1e3,
-    signal: limits.signal
-  });
-  const host = remote.target.label;
-  if (result.cancelled)
-    throw new Error(`${step} on ${host} was cancelled: it was stopped on the host`);
-  if (result.timedOut)
-    throw new Error(
-      `${step} on ${host} did not finish within ${limits.timeoutSeconds}s (${limits.timeoutInput}): it was stopped on the host (TERM, then KILL). Nothing was switched; raise ${limits.timeoutInput} if it needs longer${tailOf(result)}`
-    );
-  if (result.code !== 0) throw new RemoteCommandError(step, result, host);
-  return result;
-}
-function tailOf(result) {
-  const tail2 = tailLines(result.stderr || result.stdout, 15);
-  return tail2 ? `:
-${tail2}` : "";
-}
-async function installDependencies(remote, opts) {
-  const requirements = `${opts.releaseDir}/requirements.txt`;
-  const [next, current] = await Promise.all([
-    fileHash(remote, requirements),
-    opts.currentDir ? fileHash(remote, `${opts.currentDir}/requirements.txt`) : Promise.resolve(void 0)
-  ]);
-  if (!next) {
-    opts.log.info("no requirements.txt in the release: nothing to install");
-    return false;
-  }
-  if (current === next) {
-    opts.log.info("requirements.txt unchanged since the current release: skipping pip");
-    return false;
-  }
-  if (!opts.interpreter)
-    throw new Error(
-      "requirements.txt changed, but the unit's Python interpreter could not be found (see preflight's warning), so pip cannot install into the unit's venv: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart"
-    );
-  if (!opts.interpreter.venv) {
-    throw new Error(
-      `requirements.txt changed but ${opts.interpreter.python} is not in a virtualenv; refusing to pip install into the system Python`
-    );
-  }
-  const result = await runLongStep(
-    remote,
-    "pip install",
-    toShell([
-      opts.interpreter.python,
-      "-m",
-      "pip",
-      "install",
-      "--disable-pip-version-check",
-      "-r",
-      requirements,
-      ...opts.pipArgs
-    ]),
-    { ...opts.limits, timeoutInput: "pip-timeout" }
-  );
-  opts.log.info(tailLines(result.stdout, 5));
-  return true;
-}
-async function checkEnvironment(remote, envFile, required, log) {
-  if (!envFile) {
-    if (required.length > 0)
-      throw new Error(
-        `required-env lists ${required.join(", ")} but the unit has no EnvironmentFile (set env-file)`
-      );
-    log.info("the unit has no EnvironmentFile");
-    return;
-  }
-  const result = await runStep(
-    remote,
-    "check the EnvironmentFile",
-    toShell(helperArgv("python3", "envcheck", envFile, ...required))
-  );
-  const check = JSON.parse(result.stdout);
-  if (!check.exists) throw new Error(`EnvironmentFile ${envFile} does not exist`);
-  if (!check.readable)
-    throw new Error(
-      `EnvironmentFile ${envFile} is not readable by the deploy user (make it root:www-data 640 and add the deploy user to that group)`
-    );
-  const problems = [];
-  if (check.errors.length > 0)
-    problems.push(`line(s) ${check.errors.join(", ")} are not NAME=VALUE`);
-  if (check.missing.length > 0)
-    problems.push(`required variable(s) not set: ${check.missing.join(", ")}`);
-  if (check.empty.length > 0) problems.push(`required variable(s) empty: ${check.empty.join(", ")}`);
-  if (problems.length > 0) throw new Error(`EnvironmentFile ${envFile}: ${problems.join("; ")}`);
-  log.info(
-    `EnvironmentFile ${envFile}: ${check.count} variables, required ones set (${required.join(", ") || "none listed"})`
-  );
-}
-async function importCheck(remote, opts) {
-  const result = await remote.exec(
-    toShell(
-      helperArgv(
-        opts.interpreter.python,
-        "importcheck",
-        opts.envFile ?? "-",
-        opts.releaseDir,
-        opts.app
-      )
-    ),
-    { timeoutMs: 12e4 }
-  );
-  if (result.code !== 0) {
-    throw new Error(
-      `the new release cannot import ${opts.app} with ${opts.interpreter.python} (it never reached the reload):
-${tailLines(result.stderr || result.stdout, 20)}`
-    );
-  }
-  opts.log.info(result.stdout.trim());
-  return importSeconds(result.stdout);
-}
-function importSeconds(output) {
-  const m = / in (\d+(?:\.\d+)?)s\s*$/.exec(output.trim());
-  return m ? Number(m[1]) : void 0;
-}
-function revisions(output) {
-  return output.split("\n").map((l) => /^([0-9A-Za-z_]+)(?:\s|$)/.exec(l.trim())?.[1]).filter((r) => !!r && !/^(INFO|WARNING|ERROR)$/.test(r)).sort();
-}
-function migrationsNeed(opts) {
-  if (!opts.interpreter)
-    throw new Error(
-      "the release has migrations, but the unit's Python interpreter could not be found: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart, or set migrate: off and migrate another way"
-    );
-  if (opts.envReadable === false)
-    throw new Error(
-      `the release has migrations, which need the unit's environment (e.g. DATABASE_URL), but the deploy user cannot read ${opts.envFile}: let it read the file (e.g. add it to the file's group), or set migrate: off and migrate another way. Nothing was switched.`
-    );
-}
-async function migrate(remote, opts) {
-  if (opts.mode === "off") return "skipped";
-  const env = opts.envFile ?? "-";
-  const python = opts.interpreter?.python ?? "python3";
-  const inRelease = (...argv) => toShell(helperArgv(python, "run", env, opts.releaseDir, ...argv));
-  const module = opts.app.split(":")[0];
-  const flask = [python, "-m", "flask", "--app", module, "db"];
-  const limits = { ...opts.limits, timeoutInput: "migrate-timeout" };
-  const has = opts.command ? { code: 0 } : await remote.exec(toShell(["test", "-d", `${opts.releaseDir}/migrations`]));
-  if (has.code === 0) migrationsNeed(opts);
-  if (opts.command) {
-    await opts.ready;
-    await runLongStep(remote, "migrate-command", inRelease(...opts.command), limits);
-    opts.log.info(`ran ${opts.command.join(" ")}`);
-    return "ran";
-  }
-  if (has.code !== 0) {
-    opts.log.info("no migrations/ in the release: nothing to migrate");
-    return "skipped";
-  }
-  const readRevisions = async () => {
-    const [currentOut, headsOut] = await Promise.all([
-      runStep(remote, "flask db current", inRelease(...flask, "current")),
-      runStep(remote, "flask db heads", inRelease(...flask, "heads"))
-    ]);
-    return { current: revisions(currentOut.stdout), heads: revisions(headsOut.stdout) };
-  };
-  const atHead = (r) => r.heads.length > 0 && r.current.join(",") === r.heads.join(",");
-  const before = await readRevisions();
-  if (atHead(before)) {
-    opts.log.info(`database already at head ${before.heads.join(", ")}: no migration to run`);
-    return "skipped";
-  }
-  await opts.ready;
-  try {
-    const up = await runLongStep(remote, "flask db upgrade", inRelease(...flask, "upgrade"), limits);
-    const output = tailLines(up.stderr + up.stdout, 5);
-    if (output) opts.log.info(output);
-  } catch (error3) {
-    if (error3 instanceof RemoteCommandError)
-      throw new Error(
-        `migrations failed before the switch; the running release is untouched:
-${tailLines(error3.result.stderr || error3.result.stdout, 20)}`,
-        { cause: error3 }
-      );
-    throw error3;
-  }
-  const { current, heads } = await readRevisions();
-  if (!atHead({ current, heads })) {
-    throw new Error(
-      `after flask db upgrade the database is at [${current.join(", ")}] but the release's heads are [${heads.join(", ")}]`
-    );
-  }
-  opts.log.info(`database at head ${heads.join(", ")}`);
-  return "ran";
 }
 
 // src/host/release-layout.ts
@@ -53699,7 +53520,7 @@ function nginxTarget(settings, nginx) {
   return { ...target, connectHost: derived.connect.host };
 }
 
-// src/action/host-result.ts
+// src/core/host-result.ts
 function newHostResult(host) {
   return {
     host,
@@ -53863,10 +53684,12 @@ ${result.excerpt}` : ""}`
   );
 }
 
-// src/host/release-log.ts
+// src/core/run-stamp.ts
 function runStamp(run2) {
   return { sha: run2.sha, actor: run2.actor, run: run2.runUrl, time: (/* @__PURE__ */ new Date()).toISOString() };
 }
+
+// src/host/release-log.ts
 async function appendReleaseLog(remote, file, entry) {
   const result = await remote.exec(appendOutput(["printf", "%s\\n", JSON.stringify(entry)], file), {
     timeoutMs: 15e3
@@ -54819,32 +54642,214 @@ function lockFor(settings, run2, release, host) {
   };
 }
 
-// src/modes/prepare-release.ts
-import { createReadStream, statSync as statSync2 } from "node:fs";
+// src/core/cancellation.ts
 function checkCancelled(c) {
   if (c.reason) throw new Error(`cancelled (${c.reason})`);
 }
+
+// src/modes/prepare-release.ts
+import { createReadStream, statSync as statSync2 } from "node:fs";
+
+// src/host/release-checks.ts
+async function fileHash(remote, path8) {
+  const result = await remote.exec(optional(["sha256sum", path8]));
+  return result.stdout.split(" ")[0] || void 0;
+}
+async function runLongStep(remote, step, command, limits) {
+  const result = await remote.exec(command, {
+    processGroup: true,
+    timeoutMs: limits.timeoutSeconds * 1e3,
+    signal: limits.signal
+  });
+  const host = remote.target.label;
+  if (result.cancelled)
+    throw new Error(`${step} on ${host} was cancelled: it was stopped on the host`);
+  if (result.timedOut)
+    throw new Error(
+      `${step} on ${host} did not finish within ${limits.timeoutSeconds}s (${limits.timeoutInput}): it was stopped on the host (TERM, then KILL). Nothing was switched; raise ${limits.timeoutInput} if it needs longer${tailOf(result)}`
+    );
+  if (result.code !== 0) throw new RemoteCommandError(step, result, host);
+  return result;
+}
+function tailOf(result) {
+  const tail2 = tailLines(result.stderr || result.stdout, 15);
+  return tail2 ? `:
+${tail2}` : "";
+}
+async function installDependencies(remote, opts) {
+  const requirements = `${opts.releaseDir}/requirements.txt`;
+  const [next, current] = await Promise.all([
+    fileHash(remote, requirements),
+    opts.currentDir ? fileHash(remote, `${opts.currentDir}/requirements.txt`) : Promise.resolve(void 0)
+  ]);
+  if (!next) {
+    opts.log.info("no requirements.txt in the release: nothing to install");
+    return false;
+  }
+  if (current === next) {
+    opts.log.info("requirements.txt unchanged since the current release: skipping pip");
+    return false;
+  }
+  if (!opts.interpreter)
+    throw new Error(
+      "requirements.txt changed, but the unit's Python interpreter could not be found (see preflight's warning), so pip cannot install into the unit's venv: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart"
+    );
+  if (!opts.interpreter.venv) {
+    throw new Error(
+      `requirements.txt changed but ${opts.interpreter.python} is not in a virtualenv; refusing to pip install into the system Python`
+    );
+  }
+  const result = await runLongStep(
+    remote,
+    "pip install",
+    toShell([
+      opts.interpreter.python,
+      "-m",
+      "pip",
+      "install",
+      "--disable-pip-version-check",
+      "-r",
+      requirements,
+      ...opts.pipArgs
+    ]),
+    { ...opts.limits, timeoutInput: "pip-timeout" }
+  );
+  opts.log.info(tailLines(result.stdout, 5));
+  return true;
+}
+async function checkEnvironment(remote, envFile, required, log) {
+  if (!envFile) {
+    if (required.length > 0)
+      throw new Error(
+        `required-env lists ${required.join(", ")} but the unit has no EnvironmentFile (set env-file)`
+      );
+    log.info("the unit has no EnvironmentFile");
+    return;
+  }
+  const result = await runStep(
+    remote,
+    "check the EnvironmentFile",
+    toShell(helperArgv("python3", "envcheck", envFile, ...required))
+  );
+  const check = JSON.parse(result.stdout);
+  if (!check.exists) throw new Error(`EnvironmentFile ${envFile} does not exist`);
+  if (!check.readable)
+    throw new Error(
+      `EnvironmentFile ${envFile} is not readable by the deploy user (make it root:www-data 640 and add the deploy user to that group)`
+    );
+  const problems = [];
+  if (check.errors.length > 0)
+    problems.push(`line(s) ${check.errors.join(", ")} are not NAME=VALUE`);
+  if (check.missing.length > 0)
+    problems.push(`required variable(s) not set: ${check.missing.join(", ")}`);
+  if (check.empty.length > 0) problems.push(`required variable(s) empty: ${check.empty.join(", ")}`);
+  if (problems.length > 0) throw new Error(`EnvironmentFile ${envFile}: ${problems.join("; ")}`);
+  log.info(
+    `EnvironmentFile ${envFile}: ${check.count} variables, required ones set (${required.join(", ") || "none listed"})`
+  );
+}
+async function importCheck(remote, opts) {
+  const result = await remote.exec(
+    toShell(
+      helperArgv(
+        opts.interpreter.python,
+        "importcheck",
+        opts.envFile ?? "-",
+        opts.releaseDir,
+        opts.app
+      )
+    ),
+    { timeoutMs: 12e4 }
+  );
+  if (result.code !== 0) {
+    throw new Error(
+      `the new release cannot import ${opts.app} with ${opts.interpreter.python} (it never reached the reload):
+${tailLines(result.stderr || result.stdout, 20)}`
+    );
+  }
+  opts.log.info(result.stdout.trim());
+  return importSeconds(result.stdout);
+}
+function importSeconds(output) {
+  const m = / in (\d+(?:\.\d+)?)s\s*$/.exec(output.trim());
+  return m ? Number(m[1]) : void 0;
+}
+function revisions(output) {
+  return output.split("\n").map((l) => /^([0-9A-Za-z_]+)(?:\s|$)/.exec(l.trim())?.[1]).filter((r) => !!r && !/^(INFO|WARNING|ERROR)$/.test(r)).sort();
+}
+function migrationsNeed(opts) {
+  if (!opts.interpreter)
+    throw new Error(
+      "the release has migrations, but the unit's Python interpreter could not be found: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart, or set migrate: off and migrate another way"
+    );
+  if (opts.envReadable === false)
+    throw new Error(
+      `the release has migrations, which need the unit's environment (e.g. DATABASE_URL), but the deploy user cannot read ${opts.envFile}: let it read the file (e.g. add it to the file's group), or set migrate: off and migrate another way. Nothing was switched.`
+    );
+}
+async function migrate(remote, opts) {
+  if (opts.mode === "off") return "skipped";
+  const env = opts.envFile ?? "-";
+  const python = opts.interpreter?.python ?? "python3";
+  const inRelease = (...argv) => toShell(helperArgv(python, "run", env, opts.releaseDir, ...argv));
+  const module = opts.app.split(":")[0];
+  const flask = [python, "-m", "flask", "--app", module, "db"];
+  const limits = { ...opts.limits, timeoutInput: "migrate-timeout" };
+  const has = opts.command ? { code: 0 } : await remote.exec(toShell(["test", "-d", `${opts.releaseDir}/migrations`]));
+  if (has.code === 0) migrationsNeed(opts);
+  if (opts.command) {
+    await opts.ready;
+    await runLongStep(remote, "migrate-command", inRelease(...opts.command), limits);
+    opts.log.info(`ran ${opts.command.join(" ")}`);
+    return "ran";
+  }
+  if (has.code !== 0) {
+    opts.log.info("no migrations/ in the release: nothing to migrate");
+    return "skipped";
+  }
+  const readRevisions = async () => {
+    const [currentOut, headsOut] = await Promise.all([
+      runStep(remote, "flask db current", inRelease(...flask, "current")),
+      runStep(remote, "flask db heads", inRelease(...flask, "heads"))
+    ]);
+    return { current: revisions(currentOut.stdout), heads: revisions(headsOut.stdout) };
+  };
+  const atHead = (r) => r.heads.length > 0 && r.current.join(",") === r.heads.join(",");
+  const before = await readRevisions();
+  if (atHead(before)) {
+    opts.log.info(`database already at head ${before.heads.join(", ")}: no migration to run`);
+    return "skipped";
+  }
+  await opts.ready;
+  try {
+    const up = await runLongStep(remote, "flask db upgrade", inRelease(...flask, "upgrade"), limits);
+    const output = tailLines(up.stderr + up.stdout, 5);
+    if (output) opts.log.info(output);
+  } catch (error3) {
+    if (error3 instanceof RemoteCommandError)
+      throw new Error(
+        `migrations failed before the switch; the running release is untouched:
+${tailLines(error3.result.stderr || error3.result.stdout, 20)}`,
+        { cause: error3 }
+      );
+    throw error3;
+  }
+  const { current, heads } = await readRevisions();
+  if (!atHead({ current, heads })) {
+    throw new Error(
+      `after flask db upgrade the database is at [${current.join(", ")}] but the release's heads are [${heads.join(", ")}]`
+    );
+  }
+  opts.log.info(`database at head ${heads.join(", ")}`);
+  return "ran";
+}
+
+// src/modes/prepare-release.ts
 function asCancelled(c, error3) {
   if (!c.reason || /^cancelled \(/.test(error3?.message ?? "")) return error3;
   return new Error(`cancelled (${c.reason}): ${String(error3?.message ?? error3)}`, {
     cause: error3
   });
-}
-function settle(promise) {
-  return promise.then(
-    (value) => ({ ok: true, value }),
-    (error3) => ({ ok: false, error: error3 })
-  );
-}
-function deferredLog(log) {
-  const held = [];
-  return {
-    info: (m) => held.push((to) => to.info(m)),
-    warning: (m) => held.push((to) => to.warning(m)),
-    error: (m, title) => held.push((to) => to.error(m, title)),
-    group: (_name, fn) => fn(),
-    replay: (group2) => held.length === 0 ? Promise.resolve() : log.group(group2, async () => held.splice(0).forEach((line) => line(log)))
-  };
 }
 var ReleaseExistsError = class extends Error {
   constructor(id, releasesDir) {
@@ -55023,6 +55028,14 @@ async function prepareSteps(p) {
   await timed(result, "unit", () => daemonReloadIfChanged(p, changed));
   checkCancelled(cancellation);
   return releaseDir;
+}
+
+// src/core/settle.ts
+function settle(promise) {
+  return promise.then(
+    (value) => ({ ok: true, value }),
+    (error3) => ({ ok: false, error: error3 })
+  );
 }
 
 // src/modes/deploy.ts
@@ -55539,7 +55552,7 @@ function fleetRollback(settings, run2) {
   return (remote, log, release) => rollbackHost(remote, { settings: { ...settings, rollbackTo: release || void 0 }, run: run2, log });
 }
 
-// src/modes/run-mode.ts
+// src/action/run-mode.ts
 function connectTarget(target, settings, log) {
   const pinning = settings.hostKeys.kind === "insecure" ? "NOT checked" : "pinned";
   log.info(

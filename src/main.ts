@@ -1,12 +1,13 @@
 // The action's one try/catch: read the inputs, run the mode on every host,
 // report. Any error ends here as core.setFailed.
 import * as core from '@actions/core'
-import type { HostResult } from './action/host-result.js'
+import type { HostResult } from './core/host-result.js'
 import { noticeSuccess, overallStatus, setOutputs, writeSummary } from './action/report.js'
 import { readRunContext } from './action/run-context.js'
-import { readSettings, SECRET_INPUTS, type Settings } from './action/settings.js'
-import type { Cancellation } from './modes/deploy.js'
-import { runMode } from './modes/run-mode.js'
+import { readSettings, SECRET_INPUTS } from './action/inputs.js'
+import { type Settings } from './modes/settings.js'
+import type { Cancellation } from './core/cancellation.js'
+import { runMode } from './action/run-mode.js'
 
 function maskSecrets(read: (name: string) => string): void {
   for (const name of SECRET_INPUTS) {

@@ -15,7 +15,7 @@ import {
   STATIC_FILE,
   type BlueGreenSetup
 } from '../../__fixtures__/fake-blue-green-host.js'
-import { newHostResult } from '../../src/action/host-result.js'
+import { newHostResult } from '../../src/core/host-result.js'
 import { recorder } from '../../__fixtures__/recording-log.js'
 import { readBlueGreen } from '../../src/host/blue-green/instances.js'
 import { runBlueGreenCutover, type BlueGreenRequest } from '../../src/host/blue-green/switch.js'

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals'
 import { accessWith } from '../../__fixtures__/host-facts.js'
 import { FakeHost } from '../../__fixtures__/fake-host.js'
-import { newHostResult } from '../../src/action/host-result.js'
+import { newHostResult } from '../../src/core/host-result.js'
 import { recorder } from '../../__fixtures__/recording-log.js'
 import {
   CutoverError,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
 import { migrationGate, planBatches } from '../../src/modes/fleet.js'
-import { parseTarget, type Target } from '../../src/action/targets.js'
+import { parseTarget, type Target } from '../../src/core/targets.js'
 
 const t = (name: string): Target => parseTarget(name, { user: 'deploy', port: 22 })!
 

@@ -6,11 +6,12 @@ import {
 } from '../../__fixtures__/github-api.js'
 import { FACTS, inputs } from '../../__fixtures__/inputs.js'
 import { finalStatus, githubDeployment } from '../../src/action/github-deployment.js'
-import { newHostResult, type HostResult } from '../../src/action/host-result.js'
-import { coreLog, type Log } from '../../src/action/log.js'
+import { newHostResult, type HostResult } from '../../src/core/host-result.js'
+import { coreLog } from '../../src/action/core-log.js'
+import { type Log } from '../../src/core/log.js'
 import type { ReleaseLogEntry } from '../../src/host/release-log.js'
 import { commitOf } from '../../src/modes/rollback.js'
-import { readSettings } from '../../src/action/settings.js'
+import { readSettings } from '../../src/action/inputs.js'
 
 const TOKEN = 'ghs_fakeTokenValue0123456789abcdefABCDEF'
 const RUN = { sha: FACTS.sha, runUrl: 'https://github.com/octo/app/actions/runs/77' }

@@ -1,7 +1,9 @@
 import { describe, expect, it } from '@jest/globals'
 import { runLocally, ScriptedRemote, type Rule } from '../../__fixtures__/scripted-remote.js'
-import { shebangInterpreter } from '../../src/host/gunicorn/gunicorn-interpreter.js'
-import { findInterpreter } from '../../src/host/release-checks.js'
+import {
+  findInterpreter,
+  shebangInterpreter
+} from '../../src/host/gunicorn/gunicorn-interpreter.js'
 import { parseGunicornCommand } from '../../src/host/gunicorn/unit-info.js'
 
 const words = (text: string) => text.split(' ')

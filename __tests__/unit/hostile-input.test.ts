@@ -2,7 +2,7 @@
 // refused at validation, or it is one the remote shell receives as one literal word.
 import { describe, expect, it } from '@jest/globals'
 import { execFileSync } from 'node:child_process'
-import { InputError, readSettings } from '../../src/action/settings.js'
+import { InputError, readSettings } from '../../src/action/inputs.js'
 import { toShell } from '../../src/transport/shell-quote.js'
 import { FACTS, inputs } from '../../__fixtures__/inputs.js'
 

@@ -6,9 +6,9 @@ import * as path from 'node:path'
 import {
   createArchive,
   describeArchive,
-  METADATA_FILE,
   type ArchiveOptions
-} from '../../src/action/release-archive.js'
+} from '../../src/modes/release-archive.js'
+import { METADATA_FILE } from '../../src/core/release-id.js'
 
 const METADATA = {
   id: 'r1',

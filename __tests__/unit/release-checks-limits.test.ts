@@ -2,7 +2,7 @@
 // with pip-timeout / migrate-timeout and the run's cancellation; a timeout or a
 // cancel fails the step saying so, naming the input.
 import { describe, expect, it } from '@jest/globals'
-import type { Log } from '../../src/action/log.js'
+import type { Log } from '../../src/core/log.js'
 import { installDependencies, migrate } from '../../src/host/release-checks.js'
 import { RemoteCommandError } from '../../src/transport/remote-command.js'
 import type { ShellLine } from '../../src/transport/shell-quote.js'

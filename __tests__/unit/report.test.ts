@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from '@jest/globals'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
-import { newHostResult, type HostResult } from '../../src/action/host-result.js'
+import { newHostResult, type HostResult } from '../../src/core/host-result.js'
 import {
   environmentUrl,
   noticeSuccess,

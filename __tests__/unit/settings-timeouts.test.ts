@@ -1,7 +1,7 @@
 // pip-timeout and migrate-timeout: defaults, and whole numbers of seconds
 // within bounds, validated like the other numeric inputs.
 import { describe, expect, it } from '@jest/globals'
-import { readSettings } from '../../src/action/settings.js'
+import { readSettings } from '../../src/action/inputs.js'
 import { FACTS, inputs } from '../../__fixtures__/inputs.js'
 
 describe('pip-timeout and migrate-timeout', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
-import { defaultReleaseId, InputError, readSettings } from '../../src/action/settings.js'
+import { defaultReleaseId } from '../../src/core/release-id.js'
+import { InputError, readSettings } from '../../src/action/inputs.js'
 import { FACTS, inputs, TEST_KEY } from '../../__fixtures__/inputs.js'
 
 function failure(overrides: Record<string, string>): InputError {

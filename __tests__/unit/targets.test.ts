@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals'
-import { parseTarget, splitList } from '../../src/action/targets.js'
+import { parseTarget, splitList } from '../../src/core/targets.js'
 
 const D = { user: 'deploy', port: 22 }
 

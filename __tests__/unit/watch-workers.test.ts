@@ -20,7 +20,7 @@ import {
   VerifyError,
   type VerifyExpectations
 } from '../../src/host/verify-release.js'
-import { deferredLog } from '../../src/modes/prepare-release.js'
+import { deferredLog } from '../../src/core/log.js'
 
 const MARKER = '@@zdd-state@@'
 const GUNICORN = '/srv/myapp/.venv/bin/python3 /srv/myapp/.venv/bin/gunicorn wsgi:app'

@@ -3,11 +3,11 @@
 // call is time-bound, and the first failed call gives one warning (naming the
 // permission when that is the cause) and ends the bookkeeping for the run.
 import * as github from '@actions/github'
-import type { HostResult } from './host-result.js'
-import type { Log } from './log.js'
+import type { HostResult } from '../core/host-result.js'
+import type { Log } from '../core/log.js'
 import { overallStatus } from './report.js'
-import type { RunContext } from './run-context.js'
-import type { Settings } from './settings.js'
+import type { RunContext } from '../core/run-stamp.js'
+import type { Settings } from '../modes/settings.js'
 
 /** What main.ts tells the deployment as the run goes. */
 export interface DeploymentRecorder {

@@ -1,7 +1,7 @@
 // Outputs and the job summary, written once at the end of the run.
 import * as core from '@actions/core'
-import type { HostResult, HostStatus } from './host-result.js'
-import type { Settings } from './settings.js'
+import type { HostResult, HostStatus } from '../core/host-result.js'
+import type { Settings } from '../modes/settings.js'
 
 export function overallStatus(results: HostResult[]): HostStatus {
   if (results.some(r => r.status === 'failed' || r.status === 'skipped')) return 'failed'

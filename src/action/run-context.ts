@@ -1,12 +1,6 @@
 // The one module that reads the workflow run's context (@actions/github).
 import * as github from '@actions/github'
-
-export interface RunContext {
-  sha: string
-  actor: string
-  runUrl: string
-  workspace: string
-}
+import type { RunContext } from '../core/run-stamp.js'
 
 export function readRunContext(env: NodeJS.ProcessEnv = process.env): RunContext {
   const ctx = github.context

@@ -5,9 +5,9 @@
 // evidence of a failure, goes back when told how, and records the outcome in
 // the release log.
 import { sudoersLine, type Access } from './access.js'
-import type { HostResult } from '../action/host-result.js'
-import { timed } from '../action/host-result.js'
-import type { Log } from '../action/log.js'
+import type { HostResult } from '../core/host-result.js'
+import { timed } from '../core/host-result.js'
+import type { Log } from '../core/log.js'
 import { isRunning, type DirAccess } from './host-facts.js'
 import { collectEvidence, warnIfRequestsFailed } from './evidence.js'
 import type { StaticLocation } from './nginx/nginx-config.js'

@@ -2,7 +2,7 @@
 // Waits for another deploy up to lock-timeout; takes over a stale lock with a warning.
 // While held, a heartbeat refreshes its age, so a long deploy never looks stale.
 import { randomBytes } from 'node:crypto'
-import type { Log } from '../action/log.js'
+import type { Log } from '../core/log.js'
 import { helperArgv } from './remote-helper.js'
 import { runStep } from '../transport/remote-command.js'
 import { toShell } from '../transport/shell-quote.js'

@@ -1,7 +1,7 @@
 // Log excerpts that explain a failure: the unit's journal since the deploy
 // began and the tail of the Nginx error log.
-import type { HostResult } from '../action/host-result.js'
-import type { Log } from '../action/log.js'
+import type { HostResult } from '../core/host-result.js'
+import type { Log } from '../core/log.js'
 import { tailLines } from '../transport/remote-command.js'
 import { serviceCommands } from './service-commands.js'
 import { toShell } from '../transport/shell-quote.js'

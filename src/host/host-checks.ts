@@ -4,13 +4,13 @@
 // `mode: check` runs the same table and reports everything. What cannot be
 // read is "not verified" (a warning, an error under `strict`), never a refusal.
 import { may, missingRight, readsJournal, sudoersLine, type Access } from './access.js'
-import type { Finding } from '../action/host-result.js'
+import type { Finding } from '../core/host-result.js'
 import type { HostFacts } from './host-facts.js'
 import { reloadSendsHup, reloadTrap } from './gunicorn/reload-traps.js'
 import { RIGHTS, rightSpec, type Right } from './service-commands.js'
 import { tailLines } from '../transport/remote-command.js'
 import { configUnseen } from './gunicorn/unit-info.js'
-import type { Strategy } from '../action/settings.js'
+import type { Strategy } from '../core/strategy.js'
 import { blueGreenLayout, pooledUpstream } from './blue-green/checks.js'
 import { instanceUnit, otherColour } from './blue-green/instances.js'
 

@@ -5,7 +5,8 @@ import { may, probeAccess, type Access } from './access.js'
 import { analyzeNginx, matchUpstream, type UpstreamVerdict } from './nginx/nginx-config.js'
 import { readNginxConfig } from './nginx/nginx-read.js'
 import { helperArgv } from './remote-helper.js'
-import { findInterpreter, type EnvCheck, type Interpreter } from './release-checks.js'
+import type { EnvCheck } from './release-checks.js'
+import { findInterpreter, type Interpreter } from './gunicorn/gunicorn-interpreter.js'
 import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
 import { asRoot, serviceCommands } from './service-commands.js'
 import { readGunicornProcesses, type GunicornProcesses } from './gunicorn/gunicorn-processes.js'
@@ -18,7 +19,7 @@ import {
   type GunicornCommand,
   type UnitInfo
 } from './gunicorn/unit-info.js'
-import type { Settings, Strategy } from '../action/settings.js'
+import type { Strategy } from '../core/strategy.js'
 import {
   instanceUnit,
   otherColour,
@@ -78,7 +79,7 @@ export interface BlueGreenFacts extends BlueGreenLayout {
 
 /** The fact options a mode reads from the settings. */
 export function factOptions(
-  settings: Pick<Settings, 'service' | 'strategy' | 'envFile' | 'nginxErrorLog'>,
+  settings: Pick<FactOptions, 'service' | 'envFile' | 'nginxErrorLog'> & { strategy: Strategy },
   layout: ReleaseLayout,
   requiredEnv: string[]
 ): FactOptions {

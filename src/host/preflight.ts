@@ -11,11 +11,11 @@ import {
   type FactOptions,
   type HostFacts
 } from './host-facts.js'
-import type { Finding } from '../action/host-result.js'
-import type { Log } from '../action/log.js'
+import type { Finding } from '../core/host-result.js'
+import type { Log } from '../core/log.js'
 import type { UpstreamVerdict } from './nginx/nginx-config.js'
 import { PreflightError } from './gunicorn/reload-traps.js'
-import type { Interpreter } from './release-checks.js'
+import type { Interpreter } from './gunicorn/gunicorn-interpreter.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 import type { GunicornCommand, UnitInfo } from './gunicorn/unit-info.js'
 

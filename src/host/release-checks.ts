@@ -1,34 +1,12 @@
 // Checks and preparation that run BEFORE `current` is switched: the
 // interpreter, dependencies, the EnvironmentFile, the import check and
 // migrations. Any failure here leaves the running release untouched.
-import { searchInterpreter, type InterpreterUnknown } from './gunicorn/gunicorn-interpreter.js'
-import type { GunicornProcesses } from './gunicorn/gunicorn-processes.js'
-import type { Log } from '../action/log.js'
+import type { Interpreter } from './gunicorn/gunicorn-interpreter.js'
+import type { Log } from '../core/log.js'
 import { helperArgv } from './remote-helper.js'
 import { RemoteCommandError, runStep, tailLines } from '../transport/remote-command.js'
 import { optional, toShell, type ShellLine } from '../transport/shell-quote.js'
 import type { ExecResult, RemoteHost } from '../transport/ssh-connection.js'
-import type { GunicornCommand } from './gunicorn/unit-info.js'
-
-export interface Interpreter {
-  python: string
-  /** The venv root when the interpreter lives in one. */
-  venv?: string
-  /** How it was found: ExecStart, a console script's #! line, or the running master. */
-  source?: string
-}
-
-/**
- * The interpreter the unit starts Gunicorn with: `python -m gunicorn`, the console
- * script's #! line (`#!/usr/bin/env python3` resolved on the host), else the running
- * master's command line (`running`: MainPID, or the processes already read). Never
- * throws for a missing answer: `{ error }` names every reason, so the caller can warn.
- */
-export const findInterpreter: (
-  remote: RemoteHost,
-  gunicorn: GunicornCommand,
-  running?: GunicornProcesses | number
-) => Promise<Interpreter | InterpreterUnknown> = searchInterpreter
 
 export async function fileHash(remote: RemoteHost, path: string): Promise<string | undefined> {
   const result = await remote.exec(optional(['sha256sum', path]))

@@ -3,8 +3,8 @@
 import * as path from 'node:path'
 import type { Readable } from 'node:stream'
 import { runStep } from '../transport/remote-command.js'
-import { METADATA_FILE } from '../action/release-archive.js'
-import { isReleaseId } from '../action/settings.js'
+import { METADATA_FILE } from '../core/release-id.js'
+import { isReleaseId } from '../core/release-id.js'
 import { allOf, optional, toShell, type Argv } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 

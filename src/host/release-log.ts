@@ -1,18 +1,7 @@
 // The release log: one JSON line per deploy or rollback in release-path.
 import { appendOutput, optional } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
-
-/** Who made a release or a log entry, from which run, and when. */
-export interface RunStamp {
-  sha: string
-  actor: string
-  run: string
-  time: string
-}
-
-export function runStamp(run: { sha: string; actor: string; runUrl: string }): RunStamp {
-  return { sha: run.sha, actor: run.actor, run: run.runUrl, time: new Date().toISOString() }
-}
+import { runStamp, type RunStamp } from '../core/run-stamp.js'
 
 export interface ReleaseLogEntry extends RunStamp {
   id: string

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto'
 import { httpGet } from '../transport/http-over-ssh.js'
 import { withPath, type HttpTarget } from '../transport/http-target.js'
-import type { Log } from '../action/log.js'
+import type { Log } from '../core/log.js'
 import type { StaticLocation } from './nginx/nginx-config.js'
 import { optional } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'

@@ -1,7 +1,6 @@
 // The URLs that must prove a release: health-url, Gunicorn's own bind, and Nginx.
 import { parseHttpTarget, withPath, type HttpTarget } from '../transport/http-target.js'
 import { deriveNginxUrl, type UpstreamVerdict } from './nginx/nginx-config.js'
-import type { Settings } from '../action/settings.js'
 import type { GunicornCommand } from './gunicorn/unit-info.js'
 
 /** The health path on one Gunicorn bind (`unix:/path`, `host:port`, `:port`), if it can be reached. */
@@ -17,8 +16,16 @@ export function bindTarget(bind: string, path: string): HttpTarget | undefined {
   )
 }
 
+/** The URLs the settings give: health-url, and nginx-url (or its default). */
+export interface GivenUrls {
+  healthUrl: HttpTarget
+  nginxUrl: HttpTarget
+  /** false: nginx-url was empty and nginxUrl is the default. */
+  nginxUrlGiven: boolean
+}
+
 export function verificationUrls(
-  settings: Pick<Settings, 'healthUrl' | 'nginxUrl'>,
+  settings: Pick<GivenUrls, 'healthUrl' | 'nginxUrl'>,
   gunicorn: GunicornCommand
 ): HttpTarget[] {
   const urls: HttpTarget[] = [settings.healthUrl]
@@ -37,10 +44,7 @@ export function verificationUrls(
  * server_name and port, requested on the server's loopback or listen address);
  * else http://127.0.0.1<health path>.
  */
-export function nginxTarget(
-  settings: Pick<Settings, 'healthUrl' | 'nginxUrl' | 'nginxUrlGiven'>,
-  nginx: UpstreamVerdict
-): HttpTarget {
+export function nginxTarget(settings: GivenUrls, nginx: UpstreamVerdict): HttpTarget {
   if (settings.nginxUrlGiven || nginx.kind !== 'match' || nginx.servers.length === 0)
     return settings.nginxUrl
   const derived = deriveNginxUrl(nginx.servers[0], settings.healthUrl.path)

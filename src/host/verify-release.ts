@@ -4,7 +4,7 @@
 // through Gunicorn and through Nginx, carrying the release id when exposed.
 import { httpGet, type HttpResponse } from '../transport/http-over-ssh.js'
 import type { HttpTarget } from '../transport/http-target.js'
-import type { Log } from '../action/log.js'
+import type { Log } from '../core/log.js'
 import {
   readServiceState,
   watchServiceState,

@@ -4,41 +4,35 @@
 // does not prove itself, and pruning. Nothing changes on the host before the
 // lock; nothing half-done stays behind.
 import { statSync } from 'node:fs'
-import { newHostResult, timed, type HostResult } from '../action/host-result.js'
-import type { Log } from '../action/log.js'
-import {
-  createArchive,
-  type ArchiveStats,
-  type ReleaseMetadata
-} from '../action/release-archive.js'
-import type { RunContext } from '../action/run-context.js'
-import type { Settings } from '../action/settings.js'
+import { newHostResult, timed, type HostResult } from '../core/host-result.js'
+import type { Log } from '../core/log.js'
+import { createArchive, type ArchiveStats } from './release-archive.js'
+import { type ReleaseMetadata } from '../core/release-id.js'
+import type { RunContext } from '../core/run-stamp.js'
+import type { Settings } from './settings.js'
 import { runBlueGreenCutover } from '../host/blue-green/switch.js'
 import { CutoverError, runCutover, reconnectIfDropped, type Fallback } from '../host/cutover.js'
 import { withLock } from '../host/deploy-lock.js'
 import { preflight, type ServiceSnapshot } from '../host/preflight.js'
 import { releaseOfPath, releasesToPrune } from '../host/prune.js'
 import { listReleases, ReleaseLayout } from '../host/release-layout.js'
-import { appendReleaseLog, logEntry, runStamp } from '../host/release-log.js'
+import { appendReleaseLog, logEntry } from '../host/release-log.js'
+import { runStamp } from '../core/run-stamp.js'
 import { realPath } from '../host/service-state.js'
 import { runStep } from '../transport/remote-command.js'
 import { toShell } from '../transport/shell-quote.js'
 import type { Connection, RemoteHost } from '../transport/ssh-connection.js'
 import type { MigrationGate } from './fleet.js'
 import { cutoverContext, lockFor, planFor, servingState } from './plans.js'
+import { checkCancelled, type Cancellation } from '../core/cancellation.js'
+import { deferredLog } from '../core/log.js'
 import {
-  checkCancelled,
-  deferredLog,
   prepareRelease,
   ReleaseExistsError,
-  settle,
   uploadNewRelease,
-  type Cancellation,
-  type Requirements,
-  type Settled
+  type Requirements
 } from './prepare-release.js'
-
-export type { Cancellation } from './prepare-release.js'
+import { settle, type Settled } from '../core/settle.js'
 
 export interface DeployContext {
   settings: Settings

@@ -2,12 +2,12 @@
 // run, rolling batches of `max-parallel`, an optional canary first and alone,
 // a failure budget, migrations once before any switch, and a fleet rollback
 // of every host this run switched when the budget is exceeded.
-import type { HostResult } from '../action/host-result.js'
-import { newHostResult } from '../action/host-result.js'
-import type { Log } from '../action/log.js'
-import type { Settings } from '../action/settings.js'
+import type { HostResult } from '../core/host-result.js'
+import { newHostResult } from '../core/host-result.js'
+import type { Log } from '../core/log.js'
+import type { Settings } from './settings.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
-import type { Target } from '../action/targets.js'
+import type { Target } from '../core/targets.js'
 
 /** Resolved once the fleet's migrations ran (or rejected when they cannot). */
 export interface MigrationGate {

@@ -1,10 +1,10 @@
 // Builds the cutover plans and context the modes hand to host/cutover.ts, from
 // the settings and the service snapshot, in one place for every path.
-import { timed, type HostResult } from '../action/host-result.js'
+import { timed, type HostResult } from '../core/host-result.js'
 import type { HeldLock } from '../host/deploy-lock.js'
-import type { Log } from '../action/log.js'
-import type { RunContext } from '../action/run-context.js'
-import type { Settings } from '../action/settings.js'
+import type { Log } from '../core/log.js'
+import type { RunContext } from '../core/run-stamp.js'
+import type { Settings } from './settings.js'
 import type { CutoverContext, CutoverPlan, ServingState } from '../host/cutover.js'
 import { staticLocationFor } from '../host/nginx/nginx-config.js'
 import type { ServiceSnapshot } from '../host/preflight.js'

@@ -4,9 +4,9 @@
 // migrations, pick up a changed unit file. Nothing here changes what serves;
 // a failure leaves the running release untouched.
 import { createReadStream, statSync } from 'node:fs'
-import { timed, type HostResult } from '../action/host-result.js'
-import type { Log } from '../action/log.js'
-import type { Settings } from '../action/settings.js'
+import { timed, type HostResult } from '../core/host-result.js'
+import type { Log } from '../core/log.js'
+import type { Settings } from './settings.js'
 import { may, sudoersLine } from '../host/access.js'
 import type { ServiceSnapshot } from '../host/preflight.js'
 import {
@@ -24,16 +24,7 @@ import { runStep } from '../transport/remote-command.js'
 import { splitEach, toShell } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 import type { MigrationGate } from './fleet.js'
-
-export interface Cancellation {
-  reason?: string
-  /** Aborted with `reason`: pip and migrations are stopped on the host, not awaited. */
-  signal?: AbortSignal
-}
-
-export function checkCancelled(c: Cancellation): void {
-  if (c.reason) throw new Error(`cancelled (${c.reason})`)
-}
+import { checkCancelled, type Cancellation } from '../core/cancellation.js'
 
 /** A step that failed because the run was cancelled reads as the cancellation. */
 function asCancelled(c: Cancellation, error: unknown): unknown {
@@ -60,34 +51,6 @@ export interface PrepareContext {
 
 /** requirements.txt of the new release: none, the same as the current release's, or changed. */
 export type Requirements = 'absent' | 'unchanged' | 'changed'
-
-/** A promise's outcome, kept for later (nothing is left rejected and unhandled meanwhile). */
-export type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown }
-
-export function settle<T>(promise: Promise<T>): Promise<Settled<T>> {
-  return promise.then(
-    value => ({ ok: true as const, value }),
-    (error: unknown) => ({ ok: false as const, error })
-  )
-}
-
-/**
- * A log that holds its lines until `replay` prints them in a group of their own:
- * for a step that runs beside another step's log group.
- */
-export function deferredLog(log: Log): Log & { replay(group: string): Promise<void> } {
-  const held: ((to: Log) => void)[] = []
-  return {
-    info: m => held.push(to => to.info(m)),
-    warning: m => held.push(to => to.warning(m)),
-    error: (m, title) => held.push(to => to.error(m, title)),
-    group: (_name, fn) => fn(),
-    replay: group =>
-      held.length === 0
-        ? Promise.resolve()
-        : log.group(group, async () => held.splice(0).forEach(line => line(log)))
-  }
-}
 
 /** What the upload needs: it runs beside preflight, before the service snapshot exists. */
 export type UploadContext = Pick<

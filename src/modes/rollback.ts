@@ -2,10 +2,10 @@
 // release log) or to `rollback-to` through the one cutover (host/cutover.ts):
 // reload, or restart when the master is dead or dies during the reload, and
 // verify exactly as a deploy does. A fleet rollback uses it too.
-import { newHostResult, timed, type HostResult } from '../action/host-result.js'
-import type { Log } from '../action/log.js'
-import type { RunContext } from '../action/run-context.js'
-import type { Settings } from '../action/settings.js'
+import { newHostResult, timed, type HostResult } from '../core/host-result.js'
+import type { Log } from '../core/log.js'
+import type { RunContext } from '../core/run-stamp.js'
+import type { Settings } from './settings.js'
 import { runBlueGreenCutover } from '../host/blue-green/switch.js'
 import { runCutover, type CutoverContext, type CutoverPlan } from '../host/cutover.js'
 import { withLock } from '../host/deploy-lock.js'

@@ -20,7 +20,7 @@ import {
   toShell,
   type ShellLine
 } from './shell-quote.js'
-import type { Target } from '../action/targets.js'
+import type { Target } from '../core/targets.js'
 
 export interface ExecOptions {
   stdin?: string | Readable

@@ -2,7 +2,7 @@
 // template, each runs its own slot on its own socket, live.sock points at one
 // of them, and Nginx reaches live.sock without pooling connections (a pooled
 // connection keeps reaching the old instance after the switch).
-import type { Finding } from '../../action/host-result.js'
+import type { Finding } from '../../core/host-result.js'
 import type { HostFacts } from '../host-facts.js'
 import { COLOURS, slotPath, type Colour } from './instances.js'
 

@@ -3,7 +3,7 @@
 // (`<release-path>/slots/<colour>`) pointed at when it started, on its own
 // socket; and `<release-path>/live.sock`, the symlink Nginx connects through,
 // pointing at the live instance's socket. Read here in one round trip.
-import { isReleaseId } from '../../action/settings.js'
+import { isReleaseId } from '../../core/release-id.js'
 import type { ReleaseLayout } from '../release-layout.js'
 import { readGunicornOptions, readUnit } from '../service-state.js'
 import type { GunicornCommand, UnitInfo } from '../gunicorn/unit-info.js'

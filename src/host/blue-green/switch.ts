@@ -14,7 +14,7 @@ import {
   record,
   stopProbe
 } from '../cutover.js'
-import { timed } from '../../action/host-result.js'
+import { timed } from '../../core/host-result.js'
 import { sudoersLine } from '../access.js'
 import { collectEvidence } from '../evidence.js'
 import { isRunning } from '../host-facts.js'

@@ -6,7 +6,6 @@
 import { baseName, findGunicornLaunch, type GunicornEntry } from './gunicorn-launch.js'
 import { readGunicornProcesses, type GunicornProcesses } from './gunicorn-processes.js'
 import { tailLines } from '../../transport/remote-command.js'
-import type { Interpreter } from '../release-checks.js'
 import { optional, toShell } from '../../transport/shell-quote.js'
 import type { RemoteHost } from '../../transport/ssh-connection.js'
 import type { GunicornCommand } from './unit-info.js'
@@ -18,6 +17,14 @@ export interface InterpreterUnknown {
 
 const PROBE =
   'import sys; print(sys.executable); print(sys.prefix if sys.prefix != sys.base_prefix else "")'
+
+export interface Interpreter {
+  python: string
+  /** The venv root when the interpreter lives in one. */
+  venv?: string
+  /** How it was found: ExecStart, a console script's #! line, or the running master. */
+  source?: string
+}
 
 /** Runs the interpreter: its path (a bare name is resolved by the host) and its venv. */
 async function probe(
@@ -79,7 +86,7 @@ async function fromEntry(
  * command line (`running`: its processes, or MainPID to read them). Never throws
  * for a missing answer: `{ error }` says what was tried.
  */
-export async function searchInterpreter(
+export async function findInterpreter(
   remote: RemoteHost,
   gunicorn: GunicornCommand,
   running?: GunicornProcesses | number

@@ -10,83 +10,11 @@ import {
 } from '../transport/host-keys.js'
 import { ShellWordsError, splitShellWords } from './shell-words.js'
 import type { SshCredentials } from '../transport/ssh-connection.js'
-import { parseTarget, parsePort, splitList, type Target, TARGET_RULE } from './targets.js'
-import {
-  HTTP_TARGET_RULE,
-  onServerLoopback,
-  parseHttpTarget,
-  type HttpTarget
-} from '../transport/http-target.js'
-
-export type Mode = 'deploy' | 'rollback' | 'check'
-export const MODES: readonly Mode[] = ['deploy', 'rollback', 'check']
-
-/** reload: one unit, graceful HUP. blue-green: two instances of a template unit, traffic moved by a symlink. */
-export type Strategy = 'reload' | 'blue-green'
-export const STRATEGIES: readonly Strategy[] = ['reload', 'blue-green']
-
-export interface Settings {
-  mode: Mode
-  targets: Target[]
-  jumpHost?: Target
-  /** the jump host's key and pins (by default the target's); set exactly when jumpHost is */
-  jumpCredentials?: SshCredentials
-  privateKey: string
-  passphrase?: string
-  hostKeys: HostKeyPolicy
-  /** Under blue-green: the template's name (`myapp` for myapp@.service, instances myapp@blue|green). */
-  service: string
-  strategy: Strategy
-  /** blue-green: the old instance keeps running after a deploy (a rollback is an instant switch back). */
-  keepPreviousWarm: boolean
-  releasePath: string
-  healthUrl: HttpTarget
-  /** Requested at the server's loopback with the URL's host as Host and TLS server name. */
-  nginxUrl: HttpTarget
-  /** false: nginx-url was empty and nginxUrl is the default http://127.0.0.1<health path>. */
-  nginxUrlGiven: boolean
-  healthExpect?: string
-  healthChecks: number
-  source: string
-  /** gitignore patterns left out of the release, after the defaults and .deployignore */
-  exclude: string[]
-  releaseId: string
-  rollbackTo?: string
-  reloadTimeoutSeconds: number
-  connectTimeoutSeconds: number
-  connectRetries: number
-  lockTimeoutSeconds: number
-  lockStaleSeconds: number
-  keepReleases: number
-  sharedPaths: string[]
-  requiredEnv: string[]
-  envFile?: string
-  pipArgs: string[]
-  /** pip-timeout: pip install is stopped on the host after this long. */
-  pipTimeoutSeconds: number
-  migrate: 'auto' | 'off'
-  migrateCommand?: string[]
-  /** migrate-timeout: flask db upgrade or migrate-command is stopped on the host after this long. */
-  migrateTimeoutSeconds: number
-  probe: boolean
-  nginxErrorLog: string
-  warnOnly: boolean
-  /** Every proof that cannot be obtained fails the run before any change. */
-  strict: boolean
-  maxParallel: number
-  /** label of the canary target, when one is set */
-  canary?: string
-  maxFailures: number
-  rollbackFleet: boolean
-  /** label of the target that runs the fleet's migrations (default: the first deployed) */
-  migrateHost?: string
-  /** Record a GitHub deployment and its statuses (never fails the run). */
-  githubDeployment: boolean
-  /** Empty: no deployment is recorded. */
-  githubToken: string
-  environment: string
-  environmentUrl?: string
-}
+import { parseTarget, parsePort, splitList, type Target, TARGET_RULE } from '../core/targets.js'
+import { HTTP_TARGET_RULE, onServerLoopback, parseHttpTarget } from '../transport/http-target.js'
+import { defaultReleaseId, isReleaseId, RELEASE_ID_RULE } from '../core/release-id.js'
+import { MODES, STRATEGIES, type Mode, type Strategy } from '../core/strategy.js'
+import type { Settings } from '../modes/settings.js'
 
 /** Where inputs come from: `core.getInput` in the action, a map in tests. */
 export type InputReader = (name: string) => string
@@ -124,18 +52,10 @@ function shown(input: string, value: string): string {
 // A backslash only appears in escaped names, which we do not need; leading '-' would read as a flag.
 const SERVICE_RE = /^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9:_.@-]{0,250}$/
 const SAFE_PATH_RE = /^\/[A-Za-z0-9._@+/-]*$/
-const RELEASE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/
 const USER_RE = /^[A-Za-z_][A-Za-z0-9._-]{0,31}$/
 const USER_RULE = 'must be a user name of letters, digits, . _ - (not starting with - or .)'
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
 const REL_PATH_RE = /^[A-Za-z0-9._@+-]+(\/[A-Za-z0-9._@+-]+)*$/
-
-export const RELEASE_ID_RULE =
-  'must be 1-100 characters of letters, digits, . _ -, starting with a letter or digit'
-
-export function isReleaseId(value: string): boolean {
-  return RELEASE_ID_RE.test(value) && value !== '.' && value !== '..'
-}
 
 function isSafeAbsolutePath(value: string): boolean {
   return (
@@ -146,16 +66,6 @@ function isSafeAbsolutePath(value: string): boolean {
       .split('/')
       .every((seg, i) => (i === 0 ? seg === '' : seg !== '' && seg !== '.' && seg !== '..'))
   )
-}
-
-/** `20261125T031500Z-abc1234`: sortable UTC time plus short commit sha. */
-export function defaultReleaseId(now: Date, sha: string): string {
-  const stamp = now
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z')
-  const short = /^[0-9a-f]{7,40}$/i.test(sha) ? sha.slice(0, 7).toLowerCase() : 'local'
-  return `${stamp}-${short}`
 }
 
 /** Reads inputs and fails with the input's name, its value (masked when secret) and the rule. */

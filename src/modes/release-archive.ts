@@ -2,7 +2,7 @@
 // the SSH connection in one go), with the release metadata file added. What is
 // left out follows gitignore rules: the defaults below, then the source's
 // `.deployignore`, then the `exclude` input; a later `!pattern` re-includes.
-import type { RunStamp } from '../host/release-log.js'
+import { METADATA_FILE, type ReleaseMetadata } from '../core/release-id.js'
 import { getExecOutput } from '@actions/exec'
 import ignore, { type Ignore } from 'ignore'
 import {
@@ -17,7 +17,6 @@ import {
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 
-export const METADATA_FILE = '.zdd-release.json'
 export const DEPLOYIGNORE_FILE = '.deployignore'
 
 /**
@@ -42,10 +41,6 @@ export const DEFAULT_EXCLUDES: readonly string[] = [
  * is written by the action.
  */
 const ALWAYS_EXCLUDED: readonly string[] = ['.git', `/${METADATA_FILE}`]
-
-export interface ReleaseMetadata extends RunStamp {
-  id: string
-}
 
 export interface ArchiveOptions {
   /** gitignore patterns applied after the defaults and `.deployignore` (the `exclude` input). */
