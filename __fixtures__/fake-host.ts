@@ -13,7 +13,12 @@ import * as path from 'node:path'
 import type { Duplex } from 'node:stream'
 import type { Target } from '../src/core/targets.js'
 import type { ShellLine } from '../src/transport/shell-quote.js'
-import type { ExecOptions, ExecResult, RemoteHost } from '../src/transport/ssh-connection.js'
+import type {
+  ChannelTarget,
+  ExecOptions,
+  ExecResult,
+  RemoteHost
+} from '../src/transport/ssh-connection.js'
 
 export type ReloadBehaviour =
   'ok' | 'refused' | 'master-dies' | 'old-workers-stay' | 'keeps-old-code' | 'drops-connection'
@@ -37,12 +42,18 @@ export class FakeHost implements RemoteHost {
   reloads: ReloadBehaviour[] = ['ok']
   /** Restarts and starts that fail to bring the master up (a release that cannot boot). */
   bootFails = new Set<string>()
+  /** Releases Nginx cannot reach (it answers 502 for them while Gunicorn answers 200). */
+  nginxFails = new Set<string>()
+  /** Requests Nginx answered, with their status, in order. */
+  readonly nginxAnswers: number[] = []
   state: FakeHostState
   private connected = true
   private nextPid = 100
   private readonly dir = mkdtempSync(path.join(tmpdir(), 'zdd-fake-'))
   private readonly socket = path.join(this.dir, 'http.sock')
+  private readonly nginxSocket = path.join(this.dir, 'nginx.sock')
   private server?: Server
+  private nginx?: Server
 
   constructor(current: string | undefined) {
     this.state = { current, activeState: 'inactive', mainPid: 0, workers: [], releaseLog: [] }
@@ -61,10 +72,24 @@ export class FakeHost implements RemoteHost {
       res.end(JSON.stringify({ status: 'ok', release }))
     })
     await new Promise<void>(resolve => this.server!.listen(this.socket, resolve))
+    // Nginx: what a TCP channel reaches; it passes Gunicorn's answer on, unless it cannot reach it.
+    this.nginx = createServer((_req, res) => {
+      const release = this.state.mainPid > 0 ? this.state.workerRelease : undefined
+      if (!release || this.nginxFails.has(release)) {
+        this.nginxAnswers.push(502)
+        res.writeHead(502).end('bad gateway')
+        return
+      }
+      this.nginxAnswers.push(200)
+      res.writeHead(200, { 'content-type': 'application/json', 'x-release': release })
+      res.end(JSON.stringify({ status: 'ok', release }))
+    })
+    await new Promise<void>(resolve => this.nginx!.listen(this.nginxSocket, resolve))
   }
 
   async dispose(): Promise<void> {
     await new Promise(resolve => (this.server ? this.server.close(resolve) : resolve(undefined)))
+    await new Promise(resolve => (this.nginx ? this.nginx.close(resolve) : resolve(undefined)))
     rmSync(this.dir, { recursive: true, force: true })
   }
 
@@ -189,10 +214,11 @@ export class FakeHost implements RemoteHost {
     })
   }
 
-  openChannel(): Promise<Duplex> {
+  /** A unix socket reaches Gunicorn; a TCP port reaches Nginx. */
+  openChannel(to: ChannelTarget): Promise<Duplex> {
     if (!this.connected) return Promise.reject(new Error('SSH connection is closed'))
     return new Promise((resolve, reject) => {
-      const socket = connect(this.socket)
+      const socket = connect(to.kind === 'tcp' ? this.nginxSocket : this.socket)
       socket.once('connect', () => resolve(socket))
       socket.once('error', reject)
     })

@@ -42410,7 +42410,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes2
+      randomBytes: randomBytes3
     } = __require("crypto");
     var { Ber } = require_lib2();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -42674,7 +42674,7 @@ var require_keygen = __commonJS({
                 rounds = opts.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes2(SALT_LEN);
+            const salt = randomBytes3(SALT_LEN);
             const r = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -42713,7 +42713,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes2(4);
+          const checkInt = randomBytes3(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding = [];
@@ -48929,10 +48929,10 @@ function readCredentials(r, user) {
   return { jumpHost, jumpCredentials, privateKey, passphrase, hostKeys };
 }
 function readService(r) {
-  const { raw, fail } = bound(r);
+  const { raw, fail: fail2 } = bound(r);
   const service = r.required("service");
   if (!SERVICE_RE.test(service)) {
-    fail(
+    fail2(
       "service",
       service,
       'must be a systemd unit name: letters, digits and : _ . @ - (starting with a letter, digit or _; no ".."), at most 251 characters'
@@ -48940,14 +48940,14 @@ function readService(r) {
   }
   const releasePath = r.required("release-path");
   if (!isSafeAbsolutePath(releasePath)) {
-    fail(
+    fail2(
       "release-path",
       releasePath,
       "must be an absolute path without '..', '.', '//' or a trailing '/', of letters, digits and . _ @ + - /, and not /"
     );
   }
   const healthText = r.required("health-url");
-  const healthUrl = parseHttpTarget(healthText) ?? fail("health-url", healthText, `${HTTP_TARGET_RULE}, requested on the server`);
+  const healthUrl = parseHttpTarget(healthText) ?? fail2("health-url", healthText, `${HTTP_TARGET_RULE}, requested on the server`);
   const nginxText = raw("nginx-url");
   const nginxUrl = nginxText === "" ? {
     kind: "tcp",
@@ -48957,7 +48957,7 @@ function readService(r) {
     path: healthUrl.path,
     text: `http://127.0.0.1${healthUrl.path}`
   } : onServerLoopback(
-    parseHttpTarget(nginxText) ?? fail(
+    parseHttpTarget(nginxText) ?? fail2(
       "nginx-url",
       nginxText,
       `${HTTP_TARGET_RULE}; requested on the server (a host name at 127.0.0.1 on the URL's port, sent as Host and TLS server name)`
@@ -48992,13 +48992,13 @@ function readStrategy(r, service) {
   };
 }
 function readRelease(r, facts, mode) {
-  const { raw, fail, read } = bound(r);
+  const { raw, fail: fail2, read } = bound(r);
   const sourceText = raw("source") || ".";
   const source = path4.resolve(facts.workspace, sourceText);
   const exclude = read("exclude").split(/\r?\n/).map((line) => line.trimEnd()).filter((line) => line.trim() !== "");
   for (const pattern of exclude) {
     if ([...pattern].some((c) => c < " " || c === "\x7F"))
-      fail(
+      fail2(
         "exclude",
         pattern,
         "each line must be one gitignore pattern, without control characters"
@@ -49006,21 +49006,21 @@ function readRelease(r, facts, mode) {
   }
   const releaseIdText = raw("release-id");
   const releaseId = releaseIdText === "" ? defaultReleaseId(facts.now, facts.sha) : releaseIdText;
-  if (!isReleaseId(releaseId)) fail("release-id", releaseIdText, RELEASE_ID_RULE);
+  if (!isReleaseId(releaseId)) fail2("release-id", releaseIdText, RELEASE_ID_RULE);
   const rollbackText = raw("rollback-to");
   if (rollbackText !== "" && !isReleaseId(rollbackText))
-    fail("rollback-to", rollbackText, RELEASE_ID_RULE);
+    fail2("rollback-to", rollbackText, RELEASE_ID_RULE);
   if (rollbackText !== "" && mode !== "rollback")
-    fail("rollback-to", rollbackText, "is only used with 'mode: rollback'");
+    fail2("rollback-to", rollbackText, "is only used with 'mode: rollback'");
   return { source, exclude, releaseId, rollbackTo: rollbackText || void 0 };
 }
 function readPreparation(r) {
-  const { raw, fail } = bound(r);
+  const { raw, fail: fail2 } = bound(r);
   const sharedText = raw("shared-paths");
   const sharedPaths = splitList(sharedText);
   for (const p of sharedPaths) {
     if (!REL_PATH_RE.test(p) || p.split("/").some((s) => s === "." || s === "..")) {
-      fail(
+      fail2(
         "shared-paths",
         p,
         "each entry must be a relative path inside the release, of letters, digits and . _ @ + - /, without '.' or '..' segments"
@@ -49030,7 +49030,7 @@ function readPreparation(r) {
   const requiredEnv = splitList(raw("required-env"));
   for (const name of requiredEnv) {
     if (!ENV_NAME_RE.test(name))
-      fail(
+      fail2(
         "required-env",
         name,
         "each entry must be a variable name: letters, digits and _, not starting with a digit"
@@ -49038,18 +49038,18 @@ function readPreparation(r) {
   }
   const envFileText = raw("env-file");
   if (envFileText !== "" && !isSafeAbsolutePath(envFileText)) {
-    fail("env-file", envFileText, "must be an absolute path of letters, digits and . _ @ + - /");
+    fail2("env-file", envFileText, "must be an absolute path of letters, digits and . _ @ + - /");
   }
   const pipText = raw("pip-args");
-  if (/[\r\n]/.test(pipText)) fail("pip-args", pipText, "must be one line of arguments");
+  if (/[\r\n]/.test(pipText)) fail2("pip-args", pipText, "must be one line of arguments");
   const pipArgs = splitWords(pipText);
   for (const a of pipArgs) {
     if (!/^[A-Za-z0-9._=:/@+,-]+$/.test(a)) {
-      fail("pip-args", a, "each argument must consist of letters, digits and . _ = : / @ + , -");
+      fail2("pip-args", a, "each argument must consist of letters, digits and . _ = : / @ + , -");
     }
   }
   const migrateText = (raw("migrate") || "auto").toLowerCase();
-  const migrate2 = ["auto", "true", "yes"].includes(migrateText) ? "auto" : ["off", "false", "no"].includes(migrateText) ? "off" : fail(
+  const migrate2 = ["auto", "true", "yes"].includes(migrateText) ? "auto" : ["off", "false", "no"].includes(migrateText) ? "off" : fail2(
     "migrate",
     migrateText,
     "must be auto (run Flask-Migrate when the release has migrations/) or off"
@@ -49060,7 +49060,7 @@ function readPreparation(r) {
     migrateCommand = migrateCommandText === "" ? void 0 : splitShellWords(migrateCommandText);
   } catch (error3) {
     if (!(error3 instanceof ShellWordsError)) throw error3;
-    fail(
+    fail2(
       "migrate-command",
       migrateCommandText,
       `${error3.message} (it is split into words like a shell line, with quotes, and run without a shell)`
@@ -49068,7 +49068,7 @@ function readPreparation(r) {
   }
   const nginxErrorLog = raw("nginx-error-log") || "/var/log/nginx/error.log";
   if (!isSafeAbsolutePath(nginxErrorLog))
-    fail("nginx-error-log", nginxErrorLog, "must be an absolute path");
+    fail2("nginx-error-log", nginxErrorLog, "must be an absolute path");
   return {
     sharedPaths,
     requiredEnv,
@@ -49080,14 +49080,14 @@ function readPreparation(r) {
   };
 }
 function readFleetTargets(r, targets, defaults2) {
-  const { raw, fail } = bound(r);
+  const { raw, fail: fail2 } = bound(r);
   const findTarget = (name) => {
     const text = raw(name);
     if (text === "") return void 0;
     const parsed = parseTarget(text, defaults2);
     const match = parsed && targets.find((t) => t.label === parsed.label);
     if (!match)
-      fail(
+      fail2(
         name,
         text,
         `must be one of the targets in 'host' (${targets.map((t) => t.label).join(", ")})`
@@ -49099,15 +49099,15 @@ function readFleetTargets(r, targets, defaults2) {
   return { canary, migrateHost };
 }
 function readGithub(r) {
-  const { raw, fail } = bound(r);
+  const { raw, fail: fail2 } = bound(r);
   const githubToken = raw("github-token");
-  if (/\s/.test(githubToken)) fail("github-token", githubToken, "must be one token without spaces");
+  if (/\s/.test(githubToken)) fail2("github-token", githubToken, "must be one token without spaces");
   const environment2 = raw("environment") || "production";
   if (environment2.length > 255 || [...environment2].some((c) => c < " " || c === "\x7F"))
-    fail("environment", environment2, "must be a GitHub environment name of at most 255 characters");
+    fail2("environment", environment2, "must be a GitHub environment name of at most 255 characters");
   const environmentUrl2 = raw("environment-url") || void 0;
   if (environmentUrl2 !== void 0 && !isWebUrl(environmentUrl2))
-    fail("environment-url", environmentUrl2, "must be an absolute http:// or https:// URL");
+    fail2("environment-url", environmentUrl2, "must be an absolute http:// or https:// URL");
   return { githubToken, environment: environment2, environmentUrl: environmentUrl2 };
 }
 function bound(r) {
@@ -49827,9 +49827,9 @@ var NodeSSH = class {
       if (config.onKeyboardInteractive != null) {
         invariant2(typeof config.onKeyboardInteractive === "function", "config.onKeyboardInteractive must be a valid function");
       } else if (password != null) {
-        config.onKeyboardInteractive = (name, instructions, instructionsLang, prompts, finish3) => {
+        config.onKeyboardInteractive = (name, instructions, instructionsLang, prompts, finish4) => {
           if (prompts.length > 0 && prompts[0].prompt.toLowerCase().includes("password")) {
-            finish3([password]);
+            finish4([password]);
           }
         };
       }
@@ -52340,24 +52340,24 @@ function tokenize(text) {
     needSpace: false,
     comment: false
   };
-  const finish3 = () => {
+  const finish4 = () => {
     tokens.push({ kind: "word", text: unescape(s.word), line: s.wordLine });
     s.word = "";
     s.inWord = false;
   };
   for (const ch of text) {
-    const refused = lexChar(s, ch, tokens, finish3);
+    const refused = lexChar(s, ch, tokens, finish4);
     if (refused) return { tokens, error: { line: s.line, message: refused } };
     if (ch === "\n") s.line++;
   }
   if (s.inWord) {
     const message = s.quote ? "unexpected end of file, unterminated quoted string" : "";
     if (message) return { tokens, error: { line: s.line, message } };
-    finish3();
+    finish4();
   }
   return { tokens };
 }
-function lexChar(s, ch, tokens, finish3) {
+function lexChar(s, ch, tokens, finish4) {
   if (s.comment) {
     if (ch === "\n") s.comment = false;
     return "";
@@ -52380,7 +52380,7 @@ function lexChar(s, ch, tokens, finish3) {
     if (ch !== ")") return `unexpected "${ch}"`;
     s.needSpace = false;
   }
-  return s.inWord ? inWord(s, ch, tokens, finish3) : betweenWords(s, ch, tokens);
+  return s.inWord ? inWord(s, ch, tokens, finish4) : betweenWords(s, ch, tokens);
 }
 function betweenWords(s, ch, tokens) {
   if (SPACE.has(ch)) return "";
@@ -52402,7 +52402,7 @@ function betweenWords(s, ch, tokens) {
   } else s.word += ch;
   return "";
 }
-function inWord(s, ch, tokens, finish3) {
+function inWord(s, ch, tokens, finish4) {
   if (ch === "{" && s.variable) {
     s.word += ch;
     return "";
@@ -52420,11 +52420,11 @@ function inWord(s, ch, tokens, finish3) {
     }
     s.quote = "";
     s.needSpace = true;
-    finish3();
+    finish4();
     return "";
   }
   if (SPACE.has(ch) || ch === ";" || ch === "{") {
-    finish3();
+    finish4();
     if (ch === ";" || ch === "{") tokens.push({ kind: ch, text: ch, line: s.line });
     return "";
   }
@@ -52435,7 +52435,7 @@ function parseFile(file, text) {
   const lexed = tokenize(text);
   const stack = [[]];
   let args = [];
-  const fail = (line, message) => ({
+  const fail2 = (line, message) => ({
     directives: stack[0],
     error: { file, line, message }
   });
@@ -52445,11 +52445,11 @@ function parseFile(file, text) {
       continue;
     }
     if (token.kind === "}") {
-      if (args.length > 0 || stack.length === 1) return fail(token.line, 'unexpected "}"');
+      if (args.length > 0 || stack.length === 1) return fail2(token.line, 'unexpected "}"');
       stack.pop();
       continue;
     }
-    if (args.length === 0) return fail(token.line, `unexpected "${token.kind}"`);
+    if (args.length === 0) return fail2(token.line, `unexpected "${token.kind}"`);
     const directive = {
       name: args[0].text,
       args: args.slice(1).map((a) => a.text),
@@ -52460,10 +52460,10 @@ function parseFile(file, text) {
     if (token.kind === "{") stack.push(directive.block = []);
     args = [];
   }
-  if (lexed.error) return fail(lexed.error.line, lexed.error.message);
+  if (lexed.error) return fail2(lexed.error.line, lexed.error.message);
   const lastLine = text.split("\n").length;
-  if (args.length > 0) return fail(lastLine, 'unexpected end of file, expecting ";" or "}"');
-  if (stack.length > 1) return fail(lastLine, 'unexpected end of file, expecting "}"');
+  if (args.length > 0) return fail2(lastLine, 'unexpected end of file, expecting ";" or "}"');
+  if (stack.length > 1) return fail2(lastLine, 'unexpected end of file, expecting "}"');
   return { directives: stack[0] };
 }
 function isGlob(pattern) {
@@ -53082,8 +53082,9 @@ var ReleaseLayout = class {
   release(id) {
     return `${this.releasesDir}/${id}`;
   }
-  incoming(id) {
-    return `${this.releasesDir}/.incoming-${id}`;
+  /** Where one run uploads release `id` before it holds the lock (`token`: the run's own). */
+  incoming(id, token) {
+    return `${this.releasesDir}/.incoming-${id}-${token}`;
   }
 };
 async function readCurrentRelease(remote, layout2) {
@@ -53130,19 +53131,36 @@ async function listReleases(remote, layout2) {
   );
   return orderReleases(result.stdout);
 }
-async function uploadRelease(remote, layout2, id, archive) {
-  const incoming = layout2.incoming(id);
+async function uploadRelease(remote, incoming, archive) {
   await runStep(
     remote,
     "upload release",
-    allOf(
-      ["rm", "-rf", incoming],
-      ["mkdir", "-p", incoming],
-      ["tar", "-xzf", "-", "-C", incoming],
-      ["mv", "-T", incoming, layout2.release(id)]
-    ),
+    allOf(["mkdir", "-p", incoming], ["tar", "-xzf", "-", "-C", incoming]),
     { stdin: archive }
   );
+}
+var ReleaseExistsError = class extends Error {
+  constructor(id, releasesDir) {
+    super(`release ${id} already exists in ${releasesDir}; give this deploy another release-id`);
+    this.name = "ReleaseExistsError";
+  }
+};
+async function placeRelease(remote, layout2, incoming, id) {
+  const target = layout2.release(id);
+  const result = await remote.exec(
+    toShell([
+      "sh",
+      "-c",
+      'if [ -e "$2" ] || [ -L "$2" ]; then exit 3; fi; exec mv -T "$1" "$2"',
+      "sh",
+      incoming,
+      target
+    ]),
+    { timeoutMs: 3e4 }
+  );
+  if (result.code === 3) throw new ReleaseExistsError(id, layout2.releasesDir);
+  if (result.code !== 0)
+    throw new RemoteCommandError("place the release", result, remote.target.label);
 }
 async function switchCurrent(remote, layout2, id) {
   await runStep(remote, "switch current", allOf(...swapLink(`releases/${id}`, layout2.current)));
@@ -53658,7 +53676,26 @@ async function checkHost(remote, settings, log) {
 }
 
 // src/modes/deploy.ts
+import { randomBytes as randomBytes2 } from "node:crypto";
 import { statSync as statSync3 } from "node:fs";
+
+// src/core/cancellation.ts
+function checkCancelled(c) {
+  if (c.reason) throw new Error(`cancelled (${c.reason})`);
+}
+
+// src/core/run-stamp.ts
+function runStamp(run2) {
+  return { sha: run2.sha, actor: run2.actor, run: run2.runUrl, time: (/* @__PURE__ */ new Date()).toISOString() };
+}
+
+// src/core/settle.ts
+function settle(promise) {
+  return promise.then(
+    (value) => ({ ok: true, value }),
+    (error3) => ({ ok: false, error: error3 })
+  );
+}
 
 // src/host/evidence.ts
 async function collectEvidence(remote, opts) {
@@ -53673,20 +53710,6 @@ ${tailLines(text, 80) || `(nothing${stderr ? `: ${stderr.trim()}` : ""})`}`;
     part(`journalctl -u ${opts.service} since the deploy began`, journal.stdout, journal.stderr),
     part(`tail ${opts.nginxErrorLog}`, nginx.stdout, nginx.stderr)
   ].join("\n");
-}
-async function warnIfRequestsFailed(remote, result, log, opts) {
-  if (!result.failedRequests) return;
-  result.excerpt = await collectEvidence(remote, opts).catch(() => void 0);
-  log.warning(
-    `the ${opts.what} was verified, but ${result.failedRequests} of ${result.probeRequests} traffic-probe requests failed during it: it was not zero-downtime this time${result.excerpt ? `
-
-${result.excerpt}` : ""}`
-  );
-}
-
-// src/core/run-stamp.ts
-function runStamp(run2) {
-  return { sha: run2.sha, actor: run2.actor, run: run2.runUrl, time: (/* @__PURE__ */ new Date()).toISOString() };
 }
 
 // src/host/release-log.ts
@@ -53711,43 +53734,13 @@ function logEntry(run2, fields) {
   return { ...fields, ...runStamp(run2) };
 }
 
-// src/host/static-check.ts
-import { createHash as createHash2 } from "node:crypto";
-var TEXT_FILE = /\.(css|js|mjs|txt|svg|json|html|map|xml)$/i;
-async function sampleFile(remote, dir) {
-  const found = await remote.exec(
-    optional(["find", dir, "-maxdepth", "3", "-type", "f", "-size", "-60k", "-printf", "%s %P\\n"])
-  );
-  return found.stdout.split("\n").map((l) => /^(\d+) (.+)$/.exec(l.trim())).filter((m) => m !== null && TEXT_FILE.test(m[2])).sort((a, b) => Number(a[1]) - Number(b[1])).map((m) => m[2]).find((p) => /^[A-Za-z0-9._/-]+$/.test(p));
-}
-async function verifyStaticFile(remote, opts) {
-  const { location } = opts;
-  if (location.exact) return;
-  const dir = location.subdir ? `${opts.releaseDir}/${location.subdir}` : opts.releaseDir;
-  const file = await sampleFile(remote, dir);
-  if (!file) {
-    opts.log.info(`static files: no small text file under ${dir} to compare through Nginx`);
-    return;
-  }
-  const onDisk = await remote.exec(optional(["sha256sum", `${dir}/${file}`]));
-  const expected = onDisk.stdout.split(" ")[0];
-  const url = withPath(opts.nginx, `${location.urlPrefix.replace(/\/?$/, "/")}${file}`);
-  const response = await httpGet(remote, url, 5e3);
-  const served = createHash2("sha256").update(response.body, "utf8").digest("hex");
-  if (response.status !== 200 || served !== expected)
-    throw new Error(
-      `stale static files: Nginx answers ${url.text} with ${response.status === 200 ? "other content than" : `HTTP ${response.status}, not`} the new release's ${dir}/${file} (location ${location.urlPrefix} -> ${location.dir}). Nginx serves static files from another place than the release current points at.`
-    );
-  opts.log.info(`static files: ${url.text} through Nginx matches the new release's ${file}`);
-}
-
 // src/host/traffic-probe.ts
 function startProbe(remote, url, opts = {}) {
   const result = { requests: 0, failed: 0, samples: [], releases: [] };
   const maxRequests = opts.maxRequests ?? 1e5;
   const deadline = Date.now() + (opts.maxSeconds ?? 600) * 1e3;
   let stopped = false;
-  const fail = (what) => {
+  const fail2 = (what) => {
     result.failed++;
     if (result.samples.length < 10) result.samples.push(what);
   };
@@ -53758,9 +53751,9 @@ function startProbe(remote, url, opts = {}) {
         const response = await httpGet(remote, url, opts.timeoutMs ?? 5e3);
         const release = response.headers["x-release"];
         if (release && !result.releases.includes(release)) result.releases.push(release);
-        if (response.status < 200 || response.status > 299) fail(`HTTP ${response.status}`);
+        if (response.status < 200 || response.status > 299) fail2(`HTTP ${response.status}`);
       } catch (error3) {
-        fail(error3.message.slice(0, 120));
+        fail2(error3.message.slice(0, 120));
       }
     }
   };
@@ -53774,327 +53767,23 @@ function startProbe(remote, url, opts = {}) {
   };
 }
 
-// src/host/verify-release.ts
-var VerifyError = class extends Error {
-  constructor(message, masterDied) {
-    super(message);
-    this.masterDied = masterDied;
-    this.name = "VerifyError";
-  }
-  masterDied;
-};
-var sleep2 = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
-function releaseOf(response) {
-  if (response.headers["x-release"]) return response.headers["x-release"];
-  try {
-    const body = JSON.parse(response.body);
-    return typeof body.release === "string" ? body.release : void 0;
-  } catch {
-    return void 0;
-  }
-}
-var STALE_CODE_CAUSE = "the reload kept the OLD code (stale code). Gunicorn keeps the app it loaded with preload_app/--preload (set in the unit, a gunicorn.conf.py in its start directory, or GUNICORN_CMD_ARGS in the EnvironmentFile), and keeps the directory it started in without --chdir <release-path>/current. Fix: remove preload, start Gunicorn with --chdir <release-path>/current, then restart it once.";
-function healthProblem(response, release, expect, oldRelease) {
-  if (response.status < 200 || response.status > 299)
-    return `answered HTTP ${response.status} (${response.body.length} bytes${response.headers["content-type"] ? `, ${response.headers["content-type"]}` : ""})`;
-  if (expect !== void 0) {
-    const wanted = expect.split("{release}").join(release);
-    if (!response.body.includes(wanted) && response.headers["x-release"] !== wanted)
-      return `answered 2xx but does not contain health-expect ${JSON.stringify(wanted)}`;
-    return void 0;
-  }
-  const served = releaseOf(response);
-  if (served !== void 0 && served !== release)
-    return `answered 2xx for release ${served}, not ${release}${served === oldRelease ? `: ${STALE_CODE_CAUSE}` : ""}`;
-  return void 0;
-}
-function workerProblem(exp, workers, dirs) {
-  const lingering = workers.filter((p) => exp.oldWorkers.includes(p));
-  if (lingering.length > 0) return `old worker(s) ${lingering.join(", ")} still running`;
-  if (workers.length < exp.workers) return `${workers.length} of ${exp.workers} new workers up`;
-  if (exp.dirs === "none" || exp.dirs === "own" && dirs.size === 0) return void 0;
-  const wrong = workers.filter((p) => dirs.has(p) && dirs.get(p) !== exp.releaseDir);
-  if (wrong.length > 0) {
-    const dir = dirs.get(wrong[0]);
-    const stale = exp.oldReleaseDir !== void 0 && dir === exp.oldReleaseDir;
-    return `worker ${wrong[0]} runs in ${dir}${stale ? " (the OLD release: stale code)" : ""}, not ${exp.releaseDir}`;
-  }
-  if (workers.some((p) => !dirs.has(p))) return "working directory of a new worker not readable yet";
-  return void 0;
-}
-async function verifyRelease(remote, exp, log) {
-  const deadline = Date.now() + exp.timeoutSeconds * 1e3;
-  let settleWorkers = () => void 0;
-  const workersProven = new Promise((resolve3) => settleWorkers = resolve3);
-  const health = Promise.allSettled(
-    exp.urls.map((url) => healthyStreak(remote, url, exp, deadline, log, workersProven))
-  );
-  try {
-    await proveWorkers(remote, exp, deadline, log);
-  } catch (error3) {
-    settleWorkers(false);
-    throw error3;
-  }
-  settleWorkers(true);
-  for (const streak of await health) if (streak.status === "rejected") throw streak.reason;
-}
-async function proveWorkers(remote, exp, deadline, log) {
-  let problem;
-  let watching = true;
-  for (; ; ) {
-    const watched = watching ? await watchServiceState(remote, exp.service, {
-      mainPid: exp.mainPid,
-      oldWorkers: exp.oldWorkers,
-      workers: exp.workers,
-      dirs: exp.dirs,
-      timeoutMs: deadline - Date.now()
-    }) : void 0;
-    watching = watched !== void 0;
-    const { unit, workers } = watched ?? await readServiceState(remote, exp.service);
-    if (unit.mainPid === 0 || unit.activeState !== "active") {
-      throw new VerifyError(
-        `the Gunicorn master died after ${exp.broughtUpBy ?? "the reload"} (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
-        true
-      );
-    }
-    if (exp.mainPid !== void 0 && unit.mainPid !== exp.mainPid) {
-      throw new VerifyError(
-        `the master PID changed from ${exp.mainPid} to ${unit.mainPid}: the service restarted instead of reloading`,
-        false
-      );
-    }
-    const readDirs = async () => watched && workers.every((p) => watched.dirs.has(p)) ? watched.dirs : workingDirectories(remote, workers, exp.dirs === "sudo");
-    const found = workerProblem({ ...exp, dirs: "none" }, workers, /* @__PURE__ */ new Map()) ?? (exp.dirs === "none" ? void 0 : workerProblem(exp, workers, await readDirs()));
-    if (found === void 0) {
-      log.info(
-        `master ${unit.mainPid}${exp.mainPid ? " kept" : " up"}; ${workers.length} new workers (${workers.join(", ")}) ${exp.dirs === "none" ? "(their directory not verified: health must name the release)" : `in ${exp.releaseDir}`}`
-      );
-      return;
-    }
-    problem = found;
-    if (Date.now() >= deadline)
-      throw new VerifyError(`within reload-timeout (${exp.timeoutSeconds}s): ${problem}`, false);
-    await sleep2(watching ? 20 : 50);
-  }
-}
-function namesRelease(response, exp) {
-  if (exp.healthExpect !== void 0) return exp.healthExpect.includes("{release}");
-  return releaseOf(response) === exp.release;
-}
-var HEALTH_AT_ONCE = 4;
-async function askHealth(remote, url, exp) {
-  try {
-    const response = await httpGet(remote, url, 5e3);
-    return {
-      response,
-      problem: healthProblem(response, exp.release, exp.healthExpect, exp.oldRelease)
-    };
-  } catch (error3) {
-    return { problem: `failed: ${error3.message}` };
-  }
-}
-async function healthyStreak(remote, url, exp, deadline, log, workersProven) {
-  let proven;
-  void workersProven.then((p) => proven = p);
-  let streak = 0;
-  while (streak < exp.healthChecks) {
-    if (proven === false) return;
-    const early = proven === void 0;
-    const asked = Math.min(HEALTH_AT_ONCE, exp.healthChecks - streak);
-    const answers2 = await Promise.all(
-      Array.from({ length: asked }, () => askHealth(remote, url, exp))
-    );
-    const problem = answers2.find((a) => a.problem !== void 0)?.problem;
-    if (problem === void 0) {
-      if (early && answers2.some((a) => !a.response || !namesRelease(a.response, exp))) {
-        if (!await workersProven) return;
-        continue;
-      }
-      streak += answers2.length;
-      continue;
-    }
-    streak = 0;
-    if (Date.now() >= deadline) {
-      if (early && await workersProven === false) return;
-      throw new VerifyError(
-        `within reload-timeout (${exp.timeoutSeconds}s): ${url.text} ${problem}`,
-        false
-      );
-    }
-    await sleep2(100);
-  }
-  log.info(`${url.text}: ${exp.healthChecks} healthy answers in a row for release ${exp.release}`);
-}
-
-// src/host/cutover.ts
-var CutoverError = class extends Error {
-  constructor(message, masterDied, nothingSent = false) {
-    super(message);
-    this.masterDied = masterDied;
-    this.nothingSent = nothingSent;
-    this.name = "CutoverError";
-  }
-  masterDied;
-  nothingSent;
-};
-function bringUpAction(from) {
-  if (from.alive) return "reload";
-  return from.activeState === "inactive" ? "start" : "restart";
-}
-async function bringUp(ctx, action, note) {
-  const { conn, service, log } = ctx;
-  log.info(`${action === "reload" ? "reloading" : `${action}ing`} ${service}`);
-  const result = await conn.remote.exec(toShell(asRoot(serviceCommands[action](service))), {
-    timeoutMs: 12e4
-  });
-  if (result.code === 0) {
-    log.info(`systemctl ${action} ${service}${note}`);
-    return;
-  }
-  const refused = /password is required|not allowed|may not run/i.test(result.stderr);
-  throw new CutoverError(
-    refused ? `sudo refused systemctl ${action} ${service} for ${conn.remote.target.user}: the deploy user needs ${sudoersLine(ctx.access, service, [action])}` : `systemctl ${action} ${service} ${result.code === null ? "got no answer (the connection may have dropped)" : `failed (exit ${result.code})`}: ${tailLines(result.stderr, 8)}`,
-    false,
-    refused
-  );
-}
-async function prove(ctx, plan, from, reloaded) {
-  const expected = {
-    service: ctx.service,
-    release: plan.release,
-    releaseDir: plan.releaseDir,
-    mainPid: reloaded ? from.mainPid : void 0,
-    oldWorkers: reloaded ? from.workers : [],
-    workers: plan.expectedWorkers,
-    dirs: plan.dirs,
-    oldReleaseDir: from.releaseDir,
-    oldRelease: from.release,
-    urls: plan.urls,
-    healthChecks: ctx.healthChecks,
-    healthExpect: plan.healthExpect,
-    timeoutSeconds: ctx.timeoutSeconds
-  };
-  await timed(
-    ctx.result,
-    "verify",
-    () => ctx.log.group(`Verify ${plan.release} serves`, async () => {
-      const [workers, staticFile] = await Promise.allSettled([
-        verifyRelease(ctx.conn.remote, expected, ctx.log),
-        plan.staticFiles && verifyStaticFile(ctx.conn.remote, {
-          ...plan.staticFiles,
-          releaseDir: plan.releaseDir,
-          log: ctx.log
-        })
-      ]);
-      if (workers.status === "rejected") throw workers.reason;
-      if (staticFile.status === "rejected") throw staticFile.reason;
-    })
-  );
-}
-async function masterGone(remote, service, error3) {
-  if (error3 instanceof VerifyError || error3 instanceof CutoverError) {
-    if (error3.masterDied) return true;
-  }
-  const unit = await readUnit(remote, service).catch(() => void 0);
-  return unit !== void 0 && (unit.mainPid === 0 || unit.activeState !== "active");
-}
-async function switchAndProve(ctx, plan, from, restartDeadMaster, bring = true, what = "reload") {
-  await timed(ctx.result, "switch", async () => {
-    ctx.log.info(`switching current to releases/${plan.release}`);
-    await switchCurrent(ctx.conn.remote, ctx.layout, plan.release);
-  });
-  if (!bring) return prove(ctx, plan, { ...from, workers: [] }, true);
-  const action = bringUpAction(from);
-  try {
-    const why = from.alive ? "" : " (the master was not running)";
-    await timed(ctx.result, action, () => bringUp(ctx, action, why));
-    await prove(ctx, plan, from, action === "reload");
-  } catch (error3) {
-    if (action !== "reload" || !restartDeadMaster) throw error3;
-    if (!await masterGone(ctx.conn.remote, ctx.service, error3)) throw error3;
-    ctx.log.warning(
-      `the master died during the ${what} (${error3.message.split("\n")[0]}); restarting ${ctx.service}`
-    );
-    await timed(ctx.result, "restart", () => bringUp(ctx, "restart", " (the master had died)"));
-    await prove(ctx, plan, from, false);
-  }
-}
+// src/host/cutover/driver.ts
 function reconnectIfDropped(ctx) {
   return replaceIfDropped(ctx.conn, (m) => ctx.log.warning(m));
 }
-async function undoFirstDeploy(ctx) {
-  const { conn, service, layout: layout2 } = ctx;
-  await conn.remote.exec(toShell(["rm", "-f", layout2.current]), { timeoutMs: 3e4 });
-  const stop = await conn.remote.exec(toShell(asRoot(serviceCommands.stop(service))), {
-    timeoutMs: 6e4
-  });
-  return stop.code === 0 ? `This was the first deploy: ${layout2.current} was removed again and ${service} is stopped.` : `This was the first deploy: ${layout2.current} was removed again, but ${service} could not be stopped (${stop.stderr.trim() || `exit ${stop.code}`}); it keeps restarting without current.`;
-}
-async function fallBack(ctx, req, cause) {
-  const { result, log } = ctx;
-  const fallback = req.fallback;
-  if (!fallback) return;
-  if (fallback.kind === "remove-current") {
-    const note = await undoFirstDeploy(ctx).catch((e) => `Undoing the first deploy failed: ${e}`);
-    result.error += `
-${note}`;
-    log.error(note);
-    return;
-  }
-  const back = fallback.plan;
-  const now = {
-    ...req.from,
-    release: req.plan.release,
-    releaseDir: req.plan.releaseDir
-  };
-  const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => void 0);
-  const state = unit ? {
-    ...now,
-    activeState: unit.activeState,
-    subState: unit.subState,
-    mainPid: unit.mainPid,
-    alive: isRunning(unit),
-    workers: []
-  } : now;
-  await timed(
-    result,
-    "rollback",
-    () => log.group(
-      `Roll back to ${back.release}`,
-      () => switchAndProve(
-        ctx,
-        back,
-        state,
-        true,
-        !(cause instanceof CutoverError && cause.nothingSent && state.alive),
-        "rollback"
-      )
-    )
-  ).then(
-    () => {
-      result.status = "rolled-back";
-      result.rolledBack = true;
-      log.info(`rolled back: ${back.release} serves again`);
-    },
-    (error3) => {
-      result.error += `
-Rollback to ${back.release} failed too: ${error3.message}`;
-      log.error(`rollback to ${back.release} failed: ${error3.message}`);
-    }
-  );
+function probeFrom(ctx, from) {
+  return ctx.probeUrl && from.alive ? startProbe(ctx.conn.remote, ctx.probeUrl, { maxSeconds: ctx.timeoutSeconds * 2 + 120 }) : void 0;
 }
 async function stopProbe(probe2, ctx) {
-  if (!probe2) return;
-  const p = await probe2.stop();
-  ctx.result.probeRequests = p.requests;
-  ctx.result.failedRequests = p.failed;
-  ctx.log.info(
-    `traffic probe: ${p.failed} of ${p.requests} requests failed${p.samples.length ? ` (${p.samples.join("; ")})` : ""}; releases seen: ${p.releases.join(" -> ") || "none"}`
-  );
+  if (!probe2) return void 0;
+  const p = await probe2.stop().catch(() => void 0);
+  if (p)
+    ctx.log.info(
+      `traffic probe: ${p.failed} of ${p.requests} requests failed${p.samples.length ? ` (${p.samples.join("; ")})` : ""}; releases seen: ${p.releases.join(" -> ") || "none"}`
+    );
+  return p;
 }
-async function record2(ctx, req, ok2) {
-  const { result } = ctx;
-  const outcome = ok2 ? req.action === "deploy" ? "deployed" : "rolled-back" : result.rolledBack ? "rolled-back" : "failed";
+async function record2(ctx, req, outcome) {
   const written = await appendReleaseLog(
     ctx.conn.remote,
     ctx.layout.logFile,
@@ -54105,294 +53794,82 @@ async function record2(ctx, req, ok2) {
       action: req.action,
       outcome
     })
-  );
+  ).catch(() => false);
   if (!written) ctx.log.warning(`could not append to the release log ${ctx.layout.logFile}`);
 }
-function probeFrom(ctx, from) {
-  return ctx.probeUrl && from.alive ? startProbe(ctx.conn.remote, ctx.probeUrl, { maxSeconds: ctx.timeoutSeconds * 2 + 120 }) : void 0;
-}
-async function reconnectToCleanUp(ctx, probe2, check) {
-  try {
-    await reconnectIfDropped(ctx);
-  } catch (reconnectError) {
-    await stopProbe(probe2, ctx).catch(() => void 0);
-    ctx.result.error += `
-Could not reconnect to clean up: ${reconnectError.message}. The lock ${ctx.layout.lockDir} is taken over after lock-stale-after; ${check}.`;
-    throw new CutoverError(ctx.result.error ?? "", false);
-  }
-}
-async function runCutover(req, ctx) {
-  const { result } = ctx;
-  const probe2 = probeFrom(ctx, req.from);
-  try {
-    await switchAndProve(ctx, req.plan, req.from, req.restartDeadMaster, true, req.action);
-  } catch (error3) {
-    result.error = error3.message;
-    await reconnectToCleanUp(ctx, probe2, `check which release ${ctx.layout.current} points at`);
-    result.excerpt = await collectEvidence(ctx.conn.remote, {
-      service: ctx.service,
-      since: ctx.since,
-      nginxErrorLog: ctx.nginxErrorLog
-    }).catch((e) => `(could not collect logs: ${e.message})`);
-    await fallBack(ctx, req, error3);
-    await stopProbe(probe2, ctx).catch(() => void 0);
-    await record2(ctx, req, false);
-    throw new CutoverError(result.error, false);
-  }
-  await finishCutover(ctx, req, probe2, ctx.service);
-}
-async function finishCutover(ctx, req, probe2, service) {
-  await stopProbe(probe2, ctx);
-  await warnIfRequestsFailed(ctx.conn.remote, ctx.result, ctx.log, {
-    service,
-    since: ctx.since,
-    nginxErrorLog: ctx.nginxErrorLog,
-    what: req.action
-  });
-  await record2(ctx, req, true);
-}
-
-// src/host/blue-green/switch.ts
-function chooseInstance(bg, release) {
-  const old = bg.live ? bg.instances[bg.live] : void 0;
-  const to = bg.instances[bg.live ? otherColour(bg.live) : "blue"];
-  return { to, old, warm: isRunning(to.info) && to.slotRelease === release };
-}
-async function systemctl(ctx, action, unit) {
-  const result = await ctx.conn.remote.exec(toShell(asRoot(serviceCommands[action](unit))), {
-    timeoutMs: 12e4
-  });
-  if (result.code === 0) return;
-  const refused = /password is required|not allowed|may not run/i.test(result.stderr);
-  throw new Error(
-    refused ? `sudo refused systemctl ${action} ${unit} for ${ctx.conn.remote.target.user}: the deploy user needs ${sudoersLine(ctx.access, unit, [action])}` : `systemctl ${action} ${unit} failed (exit ${result.code ?? "none"}): ${tailLines(result.stderr, 8)}`
-  );
-}
-async function pinSlot(ctx, to, release) {
-  const slot = slotPath(ctx.layout, to.colour);
-  await ctx.conn.remote.exec(
-    allOf(["mkdir", "-p", `${ctx.layout.root}/slots`], ...swapLink(`../releases/${release}`, slot)),
-    { timeoutMs: 3e4 }
-  );
-}
-async function proveOnSocket(ctx, req, to, plan, urls = [bindTarget(`unix:${to.socket}`, plan.urls[0].path)]) {
-  await verifyRelease(
-    ctx.conn.remote,
-    {
-      service: to.unit,
-      release: plan.release,
-      releaseDir: plan.releaseDir,
-      oldWorkers: [],
-      workers: plan.expectedWorkers,
-      dirs: plan.dirs,
-      oldRelease: req.from.release,
-      oldReleaseDir: req.from.releaseDir,
-      urls,
-      healthChecks: ctx.healthChecks,
-      healthExpect: plan.healthExpect,
-      timeoutSeconds: ctx.timeoutSeconds,
-      broughtUpBy: `${to.unit} started`
-    },
-    ctx.log
-  );
-}
-async function bringUpIdle(ctx, req, to, warm) {
-  const { log, result } = ctx;
-  const release = req.plan.release;
-  if (warm) log.info(`${to.unit} already runs ${release} (kept warm): proving it`);
-  else {
-    if (to.info.activeState !== "inactive") {
-      log.info(`stopping ${to.unit}, idle on ${to.slotRelease ?? "another release"}`);
-      await timed(result, "stop idle", () => systemctl(ctx, "stop", to.unit));
-    }
-    await pinSlot(ctx, to, release);
-    log.info(`slots/${to.colour} -> releases/${release}; starting ${to.unit}`);
-    await timed(result, "start", () => systemctl(ctx, "start", to.unit));
-  }
-  await timed(
-    result,
-    "prove",
-    () => log.group(
-      `Prove ${release} on ${to.unit}'s socket ${to.socket}`,
-      () => proveOnSocket(ctx, req, to, req.plan)
-    )
-  );
-}
-async function pointTrafficAt(ctx, socket, release) {
-  const live = `${ctx.layout.root}/live.sock`;
-  const steps = [
-    ...swapLink(socket, live),
-    ...release ? swapLink(`releases/${release}`, ctx.layout.current) : []
-  ];
-  const result = await ctx.conn.remote.exec(allOf(...steps), { timeoutMs: 3e4 });
-  if (result.code !== 0)
-    throw new Error(
-      `switching ${live} failed: ${tailLines(result.stderr, 4) || `exit ${result.code}`}`
-    );
-}
-async function proveThroughNginx(ctx, req, to, plan) {
-  await proveOnSocket(ctx, req, to, plan, plan.urls);
-  if (plan.staticFiles)
-    await verifyStaticFile(ctx.conn.remote, {
-      ...plan.staticFiles,
-      releaseDir: plan.releaseDir,
-      log: ctx.log
-    });
-}
-async function retireFailed(ctx, to) {
-  try {
-    await systemctl(ctx, "stop", to.unit);
-    const slot = slotPath(ctx.layout, to.colour);
-    await ctx.conn.remote.exec(
-      to.slotTarget ? allOf(...swapLink(to.slotTarget, slot)) : toShell(["rm", "-f", slot]),
-      { timeoutMs: 3e4 }
-    );
-    ctx.log.info(`stopped ${to.unit}`);
-    return void 0;
-  } catch (error3) {
-    return `${to.unit} could not be stopped: ${error3.message}`;
-  }
-}
-async function drainQueue(ctx, old) {
-  const { log, result, conn } = ctx;
-  const waitForEmptyQueue = () => conn.remote.exec(
-    toShell([
-      "sh",
-      "-c",
-      `command -v ss >/dev/null || exit 4; sleep 0.1; i=0; while [ $i -lt 300 ]; do q=$(ss -xlnH 2>/dev/null | awk -v s="$1" '$5 == s { print $3; exit }'); { [ -z "$q" ] || [ "$q" = 0 ]; } && exit 0; i=$((i+1)); sleep 0.1; done; exit 3`,
-      "sh",
-      old.socket ?? ""
-    ]),
-    { timeoutMs: 6e4 }
-  );
-  const drained = await timed(result, "drain", async () => {
-    const first = await waitForEmptyQueue();
-    if (first.code !== null) return first;
-    await reconnectIfDropped(ctx);
-    return waitForEmptyQueue();
-  });
-  if (drained.code === 4) {
-    log.warning(
-      `ss (iproute2) is missing: the old instance's accept queue cannot be read, so ${old.unit} stops after 1 s instead. Fix: apt install iproute2`
-    );
-    await new Promise((r) => setTimeout(r, 1e3));
-  } else if (drained.code !== 0)
-    log.warning(
-      `${old.socket} still had queued connections after 30 s; stopping ${old.unit} anyway`
-    );
-}
-async function retireOld(ctx, old) {
-  const { log, result } = ctx;
-  await timed(result, "stop old", async () => {
-    await drainQueue(ctx, old);
-    await systemctl(ctx, "stop", old.unit);
-  }).then(
-    () => log.info(`stopped ${old.unit} once its queue was empty (its in-flight requests finished)`),
-    (error3) => log.warning(
-      `${old.unit} keeps running: ${error3.message}. Both instances use memory until it stops.`
-    )
-  );
-}
-async function switchBack(ctx, req, old) {
-  const { layout: layout2, conn } = ctx;
-  const live = `${layout2.root}/live.sock`;
-  if (!old) {
-    const undo = req.from.release ? allOf(["rm", "-f", live], ...swapLink(`releases/${req.from.release}`, layout2.current)) : toShell(["rm", "-f", live, layout2.current]);
-    const removed = await conn.remote.exec(undo, { timeoutMs: 3e4 });
-    if (removed.code !== 0) throw new Error(`removing live.sock failed: ${removed.stderr.trim()}`);
-    return req.from.release ? `live.sock was removed again (no instance served through it before) and ${layout2.current} points at releases/${req.from.release} again.` : `This was the first deploy: live.sock and ${layout2.current} were removed again.`;
-  }
-  const unit = await readUnit(conn.remote, old.unit);
-  await pointTrafficAt(ctx, old.socket, req.from.release);
-  if (!isRunning(unit))
-    return req.from.alive ? `live.sock points at ${old.unit} again, but it stopped running during the deploy: nothing serves. sudo journalctl -u ${old.unit} shows why.` : `live.sock points at ${old.unit} again, which is not running (it was not before the deploy either): nothing serves.`;
-  if (req.back) {
-    const back = req.back;
-    const proven = await timed(
-      ctx.result,
-      "rollback",
-      () => ctx.log.group(
-        `Roll back to ${back.release}`,
-        () => proveThroughNginx(ctx, { ...req, from: { ...req.from, release: void 0 } }, old, back)
-      )
-    ).then(
-      () => void 0,
-      (error3) => error3.message
-    );
-    if (proven !== void 0)
-      return `Traffic is back on ${old.unit}, but ${back.release} did not prove itself there either: ${proven}`;
-  }
-  ctx.result.rolledBack = true;
-  ctx.result.status = "rolled-back";
-  ctx.result.instance = old.unit;
-  return `Traffic is back on ${old.unit} (${req.from.release}).`;
-}
-async function readLink(ctx, link) {
-  const result = await ctx.conn.remote.exec(optional(["readlink", link]), { timeoutMs: 3e4 });
-  if (result.code === null) throw new Error("no answer");
-  return result.stdout.trim();
-}
-async function evidenceOf(ctx, unit) {
-  ctx.result.excerpt = await collectEvidence(ctx.conn.remote, {
+function evidence(ctx, unit) {
+  return collectEvidence(ctx.conn.remote, {
     service: unit,
     since: ctx.since,
     nginxErrorLog: ctx.nginxErrorLog
   }).catch((e) => `(could not collect logs: ${e.message})`);
 }
-async function runBlueGreenCutover(req, ctx) {
-  const { result, log } = ctx;
-  const { to, old, warm } = chooseInstance(req.bg, req.plan.release);
-  const probe2 = probeFrom(ctx, req.from);
-  const fail = async (error3, switched) => {
-    result.error = error3.message;
-    await reconnectToCleanUp(ctx, probe2, `check where ${ctx.layout.root}/live.sock points`);
-    const notes = [];
-    let trafficOff = !switched;
-    if (switched)
-      notes.push(
-        await switchBack(ctx, req, old).then(
-          (note) => (trafficOff = true, note),
-          async (e) => {
-            const points = await readLink(ctx, `${ctx.layout.root}/live.sock`).catch(
-              () => to.socket
-            );
-            trafficOff = points !== to.socket;
-            return trafficOff ? `Switching back failed: ${e.message}; live.sock points at ${points || "nothing"}, not at ${to.unit}.` : `Switching back failed too: ${e.message}. ${to.unit} keeps running: live.sock still points at it.`;
-          }
-        )
-      );
-    else notes.push(`No request reached ${req.plan.release}: traffic never moved.`);
-    await evidenceOf(ctx, to.unit);
-    if (trafficOff) {
-      if (switched) await drainQueue(ctx, to).catch(() => void 0);
-      const stopped = await retireFailed(ctx, to);
-      if (stopped) notes.push(stopped);
-    }
-    result.error += `
-${notes.join("\n")}`;
-    log.error(notes.join("\n"));
-    await stopProbe(probe2, ctx).catch(() => void 0);
-    await record2(ctx, req, false);
-    throw new CutoverError(result.error, false, !switched);
+async function fail(strategy, req, ctx, probe2, phase, cause) {
+  const message = cause?.message ?? String(cause);
+  try {
+    await reconnectIfDropped(ctx);
+  } catch (reconnectError) {
+    const p2 = await stopProbe(probe2, ctx);
+    return {
+      ok: false,
+      switched: strategy.trafficMoved,
+      rolledBack: false,
+      error: `${message}
+Could not reconnect to clean up: ${reconnectError.message}. The lock ${ctx.layout.lockDir} is taken over after lock-stale-after; ${strategy.whereToLook}.`,
+      probe: p2
+    };
+  }
+  const undo = await strategy.undo(phase, cause);
+  if (undo.note) ctx.log[undo.rolledBack ? "info" : "error"](undo.note);
+  const excerpt = await evidence(ctx, strategy.evidenceUnit);
+  const p = await stopProbe(probe2, ctx);
+  await record2(ctx, req, undo.rolledBack ? "rolled-back" : "failed");
+  return {
+    ok: false,
+    switched: strategy.trafficMoved,
+    rolledBack: undo.rolledBack,
+    error: undo.note ? `${message}
+${undo.note}` : message,
+    excerpt,
+    instance: undo.instance,
+    probe: p
   };
-  await bringUpIdle(ctx, req, to, warm).catch((error3) => fail(error3, false));
-  await timed(result, "switch", async () => {
-    log.info(`switching live.sock to ${to.unit} and current to releases/${req.plan.release}`);
-    await pointTrafficAt(ctx, to.socket, req.plan.release);
-  }).catch((error3) => fail(error3, true));
-  await timed(
-    result,
-    "verify",
-    () => log.group(
-      `Verify ${req.plan.release} serves through Nginx`,
-      () => proveThroughNginx(ctx, req, to, req.plan)
-    )
-  ).catch((error3) => fail(error3, true));
-  if (old && req.keepWarm && req.from.alive)
-    log.info(`${old.unit} stays warm on ${req.from.release} (keep-previous: warm)`);
-  else if (old && old.info.activeState !== "inactive") await retireOld(ctx, old);
-  result.instance = to.unit;
-  await finishCutover(ctx, req, probe2, to.unit);
+}
+async function finish3(strategy, req, ctx, probe2) {
+  await strategy.retire();
+  const p = await stopProbe(probe2, ctx);
+  let excerpt;
+  if (p && p.failed > 0) {
+    excerpt = await evidence(ctx, strategy.evidenceUnit);
+    ctx.log.warning(
+      `the ${req.action} was verified, but ${p.failed} of ${p.requests} traffic-probe requests failed during it: it was not zero-downtime this time
+
+${excerpt}`
+    );
+  }
+  await record2(ctx, req, req.action === "deploy" ? "deployed" : "rolled-back");
+  return {
+    ok: true,
+    switched: true,
+    rolledBack: false,
+    excerpt,
+    instance: strategy.instance,
+    probe: p
+  };
+}
+async function runCutover(strategy, req, ctx) {
+  const probe2 = probeFrom(ctx, req.from);
+  let phase = "bring-up";
+  try {
+    await strategy.bringUp();
+    phase = "move";
+    await strategy.moveTraffic();
+    phase = "prove";
+    await strategy.prove();
+  } catch (error3) {
+    return fail(strategy, req, ctx, probe2, phase, error3);
+  }
+  return finish3(strategy, req, ctx, probe2);
 }
 
 // src/host/deploy-lock.ts
@@ -54412,7 +53889,7 @@ function startHeartbeat(remote, dir, token, every) {
   timer.unref();
   return () => clearInterval(timer);
 }
-function sleep3(ms, signal) {
+function sleep2(ms, signal) {
   return new Promise((resolve3) => {
     const done = () => {
       clearTimeout(timer);
@@ -54466,12 +53943,13 @@ async function acquireLock(remote, dir, who, options) {
       );
     }
     if (!announced) {
+      options.onWait?.();
       options.log.info(
         `waiting for the deploy lock held by ${describeHolder(answer.holder)} (up to ${options.timeoutSeconds}s)`
       );
       announced = true;
     }
-    await sleep3(options.pollMs ?? 2e3, options.signal);
+    await sleep2(options.pollMs ?? 2e3, options.signal);
   }
 }
 async function releaseLock(remote, lock, log) {
@@ -54581,25 +54059,714 @@ function releaseOfPath(releasesDir, path8) {
   return path8.slice(releasesDir.length + 1).split("/")[0];
 }
 
+// src/host/static-check.ts
+import { createHash as createHash2 } from "node:crypto";
+var TEXT_FILE = /\.(css|js|mjs|txt|svg|json|html|map|xml)$/i;
+async function sampleFile(remote, dir) {
+  const found = await remote.exec(
+    optional(["find", dir, "-maxdepth", "3", "-type", "f", "-size", "-60k", "-printf", "%s %P\\n"])
+  );
+  return found.stdout.split("\n").map((l) => /^(\d+) (.+)$/.exec(l.trim())).filter((m) => m !== null && TEXT_FILE.test(m[2])).sort((a, b) => Number(a[1]) - Number(b[1])).map((m) => m[2]).find((p) => /^[A-Za-z0-9._/-]+$/.test(p));
+}
+async function verifyStaticFile(remote, opts) {
+  const { location } = opts;
+  if (location.exact) return;
+  const dir = location.subdir ? `${opts.releaseDir}/${location.subdir}` : opts.releaseDir;
+  const file = await sampleFile(remote, dir);
+  if (!file) {
+    opts.log.info(`static files: no small text file under ${dir} to compare through Nginx`);
+    return;
+  }
+  const onDisk = await remote.exec(optional(["sha256sum", `${dir}/${file}`]));
+  const expected = onDisk.stdout.split(" ")[0];
+  const url = withPath(opts.nginx, `${location.urlPrefix.replace(/\/?$/, "/")}${file}`);
+  const response = await httpGet(remote, url, 5e3);
+  const served = createHash2("sha256").update(response.body, "utf8").digest("hex");
+  if (response.status !== 200 || served !== expected)
+    throw new Error(
+      `stale static files: Nginx answers ${url.text} with ${response.status === 200 ? "other content than" : `HTTP ${response.status}, not`} the new release's ${dir}/${file} (location ${location.urlPrefix} -> ${location.dir}). Nginx serves static files from another place than the release current points at.`
+    );
+  opts.log.info(`static files: ${url.text} through Nginx matches the new release's ${file}`);
+}
+
+// src/host/systemd.ts
+var REFUSED = /password is required|not allowed|may not run/i;
+var SystemctlError = class extends Error {
+  constructor(action, unit, refused, message, noAnswer = false) {
+    super(message);
+    this.action = action;
+    this.unit = unit;
+    this.refused = refused;
+    this.noAnswer = noAnswer;
+    this.name = "SystemctlError";
+  }
+  action;
+  unit;
+  refused;
+  noAnswer;
+};
+function systemd(remote, access2, timeoutMs = 12e4) {
+  return {
+    async run(action, unit) {
+      const host = remote();
+      const result = await host.exec(toShell(asRoot(serviceCommands[action](unit))), { timeoutMs });
+      if (result.code === 0) return;
+      if (REFUSED.test(result.stderr))
+        throw new SystemctlError(
+          action,
+          unit,
+          true,
+          `sudo refused systemctl ${action} ${unit} for ${host.target.user}: the deploy user needs ${sudoersLine(access2, unit, [action])}`
+        );
+      const noAnswer = result.code === null;
+      throw new SystemctlError(
+        action,
+        unit,
+        false,
+        `systemctl ${action} ${unit} ${noAnswer ? "got no answer (the connection may have dropped)" : `failed (exit ${result.code})`}${result.stderr.trim() ? `: ${tailLines(result.stderr, 8)}` : ""}`,
+        noAnswer
+      );
+    }
+  };
+}
+
+// src/host/verify-release.ts
+var VerifyError = class extends Error {
+  constructor(message, masterDied, definite = masterDied) {
+    super(message);
+    this.masterDied = masterDied;
+    this.definite = definite;
+    this.name = "VerifyError";
+  }
+  masterDied;
+  definite;
+};
+var GATEWAY = /* @__PURE__ */ new Set([502, 503, 504]);
+var GatewayWatch = class {
+  constructor(nginx, now = Date.now) {
+    this.nginx = nginx;
+    this.now = now;
+  }
+  nginx;
+  now;
+  badSince;
+  badRounds = 0;
+  only503 = true;
+  directOkAt = -Infinity;
+  /** Notes one round of answers from `url`; returns the definite failure, if it is one now. */
+  note(url, statuses) {
+    const t = this.now();
+    if (!this.nginx) return void 0;
+    if (url.text !== this.nginx.text) {
+      if (statuses.some((s) => s !== void 0 && s >= 200 && s <= 299)) this.directOkAt = t;
+      return void 0;
+    }
+    if (statuses.length === 0 || !statuses.every((s) => s !== void 0 && GATEWAY.has(s))) {
+      this.badSince = void 0;
+      this.badRounds = 0;
+      this.only503 = true;
+      return void 0;
+    }
+    this.badSince ??= t;
+    this.badRounds++;
+    this.only503 &&= statuses.every((s) => s === 503);
+    const span = t - this.badSince;
+    const long = this.only503 ? span >= 1e3 : span >= 150;
+    if (this.badRounds < 2 || !long || this.directOkAt < this.badSince - 1e3) return void 0;
+    return `${this.nginx.text} answered HTTP ${statuses.join("/")} in ${this.badRounds} rounds over ${(span / 1e3).toFixed(1)}s while Gunicorn answered 2xx on its own: Nginx cannot use the new release (see the Nginx error log below)`;
+  }
+};
+var sleep3 = (ms) => new Promise((resolve3) => setTimeout(resolve3, ms));
+function releaseOf(response) {
+  if (response.headers["x-release"]) return response.headers["x-release"];
+  try {
+    const body = JSON.parse(response.body);
+    return typeof body.release === "string" ? body.release : void 0;
+  } catch {
+    return void 0;
+  }
+}
+var STALE_CODE_CAUSE = "the reload kept the OLD code (stale code). Gunicorn keeps the app it loaded with preload_app/--preload (set in the unit, a gunicorn.conf.py in its start directory, or GUNICORN_CMD_ARGS in the EnvironmentFile), and keeps the directory it started in without --chdir <release-path>/current. Fix: remove preload, start Gunicorn with --chdir <release-path>/current, then restart it once.";
+function healthProblem(response, release, expect, oldRelease) {
+  if (response.status < 200 || response.status > 299)
+    return `answered HTTP ${response.status} (${response.body.length} bytes${response.headers["content-type"] ? `, ${response.headers["content-type"]}` : ""})`;
+  if (expect !== void 0) {
+    const wanted = expect.split("{release}").join(release);
+    if (!response.body.includes(wanted) && response.headers["x-release"] !== wanted)
+      return `answered 2xx but does not contain health-expect ${JSON.stringify(wanted)}`;
+    return void 0;
+  }
+  const served = releaseOf(response);
+  if (served !== void 0 && served !== release)
+    return `answered 2xx for release ${served}, not ${release}${served === oldRelease ? `: ${STALE_CODE_CAUSE}` : ""}`;
+  return void 0;
+}
+function workerProblem(exp, workers, dirs) {
+  const lingering = workers.filter((p) => exp.oldWorkers.includes(p));
+  if (lingering.length > 0) return `old worker(s) ${lingering.join(", ")} still running`;
+  if (workers.length < exp.workers) return `${workers.length} of ${exp.workers} new workers up`;
+  if (exp.dirs === "none" || exp.dirs === "own" && dirs.size === 0) return void 0;
+  const wrong = workers.filter((p) => dirs.has(p) && dirs.get(p) !== exp.releaseDir);
+  if (wrong.length > 0) {
+    const dir = dirs.get(wrong[0]);
+    const stale = exp.oldReleaseDir !== void 0 && dir === exp.oldReleaseDir;
+    return `worker ${wrong[0]} runs in ${dir}${stale ? " (the OLD release: stale code)" : ""}, not ${exp.releaseDir}`;
+  }
+  if (workers.some((p) => !dirs.has(p))) return "working directory of a new worker not readable yet";
+  return void 0;
+}
+async function verifyRelease(remote, exp, log) {
+  const deadline = Date.now() + exp.timeoutSeconds * 1e3;
+  let settleWorkers = () => void 0;
+  const workersProven = new Promise((resolve3) => settleWorkers = resolve3);
+  let definite = () => void 0;
+  const failed2 = new Promise((_, reject) => definite = reject);
+  failed2.catch(() => void 0);
+  const asking = {
+    exp,
+    deadline,
+    log,
+    workersProven,
+    gateway: new GatewayWatch(exp.nginxUrl),
+    definite
+  };
+  const health = Promise.allSettled(exp.urls.map((url) => healthyStreak(remote, url, asking)));
+  try {
+    await Promise.race([proveWorkers(remote, exp, deadline, log), failed2]);
+  } catch (error3) {
+    settleWorkers(false);
+    throw error3;
+  }
+  settleWorkers(true);
+  for (const streak of await Promise.race([health, failed2]))
+    if (streak.status === "rejected") throw streak.reason;
+}
+async function proveWorkers(remote, exp, deadline, log) {
+  let problem;
+  let watching = true;
+  for (; ; ) {
+    const watched = watching ? await watchServiceState(remote, exp.service, {
+      mainPid: exp.mainPid,
+      oldWorkers: exp.oldWorkers,
+      workers: exp.workers,
+      dirs: exp.dirs,
+      timeoutMs: deadline - Date.now()
+    }) : void 0;
+    watching = watched !== void 0;
+    const { unit, workers } = watched ?? await readServiceState(remote, exp.service);
+    if (unit.mainPid === 0 || unit.activeState !== "active") {
+      throw new VerifyError(
+        `the Gunicorn master died after ${exp.broughtUpBy ?? "the reload"} (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
+        true
+      );
+    }
+    if (exp.mainPid !== void 0 && unit.mainPid !== exp.mainPid) {
+      throw new VerifyError(
+        `the master PID changed from ${exp.mainPid} to ${unit.mainPid}: the service restarted instead of reloading`,
+        false
+      );
+    }
+    const readDirs = async () => watched && workers.every((p) => watched.dirs.has(p)) ? watched.dirs : workingDirectories(remote, workers, exp.dirs === "sudo");
+    const found = workerProblem({ ...exp, dirs: "none" }, workers, /* @__PURE__ */ new Map()) ?? (exp.dirs === "none" ? void 0 : workerProblem(exp, workers, await readDirs()));
+    if (found === void 0) {
+      log.info(
+        `master ${unit.mainPid}${exp.mainPid ? " kept" : " up"}; ${workers.length} new workers (${workers.join(", ")}) ${exp.dirs === "none" ? "(their directory not verified: health must name the release)" : `in ${exp.releaseDir}`}`
+      );
+      return;
+    }
+    problem = found;
+    if (Date.now() >= deadline)
+      throw new VerifyError(`within reload-timeout (${exp.timeoutSeconds}s): ${problem}`, false);
+    await sleep3(watching ? 20 : 50);
+  }
+}
+function namesRelease(response, exp) {
+  if (exp.healthExpect !== void 0) return exp.healthExpect.includes("{release}");
+  return releaseOf(response) === exp.release;
+}
+var HEALTH_AT_ONCE = 4;
+async function askHealth(remote, url, exp) {
+  try {
+    const response = await httpGet(remote, url, 5e3);
+    return {
+      response,
+      problem: healthProblem(response, exp.release, exp.healthExpect, exp.oldRelease)
+    };
+  } catch (error3) {
+    return { problem: `failed: ${error3.message}` };
+  }
+}
+async function healthyStreak(remote, url, a) {
+  const { exp, deadline, log, workersProven } = a;
+  let proven;
+  void workersProven.then((p) => proven = p);
+  let streak = 0;
+  while (streak < exp.healthChecks) {
+    if (proven === false) return;
+    const early = proven === void 0;
+    const asked = Math.min(HEALTH_AT_ONCE, exp.healthChecks - streak);
+    const answers2 = await Promise.all(
+      Array.from({ length: asked }, () => askHealth(remote, url, exp))
+    );
+    const broken = a.gateway.note(
+      url,
+      answers2.map((x) => x.response?.status)
+    );
+    if (broken !== void 0) {
+      const error3 = new VerifyError(broken, false, true);
+      a.definite(error3);
+      throw error3;
+    }
+    const problem = answers2.find((x) => x.problem !== void 0)?.problem;
+    if (problem === void 0) {
+      if (early && answers2.some((x) => !x.response || !namesRelease(x.response, exp))) {
+        if (!await workersProven) return;
+        continue;
+      }
+      streak += answers2.length;
+      continue;
+    }
+    streak = 0;
+    if (Date.now() >= deadline) {
+      if (early && await workersProven === false) return;
+      throw new VerifyError(
+        `within reload-timeout (${exp.timeoutSeconds}s): ${url.text} ${problem}`,
+        false
+      );
+    }
+    await sleep3(100);
+  }
+  log.info(`${url.text}: ${exp.healthChecks} healthy answers in a row for release ${exp.release}`);
+}
+
+// src/host/cutover/blue-green.ts
+function chooseInstance(bg, release) {
+  const old = bg.live ? bg.instances[bg.live] : void 0;
+  const to = bg.instances[bg.live ? otherColour(bg.live) : "blue"];
+  return { to, old, warm: isRunning(to.info) && to.slotRelease === release };
+}
+var units = (ctx) => systemd(() => ctx.conn.remote, ctx.access);
+async function pinSlot(ctx, to, release) {
+  const slot = slotPath(ctx.layout, to.colour);
+  await ctx.conn.remote.exec(
+    allOf(["mkdir", "-p", `${ctx.layout.root}/slots`], ...swapLink(`../releases/${release}`, slot)),
+    { timeoutMs: 3e4 }
+  );
+}
+async function proveInstance(ctx, req, to, plan, urls) {
+  await verifyRelease(
+    ctx.conn.remote,
+    {
+      service: to.unit,
+      release: plan.release,
+      releaseDir: plan.releaseDir,
+      oldWorkers: [],
+      workers: plan.expectedWorkers,
+      dirs: plan.dirs,
+      oldRelease: req.from.release,
+      oldReleaseDir: req.from.releaseDir,
+      ...urls,
+      healthChecks: ctx.healthChecks,
+      healthExpect: plan.healthExpect,
+      timeoutSeconds: ctx.timeoutSeconds,
+      broughtUpBy: `${to.unit} started`
+    },
+    ctx.log
+  );
+}
+function onOwnSocket(to, plan) {
+  return { urls: [bindTarget(`unix:${to.socket}`, plan.urls[0].path)] };
+}
+async function proveThroughNginx(ctx, req, to, plan) {
+  await proveInstance(ctx, req, to, plan, { urls: plan.urls, nginxUrl: plan.nginxUrl });
+  if (plan.staticFiles)
+    await verifyStaticFile(ctx.conn.remote, {
+      ...plan.staticFiles,
+      releaseDir: plan.releaseDir,
+      log: ctx.log
+    });
+}
+async function pointTrafficAt(ctx, socket, release) {
+  const live = `${ctx.layout.root}/live.sock`;
+  const steps = [
+    ...swapLink(socket, live),
+    ...release ? swapLink(`releases/${release}`, ctx.layout.current) : []
+  ];
+  const result = await ctx.conn.remote.exec(allOf(...steps), { timeoutMs: 3e4 });
+  if (result.code !== 0)
+    throw new Error(
+      `switching ${live} failed: ${tailLines(result.stderr, 4) || `exit ${result.code}`}`
+    );
+}
+async function retireFailed(ctx, to) {
+  try {
+    await units(ctx).run("stop", to.unit);
+    const slot = slotPath(ctx.layout, to.colour);
+    await ctx.conn.remote.exec(
+      to.slotTarget ? allOf(...swapLink(to.slotTarget, slot)) : toShell(["rm", "-f", slot]),
+      { timeoutMs: 3e4 }
+    );
+    ctx.log.info(`stopped ${to.unit}`);
+    return void 0;
+  } catch (error3) {
+    return `${to.unit} could not be stopped: ${error3.message}`;
+  }
+}
+async function drainQueue(ctx, old) {
+  const { log, conn } = ctx;
+  const waitForEmptyQueue = () => conn.remote.exec(
+    toShell([
+      "sh",
+      "-c",
+      `command -v ss >/dev/null || exit 4; sleep 0.1; i=0; while [ $i -lt 300 ]; do q=$(ss -xlnH 2>/dev/null | awk -v s="$1" '$5 == s { print $3; exit }'); { [ -z "$q" ] || [ "$q" = 0 ]; } && exit 0; i=$((i+1)); sleep 0.1; done; exit 3`,
+      "sh",
+      old.socket ?? ""
+    ]),
+    { timeoutMs: 6e4 }
+  );
+  const drained = await ctx.step("drain", async () => {
+    const first = await waitForEmptyQueue();
+    if (first.code !== null) return first;
+    await reconnectIfDropped(ctx);
+    return waitForEmptyQueue();
+  });
+  if (drained.code === 4) {
+    log.warning(
+      `ss (iproute2) is missing: the old instance's accept queue cannot be read, so ${old.unit} stops after 1 s instead. Fix: apt install iproute2`
+    );
+    await new Promise((r) => setTimeout(r, 1e3));
+  } else if (drained.code !== 0)
+    log.warning(
+      `${old.socket} still had queued connections after 30 s; stopping ${old.unit} anyway`
+    );
+}
+async function readLink(ctx, link) {
+  const result = await ctx.conn.remote.exec(optional(["readlink", link]), { timeoutMs: 3e4 });
+  if (result.code === null) throw new Error("no answer");
+  return result.stdout.trim();
+}
+async function undoWithoutOld(ctx, req) {
+  const { layout: layout2, conn } = ctx;
+  const live = `${layout2.root}/live.sock`;
+  const undo = req.from.release ? allOf(["rm", "-f", live], ...swapLink(`releases/${req.from.release}`, layout2.current)) : toShell(["rm", "-f", live, layout2.current]);
+  const removed = await conn.remote.exec(undo, { timeoutMs: 3e4 });
+  if (removed.code !== 0) throw new Error(`removing live.sock failed: ${removed.stderr.trim()}`);
+  return req.from.release ? `live.sock was removed again (no instance served through it before) and ${layout2.current} points at releases/${req.from.release} again.` : `This was the first deploy: live.sock and ${layout2.current} were removed again.`;
+}
+async function switchBack(ctx, req, old) {
+  if (!old) return { rolledBack: false, trafficOff: true, note: await undoWithoutOld(ctx, req) };
+  const unit = await readUnit(ctx.conn.remote, old.unit);
+  await pointTrafficAt(ctx, old.socket, req.from.release);
+  const off = { rolledBack: false, trafficOff: true };
+  if (!isRunning(unit))
+    return {
+      ...off,
+      note: req.from.alive ? `live.sock points at ${old.unit} again, but it stopped running during the deploy: nothing serves. sudo journalctl -u ${old.unit} shows why.` : `live.sock points at ${old.unit} again, which is not running (it was not before the deploy either): nothing serves.`
+    };
+  if (req.back) {
+    const back = req.back;
+    const proven = await ctx.step(
+      "rollback",
+      () => ctx.log.group(
+        `Roll back to ${back.release}`,
+        () => proveThroughNginx(ctx, { ...req, from: { ...req.from, release: void 0 } }, old, back)
+      )
+    ).then(
+      () => void 0,
+      (error3) => error3.message
+    );
+    if (proven !== void 0)
+      return {
+        ...off,
+        note: `Traffic is back on ${old.unit}, but ${back.release} did not prove itself there either: ${proven}`
+      };
+  }
+  return {
+    rolledBack: true,
+    trafficOff: true,
+    instance: old.unit,
+    note: `Traffic is back on ${old.unit} (${req.from.release}).`
+  };
+}
+function blueGreenCutover(req, ctx) {
+  const { to, old, warm } = chooseInstance(req.bg, req.plan.release);
+  const { log } = ctx;
+  const release = req.plan.release;
+  let moved = false;
+  const undoSwitch = async () => {
+    const undo = await switchBack(ctx, req, old).catch(async (e) => {
+      const points = await readLink(ctx, `${ctx.layout.root}/live.sock`).catch(() => to.socket);
+      const trafficOff = points !== to.socket;
+      return {
+        rolledBack: false,
+        trafficOff,
+        note: trafficOff ? `Switching back failed: ${e.message}; live.sock points at ${points || "nothing"}, not at ${to.unit}.` : `Switching back failed too: ${e.message}. ${to.unit} keeps running: live.sock still points at it.`
+      };
+    });
+    if (!undo.trafficOff) return undo;
+    await drainQueue(ctx, to).catch(() => void 0);
+    const stopped = await retireFailed(ctx, to);
+    return stopped ? { ...undo, note: `${undo.note}
+${stopped}` } : undo;
+  };
+  return {
+    evidenceUnit: to.unit,
+    whereToLook: `check where ${ctx.layout.root}/live.sock points`,
+    get trafficMoved() {
+      return moved;
+    },
+    get instance() {
+      return to.unit;
+    },
+    bringUp: async () => {
+      if (warm) log.info(`${to.unit} already runs ${release} (kept warm): proving it`);
+      else {
+        if (to.info.activeState !== "inactive") {
+          log.info(`stopping ${to.unit}, idle on ${to.slotRelease ?? "another release"}`);
+          await ctx.step("stop idle", () => units(ctx).run("stop", to.unit));
+        }
+        await pinSlot(ctx, to, release);
+        log.info(`slots/${to.colour} -> releases/${release}; starting ${to.unit}`);
+        await ctx.step("start", () => units(ctx).run("start", to.unit));
+      }
+      await ctx.step(
+        "prove",
+        () => log.group(
+          `Prove ${release} on ${to.unit}'s socket ${to.socket}`,
+          () => proveInstance(ctx, req, to, req.plan, onOwnSocket(to, req.plan))
+        )
+      );
+    },
+    moveTraffic: () => ctx.step("switch", async () => {
+      log.info(`switching live.sock to ${to.unit} and current to releases/${release}`);
+      moved = true;
+      await pointTrafficAt(ctx, to.socket, release);
+    }),
+    prove: () => ctx.step(
+      "verify",
+      () => log.group(
+        `Verify ${release} serves through Nginx`,
+        () => proveThroughNginx(ctx, req, to, req.plan)
+      )
+    ),
+    undo: async (phase) => {
+      if (phase !== "bring-up") return undoSwitch();
+      const stopped = await retireFailed(ctx, to);
+      return {
+        rolledBack: false,
+        trafficOff: true,
+        note: [`No request reached ${release}: traffic never moved.`, stopped].filter(Boolean).join("\n")
+      };
+    },
+    retire: async () => {
+      if (old && req.keepWarm && req.from.alive)
+        log.info(`${old.unit} stays warm on ${req.from.release} (keep-previous: warm)`);
+      else if (old && old.info.activeState !== "inactive")
+        await ctx.step("stop old", async () => {
+          await drainQueue(ctx, old);
+          await units(ctx).run("stop", old.unit);
+        }).then(
+          () => log.info(
+            `stopped ${old.unit} once its queue was empty (its in-flight requests finished)`
+          ),
+          (error3) => log.warning(
+            `${old.unit} keeps running: ${error3.message}. Both instances use memory until it stops.`
+          )
+        );
+    }
+  };
+}
+
+// src/host/cutover/reload.ts
+function bringUpAction(from) {
+  if (from.alive) return "reload";
+  return from.activeState === "inactive" ? "start" : "restart";
+}
+async function prove(ctx, plan, from, reloaded) {
+  const expected = {
+    service: ctx.service,
+    release: plan.release,
+    releaseDir: plan.releaseDir,
+    mainPid: reloaded ? from.mainPid : void 0,
+    oldWorkers: reloaded ? from.workers : [],
+    workers: plan.expectedWorkers,
+    dirs: plan.dirs,
+    oldReleaseDir: from.releaseDir,
+    oldRelease: from.release,
+    urls: plan.urls,
+    nginxUrl: plan.nginxUrl,
+    healthChecks: ctx.healthChecks,
+    healthExpect: plan.healthExpect,
+    timeoutSeconds: ctx.timeoutSeconds
+  };
+  await ctx.step(
+    "verify",
+    () => ctx.log.group(`Verify ${plan.release} serves`, async () => {
+      const [workers, staticFile] = await Promise.allSettled([
+        verifyRelease(ctx.conn.remote, expected, ctx.log),
+        plan.staticFiles && verifyStaticFile(ctx.conn.remote, {
+          ...plan.staticFiles,
+          releaseDir: plan.releaseDir,
+          log: ctx.log
+        })
+      ]);
+      if (workers.status === "rejected") throw workers.reason;
+      if (staticFile.status === "rejected") throw staticFile.reason;
+    })
+  );
+}
+async function masterGone(ctx, error3) {
+  if (error3 instanceof VerifyError && error3.masterDied) return true;
+  const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => void 0);
+  return unit !== void 0 && (unit.mainPid === 0 || unit.activeState !== "active");
+}
+async function switchAndBringUp(ctx, plan, from, moved) {
+  const units2 = systemd(() => ctx.conn.remote, ctx.access);
+  await ctx.step("switch", async () => {
+    ctx.log.info(`switching current to releases/${plan.release}`);
+    moved.switched = true;
+    await switchCurrent(ctx.conn.remote, ctx.layout, plan.release);
+  });
+  const action = bringUpAction(from);
+  ctx.log.info(`${action === "reload" ? "reloading" : `${action}ing`} ${ctx.service}`);
+  await ctx.step(action, async () => {
+    try {
+      await units2.run(action, ctx.service);
+    } catch (error3) {
+      moved.sent = !(error3 instanceof SystemctlError && error3.refused);
+      throw error3;
+    }
+    moved.sent = true;
+  });
+  ctx.log.info(
+    `systemctl ${action} ${ctx.service}${from.alive ? "" : " (the master was not running)"}`
+  );
+  return action;
+}
+async function proveOrRestart(ctx, plan, from, action, opts) {
+  try {
+    await prove(ctx, plan, from, action === "reload");
+  } catch (error3) {
+    if (action !== "reload" || !opts.restartDeadMaster) throw error3;
+    if (!await masterGone(ctx, error3)) throw error3;
+    ctx.log.warning(
+      `the master died during the ${opts.what} (${error3.message.split("\n")[0]}); restarting ${ctx.service}`
+    );
+    await ctx.step(
+      "restart",
+      () => systemd(() => ctx.conn.remote, ctx.access).run("restart", ctx.service)
+    );
+    ctx.log.info(`systemctl restart ${ctx.service} (the master had died)`);
+    await prove(ctx, plan, from, false);
+  }
+}
+async function undoFirstDeploy(ctx) {
+  const { conn, service, layout: layout2 } = ctx;
+  await conn.remote.exec(toShell(["rm", "-f", layout2.current]), { timeoutMs: 3e4 });
+  const stopped = await systemd(() => conn.remote, ctx.access, 6e4).run("stop", service).then(
+    () => void 0,
+    (e) => e.message
+  );
+  return stopped === void 0 ? `This was the first deploy: ${layout2.current} was removed again and ${service} is stopped.` : `This was the first deploy: ${layout2.current} was removed again, but ${service} could not be stopped (${stopped}); it keeps restarting without current.`;
+}
+async function stateNow(ctx, req) {
+  const now = {
+    ...req.from,
+    release: req.plan.release,
+    releaseDir: req.plan.releaseDir
+  };
+  const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => void 0);
+  if (!unit) return now;
+  return {
+    ...now,
+    activeState: unit.activeState,
+    subState: unit.subState,
+    mainPid: unit.mainPid,
+    alive: isRunning(unit),
+    workers: []
+  };
+}
+async function switchBack2(ctx, req, back, sent) {
+  const state = await stateNow(ctx, req);
+  const undone = await ctx.step(
+    "rollback",
+    () => ctx.log.group(`Roll back to ${back.release}`, async () => {
+      if (!sent && state.alive) {
+        await ctx.step("switch", () => switchCurrent(ctx.conn.remote, ctx.layout, back.release));
+        return prove(ctx, back, { ...state, workers: [] }, true);
+      }
+      const action = await switchAndBringUp(ctx, back, state, { switched: false, sent: false });
+      await proveOrRestart(ctx, back, state, action, {
+        restartDeadMaster: true,
+        what: "rollback"
+      });
+    })
+  ).then(
+    () => void 0,
+    (e) => e.message
+  );
+  if (undone === void 0)
+    return { rolledBack: true, trafficOff: true, note: `rolled back: ${back.release} serves again` };
+  return {
+    rolledBack: false,
+    trafficOff: false,
+    note: `Rollback to ${back.release} failed too: ${undone}`
+  };
+}
+function reloadCutover(req, ctx) {
+  const moved = { switched: false, sent: false };
+  let action = bringUpAction(req.from);
+  return {
+    evidenceUnit: ctx.service,
+    whereToLook: `check which release ${ctx.layout.current} points at`,
+    get trafficMoved() {
+      return moved.switched && moved.sent;
+    },
+    bringUp: async () => void 0,
+    moveTraffic: async () => {
+      action = await switchAndBringUp(ctx, req.plan, req.from, moved);
+    },
+    prove: () => proveOrRestart(ctx, req.plan, req.from, action, {
+      restartDeadMaster: req.restartDeadMaster,
+      what: req.action
+    }),
+    undo: async (_phase) => {
+      const fallback = req.fallback;
+      if (!moved.switched || !fallback)
+        return { rolledBack: false, trafficOff: !moved.switched, note: "" };
+      if (fallback.kind === "remove-current")
+        return {
+          rolledBack: false,
+          trafficOff: true,
+          note: await undoFirstDeploy(ctx).catch((e) => `Undoing the first deploy failed: ${e}`)
+        };
+      return switchBack2(ctx, req, fallback.plan, moved.sent);
+    },
+    retire: async () => void 0
+  };
+}
+
 // src/modes/plans.ts
 function healthExpectFor(settings, goingBack) {
   if (!goingBack) return settings.healthExpect;
   return settings.healthExpect?.includes("{release}") ? settings.healthExpect : void 0;
 }
-function planFor(settings, snap, release, releaseDir, goingBack) {
+function planFor(settings, snap, release, releaseDir, opts) {
   const nginx = nginxTarget(settings, snap.nginx);
   const location = snap.nginx.kind === "match" ? staticLocationFor(snap.nginx.servers, `${settings.releasePath}/current`) : void 0;
+  const urls = verificationUrls(
+    { healthUrl: settings.healthUrl, nginxUrl: nginx },
+    snap.blueGreen ? { ...snap.gunicorn, binds: [] } : snap.gunicorn
+  );
   return {
     release,
     releaseDir,
     expectedWorkers: Math.max(snap.expectedWorkers, 1),
     dirs: snap.dirs,
-    // Under blue-green the serving instance's own bind is the old one: health-url (live.sock) and Nginx prove it.
-    urls: verificationUrls(
-      { healthUrl: settings.healthUrl, nginxUrl: nginx },
-      snap.blueGreen ? { ...snap.gunicorn, binds: [] } : snap.gunicorn
-    ),
-    healthExpect: healthExpectFor(settings, goingBack),
+    urls,
+    // Only a URL that differs from the direct ones can show Nginx failing while Gunicorn answers.
+    nginxUrl: opts.nginxServed && urls.length > 1 && urls.at(-1) === nginx ? nginx : void 0,
+    healthExpect: healthExpectFor(settings, opts.goingBack),
     staticFiles: location ? { nginx, location } : void 0
   };
 }
@@ -54625,10 +54792,38 @@ function cutoverContext(conn, settings, snap, host) {
     nginxErrorLog: settings.nginxErrorLog,
     probeUrl: settings.probe ? settings.healthUrl : void 0,
     log: host.log,
-    result: host.result,
     since: host.since,
-    run: host.run
+    run: host.run,
+    step: (name, fn) => timed(host.result, name, fn)
   };
+}
+function cutOver(settings, snap, ctx, req) {
+  const { back, restartDeadMaster, ...common } = req;
+  if (snap.blueGreen)
+    return runCutover(
+      blueGreenCutover(
+        { ...common, bg: snap.blueGreen, keepWarm: settings.keepPreviousWarm, back: back.plan },
+        ctx
+      ),
+      common,
+      ctx
+    );
+  const fallback = back.firstDeploy ? { kind: "remove-current" } : back.plan && { kind: "release", plan: back.plan };
+  return runCutover(reloadCutover({ ...common, fallback, restartDeadMaster }, ctx), common, ctx);
+}
+function recordOutcome(result, outcome) {
+  if (outcome.probe) {
+    result.probeRequests = outcome.probe.requests;
+    result.failedRequests = outcome.probe.failed;
+  }
+  if (outcome.instance) result.instance = outcome.instance;
+  if (outcome.excerpt) result.excerpt = outcome.excerpt;
+  if (outcome.ok) return;
+  result.error = outcome.error;
+  if (outcome.rolledBack) {
+    result.rolledBack = true;
+    result.status = "rolled-back";
+  }
 }
 function lockFor(settings, run2, release, host) {
   return {
@@ -54642,9 +54837,15 @@ function lockFor(settings, run2, release, host) {
   };
 }
 
-// src/core/cancellation.ts
-function checkCancelled(c) {
-  if (c.reason) throw new Error(`cancelled (${c.reason})`);
+// src/modes/nginx-baseline.ts
+async function nginxAnswers(remote, settings, snap) {
+  if (snap.cold) return false;
+  try {
+    const response = await httpGet(remote, nginxTarget(settings, snap.nginx), 5e3);
+    return ![502, 503, 504].includes(response.status);
+  } catch {
+    return false;
+  }
 }
 
 // src/modes/prepare-release.ts
@@ -54851,37 +55052,26 @@ function asCancelled(c, error3) {
     cause: error3
   });
 }
-var ReleaseExistsError = class extends Error {
-  constructor(id, releasesDir) {
-    super(`release ${id} already exists in ${releasesDir}; give this deploy another release-id`);
-    this.name = "ReleaseExistsError";
-  }
-};
-async function uploadNewRelease(p) {
-  const id = p.settings.releaseId;
-  if ((await listReleases(p.remote, p.layout)).includes(id))
-    throw new ReleaseExistsError(id, p.layout.releasesDir);
-  const releaseDir = p.layout.release(id);
-  await upload(p, releaseDir);
-  const [next, current] = await Promise.all([
-    fileHash(p.remote, `${releaseDir}/requirements.txt`),
-    fileHash(p.remote, `${p.layout.current}/requirements.txt`)
-  ]);
-  return { releaseDir, requirements: !next ? "absent" : next === current ? "unchanged" : "changed" };
+async function uploadToIncoming(p, incoming) {
+  await uploadRelease(p.remote, incoming, createReadStream(p.archivePath));
+  p.log.info(`uploaded ${Math.round(statSync2(p.archivePath).size / 1024)} KiB to ${incoming}`);
 }
-async function upload(p, releaseDir) {
+async function placeUpload(p, incoming) {
   const { remote, settings, layout: layout2, log } = p;
-  const id = settings.releaseId;
-  await uploadRelease(remote, layout2, id, createReadStream(p.archivePath));
-  if (settings.sharedPaths.length > 0) {
-    const linked = await runStep(
+  const releaseDir = layout2.release(settings.releaseId);
+  await placeRelease(remote, layout2, incoming, settings.releaseId);
+  const [next, current] = await Promise.all([
+    fileHash(remote, `${releaseDir}/requirements.txt`),
+    fileHash(remote, `${layout2.current}/requirements.txt`),
+    settings.sharedPaths.length > 0 && runStep(
       remote,
       "link shared paths",
-      toShell(helperArgv("python3", "linkshared", layout2.root, releaseDir, ...settings.sharedPaths))
-    );
-    log.info(linked.stdout.trim());
-  }
-  log.info(`uploaded ${Math.round(statSync2(p.archivePath).size / 1024)} KiB to ${releaseDir}`);
+      toShell(
+        helperArgv("python3", "linkshared", layout2.root, releaseDir, ...settings.sharedPaths)
+      )
+    ).then((linked) => log.info(linked.stdout.trim()))
+  ]);
+  return { releaseDir, requirements: !next ? "absent" : next === current ? "unchanged" : "changed" };
 }
 async function checkRelease(p, releaseDir) {
   const { remote, settings, snap, log } = p;
@@ -55030,39 +55220,61 @@ async function prepareSteps(p) {
   return releaseDir;
 }
 
-// src/core/settle.ts
-function settle(promise) {
-  return promise.then(
-    (value) => ({ ok: true, value }),
-    (error3) => ({ ok: false, error: error3 })
-  );
-}
-
 // src/modes/deploy.ts
 function packRelease(settings, run2, archivePath) {
-  const metadata = { id: settings.releaseId, ...runStamp(run2) };
-  return createArchive(settings.source, metadata, archivePath, { exclude: settings.exclude });
+  return createArchive(settings.source, { id: settings.releaseId, ...runStamp(run2) }, archivePath, {
+    exclude: settings.exclude
+  });
 }
-async function checkedPreflight(h) {
+function preflightOptions(h, log) {
+  const { settings } = h.ctx;
+  return {
+    service: settings.service,
+    strategy: settings.strategy,
+    layout: h.layout,
+    envFile: settings.envFile,
+    requiredEnv: settings.requiredEnv,
+    nginxErrorLog: settings.nginxErrorLog,
+    minFreeBytes: statSync3(h.ctx.archivePath).size * 4 + 50 * 1048576,
+    strict: settings.strict,
+    log
+  };
+}
+var quiet = {
+  info: () => void 0,
+  warning: () => void 0,
+  error: () => void 0,
+  group: (_n, fn) => fn()
+};
+async function underLock(h, fn) {
+  const { settings, log, run: run2 } = h.ctx;
+  const lock = lockFor(settings, run2, settings.releaseId, { log, result: h.result });
+  const stop = new AbortController();
+  let early;
+  const onWait = () => {
+    early = preflight(h.conn.remote, preflightOptions(h, quiet)).catch((error3) => {
+      if (error3 instanceof PreflightError) stop.abort();
+      throw error3;
+    });
+    early.catch(() => void 0);
+  };
+  return withLock(
+    h.conn,
+    h.layout.lockDir,
+    lock.owner,
+    { ...lock.options, signal: stop.signal, onWait },
+    fn
+  ).catch(async (error3) => {
+    if (stop.signal.aborted && early) await early;
+    throw error3;
+  });
+}
+async function readHost(h) {
   const { settings, log } = h.ctx;
-  const archiveBytes = statSync3(h.ctx.archivePath).size;
   const snap = await timed(
     h.result,
     "preflight",
-    () => log.group(
-      "Preflight",
-      () => preflight(h.conn.remote, {
-        service: settings.service,
-        strategy: settings.strategy,
-        layout: h.layout,
-        envFile: settings.envFile,
-        requiredEnv: settings.requiredEnv,
-        nginxErrorLog: settings.nginxErrorLog,
-        minFreeBytes: archiveBytes * 4 + 50 * 1048576,
-        strict: settings.strict,
-        log
-      })
-    )
+    () => log.group("Preflight", () => preflight(h.conn.remote, preflightOptions(h, log)))
   );
   h.result.previousRelease = snap.currentRelease;
   h.result.notVerified = snap.notVerified;
@@ -55070,131 +55282,64 @@ async function checkedPreflight(h) {
   if (snap.currentRelease === id) throw new Error(`release ${id} is already current on this host`);
   return snap;
 }
-async function removeUpload(h) {
-  const id = h.ctx.settings.releaseId;
-  await runStep(
-    h.conn.remote,
-    "remove the unused release",
-    toShell(["rm", "-rf", h.layout.release(id), h.layout.incoming(id)]),
-    { timeoutMs: 6e4 }
-  );
-}
-async function uploadBesidePreflight(h, checked) {
+async function place(h, uploading) {
   const { settings, log } = h.ctx;
   const held = deferredLog(log);
-  const uploading = settle(
-    timed(
-      h.result,
-      "upload",
-      () => uploadNewRelease({ ...h.ctx, remote: h.conn.remote, layout: h.layout, log: held })
-    )
+  held.info(`uploading ${settings.releaseId} while the lock was taken and the host read`);
+  await uploading;
+  const placed = await placeUpload(
+    { ...h.ctx, remote: h.conn.remote, layout: h.layout, log: held },
+    h.incoming
   );
-  const [pre, up] = await Promise.all([checked, uploading]);
-  if (!pre.ok) {
-    if (up.ok || !(up.error instanceof ReleaseExistsError)) {
-      await reconnectIfDropped({ conn: h.conn, log }).then(() => removeUpload(h)).then(
-        () => log.info(`preflight failed: removed the uploaded release ${settings.releaseId}`),
-        (e) => log.warning(
-          `preflight failed, and the uploaded ${h.layout.release(settings.releaseId)} could not be removed: ${e.message}`
-        )
-      );
-    }
-    throw pre.error;
-  }
+  h.phase = "placed";
   await held.replay(`Upload release ${settings.releaseId}`);
-  if (up.ok) return { snap: pre.value, requirements: up.value.requirements };
-  if (up.error instanceof ReleaseExistsError) throw up.error;
-  return undoPrepared(h, pre.value, up.error);
-}
-async function undoPrepared(h, snap, error3) {
-  const { settings, log } = h.ctx;
-  const id = settings.releaseId;
-  h.result.error = error3.message;
-  try {
-    await reconnectIfDropped({ conn: h.conn, log });
-  } catch (reconnectError) {
-    h.result.error += `
-Could not reconnect to clean up: ${reconnectError.message}. The lock ${h.layout.lockDir} is taken over after lock-stale-after; ${snap.currentRelease ?? "nothing"} still serves.`;
-    throw error3;
-  }
-  await removeUpload(h);
-  log.info(`removed the unused release ${id}; ${snap.currentRelease ?? "nothing"} still serves`);
-  const written = await appendReleaseLog(
-    h.conn.remote,
-    h.layout.logFile,
-    logEntry(h.ctx.run, {
-      id,
-      previous: snap.currentRelease,
-      host: h.conn.remote.target.label,
-      action: "deploy",
-      outcome: "failed"
-    })
-  );
-  if (!written) log.warning(`could not append to the release log ${h.layout.logFile}`);
-  throw error3;
-}
-async function fallbackFor(h, snap) {
-  if (snap.firstDeploy) return { kind: "remove-current" };
-  const previous = snap.currentRelease;
-  if (!previous) return void 0;
-  const dir = snap.currentDir ?? await realPath(h.conn.remote, h.layout.release(previous));
-  return { kind: "release", plan: planFor(h.ctx.settings, snap, previous, dir, true) };
+  return placed;
 }
 async function prepare(h, snap, requirements) {
+  const { settings } = h.ctx;
   const remote = h.conn.remote;
-  const newDir = settle(realPath(remote, h.layout.release(h.ctx.settings.releaseId)));
-  const fallback = settle(fallbackFor(h, snap));
-  await prepareRelease({
-    ...h.ctx,
-    remote,
-    snap,
-    requirements,
-    layout: h.layout,
-    result: h.result
-  });
-  const [dir, back] = await Promise.all([newDir, fallback]);
+  const newDir = settle(realPath(remote, h.layout.release(settings.releaseId)));
+  const backDir = settle(
+    snap.currentRelease && !snap.firstDeploy ? snap.currentDir ? Promise.resolve(snap.currentDir) : realPath(remote, h.layout.release(snap.currentRelease)) : Promise.resolve(void 0)
+  );
+  const nginxServed = settle(nginxAnswers(remote, settings, snap));
+  await prepareRelease({ ...h.ctx, remote, snap, requirements, layout: h.layout, result: h.result });
+  const [dir, back, served] = await Promise.all([newDir, backDir, nginxServed]);
   if (!dir.ok) throw dir.error;
   if (!back.ok) throw back.error;
-  return { newDir: dir.value, fallback: back.value };
+  h.phase = "prepared";
+  return { newDir: dir.value, backDir: back.value, nginxServed: served.ok && served.value };
 }
 async function switchToNew(h, snap, prepared) {
   const { settings, log } = h.ctx;
-  const plan = planFor(settings, snap, settings.releaseId, prepared.newDir, false);
+  const previous = snap.currentRelease;
+  const plan = planFor(settings, snap, settings.releaseId, prepared.newDir, {
+    goingBack: false,
+    nginxServed: prepared.nginxServed
+  });
   const ctx = cutoverContext(h.conn, settings, snap, {
     log,
     result: h.result,
     since: h.since,
     run: h.ctx.run
   });
-  if (snap.blueGreen) {
-    await runBlueGreenCutover(
-      {
-        action: "deploy",
-        plan,
-        from: servingState(snap),
-        bg: snap.blueGreen,
-        keepWarm: settings.keepPreviousWarm,
-        back: prepared.fallback?.kind === "release" ? prepared.fallback.plan : void 0
-      },
-      ctx
-    );
-    h.result.status = "deployed";
-    return;
-  }
-  await runCutover(
-    {
-      action: "deploy",
-      plan,
-      from: servingState(snap),
-      fallback: prepared.fallback,
-      restartDeadMaster: false
+  const outcome = await cutOver(settings, snap, ctx, {
+    action: "deploy",
+    plan,
+    from: servingState(snap),
+    back: {
+      firstDeploy: snap.firstDeploy,
+      plan: previous && prepared.backDir ? planFor(settings, snap, previous, prepared.backDir, { goingBack: true }) : void 0
     },
-    ctx
-  );
-  h.result.status = "deployed";
+    restartDeadMaster: false
+  });
+  h.outcome = outcome;
+  recordOutcome(h.result, outcome);
+  if (outcome.switched || outcome.ok) h.phase = "switched";
+  return outcome;
 }
-async function prune(h, snap) {
-  const { settings, log } = h.ctx;
+async function prune(h, snap, log) {
+  const { settings } = h.ctx;
   const all = await listReleases(h.conn.remote, h.layout);
   const masterRelease = releaseOfPath(snap.releasesDir, snap.masterDir);
   const bg = snap.blueGreen;
@@ -55215,9 +55360,85 @@ async function prune(h, snap) {
     `pruned ${doomed.join(", ")} (keeping ${settings.keepReleases}, the previous release ${snap.currentRelease ?? "-"} and the master's start directory ${masterRelease ?? "-"})`
   );
 }
-function reportFailure(h, switched) {
+async function switchAndPrune(h, snap, prepared) {
+  const pruneLog = deferredLog(h.ctx.log);
+  const pruning = () => timed(h.result, "prune", () => prune(h, snap, pruneLog));
+  const [cutover, pruned] = await Promise.allSettled([
+    switchToNew(h, snap, prepared),
+    snap.blueGreen ? Promise.resolve() : pruning()
+  ]);
+  if (cutover.status === "rejected") throw cutover.reason;
+  if (!cutover.value.ok) throw new Error(cutover.value.error);
+  if (snap.blueGreen) await pruning();
+  await pruneLog.replay("Prune");
+  if (pruned.status === "rejected") throw pruned.reason;
+}
+async function deploySteps(h) {
+  const { ctx } = h;
+  const uploading = timed(
+    h.result,
+    "upload",
+    () => uploadToIncoming({ ...ctx, remote: h.conn.remote, layout: h.layout, log: quiet }, h.incoming)
+  );
+  uploading.catch(() => void 0);
+  await underLock(h, async () => {
+    try {
+      h.phase = "locked";
+      checkCancelled(ctx.cancellation);
+      const snap = h.snap = await readHost(h);
+      const { requirements } = await place(h, uploading);
+      const prepared = await prepare(h, snap, requirements);
+      await switchAndPrune(h, snap, prepared);
+      h.phase = "finished";
+    } catch (error3) {
+      await cleanUp(h, error3);
+      throw error3;
+    }
+  });
+  ctx.log.info(`deployed ${ctx.settings.releaseId} (previous: ${h.snap?.currentRelease ?? "none"})`);
+}
+async function cleanUp(h, error3) {
+  if (h.phase === "switched" || h.phase === "finished") return;
+  const { settings, log } = h.ctx;
+  const id = settings.releaseId;
+  const placed = h.phase === "placed" || h.phase === "prepared";
+  h.result.error ??= error3.message;
+  try {
+    await reconnectIfDropped({ conn: h.conn, log });
+  } catch (reconnectError) {
+    h.result.error += `
+Could not reconnect to clean up: ${reconnectError.message}. The lock ${h.layout.lockDir} is taken over after lock-stale-after; ${h.snap?.currentRelease ?? "nothing"} still serves.`;
+    return;
+  }
+  const mine = placed ? [h.layout.release(id), h.incoming] : [h.incoming];
+  await runStep(h.conn.remote, "remove the unused release", toShell(["rm", "-rf", ...mine]), {
+    timeoutMs: 6e4
+  }).then(
+    () => placed && log.info(
+      `removed the unused release ${id}; ${h.snap?.currentRelease ?? "nothing"} still serves`
+    ),
+    (e) => log.warning(`could not remove ${mine.join(" and ")}: ${e.message}`)
+  );
+  if (!placed) return;
+  const written = await appendReleaseLog(
+    h.conn.remote,
+    h.layout.logFile,
+    logEntry(h.ctx.run, {
+      id,
+      previous: h.snap?.currentRelease,
+      host: h.conn.remote.target.label,
+      action: "deploy",
+      outcome: "failed"
+    })
+  ).catch(() => false);
+  if (!written) log.warning(`could not append to the release log ${h.layout.logFile}`);
+}
+async function removeIncoming(h) {
+  await reconnectIfDropped({ conn: h.conn, log: h.ctx.log }).then(() => h.conn.remote.exec(toShell(["rm", "-rf", h.incoming]), { timeoutMs: 6e4 })).catch(() => void 0);
+}
+function reportFailure(h) {
   const id = h.ctx.settings.releaseId;
-  const outcome = h.result.rolledBack ? `rolled back to ${h.result.previousRelease}` : switched ? "NOT rolled back" : "nothing switched";
+  const outcome = h.result.rolledBack ? `rolled back to ${h.result.previousRelease}` : h.outcome?.switched ? "NOT rolled back" : "nothing switched";
   h.ctx.log.error(
     `${h.result.error}${h.result.excerpt ? `
 
@@ -55227,52 +55448,27 @@ ${h.result.excerpt}` : ""}`,
 }
 async function deployHost(connection, ctx) {
   const { settings } = ctx;
+  const layout2 = new ReleaseLayout(settings.releasePath);
   const h = {
     conn: { remote: connection, reconnect: ctx.reconnect },
     ctx,
-    layout: new ReleaseLayout(settings.releasePath),
+    layout: layout2,
     result: newHostResult(connection.target.label),
-    since: /* @__PURE__ */ new Date()
+    since: /* @__PURE__ */ new Date(),
+    phase: "started",
+    incoming: layout2.incoming(settings.releaseId, randomBytes2(6).toString("hex"))
   };
   h.result.release = settings.releaseId;
-  let switched = false;
   try {
-    const checked = settle(checkedPreflight(h));
-    const failed2 = new AbortController();
-    void checked.then((c) => c.ok || failed2.abort());
-    const lock = lockFor(settings, ctx.run, settings.releaseId, { log: ctx.log, result: h.result });
-    const options = { ...lock.options, signal: failed2.signal };
-    const snap = await withLock(h.conn, h.layout.lockDir, lock.owner, options, async () => {
-      checkCancelled(ctx.cancellation);
-      const { snap: snap2, requirements } = await uploadBesidePreflight(h, checked);
-      const prepared = await prepare(h, snap2, requirements).catch(
-        (error3) => undoPrepared(h, snap2, error3)
-      );
-      switched = true;
-      const pruneLog = deferredLog(ctx.log);
-      const pruning = () => timed(h.result, "prune", () => prune({ ...h, ctx: { ...ctx, log: pruneLog } }, snap2));
-      const [cutover, pruned] = await Promise.allSettled([
-        switchToNew(h, snap2, prepared),
-        snap2.blueGreen ? Promise.resolve() : pruning()
-      ]);
-      if (cutover.status === "fulfilled" && snap2.blueGreen) await pruning();
-      await pruneLog.replay("Prune");
-      if (cutover.status === "rejected") throw cutover.reason;
-      if (pruned.status === "rejected") throw pruned.reason;
-      return snap2;
-    }).catch(async (error3) => {
-      const c = await checked;
-      throw c.ok ? error3 : c.error;
-    });
-    ctx.log.info(`deployed ${settings.releaseId} (previous: ${snap.currentRelease ?? "none"})`);
+    await deploySteps(h);
   } catch (error3) {
-    if (error3 instanceof CutoverError && error3.nothingSent && !h.result.rolledBack) switched = false;
     h.result.error ??= error3.message;
+    if (h.phase === "started") await removeIncoming(h);
     if (ctx.gate?.host === connection.target.label)
       ctx.gate.fail(
         new Error(`the migration host ${ctx.gate.host} failed before its migrations completed`)
       );
-    reportFailure(h, switched);
+    reportFailure(h);
   }
   return h.result;
 }
@@ -55280,10 +55476,10 @@ async function deployHost(connection, ctx) {
 // src/modes/fleet.ts
 function migrationGate(host) {
   let open2;
-  let fail;
+  let fail2;
   const done = new Promise((resolve3, reject) => {
     open2 = resolve3;
-    fail = reject;
+    fail2 = reject;
   });
   done.catch(() => void 0);
   let settled = false;
@@ -55295,7 +55491,7 @@ function migrationGate(host) {
       settled = true;
     },
     fail: (error3) => {
-      if (!settled) fail(error3);
+      if (!settled) fail2(error3);
       settled = true;
     }
   };
@@ -55422,17 +55618,27 @@ function chooseRollbackTarget(opts) {
       return {
         error: `release ${requested} does not exist (never deployed, or pruned). Releases on the host: ${list}`
       };
-    if (requested === current)
-      return { error: `release ${requested} is already current. Releases on the host: ${list}` };
+    if (requested === current && !opts.restoreCurrent)
+      return {
+        error: `release ${requested} is already current and its master runs: nothing to roll back. Releases on the host: ${list}`
+      };
     return { id: requested };
   }
   for (let i = log.length - 1; i >= 0; i--) {
     const e = log[i];
     if (isGoodEntry(e) && e.id !== current && existing.includes(e.id)) return { id: e.id };
   }
+  const failed2 = failedReleases(log);
   const index = current ? existing.indexOf(current) : existing.length;
-  if (index > 0) return { id: existing[index - 1] };
+  const older = existing.slice(0, Math.max(index, 0)).filter((id) => !failed2.has(id));
+  if (older.length > 0) return { id: older[older.length - 1] };
+  if (current && opts.restoreCurrent && existing.includes(current)) return { id: current };
   return { error: `no previous release to roll back to. Releases on the host: ${list}` };
+}
+function failedReleases(log) {
+  const newest = /* @__PURE__ */ new Map();
+  for (const e of log) newest.set(e.id, e);
+  return new Set([...newest].filter(([, e]) => !isGoodEntry(e)).map(([id]) => id));
 }
 function commitOf(id, log) {
   for (let i = log.length - 1; i >= 0; i--) {
@@ -55440,6 +55646,23 @@ function commitOf(id, log) {
     if (e.id === id && e.action === "deploy" && e.outcome === "deployed" && e.sha) return e.sha;
   }
   return void 0;
+}
+function describePlan(facts, target, restore, log) {
+  if (facts.dirs === "none")
+    log.warning(
+      "not verified: which release the workers run (the deploy user may not run sudo pwdx); health must name the release instead"
+    );
+  if (facts.blueGreen) {
+    const { live, instances } = facts.blueGreen;
+    const idle = instances[live === "blue" ? "green" : "blue"];
+    log.info(
+      `blue-green: live ${live ? instances[live].unit : "(none)"}; ${idle.unit} ${idle.info.activeState}${idle.slotRelease ? ` on ${idle.slotRelease}` : ""}`
+    );
+  }
+  const master = facts.masterAlive ? `${facts.unit.mainPid} with ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`;
+  log.info(
+    restore ? `${target} is current, but its master is ${master}: restoring it` : `current ${facts.currentRelease ?? "(none)"}, rolling back to ${target}; master ${master}`
+  );
 }
 async function planRollback(remote, settings, layout2, log) {
   const [facts, existing, entries] = await Promise.all([
@@ -55452,50 +55675,54 @@ async function planRollback(remote, settings, layout2, log) {
       `unit ${settings.service} is not loaded (LoadState=${facts.unit.loadState || "unknown"})`
     );
   const current = facts.currentRelease;
+  const down = !facts.masterAlive;
   const target = chooseRollbackTarget({
     requested: settings.rollbackTo,
     current,
     existing,
-    log: entries
+    log: entries,
+    restoreCurrent: down
   });
   if ("error" in target) throw new Error(target.error);
+  const restore = target.id === current;
   const trap = !facts.blueGreen && facts.masterAlive && reloadTrap(facts.unit, facts.gunicorn, layout2.root, settings.service);
   if (trap)
     throw new Error(
       `${trap.message}
 A rollback by reload would keep serving ${current ?? "the current code"}; nothing was changed.`
     );
-  if (facts.dirs === "none")
-    log.warning(
-      "not verified: which release the workers run (the deploy user may not run sudo pwdx); health must name the release instead"
-    );
-  if (facts.blueGreen) {
-    const { live, instances } = facts.blueGreen;
-    const idle = instances[live === "blue" ? "green" : "blue"];
-    log.info(
-      `blue-green: live ${live ? instances[live].unit : "(none)"}; ${idle.unit} ${idle.info.activeState}${idle.slotRelease ? ` on ${idle.slotRelease}` : ""}`
-    );
-  }
-  log.info(
-    `current ${current ?? "(none)"}, rolling back to ${target.id}; master ${facts.masterAlive ? `${facts.unit.mainPid} with ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}`
-  );
-  return { snap: snapshotOf(facts), target: target.id, sha: commitOf(target.id, entries) };
+  describePlan(facts, target.id, restore, log);
+  return {
+    snap: snapshotOf(facts),
+    target: target.id,
+    sha: commitOf(target.id, entries),
+    restore
+  };
 }
-async function blueGreenBack(settings, snap, target, cutover) {
-  const bg = snap.blueGreen;
-  if (!bg) return;
+async function rollBack(conn, ctx, plan, step) {
+  const { settings, log } = ctx;
+  const { snap } = plan;
+  const layout2 = new ReleaseLayout(settings.releasePath);
+  const dir = await realPath(conn.remote, layout2.release(plan.target));
+  const target = planFor(settings, snap, plan.target, dir, { goingBack: true });
+  const cutover = cutoverContext(conn, settings, snap, { log, ...step, run: ctx.run });
   const current = snap.currentRelease;
-  await runBlueGreenCutover(
-    {
-      action: "rollback",
-      plan: target,
-      from: servingState(snap),
-      bg,
-      keepWarm: settings.keepPreviousWarm,
-      back: current && snap.currentDir ? planFor(settings, snap, current, snap.currentDir, false) : void 0
+  const served = !snap.cold && current && snap.currentDir && !plan.restore;
+  const outcome = await cutOver(settings, snap, cutover, {
+    action: "rollback",
+    plan: target,
+    from: servingState(snap),
+    back: {
+      plan: served ? planFor(settings, snap, current, snap.currentDir, { goingBack: false }) : void 0
     },
-    cutover
-  );
+    restartDeadMaster: true
+  });
+  recordOutcome(step.result, outcome);
+  if (!outcome.ok) {
+    step.result.status = "failed";
+    step.result.rolledBack = false;
+    throw new Error(outcome.error);
+  }
 }
 async function rollbackHost(remote, ctx) {
   const { settings, log } = ctx;
@@ -55504,39 +55731,24 @@ async function rollbackHost(remote, ctx) {
   const conn = { remote };
   const since = /* @__PURE__ */ new Date();
   try {
-    const plan = await timed(
-      result,
-      "preflight",
-      () => log.group("Preflight", () => planRollback(remote, settings, layout2, log))
-    );
-    result.previousRelease = plan.snap.currentRelease;
-    result.release = plan.target;
-    result.sha = plan.sha;
-    const lock = lockFor(settings, ctx.run, plan.target, { log, result });
-    await withLock(conn, layout2.lockDir, lock.owner, lock.options, async () => {
-      const dir = await realPath(conn.remote, layout2.release(plan.target));
-      const target = planFor(settings, plan.snap, plan.target, dir, true);
-      const cutover = cutoverContext(conn, settings, plan.snap, {
-        log,
+    const lock = lockFor(settings, ctx.run, settings.rollbackTo ?? "rollback", { log, result });
+    const plan = await withLock(conn, layout2.lockDir, lock.owner, lock.options, async () => {
+      const plan2 = await timed(
         result,
-        since,
-        run: ctx.run
-      });
-      if (plan.snap.blueGreen) await blueGreenBack(settings, plan.snap, target, cutover);
-      else
-        await runCutover(
-          {
-            action: "rollback",
-            plan: target,
-            from: servingState(plan.snap),
-            restartDeadMaster: true
-          },
-          cutover
-        );
+        "preflight",
+        () => log.group("Preflight", () => planRollback(conn.remote, settings, layout2, log))
+      );
+      result.previousRelease = plan2.snap.currentRelease;
+      result.release = plan2.target;
+      result.sha = plan2.sha;
+      await rollBack(conn, ctx, plan2, { result, since });
+      return plan2;
     });
     result.status = "rolled-back";
     result.rolledBack = true;
-    log.info(`rolled back to ${plan.target} (was ${plan.snap.currentRelease ?? "none"})`);
+    log.info(
+      plan.restore ? `restored ${plan.target}: its master runs again` : `rolled back to ${plan.target} (was ${plan.snap.currentRelease ?? "none"})`
+    );
   } catch (error3) {
     result.error ??= error3.message;
     log.error(

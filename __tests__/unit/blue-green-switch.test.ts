@@ -15,16 +15,18 @@ import {
   STATIC_FILE,
   type BlueGreenSetup
 } from '../../__fixtures__/fake-blue-green-host.js'
-import { newHostResult } from '../../src/core/host-result.js'
+import { newHostResult, timed, type HostResult } from '../../src/core/host-result.js'
 import { recorder } from '../../__fixtures__/recording-log.js'
 import { readBlueGreen } from '../../src/host/blue-green/instances.js'
-import { runBlueGreenCutover, type BlueGreenRequest } from '../../src/host/blue-green/switch.js'
-import {
-  CutoverError,
-  type CutoverContext,
-  type CutoverPlan,
-  type ServingState
-} from '../../src/host/cutover.js'
+import { blueGreenCutover, type BlueGreenRequest } from '../../src/host/cutover/blue-green.js'
+import { runCutover } from '../../src/host/cutover/driver.js'
+import type {
+  CutoverContext,
+  CutoverOutcome,
+  CutoverPlan,
+  ServingState
+} from '../../src/host/cutover/types.js'
+import { recordOutcome } from '../../src/modes/plans.js'
 import type { StaticLocation } from '../../src/host/nginx/nginx-config.js'
 import { ReleaseLayout } from '../../src/host/release-layout.js'
 import { parseHttpTarget, type HttpTarget } from '../../src/transport/http-target.js'
@@ -89,11 +91,32 @@ function context(
     nginxErrorLog: '/var/log/nginx/error.log',
     probeUrl: opts.probe,
     log,
-    result,
     since: new Date(),
-    run: { sha: 'abc', actor: 'test', runUrl: 'local' }
+    run: { sha: 'abc', actor: 'test', runUrl: 'local' },
+    step: (name, fn) => timed(result, name, fn)
   }
+  results.set(ctx, result)
   return { ctx, log, result }
+}
+
+const results = new WeakMap<CutoverContext, HostResult>()
+
+/** A failed cutover's outcome, thrown by runBlueGreenCutover. */
+class CutoverFailed extends Error {
+  constructor(readonly outcome: CutoverOutcome) {
+    super(outcome.error)
+  }
+}
+
+/** Runs the cutover through the driver and reports it into the result, as the modes do. */
+async function runBlueGreenCutover(
+  req: BlueGreenRequest,
+  ctx: CutoverContext
+): Promise<CutoverOutcome> {
+  const outcome = await runCutover(blueGreenCutover(req, ctx), req, ctx)
+  recordOutcome(results.get(ctx)!, outcome)
+  if (!outcome.ok) throw new CutoverFailed(outcome)
+  return outcome
 }
 
 /** The request deploy.ts (or rollback.ts) builds: the layout read from the host, as preflight reads it. */
@@ -128,14 +151,14 @@ async function request(
 const outcomes = (host: FakeBlueGreenHost) => host.releaseLog.map(e => e.outcome)
 const stepNames = (result: { steps: { name: string }[] }) => result.steps.map(s => s.name)
 
-/** Runs the cutover expecting it to fail; returns the CutoverError. */
-async function failing(req: BlueGreenRequest, ctx: CutoverContext): Promise<CutoverError> {
+/** Runs the cutover expecting it to fail; returns the failure. */
+async function failing(req: BlueGreenRequest, ctx: CutoverContext): Promise<CutoverFailed> {
   const error = await runBlueGreenCutover(req, ctx).then(
     () => undefined,
     (e: unknown) => e
   )
-  expect(error).toBeInstanceOf(CutoverError)
-  return error as CutoverError
+  expect(error).toBeInstanceOf(CutoverFailed)
+  return error as CutoverFailed
 }
 
 describe('the blue-green cutover', () => {
@@ -266,7 +289,7 @@ describe('the blue-green cutover', () => {
     host.sudoRefuses.add('start myapp@green')
     const { ctx, result } = context(host)
     const error = await failing(await request(host, 'v2'), ctx)
-    expect(error.nothingSent).toBe(true)
+    expect(error.outcome.switched).toBe(false)
     expect(result.error).toContain('sudo refused systemctl start myapp@green for deploy')
     expect(result.error).toContain(
       'deploy ALL=(root) NOPASSWD: /usr/bin/systemctl start myapp@green'
@@ -287,7 +310,7 @@ describe('the blue-green cutover', () => {
     host.bootFails.add('v2')
     const { ctx, result } = context(host)
     const error = await failing(await request(host, 'v2'), ctx)
-    expect(error.nothingSent).toBe(true)
+    expect(error.outcome.switched).toBe(false)
     expect(result.error).toMatch(/the Gunicorn master died after myapp@green started/)
     expect(result.error).toContain('No request reached v2')
     expect(result.excerpt).toContain('myapp journal: myapp@green log line')
@@ -321,7 +344,7 @@ describe('the blue-green cutover', () => {
     knob(host)
     const { ctx, result } = context(host)
     const error = await failing(await request(host, 'v2'), ctx)
-    expect(error.nothingSent).toBe(true)
+    expect(error.outcome.switched).toBe(false)
     expect(result.error).toContain(`http://unix:${socketOf('green')}:/health ${message}`)
     expect(host.live).toBe('blue')
     expect(host.instances.green.activeState).toBe('inactive')
@@ -334,7 +357,7 @@ describe('the blue-green cutover', () => {
     host.failsBehindNginx.add('v2')
     const { ctx, result } = context(host, { probe: nginxUrl })
     const error = await failing(await request(host, 'v2'), ctx)
-    expect(error.nothingSent).toBe(false)
+    expect(error.outcome.switched).toBe(true)
     expect(result.error).toContain('http://127.0.0.1/health answered HTTP 400')
     expect(result.error).toContain('Traffic is back on myapp@blue (v1).')
     expect(host.events).toEqual([
@@ -389,7 +412,7 @@ describe('the blue-green cutover', () => {
     host.failsBehindNginx.add('v1')
     const { ctx, result } = context(host)
     const error = await failing(await request(host, 'v1'), ctx)
-    expect(error.nothingSent).toBe(false)
+    expect(error.outcome.switched).toBe(true)
     expect(result.error).toContain(
       `This was the first deploy: live.sock and ${CURRENT} were removed again.`
     )
@@ -467,11 +490,13 @@ describe('the blue-green cutover', () => {
     host.dropWhen = c => c.includes('systemctl start')
     const { ctx, result } = context(host, { reconnect: async () => host.reconnected() })
     const error = await failing(await request(host, 'v2'), ctx)
-    expect(error.nothingSent).toBe(true)
+    expect(error.outcome.switched).toBe(false)
     expect(host.live).toBe('blue')
     expect(host.instances.green.activeState).toBe('inactive')
     expect(host.slotRelease('green')).toBe('v0')
-    expect(result.error).toContain('systemctl start myapp@green failed (exit none)')
+    expect(result.error).toContain(
+      'systemctl start myapp@green got no answer (the connection may have dropped)'
+    )
   })
 
   it('says nothing serves when the old instance died before traffic could go back to it', async () => {
@@ -599,7 +624,7 @@ describe('the blue-green cutover', () => {
       reconnect: () => Promise.reject(new Error('connect ECONNREFUSED'))
     })
     const error = await failing(await request(host, 'v2'), ctx)
-    expect(error.nothingSent).toBe(false)
+    expect(error.outcome.switched).toBe(true)
     expect(result.error).toContain('Could not reconnect to clean up: connect ECONNREFUSED')
     expect(result.error).toContain(`check where ${LIVE} points`)
     expect(host.live).toBe('green')

@@ -4,16 +4,17 @@
 import { afterEach, describe, expect, it } from '@jest/globals'
 import { accessWith } from '../../__fixtures__/host-facts.js'
 import { FakeHost } from '../../__fixtures__/fake-host.js'
-import { newHostResult } from '../../src/core/host-result.js'
+import { newHostResult, timed, type HostResult } from '../../src/core/host-result.js'
 import { recorder } from '../../__fixtures__/recording-log.js'
-import {
-  CutoverError,
-  runCutover,
-  type CutoverContext,
-  type CutoverPlan,
-  type CutoverRequest,
-  type ServingState
-} from '../../src/host/cutover.js'
+import { runCutover as drive } from '../../src/host/cutover/driver.js'
+import { reloadCutover, type ReloadRequest } from '../../src/host/cutover/reload.js'
+import type {
+  CutoverContext,
+  CutoverOutcome,
+  CutoverPlan,
+  ServingState
+} from '../../src/host/cutover/types.js'
+import { recordOutcome } from '../../src/modes/plans.js'
 import { ReleaseLayout } from '../../src/host/release-layout.js'
 
 const hosts: FakeHost[] = []
@@ -70,14 +71,32 @@ function context(host: FakeHost, reconnect?: () => Promise<FakeHost>) {
     nginxErrorLog: '/var/log/nginx/error.log',
     probeUrl: undefined,
     log,
-    result,
     since: new Date(),
-    run: { sha: 'abc', actor: 'test', runUrl: 'local' }
+    run: { sha: 'abc', actor: 'test', runUrl: 'local' },
+    step: (name, fn) => timed(result, name, fn)
   }
+  results.set(ctx, result)
   return { ctx, log, result }
 }
 
-function deployRequest(host: FakeHost, release: string, back?: string): CutoverRequest {
+const results = new WeakMap<CutoverContext, HostResult>()
+
+/** A failed cutover's outcome, thrown by runCutover. */
+class CutoverError extends Error {
+  constructor(readonly outcome: CutoverOutcome) {
+    super(outcome.error)
+  }
+}
+
+/** Runs the reload cutover through the driver and reports it into the result, as the modes do. */
+async function runCutover(req: ReloadRequest, ctx: CutoverContext): Promise<CutoverOutcome> {
+  const outcome = await drive(reloadCutover(req, ctx), req, ctx)
+  recordOutcome(results.get(ctx)!, outcome)
+  if (!outcome.ok) throw new CutoverError(outcome)
+  return outcome
+}
+
+function deployRequest(host: FakeHost, release: string, back?: string): ReloadRequest {
   const from = servingOf(host)
   return {
     action: 'deploy',
@@ -215,5 +234,58 @@ describe('the one cutover', () => {
     )
     expect(host.state).toMatchObject({ current: 'v1', activeState: 'active', workerRelease: 'v1' })
     expect(outcomes(host)).toEqual(['rolled-back'])
+  })
+
+  it('goes back at once, not at reload-timeout, when Nginx answers 502 while Gunicorn answers', async () => {
+    const host = await fakeHost('v1')
+    host.nginxFails.add('v2')
+    const { ctx, result } = context(host)
+    ctx.timeoutSeconds = 600 // a wait for it would outlast the test's own limit
+    const nginx = {
+      kind: 'tcp' as const,
+      host: '127.0.0.1',
+      port: 80,
+      path: '/health',
+      text: 'http://127.0.0.1/health'
+    }
+    const withNginx = (release: string): CutoverPlan => ({
+      ...plan(release),
+      urls: [...plan(release).urls, nginx],
+      nginxUrl: nginx
+    })
+    const request = {
+      ...deployRequest(host, 'v2', 'v1'),
+      plan: withNginx('v2'),
+      fallback: { kind: 'release' as const, plan: withNginx('v1') }
+    }
+    await expect(runCutover(request, ctx)).rejects.toThrow(
+      /http:\/\/127\.0\.0\.1\/health answered HTTP 502.* while Gunicorn answered 2xx on its own: Nginx cannot use the new release/
+    )
+    expect(host.state).toMatchObject({ current: 'v1', workerRelease: 'v1' })
+    expect(result.rolledBack).toBe(true)
+    expect(outcomes(host)).toEqual(['rolled-back'])
+    // the old release serves through Nginx again
+    expect(host.nginxAnswers.at(-1)).toBe(200)
+  }, 20_000)
+
+  it('waits out reload-timeout when Nginx was not known to serve before the switch', async () => {
+    const host = await fakeHost('v1')
+    host.nginxFails.add('v2')
+    const { ctx, result } = context(host)
+    const nginx = {
+      kind: 'tcp' as const,
+      host: '127.0.0.1',
+      port: 80,
+      path: '/health',
+      text: 'http://127.0.0.1/health'
+    }
+    const request = {
+      ...deployRequest(host, 'v2', 'v1'),
+      plan: { ...plan('v2'), urls: [...plan('v2').urls, nginx] }
+    }
+    await expect(runCutover(request, ctx)).rejects.toThrow(
+      /within reload-timeout \(1s\): http:\/\/127\.0\.0\.1\/health answered HTTP 502/
+    )
+    expect(result.rolledBack).toBe(true)
   })
 })

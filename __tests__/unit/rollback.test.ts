@@ -47,4 +47,30 @@ describe('chooseRollbackTarget', () => {
       error: expect.stringContaining('no previous release')
     })
   })
+
+  it('never falls back to a release the log shows failing', () => {
+    // r4 serves; no good release but r4 is left (pruned): r3 and r2 failed after their switch
+    const log = [
+      entry('r2', 'deploy', 'rolled-back'),
+      entry('r3', 'deploy', 'failed'),
+      entry('r4', 'deploy', 'deployed')
+    ]
+    expect(chooseRollbackTarget({ current: 'r4', existing, log })).toEqual({ id: 'r1' })
+  })
+
+  it('restores a current release whose master is down instead of refusing it', () => {
+    expect(
+      chooseRollbackTarget({
+        requested: 'r4',
+        current: 'r4',
+        existing,
+        log: [],
+        restoreCurrent: true
+      })
+    ).toEqual({ id: 'r4' })
+    // nothing older to go to: the current release is restored
+    expect(
+      chooseRollbackTarget({ current: 'r1', existing: ['r1'], log: [], restoreCurrent: true })
+    ).toEqual({ id: 'r1' })
+  })
 })

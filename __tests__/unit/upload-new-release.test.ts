@@ -1,5 +1,6 @@
-// The upload that runs beside preflight: it writes nothing when the release id is
-// already on the host, and compares requirements.txt with the current release's.
+// The upload that runs while the lock is taken writes only into its own directory;
+// placed under the lock, it touches nothing when the release id is already on the
+// host, and compares requirements.txt with the current release's.
 import { afterAll, describe, expect, it } from '@jest/globals'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -11,7 +12,8 @@ import type { Settings } from '../../src/modes/settings.js'
 import type { ShellLine } from '../../src/transport/shell-quote.js'
 import type { ExecOptions, ExecResult } from '../../src/transport/ssh-connection.js'
 import { ReleaseLayout } from '../../src/host/release-layout.js'
-import { ReleaseExistsError, uploadNewRelease } from '../../src/modes/prepare-release.js'
+import { ReleaseExistsError } from '../../src/host/release-layout.js'
+import { placeUpload, uploadToIncoming } from '../../src/modes/prepare-release.js'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'zdd-upload-'))
 const archivePath = path.join(dir, 'release.tar.gz')
@@ -21,9 +23,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 const log: Log = { info: () => {}, warning: () => {}, error: () => {}, group: (_n, fn) => fn() }
 const settings = { releaseId: 'v2', sharedPaths: [] } as unknown as Settings
 const layout = new ReleaseLayout('/srv/myapp')
-
-/** `find releases/ ...` output listing these release ids (their metadata files). */
-const listing = (...ids: string[]) => ids.map((id, i) => `${100 + i}.0 ${id}\n`).join('')
 
 /** A scripted host that reads what a command is given on stdin (the archive) to its end. */
 class ReadingRemote extends ScriptedRemote {
@@ -35,10 +34,13 @@ class ReadingRemote extends ScriptedRemote {
   }
 }
 
-function host(ids: string[], hashes: { next?: string; current?: string }): ScriptedRemote {
+const INCOMING = '/srv/myapp/releases/.incoming-v2-abc123'
+
+/** A scripted host: releases/v2 exists when `exists`; the requirements.txt hashes as given. */
+function host(exists: boolean, hashes: { next?: string; current?: string }): ScriptedRemote {
   const rules: Rule[] = [
-    { when: /^find \/srv\/myapp\/releases /, reply: { stdout: listing(...ids) } },
-    { when: /^rm -rf \/srv\/myapp\/releases\/\.incoming-v2 && /, reply: {} },
+    { when: /^mkdir -p \/srv\/myapp\/releases\/\.incoming-v2-abc123 && tar /, reply: {} },
+    { when: /^sh -c .*mv -T/, reply: { code: exists ? 3 : 0 } },
     {
       when: /sha256sum \/srv\/myapp\/releases\/v2\/requirements\.txt/,
       reply: { stdout: hashes.next ? `${hashes.next}  requirements.txt\n` : '' }
@@ -51,35 +53,43 @@ function host(ids: string[], hashes: { next?: string; current?: string }): Scrip
   return new ReadingRemote(rules)
 }
 
-const upload = (remote: ScriptedRemote) =>
-  uploadNewRelease({ remote, settings, layout, log, archivePath })
+const context = (remote: ScriptedRemote) => ({ remote, settings, layout, log, archivePath })
 
-describe('the upload beside preflight', () => {
-  it('writes nothing when the release id is already on the host', async () => {
-    const remote = host(['v1', 'v2'], {})
-    await expect(upload(remote)).rejects.toThrow(ReleaseExistsError)
-    await expect(upload(remote)).rejects.toThrow(
-      'release v2 already exists in /srv/myapp/releases; give this deploy another release-id'
+describe('the upload before the lock, and its placing under the lock', () => {
+  it('uploads only into its own incoming directory', async () => {
+    const remote = host(false, {})
+    await uploadToIncoming(context(remote), INCOMING)
+    expect(remote.commands).toHaveLength(1)
+    expect(remote.commands[0]).toMatch(
+      /^mkdir -p \S+\.incoming-v2-abc123 && tar -xzf - -C \S+\.incoming-v2-abc123$/
     )
-    expect(remote.commands.every(c => /^find /.test(c))).toBe(true)
+    expect(remote.commands[0]).not.toContain('/srv/myapp/releases/v2')
   })
 
-  it('uploads into a new id through its incoming directory, then compares requirements.txt', async () => {
-    const remote = host(['v1'], { next: 'aaa', current: 'aaa' })
-    await expect(upload(remote)).resolves.toEqual({
+  it('places nothing and removes nothing when the release id is already on the host', async () => {
+    const remote = host(true, {})
+    await expect(placeUpload(context(remote), INCOMING)).rejects.toThrow(ReleaseExistsError)
+    await expect(placeUpload(context(remote), INCOMING)).rejects.toThrow(
+      'release v2 already exists in /srv/myapp/releases; give this deploy another release-id'
+    )
+    expect(remote.commands.some(c => /rm -rf|sha256sum/.test(c))).toBe(false)
+  })
+
+  it('renames the upload to releases/<id> only when that id is new, then compares requirements.txt', async () => {
+    const remote = host(false, { next: 'aaa', current: 'aaa' })
+    await expect(placeUpload(context(remote), INCOMING)).resolves.toEqual({
       releaseDir: '/srv/myapp/releases/v2',
       requirements: 'unchanged'
     })
-    expect(remote.commands[1]).toContain(
-      'mv -T /srv/myapp/releases/.incoming-v2 /srv/myapp/releases/v2'
+    expect(remote.commands[0]).toContain(
+      `if [ -e "$2" ] || [ -L "$2" ]; then exit 3; fi; exec mv -T "$1" "$2"' sh ${INCOMING} /srv/myapp/releases/v2`
     )
   })
 
   it('tells a changed requirements.txt and a release without one', async () => {
-    expect((await upload(host(['v1'], { next: 'bbb', current: 'aaa' }))).requirements).toBe(
-      'changed'
-    )
-    expect((await upload(host([], { next: 'bbb' }))).requirements).toBe('changed')
-    expect((await upload(host(['v1'], { current: 'aaa' }))).requirements).toBe('absent')
+    const place = (h: ScriptedRemote) => placeUpload(context(h), INCOMING)
+    expect((await place(host(false, { next: 'bbb', current: 'aaa' }))).requirements).toBe('changed')
+    expect((await place(host(false, { next: 'bbb' }))).requirements).toBe('changed')
+    expect((await place(host(false, { current: 'aaa' }))).requirements).toBe('absent')
   })
 })

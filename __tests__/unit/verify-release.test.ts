@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals'
 import type { HttpResponse } from '../../src/transport/http-over-ssh.js'
-import { healthProblem, workerProblem } from '../../src/host/verify-release.js'
+import { GatewayWatch, healthProblem, workerProblem } from '../../src/host/verify-release.js'
+import type { HttpTarget } from '../../src/transport/http-target.js'
 
 const res = (status: number, body: string, headers: Record<string, string> = {}): HttpResponse => ({
   status,
@@ -83,5 +84,78 @@ describe('workerProblem', () => {
     expect(workerProblem(exp, [21, 22, 23], dirs([21, 22, 23], exp.oldReleaseDir))).toContain(
       'the OLD release: stale code'
     )
+  })
+})
+
+describe('GatewayWatch: a path through Nginx that is broken while Gunicorn serves', () => {
+  const nginx: HttpTarget = {
+    kind: 'tcp',
+    host: '127.0.0.1',
+    port: 80,
+    path: '/health',
+    text: 'http://127.0.0.1/health'
+  }
+  const direct: HttpTarget = {
+    kind: 'unix',
+    socket: '/run/myapp/myapp.sock',
+    path: '/health',
+    text: 'http://unix:/run/myapp/myapp.sock:/health'
+  }
+  function watch() {
+    let t = 1000
+    const w = new GatewayWatch(nginx, () => t)
+    return { w, at: (ms: number) => (t = ms) }
+  }
+
+  it('is definite after two rounds of 502 at least 150 ms apart while Gunicorn answered 2xx', () => {
+    const { w, at } = watch()
+    expect(w.note(direct, [200])).toBeUndefined()
+    at(1050)
+    expect(w.note(nginx, [502, 502, 502, 502])).toBeUndefined()
+    at(1100)
+    expect(w.note(nginx, [502])).toBeUndefined() // too soon after the first
+    at(1250)
+    expect(w.note(nginx, [502, 504])).toMatch(
+      /answered HTTP 502\/504 in 3 rounds over 0\.2s while Gunicorn answered 2xx/
+    )
+  })
+
+  it('is never definite while Gunicorn does not answer either (that is the master, or a slow release)', () => {
+    const { w, at } = watch()
+    expect(w.note(direct, [undefined, 502])).toBeUndefined()
+    at(1200)
+    w.note(nginx, [502])
+    at(1400)
+    expect(w.note(nginx, [502])).toBeUndefined()
+    at(3000)
+    expect(w.note(nginx, [502])).toBeUndefined()
+  })
+
+  it('needs a full second of 503 (a rate limit answers 503 too), and starts again after a good answer', () => {
+    const { w, at } = watch()
+    w.note(direct, [200])
+    w.note(nginx, [503])
+    at(1500)
+    expect(w.note(nginx, [503])).toBeUndefined()
+    at(1900)
+    expect(w.note(nginx, [200])).toBeUndefined()
+    at(2000)
+    w.note(direct, [200])
+    w.note(nginx, [503])
+    at(2900)
+    expect(w.note(nginx, [503])).toBeUndefined()
+    at(3050)
+    expect(w.note(nginx, [503])).toMatch(/HTTP 503 in 3 rounds over 1\.1s/)
+  })
+
+  it('ignores answers other than gateway errors, and watches nothing without an Nginx URL', () => {
+    const { w, at } = watch()
+    w.note(direct, [200])
+    w.note(nginx, [500])
+    at(2000)
+    expect(w.note(nginx, [500])).toBeUndefined()
+    const blind = new GatewayWatch(undefined)
+    blind.note(direct, [200])
+    expect(blind.note(nginx, [502])).toBeUndefined()
   })
 })

@@ -80,6 +80,8 @@ export interface LockWait {
   log: Log
   /** Stops waiting for a lock another deploy holds (e.g. preflight failed meanwhile). */
   signal?: AbortSignal
+  /** Called once when the lock is found held by another run (the wait begins). */
+  onWait?: () => void
 }
 
 export async function acquireLock(
@@ -127,6 +129,7 @@ export async function acquireLock(
       )
     }
     if (!announced) {
+      options.onWait?.()
       options.log.info(
         `waiting for the deploy lock held by ${describeHolder(answer.holder)} (up to ${options.timeoutSeconds}s)`
       )

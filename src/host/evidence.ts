@@ -1,7 +1,5 @@
 // Log excerpts that explain a failure: the unit's journal since the deploy
 // began and the tail of the Nginx error log.
-import type { HostResult } from '../core/host-result.js'
-import type { Log } from '../core/log.js'
 import { tailLines } from '../transport/remote-command.js'
 import { serviceCommands } from './service-commands.js'
 import { toShell } from '../transport/shell-quote.js'
@@ -23,22 +21,4 @@ export async function collectEvidence(
     part(`journalctl -u ${opts.service} since the deploy began`, journal.stdout, journal.stderr),
     part(`tail ${opts.nginxErrorLog}`, nginx.stdout, nginx.stderr)
   ].join('\n')
-}
-
-/**
- * A deploy or rollback that verified but whose traffic probe saw failed requests was
- * not zero-downtime (e.g. the Gunicorn master died during the reload and was restarted):
- * say so in a warning with the log excerpt, rather than only in a number.
- */
-export async function warnIfRequestsFailed(
-  remote: RemoteHost,
-  result: HostResult,
-  log: Log,
-  opts: { service: string; since: Date; nginxErrorLog: string; what: string }
-): Promise<void> {
-  if (!result.failedRequests) return
-  result.excerpt = await collectEvidence(remote, opts).catch(() => undefined)
-  log.warning(
-    `the ${opts.what} was verified, but ${result.failedRequests} of ${result.probeRequests} traffic-probe requests failed during it: it was not zero-downtime this time${result.excerpt ? `\n\n${result.excerpt}` : ''}`
-  )
 }

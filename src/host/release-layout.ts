@@ -2,7 +2,7 @@
 // commands that read and change it.
 import * as path from 'node:path'
 import type { Readable } from 'node:stream'
-import { runStep } from '../transport/remote-command.js'
+import { RemoteCommandError, runStep } from '../transport/remote-command.js'
 import { METADATA_FILE } from '../core/release-id.js'
 import { isReleaseId } from '../core/release-id.js'
 import { allOf, optional, toShell, type Argv } from '../transport/shell-quote.js'
@@ -28,8 +28,9 @@ export class ReleaseLayout {
   release(id: string): string {
     return `${this.releasesDir}/${id}`
   }
-  incoming(id: string): string {
-    return `${this.releasesDir}/.incoming-${id}`
+  /** Where one run uploads release `id` before it holds the lock (`token`: the run's own). */
+  incoming(id: string, token: string): string {
+    return `${this.releasesDir}/.incoming-${id}-${token}`
   }
 }
 
@@ -91,27 +92,56 @@ export async function listReleases(remote: RemoteHost, layout: ReleaseLayout): P
 }
 
 /**
- * Unpacks the archive into a hidden directory, then renames it into place:
- * a release directory is either complete or absent.
+ * Unpacks the archive into this run's own hidden directory (`incoming`, which no
+ * other run uses): it may run before the lock is held, since nothing else is written.
  */
 export async function uploadRelease(
   remote: RemoteHost,
-  layout: ReleaseLayout,
-  id: string,
+  incoming: string,
   archive: Readable
 ): Promise<void> {
-  const incoming = layout.incoming(id)
   await runStep(
     remote,
     'upload release',
-    allOf(
-      ['rm', '-rf', incoming],
-      ['mkdir', '-p', incoming],
-      ['tar', '-xzf', '-', '-C', incoming],
-      ['mv', '-T', incoming, layout.release(id)]
-    ),
+    allOf(['mkdir', '-p', incoming], ['tar', '-xzf', '-', '-C', incoming]),
     { stdin: archive }
   )
+}
+
+/** releases/<id> exists already: nothing was placed, and nothing there may be removed. */
+export class ReleaseExistsError extends Error {
+  constructor(id: string, releasesDir: string) {
+    super(`release ${id} already exists in ${releasesDir}; give this deploy another release-id`)
+    this.name = 'ReleaseExistsError'
+  }
+}
+
+/**
+ * Renames the uploaded directory to releases/<id> (under the lock), only when no
+ * releases/<id> exists: a release directory is either complete and this run's, or
+ * not touched at all (ReleaseExistsError).
+ */
+export async function placeRelease(
+  remote: RemoteHost,
+  layout: ReleaseLayout,
+  incoming: string,
+  id: string
+): Promise<void> {
+  const target = layout.release(id)
+  const result = await remote.exec(
+    toShell([
+      'sh',
+      '-c',
+      'if [ -e "$2" ] || [ -L "$2" ]; then exit 3; fi; exec mv -T "$1" "$2"',
+      'sh',
+      incoming,
+      target
+    ]),
+    { timeoutMs: 30_000 }
+  )
+  if (result.code === 3) throw new ReleaseExistsError(id, layout.releasesDir)
+  if (result.code !== 0)
+    throw new RemoteCommandError('place the release', result, remote.target.label)
 }
 
 /**

@@ -28,6 +28,11 @@ export interface VerifyExpectations extends Pick<
   /** Id of the release that served before the switch, to name stale code. */
   oldRelease?: string
   urls: HttpTarget[]
+  /**
+   * The URL through Nginx (one of `urls`), when Nginx answered before the switch: a
+   * 502/503/504 there while Gunicorn answers on its own is a definite failure.
+   */
+  nginxUrl?: HttpTarget
   healthChecks: number
   healthExpect?: string
   timeoutSeconds: number
@@ -38,10 +43,57 @@ export interface VerifyExpectations extends Pick<
 export class VerifyError extends Error {
   constructor(
     message: string,
-    readonly masterDied: boolean
+    readonly masterDied: boolean,
+    /** Certain already: waiting longer cannot change it (the caller undoes at once). */
+    readonly definite = masterDied
   ) {
     super(message)
     this.name = 'VerifyError'
+  }
+}
+
+/** Gateway errors Nginx gives when it cannot use the upstream. */
+const GATEWAY = new Set([502, 503, 504])
+
+/**
+ * Watches for a path through Nginx that is broken while Gunicorn serves: Nginx
+ * answering 502/504 in two rounds of asking at least 150 ms apart (503, which a
+ * rate limit also gives, in rounds spanning a second), while Gunicorn's own URL
+ * answered 2xx meanwhile. Nothing a slow release does looks like that: requests
+ * to a slow one wait, they are not refused.
+ */
+export class GatewayWatch {
+  private badSince?: number
+  private badRounds = 0
+  private only503 = true
+  private directOkAt = -Infinity
+
+  constructor(
+    private readonly nginx: HttpTarget | undefined,
+    private readonly now: () => number = Date.now
+  ) {}
+
+  /** Notes one round of answers from `url`; returns the definite failure, if it is one now. */
+  note(url: HttpTarget, statuses: (number | undefined)[]): string | undefined {
+    const t = this.now()
+    if (!this.nginx) return undefined
+    if (url.text !== this.nginx.text) {
+      if (statuses.some(s => s !== undefined && s >= 200 && s <= 299)) this.directOkAt = t
+      return undefined
+    }
+    if (statuses.length === 0 || !statuses.every(s => s !== undefined && GATEWAY.has(s))) {
+      this.badSince = undefined
+      this.badRounds = 0
+      this.only503 = true
+      return undefined
+    }
+    this.badSince ??= t
+    this.badRounds++
+    this.only503 &&= statuses.every(s => s === 503)
+    const span = t - this.badSince
+    const long = this.only503 ? span >= 1000 : span >= 150
+    if (this.badRounds < 2 || !long || this.directOkAt < this.badSince - 1000) return undefined
+    return `${this.nginx.text} answered HTTP ${statuses.join('/')} in ${this.badRounds} rounds over ${(span / 1000).toFixed(1)}s while Gunicorn answered 2xx on its own: Nginx cannot use the new release (see the Nginx error log below)`
   }
 }
 
@@ -120,18 +172,41 @@ export async function verifyRelease(
   const deadline = Date.now() + exp.timeoutSeconds * 1000
   let settleWorkers: (proven: boolean) => void = () => undefined
   const workersProven = new Promise<boolean>(resolve => (settleWorkers = resolve))
-  const health = Promise.allSettled(
-    exp.urls.map(url => healthyStreak(remote, url, exp, deadline, log, workersProven))
-  )
+  // A definite failure seen by any health loop ends the proof at once.
+  let definite: (error: VerifyError) => void = () => undefined
+  const failed = new Promise<never>((_, reject) => (definite = reject))
+  failed.catch(() => undefined)
+  const asking: Asking = {
+    exp,
+    deadline,
+    log,
+    workersProven,
+    gateway: new GatewayWatch(exp.nginxUrl),
+    definite
+  }
+  const health = Promise.allSettled(exp.urls.map(url => healthyStreak(remote, url, asking)))
   try {
-    await proveWorkers(remote, exp, deadline, log)
+    await Promise.race([proveWorkers(remote, exp, deadline, log), failed])
   } catch (error) {
     // the health loops stop asking (a request under way ends on its own, its answer unused)
     settleWorkers(false)
     throw error
   }
   settleWorkers(true)
-  for (const streak of await health) if (streak.status === 'rejected') throw streak.reason
+  for (const streak of await Promise.race([health, failed]))
+    if (streak.status === 'rejected') throw streak.reason
+}
+
+/** What every health loop of one proof shares. */
+interface Asking {
+  exp: VerifyExpectations
+  deadline: number
+  log: Log
+  /** Settles true once the workers are proven, false when their proof failed. */
+  workersProven: Promise<boolean>
+  gateway: GatewayWatch
+  /** Ends the whole proof with a definite failure. */
+  definite: (error: VerifyError) => void
 }
 
 /** 1. the master survived and replaced its workers with ones in the new release. */
@@ -222,14 +297,8 @@ async function askHealth(
  * (any failure among them starts the count again). Before `workersProven` settles, only
  * answers that name the new release count; after a failed worker proof nothing more is asked.
  */
-async function healthyStreak(
-  remote: RemoteHost,
-  url: HttpTarget,
-  exp: VerifyExpectations,
-  deadline: number,
-  log: Log,
-  workersProven: Promise<boolean>
-): Promise<void> {
+async function healthyStreak(remote: RemoteHost, url: HttpTarget, a: Asking): Promise<void> {
+  const { exp, deadline, log, workersProven } = a
   let proven: boolean | undefined
   void workersProven.then(p => (proven = p))
   let streak = 0
@@ -240,9 +309,18 @@ async function healthyStreak(
     const answers = await Promise.all(
       Array.from({ length: asked }, () => askHealth(remote, url, exp))
     )
-    const problem = answers.find(a => a.problem !== undefined)?.problem
+    const broken = a.gateway.note(
+      url,
+      answers.map(x => x.response?.status)
+    )
+    if (broken !== undefined) {
+      const error = new VerifyError(broken, false, true)
+      a.definite(error)
+      throw error
+    }
+    const problem = answers.find(x => x.problem !== undefined)?.problem
     if (problem === undefined) {
-      if (early && answers.some(a => !a.response || !namesRelease(a.response, exp))) {
+      if (early && answers.some(x => !x.response || !namesRelease(x.response, exp))) {
         // answers that may come from old workers: ask again once the workers are proven
         if (!(await workersProven)) return
         continue

@@ -1,38 +1,38 @@
-// `mode: deploy` on one host, as a paced list of steps: preflight, the lock,
-// everything before the switch (prepare-release.ts), then the one cutover
-// (host/cutover.ts), which goes back to the previous release when the new one
-// does not prove itself, and pruning. Nothing changes on the host before the
-// lock; nothing half-done stays behind.
+// `mode: deploy` on one host, as a paced list of phases. The upload overlaps
+// the wait for the lock (it writes only into this run's own directory); every
+// decision (what serves, what was before, where to fall back) is made from what
+// is read once the lock is held; the release is placed, prepared, switched and
+// proven through the one cutover (host/cutover/); pruning follows. What a
+// failure leaves to clean up is decided by the phase it reached, nothing else.
+import { randomBytes } from 'node:crypto'
 import { statSync } from 'node:fs'
+import { checkCancelled, type Cancellation } from '../core/cancellation.js'
 import { newHostResult, timed, type HostResult } from '../core/host-result.js'
-import type { Log } from '../core/log.js'
-import { createArchive, type ArchiveStats } from './release-archive.js'
-import { type ReleaseMetadata } from '../core/release-id.js'
-import type { RunContext } from '../core/run-stamp.js'
-import type { Settings } from './settings.js'
-import { runBlueGreenCutover } from '../host/blue-green/switch.js'
-import { CutoverError, runCutover, reconnectIfDropped, type Fallback } from '../host/cutover.js'
+import { deferredLog, type Log } from '../core/log.js'
+import { runStamp, type RunContext } from '../core/run-stamp.js'
+import { settle } from '../core/settle.js'
+import { reconnectIfDropped } from '../host/cutover/driver.js'
+import type { CutoverOutcome } from '../host/cutover/types.js'
 import { withLock } from '../host/deploy-lock.js'
-import { preflight, type ServiceSnapshot } from '../host/preflight.js'
+import { preflight, PreflightError, type ServiceSnapshot } from '../host/preflight.js'
 import { releaseOfPath, releasesToPrune } from '../host/prune.js'
 import { listReleases, ReleaseLayout } from '../host/release-layout.js'
 import { appendReleaseLog, logEntry } from '../host/release-log.js'
-import { runStamp } from '../core/run-stamp.js'
 import { realPath } from '../host/service-state.js'
 import { runStep } from '../transport/remote-command.js'
 import { toShell } from '../transport/shell-quote.js'
 import type { Connection, RemoteHost } from '../transport/ssh-connection.js'
 import type { MigrationGate } from './fleet.js'
-import { cutoverContext, lockFor, planFor, servingState } from './plans.js'
-import { checkCancelled, type Cancellation } from '../core/cancellation.js'
-import { deferredLog } from '../core/log.js'
+import { cutOver, cutoverContext, lockFor, planFor, recordOutcome, servingState } from './plans.js'
+import { nginxAnswers } from './nginx-baseline.js'
 import {
+  placeUpload,
   prepareRelease,
-  ReleaseExistsError,
-  uploadNewRelease,
+  uploadToIncoming,
   type Requirements
 } from './prepare-release.js'
-import { settle, type Settled } from '../core/settle.js'
+import { createArchive, type ArchiveStats } from './release-archive.js'
+import type { Settings } from './settings.js'
 
 export interface DeployContext {
   settings: Settings
@@ -53,9 +53,20 @@ export function packRelease(
   run: RunContext,
   archivePath: string
 ): Promise<ArchiveStats> {
-  const metadata: ReleaseMetadata = { id: settings.releaseId, ...runStamp(run) }
-  return createArchive(settings.source, metadata, archivePath, { exclude: settings.exclude })
+  return createArchive(settings.source, { id: settings.releaseId, ...runStamp(run) }, archivePath, {
+    exclude: settings.exclude
+  })
 }
+
+/**
+ * How far a deploy got. Cleanup reads this alone:
+ * - `started`: only this run's incoming directory may exist (removed);
+ * - `locked`: the host was read under the lock; nothing was changed (the incoming directory is removed);
+ * - `placed` / `prepared`: releases/<id> is this run's (removed, and the release log says failed);
+ * - `switched`: the cutover ran, and undid its own failure; nothing more to clean up;
+ * - `finished`: deployed and pruned.
+ */
+export type DeployPhase = 'started' | 'locked' | 'placed' | 'prepared' | 'switched' | 'finished'
 
 interface HostRun {
   conn: Connection
@@ -63,25 +74,73 @@ interface HostRun {
   layout: ReleaseLayout
   result: HostResult
   since: Date
+  phase: DeployPhase
+  /** This run's own upload directory (no other run writes there). */
+  incoming: string
+  /** Read under the lock; set from `locked` on. */
+  snap?: ServiceSnapshot
+  /** The cutover's outcome, from `switched` on. */
+  outcome?: CutoverOutcome
 }
 
-async function checkedPreflight(h: HostRun): Promise<ServiceSnapshot> {
+function preflightOptions(h: HostRun, log: Log) {
+  const { settings } = h.ctx
+  return {
+    service: settings.service,
+    strategy: settings.strategy,
+    layout: h.layout,
+    envFile: settings.envFile,
+    requiredEnv: settings.requiredEnv,
+    nginxErrorLog: settings.nginxErrorLog,
+    minFreeBytes: statSync(h.ctx.archivePath).size * 4 + 50 * 1048576,
+    strict: settings.strict,
+    log
+  }
+}
+
+/** A log that drops everything: a read whose only use is an early failure. */
+const quiet: Log = {
+  info: () => undefined,
+  warning: () => undefined,
+  error: () => undefined,
+  group: (_n, fn) => fn()
+}
+
+/**
+ * Takes the lock. While another run holds it, preflight is read once to fail early
+ * on what would refuse the deploy anyway (its picture of the host is not used: the
+ * other run may change it).
+ */
+async function underLock<T>(h: HostRun, fn: () => Promise<T>): Promise<T> {
+  const { settings, log, run } = h.ctx
+  const lock = lockFor(settings, run, settings.releaseId, { log, result: h.result })
+  const stop = new AbortController()
+  let early: Promise<unknown> | undefined
+  const onWait = () => {
+    early = preflight(h.conn.remote, preflightOptions(h, quiet)).catch((error: unknown) => {
+      if (error instanceof PreflightError) stop.abort()
+      throw error
+    })
+    early.catch(() => undefined)
+  }
+  return withLock(
+    h.conn,
+    h.layout.lockDir,
+    lock.owner,
+    { ...lock.options, signal: stop.signal, onWait },
+    fn
+  ).catch(async (error: unknown) => {
+    // A wait stopped by preflight names preflight's finding.
+    if (stop.signal.aborted && early) await early
+    throw error
+  })
+}
+
+/** Preflight under the lock: the one reading every decision of this deploy comes from. */
+async function readHost(h: HostRun): Promise<ServiceSnapshot> {
   const { settings, log } = h.ctx
-  const archiveBytes = statSync(h.ctx.archivePath).size
   const snap = await timed(h.result, 'preflight', () =>
-    log.group('Preflight', () =>
-      preflight(h.conn.remote, {
-        service: settings.service,
-        strategy: settings.strategy,
-        layout: h.layout,
-        envFile: settings.envFile,
-        requiredEnv: settings.requiredEnv,
-        nginxErrorLog: settings.nginxErrorLog,
-        minFreeBytes: archiveBytes * 4 + 50 * 1048576,
-        strict: settings.strict,
-        log
-      })
-    )
+    log.group('Preflight', () => preflight(h.conn.remote, preflightOptions(h, log)))
   )
   h.result.previousRelease = snap.currentRelease
   h.result.notVerified = snap.notVerified
@@ -90,159 +149,84 @@ async function checkedPreflight(h: HostRun): Promise<ServiceSnapshot> {
   return snap
 }
 
-/** Removes releases/<id> and its incoming directory: a release this deploy uploaded and will not use. */
-async function removeUpload(h: HostRun): Promise<void> {
-  const id = h.ctx.settings.releaseId
-  await runStep(
-    h.conn.remote,
-    'remove the unused release',
-    toShell(['rm', '-rf', h.layout.release(id), h.layout.incoming(id)]),
-    { timeoutMs: 60_000 }
-  )
-}
-
-/**
- * Uploads the release (into an id that is new on the host) while preflight runs, and
- * returns preflight's snapshot. When preflight fails, the upload is removed again and
- * preflight's error thrown: nothing else was written.
- */
-async function uploadBesidePreflight(
+/** The upload (started before the lock), placed as releases/<id> under it. */
+async function place(
   h: HostRun,
-  checked: Promise<Settled<ServiceSnapshot>>
-): Promise<{ snap: ServiceSnapshot; requirements: Requirements }> {
+  uploading: Promise<void>
+): Promise<{ releaseDir: string; requirements: Requirements }> {
   const { settings, log } = h.ctx
   const held = deferredLog(log)
-  const uploading = settle(
-    timed(h.result, 'upload', () =>
-      uploadNewRelease({ ...h.ctx, remote: h.conn.remote, layout: h.layout, log: held })
-    )
+  held.info(`uploading ${settings.releaseId} while the lock was taken and the host read`)
+  await uploading
+  const placed = await placeUpload(
+    { ...h.ctx, remote: h.conn.remote, layout: h.layout, log: held },
+    h.incoming
   )
-  const [pre, up] = await Promise.all([checked, uploading])
-  if (!pre.ok) {
-    if (up.ok || !(up.error instanceof ReleaseExistsError)) {
-      await reconnectIfDropped({ conn: h.conn, log })
-        .then(() => removeUpload(h))
-        .then(
-          () => log.info(`preflight failed: removed the uploaded release ${settings.releaseId}`),
-          (e: Error) =>
-            log.warning(
-              `preflight failed, and the uploaded ${h.layout.release(settings.releaseId)} could not be removed: ${e.message}`
-            )
-        )
-    }
-    throw pre.error
-  }
+  h.phase = 'placed'
   await held.replay(`Upload release ${settings.releaseId}`)
-  if (up.ok) return { snap: pre.value, requirements: up.value.requirements }
-  if (up.error instanceof ReleaseExistsError) throw up.error
-  return undoPrepared(h, pre.value, up.error)
+  return placed
 }
 
-/** A failure before the switch: the uploaded release goes, the log records it, nothing else changed. */
-async function undoPrepared(h: HostRun, snap: ServiceSnapshot, error: unknown): Promise<never> {
-  const { settings, log } = h.ctx
-  const id = settings.releaseId
-  h.result.error = (error as Error).message
-  try {
-    await reconnectIfDropped({ conn: h.conn, log })
-  } catch (reconnectError) {
-    h.result.error += `\nCould not reconnect to clean up: ${(reconnectError as Error).message}. The lock ${h.layout.lockDir} is taken over after lock-stale-after; ${snap.currentRelease ?? 'nothing'} still serves.`
-    throw error
-  }
-  await removeUpload(h)
-  log.info(`removed the unused release ${id}; ${snap.currentRelease ?? 'nothing'} still serves`)
-  const written = await appendReleaseLog(
-    h.conn.remote,
-    h.layout.logFile,
-    logEntry(h.ctx.run, {
-      id,
-      previous: snap.currentRelease,
-      host: h.conn.remote.target.label,
-      action: 'deploy',
-      outcome: 'failed'
-    })
-  )
-  if (!written) log.warning(`could not append to the release log ${h.layout.logFile}`)
-  throw error
-}
-
-/** Where a failed cutover goes back to: the previous release, or no release (a first deploy). */
-async function fallbackFor(h: HostRun, snap: ServiceSnapshot): Promise<Fallback | undefined> {
-  if (snap.firstDeploy) return { kind: 'remove-current' }
-  const previous = snap.currentRelease
-  if (!previous) return undefined
-  const dir = snap.currentDir ?? (await realPath(h.conn.remote, h.layout.release(previous)))
-  return { kind: 'release', plan: planFor(h.ctx.settings, snap, previous, dir, true) }
-}
-
-interface Prepared {
-  /** Physical path of the new release. */
-  newDir: string
-  fallback?: Fallback
-}
-
-async function prepare(
-  h: HostRun,
-  snap: ServiceSnapshot,
-  requirements: Requirements
-): Promise<Prepared> {
+/** Everything before the switch, beside the reads the cutover needs (new path, way back, Nginx). */
+async function prepare(h: HostRun, snap: ServiceSnapshot, requirements: Requirements) {
+  const { settings } = h.ctx
   const remote = h.conn.remote
-  // The release's physical path and the fallback are read beside the checks.
-  const newDir = settle(realPath(remote, h.layout.release(h.ctx.settings.releaseId)))
-  const fallback = settle(fallbackFor(h, snap))
-  await prepareRelease({
-    ...h.ctx,
-    remote,
-    snap,
-    requirements,
-    layout: h.layout,
-    result: h.result
-  })
-  const [dir, back] = await Promise.all([newDir, fallback])
+  const newDir = settle(realPath(remote, h.layout.release(settings.releaseId)))
+  const backDir = settle(
+    snap.currentRelease && !snap.firstDeploy
+      ? snap.currentDir
+        ? Promise.resolve(snap.currentDir)
+        : realPath(remote, h.layout.release(snap.currentRelease))
+      : Promise.resolve(undefined)
+  )
+  const nginxServed = settle(nginxAnswers(remote, settings, snap))
+  await prepareRelease({ ...h.ctx, remote, snap, requirements, layout: h.layout, result: h.result })
+  const [dir, back, served] = await Promise.all([newDir, backDir, nginxServed])
   if (!dir.ok) throw dir.error
   if (!back.ok) throw back.error
-  return { newDir: dir.value, fallback: back.value }
+  h.phase = 'prepared'
+  return { newDir: dir.value, backDir: back.value, nginxServed: served.ok && served.value }
 }
 
-async function switchToNew(h: HostRun, snap: ServiceSnapshot, prepared: Prepared): Promise<void> {
+/** The cutover to the new release; the way back is the release read as current under the lock. */
+async function switchToNew(
+  h: HostRun,
+  snap: ServiceSnapshot,
+  prepared: Awaited<ReturnType<typeof prepare>>
+): Promise<CutoverOutcome> {
   const { settings, log } = h.ctx
-  const plan = planFor(settings, snap, settings.releaseId, prepared.newDir, false)
+  const previous = snap.currentRelease
+  const plan = planFor(settings, snap, settings.releaseId, prepared.newDir, {
+    goingBack: false,
+    nginxServed: prepared.nginxServed
+  })
   const ctx = cutoverContext(h.conn, settings, snap, {
     log,
     result: h.result,
     since: h.since,
     run: h.ctx.run
   })
-  if (snap.blueGreen) {
-    await runBlueGreenCutover(
-      {
-        action: 'deploy',
-        plan,
-        from: servingState(snap),
-        bg: snap.blueGreen,
-        keepWarm: settings.keepPreviousWarm,
-        back: prepared.fallback?.kind === 'release' ? prepared.fallback.plan : undefined
-      },
-      ctx
-    )
-    h.result.status = 'deployed'
-    return
-  }
-  await runCutover(
-    {
-      action: 'deploy',
-      plan,
-      from: servingState(snap),
-      fallback: prepared.fallback,
-      restartDeadMaster: false
+  const outcome = await cutOver(settings, snap, ctx, {
+    action: 'deploy',
+    plan,
+    from: servingState(snap),
+    back: {
+      firstDeploy: snap.firstDeploy,
+      plan:
+        previous && prepared.backDir
+          ? planFor(settings, snap, previous, prepared.backDir, { goingBack: true })
+          : undefined
     },
-    ctx
-  )
-  h.result.status = 'deployed'
+    restartDeadMaster: false
+  })
+  h.outcome = outcome
+  recordOutcome(h.result, outcome)
+  if (outcome.switched || outcome.ok) h.phase = 'switched'
+  return outcome
 }
 
-async function prune(h: HostRun, snap: ServiceSnapshot): Promise<void> {
-  const { settings, log } = h.ctx
+async function prune(h: HostRun, snap: ServiceSnapshot, log: Log): Promise<void> {
+  const { settings } = h.ctx
   const all = await listReleases(h.conn.remote, h.layout)
   const masterRelease = releaseOfPath(snap.releasesDir, snap.masterDir)
   // Under blue-green the old live instance's release stays too (the other slot now holds the new one).
@@ -265,11 +249,105 @@ async function prune(h: HostRun, snap: ServiceSnapshot): Promise<void> {
   )
 }
 
-function reportFailure(h: HostRun, switched: boolean): void {
+/**
+ * The cutover, and pruning: beside the reload cutover (whose rollback needs none of the
+ * releases pruning may remove; its lines are logged after it), after a blue-green one
+ * (a failed one gives the idle slot its release back).
+ */
+async function switchAndPrune(
+  h: HostRun,
+  snap: ServiceSnapshot,
+  prepared: Awaited<ReturnType<typeof prepare>>
+): Promise<void> {
+  const pruneLog = deferredLog(h.ctx.log)
+  const pruning = () => timed(h.result, 'prune', () => prune(h, snap, pruneLog))
+  const [cutover, pruned] = await Promise.allSettled([
+    switchToNew(h, snap, prepared),
+    snap.blueGreen ? Promise.resolve() : pruning()
+  ])
+  if (cutover.status === 'rejected') throw cutover.reason
+  if (!cutover.value.ok) throw new Error(cutover.value.error)
+  if (snap.blueGreen) await pruning()
+  await pruneLog.replay('Prune')
+  if (pruned.status === 'rejected') throw pruned.reason
+}
+
+/** The phases of one deploy; the lock is held from `locked` on. */
+async function deploySteps(h: HostRun): Promise<void> {
+  const { ctx } = h
+  const uploading = timed(h.result, 'upload', () =>
+    uploadToIncoming({ ...ctx, remote: h.conn.remote, layout: h.layout, log: quiet }, h.incoming)
+  )
+  uploading.catch(() => undefined) // awaited under the lock
+  await underLock(h, async () => {
+    try {
+      h.phase = 'locked'
+      checkCancelled(ctx.cancellation)
+      const snap = (h.snap = await readHost(h))
+      const { requirements } = await place(h, uploading)
+      const prepared = await prepare(h, snap, requirements)
+      await switchAndPrune(h, snap, prepared)
+      h.phase = 'finished'
+    } catch (error) {
+      // Cleaned up while the lock is still held.
+      await cleanUp(h, error)
+      throw error
+    }
+  })
+  ctx.log.info(`deployed ${ctx.settings.releaseId} (previous: ${h.snap?.currentRelease ?? 'none'})`)
+}
+
+/** Removes what this run wrote and will not use, as far as its phase says; never throws. */
+async function cleanUp(h: HostRun, error: unknown): Promise<void> {
+  if (h.phase === 'switched' || h.phase === 'finished') return
+  const { settings, log } = h.ctx
+  const id = settings.releaseId
+  const placed = h.phase === 'placed' || h.phase === 'prepared'
+  h.result.error ??= (error as Error).message
+  try {
+    await reconnectIfDropped({ conn: h.conn, log })
+  } catch (reconnectError) {
+    h.result.error += `\nCould not reconnect to clean up: ${(reconnectError as Error).message}. The lock ${h.layout.lockDir} is taken over after lock-stale-after; ${h.snap?.currentRelease ?? 'nothing'} still serves.`
+    return
+  }
+  const mine = placed ? [h.layout.release(id), h.incoming] : [h.incoming]
+  await runStep(h.conn.remote, 'remove the unused release', toShell(['rm', '-rf', ...mine]), {
+    timeoutMs: 60_000
+  }).then(
+    () =>
+      placed &&
+      log.info(
+        `removed the unused release ${id}; ${h.snap?.currentRelease ?? 'nothing'} still serves`
+      ),
+    (e: Error) => log.warning(`could not remove ${mine.join(' and ')}: ${e.message}`)
+  )
+  if (!placed) return
+  const written = await appendReleaseLog(
+    h.conn.remote,
+    h.layout.logFile,
+    logEntry(h.ctx.run, {
+      id,
+      previous: h.snap?.currentRelease,
+      host: h.conn.remote.target.label,
+      action: 'deploy',
+      outcome: 'failed'
+    })
+  ).catch(() => false)
+  if (!written) log.warning(`could not append to the release log ${h.layout.logFile}`)
+}
+
+/** Removes the upload of a run that failed before it held the lock (it is this run's alone). */
+async function removeIncoming(h: HostRun): Promise<void> {
+  await reconnectIfDropped({ conn: h.conn, log: h.ctx.log })
+    .then(() => h.conn.remote.exec(toShell(['rm', '-rf', h.incoming]), { timeoutMs: 60_000 }))
+    .catch(() => undefined)
+}
+
+function reportFailure(h: HostRun): void {
   const id = h.ctx.settings.releaseId
   const outcome = h.result.rolledBack
     ? `rolled back to ${h.result.previousRelease}`
-    : switched
+    : h.outcome?.switched
       ? 'NOT rolled back'
       : 'nothing switched'
   h.ctx.log.error(
@@ -280,60 +358,28 @@ function reportFailure(h: HostRun, switched: boolean): void {
 
 export async function deployHost(connection: RemoteHost, ctx: DeployContext): Promise<HostResult> {
   const { settings } = ctx
+  const layout = new ReleaseLayout(settings.releasePath)
   const h: HostRun = {
     conn: { remote: connection, reconnect: ctx.reconnect },
     ctx,
-    layout: new ReleaseLayout(settings.releasePath),
+    layout,
     result: newHostResult(connection.target.label),
-    since: new Date()
+    since: new Date(),
+    phase: 'started',
+    incoming: layout.incoming(settings.releaseId, randomBytes(6).toString('hex'))
   }
   h.result.release = settings.releaseId
-  let switched = false
   try {
-    // Preflight reads the host while the lock is taken and the release is uploaded beside
-    // it; a failed preflight stops the wait for the lock and removes the upload again.
-    const checked = settle(checkedPreflight(h))
-    const failed = new AbortController()
-    void checked.then(c => c.ok || failed.abort())
-    const lock = lockFor(settings, ctx.run, settings.releaseId, { log: ctx.log, result: h.result })
-    const options = { ...lock.options, signal: failed.signal }
-    const snap = await withLock(h.conn, h.layout.lockDir, lock.owner, options, async () => {
-      checkCancelled(ctx.cancellation)
-      const { snap, requirements } = await uploadBesidePreflight(h, checked)
-      const prepared = await prepare(h, snap, requirements).catch(error =>
-        undoPrepared(h, snap, error)
-      )
-      switched = true
-      // Pruning spares the new release, the previous one and the master's: it runs beside
-      // the cutover, whose rollback needs none of the others (its lines are logged after it).
-      const pruneLog = deferredLog(ctx.log)
-      // Under blue-green it waits for the cutover: a failed one gives the idle slot its release back.
-      const pruning = () =>
-        timed(h.result, 'prune', () => prune({ ...h, ctx: { ...ctx, log: pruneLog } }, snap))
-      const [cutover, pruned] = await Promise.allSettled([
-        switchToNew(h, snap, prepared),
-        snap.blueGreen ? Promise.resolve() : pruning()
-      ])
-      if (cutover.status === 'fulfilled' && snap.blueGreen) await pruning()
-      await pruneLog.replay('Prune')
-      if (cutover.status === 'rejected') throw cutover.reason
-      if (pruned.status === 'rejected') throw pruned.reason
-      return snap
-    }).catch(async (error: unknown) => {
-      // Preflight names the cause of a lock that could not be taken (e.g. no release-path).
-      const c = await checked
-      throw c.ok ? error : c.error
-    })
-    ctx.log.info(`deployed ${settings.releaseId} (previous: ${snap.currentRelease ?? 'none'})`)
+    await deploySteps(h)
   } catch (error) {
-    // A blue-green release that failed on its own socket never received traffic.
-    if (error instanceof CutoverError && error.nothingSent && !h.result.rolledBack) switched = false
     h.result.error ??= (error as Error).message
+    // Before the lock, the upload is the only thing written.
+    if (h.phase === 'started') await removeIncoming(h)
     if (ctx.gate?.host === connection.target.label)
       ctx.gate.fail(
         new Error(`the migration host ${ctx.gate.host} failed before its migrations completed`)
       )
-    reportFailure(h, switched)
+    reportFailure(h)
   }
   return h.result
 }

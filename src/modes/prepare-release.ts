@@ -17,7 +17,7 @@ import {
   migrate,
   revisions
 } from '../host/release-checks.js'
-import { listReleases, uploadRelease, type ReleaseLayout } from '../host/release-layout.js'
+import { placeRelease, uploadRelease, type ReleaseLayout } from '../host/release-layout.js'
 import { helperArgv } from '../host/remote-helper.js'
 import { asRoot, serviceCommands } from '../host/service-commands.js'
 import { runStep } from '../transport/remote-command.js'
@@ -52,53 +52,46 @@ export interface PrepareContext {
 /** requirements.txt of the new release: none, the same as the current release's, or changed. */
 export type Requirements = 'absent' | 'unchanged' | 'changed'
 
-/** What the upload needs: it runs beside preflight, before the service snapshot exists. */
+/** What the upload needs: it runs while the lock is taken, before the host is read. */
 export type UploadContext = Pick<
   PrepareContext,
   'remote' | 'settings' | 'layout' | 'log' | 'archivePath'
 >
 
-/** The release id is already on the host: nothing was uploaded, and nothing may be removed. */
-export class ReleaseExistsError extends Error {
-  constructor(id: string, releasesDir: string) {
-    super(`release ${id} already exists in ${releasesDir}; give this deploy another release-id`)
-    this.name = 'ReleaseExistsError'
-  }
+/**
+ * Uploads the release into this run's own incoming directory: the only write before
+ * the lock is held (no other run uses that directory), so it may overlap the wait.
+ */
+export async function uploadToIncoming(p: UploadContext, incoming: string): Promise<void> {
+  await uploadRelease(p.remote, incoming, createReadStream(p.archivePath))
+  p.log.info(`uploaded ${Math.round(statSync(p.archivePath).size / 1024)} KiB to ${incoming}`)
 }
 
 /**
- * Uploads the release into releases/<id> once it is certain that id is new on the host
- * (ReleaseExistsError otherwise), and compares its requirements.txt with the one of the
- * release `current` points at (held still by the lock). Nothing else is written.
+ * Under the lock: the upload becomes releases/<id> (ReleaseExistsError when that id is
+ * on the host: nothing is touched then), its shared paths are linked, and its
+ * requirements.txt is compared with the one of the release `current` points at.
  */
-export async function uploadNewRelease(
-  p: UploadContext
+export async function placeUpload(
+  p: UploadContext,
+  incoming: string
 ): Promise<{ releaseDir: string; requirements: Requirements }> {
-  const id = p.settings.releaseId
-  if ((await listReleases(p.remote, p.layout)).includes(id))
-    throw new ReleaseExistsError(id, p.layout.releasesDir)
-  const releaseDir = p.layout.release(id)
-  await upload(p, releaseDir)
+  const { remote, settings, layout, log } = p
+  const releaseDir = layout.release(settings.releaseId)
+  await placeRelease(remote, layout, incoming, settings.releaseId)
   const [next, current] = await Promise.all([
-    fileHash(p.remote, `${releaseDir}/requirements.txt`),
-    fileHash(p.remote, `${p.layout.current}/requirements.txt`)
+    fileHash(remote, `${releaseDir}/requirements.txt`),
+    fileHash(remote, `${layout.current}/requirements.txt`),
+    settings.sharedPaths.length > 0 &&
+      runStep(
+        remote,
+        'link shared paths',
+        toShell(
+          helperArgv('python3', 'linkshared', layout.root, releaseDir, ...settings.sharedPaths)
+        )
+      ).then(linked => log.info(linked.stdout.trim()))
   ])
   return { releaseDir, requirements: !next ? 'absent' : next === current ? 'unchanged' : 'changed' }
-}
-
-async function upload(p: UploadContext, releaseDir: string): Promise<void> {
-  const { remote, settings, layout, log } = p
-  const id = settings.releaseId
-  await uploadRelease(remote, layout, id, createReadStream(p.archivePath))
-  if (settings.sharedPaths.length > 0) {
-    const linked = await runStep(
-      remote,
-      'link shared paths',
-      toShell(helperArgv('python3', 'linkshared', layout.root, releaseDir, ...settings.sharedPaths))
-    )
-    log.info(linked.stdout.trim())
-  }
-  log.info(`uploaded ${Math.round(statSync(p.archivePath).size / 1024)} KiB to ${releaseDir}`)
 }
 
 /**

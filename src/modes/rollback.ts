@@ -1,21 +1,21 @@
-// `mode: rollback` on one host: switch to the previous good release (from the
-// release log) or to `rollback-to` through the one cutover (host/cutover.ts):
-// reload, or restart when the master is dead or dies during the reload, and
-// verify exactly as a deploy does. A fleet rollback uses it too.
+// `mode: rollback` on one host: under the lock, read the host and choose the
+// previous good release (from the release log) or `rollback-to`, then switch to
+// it through the one cutover (host/cutover/): reload, or restart when the master
+// is dead or dies during the reload, and verify exactly as a deploy does. A
+// target that is current already but whose master is down is restored. A fleet
+// rollback uses it too.
 import { newHostResult, timed, type HostResult } from '../core/host-result.js'
 import type { Log } from '../core/log.js'
 import type { RunContext } from '../core/run-stamp.js'
 import type { Settings } from './settings.js'
-import { runBlueGreenCutover } from '../host/blue-green/switch.js'
-import { runCutover, type CutoverContext, type CutoverPlan } from '../host/cutover.js'
 import { withLock } from '../host/deploy-lock.js'
-import { factOptions, gatherFacts } from '../host/host-facts.js'
+import { factOptions, gatherFacts, type HostFacts } from '../host/host-facts.js'
 import { reloadTrap, snapshotOf, type ServiceSnapshot } from '../host/preflight.js'
 import { listReleases, ReleaseLayout } from '../host/release-layout.js'
 import { readReleaseLog, type ReleaseLogEntry } from '../host/release-log.js'
 import { realPath } from '../host/service-state.js'
 import type { Connection, RemoteHost } from '../transport/ssh-connection.js'
-import { cutoverContext, lockFor, planFor, servingState } from './plans.js'
+import { cutOver, cutoverContext, lockFor, planFor, recordOutcome, servingState } from './plans.js'
 
 export interface RollbackContext {
   settings: Settings
@@ -41,6 +41,8 @@ export function chooseRollbackTarget(opts: {
   current?: string
   existing: string[]
   log: ReleaseLogEntry[]
+  /** The master is down: a requested target that is current is restored, not refused. */
+  restoreCurrent?: boolean
 }): { id: string } | { error: string } {
   const { requested, current, existing, log } = opts
   const list = existing.length > 0 ? existing.join(', ') : '(none)'
@@ -49,17 +51,31 @@ export function chooseRollbackTarget(opts: {
       return {
         error: `release ${requested} does not exist (never deployed, or pruned). Releases on the host: ${list}`
       }
-    if (requested === current)
-      return { error: `release ${requested} is already current. Releases on the host: ${list}` }
+    if (requested === current && !opts.restoreCurrent)
+      return {
+        error: `release ${requested} is already current and its master runs: nothing to roll back. Releases on the host: ${list}`
+      }
     return { id: requested }
   }
   for (let i = log.length - 1; i >= 0; i--) {
     const e = log[i]
     if (isGoodEntry(e) && e.id !== current && existing.includes(e.id)) return { id: e.id }
   }
+  // No good release in the log: the newest existing release older than current that the
+  // log does not show failing.
+  const failed = failedReleases(log)
   const index = current ? existing.indexOf(current) : existing.length
-  if (index > 0) return { id: existing[index - 1] }
+  const older = existing.slice(0, Math.max(index, 0)).filter(id => !failed.has(id))
+  if (older.length > 0) return { id: older[older.length - 1] }
+  if (current && opts.restoreCurrent && existing.includes(current)) return { id: current }
   return { error: `no previous release to roll back to. Releases on the host: ${list}` }
+}
+
+/** Releases whose newest entry in the log is a failure (deployed and undone, or never served). */
+export function failedReleases(log: ReleaseLogEntry[]): Set<string> {
+  const newest = new Map<string, ReleaseLogEntry>()
+  for (const e of log) newest.set(e.id, e)
+  return new Set([...newest].filter(([, e]) => !isGoodEntry(e)).map(([id]) => id))
 }
 
 /** The commit release `id` was built from: the newest successful deploy of it in the log. */
@@ -75,9 +91,38 @@ interface RollbackPlan {
   snap: ServiceSnapshot
   target: string
   sha?: string
+  /** The target serves already, but its master is down: the rollback restores it in place. */
+  restore: boolean
 }
 
-/** Reads the host and chooses the release to go back to; refuses a reload that cannot change code. */
+/** Logs what the rollback will do, from what was read under the lock. */
+function describePlan(facts: HostFacts, target: string, restore: boolean, log: Log): void {
+  if (facts.dirs === 'none')
+    log.warning(
+      'not verified: which release the workers run (the deploy user may not run sudo pwdx); health must name the release instead'
+    )
+  if (facts.blueGreen) {
+    const { live, instances } = facts.blueGreen
+    const idle = instances[live === 'blue' ? 'green' : 'blue']
+    log.info(
+      `blue-green: live ${live ? instances[live].unit : '(none)'}; ${idle.unit} ${idle.info.activeState}${idle.slotRelease ? ` on ${idle.slotRelease}` : ''}`
+    )
+  }
+  const master = facts.masterAlive
+    ? `${facts.unit.mainPid} with ${facts.workers.length} workers`
+    : `not running (${facts.unit.activeState}/${facts.unit.subState})`
+  log.info(
+    restore
+      ? `${target} is current, but its master is ${master}: restoring it`
+      : `current ${facts.currentRelease ?? '(none)'}, rolling back to ${target}; master ${master}`
+  )
+}
+
+/**
+ * Reads the host (under the lock) and chooses the release to go back to; refuses a
+ * reload that cannot change code. A target that is current already is refused while it
+ * serves, and restored (restarted) when its master is down.
+ */
 async function planRollback(
   remote: RemoteHost,
   settings: Settings,
@@ -94,13 +139,16 @@ async function planRollback(
       `unit ${settings.service} is not loaded (LoadState=${facts.unit.loadState || 'unknown'})`
     )
   const current = facts.currentRelease
+  const down = !facts.masterAlive
   const target = chooseRollbackTarget({
     requested: settings.rollbackTo,
     current,
     existing,
-    log: entries
+    log: entries,
+    restoreCurrent: down
   })
   if ('error' in target) throw new Error(target.error)
+  const restore = target.id === current
   // A reload cannot switch code on a unit with a reload trap: refuse before any change
   // (a dead master is restarted, which loads the target whatever the unit says).
   const trap =
@@ -111,47 +159,48 @@ async function planRollback(
     throw new Error(
       `${trap.message}\nA rollback by reload would keep serving ${current ?? 'the current code'}; nothing was changed.`
     )
-  if (facts.dirs === 'none')
-    log.warning(
-      'not verified: which release the workers run (the deploy user may not run sudo pwdx); health must name the release instead'
-    )
-  if (facts.blueGreen) {
-    const { live, instances } = facts.blueGreen
-    const idle = instances[live === 'blue' ? 'green' : 'blue']
-    log.info(
-      `blue-green: live ${live ? instances[live].unit : '(none)'}; ${idle.unit} ${idle.info.activeState}${idle.slotRelease ? ` on ${idle.slotRelease}` : ''}`
-    )
+  describePlan(facts, target.id, restore, log)
+  return {
+    snap: snapshotOf(facts),
+    target: target.id,
+    sha: commitOf(target.id, entries),
+    restore
   }
-  log.info(
-    `current ${current ?? '(none)'}, rolling back to ${target.id}; master ${facts.masterAlive ? `${facts.unit.mainPid} with ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}`
-  )
-  return { snap: snapshotOf(facts), target: target.id, sha: commitOf(target.id, entries) }
 }
 
-/** Under blue-green: back to the other instance (at once when it runs the target warm). */
-async function blueGreenBack(
-  settings: Settings,
-  snap: ServiceSnapshot,
-  target: CutoverPlan,
-  cutover: CutoverContext
+/** The cutover to the target; a failure goes back to what served, when it served. */
+async function rollBack(
+  conn: Connection,
+  ctx: RollbackContext,
+  plan: RollbackPlan,
+  step: { result: HostResult; since: Date }
 ): Promise<void> {
-  const bg = snap.blueGreen
-  if (!bg) return
+  const { settings, log } = ctx
+  const { snap } = plan
+  const layout = new ReleaseLayout(settings.releasePath)
+  const dir = await realPath(conn.remote, layout.release(plan.target))
+  const target = planFor(settings, snap, plan.target, dir, { goingBack: true })
+  const cutover = cutoverContext(conn, settings, snap, { log, ...step, run: ctx.run })
   const current = snap.currentRelease
-  await runBlueGreenCutover(
-    {
-      action: 'rollback',
-      plan: target,
-      from: servingState(snap),
-      bg,
-      keepWarm: settings.keepPreviousWarm,
-      back:
-        current && snap.currentDir
-          ? planFor(settings, snap, current, snap.currentDir, false)
-          : undefined
+  const served = !snap.cold && current && snap.currentDir && !plan.restore
+  const outcome = await cutOver(settings, snap, cutover, {
+    action: 'rollback',
+    plan: target,
+    from: servingState(snap),
+    back: {
+      plan: served
+        ? planFor(settings, snap, current, snap.currentDir!, { goingBack: false })
+        : undefined
     },
-    cutover
-  )
+    restartDeadMaster: true
+  })
+  recordOutcome(step.result, outcome)
+  if (!outcome.ok) {
+    // The rollback itself failed: what serves is what served before, when the undo worked.
+    step.result.status = 'failed'
+    step.result.rolledBack = false
+    throw new Error(outcome.error)
+  }
 }
 
 export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Promise<HostResult> {
@@ -161,37 +210,25 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
   const conn: Connection = { remote }
   const since = new Date()
   try {
-    const plan = await timed(result, 'preflight', () =>
-      log.group('Preflight', () => planRollback(remote, settings, layout, log))
-    )
-    result.previousRelease = plan.snap.currentRelease
-    result.release = plan.target
-    result.sha = plan.sha
-    const lock = lockFor(settings, ctx.run, plan.target, { log, result })
-    await withLock(conn, layout.lockDir, lock.owner, lock.options, async () => {
-      const dir = await realPath(conn.remote, layout.release(plan.target))
-      const target = planFor(settings, plan.snap, plan.target, dir, true)
-      const cutover = cutoverContext(conn, settings, plan.snap, {
-        log,
-        result,
-        since,
-        run: ctx.run
-      })
-      if (plan.snap.blueGreen) await blueGreenBack(settings, plan.snap, target, cutover)
-      else
-        await runCutover(
-          {
-            action: 'rollback',
-            plan: target,
-            from: servingState(plan.snap),
-            restartDeadMaster: true
-          },
-          cutover
-        )
+    // The target is chosen from what is read while the lock is held.
+    const lock = lockFor(settings, ctx.run, settings.rollbackTo ?? 'rollback', { log, result })
+    const plan = await withLock(conn, layout.lockDir, lock.owner, lock.options, async () => {
+      const plan = await timed(result, 'preflight', () =>
+        log.group('Preflight', () => planRollback(conn.remote, settings, layout, log))
+      )
+      result.previousRelease = plan.snap.currentRelease
+      result.release = plan.target
+      result.sha = plan.sha
+      await rollBack(conn, ctx, plan, { result, since })
+      return plan
     })
     result.status = 'rolled-back'
     result.rolledBack = true
-    log.info(`rolled back to ${plan.target} (was ${plan.snap.currentRelease ?? 'none'})`)
+    log.info(
+      plan.restore
+        ? `restored ${plan.target}: its master runs again`
+        : `rolled back to ${plan.target} (was ${plan.snap.currentRelease ?? 'none'})`
+    )
   } catch (error) {
     result.error ??= (error as Error).message
     log.error(

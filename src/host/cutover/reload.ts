@@ -1,0 +1,253 @@
+// The reload strategy: `current` moves to the release and the master reloads
+// (HUP: new workers from the new code, the listening socket kept), or starts or
+// restarts when it is not running. Its undo moves `current` back the same way.
+import { isRunning } from '../host-facts.js'
+import { switchCurrent } from '../release-layout.js'
+import { readUnit } from '../service-state.js'
+import { verifyStaticFile } from '../static-check.js'
+import { systemd, SystemctlError, type UnitAction } from '../systemd.js'
+import { verifyRelease, VerifyError, type VerifyExpectations } from '../verify-release.js'
+import { toShell } from '../../transport/shell-quote.js'
+import type {
+  CutoverContext,
+  CutoverPhase,
+  CutoverPlan,
+  CutoverRequest,
+  CutoverStrategy,
+  ServingState,
+  Undo
+} from './types.js'
+
+/** How to undo a failed cutover: switch back to a release, or remove `current` (a first deploy). */
+export type Fallback = { kind: 'release'; plan: CutoverPlan } | { kind: 'remove-current' }
+
+export interface ReloadRequest extends CutoverRequest {
+  /** Where to go when the release does not prove itself (none: stay, and fail). */
+  fallback?: Fallback
+  /** A reload whose master dies (a crash loop) is followed by a restart instead of failing. */
+  restartDeadMaster: boolean
+}
+
+type BringUp = Exclude<UnitAction, 'stop'>
+
+/** Reload a running master; start an inactive unit; restart a failed or crash-looping one. */
+export function bringUpAction(from: Pick<ServingState, 'alive' | 'activeState'>): BringUp {
+  if (from.alive) return 'reload'
+  return from.activeState === 'inactive' ? 'start' : 'restart'
+}
+
+/** Proves `plan` serves: the master (kept after a reload), its workers, health and static files. */
+async function prove(
+  ctx: CutoverContext,
+  plan: CutoverPlan,
+  from: ServingState,
+  reloaded: boolean
+): Promise<void> {
+  const expected: VerifyExpectations = {
+    service: ctx.service,
+    release: plan.release,
+    releaseDir: plan.releaseDir,
+    mainPid: reloaded ? from.mainPid : undefined,
+    oldWorkers: reloaded ? from.workers : [],
+    workers: plan.expectedWorkers,
+    dirs: plan.dirs,
+    oldReleaseDir: from.releaseDir,
+    oldRelease: from.release,
+    urls: plan.urls,
+    nginxUrl: plan.nginxUrl,
+    healthChecks: ctx.healthChecks,
+    healthExpect: plan.healthExpect,
+    timeoutSeconds: ctx.timeoutSeconds
+  }
+  await ctx.step('verify', () =>
+    ctx.log.group(`Verify ${plan.release} serves`, async () => {
+      // Nginx serves the static files from `current` itself: they are compared beside the
+      // workers' proof; a failure of the workers' proof is the one reported.
+      const [workers, staticFile] = await Promise.allSettled([
+        verifyRelease(ctx.conn.remote, expected, ctx.log),
+        plan.staticFiles &&
+          verifyStaticFile(ctx.conn.remote, {
+            ...plan.staticFiles,
+            releaseDir: plan.releaseDir,
+            log: ctx.log
+          })
+      ])
+      if (workers.status === 'rejected') throw workers.reason
+      if (staticFile.status === 'rejected') throw staticFile.reason
+    })
+  )
+}
+
+/** Whether the master is gone after a failed reload (so only a restart brings a release up). */
+async function masterGone(ctx: CutoverContext, error: unknown): Promise<boolean> {
+  if (error instanceof VerifyError && error.masterDied) return true
+  const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => undefined)
+  return unit !== undefined && (unit.mainPid === 0 || unit.activeState !== 'active')
+}
+
+/** What one switch-and-bring-up did, for its undo. */
+interface Moved {
+  /** `current` may point at the new release. */
+  switched: boolean
+  /** A systemctl command reached the unit (a refused one did not). */
+  sent: boolean
+}
+
+/** Switch `current`, then reload (or start/restart) the unit. */
+async function switchAndBringUp(
+  ctx: CutoverContext,
+  plan: CutoverPlan,
+  from: ServingState,
+  moved: Moved
+): Promise<BringUp> {
+  const units = systemd(() => ctx.conn.remote, ctx.access)
+  await ctx.step('switch', async () => {
+    ctx.log.info(`switching current to releases/${plan.release}`)
+    moved.switched = true
+    await switchCurrent(ctx.conn.remote, ctx.layout, plan.release)
+  })
+  const action = bringUpAction(from)
+  ctx.log.info(`${action === 'reload' ? 'reloading' : `${action}ing`} ${ctx.service}`)
+  await ctx.step(action, async () => {
+    try {
+      await units.run(action, ctx.service)
+    } catch (error) {
+      moved.sent = !(error instanceof SystemctlError && error.refused)
+      throw error
+    }
+    moved.sent = true
+  })
+  ctx.log.info(
+    `systemctl ${action} ${ctx.service}${from.alive ? '' : ' (the master was not running)'}`
+  )
+  return action
+}
+
+/** Proves the release; a master that died on the reload is restarted and proven when allowed. */
+async function proveOrRestart(
+  ctx: CutoverContext,
+  plan: CutoverPlan,
+  from: ServingState,
+  action: BringUp,
+  opts: { restartDeadMaster: boolean; what: string }
+): Promise<void> {
+  try {
+    await prove(ctx, plan, from, action === 'reload')
+  } catch (error) {
+    if (action !== 'reload' || !opts.restartDeadMaster) throw error
+    if (!(await masterGone(ctx, error))) throw error
+    ctx.log.warning(
+      `the master died during the ${opts.what} (${(error as Error).message.split('\n')[0]}); restarting ${ctx.service}`
+    )
+    await ctx.step('restart', () =>
+      systemd(() => ctx.conn.remote, ctx.access).run('restart', ctx.service)
+    )
+    ctx.log.info(`systemctl restart ${ctx.service} (the master had died)`)
+    await prove(ctx, plan, from, false)
+  }
+}
+
+/** A failed first deploy: `current` goes, and the unit is left stopped. */
+async function undoFirstDeploy(ctx: CutoverContext): Promise<string> {
+  const { conn, service, layout } = ctx
+  await conn.remote.exec(toShell(['rm', '-f', layout.current]), { timeoutMs: 30_000 })
+  const stopped = await systemd(() => conn.remote, ctx.access, 60_000)
+    .run('stop', service)
+    .then(
+      () => undefined,
+      (e: Error) => e.message
+    )
+  return stopped === undefined
+    ? `This was the first deploy: ${layout.current} was removed again and ${service} is stopped.`
+    : `This was the first deploy: ${layout.current} was removed again, but ${service} could not be stopped (${stopped}); it keeps restarting without current.`
+}
+
+/** The unit as it is now (after the failed release), for the way back. */
+async function stateNow(ctx: CutoverContext, req: CutoverRequest): Promise<ServingState> {
+  const now: ServingState = {
+    ...req.from,
+    release: req.plan.release,
+    releaseDir: req.plan.releaseDir
+  }
+  const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => undefined)
+  if (!unit) return now
+  return {
+    ...now,
+    activeState: unit.activeState,
+    subState: unit.subState,
+    mainPid: unit.mainPid,
+    alive: isRunning(unit),
+    workers: []
+  }
+}
+
+/** Back to the fallback release: switch, then reload or restart (only switch when nothing was sent). */
+async function switchBack(
+  ctx: CutoverContext,
+  req: ReloadRequest,
+  back: CutoverPlan,
+  sent: boolean
+): Promise<Undo> {
+  const state = await stateNow(ctx, req)
+  const undone = await ctx
+    .step('rollback', () =>
+      ctx.log.group(`Roll back to ${back.release}`, async () => {
+        if (!sent && state.alive) {
+          // Nothing reached the master (a refused reload): switching current back is the whole undo.
+          await ctx.step('switch', () => switchCurrent(ctx.conn.remote, ctx.layout, back.release))
+          return prove(ctx, back, { ...state, workers: [] }, true)
+        }
+        const action = await switchAndBringUp(ctx, back, state, { switched: false, sent: false })
+        await proveOrRestart(ctx, back, state, action, {
+          restartDeadMaster: true,
+          what: 'rollback'
+        })
+      })
+    )
+    .then(
+      () => undefined,
+      (e: Error) => e.message
+    )
+  if (undone === undefined)
+    return { rolledBack: true, trafficOff: true, note: `rolled back: ${back.release} serves again` }
+  return {
+    rolledBack: false,
+    trafficOff: false,
+    note: `Rollback to ${back.release} failed too: ${undone}`
+  }
+}
+
+/** The reload strategy for one request. */
+export function reloadCutover(req: ReloadRequest, ctx: CutoverContext): CutoverStrategy {
+  const moved: Moved = { switched: false, sent: false }
+  let action: BringUp = bringUpAction(req.from)
+  return {
+    evidenceUnit: ctx.service,
+    whereToLook: `check which release ${ctx.layout.current} points at`,
+    get trafficMoved() {
+      return moved.switched && moved.sent
+    },
+    bringUp: async () => undefined,
+    moveTraffic: async () => {
+      action = await switchAndBringUp(ctx, req.plan, req.from, moved)
+    },
+    prove: () =>
+      proveOrRestart(ctx, req.plan, req.from, action, {
+        restartDeadMaster: req.restartDeadMaster,
+        what: req.action
+      }),
+    undo: async (_phase: CutoverPhase): Promise<Undo> => {
+      const fallback = req.fallback
+      if (!moved.switched || !fallback)
+        return { rolledBack: false, trafficOff: !moved.switched, note: '' }
+      if (fallback.kind === 'remove-current')
+        return {
+          rolledBack: false,
+          trafficOff: true,
+          note: await undoFirstDeploy(ctx).catch(e => `Undoing the first deploy failed: ${e}`)
+        }
+      return switchBack(ctx, req, fallback.plan, moved.sent)
+    },
+    retire: async () => undefined
+  }
+}
