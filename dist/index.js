@@ -51611,9 +51611,10 @@ async function readGunicornOptions(remote, unit, argv = unit.execStart) {
   const g = withGunicornEnv(parsed, await readGunicornEnv(remote, unit));
   const file = configFileOf(unit, g);
   const result = await remote.exec(toShell(["cat", "--", file]));
-  if (result.code === 0) return withDefaultWorkers(withConfigFile(g, file, result.stdout));
+  if (result.code === 0)
+    return { ...withDefaultWorkers(withConfigFile(g, file, result.stdout)), beforeConfig: g };
   const missing = /No such file/.test(result.stderr);
-  if (missing && g.configFile === void 0) return withDefaultWorkers(g);
+  if (missing && g.configFile === void 0) return { ...withDefaultWorkers(g), beforeConfig: g };
   return { ...g, configFile: file, configRead: false, configUnreadable: !missing };
 }
 async function readGunicornEnv(remote, unit) {
@@ -54059,6 +54060,139 @@ function releaseOfPath(releasesDir, path8) {
   return path8.slice(releasesDir.length + 1).split("/")[0];
 }
 
+// src/host/switch-paths.ts
+function belowCurrent(root, path8) {
+  const current = `${root.replace(/\/+$/, "")}/current`;
+  const clean = path8.replace(/\/+/g, "/").replace(/(.)\/$/, "$1");
+  if (clean === current) return "";
+  return clean.startsWith(`${current}/`) ? clean.slice(current.length + 1) : void 0;
+}
+function reachedPaths(f) {
+  const reached = [];
+  const add = (what, path8, need) => {
+    const below = path8 === void 0 ? void 0 : belowCurrent(f.root, path8);
+    if (below !== void 0 && below !== "") reached.push({ what, path: path8, below, need });
+  };
+  const g = f.gunicorn;
+  add(`Gunicorn's --chdir`, g.chdir, "dir");
+  add("the unit's WorkingDirectory", f.unit.workingDirectory, "dir");
+  add("the unit's ExecStart", f.unit.execStart[0], "file");
+  if (g.launcher.kind === "script") add("the unit's Gunicorn script", g.launcher.path, "file");
+  for (const file of f.unit.environmentFiles) add("the unit's EnvironmentFile", file, "file");
+  const given = g.beforeConfig ? g.beforeConfig.configFile : g.configFile;
+  if (given?.startsWith("/")) add(`Gunicorn's -c`, given, "file");
+  return reached;
+}
+function socketsInRelease(f) {
+  const inRelease = f.gunicorn.chdir !== void 0 && belowCurrent(f.root, f.gunicorn.chdir) !== void 0;
+  return f.gunicorn.binds.flatMap((bind2) => {
+    const path8 = /^unix:(?:\/\/)?(.+)$/.exec(bind2)?.[1];
+    if (!path8) return [];
+    if (path8.startsWith("/") ? belowCurrent(f.root, path8) === void 0 : !inRelease) return [];
+    return [
+      {
+        path: path8,
+        cause: `Gunicorn binds the socket ${path8} inside the release that serves: after the switch, ${path8.startsWith("/") ? path8 : "that path"} leads into the new release, where no socket exists, and Nginx answers 502`,
+        fix: `bind Gunicorn to a socket outside the releases, e.g. RuntimeDirectory=<name> and --bind unix:/run/<name>/gunicorn.sock, point Nginx at it, and restart once`
+      }
+    ];
+  });
+}
+async function readNewRelease(remote, checks, configs) {
+  const [exist, ...read] = await Promise.all([
+    checks.length === 0 ? Promise.resolve(void 0) : remote.exec(
+      toShell([
+        "sh",
+        "-c",
+        'for p; do k=${p%%:*}; f=${p#*:}; if [ "$k" = d ]; then [ -d "$f" ] && echo "$p"; else [ -f "$f" ] && echo "$p"; fi; done; exit 0',
+        "sh",
+        ...checks
+      ]),
+      { timeoutMs: 3e4 }
+    ),
+    ...configs.map((file) => remote.exec(toShell(["cat", "--", file]), { timeoutMs: 3e4 }))
+  ]);
+  if (exist && exist.code !== 0) throw new Error(`could not read the new release: ${exist.stderr}`);
+  const present = new Set((exist?.stdout ?? "").split("\n").filter(Boolean));
+  const texts = new Map(
+    configs.map((file, i) => [file, read[i].code === 0 ? read[i].stdout : void 0])
+  );
+  return { present, texts };
+}
+function judgeConfig(f, file, text, prediction, fix) {
+  const base = f.gunicorn.beforeConfig;
+  if (!base) {
+    prediction.warnings.push(
+      `${file}: not verified what it sets (the unit's Gunicorn options are not known without it)`
+    );
+    return;
+  }
+  const next = withDefaultWorkers(withConfigFile(base, file, text));
+  if (!next.configRead || next.computed?.includes("bind")) {
+    prediction.warnings.push(
+      `${file} sets settings from expressions; the reload applies it, and what it binds cannot be judged before the switch`
+    );
+    return;
+  }
+  const proxies = f.proxies ?? [];
+  const served = (binds) => proxies.some(
+    (p) => p.endpoints.some(
+      (e) => (binds.length > 0 ? binds : [GUNICORN_DEFAULT_BIND]).some((b) => {
+        const endpoint2 = bindEndpoint(b);
+        return endpoint2 !== void 0 && reaches(e, endpoint2) === "yes";
+      })
+    )
+  );
+  if (proxies.length > 0 && served(f.gunicorn.binds) && !served(next.binds))
+    prediction.problems.push({
+      path: file,
+      cause: `the reload applies ${file}, which binds ${next.binds.join(", ") || "Gunicorn's default 127.0.0.1:8000"}: Gunicorn would stop listening where Nginx sends the requests (${f.gunicorn.binds.join(", ")})`,
+      fix
+    });
+  if (next.workers !== void 0 && next.workers !== f.gunicorn.workers)
+    prediction.workers = next.workers;
+}
+async function predictSwitch(remote, f) {
+  const prediction = { problems: socketsInRelease(f), warnings: [] };
+  const reached = reachedPaths(f);
+  const newPath = (below) => `${f.newDir}/${below}`;
+  const checks = reached.map((r) => `${r.need === "dir" ? "d" : "f"}:${newPath(r.below)}`);
+  const location = f.servers ? staticLocationFor(f.servers, `${f.root}/current`) : void 0;
+  const staticDir = location && !location.exact && location.subdir ? location.subdir : void 0;
+  if (staticDir && f.currentDir)
+    checks.push(`d:${f.currentDir}/${staticDir}`, `d:${newPath(staticDir)}`);
+  const given = f.gunicorn.beforeConfig ? f.gunicorn.beforeConfig.configFile : f.gunicorn.configFile;
+  const config = given ?? "gunicorn.conf.py";
+  const throughCurrent = config.startsWith("/") ? belowCurrent(f.root, config) : void 0;
+  const chdirInRelease = f.gunicorn.chdir !== void 0 && belowCurrent(f.root, f.gunicorn.chdir) !== void 0;
+  const servingDir = f.masterDir ?? f.currentDir;
+  const reread = throughCurrent !== void 0 ? newPath(throughCurrent) : !config.startsWith("/") && chdirInRelease && servingDir ? `${servingDir}/${config.replace(/^\.\//, "")}` : void 0;
+  const { present, texts } = await readNewRelease(remote, checks, reread ? [reread] : []);
+  for (const r of reached)
+    if (!present.has(`${r.need === "dir" ? "d" : "f"}:${newPath(r.below)}`))
+      prediction.problems.push({
+        path: r.path,
+        cause: `${r.what} is ${r.path}, which the new release does not have (${r.need === "dir" ? "no directory" : "no file"} ${r.below}): ${r.what.includes("-c") ? "Gunicorn re-reads it on the reload and exits without it" : "after the switch the unit cannot start from it"}`,
+        fix: `add ${r.below} to the release (or stop excluding it), or point the unit at a path outside ${f.root}/current`
+      });
+  if (staticDir && f.currentDir && present.has(`d:${f.currentDir}/${staticDir}`) && !present.has(`d:${newPath(staticDir)}`))
+    prediction.problems.push({
+      path: `${f.root}/current/${staticDir}`,
+      cause: `Nginx serves ${location.urlPrefix} from ${f.root}/current/${staticDir}, which the new release does not have: every static file would answer 404 after the switch`,
+      fix: `build or add ${staticDir}/ in the release before the deploy`
+    });
+  if (reread) {
+    const text = texts.get(reread);
+    const fix = throughCurrent !== void 0 ? `keep the bind Nginx uses in ${throughCurrent}, or change Nginx and the unit together and restart once` : `keep the bind Nginx uses in ${reread}, or name the file with an absolute -c ${f.root}/current/${config.replace(/^\.\//, "")} and restart once`;
+    if (text !== void 0) judgeConfig(f, reread, text, prediction, fix);
+    else if (throughCurrent !== void 0 && !reached.some((r) => r.path === config))
+      prediction.warnings.push(
+        `${reread} could not be read: what the reload applies is not verified`
+      );
+  }
+  return prediction;
+}
+
 // src/host/static-check.ts
 import { createHash as createHash2 } from "node:crypto";
 var TEXT_FILE = /\.(css|js|mjs|txt|svg|json|html|map|xml)$/i;
@@ -55205,6 +55339,7 @@ async function prepareSteps(p) {
       });
     })
   );
+  await p.mustPass;
   const changed = unitFileChanged(p);
   changed.catch(() => void 0);
   const checked = timed(result, "import check", () => checkRelease(p, releaseDir));
@@ -55295,6 +55430,31 @@ async function place(h, uploading) {
   await held.replay(`Upload release ${settings.releaseId}`);
   return placed;
 }
+async function predict(h, snap) {
+  const { settings, log } = h.ctx;
+  const prediction = await predictSwitch(h.conn.remote, {
+    root: h.layout.root,
+    unit: snap.unit,
+    gunicorn: snap.gunicorn,
+    proxies: snap.nginx.kind === "match" ? snap.nginx.proxies : void 0,
+    servers: snap.nginx.kind === "match" ? snap.nginx.servers : void 0,
+    masterDir: snap.masterDir,
+    currentDir: snap.currentDir,
+    newDir: h.layout.release(settings.releaseId)
+  });
+  for (const w of prediction.warnings) log.warning(`not verified before the switch: ${w}`);
+  if (prediction.problems.length > 0)
+    throw new PreflightError(
+      `the switch to ${settings.releaseId} would break the site; nothing was switched:
+${prediction.problems.map((p) => `- ${p.cause}
+  Fix: ${p.fix}`).join("\n")}`
+    );
+  if (prediction.workers !== void 0)
+    log.info(
+      `the reload applies a Gunicorn configuration with ${prediction.workers} workers: expecting ${prediction.workers}`
+    );
+  return prediction;
+}
 async function prepare(h, snap, requirements) {
   const { settings } = h.ctx;
   const remote = h.conn.remote;
@@ -55303,20 +55463,41 @@ async function prepare(h, snap, requirements) {
     snap.currentRelease && !snap.firstDeploy ? snap.currentDir ? Promise.resolve(snap.currentDir) : realPath(remote, h.layout.release(snap.currentRelease)) : Promise.resolve(void 0)
   );
   const nginxServed = settle(nginxAnswers(remote, settings, snap));
-  await prepareRelease({ ...h.ctx, remote, snap, requirements, layout: h.layout, result: h.result });
-  const [dir, back, served] = await Promise.all([newDir, backDir, nginxServed]);
+  const predicted = timed(h.result, "predict the switch", () => predict(h, snap));
+  predicted.catch(() => void 0);
+  await prepareRelease({
+    ...h.ctx,
+    remote,
+    snap,
+    requirements,
+    layout: h.layout,
+    result: h.result,
+    mustPass: predicted
+  });
+  const [dir, back, served, prediction] = await Promise.all([
+    newDir,
+    backDir,
+    nginxServed,
+    predicted
+  ]);
   if (!dir.ok) throw dir.error;
   if (!back.ok) throw back.error;
   h.phase = "prepared";
-  return { newDir: dir.value, backDir: back.value, nginxServed: served.ok && served.value };
+  return {
+    newDir: dir.value,
+    backDir: back.value,
+    nginxServed: served.ok && served.value,
+    workers: prediction.workers
+  };
 }
 async function switchToNew(h, snap, prepared) {
   const { settings, log } = h.ctx;
   const previous = snap.currentRelease;
-  const plan = planFor(settings, snap, settings.releaseId, prepared.newDir, {
+  const planned = planFor(settings, snap, settings.releaseId, prepared.newDir, {
     goingBack: false,
     nginxServed: prepared.nginxServed
   });
+  const plan = { ...planned, expectedWorkers: prepared.workers ?? planned.expectedWorkers };
   const ctx = cutoverContext(h.conn, settings, snap, {
     log,
     result: h.result,
@@ -55335,7 +55516,8 @@ async function switchToNew(h, snap, prepared) {
   });
   h.outcome = outcome;
   recordOutcome(h.result, outcome);
-  if (outcome.switched || outcome.ok) h.phase = "switched";
+  h.phase = "switched";
+  if (outcome.ok) h.result.status = "deployed";
   return outcome;
 }
 async function prune(h, snap, log) {

@@ -474,6 +474,13 @@ export async function runAction(
     summary: readFileSync(summaryFile, 'utf8')
   }
   rmSync(dir, { recursive: true, force: true })
+  // ZDD_ACTION_LOG_DIR: every run's output is kept there too, to read after a failed test.
+  const logDir = process.env.ZDD_ACTION_LOG_DIR
+  if (logDir) {
+    mkdirSync(logDir, { recursive: true })
+    const name = `${new Date().toISOString().replace(/[:.]/g, '-')}-${inputs.mode ?? 'deploy'}-${inputs['release-id'] ?? ''}.log`
+    writeFileSync(path.join(logDir, name), `${stdout}\n--- stderr ---\n${stderr}`)
+  }
   return result
 }
 

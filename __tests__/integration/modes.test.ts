@@ -111,9 +111,9 @@ describe('mode: rollback', () => {
     expect(await servedRelease(host)).toBe('a1')
   })
 
-  it('restarts when the master dies between its preflight and the reload', async () => {
-    // As a crash-looping master does. Made deterministic: another deploy's lock holds the rollback
-    // after its preflight (which saw the master up); while it waits, the master goes down.
+  it('decides under the lock: a master that went down while the rollback waited is started, not reloaded', async () => {
+    // Another run's lock holds the rollback; while it waits, the master goes down. What the
+    // rollback does is read once it holds the lock, so it finds the master down and starts it.
     const to = (await servedRelease(host)) === 'a1' ? 'a2' : 'a1'
     await holdLock(host, { actor: 'other', token: 't' })
     let stopped: Promise<string> | undefined
@@ -128,8 +128,9 @@ describe('mode: rollback', () => {
     )
     await stopped
     expect(run.outputs).toMatchObject({ status: 'rolled-back', release: to })
-    expect(run.stdout).toContain('the master died during the rollback')
-    expect(run.stdout).toContain('systemctl restart myapp (the master had died)')
+    expect(run.stdout).toMatch(/rolling back to \S+; master not running \(inactive\/dead\)/)
+    expect(run.stdout).toContain('systemctl start myapp (the master was not running)')
+    expect(run.stdout).not.toContain('reloading myapp')
     expect(await servedRelease(host)).toBe(to)
   })
 })

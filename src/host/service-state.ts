@@ -174,9 +174,10 @@ export async function readGunicornOptions(
   const g = withGunicornEnv(parsed, await readGunicornEnv(remote, unit))
   const file = configFileOf(unit, g)
   const result = await remote.exec(toShell(['cat', '--', file]))
-  if (result.code === 0) return withDefaultWorkers(withConfigFile(g, file, result.stdout))
+  if (result.code === 0)
+    return { ...withDefaultWorkers(withConfigFile(g, file, result.stdout)), beforeConfig: g }
   const missing = /No such file/.test(result.stderr)
-  if (missing && g.configFile === undefined) return withDefaultWorkers(g)
+  if (missing && g.configFile === undefined) return { ...withDefaultWorkers(g), beforeConfig: g }
   return { ...g, configFile: file, configRead: false, configUnreadable: !missing }
 }
 

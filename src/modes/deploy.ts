@@ -19,6 +19,7 @@ import { releaseOfPath, releasesToPrune } from '../host/prune.js'
 import { listReleases, ReleaseLayout } from '../host/release-layout.js'
 import { appendReleaseLog, logEntry } from '../host/release-log.js'
 import { realPath } from '../host/service-state.js'
+import { predictSwitch, type SwitchPrediction } from '../host/switch-paths.js'
 import { runStep } from '../transport/remote-command.js'
 import { toShell } from '../transport/shell-quote.js'
 import type { Connection, RemoteHost } from '../transport/ssh-connection.js'
@@ -63,7 +64,7 @@ export function packRelease(
  * - `started`: only this run's incoming directory may exist (removed);
  * - `locked`: the host was read under the lock; nothing was changed (the incoming directory is removed);
  * - `placed` / `prepared`: releases/<id> is this run's (removed, and the release log says failed);
- * - `switched`: the cutover ran, and undid its own failure; nothing more to clean up;
+ * - `switched`: the cutover ran, and undid and recorded its own failure; nothing more to clean up;
  * - `finished`: deployed and pruned.
  */
 export type DeployPhase = 'started' | 'locked' | 'placed' | 'prepared' | 'switched' | 'finished'
@@ -167,6 +168,35 @@ async function place(
   return placed
 }
 
+/**
+ * What the switch changes besides the code (paths through `current`, the Gunicorn
+ * configuration the reload reads), checked against the new release: refused before
+ * anything changes when it would certainly break the site.
+ */
+async function predict(h: HostRun, snap: ServiceSnapshot): Promise<SwitchPrediction> {
+  const { settings, log } = h.ctx
+  const prediction = await predictSwitch(h.conn.remote, {
+    root: h.layout.root,
+    unit: snap.unit,
+    gunicorn: snap.gunicorn,
+    proxies: snap.nginx.kind === 'match' ? snap.nginx.proxies : undefined,
+    servers: snap.nginx.kind === 'match' ? snap.nginx.servers : undefined,
+    masterDir: snap.masterDir,
+    currentDir: snap.currentDir,
+    newDir: h.layout.release(settings.releaseId)
+  })
+  for (const w of prediction.warnings) log.warning(`not verified before the switch: ${w}`)
+  if (prediction.problems.length > 0)
+    throw new PreflightError(
+      `the switch to ${settings.releaseId} would break the site; nothing was switched:\n${prediction.problems.map(p => `- ${p.cause}\n  Fix: ${p.fix}`).join('\n')}`
+    )
+  if (prediction.workers !== undefined)
+    log.info(
+      `the reload applies a Gunicorn configuration with ${prediction.workers} workers: expecting ${prediction.workers}`
+    )
+  return prediction
+}
+
 /** Everything before the switch, beside the reads the cutover needs (new path, way back, Nginx). */
 async function prepare(h: HostRun, snap: ServiceSnapshot, requirements: Requirements) {
   const { settings } = h.ctx
@@ -180,12 +210,33 @@ async function prepare(h: HostRun, snap: ServiceSnapshot, requirements: Requirem
       : Promise.resolve(undefined)
   )
   const nginxServed = settle(nginxAnswers(remote, settings, snap))
-  await prepareRelease({ ...h.ctx, remote, snap, requirements, layout: h.layout, result: h.result })
-  const [dir, back, served] = await Promise.all([newDir, backDir, nginxServed])
+  // Checked beside the dependencies; nothing is imported or migrated before it passes.
+  const predicted = timed(h.result, 'predict the switch', () => predict(h, snap))
+  predicted.catch(() => undefined)
+  await prepareRelease({
+    ...h.ctx,
+    remote,
+    snap,
+    requirements,
+    layout: h.layout,
+    result: h.result,
+    mustPass: predicted
+  })
+  const [dir, back, served, prediction] = await Promise.all([
+    newDir,
+    backDir,
+    nginxServed,
+    predicted
+  ])
   if (!dir.ok) throw dir.error
   if (!back.ok) throw back.error
   h.phase = 'prepared'
-  return { newDir: dir.value, backDir: back.value, nginxServed: served.ok && served.value }
+  return {
+    newDir: dir.value,
+    backDir: back.value,
+    nginxServed: served.ok && served.value,
+    workers: prediction.workers
+  }
 }
 
 /** The cutover to the new release; the way back is the release read as current under the lock. */
@@ -196,10 +247,11 @@ async function switchToNew(
 ): Promise<CutoverOutcome> {
   const { settings, log } = h.ctx
   const previous = snap.currentRelease
-  const plan = planFor(settings, snap, settings.releaseId, prepared.newDir, {
+  const planned = planFor(settings, snap, settings.releaseId, prepared.newDir, {
     goingBack: false,
     nginxServed: prepared.nginxServed
   })
+  const plan = { ...planned, expectedWorkers: prepared.workers ?? planned.expectedWorkers }
   const ctx = cutoverContext(h.conn, settings, snap, {
     log,
     result: h.result,
@@ -221,7 +273,9 @@ async function switchToNew(
   })
   h.outcome = outcome
   recordOutcome(h.result, outcome)
-  if (outcome.switched || outcome.ok) h.phase = 'switched'
+  // The cutover undid and recorded its own failure, switched or not.
+  h.phase = 'switched'
+  if (outcome.ok) h.result.status = 'deployed'
   return outcome
 }
 

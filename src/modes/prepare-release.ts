@@ -45,8 +45,10 @@ export interface PrepareContext {
   archivePath: string
   /** In a fleet: migrations run on one host; the others wait for them. */
   gate?: MigrationGate
-  /** requirements.txt against the current release's, when compared already (uploadNewRelease). */
+  /** requirements.txt against the current release's, when compared already (placeUpload). */
   requirements?: Requirements
+  /** Must pass before the import check and the migrations (the switch's prediction). */
+  mustPass?: Promise<unknown>
 }
 
 /** requirements.txt of the new release: none, the same as the current release's, or changed. */
@@ -266,6 +268,7 @@ async function prepareSteps(p: PrepareContext): Promise<string> {
       })
     })
   )
+  await p.mustPass
   // The migrations read the database's revision beside the import check, and change
   // nothing before the import check passed.
   const changed = unitFileChanged(p)

@@ -133,6 +133,8 @@ export interface GunicornCommand {
   envHidden?: string
   /** True once WEB_CONCURRENCY and GUNICORN_CMD_ARGS of the service are known (withGunicornEnv). */
   envRead?: boolean
+  /** The options before a config file was merged in: what another config file would change. */
+  beforeConfig?: GunicornCommand
 }
 
 function copy(g: GunicornCommand): GunicornCommand {
