@@ -53821,7 +53821,8 @@ Could not reconnect to clean up: ${reconnectError.message}. The lock ${ctx.layou
     };
   }
   const undo = await strategy.undo(phase, cause);
-  if (undo.note) ctx.log[undo.rolledBack ? "info" : "error"](undo.note);
+  const restored = undo.rolledBack || undo.trafficOff && !strategy.trafficMoved;
+  if (undo.note) ctx.log[restored ? "info" : "error"](undo.note);
   const excerpt = await evidence(ctx, strategy.evidenceUnit);
   const p = await stopProbe(probe2, ctx);
   await record2(ctx, req, undo.rolledBack ? "rolled-back" : "failed");
@@ -55520,9 +55521,33 @@ async function switchToNew(h, snap, prepared) {
   if (outcome.ok) h.result.status = "deployed";
   return outcome;
 }
+var ABANDONED_UPLOAD_MINUTES = 120;
 async function prune(h, snap, log) {
   const { settings } = h.ctx;
-  const all = await listReleases(h.conn.remote, h.layout);
+  const [all] = await Promise.all([
+    listReleases(h.conn.remote, h.layout),
+    runStep(
+      h.conn.remote,
+      "remove abandoned uploads",
+      toShell([
+        "find",
+        h.layout.releasesDir,
+        "-mindepth",
+        "1",
+        "-maxdepth",
+        "1",
+        "-name",
+        ".incoming-*",
+        "-mmin",
+        `+${ABANDONED_UPLOAD_MINUTES}`,
+        "-exec",
+        "rm",
+        "-rf",
+        "{}",
+        "+"
+      ])
+    )
+  ]);
   const masterRelease = releaseOfPath(snap.releasesDir, snap.masterDir);
   const bg = snap.blueGreen;
   const pinned = bg?.live ? [bg.instances[bg.live].slotRelease] : [];
@@ -55579,6 +55604,10 @@ async function deploySteps(h) {
   });
   ctx.log.info(`deployed ${ctx.settings.releaseId} (previous: ${h.snap?.currentRelease ?? "none"})`);
 }
+function ownedPaths(phase, paths) {
+  if (phase === "switched" || phase === "finished") return [];
+  return phase === "placed" || phase === "prepared" ? [paths.release, paths.incoming] : [paths.incoming];
+}
 async function cleanUp(h, error3) {
   if (h.phase === "switched" || h.phase === "finished") return;
   const { settings, log } = h.ctx;
@@ -55592,7 +55621,7 @@ async function cleanUp(h, error3) {
 Could not reconnect to clean up: ${reconnectError.message}. The lock ${h.layout.lockDir} is taken over after lock-stale-after; ${h.snap?.currentRelease ?? "nothing"} still serves.`;
     return;
   }
-  const mine = placed ? [h.layout.release(id), h.incoming] : [h.incoming];
+  const mine = ownedPaths(h.phase, { release: h.layout.release(id), incoming: h.incoming });
   await runStep(h.conn.remote, "remove the unused release", toShell(["rm", "-rf", ...mine]), {
     timeoutMs: 6e4
   }).then(

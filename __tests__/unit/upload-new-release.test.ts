@@ -14,6 +14,7 @@ import type { ExecOptions, ExecResult } from '../../src/transport/ssh-connection
 import { ReleaseLayout } from '../../src/host/release-layout.js'
 import { ReleaseExistsError } from '../../src/host/release-layout.js'
 import { placeUpload, uploadToIncoming } from '../../src/modes/prepare-release.js'
+import { ownedPaths } from '../../src/modes/deploy.js'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'zdd-upload-'))
 const archivePath = path.join(dir, 'release.tar.gz')
@@ -91,5 +92,19 @@ describe('the upload before the lock, and its placing under the lock', () => {
     expect((await place(host(false, { next: 'bbb', current: 'aaa' }))).requirements).toBe('changed')
     expect((await place(host(false, { next: 'bbb' }))).requirements).toBe('changed')
     expect((await place(host(false, { current: 'aaa' }))).requirements).toBe('absent')
+  })
+})
+
+describe('what a failed deploy removes, by the phase it reached', () => {
+  const paths = { release: '/srv/myapp/releases/v2', incoming: INCOMING }
+  it('removes only its own upload before it placed the release (a release of that id is never touched)', () => {
+    expect(ownedPaths('started', paths)).toEqual([INCOMING])
+    expect(ownedPaths('locked', paths)).toEqual([INCOMING])
+  })
+  it('removes the release it placed, and nothing once the cutover ran', () => {
+    expect(ownedPaths('placed', paths)).toEqual([paths.release, INCOMING])
+    expect(ownedPaths('prepared', paths)).toEqual([paths.release, INCOMING])
+    expect(ownedPaths('switched', paths)).toEqual([])
+    expect(ownedPaths('finished', paths)).toEqual([])
   })
 })

@@ -279,9 +279,38 @@ async function switchToNew(
   return outcome
 }
 
+/**
+ * Uploads older than two hours belong to runs that died (a run waits for the lock at
+ * most an hour, lock-timeout's limit, and then removes its own upload).
+ */
+const ABANDONED_UPLOAD_MINUTES = 120
+
 async function prune(h: HostRun, snap: ServiceSnapshot, log: Log): Promise<void> {
   const { settings } = h.ctx
-  const all = await listReleases(h.conn.remote, h.layout)
+  const [all] = await Promise.all([
+    listReleases(h.conn.remote, h.layout),
+    runStep(
+      h.conn.remote,
+      'remove abandoned uploads',
+      toShell([
+        'find',
+        h.layout.releasesDir,
+        '-mindepth',
+        '1',
+        '-maxdepth',
+        '1',
+        '-name',
+        '.incoming-*',
+        '-mmin',
+        `+${ABANDONED_UPLOAD_MINUTES}`,
+        '-exec',
+        'rm',
+        '-rf',
+        '{}',
+        '+'
+      ])
+    )
+  ])
   const masterRelease = releaseOfPath(snap.releasesDir, snap.masterDir)
   // Under blue-green the old live instance's release stays too (the other slot now holds the new one).
   const bg = snap.blueGreen
@@ -351,6 +380,21 @@ async function deploySteps(h: HostRun): Promise<void> {
   ctx.log.info(`deployed ${ctx.settings.releaseId} (previous: ${h.snap?.currentRelease ?? 'none'})`)
 }
 
+/**
+ * What a failed run wrote and may remove, by the phase it reached: its own upload
+ * directory always; releases/<id> only once it placed it there itself; nothing once
+ * the cutover ran (the cutover undid its own failure).
+ */
+export function ownedPaths(
+  phase: DeployPhase,
+  paths: { release: string; incoming: string }
+): string[] {
+  if (phase === 'switched' || phase === 'finished') return []
+  return phase === 'placed' || phase === 'prepared'
+    ? [paths.release, paths.incoming]
+    : [paths.incoming]
+}
+
 /** Removes what this run wrote and will not use, as far as its phase says; never throws. */
 async function cleanUp(h: HostRun, error: unknown): Promise<void> {
   if (h.phase === 'switched' || h.phase === 'finished') return
@@ -364,7 +408,7 @@ async function cleanUp(h: HostRun, error: unknown): Promise<void> {
     h.result.error += `\nCould not reconnect to clean up: ${(reconnectError as Error).message}. The lock ${h.layout.lockDir} is taken over after lock-stale-after; ${h.snap?.currentRelease ?? 'nothing'} still serves.`
     return
   }
-  const mine = placed ? [h.layout.release(id), h.incoming] : [h.incoming]
+  const mine = ownedPaths(h.phase, { release: h.layout.release(id), incoming: h.incoming })
   await runStep(h.conn.remote, 'remove the unused release', toShell(['rm', '-rf', ...mine]), {
     timeoutMs: 60_000
   }).then(

@@ -93,7 +93,9 @@ async function fail(
     }
   }
   const undo = await strategy.undo(phase, cause)
-  if (undo.note) ctx.log[undo.rolledBack ? 'info' : 'error'](undo.note)
+  // An annotation of its own only when traffic did not get back to what served before.
+  const restored = undo.rolledBack || (undo.trafficOff && !strategy.trafficMoved)
+  if (undo.note) ctx.log[restored ? 'info' : 'error'](undo.note)
   // The journal keeps what the failing release wrote: read once traffic is back.
   const excerpt = await evidence(ctx, strategy.evidenceUnit)
   const p = await stopProbe(probe, ctx)
