@@ -52,7 +52,7 @@ function heldUp(r: LoadedRun): string {
   return `${h.length}x, longest ${Math.max(...h.map(x => x.ms))} ms (${count(skipped)} requests not sent)`
 }
 
-function loadRow(r: LoadedRun): string {
+export function loadRow(r: LoadedRun): string {
   const failed = r.load.requests.filter(q => q.failure !== undefined).length
   const kinds = `${r.done.length} ${r.done[0]?.kind ?? 'run'}${r.done.length === 1 ? '' : 's'}`
   return `| ${r.strategy} | ${r.what} | ${kinds} | **${count(failed)} of ${count(r.load.requests.length)}** | ${window(r.steady)} | ${window(r.during)} | ${window(r.afterSwitch)} | ${p99Ratio(r.during, r.steady)} / ${p99Ratio(r.afterSwitch, r.steady)} | ${span(r.done.map(d => d.seconds))} | ${heldUp(r)} |`
