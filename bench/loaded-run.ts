@@ -125,7 +125,10 @@ function unitsOf(host: KitHost, strategy: Strategy): string {
     : `-u ${host.service}`
 }
 
-/** When requests failed: the host's journal and Nginx's error messages (counted) around them. */
+/**
+ * When requests failed: the host's journal (without worker boots and exits, and without
+ * the indented lines of tracebacks) and Nginx's error messages, counted, around them.
+ */
 async function evidence(host: KitHost, strategy: Strategy, load: OpenLoadReport): Promise<string> {
   const failed = load.requests.filter(r => r.failure !== undefined)
   if (failed.length === 0) return ''
@@ -137,7 +140,7 @@ async function evidence(host: KitHost, strategy: Strategy, load: OpenLoadReport)
     new Date(s * 1000).toISOString().slice(0, 19).replace('T', ' ').replace(/-/g, '/')
   const logs = await rootSh(
     host,
-    `journalctl ${unitsOf(host, strategy)} --since @${since} --until @${until} --no-pager -o short-iso-precise | grep -v -e 'Booting worker' -e 'Worker exiting' | tail -n 30; ` +
+    `journalctl ${unitsOf(host, strategy)} --since @${since} --until @${until} --no-pager -o short-iso-precise | grep -v -E -e 'Booting worker|Worker exiting' -e '\\]: {2,}' | tail -n 30; ` +
       `echo '--- /var/log/nginx/error.log from ${stamp(since)} to ${stamp(until)}: each message, counted'; ` +
       `awk -v a='${stamp(since)}' -v b='${stamp(until)}' 'substr($0, 1, 19) >= a && substr($0, 1, 19) <= b' /var/log/nginx/error.log | ` +
       `sed -E 's|^[0-9/]+ [0-9:]+ ||; s|[0-9]+#[0-9]+: [*][0-9]+ ||; s|, client: .*||' | sort | uniq -c | sort -rn | head -n 8`
