@@ -1,353 +1,164 @@
-// Benchmarks (not tests): zero failed requests under load during deploys and
-// rollbacks, deploy time against a plain ssh script, HUP-to-verified time,
-// SSH connections per host, and a 3-host fleet against one host.
-// Run with `npm run bench` (root); writes bench/results.md and bench/results.json.
-import { execFile, execFileSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
-import * as http from 'node:http'
+// The benchmark (not a test): what visitors feel while the action deploys and rolls
+// back under an open load, for both strategies; how soon the old release serves again
+// after a release that breaks after the traffic switch; deploy wall time against a plain
+// ssh script; a 3-host fleet against one host. Writes bench/results.md and results.json.
+//   npm run bench                       every part (about 12 minutes)
+//   npm run bench -- restore            some parts: reload blue-green restore wall fleet
+// Parts alone (or fewer requests) write bench/.build/results.md instead. ZDD_BENCH_REQUESTS: fewer requests
+// per run under load (default 10000) while developing; ZDD_ACTION_SCRIPT: another bundle.
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import * as path from 'node:path'
-import { promisify } from 'node:util'
+import { hostDown, hostUp, ROOT } from '../__tests__/integration/kit.js'
+import type { Strategy } from './action-runs.js'
+import { ActionFailed } from './action-runs.js'
 import {
-  appCopy,
-  authorize,
-  hostDown,
-  hostUp,
-  inputsFor,
-  ROOT,
-  rootSh,
-  runAction,
-  type ActionRun,
-  type KitHost
-} from '../__tests__/integration/kit.js'
+  deploysAndRollbacks,
+  firstDeploys,
+  fleet,
+  FLEET_HOSTS,
+  restores,
+  slowImport,
+  wallTime,
+  type Hosts,
+  type Results
+} from './parts.js'
+import { json, loadRow, markdown, type RunInfo } from './report.js'
 
-const execFileAsync = promisify(execFile)
+const PARTS = ['reload', 'blue-green', 'restore', 'wall', 'fleet'] as const
+type Part = (typeof PARTS)[number]
 
-interface LoadResult {
-  sent: number
-  failed: number
-  seconds: number
-  rate: number
-  failures: string[]
-  /** Epoch seconds of the first and last failed request (0 when none failed). */
-  firstFailure: number
-  lastFailure: number
-  startedAt: number
+function partsFrom(args: string[]): Part[] {
+  const unknown = args.filter(a => !(PARTS as readonly string[]).includes(a))
+  if (unknown.length)
+    throw new Error(`unknown part(s) ${unknown.join(', ')}; the parts are ${PARTS.join(', ')}`)
+  return args.length ? (args as Part[]) : [...PARTS]
 }
 
-/** Sends GET /health to the host's Nginx at `rate` req/s until `count` requests or `maxSeconds`. */
-async function load(
-  host: KitHost,
-  rate: number,
-  count: number,
-  maxSeconds: number,
-  whileRunning: () => Promise<void>
-): Promise<LoadResult> {
-  // a new connection per request, as independent clients do (no client-side keep-alive races)
-  const agent = new http.Agent({ keepAlive: false, maxSockets: 256 })
-  const started = Date.now()
-  const result: LoadResult = {
-    sent: 0,
-    failed: 0,
-    seconds: 0,
-    rate: 0,
-    failures: [],
-    firstFailure: 0,
-    lastFailure: 0,
-    startedAt: started / 1000
+function describeAction(): string {
+  const bundle = process.env.ZDD_ACTION_SCRIPT || 'dist/index.js'
+  const git = (args: string[]) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim()
+  const changed = git(['status', '--porcelain', '--', 'src']).split('\n').filter(Boolean).length
+  return `${bundle}, bundled from commit ${git(['rev-parse', '--short', 'HEAD'])}${changed ? ` with ${changed} uncommitted file(s) in src/` : ''}`
+}
+
+/** The text of the run so far; `pending`: what has not run yet (the files are written after each part). */
+function runInfo(
+  parts: Part[],
+  t0: number,
+  loadAtStart: number,
+  problems: string[],
+  pending?: string
+): RunInfo {
+  const env = (name: string) => (process.env[name] ? `${name}=${process.env[name]} ` : '')
+  return {
+    command: `${env('ZDD_ACTION_SCRIPT')}${env('ZDD_BENCH_REQUESTS')}npm run bench${parts.length === PARTS.length ? '' : ` -- ${parts.join(' ')}`}`,
+    startedAt: new Date(t0).toISOString(),
+    machine: `${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores, Node ${process.version}`,
+    action: describeAction(),
+    loadAverage: [loadAtStart, loadavg()[0]],
+    minutes: (Date.now() - t0) / 60_000,
+    problems: pending ? [...problems, `Written before the end, after ${pending}.`] : problems
   }
-  const failedNow = (what: string) => {
-    const now = Date.now() / 1000
-    result.failed++
-    if (!result.firstFailure) result.firstFailure = now
-    result.lastFailure = now
-    if (result.failures.length < 10)
-      result.failures.push(`+${(now - started / 1000).toFixed(2)} s ${what}`)
+}
+
+/** Where the results go: bench/ for a whole run, bench/.build/ for parts or fewer requests. */
+function resultsDir(parts: Part[]): string {
+  return parts.length === PARTS.length && !process.env.ZDD_BENCH_REQUESTS
+    ? path.join(ROOT, 'bench')
+    : path.join(ROOT, 'bench', '.build')
+}
+
+function write(dir: string, info: RunInfo, results: Results): string {
+  mkdirSync(dir, { recursive: true })
+  const md = markdown(info, results)
+  writeFileSync(path.join(dir, 'results.md'), md)
+  writeFileSync(path.join(dir, 'results.json'), JSON.stringify(json(info, results), null, 2) + '\n')
+  return md
+}
+
+/** Runs the parts in order; `part` reports a failure and goes on. */
+async function runParts(
+  hosts: Hosts,
+  parts: Part[],
+  results: Results,
+  part: (title: string, body: () => Promise<void>) => Promise<void>
+): Promise<void> {
+  await part('first deploys (migrations, pip)', () => firstDeploys(hosts))
+  const strategies: Strategy[] = ['reload', 'blue-green']
+  for (const s of strategies) {
+    if (!parts.includes(s)) continue
+    await part(`${s}: deploys and rollbacks under load`, () =>
+      deploysAndRollbacks(hosts, s, results)
+    )
+    await part(`${s}: slow import under load`, () => slowImport(hosts, s, results))
   }
-  let inFlight = 0
-  let stop = false
-  const one = () =>
-    new Promise<void>(resolve => {
-      inFlight++
-      const req = http.get(
-        { host: host.ip, port: 80, path: '/health', agent, timeout: 10_000 },
-        res => {
-          res.resume()
-          res.on('end', () => {
-            if (res.statusCode !== 200) failedNow(`HTTP ${res.statusCode}`)
-            inFlight--
-            resolve()
-          })
-        }
+  if (parts.includes('restore'))
+    for (const s of strategies)
+      await part(`${s}: broken releases under load`, () => restores(hosts, s, results))
+  if (parts.includes('wall'))
+    for (const s of strategies)
+      await part(`${s}: deploy wall time against the plain script`, () =>
+        wallTime(hosts, s, results)
       )
-      req.on('timeout', () => req.destroy(new Error('timeout')))
-      req.on('error', error => {
-        failedNow(error.message)
-        inFlight--
-        resolve()
-      })
-    })
-  const pending: Promise<void>[] = []
-  const driver = (async () => {
-    const interval = 1000 / rate
-    while (!stop && result.sent < count && Date.now() - started < maxSeconds * 1000) {
-      const due = started + result.sent * interval
-      const wait = due - Date.now()
-      if (wait > 0) await new Promise(r => setTimeout(r, wait))
-      if (inFlight >= 128) {
-        await new Promise(r => setTimeout(r, 2))
-        continue
-      }
-      result.sent++
-      pending.push(one())
-    }
-  })()
-  await whileRunning()
-  // keep the load on until the count is reached (bounded by maxSeconds)
-  await driver
-  stop = true
-  await Promise.all(pending)
-  agent.destroy()
-  result.seconds = (Date.now() - started) / 1000
-  result.rate = Math.round(result.sent / result.seconds)
-  return result
+  if (parts.includes('fleet')) await part('fleet', () => fleet(hosts, results))
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+/** Every host the benchmark may start (the fleet part adds three). */
+const HOSTS = ['bench-r', 'bench-g', ...FLEET_HOSTS]
 
-async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
-  const t0 = Date.now()
-  const value = await fn()
-  return [(Date.now() - t0) / 1000, value]
-}
-
-function stepMs(hostsJson: string, names: string[]): number {
-  const steps = (JSON.parse(hostsJson)[0].steps as { name: string; ms: number }[]).filter(s =>
-    names.includes(s.name)
-  )
-  return steps.reduce((n, s) => n + s.ms, 0)
-}
-
-/** One deploy or rollback on the load's clock: when, which release, what its own probe saw. */
-/** `preflight 0.45 s, lock 0.06 s, ...`: where one deploy spends its time. */
-function stepTimeline(hostsJson: string): string {
-  const steps = (JSON.parse(hostsJson) as { steps: { name: string; ms: number }[] }[])[0].steps
-  return steps.map(s => `${s.name} ${(s.ms / 1000).toFixed(2)} s`).join(', ')
-}
-
-function span(fromEpoch: number, run: ActionRun): string {
-  const h = JSON.parse(run.outputs.hosts)[0] as {
-    release: string
-    status: string
-    failedRequests: number
-    probeRequests: number
+/** Interrupted (Ctrl-C, or `timeout`): the hosts go down before the process ends. */
+function downOnSignal(): void {
+  const down = (signal: NodeJS.Signals) => {
+    console.log(`${signal}: taking the benchmark's hosts down ...`)
+    void Promise.allSettled(HOSTS.map(hostDown)).then(() => process.exit(130))
   }
-  return `${new Date(fromEpoch * 1000).toISOString()} .. ${new Date().toISOString()} ${h.release} ${h.status}, probe ${h.failedRequests} of ${h.probeRequests} failed`
-}
-
-/** When requests failed: the timeline of deploys and the host's logs around the failures. */
-async function evidence(host: KitHost, r: LoadResult, timeline: string[]): Promise<string> {
-  if (r.failed === 0) return ''
-  const since = Math.floor(r.firstFailure) - 10
-  const until = Math.ceil(r.lastFailure) + 5
-  const logs = await rootSh(
-    host,
-    `journalctl -u myapp --since @${since} --until @${until} --no-pager -o short-iso-precise | tail -n 80; echo '--- /var/log/nginx/error.log (last 20 lines)'; tail -n 20 /var/log/nginx/error.log`
-  )
-  return [
-    `${r.failed} failed between ${new Date(r.firstFailure * 1000).toISOString()} and ${new Date(r.lastFailure * 1000).toISOString()}`,
-    '--- runs',
-    ...timeline,
-    '--- journalctl -u myapp around the failures',
-    logs.trim()
-  ].join('\n')
+  process.once('SIGINT', down)
+  process.once('SIGTERM', down)
 }
 
 async function main(): Promise<void> {
-  const command = 'npm run bench'
-  const startedAt = new Date().toISOString()
-  // The machine is shared: its load says how far the timings are from an idle machine's.
-  const loadAtStart = loadavg()[1]
-  console.log('starting hosts ...')
-  // ZDD_BENCH_HOSTS: another prefix for the four host names (when bn1..bn4 are in use).
-  const names = [1, 2, 3, 4].map(i => `${process.env.ZDD_BENCH_HOSTS || 'bn'}${i}`)
-  const [single, f1, f2, f3] = await Promise.all(names.map(name => hostUp(name, 'fixed')))
-  await Promise.all([authorize(f2, f1), authorize(f3, f1)])
-  try {
-    let n = 0
-    const deploy = async (host: KitHost, extra: Record<string, string> = {}) => {
-      const run = await runAction(
-        inputsFor(host, { source: appCopy(), 'release-id': `b${++n}`, ...extra })
-      )
-      if (run.outputs.status !== 'deployed')
-        throw new Error(`deploy failed: ${run.stdout.slice(-2000)}`)
-      return run
+  downOnSignal()
+  const parts = partsFrom(process.argv.slice(2))
+  const dir = resultsDir(parts)
+  const t0 = Date.now()
+  const loadAtStart = loadavg()[0]
+  const problems: string[] = []
+  const results: Results = { runs: [], restores: [], wall: [] }
+  /** One part; its failure is reported and the next part still runs. */
+  const part = async (title: string, body: () => Promise<void>) => {
+    const runs = results.runs.length
+    const p0 = Date.now()
+    console.log(`${title} ...`)
+    try {
+      await body()
+    } catch (error) {
+      const text = error instanceof ActionFailed ? error.message : String(error)
+      problems.push(`${title}: ${text}`)
+      console.log(`${title} FAILED: ${text}`)
     }
-    await deploy(single) // warm up: first migration, first pip
-
-    // 1. load during deploys and during rollbacks
-    const rate = 250
-    const target = 10_000
-    console.log(`load during deploys: ${target} requests at ${rate}/s through Nginx ...`)
-    let deploysDuring = 0
-    const deployTimeline: string[] = []
-    const duringDeploys = await load(single, rate, target, 90, async () => {
-      const until = Date.now() + (target / rate) * 1000 - 3000
-      while (Date.now() < until) {
-        const from = Date.now() / 1000
-        const run = await deploy(single)
-        deployTimeline.push(span(from, run))
-        deploysDuring++
-      }
-    })
-    const deployEvidence = await evidence(single, duringDeploys, deployTimeline)
-    console.log(`load during rollbacks ...`)
-    let rollbacksDuring = 0
-    const rollbackTimeline: string[] = []
-    const ids = [`b${n - 1}`, `b${n}`]
-    const duringRollbacks = await load(single, rate, target, 90, async () => {
-      const until = Date.now() + (target / rate) * 1000 - 3000
-      while (Date.now() < until) {
-        const from = Date.now() / 1000
-        const run = await runAction(
-          inputsFor(single, { mode: 'rollback', 'rollback-to': ids[rollbacksDuring % 2] })
-        )
-        if (run.outputs.status !== 'rolled-back')
-          throw new Error(`rollback failed: ${run.stdout.slice(-2000)}`)
-        rollbackTimeline.push(span(from, run))
-        rollbacksDuring++
-      }
-    })
-    const rollbackEvidence = await evidence(single, duringRollbacks, rollbackTimeline)
-
-    // 2. deploy wall time: the action vs a plain ssh script doing the same steps, interleaved
-    console.log('deploy wall time: action vs plain ssh script ...')
-    const envFile = path.join('/var/lib/zdd-hostkit/hosts', single.name, 'host.env')
-    const ours: number[] = []
-    const plain: number[] = []
-    const hupToVerified: number[] = []
-    const connections: number[] = []
-    let timeline = ''
-    for (let i = 0; i < 5; i++) {
-      const [t, run] = await timed(() => deploy(single))
-      ours.push(t)
-      hupToVerified.push(stepMs(run.outputs.hosts, ['reload', 'verify']) / 1000)
-      connections.push(JSON.parse(run.outputs.hosts)[0].connections)
-      if (i === 2) timeline = stepTimeline(run.outputs.hosts)
-      const [p] = await timed(async () => {
-        execFileSync(
-          path.join(ROOT, 'bench', 'plain-deploy.sh'),
-          [envFile, appCopy(), `plain${i}`],
-          { stdio: 'ignore' }
-        )
-      })
-      plain.push(p)
-    }
-
-    // 3. fleet: 3 hosts with max-parallel 3 vs one host
-    console.log('fleet: 3 hosts (max-parallel 3) vs 1 host ...')
-    const fleetInputs = (extra: Record<string, string>) => ({
-      ...inputsFor(f1, extra),
-      host: [f1, f2, f3].map(h => `deploy@${h.ip}`).join('\n'),
-      'known-hosts': execFileSync('cat', [f1.knownHosts, f2.knownHosts, f3.knownHosts], {
-        encoding: 'utf8'
-      })
-    })
-    // The three hosts share this machine's cores, so booting their workers at once is slower
-    // than one host whatever the deploy tool does: the plain script on the same hosts, one and
-    // three at once, is the baseline that shows this contention.
-    const plainOn = (host: KitHost, id: string) =>
-      execFileAsync(path.join(ROOT, 'bench', 'plain-deploy.sh'), [
-        path.join('/var/lib/zdd-hostkit/hosts', host.name, 'host.env'),
-        appCopy(),
-        id
-      ])
-    const oneHost: number[] = []
-    const threeHosts: number[] = []
-    const plainOneHost: number[] = []
-    const plainThreeHosts: number[] = []
-    for (let i = 0; i < 3; i++) {
-      oneHost.push((await timed(() => deploy(single)))[0])
-      const [t, run] = await timed(() =>
-        runAction(
-          fleetInputs({ source: appCopy(), 'release-id': `fleet${i}`, 'max-parallel': '3' })
-        )
-      )
-      if (run.outputs.status !== 'deployed')
-        throw new Error(`fleet deploy failed: ${run.stdout.slice(-2000)}`)
-      threeHosts.push(t)
-      plainOneHost.push((await timed(() => plainOn(single, `plainone${i}`)))[0])
-      plainThreeHosts.push(
-        (await timed(() => Promise.all([f1, f2, f3].map(h => plainOn(h, `plainfleet${i}`)))))[0]
-      )
-    }
-
-    const results = {
-      command,
-      startedAt,
-      machine: `${execFileSync('nproc', { encoding: 'utf8' }).trim()} cores, Node ${process.version}`,
-      loadAverage5min: { start: +loadAtStart.toFixed(2), end: +loadavg()[1].toFixed(2) },
-      loadDuringDeploys: { ...duringDeploys, deploys: deploysDuring, evidence: deployEvidence },
-      loadDuringRollbacks: {
-        ...duringRollbacks,
-        rollbacks: rollbacksDuring,
-        evidence: rollbackEvidence
-      },
-      deployWallTime: {
-        actionSeconds: ours,
-        plainScriptSeconds: plain,
-        medianRatio: +(median(ours) / median(plain)).toFixed(2)
-      },
-      hupToVerifiedSeconds: hupToVerified,
-      sshConnectionsPerHostPerDeploy: connections,
-      fleet: {
-        oneHostSeconds: oneHost,
-        threeHostsMaxParallel3Seconds: threeHosts,
-        medianRatio: +(median(threeHosts) / median(oneHost)).toFixed(2),
-        plainOneHostSeconds: plainOneHost,
-        plainThreeHostsAtOnceSeconds: plainThreeHosts,
-        plainMedianRatio: +(median(plainThreeHosts) / median(plainOneHost)).toFixed(2)
-      }
-    }
-    const f = (xs: number[]) => xs.map(x => x.toFixed(2)).join(', ')
-    const md = `# Benchmark results
-
-Produced by \`${command}\` (bench/bench.ts) on ${startedAt}, ${results.machine}, against
-hostkit test hosts (systemd-nspawn containers on this machine). Ratios are measured in the same run.
-The machine's 5-minute load average was ${results.loadAverage5min.start} at the start and
-${results.loadAverage5min.end} at the end (other work shares its cores).
-
-| measure | result | goal |
-|---|---|---|
-| failed requests during deploys | **${duringDeploys.failed} of ${duringDeploys.sent}** at ${duringDeploys.rate} req/s through Nginx, ${deploysDuring} deploys in ${duringDeploys.seconds.toFixed(0)} s | 0 of ≥ 10,000 at ≥ 200 req/s |
-| failed requests during rollbacks | **${duringRollbacks.failed} of ${duringRollbacks.sent}** at ${duringRollbacks.rate} req/s through Nginx, ${rollbacksDuring} rollbacks in ${duringRollbacks.seconds.toFixed(0)} s | 0 of ≥ 10,000 at ≥ 200 req/s |
-| deploy wall time, action / plain ssh script (median) | **${results.deployWallTime.medianRatio}** (action: ${f(ours)} s; script: ${f(plain)} s) | ≤ 0.7 |
-| HUP to verified new release | **median ${median(hupToVerified).toFixed(2)} s, slowest ${Math.max(...hupToVerified).toFixed(2)} s** (${f(hupToVerified)} s) | median ≤ 1.0 s, slowest ≤ 1.3 s |
-| SSH connections per host per deploy | ${connections.join(', ')} | 1 |
-| one deploy, step by step (the third timed deploy; lock and upload run beside preflight, the import check beside the migrations, prune beside switch, reload and verify) | ${timeline} | |
-| 3 hosts (max-parallel 3) / 1 host (median) | **${results.fleet.medianRatio}** (3 hosts: ${f(threeHosts)} s; 1 host: ${f(oneHost)} s) | close to the plain script's ratio below |
-| plain script, 3 hosts at once / 1 host (median): the cost of 3 hosts sharing this machine's cores | ${results.fleet.plainMedianRatio} (3 hosts: ${f(plainThreeHosts)} s; 1 host: ${f(plainOneHost)} s) | |
-
-The plain script is \`bench/plain-deploy.sh\`: one \`ssh\` per step (upload, pip, import check,
-migration, switch, reload, wait for health), none of the action's checks (preflight, lock,
-environment validation, \`flask db current\` = \`heads\`, worker and release verification through
-Gunicorn and Nginx, traffic probe, release log, pruning).
-${[
-  ['during deploys', duringDeploys, deployEvidence] as const,
-  ['during rollbacks', duringRollbacks, rollbackEvidence] as const
-]
-  .filter(([, r]) => r.failed > 0)
-  .map(
-    ([when, r, ev]) =>
-      `\n## Failed requests ${when}\n\nFirst ones: ${r.failures.join('; ')}\n\n\`\`\`\n${ev}\n\`\`\`\n`
-  )
-  .join('')}`
-    writeFileSync(path.join(ROOT, 'bench', 'results.json'), JSON.stringify(results, null, 2) + '\n')
-    writeFileSync(path.join(ROOT, 'bench', 'results.md'), md)
-    console.log(md)
-  } finally {
-    await Promise.all(names.map(hostDown))
+    for (const r of results.runs.slice(runs)) console.log(loadRow(r))
+    console.log(`(${((Date.now() - p0) / 1000).toFixed(0)} s)`)
+    write(dir, runInfo(parts, t0, loadAtStart, problems, `"${title}"`), results)
   }
+  console.log('starting hosts ...')
+  const started = await Promise.allSettled([
+    hostUp('bench-r', 'fixed'),
+    hostUp('bench-g', { style: 'blue-green' })
+  ])
+  try {
+    const [reload, blueGreen] = started.map(s => {
+      if (s.status === 'rejected') throw s.reason
+      return s.value
+    })
+    await runParts({ reload, 'blue-green': blueGreen }, parts, results, part)
+  } finally {
+    await Promise.allSettled(['bench-r', 'bench-g'].map(hostDown))
+  }
+  console.log(write(dir, runInfo(parts, t0, loadAtStart, problems), results))
+  console.log(`written to ${path.relative(ROOT, dir)}/results.md and results.json`)
+  if (problems.length) process.exitCode = 1
 }
 
 await main()
