@@ -161,6 +161,8 @@ function gunicornLaunch(f: HostFacts, ctx: CheckContext): Finding[] {
 
 function socketInRun(f: HostFacts): Finding[] {
   const svc = f.service.replace(/\.service$/, '')
+  // A socket unit's socket is created by systemd (as root), not by Gunicorn.
+  if (f.gunicorn.sources.bind === 'systemd socket') return []
   return f.gunicorn.binds
     .filter(b => /^unix:\/run\/[^/]+$/.test(b) && f.unit.user && f.unit.user !== 'root')
     .map(bind =>

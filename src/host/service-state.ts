@@ -18,6 +18,9 @@ import {
   withConfigFile,
   withDefaultWorkers,
   withGunicornEnv,
+  parseSocketListens,
+  socketUnits,
+  withSocketActivation,
   type GunicornCommand,
   type GunicornEnv,
   type UnitInfo
@@ -162,7 +165,8 @@ export async function realPath(remote: RemoteHost, path: string): Promise<string
  * WEB_CONCURRENCY > 1 worker. What cannot be read stays unknown: an unreadable
  * config file leaves configRead false (the reload traps are then left to
  * verification), an unreadable environment envRead false, and either leaves
- * `workers` undefined unless something readable sets it.
+ * `workers` undefined unless something readable sets it. A socket-activated service's
+ * binds are its socket units' (Gunicorn serves on the sockets systemd hands it).
  */
 export async function readGunicornOptions(
   remote: RemoteHost,
@@ -170,14 +174,39 @@ export async function readGunicornOptions(
   argv: readonly string[] = unit.execStart
 ): Promise<GunicornCommand> {
   const parsed = parseGunicornCommand(argv)
-  if (parsed.launcher.kind === 'unknown') return parsed
-  const g = withGunicornEnv(parsed, await readGunicornEnv(remote, unit))
+  const listens = readSocketListens(remote, unit)
+  if (parsed.launcher.kind === 'unknown') return withSocketActivation(parsed, await listens)
+  const [env, binds] = await Promise.all([readGunicornEnv(remote, unit), listens])
+  return withSocketActivation(
+    await readConfigFile(remote, unit, withGunicornEnv(parsed, env)),
+    binds
+  )
+}
+
+/** Merges the config file Gunicorn reads at start (see readGunicornOptions). */
+async function readConfigFile(
+  remote: RemoteHost,
+  unit: UnitInfo,
+  g: GunicornCommand
+): Promise<GunicornCommand> {
   const file = configFileOf(unit, g)
   const result = await remote.exec(toShell(['cat', '--', file]))
   if (result.code === 0) return withDefaultWorkers(withConfigFile(g, file, result.stdout))
   const missing = /No such file/.test(result.stderr)
   if (missing && g.configFile === undefined) return withDefaultWorkers(g)
   return { ...g, configFile: file, configRead: false, configUnreadable: !missing }
+}
+
+/**
+ * The listening sockets of the socket units that activate the service (none for a
+ * service that is not socket-activated, or when systemd does not answer).
+ */
+export async function readSocketListens(remote: RemoteHost, unit: UnitInfo): Promise<string[]> {
+  const sockets = socketUnits(unit)
+  const shown = await Promise.all(
+    sockets.map(s => remote.exec(optional(serviceCommands.show(s, ['Listen']))))
+  )
+  return shown.flatMap(r => parseSocketListens(r.stdout))
 }
 
 /**
