@@ -116,6 +116,7 @@ export function kitHostRules(script: KitHostScript = {}): Rule[] {
       }
     },
     { when: /^ps -ww -eo /, reply: { stdout: script.hidepid ? ownOnly : everyone } },
+    { when: /^sudo -n ps -ww -e -o pid/, reply: () => sudoRefused('ps', everyone) },
     {
       when: /^sudo -n pwdx /,
       reply: c =>

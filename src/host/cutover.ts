@@ -9,6 +9,7 @@ import type { HostResult } from '../action/host-result.js'
 import { timed } from '../action/host-result.js'
 import type { Log } from '../action/log.js'
 import { isRunning, type DirAccess } from './host-facts.js'
+import type { ProcessView } from './gunicorn/gunicorn-processes.js'
 import { collectEvidence, warnIfRequestsFailed } from './evidence.js'
 import type { StaticLocation } from './nginx/nginx-config.js'
 import { switchCurrent, type ReleaseLayout } from './release-layout.js'
@@ -44,6 +45,8 @@ export interface CutoverPlan {
   releaseDir: string
   expectedWorkers: number
   dirs: DirAccess
+  /** How the workers are seen: ps (the default), sudo ps, or not at all (hidepid). */
+  processes?: ProcessView
   urls: HttpTarget[]
   healthExpect?: string
   /** Nginx serves the release's static files itself: one is compared after the switch. */
@@ -134,6 +137,7 @@ async function prove(
     oldWorkers: reloaded ? from.workers : [],
     workers: plan.expectedWorkers,
     dirs: plan.dirs,
+    processes: plan.processes,
     oldReleaseDir: from.releaseDir,
     oldRelease: from.release,
     urls: plan.urls,

@@ -27,7 +27,7 @@ export interface Interpreter {
 export const findInterpreter: (
   remote: RemoteHost,
   gunicorn: GunicornCommand,
-  running?: GunicornProcesses | number
+  running?: GunicornProcesses | number | 'hidden'
 ) => Promise<Interpreter | InterpreterUnknown> = searchInterpreter
 
 export async function fileHash(remote: RemoteHost, path: string): Promise<string | undefined> {

@@ -6,7 +6,8 @@ import { asRoot, serviceCommands } from './service-commands.js'
 import {
   findGunicornProcesses,
   PS_TREE,
-  readGunicornProcesses
+  readGunicornProcesses,
+  type ProcessView
 } from './gunicorn/gunicorn-processes.js'
 import { eachOf, optional, splitEach, toShell } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
@@ -37,15 +38,20 @@ export async function readUnit(remote: RemoteHost, service: string): Promise<Uni
 
 const STATE_MARKER = '@@zdd-state@@'
 
-/** The unit and the Gunicorn workers in one round trip (verification polls this). */
+/**
+ * The unit and the Gunicorn workers in one round trip (verification polls this); the
+ * processes through `sudo ps` when only root sees them (hidepid).
+ */
 export async function readServiceState(
   remote: RemoteHost,
-  service: string
+  service: string,
+  processes: ProcessView = 'ps'
 ): Promise<{ unit: UnitInfo; workers: number[] }> {
+  const tree = processes === 'sudo' ? asRoot(serviceCommands.psTree()) : PS_TREE
   const result = await runStep(
     remote,
     `read unit ${service} and its processes`,
-    eachOf(STATE_MARKER, toShell(serviceCommands.show(service, UNIT_PROPERTIES)), optional(PS_TREE))
+    eachOf(STATE_MARKER, toShell(serviceCommands.show(service, UNIT_PROPERTIES)), optional(tree))
   )
   const [show = '', ps = ''] = splitEach(STATE_MARKER, result.stdout)
   const unit = parseUnitShow(show)

@@ -41,6 +41,7 @@ export function planFor(
     releaseDir,
     expectedWorkers: Math.max(snap.expectedWorkers, 1),
     dirs: snap.dirs,
+    processes: snap.processes,
     // Under blue-green the serving instance's own bind is the old one: health-url (live.sock) and Nginx prove it.
     urls: verificationUrls(
       { healthUrl: settings.healthUrl, nginxUrl: nginx },

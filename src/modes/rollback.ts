@@ -10,7 +10,7 @@ import { runBlueGreenCutover } from '../host/blue-green/switch.js'
 import { runCutover, type CutoverContext, type CutoverPlan } from '../host/cutover.js'
 import { withLock } from '../host/deploy-lock.js'
 import { factOptions, gatherFacts } from '../host/host-facts.js'
-import { reloadTrap, snapshotOf, type ServiceSnapshot } from '../host/preflight.js'
+import { reloadTrap, snapshotOf, workersSeen, type ServiceSnapshot } from '../host/preflight.js'
 import { listReleases, ReleaseLayout } from '../host/release-layout.js'
 import { readReleaseLog, type ReleaseLogEntry } from '../host/release-log.js'
 import { realPath } from '../host/service-state.js'
@@ -123,7 +123,7 @@ async function planRollback(
     )
   }
   log.info(
-    `current ${current ?? '(none)'}, rolling back to ${target.id}; master ${facts.masterAlive ? `${facts.unit.mainPid} with ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}`
+    `current ${current ?? '(none)'}, rolling back to ${target.id}; master ${facts.masterAlive ? `${facts.unit.mainPid}, ${workersSeen(facts)}` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}`
   )
   return { snap: snapshotOf(facts), target: target.id, sha: commitOf(target.id, entries) }
 }

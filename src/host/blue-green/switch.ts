@@ -94,6 +94,7 @@ async function proveOnSocket(
       oldWorkers: [],
       workers: plan.expectedWorkers,
       dirs: plan.dirs,
+      processes: plan.processes,
       oldRelease: req.from.release,
       oldReleaseDir: req.from.releaseDir,
       urls,
