@@ -50,6 +50,9 @@ export type ServerStyle =
   | 'poetry-run'
   | 'blue-green'
   | 'blue-green-keepalive'
+  | 'gunicorn-docs-systemd'
+  | 'gunicorn-docs-nginx'
+  | 'hardened-hidepid'
 
 export interface HostOptions {
   /** only with the kit style (default fixed) */
