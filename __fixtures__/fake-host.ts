@@ -46,6 +46,11 @@ export class FakeHost implements RemoteHost {
   nginxFails = new Set<string>()
   /** Requests Nginx answered, with their status, in order. */
   readonly nginxAnswers: number[] = []
+  /**
+   * /proc mounted with hidepid: the deploy user's ps lists none of the service's
+   * processes; `sudo ps` lists them when `sudoPs`, else sudo refuses it.
+   */
+  hidesProcesses?: { sudoPs: boolean }
   state: FakeHostState
   private connected = true
   private nextPid = 100
@@ -151,6 +156,13 @@ export class FakeHost implements RemoteHost {
     return [master, ...s.workers.map(w => `${w} ${s.mainPid} ${master.split(' 1 ')[1]}`)].join('\n')
   }
 
+  private psAs(root: boolean): Partial<ExecResult> {
+    if (!this.hidesProcesses) return { stdout: this.ps() }
+    if (!root) return { stdout: '' }
+    if (!this.hidesProcesses.sudoPs) return { code: 1, stderr: 'sudo: a password is required\n' }
+    return { stdout: this.ps() }
+  }
+
   private pwdx(command: string): string {
     const pids = [...command.matchAll(/\b(\d+)\b/g)].map(m => Number(m[1]))
     return pids
@@ -179,7 +191,7 @@ export class FakeHost implements RemoteHost {
       return {}
     }
     if (/systemctl show/.test(command)) return { stdout: this.show() }
-    if (/ps -ww -eo/.test(command)) return { stdout: this.ps() }
+    if (/^(sudo -n )?ps -ww -e/.test(command)) return this.psAs(command.startsWith('sudo'))
     if (/pwdx/.test(command)) return { stdout: this.pwdx(command) }
     if (/>> /.test(command)) {
       this.state.releaseLog.push(command)

@@ -16,7 +16,8 @@ export function accessWith(grants: Partial<Record<Right, 'yes' | 'no' | 'unknown
     'daemon-reload',
     'nginx-test',
     'nginx-dump',
-    'pwdx'
+    'pwdx',
+    'ps'
   ]
   return {
     user: 'deploy',
@@ -67,6 +68,7 @@ export function healthyFacts(overrides: Partial<HostFacts> = {}): HostFacts {
     gunicorn: parseGunicornCommand(execStart),
     masterAlive: true,
     workers: [101, 102, 103],
+    processes: 'ps',
     dirs: 'sudo',
     masterDir: '/srv/myapp',
     nginxTest: { code: 0, signal: null, stdout: '', stderr: 'syntax is ok', timedOut: false },

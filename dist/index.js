@@ -50714,7 +50714,7 @@ async function replaceIfDropped(conn, warn) {
 }
 
 // src/host/remote-helper.py
-var remote_helper_default = '# The small Python program the action runs on the server for the checks that\n# would be fragile as shell text. It reaches the server as program text:\n#     python3 -c "$(cat remote-helper.py)" <command> args...\n# (the bundle carries this file as a string; see remote-helper.ts). Python is\n# always there on a Flask host; only the standard library is used. Values of an\n# EnvironmentFile never leave the server: only names (and, for gunicornenv, the\n# two Gunicorn variables) are printed.\n#\n# Under -c, __name__ is "__main__" as well, so the dispatch below runs there;\n# tests import the file as a module and call the functions directly.\n\nimport json, os, shutil, sys, time, traceback\n\ndef parse_env(path):\n    """systemd EnvironmentFile syntax: KEY=VALUE lines, # or ; comments, quotes, backslash-newline."""\n    env, errors = {}, []\n    with open(path, encoding="utf-8", errors="replace") as fh:\n        lines = fh.read().split("\\n")\n    i = 0\n    while i < len(lines):\n        number, line = i + 1, lines[i]\n        while line.endswith("\\\\") and i + 1 < len(lines):\n            i += 1\n            line = line[:-1] + lines[i]\n        i += 1\n        s = line.strip()\n        if not s or s[0] in "#;":\n            continue\n        if s.startswith("export "):\n            s = s[7:].lstrip()\n        key, sep, value = s.partition("=")\n        key = key.strip()\n        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):\n            errors.append(number)\n            continue\n        value = value.strip()\n        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\'\\"":\n            value = value[1:-1]\n        env[key] = value\n    return env, errors\n\ndef load_env(path):\n    if path != "-":\n        env, _ = parse_env(path)\n        os.environ.update(env)\n\ndef cmd_envcheck(path, *names):\n    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}\n    if out["exists"]:\n        try:\n            env, errors = parse_env(path)\n            out.update(readable=True, errors=errors, count=len(env))\n            out["missing"] = [n for n in names if n not in env]\n            out["empty"] = [n for n in names if n in env and env[n] == ""]\n        except OSError:\n            pass\n    print(json.dumps(out))\n\ndef cmd_importcheck(envfile, directory, app):\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    module_name, _, attr = app.partition(":")\n    attr = attr or "application"\n    started = time.monotonic()\n    try:\n        import importlib\n        module = importlib.import_module(module_name)\n        expr = attr.split("(", 1)[0]\n        target = module\n        for part in expr.split("."):\n            target = getattr(target, part)\n        if attr.endswith(")"):\n            target = target()\n        if not callable(target):\n            raise TypeError("%s is not a WSGI callable" % app)\n    except BaseException:\n        traceback.print_exc()\n        sys.exit(1)\n    # The import time predicts how long a reload holds requests while new workers boot.\n    print("ok %s from %s in %.2fs" % (app, getattr(module, "__file__", "?"), time.monotonic() - started))\n\ndef cmd_run(envfile, directory, *argv):\n    load_env(envfile)\n    os.chdir(directory)\n    os.execvp(argv[0], list(argv))\n\ndef cmd_lock(lockdir, owner_json, stale_seconds):\n    """Takes the lock: a directory holding owner.json, renamed into place in one\n    atomic step (so nobody ever sees a lock without its owner). A lock older\n    than stale_seconds is taken over. Prints {taken, stale, holder, age}."""\n    took_over = None\n    for _ in range(3):\n        if take(lockdir, owner_json):\n            info = took_over or {"holder": {}, "age": 0}\n            print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))\n            return\n        try:\n            age = time.time() - os.stat(lockdir).st_mtime\n        except FileNotFoundError:\n            continue\n        if age > float(stale_seconds) and took_over is None:\n            previous = holder_of(lockdir)\n            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())\n            try:\n                os.rename(lockdir, stale)\n            except OSError:\n                continue\n            shutil.rmtree(stale, ignore_errors=True)\n            took_over = {"holder": previous, "age": int(age)}\n            continue\n        print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))\n        return\n    print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))\n\ndef holder_of(directory):\n    try:\n        with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:\n            return json.load(fh)\n    except (OSError, ValueError):\n        return {}\n\ndef take(lockdir, owner_json):\n    """True when the lock was ours to take; rename() refuses an existing lock directory."""\n    fresh = "%s.new-%d" % (lockdir, os.getpid())\n    shutil.rmtree(fresh, ignore_errors=True)\n    os.mkdir(fresh)\n    with open(os.path.join(fresh, "owner.json"), "w", encoding="utf-8") as fh:\n        fh.write(owner_json + "\\n")\n    try:\n        if os.path.exists(lockdir):\n            raise FileExistsError(lockdir)\n        os.rename(fresh, lockdir)\n        return True\n    except OSError:\n        shutil.rmtree(fresh, ignore_errors=True)\n        return False\n\ndef cmd_unlock(lockdir, token):\n    """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""\n    if holder_of(lockdir).get("token") == token:\n        gone = "%s.released-%d" % (lockdir, os.getpid())\n        os.rename(lockdir, gone)\n        shutil.rmtree(gone, ignore_errors=True)\n        print("released")\n    else:\n        print("not ours")\n\ndef cmd_touchlock(lockdir, token):\n    """Marks the lock as alive (its mtime is its age) if it is still ours."""\n    if holder_of(lockdir).get("token") == token:\n        os.utime(lockdir, None)\n        print("fresh")\n    else:\n        print("not ours")\n\ndef cmd_linkshared(root, release, *paths):\n    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""\n    for p in paths:\n        shared = os.path.join(root, "shared", p)\n        inside = os.path.join(release, p)\n        os.makedirs(os.path.dirname(shared), exist_ok=True)\n        if not os.path.lexists(shared):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.copytree(inside, shared, symlinks=True)\n            else:\n                os.makedirs(shared)\n        if os.path.lexists(inside):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.rmtree(inside)\n            else:\n                os.unlink(inside)\n        os.makedirs(os.path.dirname(inside), exist_ok=True)\n        os.symlink(shared, inside)\n        print("%s -> %s" % (inside, shared))\n\ndef cmd_access(request_json):\n    """What the deploy user may do, in one round trip: sudo -n -l for each argv\n    (never runs them), the full sudo listing, readable paths, program paths, groups."""\n    import grp, pwd, subprocess\n    request = json.loads(request_json)\n    env = dict(os.environ, LC_ALL="C")\n    def run(argv):\n        try:\n            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, env=env)\n            return {"rc": done.returncode, "out": done.stdout + done.stderr}\n        except (OSError, subprocess.TimeoutExpired) as error:\n            return {"rc": 127, "out": str(error)}\n    path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"\n    groups = [g.gr_name for g in grp.getgrall() if pwd.getpwuid(os.getuid()).pw_name in g.gr_mem]\n    groups.append(grp.getgrgid(os.getgid()).gr_name)\n    print(json.dumps({\n        "user": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(), "groups": sorted(set(groups)),\n        "listing": run(["sudo", "-n", "-l"]),\n        "sudo": [run(["sudo", "-n", "-l"] + argv) for argv in request.get("sudo", [])],\n        "readable": {p: os.access(p, os.R_OK) for p in request.get("readable", [])},\n        "which": {p: shutil.which(p, path=path) for p in request.get("which", [])},\n    }))\n\ndef cmd_readglobs(*patterns):\n    """Nginx include patterns expanded as Nginx does (a sorted glob, or the one path) and\n    every file read: {pattern: [{path, text} | {path, error}]}. A directory that exists\n    but cannot be listed is reported as an error, never taken for an empty one."""\n    import glob\n    limit = 4 << 20\n    def read(path):\n        try:\n            with open(path, "rb") as fh:\n                data = fh.read(limit + 1)\n        except OSError as error:\n            return {"path": path, "error": error.strerror or str(error)}\n        if len(data) > limit:\n            return {"path": path, "error": "larger than %d bytes" % limit}\n        return {"path": path, "text": data.decode("utf-8", errors="replace")}\n    out = {}\n    for pattern in patterns:\n        if not glob.has_magic(pattern):\n            out[pattern] = [read(pattern)]\n            continue\n        parts = pattern.split("/")\n        fixed = "/".join(parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or "/"\n        if os.path.isdir(fixed) and not os.access(fixed, os.R_OK | os.X_OK):\n            out[pattern] = [{"path": fixed, "error": "cannot list the directory"}]\n            continue\n        out[pattern] = [read(p) for p in sorted(glob.glob(pattern))]\n    print(json.dumps(out))\n\ndef cmd_gunicornenv(unit, *paths):\n    """WEB_CONCURRENCY and GUNICORN_CMD_ARGS as the service gets them: the unit\'s\n    Environment= (unit "-": not read), then its EnvironmentFiles in order, a later\n    one winning. No other variable\'s value is ever printed. {"readable": false}\n    when one cannot be read; a missing file is skipped."""\n    import shlex, subprocess\n    names = ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")\n    found = {}\n    try:\n        if unit != "-":\n            shown = subprocess.run(["systemctl", "show", "-p", "Environment", "--value", unit],\n                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)\n            if shown.returncode != 0:\n                raise OSError("systemctl show failed")\n            for word in shlex.split(shown.stdout):\n                key, sep, value = word.partition("=")\n                if sep and key in names:\n                    found[key] = value\n        for path in paths:\n            try:\n                env, _ = parse_env(path)\n            except FileNotFoundError:\n                continue\n            found.update((k, env[k]) for k in names if k in env)\n    except (OSError, ValueError, subprocess.TimeoutExpired):\n        print(json.dumps({"readable": False}))\n        return\n    found["readable"] = True\n    print(json.dumps(found))\n\ndef process_table(proc="/proc"):\n    """{pid: (ppid, state)} of every process /proc shows (state "Z": a zombie)."""\n    table = {}\n    for name in os.listdir(proc):\n        if not name.isdigit():\n            continue\n        try:\n            with open(os.path.join(proc, name, "stat"), encoding="utf-8", errors="replace") as fh:\n                fields = fh.read().rsplit(")", 1)[1].split()\n        except (OSError, IndexError):\n            continue\n        table[int(name)] = (int(fields[1]), fields[0])\n    return table\n\ndef new_leaves(table, main, old):\n    """Live processes below `main` that have no children and are not in `old`: the workers,\n    whether `main` is the Gunicorn master or a launcher above it."""\n    live = {pid for pid, (_, state) in table.items() if state != "Z"}\n    below, queue = set(), [main]\n    while queue:\n        parent = queue.pop()\n        for pid, (ppid, _) in table.items():\n            if ppid == parent and pid in live and pid not in below:\n                below.add(pid)\n                queue.append(pid)\n    parents = {table[pid][0] for pid in below}\n    return sorted(pid for pid in below if pid not in parents and pid not in old)\n\ndef show_state(output):\n    """MainPID and ActiveState from `systemctl show` output."""\n    fields = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)\n    try:\n        main = int(fields.get("MainPID", "0"))\n    except ValueError:\n        main = 0\n    return main, fields.get("ActiveState", "")\n\ndef cmd_watchworkers(spec_json):\n    """Waits on the host, polling every `interval` seconds, until the unit\'s master has\n    replaced its workers (none of `old` alive, at least `workers` new ones), the master\n    died or changed (`mainPid` 0: any), or `timeout` passed; then prints the `show`\n    output, the `ps` output and (`pwdx`: its argv prefix) the new workers\' directories,\n    each after a line `marker`. The caller judges that snapshot; this only saves it the\n    round trips of polling."""\n    import subprocess\n    spec = json.loads(spec_json)\n    old = set(spec["old"])\n    deadline = time.monotonic() + float(spec["timeout"])\n    def run(argv):\n        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)\n        return done.stdout\n    shown, rounds = run(spec["show"]), 0\n    while True:\n        main, active = show_state(shown)\n        if main <= 0 or active != "active" or (spec["mainPid"] and main != spec["mainPid"]):\n            break\n        table = process_table()\n        if main not in table or table[main][1] == "Z":\n            shown = run(spec["show"])\n            break\n        old_alive = any(pid in table and table[pid][1] != "Z" for pid in old)\n        leaves = new_leaves(table, main, old)\n        if (not old_alive and len(leaves) >= spec["workers"]) or time.monotonic() >= deadline:\n            break\n        time.sleep(float(spec["interval"]))\n        rounds += 1\n        # the master is watched through /proc; systemd\'s view is read again now and then\n        if not spec["mainPid"] or rounds % 10 == 0:\n            shown = run(spec["show"])\n    ps = run(spec["ps"])\n    main, _ = show_state(shown)\n    leaves = new_leaves(process_table(), main, old) if main > 0 else []\n    dirs = run(spec["pwdx"] + [str(p) for p in leaves]) if spec.get("pwdx") and leaves else ""\n    marker = spec["marker"]\n    sys.stdout.write("%s\\n%s\\n%s\\n%s\\n%s\\n%s\\n" % (marker, shown.rstrip("\\n"), marker, ps.rstrip("\\n"), marker, dirs.rstrip("\\n")))\n\ndef cmd_dbrevisions(envfile, directory, module, marker):\n    """Flask-Migrate\'s current and heads commands (`flask --app MODULE db ...`) in one\n    process, so the app is imported once: each command\'s output after a line `marker`. Prints `no-migrations`\n    alone when the release has no migrations/ directory. Any failure exits non-zero."""\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    if not os.path.isdir("migrations"):\n        print("no-migrations")\n        return\n    from flask.cli import cli\n    for command in ("current", "heads"):\n        # Alembic keeps the sys.stdout it first saw: the outputs are told apart by the markers.\n        sys.stdout.write("%s\\n" % marker)\n        sys.stdout.flush()\n        cli.main(args=["--app", module, "db", command], prog_name="flask", standalone_mode=False)\n        sys.stdout.flush()\n\nCOMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,\n            "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,\n            "gunicornenv": cmd_gunicornenv,\n            "readglobs": cmd_readglobs,\n            "linkshared": cmd_linkshared, "access": cmd_access,\n            "watchworkers": cmd_watchworkers, "dbrevisions": cmd_dbrevisions}\n\ndef main(argv):\n    if not argv or argv[0] not in COMMANDS:\n        sys.exit("remote-helper: unknown command %r (known: %s)" % (argv[0] if argv else "", ", ".join(sorted(COMMANDS))))\n    COMMANDS[argv[0]](*argv[1:])\n\nif __name__ == "__main__":\n    main(sys.argv[1:])\n';
+var remote_helper_default = '# The small Python program the action runs on the server for the checks that\n# would be fragile as shell text. It reaches the server as program text:\n#     python3 -c "$(cat remote-helper.py)" <command> args...\n# (the bundle carries this file as a string; see remote-helper.ts). Python is\n# always there on a Flask host; only the standard library is used. Values of an\n# EnvironmentFile never leave the server: only names (and, for gunicornenv, the\n# two Gunicorn variables) are printed.\n#\n# Under -c, __name__ is "__main__" as well, so the dispatch below runs there;\n# tests import the file as a module and call the functions directly.\n\nimport json, os, shutil, sys, time, traceback\n\ndef parse_env(path):\n    """systemd EnvironmentFile syntax: KEY=VALUE lines, # or ; comments, quotes, backslash-newline."""\n    env, errors = {}, []\n    with open(path, encoding="utf-8", errors="replace") as fh:\n        lines = fh.read().split("\\n")\n    i = 0\n    while i < len(lines):\n        number, line = i + 1, lines[i]\n        while line.endswith("\\\\") and i + 1 < len(lines):\n            i += 1\n            line = line[:-1] + lines[i]\n        i += 1\n        s = line.strip()\n        if not s or s[0] in "#;":\n            continue\n        if s.startswith("export "):\n            s = s[7:].lstrip()\n        key, sep, value = s.partition("=")\n        key = key.strip()\n        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):\n            errors.append(number)\n            continue\n        value = value.strip()\n        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\'\\"":\n            value = value[1:-1]\n        env[key] = value\n    return env, errors\n\ndef load_env(path):\n    if path != "-":\n        env, _ = parse_env(path)\n        os.environ.update(env)\n\ndef cmd_envcheck(path, *names):\n    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}\n    if out["exists"]:\n        try:\n            env, errors = parse_env(path)\n            out.update(readable=True, errors=errors, count=len(env))\n            out["missing"] = [n for n in names if n not in env]\n            out["empty"] = [n for n in names if n in env and env[n] == ""]\n        except OSError:\n            pass\n    print(json.dumps(out))\n\ndef cmd_importcheck(envfile, directory, app):\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    module_name, _, attr = app.partition(":")\n    attr = attr or "application"\n    started = time.monotonic()\n    try:\n        import importlib\n        module = importlib.import_module(module_name)\n        expr = attr.split("(", 1)[0]\n        target = module\n        for part in expr.split("."):\n            target = getattr(target, part)\n        if attr.endswith(")"):\n            target = target()\n        if not callable(target):\n            raise TypeError("%s is not a WSGI callable" % app)\n    except BaseException:\n        traceback.print_exc()\n        sys.exit(1)\n    # The import time predicts how long a reload holds requests while new workers boot.\n    print("ok %s from %s in %.2fs" % (app, getattr(module, "__file__", "?"), time.monotonic() - started))\n\ndef cmd_run(envfile, directory, *argv):\n    load_env(envfile)\n    os.chdir(directory)\n    os.execvp(argv[0], list(argv))\n\ndef cmd_lock(lockdir, owner_json, stale_seconds):\n    """Takes the lock: a directory holding owner.json, renamed into place in one\n    atomic step (so nobody ever sees a lock without its owner). A lock older\n    than stale_seconds is taken over. Prints {taken, stale, holder, age}."""\n    took_over = None\n    for _ in range(3):\n        if take(lockdir, owner_json):\n            info = took_over or {"holder": {}, "age": 0}\n            print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))\n            return\n        try:\n            age = time.time() - os.stat(lockdir).st_mtime\n        except FileNotFoundError:\n            continue\n        if age > float(stale_seconds) and took_over is None:\n            previous = holder_of(lockdir)\n            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())\n            try:\n                os.rename(lockdir, stale)\n            except OSError:\n                continue\n            shutil.rmtree(stale, ignore_errors=True)\n            took_over = {"holder": previous, "age": int(age)}\n            continue\n        print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))\n        return\n    print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))\n\ndef holder_of(directory):\n    try:\n        with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:\n            return json.load(fh)\n    except (OSError, ValueError):\n        return {}\n\ndef take(lockdir, owner_json):\n    """True when the lock was ours to take; rename() refuses an existing lock directory."""\n    fresh = "%s.new-%d" % (lockdir, os.getpid())\n    shutil.rmtree(fresh, ignore_errors=True)\n    os.mkdir(fresh)\n    with open(os.path.join(fresh, "owner.json"), "w", encoding="utf-8") as fh:\n        fh.write(owner_json + "\\n")\n    try:\n        if os.path.exists(lockdir):\n            raise FileExistsError(lockdir)\n        os.rename(fresh, lockdir)\n        return True\n    except OSError:\n        shutil.rmtree(fresh, ignore_errors=True)\n        return False\n\ndef cmd_unlock(lockdir, token):\n    """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""\n    if holder_of(lockdir).get("token") == token:\n        gone = "%s.released-%d" % (lockdir, os.getpid())\n        os.rename(lockdir, gone)\n        shutil.rmtree(gone, ignore_errors=True)\n        print("released")\n    else:\n        print("not ours")\n\ndef cmd_touchlock(lockdir, token):\n    """Marks the lock as alive (its mtime is its age) if it is still ours."""\n    if holder_of(lockdir).get("token") == token:\n        os.utime(lockdir, None)\n        print("fresh")\n    else:\n        print("not ours")\n\ndef cmd_linkshared(root, release, *paths):\n    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""\n    for p in paths:\n        shared = os.path.join(root, "shared", p)\n        inside = os.path.join(release, p)\n        os.makedirs(os.path.dirname(shared), exist_ok=True)\n        if not os.path.lexists(shared):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.copytree(inside, shared, symlinks=True)\n            else:\n                os.makedirs(shared)\n        if os.path.lexists(inside):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.rmtree(inside)\n            else:\n                os.unlink(inside)\n        os.makedirs(os.path.dirname(inside), exist_ok=True)\n        os.symlink(shared, inside)\n        print("%s -> %s" % (inside, shared))\n\ndef proc_hidepid(mountinfo="/proc/self/mountinfo"):\n    """The hidepid= value /proc is mounted with when it hides other users\' processes from\n    this user (hidepid=invisible or 2, noaccess or 1, ptraceable), else None: root and\n    members of the mount\'s gid= group see every process."""\n    hidepid, gid = None, None\n    try:\n        with open(mountinfo, encoding="utf-8", errors="replace") as fh:\n            for line in fh:\n                fields = line.split()\n                if "-" not in fields:\n                    continue\n                dash = fields.index("-")\n                if len(fields) < dash + 4 or fields[4] != "/proc" or fields[dash + 1] != "proc":\n                    continue\n                options = dict(o.partition("=")[::2] for o in fields[dash + 3].split(","))\n                # the last mount on /proc is the one seen\n                hidepid, gid = options.get("hidepid"), options.get("gid")\n    except OSError:\n        return None\n    if hidepid in (None, "", "0", "off") or os.getuid() == 0:\n        return None\n    if gid is not None and gid.isdigit() and int(gid) in os.getgroups() + [os.getgid()]:\n        return None\n    return hidepid\n\ndef cmd_access(request_json):\n    """What the deploy user may do, in one round trip: sudo -n -l for each argv\n    (never runs them), the full sudo listing, readable paths, program paths, groups,\n    and whether /proc hides other users\' processes (hidepid)."""\n    import grp, pwd, subprocess\n    request = json.loads(request_json)\n    env = dict(os.environ, LC_ALL="C")\n    def run(argv):\n        try:\n            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, env=env)\n            return {"rc": done.returncode, "out": done.stdout + done.stderr}\n        except (OSError, subprocess.TimeoutExpired) as error:\n            return {"rc": 127, "out": str(error)}\n    path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"\n    groups = [g.gr_name for g in grp.getgrall() if pwd.getpwuid(os.getuid()).pw_name in g.gr_mem]\n    groups.append(grp.getgrgid(os.getgid()).gr_name)\n    print(json.dumps({\n        "user": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(), "groups": sorted(set(groups)),\n        "listing": run(["sudo", "-n", "-l"]),\n        "sudo": [run(["sudo", "-n", "-l"] + argv) for argv in request.get("sudo", [])],\n        "readable": {p: os.access(p, os.R_OK) for p in request.get("readable", [])},\n        "which": {p: shutil.which(p, path=path) for p in request.get("which", [])},\n        "hidepid": proc_hidepid(),\n    }))\n\ndef cmd_readglobs(*patterns):\n    """Nginx include patterns expanded as Nginx does (a sorted glob, or the one path) and\n    every file read: {pattern: [{path, text} | {path, error}]}. A directory that exists\n    but cannot be listed is reported as an error, never taken for an empty one."""\n    import glob\n    limit = 4 << 20\n    def read(path):\n        try:\n            with open(path, "rb") as fh:\n                data = fh.read(limit + 1)\n        except OSError as error:\n            return {"path": path, "error": error.strerror or str(error)}\n        if len(data) > limit:\n            return {"path": path, "error": "larger than %d bytes" % limit}\n        return {"path": path, "text": data.decode("utf-8", errors="replace")}\n    out = {}\n    for pattern in patterns:\n        if not glob.has_magic(pattern):\n            out[pattern] = [read(pattern)]\n            continue\n        parts = pattern.split("/")\n        fixed = "/".join(parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or "/"\n        if os.path.isdir(fixed) and not os.access(fixed, os.R_OK | os.X_OK):\n            out[pattern] = [{"path": fixed, "error": "cannot list the directory"}]\n            continue\n        out[pattern] = [read(p) for p in sorted(glob.glob(pattern))]\n    print(json.dumps(out))\n\ndef cmd_gunicornenv(unit, *paths):\n    """WEB_CONCURRENCY and GUNICORN_CMD_ARGS as the service gets them: the unit\'s\n    Environment= (unit "-": not read), then its EnvironmentFiles in order, a later\n    one winning. No other variable\'s value is ever printed. {"readable": false}\n    when one cannot be read; a missing file is skipped."""\n    import shlex, subprocess\n    names = ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")\n    found = {}\n    try:\n        if unit != "-":\n            shown = subprocess.run(["systemctl", "show", "-p", "Environment", "--value", unit],\n                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)\n            if shown.returncode != 0:\n                raise OSError("systemctl show failed")\n            for word in shlex.split(shown.stdout):\n                key, sep, value = word.partition("=")\n                if sep and key in names:\n                    found[key] = value\n        for path in paths:\n            try:\n                env, _ = parse_env(path)\n            except FileNotFoundError:\n                continue\n            found.update((k, env[k]) for k in names if k in env)\n    except (OSError, ValueError, subprocess.TimeoutExpired):\n        print(json.dumps({"readable": False}))\n        return\n    found["readable"] = True\n    print(json.dumps(found))\n\ndef process_table(proc="/proc"):\n    """{pid: (ppid, state)} of every process /proc shows (state "Z": a zombie)."""\n    table = {}\n    for name in os.listdir(proc):\n        if not name.isdigit():\n            continue\n        try:\n            with open(os.path.join(proc, name, "stat"), encoding="utf-8", errors="replace") as fh:\n                fields = fh.read().rsplit(")", 1)[1].split()\n        except (OSError, IndexError):\n            continue\n        table[int(name)] = (int(fields[1]), fields[0])\n    return table\n\ndef new_leaves(table, main, old):\n    """Live processes below `main` that have no children and are not in `old`: the workers,\n    whether `main` is the Gunicorn master or a launcher above it."""\n    live = {pid for pid, (_, state) in table.items() if state != "Z"}\n    below, queue = set(), [main]\n    while queue:\n        parent = queue.pop()\n        for pid, (ppid, _) in table.items():\n            if ppid == parent and pid in live and pid not in below:\n                below.add(pid)\n                queue.append(pid)\n    parents = {table[pid][0] for pid in below}\n    return sorted(pid for pid in below if pid not in parents and pid not in old)\n\ndef show_state(output):\n    """MainPID and ActiveState from `systemctl show` output."""\n    fields = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)\n    try:\n        main = int(fields.get("MainPID", "0"))\n    except ValueError:\n        main = 0\n    return main, fields.get("ActiveState", "")\n\ndef cmd_watchworkers(spec_json):\n    """Waits on the host, polling every `interval` seconds, until the unit\'s master has\n    replaced its workers (none of `old` alive, at least `workers` new ones), the master\n    died or changed (`mainPid` 0: any), or `timeout` passed; then prints the `show`\n    output, the `ps` output and (`pwdx`: its argv prefix) the new workers\' directories,\n    each after a line `marker`. The caller judges that snapshot; this only saves it the\n    round trips of polling."""\n    import subprocess\n    spec = json.loads(spec_json)\n    old = set(spec["old"])\n    deadline = time.monotonic() + float(spec["timeout"])\n    def run(argv):\n        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)\n        return done.stdout\n    shown, rounds = run(spec["show"]), 0\n    while True:\n        main, active = show_state(shown)\n        if main <= 0 or active != "active" or (spec["mainPid"] and main != spec["mainPid"]):\n            break\n        table = process_table()\n        if main not in table or table[main][1] == "Z":\n            shown = run(spec["show"])\n            break\n        old_alive = any(pid in table and table[pid][1] != "Z" for pid in old)\n        leaves = new_leaves(table, main, old)\n        if (not old_alive and len(leaves) >= spec["workers"]) or time.monotonic() >= deadline:\n            break\n        time.sleep(float(spec["interval"]))\n        rounds += 1\n        # the master is watched through /proc; systemd\'s view is read again now and then\n        if not spec["mainPid"] or rounds % 10 == 0:\n            shown = run(spec["show"])\n    ps = run(spec["ps"])\n    main, _ = show_state(shown)\n    leaves = new_leaves(process_table(), main, old) if main > 0 else []\n    dirs = run(spec["pwdx"] + [str(p) for p in leaves]) if spec.get("pwdx") and leaves else ""\n    marker = spec["marker"]\n    sys.stdout.write("%s\\n%s\\n%s\\n%s\\n%s\\n%s\\n" % (marker, shown.rstrip("\\n"), marker, ps.rstrip("\\n"), marker, dirs.rstrip("\\n")))\n\ndef cmd_dbrevisions(envfile, directory, module, marker):\n    """Flask-Migrate\'s current and heads commands (`flask --app MODULE db ...`) in one\n    process, so the app is imported once: each command\'s output after a line `marker`. Prints `no-migrations`\n    alone when the release has no migrations/ directory. Any failure exits non-zero."""\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    if not os.path.isdir("migrations"):\n        print("no-migrations")\n        return\n    from flask.cli import cli\n    for command in ("current", "heads"):\n        # Alembic keeps the sys.stdout it first saw: the outputs are told apart by the markers.\n        sys.stdout.write("%s\\n" % marker)\n        sys.stdout.flush()\n        cli.main(args=["--app", module, "db", command], prog_name="flask", standalone_mode=False)\n        sys.stdout.flush()\n\nCOMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,\n            "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,\n            "gunicornenv": cmd_gunicornenv,\n            "readglobs": cmd_readglobs,\n            "linkshared": cmd_linkshared, "access": cmd_access,\n            "watchworkers": cmd_watchworkers, "dbrevisions": cmd_dbrevisions}\n\ndef main(argv):\n    if not argv or argv[0] not in COMMANDS:\n        sys.exit("remote-helper: unknown command %r (known: %s)" % (argv[0] if argv else "", ", ".join(sorted(COMMANDS))))\n    COMMANDS[argv[0]](*argv[1:])\n\nif __name__ == "__main__":\n    main(sys.argv[1:])\n';
 
 // src/host/remote-helper.ts
 var HELPER_PY = remote_helper_default;
@@ -50758,6 +50758,12 @@ var serviceCommands = {
   nginxTest: () => ["nginx", "-t"],
   nginxDump: () => ["nginx", "-T"],
   pwdx: (pids) => ["pwdx", ...pids.map(String)],
+  /**
+   * Every process as `pid ppid args`, no header, never truncated: the read of the process
+   * tree as root, for hosts where /proc hides other users' processes (hidepid). Spelled
+   * without `,` and `=`, which a sudoers rule would have to escape.
+   */
+  psTree: () => ["ps", "-ww", "-e", "-o", "pid", "-o", "ppid", "-o", "args", "--no-headers"],
   /** Read-only: works without sudo when dbus is installed. */
   show: (unit, properties) => [
     "systemctl",
@@ -50839,6 +50845,13 @@ var RIGHTS = [
     grant: () => "pwdx *",
     purpose: "reading the workers' working directory (which release they run)",
     required: false
+  },
+  {
+    right: "ps",
+    probe: () => serviceCommands.psTree(),
+    grant: () => serviceCommands.psTree().join(" "),
+    purpose: "seeing the Gunicorn master and its workers where /proc hides other users' processes (hidepid)",
+    required: false
   }
 ];
 function rightSpec(right) {
@@ -50848,7 +50861,7 @@ function rightSpec(right) {
 }
 
 // src/host/access.ts
-var PROGRAMS = ["systemctl", "nginx", "pwdx", "journalctl"];
+var PROGRAMS = ["systemctl", "nginx", "pwdx", "journalctl", "ps"];
 function passwordRules(listing) {
   return listing.replace(/\n {8,}(?=\S)/g, " ").split("\n").filter((l) => /^\s+\(/.test(l) && !/NOPASSWD:/.test(l)).map((l) => l.trim());
 }
@@ -50889,7 +50902,8 @@ function parseAccess(answer, unit) {
     groups: answer.groups,
     sudo,
     readable: new Map(Object.entries(answer.readable)),
-    programs
+    programs,
+    ...answer.hidepid ? { hidepid: answer.hidepid } : {}
   };
 }
 async function probeAccess(remote, unit, paths) {
@@ -51245,7 +51259,8 @@ var UNIT_PROPERTIES = [
   "EnvironmentFiles",
   "User",
   "FragmentPath",
-  "Id"
+  "Id",
+  "TriggeredBy"
 ];
 function execArgv(value) {
   if (!value) return [];
@@ -51271,10 +51286,24 @@ function parseUnitShow(text) {
     environmentFiles: get("EnvironmentFiles").split(/\s+\(ignore_errors=(?:yes|no)\)\s*/).map((s) => s.trim().replace(/^-/, "")).filter((s) => s !== ""),
     user: get("User"),
     fragmentPath: get("FragmentPath"),
-    ...props.has("Id") ? { id: get("Id") } : {}
+    ...props.has("Id") ? { id: get("Id") } : {},
+    ...get("TriggeredBy") ? { triggeredBy: get("TriggeredBy").split(/\s+/) } : {}
   };
 }
+function socketUnits(unit) {
+  return (unit.triggeredBy ?? []).filter((u) => u.endsWith(".socket"));
+}
+function parseSocketListens(text) {
+  const binds = [];
+  for (const line of text.split("\n")) {
+    const m = /^Listen=(\S+) \(Stream\)$/.exec(line.trim());
+    if (!m || m[1].startsWith("@")) continue;
+    binds.push(m[1].startsWith("/") ? `unix:${m[1]}` : m[1]);
+  }
+  return binds;
+}
 var RANK = {
+  "systemd socket": 5,
   "command line": 4,
   GUNICORN_CMD_ARGS: 3,
   "config file": 2,
@@ -51439,6 +51468,15 @@ function withConfigFile(g, file, text) {
   }
   return merged;
 }
+function withSocketActivation(g, binds) {
+  if (binds.length === 0) return g;
+  const merged = copy(g);
+  merged.binds = [...binds];
+  merged.sources.bind = "systemd socket";
+  if (merged.computed) merged.computed = merged.computed.filter((k) => k !== "bind");
+  if (merged.computed?.length === 0) delete merged.computed;
+  return merged;
+}
 function withDefaultWorkers(g) {
   const known = g.launcher.kind !== "unknown" && g.envRead === true && g.configUnreadable !== true && (g.unresolved?.length ?? 0) === 0;
   if (g.workers !== void 0 || g.sources.workers !== void 0 || !known) return g;
@@ -51528,6 +51566,23 @@ function describe2(master, children, mainPid) {
   else found.argv = master.args.split(/\s+/).filter((w) => w !== "");
   return found;
 }
+function listsPid(psOutput, pid) {
+  return parsePs(psOutput).some((e) => e.pid === pid);
+}
+async function readProcesses(remote, mainPid, access2) {
+  const hiddenView = async () => (await access2).sudoPs ? "sudo" : "hidden";
+  if (mainPid <= 0) {
+    const { hidepid, ownUnit } = await access2;
+    return { view: hidepid !== void 0 && !ownUnit ? await hiddenView() : "ps" };
+  }
+  const ps = await remote.exec(optional(PS_TREE));
+  if (listsPid(ps.stdout, mainPid))
+    return { view: "ps", processes: findGunicornProcesses(ps.stdout, mainPid) };
+  if (await hiddenView() === "hidden") return { view: "hidden" };
+  const viaSudo = await remote.exec(toShell(asRoot(serviceCommands.psTree())));
+  if (viaSudo.code !== 0 || !listsPid(viaSudo.stdout, mainPid)) return { view: "hidden" };
+  return { view: "sudo", processes: findGunicornProcesses(viaSudo.stdout, mainPid) };
+}
 async function readGunicornProcesses(remote, mainPid) {
   if (mainPid <= 0) return void 0;
   const ps = await remote.exec(optional(PS_TREE));
@@ -51544,11 +51599,12 @@ async function readUnit(remote, service) {
   return parseUnitShow(show.stdout);
 }
 var STATE_MARKER = "@@zdd-state@@";
-async function readServiceState(remote, service) {
+async function readServiceState(remote, service, processes = "ps") {
+  const tree = processes === "sudo" ? asRoot(serviceCommands.psTree()) : PS_TREE;
   const result = await runStep(
     remote,
     `read unit ${service} and its processes`,
-    eachOf(STATE_MARKER, toShell(serviceCommands.show(service, UNIT_PROPERTIES)), optional(PS_TREE))
+    eachOf(STATE_MARKER, toShell(serviceCommands.show(service, UNIT_PROPERTIES)), optional(tree))
   );
   const [show = "", ps = ""] = splitEach(STATE_MARKER, result.stdout);
   const unit = parseUnitShow(show);
@@ -51607,8 +51663,15 @@ async function realPath(remote, path8) {
 }
 async function readGunicornOptions(remote, unit, argv = unit.execStart) {
   const parsed = parseGunicornCommand(argv);
-  if (parsed.launcher.kind === "unknown") return parsed;
-  const g = withGunicornEnv(parsed, await readGunicornEnv(remote, unit));
+  const listens = readSocketListens(remote, unit);
+  if (parsed.launcher.kind === "unknown") return withSocketActivation(parsed, await listens);
+  const [env, binds] = await Promise.all([readGunicornEnv(remote, unit), listens]);
+  return withSocketActivation(
+    await readConfigFile(remote, unit, withGunicornEnv(parsed, env)),
+    binds
+  );
+}
+async function readConfigFile(remote, unit, g) {
   const file = configFileOf(unit, g);
   const result = await remote.exec(toShell(["cat", "--", file]));
   if (result.code === 0)
@@ -51616,6 +51679,13 @@ async function readGunicornOptions(remote, unit, argv = unit.execStart) {
   const missing = /No such file/.test(result.stderr);
   if (missing && g.configFile === void 0) return { ...withDefaultWorkers(g), beforeConfig: g };
   return { ...g, configFile: file, configRead: false, configUnreadable: !missing };
+}
+async function readSocketListens(remote, unit) {
+  const sockets = socketUnits(unit);
+  const shown2 = await Promise.all(
+    sockets.map((s) => remote.exec(optional(serviceCommands.show(s, ["Listen"]))))
+  );
+  return shown2.flatMap((r) => parseSocketListens(r.stdout));
 }
 async function readGunicornEnv(remote, unit) {
   const argv = helperArgv("python3", "gunicornenv", unit.id || "-", ...unit.environmentFiles);
@@ -51875,14 +51945,16 @@ function unitState(f) {
 function gunicornLaunch(f, ctx) {
   const g = f.gunicorn;
   const out = [];
-  if (g.launcher.kind === "unknown")
+  if (g.launcher.kind === "unknown") {
+    const hidden = f.processes === "hidden" && f.masterAlive ? hiddenProcesses(f) : void 0;
     out.push(
       unverified(
         "Gunicorn",
-        `ExecStart=${f.unit.execStart.join(" ")} does not show Gunicorn's command line (${g.launcher.reason}): its options are read from the running master where possible, and verification after the reload proves the rest`,
-        "start <venv>/bin/python -m gunicorn (or <venv>/bin/gunicorn) directly in ExecStart to let preflight read the options"
+        hidden ? `ExecStart=${f.unit.execStart.join(" ")} does not show Gunicorn's command line (${g.launcher.reason}), and the running master's is hidden: ${hidden.why}; verification after the reload proves what it can` : `ExecStart=${f.unit.execStart.join(" ")} does not show Gunicorn's command line (${g.launcher.reason}): its options are read from the running master where possible, and verification after the reload proves the rest`,
+        `start <venv>/bin/python -m gunicorn (or <venv>/bin/gunicorn) directly in ExecStart to let preflight read the options${hidden ? `, or ${hidden.allow}` : ""}`
       )
     );
+  }
   const trap = reloadTrap(f.unit, g, ctx.releasePath, f.service);
   if (trap) {
     const [cause, fix] = trap.message.split("\nFix: ");
@@ -51910,6 +51982,7 @@ function gunicornLaunch(f, ctx) {
 }
 function socketInRun(f) {
   const svc = f.service.replace(/\.service$/, "");
+  if (f.gunicorn.sources.bind === "systemd socket") return [];
   return f.gunicorn.binds.filter((b) => /^unix:\/run\/[^/]+$/.test(b) && f.unit.user && f.unit.user !== "root").map(
     (bind2) => error2(
       "socket",
@@ -51918,9 +51991,33 @@ function socketInRun(f) {
     )
   );
 }
+function hiddenProcesses(f) {
+  const who = f.unit.user || "root";
+  const why = f.access.hidepid ? `/proc is mounted with hidepid=${f.access.hidepid}, so ${f.user} cannot see the processes of ${who}` : `${f.user} cannot see the processes of ${who} (ps does not list MainPID ${f.unit.mainPid}; /proc may be mounted with hidepid)`;
+  return { why, allow: missingRight(f.access, f.service, "ps").allow };
+}
 function workerCount(f) {
   const configured = f.gunicorn.workers;
   const running = f.workers.length;
+  if (f.masterAlive && f.processes === "hidden") {
+    const hidden = hiddenProcesses(f);
+    const out = [
+      unverified(
+        "workers",
+        `${hidden.why}: how many workers master ${f.unit.mainPid} runs, and which release they run after the reload, is not verified (${configured ?? "unknown"} configured); verification relies on systemd (the master is kept) and on health answers naming the release, through Gunicorn and Nginx`,
+        hidden.allow
+      )
+    ];
+    if (configured !== void 0 && configured < 2)
+      out.push(
+        error2(
+          "workers",
+          `Gunicorn is configured for ${configured} worker(s): a reload with fewer than 2 workers is not reliably zero-downtime`,
+          "run Gunicorn with --workers 2 or more"
+        )
+      );
+    return out;
+  }
   if (f.masterAlive && running < 2)
     return [
       error2(
@@ -53042,6 +53139,12 @@ async function findInterpreter(remote, gunicorn, running) {
     if (!("error" in found)) return found;
     reasons.push(found.error);
   } else reasons.push(l.kind === "unknown" ? l.reason : "ExecStart does not show Gunicorn");
+  if (running === "hidden") {
+    reasons.push(
+      "the running master's command line is hidden from the deploy user (/proc hides other users' processes)"
+    );
+    return { error: reasons.join("; ") };
+  }
   const master = typeof running === "number" ? await readGunicornProcesses(remote, running) : running;
   if (master?.argv) {
     const launch = findGunicornLaunch(master.argv).launcher;
@@ -53285,13 +53388,22 @@ async function gatherUnitFacts(remote, opts, proxiedBind) {
   const { layout: layout2, service } = opts;
   const unit = await readUnit(remote, service);
   const envFile = opts.envFile ?? unit.environmentFiles[0];
+  const accessRead = probeAccess(
+    remote,
+    service,
+    [envFile, opts.nginxErrorLog].filter((p) => p !== void 0)
+  );
   const sideBySide = Promise.all([
-    probeAccess(
+    accessRead,
+    readProcesses(
       remote,
-      service,
-      [envFile, opts.nginxErrorLog].filter((p) => p !== void 0)
+      unit.mainPid,
+      accessRead.then((a) => ({
+        hidepid: a.hidepid,
+        sudoPs: may(a, "ps"),
+        ownUnit: unit.user !== "" && unit.user === remote.target.user
+      }))
     ),
-    readGunicornProcesses(remote, unit.mainPid),
     readGunicornOptions(remote, unit)
   ]);
   const launched = parseGunicornCommand(unit.execStart);
@@ -53309,15 +53421,17 @@ async function gatherUnitFacts(remote, opts, proxiedBind) {
     readEnv(remote, envFile, opts.requiredEnv)
   ]);
   early.catch(() => void 0);
-  const [access2, procs, fromUnit] = await sideBySide;
+  const [access2, seen, fromUnit] = await sideBySide;
+  const procs = seen.processes;
+  const hidden = seen.view === "hidden" && unit.mainPid > 0;
   const gunicorn = fromUnit.launcher.kind === "unknown" && procs?.argv ? await readGunicornOptions(remote, unit, procs.argv) : fromUnit;
   const masterAlive = isRunning(unit);
   const [[onDisk, env], dirs, nginxTest2, nginx, [interpreter2, shebang]] = await Promise.all([
     early,
-    probeDirs(remote, unit, procs?.masterPid, access2),
+    probeDirs(remote, unit, procs?.masterPid ?? (hidden ? unit.mainPid : void 0), access2),
     may(access2, "nginx-test") ? remote.exec(toShell(asRoot(serviceCommands.nginxTest()))) : Promise.resolve(void 0),
     nginxMatch(remote, gunicorn, access2, proxiedBind),
-    launcherEarly ?? byLauncher(gunicorn, procs ?? unit.mainPid)
+    launcherEarly ?? byLauncher(gunicorn, procs ?? (hidden ? "hidden" : unit.mainPid))
   ]);
   return {
     service,
@@ -53328,6 +53442,7 @@ async function gatherUnitFacts(remote, opts, proxiedBind) {
     gunicorn,
     masterAlive,
     workers: procs?.workers ?? [],
+    processes: seen.view,
     masterDir: dirs.masterDir,
     dirs: dirs.via,
     nginxTest: nginxTest2,
@@ -53608,14 +53723,10 @@ async function certificateFinding(remote, url) {
   }
 }
 function sudoersLines(facts, service) {
-  if (!facts.blueGreen)
-    return sudoersLine(
-      facts.access,
-      service,
-      RIGHTS.map((r) => r.right)
-    );
+  const usable = RIGHTS.map((r) => r.right).filter((r) => r !== "ps" || facts.processes !== "ps");
+  if (!facts.blueGreen) return sudoersLine(facts.access, service, usable);
   const perInstance = ["start", "stop", "restart"];
-  const global2 = RIGHTS.map((r) => r.right).filter((r) => r !== "reload" && !perInstance.includes(r));
+  const global2 = usable.filter((r) => r !== "reload" && !perInstance.includes(r));
   return [
     sudoersLine(facts.access, instanceUnit(service, "blue"), [...perInstance, ...global2]),
     sudoersLine(facts.access, instanceUnit(service, "green"), perInstance)
@@ -54020,9 +54131,13 @@ ${stops.map(describe3).join("\n")}${strictNote}`
   const bg = findings.find((f) => f.check === "blue-green" && f.severity === "ok");
   if (bg) log.info(`blue-green: ${bg.finding}`);
   log.info(
-    `${facts.service}: ${facts.masterAlive ? `master ${facts.unit.mainPid}, ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}, ${i ? `${i.python}${i.venv ? ` (venv ${i.venv})` : ""}` : "interpreter unknown"}, app ${snapshot.app}; current release ${facts.currentRelease ?? "(none)"}; ${Math.round(facts.freeKb / 1024)} MiB free`
+    `${facts.service}: ${facts.masterAlive ? `master ${facts.unit.mainPid}, ${workersSeen(facts)}` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}, ${i ? `${i.python}${i.venv ? ` (venv ${i.venv})` : ""}` : "interpreter unknown"}, app ${snapshot.app}; current release ${facts.currentRelease ?? "(none)"}; ${Math.round(facts.freeKb / 1024)} MiB free`
   );
   return snapshot;
+}
+function workersSeen(facts) {
+  if (facts.processes === "hidden") return "its workers hidden from the deploy user";
+  return `${facts.workers.length} workers${facts.processes === "sudo" ? " (seen through sudo ps)" : ""}`;
 }
 function snapshotOf(facts, notVerified = []) {
   const g = facts.gunicorn;
@@ -54031,6 +54146,7 @@ function snapshotOf(facts, notVerified = []) {
     unit: facts.unit,
     gunicorn: g,
     workers: facts.workers,
+    processes: facts.processes,
     expectedWorkers: g.workers ?? (facts.masterAlive ? facts.workers.length : 1),
     interpreter: "error" in facts.interpreter ? void 0 : facts.interpreter,
     app: g.app ?? "wsgi:app",
@@ -54365,9 +54481,16 @@ async function verifyRelease(remote, exp, log) {
     gateway: new GatewayWatch(exp.nginxUrl),
     definite
   };
-  const health = Promise.allSettled(exp.urls.map((url) => healthyStreak(remote, url, asking)));
+  let healthDone = false;
+  const health = Promise.allSettled(
+    exp.urls.map((url) => healthyStreak(remote, url, asking))
+  ).finally(() => healthDone = true);
+  const hidden = exp.processes === "hidden";
   try {
-    await Promise.race([proveWorkers(remote, exp, deadline, log), failed2]);
+    await Promise.race([
+      hidden ? watchMaster(remote, exp, log, () => healthDone) : proveWorkers(remote, exp, deadline, log),
+      failed2
+    ]);
   } catch (error3) {
     settleWorkers(false);
     throw error3;
@@ -54375,10 +54498,40 @@ async function verifyRelease(remote, exp, log) {
   settleWorkers(true);
   for (const streak of await Promise.race([health, failed2]))
     if (streak.status === "rejected") throw streak.reason;
+  if (hidden) masterCheck(await readUnit(remote, exp.service), exp);
+}
+function masterCheck(unit, exp) {
+  if (unit.mainPid === 0 || unit.activeState !== "active") {
+    throw new VerifyError(
+      `the Gunicorn master died after ${exp.broughtUpBy ?? "the reload"} (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
+      true
+    );
+  }
+  if (exp.mainPid !== void 0 && unit.mainPid !== exp.mainPid) {
+    throw new VerifyError(
+      `the master PID changed from ${exp.mainPid} to ${unit.mainPid}: the service restarted instead of reloading`,
+      false
+    );
+  }
+}
+var HIDDEN_SETTLE_MS = 2e3;
+async function watchMaster(remote, exp, log, healthDone) {
+  const settled = Date.now() + HIDDEN_SETTLE_MS;
+  for (; ; ) {
+    const unit = await readUnit(remote, exp.service);
+    masterCheck(unit, exp);
+    if (healthDone() || Date.now() >= settled) {
+      log.info(
+        `master ${unit.mainPid}${exp.mainPid ? " kept" : " up"}; its workers are hidden from the deploy user (not verified: health must name the release)`
+      );
+      return;
+    }
+    await sleep3(100);
+  }
 }
 async function proveWorkers(remote, exp, deadline, log) {
   let problem;
-  let watching = true;
+  let watching = exp.processes !== "sudo";
   for (; ; ) {
     const watched = watching ? await watchServiceState(remote, exp.service, {
       mainPid: exp.mainPid,
@@ -54388,19 +54541,8 @@ async function proveWorkers(remote, exp, deadline, log) {
       timeoutMs: deadline - Date.now()
     }) : void 0;
     watching = watched !== void 0;
-    const { unit, workers } = watched ?? await readServiceState(remote, exp.service);
-    if (unit.mainPid === 0 || unit.activeState !== "active") {
-      throw new VerifyError(
-        `the Gunicorn master died after ${exp.broughtUpBy ?? "the reload"} (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
-        true
-      );
-    }
-    if (exp.mainPid !== void 0 && unit.mainPid !== exp.mainPid) {
-      throw new VerifyError(
-        `the master PID changed from ${exp.mainPid} to ${unit.mainPid}: the service restarted instead of reloading`,
-        false
-      );
-    }
+    const { unit, workers } = watched ?? await readServiceState(remote, exp.service, exp.processes);
+    masterCheck(unit, exp);
     const readDirs = async () => watched && workers.every((p) => watched.dirs.has(p)) ? watched.dirs : workingDirectories(remote, workers, exp.dirs === "sudo");
     const found = workerProblem({ ...exp, dirs: "none" }, workers, /* @__PURE__ */ new Map()) ?? (exp.dirs === "none" ? void 0 : workerProblem(exp, workers, await readDirs()));
     if (found === void 0) {
@@ -54498,6 +54640,7 @@ async function proveInstance(ctx, req, to, plan, urls) {
       oldWorkers: [],
       workers: plan.expectedWorkers,
       dirs: plan.dirs,
+      processes: plan.processes,
       oldRelease: req.from.release,
       oldReleaseDir: req.from.releaseDir,
       ...urls,
@@ -54726,6 +54869,7 @@ async function prove(ctx, plan, from, reloaded) {
     oldWorkers: reloaded ? from.workers : [],
     workers: plan.expectedWorkers,
     dirs: plan.dirs,
+    processes: plan.processes,
     oldReleaseDir: from.releaseDir,
     oldRelease: from.release,
     urls: plan.urls,
@@ -54898,6 +55042,7 @@ function planFor(settings, snap, release, releaseDir, opts) {
     releaseDir,
     expectedWorkers: Math.max(snap.expectedWorkers, 1),
     dirs: snap.dirs,
+    processes: snap.processes,
     urls,
     // Only a URL that differs from the direct ones can show Nginx failing while Gunicorn answers.
     nginxUrl: opts.nginxServed && urls.length > 1 && urls.at(-1) === nginx ? nginx : void 0,
@@ -55032,7 +55177,7 @@ async function installDependencies(remote, opts) {
     );
   if (!opts.interpreter.venv) {
     throw new Error(
-      `requirements.txt changed but ${opts.interpreter.python} is not in a virtualenv; refusing to pip install into the system Python`
+      `requirements.txt changed but ${opts.interpreter.python} is not in a virtualenv; refusing to pip install into the system Python. Fix: start Gunicorn from a virtualenv (<venv>/bin/gunicorn), or, when the system's packages provide the dependencies, leave requirements.txt out of the release (exclude: /requirements.txt)`
     );
   }
   const result = await runLongStep(
@@ -55118,7 +55263,7 @@ function migrationsNeed(opts) {
     throw new Error(
       "the release has migrations, but the unit's Python interpreter could not be found: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart, or set migrate: off and migrate another way"
     );
-  if (opts.envReadable === false)
+  if (opts.envFile !== void 0 && opts.envReadable === false)
     throw new Error(
       `the release has migrations, which need the unit's environment (e.g. DATABASE_URL), but the deploy user cannot read ${opts.envFile}: let it read the file (e.g. add it to the file's group), or set migrate: off and migrate another way. Nothing was switched.`
     );
@@ -55870,7 +56015,7 @@ function describePlan(facts, target, restore, log) {
       `blue-green: live ${live ? instances[live].unit : "(none)"}; ${idle.unit} ${idle.info.activeState}${idle.slotRelease ? ` on ${idle.slotRelease}` : ""}`
     );
   }
-  const master = facts.masterAlive ? `${facts.unit.mainPid} with ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`;
+  const master = facts.masterAlive ? `${facts.unit.mainPid}, ${workersSeen(facts)}` : `not running (${facts.unit.activeState}/${facts.unit.subState})`;
   log.info(
     restore ? `${target} is current, but its master is ${master}: restoring it` : `current ${facts.currentRelease ?? "(none)"}, rolling back to ${target}; master ${master}`
   );

@@ -3,7 +3,8 @@
 #   /var/cache/zdd-hostkit/rootfs-<suite>-<key>.tar.zst  and the extracted rootfs-<suite>-<key>/
 # <key> hashes the suite, this script and every file the image is made from, so
 # editing them rebuilds. Prints the rootfs path (used read-only as the overlay lower layer).
-#   hostkit/build-rootfs.sh [--suite bookworm|trixie]     (default bookworm: Debian 12; trixie: Debian 13)
+#   hostkit/build-rootfs.sh [--suite bookworm|trixie|sid]
+# (default bookworm: Debian 12; trixie: Debian 13; sid: Debian unstable, today's Gunicorn)
 set -euo pipefail
 # shellcheck source=hostkit/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -50,16 +51,25 @@ SECURITY=$(echo "$uris" | grep security | head -n1)
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SECURITY=${SECURITY:-http://deb.debian.org/debian-security}
 
+# A release has its -updates and -security suites; sid (unstable) has neither, and the
+# mirror may serve its Release file past Valid-Until (sid's is renewed daily).
+if [ "$SUITE" = sid ]; then
+  sources=("deb $MIRROR sid main")
+  aptopts=(--aptopt='Acquire::Check-Valid-Until "false"')
+else
+  sources=("deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" "deb $SECURITY $SUITE-security main")
+  aptopts=()
+fi
+
 BUILD=$ROOTFS.build
 log "building the $SUITE root filesystem with mmdebstrap from $MIRROR (about a minute)"
 started=$(date +%s)
 mmdebstrap --quiet --variant=minbase --mode=root \
-  --aptopt='APT::Install-Recommends "false"' \
+  --aptopt='APT::Install-Recommends "false"' "${aptopts[@]}" \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
   --include=systemd,systemd-sysv,dbus,openssh-server,sudo,passwd,adduser,nginx,gunicorn,python3-gunicorn,python3-flask,python3-venv,python3-flask-migrate,python3-flask-sqlalchemy,curl,procps,iproute2,psmisc,openssl \
-  "$SUITE" "$BUILD" \
-  "deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" "deb $SECURITY $SUITE-security main" >&2
+  "$SUITE" "$BUILD" "${sources[@]}" >&2
 
 # Provision with the same script users run (examples/server/provision.sh).
 cleanup_chroot() { umount -l "$BUILD/proc" "$BUILD/dev" 2>/dev/null || true; }

@@ -2,7 +2,7 @@
 # Starts one test host: a systemd-nspawn container whose PID 1 is systemd,
 # with sshd, Gunicorn under the chosen unit, and Nginx, on its own network
 # namespace attached to the bridge zdd-br0.
-#   hostkit/host-up.sh NAME [--unit fixed|guide|preload] [--suite bookworm|trixie] [--style STYLE]
+#   hostkit/host-up.sh NAME [--unit fixed|guide|preload] [--suite bookworm|trixie|sid] [--style STYLE]
 # --style kit (the default) is the server examples/server/provision.sh makes, with
 # the --unit variant; any other STYLE is hostkit/styles/STYLE.sh, applied on top
 # of it before boot (its own unit, Nginx site, users, sudoers, ...).
@@ -144,7 +144,7 @@ fi
 for root in $(cgroup_roots); do mkdir -p "$root/zdd-hostkit/$NAME"; done
 (
   for root in $(cgroup_roots); do echo "$BASHPID" >"$root/zdd-hostkit/$NAME/cgroup.procs"; done
-  # systemd >= 256 (trixie) boots on this kind of hybrid cgroup machine only
+  # systemd >= 256 (trixie, sid) boots on this kind of hybrid cgroup machine only
   # when nspawn gives it a unified hierarchy.
   [ "$SUITE" = bookworm ] || export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
   exec systemd-nspawn --quiet --boot --register=no --keep-unit \

@@ -8,9 +8,9 @@ BRIDGE=zdd-br0
 BRIDGE_IP=10.231.0.1
 CG_ROOTS=(/sys/fs/cgroup/systemd /sys/fs/cgroup/unified)
 
-# Debian releases a host can run: bookworm (12) or trixie (13).
+# Debian releases a host can run: bookworm (12), trixie (13) or sid (unstable).
 check_suite() {
-  case "$1" in bookworm | trixie) ;; *) die "--suite must be bookworm or trixie (got '$1')" ;; esac
+  case "$1" in bookworm | trixie | sid) ;; *) die "--suite must be bookworm, trixie or sid (got '$1')" ;; esac
 }
 
 log() { echo "hostkit: $*" >&2; }

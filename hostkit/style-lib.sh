@@ -7,7 +7,7 @@
 # before it boots, with:
 #   R      the host's merged root (write files as "$R/etc/...", or run `in_root CMD`)
 #   S      the host's state directory on this machine
-#   NAME   the host name;  SUITE  bookworm or trixie;  IP  the host's address
+#   NAME   the host name;  SUITE  bookworm, trixie or sid;  IP  the host's address
 #   KIT    this directory
 # and reads back what the style sets (defaults are the kit's):
 #   SERVICE       the systemd unit (myapp)

@@ -302,6 +302,19 @@ describe('blue-green deploys (Debian 13)', () => {
   )
 })
 
+describe('blue-green deploys (Debian sid: Gunicorn 26)', () => {
+  const host = withHost('bks1', { style: 'blue-green', suite: 'sid' })
+
+  it(
+    'deploys a good release into the idle instance and stops the old one, with 0 failed requests',
+    async () => {
+      expect(await liveColour(host)).toBe('blue')
+      await deploysGoodRelease(host, 's1')
+    },
+    SLOW
+  )
+})
+
 describe('blue-green rollbacks', () => {
   // r1 (green), then r2 (blue): green is stopped on r1, blue serves r2.
   const host = withHost('bkr1', { style: 'blue-green' }, async h => {

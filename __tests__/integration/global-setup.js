@@ -8,8 +8,9 @@ export default async function globalSetup() {
   // test file still removes its own hosts in afterAll.
   if (!process.env.ZDD_KEEP_OTHER_HOSTS)
     execFileSync(path.join(kit, 'all-down.sh'), { stdio: 'inherit' })
-  // Debian 12 and Debian 13 images (cached; built once, about a minute each).
-  for (const suite of ['bookworm', 'trixie'])
+  // Debian 12, Debian 13 and Debian sid images (cached: built once per machine, one to
+  // several minutes each; restored in about a second afterwards).
+  for (const suite of ['bookworm', 'trixie', 'sid'])
     execFileSync(path.join(kit, 'build-rootfs.sh'), ['--suite', suite], {
       stdio: ['ignore', 'ignore', 'inherit']
     })

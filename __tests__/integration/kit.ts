@@ -24,8 +24,8 @@ export const ROOT = path.resolve(
 const KIT = path.join(ROOT, 'hostkit')
 
 export type UnitVariant = 'fixed' | 'guide' | 'preload'
-/** Debian 12 or Debian 13. */
-export type Suite = 'bookworm' | 'trixie'
+/** Debian 12, Debian 13, or Debian unstable (today's Gunicorn). */
+export type Suite = 'bookworm' | 'trixie' | 'sid'
 /**
  * How the server is set up: `kit` is examples/server (with a UnitVariant); the others are
  * hostkit/styles/NAME.sh, servers set up the way other guides and defaults do it.
@@ -50,6 +50,9 @@ export type ServerStyle =
   | 'poetry-run'
   | 'blue-green'
   | 'blue-green-keepalive'
+  | 'gunicorn-docs-systemd'
+  | 'gunicorn-docs-nginx'
+  | 'hardened-hidepid'
 
 export interface HostOptions {
   /** only with the kit style (default fixed) */

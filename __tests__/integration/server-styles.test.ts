@@ -1,5 +1,7 @@
 // Servers set up the way other people's guides and defaults do it (hostkit/styles/),
-// not the way examples/server does: on Debian 12 every style, on Debian 13 some. On
+// not the way examples/server does: on Debian 12 every style, on Debian 13 and Debian
+// sid (Gunicorn 26) some. Among them every systemd layout of Gunicorn's own deployment
+// docs, and a host hardened the way security benchmarks recommend (/proc hidepid). On
 // each, a good release deploys and then serves through the host's own Nginx; a
 // release that fails to import never serves; and a mismatched Nginx upstream stops
 // the deploy before any change. Hosts start together; the tests run side by side,
@@ -46,7 +48,10 @@ const SHORT: Partial<Record<ServerStyle, string>> = {
   'tls-redirect': 'tls',
   mismatch: 'mism',
   'sh-wrapper': 'sh',
-  'poetry-run': 'poet'
+  'poetry-run': 'poet',
+  'gunicorn-docs-systemd': 'gds',
+  'gunicorn-docs-nginx': 'gdn',
+  'hardened-hidepid': 'hpid'
 }
 const BOOKWORM: ServerStyle[] = [
   'upstream-oneline',
@@ -63,9 +68,19 @@ const BOOKWORM: ServerStyle[] = [
   'vhost',
   'tls-redirect',
   'sh-wrapper',
-  'poetry-run'
+  'poetry-run',
+  'gunicorn-docs-systemd',
+  'gunicorn-docs-nginx',
+  'hardened-hidepid'
 ]
 const TRIXIE: ServerStyle[] = ['minimal-sudo', 'tls-redirect', 'upstream-oneline', 'first-deploy']
+// What runs on Debian 13, and the layouts of Gunicorn's docs for today's Gunicorn.
+const SID: ServerStyle[] = [
+  ...TRIXIE,
+  'gunicorn-docs-systemd',
+  'gunicorn-docs-nginx',
+  'hardened-hidepid'
+]
 
 const caseOf = (style: ServerStyle, suite: Suite): Case => ({
   name: `ss-${SHORT[style]}-${suite[0]}`,
@@ -74,11 +89,13 @@ const caseOf = (style: ServerStyle, suite: Suite): Case => ({
 })
 const CASES = [
   ...BOOKWORM.map(style => caseOf(style, 'bookworm')),
-  ...TRIXIE.map(style => caseOf(style, 'trixie'))
+  ...TRIXIE.map(style => caseOf(style, 'trixie')),
+  ...SID.map(style => caseOf(style, 'sid'))
 ]
 const FIRST_DEPLOY = CASES.filter(c => c.style === 'first-deploy')
 const DEPLOYED_BEFORE = CASES.filter(c => c.style !== 'first-deploy')
 const MISMATCH = caseOf('mismatch', 'bookworm')
+const HIDEPID = CASES.filter(c => c.style === 'hardened-hidepid')
 const TIMEOUT = 240_000
 
 /** The deploy user may not run these: the run must say what it could not verify. */
@@ -105,7 +122,20 @@ function inputsOf(c: Case, host: KitHost, source: string, id: string): Record<st
     // cannot read; such a team migrates another way
     ...(c.style === 'minimal-sudo' ? { migrate: 'off' } : {}),
     // the action derives the https URL from the Nginx configuration
-    ...(c.style === 'tls-redirect' && c.suite === 'trixie' ? { 'nginx-url': '' } : {})
+    ...(c.style === 'tls-redirect' && c.suite !== 'bookworm' ? { 'nginx-url': '' } : {}),
+    ...(c.style.startsWith('gunicorn-docs-')
+      ? {
+          // derived from the docs' server blocks: http://example.com/ (whose default
+          // server closes every other name) and http://127.0.0.1:8000/
+          'nginx-url': '',
+          // the docs' units have no EnvironmentFile, so the example app has no
+          // DATABASE_URL: such a team migrates another way
+          migrate: 'off'
+        }
+      : {}),
+    // the docs' unit runs the system's Gunicorn (/usr/bin/gunicorn): the dependencies
+    // come from the system's packages, and the action never pip-installs into the system
+    ...(c.style === 'gunicorn-docs-systemd' ? { exclude: '/requirements.txt' } : {})
   })
 }
 
@@ -133,6 +163,16 @@ async function releaseDirs(host: KitHost): Promise<string[]> {
     .split('\n')
     .filter(Boolean)
     .sort()
+}
+
+/** The processes' users and command lines as `user` sees them (ps, with /proc as mounted). */
+async function processesSeenBy(host: KitHost, user: string): Promise<string> {
+  return rootExec(host, ['runuser', '-u', user, '--', 'ps', '-e', '-o', 'user=,args='])
+}
+
+/** The socket unit's socket file (device and inode): a reload must keep it. */
+async function socketFile(host: KitHost): Promise<string> {
+  return (await rootExec(host, ['stat', '-c', '%d:%i', '/run/gunicorn.sock'])).trim()
 }
 
 async function unitState(host: KitHost): Promise<string> {
@@ -184,12 +224,30 @@ describe('server styles', () => {
     TIMEOUT
   )
 
+  it.concurrent.each(HIDEPID)(
+    '$style on $suite: /proc hides the Gunicorn processes from the deploy user, not from root',
+    async c => {
+      const host = hosts[c.name]
+      await onHost(host, async () => {
+        expect(await rootSh(host, "grep ' /proc proc ' /proc/mounts")).toContain(
+          'hidepid=invisible'
+        )
+        expect(await processesSeenBy(host, 'root')).toMatch(/^www-data .*gunicorn/m)
+        const seen = await processesSeenBy(host, 'deploy')
+        expect(seen).not.toMatch(/gunicorn|www-data/)
+        expect(seen).toMatch(/^deploy /m)
+      })
+    },
+    TIMEOUT
+  )
+
   it.concurrent.each(CASES)(
     '$style on $suite: a good release deploys and then serves through Nginx',
     async c => {
       const host = hosts[c.name]
       const id = `good-${c.suite}`
       await onHost(host, async () => {
+        const socket = c.style === 'gunicorn-docs-systemd' ? await socketFile(host) : ''
         const run = await runAction(inputsOf(c, host, appFor(host), id))
         expect(outcome(run)).toEqual({ code: 0, status: 'deployed', errors: [] })
         expect(run.outputs.release).toBe(id)
@@ -197,6 +255,18 @@ describe('server styles', () => {
           expect(warnings(run)).toMatch(/not verified/i)
           expect(warnings(run)).toContain('nginx -t')
         }
+        if (c.style === 'hardened-hidepid') {
+          // what the deploy user cannot see is not verified, with the line that allows it
+          expect(warnings(run)).toContain(
+            'not verified: workers: /proc is mounted with hidepid=invisible, so deploy cannot see the processes of www-data'
+          )
+          expect(warnings(run)).toContain(
+            'deploy ALL=(root) NOPASSWD: /usr/bin/ps -ww -e -o pid -o ppid -o args --no-headers'
+          )
+          expect(run.stdout).toContain('its workers are hidden from the deploy user')
+        }
+        // the socket unit's socket is the one Nginx reaches, and the reload keeps it
+        if (socket) expect(await socketFile(host)).toBe(socket)
         expect(await servedRelease(host)).toBe(id)
         expect((await fetchGunicorn(host)).release).toBe(id)
         expect(await currentTarget(host)).toBe(`releases/${id}`)
@@ -228,6 +298,33 @@ describe('server styles', () => {
         expect(await servedRelease(host)).toBe(before)
         expect((await fetchGunicorn(host)).release).toBe(before)
         expect(await currentTarget(host)).toBe(current)
+      })
+    },
+    TIMEOUT
+  )
+
+  // (on one suite: what sudo ps shows does not depend on it)
+  it.concurrent.each(HIDEPID.filter(c => c.suite === 'sid'))(
+    '$style on $suite: where sudo ps is allowed, the workers are seen and verified',
+    async c => {
+      const host = hosts[c.name]
+      const rule = '/etc/sudoers.d/deploy-ps'
+      await onHost(host, async () => {
+        const line =
+          'deploy ALL=(root) NOPASSWD: /usr/bin/ps -ww -e -o pid -o ppid -o args --no-headers'
+        await rootSh(host, `echo '${line}' > ${rule} && chmod 440 ${rule} && visudo -cqf ${rule}`)
+        try {
+          const id = `seen-${c.suite}`
+          const run = await runAction(inputsOf(c, host, appFor(host), id))
+          expect(outcome(run)).toEqual({ code: 0, status: 'deployed', errors: [] })
+          expect(warnings(run)).not.toContain('not verified: workers')
+          expect(run.stdout).toMatch(
+            new RegExp(`new workers \\([\\d, ]+\\) in ${host.releasePath}/releases/${id}`)
+          )
+          expect(await servedRelease(host)).toBe(id)
+        } finally {
+          await rootExec(host, ['rm', '-f', rule])
+        }
       })
     },
     TIMEOUT

@@ -474,7 +474,7 @@ class AccessTest(TempDirTest):
             "readable": [readable, self.path("missing.txt")],
             "which": ["sh", "zdd-no-such-program"],
         })
-        self.assertEqual(set(out), {"user", "uid", "groups", "listing", "sudo", "readable", "which"})
+        self.assertEqual(set(out), {"user", "uid", "groups", "listing", "sudo", "readable", "which", "hidepid"})
         self.assertEqual(out["uid"], os.getuid())
         self.assertIsInstance(out["user"], str)
         self.assertEqual(out["groups"], sorted(set(out["groups"])))
@@ -504,6 +504,40 @@ class AccessTest(TempDirTest):
         self.assertEqual([r["rc"] for r in out["sudo"]], [127])
         self.assertIn("sudo", out["sudo"][0]["out"])
         self.assertIsNotNone(out["which"]["sh"], "standard directories are searched too")
+
+
+class ProcHidepidTest(TempDirTest):
+    PROC = "23 1 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc %s\n"
+    SYS = "24 23 0:21 /sys /proc/sys ro,nosuid,nodev,noexec,relatime shared:12 - proc proc %s\n"
+
+    def hidepid(self, *lines, uid=1000, groups=(1000,)):
+        path = self.write("mountinfo", "".join(lines))
+        with mock.patch("os.getuid", return_value=uid), mock.patch("os.getgid", return_value=groups[0]), \
+                mock.patch("os.getgroups", return_value=list(groups)):
+            return helper.proc_hidepid(path)
+
+    def test_names_the_hidepid_value_that_hides_other_users_processes(self):
+        for value in ("invisible", "2", "noaccess", "ptraceable"):
+            self.assertEqual(self.hidepid(self.PROC % ("rw,hidepid=" + value),
+                                          self.SYS % ("rw,hidepid=" + value)), value)
+
+    def test_a_plain_proc_hides_nothing(self):
+        self.assertIsNone(self.hidepid(self.PROC % "rw"))
+        self.assertIsNone(self.hidepid(self.PROC % "rw,hidepid=0"))
+        self.assertIsNone(self.hidepid(self.PROC % "rw,hidepid=off"))
+
+    def test_root_and_the_mounts_gid_group_see_everything(self):
+        line = self.PROC % "rw,hidepid=invisible,gid=27"
+        self.assertIsNone(self.hidepid(line, uid=0, groups=(0,)))
+        self.assertIsNone(self.hidepid(line, groups=(1000, 27)))
+        self.assertEqual(self.hidepid(line, groups=(1000, 28)), "invisible")
+
+    def test_the_last_mount_on_proc_is_the_one_seen(self):
+        self.assertEqual(self.hidepid(self.PROC % "rw", self.PROC % "rw,hidepid=invisible"), "invisible")
+        self.assertIsNone(self.hidepid(self.PROC % "rw,hidepid=2", self.PROC % "rw"))
+
+    def test_an_unreadable_mountinfo_is_no_answer(self):
+        self.assertIsNone(helper.proc_hidepid(self.path("missing")))
 
 
 class ImportCheckAndRunTest(TempDirTest):

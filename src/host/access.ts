@@ -21,6 +21,11 @@ export interface Access {
   readable: Map<string, boolean>
   /** Absolute program paths on the host (for sudoers lines). */
   programs: Map<string, string>
+  /**
+   * The hidepid= option of /proc when it hides other users' processes from the deploy
+   * user (hardened hosts): ps and /proc do not show the service's processes, sudo ps does.
+   */
+  hidepid?: string
 }
 
 /** Something a run could not prove, and what would let it. */
@@ -37,9 +42,10 @@ interface AccessAnswer {
   sudo: { rc: number; out: string }[]
   readable: Record<string, boolean>
   which: Record<string, string | null>
+  hidepid?: string | null
 }
 
-const PROGRAMS = ['systemctl', 'nginx', 'pwdx', 'journalctl']
+const PROGRAMS = ['systemctl', 'nginx', 'pwdx', 'journalctl', 'ps']
 
 /** Rules in a `sudo -l` listing that do not carry NOPASSWD (wrapped lines joined). */
 export function passwordRules(listing: string): string[] {
@@ -105,7 +111,8 @@ export function parseAccess(answer: AccessAnswer, unit: string): Access {
     groups: answer.groups,
     sudo,
     readable: new Map(Object.entries(answer.readable)),
-    programs
+    programs,
+    ...(answer.hidepid ? { hidepid: answer.hidepid } : {})
   }
 }
 

@@ -122,14 +122,18 @@ function unitState(f: HostFacts): Finding[] {
 function gunicornLaunch(f: HostFacts, ctx: CheckContext): Finding[] {
   const g = f.gunicorn
   const out: Finding[] = []
-  if (g.launcher.kind === 'unknown')
+  if (g.launcher.kind === 'unknown') {
+    const hidden = f.processes === 'hidden' && f.masterAlive ? hiddenProcesses(f) : undefined
     out.push(
       unverified(
         'Gunicorn',
-        `ExecStart=${f.unit.execStart.join(' ')} does not show Gunicorn's command line (${g.launcher.reason}): its options are read from the running master where possible, and verification after the reload proves the rest`,
-        'start <venv>/bin/python -m gunicorn (or <venv>/bin/gunicorn) directly in ExecStart to let preflight read the options'
+        hidden
+          ? `ExecStart=${f.unit.execStart.join(' ')} does not show Gunicorn's command line (${g.launcher.reason}), and the running master's is hidden: ${hidden.why}; verification after the reload proves what it can`
+          : `ExecStart=${f.unit.execStart.join(' ')} does not show Gunicorn's command line (${g.launcher.reason}): its options are read from the running master where possible, and verification after the reload proves the rest`,
+        `start <venv>/bin/python -m gunicorn (or <venv>/bin/gunicorn) directly in ExecStart to let preflight read the options${hidden ? `, or ${hidden.allow}` : ''}`
       )
     )
+  }
   const trap = reloadTrap(f.unit, g, ctx.releasePath, f.service)
   if (trap) {
     const [cause, fix] = trap.message.split('\nFix: ')
@@ -161,6 +165,8 @@ function gunicornLaunch(f: HostFacts, ctx: CheckContext): Finding[] {
 
 function socketInRun(f: HostFacts): Finding[] {
   const svc = f.service.replace(/\.service$/, '')
+  // A socket unit's socket is created by systemd (as root), not by Gunicorn.
+  if (f.gunicorn.sources.bind === 'systemd socket') return []
   return f.gunicorn.binds
     .filter(b => /^unix:\/run\/[^/]+$/.test(b) && f.unit.user && f.unit.user !== 'root')
     .map(bind =>
@@ -172,9 +178,40 @@ function socketInRun(f: HostFacts): Finding[] {
     )
 }
 
+/**
+ * What the deploy user cannot see of the service's processes (/proc mounted with
+ * hidepid, no `sudo ps`), and the line that would let it: never a finding about the server.
+ */
+export function hiddenProcesses(f: HostFacts): { why: string; allow: string } {
+  const who = f.unit.user || 'root'
+  const why = f.access.hidepid
+    ? `/proc is mounted with hidepid=${f.access.hidepid}, so ${f.user} cannot see the processes of ${who}`
+    : `${f.user} cannot see the processes of ${who} (ps does not list MainPID ${f.unit.mainPid}; /proc may be mounted with hidepid)`
+  return { why, allow: missingRight(f.access, f.service, 'ps').allow }
+}
+
 function workerCount(f: HostFacts): Finding[] {
   const configured = f.gunicorn.workers
   const running = f.workers.length
+  if (f.masterAlive && f.processes === 'hidden') {
+    const hidden = hiddenProcesses(f)
+    const out: Finding[] = [
+      unverified(
+        'workers',
+        `${hidden.why}: how many workers master ${f.unit.mainPid} runs, and which release they run after the reload, is not verified (${configured ?? 'unknown'} configured); verification relies on systemd (the master is kept) and on health answers naming the release, through Gunicorn and Nginx`,
+        hidden.allow
+      )
+    ]
+    if (configured !== undefined && configured < 2)
+      out.push(
+        error(
+          'workers',
+          `Gunicorn is configured for ${configured} worker(s): a reload with fewer than 2 workers is not reliably zero-downtime`,
+          'run Gunicorn with --workers 2 or more'
+        )
+      )
+    return out
+  }
   if (f.masterAlive && running < 2)
     return [
       error(

@@ -9,7 +9,11 @@ import type { EnvCheck } from './release-checks.js'
 import { findInterpreter, type Interpreter } from './gunicorn/gunicorn-interpreter.js'
 import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
 import { asRoot, serviceCommands } from './service-commands.js'
-import { readGunicornProcesses, type GunicornProcesses } from './gunicorn/gunicorn-processes.js'
+import {
+  readProcesses,
+  type GunicornProcesses,
+  type ProcessView
+} from './gunicorn/gunicorn-processes.js'
 import { readGunicornOptions, readUnit, realPath, workingDirectories } from './service-state.js'
 import { optional, toShell } from '../transport/shell-quote.js'
 import type { ExecResult, RemoteHost } from '../transport/ssh-connection.js'
@@ -40,7 +44,10 @@ export interface HostFacts {
   unit: UnitInfo
   gunicorn: GunicornCommand
   masterAlive: boolean
+  /** The workers, as seen (none when `processes` is hidden). */
   workers: number[]
+  /** How the deploy user sees the service's processes (hidden: /proc hides them, no sudo ps). */
+  processes: ProcessView
   /** How the workers' working directories can be read. */
   dirs: DirAccess
   /** Physical working directory of the master, when readable. */
@@ -251,19 +258,28 @@ async function gatherUnitFacts(
   const unit = await readUnit(remote, service)
   const envFile = opts.envFile ?? unit.environmentFiles[0]
   // Queued first: the access probe and Gunicorn's options lead to the reads that need them.
+  const accessRead = probeAccess(
+    remote,
+    service,
+    [envFile, opts.nginxErrorLog].filter(p => p !== undefined)
+  )
   const sideBySide = Promise.all([
-    probeAccess(
+    accessRead,
+    readProcesses(
       remote,
-      service,
-      [envFile, opts.nginxErrorLog].filter(p => p !== undefined)
+      unit.mainPid,
+      accessRead.then(a => ({
+        hidepid: a.hidepid,
+        sudoPs: may(a, 'ps'),
+        ownUnit: unit.user !== '' && unit.user === remote.target.user
+      }))
     ),
-    readGunicornProcesses(remote, unit.mainPid),
     readGunicornOptions(remote, unit)
   ])
   // The interpreter and a console script's #! line need only the launcher: when ExecStart
   // shows it, they are read now too, else from the running master's command line below.
   const launched = parseGunicornCommand(unit.execStart)
-  const byLauncher = (g: GunicornCommand, running: GunicornProcesses | number) =>
+  const byLauncher = (g: GunicornCommand, running: GunicornProcesses | number | 'hidden') =>
     Promise.all([
       findInterpreter(remote, g, running).then(async found => ({
         found,
@@ -280,7 +296,10 @@ async function gatherUnitFacts(
     readEnv(remote, envFile, opts.requiredEnv)
   ])
   early.catch(() => undefined) // awaited below, after the reads it runs beside
-  const [access, procs, fromUnit] = await sideBySide
+  const [access, seen, fromUnit] = await sideBySide
+  const procs = seen.processes
+  // A hidden master is still MainPID to systemd (its directory is read with sudo pwdx).
+  const hidden = seen.view === 'hidden' && unit.mainPid > 0
   // ExecStart that does not show Gunicorn's command line: read the running master's.
   const gunicorn =
     fromUnit.launcher.kind === 'unknown' && procs?.argv
@@ -289,12 +308,12 @@ async function gatherUnitFacts(
   const masterAlive = isRunning(unit)
   const [[onDisk, env], dirs, nginxTest, nginx, [interpreter, shebang]] = await Promise.all([
     early,
-    probeDirs(remote, unit, procs?.masterPid, access),
+    probeDirs(remote, unit, procs?.masterPid ?? (hidden ? unit.mainPid : undefined), access),
     may(access, 'nginx-test')
       ? remote.exec(toShell(asRoot(serviceCommands.nginxTest())))
       : Promise.resolve(undefined),
     nginxMatch(remote, gunicorn, access, proxiedBind),
-    launcherEarly ?? byLauncher(gunicorn, procs ?? unit.mainPid)
+    launcherEarly ?? byLauncher(gunicorn, procs ?? (hidden ? 'hidden' : unit.mainPid))
   ])
   return {
     service,
@@ -305,6 +324,7 @@ async function gatherUnitFacts(
     gunicorn,
     masterAlive,
     workers: procs?.workers ?? [],
+    processes: seen.view,
     masterDir: dirs.masterDir,
     dirs: dirs.via,
     nginxTest,

@@ -18,6 +18,7 @@ import { PreflightError } from './gunicorn/reload-traps.js'
 import type { Interpreter } from './gunicorn/gunicorn-interpreter.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 import type { GunicornCommand, UnitInfo } from './gunicorn/unit-info.js'
+import type { ProcessView } from './gunicorn/gunicorn-processes.js'
 
 export { PreflightError, reloadSendsHup, reloadTrap } from './gunicorn/reload-traps.js'
 
@@ -30,6 +31,8 @@ export interface ServiceSnapshot {
   gunicorn: GunicornCommand
   workers: number[]
   expectedWorkers: number
+  /** How the deploy user sees the service's processes (hidden: verification relies on health). */
+  processes: ProcessView
   /** Undefined when the unit's interpreter could not be found (import check and pip skipped). */
   interpreter?: Interpreter
   app: string
@@ -104,9 +107,15 @@ export async function preflight(
   const bg = findings.find(f => f.check === 'blue-green' && f.severity === 'ok')
   if (bg) log.info(`blue-green: ${bg.finding}`)
   log.info(
-    `${facts.service}: ${facts.masterAlive ? `master ${facts.unit.mainPid}, ${facts.workers.length} workers` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}, ${i ? `${i.python}${i.venv ? ` (venv ${i.venv})` : ''}` : 'interpreter unknown'}, app ${snapshot.app}; current release ${facts.currentRelease ?? '(none)'}; ${Math.round(facts.freeKb / 1024)} MiB free`
+    `${facts.service}: ${facts.masterAlive ? `master ${facts.unit.mainPid}, ${workersSeen(facts)}` : `not running (${facts.unit.activeState}/${facts.unit.subState})`}, ${i ? `${i.python}${i.venv ? ` (venv ${i.venv})` : ''}` : 'interpreter unknown'}, app ${snapshot.app}; current release ${facts.currentRelease ?? '(none)'}; ${Math.round(facts.freeKb / 1024)} MiB free`
   )
   return snapshot
+}
+
+/** The workers as the deploy user sees them, for the log. */
+export function workersSeen(facts: Pick<HostFacts, 'processes' | 'workers'>): string {
+  if (facts.processes === 'hidden') return 'its workers hidden from the deploy user'
+  return `${facts.workers.length} workers${facts.processes === 'sudo' ? ' (seen through sudo ps)' : ''}`
 }
 
 /** The snapshot of a host's service as the later steps need it (no checks run here). */
@@ -117,6 +126,7 @@ export function snapshotOf(facts: HostFacts, notVerified: NotVerified[] = []): S
     unit: facts.unit,
     gunicorn: g,
     workers: facts.workers,
+    processes: facts.processes,
     expectedWorkers: g.workers ?? (facts.masterAlive ? facts.workers.length : 1),
     interpreter: 'error' in facts.interpreter ? undefined : facts.interpreter,
     app: g.app ?? 'wsgi:app',

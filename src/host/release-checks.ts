@@ -90,7 +90,7 @@ export async function installDependencies(
     )
   if (!opts.interpreter.venv) {
     throw new Error(
-      `requirements.txt changed but ${opts.interpreter.python} is not in a virtualenv; refusing to pip install into the system Python`
+      `requirements.txt changed but ${opts.interpreter.python} is not in a virtualenv; refusing to pip install into the system Python. Fix: start Gunicorn from a virtualenv (<venv>/bin/gunicorn), or, when the system's packages provide the dependencies, leave requirements.txt out of the release (exclude: /requirements.txt)`
     )
   }
   const result = await runLongStep(
@@ -210,7 +210,8 @@ function migrationsNeed(opts: {
     throw new Error(
       "the release has migrations, but the unit's Python interpreter could not be found: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart, or set migrate: off and migrate another way"
     )
-  if (opts.envReadable === false)
+  // A unit without an EnvironmentFile has nothing the deploy user could fail to read.
+  if (opts.envFile !== undefined && opts.envReadable === false)
     throw new Error(
       `the release has migrations, which need the unit's environment (e.g. DATABASE_URL), but the deploy user cannot read ${opts.envFile}: let it read the file (e.g. add it to the file's group), or set migrate: off and migrate another way. Nothing was switched.`
     )

@@ -174,9 +174,35 @@ def cmd_linkshared(root, release, *paths):
         os.symlink(shared, inside)
         print("%s -> %s" % (inside, shared))
 
+def proc_hidepid(mountinfo="/proc/self/mountinfo"):
+    """The hidepid= value /proc is mounted with when it hides other users' processes from
+    this user (hidepid=invisible or 2, noaccess or 1, ptraceable), else None: root and
+    members of the mount's gid= group see every process."""
+    hidepid, gid = None, None
+    try:
+        with open(mountinfo, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                fields = line.split()
+                if "-" not in fields:
+                    continue
+                dash = fields.index("-")
+                if len(fields) < dash + 4 or fields[4] != "/proc" or fields[dash + 1] != "proc":
+                    continue
+                options = dict(o.partition("=")[::2] for o in fields[dash + 3].split(","))
+                # the last mount on /proc is the one seen
+                hidepid, gid = options.get("hidepid"), options.get("gid")
+    except OSError:
+        return None
+    if hidepid in (None, "", "0", "off") or os.getuid() == 0:
+        return None
+    if gid is not None and gid.isdigit() and int(gid) in os.getgroups() + [os.getgid()]:
+        return None
+    return hidepid
+
 def cmd_access(request_json):
     """What the deploy user may do, in one round trip: sudo -n -l for each argv
-    (never runs them), the full sudo listing, readable paths, program paths, groups."""
+    (never runs them), the full sudo listing, readable paths, program paths, groups,
+    and whether /proc hides other users' processes (hidepid)."""
     import grp, pwd, subprocess
     request = json.loads(request_json)
     env = dict(os.environ, LC_ALL="C")
@@ -195,6 +221,7 @@ def cmd_access(request_json):
         "sudo": [run(["sudo", "-n", "-l"] + argv) for argv in request.get("sudo", [])],
         "readable": {p: os.access(p, os.R_OK) for p in request.get("readable", [])},
         "which": {p: shutil.which(p, path=path) for p in request.get("which", [])},
+        "hidepid": proc_hidepid(),
     }))
 
 def cmd_readglobs(*patterns):

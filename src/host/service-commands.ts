@@ -6,7 +6,15 @@ import type { Argv } from '../transport/shell-quote.js'
 
 /** What the deploy user may be allowed to do; each optional one adds a proof. */
 export type Right =
-  'reload' | 'restart' | 'start' | 'stop' | 'daemon-reload' | 'nginx-test' | 'nginx-dump' | 'pwdx'
+  | 'reload'
+  | 'restart'
+  | 'start'
+  | 'stop'
+  | 'daemon-reload'
+  | 'nginx-test'
+  | 'nginx-dump'
+  | 'pwdx'
+  | 'ps'
 
 export const serviceCommands = {
   reload: (unit: string): Argv => ['systemctl', 'reload', unit],
@@ -17,6 +25,12 @@ export const serviceCommands = {
   nginxTest: (): Argv => ['nginx', '-t'],
   nginxDump: (): Argv => ['nginx', '-T'],
   pwdx: (pids: number[]): Argv => ['pwdx', ...pids.map(String)],
+  /**
+   * Every process as `pid ppid args`, no header, never truncated: the read of the process
+   * tree as root, for hosts where /proc hides other users' processes (hidepid). Spelled
+   * without `,` and `=`, which a sudoers rule would have to escape.
+   */
+  psTree: (): Argv => ['ps', '-ww', '-e', '-o', 'pid', '-o', 'ppid', '-o', 'args', '--no-headers'],
   /** Read-only: works without sudo when dbus is installed. */
   show: (unit: string, properties: string[]): Argv => [
     'systemctl',
@@ -113,6 +127,14 @@ export const RIGHTS: readonly RightSpec[] = [
     probe: () => serviceCommands.pwdx([1]),
     grant: () => 'pwdx *',
     purpose: "reading the workers' working directory (which release they run)",
+    required: false
+  },
+  {
+    right: 'ps',
+    probe: () => serviceCommands.psTree(),
+    grant: () => serviceCommands.psTree().join(' '),
+    purpose:
+      "seeing the Gunicorn master and its workers where /proc hides other users' processes (hidepid)",
     required: false
   }
 ]

@@ -6,7 +6,8 @@ import { asRoot, serviceCommands } from './service-commands.js'
 import {
   findGunicornProcesses,
   PS_TREE,
-  readGunicornProcesses
+  readGunicornProcesses,
+  type ProcessView
 } from './gunicorn/gunicorn-processes.js'
 import { eachOf, optional, splitEach, toShell } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
@@ -18,6 +19,9 @@ import {
   withConfigFile,
   withDefaultWorkers,
   withGunicornEnv,
+  parseSocketListens,
+  socketUnits,
+  withSocketActivation,
   type GunicornCommand,
   type GunicornEnv,
   type UnitInfo
@@ -34,15 +38,20 @@ export async function readUnit(remote: RemoteHost, service: string): Promise<Uni
 
 const STATE_MARKER = '@@zdd-state@@'
 
-/** The unit and the Gunicorn workers in one round trip (verification polls this). */
+/**
+ * The unit and the Gunicorn workers in one round trip (verification polls this); the
+ * processes through `sudo ps` when only root sees them (hidepid).
+ */
 export async function readServiceState(
   remote: RemoteHost,
-  service: string
+  service: string,
+  processes: ProcessView = 'ps'
 ): Promise<{ unit: UnitInfo; workers: number[] }> {
+  const tree = processes === 'sudo' ? asRoot(serviceCommands.psTree()) : PS_TREE
   const result = await runStep(
     remote,
     `read unit ${service} and its processes`,
-    eachOf(STATE_MARKER, toShell(serviceCommands.show(service, UNIT_PROPERTIES)), optional(PS_TREE))
+    eachOf(STATE_MARKER, toShell(serviceCommands.show(service, UNIT_PROPERTIES)), optional(tree))
   )
   const [show = '', ps = ''] = splitEach(STATE_MARKER, result.stdout)
   const unit = parseUnitShow(show)
@@ -162,7 +171,8 @@ export async function realPath(remote: RemoteHost, path: string): Promise<string
  * WEB_CONCURRENCY > 1 worker. What cannot be read stays unknown: an unreadable
  * config file leaves configRead false (the reload traps are then left to
  * verification), an unreadable environment envRead false, and either leaves
- * `workers` undefined unless something readable sets it.
+ * `workers` undefined unless something readable sets it. A socket-activated service's
+ * binds are its socket units' (Gunicorn serves on the sockets systemd hands it).
  */
 export async function readGunicornOptions(
   remote: RemoteHost,
@@ -170,8 +180,21 @@ export async function readGunicornOptions(
   argv: readonly string[] = unit.execStart
 ): Promise<GunicornCommand> {
   const parsed = parseGunicornCommand(argv)
-  if (parsed.launcher.kind === 'unknown') return parsed
-  const g = withGunicornEnv(parsed, await readGunicornEnv(remote, unit))
+  const listens = readSocketListens(remote, unit)
+  if (parsed.launcher.kind === 'unknown') return withSocketActivation(parsed, await listens)
+  const [env, binds] = await Promise.all([readGunicornEnv(remote, unit), listens])
+  return withSocketActivation(
+    await readConfigFile(remote, unit, withGunicornEnv(parsed, env)),
+    binds
+  )
+}
+
+/** Merges the config file Gunicorn reads at start (see readGunicornOptions). */
+async function readConfigFile(
+  remote: RemoteHost,
+  unit: UnitInfo,
+  g: GunicornCommand
+): Promise<GunicornCommand> {
   const file = configFileOf(unit, g)
   const result = await remote.exec(toShell(['cat', '--', file]))
   if (result.code === 0)
@@ -179,6 +202,18 @@ export async function readGunicornOptions(
   const missing = /No such file/.test(result.stderr)
   if (missing && g.configFile === undefined) return { ...withDefaultWorkers(g), beforeConfig: g }
   return { ...g, configFile: file, configRead: false, configUnreadable: !missing }
+}
+
+/**
+ * The listening sockets of the socket units that activate the service (none for a
+ * service that is not socket-activated, or when systemd does not answer).
+ */
+export async function readSocketListens(remote: RemoteHost, unit: UnitInfo): Promise<string[]> {
+  const sockets = socketUnits(unit)
+  const shown = await Promise.all(
+    sockets.map(s => remote.exec(optional(serviceCommands.show(s, ['Listen']))))
+  )
+  return shown.flatMap(r => parseSocketListens(r.stdout))
 }
 
 /**

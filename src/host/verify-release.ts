@@ -5,14 +5,17 @@
 import { httpGet, type HttpResponse } from '../transport/http-over-ssh.js'
 import type { HttpTarget } from '../transport/http-target.js'
 import type { Log } from '../core/log.js'
+import type { ProcessView } from './gunicorn/gunicorn-processes.js'
 import {
   readServiceState,
+  readUnit,
   watchServiceState,
   workingDirectories,
   type ServiceSnapshotNow,
   type WorkerWatch
 } from './service-state.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
+import type { UnitInfo } from './gunicorn/unit-info.js'
 
 /** mainPid: the master before the reload (undefined after a start or restart); dirs: 'none' is not verified. */
 export interface VerifyExpectations extends Pick<
@@ -38,6 +41,11 @@ export interface VerifyExpectations extends Pick<
   timeoutSeconds: number
   /** What brought the workers up, for messages (default: the reload). */
   broughtUpBy?: string
+  /**
+   * How the workers are seen: `ps` (default), `sudo` (sudo ps, polled: the host's watch
+   * reads /proc, which hides them) or `hidden` (only systemd's view of the master).
+   */
+  processes?: ProcessView
 }
 
 export class VerifyError extends Error {
@@ -184,9 +192,18 @@ export async function verifyRelease(
     gateway: new GatewayWatch(exp.nginxUrl),
     definite
   }
-  const health = Promise.allSettled(exp.urls.map(url => healthyStreak(remote, url, asking)))
+  let healthDone = false
+  const health = Promise.allSettled(
+    exp.urls.map(url => healthyStreak(remote, url, asking))
+  ).finally(() => (healthDone = true))
+  const hidden = exp.processes === 'hidden'
   try {
-    await Promise.race([proveWorkers(remote, exp, deadline, log), failed])
+    await Promise.race([
+      hidden
+        ? watchMaster(remote, exp, log, () => healthDone)
+        : proveWorkers(remote, exp, deadline, log),
+      failed
+    ])
   } catch (error) {
     // the health loops stop asking (a request under way ends on its own, its answer unused)
     settleWorkers(false)
@@ -195,6 +212,8 @@ export async function verifyRelease(
   settleWorkers(true)
   for (const streak of await Promise.race([health, failed]))
     if (streak.status === 'rejected') throw streak.reason
+  // The workers could not be watched: the master must still be the one systemd started.
+  if (hidden) masterCheck(await readUnit(remote, exp.service), exp)
 }
 
 /** What every health loop of one proof shares. */
@@ -209,6 +228,50 @@ interface Asking {
   definite: (error: VerifyError) => void
 }
 
+/** Throws when the master died or was replaced (a restart instead of a reload). */
+function masterCheck(unit: UnitInfo, exp: VerifyExpectations): void {
+  if (unit.mainPid === 0 || unit.activeState !== 'active') {
+    throw new VerifyError(
+      `the Gunicorn master died after ${exp.broughtUpBy ?? 'the reload'} (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
+      true
+    )
+  }
+  if (exp.mainPid !== undefined && unit.mainPid !== exp.mainPid) {
+    throw new VerifyError(
+      `the master PID changed from ${exp.mainPid} to ${unit.mainPid}: the service restarted instead of reloading`,
+      false
+    )
+  }
+}
+
+/** How long the master must stay up before health that does not name the release may count. */
+const HIDDEN_SETTLE_MS = 2000
+
+/**
+ * 1, when the workers are hidden from the deploy user (hidepid, no sudo ps): systemd's
+ * view of the master instead. It must stay up (and be the same after a reload) until
+ * health has named the new release, or for HIDDEN_SETTLE_MS, after which any 2xx counts.
+ */
+async function watchMaster(
+  remote: RemoteHost,
+  exp: VerifyExpectations,
+  log: Log,
+  healthDone: () => boolean
+): Promise<void> {
+  const settled = Date.now() + HIDDEN_SETTLE_MS
+  for (;;) {
+    const unit = await readUnit(remote, exp.service)
+    masterCheck(unit, exp)
+    if (healthDone() || Date.now() >= settled) {
+      log.info(
+        `master ${unit.mainPid}${exp.mainPid ? ' kept' : ' up'}; its workers are hidden from the deploy user (not verified: health must name the release)`
+      )
+      return
+    }
+    await sleep(100)
+  }
+}
+
 /** 1. the master survived and replaced its workers with ones in the new release. */
 async function proveWorkers(
   remote: RemoteHost,
@@ -218,8 +281,9 @@ async function proveWorkers(
 ): Promise<void> {
   let problem: string
   // The host watches the workers and answers once they could be right; where it
-  // cannot (no watch helper), the unit and its workers are polled in one round trip.
-  let watching = true
+  // cannot (no watch helper, or processes seen only through sudo ps), the unit and its
+  // workers are polled in one round trip.
+  let watching = exp.processes !== 'sudo'
   for (;;) {
     const watched: ServiceSnapshotNow | undefined = watching
       ? await watchServiceState(remote, exp.service, {
@@ -231,19 +295,9 @@ async function proveWorkers(
         })
       : undefined
     watching = watched !== undefined
-    const { unit, workers } = watched ?? (await readServiceState(remote, exp.service))
-    if (unit.mainPid === 0 || unit.activeState !== 'active') {
-      throw new VerifyError(
-        `the Gunicorn master died after ${exp.broughtUpBy ?? 'the reload'} (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
-        true
-      )
-    }
-    if (exp.mainPid !== undefined && unit.mainPid !== exp.mainPid) {
-      throw new VerifyError(
-        `the master PID changed from ${exp.mainPid} to ${unit.mainPid}: the service restarted instead of reloading`,
-        false
-      )
-    }
+    const { unit, workers } =
+      watched ?? (await readServiceState(remote, exp.service, exp.processes))
+    masterCheck(unit, exp)
     // The directories are read only once the right workers are up (the watch read them with
     // the snapshot; they are read again when it missed one).
     const readDirs = async () =>

@@ -63,16 +63,15 @@ async function certificateFinding(remote: RemoteHost, url: HttpTarget): Promise<
   }
 }
 
-/** The sudoers rules granting every right the action can use (both instances under blue-green). */
+/**
+ * The sudoers rules granting every right the action can use (both instances under
+ * blue-green); `sudo ps` only where /proc hides the service's processes from the deploy user.
+ */
 function sudoersLines(facts: HostFacts, service: string): string {
-  if (!facts.blueGreen)
-    return sudoersLine(
-      facts.access,
-      service,
-      RIGHTS.map(r => r.right)
-    )
+  const usable = RIGHTS.map(r => r.right).filter(r => r !== 'ps' || facts.processes !== 'ps')
+  if (!facts.blueGreen) return sudoersLine(facts.access, service, usable)
   const perInstance: Right[] = ['start', 'stop', 'restart']
-  const global = RIGHTS.map(r => r.right).filter(r => r !== 'reload' && !perInstance.includes(r))
+  const global = usable.filter(r => r !== 'reload' && !perInstance.includes(r))
   return [
     sudoersLine(facts.access, instanceUnit(service, 'blue'), [...perInstance, ...global]),
     sudoersLine(facts.access, instanceUnit(service, 'green'), perInstance)

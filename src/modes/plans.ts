@@ -59,6 +59,7 @@ export function planFor(
     releaseDir,
     expectedWorkers: Math.max(snap.expectedWorkers, 1),
     dirs: snap.dirs,
+    processes: snap.processes,
     urls,
     // Only a URL that differs from the direct ones can show Nginx failing while Gunicorn answers.
     nginxUrl: opts.nginxServed && urls.length > 1 && urls.at(-1) === nginx ? nginx : undefined,

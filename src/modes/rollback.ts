@@ -10,7 +10,7 @@ import type { RunContext } from '../core/run-stamp.js'
 import type { Settings } from './settings.js'
 import { withLock } from '../host/deploy-lock.js'
 import { factOptions, gatherFacts, type HostFacts } from '../host/host-facts.js'
-import { reloadTrap, snapshotOf, type ServiceSnapshot } from '../host/preflight.js'
+import { reloadTrap, snapshotOf, workersSeen, type ServiceSnapshot } from '../host/preflight.js'
 import { listReleases, ReleaseLayout } from '../host/release-layout.js'
 import { readReleaseLog, type ReleaseLogEntry } from '../host/release-log.js'
 import { realPath } from '../host/service-state.js'
@@ -109,7 +109,7 @@ function describePlan(facts: HostFacts, target: string, restore: boolean, log: L
     )
   }
   const master = facts.masterAlive
-    ? `${facts.unit.mainPid} with ${facts.workers.length} workers`
+    ? `${facts.unit.mainPid}, ${workersSeen(facts)}`
     : `not running (${facts.unit.activeState}/${facts.unit.subState})`
   log.info(
     restore

@@ -75,6 +75,7 @@ async function proveInstance(
       oldWorkers: [],
       workers: plan.expectedWorkers,
       dirs: plan.dirs,
+      processes: plan.processes,
       oldRelease: req.from.release,
       oldReleaseDir: req.from.releaseDir,
       ...urls,

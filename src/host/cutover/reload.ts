@@ -51,6 +51,7 @@ async function prove(
     oldWorkers: reloaded ? from.workers : [],
     workers: plan.expectedWorkers,
     dirs: plan.dirs,
+    processes: plan.processes,
     oldReleaseDir: from.releaseDir,
     oldRelease: from.release,
     urls: plan.urls,

@@ -5,6 +5,7 @@
 import type { Log } from '../../core/log.js'
 import type { Access } from '../access.js'
 import type { DirAccess } from '../host-facts.js'
+import type { ProcessView } from '../gunicorn/gunicorn-processes.js'
 import type { StaticLocation } from '../nginx/nginx-config.js'
 import type { ReleaseLayout } from '../release-layout.js'
 import type { ReleaseLogEntry } from '../release-log.js'
@@ -33,6 +34,8 @@ export interface CutoverPlan {
   releaseDir: string
   expectedWorkers: number
   dirs: DirAccess
+  /** How the workers are seen: ps (the default), sudo ps, or not at all (hidepid). */
+  processes?: ProcessView
   /** The URLs that must prove the release; Gunicorn's own first, Nginx's last. */
   urls: HttpTarget[]
   /** The URL through Nginx, when known: a 5xx there while Gunicorn answers is a definite failure. */

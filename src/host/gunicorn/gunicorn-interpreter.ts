@@ -83,13 +83,14 @@ async function fromEntry(
 /**
  * The interpreter the unit starts Gunicorn with. Tried in order: what ExecStart
  * shows (module launch, the console script's #! line), then the running master's
- * command line (`running`: its processes, or MainPID to read them). Never throws
- * for a missing answer: `{ error }` says what was tried.
+ * command line (`running`: its processes, MainPID to read them, or `hidden` when the
+ * deploy user cannot see them). Never throws for a missing answer: `{ error }` says
+ * what was tried.
  */
 export async function findInterpreter(
   remote: RemoteHost,
   gunicorn: GunicornCommand,
-  running?: GunicornProcesses | number
+  running?: GunicornProcesses | number | 'hidden'
 ): Promise<Interpreter | InterpreterUnknown> {
   const reasons: string[] = []
   const l = gunicorn.launcher
@@ -105,6 +106,12 @@ export async function findInterpreter(
     if (!('error' in found)) return found
     reasons.push(found.error)
   } else reasons.push(l.kind === 'unknown' ? l.reason : 'ExecStart does not show Gunicorn')
+  if (running === 'hidden') {
+    reasons.push(
+      "the running master's command line is hidden from the deploy user (/proc hides other users' processes)"
+    )
+    return { error: reasons.join('; ') }
+  }
   const master =
     typeof running === 'number' ? await readGunicornProcesses(remote, running) : running
   if (master?.argv) {

@@ -1,9 +1,13 @@
 // The running Gunicorn master and its workers, found in the process tree under
 // the unit's MainPID: MainPID itself, or, when a launcher did not exec
 // (`uv run`, `sh -c '...; gunicorn ...'`), the first process below it that runs
-// Gunicorn. One `ps` call; the tree is read by a pure function.
+// Gunicorn. One `ps` call; the tree is read by a pure function. Where /proc hides
+// other users' processes (hidepid), the tree is read through `sudo ps` when allowed,
+// and is otherwise hidden: nothing about the processes is known then, not even that
+// none run.
 import { findGunicornLaunch } from './gunicorn-launch.js'
-import { optional } from '../../transport/shell-quote.js'
+import { asRoot, serviceCommands } from '../service-commands.js'
+import { optional, toShell } from '../../transport/shell-quote.js'
 import type { RemoteHost } from '../../transport/ssh-connection.js'
 
 export interface PsEntry {
@@ -88,6 +92,53 @@ function describe(
   if (title) found.procName = title[1]
   else found.argv = master.args.split(/\s+/).filter(w => w !== '')
   return found
+}
+
+/**
+ * How the deploy user sees the service's processes: `ps` (as anyone sees them), `sudo`
+ * (/proc hides them, `sudo ps` shows them) or `hidden` (neither: worker counts, the
+ * master's command line and the workers' directories cannot be verified).
+ */
+export type ProcessView = 'ps' | 'sudo' | 'hidden'
+
+/** Whether `ps` output lists the process `pid` at all. */
+export function listsPid(psOutput: string, pid: number): boolean {
+  return parsePs(psOutput).some(e => e.pid === pid)
+}
+
+/** What decides how the deploy user sees the processes (from the access probe and the unit). */
+export interface ProcessAccess {
+  /** /proc's hidepid= value when it hides other users' processes from the deploy user. */
+  hidepid?: string
+  /** The deploy user may run `sudo ps` (serviceCommands.psTree). */
+  sudoPs: boolean
+  /** The unit runs as the deploy user: its own processes are never hidden. */
+  ownUnit: boolean
+}
+
+/**
+ * The master under MainPID and how its processes were seen. A MainPID that plain `ps`
+ * does not list is hidden from the deploy user (hidepid): `sudo ps` is tried when
+ * allowed. With no MainPID, hidepid decides how a master started later will be seen.
+ * `access` is awaited only when needed, so the plain `ps` runs beside the access probe.
+ */
+export async function readProcesses(
+  remote: RemoteHost,
+  mainPid: number,
+  access: ProcessAccess | Promise<ProcessAccess>
+): Promise<{ view: ProcessView; processes?: GunicornProcesses }> {
+  const hiddenView = async (): Promise<ProcessView> => ((await access).sudoPs ? 'sudo' : 'hidden')
+  if (mainPid <= 0) {
+    const { hidepid, ownUnit } = await access
+    return { view: hidepid !== undefined && !ownUnit ? await hiddenView() : 'ps' }
+  }
+  const ps = await remote.exec(optional(PS_TREE))
+  if (listsPid(ps.stdout, mainPid))
+    return { view: 'ps', processes: findGunicornProcesses(ps.stdout, mainPid) }
+  if ((await hiddenView()) === 'hidden') return { view: 'hidden' }
+  const viaSudo = await remote.exec(toShell(asRoot(serviceCommands.psTree())))
+  if (viaSudo.code !== 0 || !listsPid(viaSudo.stdout, mainPid)) return { view: 'hidden' }
+  return { view: 'sudo', processes: findGunicornProcesses(viaSudo.stdout, mainPid) }
 }
 
 /** Reads the process tree once and finds the master under MainPID (see findGunicornProcesses). */

@@ -27,6 +27,8 @@ export interface UnitInfo {
   fragmentPath: string
   /** The unit's name (`Id`), when shown. */
   id?: string
+  /** Units that start this one (`TriggeredBy`): a `.socket` unit means socket activation. */
+  triggeredBy?: string[]
 }
 
 export const UNIT_PROPERTIES = [
@@ -41,7 +43,8 @@ export const UNIT_PROPERTIES = [
   'EnvironmentFiles',
   'User',
   'FragmentPath',
-  'Id'
+  'Id',
+  'TriggeredBy'
 ]
 
 /**
@@ -78,15 +81,42 @@ export function parseUnitShow(text: string): UnitInfo {
       .filter(s => s !== ''),
     user: get('User'),
     fragmentPath: get('FragmentPath'),
-    ...(props.has('Id') ? { id: get('Id') } : {})
+    ...(props.has('Id') ? { id: get('Id') } : {}),
+    ...(get('TriggeredBy') ? { triggeredBy: get('TriggeredBy').split(/\s+/) } : {})
   }
+}
+
+/** The socket units that activate the service (systemd hands Gunicorn their sockets). */
+export function socketUnits(unit: Pick<UnitInfo, 'triggeredBy'>): string[] {
+  return (unit.triggeredBy ?? []).filter(u => u.endsWith('.socket'))
+}
+
+/**
+ * Gunicorn's binds from a socket unit's `Listen` property (`systemctl show -p Listen`:
+ * `Listen=/run/gunicorn.sock (Stream)`, `Listen=[::]:8000 (Stream)`): stream sockets
+ * only, a path as `unix:PATH`; an abstract socket (`@name`) is left out.
+ */
+export function parseSocketListens(text: string): string[] {
+  const binds: string[] = []
+  for (const line of text.split('\n')) {
+    const m = /^Listen=(\S+) \(Stream\)$/.exec(line.trim())
+    if (!m || m[1].startsWith('@')) continue
+    binds.push(m[1].startsWith('/') ? `unix:${m[1]}` : m[1])
+  }
+  return binds
 }
 
 /** Where a setting's value comes from, weakest last (as Gunicorn applies them). */
 export type SettingSource =
-  'command line' | 'GUNICORN_CMD_ARGS' | 'config file' | 'WEB_CONCURRENCY' | 'default'
+  | 'systemd socket'
+  | 'command line'
+  | 'GUNICORN_CMD_ARGS'
+  | 'config file'
+  | 'WEB_CONCURRENCY'
+  | 'default'
 
 const RANK: Record<SettingSource, number> = {
+  'systemd socket': 5,
   'command line': 4,
   GUNICORN_CMD_ARGS: 3,
   'config file': 2,
@@ -366,6 +396,21 @@ export function withConfigFile(g: GunicornCommand, file: string, text: string): 
     if (stringValue(app) === undefined) computed(merged, 'app', 'config file')
     else if (claim(merged, 'app', 'config file')) merged.app = stringValue(app)
   }
+  return merged
+}
+
+/**
+ * Socket activation: systemd hands Gunicorn the socket unit's listening sockets
+ * (LISTEN_FDS), and Gunicorn then serves on them alone, whatever --bind or the config
+ * file say. Its binds are the socket unit's, and a reload keeps them.
+ */
+export function withSocketActivation(g: GunicornCommand, binds: string[]): GunicornCommand {
+  if (binds.length === 0) return g
+  const merged = copy(g)
+  merged.binds = [...binds]
+  merged.sources.bind = 'systemd socket'
+  if (merged.computed) merged.computed = merged.computed.filter(k => k !== 'bind')
+  if (merged.computed?.length === 0) delete merged.computed
   return merged
 }
 
