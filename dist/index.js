@@ -55070,7 +55070,8 @@ function cutoverContext(conn, settings, snap, host) {
     healthChecks: settings.healthChecks,
     timeoutSeconds: settings.reloadTimeoutSeconds,
     nginxErrorLog: settings.nginxErrorLog,
-    probeUrl: settings.probe ? settings.healthUrl : void 0,
+    // What the users reach: through Nginx (a probe of health-url alone misses what Nginx answers).
+    probeUrl: settings.probe ? nginxTarget(settings, snap.nginx) : void 0,
     log: host.log,
     since: host.since,
     run: host.run,

@@ -95,7 +95,8 @@ export function cutoverContext(
     healthChecks: settings.healthChecks,
     timeoutSeconds: settings.reloadTimeoutSeconds,
     nginxErrorLog: settings.nginxErrorLog,
-    probeUrl: settings.probe ? settings.healthUrl : undefined,
+    // What the users reach: through Nginx (a probe of health-url alone misses what Nginx answers).
+    probeUrl: settings.probe ? nginxTarget(settings, snap.nginx) : undefined,
     log: host.log,
     since: host.since,
     run: host.run,
