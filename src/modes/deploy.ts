@@ -13,6 +13,7 @@ import {
 } from '../action/release-archive.js'
 import type { RunContext } from '../action/run-context.js'
 import type { Settings } from '../action/settings.js'
+import { adoptedPlan, probeFor, readAdopted, type Adopted } from '../host/adopted-release.js'
 import { runBlueGreenCutover } from '../host/blue-green/switch.js'
 import { CutoverError, runCutover, reconnectIfDropped, type Fallback } from '../host/cutover.js'
 import { withLock } from '../host/deploy-lock.js'
@@ -173,18 +174,29 @@ async function undoPrepared(h: HostRun, snap: ServiceSnapshot, error: unknown): 
 }
 
 /** Where a failed cutover goes back to: the previous release, or no release (a first deploy). */
-async function fallbackFor(h: HostRun, snap: ServiceSnapshot): Promise<Fallback | undefined> {
-  if (snap.firstDeploy) return { kind: 'remove-current' }
+async function fallbackFor(
+  h: HostRun,
+  snap: ServiceSnapshot
+): Promise<{ fallback?: Fallback; adopted?: Adopted }> {
+  if (snap.firstDeploy) return { fallback: { kind: 'remove-current' } }
   const previous = snap.currentRelease
-  if (!previous) return undefined
+  if (!previous) return {}
   const dir = snap.currentDir ?? (await realPath(h.conn.remote, h.layout.release(previous)))
-  return { kind: 'release', plan: planFor(h.ctx.settings, snap, previous, dir, true) }
+  const plan = planFor(h.ctx.settings, snap, previous, dir, true)
+  // The previous release may be the one adopt.sh made: it is proven on its own health path.
+  const adopted = await readAdopted(h.conn.remote, dir)
+  return {
+    fallback: { kind: 'release', plan: adopted ? adoptedPlan(plan, adopted) : plan },
+    adopted
+  }
 }
 
 interface Prepared {
   /** Physical path of the new release. */
   newDir: string
   fallback?: Fallback
+  /** The release that serves now predates the action (adopt.sh made it). */
+  adopted?: Adopted
 }
 
 async function prepare(
@@ -207,7 +219,7 @@ async function prepare(
   const [dir, back] = await Promise.all([newDir, fallback])
   if (!dir.ok) throw dir.error
   if (!back.ok) throw back.error
-  return { newDir: dir.value, fallback: back.value }
+  return { newDir: dir.value, ...back.value }
 }
 
 async function switchToNew(h: HostRun, snap: ServiceSnapshot, prepared: Prepared): Promise<void> {
@@ -219,6 +231,7 @@ async function switchToNew(h: HostRun, snap: ServiceSnapshot, prepared: Prepared
     since: h.since,
     run: h.ctx.run
   })
+  ctx.probeUrl = probeFor(ctx.probeUrl, prepared.adopted)
   if (snap.blueGreen) {
     await runBlueGreenCutover(
       {

@@ -8,6 +8,7 @@ import type { RunContext } from '../action/run-context.js'
 import type { Settings } from '../action/settings.js'
 import { runBlueGreenCutover } from '../host/blue-green/switch.js'
 import { runCutover, type CutoverContext, type CutoverPlan } from '../host/cutover.js'
+import { withAdopted } from '../host/adopted-release.js'
 import { withLock } from '../host/deploy-lock.js'
 import { factOptions, gatherFacts } from '../host/host-facts.js'
 import { reloadTrap, snapshotOf, type ServiceSnapshot } from '../host/preflight.js'
@@ -170,13 +171,22 @@ export async function rollbackHost(remote: RemoteHost, ctx: RollbackContext): Pr
     const lock = lockFor(settings, ctx.run, plan.target, { log, result })
     await withLock(conn, layout.lockDir, lock.owner, lock.options, async () => {
       const dir = await realPath(conn.remote, layout.release(plan.target))
-      const target = planFor(settings, plan.snap, plan.target, dir, true)
       const cutover = cutoverContext(conn, settings, plan.snap, {
         log,
         result,
         since,
         run: ctx.run
       })
+      // A release adopt.sh made (predating the action) is proven on its own health path.
+      const adopted = await withAdopted(
+        conn.remote,
+        planFor(settings, plan.snap, plan.target, dir, true),
+        plan.snap.currentDir,
+        cutover.probeUrl,
+        log
+      )
+      const target = adopted.plan
+      cutover.probeUrl = adopted.probeUrl
       if (plan.snap.blueGreen) await blueGreenBack(settings, plan.snap, target, cutover)
       else
         await runCutover(
