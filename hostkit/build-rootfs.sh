@@ -20,7 +20,7 @@ check_suite "$SUITE"
 ensure_host_packages
 
 # (The unit variants, styles and lib.sh are applied when a host starts, not baked in.)
-key=$(cat <(echo "$SUITE") "$KIT/build-rootfs.sh" "$KIT"/image/* $(find "$REPO/examples/server" -type f | LC_ALL=C sort) | sha256sum | cut -c1-16)
+key=$(cat <(echo "$SUITE") "$KIT/build-rootfs.sh" "$KIT"/image/* $(find "$REPO/examples/server" -type f ! -name "adopt.*" | LC_ALL=C sort) | sha256sum | cut -c1-16)
 ROOTFS=$CACHE/rootfs-$SUITE-$key
 TARBALL=$ROOTFS.tar.zst
 mkdir -p "$CACHE"
