@@ -81,6 +81,14 @@ def note(text: str) -> None:
     print(f"adopt: {text}", flush=True)
 
 
+STARTED = time.monotonic()
+
+
+def step(text: str) -> None:
+    """A step of --apply or --undo, with the seconds since adopt started."""
+    print(f"adopt: [{time.monotonic() - STARTED:5.1f} s] {text}", flush=True)
+
+
 def run(argv: list[str], check: bool = True, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
     """Runs argv (never through a shell); a failure raises Failed naming the command."""
     env = kw.pop("env", None) or dict(os.environ, LC_ALL="C", PATH=SECURE_PATH)
@@ -1508,13 +1516,13 @@ class Handover:
             elif wrong:
                 why = f"worker {wrong[0]}, not {proof.cwd}"
             else:
-                note(f"{service}: master {pid}, {len(kids)} workers{' in ' + proof.cwd if proof.cwd else ''}, GET {ok[0]} answers 2xx on {proof.listen.bind}")
+                step(f"{service}: master {pid}, {len(kids)} workers{' in ' + proof.cwd if proof.cwd else ''}, GET {ok[0]} answers 2xx on {proof.listen.bind}")
                 return
             time.sleep(0.2)
         raise Failed(f"{service} did not prove itself within {PROOF_SECONDS} s: {why}\n    {journal_tail(service)}")
 
     def start_stand_in(self, text: str, proof: Proof) -> None:
-        note(f"starting the stand-in {self.stand_in} on {proof.listen.bind}")
+        step(f"starting the stand-in {self.stand_in} on {proof.listen.bind}")
         write_file(self.stand_in_file, text)
         run(["systemctl", "daemon-reload"])
         run(["systemctl", "start", f"{self.stand_in}.service"], check=False, timeout=PROOF_SECONDS + 30)
@@ -1549,7 +1557,7 @@ class Handover:
         self.wait(lambda: not (old & nginx_workers(master)), 60, "Nginx's old workers to finish their requests")
         for listen in drain:
             self.wait(lambda: not accept_queue(listen), 30, f"the queue of {listen.bind} to empty")
-        note(f"Nginx reloaded: {', '.join(texts)} {'(' + str(len(texts)) + ' files) ' if len(texts) > 1 else ''}now in use")
+        step(f"Nginx reloaded: {', '.join(texts)} {'(' + str(len(texts)) + ' files) ' if len(texts) > 1 else ''}now in use")
 
     def wait(self, done, seconds: float, what: str) -> None:
         deadline = time.monotonic() + seconds
@@ -1560,7 +1568,7 @@ class Handover:
 
     def restart_unit(self, dropin_path: str, dropin: str | None, proof: Proof) -> None:
         """Stops the unit, adds (or removes) the drop-in, starts it and proves it."""
-        note(f"stopping {self.unit} (nothing reaches it any more)")
+        step(f"stopping {self.unit} (nothing reaches it any more)")
         run(["systemctl", "stop", self.unit], timeout=180)
         if dropin is None:
             if os.path.exists(dropin_path):
@@ -1569,7 +1577,7 @@ class Handover:
             os.makedirs(os.path.dirname(dropin_path), exist_ok=True)
             write_file(dropin_path, dropin)
         run(["systemctl", "daemon-reload"])
-        note(f"starting {self.unit} {'converted' if dropin else 'as it was'}")
+        step(f"starting {self.unit} {'converted' if dropin else 'as it was'}")
         run(["systemctl", "start", self.unit], check=False, timeout=PROOF_SECONDS + 30)
         self.prove(self.unit, proof)
 
@@ -1602,7 +1610,7 @@ def prepare_user(p: Plan, j: Journal) -> pwd.struct_passwd:
     u = p.user
     if not u.exists:
         j.record("userCreated", True)
-        note(f"creating the user {u.name}")
+        step(f"creating the user {u.name}")
         run(["useradd", "--create-home", "--shell", "/bin/bash", u.name])
     entry = pwd.getpwnam(u.name)
     if u.key_line and not u.key_present:
@@ -1636,7 +1644,7 @@ def install_sudoers(p: Plan, j: Journal) -> None:
         os.unlink(tmp)
         raise Failed(f"visudo refused the sudoers file: {check.stderr.strip() or check.stdout.strip()}")
     os.rename(tmp, p.sudoers_path)
-    note(f"installed {p.sudoers_path}")
+    step(f"installed {p.sudoers_path}")
 
 
 def link_shared(p: Plan, release: str) -> None:
@@ -1665,7 +1673,7 @@ def make_layout(p: Plan, j: Journal, owner: pwd.struct_passwd) -> None:
         os.chmod(path, 0o755)
     staging = f"{rp}/releases/.adopting-{p.release_id}"
     files, size = copy_code(s.app_dir, staging, s.entries)
-    note(f"copied {files} files ({size // 1024} KiB) of {s.app_dir} into {p.release_dir}")
+    step(f"copied {files} files ({size // 1024} KiB) of {s.app_dir} into {p.release_dir}")
     marker = {"id": p.release_id, "time": iso_now(), "adopted": {"from": s.app_dir, "healthPath": s.health_path, "by": "adopt.sh"}}
     with open(os.path.join(staging, MARKER), "w", encoding="utf-8") as fh:
         json.dump(marker, fh)
@@ -1681,7 +1689,7 @@ def make_layout(p: Plan, j: Journal, owner: pwd.struct_passwd) -> None:
     if s.venv and p.venv_target:
         changed = copy_venv(s.venv, p.venv_target, owner)
         share_with_group(p.venv_target, uid, gid)
-        note(f"copied the venv {s.venv} to {p.venv_target} ({changed} files named its path)")
+        step(f"copied the venv {s.venv} to {p.venv_target} ({changed} files named its path)")
     entry = {"id": p.release_id, "host": socket.gethostname(), "action": "deploy", "outcome": "deployed", "sha": "", "actor": "adopt.sh", "run": "adopt.sh --apply", "time": iso_now()}
     log = f"{rp}/.deploy-log.jsonl"
     with open(log, "a", encoding="utf-8") as fh:
@@ -1709,7 +1717,7 @@ def handover_forward(p: Plan, j: Journal) -> None:
         stage = "unit"
         h.restart_unit(s.unit.dropin_path, p.dropin, new)
     except Failed as error:
-        note(f"{error}\nadopt: going back: {s.unit.service} as it was, Nginx as it was")
+        step(f"{error}\nadopt: going back: {s.unit.service} as it was, Nginx as it was")
         try:
             if stage == "unit":
                 h.restart_unit(s.unit.dropin_path, None, old)
@@ -1743,12 +1751,12 @@ def apply(p: Plan, j: Journal) -> None:
         j.record("status", "stuck")
         raise
     except (Failed, OSError) as error:
-        note(f"--apply failed: {error}\nadopt: undoing what it did")
+        step(f"--apply failed: {error}\nadopt: undoing what it did")
         undo_rest(j)
         j.record("status", "failed")
         raise Failed(f"{error}\n(everything adopt changed was put back; the server serves as before)") from error
     j.record("status", "applied")
-    note(f"done: {s.unit.service} serves {p.release_dir} through {p.release_path}/current on unix:{p.socket}")
+    step(f"done: {s.unit.service} serves {p.release_dir} through {p.release_path}/current on unix:{p.socket}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1869,7 +1877,7 @@ def undo(j: Journal) -> int:
         if lock and os.path.isdir(lock):
             os.rmdir(lock)
     j.record("status", "undone")
-    note(f"undone: {d['unit']}.service runs from {d['appDir']} as before adopt ran; Nginx, sudoers and users are as they were")
+    step(f"undone: {d['unit']}.service runs from {d['appDir']} as before adopt ran; Nginx, sudoers and users are as they were")
     return 0
 
 
