@@ -50,6 +50,11 @@ export type ServerStyle =
   | 'poetry-run'
   | 'blue-green'
   | 'blue-green-keepalive'
+  | 'tutorial-socket'
+  | 'tutorial-tcp'
+  | 'tutorial-root'
+  | 'tutorial-instance'
+  | 'tutorial-preload'
 
 export interface HostOptions {
   /** only with the kit style (default fixed) */
@@ -81,6 +86,8 @@ export interface KitHost {
   app: string
   /** a certificate (on the runner) that verifies the host's https, or '' */
   caCert: string
+  /** the host's state directory on this machine (its root filesystem is `root/` in it) */
+  state: string
 }
 
 function parseEnv(text: string): Record<string, string> {
@@ -133,7 +140,8 @@ export async function hostUp(
     healthUrl: env.HOST_HEALTH_URL,
     nginxUrl: env.HOST_NGINX_URL ?? '',
     app: env.HOST_APP,
-    caCert: env.HOST_CA_CERT ?? ''
+    caCert: env.HOST_CA_CERT ?? '',
+    state: env.HOST_STATE
   }
 }
 
