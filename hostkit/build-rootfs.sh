@@ -49,6 +49,9 @@ MIRROR=$(echo "$uris" | grep -v security | head -n1)
 SECURITY=$(echo "$uris" | grep security | head -n1)
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SECURITY=${SECURITY:-http://deb.debian.org/debian-security}
+# On a machine that is not Debian (GitHub's Ubuntu runners), its mirrors hold no Debian suites.
+MIRROR=${ZDD_DEBIAN_MIRROR:-$MIRROR}
+SECURITY=${ZDD_DEBIAN_SECURITY:-$SECURITY}
 
 BUILD=$ROOTFS.build
 log "building the $SUITE root filesystem with mmdebstrap from $MIRROR (about a minute)"
