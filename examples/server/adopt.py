@@ -2019,7 +2019,11 @@ def check_with_bundle(t: Target, node: str, bundle: str, tmp: str, host_key: str
         env[f"INPUT_{name.upper()}"] = value
     for name in ("output", "summary"):
         open(f"{tmp}/{name}", "w").close()
-    done = subprocess.run([node, bundle], env=env, capture_output=True, text=True, timeout=300)
+    try:
+        done = subprocess.run([node, bundle], env=env, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        note("the action's check did not finish within 300 s; run it from your workflow")
+        return False
     for line in done.stdout.splitlines():
         if not line.startswith("::add-mask::"):
             say(f"  | {line}")
