@@ -50914,6 +50914,64 @@ function missingRight(access2, unit, right) {
   };
 }
 
+// src/host/adopted-release.ts
+var PATH_RE2 = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/;
+function parseAdopted(metadata) {
+  let parsed;
+  try {
+    parsed = JSON.parse(metadata);
+  } catch {
+    return void 0;
+  }
+  if (!parsed || typeof parsed !== "object" || !("adopted" in parsed)) return void 0;
+  const adopted = parsed.adopted;
+  if (!adopted || typeof adopted !== "object") return void 0;
+  const { healthPath, from } = adopted;
+  return {
+    healthPath: typeof healthPath === "string" && PATH_RE2.test(healthPath) ? healthPath : "/",
+    from: typeof from === "string" ? from : void 0
+  };
+}
+async function readAdopted(remote, releaseDir) {
+  if (!releaseDir) return void 0;
+  const result = await remote.exec(optional(["cat", `${releaseDir}/${METADATA_FILE}`]));
+  return parseAdopted(result.stdout);
+}
+function adoptedPlan(plan, adopted) {
+  return {
+    ...plan,
+    urls: plan.urls.map((url) => withPath(url, adopted.healthPath)),
+    healthExpect: void 0
+  };
+}
+function probeFor(url, ...sides) {
+  const adopted = sides.find((side) => side !== void 0);
+  return url && adopted ? withPath(url, adopted.healthPath) : url;
+}
+async function withAdopted(remote, plan, fromDir, probeUrl, log) {
+  const [to, from] = await Promise.all([
+    readAdopted(remote, plan.releaseDir),
+    readAdopted(remote, fromDir)
+  ]);
+  if (to)
+    log.info(
+      `${plan.release} predates the action (adopt.sh made it from ${to.from ?? "the code that ran"}): it is proven by its workers' directory and 2xx answers at ${to.healthPath}, not by a release-naming health answer`
+    );
+  return {
+    plan: to ? adoptedPlan(plan, to) : plan,
+    probeUrl: probeFor(probeUrl, to, from),
+    adopted: to ?? from
+  };
+}
+function adoptedHealth(url, status, own, ownStatus) {
+  return {
+    severity: "ok",
+    check: "health",
+    finding: `${url.text} answers ${status}, but the current release predates the action (adopt.sh made it) and ${own.text} answers ${ownStatus}: a rollback to it is proven there. The releases you deploy must answer 2xx at ${url.path}`,
+    fix: ""
+  };
+}
+
 // src/host/gunicorn/gunicorn-flags.ts
 var VALUE = { takesValue: true };
 var SWITCH = { takesValue: false };
@@ -51022,7 +51080,7 @@ function splitLikeShlex(text) {
 }
 
 // src/host/gunicorn/gunicorn-launch.ts
-var import_shell_quote4 = __toESM(require_shell_quote(), 1);
+var import_shell_quote5 = __toESM(require_shell_quote(), 1);
 var GUNICORN_ENV_NAMES = ["WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"];
 var GUNICORN_SCRIPT = /^gunicorn3?$/;
 var PYTHON = /^(python|pypy)(\d+(\.\d+)*)?t?$/;
@@ -51148,7 +51206,7 @@ function unwrapTool(argv, ctx, tool) {
 }
 function scriptCommands(script) {
   const commands = [[]];
-  for (const entry of (0, import_shell_quote4.parse)(script, (key) => `$${key}`)) {
+  for (const entry of (0, import_shell_quote5.parse)(script, (key) => `$${key}`)) {
     if (typeof entry === "string") commands[commands.length - 1].push(entry);
     else if ("comment" in entry) break;
     else if (entry.op === "glob") commands[commands.length - 1].push(entry.pattern);
@@ -53723,7 +53781,7 @@ async function timed(result, name, fn) {
 }
 
 // src/modes/check.ts
-async function healthFinding(remote, url) {
+async function healthFinding(remote, url, adopted) {
   try {
     const r = await httpGet(remote, url, 5e3);
     if (r.status >= 200 && r.status < 300)
@@ -53733,6 +53791,12 @@ async function healthFinding(remote, url) {
         finding: `${url.text} answers ${r.status}`,
         fix: ""
       };
+    if (adopted && adopted.healthPath !== url.path) {
+      const own = withPath(url, adopted.healthPath);
+      const again = await httpGet(remote, own, 5e3);
+      if (again.status >= 200 && again.status < 300)
+        return adoptedHealth(url, r.status, own, again.status);
+    }
     return {
       severity: "error",
       check: "health",
@@ -53820,9 +53884,10 @@ async function checkHost(remote, settings, log) {
       fix: ""
     });
     const nginxUrl = nginxTarget(settings, facts.nginx);
+    const adopted = facts.masterAlive ? await readAdopted(remote, facts.currentDir) : void 0;
     if (facts.masterAlive)
       for (const url of [settings.healthUrl, nginxUrl])
-        findings.push(await healthFinding(remote, url));
+        findings.push(await healthFinding(remote, url, adopted));
     if (nginxUrl.kind === "tcp" && nginxUrl.scheme === "https")
       findings.push(await certificateFinding(remote, nginxUrl));
   });
@@ -55121,11 +55186,16 @@ Could not reconnect to clean up: ${reconnectError.message}. The lock ${h.layout.
   throw error3;
 }
 async function fallbackFor(h, snap) {
-  if (snap.firstDeploy) return { kind: "remove-current" };
+  if (snap.firstDeploy) return { fallback: { kind: "remove-current" } };
   const previous = snap.currentRelease;
-  if (!previous) return void 0;
+  if (!previous) return {};
   const dir = snap.currentDir ?? await realPath(h.conn.remote, h.layout.release(previous));
-  return { kind: "release", plan: planFor(h.ctx.settings, snap, previous, dir, true) };
+  const plan = planFor(h.ctx.settings, snap, previous, dir, true);
+  const adopted = await readAdopted(h.conn.remote, dir);
+  return {
+    fallback: { kind: "release", plan: adopted ? adoptedPlan(plan, adopted) : plan },
+    adopted
+  };
 }
 async function prepare(h, snap, requirements) {
   const remote = h.conn.remote;
@@ -55142,7 +55212,7 @@ async function prepare(h, snap, requirements) {
   const [dir, back] = await Promise.all([newDir, fallback]);
   if (!dir.ok) throw dir.error;
   if (!back.ok) throw back.error;
-  return { newDir: dir.value, fallback: back.value };
+  return { newDir: dir.value, ...back.value };
 }
 async function switchToNew(h, snap, prepared) {
   const { settings, log } = h.ctx;
@@ -55153,6 +55223,7 @@ async function switchToNew(h, snap, prepared) {
     since: h.since,
     run: h.ctx.run
   });
+  ctx.probeUrl = probeFor(ctx.probeUrl, prepared.adopted);
   if (snap.blueGreen) {
     await runBlueGreenCutover(
       {
@@ -55502,13 +55573,21 @@ async function rollbackHost(remote, ctx) {
     const lock = lockFor(settings, ctx.run, plan.target, { log, result });
     await withLock(conn, layout2.lockDir, lock.owner, lock.options, async () => {
       const dir = await realPath(conn.remote, layout2.release(plan.target));
-      const target = planFor(settings, plan.snap, plan.target, dir, true);
       const cutover = cutoverContext(conn, settings, plan.snap, {
         log,
         result,
         since,
         run: ctx.run
       });
+      const adopted = await withAdopted(
+        conn.remote,
+        planFor(settings, plan.snap, plan.target, dir, true),
+        plan.snap.currentDir,
+        cutover.probeUrl,
+        log
+      );
+      const target = adopted.plan;
+      cutover.probeUrl = adopted.probeUrl;
       if (plan.snap.blueGreen) await blueGreenBack(settings, plan.snap, target, cutover);
       else
         await runCutover(
