@@ -50944,6 +50944,64 @@ function missingRight(access2, unit, right) {
   };
 }
 
+// src/host/adopted-release.ts
+var PATH_RE2 = /^\/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$/;
+function parseAdopted(metadata) {
+  let parsed;
+  try {
+    parsed = JSON.parse(metadata);
+  } catch {
+    return void 0;
+  }
+  if (!parsed || typeof parsed !== "object" || !("adopted" in parsed)) return void 0;
+  const adopted = parsed.adopted;
+  if (!adopted || typeof adopted !== "object") return void 0;
+  const { healthPath, from } = adopted;
+  return {
+    healthPath: typeof healthPath === "string" && PATH_RE2.test(healthPath) ? healthPath : "/",
+    from: typeof from === "string" ? from : void 0
+  };
+}
+async function readAdopted(remote, releaseDir) {
+  if (!releaseDir) return void 0;
+  const result = await remote.exec(optional(["cat", `${releaseDir}/${METADATA_FILE}`]));
+  return parseAdopted(result.stdout);
+}
+function adoptedPlan(plan, adopted) {
+  return {
+    ...plan,
+    urls: plan.urls.map((url) => withPath(url, adopted.healthPath)),
+    healthExpect: void 0
+  };
+}
+function probeFor(url, ...sides) {
+  const adopted = sides.find((side) => side !== void 0);
+  return url && adopted ? withPath(url, adopted.healthPath) : url;
+}
+async function withAdopted(remote, plan, fromDir, probeUrl, log) {
+  const [to, from] = await Promise.all([
+    readAdopted(remote, plan.releaseDir),
+    readAdopted(remote, fromDir)
+  ]);
+  if (to)
+    log.info(
+      `${plan.release} predates the action (adopt.sh made it from ${to.from ?? "the code that ran"}): it is proven by its workers' directory and 2xx answers at ${to.healthPath}, not by a release-naming health answer`
+    );
+  return {
+    plan: to ? adoptedPlan(plan, to) : plan,
+    probeUrl: probeFor(probeUrl, to, from),
+    adopted: to ?? from
+  };
+}
+function adoptedHealth(url, status, own, ownStatus) {
+  return {
+    severity: "ok",
+    check: "health",
+    finding: `${url.text} answers ${status}, but the current release predates the action (adopt.sh made it) and ${own.text} answers ${ownStatus}: a rollback to it is proven there. The releases you deploy must answer 2xx at ${url.path}`,
+    fix: ""
+  };
+}
+
 // src/host/gunicorn/gunicorn-flags.ts
 var VALUE = { takesValue: true };
 var SWITCH = { takesValue: false };
@@ -51052,7 +51110,7 @@ function splitLikeShlex(text) {
 }
 
 // src/host/gunicorn/gunicorn-launch.ts
-var import_shell_quote4 = __toESM(require_shell_quote(), 1);
+var import_shell_quote5 = __toESM(require_shell_quote(), 1);
 var GUNICORN_ENV_NAMES = ["WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"];
 var GUNICORN_SCRIPT = /^gunicorn3?$/;
 var PYTHON = /^(python|pypy)(\d+(\.\d+)*)?t?$/;
@@ -51178,7 +51236,7 @@ function unwrapTool(argv, ctx, tool) {
 }
 function scriptCommands(script) {
   const commands = [[]];
-  for (const entry of (0, import_shell_quote4.parse)(script, (key) => `$${key}`)) {
+  for (const entry of (0, import_shell_quote5.parse)(script, (key) => `$${key}`)) {
     if (typeof entry === "string") commands[commands.length - 1].push(entry);
     else if ("comment" in entry) break;
     else if (entry.op === "glob") commands[commands.length - 1].push(entry.pattern);
@@ -53678,7 +53736,7 @@ async function timed(result, name, fn) {
 }
 
 // src/modes/check.ts
-async function healthFinding(remote, url) {
+async function healthFinding(remote, url, adopted) {
   try {
     const r = await httpGet(remote, url, 5e3);
     if (r.status >= 200 && r.status < 300)
@@ -53688,6 +53746,12 @@ async function healthFinding(remote, url) {
         finding: `${url.text} answers ${r.status}`,
         fix: ""
       };
+    if (adopted && adopted.healthPath !== url.path) {
+      const own = withPath(url, adopted.healthPath);
+      const again = await httpGet(remote, own, 5e3);
+      if (again.status >= 200 && again.status < 300)
+        return adoptedHealth(url, r.status, own, again.status);
+    }
     return {
       severity: "error",
       check: "health",
@@ -53771,9 +53835,10 @@ async function checkHost(remote, settings, log) {
       fix: ""
     });
     const nginxUrl = nginxTarget(settings, facts.nginx);
+    const adopted = facts.masterAlive ? await readAdopted(remote, facts.currentDir) : void 0;
     if (facts.masterAlive)
       for (const url of [settings.healthUrl, nginxUrl])
-        findings.push(await healthFinding(remote, url));
+        findings.push(await healthFinding(remote, url, adopted));
     if (nginxUrl.kind === "tcp" && nginxUrl.scheme === "https")
       findings.push(await certificateFinding(remote, nginxUrl));
   });
@@ -55610,6 +55675,7 @@ async function prepare(h, snap, requirements) {
     snap.currentRelease && !snap.firstDeploy ? snap.currentDir ? Promise.resolve(snap.currentDir) : realPath(remote, h.layout.release(snap.currentRelease)) : Promise.resolve(void 0)
   );
   const nginxServed = settle(nginxAnswers(remote, settings, snap));
+  const adopted = settle(backDir.then((b) => b.ok ? readAdopted(remote, b.value) : void 0));
   const predicted = timed(h.result, "predict the switch", () => predict(h, snap));
   predicted.catch(() => void 0);
   await prepareRelease({
@@ -55621,11 +55687,12 @@ async function prepare(h, snap, requirements) {
     result: h.result,
     mustPass: predicted
   });
-  const [dir, back, served, prediction] = await Promise.all([
+  const [dir, back, served, prediction, previous] = await Promise.all([
     newDir,
     backDir,
     nginxServed,
-    predicted
+    predicted,
+    adopted
   ]);
   if (!dir.ok) throw dir.error;
   if (!back.ok) throw back.error;
@@ -55634,7 +55701,8 @@ async function prepare(h, snap, requirements) {
     newDir: dir.value,
     backDir: back.value,
     nginxServed: served.ok && served.value,
-    workers: prediction.workers
+    workers: prediction.workers,
+    adopted: previous.ok ? previous.value : void 0
   };
 }
 async function switchToNew(h, snap, prepared) {
@@ -55645,19 +55713,24 @@ async function switchToNew(h, snap, prepared) {
     nginxServed: prepared.nginxServed
   });
   const plan = { ...planned, expectedWorkers: prepared.workers ?? planned.expectedWorkers };
+  const backPlan = (release, dir) => {
+    const back = planFor(settings, snap, release, dir, { goingBack: true });
+    return prepared.adopted ? adoptedPlan(back, prepared.adopted) : back;
+  };
   const ctx = cutoverContext(h.conn, settings, snap, {
     log,
     result: h.result,
     since: h.since,
     run: h.ctx.run
   });
+  ctx.probeUrl = probeFor(ctx.probeUrl, prepared.adopted);
   const outcome = await cutOver(settings, snap, ctx, {
     action: "deploy",
     plan,
     from: servingState(snap),
     back: {
       firstDeploy: snap.firstDeploy,
-      plan: previous && prepared.backDir ? planFor(settings, snap, previous, prepared.backDir, { goingBack: true }) : void 0
+      plan: previous && prepared.backDir ? backPlan(previous, prepared.backDir) : void 0
     },
     restartDeadMaster: false
   });
@@ -56061,8 +56134,16 @@ async function rollBack(conn, ctx, plan, step) {
   const { snap } = plan;
   const layout2 = new ReleaseLayout(settings.releasePath);
   const dir = await realPath(conn.remote, layout2.release(plan.target));
-  const target = planFor(settings, snap, plan.target, dir, { goingBack: true });
   const cutover = cutoverContext(conn, settings, snap, { log, ...step, run: ctx.run });
+  const adopted = await withAdopted(
+    conn.remote,
+    planFor(settings, snap, plan.target, dir, { goingBack: true }),
+    snap.currentDir,
+    cutover.probeUrl,
+    log
+  );
+  const target = adopted.plan;
+  cutover.probeUrl = adopted.probeUrl;
   const current = snap.currentRelease;
   const served = !snap.cold && current && snap.currentDir && !plan.restore;
   const outcome = await cutOver(settings, snap, cutover, {

@@ -21,7 +21,7 @@ check_suite "$SUITE"
 ensure_host_packages
 
 # (The unit variants, styles and lib.sh are applied when a host starts, not baked in.)
-key=$(cat <(echo "$SUITE") "$KIT/build-rootfs.sh" "$KIT"/image/* $(find "$REPO/examples/server" -type f | LC_ALL=C sort) | sha256sum | cut -c1-16)
+key=$(cat <(echo "$SUITE") "$KIT/build-rootfs.sh" "$KIT"/image/* $(find "$REPO/examples/server" -type f ! -name "adopt.*" | LC_ALL=C sort) | sha256sum | cut -c1-16)
 ROOTFS=$CACHE/rootfs-$SUITE-$key
 TARBALL=$ROOTFS.tar.zst
 mkdir -p "$CACHE"
@@ -50,6 +50,9 @@ MIRROR=$(echo "$uris" | grep -v security | head -n1)
 SECURITY=$(echo "$uris" | grep security | head -n1)
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SECURITY=${SECURITY:-http://deb.debian.org/debian-security}
+# On a machine that is not Debian (GitHub's Ubuntu runners), its mirrors hold no Debian suites.
+MIRROR=${ZDD_DEBIAN_MIRROR:-$MIRROR}
+SECURITY=${ZDD_DEBIAN_SECURITY:-$SECURITY}
 
 # A release has its -updates and -security suites; sid (unstable) has neither, and the
 # mirror may serve its Release file past Valid-Until (sid's is renewed daily).

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Lints the Python that ships (the remote helper) and its tests: every file must
-# byte-compile, and pyflakes (Debian: python3-pyflakes, installed by
+# Lints the Python that ships (the remote helper, the server kit's adopt.py) and
+# its tests: every file must byte-compile, and pyflakes (Debian: python3-pyflakes, installed by
 # scripts/ensure-deps.sh) must report nothing. Without pyflakes only the
 # compile check runs, with a warning.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-files=(src/host/remote-helper.py __tests__/python/*.py)
+files=(src/host/remote-helper.py examples/server/adopt.py __tests__/python/*.py)
 
 # Compiled bytecode goes to a throwaway directory, never next to the sources.
 cache="$(mktemp -d)"

@@ -53,6 +53,11 @@ export type ServerStyle =
   | 'gunicorn-docs-systemd'
   | 'gunicorn-docs-nginx'
   | 'hardened-hidepid'
+  | 'tutorial-socket'
+  | 'tutorial-tcp'
+  | 'tutorial-root'
+  | 'tutorial-instance'
+  | 'tutorial-preload'
 
 export interface HostOptions {
   /** only with the kit style (default fixed) */
@@ -84,6 +89,8 @@ export interface KitHost {
   app: string
   /** a certificate (on the runner) that verifies the host's https, or '' */
   caCert: string
+  /** the host's state directory on this machine (its root filesystem is `root/` in it) */
+  state: string
 }
 
 function parseEnv(text: string): Record<string, string> {
@@ -136,7 +143,8 @@ export async function hostUp(
     healthUrl: env.HOST_HEALTH_URL,
     nginxUrl: env.HOST_NGINX_URL ?? '',
     app: env.HOST_APP,
-    caCert: env.HOST_CA_CERT ?? ''
+    caCert: env.HOST_CA_CERT ?? '',
+    state: env.HOST_STATE
   }
 }
 

@@ -2,11 +2,12 @@
 // preflight runs (host-checks.ts), plus the live health answers, changing
 // nothing. Every finding has a severity and a fix.
 import { sudoersLine } from '../host/access.js'
+import { adoptedHealth, readAdopted, type Adopted } from '../host/adopted-release.js'
 import { runChecks } from '../host/host-checks.js'
 import { factOptions, gatherFacts, type HostFacts } from '../host/host-facts.js'
 import { certificateWarning, httpGet, readCertificate } from '../transport/http-over-ssh.js'
 import { nginxTarget } from '../host/verification-urls.js'
-import type { HttpTarget } from '../transport/http-target.js'
+import { withPath, type HttpTarget } from '../transport/http-target.js'
 import { newHostResult, timed, type Finding, type HostResult } from '../core/host-result.js'
 import type { Log } from '../core/log.js'
 import { ReleaseLayout } from '../host/release-layout.js'
@@ -15,7 +16,11 @@ import { instanceUnit } from '../host/blue-green/instances.js'
 import type { Settings } from './settings.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 
-async function healthFinding(remote: RemoteHost, url: HttpTarget): Promise<Finding> {
+async function healthFinding(
+  remote: RemoteHost,
+  url: HttpTarget,
+  adopted?: Adopted
+): Promise<Finding> {
   try {
     const r = await httpGet(remote, url, 5000)
     if (r.status >= 200 && r.status < 300)
@@ -25,6 +30,12 @@ async function healthFinding(remote: RemoteHost, url: HttpTarget): Promise<Findi
         finding: `${url.text} answers ${r.status}`,
         fix: ''
       }
+    if (adopted && adopted.healthPath !== url.path) {
+      const own = withPath(url, adopted.healthPath)
+      const again = await httpGet(remote, own, 5000)
+      if (again.status >= 200 && again.status < 300)
+        return adoptedHealth(url, r.status, own, again.status)
+    }
     return {
       severity: 'error',
       check: 'health',
@@ -121,9 +132,10 @@ export async function checkHost(
       fix: ''
     })
     const nginxUrl = nginxTarget(settings, facts.nginx)
+    const adopted = facts.masterAlive ? await readAdopted(remote, facts.currentDir) : undefined
     if (facts.masterAlive)
       for (const url of [settings.healthUrl, nginxUrl])
-        findings.push(await healthFinding(remote, url))
+        findings.push(await healthFinding(remote, url, adopted))
     if (nginxUrl.kind === 'tcp' && nginxUrl.scheme === 'https')
       findings.push(await certificateFinding(remote, nginxUrl))
   })

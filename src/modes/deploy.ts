@@ -19,6 +19,7 @@ import { releaseOfPath, releasesToPrune } from '../host/prune.js'
 import { listReleases, ReleaseLayout } from '../host/release-layout.js'
 import { appendReleaseLog, logEntry } from '../host/release-log.js'
 import { realPath } from '../host/service-state.js'
+import { adoptedPlan, probeFor, readAdopted } from '../host/adopted-release.js'
 import { predictSwitch, type SwitchPrediction } from '../host/switch-paths.js'
 import { runStep } from '../transport/remote-command.js'
 import { toShell } from '../transport/shell-quote.js'
@@ -210,6 +211,8 @@ async function prepare(h: HostRun, snap: ServiceSnapshot, requirements: Requirem
       : Promise.resolve(undefined)
   )
   const nginxServed = settle(nginxAnswers(remote, settings, snap))
+  // The release serving now may be the one adopt.sh made: it is proven on its own health path.
+  const adopted = settle(backDir.then(b => (b.ok ? readAdopted(remote, b.value) : undefined)))
   // Checked beside the dependencies; nothing is imported or migrated before it passes.
   const predicted = timed(h.result, 'predict the switch', () => predict(h, snap))
   predicted.catch(() => undefined)
@@ -222,11 +225,12 @@ async function prepare(h: HostRun, snap: ServiceSnapshot, requirements: Requirem
     result: h.result,
     mustPass: predicted
   })
-  const [dir, back, served, prediction] = await Promise.all([
+  const [dir, back, served, prediction, previous] = await Promise.all([
     newDir,
     backDir,
     nginxServed,
-    predicted
+    predicted,
+    adopted
   ])
   if (!dir.ok) throw dir.error
   if (!back.ok) throw back.error
@@ -235,7 +239,8 @@ async function prepare(h: HostRun, snap: ServiceSnapshot, requirements: Requirem
     newDir: dir.value,
     backDir: back.value,
     nginxServed: served.ok && served.value,
-    workers: prediction.workers
+    workers: prediction.workers,
+    adopted: previous.ok ? previous.value : undefined
   }
 }
 
@@ -252,22 +257,24 @@ async function switchToNew(
     nginxServed: prepared.nginxServed
   })
   const plan = { ...planned, expectedWorkers: prepared.workers ?? planned.expectedWorkers }
+  const backPlan = (release: string, dir: string) => {
+    const back = planFor(settings, snap, release, dir, { goingBack: true })
+    return prepared.adopted ? adoptedPlan(back, prepared.adopted) : back
+  }
   const ctx = cutoverContext(h.conn, settings, snap, {
     log,
     result: h.result,
     since: h.since,
     run: h.ctx.run
   })
+  ctx.probeUrl = probeFor(ctx.probeUrl, prepared.adopted)
   const outcome = await cutOver(settings, snap, ctx, {
     action: 'deploy',
     plan,
     from: servingState(snap),
     back: {
       firstDeploy: snap.firstDeploy,
-      plan:
-        previous && prepared.backDir
-          ? planFor(settings, snap, previous, prepared.backDir, { goingBack: true })
-          : undefined
+      plan: previous && prepared.backDir ? backPlan(previous, prepared.backDir) : undefined
     },
     restartDeadMaster: false
   })

@@ -8,6 +8,7 @@ import { newHostResult, timed, type HostResult } from '../core/host-result.js'
 import type { Log } from '../core/log.js'
 import type { RunContext } from '../core/run-stamp.js'
 import type { Settings } from './settings.js'
+import { withAdopted } from '../host/adopted-release.js'
 import { withLock } from '../host/deploy-lock.js'
 import { factOptions, gatherFacts, type HostFacts } from '../host/host-facts.js'
 import { reloadTrap, snapshotOf, workersSeen, type ServiceSnapshot } from '../host/preflight.js'
@@ -179,8 +180,17 @@ async function rollBack(
   const { snap } = plan
   const layout = new ReleaseLayout(settings.releasePath)
   const dir = await realPath(conn.remote, layout.release(plan.target))
-  const target = planFor(settings, snap, plan.target, dir, { goingBack: true })
   const cutover = cutoverContext(conn, settings, snap, { log, ...step, run: ctx.run })
+  // A release adopt.sh made (predating the action) is proven on its own health path.
+  const adopted = await withAdopted(
+    conn.remote,
+    planFor(settings, snap, plan.target, dir, { goingBack: true }),
+    snap.currentDir,
+    cutover.probeUrl,
+    log
+  )
+  const target = adopted.plan
+  cutover.probeUrl = adopted.probeUrl
   const current = snap.currentRelease
   const served = !snap.cold && current && snap.currentDir && !plan.restore
   const outcome = await cutOver(settings, snap, cutover, {
