@@ -33,13 +33,15 @@ describe('readNginxConfig through sudo -n nginx -T', () => {
   })
 
   it('falls back to the files, saying why, when sudo refuses', async () => {
-    const remote = new ScriptedRemote([
-      {
-        when: /^sudo -n nginx -T$/,
-        reply: { code: 1, stderr: 'sudo: a password is required\n' }
-      },
-      { when: / readglobs /, reply: { stdout: JSON.stringify({ '/etc/nginx/nginx.conf': [] }) } }
-    ])
+    const remote = new ScriptedRemote(
+      [
+        {
+          when: /^sudo -n nginx -T$/,
+          reply: { code: 1, stderr: 'sudo: a password is required\n' }
+        }
+      ],
+      { readGlobs: { '/etc/nginx/nginx.conf': [] } }
+    )
     const read = await readNginxConfig(remote, {
       sudoDump: true,
       confPath: '/etc/nginx/nginx.conf'
@@ -143,7 +145,7 @@ describe('readNginxConfig as the deploy user', () => {
     })
     expect(read.complete).toBe(false)
     expect(read.problems[0]).toBe(
-      'reading /etc/nginx/nginx.conf failed: exit 127: sh: 1: python3: not found'
+      "reading /etc/nginx/nginx.conf failed: the remote helper's readglobs on deploy@server.test:22 failed: exit status 127 with no answer:\nsh: 1: python3: not found"
     )
   })
 })

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from '@jest/globals'
 import { runLocally, ScriptedRemote } from '../../__fixtures__/scripted-remote.js'
-import { HELPER_PY } from '../../src/host/remote-helper.js'
+import { HELPER_PY } from '../../src/host/helper-client.js'
 import { readGunicornEnv, readGunicornOptions } from '../../src/host/service-state.js'
 import {
   configFileOf,
@@ -502,8 +502,10 @@ describe('reading the service environment on the host', () => {
     const out = helper('-', first, join(dir, 'missing.env'), second)
     expect(JSON.parse(out)).toEqual({
       readable: true,
-      WEB_CONCURRENCY: '5',
-      GUNICORN_CMD_ARGS: "--threads 2 --bind 'unix:/run/a.sock'"
+      values: {
+        WEB_CONCURRENCY: '5',
+        GUNICORN_CMD_ARGS: "--threads 2 --bind 'unix:/run/a.sock'"
+      }
     })
     expect(out).not.toContain(SECRET)
     expect(out).not.toMatch(/SECRET_KEY|DATABASE_URL|API_TOKEN/)
@@ -512,9 +514,9 @@ describe('reading the service environment on the host', () => {
   it('omits absent names, and says unreadable without any value', () => {
     const none = join(dir, 'none.env')
     writeFileSync(none, `OTHER=${SECRET}\n`)
-    expect(JSON.parse(helper('-', none))).toEqual({ readable: true })
+    expect(JSON.parse(helper('-', none))).toEqual({ readable: true, values: {} })
     const out = helper('-', first, dir) // a directory cannot be read as a file
-    expect(JSON.parse(out)).toEqual({ readable: false })
+    expect(JSON.parse(out)).toEqual({ readable: false, values: {} })
     expect(out).not.toContain(SECRET)
   })
 

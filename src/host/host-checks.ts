@@ -381,7 +381,7 @@ function environment(f: HostFacts, ctx: CheckContext): Finding[] {
     return [
       unverified(
         'environment',
-        `${f.envFile} is not readable by ${f.user}: the import check cannot reproduce the unit's environment and is skipped${ctx.requiredEnv.length ? `, and required-env (${ctx.requiredEnv.join(', ')}) is not checked` : ''}; verification after the reload still protects the release`,
+        `${f.envFile} is not readable by ${f.user}: the import check runs without the unit's environment and refuses only what no variable can change${ctx.requiredEnv.length ? `, and required-env (${ctx.requiredEnv.join(', ')}) is not checked` : ''}; verification after the switch proves the rest`,
         `let ${f.user} read it: chgrp www-data ${f.envFile}; chmod 640 ${f.envFile}; usermod -aG www-data ${f.user} (or the group that owns it)`
       )
     ]

@@ -4,8 +4,7 @@
 import { may, probeAccess, type Access } from './access.js'
 import { analyzeNginx, matchUpstream, type UpstreamVerdict } from './nginx/nginx-config.js'
 import { readNginxConfig } from './nginx/nginx-read.js'
-import { helperArgv } from './remote-helper.js'
-import type { EnvCheck } from './release-checks.js'
+import { helperOf, type EnvCheck } from './helper-client.js'
 import { findInterpreter, type Interpreter } from './gunicorn/gunicorn-interpreter.js'
 import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
 import { asRoot, serviceCommands } from './service-commands.js'
@@ -182,8 +181,7 @@ async function readEnv(
   required: string[]
 ): Promise<Partial<EnvCheck> | undefined> {
   if (!envFile) return undefined
-  const env = await remote.exec(toShell(helperArgv('python3', 'envcheck', envFile, ...required)))
-  return JSON.parse(env.stdout || '{}') as Partial<EnvCheck>
+  return helperOf(remote).envCheck(envFile, required)
 }
 
 /**
