@@ -10,6 +10,8 @@ import { reloadSendsHup, reloadTrap } from './gunicorn/reload-traps.js'
 import { RIGHTS, rightSpec, type Right } from './service-commands.js'
 import { tailLines } from '../transport/remote-command.js'
 import { configUnseen } from './gunicorn/unit-info.js'
+import { socketOf, type Bind } from './gunicorn/bind.js'
+import { socketPath } from './endpoint.js'
 import type { Strategy } from '../core/strategy.js'
 import { blueGreenLayout, pooledUpstream } from './blue-green/checks.js'
 import { instanceUnit, otherColour } from './blue-green/instances.js'
@@ -159,14 +161,20 @@ function gunicornLaunch(f: HostFacts, ctx: CheckContext): Finding[] {
   return out
 }
 
+/** A unix socket directly in /run (not in a directory of its own there). */
+function inRunItself(bind: Bind): boolean {
+  const socket = socketOf(bind)
+  return socket !== undefined && /^\/run\/[^/]+$/.test(socketPath(socket))
+}
+
 function socketInRun(f: HostFacts): Finding[] {
   const svc = f.service.replace(/\.service$/, '')
   return f.gunicorn.binds
-    .filter(b => /^unix:\/run\/[^/]+$/.test(b) && f.unit.user && f.unit.user !== 'root')
+    .filter(b => f.unit.user && f.unit.user !== 'root' && inRunItself(b))
     .map(bind =>
       error(
         'socket',
-        `--bind ${bind} as User=${f.unit.user}: ${f.unit.user} cannot create a socket directly in root-owned /run, so Gunicorn fails to start (it only logs "Retrying in 1 second")`,
+        `--bind ${bind.text} as User=${f.unit.user}: ${f.unit.user} cannot create a socket directly in root-owned /run, so Gunicorn fails to start (it only logs "Retrying in 1 second")`,
         `add RuntimeDirectory=${svc} and bind unix:/run/${svc}/${svc}.sock (update Nginx's proxy_pass to match)`
       )
     )

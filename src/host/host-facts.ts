@@ -11,6 +11,7 @@ import { asRoot, serviceCommands } from './service-commands.js'
 import { readGunicornProcesses, type GunicornProcesses } from './gunicorn/gunicorn-processes.js'
 import { readGunicornOptions, readUnit, realPath, workingDirectories } from './service-state.js'
 import { optional, toShell } from '../transport/shell-quote.js'
+import { parseBind, type Bind } from './gunicorn/bind.js'
 import type { ExecResult, RemoteHost } from '../transport/ssh-connection.js'
 import {
   configUnseen,
@@ -106,7 +107,7 @@ async function nginxMatch(
   gunicorn: GunicornCommand,
   access: Access,
   /** What Nginx must proxy to, when not Gunicorn's own bind (blue-green: live.sock). */
-  proxiedBind?: string
+  proxiedBind?: Bind
 ): Promise<NginxMatch> {
   // Gunicorn's binds are unknown when a config file it reads could not be read.
   if (!proxiedBind && gunicorn.binds.length === 0 && configUnseen(gunicorn))
@@ -197,7 +198,7 @@ export async function gatherFacts(remote: RemoteHost, opts: FactOptions): Promis
     gatherUnitFacts(
       remote,
       { ...opts, service: instanceUnit(opts.service, serving) },
-      `unix:${bg.liveLink}`
+      parseBind(`unix:${bg.liveLink}`)
     ),
     probeAccess(remote, instanceUnit(opts.service, otherColour(serving)), [])
   ])
@@ -243,7 +244,7 @@ async function readLayout(remote: RemoteHost, layout: ReleaseLayout) {
 async function gatherUnitFacts(
   remote: RemoteHost,
   opts: FactOptions,
-  proxiedBind?: string
+  proxiedBind?: Bind
 ): Promise<HostFacts> {
   const { layout, service } = opts
   const unit = await readUnit(remote, service)
