@@ -344,6 +344,15 @@ function interpreter(f: HostFacts): Finding[] {
     const fix = `start Gunicorn as ${venv}/bin/python -m gunicorn`
     if (!f.shebang.python)
       out.push(error('venv', `${g.launcher.path} is missing or has no #! line`, fix))
+    else if (!f.shebang.importsGunicorn && f.shebang.lookedUp)
+      // found through the service's PATH, which may not be the deploy user's
+      out.push(
+        warning(
+          'venv',
+          `${g.launcher.path} runs ${f.shebang.python} from the PATH, and the deploy user's ${f.shebang.python} cannot import gunicorn (the service's PATH may differ)`,
+          fix
+        )
+      )
     else if (!f.shebang.importsGunicorn)
       out.push(
         error(

@@ -6,6 +6,7 @@ import { analyzeNginx, matchUpstream, type UpstreamVerdict } from './nginx/nginx
 import { readNginxConfig } from './nginx/nginx-read.js'
 import { helperOf, type EnvCheck } from './helper-client.js'
 import { findInterpreter, type Interpreter } from './gunicorn/gunicorn-interpreter.js'
+import { parseShebang, SHEBANG_LINES } from './gunicorn/shebang.js'
 import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
 import { asRoot, serviceCommands } from './service-commands.js'
 import { readGunicornProcesses, type GunicornProcesses } from './gunicorn/gunicorn-processes.js'
@@ -62,8 +63,13 @@ export interface HostFacts {
   interpreter: Interpreter | { error: string }
   /** Gunicorn's version as the unit's interpreter imports it, when it could be read. */
   gunicornVersion?: string
-  /** The console script's first line, when Gunicorn is started through one. */
-  shebang?: { python?: string; importsGunicorn: boolean }
+  /** The console script's #! interpreter, when Gunicorn is started through one. */
+  shebang?: {
+    python?: string
+    /** A name looked up on PATH (`#!/usr/bin/env python3`), not a path. */
+    lookedUp?: boolean
+    importsGunicorn: boolean
+  }
   envFile?: string
   env?: Partial<EnvCheck>
   nginxErrorLog: string
@@ -164,16 +170,25 @@ async function gunicornVersion(remote: RemoteHost, python: string): Promise<stri
   return /^\d+(\.\d+)*/.test(version) ? version : undefined
 }
 
-async function scriptShebang(
+/**
+ * The console script's interpreter (its #! line, read by parseShebang) and whether it
+ * imports Gunicorn. A name looked up on PATH (`#!/usr/bin/env python3`) is run with the
+ * deploy user's PATH, which may not be the service's.
+ */
+export async function scriptShebang(
   remote: RemoteHost,
   g: GunicornCommand
 ): Promise<HostFacts['shebang']> {
-  if (g.launcher.kind !== 'script') return undefined
-  const head = await remote.exec(optional(['head', '-n', '1', g.launcher.path]))
-  const python = /^#!\s*(\S+)/.exec(head.stdout)?.[1]
-  if (!python) return { importsGunicorn: false }
-  const runs = await remote.exec(toShell([python, '-c', 'import gunicorn']))
-  return { python, importsGunicorn: runs.code === 0 }
+  if (g.launcher.kind !== 'script' || !g.launcher.path.startsWith('/')) return undefined
+  const head = await remote.exec(optional(['head', '-n', String(SHEBANG_LINES), g.launcher.path]))
+  const shebang = parseShebang(head.stdout)
+  if (!shebang) return { importsGunicorn: false }
+  const runs = await remote.exec(toShell([shebang.interpreter, '-c', 'import gunicorn']))
+  return {
+    python: shebang.interpreter,
+    lookedUp: shebang.lookedUp,
+    importsGunicorn: runs.code === 0
+  }
 }
 
 async function readEnv(
