@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from '@jest/globals'
 import { FakeHost } from '../../__fixtures__/fake-host.js'
 import { healthyFacts } from '../../__fixtures__/host-facts.js'
 import { recorder } from '../../__fixtures__/recording-log.js'
+import { FixableError } from '../../src/core/fixable-error.js'
 import { newHostResult } from '../../src/core/host-result.js'
 import type { ImportAnswer, ImportRequest } from '../../src/host/helper-client.js'
 import { snapshotOf } from '../../src/host/preflight.js'
@@ -104,6 +105,11 @@ describe('the import check when the deploy user cannot read the EnvironmentFile'
     )
     await expect(prepared).rejects.toThrow(
       'fails the same with any environment.\n' + TRACEBACK.trimEnd()
+    )
+    const error = (await prepared.catch((e: unknown) => e)) as FixableError
+    expect(error).toBeInstanceOf(FixableError)
+    expect(error.fix).toContain(
+      'let deploy read /etc/myapp.env, so that the import check runs with it'
     )
     expect(host.state.current).toBe('v1')
     expect(host.commands.filter(c => /systemctl (reload|restart)|ln -sfn/.test(c))).toEqual([])

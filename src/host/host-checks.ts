@@ -134,13 +134,9 @@ function gunicornLaunch(f: HostFacts, ctx: CheckContext): Finding[] {
     )
   const trap = reloadTrap(f.unit, g, ctx.releasePath, f.service)
   if (trap) {
-    const [cause, fix] = trap.message.split('\nFix: ')
     // A cold start loads whatever current points at; the trap bites on the next reload.
-    out.push(
-      f.masterAlive
-        ? error(g.preload ? 'preload' : 'chdir', cause, fix)
-        : warning(g.preload ? 'preload' : 'chdir', cause, fix)
-    )
+    const finding = f.masterAlive ? error : warning
+    out.push(finding(g.preload ? 'preload' : 'chdir', trap.cause, trap.fix ?? ''))
   } else if (g.launcher.kind !== 'unknown') {
     out.push(
       ok('chdir', g.chdir ? `--chdir ${g.chdir}` : 'WorkingDirectory is not under current'),

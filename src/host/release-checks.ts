@@ -2,6 +2,7 @@
 // interpreter, dependencies, the EnvironmentFile, the import check and
 // migrations. Any failure here leaves the running release untouched.
 import type { Interpreter } from './gunicorn/gunicorn-interpreter.js'
+import { FixableError } from '../core/fixable-error.js'
 import type { Log } from '../core/log.js'
 import { helperOf, inRelease, unitEnvironment, type ImportAnswer } from './helper-client.js'
 import { RemoteCommandError, runStep, tailLines } from '../transport/remote-command.js'
@@ -193,11 +194,13 @@ export async function importCheck(
     throw new Error(
       `the new release cannot import ${how} (it never reached the reload):\n${traceback}`
     )
+  const user = remote.target.user
   if (answer.independent)
-    throw new Error(
-      `the new release cannot import ${how} (it never reached the reload): ${answer.independent}. It was imported without ${opts.envFile}, which ${remote.target.user} cannot read, and fails the same with any environment.\n${traceback}\nFix the release. (Only if a module is found through a variable of ${opts.envFile}, such as PYTHONPATH, is this wrong: then let ${remote.target.user} read ${opts.envFile}, so the import check runs with it.)`
+    throw new FixableError(
+      `the new release cannot import ${how} (it never reached the reload): ${answer.independent}. It was imported without ${opts.envFile}, which ${user} cannot read, and fails the same with any environment.\n${traceback}`,
+      `correct the release. Only a module found through a variable of ${opts.envFile} (such as PYTHONPATH) would make this wrong: then let ${user} read ${opts.envFile}, so that the import check runs with it.`
     )
-  opts.log.warning(uncertainImport(opts, answer, remote.target.user))
+  opts.log.warning(uncertainImport(opts, answer, user))
   return undefined
 }
 
