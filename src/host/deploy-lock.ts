@@ -6,8 +6,6 @@ import type { Log } from '../core/log.js'
 import { HelperError, helperOf, type LockOwner } from './helper-client.js'
 import { replaceIfDropped, type Connection, type RemoteHost } from '../transport/ssh-connection.js'
 
-export type { LockOwner } from './helper-client.js'
-
 export interface HeldLock {
   dir: string
   owner: LockOwner

@@ -19,9 +19,7 @@ import type { Interpreter } from './gunicorn/gunicorn-interpreter.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 import type { GunicornCommand, UnitInfo } from './gunicorn/unit-info.js'
 
-export { PreflightError, reloadSendsHup, reloadTrap } from './gunicorn/reload-traps.js'
-
-export type { DirAccess } from './host-facts.js'
+export { reloadSendsHup, reloadTrap } from './gunicorn/reload-traps.js'
 
 export interface ServiceSnapshot {
   /** The unit that serves (under blue-green the live instance, e.g. myapp@blue). */

@@ -3,11 +3,7 @@
 import { runStep } from '../transport/remote-command.js'
 import { helperOf } from './helper-client.js'
 import { asRoot, serviceCommands } from './service-commands.js'
-import {
-  findGunicornProcesses,
-  PS_TREE,
-  readGunicornProcesses
-} from './gunicorn/gunicorn-processes.js'
+import { findGunicornProcesses, PS_TREE } from './gunicorn/gunicorn-processes.js'
 import { eachOf, optional, splitEach, toShell } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 import {
@@ -112,14 +108,6 @@ export async function watchServiceState(
     workers: findGunicornProcesses(seen.ps, unit.mainPid)?.workers ?? [],
     dirs: parsePwdx(seen.dirs)
   }
-}
-
-/**
- * PIDs of the Gunicorn workers: the children of the Gunicorn master, which is
- * MainPID or, under a launcher that did not exec (uv run, sh), its descendant.
- */
-export async function listWorkers(remote: RemoteHost, mainPid: number): Promise<number[]> {
-  return (await readGunicornProcesses(remote, mainPid))?.workers ?? []
 }
 
 /**

@@ -12,8 +12,6 @@ import {
   type LaunchEnv
 } from './gunicorn-launch.js'
 
-export type { GunicornEntry, GunicornLauncher } from './gunicorn-launch.js'
-
 export interface UnitInfo {
   loadState: string
   activeState: string

@@ -10,13 +10,11 @@ import {
   type NginxTree
 } from './nginx-syntax.js'
 
-export { splitNginxDump, resolveIncludes } from './nginx-syntax.js'
-export type { Directive, NginxSources, NginxSyntaxError, NginxTree } from './nginx-syntax.js'
+export { splitNginxDump } from './nginx-syntax.js'
+export type { NginxSources } from './nginx-syntax.js'
 
 import { DEFAULT_BIND, bindEndpoint, type Bind } from '../gunicorn/bind.js'
 import { endpointText, isLoopback, isWildcard, reaches, type Endpoint } from '../endpoint.js'
-
-export type { Endpoint } from '../endpoint.js'
 
 export interface UpstreamServer {
   endpoint: Endpoint
