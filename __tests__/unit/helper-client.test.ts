@@ -99,6 +99,12 @@ describe('the helper client against the real helper', () => {
       independent: expect.stringContaining('no module named flask_not_installed'),
       reads: []
     })
+    const absent = await helper.importCheck({ ...request, app: 'absent:app' })
+    expect(absent).toMatchObject({
+      ok: false,
+      failure: { type: 'ModuleNotFoundError', file: undefined, line: undefined },
+      independent: expect.stringContaining('no module named absent')
+    })
     const good = await helper.importCheck({ ...request, app: 'good:app' })
     expect(good).toMatchObject({ ok: true, file: join(code, 'good.py'), reads: [] })
   })

@@ -268,9 +268,10 @@ class Fields {
     return this.get(name, v => typeof v === 'string', 'text') as string
   }
 
+  /** Text, or undefined for null or a missing field. */
   optionalString(name: string): string | undefined {
-    return this.get(name, v => v === undefined || v === null || typeof v === 'string', 'text') as
-      string | undefined
+    const value = this.get(name, v => v == null || typeof v === 'string', 'text')
+    return typeof value === 'string' ? value : undefined
   }
 
   strings(name: string): string[] {
@@ -347,7 +348,7 @@ export class SshHelperClient implements HelperClient {
       throw fail(`${e.string('type')}: ${e.string('message')}`)
     }
     if (result.code !== 0) throw fail(`exit status ${result.code}`)
-    return new Fields(reason => new HelperError(command, host, reason, result), answer)
+    return new Fields(fail, answer)
   }
 
   async envCheck(envFile: string, required: readonly string[]): Promise<EnvCheck> {
