@@ -669,6 +669,15 @@ class ImportWithoutTheEnvironmentTest(TempDirTest):
         out = self.check({"wsgi.py": self.READS_SECRET + "import sys\nsys.path.append(SECRET_KEY)\nimport plugin\n" + self.APP})
         self.assertIsNone(out["independent"])
 
+    def test_without_a_watch_on_os_environ_only_the_source_is_judged(self):
+        self.write("code/wsgi.py", "import flask_not_installed\n")
+        with mock.patch.object(helper, "watch_environment", return_value=None), \
+                mock.patch.object(helper.os, "chdir"), mock.patch.object(sys, "path", list(sys.path)):
+            out = helper.cmd_importcheck("?", self.path("code"), "wsgi:app")
+        self.assertEqual(out["reads"], [])
+        self.assertEqual(
+            out["independent"], "wsgi.py imports flask_not_installed, which is not installed for %s" % sys.executable)
+
     def test_with_the_env_file_or_none_nothing_is_judged(self):
         self.write("code/wsgi.py", "import flask_not_installed\n")
         for envfile in (self.write("app.env", "A=1\n"), "-"):

@@ -95,7 +95,8 @@ def watch_environment(release):
     counts when, going up the stack from it, a frame of a file inside the release comes
     before the import machinery (a library that reads os.environ while it is being
     imported does so by itself; one that reads it because the release called it does so
-    for the release). Returns the list the reads are added to: {name, set}."""
+    for the release). Returns the list the reads are added to: {name, set}; None when
+    os.environ cannot be watched (then no failure counts as independent of it)."""
     reads = []
     base = type(os.environ)
 
@@ -120,7 +121,10 @@ def watch_environment(release):
             note(sys._getframe(1), key, True)
             return value
 
-    os.environ.__class__ = Watched
+    try:
+        os.environ.__class__ = Watched
+    except TypeError:
+        return None
     return reads
 
 class AppNotFound(Exception):
@@ -268,7 +272,7 @@ def cmd_importcheck(envfile, directory, app):
     except BaseException as error:
         independent = None
         if envfile == UNREADABLE_ENV:
-            independent = None if reads else independent_cause(error, release)
+            independent = None if reads is None or reads else independent_cause(error, release)
             if independent is None:
                 try:
                     independent = static_cause(release.root, app.partition(":")[0])
@@ -280,11 +284,11 @@ def cmd_importcheck(envfile, directory, app):
             "failure": {"type": type(error).__name__, "message": str(error)[:2000], "file": file, "line": line},
             "traceback": release_traceback(error)[-8000:],
             "independent": independent,
-            "reads": reads,
+            "reads": reads or [],
         }
     # The import time predicts how long a reload holds requests while new workers boot.
     return {"ok": True, "file": getattr(module, "__file__", None), "seconds": round(time.monotonic() - started, 3),
-            "reads": reads}
+            "reads": reads or []}
 
 def cmd_run(envfile, directory, *argv):
     load_env(envfile)
