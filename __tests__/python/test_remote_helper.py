@@ -658,6 +658,16 @@ class ImportWithoutTheEnvironmentTest(TempDirTest):
         })
         self.assertEqual(out["independent"], "wsgi.py imports app.missing, which the release does not hold")
 
+    def test_a_submodule_is_not_judged_where_the_package_may_hold_it_elsewhere(self):
+        for init in ("import sys\nsys.modules['app.virtual'] = sys\n", None):
+            shutil.rmtree(self.path("code"), ignore_errors=True)
+            files = {"wsgi.py": self.READS_SECRET + "import app.virtual\n" + self.APP}
+            if init is None:
+                os.makedirs(self.path("code", "app"))  # a namespace package
+            else:
+                files["app/__init__.py"] = init
+            self.assertIsNone(self.check(files)["independent"])
+
     def test_the_source_judges_only_imports_that_always_run(self):
         out = self.check({"wsgi.py": self.READS_SECRET + (
             "try:\n    import optional_speedups\nexcept ImportError:\n    pass\n"

@@ -195,6 +195,17 @@ def release_module(root, name):
         return os.path.join(base, "__init__.py"), True
     return ("", True) if os.path.isdir(base) else None
 
+def plain_package(root, name):
+    """A package of the release whose submodules can only be its files: it has an
+    __init__.py (a namespace package may continue elsewhere on sys.path) that does not
+    touch the import machinery (sys.modules, __path__...)."""
+    found = release_module(root, name)
+    if not found or not found[0] or not found[1]:
+        return False
+    with open(found[0], "rb") as fh:
+        text = fh.read().decode("utf-8", "replace")
+    return not any(word in text for word in MACHINERY)
+
 def unconditional_imports(tree, package):
     """(module, names) of the import statements a module runs whatever happens: at its top
     level, outside if/try/with/def/class. Relative imports are resolved against `package`."""
@@ -247,6 +258,8 @@ def static_cause(root, module_name):
                 for i in range(1, len(parts) + 1):
                     part = ".".join(parts[:i])
                     if release_module(root, part) is None:
+                        if i > 1 and not plain_package(root, ".".join(parts[:i - 1])):
+                            break
                         return "%s imports %s, which the release does not hold" % (os.path.relpath(path, root), module)
                     queue.append(part)
                 queue.extend("%s.%s" % (module, n) for n in names)
