@@ -3,9 +3,10 @@
 // when it started, on its own socket; live.sock, current and the slots as
 // symlinks; Nginx proxying to whatever live.sock points at. Every command is
 // recorded and interpreted from the host's state (a small reader of the shell
-// the action writes: argv words, ' && ', '; ', '2>/dev/null || true', '>>'),
-// and health answers come from real local HTTP servers, so the action's own
-// HTTP client runs unchanged. Knobs script the failures; `violations` records
+// the action writes: argv words, ' && ', '; ', '2>/dev/null || true', '>>');
+// the remote helper's commands are answered in types (`helper`, a HelperClient);
+// health answers come from real local HTTP servers, so the action's own HTTP
+// client runs unchanged. Knobs script the failures; `violations` records
 // what a real host would punish (a running instance's slot repointed, the live
 // instance stopped while live.sock still points at it).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -17,6 +18,13 @@ import * as path from 'node:path'
 import type { Duplex } from 'node:stream'
 import type { Target } from '../src/core/targets.js'
 import type { Colour } from '../src/host/blue-green/instances.js'
+import {
+  HelperError,
+  type HelperClient,
+  type WatchAnswer,
+  type WatchSpec
+} from '../src/host/helper-client.js'
+import { FakeHelper } from './fake-helper.js'
 import type { ReleaseLogEntry } from '../src/host/release-log.js'
 import type { ShellLine } from '../src/transport/shell-quote.js'
 import type {
@@ -128,6 +136,8 @@ export class FakeBlueGreenHost implements RemoteHost {
   readOnly = new Set<string>()
   /** The host runs the helper's watchworkers (else verification polls). */
   watchHelper = true
+  /** The remote helper's commands, answered from the host's state. */
+  readonly helper: HelperClient
   /** Drops the connection instead of running the first command this matches (the command does not run). */
   dropWhen?: (command: string) => boolean
   /** Runs after every command, for what happens on the host meanwhile. */
@@ -146,6 +156,11 @@ export class FakeBlueGreenHost implements RemoteHost {
       workers: []
     })
     this.instances = { blue: stopped(), green: stopped() }
+    this.helper = new FakeHelper({
+      watchWorkers: spec => this.helperCall('watchworkers', spec, () => this.watchWorkers(spec)),
+      gunicornEnv: (unit, files) =>
+        this.helperCall('gunicornenv', [unit, files], () => ({ readable: true }))
+    })
     for (const c of COLOURS) {
       const release = setup.slots?.[c]
       if (release) this.links.set(slotOf(c), `../releases/${release}`)
@@ -397,25 +412,41 @@ export class FakeBlueGreenHost implements RemoteHost {
     return target === undefined ? failed('') : done(`${target}\n`)
   }
 
-  /** The watch helper: the unit, ps and the new workers' directories, each after the marker. */
-  private watchWorkers(specJson: string): Outcome {
-    if (!this.watchHelper) return failed("remote-helper: unknown command 'watchworkers'", 1)
-    const spec = JSON.parse(specJson) as { show: string[]; pwdx: string[] | null; marker: string }
-    const c = this.colourOfUnit(spec.show[2])
-    if (!c) return failed(`unknown unit ${spec.show[2]}`)
-    const i = this.instances[c]
-    const dirs = spec.pwdx && i.mainPid > 0 ? this.pwdx(i.workers.map(String)) : ''
-    const m = spec.marker
-    return done(
-      `${m}\n${this.show(c).trimEnd()}\n${m}\n${this.ps().trimEnd()}\n${m}\n${dirs.trimEnd()}\n`
-    )
+  /**
+   * One helper command: recorded in `commands` as `helper <name> <args as JSON>` (so
+   * dropWhen and afterCommand see it), refused like a real one when the connection is down.
+   */
+  private helperCall<T>(command: string, args: unknown, answer: () => T): T {
+    const line = `helper ${command} ${JSON.stringify(args)}`
+    this.commands.push(line)
+    if (this.connected && this.dropWhen?.(line)) {
+      this.dropWhen = undefined
+      this.connected = false
+    }
+    const closed = { code: null, signal: null, stdout: '', stderr: 'SSH connection is closed' }
+    if (!this.connected)
+      throw new HelperError(
+        command,
+        this.target.label,
+        'the connection dropped before it answered',
+        {
+          ...closed,
+          timedOut: false
+        }
+      )
+    const value = answer()
+    this.afterCommand?.(line)
+    return value
   }
 
-  private helper(args: string[]): Outcome {
-    const [command, ...rest] = args
-    if (command === 'watchworkers') return this.watchWorkers(rest[0])
-    if (command === 'gunicornenv') return done('{"readable": true}\n')
-    return failed(`fake host: helper ${command} is not expected here`)
+  /** The watch helper: the unit, ps and the new workers' directories, as the host has them now. */
+  private watchWorkers(spec: WatchSpec): WatchAnswer {
+    if (!this.watchHelper) throw new HelperError('watchworkers', this.target.label, 'no answer')
+    const c = this.colourOfUnit(spec.show[2])
+    if (!c) throw new HelperError('watchworkers', this.target.label, `unknown unit ${spec.show[2]}`)
+    const i = this.instances[c]
+    const dirs = spec.pwdx && i.mainPid > 0 ? this.pwdx(i.workers.map(String)) : ''
+    return { show: this.show(c), ps: this.ps(), dirs }
   }
 
   private shScript(script: string, args: string[]): Outcome {
@@ -455,8 +486,6 @@ export class FakeBlueGreenHost implements RemoteHost {
         return done()
       case 'readlink':
         return this.readlink(args)
-      case 'python3':
-        return this.helper(args.slice(2))
       case 'sh':
         return this.shScript(args[1], args.slice(3))
       case 'cat':

@@ -4,7 +4,10 @@
 // the release log) and answers HTTP health requests from a real local HTTP
 // server, so the action's own HTTP client runs unchanged. Knobs script the
 // failures: a refused reload, a master that dies, old workers that stay, a
-// reload that keeps the old code, a connection that drops.
+// reload that keeps the old code, a connection that drops, a release that does
+// not import. The remote helper answers in types (`helper`): the import check
+// from `imports`, the EnvironmentFile as fine; it has no worker watch, so
+// verification polls.
 import { createServer, type Server } from 'node:http'
 import { connect } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -12,6 +15,8 @@ import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import type { Duplex } from 'node:stream'
 import type { Target } from '../src/core/targets.js'
+import type { ImportAnswer, ImportRequest } from '../src/host/helper-client.js'
+import { FakeHelper } from './fake-helper.js'
 import type { ShellLine } from '../src/transport/shell-quote.js'
 import type {
   ChannelTarget,
@@ -51,6 +56,12 @@ export class FakeHost implements RemoteHost {
    * processes; `sudo ps` lists them when `sudoPs`, else sudo refuses it.
    */
   hidesProcesses?: { sudoPs: boolean }
+  /** What the import check of a release answers (by default: it imports). */
+  imports: (request: ImportRequest) => ImportAnswer = () => ({ ok: true, seconds: 0.4, reads: [] })
+  readonly helper = new FakeHelper({
+    importCheck: request => this.imports(request),
+    envCheck: { exists: true, readable: true, errors: [], missing: [], empty: [], count: 2 }
+  })
   state: FakeHostState
   private connected = true
   private nextPid = 100

@@ -143,7 +143,7 @@ export function kitHostRules(script: KitHostScript = {}): Rule[] {
     { when: /^readlink /, reply: { stdout: 'releases/v1\n' } },
     { when: /^cat -- /, reply: { code: 1, stderr: 'cat: x: No such file or directory\n' } },
     {
-      when: /^head -n 1 /,
+      when: /^head -n \d+ /,
       reply: c => ({
         stdout: c.includes('/usr/bin/gunicorn')
           ? '#! /usr/bin/python3\n'

@@ -1,11 +1,15 @@
 // A RemoteHost that records every command and answers from a script: the first
 // rule whose pattern matches the command's shell text replies. `runLocally`
 // runs the command on this machine instead, for helpers worth testing for real.
+// Given a HelperScript, the remote helper's commands are answered by a FakeHelper
+// (`helper`) instead; without one they reach the rules as shell text, like any
+// command (so the real client and the real helper can run with runLocally).
 import { spawnSync } from 'node:child_process'
 import type { Duplex } from 'node:stream'
 import type { ShellLine } from '../src/transport/shell-quote.js'
 import type { ExecResult, RemoteHost } from '../src/transport/ssh-connection.js'
 import type { Target } from '../src/core/targets.js'
+import { FakeHelper, type HelperScript } from './fake-helper.js'
 
 export type Reply = Partial<ExecResult> | ((command: string) => Partial<ExecResult>)
 
@@ -29,8 +33,14 @@ export class ScriptedRemote implements RemoteHost {
   }
   /** Every command run, in order. */
   readonly commands: string[] = []
+  readonly helper?: FakeHelper
 
-  constructor(private readonly rules: Rule[]) {}
+  constructor(
+    private readonly rules: Rule[],
+    helper?: HelperScript
+  ) {
+    if (helper) this.helper = new FakeHelper(helper)
+  }
 
   exec(command: ShellLine): Promise<ExecResult> {
     this.commands.push(command)

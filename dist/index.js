@@ -45025,8 +45025,8 @@ var stringifyIteratively = (rootValue, replacer, spaceParam) => {
   const isFunctionReplacer = typeof replacer === "function";
   const propertyList = Array.isArray(replacer) ? new Set(replacer.map(String)) : null;
   const prepareVal = (parent, key, val) => {
-    const isObject = val !== null && typeof val === "object";
-    const hasToJSON = isObject && typeof val.toJSON === "function";
+    const isObject2 = val !== null && typeof val === "object";
+    const hasToJSON = isObject2 && typeof val.toJSON === "function";
     if (hasToJSON) {
       val = val.toJSON(key);
     }
@@ -50714,13 +50714,7 @@ async function replaceIfDropped(conn, warn) {
 }
 
 // src/host/remote-helper.py
-var remote_helper_default = '# The small Python program the action runs on the server for the checks that\n# would be fragile as shell text. It reaches the server as program text:\n#     python3 -c "$(cat remote-helper.py)" <command> args...\n# (the bundle carries this file as a string; see remote-helper.ts). Python is\n# always there on a Flask host; only the standard library is used. Values of an\n# EnvironmentFile never leave the server: only names (and, for gunicornenv, the\n# two Gunicorn variables) are printed.\n#\n# Under -c, __name__ is "__main__" as well, so the dispatch below runs there;\n# tests import the file as a module and call the functions directly.\n\nimport json, os, shutil, sys, time, traceback\n\ndef parse_env(path):\n    """systemd EnvironmentFile syntax: KEY=VALUE lines, # or ; comments, quotes, backslash-newline."""\n    env, errors = {}, []\n    with open(path, encoding="utf-8", errors="replace") as fh:\n        lines = fh.read().split("\\n")\n    i = 0\n    while i < len(lines):\n        number, line = i + 1, lines[i]\n        while line.endswith("\\\\") and i + 1 < len(lines):\n            i += 1\n            line = line[:-1] + lines[i]\n        i += 1\n        s = line.strip()\n        if not s or s[0] in "#;":\n            continue\n        if s.startswith("export "):\n            s = s[7:].lstrip()\n        key, sep, value = s.partition("=")\n        key = key.strip()\n        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):\n            errors.append(number)\n            continue\n        value = value.strip()\n        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\'\\"":\n            value = value[1:-1]\n        env[key] = value\n    return env, errors\n\ndef load_env(path):\n    if path != "-":\n        env, _ = parse_env(path)\n        os.environ.update(env)\n\ndef cmd_envcheck(path, *names):\n    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}\n    if out["exists"]:\n        try:\n            env, errors = parse_env(path)\n            out.update(readable=True, errors=errors, count=len(env))\n            out["missing"] = [n for n in names if n not in env]\n            out["empty"] = [n for n in names if n in env and env[n] == ""]\n        except OSError:\n            pass\n    print(json.dumps(out))\n\ndef cmd_importcheck(envfile, directory, app):\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    module_name, _, attr = app.partition(":")\n    attr = attr or "application"\n    started = time.monotonic()\n    try:\n        import importlib\n        module = importlib.import_module(module_name)\n        expr = attr.split("(", 1)[0]\n        target = module\n        for part in expr.split("."):\n            target = getattr(target, part)\n        if attr.endswith(")"):\n            target = target()\n        if not callable(target):\n            raise TypeError("%s is not a WSGI callable" % app)\n    except BaseException:\n        traceback.print_exc()\n        sys.exit(1)\n    # The import time predicts how long a reload holds requests while new workers boot.\n    print("ok %s from %s in %.2fs" % (app, getattr(module, "__file__", "?"), time.monotonic() - started))\n\ndef cmd_run(envfile, directory, *argv):\n    load_env(envfile)\n    os.chdir(directory)\n    os.execvp(argv[0], list(argv))\n\ndef cmd_lock(lockdir, owner_json, stale_seconds):\n    """Takes the lock: a directory holding owner.json, renamed into place in one\n    atomic step (so nobody ever sees a lock without its owner). A lock older\n    than stale_seconds is taken over. Prints {taken, stale, holder, age}."""\n    took_over = None\n    for _ in range(3):\n        if take(lockdir, owner_json):\n            info = took_over or {"holder": {}, "age": 0}\n            print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))\n            return\n        try:\n            age = time.time() - os.stat(lockdir).st_mtime\n        except FileNotFoundError:\n            continue\n        if age > float(stale_seconds) and took_over is None:\n            previous = holder_of(lockdir)\n            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())\n            try:\n                os.rename(lockdir, stale)\n            except OSError:\n                continue\n            shutil.rmtree(stale, ignore_errors=True)\n            took_over = {"holder": previous, "age": int(age)}\n            continue\n        print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))\n        return\n    print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))\n\ndef holder_of(directory):\n    try:\n        with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:\n            return json.load(fh)\n    except (OSError, ValueError):\n        return {}\n\ndef take(lockdir, owner_json):\n    """True when the lock was ours to take; rename() refuses an existing lock directory."""\n    fresh = "%s.new-%d" % (lockdir, os.getpid())\n    shutil.rmtree(fresh, ignore_errors=True)\n    os.mkdir(fresh)\n    with open(os.path.join(fresh, "owner.json"), "w", encoding="utf-8") as fh:\n        fh.write(owner_json + "\\n")\n    try:\n        if os.path.exists(lockdir):\n            raise FileExistsError(lockdir)\n        os.rename(fresh, lockdir)\n        return True\n    except OSError:\n        shutil.rmtree(fresh, ignore_errors=True)\n        return False\n\ndef cmd_unlock(lockdir, token):\n    """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""\n    if holder_of(lockdir).get("token") == token:\n        gone = "%s.released-%d" % (lockdir, os.getpid())\n        os.rename(lockdir, gone)\n        shutil.rmtree(gone, ignore_errors=True)\n        print("released")\n    else:\n        print("not ours")\n\ndef cmd_touchlock(lockdir, token):\n    """Marks the lock as alive (its mtime is its age) if it is still ours."""\n    if holder_of(lockdir).get("token") == token:\n        os.utime(lockdir, None)\n        print("fresh")\n    else:\n        print("not ours")\n\ndef cmd_linkshared(root, release, *paths):\n    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""\n    for p in paths:\n        shared = os.path.join(root, "shared", p)\n        inside = os.path.join(release, p)\n        os.makedirs(os.path.dirname(shared), exist_ok=True)\n        if not os.path.lexists(shared):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.copytree(inside, shared, symlinks=True)\n            else:\n                os.makedirs(shared)\n        if os.path.lexists(inside):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.rmtree(inside)\n            else:\n                os.unlink(inside)\n        os.makedirs(os.path.dirname(inside), exist_ok=True)\n        os.symlink(shared, inside)\n        print("%s -> %s" % (inside, shared))\n\ndef proc_hidepid(mountinfo="/proc/self/mountinfo"):\n    """The hidepid= value /proc is mounted with when it hides other users\' processes from\n    this user (hidepid=invisible or 2, noaccess or 1, ptraceable), else None: root and\n    members of the mount\'s gid= group see every process."""\n    hidepid, gid = None, None\n    try:\n        with open(mountinfo, encoding="utf-8", errors="replace") as fh:\n            for line in fh:\n                fields = line.split()\n                if "-" not in fields:\n                    continue\n                dash = fields.index("-")\n                if len(fields) < dash + 4 or fields[4] != "/proc" or fields[dash + 1] != "proc":\n                    continue\n                options = dict(o.partition("=")[::2] for o in fields[dash + 3].split(","))\n                # the last mount on /proc is the one seen\n                hidepid, gid = options.get("hidepid"), options.get("gid")\n    except OSError:\n        return None\n    if hidepid in (None, "", "0", "off") or os.getuid() == 0:\n        return None\n    if gid is not None and gid.isdigit() and int(gid) in os.getgroups() + [os.getgid()]:\n        return None\n    return hidepid\n\ndef cmd_access(request_json):\n    """What the deploy user may do, in one round trip: sudo -n -l for each argv\n    (never runs them), the full sudo listing, readable paths, program paths, groups,\n    and whether /proc hides other users\' processes (hidepid)."""\n    import grp, pwd, subprocess\n    request = json.loads(request_json)\n    env = dict(os.environ, LC_ALL="C")\n    def run(argv):\n        try:\n            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, env=env)\n            return {"rc": done.returncode, "out": done.stdout + done.stderr}\n        except (OSError, subprocess.TimeoutExpired) as error:\n            return {"rc": 127, "out": str(error)}\n    path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"\n    groups = [g.gr_name for g in grp.getgrall() if pwd.getpwuid(os.getuid()).pw_name in g.gr_mem]\n    groups.append(grp.getgrgid(os.getgid()).gr_name)\n    print(json.dumps({\n        "user": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(), "groups": sorted(set(groups)),\n        "listing": run(["sudo", "-n", "-l"]),\n        "sudo": [run(["sudo", "-n", "-l"] + argv) for argv in request.get("sudo", [])],\n        "readable": {p: os.access(p, os.R_OK) for p in request.get("readable", [])},\n        "which": {p: shutil.which(p, path=path) for p in request.get("which", [])},\n        "hidepid": proc_hidepid(),\n    }))\n\ndef cmd_readglobs(*patterns):\n    """Nginx include patterns expanded as Nginx does (a sorted glob, or the one path) and\n    every file read: {pattern: [{path, text} | {path, error}]}. A directory that exists\n    but cannot be listed is reported as an error, never taken for an empty one."""\n    import glob\n    limit = 4 << 20\n    def read(path):\n        try:\n            with open(path, "rb") as fh:\n                data = fh.read(limit + 1)\n        except OSError as error:\n            return {"path": path, "error": error.strerror or str(error)}\n        if len(data) > limit:\n            return {"path": path, "error": "larger than %d bytes" % limit}\n        return {"path": path, "text": data.decode("utf-8", errors="replace")}\n    out = {}\n    for pattern in patterns:\n        if not glob.has_magic(pattern):\n            out[pattern] = [read(pattern)]\n            continue\n        parts = pattern.split("/")\n        fixed = "/".join(parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or "/"\n        if os.path.isdir(fixed) and not os.access(fixed, os.R_OK | os.X_OK):\n            out[pattern] = [{"path": fixed, "error": "cannot list the directory"}]\n            continue\n        out[pattern] = [read(p) for p in sorted(glob.glob(pattern))]\n    print(json.dumps(out))\n\ndef cmd_gunicornenv(unit, *paths):\n    """WEB_CONCURRENCY and GUNICORN_CMD_ARGS as the service gets them: the unit\'s\n    Environment= (unit "-": not read), then its EnvironmentFiles in order, a later\n    one winning. No other variable\'s value is ever printed. {"readable": false}\n    when one cannot be read; a missing file is skipped."""\n    import shlex, subprocess\n    names = ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")\n    found = {}\n    try:\n        if unit != "-":\n            shown = subprocess.run(["systemctl", "show", "-p", "Environment", "--value", unit],\n                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)\n            if shown.returncode != 0:\n                raise OSError("systemctl show failed")\n            for word in shlex.split(shown.stdout):\n                key, sep, value = word.partition("=")\n                if sep and key in names:\n                    found[key] = value\n        for path in paths:\n            try:\n                env, _ = parse_env(path)\n            except FileNotFoundError:\n                continue\n            found.update((k, env[k]) for k in names if k in env)\n    except (OSError, ValueError, subprocess.TimeoutExpired):\n        print(json.dumps({"readable": False}))\n        return\n    found["readable"] = True\n    print(json.dumps(found))\n\ndef process_table(proc="/proc"):\n    """{pid: (ppid, state)} of every process /proc shows (state "Z": a zombie)."""\n    table = {}\n    for name in os.listdir(proc):\n        if not name.isdigit():\n            continue\n        try:\n            with open(os.path.join(proc, name, "stat"), encoding="utf-8", errors="replace") as fh:\n                fields = fh.read().rsplit(")", 1)[1].split()\n        except (OSError, IndexError):\n            continue\n        table[int(name)] = (int(fields[1]), fields[0])\n    return table\n\ndef new_leaves(table, main, old):\n    """Live processes below `main` that have no children and are not in `old`: the workers,\n    whether `main` is the Gunicorn master or a launcher above it."""\n    live = {pid for pid, (_, state) in table.items() if state != "Z"}\n    below, queue = set(), [main]\n    while queue:\n        parent = queue.pop()\n        for pid, (ppid, _) in table.items():\n            if ppid == parent and pid in live and pid not in below:\n                below.add(pid)\n                queue.append(pid)\n    parents = {table[pid][0] for pid in below}\n    return sorted(pid for pid in below if pid not in parents and pid not in old)\n\ndef show_state(output):\n    """MainPID and ActiveState from `systemctl show` output."""\n    fields = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)\n    try:\n        main = int(fields.get("MainPID", "0"))\n    except ValueError:\n        main = 0\n    return main, fields.get("ActiveState", "")\n\ndef cmd_watchworkers(spec_json):\n    """Waits on the host, polling every `interval` seconds, until the unit\'s master has\n    replaced its workers (none of `old` alive, at least `workers` new ones), the master\n    died or changed (`mainPid` 0: any), or `timeout` passed; then prints the `show`\n    output, the `ps` output and (`pwdx`: its argv prefix) the new workers\' directories,\n    each after a line `marker`. The caller judges that snapshot; this only saves it the\n    round trips of polling."""\n    import subprocess\n    spec = json.loads(spec_json)\n    old = set(spec["old"])\n    deadline = time.monotonic() + float(spec["timeout"])\n    def run(argv):\n        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)\n        return done.stdout\n    shown, rounds = run(spec["show"]), 0\n    while True:\n        main, active = show_state(shown)\n        if main <= 0 or active != "active" or (spec["mainPid"] and main != spec["mainPid"]):\n            break\n        table = process_table()\n        if main not in table or table[main][1] == "Z":\n            shown = run(spec["show"])\n            break\n        old_alive = any(pid in table and table[pid][1] != "Z" for pid in old)\n        leaves = new_leaves(table, main, old)\n        if (not old_alive and len(leaves) >= spec["workers"]) or time.monotonic() >= deadline:\n            break\n        time.sleep(float(spec["interval"]))\n        rounds += 1\n        # the master is watched through /proc; systemd\'s view is read again now and then\n        if not spec["mainPid"] or rounds % 10 == 0:\n            shown = run(spec["show"])\n    ps = run(spec["ps"])\n    main, _ = show_state(shown)\n    leaves = new_leaves(process_table(), main, old) if main > 0 else []\n    dirs = run(spec["pwdx"] + [str(p) for p in leaves]) if spec.get("pwdx") and leaves else ""\n    marker = spec["marker"]\n    sys.stdout.write("%s\\n%s\\n%s\\n%s\\n%s\\n%s\\n" % (marker, shown.rstrip("\\n"), marker, ps.rstrip("\\n"), marker, dirs.rstrip("\\n")))\n\ndef cmd_dbrevisions(envfile, directory, module, marker):\n    """Flask-Migrate\'s current and heads commands (`flask --app MODULE db ...`) in one\n    process, so the app is imported once: each command\'s output after a line `marker`. Prints `no-migrations`\n    alone when the release has no migrations/ directory. Any failure exits non-zero."""\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    if not os.path.isdir("migrations"):\n        print("no-migrations")\n        return\n    from flask.cli import cli\n    for command in ("current", "heads"):\n        # Alembic keeps the sys.stdout it first saw: the outputs are told apart by the markers.\n        sys.stdout.write("%s\\n" % marker)\n        sys.stdout.flush()\n        cli.main(args=["--app", module, "db", command], prog_name="flask", standalone_mode=False)\n        sys.stdout.flush()\n\nCOMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,\n            "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,\n            "gunicornenv": cmd_gunicornenv,\n            "readglobs": cmd_readglobs,\n            "linkshared": cmd_linkshared, "access": cmd_access,\n            "watchworkers": cmd_watchworkers, "dbrevisions": cmd_dbrevisions}\n\ndef main(argv):\n    if not argv or argv[0] not in COMMANDS:\n        sys.exit("remote-helper: unknown command %r (known: %s)" % (argv[0] if argv else "", ", ".join(sorted(COMMANDS))))\n    COMMANDS[argv[0]](*argv[1:])\n\nif __name__ == "__main__":\n    main(sys.argv[1:])\n';
-
-// src/host/remote-helper.ts
-var HELPER_PY = remote_helper_default;
-function helperArgv(python, command, ...args) {
-  return [python, "-c", HELPER_PY, command, ...args];
-}
+var remote_helper_default = '# The small Python program the action runs on the server for the checks that\n# would be fragile as shell text. It reaches the server as program text:\n#     python3 -c "$(cat remote-helper.py)" <command> args...\n# (the bundle carries this file as a string; helper-client.ts builds the argv\n# and checks the answer). Python is always there on a Flask host; only the\n# standard library is used, on Python 3.11 and later.\n#\n# The protocol: every command prints exactly one JSON object on stdout and\n# nothing else, exit status 0; a command that fails prints {"error": {"type",\n# "message"}} and exits 1 (2 for an unknown command). Whatever else is printed\n# (the app while it is imported, Alembic, a traceback) goes to stderr. The one\n# exception is `run`, which is not a question but a launcher: it execs the\n# program, whose output and exit status are the program\'s own.\n#\n# Values of an EnvironmentFile never leave the server: only names (and, for\n# gunicornenv, the two Gunicorn variables) are printed.\n#\n# Under -c, __name__ is "__main__" as well, so the dispatch below runs there;\n# tests import the file as a module and call the functions directly.\n\nimport json, os, shutil, sys, time, traceback\n\ndef parse_env(path):\n    """systemd EnvironmentFile syntax: KEY=VALUE lines, # or ; comments, quotes, backslash-newline."""\n    env, errors = {}, []\n    with open(path, encoding="utf-8", errors="replace") as fh:\n        lines = fh.read().split("\\n")\n    i = 0\n    while i < len(lines):\n        number, line = i + 1, lines[i]\n        while line.endswith("\\\\") and i + 1 < len(lines):\n            i += 1\n            line = line[:-1] + lines[i]\n        i += 1\n        s = line.strip()\n        if not s or s[0] in "#;":\n            continue\n        if s.startswith("export "):\n            s = s[7:].lstrip()\n        key, sep, value = s.partition("=")\n        key = key.strip()\n        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):\n            errors.append(number)\n            continue\n        value = value.strip()\n        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\'\\"":\n            value = value[1:-1]\n        env[key] = value\n    return env, errors\n\n# The first argument of importcheck, dbrevisions and run: an EnvironmentFile to load,\n# NO_ENV when the unit has none, UNREADABLE_ENV when it has one the deploy user cannot read.\nNO_ENV, UNREADABLE_ENV = "-", "?"\n\ndef load_env(path):\n    if path not in (NO_ENV, UNREADABLE_ENV):\n        env, _ = parse_env(path)\n        os.environ.update(env)\n\ndef cmd_envcheck(path, *names):\n    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}\n    if out["exists"]:\n        try:\n            env, errors = parse_env(path)\n            out.update(readable=True, errors=errors, count=len(env))\n            out["missing"] = [n for n in names if n not in env]\n            out["empty"] = [n for n in names if n in env and env[n] == ""]\n        except OSError:\n            pass\n    return out\n\n# --- the import check\n\nclass Release:\n    """Paths inside the release directory, as the import check judges them."""\n\n    def __init__(self, directory):\n        self.root = os.path.realpath(directory)\n        self.known = {}\n\n    def holds(self, path):\n        """Whether `path` (relative: to the release, where the check runs) lies inside the release."""\n        if not path or path.startswith("<"):\n            return False\n        if path not in self.known:\n            full = os.path.realpath(os.path.join(self.root, path))\n            self.known[path] = full == self.root or full.startswith(self.root + os.sep)\n        return self.known[path]\n\n    def relative(self, path):\n        return os.path.relpath(os.path.realpath(os.path.join(self.root, path)), self.root)\n\ndef watch_environment(release):\n    """Records the environment variables the release\'s own code reads from now on: a read\n    counts when, going up the stack from it, a frame of a file inside the release comes\n    before the import machinery (a library that reads os.environ while it is being\n    imported does so by itself; one that reads it because the release called it does so\n    for the release). Returns the list the reads are added to: {name, set}; None when\n    os.environ cannot be watched (then no failure counts as independent of it)."""\n    reads = []\n    base = type(os.environ)\n\n    def note(frame, key, present):\n        while frame is not None:\n            name = frame.f_code.co_filename\n            if name.startswith("<frozen importlib"):\n                return\n            if release.holds(name):\n                if all(r["name"] != key for r in reads):\n                    reads.append({"name": key, "set": present})\n                return\n            frame = frame.f_back\n\n    class Watched(base):\n        def __getitem__(self, key):\n            try:\n                value = base.__getitem__(self, key)\n            except KeyError:\n                note(sys._getframe(1), key, False)\n                raise\n            note(sys._getframe(1), key, True)\n            return value\n\n    try:\n        os.environ.__class__ = Watched\n    except TypeError:\n        return None\n    return reads\n\nclass AppNotFound(Exception):\n    """The module imported, but the app it names is missing or not a WSGI callable."""\n\ndef load_app(app):\n    """Imports the module of `module:attr` (attr `application` when not given) and finds the app."""\n    import importlib\n    module_name, _, attr = app.partition(":")\n    attr = attr or "application"\n    module = importlib.import_module(module_name)\n    target = module\n    for part in attr.split("(", 1)[0].split("."):\n        if not hasattr(target, part):\n            raise AppNotFound("%s has no attribute %s" % (module_name, attr))\n        target = getattr(target, part)\n    if attr.endswith(")"):\n        target = target()\n    if not callable(target):\n        raise AppNotFound("%s is not a WSGI callable" % app)\n    return module\n\ndef where(error, release):\n    """The innermost place in the release\'s files the error came from: (file, line)."""\n    if isinstance(error, SyntaxError) and release.holds(error.filename):\n        return release.relative(error.filename), error.lineno\n    found = (None, None)\n    for frame in traceback.extract_tb(error.__traceback__):\n        if release.holds(frame.filename):\n            found = (release.relative(frame.filename), frame.lineno)\n    return found\n\ndef release_traceback(error):\n    """The traceback from the first frame that is not this helper\'s."""\n    tb = error.__traceback__\n    while tb is not None and tb.tb_frame.f_code.co_filename == load_app.__code__.co_filename:\n        tb = tb.tb_next\n    return "".join(traceback.format_exception(type(error), error, tb))\n\ndef independent_cause(error, release):\n    """Why `error` fails the same with any environment, or None when a variable might change\n    it. Only what no variable can change: a file of the release that does not compile, a\n    module that is not installed (or a name it lacks), a file missing from the release, the\n    app missing from its module. Everything else (KeyError, RuntimeError, a refused\n    connection, a permission the service user may have) may depend on the environment."""\n    if isinstance(error, SyntaxError) and release.holds(error.filename):\n        return "%s does not compile (line %s)" % (release.relative(error.filename), error.lineno)\n    if isinstance(error, ModuleNotFoundError) and error.name:\n        return "no module named %s is installed for %s" % (error.name, sys.executable)\n    if type(error) is ImportError and str(error).startswith("cannot import name"):\n        return str(error)\n    if isinstance(error, FileNotFoundError) and error.filename and release.holds(str(error.filename)):\n        return "%s is missing from the release" % release.relative(str(error.filename))\n    if isinstance(error, AppNotFound):\n        return str(error)\n    return None\n\nMACHINERY = ("sys.path", "sys.modules", "__path__", "importlib", "__import__", "meta_path",\n             "path_hooks", "addsitedir", "pkgutil", "exec(", "runpy")\n\ndef release_module(root, name):\n    """The file of module `name` inside the release: (path, is_package), None when the release\n    does not hold it, or ("", True) for a directory without __init__.py (a namespace package)."""\n    base = os.path.join(root, *name.split("."))\n    if os.path.isfile(base + ".py"):\n        return base + ".py", False\n    if os.path.isfile(os.path.join(base, "__init__.py")):\n        return os.path.join(base, "__init__.py"), True\n    return ("", True) if os.path.isdir(base) else None\n\ndef plain_package(root, name):\n    """A package of the release whose submodules can only be its files: it has an\n    __init__.py (a namespace package may continue elsewhere on sys.path) that does not\n    touch the import machinery (sys.modules, __path__...)."""\n    found = release_module(root, name)\n    if not found or not found[0] or not found[1]:\n        return False\n    with open(found[0], "rb") as fh:\n        text = fh.read().decode("utf-8", "replace")\n    return not any(word in text for word in MACHINERY)\n\ndef unconditional_imports(tree, package):\n    """(module, names) of the import statements a module runs whatever happens: at its top\n    level, outside if/try/with/def/class. Relative imports are resolved against `package`."""\n    import ast\n    for node in tree.body:\n        if isinstance(node, ast.Import):\n            for alias in node.names:\n                yield alias.name, []\n        elif isinstance(node, ast.ImportFrom) and node.module != "__future__":\n            if node.level:\n                parts = package.split(".") if package else []\n                if node.level - 1 > len(parts):\n                    continue\n                base = parts[:len(parts) - (node.level - 1)]\n                module = ".".join(base + ([node.module] if node.module else []))\n            else:\n                module = node.module\n            if module:\n                yield module, [a.name for a in node.names if a.name != "*"]\n\ndef static_cause(root, module_name):\n    """What certainly fails, found without running anything: following the unconditional\n    imports from the app\'s module through the release\'s own modules, a module that does\n    not compile, or one that neither the release nor the interpreter has. A module whose\n    text touches the import machinery (sys.path, importlib...) is compiled but its imports\n    are not judged."""\n    import ast, importlib.util\n    queue, seen = [module_name], set()\n    while queue:\n        name = queue.pop(0)\n        found = release_module(root, name)\n        if not found or not found[0] or found[0] in seen:\n            continue\n        path, is_package = found\n        seen.add(path)\n        with open(path, "rb") as fh:\n            source = fh.read()\n        try:\n            compile(source, path, "exec", dont_inherit=True)\n        except SyntaxError as error:\n            return "%s does not compile (line %s): %s" % (os.path.relpath(path, root), error.lineno, error.msg)\n        text = source.decode("utf-8", "replace")\n        if any(word in text for word in MACHINERY):\n            continue\n        package = name if is_package else name.rpartition(".")[0]\n        for module, names in unconditional_imports(ast.parse(source, path), package):\n            top = module.split(".")[0]\n            if release_module(root, top) is not None:\n                parts = module.split(".")\n                for i in range(1, len(parts) + 1):\n                    part = ".".join(parts[:i])\n                    if release_module(root, part) is None:\n                        if i > 1 and not plain_package(root, ".".join(parts[:i - 1])):\n                            break\n                        return "%s imports %s, which the release does not hold" % (os.path.relpath(path, root), module)\n                    queue.append(part)\n                queue.extend("%s.%s" % (module, n) for n in names)\n            elif top not in sys.modules and importlib.util.find_spec(top) is None:\n                return "%s imports %s, which is not installed for %s" % (os.path.relpath(path, root), top, sys.executable)\n    return None\n\ndef cmd_importcheck(envfile, directory, app):\n    """Imports the WSGI app of the release. With the unit\'s EnvironmentFile (or none), any\n    failure is the release\'s. With an EnvironmentFile the deploy user cannot read\n    (envfile "?"), the import runs without it and the failure is judged: `independent`\n    names a cause no variable can change, found while importing (when the release\'s code\n    had read no variable before it failed) or from the source (static_cause); null when\n    the failure may depend on the environment. `reads`: the variables the release read."""\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    release = Release(directory)\n    reads = watch_environment(release) if envfile == UNREADABLE_ENV else []\n    started = time.monotonic()\n    try:\n        module = load_app(app)\n    except BaseException as error:\n        independent = None\n        if envfile == UNREADABLE_ENV:\n            independent = None if reads is None or reads else independent_cause(error, release)\n            if independent is None:\n                try:\n                    independent = static_cause(release.root, app.partition(":")[0])\n                except Exception:  # what cannot be judged is not certain\n                    independent = None\n        file, line = where(error, release)\n        return {\n            "ok": False,\n            "failure": {"type": type(error).__name__, "message": str(error)[:2000], "file": file, "line": line},\n            "traceback": release_traceback(error)[-8000:],\n            "independent": independent,\n            "reads": reads or [],\n        }\n    # The import time predicts how long a reload holds requests while new workers boot.\n    return {"ok": True, "file": getattr(module, "__file__", None), "seconds": round(time.monotonic() - started, 3),\n            "reads": reads or []}\n\ndef cmd_run(envfile, directory, *argv):\n    load_env(envfile)\n    os.chdir(directory)\n    os.execvp(argv[0], list(argv))\n\n# --- the deploy lock\n\ndef cmd_lock(lockdir, owner_json, stale_seconds):\n    """Takes the lock: a directory holding owner.json, renamed into place in one\n    atomic step (so nobody ever sees a lock without its owner). A lock older\n    than stale_seconds is taken over. Answers {taken, stale, holder, age}."""\n    took_over = None\n    for _ in range(3):\n        if take(lockdir, owner_json):\n            info = took_over or {"holder": {}, "age": 0}\n            return {"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}\n        try:\n            age = time.time() - os.stat(lockdir).st_mtime\n        except FileNotFoundError:\n            continue\n        if age > float(stale_seconds) and took_over is None:\n            previous = holder_of(lockdir)\n            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())\n            try:\n                os.rename(lockdir, stale)\n            except OSError:\n                continue\n            shutil.rmtree(stale, ignore_errors=True)\n            took_over = {"holder": previous, "age": int(age)}\n            continue\n        return {"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}\n    return {"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}\n\ndef holder_of(directory):\n    try:\n        with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:\n            holder = json.load(fh)\n        return holder if isinstance(holder, dict) else {}\n    except (OSError, ValueError):\n        return {}\n\ndef take(lockdir, owner_json):\n    """True when the lock was ours to take; rename() refuses an existing lock directory."""\n    fresh = "%s.new-%d" % (lockdir, os.getpid())\n    shutil.rmtree(fresh, ignore_errors=True)\n    os.mkdir(fresh)\n    with open(os.path.join(fresh, "owner.json"), "w", encoding="utf-8") as fh:\n        fh.write(owner_json + "\\n")\n    try:\n        if os.path.exists(lockdir):\n            raise FileExistsError(lockdir)\n        os.rename(fresh, lockdir)\n        return True\n    except OSError:\n        shutil.rmtree(fresh, ignore_errors=True)\n        return False\n\ndef cmd_unlock(lockdir, token):\n    """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""\n    if holder_of(lockdir).get("token") != token:\n        return {"released": False}\n    gone = "%s.released-%d" % (lockdir, os.getpid())\n    os.rename(lockdir, gone)\n    shutil.rmtree(gone, ignore_errors=True)\n    return {"released": True}\n\ndef cmd_touchlock(lockdir, token):\n    """Marks the lock as alive (its mtime is its age) if it is still ours."""\n    if holder_of(lockdir).get("token") != token:\n        return {"fresh": False}\n    os.utime(lockdir, None)\n    return {"fresh": True}\n\n# --- the release\'s files\n\ndef cmd_linkshared(root, release, *paths):\n    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""\n    links = []\n    for p in paths:\n        shared = os.path.join(root, "shared", p)\n        inside = os.path.join(release, p)\n        os.makedirs(os.path.dirname(shared), exist_ok=True)\n        if not os.path.lexists(shared):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.copytree(inside, shared, symlinks=True)\n            else:\n                os.makedirs(shared)\n        if os.path.lexists(inside):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.rmtree(inside)\n            else:\n                os.unlink(inside)\n        os.makedirs(os.path.dirname(inside), exist_ok=True)\n        os.symlink(shared, inside)\n        links.append({"path": inside, "target": shared})\n    return {"links": links}\n\n# --- what the deploy user may do, and what the host\'s configuration says\n\ndef proc_hidepid(mountinfo="/proc/self/mountinfo"):\n    """The hidepid= value /proc is mounted with when it hides other users\' processes from\n    this user (hidepid=invisible or 2, noaccess or 1, ptraceable), else None: root and\n    members of the mount\'s gid= group see every process."""\n    hidepid, gid = None, None\n    try:\n        with open(mountinfo, encoding="utf-8", errors="replace") as fh:\n            for line in fh:\n                fields = line.split()\n                if "-" not in fields:\n                    continue\n                dash = fields.index("-")\n                if len(fields) < dash + 4 or fields[4] != "/proc" or fields[dash + 1] != "proc":\n                    continue\n                options = dict(o.partition("=")[::2] for o in fields[dash + 3].split(","))\n                # the last mount on /proc is the one seen\n                hidepid, gid = options.get("hidepid"), options.get("gid")\n    except OSError:\n        return None\n    if hidepid in (None, "", "0", "off") or os.getuid() == 0:\n        return None\n    if gid is not None and gid.isdigit() and int(gid) in os.getgroups() + [os.getgid()]:\n        return None\n    return hidepid\n\ndef cmd_access(request_json):\n    """What the deploy user may do, in one round trip: sudo -n -l for each argv\n    (never runs them), the full sudo listing, readable paths, program paths, groups,\n    and whether /proc hides other users\' processes (hidepid)."""\n    import grp, pwd, subprocess\n    request = json.loads(request_json)\n    env = dict(os.environ, LC_ALL="C")\n    def run(argv):\n        try:\n            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, env=env)\n            return {"rc": done.returncode, "out": done.stdout + done.stderr}\n        except (OSError, subprocess.TimeoutExpired) as error:\n            return {"rc": 127, "out": str(error)}\n    path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"\n    groups = [g.gr_name for g in grp.getgrall() if pwd.getpwuid(os.getuid()).pw_name in g.gr_mem]\n    groups.append(grp.getgrgid(os.getgid()).gr_name)\n    return {\n        "user": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(), "groups": sorted(set(groups)),\n        "listing": run(["sudo", "-n", "-l"]),\n        "sudo": [run(["sudo", "-n", "-l"] + argv) for argv in request.get("sudo", [])],\n        "readable": {p: os.access(p, os.R_OK) for p in request.get("readable", [])},\n        "which": {p: shutil.which(p, path=path) for p in request.get("which", [])},\n        "hidepid": proc_hidepid(),\n    }\n\ndef cmd_readglobs(*patterns):\n    """Nginx include patterns expanded as Nginx does (a sorted glob, or the one path) and\n    every file read: {"files": {pattern: [{path, text} | {path, error}]}}. A directory that\n    exists but cannot be listed is reported as an error, never taken for an empty one."""\n    import glob\n    limit = 4 << 20\n    def read(path):\n        try:\n            with open(path, "rb") as fh:\n                data = fh.read(limit + 1)\n        except OSError as error:\n            return {"path": path, "error": error.strerror or str(error)}\n        if len(data) > limit:\n            return {"path": path, "error": "larger than %d bytes" % limit}\n        return {"path": path, "text": data.decode("utf-8", errors="replace")}\n    out = {}\n    for pattern in patterns:\n        if not glob.has_magic(pattern):\n            out[pattern] = [read(pattern)]\n            continue\n        parts = pattern.split("/")\n        fixed = "/".join(parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or "/"\n        if os.path.isdir(fixed) and not os.access(fixed, os.R_OK | os.X_OK):\n            out[pattern] = [{"path": fixed, "error": "cannot list the directory"}]\n            continue\n        out[pattern] = [read(p) for p in sorted(glob.glob(pattern))]\n    return {"files": out}\n\ndef cmd_gunicornenv(unit, *paths):\n    """WEB_CONCURRENCY and GUNICORN_CMD_ARGS as the service gets them: the unit\'s\n    Environment= (unit "-": not read), then its EnvironmentFiles in order, a later\n    one winning. No other variable\'s value is ever printed. {"readable": false}\n    when one cannot be read; a missing file is skipped."""\n    import shlex, subprocess\n    names = ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")\n    found = {}\n    try:\n        if unit != "-":\n            shown = subprocess.run(["systemctl", "show", "-p", "Environment", "--value", unit],\n                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)\n            if shown.returncode != 0:\n                raise OSError("systemctl show failed")\n            for word in shlex.split(shown.stdout):\n                key, sep, value = word.partition("=")\n                if sep and key in names:\n                    found[key] = value\n        for path in paths:\n            try:\n                env, _ = parse_env(path)\n            except FileNotFoundError:\n                continue\n            found.update((k, env[k]) for k in names if k in env)\n    except (OSError, ValueError, subprocess.TimeoutExpired):\n        return {"readable": False, "values": {}}\n    return {"readable": True, "values": found}\n\n# --- the workers after a reload\n\ndef process_table(proc="/proc"):\n    """{pid: (ppid, state)} of every process /proc shows (state "Z": a zombie)."""\n    table = {}\n    for name in os.listdir(proc):\n        if not name.isdigit():\n            continue\n        try:\n            with open(os.path.join(proc, name, "stat"), encoding="utf-8", errors="replace") as fh:\n                fields = fh.read().rsplit(")", 1)[1].split()\n        except (OSError, IndexError):\n            continue\n        table[int(name)] = (int(fields[1]), fields[0])\n    return table\n\ndef new_leaves(table, main, old):\n    """Live processes below `main` that have no children and are not in `old`: the workers,\n    whether `main` is the Gunicorn master or a launcher above it."""\n    live = {pid for pid, (_, state) in table.items() if state != "Z"}\n    below, queue = set(), [main]\n    while queue:\n        parent = queue.pop()\n        for pid, (ppid, _) in table.items():\n            if ppid == parent and pid in live and pid not in below:\n                below.add(pid)\n                queue.append(pid)\n    parents = {table[pid][0] for pid in below}\n    return sorted(pid for pid in below if pid not in parents and pid not in old)\n\ndef show_state(output):\n    """MainPID and ActiveState from `systemctl show` output."""\n    fields = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)\n    try:\n        main = int(fields.get("MainPID", "0"))\n    except ValueError:\n        main = 0\n    return main, fields.get("ActiveState", "")\n\ndef cmd_watchworkers(spec_json):\n    """Waits on the host, polling every `interval` seconds, until the unit\'s master has\n    replaced its workers (none of `old` alive, at least `workers` new ones), the master\n    died or changed (`mainPid` 0: any), or `timeout` passed; then answers the `show`\n    output, the `ps` output and (`pwdx`: its argv prefix) the new workers\' directories:\n    {show, ps, dirs}. The caller judges that snapshot; this only saves it the round trips\n    of polling."""\n    import subprocess\n    spec = json.loads(spec_json)\n    old = set(spec["old"])\n    deadline = time.monotonic() + float(spec["timeout"])\n    def run(argv):\n        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)\n        return done.stdout\n    shown, rounds = run(spec["show"]), 0\n    while True:\n        main, active = show_state(shown)\n        if main <= 0 or active != "active" or (spec["mainPid"] and main != spec["mainPid"]):\n            break\n        table = process_table()\n        if main not in table or table[main][1] == "Z":\n            shown = run(spec["show"])\n            break\n        old_alive = any(pid in table and table[pid][1] != "Z" for pid in old)\n        leaves = new_leaves(table, main, old)\n        if (not old_alive and len(leaves) >= spec["workers"]) or time.monotonic() >= deadline:\n            break\n        time.sleep(float(spec["interval"]))\n        rounds += 1\n        # the master is watched through /proc; systemd\'s view is read again now and then\n        if not spec["mainPid"] or rounds % 10 == 0:\n            shown = run(spec["show"])\n    ps = run(spec["ps"])\n    main, _ = show_state(shown)\n    leaves = new_leaves(process_table(), main, old) if main > 0 else []\n    dirs = run(spec["pwdx"] + [str(p) for p in leaves]) if spec.get("pwdx") and leaves else ""\n    return {"show": shown, "ps": ps, "dirs": dirs}\n\n# --- migrations\n\ndef captured(function, limit=1 << 16):\n    """Runs `function` with file descriptor 1 going to a temporary file, and returns what\n    was written there (Alembic writes to the sys.stdout it saw first, so the descriptor is\n    redirected, not sys.stdout)."""\n    import tempfile\n    sys.stdout.flush()\n    saved = os.dup(1)\n    with tempfile.TemporaryFile() as tmp:\n        os.dup2(tmp.fileno(), 1)\n        try:\n            function()\n        finally:\n            sys.stdout.flush()\n            os.dup2(saved, 1)\n            os.close(saved)\n        tmp.seek(0)\n        return tmp.read(limit).decode("utf-8", errors="replace")\n\ndef cmd_dbrevisions(envfile, directory, module):\n    """Flask-Migrate\'s current and heads commands (`flask --app MODULE db ...`) in one\n    process, so the app is imported once: {"migrations": true, "current": text, "heads":\n    text}, or {"migrations": false} when the release has no migrations/ directory. Any\n    failure is an error."""\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    if not os.path.isdir("migrations"):\n        return {"migrations": False}\n    from flask.cli import cli\n    out = {"migrations": True}\n    for command in ("current", "heads"):\n        out[command] = captured(\n            lambda: cli.main(args=["--app", module, "db", command], prog_name="flask", standalone_mode=False))\n    return out\n\nCOMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,\n            "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,\n            "gunicornenv": cmd_gunicornenv,\n            "readglobs": cmd_readglobs,\n            "linkshared": cmd_linkshared, "access": cmd_access,\n            "watchworkers": cmd_watchworkers, "dbrevisions": cmd_dbrevisions}\n\ndef failure(error):\n    return {"error": {"type": type(error).__name__, "message": str(error)[:2000]}}\n\ndef main(argv):\n    name = argv[0] if argv else ""\n    if name == "run":\n        cmd_run(*argv[1:])\n        return\n    # The answer goes to the real stdout; everything else printed from now on to stderr.\n    sys.stdout.flush()\n    answer = os.fdopen(os.dup(1), "w", encoding="utf-8")\n    os.dup2(2, 1)\n    status = 0\n    if name not in COMMANDS:\n        result, status = failure(LookupError("unknown command %r (known: %s)" % (name, ", ".join(sorted(COMMANDS))))), 2\n    else:\n        try:\n            result = COMMANDS[name](*argv[1:])\n        except BaseException as error:  # the one answer says what went wrong\n            traceback.print_exc()\n            result, status = failure(error), 1\n    answer.write(json.dumps(result) + "\\n")\n    answer.flush()\n    sys.stdout.flush()\n    sys.exit(status)\n\nif __name__ == "__main__":\n    main(sys.argv[1:])\n';
 
 // src/transport/remote-command.ts
 var RemoteCommandError = class extends Error {
@@ -50747,6 +50741,274 @@ async function runStep(remote, step, command, options) {
   if (result.code !== 0) throw new RemoteCommandError(step, result, remote.target.label);
   return result;
 }
+
+// src/host/helper-client.ts
+var HELPER_PY = remote_helper_default;
+function unitEnvironment(envFile, readable) {
+  if (!envFile) return "none";
+  return readable ? { file: envFile } : "unreadable";
+}
+function envWord(env) {
+  return env === "none" ? "-" : env === "unreadable" ? "?" : env.file;
+}
+function helperOf(remote) {
+  return remote.helper ?? new SshHelperClient(remote);
+}
+var HELPER_TIMEOUT_MS = {
+  envcheck: 3e4,
+  importcheck: 12e4,
+  lock: 3e4,
+  unlock: 15e3,
+  touchlock: 15e3,
+  linkshared: 12e4,
+  // every sudo probe has 10 s on the host
+  access: 12e4,
+  readglobs: 3e4,
+  gunicornenv: 3e4,
+  // added to the watch's own timeout
+  watchworkers: 15e3
+};
+var HelperError = class extends Error {
+  constructor(command, host, reason, result) {
+    const tail2 = result ? tailLines(result.stderr, 10) : "";
+    super(`the remote helper's ${command} on ${host} failed: ${reason}${tail2 ? `:
+${tail2}` : ""}`);
+    this.command = command;
+    this.host = host;
+    this.reason = reason;
+    this.result = result;
+    this.name = "HelperError";
+  }
+  command;
+  host;
+  reason;
+  result;
+  /** The connection dropped: the command may or may not have run. */
+  get dropped() {
+    return this.result !== void 0 && this.result.code === null && !this.result.timedOut;
+  }
+};
+function helperArgv(python, command, args) {
+  return [python, "-c", HELPER_PY, command, ...args];
+}
+function inRelease(python, env, releaseDir, argv) {
+  return toShell(helperArgv(python, "run", [envWord(env), releaseDir, ...argv]));
+}
+var Fields = class _Fields {
+  constructor(wrong, json) {
+    this.wrong = wrong;
+    this.json = json;
+  }
+  wrong;
+  json;
+  get(name, ok2, what) {
+    const value = this.json[name];
+    if (!ok2(value)) throw this.wrong(`its answer has no ${what} "${name}"`);
+    return value;
+  }
+  boolean(name) {
+    return this.get(name, (v) => typeof v === "boolean", "true/false");
+  }
+  number(name) {
+    return this.get(name, (v) => typeof v === "number" && Number.isFinite(v), "number");
+  }
+  string(name) {
+    return this.get(name, (v) => typeof v === "string", "text");
+  }
+  /** Text, or undefined for null or a missing field. */
+  optionalString(name) {
+    const value = this.get(name, (v) => v == null || typeof v === "string", "text");
+    return typeof value === "string" ? value : void 0;
+  }
+  strings(name) {
+    return this.get(
+      name,
+      (v) => Array.isArray(v) && v.every((x) => typeof x === "string"),
+      "list of text"
+    );
+  }
+  numbers(name) {
+    return this.get(
+      name,
+      (v) => Array.isArray(v) && v.every((x) => typeof x === "number"),
+      "list of numbers"
+    );
+  }
+  object(name) {
+    return new _Fields(this.wrong, this.get(name, isObject, "object"));
+  }
+  /** An object whose every value passes `ok`. */
+  record(name, ok2) {
+    const valid = (v) => isObject(v) && Object.values(v).every(ok2);
+    return this.get(name, valid, "object of the right values");
+  }
+  list(name) {
+    const items = this.get(name, (v) => Array.isArray(v) && v.every(isObject), "list of objects");
+    return items.map((item) => new _Fields(this.wrong, item));
+  }
+};
+function isObject(v) {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+var runResult = (f) => ({ rc: f.number("rc"), out: f.string("out") });
+function envReads(f) {
+  return f.list("reads").map((r) => ({ name: r.string("name"), set: r.boolean("set") }));
+}
+var SshHelperClient = class {
+  constructor(remote) {
+    this.remote = remote;
+  }
+  remote;
+  /** Runs one command and checks that it answered one JSON object, not an error. */
+  async call(command, args, opts) {
+    const host = this.remote.target.label;
+    const result = await this.remote.exec(
+      toShell(helperArgv(opts.python ?? "python3", command, args)),
+      { timeoutMs: opts.timeoutMs, signal: opts.signal }
+    );
+    const fail2 = (reason) => new HelperError(command, host, reason, result);
+    if (result.cancelled) throw fail2("cancelled");
+    if (result.timedOut) throw fail2(`no answer within ${Math.round(opts.timeoutMs / 1e3)}s`);
+    if (result.code === null) throw fail2("the connection dropped before it answered");
+    let answer;
+    try {
+      answer = JSON.parse(result.stdout);
+    } catch {
+      const out = result.stdout.trim() ? "an answer that is not JSON" : "no answer";
+      throw fail2(`exit status ${result.code} with ${out}`);
+    }
+    if (!isObject(answer)) throw fail2("its answer is not a JSON object");
+    if (isObject(answer.error)) {
+      const e = new Fields(fail2, answer.error);
+      throw fail2(`${e.string("type")}: ${e.string("message")}`);
+    }
+    if (result.code !== 0) throw fail2(`exit status ${result.code}`);
+    return new Fields(fail2, answer);
+  }
+  async envCheck(envFile, required) {
+    const f = await this.call("envcheck", [envFile, ...required], {
+      timeoutMs: HELPER_TIMEOUT_MS.envcheck
+    });
+    return {
+      exists: f.boolean("exists"),
+      readable: f.boolean("readable"),
+      errors: f.numbers("errors"),
+      missing: f.strings("missing"),
+      empty: f.strings("empty"),
+      count: f.number("count")
+    };
+  }
+  async importCheck(r) {
+    const f = await this.call("importcheck", [envWord(r.env), r.releaseDir, r.app], {
+      python: r.python,
+      timeoutMs: HELPER_TIMEOUT_MS.importcheck
+    });
+    const reads = envReads(f);
+    if (f.boolean("ok"))
+      return { ok: true, file: f.optionalString("file"), seconds: f.number("seconds"), reads };
+    const failure = f.object("failure");
+    const line = failure.json.line;
+    return {
+      ok: false,
+      failure: {
+        type: failure.string("type"),
+        message: failure.string("message"),
+        file: failure.optionalString("file"),
+        line: typeof line === "number" ? line : void 0
+      },
+      traceback: f.string("traceback"),
+      independent: f.optionalString("independent"),
+      reads
+    };
+  }
+  async dbRevisions(r) {
+    const f = await this.call("dbrevisions", [envWord(r.env), r.releaseDir, r.module], {
+      python: r.python,
+      timeoutMs: r.timeoutMs,
+      signal: r.signal
+    });
+    if (!f.boolean("migrations")) return { migrations: false };
+    return { migrations: true, current: f.string("current"), heads: f.string("heads") };
+  }
+  async lock(dir, owner, staleSeconds) {
+    const f = await this.call("lock", [dir, JSON.stringify(owner), String(staleSeconds)], {
+      timeoutMs: HELPER_TIMEOUT_MS.lock
+    });
+    const holder = f.object("holder").json;
+    const owned = {};
+    for (const key of ["token", "actor", "run", "release", "since"])
+      if (typeof holder[key] === "string") owned[key] = holder[key];
+    return {
+      taken: f.boolean("taken"),
+      stale: f.boolean("stale"),
+      holder: owned,
+      age: f.number("age")
+    };
+  }
+  async unlock(dir, token) {
+    const f = await this.call("unlock", [dir, token], { timeoutMs: HELPER_TIMEOUT_MS.unlock });
+    return { released: f.boolean("released") };
+  }
+  async touchLock(dir, token) {
+    const f = await this.call("touchlock", [dir, token], { timeoutMs: HELPER_TIMEOUT_MS.touchlock });
+    return { fresh: f.boolean("fresh") };
+  }
+  async linkShared(root, releaseDir, paths) {
+    const f = await this.call("linkshared", [root, releaseDir, ...paths], {
+      timeoutMs: HELPER_TIMEOUT_MS.linkshared
+    });
+    return f.list("links").map((l) => ({ path: l.string("path"), target: l.string("target") }));
+  }
+  async access(request2) {
+    const f = await this.call("access", [JSON.stringify(request2)], {
+      timeoutMs: HELPER_TIMEOUT_MS.access
+    });
+    return {
+      user: f.string("user"),
+      uid: f.number("uid"),
+      groups: f.strings("groups"),
+      listing: runResult(f.object("listing")),
+      sudo: f.list("sudo").map(runResult),
+      readable: f.record("readable", (v) => typeof v === "boolean"),
+      which: f.record("which", (v) => v === null || typeof v === "string"),
+      hidepid: f.optionalString("hidepid")
+    };
+  }
+  async readGlobs(patterns, opts = {}) {
+    const f = await this.call("readglobs", patterns, {
+      python: opts.python,
+      timeoutMs: opts.timeoutMs ?? HELPER_TIMEOUT_MS.readglobs
+    });
+    const files = f.object("files");
+    return Object.fromEntries(
+      Object.keys(files.json).map((pattern) => [
+        pattern,
+        files.list(pattern).map((e) => {
+          const path8 = e.string("path");
+          return typeof e.json.text === "string" ? { path: path8, text: e.json.text } : { path: path8, error: e.string("error") };
+        })
+      ])
+    );
+  }
+  async gunicornEnv(unit, envFiles) {
+    const f = await this.call("gunicornenv", [unit || "-", ...envFiles], {
+      timeoutMs: HELPER_TIMEOUT_MS.gunicornenv
+    });
+    const values = f.object("values");
+    const env = { readable: f.boolean("readable") };
+    for (const name of ["WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"]) {
+      const value = values.optionalString(name);
+      if (value !== void 0) env[name] = value;
+    }
+    return env;
+  }
+  async watchWorkers(spec) {
+    const f = await this.call("watchworkers", [JSON.stringify(spec)], {
+      timeoutMs: spec.timeout * 1e3 + HELPER_TIMEOUT_MS.watchworkers
+    });
+    return { show: f.string("show"), ps: f.string("ps"), dirs: f.string("dirs") };
+  }
+};
 
 // src/host/service-commands.ts
 var serviceCommands = {
@@ -50907,17 +51169,12 @@ function parseAccess(answer, unit) {
   };
 }
 async function probeAccess(remote, unit, paths) {
-  const request2 = {
+  const answer = await helperOf(remote).access({
     sudo: RIGHTS.map((spec) => spec.probe(unit)),
     readable: paths,
     which: PROGRAMS
-  };
-  const result = await runStep(
-    remote,
-    "find out what the deploy user may do",
-    toShell(helperArgv("python3", "access", JSON.stringify(request2)))
-  );
-  return parseAccess(JSON.parse(result.stdout), unit);
+  });
+  return parseAccess(answer, unit);
 }
 function may(access2, right) {
   return access2.uid === 0 || access2.sudo.get(right) !== "no";
@@ -51000,6 +51257,89 @@ function adoptedHealth(url, status, own, ownStatus) {
     finding: `${url.text} answers ${status}, but the current release predates the action (adopt.sh made it) and ${own.text} answers ${ownStatus}: a rollback to it is proven there. The releases you deploy must answer 2xx at ${url.path}`,
     fix: ""
   };
+}
+
+// src/core/fixable-error.ts
+var FixableError = class extends Error {
+  constructor(cause, fix) {
+    super(fix === void 0 ? cause : `${cause}
+Fix: ${fix}`);
+    this.cause = cause;
+    this.fix = fix;
+    this.name = "FixableError";
+  }
+  cause;
+  fix;
+};
+
+// src/host/endpoint.ts
+function endpointText(e) {
+  if (e.kind === "unix") return `unix:${e.path}`;
+  return `${e.host.includes(":") ? `[${e.host}]` : e.host}:${e.port}`;
+}
+var LOOPBACK = /* @__PURE__ */ new Set(["localhost", "127.0.0.1", "::1", "0:0:0:0:0:0:0:1"]);
+var WILDCARD = /* @__PURE__ */ new Set(["", "*", "0.0.0.0", "::"]);
+function isLoopback(host) {
+  return LOOPBACK.has(host);
+}
+function isWildcard(host) {
+  return WILDCARD.has(host);
+}
+function isIpLiteral(host) {
+  return /^[0-9.]+$/.test(host) || host.includes(":");
+}
+function socketPath(path8) {
+  return path8.replace(/\/+/g, "/").replace(/\/(\.\/)+/g, "/").replace(/^\/var\/run\//, "/run/");
+}
+function reaches(target, bind2) {
+  if (target.kind === "unix" && bind2.kind === "unix")
+    return socketPath(target.path) === socketPath(bind2.path) ? "yes" : "no";
+  if (target.kind === "unix" || bind2.kind === "unix") return "no";
+  if (target.port !== bind2.port) return "no";
+  const loopback = (h) => LOOPBACK.has(h) || WILDCARD.has(h);
+  const named = (h) => !loopback(h) && !isIpLiteral(h);
+  if (WILDCARD.has(bind2.host)) return loopback(target.host) ? "yes" : "maybe";
+  if (target.host === bind2.host || LOOPBACK.has(bind2.host) && loopback(target.host)) return "yes";
+  return named(target.host) || named(bind2.host) ? "maybe" : "no";
+}
+
+// src/host/gunicorn/bind.ts
+var DEFAULT_PORT = 8e3;
+function parseBind(text) {
+  const unix = /^unix:(?:\/\/)?/.exec(text);
+  if (unix) {
+    const path8 = text.slice(unix[0].length);
+    return path8 ? { kind: "unix", path: path8, text } : { kind: "invalid", text, reason: "no socket path" };
+  }
+  if (text.startsWith("fd://")) {
+    const fd = text.slice(5);
+    return /^\d+$/.test(fd) ? { kind: "fd", fd: Number(fd), text } : { kind: "invalid", text, reason: `${fd} is not a file descriptor` };
+  }
+  const address = text.replace(/^tcp:\/\//, "");
+  let host = address;
+  let port = String(DEFAULT_PORT);
+  const v6 = /^\[([^\]]*)\](?::(.*))?$/.exec(address);
+  if (v6) [host, port] = [v6[1], v6[2] ?? port];
+  else if (address.includes(":")) [host, port] = address.split(":");
+  else if (address === "") host = "0.0.0.0";
+  if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535)
+    return { kind: "invalid", text, reason: `${port} is not a port` };
+  return { kind: "tcp", host: host.toLowerCase(), port: Number(port), text };
+}
+var DEFAULT_BIND = parseBind(`127.0.0.1:${DEFAULT_PORT}`);
+function socketOf(bind2) {
+  return bind2.kind === "unix" && bind2.path.startsWith("/") ? bind2.path : void 0;
+}
+function bindEndpoint(bind2) {
+  const socket = socketOf(bind2);
+  if (socket !== void 0) return { kind: "unix", path: socket };
+  if (bind2.kind === "tcp") return { kind: "tcp", host: bind2.host, port: bind2.port };
+  return void 0;
+}
+function serverAddress(bind2) {
+  if (bind2.host === "" || bind2.host === "0.0.0.0") return "127.0.0.1";
+  if (bind2.host === "::") return "::1";
+  return bind2.host === "localhost" || isIpLiteral(bind2.host) ? bind2.host : void 0;
 }
 
 // src/host/gunicorn/gunicorn-flags.ts
@@ -51420,7 +51760,7 @@ function applyArgs(g, a, source) {
   }
   if (a.config !== void 0 && claim(g, "config", source)) g.configFile = a.config;
   if (a.binds.length > 0 && claim(g, "bind", source))
-    g.binds = a.binds.filter((b) => !b.includes("$"));
+    g.binds = a.binds.filter((b) => !b.includes("$")).map(parseBind);
   if (a.preload && claim(g, "preload", source)) {
     g.preload = true;
     g.preloadSource = fromCommandLine ? "--preload" : `--preload in ${source}`;
@@ -51517,7 +51857,7 @@ function withConfigFile(g, file, text) {
   if (bind2 !== void 0) {
     if (!STRING_LITERAL.test(bind2) && !STRING_LIST.test(bind2))
       computed(merged, "bind", "config file");
-    else if (claim(merged, "bind", "config file")) merged.binds = quotedStrings(bind2);
+    else if (claim(merged, "bind", "config file")) merged.binds = quotedStrings(bind2).map(parseBind);
   }
   const app = assignment(text, "wsgi_app");
   if (app !== void 0) {
@@ -51529,7 +51869,7 @@ function withConfigFile(g, file, text) {
 function withSocketActivation(g, binds) {
   if (binds.length === 0) return g;
   const merged = copy(g);
-  merged.binds = [...binds];
+  merged.binds = binds.map(parseBind);
   merged.sources.bind = "systemd socket";
   if (merged.computed) merged.computed = merged.computed.filter((k) => k !== "bind");
   if (merged.computed?.length === 0) delete merged.computed;
@@ -51542,11 +51882,9 @@ function withDefaultWorkers(g) {
 }
 
 // src/host/gunicorn/reload-traps.ts
-var PreflightError = class extends Error {
-  /** `fix` undefined: the cause already names a fix for each problem. */
+var PreflightError = class extends FixableError {
   constructor(cause, fix) {
-    super(fix === void 0 ? cause : `${cause}
-Fix: ${fix}`);
+    super(cause, fix);
     this.name = "PreflightError";
   }
 };
@@ -51685,21 +52023,15 @@ async function watchServiceState(remote, service, watch) {
     old: watch.oldWorkers,
     workers: watch.workers,
     timeout: Math.max(0, watch.timeoutMs) / 1e3,
-    interval: (watch.intervalMs ?? 20) / 1e3,
-    marker: STATE_MARKER
+    interval: (watch.intervalMs ?? 20) / 1e3
   };
-  const result = await remote.exec(
-    toShell(helperArgv("python3", "watchworkers", JSON.stringify(spec))),
-    { timeoutMs: watch.timeoutMs + 15e3 }
-  );
-  const [show, ps, pwdx] = splitEach(STATE_MARKER, result.stdout);
-  if (result.code !== 0 || show === void 0 || ps === void 0 || pwdx === void 0)
-    return void 0;
-  const unit = parseUnitShow(show);
+  const seen = await helperOf(remote).watchWorkers(spec).catch(() => void 0);
+  if (!seen) return void 0;
+  const unit = parseUnitShow(seen.show);
   return {
     unit,
-    workers: findGunicornProcesses(ps, unit.mainPid)?.workers ?? [],
-    dirs: parsePwdx(pwdx)
+    workers: findGunicornProcesses(seen.ps, unit.mainPid)?.workers ?? [],
+    dirs: parsePwdx(seen.dirs)
   };
 }
 async function workingDirectories(remote, pids, sudo = true) {
@@ -51746,20 +52078,7 @@ async function readSocketListens(remote, unit) {
   return shown2.flatMap((r) => parseSocketListens(r.stdout));
 }
 async function readGunicornEnv(remote, unit) {
-  const argv = helperArgv("python3", "gunicornenv", unit.id || "-", ...unit.environmentFiles);
-  const result = await remote.exec(toShell(argv));
-  let parsed;
-  try {
-    parsed = JSON.parse(result.stdout);
-  } catch {
-    return { readable: false };
-  }
-  if (typeof parsed !== "object" || parsed === null) return { readable: false };
-  const fields = parsed;
-  const env = { readable: fields.readable === true };
-  for (const name of ["WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"])
-    if (typeof fields[name] === "string") env[name] = fields[name];
-  return env;
+  return helperOf(remote).gunicornEnv(unit.id || void 0, unit.environmentFiles).catch(() => ({ readable: false }));
 }
 
 // src/host/blue-green/instances.ts
@@ -51771,12 +52090,8 @@ var liveLink = (layout2) => `${layout2.root}/live.sock`;
 function servingColour(bg) {
   return bg.live ?? "blue";
 }
-function socketOf(g) {
-  for (const b of g.binds) {
-    const m = /^unix:(\/.+)$/.exec(b);
-    if (m) return m[1];
-  }
-  return void 0;
+function socketOfInstance(g) {
+  return g.binds.map(socketOf).find((s) => s !== void 0);
 }
 function releaseOfLink(target, layout2) {
   if (!target) return void 0;
@@ -51802,7 +52117,7 @@ async function readInstance(remote, template, colour) {
   const unit = instanceUnit(template, colour);
   const info2 = await readUnit(remote, unit);
   const gunicorn = await readGunicornOptions(remote, info2);
-  return { colour, unit, info: info2, gunicorn, socket: socketOf(gunicorn) };
+  return { colour, unit, info: info2, gunicorn, socket: socketOfInstance(gunicorn) };
 }
 async function readBlueGreen(remote, template, layout2) {
   const [links, blue, green] = await Promise.all([
@@ -51866,7 +52181,7 @@ function blueGreenLayout(f) {
       out.push(
         finding(
           "error",
-          `${i.unit} binds ${i.gunicorn.binds.join(", ") || "Gunicorn's default 127.0.0.1:8000"}, not a unix socket of its own: live.sock can only point at a socket`,
+          `${i.unit} binds ${i.gunicorn.binds.map((b) => b.text).join(", ") || "Gunicorn's default 127.0.0.1:8000"}, not a unix socket of its own: live.sock can only point at a socket`,
           `bind unix:/run/${bg.template}-%i/gunicorn.sock with RuntimeDirectory=${bg.template}-%i in ${template}`
         )
       );
@@ -52015,10 +52330,8 @@ function gunicornLaunch(f, ctx) {
   }
   const trap = reloadTrap(f.unit, g, ctx.releasePath, f.service);
   if (trap) {
-    const [cause, fix] = trap.message.split("\nFix: ");
-    out.push(
-      f.masterAlive ? error2(g.preload ? "preload" : "chdir", cause, fix) : warning2(g.preload ? "preload" : "chdir", cause, fix)
-    );
+    const finding2 = f.masterAlive ? error2 : warning2;
+    out.push(finding2(g.preload ? "preload" : "chdir", trap.cause, trap.fix ?? ""));
   } else if (g.launcher.kind !== "unknown") {
     out.push(
       ok("chdir", g.chdir ? `--chdir ${g.chdir}` : "WorkingDirectory is not under current"),
@@ -52038,13 +52351,17 @@ function gunicornLaunch(f, ctx) {
     );
   return out;
 }
+function inRunItself(bind2) {
+  const socket = socketOf(bind2);
+  return socket !== void 0 && /^\/run\/[^/]+$/.test(socketPath(socket));
+}
 function socketInRun(f) {
   const svc = f.service.replace(/\.service$/, "");
   if (f.gunicorn.sources.bind === "systemd socket") return [];
-  return f.gunicorn.binds.filter((b) => /^unix:\/run\/[^/]+$/.test(b) && f.unit.user && f.unit.user !== "root").map(
+  return f.gunicorn.binds.filter((b) => f.unit.user && f.unit.user !== "root" && inRunItself(b)).map(
     (bind2) => error2(
       "socket",
-      `--bind ${bind2} as User=${f.unit.user}: ${f.unit.user} cannot create a socket directly in root-owned /run, so Gunicorn fails to start (it only logs "Retrying in 1 second")`,
+      `--bind ${bind2.text} as User=${f.unit.user}: ${f.unit.user} cannot create a socket directly in root-owned /run, so Gunicorn fails to start (it only logs "Retrying in 1 second")`,
       `add RuntimeDirectory=${svc} and bind unix:/run/${svc}/${svc}.sock (update Nginx's proxy_pass to match)`
     )
   );
@@ -52233,6 +52550,14 @@ function interpreter(f) {
     const fix = `start Gunicorn as ${venv}/bin/python -m gunicorn`;
     if (!f.shebang.python)
       out.push(error2("venv", `${g.launcher.path} is missing or has no #! line`, fix));
+    else if (!f.shebang.importsGunicorn && f.shebang.lookedUp)
+      out.push(
+        warning2(
+          "venv",
+          `${g.launcher.path} runs ${f.shebang.python} from the PATH, and the deploy user's ${f.shebang.python} cannot import gunicorn (the service's PATH may differ)`,
+          fix
+        )
+      );
     else if (!f.shebang.importsGunicorn)
       out.push(
         error2(
@@ -52275,7 +52600,7 @@ function environment(f, ctx) {
     return [
       unverified(
         "environment",
-        `${f.envFile} is not readable by ${f.user}: the import check cannot reproduce the unit's environment and is skipped${ctx.requiredEnv.length ? `, and required-env (${ctx.requiredEnv.join(", ")}) is not checked` : ""}; verification after the reload still protects the release`,
+        `${f.envFile} is not readable by ${f.user}: the import check runs without the unit's environment and refuses only what no variable can change${ctx.requiredEnv.length ? `, and required-env (${ctx.requiredEnv.join(", ")}) is not checked` : ""}; verification after the switch proves the rest`,
         `let ${f.user} read it: chgrp www-data ${f.envFile}; chmod 640 ${f.envFile}; usermod -aG www-data ${f.user} (or the group that owns it)`
       )
     ];
@@ -52734,43 +53059,12 @@ function splitNginxDump(output) {
 }
 
 // src/host/nginx/nginx-config.ts
-var LOOPBACK = /* @__PURE__ */ new Set(["localhost", "127.0.0.1", "::1", "0:0:0:0:0:0:0:1"]);
-var WILDCARD = /* @__PURE__ */ new Set(["", "*", "0.0.0.0", "::"]);
-function endpointText(e) {
-  if (e.kind === "unix") return `unix:${e.path}`;
-  return `${e.host.includes(":") ? `[${e.host}]` : e.host}:${e.port}`;
-}
 function hostPort(text, defaultPort) {
   const m = /^(?:\[([0-9A-Fa-f:.]*)\]|([^:[\]]*))(?::([0-9]{1,5}))?$/.exec(text);
   if (!m) return void 0;
   const port = m[3] === void 0 ? defaultPort : Number(m[3]);
   if (port < 1 || port > 65535) return void 0;
   return { host: (m[1] ?? m[2]).toLowerCase(), port };
-}
-function bindEndpoint(bind2) {
-  const unix = /^unix:(?:\/\/)?(\/.*)$/.exec(bind2);
-  if (unix) return { kind: "unix", path: unix[1] };
-  if (bind2.startsWith("fd://")) return void 0;
-  const tcp = hostPort(bind2.replace(/^tcp:\/\//, ""), 8e3);
-  return tcp && { kind: "tcp", ...tcp };
-}
-var GUNICORN_DEFAULT_BIND = "127.0.0.1:8000";
-function isIpLiteral(host) {
-  return /^[0-9.]+$/.test(host) || host.includes(":");
-}
-function socketPath(path8) {
-  return path8.replace(/\/+/g, "/").replace(/\/(\.\/)+/g, "/").replace(/^\/var\/run\//, "/run/");
-}
-function reaches(target, bind2) {
-  if (target.kind === "unix" && bind2.kind === "unix")
-    return socketPath(target.path) === socketPath(bind2.path) ? "yes" : "no";
-  if (target.kind === "unix" || bind2.kind === "unix") return "no";
-  if (target.port !== bind2.port) return "no";
-  const loopback = (h) => LOOPBACK.has(h) || WILDCARD.has(h);
-  const named = (h) => !loopback(h) && !isIpLiteral(h);
-  if (WILDCARD.has(bind2.host)) return loopback(target.host) ? "yes" : "maybe";
-  if (target.host === bind2.host || LOOPBACK.has(bind2.host) && loopback(target.host)) return "yes";
-  return named(target.host) || named(bind2.host) ? "maybe" : "no";
 }
 var URI_VARIABLES = /^\$(request_uri|uri|document_uri|is_args|args)\b/;
 function parseProxyTarget(url) {
@@ -52852,7 +53146,7 @@ function parseListen(args) {
   if (/^[0-9]+$/.test(address)) return { ...listen, port: Number(address) };
   const hp = hostPort(address.replace(/^\*:/, ":"), 80);
   if (!hp) return void 0;
-  return { ...listen, port: hp.port, address: WILDCARD.has(hp.host) ? void 0 : hp.host };
+  return { ...listen, port: hp.port, address: isWildcard(hp.host) ? void 0 : hp.host };
 }
 var REDIRECT_STATUS = /* @__PURE__ */ new Set([301, 302, 303, 307, 308]);
 function httpsRedirect(d) {
@@ -52969,7 +53263,7 @@ function whyUnknown(config, proxies, binds) {
     return `the Nginx configuration was not read completely: ${config.problems[0]}${more}`;
   }
   const odd = binds.find((b) => bindEndpoint(b) === void 0);
-  if (odd !== void 0) return `Gunicorn's bind ${odd} cannot be compared with proxy_pass`;
+  if (odd !== void 0) return `Gunicorn's bind ${odd.text} cannot be compared with proxy_pass`;
   if (proxies.length === 0) return "no proxy_pass in any http server block";
   if (config.streamProxies > 0) return "the stream module proxies too, which is not analysed";
   const unresolved2 = proxies.find((p) => p.unresolved !== void 0);
@@ -52980,12 +53274,12 @@ function whyUnknown(config, proxies, binds) {
       for (const b of binds) {
         const bind2 = bindEndpoint(b);
         if (bind2 && reaches(e, bind2) === "maybe")
-          return `whether ${endpointText(e)} reaches Gunicorn's ${b} depends on DNS or the host's addresses`;
+          return `whether ${endpointText(e)} reaches Gunicorn's ${b.text} depends on DNS or the host's addresses`;
       }
   return void 0;
 }
 function matchUpstream(config, gunicornBinds) {
-  const binds = gunicornBinds.length > 0 ? gunicornBinds : [GUNICORN_DEFAULT_BIND];
+  const binds = gunicornBinds.length > 0 ? gunicornBinds : [DEFAULT_BIND];
   const endpoints = binds.map(bindEndpoint).filter((e) => e !== void 0);
   const proxies = config.servers.flatMap((s) => s.proxies);
   const hits = proxies.filter(
@@ -53004,7 +53298,7 @@ function matchUpstream(config, gunicornBinds) {
   const reason = whyUnknown(config, proxies, binds);
   if (reason !== void 0) return { kind: "unknown", reason };
   const proxiedTo = [...new Set(proxies.flatMap((p) => p.endpoints.map(endpointText)))];
-  return { kind: "mismatch", proxiedTo, binds };
+  return { kind: "mismatch", proxiedTo, binds: binds.map((b) => b.text) };
 }
 function concreteName(name) {
   return /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(
@@ -53016,7 +53310,7 @@ function deriveNginxUrl(server, healthPath) {
   const scheme = https ? "https" : "http";
   const defaultPort = https ? 443 : 80;
   const fitting = server.listens.filter((l) => l.ssl === https);
-  const local = (l) => l.address === void 0 || LOOPBACK.has(l.address);
+  const local = (l) => l.address === void 0 || isLoopback(l.address);
   const listen = fitting.find(local) ?? fitting[0];
   const port = listen && !listen.socket ? listen.port : defaultPort;
   const host = server.names.find(concreteName) ?? "127.0.0.1";
@@ -53096,12 +53390,12 @@ async function mainConfPath(remote, opts) {
 ${version.stdout}`) ?? DEFAULT_CONF_PATH;
 }
 async function readLevel(remote, opts, patterns, read) {
-  const argv = helperArgv(opts.python ?? "python3", "readglobs", ...patterns);
-  const result = await remote.exec(toShell(argv), { timeoutMs: opts.timeoutMs ?? 3e4 });
   let answer;
   try {
-    if (result.code !== 0) throw new Error(tail(result));
-    answer = JSON.parse(result.stdout);
+    answer = await helperOf(remote).readGlobs(patterns, {
+      python: opts.python,
+      timeoutMs: opts.timeoutMs ?? 3e4
+    });
   } catch (error3) {
     read.problems.push(`reading ${patterns.join(" ")} failed: ${error3.message}`);
     return false;
@@ -53146,6 +53440,30 @@ async function readNginxConfig(remote, opts) {
   return readFiles(remote, opts, problems);
 }
 
+// src/host/gunicorn/shebang.ts
+var SHEBANG_LINES = 3;
+var ENV_WITH_VALUE = /* @__PURE__ */ new Set(["-u", "--unset", "-C", "--chdir"]);
+function afterEnv(words2) {
+  for (let i = 0; i < words2.length; i++) {
+    const w = words2[i];
+    if (ENV_WITH_VALUE.has(w)) i++;
+    else if (w.startsWith("-") || /^[A-Za-z_]\w*=/.test(w)) continue;
+    else return { interpreter: w, lookedUp: !w.includes("/"), args: words2.slice(i + 1) };
+  }
+  return void 0;
+}
+function parseShebang(head) {
+  const [first = "", second = ""] = head.split("\n").map((l) => l.replace(/\r$/, ""));
+  const words2 = /^#!(.*)$/.exec(first)?.[1].trim().split(/\s+/) ?? [];
+  if (words2.length === 0 || words2[0] === "") return void 0;
+  const [program, ...args] = words2;
+  if (baseName(program) === "env") return afterEnv(args);
+  const exec2 = /^'''exec' "(.+)" "\$0" "\$@"$/.exec(second);
+  if (exec2 && /^\/bin\/(ba)?sh$/.test(program))
+    return { interpreter: exec2[1], lookedUp: false, args: [] };
+  return { interpreter: program, lookedUp: false, args };
+}
+
 // src/host/gunicorn/gunicorn-interpreter.ts
 var PROBE = 'import sys; print(sys.executable); print(sys.prefix if sys.prefix != sys.base_prefix else "")';
 async function probe(remote, python, source) {
@@ -53155,12 +53473,6 @@ async function probe(remote, python, source) {
   const [executable, prefix] = run2.stdout.split("\n").map((l) => l.trim());
   const path8 = python.startsWith("/") || !executable ? python : executable;
   return { python: path8, venv: prefix || void 0, source };
-}
-function shebangInterpreter(line) {
-  const words2 = /^#!\s*(.*)$/.exec(line.split("\n")[0])?.[1].trim().split(/\s+/) ?? [];
-  if (words2.length === 0 || words2[0] === "") return void 0;
-  if (baseName(words2[0]) !== "env") return words2[0];
-  return words2.slice(1).find((w) => !w.startsWith("-") && !/^[A-Za-z_]\w*=/.test(w));
 }
 async function fromEntry(remote, entry, bareOk, source) {
   const hidden = (name) => ({
@@ -53176,8 +53488,8 @@ async function fromEntry(remote, entry, bareOk, source) {
     script = found.stdout.trim();
     if (!script.startsWith("/")) return { error: `${entry.path} is not on the PATH of the host` };
   }
-  const head = await remote.exec(optional(["head", "-n", "1", script]));
-  const interpreter2 = shebangInterpreter(head.stdout);
+  const head = await remote.exec(optional(["head", "-n", String(SHEBANG_LINES), script]));
+  const interpreter2 = parseShebang(head.stdout)?.interpreter;
   if (!interpreter2) return { error: `${script} is missing or has no #! line` };
   if (!interpreter2.startsWith("/") && !bareOk) return hidden(interpreter2);
   return probe(remote, interpreter2, `the #! line of ${script}`);
@@ -53382,17 +53694,20 @@ async function gunicornVersion2(remote, python) {
   return /^\d+(\.\d+)*/.test(version) ? version : void 0;
 }
 async function scriptShebang(remote, g) {
-  if (g.launcher.kind !== "script") return void 0;
-  const head = await remote.exec(optional(["head", "-n", "1", g.launcher.path]));
-  const python = /^#!\s*(\S+)/.exec(head.stdout)?.[1];
-  if (!python) return { importsGunicorn: false };
-  const runs = await remote.exec(toShell([python, "-c", "import gunicorn"]));
-  return { python, importsGunicorn: runs.code === 0 };
+  if (g.launcher.kind !== "script" || !g.launcher.path.startsWith("/")) return void 0;
+  const head = await remote.exec(optional(["head", "-n", String(SHEBANG_LINES), g.launcher.path]));
+  const shebang = parseShebang(head.stdout);
+  if (!shebang) return { importsGunicorn: false };
+  const runs = await remote.exec(toShell([shebang.interpreter, "-c", "import gunicorn"]));
+  return {
+    python: shebang.interpreter,
+    lookedUp: shebang.lookedUp,
+    importsGunicorn: runs.code === 0
+  };
 }
 async function readEnv(remote, envFile, required) {
   if (!envFile) return void 0;
-  const env = await remote.exec(toShell(helperArgv("python3", "envcheck", envFile, ...required)));
-  return JSON.parse(env.stdout || "{}");
+  return helperOf(remote).envCheck(envFile, required);
 }
 async function gatherFacts(remote, opts) {
   if (opts.strategy !== "blue-green") return gatherUnitFacts(remote, opts);
@@ -53402,7 +53717,7 @@ async function gatherFacts(remote, opts) {
     gatherUnitFacts(
       remote,
       { ...opts, service: instanceUnit(opts.service, serving) },
-      `unix:${bg.liveLink}`
+      parseBind(`unix:${bg.liveLink}`)
     ),
     probeAccess(remote, instanceUnit(opts.service, otherColour(serving)), [])
   ]);
@@ -53683,15 +53998,13 @@ function distinguishedName(name) {
 
 // src/host/verification-urls.ts
 function bindTarget(bind2, path8) {
-  const unix = /^unix:(\/.+)$/.exec(bind2);
-  if (unix) return withPath({ kind: "unix", socket: unix[1], path: path8, text: "" }, path8);
-  const tcp = /^(?:([0-9.]+|localhost|\[[0-9a-fA-F:]+\]))?:([0-9]{1,5})$/.exec(bind2);
-  if (!tcp) return void 0;
-  const host = !tcp[1] || tcp[1] === "0.0.0.0" ? "127.0.0.1" : tcp[1].replace(/^\[|\]$/g, "");
-  return withPath(
-    { kind: "tcp", host: host === "::" ? "::1" : host, port: Number(tcp[2]), path: path8, text: "" },
-    path8
-  );
+  const b = typeof bind2 === "string" ? parseBind(bind2) : bind2;
+  const socket = socketOf(b);
+  if (socket) return withPath({ kind: "unix", socket, path: path8, text: "" }, path8);
+  if (b.kind !== "tcp") return void 0;
+  const host = serverAddress(b);
+  if (host === void 0) return void 0;
+  return withPath({ kind: "tcp", host, port: b.port, path: path8, text: "" }, path8);
 }
 function verificationUrls(settings, gunicorn) {
   const urls = [settings.healthUrl];
@@ -54060,7 +54373,7 @@ function startHeartbeat(remote, dir, token, every) {
   const timer = setInterval(() => {
     if (busy) return;
     busy = true;
-    remote.exec(toShell(helperArgv("python3", "touchlock", dir, token)), { timeoutMs: 15e3 }).catch(() => void 0).finally(() => {
+    helperOf(remote).touchLock(dir, token).catch(() => void 0).finally(() => {
       busy = false;
     });
   }, every);
@@ -54090,14 +54403,7 @@ async function acquireLock(remote, dir, who, options) {
   const deadline = Date.now() + options.timeoutSeconds * 1e3;
   let announced = false;
   for (; ; ) {
-    const result = await runStep(
-      remote,
-      "take the deploy lock",
-      toShell(
-        helperArgv("python3", "lock", dir, JSON.stringify(owner), String(options.staleSeconds))
-      )
-    );
-    const answer = JSON.parse(result.stdout);
+    const answer = await helperOf(remote).lock(dir, owner, options.staleSeconds);
     if (answer.taken) {
       if (answer.stale)
         options.log.warning(
@@ -54133,19 +54439,17 @@ async function acquireLock(remote, dir, who, options) {
 async function releaseLock(remote, lock, log) {
   lock.stopHeartbeat();
   const conn = "exec" in remote ? void 0 : remote;
-  const unlock = (over) => over.exec(toShell(helperArgv("python3", "unlock", lock.dir, lock.owner.token)), {
-    timeoutMs: 15e3
-  });
-  let result = await unlock(conn?.remote ?? remote);
-  if (result.code === null && conn?.reconnect) {
+  const unlock = (over) => helperOf(over).unlock(lock.dir, lock.owner.token).catch((error3) => error3);
+  let answer = await unlock(conn?.remote ?? remote);
+  if (answer instanceof HelperError && answer.dropped && conn?.reconnect) {
     await replaceIfDropped(conn, (m) => log.warning(m)).catch(() => void 0);
-    result = await unlock(conn.remote);
+    answer = await unlock(conn.remote);
   }
-  if (result.code !== 0)
+  if (answer instanceof Error)
     log.warning(
-      `could not release the deploy lock ${lock.dir}: ${result.stderr.trim() || "connection lost"}; it is taken over after lock-stale-after`
+      `could not release the deploy lock ${lock.dir}: ${answer.message}; it is taken over after lock-stale-after`
     );
-  else if (result.stdout.trim() !== "released")
+  else if (!answer.released)
     log.warning(`the deploy lock ${lock.dir} was no longer ours (taken over?)`);
 }
 async function withLock(conn, dir, who, options, fn) {
@@ -54266,11 +54570,11 @@ function reachedPaths(f) {
   return reached;
 }
 function socketsInRelease(f) {
-  const inRelease = f.gunicorn.chdir !== void 0 && belowCurrent(f.root, f.gunicorn.chdir) !== void 0;
+  const inRelease2 = f.gunicorn.chdir !== void 0 && belowCurrent(f.root, f.gunicorn.chdir) !== void 0;
   return f.gunicorn.binds.flatMap((bind2) => {
-    const path8 = /^unix:(?:\/\/)?(.+)$/.exec(bind2)?.[1];
+    const path8 = bind2.kind === "unix" ? bind2.path : void 0;
     if (!path8) return [];
-    if (path8.startsWith("/") ? belowCurrent(f.root, path8) === void 0 : !inRelease) return [];
+    if (path8.startsWith("/") ? belowCurrent(f.root, path8) === void 0 : !inRelease2) return [];
     return [
       {
         path: path8,
@@ -54319,7 +54623,7 @@ function judgeConfig(f, file, text, prediction, fix) {
   const proxies = f.proxies ?? [];
   const served = (binds) => proxies.some(
     (p) => p.endpoints.some(
-      (e) => (binds.length > 0 ? binds : [GUNICORN_DEFAULT_BIND]).some((b) => {
+      (e) => (binds.length > 0 ? binds : [DEFAULT_BIND]).some((b) => {
         const endpoint2 = bindEndpoint(b);
         return endpoint2 !== void 0 && reaches(e, endpoint2) === "yes";
       })
@@ -54328,7 +54632,7 @@ function judgeConfig(f, file, text, prediction, fix) {
   if (proxies.length > 0 && served(f.gunicorn.binds) && !served(next.binds))
     prediction.problems.push({
       path: file,
-      cause: `the reload applies ${file}, which binds ${next.binds.join(", ") || "Gunicorn's default 127.0.0.1:8000"}: Gunicorn would stop listening where Nginx sends the requests (${f.gunicorn.binds.join(", ")})`,
+      cause: `the reload applies ${file}, which binds ${next.binds.map((b) => b.text).join(", ") || "Gunicorn's default 127.0.0.1:8000"}: Gunicorn would stop listening where Nginx sends the requests (${f.gunicorn.binds.map((b) => b.text).join(", ")})`,
       fix
     });
   if (next.workers !== void 0 && next.workers !== f.gunicorn.workers)
@@ -55273,12 +55577,7 @@ async function checkEnvironment(remote, envFile, required, log) {
     log.info("the unit has no EnvironmentFile");
     return;
   }
-  const result = await runStep(
-    remote,
-    "check the EnvironmentFile",
-    toShell(helperArgv("python3", "envcheck", envFile, ...required))
-  );
-  const check = JSON.parse(result.stdout);
+  const check = await helperOf(remote).envCheck(envFile, required);
   if (!check.exists) throw new Error(`EnvironmentFile ${envFile} does not exist`);
   if (!check.readable)
     throw new Error(
@@ -55296,30 +55595,41 @@ async function checkEnvironment(remote, envFile, required, log) {
   );
 }
 async function importCheck(remote, opts) {
-  const result = await remote.exec(
-    toShell(
-      helperArgv(
-        opts.interpreter.python,
-        "importcheck",
-        opts.envFile ?? "-",
-        opts.releaseDir,
-        opts.app
-      )
-    ),
-    { timeoutMs: 12e4 }
-  );
-  if (result.code !== 0) {
-    throw new Error(
-      `the new release cannot import ${opts.app} with ${opts.interpreter.python} (it never reached the reload):
-${tailLines(result.stderr || result.stdout, 20)}`
-    );
+  const env = unitEnvironment(opts.envFile, opts.envReadable);
+  const answer = await helperOf(remote).importCheck({
+    python: opts.interpreter.python,
+    env,
+    releaseDir: opts.releaseDir,
+    app: opts.app
+  });
+  const how = `${opts.app} with ${opts.interpreter.python}`;
+  if (answer.ok) {
+    const without = env === "unreadable" ? ` (without ${opts.envFile})` : "";
+    opts.log.info(`ok ${how}${without} in ${answer.seconds.toFixed(2)}s`);
+    return answer.seconds;
   }
-  opts.log.info(result.stdout.trim());
-  return importSeconds(result.stdout);
+  const traceback = tailLines(answer.traceback, 20);
+  if (env !== "unreadable")
+    throw new Error(
+      `the new release cannot import ${how} (it never reached the reload):
+${traceback}`
+    );
+  const user = remote.target.user;
+  if (answer.independent)
+    throw new FixableError(
+      `the new release cannot import ${how} (it never reached the reload): ${answer.independent}. It was imported without ${opts.envFile}, which ${user} cannot read, and fails the same with any environment.
+${traceback}`,
+      `correct the release. Only a module found through a variable of ${opts.envFile} (such as PYTHONPATH) would make this wrong: then let ${user} read ${opts.envFile}, so that the import check runs with it.`
+    );
+  opts.log.warning(uncertainImport(opts, answer, user));
+  return void 0;
 }
-function importSeconds(output) {
-  const m = / in (\d+(?:\.\d+)?)s\s*$/.exec(output.trim());
-  return m ? Number(m[1]) : void 0;
+function uncertainImport(opts, answer, user) {
+  const { type, message, file, line } = answer.failure;
+  const at = file ? ` (${file}${line ? `:${line}` : ""})` : "";
+  const unset2 = answer.reads.filter((r) => !r.set).map((r) => r.name);
+  const reads = unset2.length > 0 ? `; it reads ${unset2.join(", ")}, unset without that file` : "";
+  return `not verified before the switch: ${opts.app} does not import without ${opts.envFile}, which ${user} cannot read: ${type}: ${message}${at}${reads}. That may depend on the environment, so the deploy goes on and verification after the switch proves the release. To check the import fully before the switch, let ${user} read ${opts.envFile}.`;
 }
 function revisions(output) {
   return output.split("\n").map((l) => /^([0-9A-Za-z_]+)(?:\s|$)/.exec(l.trim())?.[1]).filter((r) => !!r && !/^(INFO|WARNING|ERROR)$/.test(r)).sort();
@@ -55336,9 +55646,9 @@ function migrationsNeed(opts) {
 }
 async function migrate(remote, opts) {
   if (opts.mode === "off") return "skipped";
-  const env = opts.envFile ?? "-";
+  const env = unitEnvironment(opts.envFile, opts.envReadable !== false);
   const python = opts.interpreter?.python ?? "python3";
-  const inRelease = (...argv) => toShell(helperArgv(python, "run", env, opts.releaseDir, ...argv));
+  const run2 = (...argv) => inRelease(python, env, opts.releaseDir, argv);
   const module = opts.app.split(":")[0];
   const flask = [python, "-m", "flask", "--app", module, "db"];
   const limits = { ...opts.limits, timeoutInput: "migrate-timeout" };
@@ -55346,7 +55656,7 @@ async function migrate(remote, opts) {
   if (has.code === 0) migrationsNeed(opts);
   if (opts.command) {
     await opts.ready;
-    await runLongStep(remote, "migrate-command", inRelease(...opts.command), limits);
+    await runLongStep(remote, "migrate-command", run2(...opts.command), limits);
     opts.log.info(`ran ${opts.command.join(" ")}`);
     return "ran";
   }
@@ -55356,8 +55666,8 @@ async function migrate(remote, opts) {
   }
   const readRevisions = async () => {
     const [currentOut, headsOut] = await Promise.all([
-      runStep(remote, "flask db current", inRelease(...flask, "current")),
-      runStep(remote, "flask db heads", inRelease(...flask, "heads"))
+      runStep(remote, "flask db current", run2(...flask, "current")),
+      runStep(remote, "flask db heads", run2(...flask, "heads"))
     ]);
     return { current: revisions(currentOut.stdout), heads: revisions(headsOut.stdout) };
   };
@@ -55369,7 +55679,7 @@ async function migrate(remote, opts) {
   }
   await opts.ready;
   try {
-    const up = await runLongStep(remote, "flask db upgrade", inRelease(...flask, "upgrade"), limits);
+    const up = await runLongStep(remote, "flask db upgrade", run2(...flask, "upgrade"), limits);
     const output = tailLines(up.stderr + up.stdout, 5);
     if (output) opts.log.info(output);
   } catch (error3) {
@@ -55409,30 +55719,21 @@ async function placeUpload(p, incoming) {
   const [next, current] = await Promise.all([
     fileHash(remote, `${releaseDir}/requirements.txt`),
     fileHash(remote, `${layout2.current}/requirements.txt`),
-    settings.sharedPaths.length > 0 && runStep(
-      remote,
-      "link shared paths",
-      toShell(
-        helperArgv("python3", "linkshared", layout2.root, releaseDir, ...settings.sharedPaths)
-      )
-    ).then((linked) => log.info(linked.stdout.trim()))
+    settings.sharedPaths.length > 0 && helperOf(remote).linkShared(layout2.root, releaseDir, settings.sharedPaths).then((links) => log.info(links.map((l) => `${l.path} -> ${l.target}`).join("\n")))
   ]);
   return { releaseDir, requirements: !next ? "absent" : next === current ? "unchanged" : "changed" };
 }
 async function checkRelease(p, releaseDir) {
   const { remote, settings, snap, log } = p;
   const readable = !snap.envFile || snap.envReadable;
-  if (!readable)
-    log.warning(
-      `import check skipped: ${remote.target.user} cannot read ${snap.envFile}, so the release cannot be imported with the unit's environment (verification after the reload proves it instead)`
-    );
-  else if (!snap.interpreter)
+  if (!snap.interpreter)
     log.warning("import check skipped: the unit's Python interpreter is unknown");
   await Promise.all([
     readable ? checkEnvironment(remote, snap.envFile, settings.requiredEnv, log) : void 0,
-    readable && snap.interpreter ? importCheck(remote, {
+    snap.interpreter ? importCheck(remote, {
       interpreter: snap.interpreter,
       envFile: snap.envFile,
+      envReadable: readable,
       releaseDir,
       app: snap.app,
       log
@@ -55440,10 +55741,10 @@ async function checkRelease(p, releaseDir) {
   ]);
 }
 var STALL_WARN_SECONDS = 1.5;
-function warnOfStall(importSeconds2, log) {
-  if (importSeconds2 === void 0 || importSeconds2 <= STALL_WARN_SECONDS) return;
+function warnOfStall(importSeconds, log) {
+  if (importSeconds === void 0 || importSeconds <= STALL_WARN_SECONDS) return;
   log.warning(
-    `the new release took ${importSeconds2.toFixed(1)} s to import: a reload (HUP) holds requests for about that long, because Gunicorn stops the old workers without waiting for the new ones to boot (gunicorn issues #1757, #1199); under load some may fail. Use strategy: blue-green (the new release is proven on its own socket before any request reaches it), keep the import fast (defer heavy loading), or deploy when traffic is low.`
+    `the new release took ${importSeconds.toFixed(1)} s to import: a reload (HUP) holds requests for about that long, because Gunicorn stops the old workers without waiting for the new ones to boot (gunicorn issues #1757, #1199); under load some may fail. Use strategy: blue-green (the new release is proven on its own socket before any request reaches it), keep the import fast (defer heavy loading), or deploy when traffic is low.`
   );
 }
 async function daemonReloadIfChanged(p, changed) {
@@ -55499,27 +55800,21 @@ async function migrations(p, releaseDir, ready) {
   );
   gate?.open();
 }
-var REVISIONS_MARKER = "@@zdd-revisions@@";
 async function databaseAtHead(p, releaseDir) {
   const { settings, snap } = p;
   if (settings.migrate !== "auto" || settings.migrateCommand || !snap.interpreter) return void 0;
   if (snap.envFile && !snap.envReadable) return void 0;
-  const module = snap.app.split(":")[0];
-  const read = await p.remote.exec(
-    toShell(
-      helperArgv(
-        snap.interpreter.python,
-        "dbrevisions",
-        snap.envFile ?? "-",
-        releaseDir,
-        module,
-        REVISIONS_MARKER
-      )
-    ),
-    { timeoutMs: settings.migrateTimeoutSeconds * 1e3, signal: p.cancellation.signal }
-  );
-  const [current, heads] = splitEach(REVISIONS_MARKER, read.stdout).map(revisions);
-  if (read.code !== 0 || !current || !heads || heads.length === 0) return void 0;
+  const read = await helperOf(p.remote).dbRevisions({
+    python: snap.interpreter.python,
+    env: unitEnvironment(snap.envFile, true),
+    releaseDir,
+    module: snap.app.split(":")[0],
+    timeoutMs: settings.migrateTimeoutSeconds * 1e3,
+    signal: p.cancellation.signal
+  }).catch(() => void 0);
+  if (!read?.migrations) return void 0;
+  const [current, heads] = [revisions(read.current), revisions(read.heads)];
+  if (heads.length === 0) return void 0;
   return current.join(",") === heads.join(",") ? heads : void 0;
 }
 async function prepareRelease(p) {

@@ -5,7 +5,7 @@
 // each, a good release deploys and then serves through the host's own Nginx; a
 // release that fails to import never serves; and a mismatched Nginx upstream stops
 // the deploy before any change. Hosts start together; the tests run side by side,
-// one at a time per host.
+// one at a time per host. ZDD_STYLES=a,b starts (and tests) only those styles.
 import { describe, expect, it } from '@jest/globals'
 import { readFileSync, writeFileSync } from 'node:fs'
 import {
@@ -87,15 +87,20 @@ const caseOf = (style: ServerStyle, suite: Suite): Case => ({
   style,
   suite
 })
+const ONLY = process.env.ZDD_STYLES?.split(',').filter(Boolean)
+const chosen = (style: ServerStyle) => !ONLY || ONLY.includes(style)
 const CASES = [
-  ...BOOKWORM.map(style => caseOf(style, 'bookworm')),
-  ...TRIXIE.map(style => caseOf(style, 'trixie')),
-  ...SID.map(style => caseOf(style, 'sid'))
+  ...BOOKWORM.filter(chosen).map(style => caseOf(style, 'bookworm')),
+  ...TRIXIE.filter(chosen).map(style => caseOf(style, 'trixie')),
+  ...SID.filter(chosen).map(style => caseOf(style, 'sid'))
 ]
 const FIRST_DEPLOY = CASES.filter(c => c.style === 'first-deploy')
 const DEPLOYED_BEFORE = CASES.filter(c => c.style !== 'first-deploy')
 const MISMATCH = caseOf('mismatch', 'bookworm')
 const HIDEPID = CASES.filter(c => c.style === 'hardened-hidepid')
+const MISMATCHES = chosen('mismatch') ? [MISMATCH] : []
+/** The deploy user cannot read the EnvironmentFile, and the app reads SECRET_KEY from it at import. */
+const ENV_UNREADABLE = CASES.filter(c => c.style === 'minimal-sudo')
 const TIMEOUT = 240_000
 
 /** The deploy user may not run these: the run must say what it could not verify. */
@@ -181,12 +186,35 @@ async function unitState(host: KitHost): Promise<string> {
   ).trim()
 }
 
+async function mainPid(host: KitHost): Promise<string> {
+  return (
+    await rootExec(host, ['systemctl', 'show', '-p', 'MainPID', '--value', host.service])
+  ).trim()
+}
+
+/** Adds `text` right after the line that reads SECRET_KEY, which fails without the EnvironmentFile. */
+function afterTheSecret(text: string): (dir: string, file: string) => void {
+  return (_dir, file) => {
+    const source = readFileSync(file, 'utf8')
+    const line = 'SECRET_KEY = os.environ["SECRET_KEY"]\n'
+    if (!source.includes(line)) throw new Error(`${file} does not read SECRET_KEY`)
+    writeFileSync(file, source.replace(line, line + text))
+  }
+}
+
+/** it.concurrent.each over `cases`; nothing when ZDD_STYLES leaves none (Jest refuses an empty table). */
+function forCases(cases: Case[]) {
+  return (title: string, fn: (c: Case) => Promise<void>, timeout: number) => {
+    if (cases.length > 0) it.concurrent.each(cases)(title, fn, timeout)
+  }
+}
+
 describe('server styles', () => {
   const specs: Record<string, HostOptions> = {}
-  for (const c of [...CASES, MISMATCH]) specs[c.name] = { style: c.style, suite: c.suite }
+  for (const c of [...CASES, ...MISMATCHES]) specs[c.name] = { style: c.style, suite: c.suite }
   const hosts = withHosts(specs)
 
-  it.concurrent.each(FIRST_DEPLOY)(
+  forCases(FIRST_DEPLOY)(
     '$style on $suite: a first release that fails to import leaves the unit stopped and no current',
     async c => {
       const host = hosts[c.name]
@@ -205,7 +233,7 @@ describe('server styles', () => {
     TIMEOUT
   )
 
-  it.concurrent(
+  forCases(MISMATCHES)(
     'mismatch: Nginx proxies to another socket than Gunicorn binds; the deploy stops before any change, naming both',
     async () => {
       const host = hosts[MISMATCH.name]
@@ -224,7 +252,7 @@ describe('server styles', () => {
     TIMEOUT
   )
 
-  it.concurrent.each(HIDEPID)(
+  forCases(HIDEPID)(
     '$style on $suite: /proc hides the Gunicorn processes from the deploy user, not from root',
     async c => {
       const host = hosts[c.name]
@@ -241,7 +269,7 @@ describe('server styles', () => {
     TIMEOUT
   )
 
-  it.concurrent.each(CASES)(
+  forCases(CASES)(
     '$style on $suite: a good release deploys and then serves through Nginx',
     async c => {
       const host = hosts[c.name]
@@ -267,6 +295,11 @@ describe('server styles', () => {
         }
         // the socket unit's socket is the one Nginx reaches, and the reload keeps it
         if (socket) expect(await socketFile(host)).toBe(socket)
+        if (c.style === 'minimal-sudo')
+          // imported without the EnvironmentFile: the unset SECRET_KEY may be the file's
+          expect(warnings(run)).toContain(
+            "does not import without /etc/myapp.env, which deploy cannot read: KeyError: 'SECRET_KEY'"
+          )
         expect(await servedRelease(host)).toBe(id)
         expect((await fetchGunicorn(host)).release).toBe(id)
         expect(await currentTarget(host)).toBe(`releases/${id}`)
@@ -282,7 +315,7 @@ describe('server styles', () => {
     TIMEOUT
   )
 
-  it.concurrent.each(DEPLOYED_BEFORE)(
+  forCases(DEPLOYED_BEFORE)(
     '$style on $suite: a release that fails to import never serves; the previous release keeps serving',
     async c => {
       const host = hosts[c.name]
@@ -304,7 +337,7 @@ describe('server styles', () => {
   )
 
   // (on one suite: what sudo ps shows does not depend on it)
-  it.concurrent.each(HIDEPID.filter(c => c.suite === 'sid'))(
+  forCases(HIDEPID.filter(c => c.suite === 'sid'))(
     '$style on $suite: where sudo ps is allowed, the workers are seen and verified',
     async c => {
       const host = hosts[c.name]
@@ -324,6 +357,55 @@ describe('server styles', () => {
           expect(await servedRelease(host)).toBe(id)
         } finally {
           await rootExec(host, ['rm', '-f', rule])
+        }
+      })
+    },
+    TIMEOUT
+  )
+
+  forCases(ENV_UNREADABLE)(
+    '$style on $suite: without the EnvironmentFile, a release that cannot import whatever the environment is refused before the switch',
+    async c => {
+      const host = hosts[c.name]
+      await onHost(host, async () => {
+        const before = {
+          served: await servedRelease(host),
+          current: await currentTarget(host),
+          master: await mainPid(host)
+        }
+        expect(before.served).toMatch(/^[\w.-]+$/)
+        const broken: [string, (dir: string, file: string) => void][] = [
+          // found while importing: nothing was read from the environment before it
+          ['first-line', breakImport],
+          // found in the source: the import stops at the unset SECRET_KEY before reaching them
+          ['after-secret', afterTheSecret('import flask_not_installed\n')],
+          [
+            'syntax',
+            (dir, file) => {
+              writeFileSync(`${dir}/helpers.py`, 'def broken(:\n    pass\n')
+              afterTheSecret('import helpers\n')(dir, file)
+            }
+          ]
+        ]
+        for (const [name, edit] of broken) {
+          const run = await runAction(inputsOf(c, host, appFor(host, edit), `${name}-${c.suite}`))
+          expect([name, run.code === 0, run.outputs.status, run.outputs['rolled-back']]).toEqual([
+            name,
+            false,
+            'failed',
+            'false'
+          ])
+          const errors = outcome(run).errors.join('\n')
+          expect(errors).toContain('(it never reached the reload)')
+          expect(errors).toContain('fails the same with any environment')
+          expect(errors).toContain(
+            name === 'syntax' ? 'helpers.py does not compile' : 'flask_not_installed'
+          )
+          expect({
+            served: await servedRelease(host),
+            current: await currentTarget(host),
+            master: await mainPid(host)
+          }).toEqual(before)
         }
       })
     },

@@ -1,7 +1,8 @@
 # Unit tests of the remote Python helper (src/host/remote-helper.py), standard
 # library only. The helper is loaded from its file as a module for the function
 # tests, and run as `python3 -c TEXT command args` (the way it reaches a server)
-# for the commands that exit or exec.
+# for the protocol (one JSON object on stdout) and the commands that change the
+# process (its environment, its directory) or exec.
 #
 # Run: python3 -m unittest -v discover -s __tests__/python
 # (the unit Jest suite runs them through __tests__/unit/remote-helper-python.test.ts).
@@ -50,12 +51,11 @@ def run_as_c(*args, env=None):
     )
 
 
-def printed(function, *args):
-    """What a helper command prints on stdout."""
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        function(*args)
-    return out.getvalue()
+def answer_of(done):
+    """The one JSON object a command run with run_as_c printed, checking it is all of stdout."""
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, "expected one line of JSON on stdout, got %r" % done.stdout
+    return json.loads(lines[0])
 
 
 class TempDirTest(unittest.TestCase):
@@ -88,22 +88,34 @@ class LoadingTest(TempDirTest):
                     "dbrevisions"}
         self.assertEqual(set(helper.COMMANDS), expected)
 
-    def test_runs_a_command_under_dash_c(self):
+    def test_runs_a_command_under_dash_c_answering_one_json_object(self):
         done = run_as_c("envcheck", self.path("missing.env"), "A")
         self.assertEqual(done.returncode, 0, done.stderr)
-        self.assertEqual(json.loads(done.stdout)["exists"], False)
+        self.assertEqual(answer_of(done)["exists"], False)
 
-    def test_an_unknown_command_fails_with_the_known_ones(self):
+    def test_an_unknown_command_answers_an_error_naming_the_known_ones(self):
         done = run_as_c("nosuchcommand")
-        self.assertNotEqual(done.returncode, 0)
-        self.assertIn("unknown command 'nosuchcommand'", done.stderr)
-        self.assertIn("envcheck", done.stderr)
-        self.assertEqual(done.stdout, "")
+        self.assertEqual(done.returncode, 2)
+        error = answer_of(done)["error"]
+        self.assertIn("unknown command 'nosuchcommand'", error["message"])
+        self.assertIn("envcheck", error["message"])
 
-    def test_no_command_fails(self):
+    def test_no_command_answers_an_error(self):
         done = run_as_c()
-        self.assertNotEqual(done.returncode, 0)
-        self.assertIn("unknown command", done.stderr)
+        self.assertEqual(done.returncode, 2)
+        self.assertIn("unknown command", answer_of(done)["error"]["message"])
+
+    def test_a_command_that_fails_answers_its_error_and_exits_1(self):
+        done = run_as_c("lock", self.path("no", "such", "dir", "lock"), "{}", "60")
+        self.assertEqual(done.returncode, 1)
+        self.assertEqual(answer_of(done)["error"]["type"], "FileNotFoundError")
+        self.assertIn("Traceback", done.stderr)
+
+    def test_what_the_app_prints_while_imported_goes_to_stderr(self):
+        self.write("code/noisy.py", "print('hello from the app')\ndef app(environ, start_response):\n    return []\n")
+        done = run_as_c("importcheck", "-", self.path("code"), "noisy:app")
+        self.assertEqual(answer_of(done)["ok"], True)
+        self.assertIn("hello from the app", done.stderr)
 
 
 class ParseEnvTest(TempDirTest):
@@ -160,8 +172,8 @@ class ParseEnvTest(TempDirTest):
 
 class EnvCheckTest(TempDirTest):
     def check(self, path, *names):
-        raw = printed(helper.cmd_envcheck, path, *names)
-        return raw, json.loads(raw)
+        out = helper.cmd_envcheck(path, *names)
+        return json.dumps(out), out
 
     def test_reports_missing_and_empty_names_and_counts(self):
         path = self.write("app.env", "SECRET_KEY=%s\nEMPTY=\nQUOTED_EMPTY=''\nbad line\n" % SECRET)
@@ -200,7 +212,7 @@ class LockTest(TempDirTest):
         return json.dumps({"token": token, "run": "run-" + token})
 
     def take(self, token, stale="600"):
-        return json.loads(printed(helper.cmd_lock, self.lock, self.owner(token), stale))
+        return helper.cmd_lock(self.lock, self.owner(token), stale)
 
     def leftovers(self):
         return sorted(name for name in os.listdir(self.dir) if name != "deploy.lock")
@@ -264,9 +276,9 @@ class LockTest(TempDirTest):
 
     def test_unlock_removes_only_our_lock(self):
         self.take("one")
-        self.assertEqual(printed(helper.cmd_unlock, self.lock, "two"), "not ours\n")
+        self.assertEqual(helper.cmd_unlock(self.lock, "two"), {"released": False})
         self.assertTrue(os.path.isdir(self.lock))
-        self.assertEqual(printed(helper.cmd_unlock, self.lock, "one"), "released\n")
+        self.assertEqual(helper.cmd_unlock(self.lock, "one"), {"released": True})
         self.assertFalse(os.path.lexists(self.lock))
         self.assertEqual(self.leftovers(), [])
 
@@ -280,27 +292,27 @@ class LockTest(TempDirTest):
             return real_rename(src, dst)
 
         with mock.patch.object(helper.os, "rename", watching_rename):
-            printed(helper.cmd_unlock, self.lock, "one")
+            helper.cmd_unlock(self.lock, "one")
         self.assertEqual(len(renames), 1)
         self.assertEqual(renames[0][0], self.lock)
         self.assertTrue(renames[0][1].startswith(self.lock + ".released-"))
 
     def test_unlock_of_a_missing_lock_is_not_ours(self):
-        self.assertEqual(printed(helper.cmd_unlock, self.lock, "one"), "not ours\n")
+        self.assertEqual(helper.cmd_unlock(self.lock, "one"), {"released": False})
 
     def test_touchlock_refreshes_only_our_lock(self):
         self.take("one")
         self.age_lock(500)
         old = os.stat(self.lock).st_mtime
-        self.assertEqual(printed(helper.cmd_touchlock, self.lock, "two"), "not ours\n")
+        self.assertEqual(helper.cmd_touchlock(self.lock, "two"), {"fresh": False})
         self.assertEqual(os.stat(self.lock).st_mtime, old)
-        self.assertEqual(printed(helper.cmd_touchlock, self.lock, "one"), "fresh\n")
+        self.assertEqual(helper.cmd_touchlock(self.lock, "one"), {"fresh": True})
         self.assertLess(time.time() - os.stat(self.lock).st_mtime, 60)
 
     def test_a_touched_lock_is_no_longer_stale(self):
         self.take("one")
         self.age_lock(1000)
-        printed(helper.cmd_touchlock, self.lock, "one")
+        helper.cmd_touchlock(self.lock, "one")
         out = self.take("two", "60")
         self.assertEqual(out["taken"], False)
         self.assertEqual(out["holder"]["token"], "one")
@@ -314,14 +326,14 @@ class LinkSharedTest(TempDirTest):
         os.makedirs(self.release)
 
     def link(self, release, *paths):
-        return printed(helper.cmd_linkshared, self.root, release, *paths)
+        return helper.cmd_linkshared(self.root, release, *paths)
 
     def test_seeds_shared_from_the_release_the_first_time_and_links_it(self):
         self.write("app/releases/r1/uploads/a.txt", "from release")
         out = self.link(self.release, "uploads")
         shared = os.path.join(self.root, "shared", "uploads")
         inside = os.path.join(self.release, "uploads")
-        self.assertEqual(out, "%s -> %s\n" % (inside, shared))
+        self.assertEqual(out, {"links": [{"path": inside, "target": shared}]})
         self.assertTrue(os.path.islink(inside))
         self.assertEqual(os.readlink(inside), shared)
         with open(os.path.join(shared, "a.txt")) as fh:
@@ -360,7 +372,9 @@ class LinkSharedTest(TempDirTest):
 
 class ReadGlobsTest(TempDirTest):
     def read(self, *patterns):
-        return json.loads(printed(helper.cmd_readglobs, *patterns))
+        out = helper.cmd_readglobs(*patterns)
+        self.assertEqual(set(out), {"files"})
+        return out["files"]
 
     def test_reads_a_plain_path(self):
         path = self.write("nginx.conf", "events {}\n")
@@ -412,28 +426,28 @@ class ReadGlobsTest(TempDirTest):
 
 class GunicornEnvTest(TempDirTest):
     def env(self, unit, *paths):
-        raw = printed(helper.cmd_gunicornenv, unit, *paths)
-        return raw, json.loads(raw)
+        out = helper.cmd_gunicornenv(unit, *paths)
+        return json.dumps(out), out
 
     def test_prints_only_the_two_gunicorn_names_later_files_winning(self):
         first = self.write("a.env", "WEB_CONCURRENCY=2\nGUNICORN_CMD_ARGS='--threads 2'\nSECRET_KEY=%s\n" % SECRET)
         second = self.write("b.env", "WEB_CONCURRENCY=5\nAPI_TOKEN=%s\n" % SECRET)
         raw, out = self.env("-", first, self.path("missing.env"), second)
-        self.assertEqual(out, {"readable": True, "WEB_CONCURRENCY": "5", "GUNICORN_CMD_ARGS": "--threads 2"})
+        self.assertEqual(out, {"readable": True, "values": {"WEB_CONCURRENCY": "5", "GUNICORN_CMD_ARGS": "--threads 2"}})
         self.assertNotIn(SECRET, raw)
         self.assertNotIn("SECRET_KEY", raw)
 
     def test_absent_names_are_omitted(self):
         path = self.write("a.env", "OTHER=%s\n" % SECRET)
         raw, out = self.env("-", path)
-        self.assertEqual(out, {"readable": True})
+        self.assertEqual(out, {"readable": True, "values": {}})
         self.assertNotIn(SECRET, raw)
 
     def test_an_unreadable_file_gives_readable_false_and_no_values(self):
         good = self.write("a.env", "WEB_CONCURRENCY=3\n")
         os.mkdir(self.path("dir.env"))
         _, out = self.env("-", good, self.path("dir.env"))
-        self.assertEqual(out, {"readable": False})
+        self.assertEqual(out, {"readable": False, "values": {}})
 
     def test_reads_the_units_environment_before_its_files(self):
         shown = subprocess.CompletedProcess(
@@ -442,24 +456,24 @@ class GunicornEnvTest(TempDirTest):
         with mock.patch("subprocess.run", return_value=shown) as run:
             raw, out = self.env("myapp.service", path)
         self.assertEqual(run.call_args[0][0], ["systemctl", "show", "-p", "Environment", "--value", "myapp.service"])
-        self.assertEqual(out, {"readable": True, "WEB_CONCURRENCY": "7", "GUNICORN_CMD_ARGS": "--bind unix:/run/a.sock"})
+        self.assertEqual(out, {"readable": True, "values": {"WEB_CONCURRENCY": "7", "GUNICORN_CMD_ARGS": "--bind unix:/run/a.sock"}})
         self.assertNotIn(SECRET, raw)
 
     def test_a_failing_systemctl_gives_readable_false(self):
         failed = subprocess.CompletedProcess([], 1, stdout="", stderr="Failed to connect to bus")
         with mock.patch("subprocess.run", return_value=failed):
             _, out = self.env("myapp.service")
-        self.assertEqual(out, {"readable": False})
+        self.assertEqual(out, {"readable": False, "values": {}})
 
     def test_a_missing_systemctl_gives_readable_false(self):
         with mock.patch("subprocess.run", side_effect=FileNotFoundError("systemctl")):
             _, out = self.env("myapp.service")
-        self.assertEqual(out, {"readable": False})
+        self.assertEqual(out, {"readable": False, "values": {}})
 
 
 class AccessTest(TempDirTest):
     def access(self, request):
-        return json.loads(printed(helper.cmd_access, json.dumps(request)))
+        return helper.cmd_access(json.dumps(request))
 
     def assert_run_result(self, result):
         self.assertEqual(set(result), {"rc", "out"})
@@ -545,36 +559,41 @@ class ImportCheckAndRunTest(TempDirTest):
         super().setUp()
         self.envfile = self.write("app.env", "GREETING=hello from the env file\n")
 
+    def check(self, envfile, app):
+        done = run_as_c("importcheck", envfile, self.path("code"), app)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        return answer_of(done)
+
     def test_importcheck_accepts_a_wsgi_callable(self):
         self.write("code/wsgi.py", "import os\nassert os.environ['GREETING']\ndef app(environ, start_response):\n    return []\n")
-        done = run_as_c("importcheck", self.envfile, self.path("code"), "wsgi:app")
-        self.assertEqual(done.returncode, 0, done.stderr)
-        self.assertTrue(done.stdout.startswith("ok wsgi:app from "), done.stdout)
+        out = self.check(self.envfile, "wsgi:app")
+        self.assertEqual(out["ok"], True)
+        self.assertEqual(out["file"], os.path.join(self.path("code"), "wsgi.py"))
 
     def test_importcheck_reports_how_long_the_import_took(self):
         self.write("code/slow.py", "import time\ntime.sleep(0.3)\ndef app(environ, start_response):\n    return []\n")
-        done = run_as_c("importcheck", "-", self.path("code"), "slow:app")
-        self.assertEqual(done.returncode, 0, done.stderr)
-        seconds = float(done.stdout.strip().rsplit(" in ", 1)[1].rstrip("s"))
+        seconds = self.check("-", "slow:app")["seconds"]
         self.assertGreaterEqual(seconds, 0.3)
         self.assertLess(seconds, 5)
 
     def test_importcheck_calls_an_application_factory(self):
         self.write("code/factory.py", "def create_app():\n    return lambda environ, start_response: []\n")
-        done = run_as_c("importcheck", "-", self.path("code"), "factory:create_app()")
-        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(self.check("-", "factory:create_app()")["ok"], True)
 
     def test_importcheck_fails_with_the_traceback_when_the_import_fails(self):
         self.write("code/broken.py", "raise RuntimeError('database url missing')\n")
-        done = run_as_c("importcheck", "-", self.path("code"), "broken:app")
-        self.assertEqual(done.returncode, 1)
-        self.assertIn("RuntimeError: database url missing", done.stderr)
+        out = self.check("-", "broken:app")
+        self.assertEqual(out["ok"], False)
+        self.assertEqual(out["failure"], {"type": "RuntimeError", "message": "database url missing", "file": "broken.py", "line": 1})
+        self.assertIn("RuntimeError: database url missing", out["traceback"])
+        self.assertTrue(out["traceback"].startswith("Traceback"), out["traceback"])
+        self.assertNotIn("load_app", out["traceback"], "the helper's own frames are left out")
 
     def test_importcheck_refuses_an_object_that_is_not_callable(self):
         self.write("code/plain.py", "app = 42\n")
-        done = run_as_c("importcheck", "-", self.path("code"), "plain:app")
-        self.assertEqual(done.returncode, 1)
-        self.assertIn("is not a WSGI callable", done.stderr)
+        out = self.check("-", "plain:app")
+        self.assertEqual(out["failure"]["type"], "AppNotFound")
+        self.assertIn("is not a WSGI callable", out["failure"]["message"])
 
     def test_run_execs_in_the_directory_with_the_env_file_loaded(self):
         os.mkdir(self.path("code"))
@@ -587,10 +606,131 @@ class ImportCheckAndRunTest(TempDirTest):
         self.assertEqual(done.returncode, 3)
 
 
+class ImportWithoutTheEnvironmentTest(TempDirTest):
+    """importcheck "?": the unit has an EnvironmentFile the deploy user cannot read. The
+    release is imported without it, and a failure is refused only for a cause that no
+    variable can change (`independent`); anything else may depend on the environment."""
+
+    READS_SECRET = "import os\nSECRET_KEY = os.environ['SECRET_KEY']\n"
+    APP = "def app(environ, start_response):\n    return []\n"
+
+    def check(self, files, app="wsgi:app"):
+        for name, text in files.items():
+            self.write("code/" + name, text)
+        done = run_as_c("importcheck", "?", self.path("code"), app)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        return answer_of(done)
+
+    def test_a_release_that_imports_without_it_passes(self):
+        out = self.check({"wsgi.py": "import os\nDEBUG = os.environ.get('DEBUG')\n" + self.APP})
+        self.assertEqual(out["ok"], True)
+        self.assertEqual(out["reads"], [{"name": "DEBUG", "set": False}])
+
+    def test_a_module_that_is_not_installed_is_independent(self):
+        out = self.check({"wsgi.py": "import flask_not_installed\n" + self.READS_SECRET + self.APP})
+        self.assertEqual(out["failure"]["type"], "ModuleNotFoundError")
+        self.assertIn("no module named flask_not_installed is installed", out["independent"])
+        self.assertEqual(out["reads"], [])
+
+    def test_a_syntax_error_is_independent(self):
+        out = self.check({"wsgi.py": "def app(:\n"})
+        self.assertEqual(out["failure"]["type"], "SyntaxError")
+        self.assertEqual(out["independent"], "wsgi.py does not compile (line 1)")
+
+    def test_a_file_missing_from_the_release_is_independent(self):
+        out = self.check({"wsgi.py": "open('settings.json').read()\n" + self.APP})
+        self.assertEqual(out["independent"], "settings.json is missing from the release")
+
+    def test_a_missing_app_is_independent(self):
+        out = self.check({"wsgi.py": "application = None\n"})
+        self.assertEqual(out["independent"], "wsgi has no attribute app")
+
+    def test_an_unset_variable_may_depend_on_the_environment(self):
+        out = self.check({"wsgi.py": self.READS_SECRET + self.APP})
+        self.assertEqual(out["failure"]["type"], "KeyError")
+        self.assertIsNone(out["independent"])
+        self.assertEqual(out["reads"], [{"name": "SECRET_KEY", "set": False}])
+
+    def test_an_error_raised_after_reading_the_environment_may_depend_on_it(self):
+        out = self.check({"wsgi.py": "import os, importlib\nimportlib.import_module(os.environ.get('SETTINGS', 'settings_dev'))\n" + self.APP})
+        self.assertEqual(out["failure"]["type"], "ModuleNotFoundError")
+        self.assertIsNone(out["independent"])
+
+    def test_a_variable_read_through_a_function_the_release_calls_counts(self):
+        out = self.check({"wsgi.py": "import os\ndef setting(name):\n    return os.getenv(name) or 'missing.json'\nopen(setting('CONFIG'))\n" + self.APP})
+        self.assertEqual(out["failure"]["type"], "FileNotFoundError")
+        self.assertIsNone(out["independent"])
+        self.assertEqual(out["reads"], [{"name": "CONFIG", "set": False}])
+
+    def test_a_refused_connection_may_depend_on_the_environment(self):
+        out = self.check({"wsgi.py": "import socket\nsocket.create_connection(('127.0.0.1', 9), timeout=2)\n" + self.APP})
+        self.assertIsNone(out["independent"])
+
+    def test_a_file_outside_the_release_may_depend_on_it(self):
+        out = self.check({"wsgi.py": "open('/nonexistent/zdd/settings.json')\n" + self.APP})
+        self.assertIsNone(out["independent"])
+
+    def test_a_missing_module_after_an_unset_variable_is_found_in_the_source(self):
+        out = self.check({"wsgi.py": self.READS_SECRET + "import flask_not_installed\n" + self.APP})
+        self.assertEqual(out["failure"]["type"], "KeyError")
+        self.assertEqual(
+            out["independent"], "wsgi.py imports flask_not_installed, which is not installed for %s" % sys.executable)
+
+    def test_a_syntax_error_in_a_module_imported_after_an_unset_variable_is_found_in_the_source(self):
+        out = self.check({
+            "wsgi.py": self.READS_SECRET + "from app import views\n" + self.APP,
+            "app/__init__.py": "from . import models\n",
+            "app/models.py": "x = 1\n",
+            "app/views.py": "def index(:\n",
+        })
+        self.assertEqual(out["independent"], "app/views.py does not compile (line 1): invalid syntax")
+
+    def test_a_submodule_the_release_lacks_is_found_in_the_source(self):
+        out = self.check({
+            "wsgi.py": self.READS_SECRET + "import app.missing\n" + self.APP,
+            "app/__init__.py": "",
+        })
+        self.assertEqual(out["independent"], "wsgi.py imports app.missing, which the release does not hold")
+
+    def test_a_submodule_is_not_judged_where_the_package_may_hold_it_elsewhere(self):
+        for init in ("import sys\nsys.modules['app.virtual'] = sys\n", None):
+            shutil.rmtree(self.path("code"), ignore_errors=True)
+            files = {"wsgi.py": self.READS_SECRET + "import app.virtual\n" + self.APP}
+            if init is None:
+                os.makedirs(self.path("code", "app"))  # a namespace package
+            else:
+                files["app/__init__.py"] = init
+            self.assertIsNone(self.check(files)["independent"])
+
+    def test_the_source_judges_only_imports_that_always_run(self):
+        out = self.check({"wsgi.py": self.READS_SECRET + (
+            "try:\n    import optional_speedups\nexcept ImportError:\n    pass\n"
+            "if SECRET_KEY == 'x':\n    import only_sometimes\n"
+            "def view():\n    import inside_a_function\n") + self.APP})
+        self.assertIsNone(out["independent"])
+
+    def test_the_source_does_not_judge_a_module_that_moves_the_import_path(self):
+        out = self.check({"wsgi.py": self.READS_SECRET + "import sys\nsys.path.append(SECRET_KEY)\nimport plugin\n" + self.APP})
+        self.assertIsNone(out["independent"])
+
+    def test_without_a_watch_on_os_environ_only_the_source_is_judged(self):
+        self.write("code/wsgi.py", "import flask_not_installed\n")
+        with mock.patch.object(helper, "watch_environment", return_value=None), \
+                mock.patch.object(helper.os, "chdir"), mock.patch.object(sys, "path", list(sys.path)):
+            out = helper.cmd_importcheck("?", self.path("code"), "wsgi:app")
+        self.assertEqual(out["reads"], [])
+        self.assertEqual(
+            out["independent"], "wsgi.py imports flask_not_installed, which is not installed for %s" % sys.executable)
+
+    def test_with_the_env_file_or_none_nothing_is_judged(self):
+        self.write("code/wsgi.py", "import flask_not_installed\n")
+        for envfile in (self.write("app.env", "A=1\n"), "-"):
+            out = answer_of(run_as_c("importcheck", envfile, self.path("code"), "wsgi:app"))
+            self.assertEqual((out["ok"], out["independent"]), (False, None))
+
+
 class WatchWorkersTest(unittest.TestCase):
     """watchworkers: the host waits for the new workers and answers with one snapshot."""
-
-    MARKER = "@@zdd-state@@"
 
     def start_master(self, children):
         """A stand-in master: a shell whose `children` sleeping children are its workers."""
@@ -613,18 +753,20 @@ class WatchWorkersTest(unittest.TestCase):
             "workers": 2,
             "timeout": 5,
             "interval": 0.02,
-            "marker": self.MARKER,
         }
         spec.update(changes)
         return json.dumps(spec)
 
-    def sections(self, output):
-        return output.split(self.MARKER + "\n")[1:]
+    def watch(self, spec):
+        out = helper.cmd_watchworkers(spec)
+        self.assertEqual(set(out), {"show", "ps", "dirs"})
+        return out
 
     def test_answers_at_once_when_the_new_workers_are_up(self):
         main = self.start_master(2)
         started = time.monotonic()
-        show, ps, dirs = self.sections(printed(helper.cmd_watchworkers, self.spec(main)))
+        out = self.watch(self.spec(main))
+        show, ps, dirs = out["show"], out["ps"], out["dirs"]
         self.assertLess(time.monotonic() - started, 2)
         self.assertIn("MainPID=%d" % main, show)
         self.assertEqual(ps.strip(), "ps output")
@@ -636,35 +778,36 @@ class WatchWorkersTest(unittest.TestCase):
         main = self.start_master(2)
         old = helper.new_leaves(helper.process_table(), main, set())[:1]
         started = time.monotonic()
-        out = printed(helper.cmd_watchworkers, self.spec(main, old=old, workers=1, timeout=0.3))
+        out = self.watch(self.spec(main, old=old, workers=1, timeout=0.3))
         self.assertGreaterEqual(time.monotonic() - started, 0.3)
         # the snapshot names only the new worker's directory
-        dirs = self.sections(out)[2]
+        dirs = out["dirs"]
         self.assertNotIn("%d:" % old[0], dirs)
         self.assertEqual(len(dirs.strip().splitlines()), 1)
 
     def test_waits_for_enough_new_workers_until_the_timeout(self):
         main = self.start_master(2)
         started = time.monotonic()
-        printed(helper.cmd_watchworkers, self.spec(main, workers=3, timeout=0.3))
+        self.watch(self.spec(main, workers=3, timeout=0.3))
         self.assertGreaterEqual(time.monotonic() - started, 0.3)
 
     def test_answers_at_once_when_the_master_changed_or_the_unit_is_not_active(self):
         main = self.start_master(2)
         started = time.monotonic()
-        out = printed(helper.cmd_watchworkers, self.spec(main, mainPid=main + 100000, workers=5))
+        out = self.watch(self.spec(main, mainPid=main + 100000, workers=5))
         self.assertLess(time.monotonic() - started, 2)
-        self.assertIn("MainPID=%d" % main, self.sections(out)[0])
+        self.assertIn("MainPID=%d" % main, out["show"])
         inactive = ["printf", "MainPID=0\\nActiveState=failed\\n"]
-        out = printed(helper.cmd_watchworkers, self.spec(main, show=inactive, pwdx=None, workers=5))
+        out = self.watch(self.spec(main, show=inactive, pwdx=None, workers=5))
         self.assertLess(time.monotonic() - started, 2)
-        self.assertIn("ActiveState=failed", self.sections(out)[0])
+        self.assertIn("ActiveState=failed", out["show"])
+        self.assertEqual(out["dirs"], "")
 
     def test_answers_at_once_when_the_master_is_gone(self):
         gone = subprocess.Popen(["true"])
         gone.wait()
         started = time.monotonic()
-        printed(helper.cmd_watchworkers, self.spec(gone.pid, workers=1))
+        self.watch(self.spec(gone.pid, workers=1))
         self.assertLess(time.monotonic() - started, 2)
 
     def test_new_leaves_finds_the_workers_below_a_launcher(self):
@@ -698,26 +841,26 @@ class DbRevisionsTest(TempDirTest):
         self.write("code/flask/cli.py", self.FAKE_FLASK_CLI)
         self.write("code/migrations/env.py", "")
 
-    def test_prints_current_then_heads_after_markers_in_one_process(self):
+    def test_answers_current_and_heads_from_one_process(self):
         envfile = self.write("app.env", "GREETING=hello\n")
-        done = run_as_c("dbrevisions", envfile, self.path("code"), "wsgi", "@@m@@")
+        done = run_as_c("dbrevisions", envfile, self.path("code"), "wsgi")
         self.assertEqual(done.returncode, 0, done.stderr)
-        self.assertEqual(
-            done.stdout,
-            "@@m@@\n--app wsgi db current hello in code, load 1\n"
-            "@@m@@\n--app wsgi db heads hello in code, load 2\n",
-        )
+        self.assertEqual(answer_of(done), {
+            "migrations": True,
+            "current": "--app wsgi db current hello in code, load 1\n",
+            "heads": "--app wsgi db heads hello in code, load 2\n",
+        })
 
     def test_says_no_migrations_without_a_migrations_directory(self):
         shutil.rmtree(self.path("code/migrations"))
-        done = run_as_c("dbrevisions", "-", self.path("code"), "wsgi", "@@m@@")
-        self.assertEqual((done.returncode, done.stdout), (0, "no-migrations\n"))
+        done = run_as_c("dbrevisions", "-", self.path("code"), "wsgi")
+        self.assertEqual((done.returncode, answer_of(done)), (0, {"migrations": False}))
 
     def test_fails_when_a_read_fails(self):
         envfile = self.write("app.env", "GREETING=hello\nFAIL=1\n")
-        done = run_as_c("dbrevisions", envfile, self.path("code"), "wsgi", "@@m@@")
-        self.assertNotEqual(done.returncode, 0)
-        self.assertIn("cannot read the database", done.stderr)
+        done = run_as_c("dbrevisions", envfile, self.path("code"), "wsgi")
+        self.assertEqual(done.returncode, 1)
+        self.assertEqual(answer_of(done)["error"], {"type": "RuntimeError", "message": "cannot read the database"})
 
 
 if __name__ == "__main__":

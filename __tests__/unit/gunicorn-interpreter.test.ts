@@ -1,9 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
 import { runLocally, ScriptedRemote, type Rule } from '../../__fixtures__/scripted-remote.js'
-import {
-  findInterpreter,
-  shebangInterpreter
-} from '../../src/host/gunicorn/gunicorn-interpreter.js'
+import { findInterpreter } from '../../src/host/gunicorn/gunicorn-interpreter.js'
 import { parseGunicornCommand } from '../../src/host/gunicorn/unit-info.js'
 
 const words = (text: string) => text.split(' ')
@@ -15,21 +12,8 @@ const probes = (python: string, executable: string, venv = ''): Rule => ({
   reply: { stdout: `${executable}\n${venv}\n` }
 })
 const head = (path: string, line: string): Rule => ({
-  when: new RegExp(`^head -n 1 ${path.replace(/[/.]/g, '\\$&')} `),
+  when: new RegExp(`^head -n 3 ${path.replace(/[/.]/g, '\\$&')} `),
   reply: { stdout: `${line}\n` }
-})
-
-describe('shebangInterpreter', () => {
-  it.each([
-    ['#!/opt/x/bin/python3.11 -u', '/opt/x/bin/python3.11'],
-    ['#! /srv/app/.venv/bin/python', '/srv/app/.venv/bin/python'],
-    ['#!/usr/bin/env python3', 'python3'],
-    ['#!/usr/bin/env -S PYTHONUNBUFFERED=1 python3.12 -u', 'python3.12'],
-    ['import sys', undefined],
-    ['', undefined]
-  ])('%s -> %s', (line, python) => {
-    expect(shebangInterpreter(line)).toBe(python)
-  })
 })
 
 describe('findInterpreter', () => {

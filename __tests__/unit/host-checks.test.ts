@@ -8,7 +8,6 @@ import {
 import { HOST_CHECKS, olderThan, runChecks } from '../../src/host/host-checks.js'
 import type { HostFacts } from '../../src/host/host-facts.js'
 import { parseGunicornCommand } from '../../src/host/gunicorn/unit-info.js'
-import { importSeconds } from '../../src/host/release-checks.js'
 import { warnOfStall } from '../../src/modes/prepare-release.js'
 
 const ctx = { releasePath: '/srv/myapp', requiredEnv: [], minFreeBytes: 100 * 1048576 }
@@ -193,11 +192,6 @@ describe('Gunicorn versions exposed to the reload crash', () => {
 })
 
 describe('predicting the reload stall from the import check', () => {
-  it('reads the import time the helper reports', () => {
-    expect(importSeconds('ok wsgi:app from /srv/myapp/releases/v2/wsgi.py in 4.02s\n')).toBe(4.02)
-    expect(importSeconds('ok wsgi:app from /srv/x.py')).toBeUndefined()
-  })
-
   it('warns past about a second of import, naming the held requests', () => {
     const warnings: string[] = []
     const log = {

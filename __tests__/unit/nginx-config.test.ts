@@ -1,16 +1,20 @@
 import { describe, expect, it } from '@jest/globals'
+import { parseBind } from '../../src/host/gunicorn/bind.js'
+import { reaches } from '../../src/host/endpoint.js'
 import {
   analyzeNginx,
-  bindEndpoint,
   deriveNginxUrl,
   matchUpstream,
-  reaches,
   splitNginxDump,
   staticLocationFor,
   type NginxConfig,
   type NginxSources
 } from '../../src/host/nginx/nginx-config.js'
 import { globMatches, parseFile, resolveIncludes } from '../../src/host/nginx/nginx-syntax.js'
+
+/** matchUpstream with Gunicorn's binds as written. */
+const matchBinds = (config: NginxConfig, binds: string[]) =>
+  matchUpstream(config, binds.map(parseBind))
 
 const MAIN = '/etc/nginx/nginx.conf'
 
@@ -162,7 +166,7 @@ describe('nginx -T output', () => {
     )
     expect(files.get('/etc/nginx/sites-enabled/myapp')).toMatch(/sock; } }$/)
     const parsed = analyzeNginx({ mainPath: mainPath ?? '', files, exhaustive: true })
-    expect(matchUpstream(parsed, ['unix:/run/myapp/myapp.sock']).kind).toBe('match')
+    expect(matchBinds(parsed, ['unix:/run/myapp/myapp.sock']).kind).toBe('match')
   })
 })
 
@@ -177,7 +181,7 @@ server {
     expect(c.upstreams.get('myapp')?.servers).toEqual([
       { endpoint: { kind: 'unix', path: '/run/myapp/myapp.sock' }, params: { fail_timeout: '0' } }
     ])
-    const verdict = matchUpstream(c, ['unix:/run/myapp/myapp.sock'])
+    const verdict = matchBinds(c, ['unix:/run/myapp/myapp.sock'])
     expect(verdict.kind).toBe('match')
     if (verdict.kind === 'match') expect(verdict.servers[0].names).toEqual(['app.example.com'])
   })
@@ -204,8 +208,8 @@ server {
     ])
     const proxy = c.servers[0].proxies[0]
     expect(proxy).toMatchObject({ upstream: 'app_servers', location: '/api/', scheme: 'http' })
-    expect(matchUpstream(c, ['localhost:8000']).kind).toBe('match')
-    expect(matchUpstream(c, ['10.0.0.7:8000']).kind).toBe('match')
+    expect(matchBinds(c, ['localhost:8000']).kind).toBe('match')
+    expect(matchBinds(c, ['10.0.0.7:8000']).kind).toBe('match')
   })
 
   it('refuses nothing it cannot resolve: an upstream given a port is not a match', () => {
@@ -213,7 +217,7 @@ server {
       'upstream app { server 127.0.0.1:8000; }\nserver { location / { proxy_pass http://app:8000; } }'
     )
     expect(c.servers[0].proxies[0].unresolved).toMatch(/may not have a port/)
-    expect(matchUpstream(c, ['127.0.0.1:8001']).kind).toBe('unknown')
+    expect(matchBinds(c, ['127.0.0.1:8001']).kind).toBe('unknown')
   })
 })
 
@@ -235,12 +239,12 @@ describe('endpoint equivalence', () => {
     ['http://unix:/var/run/myapp.sock', 'unix:/run/myapp.sock'],
     ['http://127.0.0.1:8000$request_uri', '127.0.0.1:8000']
   ])('proxy_pass %s reaches a Gunicorn bound to %s', (target, bind) => {
-    expect(matchUpstream(proxyTo(target), [bind]).kind).toBe('match')
+    expect(matchBinds(proxyTo(target), [bind]).kind).toBe('match')
   })
 
   it('takes Gunicorn default bind (127.0.0.1:8000) when no bind is given', () => {
-    expect(matchUpstream(proxyTo('http://localhost:8000'), []).kind).toBe('match')
-    expect(matchUpstream(proxyTo('http://localhost:9000'), [])).toEqual({
+    expect(matchBinds(proxyTo('http://localhost:8000'), []).kind).toBe('match')
+    expect(matchBinds(proxyTo('http://localhost:9000'), [])).toEqual({
       kind: 'mismatch',
       proxiedTo: ['localhost:9000'],
       binds: ['127.0.0.1:8000']
@@ -254,7 +258,7 @@ describe('endpoint equivalence', () => {
     ['http://unix:/run/other.sock', 'unix:/run/myapp/myapp.sock'],
     ['http://127.0.0.1:8000', 'unix:/run/myapp/myapp.sock']
   ])('proxy_pass %s is a definite mismatch with %s', (target, bind) => {
-    const verdict = matchUpstream(proxyTo(target), [bind])
+    const verdict = matchBinds(proxyTo(target), [bind])
     expect(verdict.kind).toBe('mismatch')
     if (verdict.kind === 'mismatch') expect(verdict.binds).toEqual([bind])
   })
@@ -264,18 +268,28 @@ describe('endpoint equivalence', () => {
     expect(reaches(tcp('10.0.0.5', 8000), tcp('0.0.0.0', 8000))).toBe('maybe')
     expect(reaches(tcp('app.internal', 8000), tcp('127.0.0.1', 8000))).toBe('maybe')
     expect(reaches(tcp('app.internal', 8001), tcp('127.0.0.1', 8000))).toBe('no')
-    expect(matchUpstream(proxyTo('http://app.internal:8000'), ['127.0.0.1:8000'])).toMatchObject({
+    expect(matchBinds(proxyTo('http://app.internal:8000'), ['127.0.0.1:8000'])).toMatchObject({
       kind: 'unknown',
       reason: expect.stringMatching(/depends on DNS/)
     })
   })
 
-  it('reads Gunicorn binds', () => {
-    expect(bindEndpoint(':8000')).toEqual({ kind: 'tcp', host: '', port: 8000 })
-    expect(bindEndpoint('127.0.0.1')).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 8000 })
-    expect(bindEndpoint('[::1]:5000')).toEqual({ kind: 'tcp', host: '::1', port: 5000 })
-    expect(bindEndpoint('unix:/run/a.sock')).toEqual({ kind: 'unix', path: '/run/a.sock' })
-    expect(bindEndpoint('fd://3')).toBeUndefined()
+  it('cannot compare a bind Gunicorn inherits (fd://) or refuses', () => {
+    for (const bind of ['fd://3', 'localhost:http'])
+      expect(matchBinds(proxyTo('http://127.0.0.1:8000'), [bind])).toEqual({
+        kind: 'unknown',
+        reason: `Gunicorn's bind ${bind} cannot be compared with proxy_pass`
+      })
+  })
+
+  it('reads unix:// as Gunicorn does: both slashes go, so unix://run/a.sock is relative', () => {
+    expect(matchBinds(proxyTo('http://unix:/run/a.sock'), ['unix:///run/a.sock']).kind).toBe(
+      'match'
+    )
+    // relative to Gunicorn's directory, which may be /
+    expect(matchBinds(proxyTo('http://unix:/run/a.sock'), ['unix://run/a.sock']).kind).toBe(
+      'unknown'
+    )
   })
 })
 
@@ -286,7 +300,7 @@ describe('verdicts that stay unknown', () => {
       files: new Map([[MAIN, 'http { include sites-enabled/*; }']])
     })
     expect(c.complete).toBe(false)
-    expect(matchUpstream(c, ['127.0.0.1:8000'])).toEqual({
+    expect(matchBinds(c, ['127.0.0.1:8000'])).toEqual({
       kind: 'unknown',
       reason: expect.stringContaining('include /etc/nginx/sites-enabled/* was not read')
     })
@@ -303,7 +317,7 @@ describe('verdicts that stay unknown', () => {
       ])
     })
     expect(c.complete).toBe(false)
-    expect(matchUpstream(c, ['127.0.0.1:8000']).kind).toBe('match')
+    expect(matchBinds(c, ['127.0.0.1:8000']).kind).toBe('match')
   })
 
   it('a variable in proxy_pass', () => {
@@ -311,18 +325,18 @@ describe('verdicts that stay unknown', () => {
       'server { set $backend 127.0.0.1:8000; location / { proxy_pass http://$backend; } }'
     )
     expect(c.servers[0].proxies[0].unresolved).toBe('variables in proxy_pass')
-    expect(matchUpstream(c, ['127.0.0.1:9000']).kind).toBe('unknown')
+    expect(matchBinds(c, ['127.0.0.1:9000']).kind).toBe('unknown')
   })
 
   it('a syntax error', () => {
     const c = site('server { listen 80; location / { proxy_pass http://127.0.0.1:8001; }')
     expect(c.problems[0]).toMatch(/^\/etc\/nginx\/sites-enabled\/myapp:1: unexpected end of file/)
-    expect(matchUpstream(c, ['127.0.0.1:8000']).kind).toBe('unknown')
+    expect(matchBinds(c, ['127.0.0.1:8000']).kind).toBe('unknown')
   })
 
   it('no proxy_pass at all', () => {
     const c = site('server { listen 80; root /var/www/html; }')
-    expect(matchUpstream(c, ['127.0.0.1:8000'])).toEqual({
+    expect(matchBinds(c, ['127.0.0.1:8000'])).toEqual({
       kind: 'unknown',
       reason: 'no proxy_pass in any http server block'
     })
@@ -350,7 +364,7 @@ describe('name-based virtual hosts', () => {
       { port: 80, ssl: false, defaultServer: true, implicit: false },
       { port: 80, ssl: false, defaultServer: true, implicit: false }
     ])
-    const verdict = matchUpstream(c, ['127.0.0.1:8000'])
+    const verdict = matchBinds(c, ['127.0.0.1:8000'])
     if (verdict.kind !== 'match') throw new Error(`expected a match, got ${verdict.kind}`)
     expect(verdict.servers.map(s => s.names[0])).toEqual(['shop.example.com'])
     expect(deriveNginxUrl(verdict.servers[0], '/health').url).toBe('http://shop.example.com/health')
@@ -383,7 +397,7 @@ describe('TLS with an http -> https redirect', () => {
     expect(secure.tls).toBe(true)
     expect(secure.certificates).toEqual(['/etc/letsencrypt/live/app.example.com/fullchain.pem'])
     expect(secure.redirectedFrom).toEqual(['/etc/nginx/sites-enabled/myapp:1'])
-    const verdict = matchUpstream(c, ['unix:/run/myapp/myapp.sock'])
+    const verdict = matchBinds(c, ['unix:/run/myapp/myapp.sock'])
     if (verdict.kind !== 'match') throw new Error(`expected a match, got ${verdict.kind}`)
     expect(verdict.servers).toEqual([secure])
     expect(deriveNginxUrl(secure, '/health')).toEqual({

@@ -3,8 +3,13 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { runLocally, ScriptedRemote, type Rule } from '../../__fixtures__/scripted-remote.js'
-import { analyzeNginx, matchUpstream } from '../../src/host/nginx/nginx-config.js'
+import { analyzeNginx, matchUpstream, type NginxConfig } from '../../src/host/nginx/nginx-config.js'
+import { parseBind } from '../../src/host/gunicorn/bind.js'
 import { confPathFromVersion, readNginxConfig } from '../../src/host/nginx/nginx-read.js'
+
+/** matchUpstream with Gunicorn's binds as written. */
+const matchBinds = (config: NginxConfig, binds: string[]) =>
+  matchUpstream(config, binds.map(parseBind))
 
 const DUMP = `# configuration file /etc/nginx/nginx.conf:
 http { include /etc/nginx/sites-enabled/*; }
@@ -29,17 +34,19 @@ describe('readNginxConfig through sudo -n nginx -T', () => {
       '/etc/nginx/nginx.conf',
       '/etc/nginx/sites-enabled/myapp'
     ])
-    expect(matchUpstream(analyzeNginx(read), ['unix:/run/myapp/myapp.sock']).kind).toBe('match')
+    expect(matchBinds(analyzeNginx(read), ['unix:/run/myapp/myapp.sock']).kind).toBe('match')
   })
 
   it('falls back to the files, saying why, when sudo refuses', async () => {
-    const remote = new ScriptedRemote([
-      {
-        when: /^sudo -n nginx -T$/,
-        reply: { code: 1, stderr: 'sudo: a password is required\n' }
-      },
-      { when: / readglobs /, reply: { stdout: JSON.stringify({ '/etc/nginx/nginx.conf': [] }) } }
-    ])
+    const remote = new ScriptedRemote(
+      [
+        {
+          when: /^sudo -n nginx -T$/,
+          reply: { code: 1, stderr: 'sudo: a password is required\n' }
+        }
+      ],
+      { readGlobs: { '/etc/nginx/nginx.conf': [] } }
+    )
     const read = await readNginxConfig(remote, {
       sudoDump: true,
       confPath: '/etc/nginx/nginx.conf'
@@ -93,8 +100,8 @@ describe('readNginxConfig as the deploy user', () => {
     )
     const config = analyzeNginx(read)
     expect(config.upstreams.get('app')?.keepalive).toBe(4)
-    expect(matchUpstream(config, ['localhost:8000']).kind).toBe('match')
-    expect(matchUpstream(config, ['localhost:8001']).kind).toBe('mismatch')
+    expect(matchBinds(config, ['localhost:8000']).kind).toBe('match')
+    expect(matchBinds(config, ['localhost:8001']).kind).toBe('mismatch')
   })
 
   it('reports a file it cannot read and is then incomplete', async () => {
@@ -111,7 +118,7 @@ describe('readNginxConfig as the deploy user', () => {
       expect(read.problems).toEqual([
         `could not read ${join(root, 'sites-enabled/gone')}: No such file or directory`
       ])
-      expect(matchUpstream(analyzeNginx(read), ['localhost:8001']).kind).toBe('unknown')
+      expect(matchBinds(analyzeNginx(read), ['localhost:8001']).kind).toBe('unknown')
     } finally {
       rmSync(join(root, 'sites-enabled/gone'))
     }
@@ -143,7 +150,7 @@ describe('readNginxConfig as the deploy user', () => {
     })
     expect(read.complete).toBe(false)
     expect(read.problems[0]).toBe(
-      'reading /etc/nginx/nginx.conf failed: exit 127: sh: 1: python3: not found'
+      "reading /etc/nginx/nginx.conf failed: the remote helper's readglobs on deploy@server.test:22 failed: exit status 127 with no answer:\nsh: 1: python3: not found"
     )
   })
 })

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
-import { FIXED_EXEC_START } from '../../__fixtures__/host-facts.js'
+import { FIXED_EXEC_START, healthyFacts } from '../../__fixtures__/host-facts.js'
+import { runChecks } from '../../src/host/host-checks.js'
 import { reloadSendsHup, reloadTrap } from '../../src/host/preflight.js'
 import {
   parseGunicornCommand,
@@ -52,6 +53,22 @@ describe('reloadTrap', () => {
     const trap = reloadTrap(unit('/srv/myapp/current'), guide, '/srv/myapp', 'myapp')
     expect(trap?.message).toContain('OLD release')
     expect(trap?.message).toContain('Fix: add --chdir /srv/myapp/current')
+  })
+
+  it('carries its cause and fix as fields, which the chdir finding takes as they are', () => {
+    const trap = reloadTrap(unit('/srv/myapp/current'), guide, '/srv/myapp', 'myapp')!
+    expect(trap.cause).toMatch(
+      /^myapp has WorkingDirectory=\/srv\/myapp\/current and no --chdir: .*\.$/
+    )
+    expect(trap.fix).toMatch(/^add --chdir \/srv\/myapp\/current to ExecStart/)
+    expect(trap.message).toBe(`${trap.cause}\nFix: ${trap.fix}`)
+    const facts = healthyFacts({ unit: unit('/srv/myapp/current'), gunicorn: guide })
+    const chdir = runChecks(facts, {
+      releasePath: '/srv/myapp',
+      requiredEnv: [],
+      minFreeBytes: 0
+    }).findings.find(f => f.check === 'chdir')
+    expect(chdir).toEqual({ severity: 'error', check: 'chdir', finding: trap.cause, fix: trap.fix })
   })
 
   it('names --preload and its fix', () => {

@@ -51,7 +51,7 @@ describe('reading socket activation', () => {
   it('replaces every bind setting: Gunicorn serves on the sockets it is handed', () => {
     const g = parseGunicornCommand(['/usr/bin/gunicorn', '--bind', 'unix:/tmp/x.sock', 'wsgi:app'])
     const activated = withSocketActivation(g, ['unix:/run/gunicorn.sock'])
-    expect(activated.binds).toEqual(['unix:/run/gunicorn.sock'])
+    expect(activated.binds.map(b => b.text)).toEqual(['unix:/run/gunicorn.sock'])
     expect(activated.sources.bind).toBe('systemd socket')
     expect(withSocketActivation(g, [])).toBe(g)
   })
@@ -113,7 +113,7 @@ describe('preflight on the docs’ socket-activated gunicorn.service', () => {
   it('takes the socket unit’s path as the bind Nginx must proxy to, and goes on', async () => {
     const { remote, snap } = run()
     const s = await snap
-    expect(s.gunicorn.binds).toEqual(['unix:/run/gunicorn.sock'])
+    expect(s.gunicorn.binds.map(b => b.text)).toEqual(['unix:/run/gunicorn.sock'])
     expect(s.nginx.kind).toBe('match')
     expect(remote.commands).toContain(
       'systemctl show gunicorn.socket --no-pager --property=Listen 2>/dev/null || true'

@@ -13,6 +13,7 @@ import {
   type GunicornCommand
 } from '../../src/host/gunicorn/unit-info.js'
 import { belowCurrent, predictSwitch, type SwitchFacts } from '../../src/host/switch-paths.js'
+import { parseBind } from '../../src/host/gunicorn/bind.js'
 
 const dirs: string[] = []
 afterAll(() => dirs.forEach(d => rmSync(d, { recursive: true, force: true })))
@@ -62,7 +63,7 @@ const nginxConf = (text: string) =>
 function nginxTo(socket: string) {
   const verdict = matchUpstream(
     nginxConf(`http { server { listen 80; location / { proxy_pass http://unix:${socket}; } } }`),
-    [`unix:${socket}`]
+    [parseBind(`unix:${socket}`)]
   )
   if (verdict.kind !== 'match')
     throw new Error(`nginx fixture did not match: ${JSON.stringify(verdict)}`)

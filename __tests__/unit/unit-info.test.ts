@@ -3,8 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from '@jest/globals'
+import { parseBind } from '../../src/host/gunicorn/bind.js'
 import { runLocally, ScriptedRemote } from '../../__fixtures__/scripted-remote.js'
-import { HELPER_PY } from '../../src/host/remote-helper.js'
+import { HELPER_PY } from '../../src/host/helper-client.js'
 import { readGunicornEnv, readGunicornOptions } from '../../src/host/service-state.js'
 import {
   configFileOf,
@@ -55,7 +56,7 @@ describe('parseGunicornCommand', () => {
       launcher: { kind: 'script', path: '/srv/myapp/.venv/bin/gunicorn' },
       workers: 3,
       chdir: '/srv/myapp/current',
-      binds: ['unix:/run/myapp/myapp.sock'],
+      binds: ['unix:/run/myapp/myapp.sock'].map(parseBind),
       preload: false,
       app: 'wsgi:app',
       sources: {
@@ -83,7 +84,7 @@ describe('parseGunicornCommand', () => {
     expect(g).toMatchObject({
       launcher: { kind: 'module', python: '/srv/myapp/.venv/bin/python3' },
       workers: 4,
-      binds: ['127.0.0.1:8000'],
+      binds: ['127.0.0.1:8000'].map(parseBind),
       preload: true,
       app: 'app:create_app()'
     })
@@ -124,7 +125,7 @@ describe('Gunicorn config files', () => {
       preloadSource: 'preload_app = True in /srv/myapp/gunicorn.conf.py',
       chdir: '/srv/myapp/current',
       workers: 3, // the command line wins
-      binds: ['unix:/run/myapp/myapp.sock', '127.0.0.1:8000'],
+      binds: ['unix:/run/myapp/myapp.sock', '127.0.0.1:8000'].map(parseBind),
       configFile: '/srv/myapp/gunicorn.conf.py',
       configRead: true
     })
@@ -208,7 +209,7 @@ describe('Gunicorn launchers', () => {
       inner: { kind: 'script', path: 'gunicorn' }
     })
     expect(g).toMatchObject({
-      binds: [':8000'],
+      binds: [':8000'].map(parseBind),
       app: 'wsgi:app',
       startDirectory: '/srv/app',
       launchEnv: { WEB_CONCURRENCY: '4' }
@@ -229,7 +230,7 @@ describe('Gunicorn launchers', () => {
       inner: { kind: 'script', path: '/srv/app/.venv/bin/gunicorn' }
     })
     expect(g).toMatchObject({
-      binds: ['unix:/run/app/app.sock'],
+      binds: ['unix:/run/app/app.sock'].map(parseBind),
       app: 'wsgi:app',
       startDirectory: '/srv/app/current',
       launchEnv: { WEB_CONCURRENCY: '5' }
@@ -402,7 +403,7 @@ describe('precedence: command line > GUNICORN_CMD_ARGS > config file > WEB_CONCU
     expect(g).toMatchObject({
       preload: true,
       preloadSource: '--preload in GUNICORN_CMD_ARGS',
-      binds: ['unix:/run/a b.sock'],
+      binds: ['unix:/run/a b.sock'].map(parseBind),
       workerClass: 'gthread',
       envRead: true
     })
@@ -415,7 +416,7 @@ describe('precedence: command line > GUNICORN_CMD_ARGS > config file > WEB_CONCU
     expect(configFileOf(unit, withC)).toBe('/etc/g.py')
     // GUNICORN_CMD_ARGS beats the config file, even when applied first
     const file = withConfigFile(withC, '/etc/g.py', 'bind = "unix:/x.sock"\nchdir = "/srv/y"\n')
-    expect(file).toMatchObject({ binds: [':9000'], chdir: '/srv/x' })
+    expect(file).toMatchObject({ binds: [':9000'].map(parseBind), chdir: '/srv/x' })
   })
 
   it('lets what the launch sets win over the EnvironmentFile, and env -i drop it', () => {
@@ -456,7 +457,7 @@ describe('config file settings beyond the reload traps', () => {
     expect(g).toMatchObject({
       workerClass: 'gthread',
       threads: 4,
-      binds: ['unix:/run/a.sock', '127.0.0.1:8000'],
+      binds: ['unix:/run/a.sock', '127.0.0.1:8000'].map(parseBind),
       app: 'wsgi:app',
       configRead: true
     })
@@ -502,8 +503,10 @@ describe('reading the service environment on the host', () => {
     const out = helper('-', first, join(dir, 'missing.env'), second)
     expect(JSON.parse(out)).toEqual({
       readable: true,
-      WEB_CONCURRENCY: '5',
-      GUNICORN_CMD_ARGS: "--threads 2 --bind 'unix:/run/a.sock'"
+      values: {
+        WEB_CONCURRENCY: '5',
+        GUNICORN_CMD_ARGS: "--threads 2 --bind 'unix:/run/a.sock'"
+      }
     })
     expect(out).not.toContain(SECRET)
     expect(out).not.toMatch(/SECRET_KEY|DATABASE_URL|API_TOKEN/)
@@ -512,9 +515,9 @@ describe('reading the service environment on the host', () => {
   it('omits absent names, and says unreadable without any value', () => {
     const none = join(dir, 'none.env')
     writeFileSync(none, `OTHER=${SECRET}\n`)
-    expect(JSON.parse(helper('-', none))).toEqual({ readable: true })
+    expect(JSON.parse(helper('-', none))).toEqual({ readable: true, values: {} })
     const out = helper('-', first, dir) // a directory cannot be read as a file
-    expect(JSON.parse(out)).toEqual({ readable: false })
+    expect(JSON.parse(out)).toEqual({ readable: false, values: {} })
     expect(out).not.toContain(SECRET)
   })
 
@@ -550,7 +553,7 @@ describe('reading the service environment on the host', () => {
     expect(g).toMatchObject({
       workers: 7,
       threads: 9,
-      binds: ['unix:/run/a.sock'],
+      binds: ['unix:/run/a.sock'].map(parseBind),
       configFile: join(dir, 'gunicorn.conf.py'),
       configRead: true,
       envRead: true

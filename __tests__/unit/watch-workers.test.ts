@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import type { Duplex } from 'node:stream'
 import { ScriptedRemote, type Rule } from '../../__fixtures__/scripted-remote.js'
+import { helperFailed, type HelperScript } from '../../__fixtures__/fake-helper.js'
+import type { WatchAnswer, WatchSpec } from '../../src/host/helper-client.js'
 import { recorder as recording } from '../../__fixtures__/recording-log.js'
-import type { ShellLine } from '../../src/transport/shell-quote.js'
-import type { ExecResult } from '../../src/transport/ssh-connection.js'
 import { acquireLock } from '../../src/host/deploy-lock.js'
 import { parsePwdx, watchServiceState } from '../../src/host/service-state.js'
 import {
@@ -22,8 +22,8 @@ import {
 } from '../../src/host/verify-release.js'
 import { deferredLog } from '../../src/core/log.js'
 
-const MARKER = '@@zdd-state@@'
 const GUNICORN = '/srv/myapp/.venv/bin/python3 /srv/myapp/.venv/bin/gunicorn wsgi:app'
+const MARKER = '@@zdd-state@@'
 const NEW_DIR = '/srv/myapp/releases/v2'
 
 const recorder = () => recording({ groups: true })
@@ -36,12 +36,12 @@ function ps(master: number, workers: number[]): string {
   return [`${master} 1 ${GUNICORN}`, ...workers.map(w => `${w} ${master} ${GUNICORN}`)].join('\n')
 }
 
-/** What watchworkers prints: the unit, the process table, the new workers' directories. */
-function snapshot(master: number, workers: number[], dirs: Record<number, string>): string {
+/** What watchworkers answers: the unit, the process table, the new workers' directories. */
+function snapshot(master: number, workers: number[], dirs: Record<number, string>): WatchAnswer {
   const pwdx = Object.entries(dirs)
-    .map(([pid, dir]) => `${pid}: ${dir}`)
-    .join('\n')
-  return `${MARKER}\n${show(master)}\n${MARKER}\n${ps(master, workers)}\n${MARKER}\n${pwdx}\n`
+    .map(([pid, dir]) => `${pid}: ${dir}\n`)
+    .join('')
+  return { show: show(master), ps: ps(master, workers), dirs: pwdx }
 }
 
 const expectations: VerifyExpectations = {
@@ -59,23 +59,22 @@ const expectations: VerifyExpectations = {
   timeoutSeconds: 2
 }
 
-const watch = (reply: Rule['reply']): Rule => ({ when: / watchworkers /, reply })
+/** A host whose helper answers the watch, and whose other commands follow `rules`. */
+const watching = (watchWorkers: HelperScript['watchWorkers'], rules: Rule[] = []) =>
+  new ScriptedRemote(rules, { watchWorkers })
 
 describe('verification watches the workers on the host', () => {
   it('proves the workers from one snapshot the host sends once they are up, with no polling', async () => {
-    const remote = new ScriptedRemote([
-      watch({ stdout: snapshot(10, [21, 22, 23], { 21: NEW_DIR, 22: NEW_DIR, 23: NEW_DIR }) })
-    ])
+    const remote = watching(snapshot(10, [21, 22, 23], { 21: NEW_DIR, 22: NEW_DIR, 23: NEW_DIR }))
     const log = recorder()
     await verifyRelease(remote, expectations, log)
-    expect(remote.commands).toHaveLength(1)
+    expect(remote.commands).toHaveLength(0)
+    expect(remote.helper!.calls).toHaveLength(1)
     expect(log.lines).toContain(`info master 10 kept; 3 new workers (21, 22, 23) in ${NEW_DIR}`)
   })
 
   it('tells the host what to wait for: the kept master, the old workers, the count, and how to read directories', async () => {
-    const remote = new ScriptedRemote([
-      watch({ stdout: snapshot(10, [21, 22, 23], { 21: NEW_DIR, 22: NEW_DIR, 23: NEW_DIR }) })
-    ])
+    const remote = watching(snapshot(10, [21, 22, 23], { 21: NEW_DIR, 22: NEW_DIR, 23: NEW_DIR }))
     await watchServiceState(remote, 'myapp', {
       mainPid: 10,
       oldWorkers: [11, 12, 13],
@@ -83,28 +82,20 @@ describe('verification watches the workers on the host', () => {
       dirs: 'sudo',
       timeoutMs: 1500
     })
-    const spec = JSON.parse(/ watchworkers '([^']+)'/.exec(remote.commands[0])![1]) as Record<
-      string,
-      unknown
-    >
+    const [[spec]] = remote.helper!.callsOf('watchWorkers') as [[WatchSpec]]
     expect(spec).toMatchObject({
       mainPid: 10,
       old: [11, 12, 13],
       workers: 3,
       pwdx: ['sudo', '-n', 'pwdx'],
       timeout: 1.5,
-      interval: 0.02,
-      marker: MARKER
+      interval: 0.02
     })
     expect(spec.show).toEqual(expect.arrayContaining(['systemctl', 'show', 'myapp']))
   })
 
   it('reports a master that died from the snapshot', async () => {
-    const remote = new ScriptedRemote([
-      watch({
-        stdout: `${MARKER}\n${show(0, 'failed')}\n${MARKER}\n\n${MARKER}\n\n`
-      })
-    ])
+    const remote = watching({ show: show(0, 'failed'), ps: '', dirs: '' })
     const failure = verifyRelease(remote, expectations, recorder())
     await expect(failure).rejects.toThrow(VerifyError)
     await expect(failure).rejects.toThrow('the Gunicorn master died after the reload')
@@ -112,30 +103,28 @@ describe('verification watches the workers on the host', () => {
 
   it('names stale code when the snapshot shows the new workers in the old release', async () => {
     const old = expectations.oldReleaseDir!
-    const remote = new ScriptedRemote([
-      watch({ stdout: snapshot(10, [21, 22, 23], { 21: old, 22: old, 23: old }) })
-    ])
+    const remote = watching(snapshot(10, [21, 22, 23], { 21: old, 22: old, 23: old }))
     await expect(
       verifyRelease(remote, { ...expectations, timeoutSeconds: 0.1 }, recorder())
     ).rejects.toThrow('the OLD release: stale code')
   })
 
   it('reads the directories again when the snapshot missed a worker', async () => {
-    const remote = new ScriptedRemote([
-      watch({ stdout: snapshot(10, [21, 22, 23], { 21: NEW_DIR, 22: NEW_DIR }) }),
+    const remote = watching(snapshot(10, [21, 22, 23], { 21: NEW_DIR, 22: NEW_DIR }), [
       {
         when: /^sudo -n pwdx 21 22 23$/,
         reply: { stdout: `21: ${NEW_DIR}\n22: ${NEW_DIR}\n23: ${NEW_DIR}\n` }
       }
     ])
     await verifyRelease(remote, expectations, recorder())
-    expect(remote.commands.slice(1)).toEqual(['sudo -n pwdx 21 22 23'])
+    expect(remote.commands).toEqual(['sudo -n pwdx 21 22 23'])
   })
 
   it('polls the unit and its workers when the host cannot run the watch', async () => {
     let polls = 0
-    const remote = new ScriptedRemote([
-      watch({ code: 127, stderr: 'python3: not found' }),
+    const remote = watching(() => {
+      throw helperFailed('watchworkers')
+    }, [
       {
         when: /^echo @@zdd-state@@; systemctl show/,
         reply: () => {
@@ -148,7 +137,7 @@ describe('verification watches the workers on the host', () => {
     ])
     await verifyRelease(remote, expectations, recorder())
     expect(polls).toBe(3)
-    expect(remote.commands.filter(c => / watchworkers /.test(c))).toHaveLength(1)
+    expect(remote.helper!.callsOf('watchWorkers')).toHaveLength(1)
   })
 
   it('parses pwdx lines, leaving out what is not one', () => {
@@ -172,11 +161,17 @@ class SlowWatchHost extends ScriptedRemote {
   private readonly started = Date.now()
 
   constructor(
-    rules: Rule[],
-    private readonly watchMs: number,
+    answer: WatchAnswer,
+    watchMs: number,
     private readonly body: (n: number) => { headers: Record<string, string>; text: string }
   ) {
-    super(rules)
+    super([], {
+      watchWorkers: async () => {
+        await new Promise(resolve => setTimeout(resolve, watchMs))
+        this.answeredAt = Date.now() - this.started
+        return answer
+      }
+    })
   }
 
   async listen(): Promise<void> {
@@ -186,14 +181,6 @@ class SlowWatchHost extends ScriptedRemote {
       res.writeHead(200, headers).end(text)
     })
     await new Promise<void>(resolve => this.server!.listen(this.socket, resolve))
-  }
-
-  async exec(command: ShellLine): Promise<ExecResult> {
-    if (/ watchworkers /.test(command)) {
-      await new Promise(resolve => setTimeout(resolve, this.watchMs))
-      this.answeredAt = Date.now() - this.started
-    }
-    return super.exec(command)
   }
 
   openChannel(): Promise<Duplex> {
@@ -218,7 +205,7 @@ describe('health beside the worker watch', () => {
 
   async function slowWatch(body: (n: number) => { headers: Record<string, string>; text: string }) {
     const host = new SlowWatchHost(
-      [watch({ stdout: snapshot(10, [21, 22, 23], { 21: NEW_DIR, 22: NEW_DIR, 23: NEW_DIR }) })],
+      snapshot(10, [21, 22, 23], { 21: NEW_DIR, 22: NEW_DIR, 23: NEW_DIR }),
       400,
       body
     )
@@ -264,14 +251,9 @@ describe('health beside the worker watch', () => {
 
 describe('the wait for the deploy lock', () => {
   it('stops when its signal aborts, long before lock-timeout', async () => {
-    const remote = new ScriptedRemote([
-      {
-        when: / lock /,
-        reply: {
-          stdout: JSON.stringify({ taken: false, stale: false, holder: { actor: 'ana' }, age: 5 })
-        }
-      }
-    ])
+    const remote = new ScriptedRemote([], {
+      lock: { taken: false, stale: false, holder: { actor: 'ana' }, age: 5 }
+    })
     const stop = new AbortController()
     setTimeout(() => stop.abort(), 50)
     const started = Date.now()

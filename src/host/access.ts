@@ -3,10 +3,8 @@
 // only SSH, write access under release-path and `sudo systemctl reload|restart`;
 // every other right is an optional proof. What is missing is named, with the
 // exact sudoers line or group that would allow it.
-import { helperArgv } from './remote-helper.js'
-import { runStep } from '../transport/remote-command.js'
+import { helperOf, type AccessAnswer } from './helper-client.js'
 import { RIGHTS, rightSpec, type Right } from './service-commands.js'
-import { toShell } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 
 /** `unknown`: sudo permits it, but other rules may ask for a password; it is tried. */
@@ -32,17 +30,6 @@ export interface Access {
 export interface NotVerified {
   what: string
   allow: string
-}
-
-interface AccessAnswer {
-  user: string
-  uid: number
-  groups: string[]
-  listing: { rc: number; out: string }
-  sudo: { rc: number; out: string }[]
-  readable: Record<string, boolean>
-  which: Record<string, string | null>
-  hidepid?: string | null
 }
 
 const PROGRAMS = ['systemctl', 'nginx', 'pwdx', 'journalctl', 'ps']
@@ -122,17 +109,12 @@ export async function probeAccess(
   unit: string,
   paths: string[]
 ): Promise<Access> {
-  const request = {
+  const answer = await helperOf(remote).access({
     sudo: RIGHTS.map(spec => spec.probe(unit)),
     readable: paths,
     which: PROGRAMS
-  }
-  const result = await runStep(
-    remote,
-    'find out what the deploy user may do',
-    toShell(helperArgv('python3', 'access', JSON.stringify(request)))
-  )
-  return parseAccess(JSON.parse(result.stdout) as AccessAnswer, unit)
+  })
+  return parseAccess(answer, unit)
 }
 
 /** Whether the right may be used (unknown is tried, and a refusal is reported then). */

@@ -3,18 +3,8 @@
 // While held, a heartbeat refreshes its age, so a long deploy never looks stale.
 import { randomBytes } from 'node:crypto'
 import type { Log } from '../core/log.js'
-import { helperArgv } from './remote-helper.js'
-import { runStep } from '../transport/remote-command.js'
-import { toShell } from '../transport/shell-quote.js'
+import { HelperError, helperOf, type LockOwner } from './helper-client.js'
 import { replaceIfDropped, type Connection, type RemoteHost } from '../transport/ssh-connection.js'
-
-export interface LockOwner {
-  token: string
-  actor: string
-  run: string
-  release: string
-  since: string
-}
 
 export interface HeldLock {
   dir: string
@@ -38,8 +28,8 @@ function startHeartbeat(remote: RemoteHost, dir: string, token: string, every: n
   const timer = setInterval(() => {
     if (busy) return
     busy = true
-    remote
-      .exec(toShell(helperArgv('python3', 'touchlock', dir, token)), { timeoutMs: 15_000 })
+    helperOf(remote)
+      .touchLock(dir, token)
       .catch(() => undefined)
       .finally(() => {
         busy = false
@@ -47,13 +37,6 @@ function startHeartbeat(remote: RemoteHost, dir: string, token: string, every: n
   }, every)
   timer.unref()
   return () => clearInterval(timer)
-}
-
-interface LockAnswer {
-  taken: boolean
-  stale: boolean
-  holder: Partial<LockOwner>
-  age: number
 }
 
 /** Waits `ms`, or less when `signal` aborts. */
@@ -98,14 +81,7 @@ export async function acquireLock(
   const deadline = Date.now() + options.timeoutSeconds * 1000
   let announced = false
   for (;;) {
-    const result = await runStep(
-      remote,
-      'take the deploy lock',
-      toShell(
-        helperArgv('python3', 'lock', dir, JSON.stringify(owner), String(options.staleSeconds))
-      )
-    )
-    const answer = JSON.parse(result.stdout) as LockAnswer
+    const answer = await helperOf(remote).lock(dir, owner, options.staleSeconds)
     if (answer.taken) {
       if (answer.stale)
         options.log.warning(
@@ -152,19 +128,19 @@ export async function releaseLock(
   lock.stopHeartbeat()
   const conn = 'exec' in remote ? undefined : remote
   const unlock = (over: RemoteHost) =>
-    over.exec(toShell(helperArgv('python3', 'unlock', lock.dir, lock.owner.token)), {
-      timeoutMs: 15_000
-    })
-  let result = await unlock(conn?.remote ?? (remote as RemoteHost))
-  if (result.code === null && conn?.reconnect) {
+    helperOf(over)
+      .unlock(lock.dir, lock.owner.token)
+      .catch((error: unknown) => error as Error)
+  let answer = await unlock(conn?.remote ?? (remote as RemoteHost))
+  if (answer instanceof HelperError && answer.dropped && conn?.reconnect) {
     await replaceIfDropped(conn, m => log.warning(m)).catch(() => undefined)
-    result = await unlock(conn.remote)
+    answer = await unlock(conn.remote)
   }
-  if (result.code !== 0)
+  if (answer instanceof Error)
     log.warning(
-      `could not release the deploy lock ${lock.dir}: ${result.stderr.trim() || 'connection lost'}; it is taken over after lock-stale-after`
+      `could not release the deploy lock ${lock.dir}: ${answer.message}; it is taken over after lock-stale-after`
     )
-  else if (result.stdout.trim() !== 'released')
+  else if (!answer.released)
     log.warning(`the deploy lock ${lock.dir} was no longer ours (taken over?)`)
 }
 

@@ -10,6 +10,8 @@ import { reloadSendsHup, reloadTrap } from './gunicorn/reload-traps.js'
 import { RIGHTS, rightSpec, type Right } from './service-commands.js'
 import { tailLines } from '../transport/remote-command.js'
 import { configUnseen } from './gunicorn/unit-info.js'
+import { socketOf, type Bind } from './gunicorn/bind.js'
+import { socketPath } from './endpoint.js'
 import type { Strategy } from '../core/strategy.js'
 import { blueGreenLayout, pooledUpstream } from './blue-green/checks.js'
 import { instanceUnit, otherColour } from './blue-green/instances.js'
@@ -136,13 +138,9 @@ function gunicornLaunch(f: HostFacts, ctx: CheckContext): Finding[] {
   }
   const trap = reloadTrap(f.unit, g, ctx.releasePath, f.service)
   if (trap) {
-    const [cause, fix] = trap.message.split('\nFix: ')
     // A cold start loads whatever current points at; the trap bites on the next reload.
-    out.push(
-      f.masterAlive
-        ? error(g.preload ? 'preload' : 'chdir', cause, fix)
-        : warning(g.preload ? 'preload' : 'chdir', cause, fix)
-    )
+    const finding = f.masterAlive ? error : warning
+    out.push(finding(g.preload ? 'preload' : 'chdir', trap.cause, trap.fix ?? ''))
   } else if (g.launcher.kind !== 'unknown') {
     out.push(
       ok('chdir', g.chdir ? `--chdir ${g.chdir}` : 'WorkingDirectory is not under current'),
@@ -163,16 +161,22 @@ function gunicornLaunch(f: HostFacts, ctx: CheckContext): Finding[] {
   return out
 }
 
+/** A unix socket directly in /run (not in a directory of its own there). */
+function inRunItself(bind: Bind): boolean {
+  const socket = socketOf(bind)
+  return socket !== undefined && /^\/run\/[^/]+$/.test(socketPath(socket))
+}
+
 function socketInRun(f: HostFacts): Finding[] {
   const svc = f.service.replace(/\.service$/, '')
   // A socket unit's socket is created by systemd (as root), not by Gunicorn.
   if (f.gunicorn.sources.bind === 'systemd socket') return []
   return f.gunicorn.binds
-    .filter(b => /^unix:\/run\/[^/]+$/.test(b) && f.unit.user && f.unit.user !== 'root')
+    .filter(b => f.unit.user && f.unit.user !== 'root' && inRunItself(b))
     .map(bind =>
       error(
         'socket',
-        `--bind ${bind} as User=${f.unit.user}: ${f.unit.user} cannot create a socket directly in root-owned /run, so Gunicorn fails to start (it only logs "Retrying in 1 second")`,
+        `--bind ${bind.text} as User=${f.unit.user}: ${f.unit.user} cannot create a socket directly in root-owned /run, so Gunicorn fails to start (it only logs "Retrying in 1 second")`,
         `add RuntimeDirectory=${svc} and bind unix:/run/${svc}/${svc}.sock (update Nginx's proxy_pass to match)`
       )
     )
@@ -373,6 +377,15 @@ function interpreter(f: HostFacts): Finding[] {
     const fix = `start Gunicorn as ${venv}/bin/python -m gunicorn`
     if (!f.shebang.python)
       out.push(error('venv', `${g.launcher.path} is missing or has no #! line`, fix))
+    else if (!f.shebang.importsGunicorn && f.shebang.lookedUp)
+      // found through the service's PATH, which may not be the deploy user's
+      out.push(
+        warning(
+          'venv',
+          `${g.launcher.path} runs ${f.shebang.python} from the PATH, and the deploy user's ${f.shebang.python} cannot import gunicorn (the service's PATH may differ)`,
+          fix
+        )
+      )
     else if (!f.shebang.importsGunicorn)
       out.push(
         error(
@@ -418,7 +431,7 @@ function environment(f: HostFacts, ctx: CheckContext): Finding[] {
     return [
       unverified(
         'environment',
-        `${f.envFile} is not readable by ${f.user}: the import check cannot reproduce the unit's environment and is skipped${ctx.requiredEnv.length ? `, and required-env (${ctx.requiredEnv.join(', ')}) is not checked` : ''}; verification after the reload still protects the release`,
+        `${f.envFile} is not readable by ${f.user}: the import check runs without the unit's environment and refuses only what no variable can change${ctx.requiredEnv.length ? `, and required-env (${ctx.requiredEnv.join(', ')}) is not checked` : ''}; verification after the switch proves the rest`,
         `let ${f.user} read it: chgrp www-data ${f.envFile}; chmod 640 ${f.envFile}; usermod -aG www-data ${f.user} (or the group that owns it)`
       )
     ]

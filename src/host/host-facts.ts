@@ -4,9 +4,9 @@
 import { may, probeAccess, type Access } from './access.js'
 import { analyzeNginx, matchUpstream, type UpstreamVerdict } from './nginx/nginx-config.js'
 import { readNginxConfig } from './nginx/nginx-read.js'
-import { helperArgv } from './remote-helper.js'
-import type { EnvCheck } from './release-checks.js'
+import { helperOf, type EnvCheck } from './helper-client.js'
 import { findInterpreter, type Interpreter } from './gunicorn/gunicorn-interpreter.js'
+import { parseShebang, SHEBANG_LINES } from './gunicorn/shebang.js'
 import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
 import { asRoot, serviceCommands } from './service-commands.js'
 import {
@@ -16,6 +16,7 @@ import {
 } from './gunicorn/gunicorn-processes.js'
 import { readGunicornOptions, readUnit, realPath, workingDirectories } from './service-state.js'
 import { optional, toShell } from '../transport/shell-quote.js'
+import { parseBind, type Bind } from './gunicorn/bind.js'
 import type { ExecResult, RemoteHost } from '../transport/ssh-connection.js'
 import {
   configUnseen,
@@ -69,8 +70,13 @@ export interface HostFacts {
   interpreter: Interpreter | { error: string }
   /** Gunicorn's version as the unit's interpreter imports it, when it could be read. */
   gunicornVersion?: string
-  /** The console script's first line, when Gunicorn is started through one. */
-  shebang?: { python?: string; importsGunicorn: boolean }
+  /** The console script's #! interpreter, when Gunicorn is started through one. */
+  shebang?: {
+    python?: string
+    /** A name looked up on PATH (`#!/usr/bin/env python3`), not a path. */
+    lookedUp?: boolean
+    importsGunicorn: boolean
+  }
   envFile?: string
   env?: Partial<EnvCheck>
   nginxErrorLog: string
@@ -114,7 +120,7 @@ async function nginxMatch(
   gunicorn: GunicornCommand,
   access: Access,
   /** What Nginx must proxy to, when not Gunicorn's own bind (blue-green: live.sock). */
-  proxiedBind?: string
+  proxiedBind?: Bind
 ): Promise<NginxMatch> {
   // Gunicorn's binds are unknown when a config file it reads could not be read.
   if (!proxiedBind && gunicorn.binds.length === 0 && configUnseen(gunicorn))
@@ -171,16 +177,25 @@ async function gunicornVersion(remote: RemoteHost, python: string): Promise<stri
   return /^\d+(\.\d+)*/.test(version) ? version : undefined
 }
 
-async function scriptShebang(
+/**
+ * The console script's interpreter (its #! line, read by parseShebang) and whether it
+ * imports Gunicorn. A name looked up on PATH (`#!/usr/bin/env python3`) is run with the
+ * deploy user's PATH, which may not be the service's.
+ */
+export async function scriptShebang(
   remote: RemoteHost,
   g: GunicornCommand
 ): Promise<HostFacts['shebang']> {
-  if (g.launcher.kind !== 'script') return undefined
-  const head = await remote.exec(optional(['head', '-n', '1', g.launcher.path]))
-  const python = /^#!\s*(\S+)/.exec(head.stdout)?.[1]
-  if (!python) return { importsGunicorn: false }
-  const runs = await remote.exec(toShell([python, '-c', 'import gunicorn']))
-  return { python, importsGunicorn: runs.code === 0 }
+  if (g.launcher.kind !== 'script' || !g.launcher.path.startsWith('/')) return undefined
+  const head = await remote.exec(optional(['head', '-n', String(SHEBANG_LINES), g.launcher.path]))
+  const shebang = parseShebang(head.stdout)
+  if (!shebang) return { importsGunicorn: false }
+  const runs = await remote.exec(toShell([shebang.interpreter, '-c', 'import gunicorn']))
+  return {
+    python: shebang.interpreter,
+    lookedUp: shebang.lookedUp,
+    importsGunicorn: runs.code === 0
+  }
 }
 
 async function readEnv(
@@ -189,8 +204,7 @@ async function readEnv(
   required: string[]
 ): Promise<Partial<EnvCheck> | undefined> {
   if (!envFile) return undefined
-  const env = await remote.exec(toShell(helperArgv('python3', 'envcheck', envFile, ...required)))
-  return JSON.parse(env.stdout || '{}') as Partial<EnvCheck>
+  return helperOf(remote).envCheck(envFile, required)
 }
 
 /**
@@ -206,7 +220,7 @@ export async function gatherFacts(remote: RemoteHost, opts: FactOptions): Promis
     gatherUnitFacts(
       remote,
       { ...opts, service: instanceUnit(opts.service, serving) },
-      `unix:${bg.liveLink}`
+      parseBind(`unix:${bg.liveLink}`)
     ),
     probeAccess(remote, instanceUnit(opts.service, otherColour(serving)), [])
   ])
@@ -252,7 +266,7 @@ async function readLayout(remote: RemoteHost, layout: ReleaseLayout) {
 async function gatherUnitFacts(
   remote: RemoteHost,
   opts: FactOptions,
-  proxiedBind?: string
+  proxiedBind?: Bind
 ): Promise<HostFacts> {
   const { layout, service } = opts
   const unit = await readUnit(remote, service)

@@ -20,9 +20,7 @@ import type { RemoteHost } from '../transport/ssh-connection.js'
 import type { GunicornCommand, UnitInfo } from './gunicorn/unit-info.js'
 import type { ProcessView } from './gunicorn/gunicorn-processes.js'
 
-export { PreflightError, reloadSendsHup, reloadTrap } from './gunicorn/reload-traps.js'
-
-export type { DirAccess } from './host-facts.js'
+export { reloadSendsHup, reloadTrap } from './gunicorn/reload-traps.js'
 
 export interface ServiceSnapshot {
   /** The unit that serves (under blue-green the live instance, e.g. myapp@blue). */

@@ -2,8 +2,9 @@
 // interpreter, dependencies, the EnvironmentFile, the import check and
 // migrations. Any failure here leaves the running release untouched.
 import type { Interpreter } from './gunicorn/gunicorn-interpreter.js'
+import { FixableError } from '../core/fixable-error.js'
 import type { Log } from '../core/log.js'
-import { helperArgv } from './remote-helper.js'
+import { helperOf, inRelease, unitEnvironment, type ImportAnswer } from './helper-client.js'
 import { RemoteCommandError, runStep, tailLines } from '../transport/remote-command.js'
 import { optional, toShell, type ShellLine } from '../transport/shell-quote.js'
 import type { ExecResult, RemoteHost } from '../transport/ssh-connection.js'
@@ -112,15 +113,6 @@ export async function installDependencies(
   return true
 }
 
-export interface EnvCheck {
-  exists: boolean
-  readable: boolean
-  errors: number[]
-  missing: string[]
-  empty: string[]
-  count: number
-}
-
 /** The EnvironmentFile exists, parses, and sets every required name; values never leave the host. */
 export async function checkEnvironment(
   remote: RemoteHost,
@@ -136,12 +128,7 @@ export async function checkEnvironment(
     log.info('the unit has no EnvironmentFile')
     return
   }
-  const result = await runStep(
-    remote,
-    'check the EnvironmentFile',
-    toShell(helperArgv('python3', 'envcheck', envFile, ...required))
-  )
-  const check = JSON.parse(result.stdout) as EnvCheck
+  const check = await helperOf(remote).envCheck(envFile, required)
   if (!check.exists) throw new Error(`EnvironmentFile ${envFile} does not exist`)
   if (!check.readable)
     throw new Error(
@@ -159,36 +146,74 @@ export async function checkEnvironment(
   )
 }
 
-/** Imports the WSGI app of the new release with the unit's interpreter and environment. */
-export async function importCheck(
-  remote: RemoteHost,
-  opts: { interpreter: Interpreter; envFile?: string; releaseDir: string; app: string; log: Log }
-): Promise<number | undefined> {
-  const result = await remote.exec(
-    toShell(
-      helperArgv(
-        opts.interpreter.python,
-        'importcheck',
-        opts.envFile ?? '-',
-        opts.releaseDir,
-        opts.app
-      )
-    ),
-    { timeoutMs: 120_000 }
-  )
-  if (result.code !== 0) {
-    throw new Error(
-      `the new release cannot import ${opts.app} with ${opts.interpreter.python} (it never reached the reload):\n${tailLines(result.stderr || result.stdout, 20)}`
-    )
-  }
-  opts.log.info(result.stdout.trim())
-  return importSeconds(result.stdout)
+export interface ImportCheckOptions {
+  interpreter: Interpreter
+  envFile?: string
+  /** false: the deploy user cannot read envFile, so the release is imported without it. */
+  envReadable: boolean
+  releaseDir: string
+  app: string
+  log: Log
 }
 
-/** The import time the helper reports (`... in 1.23s`), when it does. */
-export function importSeconds(output: string): number | undefined {
-  const m = / in (\d+(?:\.\d+)?)s\s*$/.exec(output.trim())
-  return m ? Number(m[1]) : undefined
+/**
+ * Imports the WSGI app of the new release with the unit's interpreter, before the switch;
+ * returns how long the import took (undefined when it was not proven). With the unit's
+ * environment (its EnvironmentFile read, or none to read) any failure refuses the release.
+ *
+ * When the deploy user cannot read the EnvironmentFile, the release is imported without
+ * it, and a failure refuses the release only when its cause is one no variable can change
+ * (the helper's rule, remote-helper.py `independent_cause` and `static_cause`): a file of
+ * the release that does not compile, a module that is not installed or a name a module
+ * lacks, a file missing from the release, the app missing from its module, each only when
+ * the release's own code had read no environment variable before it failed; or, found in
+ * the source, a module reached through imports that always run that does not compile or
+ * is not installed. Anything else (an unset variable, an error raised after reading one, a
+ * refused connection, a permission the service user may have) may depend on the
+ * environment: a warning, and verification after the switch proves the release.
+ */
+export async function importCheck(
+  remote: RemoteHost,
+  opts: ImportCheckOptions
+): Promise<number | undefined> {
+  const env = unitEnvironment(opts.envFile, opts.envReadable)
+  const answer = await helperOf(remote).importCheck({
+    python: opts.interpreter.python,
+    env,
+    releaseDir: opts.releaseDir,
+    app: opts.app
+  })
+  const how = `${opts.app} with ${opts.interpreter.python}`
+  if (answer.ok) {
+    const without = env === 'unreadable' ? ` (without ${opts.envFile})` : ''
+    opts.log.info(`ok ${how}${without} in ${answer.seconds.toFixed(2)}s`)
+    return answer.seconds
+  }
+  const traceback = tailLines(answer.traceback, 20)
+  if (env !== 'unreadable')
+    throw new Error(
+      `the new release cannot import ${how} (it never reached the reload):\n${traceback}`
+    )
+  const user = remote.target.user
+  if (answer.independent)
+    throw new FixableError(
+      `the new release cannot import ${how} (it never reached the reload): ${answer.independent}. It was imported without ${opts.envFile}, which ${user} cannot read, and fails the same with any environment.\n${traceback}`,
+      `correct the release. Only a module found through a variable of ${opts.envFile} (such as PYTHONPATH) would make this wrong: then let ${user} read ${opts.envFile}, so that the import check runs with it.`
+    )
+  opts.log.warning(uncertainImport(opts, answer, user))
+  return undefined
+}
+
+function uncertainImport(
+  opts: ImportCheckOptions,
+  answer: Extract<ImportAnswer, { ok: false }>,
+  user: string
+): string {
+  const { type, message, file, line } = answer.failure
+  const at = file ? ` (${file}${line ? `:${line}` : ''})` : ''
+  const unset = answer.reads.filter(r => !r.set).map(r => r.name)
+  const reads = unset.length > 0 ? `; it reads ${unset.join(', ')}, unset without that file` : ''
+  return `not verified before the switch: ${opts.app} does not import without ${opts.envFile}, which ${user} cannot read: ${type}: ${message}${at}${reads}. That may depend on the environment, so the deploy goes on and verification after the switch proves the release. To check the import fully before the switch, let ${user} read ${opts.envFile}.`
 }
 
 /** Revision ids in `flask db current` / `flask db heads` output. */
@@ -237,10 +262,9 @@ export async function migrate(
   }
 ): Promise<'ran' | 'skipped'> {
   if (opts.mode === 'off') return 'skipped'
-  const env = opts.envFile ?? '-'
+  const env = unitEnvironment(opts.envFile, opts.envReadable !== false)
   const python = opts.interpreter?.python ?? 'python3'
-  const inRelease = (...argv: string[]) =>
-    toShell(helperArgv(python, 'run', env, opts.releaseDir, ...argv))
+  const run = (...argv: string[]) => inRelease(python, env, opts.releaseDir, argv)
   const module = opts.app.split(':')[0]
   const flask = [python, '-m', 'flask', '--app', module, 'db']
   const limits = { ...opts.limits, timeoutInput: 'migrate-timeout' }
@@ -250,7 +274,7 @@ export async function migrate(
   if (has.code === 0) migrationsNeed(opts)
   if (opts.command) {
     await opts.ready
-    await runLongStep(remote, 'migrate-command', inRelease(...opts.command), limits)
+    await runLongStep(remote, 'migrate-command', run(...opts.command), limits)
     opts.log.info(`ran ${opts.command.join(' ')}`)
     return 'ran'
   }
@@ -261,8 +285,8 @@ export async function migrate(
   // current and heads are independent reads, run side by side
   const readRevisions = async () => {
     const [currentOut, headsOut] = await Promise.all([
-      runStep(remote, 'flask db current', inRelease(...flask, 'current')),
-      runStep(remote, 'flask db heads', inRelease(...flask, 'heads'))
+      runStep(remote, 'flask db current', run(...flask, 'current')),
+      runStep(remote, 'flask db heads', run(...flask, 'heads'))
     ])
     return { current: revisions(currentOut.stdout), heads: revisions(headsOut.stdout) }
   }
@@ -275,7 +299,7 @@ export async function migrate(
   }
   await opts.ready
   try {
-    const up = await runLongStep(remote, 'flask db upgrade', inRelease(...flask, 'upgrade'), limits)
+    const up = await runLongStep(remote, 'flask db upgrade', run(...flask, 'upgrade'), limits)
     const output = tailLines(up.stderr + up.stdout, 5)
     if (output) opts.log.info(output)
   } catch (error) {

@@ -1,10 +1,19 @@
 # The small Python program the action runs on the server for the checks that
 # would be fragile as shell text. It reaches the server as program text:
 #     python3 -c "$(cat remote-helper.py)" <command> args...
-# (the bundle carries this file as a string; see remote-helper.ts). Python is
-# always there on a Flask host; only the standard library is used. Values of an
-# EnvironmentFile never leave the server: only names (and, for gunicornenv, the
-# two Gunicorn variables) are printed.
+# (the bundle carries this file as a string; helper-client.ts builds the argv
+# and checks the answer). Python is always there on a Flask host; only the
+# standard library is used, on Python 3.11 and later.
+#
+# The protocol: every command prints exactly one JSON object on stdout and
+# nothing else, exit status 0; a command that fails prints {"error": {"type",
+# "message"}} and exits 1 (2 for an unknown command). Whatever else is printed
+# (the app while it is imported, Alembic, a traceback) goes to stderr. The one
+# exception is `run`, which is not a question but a launcher: it execs the
+# program, whose output and exit status are the program's own.
+#
+# Values of an EnvironmentFile never leave the server: only names (and, for
+# gunicornenv, the two Gunicorn variables) are printed.
 #
 # Under -c, __name__ is "__main__" as well, so the dispatch below runs there;
 # tests import the file as a module and call the functions directly.
@@ -39,8 +48,12 @@ def parse_env(path):
         env[key] = value
     return env, errors
 
+# The first argument of importcheck, dbrevisions and run: an EnvironmentFile to load,
+# NO_ENV when the unit has none, UNREADABLE_ENV when it has one the deploy user cannot read.
+NO_ENV, UNREADABLE_ENV = "-", "?"
+
 def load_env(path):
-    if path != "-":
+    if path not in (NO_ENV, UNREADABLE_ENV):
         env, _ = parse_env(path)
         os.environ.update(env)
 
@@ -54,47 +67,258 @@ def cmd_envcheck(path, *names):
             out["empty"] = [n for n in names if n in env and env[n] == ""]
         except OSError:
             pass
-    print(json.dumps(out))
+    return out
+
+# --- the import check
+
+class Release:
+    """Paths inside the release directory, as the import check judges them."""
+
+    def __init__(self, directory):
+        self.root = os.path.realpath(directory)
+        self.known = {}
+
+    def holds(self, path):
+        """Whether `path` (relative: to the release, where the check runs) lies inside the release."""
+        if not path or path.startswith("<"):
+            return False
+        if path not in self.known:
+            full = os.path.realpath(os.path.join(self.root, path))
+            self.known[path] = full == self.root or full.startswith(self.root + os.sep)
+        return self.known[path]
+
+    def relative(self, path):
+        return os.path.relpath(os.path.realpath(os.path.join(self.root, path)), self.root)
+
+def watch_environment(release):
+    """Records the environment variables the release's own code reads from now on: a read
+    counts when, going up the stack from it, a frame of a file inside the release comes
+    before the import machinery (a library that reads os.environ while it is being
+    imported does so by itself; one that reads it because the release called it does so
+    for the release). Returns the list the reads are added to: {name, set}; None when
+    os.environ cannot be watched (then no failure counts as independent of it)."""
+    reads = []
+    base = type(os.environ)
+
+    def note(frame, key, present):
+        while frame is not None:
+            name = frame.f_code.co_filename
+            if name.startswith("<frozen importlib"):
+                return
+            if release.holds(name):
+                if all(r["name"] != key for r in reads):
+                    reads.append({"name": key, "set": present})
+                return
+            frame = frame.f_back
+
+    class Watched(base):
+        def __getitem__(self, key):
+            try:
+                value = base.__getitem__(self, key)
+            except KeyError:
+                note(sys._getframe(1), key, False)
+                raise
+            note(sys._getframe(1), key, True)
+            return value
+
+    try:
+        os.environ.__class__ = Watched
+    except TypeError:
+        return None
+    return reads
+
+class AppNotFound(Exception):
+    """The module imported, but the app it names is missing or not a WSGI callable."""
+
+def load_app(app):
+    """Imports the module of `module:attr` (attr `application` when not given) and finds the app."""
+    import importlib
+    module_name, _, attr = app.partition(":")
+    attr = attr or "application"
+    module = importlib.import_module(module_name)
+    target = module
+    for part in attr.split("(", 1)[0].split("."):
+        if not hasattr(target, part):
+            raise AppNotFound("%s has no attribute %s" % (module_name, attr))
+        target = getattr(target, part)
+    if attr.endswith(")"):
+        target = target()
+    if not callable(target):
+        raise AppNotFound("%s is not a WSGI callable" % app)
+    return module
+
+def where(error, release):
+    """The innermost place in the release's files the error came from: (file, line)."""
+    if isinstance(error, SyntaxError) and release.holds(error.filename):
+        return release.relative(error.filename), error.lineno
+    found = (None, None)
+    for frame in traceback.extract_tb(error.__traceback__):
+        if release.holds(frame.filename):
+            found = (release.relative(frame.filename), frame.lineno)
+    return found
+
+def release_traceback(error):
+    """The traceback from the first frame that is not this helper's."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == load_app.__code__.co_filename:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(error), error, tb))
+
+def independent_cause(error, release):
+    """Why `error` fails the same with any environment, or None when a variable might change
+    it. Only what no variable can change: a file of the release that does not compile, a
+    module that is not installed (or a name it lacks), a file missing from the release, the
+    app missing from its module. Everything else (KeyError, RuntimeError, a refused
+    connection, a permission the service user may have) may depend on the environment."""
+    if isinstance(error, SyntaxError) and release.holds(error.filename):
+        return "%s does not compile (line %s)" % (release.relative(error.filename), error.lineno)
+    if isinstance(error, ModuleNotFoundError) and error.name:
+        return "no module named %s is installed for %s" % (error.name, sys.executable)
+    if type(error) is ImportError and str(error).startswith("cannot import name"):
+        return str(error)
+    if isinstance(error, FileNotFoundError) and error.filename and release.holds(str(error.filename)):
+        return "%s is missing from the release" % release.relative(str(error.filename))
+    if isinstance(error, AppNotFound):
+        return str(error)
+    return None
+
+MACHINERY = ("sys.path", "sys.modules", "__path__", "importlib", "__import__", "meta_path",
+             "path_hooks", "addsitedir", "pkgutil", "exec(", "runpy")
+
+def release_module(root, name):
+    """The file of module `name` inside the release: (path, is_package), None when the release
+    does not hold it, or ("", True) for a directory without __init__.py (a namespace package)."""
+    base = os.path.join(root, *name.split("."))
+    if os.path.isfile(base + ".py"):
+        return base + ".py", False
+    if os.path.isfile(os.path.join(base, "__init__.py")):
+        return os.path.join(base, "__init__.py"), True
+    return ("", True) if os.path.isdir(base) else None
+
+def plain_package(root, name):
+    """A package of the release whose submodules can only be its files: it has an
+    __init__.py (a namespace package may continue elsewhere on sys.path) that does not
+    touch the import machinery (sys.modules, __path__...)."""
+    found = release_module(root, name)
+    if not found or not found[0] or not found[1]:
+        return False
+    with open(found[0], "rb") as fh:
+        text = fh.read().decode("utf-8", "replace")
+    return not any(word in text for word in MACHINERY)
+
+def unconditional_imports(tree, package):
+    """(module, names) of the import statements a module runs whatever happens: at its top
+    level, outside if/try/with/def/class. Relative imports are resolved against `package`."""
+    import ast
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name, []
+        elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            if node.level:
+                parts = package.split(".") if package else []
+                if node.level - 1 > len(parts):
+                    continue
+                base = parts[:len(parts) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module
+            if module:
+                yield module, [a.name for a in node.names if a.name != "*"]
+
+def static_cause(root, module_name):
+    """What certainly fails, found without running anything: following the unconditional
+    imports from the app's module through the release's own modules, a module that does
+    not compile, or one that neither the release nor the interpreter has. A module whose
+    text touches the import machinery (sys.path, importlib...) is compiled but its imports
+    are not judged."""
+    import ast, importlib.util
+    queue, seen = [module_name], set()
+    while queue:
+        name = queue.pop(0)
+        found = release_module(root, name)
+        if not found or not found[0] or found[0] in seen:
+            continue
+        path, is_package = found
+        seen.add(path)
+        with open(path, "rb") as fh:
+            source = fh.read()
+        try:
+            compile(source, path, "exec", dont_inherit=True)
+        except SyntaxError as error:
+            return "%s does not compile (line %s): %s" % (os.path.relpath(path, root), error.lineno, error.msg)
+        text = source.decode("utf-8", "replace")
+        if any(word in text for word in MACHINERY):
+            continue
+        package = name if is_package else name.rpartition(".")[0]
+        for module, names in unconditional_imports(ast.parse(source, path), package):
+            top = module.split(".")[0]
+            if release_module(root, top) is not None:
+                parts = module.split(".")
+                for i in range(1, len(parts) + 1):
+                    part = ".".join(parts[:i])
+                    if release_module(root, part) is None:
+                        if i > 1 and not plain_package(root, ".".join(parts[:i - 1])):
+                            break
+                        return "%s imports %s, which the release does not hold" % (os.path.relpath(path, root), module)
+                    queue.append(part)
+                queue.extend("%s.%s" % (module, n) for n in names)
+            elif top not in sys.modules and importlib.util.find_spec(top) is None:
+                return "%s imports %s, which is not installed for %s" % (os.path.relpath(path, root), top, sys.executable)
+    return None
 
 def cmd_importcheck(envfile, directory, app):
+    """Imports the WSGI app of the release. With the unit's EnvironmentFile (or none), any
+    failure is the release's. With an EnvironmentFile the deploy user cannot read
+    (envfile "?"), the import runs without it and the failure is judged: `independent`
+    names a cause no variable can change, found while importing (when the release's code
+    had read no variable before it failed) or from the source (static_cause); null when
+    the failure may depend on the environment. `reads`: the variables the release read."""
     load_env(envfile)
     os.chdir(directory)
     sys.path.insert(0, directory)
-    module_name, _, attr = app.partition(":")
-    attr = attr or "application"
+    release = Release(directory)
+    reads = watch_environment(release) if envfile == UNREADABLE_ENV else []
     started = time.monotonic()
     try:
-        import importlib
-        module = importlib.import_module(module_name)
-        expr = attr.split("(", 1)[0]
-        target = module
-        for part in expr.split("."):
-            target = getattr(target, part)
-        if attr.endswith(")"):
-            target = target()
-        if not callable(target):
-            raise TypeError("%s is not a WSGI callable" % app)
-    except BaseException:
-        traceback.print_exc()
-        sys.exit(1)
+        module = load_app(app)
+    except BaseException as error:
+        independent = None
+        if envfile == UNREADABLE_ENV:
+            independent = None if reads is None or reads else independent_cause(error, release)
+            if independent is None:
+                try:
+                    independent = static_cause(release.root, app.partition(":")[0])
+                except Exception:  # what cannot be judged is not certain
+                    independent = None
+        file, line = where(error, release)
+        return {
+            "ok": False,
+            "failure": {"type": type(error).__name__, "message": str(error)[:2000], "file": file, "line": line},
+            "traceback": release_traceback(error)[-8000:],
+            "independent": independent,
+            "reads": reads or [],
+        }
     # The import time predicts how long a reload holds requests while new workers boot.
-    print("ok %s from %s in %.2fs" % (app, getattr(module, "__file__", "?"), time.monotonic() - started))
+    return {"ok": True, "file": getattr(module, "__file__", None), "seconds": round(time.monotonic() - started, 3),
+            "reads": reads or []}
 
 def cmd_run(envfile, directory, *argv):
     load_env(envfile)
     os.chdir(directory)
     os.execvp(argv[0], list(argv))
 
+# --- the deploy lock
+
 def cmd_lock(lockdir, owner_json, stale_seconds):
     """Takes the lock: a directory holding owner.json, renamed into place in one
     atomic step (so nobody ever sees a lock without its owner). A lock older
-    than stale_seconds is taken over. Prints {taken, stale, holder, age}."""
+    than stale_seconds is taken over. Answers {taken, stale, holder, age}."""
     took_over = None
     for _ in range(3):
         if take(lockdir, owner_json):
             info = took_over or {"holder": {}, "age": 0}
-            print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))
-            return
+            return {"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}
         try:
             age = time.time() - os.stat(lockdir).st_mtime
         except FileNotFoundError:
@@ -109,14 +333,14 @@ def cmd_lock(lockdir, owner_json, stale_seconds):
             shutil.rmtree(stale, ignore_errors=True)
             took_over = {"holder": previous, "age": int(age)}
             continue
-        print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))
-        return
-    print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))
+        return {"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}
+    return {"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}
 
 def holder_of(directory):
     try:
         with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:
-            return json.load(fh)
+            holder = json.load(fh)
+        return holder if isinstance(holder, dict) else {}
     except (OSError, ValueError):
         return {}
 
@@ -138,24 +362,25 @@ def take(lockdir, owner_json):
 
 def cmd_unlock(lockdir, token):
     """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""
-    if holder_of(lockdir).get("token") == token:
-        gone = "%s.released-%d" % (lockdir, os.getpid())
-        os.rename(lockdir, gone)
-        shutil.rmtree(gone, ignore_errors=True)
-        print("released")
-    else:
-        print("not ours")
+    if holder_of(lockdir).get("token") != token:
+        return {"released": False}
+    gone = "%s.released-%d" % (lockdir, os.getpid())
+    os.rename(lockdir, gone)
+    shutil.rmtree(gone, ignore_errors=True)
+    return {"released": True}
 
 def cmd_touchlock(lockdir, token):
     """Marks the lock as alive (its mtime is its age) if it is still ours."""
-    if holder_of(lockdir).get("token") == token:
-        os.utime(lockdir, None)
-        print("fresh")
-    else:
-        print("not ours")
+    if holder_of(lockdir).get("token") != token:
+        return {"fresh": False}
+    os.utime(lockdir, None)
+    return {"fresh": True}
+
+# --- the release's files
 
 def cmd_linkshared(root, release, *paths):
     """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""
+    links = []
     for p in paths:
         shared = os.path.join(root, "shared", p)
         inside = os.path.join(release, p)
@@ -172,7 +397,10 @@ def cmd_linkshared(root, release, *paths):
                 os.unlink(inside)
         os.makedirs(os.path.dirname(inside), exist_ok=True)
         os.symlink(shared, inside)
-        print("%s -> %s" % (inside, shared))
+        links.append({"path": inside, "target": shared})
+    return {"links": links}
+
+# --- what the deploy user may do, and what the host's configuration says
 
 def proc_hidepid(mountinfo="/proc/self/mountinfo"):
     """The hidepid= value /proc is mounted with when it hides other users' processes from
@@ -215,19 +443,19 @@ def cmd_access(request_json):
     path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"
     groups = [g.gr_name for g in grp.getgrall() if pwd.getpwuid(os.getuid()).pw_name in g.gr_mem]
     groups.append(grp.getgrgid(os.getgid()).gr_name)
-    print(json.dumps({
+    return {
         "user": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(), "groups": sorted(set(groups)),
         "listing": run(["sudo", "-n", "-l"]),
         "sudo": [run(["sudo", "-n", "-l"] + argv) for argv in request.get("sudo", [])],
         "readable": {p: os.access(p, os.R_OK) for p in request.get("readable", [])},
         "which": {p: shutil.which(p, path=path) for p in request.get("which", [])},
         "hidepid": proc_hidepid(),
-    }))
+    }
 
 def cmd_readglobs(*patterns):
     """Nginx include patterns expanded as Nginx does (a sorted glob, or the one path) and
-    every file read: {pattern: [{path, text} | {path, error}]}. A directory that exists
-    but cannot be listed is reported as an error, never taken for an empty one."""
+    every file read: {"files": {pattern: [{path, text} | {path, error}]}}. A directory that
+    exists but cannot be listed is reported as an error, never taken for an empty one."""
     import glob
     limit = 4 << 20
     def read(path):
@@ -250,7 +478,7 @@ def cmd_readglobs(*patterns):
             out[pattern] = [{"path": fixed, "error": "cannot list the directory"}]
             continue
         out[pattern] = [read(p) for p in sorted(glob.glob(pattern))]
-    print(json.dumps(out))
+    return {"files": out}
 
 def cmd_gunicornenv(unit, *paths):
     """WEB_CONCURRENCY and GUNICORN_CMD_ARGS as the service gets them: the unit's
@@ -277,10 +505,10 @@ def cmd_gunicornenv(unit, *paths):
                 continue
             found.update((k, env[k]) for k in names if k in env)
     except (OSError, ValueError, subprocess.TimeoutExpired):
-        print(json.dumps({"readable": False}))
-        return
-    found["readable"] = True
-    print(json.dumps(found))
+        return {"readable": False, "values": {}}
+    return {"readable": True, "values": found}
+
+# --- the workers after a reload
 
 def process_table(proc="/proc"):
     """{pid: (ppid, state)} of every process /proc shows (state "Z": a zombie)."""
@@ -322,10 +550,10 @@ def show_state(output):
 def cmd_watchworkers(spec_json):
     """Waits on the host, polling every `interval` seconds, until the unit's master has
     replaced its workers (none of `old` alive, at least `workers` new ones), the master
-    died or changed (`mainPid` 0: any), or `timeout` passed; then prints the `show`
-    output, the `ps` output and (`pwdx`: its argv prefix) the new workers' directories,
-    each after a line `marker`. The caller judges that snapshot; this only saves it the
-    round trips of polling."""
+    died or changed (`mainPid` 0: any), or `timeout` passed; then answers the `show`
+    output, the `ps` output and (`pwdx`: its argv prefix) the new workers' directories:
+    {show, ps, dirs}. The caller judges that snapshot; this only saves it the round trips
+    of polling."""
     import subprocess
     spec = json.loads(spec_json)
     old = set(spec["old"])
@@ -355,26 +583,44 @@ def cmd_watchworkers(spec_json):
     main, _ = show_state(shown)
     leaves = new_leaves(process_table(), main, old) if main > 0 else []
     dirs = run(spec["pwdx"] + [str(p) for p in leaves]) if spec.get("pwdx") and leaves else ""
-    marker = spec["marker"]
-    sys.stdout.write("%s\n%s\n%s\n%s\n%s\n%s\n" % (marker, shown.rstrip("\n"), marker, ps.rstrip("\n"), marker, dirs.rstrip("\n")))
+    return {"show": shown, "ps": ps, "dirs": dirs}
 
-def cmd_dbrevisions(envfile, directory, module, marker):
+# --- migrations
+
+def captured(function, limit=1 << 16):
+    """Runs `function` with file descriptor 1 going to a temporary file, and returns what
+    was written there (Alembic writes to the sys.stdout it saw first, so the descriptor is
+    redirected, not sys.stdout)."""
+    import tempfile
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 1)
+        try:
+            function()
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+        tmp.seek(0)
+        return tmp.read(limit).decode("utf-8", errors="replace")
+
+def cmd_dbrevisions(envfile, directory, module):
     """Flask-Migrate's current and heads commands (`flask --app MODULE db ...`) in one
-    process, so the app is imported once: each command's output after a line `marker`. Prints `no-migrations`
-    alone when the release has no migrations/ directory. Any failure exits non-zero."""
+    process, so the app is imported once: {"migrations": true, "current": text, "heads":
+    text}, or {"migrations": false} when the release has no migrations/ directory. Any
+    failure is an error."""
     load_env(envfile)
     os.chdir(directory)
     sys.path.insert(0, directory)
     if not os.path.isdir("migrations"):
-        print("no-migrations")
-        return
+        return {"migrations": False}
     from flask.cli import cli
+    out = {"migrations": True}
     for command in ("current", "heads"):
-        # Alembic keeps the sys.stdout it first saw: the outputs are told apart by the markers.
-        sys.stdout.write("%s\n" % marker)
-        sys.stdout.flush()
-        cli.main(args=["--app", module, "db", command], prog_name="flask", standalone_mode=False)
-        sys.stdout.flush()
+        out[command] = captured(
+            lambda: cli.main(args=["--app", module, "db", command], prog_name="flask", standalone_mode=False))
+    return out
 
 COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,
             "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,
@@ -383,10 +629,31 @@ COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd
             "linkshared": cmd_linkshared, "access": cmd_access,
             "watchworkers": cmd_watchworkers, "dbrevisions": cmd_dbrevisions}
 
+def failure(error):
+    return {"error": {"type": type(error).__name__, "message": str(error)[:2000]}}
+
 def main(argv):
-    if not argv or argv[0] not in COMMANDS:
-        sys.exit("remote-helper: unknown command %r (known: %s)" % (argv[0] if argv else "", ", ".join(sorted(COMMANDS))))
-    COMMANDS[argv[0]](*argv[1:])
+    name = argv[0] if argv else ""
+    if name == "run":
+        cmd_run(*argv[1:])
+        return
+    # The answer goes to the real stdout; everything else printed from now on to stderr.
+    sys.stdout.flush()
+    answer = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    status = 0
+    if name not in COMMANDS:
+        result, status = failure(LookupError("unknown command %r (known: %s)" % (name, ", ".join(sorted(COMMANDS))))), 2
+    else:
+        try:
+            result = COMMANDS[name](*argv[1:])
+        except BaseException as error:  # the one answer says what went wrong
+            traceback.print_exc()
+            result, status = failure(error), 1
+    answer.write(json.dumps(result) + "\n")
+    answer.flush()
+    sys.stdout.flush()
+    sys.exit(status)
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -1,14 +1,9 @@
 // Reads the live state of the service on the host: the unit, the Gunicorn
 // master and its workers, and which directory each process runs in.
 import { runStep } from '../transport/remote-command.js'
-import { helperArgv } from './remote-helper.js'
+import { helperOf } from './helper-client.js'
 import { asRoot, serviceCommands } from './service-commands.js'
-import {
-  findGunicornProcesses,
-  PS_TREE,
-  readGunicornProcesses,
-  type ProcessView
-} from './gunicorn/gunicorn-processes.js'
+import { findGunicornProcesses, PS_TREE, type ProcessView } from './gunicorn/gunicorn-processes.js'
 import { eachOf, optional, splitEach, toShell } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 import {
@@ -109,30 +104,18 @@ export async function watchServiceState(
     old: watch.oldWorkers,
     workers: watch.workers,
     timeout: Math.max(0, watch.timeoutMs) / 1000,
-    interval: (watch.intervalMs ?? 20) / 1000,
-    marker: STATE_MARKER
+    interval: (watch.intervalMs ?? 20) / 1000
   }
-  const result = await remote.exec(
-    toShell(helperArgv('python3', 'watchworkers', JSON.stringify(spec))),
-    { timeoutMs: watch.timeoutMs + 15_000 }
-  )
-  const [show, ps, pwdx] = splitEach(STATE_MARKER, result.stdout)
-  if (result.code !== 0 || show === undefined || ps === undefined || pwdx === undefined)
-    return undefined
-  const unit = parseUnitShow(show)
+  const seen = await helperOf(remote)
+    .watchWorkers(spec)
+    .catch(() => undefined)
+  if (!seen) return undefined
+  const unit = parseUnitShow(seen.show)
   return {
     unit,
-    workers: findGunicornProcesses(ps, unit.mainPid)?.workers ?? [],
-    dirs: parsePwdx(pwdx)
+    workers: findGunicornProcesses(seen.ps, unit.mainPid)?.workers ?? [],
+    dirs: parsePwdx(seen.dirs)
   }
-}
-
-/**
- * PIDs of the Gunicorn workers: the children of the Gunicorn master, which is
- * MainPID or, under a launcher that did not exec (uv run, sh), its descendant.
- */
-export async function listWorkers(remote: RemoteHost, mainPid: number): Promise<number[]> {
-  return (await readGunicornProcesses(remote, mainPid))?.workers ?? []
 }
 
 /**
@@ -223,18 +206,7 @@ export async function readSocketListens(remote: RemoteHost, unit: UnitInfo): Pro
  * of it cannot be read.
  */
 export async function readGunicornEnv(remote: RemoteHost, unit: UnitInfo): Promise<GunicornEnv> {
-  const argv = helperArgv('python3', 'gunicornenv', unit.id || '-', ...unit.environmentFiles)
-  const result = await remote.exec(toShell(argv))
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(result.stdout)
-  } catch {
-    return { readable: false }
-  }
-  if (typeof parsed !== 'object' || parsed === null) return { readable: false }
-  const fields = parsed as Record<string, unknown>
-  const env: GunicornEnv = { readable: fields.readable === true }
-  for (const name of ['WEB_CONCURRENCY', 'GUNICORN_CMD_ARGS'] as const)
-    if (typeof fields[name] === 'string') env[name] = fields[name]
-  return env
+  return helperOf(remote)
+    .gunicornEnv(unit.id || undefined, unit.environmentFiles)
+    .catch(() => ({ readable: false }))
 }

@@ -11,14 +11,9 @@
 // served before the switch (Gunicorn changes to that directory before it reads
 // the file): that file's bind and workers apply with this reload, and the new
 // release's own file only with the next one.
-import {
-  bindEndpoint,
-  GUNICORN_DEFAULT_BIND,
-  reaches,
-  staticLocationFor,
-  type ProxyPass,
-  type ServerBlock
-} from './nginx/nginx-config.js'
+import { reaches } from './endpoint.js'
+import { bindEndpoint, DEFAULT_BIND, type Bind } from './gunicorn/bind.js'
+import { staticLocationFor, type ProxyPass, type ServerBlock } from './nginx/nginx-config.js'
 import {
   withConfigFile,
   withDefaultWorkers,
@@ -100,7 +95,7 @@ function socketsInRelease(f: SwitchFacts): SwitchProblem[] {
   const inRelease =
     f.gunicorn.chdir !== undefined && belowCurrent(f.root, f.gunicorn.chdir) !== undefined
   return f.gunicorn.binds.flatMap(bind => {
-    const path = /^unix:(?:\/\/)?(.+)$/.exec(bind)?.[1]
+    const path = bind.kind === 'unix' ? bind.path : undefined
     if (!path) return []
     if (path.startsWith('/') ? belowCurrent(f.root, path) === undefined : !inRelease) return []
     return [
@@ -165,10 +160,10 @@ function judgeConfig(
     return
   }
   const proxies = f.proxies ?? []
-  const served = (binds: string[]) =>
+  const served = (binds: Bind[]) =>
     proxies.some(p =>
       p.endpoints.some(e =>
-        (binds.length > 0 ? binds : [GUNICORN_DEFAULT_BIND]).some(b => {
+        (binds.length > 0 ? binds : [DEFAULT_BIND]).some(b => {
           const endpoint = bindEndpoint(b)
           return endpoint !== undefined && reaches(e, endpoint) === 'yes'
         })
@@ -177,7 +172,7 @@ function judgeConfig(
   if (proxies.length > 0 && served(f.gunicorn.binds) && !served(next.binds))
     prediction.problems.push({
       path: file,
-      cause: `the reload applies ${file}, which binds ${next.binds.join(', ') || "Gunicorn's default 127.0.0.1:8000"}: Gunicorn would stop listening where Nginx sends the requests (${f.gunicorn.binds.join(', ')})`,
+      cause: `the reload applies ${file}, which binds ${next.binds.map(b => b.text).join(', ') || "Gunicorn's default 127.0.0.1:8000"}: Gunicorn would stop listening where Nginx sends the requests (${f.gunicorn.binds.map(b => b.text).join(', ')})`,
       fix
     })
   if (next.workers !== undefined && next.workers !== f.gunicorn.workers)

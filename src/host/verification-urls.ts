@@ -1,19 +1,23 @@
 // The URLs that must prove a release: health-url, Gunicorn's own bind, and Nginx.
 import { parseHttpTarget, withPath, type HttpTarget } from '../transport/http-target.js'
+import { parseBind, serverAddress, socketOf, type Bind } from './gunicorn/bind.js'
 import { deriveNginxUrl, type UpstreamVerdict } from './nginx/nginx-config.js'
 import type { GunicornCommand } from './gunicorn/unit-info.js'
 
-/** The health path on one Gunicorn bind (`unix:/path`, `host:port`, `:port`), if it can be reached. */
-export function bindTarget(bind: string, path: string): HttpTarget | undefined {
-  const unix = /^unix:(\/.+)$/.exec(bind)
-  if (unix) return withPath({ kind: 'unix', socket: unix[1], path, text: '' }, path)
-  const tcp = /^(?:([0-9.]+|localhost|\[[0-9a-fA-F:]+\]))?:([0-9]{1,5})$/.exec(bind)
-  if (!tcp) return undefined
-  const host = !tcp[1] || tcp[1] === '0.0.0.0' ? '127.0.0.1' : tcp[1].replace(/^\[|\]$/g, '')
-  return withPath(
-    { kind: 'tcp', host: host === '::' ? '::1' : host, port: Number(tcp[2]), path, text: '' },
-    path
-  )
+/**
+ * The health path on one Gunicorn bind (a string is read with parseBind), when the server
+ * can request it: a unix socket by its absolute path; TCP at serverAddress (a wildcard on
+ * the loopback; not at a name other than localhost). Not fd:// (the socket's own address
+ * is the unit's business).
+ */
+export function bindTarget(bind: Bind | string, path: string): HttpTarget | undefined {
+  const b = typeof bind === 'string' ? parseBind(bind) : bind
+  const socket = socketOf(b)
+  if (socket) return withPath({ kind: 'unix', socket, path, text: '' }, path)
+  if (b.kind !== 'tcp') return undefined
+  const host = serverAddress(b)
+  if (host === undefined) return undefined
+  return withPath({ kind: 'tcp', host, port: b.port, path, text: '' }, path)
 }
 
 /** The URLs the settings give: health-url, and nginx-url (or its default). */

@@ -18,10 +18,10 @@ import {
   revisions
 } from '../host/release-checks.js'
 import { placeRelease, uploadRelease, type ReleaseLayout } from '../host/release-layout.js'
-import { helperArgv } from '../host/remote-helper.js'
+import { helperOf, unitEnvironment } from '../host/helper-client.js'
 import { asRoot, serviceCommands } from '../host/service-commands.js'
 import { runStep } from '../transport/remote-command.js'
-import { splitEach, toShell } from '../transport/shell-quote.js'
+import { toShell } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 import type { MigrationGate } from './fleet.js'
 import { checkCancelled, type Cancellation } from '../core/cancellation.js'
@@ -85,38 +85,32 @@ export async function placeUpload(
     fileHash(remote, `${releaseDir}/requirements.txt`),
     fileHash(remote, `${layout.current}/requirements.txt`),
     settings.sharedPaths.length > 0 &&
-      runStep(
-        remote,
-        'link shared paths',
-        toShell(
-          helperArgv('python3', 'linkshared', layout.root, releaseDir, ...settings.sharedPaths)
-        )
-      ).then(linked => log.info(linked.stdout.trim()))
+      helperOf(remote)
+        .linkShared(layout.root, releaseDir, settings.sharedPaths)
+        .then(links => log.info(links.map(l => `${l.path} -> ${l.target}`).join('\n')))
   ])
   return { releaseDir, requirements: !next ? 'absent' : next === current ? 'unchanged' : 'changed' }
 }
 
 /**
  * The EnvironmentFile and the import check, side by side (so without log groups).
- * When the deploy user cannot read the EnvironmentFile, the import check cannot
- * reproduce the unit's environment: it is skipped (preflight already said so, and
- * strict refused), and verification after the reload protects the release.
+ * When the deploy user cannot read the EnvironmentFile, the release is imported
+ * without it (preflight said so, and strict refused): what fails for a reason no
+ * variable can change is refused, what may depend on the environment is a warning,
+ * and verification after the switch proves the release (see importCheck).
  */
 async function checkRelease(p: PrepareContext, releaseDir: string): Promise<void> {
   const { remote, settings, snap, log } = p
   const readable = !snap.envFile || snap.envReadable
-  if (!readable)
-    log.warning(
-      `import check skipped: ${remote.target.user} cannot read ${snap.envFile}, so the release cannot be imported with the unit's environment (verification after the reload proves it instead)`
-    )
-  else if (!snap.interpreter)
+  if (!snap.interpreter)
     log.warning("import check skipped: the unit's Python interpreter is unknown")
   await Promise.all([
     readable ? checkEnvironment(remote, snap.envFile, settings.requiredEnv, log) : undefined,
-    readable && snap.interpreter
+    snap.interpreter
       ? importCheck(remote, {
           interpreter: snap.interpreter,
           envFile: snap.envFile,
+          envReadable: readable,
           releaseDir,
           app: snap.app,
           log
@@ -200,8 +194,6 @@ async function migrations(
   gate?.open()
 }
 
-const REVISIONS_MARKER = '@@zdd-revisions@@'
-
 /**
  * The common case, a database already at the release's head, read in one process
  * (`flask db current` and `flask db heads` with the app imported once, beside the import
@@ -216,22 +208,19 @@ async function databaseAtHead(
   const { settings, snap } = p
   if (settings.migrate !== 'auto' || settings.migrateCommand || !snap.interpreter) return undefined
   if (snap.envFile && !snap.envReadable) return undefined
-  const module = snap.app.split(':')[0]
-  const read = await p.remote.exec(
-    toShell(
-      helperArgv(
-        snap.interpreter.python,
-        'dbrevisions',
-        snap.envFile ?? '-',
-        releaseDir,
-        module,
-        REVISIONS_MARKER
-      )
-    ),
-    { timeoutMs: settings.migrateTimeoutSeconds * 1000, signal: p.cancellation.signal }
-  )
-  const [current, heads] = splitEach(REVISIONS_MARKER, read.stdout).map(revisions)
-  if (read.code !== 0 || !current || !heads || heads.length === 0) return undefined
+  const read = await helperOf(p.remote)
+    .dbRevisions({
+      python: snap.interpreter.python,
+      env: unitEnvironment(snap.envFile, true),
+      releaseDir,
+      module: snap.app.split(':')[0],
+      timeoutMs: settings.migrateTimeoutSeconds * 1000,
+      signal: p.cancellation.signal
+    })
+    .catch(() => undefined)
+  if (!read?.migrations) return undefined
+  const [current, heads] = [revisions(read.current), revisions(read.heads)]
+  if (heads.length === 0) return undefined
   return current.join(',') === heads.join(',') ? heads : undefined
 }
 

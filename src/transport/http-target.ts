@@ -102,12 +102,6 @@ export function serverName(target: TcpTarget): string | undefined {
   return isIP(target.host) === 0 ? target.host : undefined
 }
 
-/** The URL for messages, naming the address used when it is not the URL's host. */
-export function describeTarget(target: HttpTarget): string {
-  if (target.kind !== 'tcp' || target.connectHost === undefined) return target.text
-  return `${target.text} (via ${bracketed(target.connectHost)}:${target.port})`
-}
-
 /** The same path on another endpoint, e.g. Gunicorn's bind taken from the unit. */
 export function withPath(target: HttpTarget, path: string): HttpTarget {
   const base =

@@ -53,7 +53,7 @@ export function blueGreenLayout(f: HostFacts): Finding[] {
       out.push(
         finding(
           'error',
-          `${i.unit} binds ${i.gunicorn.binds.join(', ') || "Gunicorn's default 127.0.0.1:8000"}, not a unix socket of its own: live.sock can only point at a socket`,
+          `${i.unit} binds ${i.gunicorn.binds.map(b => b.text).join(', ') || "Gunicorn's default 127.0.0.1:8000"}, not a unix socket of its own: live.sock can only point at a socket`,
           `bind unix:/run/${bg.template}-%i/gunicorn.sock with RuntimeDirectory=${bg.template}-%i in ${template}`
         )
       )

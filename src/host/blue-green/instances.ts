@@ -6,6 +6,7 @@
 import { isReleaseId } from '../../core/release-id.js'
 import type { ReleaseLayout } from '../release-layout.js'
 import { readGunicornOptions, readUnit } from '../service-state.js'
+import { socketOf } from '../gunicorn/bind.js'
 import type { GunicornCommand, UnitInfo } from '../gunicorn/unit-info.js'
 import { runStep } from '../../transport/remote-command.js'
 import { toShell } from '../../transport/shell-quote.js'
@@ -48,12 +49,9 @@ export function servingColour(bg: BlueGreenLayout): Colour {
   return bg.live ?? 'blue'
 }
 
-function socketOf(g: GunicornCommand): string | undefined {
-  for (const b of g.binds) {
-    const m = /^unix:(\/.+)$/.exec(b)
-    if (m) return m[1]
-  }
-  return undefined
+/** The first unix socket (absolute path) the instance binds. */
+function socketOfInstance(g: GunicornCommand): string | undefined {
+  return g.binds.map(socketOf).find(s => s !== undefined)
 }
 
 /** The release a slot names: `../releases/<id>` or `<release-path>/releases/<id>`, nothing else. */
@@ -92,7 +90,7 @@ async function readInstance(
   const unit = instanceUnit(template, colour)
   const info = await readUnit(remote, unit)
   const gunicorn = await readGunicornOptions(remote, info)
-  return { colour, unit, info, gunicorn, socket: socketOf(gunicorn) }
+  return { colour, unit, info, gunicorn, socket: socketOfInstance(gunicorn) }
 }
 
 export async function readBlueGreen(

@@ -3,7 +3,8 @@
 // when a launcher hides them (`poetry run`, `uv run`, a wrapper script), the
 // command line of the running master. When none tells, the answer is the
 // reasons, so the caller can warn instead of failing.
-import { baseName, findGunicornLaunch, type GunicornEntry } from './gunicorn-launch.js'
+import { findGunicornLaunch, type GunicornEntry } from './gunicorn-launch.js'
+import { parseShebang, SHEBANG_LINES } from './shebang.js'
 import { readGunicornProcesses, type GunicornProcesses } from './gunicorn-processes.js'
 import { tailLines } from '../../transport/remote-command.js'
 import { optional, toShell } from '../../transport/shell-quote.js'
@@ -40,14 +41,6 @@ async function probe(
   return { python: path, venv: prefix || undefined, source }
 }
 
-/** The interpreter a #! line names: its path, or the name `/usr/bin/env [-S] NAME` looks up. */
-export function shebangInterpreter(line: string): string | undefined {
-  const words = /^#!\s*(.*)$/.exec(line.split('\n')[0])?.[1].trim().split(/\s+/) ?? []
-  if (words.length === 0 || words[0] === '') return undefined
-  if (baseName(words[0]) !== 'env') return words[0]
-  return words.slice(1).find(w => !w.startsWith('-') && !/^[A-Za-z_]\w*=/.test(w))
-}
-
 /**
  * The interpreter of a direct Gunicorn entry. A bare name (`python3`,
  * `gunicorn`, `#!/usr/bin/env python3`) is resolved on the host only when
@@ -73,8 +66,8 @@ async function fromEntry(
     script = found.stdout.trim()
     if (!script.startsWith('/')) return { error: `${entry.path} is not on the PATH of the host` }
   }
-  const head = await remote.exec(optional(['head', '-n', '1', script]))
-  const interpreter = shebangInterpreter(head.stdout)
+  const head = await remote.exec(optional(['head', '-n', String(SHEBANG_LINES), script]))
+  const interpreter = parseShebang(head.stdout)?.interpreter
   if (!interpreter) return { error: `${script} is missing or has no #! line` }
   if (!interpreter.startsWith('/') && !bareOk) return hidden(interpreter)
   return probe(remote, interpreter, `the #! line of ${script}`)

@@ -1,11 +1,14 @@
-// The reload traps of design.md, decided from the unit alone: a reload (HUP)
-// that cannot change the code Gunicorn serves.
+// The reload traps, decided from the unit alone: a reload (HUP) that cannot change
+// the code Gunicorn serves. --preload (the master keeps the app it loaded); a
+// WorkingDirectory under current without --chdir (Gunicorn keeps the resolved
+// directory it started in); --chdir somewhere else than current.
+import { FixableError } from '../../core/fixable-error.js'
 import { optionsUnseen, type GunicornCommand, type UnitInfo } from './unit-info.js'
 
-export class PreflightError extends Error {
-  /** `fix` undefined: the cause already names a fix for each problem. */
+/** What stops a deploy before any change, with its cause and fix as fields. */
+export class PreflightError extends FixableError {
   constructor(cause: string, fix?: string) {
-    super(fix === undefined ? cause : `${cause}\nFix: ${fix}`)
+    super(cause, fix)
     this.name = 'PreflightError'
   }
 }
@@ -23,7 +26,7 @@ export function reloadSendsHup(execReload: string[]): boolean {
   return args.some(a => HUP_RE.test(a)) && args.some(a => a === '$MAINPID' || a === '${MAINPID}')
 }
 
-/** The reload traps of design.md, decided from the unit alone: a PreflightError or undefined. */
+/** The reload trap the unit sets, as a PreflightError (cause and fix), or undefined. */
 export function reloadTrap(
   unit: UnitInfo,
   gunicorn: GunicornCommand,

@@ -3,6 +3,7 @@
 // WEB_CONCURRENCY of its environment, and the Gunicorn config file, merged with
 // Gunicorn's precedence: command line > GUNICORN_CMD_ARGS > config file >
 // WEB_CONCURRENCY > default.
+import { parseBind, type Bind } from './bind.js'
 import { parseGunicornArgs, splitLikeShlex, type GunicornArgs } from './gunicorn-flags.js'
 import {
   findGunicornLaunch,
@@ -10,8 +11,6 @@ import {
   type GunicornLauncher,
   type LaunchEnv
 } from './gunicorn-launch.js'
-
-export type { GunicornEntry, GunicornLauncher } from './gunicorn-launch.js'
 
 export interface UnitInfo {
   loadState: string
@@ -136,7 +135,8 @@ export interface GunicornCommand {
   workerClass?: string
   threads?: number
   chdir?: string
-  binds: string[]
+  /** Every bind, parsed (a $-bind is left out: its value is known only at start). */
+  binds: Bind[]
   preload: boolean
   /** The Gunicorn config file named by -c/--config (or, once read, the default one). */
   configFile?: string
@@ -231,7 +231,7 @@ function applyArgs(g: GunicornCommand, a: GunicornArgs, source: SettingSource): 
   // a $-path is kept as written: it is never read, so the file stays unseen
   if (a.config !== undefined && claim(g, 'config', source)) g.configFile = a.config
   if (a.binds.length > 0 && claim(g, 'bind', source))
-    g.binds = a.binds.filter(b => !b.includes('$'))
+    g.binds = a.binds.filter(b => !b.includes('$')).map(parseBind)
   if (a.preload && claim(g, 'preload', source)) {
     g.preload = true
     g.preloadSource = fromCommandLine ? '--preload' : `--preload in ${source}`
@@ -389,7 +389,7 @@ export function withConfigFile(g: GunicornCommand, file: string, text: string): 
   if (bind !== undefined) {
     if (!STRING_LITERAL.test(bind) && !STRING_LIST.test(bind))
       computed(merged, 'bind', 'config file')
-    else if (claim(merged, 'bind', 'config file')) merged.binds = quotedStrings(bind)
+    else if (claim(merged, 'bind', 'config file')) merged.binds = quotedStrings(bind).map(parseBind)
   }
   const app = assignment(text, 'wsgi_app')
   if (app !== undefined) {
@@ -407,7 +407,7 @@ export function withConfigFile(g: GunicornCommand, file: string, text: string): 
 export function withSocketActivation(g: GunicornCommand, binds: string[]): GunicornCommand {
   if (binds.length === 0) return g
   const merged = copy(g)
-  merged.binds = [...binds]
+  merged.binds = binds.map(parseBind)
   merged.sources.bind = 'systemd socket'
   if (merged.computed) merged.computed = merged.computed.filter(k => k !== 'bind')
   if (merged.computed?.length === 0) delete merged.computed

@@ -10,11 +10,11 @@ import {
   type NginxTree
 } from './nginx-syntax.js'
 
-export { splitNginxDump, resolveIncludes } from './nginx-syntax.js'
-export type { Directive, NginxSources, NginxSyntaxError, NginxTree } from './nginx-syntax.js'
+export { splitNginxDump } from './nginx-syntax.js'
+export type { NginxSources } from './nginx-syntax.js'
 
-/** Where a connection goes: a unix socket (by path) or a TCP host and port. */
-export type Endpoint = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number }
+import { DEFAULT_BIND, bindEndpoint, type Bind } from '../gunicorn/bind.js'
+import { endpointText, isLoopback, isWildcard, reaches, type Endpoint } from '../endpoint.js'
 
 export interface UpstreamServer {
   endpoint: Endpoint
@@ -105,15 +105,6 @@ export type UpstreamVerdict =
   | { kind: 'mismatch'; proxiedTo: string[]; binds: string[] }
   | { kind: 'unknown'; reason: string }
 
-const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1', '0:0:0:0:0:0:0:1'])
-const WILDCARD = new Set(['', '*', '0.0.0.0', '::'])
-
-/** `unix:/x.sock` or `host:port` (IPv6 in brackets). */
-export function endpointText(e: Endpoint): string {
-  if (e.kind === 'unix') return `unix:${e.path}`
-  return `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`
-}
-
 /** Splits `host:port`, `[v6]:port`, `[v6]` or `host` (port `defaultPort`). */
 function hostPort(text: string, defaultPort: number): { host: string; port: number } | undefined {
   const m = /^(?:\[([0-9A-Fa-f:.]*)\]|([^:[\]]*))(?::([0-9]{1,5}))?$/.exec(text)
@@ -121,46 +112,6 @@ function hostPort(text: string, defaultPort: number): { host: string; port: numb
   const port = m[3] === undefined ? defaultPort : Number(m[3])
   if (port < 1 || port > 65535) return undefined
   return { host: (m[1] ?? m[2]).toLowerCase(), port }
-}
-
-/** A Gunicorn bind (`unix:/x.sock`, `host:port`, `:port`, `[::1]:port`, `host`) as an endpoint. */
-export function bindEndpoint(bind: string): Endpoint | undefined {
-  const unix = /^unix:(?:\/\/)?(\/.*)$/.exec(bind)
-  if (unix) return { kind: 'unix', path: unix[1] }
-  if (bind.startsWith('fd://')) return undefined
-  const tcp = hostPort(bind.replace(/^tcp:\/\//, ''), 8000)
-  return tcp && { kind: 'tcp', ...tcp }
-}
-
-/** Gunicorn's bind when none is configured. */
-export const GUNICORN_DEFAULT_BIND = '127.0.0.1:8000'
-
-function isIpLiteral(host: string): boolean {
-  return /^[0-9.]+$/.test(host) || host.includes(':')
-}
-
-/** A socket path as the kernel finds it: `//` and `/./` collapsed, /var/run is /run. */
-function socketPath(path: string): string {
-  return path
-    .replace(/\/+/g, '/')
-    .replace(/\/(\.\/)+/g, '/')
-    .replace(/^\/var\/run\//, '/run/')
-}
-
-/**
- * Whether a connection to `target` reaches a Gunicorn listening on `bind`: 'maybe' when it
- * depends on DNS or on which addresses the host has.
- */
-export function reaches(target: Endpoint, bind: Endpoint): 'yes' | 'maybe' | 'no' {
-  if (target.kind === 'unix' && bind.kind === 'unix')
-    return socketPath(target.path) === socketPath(bind.path) ? 'yes' : 'no'
-  if (target.kind === 'unix' || bind.kind === 'unix') return 'no'
-  if (target.port !== bind.port) return 'no'
-  const loopback = (h: string) => LOOPBACK.has(h) || WILDCARD.has(h)
-  const named = (h: string) => !loopback(h) && !isIpLiteral(h)
-  if (WILDCARD.has(bind.host)) return loopback(target.host) ? 'yes' : 'maybe'
-  if (target.host === bind.host || (LOOPBACK.has(bind.host) && loopback(target.host))) return 'yes'
-  return named(target.host) || named(bind.host) ? 'maybe' : 'no'
 }
 
 const URI_VARIABLES = /^\$(request_uri|uri|document_uri|is_args|args)\b/
@@ -257,7 +208,7 @@ export function parseListen(args: string[]): Listen | undefined {
   if (/^[0-9]+$/.test(address)) return { ...listen, port: Number(address) }
   const hp = hostPort(address.replace(/^\*:/, ':'), 80)
   if (!hp) return undefined
-  return { ...listen, port: hp.port, address: WILDCARD.has(hp.host) ? undefined : hp.host }
+  return { ...listen, port: hp.port, address: isWildcard(hp.host) ? undefined : hp.host }
 }
 
 const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308])
@@ -417,17 +368,13 @@ function ownDirectivesDeep(directives: Directive[]): Directive[] {
 }
 
 /** Why no verdict can be given, or undefined when the configuration says for certain. */
-function whyUnknown(
-  config: NginxConfig,
-  proxies: ProxyPass[],
-  binds: string[]
-): string | undefined {
+function whyUnknown(config: NginxConfig, proxies: ProxyPass[], binds: Bind[]): string | undefined {
   if (!config.complete) {
     const more = config.problems.length > 1 ? ` (and ${config.problems.length - 1} more)` : ''
     return `the Nginx configuration was not read completely: ${config.problems[0]}${more}`
   }
   const odd = binds.find(b => bindEndpoint(b) === undefined)
-  if (odd !== undefined) return `Gunicorn's bind ${odd} cannot be compared with proxy_pass`
+  if (odd !== undefined) return `Gunicorn's bind ${odd.text} cannot be compared with proxy_pass`
   if (proxies.length === 0) return 'no proxy_pass in any http server block'
   if (config.streamProxies > 0) return 'the stream module proxies too, which is not analysed'
   const unresolved = proxies.find(p => p.unresolved !== undefined)
@@ -438,7 +385,7 @@ function whyUnknown(
       for (const b of binds) {
         const bind = bindEndpoint(b)
         if (bind && reaches(e, bind) === 'maybe')
-          return `whether ${endpointText(e)} reaches Gunicorn's ${b} depends on DNS or the host's addresses`
+          return `whether ${endpointText(e)} reaches Gunicorn's ${b.text} depends on DNS or the host's addresses`
       }
   return undefined
 }
@@ -447,8 +394,8 @@ function whyUnknown(
  * Whether Nginx proxies to Gunicorn. `gunicornBinds` empty means Gunicorn's default bind.
  * 'mismatch' only when everything was read and resolved and no proxy_pass reaches a bind.
  */
-export function matchUpstream(config: NginxConfig, gunicornBinds: string[]): UpstreamVerdict {
-  const binds = gunicornBinds.length > 0 ? gunicornBinds : [GUNICORN_DEFAULT_BIND]
+export function matchUpstream(config: NginxConfig, gunicornBinds: Bind[]): UpstreamVerdict {
+  const binds = gunicornBinds.length > 0 ? gunicornBinds : [DEFAULT_BIND]
   const endpoints = binds.map(bindEndpoint).filter(e => e !== undefined)
   const proxies = config.servers.flatMap(s => s.proxies)
   const hits = proxies.filter(p =>
@@ -467,7 +414,7 @@ export function matchUpstream(config: NginxConfig, gunicornBinds: string[]): Ups
   const reason = whyUnknown(config, proxies, binds)
   if (reason !== undefined) return { kind: 'unknown', reason }
   const proxiedTo = [...new Set(proxies.flatMap(p => p.endpoints.map(endpointText)))]
-  return { kind: 'mismatch', proxiedTo, binds }
+  return { kind: 'mismatch', proxiedTo, binds: binds.map(b => b.text) }
 }
 
 export interface NginxUrl {
@@ -494,7 +441,7 @@ export function deriveNginxUrl(server: ServerBlock, healthPath: string): NginxUr
   const scheme = https ? 'https' : 'http'
   const defaultPort = https ? 443 : 80
   const fitting = server.listens.filter(l => l.ssl === https)
-  const local = (l: Listen) => l.address === undefined || LOOPBACK.has(l.address)
+  const local = (l: Listen) => l.address === undefined || isLoopback(l.address)
   const listen = fitting.find(local) ?? fitting[0]
   const port = listen && !listen.socket ? listen.port : defaultPort
   const host = server.names.find(concreteName) ?? '127.0.0.1'

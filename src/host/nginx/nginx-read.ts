@@ -3,7 +3,7 @@
 // files themselves as the deploy user, one round trip per level of includes.
 // What cannot be read is reported, never fatal: the caller decides.
 import { isGlob, resolveIncludes, splitNginxDump, type NginxSources } from './nginx-syntax.js'
-import { helperArgv } from '../remote-helper.js'
+import { helperOf, type GlobEntry } from '../helper-client.js'
 import { asRoot, serviceCommands } from '../service-commands.js'
 import { toShell } from '../../transport/shell-quote.js'
 import type { ExecResult, RemoteHost } from '../../transport/ssh-connection.js'
@@ -91,11 +91,6 @@ async function mainConfPath(remote: RemoteHost, opts: ReadNginxOptions): Promise
   return confPathFromVersion(`${version.stderr}\n${version.stdout}`) ?? DEFAULT_CONF_PATH
 }
 
-type GlobAnswer = Record<
-  string,
-  ({ path: string; text: string } | { path: string; error: string })[]
->
-
 /** One round trip: each pattern expanded and its files read, merged into `read`. */
 async function readLevel(
   remote: RemoteHost,
@@ -103,12 +98,12 @@ async function readLevel(
   patterns: string[],
   read: Omit<NginxRead, 'complete'>
 ): Promise<boolean> {
-  const argv = helperArgv(opts.python ?? 'python3', 'readglobs', ...patterns)
-  const result = await remote.exec(toShell(argv), { timeoutMs: opts.timeoutMs ?? 30_000 })
-  let answer: GlobAnswer
+  let answer: Record<string, GlobEntry[]>
   try {
-    if (result.code !== 0) throw new Error(tail(result))
-    answer = JSON.parse(result.stdout) as GlobAnswer
+    answer = await helperOf(remote).readGlobs(patterns, {
+      python: opts.python,
+      timeoutMs: opts.timeoutMs ?? 30_000
+    })
   } catch (error) {
     read.problems.push(`reading ${patterns.join(' ')} failed: ${(error as Error).message}`)
     return false
