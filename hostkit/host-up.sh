@@ -194,10 +194,12 @@ ENV
 
 # Ready when sshd answers, the app answers at $READY (through Nginx, or on the
 # Gunicorn socket inside the host; `none`: nothing serves, the unit has settled),
-# and a pinned-key login works.
-deadline=$((SECONDS + 30))
+# and a pinned-key login works. Booting many hosts at once on a small machine is slow:
+# ZDD_HOST_READY_SECONDS (default 90) bounds the wait.
+wait_s=${ZDD_HOST_READY_SECONDS:-90}
+deadline=$((SECONDS + wait_s))
 until [ "$(timeout 1 bash -c "exec 3<>/dev/tcp/$IP/22 && head -c 4 <&3" 2>/dev/null)" = "SSH-" ]; do
-  [ $SECONDS -lt $deadline ] || fail "sshd did not answer within 30 s"
+  [ $SECONDS -lt $deadline ] || fail "sshd did not answer within $wait_s s"
   sleep 0.1
 done
 ready() {
@@ -217,9 +219,9 @@ ready() {
 }
 until ready; do
   [ $SECONDS -lt $deadline ] || if [ "$READY" = none ]; then
-    fail "$SERVICE did not settle (failed or inactive) within 30 s"
+    fail "$SERVICE did not settle (failed or inactive) within $wait_s s"
   else
-    fail "$READY did not answer 200 within 30 s"
+    fail "$READY did not answer 200 within $wait_s s"
   fi
   sleep 0.1
 done
