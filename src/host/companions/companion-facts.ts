@@ -76,7 +76,11 @@ async function probeGrants(
   asks: { unit: string; action: CompanionAction }[]
 ): Promise<Grant[]> {
   if (asks.length === 0) return []
-  const request = { sudo: asks.map(a => rightSpec(a.action).probe(a.unit)), readable: [], which: [] }
+  const request = {
+    sudo: asks.map(a => rightSpec(a.action).probe(a.unit)),
+    readable: [],
+    which: []
+  }
   const result = await runStep(
     remote,
     'find out which companions the deploy user may restart',
