@@ -152,7 +152,7 @@ export function blueGreenFacts(
       instances: { blue, green },
       serving: 'blue',
       idleAccess: accessWith(),
-      perReleaseVenvs: false,
+      perReleaseVenvs: true,
       ...blueGreen
     },
     ...overrides

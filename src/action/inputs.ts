@@ -402,7 +402,8 @@ function readHook(r: Reader, name: string): string | undefined {
   const text = r.read(name).trim()
   if (text === '') return undefined
   if (text.includes('\0')) r.fail(name, text, 'must not contain a NUL byte')
-  if (text.length > 16384) r.fail(name, text, 'must be at most 16384 characters (put more in a script in the release)')
+  if (text.length > 16384)
+    r.fail(name, text, 'must be at most 16384 characters (put more in a script in the release)')
   return text
 }
 
@@ -420,7 +421,11 @@ function readWholeApp(r: Reader, mode: Mode, service: string) {
       )
     const bare = unit.replace(/\.service$/, '')
     if (bare === service.replace(/\.service$/, '') || bare.startsWith(`${service}@`))
-      fail('restart-services', unit, "must not name the web unit ('service'): the action moves it itself")
+      fail(
+        'restart-services',
+        unit,
+        "must not name the web unit ('service'): the action moves it itself"
+      )
     if (seen.has(bare)) fail('restart-services', unit, 'each unit may appear only once')
     seen.add(bare)
   }

@@ -92,7 +92,9 @@ async function undoAfterProof(
   }
   const notes: string[] = []
   for (const step of [...started].reverse()) {
-    const note = await step.undo().catch((e: Error) => `${step.name} could not be undone: ${e.message}`)
+    const note = await step
+      .undo()
+      .catch((e: Error) => `${step.name} could not be undone: ${e.message}`)
     if (note) notes.push(note)
   }
   return notes
