@@ -53,6 +53,8 @@ export type ServerStyle =
   | 'gunicorn-docs-systemd'
   | 'gunicorn-docs-nginx'
   | 'hardened-hidepid'
+  | 'celery'
+  | 'celery-blue-green'
 
 export interface HostOptions {
   /** only with the kit style (default fixed) */
