@@ -44232,6 +44232,30 @@ async function writeSummary(results, mode, strategy = "reload") {
     ])
   ]);
   for (const r of results) {
+    if (r.companions?.length)
+      summary2.addHeading(`${esc(r.host)}: companions`, 3).addTable([
+        [
+          { data: "unit", header: true },
+          { data: "action", header: true },
+          { data: "result", header: true },
+          { data: "release", header: true },
+          { data: "main PID", header: true }
+        ],
+        ...r.companions.map((c) => [
+          esc(c.unit),
+          esc(c.action),
+          esc(
+            `${c.status}${c.dirsUnverified ? " (processes' directory not verified)" : ""}${c.error ? `: ${c.error}` : ""}`
+          ),
+          esc(c.release ?? ""),
+          c.mainPid ? String(c.mainPid) : ""
+        ])
+      ]);
+    if (r.packages?.length || r.environment)
+      summary2.addRaw(
+        `<p>${esc(r.host)}: ${r.environment ? `environment ${esc(r.environment)}; ` : ""}packages that differ from the previous release: ${esc(r.packages?.join(", ") || "none")}</p>`,
+        true
+      );
     if (r.findings) {
       summary2.addHeading(`${esc(r.host)}: audit`, 3).addTable([
         [
@@ -49079,6 +49103,43 @@ function readPreparation(r) {
     nginxErrorLog
   };
 }
+function readHook(r, name) {
+  const text = r.read(name).trim();
+  if (text === "") return void 0;
+  if (text.includes("\0")) r.fail(name, text, "must not contain a NUL byte");
+  if (text.length > 16384)
+    r.fail(name, text, "must be at most 16384 characters (put more in a script in the release)");
+  return text;
+}
+function readWholeApp(r, mode, service) {
+  const { raw, fail: fail2 } = bound(r);
+  const restartServices = splitList(raw("restart-services"));
+  const seen = /* @__PURE__ */ new Set();
+  for (const unit of restartServices) {
+    if (!SERVICE_RE.test(unit) || unit.endsWith("@"))
+      fail2(
+        "restart-services",
+        unit,
+        'each entry must be a systemd unit name: letters, digits and : _ . @ - (starting with a letter, digit or _; no "..")'
+      );
+    const bare = unit.replace(/\.service$/, "");
+    if (bare === service.replace(/\.service$/, "") || bare.startsWith(`${service}@`))
+      fail2(
+        "restart-services",
+        unit,
+        "must not name the web unit ('service'): the action moves it itself"
+      );
+    if (seen.has(bare)) fail2("restart-services", unit, "each unit may appear only once");
+    seen.add(bare);
+  }
+  const beforeSwitch = readHook(r, "before-switch");
+  const afterSwitch = readHook(r, "after-switch");
+  return {
+    restartServices,
+    beforeSwitch: mode === "deploy" ? beforeSwitch : void 0,
+    afterSwitch: mode === "deploy" ? afterSwitch : void 0
+  };
+}
 function readFleetTargets(r, targets, defaults2) {
   const { raw, fail: fail2 } = bound(r);
   const findTarget = (name) => {
@@ -49122,6 +49183,7 @@ function readSettings(read, facts) {
   const healthExpect = r.raw("health-expect") || void 0;
   const release = readRelease(r, facts, mode);
   const preparation = readPreparation(r);
+  const wholeApp = readWholeApp(r, mode, strategy.service);
   const fleet = readFleetTargets(r, targets, defaults2);
   const github = readGithub(r);
   return {
@@ -49142,6 +49204,8 @@ function readSettings(read, facts) {
     ...preparation,
     pipTimeoutSeconds: r.int("pip-timeout", 900, 10, 24 * 3600),
     migrateTimeoutSeconds: r.int("migrate-timeout", 1800, 10, 24 * 3600),
+    ...wholeApp,
+    hookTimeoutSeconds: r.int("hook-timeout", 600, 10, 24 * 3600),
     probe: r.bool("probe", true),
     warnOnly: r.bool("warn-only", false),
     strict: r.bool("strict", false),
@@ -50714,7 +50778,7 @@ async function replaceIfDropped(conn, warn) {
 }
 
 // src/host/remote-helper.py
-var remote_helper_default = '# The small Python program the action runs on the server for the checks that\n# would be fragile as shell text. It reaches the server as program text:\n#     python3 -c "$(cat remote-helper.py)" <command> args...\n# (the bundle carries this file as a string; see remote-helper.ts). Python is\n# always there on a Flask host; only the standard library is used. Values of an\n# EnvironmentFile never leave the server: only names (and, for gunicornenv, the\n# two Gunicorn variables) are printed.\n#\n# Under -c, __name__ is "__main__" as well, so the dispatch below runs there;\n# tests import the file as a module and call the functions directly.\n\nimport json, os, shutil, sys, time, traceback\n\ndef parse_env(path):\n    """systemd EnvironmentFile syntax: KEY=VALUE lines, # or ; comments, quotes, backslash-newline."""\n    env, errors = {}, []\n    with open(path, encoding="utf-8", errors="replace") as fh:\n        lines = fh.read().split("\\n")\n    i = 0\n    while i < len(lines):\n        number, line = i + 1, lines[i]\n        while line.endswith("\\\\") and i + 1 < len(lines):\n            i += 1\n            line = line[:-1] + lines[i]\n        i += 1\n        s = line.strip()\n        if not s or s[0] in "#;":\n            continue\n        if s.startswith("export "):\n            s = s[7:].lstrip()\n        key, sep, value = s.partition("=")\n        key = key.strip()\n        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):\n            errors.append(number)\n            continue\n        value = value.strip()\n        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\'\\"":\n            value = value[1:-1]\n        env[key] = value\n    return env, errors\n\ndef load_env(path):\n    if path != "-":\n        env, _ = parse_env(path)\n        os.environ.update(env)\n\ndef cmd_envcheck(path, *names):\n    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}\n    if out["exists"]:\n        try:\n            env, errors = parse_env(path)\n            out.update(readable=True, errors=errors, count=len(env))\n            out["missing"] = [n for n in names if n not in env]\n            out["empty"] = [n for n in names if n in env and env[n] == ""]\n        except OSError:\n            pass\n    print(json.dumps(out))\n\ndef cmd_importcheck(envfile, directory, app):\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    module_name, _, attr = app.partition(":")\n    attr = attr or "application"\n    started = time.monotonic()\n    try:\n        import importlib\n        module = importlib.import_module(module_name)\n        expr = attr.split("(", 1)[0]\n        target = module\n        for part in expr.split("."):\n            target = getattr(target, part)\n        if attr.endswith(")"):\n            target = target()\n        if not callable(target):\n            raise TypeError("%s is not a WSGI callable" % app)\n    except BaseException:\n        traceback.print_exc()\n        sys.exit(1)\n    # The import time predicts how long a reload holds requests while new workers boot.\n    print("ok %s from %s in %.2fs" % (app, getattr(module, "__file__", "?"), time.monotonic() - started))\n\ndef cmd_run(envfile, directory, *argv):\n    load_env(envfile)\n    os.chdir(directory)\n    os.execvp(argv[0], list(argv))\n\ndef cmd_lock(lockdir, owner_json, stale_seconds):\n    """Takes the lock: a directory holding owner.json, renamed into place in one\n    atomic step (so nobody ever sees a lock without its owner). A lock older\n    than stale_seconds is taken over. Prints {taken, stale, holder, age}."""\n    took_over = None\n    for _ in range(3):\n        if take(lockdir, owner_json):\n            info = took_over or {"holder": {}, "age": 0}\n            print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))\n            return\n        try:\n            age = time.time() - os.stat(lockdir).st_mtime\n        except FileNotFoundError:\n            continue\n        if age > float(stale_seconds) and took_over is None:\n            previous = holder_of(lockdir)\n            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())\n            try:\n                os.rename(lockdir, stale)\n            except OSError:\n                continue\n            shutil.rmtree(stale, ignore_errors=True)\n            took_over = {"holder": previous, "age": int(age)}\n            continue\n        print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))\n        return\n    print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))\n\ndef holder_of(directory):\n    try:\n        with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:\n            return json.load(fh)\n    except (OSError, ValueError):\n        return {}\n\ndef take(lockdir, owner_json):\n    """True when the lock was ours to take; rename() refuses an existing lock directory."""\n    fresh = "%s.new-%d" % (lockdir, os.getpid())\n    shutil.rmtree(fresh, ignore_errors=True)\n    os.mkdir(fresh)\n    with open(os.path.join(fresh, "owner.json"), "w", encoding="utf-8") as fh:\n        fh.write(owner_json + "\\n")\n    try:\n        if os.path.exists(lockdir):\n            raise FileExistsError(lockdir)\n        os.rename(fresh, lockdir)\n        return True\n    except OSError:\n        shutil.rmtree(fresh, ignore_errors=True)\n        return False\n\ndef cmd_unlock(lockdir, token):\n    """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""\n    if holder_of(lockdir).get("token") == token:\n        gone = "%s.released-%d" % (lockdir, os.getpid())\n        os.rename(lockdir, gone)\n        shutil.rmtree(gone, ignore_errors=True)\n        print("released")\n    else:\n        print("not ours")\n\ndef cmd_touchlock(lockdir, token):\n    """Marks the lock as alive (its mtime is its age) if it is still ours."""\n    if holder_of(lockdir).get("token") == token:\n        os.utime(lockdir, None)\n        print("fresh")\n    else:\n        print("not ours")\n\ndef cmd_linkshared(root, release, *paths):\n    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""\n    for p in paths:\n        shared = os.path.join(root, "shared", p)\n        inside = os.path.join(release, p)\n        os.makedirs(os.path.dirname(shared), exist_ok=True)\n        if not os.path.lexists(shared):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.copytree(inside, shared, symlinks=True)\n            else:\n                os.makedirs(shared)\n        if os.path.lexists(inside):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.rmtree(inside)\n            else:\n                os.unlink(inside)\n        os.makedirs(os.path.dirname(inside), exist_ok=True)\n        os.symlink(shared, inside)\n        print("%s -> %s" % (inside, shared))\n\ndef proc_hidepid(mountinfo="/proc/self/mountinfo"):\n    """The hidepid= value /proc is mounted with when it hides other users\' processes from\n    this user (hidepid=invisible or 2, noaccess or 1, ptraceable), else None: root and\n    members of the mount\'s gid= group see every process."""\n    hidepid, gid = None, None\n    try:\n        with open(mountinfo, encoding="utf-8", errors="replace") as fh:\n            for line in fh:\n                fields = line.split()\n                if "-" not in fields:\n                    continue\n                dash = fields.index("-")\n                if len(fields) < dash + 4 or fields[4] != "/proc" or fields[dash + 1] != "proc":\n                    continue\n                options = dict(o.partition("=")[::2] for o in fields[dash + 3].split(","))\n                # the last mount on /proc is the one seen\n                hidepid, gid = options.get("hidepid"), options.get("gid")\n    except OSError:\n        return None\n    if hidepid in (None, "", "0", "off") or os.getuid() == 0:\n        return None\n    if gid is not None and gid.isdigit() and int(gid) in os.getgroups() + [os.getgid()]:\n        return None\n    return hidepid\n\ndef cmd_access(request_json):\n    """What the deploy user may do, in one round trip: sudo -n -l for each argv\n    (never runs them), the full sudo listing, readable paths, program paths, groups,\n    and whether /proc hides other users\' processes (hidepid)."""\n    import grp, pwd, subprocess\n    request = json.loads(request_json)\n    env = dict(os.environ, LC_ALL="C")\n    def run(argv):\n        try:\n            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, env=env)\n            return {"rc": done.returncode, "out": done.stdout + done.stderr}\n        except (OSError, subprocess.TimeoutExpired) as error:\n            return {"rc": 127, "out": str(error)}\n    path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"\n    groups = [g.gr_name for g in grp.getgrall() if pwd.getpwuid(os.getuid()).pw_name in g.gr_mem]\n    groups.append(grp.getgrgid(os.getgid()).gr_name)\n    print(json.dumps({\n        "user": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(), "groups": sorted(set(groups)),\n        "listing": run(["sudo", "-n", "-l"]),\n        "sudo": [run(["sudo", "-n", "-l"] + argv) for argv in request.get("sudo", [])],\n        "readable": {p: os.access(p, os.R_OK) for p in request.get("readable", [])},\n        "which": {p: shutil.which(p, path=path) for p in request.get("which", [])},\n        "hidepid": proc_hidepid(),\n    }))\n\ndef cmd_readglobs(*patterns):\n    """Nginx include patterns expanded as Nginx does (a sorted glob, or the one path) and\n    every file read: {pattern: [{path, text} | {path, error}]}. A directory that exists\n    but cannot be listed is reported as an error, never taken for an empty one."""\n    import glob\n    limit = 4 << 20\n    def read(path):\n        try:\n            with open(path, "rb") as fh:\n                data = fh.read(limit + 1)\n        except OSError as error:\n            return {"path": path, "error": error.strerror or str(error)}\n        if len(data) > limit:\n            return {"path": path, "error": "larger than %d bytes" % limit}\n        return {"path": path, "text": data.decode("utf-8", errors="replace")}\n    out = {}\n    for pattern in patterns:\n        if not glob.has_magic(pattern):\n            out[pattern] = [read(pattern)]\n            continue\n        parts = pattern.split("/")\n        fixed = "/".join(parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or "/"\n        if os.path.isdir(fixed) and not os.access(fixed, os.R_OK | os.X_OK):\n            out[pattern] = [{"path": fixed, "error": "cannot list the directory"}]\n            continue\n        out[pattern] = [read(p) for p in sorted(glob.glob(pattern))]\n    print(json.dumps(out))\n\ndef cmd_gunicornenv(unit, *paths):\n    """WEB_CONCURRENCY and GUNICORN_CMD_ARGS as the service gets them: the unit\'s\n    Environment= (unit "-": not read), then its EnvironmentFiles in order, a later\n    one winning. No other variable\'s value is ever printed. {"readable": false}\n    when one cannot be read; a missing file is skipped."""\n    import shlex, subprocess\n    names = ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")\n    found = {}\n    try:\n        if unit != "-":\n            shown = subprocess.run(["systemctl", "show", "-p", "Environment", "--value", unit],\n                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)\n            if shown.returncode != 0:\n                raise OSError("systemctl show failed")\n            for word in shlex.split(shown.stdout):\n                key, sep, value = word.partition("=")\n                if sep and key in names:\n                    found[key] = value\n        for path in paths:\n            try:\n                env, _ = parse_env(path)\n            except FileNotFoundError:\n                continue\n            found.update((k, env[k]) for k in names if k in env)\n    except (OSError, ValueError, subprocess.TimeoutExpired):\n        print(json.dumps({"readable": False}))\n        return\n    found["readable"] = True\n    print(json.dumps(found))\n\ndef process_table(proc="/proc"):\n    """{pid: (ppid, state)} of every process /proc shows (state "Z": a zombie)."""\n    table = {}\n    for name in os.listdir(proc):\n        if not name.isdigit():\n            continue\n        try:\n            with open(os.path.join(proc, name, "stat"), encoding="utf-8", errors="replace") as fh:\n                fields = fh.read().rsplit(")", 1)[1].split()\n        except (OSError, IndexError):\n            continue\n        table[int(name)] = (int(fields[1]), fields[0])\n    return table\n\ndef new_leaves(table, main, old):\n    """Live processes below `main` that have no children and are not in `old`: the workers,\n    whether `main` is the Gunicorn master or a launcher above it."""\n    live = {pid for pid, (_, state) in table.items() if state != "Z"}\n    below, queue = set(), [main]\n    while queue:\n        parent = queue.pop()\n        for pid, (ppid, _) in table.items():\n            if ppid == parent and pid in live and pid not in below:\n                below.add(pid)\n                queue.append(pid)\n    parents = {table[pid][0] for pid in below}\n    return sorted(pid for pid in below if pid not in parents and pid not in old)\n\ndef show_state(output):\n    """MainPID and ActiveState from `systemctl show` output."""\n    fields = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)\n    try:\n        main = int(fields.get("MainPID", "0"))\n    except ValueError:\n        main = 0\n    return main, fields.get("ActiveState", "")\n\ndef cmd_watchworkers(spec_json):\n    """Waits on the host, polling every `interval` seconds, until the unit\'s master has\n    replaced its workers (none of `old` alive, at least `workers` new ones), the master\n    died or changed (`mainPid` 0: any), or `timeout` passed; then prints the `show`\n    output, the `ps` output and (`pwdx`: its argv prefix) the new workers\' directories,\n    each after a line `marker`. The caller judges that snapshot; this only saves it the\n    round trips of polling."""\n    import subprocess\n    spec = json.loads(spec_json)\n    old = set(spec["old"])\n    deadline = time.monotonic() + float(spec["timeout"])\n    def run(argv):\n        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)\n        return done.stdout\n    shown, rounds = run(spec["show"]), 0\n    while True:\n        main, active = show_state(shown)\n        if main <= 0 or active != "active" or (spec["mainPid"] and main != spec["mainPid"]):\n            break\n        table = process_table()\n        if main not in table or table[main][1] == "Z":\n            shown = run(spec["show"])\n            break\n        old_alive = any(pid in table and table[pid][1] != "Z" for pid in old)\n        leaves = new_leaves(table, main, old)\n        if (not old_alive and len(leaves) >= spec["workers"]) or time.monotonic() >= deadline:\n            break\n        time.sleep(float(spec["interval"]))\n        rounds += 1\n        # the master is watched through /proc; systemd\'s view is read again now and then\n        if not spec["mainPid"] or rounds % 10 == 0:\n            shown = run(spec["show"])\n    ps = run(spec["ps"])\n    main, _ = show_state(shown)\n    leaves = new_leaves(process_table(), main, old) if main > 0 else []\n    dirs = run(spec["pwdx"] + [str(p) for p in leaves]) if spec.get("pwdx") and leaves else ""\n    marker = spec["marker"]\n    sys.stdout.write("%s\\n%s\\n%s\\n%s\\n%s\\n%s\\n" % (marker, shown.rstrip("\\n"), marker, ps.rstrip("\\n"), marker, dirs.rstrip("\\n")))\n\ndef cmd_dbrevisions(envfile, directory, module, marker):\n    """Flask-Migrate\'s current and heads commands (`flask --app MODULE db ...`) in one\n    process, so the app is imported once: each command\'s output after a line `marker`. Prints `no-migrations`\n    alone when the release has no migrations/ directory. Any failure exits non-zero."""\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    if not os.path.isdir("migrations"):\n        print("no-migrations")\n        return\n    from flask.cli import cli\n    for command in ("current", "heads"):\n        # Alembic keeps the sys.stdout it first saw: the outputs are told apart by the markers.\n        sys.stdout.write("%s\\n" % marker)\n        sys.stdout.flush()\n        cli.main(args=["--app", module, "db", command], prog_name="flask", standalone_mode=False)\n        sys.stdout.flush()\n\nCOMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,\n            "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,\n            "gunicornenv": cmd_gunicornenv,\n            "readglobs": cmd_readglobs,\n            "linkshared": cmd_linkshared, "access": cmd_access,\n            "watchworkers": cmd_watchworkers, "dbrevisions": cmd_dbrevisions}\n\ndef main(argv):\n    if not argv or argv[0] not in COMMANDS:\n        sys.exit("remote-helper: unknown command %r (known: %s)" % (argv[0] if argv else "", ", ".join(sorted(COMMANDS))))\n    COMMANDS[argv[0]](*argv[1:])\n\nif __name__ == "__main__":\n    main(sys.argv[1:])\n';
+var remote_helper_default = '# The small Python program the action runs on the server for the checks that\n# would be fragile as shell text. It reaches the server as program text:\n#     python3 -c "$(cat remote-helper.py)" <command> args...\n# (the bundle carries this file as a string; see remote-helper.ts). Python is\n# always there on a Flask host; only the standard library is used. Values of an\n# EnvironmentFile never leave the server: only names (and, for gunicornenv, the\n# two Gunicorn variables) are printed.\n#\n# Under -c, __name__ is "__main__" as well, so the dispatch below runs there;\n# tests import the file as a module and call the functions directly.\n\nimport json, os, shutil, sys, time, traceback\n\ndef parse_env(path):\n    """systemd EnvironmentFile syntax: KEY=VALUE lines, # or ; comments, quotes, backslash-newline."""\n    env, errors = {}, []\n    with open(path, encoding="utf-8", errors="replace") as fh:\n        lines = fh.read().split("\\n")\n    i = 0\n    while i < len(lines):\n        number, line = i + 1, lines[i]\n        while line.endswith("\\\\") and i + 1 < len(lines):\n            i += 1\n            line = line[:-1] + lines[i]\n        i += 1\n        s = line.strip()\n        if not s or s[0] in "#;":\n            continue\n        if s.startswith("export "):\n            s = s[7:].lstrip()\n        key, sep, value = s.partition("=")\n        key = key.strip()\n        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):\n            errors.append(number)\n            continue\n        value = value.strip()\n        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\'\\"":\n            value = value[1:-1]\n        env[key] = value\n    return env, errors\n\ndef load_env(path):\n    if path != "-":\n        env, _ = parse_env(path)\n        os.environ.update(env)\n\ndef cmd_envcheck(path, *names):\n    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}\n    if out["exists"]:\n        try:\n            env, errors = parse_env(path)\n            out.update(readable=True, errors=errors, count=len(env))\n            out["missing"] = [n for n in names if n not in env]\n            out["empty"] = [n for n in names if n in env and env[n] == ""]\n        except OSError:\n            pass\n    print(json.dumps(out))\n\ndef cmd_importcheck(envfile, directory, app):\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    module_name, _, attr = app.partition(":")\n    attr = attr or "application"\n    started = time.monotonic()\n    try:\n        import importlib\n        module = importlib.import_module(module_name)\n        expr = attr.split("(", 1)[0]\n        target = module\n        for part in expr.split("."):\n            target = getattr(target, part)\n        if attr.endswith(")"):\n            target = target()\n        if not callable(target):\n            raise TypeError("%s is not a WSGI callable" % app)\n    except BaseException:\n        traceback.print_exc()\n        sys.exit(1)\n    # The import time predicts how long a reload holds requests while new workers boot.\n    print("ok %s from %s in %.2fs" % (app, getattr(module, "__file__", "?"), time.monotonic() - started))\n\ndef cmd_run(envfile, directory, *argv):\n    load_env(envfile)\n    os.chdir(directory)\n    os.execvp(argv[0], list(argv))\n\ndef cmd_lock(lockdir, owner_json, stale_seconds):\n    """Takes the lock: a directory holding owner.json, renamed into place in one\n    atomic step (so nobody ever sees a lock without its owner). A lock older\n    than stale_seconds is taken over. Prints {taken, stale, holder, age}."""\n    took_over = None\n    for _ in range(3):\n        if take(lockdir, owner_json):\n            info = took_over or {"holder": {}, "age": 0}\n            print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))\n            return\n        try:\n            age = time.time() - os.stat(lockdir).st_mtime\n        except FileNotFoundError:\n            continue\n        if age > float(stale_seconds) and took_over is None:\n            previous = holder_of(lockdir)\n            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())\n            try:\n                os.rename(lockdir, stale)\n            except OSError:\n                continue\n            shutil.rmtree(stale, ignore_errors=True)\n            took_over = {"holder": previous, "age": int(age)}\n            continue\n        print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))\n        return\n    print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))\n\ndef holder_of(directory):\n    try:\n        with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:\n            return json.load(fh)\n    except (OSError, ValueError):\n        return {}\n\ndef take(lockdir, owner_json):\n    """True when the lock was ours to take; rename() refuses an existing lock directory."""\n    fresh = "%s.new-%d" % (lockdir, os.getpid())\n    shutil.rmtree(fresh, ignore_errors=True)\n    os.mkdir(fresh)\n    with open(os.path.join(fresh, "owner.json"), "w", encoding="utf-8") as fh:\n        fh.write(owner_json + "\\n")\n    try:\n        if os.path.exists(lockdir):\n            raise FileExistsError(lockdir)\n        os.rename(fresh, lockdir)\n        return True\n    except OSError:\n        shutil.rmtree(fresh, ignore_errors=True)\n        return False\n\ndef cmd_unlock(lockdir, token):\n    """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""\n    if holder_of(lockdir).get("token") == token:\n        gone = "%s.released-%d" % (lockdir, os.getpid())\n        os.rename(lockdir, gone)\n        shutil.rmtree(gone, ignore_errors=True)\n        print("released")\n    else:\n        print("not ours")\n\ndef cmd_touchlock(lockdir, token):\n    """Marks the lock as alive (its mtime is its age) if it is still ours."""\n    if holder_of(lockdir).get("token") == token:\n        os.utime(lockdir, None)\n        print("fresh")\n    else:\n        print("not ours")\n\ndef cmd_linkshared(root, release, *paths):\n    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""\n    for p in paths:\n        shared = os.path.join(root, "shared", p)\n        inside = os.path.join(release, p)\n        os.makedirs(os.path.dirname(shared), exist_ok=True)\n        if not os.path.lexists(shared):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.copytree(inside, shared, symlinks=True)\n            else:\n                os.makedirs(shared)\n        if os.path.lexists(inside):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.rmtree(inside)\n            else:\n                os.unlink(inside)\n        os.makedirs(os.path.dirname(inside), exist_ok=True)\n        os.symlink(shared, inside)\n        print("%s -> %s" % (inside, shared))\n\ndef proc_hidepid(mountinfo="/proc/self/mountinfo"):\n    """The hidepid= value /proc is mounted with when it hides other users\' processes from\n    this user (hidepid=invisible or 2, noaccess or 1, ptraceable), else None: root and\n    members of the mount\'s gid= group see every process."""\n    hidepid, gid = None, None\n    try:\n        with open(mountinfo, encoding="utf-8", errors="replace") as fh:\n            for line in fh:\n                fields = line.split()\n                if "-" not in fields:\n                    continue\n                dash = fields.index("-")\n                if len(fields) < dash + 4 or fields[4] != "/proc" or fields[dash + 1] != "proc":\n                    continue\n                options = dict(o.partition("=")[::2] for o in fields[dash + 3].split(","))\n                # the last mount on /proc is the one seen\n                hidepid, gid = options.get("hidepid"), options.get("gid")\n    except OSError:\n        return None\n    if hidepid in (None, "", "0", "off") or os.getuid() == 0:\n        return None\n    if gid is not None and gid.isdigit() and int(gid) in os.getgroups() + [os.getgid()]:\n        return None\n    return hidepid\n\ndef cmd_access(request_json):\n    """What the deploy user may do, in one round trip: sudo -n -l for each argv\n    (never runs them), the full sudo listing, readable paths, program paths, groups,\n    and whether /proc hides other users\' processes (hidepid)."""\n    import grp, pwd, subprocess\n    request = json.loads(request_json)\n    env = dict(os.environ, LC_ALL="C")\n    def run(argv):\n        try:\n            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, env=env)\n            return {"rc": done.returncode, "out": done.stdout + done.stderr}\n        except (OSError, subprocess.TimeoutExpired) as error:\n            return {"rc": 127, "out": str(error)}\n    path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"\n    groups = [g.gr_name for g in grp.getgrall() if pwd.getpwuid(os.getuid()).pw_name in g.gr_mem]\n    groups.append(grp.getgrgid(os.getgid()).gr_name)\n    print(json.dumps({\n        "user": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(), "groups": sorted(set(groups)),\n        "listing": run(["sudo", "-n", "-l"]),\n        "sudo": [run(["sudo", "-n", "-l"] + argv) for argv in request.get("sudo", [])],\n        "readable": {p: os.access(p, os.R_OK) for p in request.get("readable", [])},\n        "which": {p: shutil.which(p, path=path) for p in request.get("which", [])},\n        "hidepid": proc_hidepid(),\n    }))\n\ndef cmd_readglobs(*patterns):\n    """Nginx include patterns expanded as Nginx does (a sorted glob, or the one path) and\n    every file read: {pattern: [{path, text} | {path, error}]}. A directory that exists\n    but cannot be listed is reported as an error, never taken for an empty one."""\n    import glob\n    limit = 4 << 20\n    def read(path):\n        try:\n            with open(path, "rb") as fh:\n                data = fh.read(limit + 1)\n        except OSError as error:\n            return {"path": path, "error": error.strerror or str(error)}\n        if len(data) > limit:\n            return {"path": path, "error": "larger than %d bytes" % limit}\n        return {"path": path, "text": data.decode("utf-8", errors="replace")}\n    out = {}\n    for pattern in patterns:\n        if not glob.has_magic(pattern):\n            out[pattern] = [read(pattern)]\n            continue\n        parts = pattern.split("/")\n        fixed = "/".join(parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or "/"\n        if os.path.isdir(fixed) and not os.access(fixed, os.R_OK | os.X_OK):\n            out[pattern] = [{"path": fixed, "error": "cannot list the directory"}]\n            continue\n        out[pattern] = [read(p) for p in sorted(glob.glob(pattern))]\n    print(json.dumps(out))\n\ndef cmd_gunicornenv(unit, *paths):\n    """WEB_CONCURRENCY and GUNICORN_CMD_ARGS as the service gets them: the unit\'s\n    Environment= (unit "-": not read), then its EnvironmentFiles in order, a later\n    one winning. No other variable\'s value is ever printed. {"readable": false}\n    when one cannot be read; a missing file is skipped."""\n    import shlex, subprocess\n    names = ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")\n    found = {}\n    try:\n        if unit != "-":\n            shown = subprocess.run(["systemctl", "show", "-p", "Environment", "--value", unit],\n                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)\n            if shown.returncode != 0:\n                raise OSError("systemctl show failed")\n            for word in shlex.split(shown.stdout):\n                key, sep, value = word.partition("=")\n                if sep and key in names:\n                    found[key] = value\n        for path in paths:\n            try:\n                env, _ = parse_env(path)\n            except FileNotFoundError:\n                continue\n            found.update((k, env[k]) for k in names if k in env)\n    except (OSError, ValueError, subprocess.TimeoutExpired):\n        print(json.dumps({"readable": False}))\n        return\n    found["readable"] = True\n    print(json.dumps(found))\n\ndef process_table(proc="/proc"):\n    """{pid: (ppid, state)} of every process /proc shows (state "Z": a zombie)."""\n    table = {}\n    for name in os.listdir(proc):\n        if not name.isdigit():\n            continue\n        try:\n            with open(os.path.join(proc, name, "stat"), encoding="utf-8", errors="replace") as fh:\n                fields = fh.read().rsplit(")", 1)[1].split()\n        except (OSError, IndexError):\n            continue\n        table[int(name)] = (int(fields[1]), fields[0])\n    return table\n\ndef new_leaves(table, main, old):\n    """Live processes below `main` that have no children and are not in `old`: the workers,\n    whether `main` is the Gunicorn master or a launcher above it."""\n    live = {pid for pid, (_, state) in table.items() if state != "Z"}\n    below, queue = set(), [main]\n    while queue:\n        parent = queue.pop()\n        for pid, (ppid, _) in table.items():\n            if ppid == parent and pid in live and pid not in below:\n                below.add(pid)\n                queue.append(pid)\n    parents = {table[pid][0] for pid in below}\n    return sorted(pid for pid in below if pid not in parents and pid not in old)\n\ndef show_state(output):\n    """MainPID and ActiveState from `systemctl show` output."""\n    fields = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)\n    try:\n        main = int(fields.get("MainPID", "0"))\n    except ValueError:\n        main = 0\n    return main, fields.get("ActiveState", "")\n\ndef cmd_watchworkers(spec_json):\n    """Waits on the host, polling every `interval` seconds, until the unit\'s master has\n    replaced its workers (none of `old` alive, at least `workers` new ones), the master\n    died or changed (`mainPid` 0: any), or `timeout` passed; then prints the `show`\n    output, the `ps` output and (`pwdx`: its argv prefix) the new workers\' directories,\n    each after a line `marker`. The caller judges that snapshot; this only saves it the\n    round trips of polling."""\n    import subprocess\n    spec = json.loads(spec_json)\n    old = set(spec["old"])\n    deadline = time.monotonic() + float(spec["timeout"])\n    def run(argv):\n        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)\n        return done.stdout\n    shown, rounds = run(spec["show"]), 0\n    while True:\n        main, active = show_state(shown)\n        if main <= 0 or active != "active" or (spec["mainPid"] and main != spec["mainPid"]):\n            break\n        table = process_table()\n        if main not in table or table[main][1] == "Z":\n            shown = run(spec["show"])\n            break\n        old_alive = any(pid in table and table[pid][1] != "Z" for pid in old)\n        leaves = new_leaves(table, main, old)\n        if (not old_alive and len(leaves) >= spec["workers"]) or time.monotonic() >= deadline:\n            break\n        time.sleep(float(spec["interval"]))\n        rounds += 1\n        # the master is watched through /proc; systemd\'s view is read again now and then\n        if not spec["mainPid"] or rounds % 10 == 0:\n            shown = run(spec["show"])\n    ps = run(spec["ps"])\n    main, _ = show_state(shown)\n    leaves = new_leaves(process_table(), main, old) if main > 0 else []\n    dirs = run(spec["pwdx"] + [str(p) for p in leaves]) if spec.get("pwdx") and leaves else ""\n    marker = spec["marker"]\n    sys.stdout.write("%s\\n%s\\n%s\\n%s\\n%s\\n%s\\n" % (marker, shown.rstrip("\\n"), marker, ps.rstrip("\\n"), marker, dirs.rstrip("\\n")))\n\ndef cmd_dbrevisions(envfile, directory, module, marker):\n    """Flask-Migrate\'s current and heads commands (`flask --app MODULE db ...`) in one\n    process, so the app is imported once: each command\'s output after a line `marker`. Prints `no-migrations`\n    alone when the release has no migrations/ directory. Any failure exits non-zero."""\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    if not os.path.isdir("migrations"):\n        print("no-migrations")\n        return\n    from flask.cli import cli\n    for command in ("current", "heads"):\n        # Alembic keeps the sys.stdout it first saw: the outputs are told apart by the markers.\n        sys.stdout.write("%s\\n" % marker)\n        sys.stdout.flush()\n        cli.main(args=["--app", module, "db", command], prog_name="flask", standalone_mode=False)\n        sys.stdout.flush()\n\ndef cmd_hook(spec_json):\n    """Runs the user\'s own hook command (`sh -c COMMAND`) as the unit\'s code would see the\n    release: the EnvironmentFiles loaded (a missing one skipped, as systemd does with "-"),\n    `bin` first on PATH, the release directory as working directory, and `env` set."""\n    spec = json.loads(spec_json)\n    for path in spec["envFiles"]:\n        try:\n            load_env(path)\n        except FileNotFoundError:\n            continue\n        except OSError as error:\n            sys.exit("cannot read the EnvironmentFile %s: %s" % (path, error.strerror or error))\n    if spec.get("bin"):\n        os.environ["PATH"] = spec["bin"] + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin")\n        os.environ["VIRTUAL_ENV"] = os.path.dirname(spec["bin"])\n    os.environ.update(spec.get("env", {}))\n    os.chdir(spec["dir"])\n    sys.stdout.flush()\n    os.execvp("sh", ["sh", "-c", spec["command"]])\n\ndef read_pyvenv(venv):\n    """pyvenv.cfg of a venv as a dict, or None."""\n    try:\n        with open(os.path.join(venv, "pyvenv.cfg"), encoding="utf-8") as fh:\n            return {k.strip(): v.strip() for k, _, v in (l.partition("=") for l in fh) if k.strip()}\n    except OSError:\n        return None\n\ndef cmd_venvbuild(spec_json):\n    """The environment of one release: a venv at root/venvs/KEY, KEY hashing the base\n    Python\'s version, its system-site-packages setting, the pip arguments and the\n    release\'s requirements.txt. Made like the first model venv that exists (its Python,\n    its system-site-packages), pip-installed, frozen into .zdd-freeze.txt and marked\n    complete last; a complete one is reused, a partial one (a stopped build) rebuilt.\n    The release links it as .venv. Runs under the deploy lock. Prints one JSON line."""\n    import hashlib, subprocess\n    spec = json.loads(spec_json)\n    release = spec["release"]\n    cfg = next((c for c in map(read_pyvenv, spec["models"]) if c), None) or {}\n    base = cfg.get("executable") or (os.path.join(cfg["home"], "python3") if cfg.get("home") else "python3")\n    system_site = cfg.get("include-system-site-packages", "false").lower() == "true"\n    version = subprocess.run([base, "-c", "import sys; print(sys.version.split()[0])"],\n                             capture_output=True, text=True, check=True).stdout.strip()\n    requirements = os.path.join(release, "requirements.txt")\n    try:\n        with open(requirements, "rb") as fh:\n            wanted = fh.read()\n    except FileNotFoundError:\n        wanted = None\n    digest = hashlib.sha256()\n    for part in ("zdd-venv-1", version, str(system_site), "\\0".join(spec["pipArgs"])):\n        digest.update(part.encode() + b"\\0")\n    digest.update(wanted if wanted is not None else b"(none)")\n    key = digest.hexdigest()[:16]\n    venvs = os.path.join(spec["root"], "venvs")\n    venv = os.path.join(venvs, key)\n    built = not os.path.exists(os.path.join(venv, ".zdd-complete"))\n    started = time.monotonic()\n    if built:\n        os.makedirs(venvs, exist_ok=True)\n        shutil.rmtree(venv, ignore_errors=True)\n        subprocess.run([base, "-m", "venv"] + (["--system-site-packages"] if system_site else []) + [venv], check=True,\n                       stdout=sys.stderr)\n        python = os.path.join(venv, "bin", "python")\n        if wanted is not None:\n            subprocess.run([python, "-m", "pip", "install", "--disable-pip-version-check", "-r", requirements]\n                           + spec["pipArgs"], check=True, stdout=sys.stderr)\n        frozen = subprocess.run([python, "-m", "pip", "freeze", "--local", "--disable-pip-version-check"],\n                                capture_output=True, text=True, check=True).stdout\n        with open(os.path.join(venv, ".zdd-freeze.txt"), "w", encoding="utf-8") as fh:\n            fh.write(frozen)\n        open(os.path.join(venv, ".zdd-complete"), "w").close()\n    link = os.path.join(release, ".venv")\n    if os.path.lexists(link) and not os.path.islink(link):\n        sys.exit("%s exists in the release and is not a link: leave .venv out of the release" % link)\n    fresh = link + ".new"\n    if os.path.lexists(fresh):\n        os.unlink(fresh)\n    os.symlink(os.path.relpath(venv, release), fresh)\n    os.rename(fresh, link)\n    shutil.copyfile(os.path.join(venv, ".zdd-freeze.txt"), os.path.join(release, ".zdd-freeze.txt"))\n    print(json.dumps({"key": key, "venv": venv, "built": built, "seconds": round(time.monotonic() - started, 1),\n                      "python": base, "version": version, "systemSite": system_site}))\n\nCOMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,\n            "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,\n            "gunicornenv": cmd_gunicornenv,\n            "readglobs": cmd_readglobs,\n            "linkshared": cmd_linkshared, "access": cmd_access,\n            "watchworkers": cmd_watchworkers, "dbrevisions": cmd_dbrevisions,\n            "hook": cmd_hook, "venvbuild": cmd_venvbuild}\n\ndef main(argv):\n    if not argv or argv[0] not in COMMANDS:\n        sys.exit("remote-helper: unknown command %r (known: %s)" % (argv[0] if argv else "", ", ".join(sorted(COMMANDS))))\n    COMMANDS[argv[0]](*argv[1:])\n\nif __name__ == "__main__":\n    main(sys.argv[1:])\n';
 
 // src/host/remote-helper.ts
 var HELPER_PY = remote_helper_default;
@@ -51710,6 +51774,9 @@ var otherColour = (c) => c === "blue" ? "green" : "blue";
 var instanceUnit = (template, c) => `${template}@${c}`;
 var slotPath = (layout2, c) => `${layout2.root}/slots/${c}`;
 var liveLink = (layout2) => `${layout2.root}/live.sock`;
+function runsSlotVenv(layout2, instance) {
+  return (instance.info.execStart[0] ?? "").startsWith(`${slotPath(layout2, instance.colour)}/`);
+}
 function servingColour(bg) {
   return bg.live ?? "blue";
 }
@@ -51763,10 +51830,10 @@ async function readBlueGreen(remote, template, layout2) {
 }
 
 // src/host/blue-green/checks.ts
-var finding = (severity, finding2, fix = "") => ({
+var finding = (severity, finding3, fix = "") => ({
   severity,
   check: "blue-green",
-  finding: finding2,
+  finding: finding3,
   fix
 });
 function blueGreenLayout(f) {
@@ -51867,29 +51934,153 @@ function pooledUpstream(f) {
   ];
 }
 
+// src/host/prune.ts
+function releasesToPrune(all, keep, protectedIds) {
+  const kept = new Set(all.slice(-keep));
+  for (const id of protectedIds) if (id) kept.add(id);
+  return all.filter((id) => !kept.has(id));
+}
+function releaseOfPath(releasesDir, path8) {
+  if (!path8 || !path8.startsWith(releasesDir + "/")) return void 0;
+  return path8.slice(releasesDir.length + 1).split("/")[0];
+}
+
+// src/host/companions/companion-checks.ts
+var finding2 = (severity, text, fix = "") => ({
+  severity,
+  check: "companion",
+  finding: text,
+  fix
+});
+function underCurrent(dir, root) {
+  const current = `${root}/current`;
+  return dir === current || dir.startsWith(`${current}/`);
+}
+function codeFrom(c, ctx) {
+  const { root, releasesDir } = ctx;
+  if (c.configuredDir && underCurrent(c.configuredDir, root)) return [];
+  if (c.configuredDir)
+    return [
+      finding2(
+        "error",
+        `${c.unit} takes its code from ${c.configuredDir}, not from ${root}/current: a restart would not move it to the new release`,
+        `start it in the release: WorkingDirectory=${root}/current (or --workdir ${root}/current for Celery), then systemctl daemon-reload`
+      )
+    ];
+  if (c.mainDir && !releaseOfPath(releasesDir, c.mainDir))
+    return [
+      finding2(
+        "error",
+        `${c.unit} works in ${c.mainDir}, outside ${releasesDir}: it does not run the release`,
+        `start it in the release: WorkingDirectory=${root}/current, then systemctl daemon-reload`
+      )
+    ];
+  return [
+    finding2(
+      "unverified",
+      `${c.unit} names no working directory (no WorkingDirectory, --workdir or --chdir)${c.mainDir ? `; its main process works in ${c.mainDir}` : ""}: that a restart moves it to the new release is proven after the restart`,
+      `set WorkingDirectory=${root}/current in the unit`
+    )
+  ];
+}
+function runsCurrent(c, ctx) {
+  const running = c.mainDir ? releaseOfPath(ctx.releasesDir, c.mainDir) : void 0;
+  if (c.info.activeState !== "active")
+    return [
+      finding2(
+        "warning",
+        `${c.unit} is not running (${c.info.activeState}/${c.info.subState}): the next deploy starts it with the new release`,
+        `sudo journalctl -u ${c.unit} -n 100 shows why`
+      )
+    ];
+  if (running && ctx.currentRelease && running !== ctx.currentRelease)
+    return [
+      finding2(
+        "warning",
+        `${c.unit} runs release ${running}, but current is ${ctx.currentRelease}: it was not restarted after the last switch`,
+        `sudo systemctl restart ${c.unit} (a deploy with restart-services does it)`
+      )
+    ];
+  return running ? [finding2("ok", `${c.unit} runs release ${running}`)] : [];
+}
+function runsReleaseVenv(c, ctx) {
+  if (!ctx.perReleaseVenvs) return [];
+  const program = c.info.execStart[0] ?? "";
+  if (underCurrent(program, ctx.root)) return [];
+  return [
+    finding2(
+      "warning",
+      `${c.unit} runs ${program || "(unknown)"}, not the release's environment under ${ctx.root}/current/.venv: it would run the new code on other packages than the web instances`,
+      `ExecStart=${ctx.root}/current/.venv/bin/python -m celery \u2026 (or the release's own console script)`
+    )
+  ];
+}
+function companionFindings(companions2, ctx) {
+  const out = [];
+  for (const c of companions2) {
+    if (c.info.loadState !== "loaded") {
+      out.push(
+        finding2(
+          "error",
+          `${c.unit} (restart-services) is not loaded (LoadState=${c.info.loadState || "unknown"})`,
+          `install /etc/systemd/system/${c.unit.replace(/\.service$/, "")}.service and run systemctl daemon-reload, or remove it from restart-services`
+        )
+      );
+      continue;
+    }
+    if (c.grant === "no")
+      out.push(
+        finding2(
+          "error",
+          `${ctx.access.user} may not run sudo systemctl ${c.action} ${c.unit} (moving it to the new release${c.action === "reload" ? ": its unit defines ExecReload" : ""})`,
+          `add to sudoers: ${sudoersLine(ctx.access, c.unit, [c.action])}`
+        )
+      );
+    out.push(...codeFrom(c, ctx), ...runsCurrent(c, ctx), ...runsReleaseVenv(c, ctx));
+    if (c.dirs === "none") {
+      const m = missingRight(ctx.access, c.unit, "pwdx");
+      out.push(
+        finding2(
+          "unverified",
+          `which release ${c.unit}'s processes run after the restart (it runs as ${c.info.user || "root"}): only that it is active with a new main process is proven`,
+          m.allow
+        )
+      );
+    }
+  }
+  if (companions2.length > 0 && !out.some((f) => f.severity === "error"))
+    out.push(
+      finding2(
+        "ok",
+        `${companions2.map((c) => `${c.unit} (${c.action})`).join(", ")}: restarted onto each new release once the web release is proven`
+      )
+    );
+  return out;
+}
+
 // src/host/host-checks.ts
-var ok = (check, finding2) => ({
+var ok = (check, finding3) => ({
   severity: "ok",
   check,
-  finding: finding2,
+  finding: finding3,
   fix: ""
 });
-var error2 = (check, finding2, fix) => ({
+var error2 = (check, finding3, fix) => ({
   severity: "error",
   check,
-  finding: finding2,
+  finding: finding3,
   fix
 });
-var warning2 = (check, finding2, fix) => ({
+var warning2 = (check, finding3, fix) => ({
   severity: "warning",
   check,
-  finding: finding2,
+  finding: finding3,
   fix
 });
-var unverified = (check, finding2, fix) => ({
+var unverified = (check, finding3, fix) => ({
   severity: "unverified",
   check,
-  finding: finding2,
+  finding: finding3,
   fix
 });
 function firstDeploy(f) {
@@ -52333,6 +52524,34 @@ function gunicornVersion(f) {
     )
   ];
 }
+function companions(f) {
+  return companionFindings(f.companions, {
+    root: f.layout.root,
+    releasesDir: f.releasesDir,
+    currentRelease: f.currentRelease,
+    access: f.access,
+    perReleaseVenvs: f.blueGreen?.perReleaseVenvs ?? false
+  });
+}
+function environments(f) {
+  const bg = f.blueGreen;
+  if (!bg || bg.instances[bg.serving].info.loadState !== "loaded") return [];
+  if (bg.perReleaseVenvs)
+    return [
+      ok(
+        "environments",
+        `each release runs its own venv (${f.layout.root}/slots/<instance>/.venv): a deploy never touches the serving instance's packages`
+      )
+    ];
+  const program = bg.instances[bg.serving].info.execStart[0] ?? "(unknown)";
+  return [
+    warning2(
+      "environments",
+      `${bg.template}@.service runs ${program}, one environment shared by every release: a deploy's pip install changes the packages under the serving instance, and a rollback reinstalls the old release's recorded set`,
+      `run each release's own venv: ExecStart=${f.layout.root}/slots/%i/.venv/bin/python -m gunicorn \u2026 in ${bg.template}@.service (examples/server/blue-green/; provision.sh --strategy blue-green updates it)`
+    )
+  ];
+}
 var HOST_CHECKS = [
   { id: "unit", reads: "systemctl show", blocksDeploy: true, evaluate: unitState },
   {
@@ -52391,7 +52610,20 @@ var HOST_CHECKS = [
     blocksDeploy: true,
     evaluate: environment
   },
-  { id: "rights", reads: "sudo -n -l, groups", blocksDeploy: true, evaluate: rights }
+  { id: "rights", reads: "sudo -n -l, groups", blocksDeploy: true, evaluate: rights },
+  {
+    id: "environments",
+    reads: "the template's ExecStart",
+    blocksDeploy: false,
+    strategy: "blue-green",
+    evaluate: environments
+  },
+  {
+    id: "companions",
+    reads: "restart-services: each unit, its processes, sudo -n -l",
+    blocksDeploy: true,
+    evaluate: companions
+  }
 ];
 function runChecks(facts, ctx, mode = "deploy") {
   const findings = [];
@@ -52400,9 +52632,9 @@ function runChecks(facts, ctx, mode = "deploy") {
   for (const check of HOST_CHECKS) {
     if (check.checkModeOnly && mode !== "check") continue;
     if (check.strategy && check.strategy !== strategy) continue;
-    for (const finding2 of check.evaluate(facts, ctx)) {
-      findings.push(finding2);
-      if (finding2.severity === "error" && check.blocksDeploy) blocking.push(finding2);
+    for (const finding3 of check.evaluate(facts, ctx)) {
+      findings.push(finding3);
+      if (finding3.severity === "error" && check.blocksDeploy) blocking.push(finding3);
     }
   }
   return { findings, blocking };
@@ -53277,10 +53509,124 @@ function swapLink(target, link) {
   ];
 }
 
+// src/host/process-dirs.ts
+async function probeDirs(remote, unit, masterPid, access2) {
+  const own = unit.user !== "" && unit.user === remote.target.user;
+  if (own && masterPid) {
+    const dirs = await workingDirectories(remote, [masterPid], false);
+    if (dirs.size > 0) return { via: "own", masterDir: dirs.get(masterPid) };
+  }
+  if (may(access2, "pwdx")) {
+    if (!masterPid) return { via: "sudo" };
+    const dirs = await workingDirectories(remote, [masterPid], true).catch(
+      () => /* @__PURE__ */ new Map()
+    );
+    return { via: dirs.size > 0 ? "sudo" : "none", masterDir: dirs.get(masterPid) };
+  }
+  return { via: own && !masterPid ? "own" : "none" };
+}
+
+// src/host/companions/companion-facts.ts
+function parseTimespan(text) {
+  const value = text.trim();
+  if (value === "" || value === "infinity") return void 0;
+  const units2 = {
+    us: 1e-6,
+    ms: 1e-3,
+    s: 1,
+    min: 60,
+    h: 3600,
+    d: 86400
+  };
+  let total = 0;
+  for (const part of value.split(/\s+/)) {
+    const m = /^(\d+(?:\.\d+)?)(us|ms|s|min|h|d)$/.exec(part);
+    if (!m) return void 0;
+    total += Number(m[1]) * units2[m[2]];
+  }
+  return total;
+}
+function commandDir(argv) {
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--(?:workdir|chdir)(?:=(.+))?$/.exec(argv[i]);
+    if (m) return m[1] ?? argv[i + 1];
+  }
+  return void 0;
+}
+function configuredDir(info2) {
+  return commandDir(info2.execStart) ?? (info2.workingDirectory || void 0);
+}
+var EXTRA_PROPERTIES = ["TimeoutStopUSec", "TimeoutStartUSec"];
+async function probeGrants(remote, asks) {
+  if (asks.length === 0) return [];
+  const request2 = {
+    sudo: asks.map((a) => rightSpec(a.action).probe(a.unit)),
+    readable: [],
+    which: []
+  };
+  const result = await runStep(
+    remote,
+    "find out which companions the deploy user may restart",
+    toShell(helperArgv("python3", "access", JSON.stringify(request2)))
+  );
+  const answer = JSON.parse(result.stdout);
+  if (answer.uid === 0) return asks.map(() => "yes");
+  return asks.map(
+    (a, i) => grantOf(
+      answer.sudo[i]?.rc === 0,
+      answer.listing.out,
+      rightSpec(a.action).probe(a.unit).join(" ")
+    )
+  );
+}
+async function readCompanion(remote, unit, access2) {
+  const [info2, extra] = await Promise.all([
+    readUnit(remote, unit),
+    remote.exec(
+      toShell([
+        "systemctl",
+        "show",
+        unit,
+        "--no-pager",
+        ...EXTRA_PROPERTIES.map((p) => `--property=${p}`)
+      ])
+    )
+  ]);
+  const props = new Map(
+    extra.stdout.split("\n").map((l) => l.split("=", 2)).filter((kv) => kv.length === 2)
+  );
+  const running = info2.activeState === "active" && info2.mainPid > 0;
+  const dirs = await probeDirs(remote, info2, running ? info2.mainPid : void 0, access2);
+  return {
+    unit,
+    info: info2,
+    stopSeconds: parseTimespan(props.get("TimeoutStopUSec") ?? ""),
+    startSeconds: parseTimespan(props.get("TimeoutStartUSec") ?? ""),
+    configuredDir: configuredDir(info2),
+    mainDir: dirs.masterDir,
+    dirs: dirs.via,
+    action: info2.execReload.length > 0 ? "reload" : "restart"
+  };
+}
+async function readCompanions(remote, units2, access2) {
+  if (units2.length === 0) return [];
+  const read = await Promise.all(units2.map((u) => readCompanion(remote, u, access2)));
+  const grants = await probeGrants(remote, read);
+  return read.map((c, i) => ({ ...c, grant: grants[i] }));
+}
+
 // src/host/host-facts.ts
 function factOptions(settings, layout2, requiredEnv) {
-  const { service, strategy, envFile, nginxErrorLog } = settings;
-  return { service, strategy, layout: layout2, envFile, requiredEnv, nginxErrorLog };
+  const { service, strategy, envFile, nginxErrorLog, restartServices } = settings;
+  return {
+    service,
+    strategy,
+    layout: layout2,
+    envFile,
+    requiredEnv,
+    nginxErrorLog,
+    companions: restartServices
+  };
 }
 function isRunning(unit) {
   return unit.activeState === "active" && unit.mainPid > 0;
@@ -53300,21 +53646,6 @@ async function nginxMatch(remote, gunicorn, access2, proxiedBind) {
       reason: `the Nginx configuration could not be read: ${error3.message}`
     };
   }
-}
-async function probeDirs(remote, unit, masterPid, access2) {
-  const own = unit.user !== "" && unit.user === remote.target.user;
-  if (own && masterPid) {
-    const dirs = await workingDirectories(remote, [masterPid], false);
-    if (dirs.size > 0) return { via: "own", masterDir: dirs.get(masterPid) };
-  }
-  if (may(access2, "pwdx")) {
-    if (!masterPid) return { via: "sudo" };
-    const dirs = await workingDirectories(remote, [masterPid], true).catch(
-      () => /* @__PURE__ */ new Map()
-    );
-    return { via: dirs.size > 0 ? "sudo" : "none", masterDir: dirs.get(masterPid) };
-  }
-  return { via: own && !masterPid ? "own" : "none" };
 }
 async function gunicornVersion2(remote, python) {
   const result = await remote.exec(
@@ -53348,7 +53679,8 @@ async function gatherFacts(remote, opts) {
     ),
     probeAccess(remote, instanceUnit(opts.service, otherColour(serving)), [])
   ]);
-  return { ...facts, blueGreen: { ...bg, serving, idleAccess } };
+  const perReleaseVenvs = runsSlotVenv(opts.layout, bg.instances[serving]);
+  return { ...facts, blueGreen: { ...bg, serving, idleAccess, perReleaseVenvs } };
 }
 async function readLayout(remote, layout2) {
   const [df, current, releasesDir] = await Promise.all([
@@ -53426,12 +53758,13 @@ async function gatherUnitFacts(remote, opts, proxiedBind) {
   const hidden = seen.view === "hidden" && unit.mainPid > 0;
   const gunicorn = fromUnit.launcher.kind === "unknown" && procs?.argv ? await readGunicornOptions(remote, unit, procs.argv) : fromUnit;
   const masterAlive = isRunning(unit);
-  const [[onDisk, env], dirs, nginxTest2, nginx, [interpreter2, shebang]] = await Promise.all([
+  const [[onDisk, env], dirs, nginxTest2, nginx, [interpreter2, shebang], companions2] = await Promise.all([
     early,
     probeDirs(remote, unit, procs?.masterPid ?? (hidden ? unit.mainPid : void 0), access2),
     may(access2, "nginx-test") ? remote.exec(toShell(asRoot(serviceCommands.nginxTest()))) : Promise.resolve(void 0),
     nginxMatch(remote, gunicorn, access2, proxiedBind),
-    launcherEarly ?? byLauncher(gunicorn, procs ?? (hidden ? "hidden" : unit.mainPid))
+    launcherEarly ?? byLauncher(gunicorn, procs ?? (hidden ? "hidden" : unit.mainPid)),
+    readCompanions(remote, opts.companions ?? [], access2)
   ]);
   return {
     service,
@@ -53453,7 +53786,8 @@ async function gatherUnitFacts(remote, opts, proxiedBind) {
     shebang,
     envFile,
     env,
-    nginxErrorLog: opts.nginxErrorLog
+    nginxErrorLog: opts.nginxErrorLog,
+    companions: companions2
   };
 }
 
@@ -53724,12 +54058,15 @@ async function certificateFinding(remote, url) {
 }
 function sudoersLines(facts, service) {
   const usable = RIGHTS.map((r) => r.right).filter((r) => r !== "ps" || facts.processes !== "ps");
-  if (!facts.blueGreen) return sudoersLine(facts.access, service, usable);
+  const companions2 = facts.companions.map((c) => sudoersLine(facts.access, c.unit, [c.action]));
+  if (!facts.blueGreen)
+    return [sudoersLine(facts.access, service, usable), ...companions2].join("\n");
   const perInstance = ["start", "stop", "restart"];
   const global2 = usable.filter((r) => r !== "reload" && !perInstance.includes(r));
   return [
     sudoersLine(facts.access, instanceUnit(service, "blue"), [...perInstance, ...global2]),
-    sudoersLine(facts.access, instanceUnit(service, "green"), perInstance)
+    sudoersLine(facts.access, instanceUnit(service, "green"), perInstance),
+    ...companions2
   ].join("\n");
 }
 function logFindings(findings, settings, log, host) {
@@ -53916,7 +54253,22 @@ function evidence(ctx, unit) {
     nginxErrorLog: ctx.nginxErrorLog
   }).catch((e) => `(could not collect logs: ${e.message})`);
 }
-async function fail(strategy, req, ctx, probe2, phase, cause) {
+async function undoAfterProof(ctx, started, trafficBack) {
+  if (started.length === 0) return [];
+  if (!trafficBack) {
+    const names = started.map((s) => s.name).join(", ");
+    ctx.log.error(`${names} not undone: traffic did not get back to what served before`);
+    return [`${names} not undone: the switch could not be undone either`];
+  }
+  const notes = [];
+  for (const step of [...started].reverse()) {
+    const note = await step.undo().catch((e) => `${step.name} could not be undone: ${e.message}`);
+    if (note) notes.push(note);
+  }
+  return notes;
+}
+async function fail(strategy, req, ctx, probe2, failure) {
+  const { phase, cause, started } = failure;
   const message = cause?.message ?? String(cause);
   try {
     await reconnectIfDropped(ctx);
@@ -53934,18 +54286,21 @@ Could not reconnect to clean up: ${reconnectError.message}. The lock ${ctx.layou
   const undo = await strategy.undo(phase, cause);
   const restored = undo.rolledBack || undo.trafficOff && !strategy.trafficMoved;
   if (undo.note) ctx.log[restored ? "info" : "error"](undo.note);
+  const afterUndone = await undoAfterProof(ctx, started, undo.rolledBack || undo.trafficOff);
+  for (const note of afterUndone) ctx.log.info(note);
   const excerpt = await evidence(ctx, strategy.evidenceUnit);
   const p = await stopProbe(probe2, ctx);
   await record2(ctx, req, undo.rolledBack ? "rolled-back" : "failed");
+  const notes = [undo.note, ...afterUndone].filter(Boolean);
   return {
     ok: false,
     switched: strategy.trafficMoved,
     rolledBack: undo.rolledBack,
-    error: undo.note ? `${message}
-${undo.note}` : message,
+    error: [message, ...notes].join("\n"),
     excerpt,
     instance: undo.instance,
-    probe: p
+    probe: p,
+    afterUndone
   };
 }
 async function finish3(strategy, req, ctx, probe2) {
@@ -53973,16 +54328,690 @@ ${excerpt}`
 async function runCutover(strategy, req, ctx) {
   const probe2 = probeFrom(ctx, req.from);
   let phase = "bring-up";
+  const started = [];
   try {
     await strategy.bringUp();
     phase = "move";
     await strategy.moveTraffic();
     phase = "prove";
     await strategy.prove();
+    phase = "after";
+    for (const step of req.afterProof ?? []) {
+      started.push(step);
+      await step.run();
+    }
   } catch (error3) {
-    return fail(strategy, req, ctx, probe2, phase, error3);
+    return fail(strategy, req, ctx, probe2, { phase, cause: error3, started });
   }
   return finish3(strategy, req, ctx, probe2);
+}
+
+// src/host/systemd.ts
+var REFUSED = /password is required|not allowed|may not run/i;
+var SystemctlError = class extends Error {
+  constructor(action, unit, refused, message, noAnswer = false) {
+    super(message);
+    this.action = action;
+    this.unit = unit;
+    this.refused = refused;
+    this.noAnswer = noAnswer;
+    this.name = "SystemctlError";
+  }
+  action;
+  unit;
+  refused;
+  noAnswer;
+};
+function systemd(remote, access2, timeoutMs = 12e4) {
+  return {
+    async run(action, unit) {
+      const host = remote();
+      const result = await host.exec(toShell(asRoot(serviceCommands[action](unit))), { timeoutMs });
+      if (result.code === 0) return;
+      if (REFUSED.test(result.stderr))
+        throw new SystemctlError(
+          action,
+          unit,
+          true,
+          `sudo refused systemctl ${action} ${unit} for ${host.target.user}: the deploy user needs ${sudoersLine(access2, unit, [action])}`
+        );
+      const noAnswer = result.code === null;
+      throw new SystemctlError(
+        action,
+        unit,
+        false,
+        `systemctl ${action} ${unit} ${noAnswer ? "got no answer (the connection may have dropped)" : `failed (exit ${result.code})`}${result.stderr.trim() ? `: ${tailLines(result.stderr, 8)}` : ""}`,
+        noAnswer
+      );
+    }
+  };
+}
+
+// src/host/companions/move-companions.ts
+var STABLE_SECONDS = 5;
+async function processesOf(remote, mainPid, view) {
+  if (view === "hidden") return [mainPid];
+  const tree = view === "sudo" ? asRoot(serviceCommands.psTree()) : PS_TREE;
+  const ps = parsePs((await remote.exec(optional(tree), { timeoutMs: 3e4 })).stdout);
+  const below = /* @__PURE__ */ new Set([mainPid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of ps)
+      if (below.has(p.ppid) && !below.has(p.pid)) {
+        below.add(p.pid);
+        grew = true;
+      }
+  }
+  return [...below];
+}
+var inDir = (dir, releaseDir) => dir === releaseDir || dir.startsWith(`${releaseDir}/`);
+async function waitUntilMoved(ctx, c, to, opts) {
+  const remote = ctx.conn.remote;
+  let seen = "not read yet";
+  while (Date.now() < opts.deadline) {
+    const unit = await readUnit(remote, c.unit);
+    const fresh = c.action === "reload" || unit.mainPid !== opts.oldPid;
+    if (unit.activeState === "failed")
+      throw new Error(`${c.unit} failed (${unit.activeState}/${unit.subState})`);
+    if (unit.activeState === "active" && unit.mainPid > 0 && fresh) {
+      if (c.dirs === "none") return { ...unit, dirsUnverified: true };
+      const pids = await processesOf(remote, unit.mainPid, opts.view) ?? [unit.mainPid];
+      const dirs = await workingDirectories(remote, pids, c.dirs === "sudo").catch(
+        () => /* @__PURE__ */ new Map()
+      );
+      const elsewhere = [...dirs].filter(([, d]) => !inDir(d, to.releaseDir));
+      if (dirs.size > 0 && elsewhere.length === 0) return { ...unit, dirsUnverified: false };
+      seen = `main PID ${unit.mainPid}, ${elsewhere.map(([p, d]) => `${p} in ${d}`).join(", ") || "no directory readable"}`;
+    } else
+      seen = `${unit.activeState}/${unit.subState}, main PID ${unit.mainPid}${fresh ? "" : " (the old one)"}`;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(
+    `${c.unit} did not come up in ${to.release} within the time allowed (last seen: ${seen})`
+  );
+}
+async function moveOne(ctx, c, to, view) {
+  const remote = ctx.conn.remote;
+  const before = await readUnit(remote, c.unit);
+  const limit = (c.stopSeconds ?? 600) + (c.startSeconds ?? 600) + 30;
+  await systemd(() => ctx.conn.remote, ctx.access, limit * 1e3).run(c.action, c.unit);
+  const settled = await waitUntilMoved(ctx, c, to, {
+    oldPid: before.mainPid,
+    view,
+    deadline: Date.now() + ctx.timeoutSeconds * 1e3
+  });
+  await new Promise((r) => setTimeout(r, STABLE_SECONDS * 1e3));
+  const after = await readUnit(remote, c.unit);
+  if (after.activeState !== "active" || after.mainPid !== settled.mainPid)
+    throw new Error(
+      `${c.unit} did not stay up in ${to.release}: ${STABLE_SECONDS} s after it started it is ${after.activeState}/${after.subState} with main PID ${after.mainPid} (was ${settled.mainPid})`
+    );
+  return {
+    unit: c.unit,
+    action: c.action,
+    status: "moved",
+    release: to.release,
+    mainPid: after.mainPid,
+    ...settled.dirsUnverified ? { dirsUnverified: true } : {}
+  };
+}
+async function moveAll(ctx, companions2, to, view) {
+  const settled = await Promise.allSettled(companions2.map((c) => moveOne(ctx, c, to, view)));
+  return settled.map(
+    (s, i) => s.status === "fulfilled" ? s.value : {
+      unit: companions2[i].unit,
+      action: companions2[i].action,
+      status: "failed",
+      error: s.reason?.message ?? String(s.reason)
+    }
+  );
+}
+function companionStep(ctx, opts) {
+  let results = [];
+  return {
+    name: "companions",
+    results: () => results,
+    run: () => ctx.step(
+      "companions",
+      () => ctx.log.group(
+        `Restart ${opts.companions.map((c) => c.unit).join(", ")} in ${opts.to.release}`,
+        async () => {
+          results = await moveAll(ctx, opts.companions, opts.to, opts.processes);
+          for (const r of results)
+            ctx.log.info(
+              r.status === "moved" ? `${r.unit}: ${r.action}ed, main PID ${r.mainPid}, runs ${r.release}${r.dirsUnverified ? " (its processes' directory not verified)" : ""}; up ${STABLE_SECONDS} s later` : `${r.unit}: ${r.error}`
+            );
+          const failed2 = results.filter((r) => r.status === "failed");
+          if (failed2.length > 0)
+            throw new Error(
+              `companion${failed2.length > 1 ? "s" : ""} did not move to ${opts.to.release}: ${failed2.map((r) => r.error).join("; ")}`
+            );
+        }
+      )
+    ),
+    undo: async () => {
+      const back = opts.back;
+      if (results.length === 0 && opts.companions.length > 0)
+        results = opts.companions.map((c) => ({ unit: c.unit, action: c.action, status: "failed" }));
+      if (!back) return "the companions stay as they are: nothing served before";
+      const moved = await ctx.step(
+        "companions back",
+        () => ctx.log.group(
+          `Restart the companions in ${back.release}`,
+          () => moveAll(ctx, opts.companions, back, opts.processes)
+        )
+      ).catch(() => []);
+      results = results.map((r, i) => {
+        const m = moved[i];
+        return m?.status === "moved" ? { ...m, status: "restored" } : { ...r, status: "not-restored", error: m?.error ?? r.error };
+      });
+      const lost = results.filter((r) => r.status === "not-restored");
+      return lost.length === 0 ? `${opts.companions.map((c) => c.unit).join(", ")} run ${back.release} again` : `${lost.map((r) => `${r.unit} could not be moved back to ${back.release}: ${r.error}`).join("; ")}`;
+    }
+  };
+}
+
+// src/host/release-checks.ts
+async function fileHash(remote, path8) {
+  const result = await remote.exec(optional(["sha256sum", path8]));
+  return result.stdout.split(" ")[0] || void 0;
+}
+async function runLongStep(remote, step, command, limits) {
+  const result = await remote.exec(command, {
+    processGroup: true,
+    timeoutMs: limits.timeoutSeconds * 1e3,
+    signal: limits.signal
+  });
+  const host = remote.target.label;
+  if (result.cancelled)
+    throw new Error(`${step} on ${host} was cancelled: it was stopped on the host`);
+  if (result.timedOut)
+    throw new Error(
+      `${step} on ${host} did not finish within ${limits.timeoutSeconds}s (${limits.timeoutInput}): it was stopped on the host (TERM, then KILL). Nothing was switched; raise ${limits.timeoutInput} if it needs longer${tailOf(result)}`
+    );
+  if (result.code !== 0) throw new RemoteCommandError(step, result, host);
+  return result;
+}
+function tailOf(result) {
+  const tail2 = tailLines(result.stderr || result.stdout, 15);
+  return tail2 ? `:
+${tail2}` : "";
+}
+async function installDependencies(remote, opts) {
+  const requirements = `${opts.releaseDir}/requirements.txt`;
+  const [next, current] = await Promise.all([
+    fileHash(remote, requirements),
+    opts.currentDir ? fileHash(remote, `${opts.currentDir}/requirements.txt`) : Promise.resolve(void 0)
+  ]);
+  if (!next) {
+    opts.log.info("no requirements.txt in the release: nothing to install");
+    return false;
+  }
+  if (current === next) {
+    opts.log.info("requirements.txt unchanged since the current release: skipping pip");
+    return false;
+  }
+  if (!opts.interpreter)
+    throw new Error(
+      "requirements.txt changed, but the unit's Python interpreter could not be found (see preflight's warning), so pip cannot install into the unit's venv: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart"
+    );
+  if (!opts.interpreter.venv) {
+    throw new Error(
+      `requirements.txt changed but ${opts.interpreter.python} is not in a virtualenv; refusing to pip install into the system Python. Fix: start Gunicorn from a virtualenv (<venv>/bin/gunicorn), or, when the system's packages provide the dependencies, leave requirements.txt out of the release (exclude: /requirements.txt)`
+    );
+  }
+  const result = await runLongStep(
+    remote,
+    "pip install",
+    toShell([
+      opts.interpreter.python,
+      "-m",
+      "pip",
+      "install",
+      "--disable-pip-version-check",
+      "-r",
+      requirements,
+      ...opts.pipArgs
+    ]),
+    { ...opts.limits, timeoutInput: "pip-timeout" }
+  );
+  opts.log.info(tailLines(result.stdout, 5));
+  return true;
+}
+async function checkEnvironment(remote, envFile, required, log) {
+  if (!envFile) {
+    if (required.length > 0)
+      throw new Error(
+        `required-env lists ${required.join(", ")} but the unit has no EnvironmentFile (set env-file)`
+      );
+    log.info("the unit has no EnvironmentFile");
+    return;
+  }
+  const result = await runStep(
+    remote,
+    "check the EnvironmentFile",
+    toShell(helperArgv("python3", "envcheck", envFile, ...required))
+  );
+  const check = JSON.parse(result.stdout);
+  if (!check.exists) throw new Error(`EnvironmentFile ${envFile} does not exist`);
+  if (!check.readable)
+    throw new Error(
+      `EnvironmentFile ${envFile} is not readable by the deploy user (make it root:www-data 640 and add the deploy user to that group)`
+    );
+  const problems = [];
+  if (check.errors.length > 0)
+    problems.push(`line(s) ${check.errors.join(", ")} are not NAME=VALUE`);
+  if (check.missing.length > 0)
+    problems.push(`required variable(s) not set: ${check.missing.join(", ")}`);
+  if (check.empty.length > 0) problems.push(`required variable(s) empty: ${check.empty.join(", ")}`);
+  if (problems.length > 0) throw new Error(`EnvironmentFile ${envFile}: ${problems.join("; ")}`);
+  log.info(
+    `EnvironmentFile ${envFile}: ${check.count} variables, required ones set (${required.join(", ") || "none listed"})`
+  );
+}
+async function importCheck(remote, opts) {
+  const result = await remote.exec(
+    toShell(
+      helperArgv(
+        opts.interpreter.python,
+        "importcheck",
+        opts.envFile ?? "-",
+        opts.releaseDir,
+        opts.app
+      )
+    ),
+    { timeoutMs: 12e4 }
+  );
+  if (result.code !== 0) {
+    throw new Error(
+      `the new release cannot import ${opts.app} with ${opts.interpreter.python} (it never reached the reload):
+${tailLines(result.stderr || result.stdout, 20)}`
+    );
+  }
+  opts.log.info(result.stdout.trim());
+  return importSeconds(result.stdout);
+}
+function importSeconds(output) {
+  const m = / in (\d+(?:\.\d+)?)s\s*$/.exec(output.trim());
+  return m ? Number(m[1]) : void 0;
+}
+function revisions(output) {
+  return output.split("\n").map((l) => /^([0-9A-Za-z_]+)(?:\s|$)/.exec(l.trim())?.[1]).filter((r) => !!r && !/^(INFO|WARNING|ERROR)$/.test(r)).sort();
+}
+function migrationsNeed(opts) {
+  if (!opts.interpreter)
+    throw new Error(
+      "the release has migrations, but the unit's Python interpreter could not be found: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart, or set migrate: off and migrate another way"
+    );
+  if (opts.envFile !== void 0 && opts.envReadable === false)
+    throw new Error(
+      `the release has migrations, which need the unit's environment (e.g. DATABASE_URL), but the deploy user cannot read ${opts.envFile}: let it read the file (e.g. add it to the file's group), or set migrate: off and migrate another way. Nothing was switched.`
+    );
+}
+async function migrate(remote, opts) {
+  if (opts.mode === "off") return "skipped";
+  const env = opts.envFile ?? "-";
+  const python = opts.interpreter?.python ?? "python3";
+  const inRelease = (...argv) => toShell(helperArgv(python, "run", env, opts.releaseDir, ...argv));
+  const module = opts.app.split(":")[0];
+  const flask = [python, "-m", "flask", "--app", module, "db"];
+  const limits = { ...opts.limits, timeoutInput: "migrate-timeout" };
+  const has = opts.command ? { code: 0 } : await remote.exec(toShell(["test", "-d", `${opts.releaseDir}/migrations`]));
+  if (has.code === 0) migrationsNeed(opts);
+  if (opts.command) {
+    await opts.ready;
+    await runLongStep(remote, "migrate-command", inRelease(...opts.command), limits);
+    opts.log.info(`ran ${opts.command.join(" ")}`);
+    return "ran";
+  }
+  if (has.code !== 0) {
+    opts.log.info("no migrations/ in the release: nothing to migrate");
+    return "skipped";
+  }
+  const readRevisions = async () => {
+    const [currentOut, headsOut] = await Promise.all([
+      runStep(remote, "flask db current", inRelease(...flask, "current")),
+      runStep(remote, "flask db heads", inRelease(...flask, "heads"))
+    ]);
+    return { current: revisions(currentOut.stdout), heads: revisions(headsOut.stdout) };
+  };
+  const atHead = (r) => r.heads.length > 0 && r.current.join(",") === r.heads.join(",");
+  const before = await readRevisions();
+  if (atHead(before)) {
+    opts.log.info(`database already at head ${before.heads.join(", ")}: no migration to run`);
+    return "skipped";
+  }
+  await opts.ready;
+  try {
+    const up = await runLongStep(remote, "flask db upgrade", inRelease(...flask, "upgrade"), limits);
+    const output = tailLines(up.stderr + up.stdout, 5);
+    if (output) opts.log.info(output);
+  } catch (error3) {
+    if (error3 instanceof RemoteCommandError)
+      throw new Error(
+        `migrations failed before the switch; the running release is untouched:
+${tailLines(error3.result.stderr || error3.result.stdout, 20)}`,
+        { cause: error3 }
+      );
+    throw error3;
+  }
+  const { current, heads } = await readRevisions();
+  if (!atHead({ current, heads })) {
+    throw new Error(
+      `after flask db upgrade the database is at [${current.join(", ")}] but the release's heads are [${heads.join(", ")}]`
+    );
+  }
+  opts.log.info(`database at head ${heads.join(", ")}`);
+  return "ran";
+}
+
+// src/host/environments.ts
+var FREEZE_FILE = ".zdd-freeze.txt";
+function canonical(name) {
+  return name.toLowerCase().replace(/[-_.]+/g, "-");
+}
+function parseFreeze(text) {
+  const set2 = /* @__PURE__ */ new Map();
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#") || line.startsWith("-")) continue;
+    const name = /^([A-Za-z0-9][A-Za-z0-9._-]*)/.exec(line)?.[1];
+    if (name) set2.set(canonical(name), line);
+  }
+  return set2;
+}
+var versionOf = (line) => /==\s*([^\s;]+)/.exec(line)?.[1] ?? line.replace(/^[^@=<>~!]*/, "");
+function diffSets(from, to) {
+  const install = [];
+  const remove = [];
+  const changed = [];
+  for (const [name, line] of to) {
+    const was = from.get(name);
+    if (was === line) continue;
+    install.push(line);
+    changed.push(
+      was ? `${name} ${versionOf(was)} -> ${versionOf(line)}` : `+${name} ${versionOf(line)}`
+    );
+  }
+  for (const [name, line] of from)
+    if (!to.has(name)) {
+      remove.push(name);
+      changed.push(`-${name} ${versionOf(line)}`);
+    }
+  return { install, remove, changed: changed.sort() };
+}
+async function freeze(remote, python) {
+  const result = await remote.exec(
+    toShell([python, "-m", "pip", "freeze", "--local", "--disable-pip-version-check"]),
+    { timeoutMs: 12e4 }
+  );
+  return result.code === 0 ? parseFreeze(result.stdout) : void 0;
+}
+async function readRecordedSet(remote, releaseDir) {
+  const result = await remote.exec(
+    toShell(["sh", "-c", 'test -f "$1" && cat "$1"', "sh", `${releaseDir}/${FREEZE_FILE}`]),
+    { timeoutMs: 3e4 }
+  );
+  return result.code === 0 ? parseFreeze(result.stdout) : void 0;
+}
+async function recordSet(remote, releaseDir, set2, opts = {}) {
+  const script = opts.onlyIfMissing ? 'test -e "$1" || cat > "$1"' : 'cat > "$1.new" && mv -f "$1.new" "$1"';
+  await remote.exec(toShell(["sh", "-c", script, "sh", `${releaseDir}/${FREEZE_FILE}`]), {
+    stdin: [...set2.values()].sort().join("\n") + "\n",
+    timeoutMs: 3e4
+  });
+}
+async function copySet(remote, from, to) {
+  const result = await remote.exec(
+    toShell([
+      "sh",
+      "-c",
+      'test -f "$1" && cp "$1" "$2"',
+      "sh",
+      `${from}/${FREEZE_FILE}`,
+      `${to}/${FREEZE_FILE}`
+    ]),
+    { timeoutMs: 3e4 }
+  );
+  return result.code === 0;
+}
+async function restoreSet(remote, opts) {
+  const now = await freeze(remote, opts.python);
+  if (!now)
+    throw new Error(`pip freeze failed with ${opts.python}: the packages cannot be restored`);
+  const change = diffSets(now, opts.target);
+  if (change.changed.length === 0) return [];
+  const pip = [opts.python, "-m", "pip"];
+  const limits = { ...opts.limits, timeoutInput: "pip-timeout" };
+  if (change.remove.length > 0)
+    await runLongStep(
+      remote,
+      "pip uninstall",
+      toShell([...pip, "uninstall", "--yes", "--disable-pip-version-check", ...change.remove]),
+      limits
+    );
+  if (change.install.length > 0)
+    await runLongStep(
+      remote,
+      "pip install (restore)",
+      toShell([
+        ...pip,
+        "install",
+        "--disable-pip-version-check",
+        "--no-deps",
+        ...opts.pipArgs.filter((a) => a !== "--no-deps"),
+        ...change.install
+      ]),
+      limits
+    );
+  const after = await freeze(remote, opts.python);
+  const left = after ? diffSets(after, opts.target).changed : ["(pip freeze failed)"];
+  if (left.length > 0)
+    throw new Error(`the packages were restored only in part; still different: ${left.join(", ")}`);
+  opts.log.info(`packages restored: ${change.changed.join(", ")}`);
+  return change.changed;
+}
+async function buildReleaseVenv(remote, opts) {
+  const spec = {
+    root: opts.layout.root,
+    release: opts.releaseDir,
+    models: opts.models,
+    pipArgs: opts.pipArgs
+  };
+  const result = await runLongStep(
+    remote,
+    "the release environment",
+    toShell(helperArgv("python3", "venvbuild", JSON.stringify(spec))),
+    { ...opts.limits, timeoutInput: "pip-timeout" }
+  );
+  const built = JSON.parse(result.stdout.trim().split("\n").at(-1) ?? "{}");
+  if (built.built) {
+    const pip = tailLines(result.stderr, 3);
+    opts.log.info(
+      `built the environment venvs/${built.key} in ${built.seconds} s${pip ? `:
+${pip}` : ""}`
+    );
+  } else opts.log.info(`reused the environment venvs/${built.key} (same requirements)`);
+  return built;
+}
+async function hasReleaseVenv(remote, releaseDir) {
+  const result = await remote.exec(toShell(["test", "-x", `${releaseDir}/.venv/bin/python`]), {
+    timeoutMs: 3e4
+  });
+  return result.code === 0;
+}
+async function pruneVenvs(remote, layout2) {
+  const script = [
+    'cd "$1" 2>/dev/null && [ -d venvs ] || exit 0',
+    'used=$(for r in releases/*/; do readlink "$r.venv" 2>/dev/null; done)',
+    "for v in venvs/*/; do",
+    '  [ -d "$v" ] || continue',
+    "  k=${v#venvs/}; k=${k%/}",
+    '  printf "%s\\n" "$used" | grep -q "venvs/$k\\$" && continue',
+    '  rm -rf "venvs/$k" && echo "$k"',
+    "done"
+  ].join("\n");
+  const result = await runStep(
+    remote,
+    "prune unused environments",
+    toShell(["sh", "-c", script, "sh", layout2.root]),
+    { timeoutMs: 3e5 }
+  );
+  return result.stdout.split("\n").filter(Boolean);
+}
+function recordedSetOf(remote, releaseDir) {
+  return releaseDir ? readRecordedSet(remote, releaseDir) : Promise.resolve(void 0);
+}
+
+// src/modes/dependencies.ts
+async function perRelease(d, releaseDir) {
+  const { remote, settings, snap, layout: layout2, log } = d;
+  const models = [`${layout2.current}/.venv`, snap.interpreter?.venv, `${layout2.root}/.venv`];
+  const [venv, before] = await Promise.all([
+    buildReleaseVenv(remote, {
+      layout: layout2,
+      releaseDir,
+      models: models.filter((m) => !!m),
+      pipArgs: settings.pipArgs,
+      limits: { timeoutSeconds: settings.pipTimeoutSeconds, signal: d.signal },
+      log
+    }),
+    recordedSetOf(remote, snap.currentDir)
+  ]);
+  const after = await recordedSetOf(remote, releaseDir);
+  const changed = before && after ? diffSets(before, after).changed : [];
+  if (changed.length > 0)
+    log.info(`packages that differ from ${snap.currentRelease}: ${changed.join(", ")}`);
+  return {
+    interpreter: {
+      python: `${releaseDir}/.venv/bin/python`,
+      venv: `${releaseDir}/.venv`,
+      source: `venvs/${venv.key}`
+    },
+    changed,
+    environment: `venvs/${venv.key}`
+  };
+}
+async function shared(d, releaseDir) {
+  const { remote, settings, snap, log } = d;
+  const python = snap.interpreter?.venv ? snap.interpreter.python : void 0;
+  if (d.requirements === "absent")
+    log.info("no requirements.txt in the release: nothing to install");
+  else if (d.requirements === "unchanged")
+    log.info("requirements.txt unchanged since the current release: skipping pip");
+  if (d.requirements !== "changed" && snap.currentDir && await copySet(remote, snap.currentDir, releaseDir))
+    return { changed: [] };
+  const before = python ? await freeze(remote, python) : void 0;
+  const installed = d.requirements === "changed" && await installDependencies(remote, {
+    interpreter: snap.interpreter,
+    releaseDir,
+    currentDir: snap.currentDir,
+    pipArgs: settings.pipArgs,
+    limits: { timeoutSeconds: settings.pipTimeoutSeconds, signal: d.signal },
+    log
+  });
+  if (!python || !before) return { changed: [] };
+  const after = installed ? await freeze(remote, python) : before;
+  if (!after) return { changed: [] };
+  await Promise.all([
+    recordSet(remote, releaseDir, after),
+    snap.currentDir && recordSet(remote, snap.currentDir, before, { onlyIfMissing: true })
+  ]);
+  const changed = diffSets(before, after).changed;
+  if (changed.length > 0)
+    log.info(
+      `packages changed in ${snap.interpreter?.venv}, which the running release uses too: ${changed.join(", ")}`
+    );
+  return { changed, restore: changed.length > 0 ? { python, set: before } : void 0 };
+}
+function prepareDependencies(d, releaseDir) {
+  return d.snap.venvs === "per-release" ? perRelease(d, releaseDir) : shared(d, releaseDir);
+}
+async function putBackPackages(remote, settings, restore, log) {
+  try {
+    const changed = await restoreSet(remote, {
+      python: restore.python,
+      target: restore.set,
+      pipArgs: settings.pipArgs,
+      limits: { timeoutSeconds: settings.pipTimeoutSeconds },
+      log
+    });
+    return changed.length > 0 ? `the previous packages are back: ${changed.join(", ")}` : "the packages were already the previous ones";
+  } catch (error3) {
+    return `the previous packages could not be put back: ${error3.message}`;
+  }
+}
+
+// src/host/hooks.ts
+var LOGGED_LINES = 200;
+async function runHook(remote, hook2) {
+  const spec = {
+    envFiles: hook2.envFiles,
+    bin: hook2.venvBin ?? "",
+    env: hook2.env,
+    dir: hook2.releaseDir,
+    command: hook2.command
+  };
+  const started = Date.now();
+  const result = await remote.exec(toShell(helperArgv("python3", "hook", JSON.stringify(spec))), {
+    processGroup: true,
+    timeoutMs: hook2.timeoutSeconds * 1e3,
+    signal: hook2.signal
+  });
+  const output = tailLines(`${result.stdout}${result.stderr}`, LOGGED_LINES);
+  if (output) hook2.log.info(output);
+  const tail2 = tailLines(`${result.stdout}${result.stderr}`, 20);
+  const shown2 = tail2 ? `:
+${tail2}` : "";
+  const host = remote.target.label;
+  if (result.cancelled)
+    throw new Error(`${hook2.name} on ${host} was cancelled: it was stopped on the host${shown2}`);
+  if (result.timedOut)
+    throw new Error(
+      `${hook2.name} on ${host} did not finish within ${hook2.timeoutSeconds}s (hook-timeout): it was stopped on the host (TERM, then KILL)${shown2}`
+    );
+  if (result.code !== 0)
+    throw new Error(
+      `${hook2.name} on ${host} ${result.code === null ? "ended without an exit status (the connection may have dropped)" : `exited with status ${result.code}`}${shown2}`
+    );
+  hook2.log.info(`${hook2.name} passed in ${((Date.now() - started) / 1e3).toFixed(1)} s`);
+}
+
+// src/modes/hook-steps.ts
+function hookFor(name, command, opts) {
+  const { settings, snap } = opts;
+  const venv = opts.interpreter?.venv;
+  return {
+    name,
+    command,
+    releaseDir: opts.releaseDir,
+    envFiles: settings.envFile ? [settings.envFile] : snap.unit.environmentFiles,
+    venvBin: venv ? `${venv}/bin` : void 0,
+    env: {
+      ZDD_RELEASE: settings.releaseId,
+      ZDD_PREVIOUS_RELEASE: snap.currentRelease ?? "",
+      ZDD_RELEASE_PATH: settings.releasePath
+    },
+    timeoutSeconds: settings.hookTimeoutSeconds,
+    signal: opts.signal,
+    log: opts.log
+  };
+}
+function afterSwitchStep(ctx, hook2) {
+  return {
+    name: "after-switch",
+    run: () => ctx.step(
+      "after-switch",
+      () => ctx.log.group("after-switch", () => runHook(ctx.conn.remote, hook2))
+    ),
+    undo: async () => ""
+  };
+}
+function hooksNeedEnvironment(settings, snap) {
+  const hooks = [settings.beforeSwitch && "before-switch", settings.afterSwitch && "after-switch"];
+  const named = hooks.filter(Boolean).join(" and ");
+  if (!named || !snap.envFile || snap.envReadable) return void 0;
+  return `${named} run with the unit's environment, but the deploy user cannot read ${snap.envFile}: let it read the file (e.g. add it to the file's group), or leave the hooks out. Nothing was changed.`;
 }
 
 // src/host/deploy-lock.ts
@@ -54162,19 +55191,10 @@ function snapshotOf(facts, notVerified = []) {
     access: facts.access,
     notVerified,
     nginx: facts.nginx,
-    blueGreen: facts.blueGreen
+    blueGreen: facts.blueGreen,
+    companions: facts.companions,
+    venvs: facts.blueGreen?.perReleaseVenvs ? "per-release" : "shared"
   };
-}
-
-// src/host/prune.ts
-function releasesToPrune(all, keep, protectedIds) {
-  const kept = new Set(all.slice(-keep));
-  for (const id of protectedIds) if (id) kept.add(id);
-  return all.filter((id) => !kept.has(id));
-}
-function releaseOfPath(releasesDir, path8) {
-  if (!path8 || !path8.startsWith(releasesDir + "/")) return void 0;
-  return path8.slice(releasesDir.length + 1).split("/")[0];
 }
 
 // src/host/switch-paths.ts
@@ -54338,47 +55358,6 @@ async function verifyStaticFile(remote, opts) {
       `stale static files: Nginx answers ${url.text} with ${response.status === 200 ? "other content than" : `HTTP ${response.status}, not`} the new release's ${dir}/${file} (location ${location.urlPrefix} -> ${location.dir}). Nginx serves static files from another place than the release current points at.`
     );
   opts.log.info(`static files: ${url.text} through Nginx matches the new release's ${file}`);
-}
-
-// src/host/systemd.ts
-var REFUSED = /password is required|not allowed|may not run/i;
-var SystemctlError = class extends Error {
-  constructor(action, unit, refused, message, noAnswer = false) {
-    super(message);
-    this.action = action;
-    this.unit = unit;
-    this.refused = refused;
-    this.noAnswer = noAnswer;
-    this.name = "SystemctlError";
-  }
-  action;
-  unit;
-  refused;
-  noAnswer;
-};
-function systemd(remote, access2, timeoutMs = 12e4) {
-  return {
-    async run(action, unit) {
-      const host = remote();
-      const result = await host.exec(toShell(asRoot(serviceCommands[action](unit))), { timeoutMs });
-      if (result.code === 0) return;
-      if (REFUSED.test(result.stderr))
-        throw new SystemctlError(
-          action,
-          unit,
-          true,
-          `sudo refused systemctl ${action} ${unit} for ${host.target.user}: the deploy user needs ${sudoersLine(access2, unit, [action])}`
-        );
-      const noAnswer = result.code === null;
-      throw new SystemctlError(
-        action,
-        unit,
-        false,
-        `systemctl ${action} ${unit} ${noAnswer ? "got no answer (the connection may have dropped)" : `failed (exit ${result.code})`}${result.stderr.trim() ? `: ${tailLines(result.stderr, 8)}` : ""}`,
-        noAnswer
-      );
-    }
-  };
 }
 
 // src/host/verify-release.ts
@@ -54772,6 +55751,8 @@ function blueGreenCutover(req, ctx) {
   const release = req.plan.release;
   let moved = false;
   const undoSwitch = async () => {
+    const prepared = req.beforeBack ? await req.beforeBack() : "";
+    if (prepared) log.info(prepared);
     const undo = await switchBack(ctx, req, old).catch(async (e) => {
       const points = await readLink(ctx, `${ctx.layout.root}/live.sock`).catch(() => to.socket);
       const trafficOff = points !== to.socket;
@@ -54967,6 +55948,7 @@ async function stateNow(ctx, req) {
 }
 async function switchBack2(ctx, req, back, sent) {
   const state = await stateNow(ctx, req);
+  const prepared = req.beforeBack ? await req.beforeBack() : "";
   const undone = await ctx.step(
     "rollback",
     () => ctx.log.group(`Roll back to ${back.release}`, async () => {
@@ -54984,12 +55966,18 @@ async function switchBack2(ctx, req, back, sent) {
     () => void 0,
     (e) => e.message
   );
+  const withPrepared = (note) => prepared ? `${prepared}
+${note}` : note;
   if (undone === void 0)
-    return { rolledBack: true, trafficOff: true, note: `rolled back: ${back.release} serves again` };
+    return {
+      rolledBack: true,
+      trafficOff: true,
+      note: withPrepared(`rolled back: ${back.release} serves again`)
+    };
   return {
     rolledBack: false,
     trafficOff: false,
-    note: `Rollback to ${back.release} failed too: ${undone}`
+    note: withPrepared(`Rollback to ${back.release} failed too: ${undone}`)
   };
 }
 function reloadCutover(req, ctx) {
@@ -55091,7 +56079,10 @@ function cutOver(settings, snap, ctx, req) {
   const fallback = back.firstDeploy ? { kind: "remove-current" } : back.plan && { kind: "release", plan: back.plan };
   return runCutover(reloadCutover({ ...common, fallback, restartDeadMaster }, ctx), common, ctx);
 }
-function recordOutcome(result, outcome) {
+function recordOutcome(result, outcome, alongside = {}) {
+  if (alongside.companions?.length) result.companions = alongside.companions;
+  if (alongside.packages?.length) result.packages = alongside.packages;
+  if (alongside.environment) result.environment = alongside.environment;
   if (outcome.probe) {
     result.probeRequests = outcome.probe.requests;
     result.failedRequests = outcome.probe.failed;
@@ -55130,202 +56121,6 @@ async function nginxAnswers(remote, settings, snap) {
 
 // src/modes/prepare-release.ts
 import { createReadStream, statSync as statSync2 } from "node:fs";
-
-// src/host/release-checks.ts
-async function fileHash(remote, path8) {
-  const result = await remote.exec(optional(["sha256sum", path8]));
-  return result.stdout.split(" ")[0] || void 0;
-}
-async function runLongStep(remote, step, command, limits) {
-  const result = await remote.exec(command, {
-    processGroup: true,
-    timeoutMs: limits.timeoutSeconds * 1e3,
-    signal: limits.signal
-  });
-  const host = remote.target.label;
-  if (result.cancelled)
-    throw new Error(`${step} on ${host} was cancelled: it was stopped on the host`);
-  if (result.timedOut)
-    throw new Error(
-      `${step} on ${host} did not finish within ${limits.timeoutSeconds}s (${limits.timeoutInput}): it was stopped on the host (TERM, then KILL). Nothing was switched; raise ${limits.timeoutInput} if it needs longer${tailOf(result)}`
-    );
-  if (result.code !== 0) throw new RemoteCommandError(step, result, host);
-  return result;
-}
-function tailOf(result) {
-  const tail2 = tailLines(result.stderr || result.stdout, 15);
-  return tail2 ? `:
-${tail2}` : "";
-}
-async function installDependencies(remote, opts) {
-  const requirements = `${opts.releaseDir}/requirements.txt`;
-  const [next, current] = await Promise.all([
-    fileHash(remote, requirements),
-    opts.currentDir ? fileHash(remote, `${opts.currentDir}/requirements.txt`) : Promise.resolve(void 0)
-  ]);
-  if (!next) {
-    opts.log.info("no requirements.txt in the release: nothing to install");
-    return false;
-  }
-  if (current === next) {
-    opts.log.info("requirements.txt unchanged since the current release: skipping pip");
-    return false;
-  }
-  if (!opts.interpreter)
-    throw new Error(
-      "requirements.txt changed, but the unit's Python interpreter could not be found (see preflight's warning), so pip cannot install into the unit's venv: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart"
-    );
-  if (!opts.interpreter.venv) {
-    throw new Error(
-      `requirements.txt changed but ${opts.interpreter.python} is not in a virtualenv; refusing to pip install into the system Python. Fix: start Gunicorn from a virtualenv (<venv>/bin/gunicorn), or, when the system's packages provide the dependencies, leave requirements.txt out of the release (exclude: /requirements.txt)`
-    );
-  }
-  const result = await runLongStep(
-    remote,
-    "pip install",
-    toShell([
-      opts.interpreter.python,
-      "-m",
-      "pip",
-      "install",
-      "--disable-pip-version-check",
-      "-r",
-      requirements,
-      ...opts.pipArgs
-    ]),
-    { ...opts.limits, timeoutInput: "pip-timeout" }
-  );
-  opts.log.info(tailLines(result.stdout, 5));
-  return true;
-}
-async function checkEnvironment(remote, envFile, required, log) {
-  if (!envFile) {
-    if (required.length > 0)
-      throw new Error(
-        `required-env lists ${required.join(", ")} but the unit has no EnvironmentFile (set env-file)`
-      );
-    log.info("the unit has no EnvironmentFile");
-    return;
-  }
-  const result = await runStep(
-    remote,
-    "check the EnvironmentFile",
-    toShell(helperArgv("python3", "envcheck", envFile, ...required))
-  );
-  const check = JSON.parse(result.stdout);
-  if (!check.exists) throw new Error(`EnvironmentFile ${envFile} does not exist`);
-  if (!check.readable)
-    throw new Error(
-      `EnvironmentFile ${envFile} is not readable by the deploy user (make it root:www-data 640 and add the deploy user to that group)`
-    );
-  const problems = [];
-  if (check.errors.length > 0)
-    problems.push(`line(s) ${check.errors.join(", ")} are not NAME=VALUE`);
-  if (check.missing.length > 0)
-    problems.push(`required variable(s) not set: ${check.missing.join(", ")}`);
-  if (check.empty.length > 0) problems.push(`required variable(s) empty: ${check.empty.join(", ")}`);
-  if (problems.length > 0) throw new Error(`EnvironmentFile ${envFile}: ${problems.join("; ")}`);
-  log.info(
-    `EnvironmentFile ${envFile}: ${check.count} variables, required ones set (${required.join(", ") || "none listed"})`
-  );
-}
-async function importCheck(remote, opts) {
-  const result = await remote.exec(
-    toShell(
-      helperArgv(
-        opts.interpreter.python,
-        "importcheck",
-        opts.envFile ?? "-",
-        opts.releaseDir,
-        opts.app
-      )
-    ),
-    { timeoutMs: 12e4 }
-  );
-  if (result.code !== 0) {
-    throw new Error(
-      `the new release cannot import ${opts.app} with ${opts.interpreter.python} (it never reached the reload):
-${tailLines(result.stderr || result.stdout, 20)}`
-    );
-  }
-  opts.log.info(result.stdout.trim());
-  return importSeconds(result.stdout);
-}
-function importSeconds(output) {
-  const m = / in (\d+(?:\.\d+)?)s\s*$/.exec(output.trim());
-  return m ? Number(m[1]) : void 0;
-}
-function revisions(output) {
-  return output.split("\n").map((l) => /^([0-9A-Za-z_]+)(?:\s|$)/.exec(l.trim())?.[1]).filter((r) => !!r && !/^(INFO|WARNING|ERROR)$/.test(r)).sort();
-}
-function migrationsNeed(opts) {
-  if (!opts.interpreter)
-    throw new Error(
-      "the release has migrations, but the unit's Python interpreter could not be found: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart, or set migrate: off and migrate another way"
-    );
-  if (opts.envFile !== void 0 && opts.envReadable === false)
-    throw new Error(
-      `the release has migrations, which need the unit's environment (e.g. DATABASE_URL), but the deploy user cannot read ${opts.envFile}: let it read the file (e.g. add it to the file's group), or set migrate: off and migrate another way. Nothing was switched.`
-    );
-}
-async function migrate(remote, opts) {
-  if (opts.mode === "off") return "skipped";
-  const env = opts.envFile ?? "-";
-  const python = opts.interpreter?.python ?? "python3";
-  const inRelease = (...argv) => toShell(helperArgv(python, "run", env, opts.releaseDir, ...argv));
-  const module = opts.app.split(":")[0];
-  const flask = [python, "-m", "flask", "--app", module, "db"];
-  const limits = { ...opts.limits, timeoutInput: "migrate-timeout" };
-  const has = opts.command ? { code: 0 } : await remote.exec(toShell(["test", "-d", `${opts.releaseDir}/migrations`]));
-  if (has.code === 0) migrationsNeed(opts);
-  if (opts.command) {
-    await opts.ready;
-    await runLongStep(remote, "migrate-command", inRelease(...opts.command), limits);
-    opts.log.info(`ran ${opts.command.join(" ")}`);
-    return "ran";
-  }
-  if (has.code !== 0) {
-    opts.log.info("no migrations/ in the release: nothing to migrate");
-    return "skipped";
-  }
-  const readRevisions = async () => {
-    const [currentOut, headsOut] = await Promise.all([
-      runStep(remote, "flask db current", inRelease(...flask, "current")),
-      runStep(remote, "flask db heads", inRelease(...flask, "heads"))
-    ]);
-    return { current: revisions(currentOut.stdout), heads: revisions(headsOut.stdout) };
-  };
-  const atHead = (r) => r.heads.length > 0 && r.current.join(",") === r.heads.join(",");
-  const before = await readRevisions();
-  if (atHead(before)) {
-    opts.log.info(`database already at head ${before.heads.join(", ")}: no migration to run`);
-    return "skipped";
-  }
-  await opts.ready;
-  try {
-    const up = await runLongStep(remote, "flask db upgrade", inRelease(...flask, "upgrade"), limits);
-    const output = tailLines(up.stderr + up.stdout, 5);
-    if (output) opts.log.info(output);
-  } catch (error3) {
-    if (error3 instanceof RemoteCommandError)
-      throw new Error(
-        `migrations failed before the switch; the running release is untouched:
-${tailLines(error3.result.stderr || error3.result.stdout, 20)}`,
-        { cause: error3 }
-      );
-    throw error3;
-  }
-  const { current, heads } = await readRevisions();
-  if (!atHead({ current, heads })) {
-    throw new Error(
-      `after flask db upgrade the database is at [${current.join(", ")}] but the release's heads are [${heads.join(", ")}]`
-    );
-  }
-  opts.log.info(`database at head ${heads.join(", ")}`);
-  return "ran";
-}
-
-// src/modes/prepare-release.ts
 function asCancelled(c, error3) {
   if (!c.reason || /^cancelled \(/.test(error3?.message ?? "")) return error3;
   return new Error(`cancelled (${c.reason}): ${String(error3?.message ?? error3)}`, {
@@ -55464,41 +56259,50 @@ async function prepareRelease(p) {
   }
 }
 async function prepareSteps(p) {
-  const { settings, snap, log, result, cancellation } = p;
+  const { settings, log, result, cancellation } = p;
   const releaseDir = p.layout.release(settings.releaseId);
   checkCancelled(cancellation);
-  await timed(
+  const deps = await timed(
     result,
     "dependencies",
-    () => log.group("Dependencies", async () => {
-      if (p.requirements === "absent")
-        return log.info("no requirements.txt in the release: nothing to install");
-      if (p.requirements === "unchanged")
-        return log.info("requirements.txt unchanged since the current release: skipping pip");
-      await installDependencies(p.remote, {
-        interpreter: snap.interpreter,
-        releaseDir,
-        currentDir: snap.currentDir,
-        pipArgs: settings.pipArgs,
-        limits: { timeoutSeconds: settings.pipTimeoutSeconds, signal: cancellation.signal },
-        log
-      });
-    })
+    () => log.group(
+      "Dependencies",
+      () => prepareDependencies({ ...p, signal: cancellation.signal }, releaseDir)
+    )
   );
+  p.onDependencies?.(deps);
+  const q = {
+    ...p,
+    snap: { ...p.snap, interpreter: deps.interpreter ?? p.snap.interpreter }
+  };
   await p.mustPass;
-  const changed = unitFileChanged(p);
+  const changed = unitFileChanged(q);
   changed.catch(() => void 0);
-  const checked = timed(result, "import check", () => checkRelease(p, releaseDir));
+  const checked = timed(result, "import check", () => checkRelease(q, releaseDir));
   const [imported, migrated] = await Promise.allSettled([
     checked,
-    migrations(p, releaseDir, checked)
+    migrations(q, releaseDir, checked)
   ]);
   if (imported.status === "rejected") throw imported.reason;
   if (migrated.status === "rejected") throw migrated.reason;
   checkCancelled(cancellation);
-  await timed(result, "unit", () => daemonReloadIfChanged(p, changed));
+  await timed(result, "unit", () => daemonReloadIfChanged(q, changed));
   checkCancelled(cancellation);
-  return releaseDir;
+  if (settings.beforeSwitch) {
+    const hook2 = hookFor("before-switch", settings.beforeSwitch, {
+      ...q,
+      releaseDir,
+      interpreter: q.snap.interpreter,
+      signal: cancellation.signal
+    });
+    await timed(
+      result,
+      "before-switch",
+      () => log.group("before-switch", () => runHook(p.remote, hook2))
+    );
+    checkCancelled(cancellation);
+  }
+  return { releaseDir, deps };
 }
 
 // src/modes/deploy.ts
@@ -55561,6 +56365,8 @@ async function readHost(h) {
   h.result.notVerified = snap.notVerified;
   const id = settings.releaseId;
   if (snap.currentRelease === id) throw new Error(`release ${id} is already current on this host`);
+  const hooksRefused = hooksNeedEnvironment(settings, snap);
+  if (hooksRefused) throw new PreflightError(hooksRefused);
   return snap;
 }
 async function place(h, uploading) {
@@ -55611,14 +56417,15 @@ async function prepare(h, snap, requirements) {
   const nginxServed = settle(nginxAnswers(remote, settings, snap));
   const predicted = timed(h.result, "predict the switch", () => predict(h, snap));
   predicted.catch(() => void 0);
-  await prepareRelease({
+  const { deps } = await prepareRelease({
     ...h.ctx,
     remote,
     snap,
     requirements,
     layout: h.layout,
     result: h.result,
-    mustPass: predicted
+    mustPass: predicted,
+    onDependencies: (d) => h.deps = d
   });
   const [dir, back, served, prediction] = await Promise.all([
     newDir,
@@ -55630,11 +56437,38 @@ async function prepare(h, snap, requirements) {
   if (!back.ok) throw back.error;
   h.phase = "prepared";
   return {
+    deps,
     newDir: dir.value,
     backDir: back.value,
     nginxServed: served.ok && served.value,
     workers: prediction.workers
   };
+}
+function afterProofSteps(h, snap, prepared, ctx) {
+  const { settings, log } = h.ctx;
+  const steps = [];
+  if (settings.afterSwitch)
+    steps.push(
+      afterSwitchStep(
+        ctx,
+        hookFor("after-switch", settings.afterSwitch, {
+          settings,
+          snap,
+          releaseDir: prepared.newDir,
+          interpreter: prepared.deps.interpreter ?? snap.interpreter,
+          log,
+          signal: h.ctx.cancellation.signal
+        })
+      )
+    );
+  if (snap.companions.length === 0) return { steps };
+  const companions2 = companionStep(ctx, {
+    companions: snap.companions,
+    to: { release: settings.releaseId, releaseDir: prepared.newDir },
+    back: snap.currentRelease && prepared.backDir ? { release: snap.currentRelease, releaseDir: prepared.backDir } : void 0,
+    processes: snap.processes
+  });
+  return { steps: [...steps, companions2], companions: companions2 };
 }
 async function switchToNew(h, snap, prepared) {
   const { settings, log } = h.ctx;
@@ -55650,18 +56484,32 @@ async function switchToNew(h, snap, prepared) {
     since: h.since,
     run: h.ctx.run
   });
+  const after = afterProofSteps(h, snap, prepared, ctx);
+  const restore = prepared.deps.restore;
+  let putBack = false;
   const outcome = await cutOver(settings, snap, ctx, {
     action: "deploy",
     plan,
     from: servingState(snap),
+    afterProof: after.steps,
+    beforeBack: restore ? () => {
+      putBack = true;
+      return putBackPackages(h.conn.remote, settings, restore, log);
+    } : void 0,
     back: {
       firstDeploy: snap.firstDeploy,
       plan: previous && prepared.backDir ? planFor(settings, snap, previous, prepared.backDir, { goingBack: true }) : void 0
     },
     restartDeadMaster: false
   });
+  if (!outcome.ok && restore && !putBack)
+    log.info(await putBackPackages(h.conn.remote, settings, restore, log));
   h.outcome = outcome;
-  recordOutcome(h.result, outcome);
+  recordOutcome(h.result, outcome, {
+    companions: after.companions?.results(),
+    packages: prepared.deps.changed,
+    environment: prepared.deps.environment
+  });
   h.phase = "switched";
   if (outcome.ok) h.result.status = "deployed";
   return outcome;
@@ -55702,7 +56550,7 @@ async function prune(h, snap, log) {
     masterRelease,
     ...pinned
   ]);
-  if (doomed.length === 0) return;
+  if (doomed.length === 0) return pruneEnvironments(h, snap, log);
   await runStep(
     h.conn.remote,
     "prune old releases",
@@ -55711,6 +56559,15 @@ async function prune(h, snap, log) {
   log.info(
     `pruned ${doomed.join(", ")} (keeping ${settings.keepReleases}, the previous release ${snap.currentRelease ?? "-"} and the master's start directory ${masterRelease ?? "-"})`
   );
+  await pruneEnvironments(h, snap, log);
+}
+async function pruneEnvironments(h, snap, log) {
+  if (snap.venvs !== "per-release") return;
+  const gone = await pruneVenvs(h.conn.remote, h.layout);
+  if (gone.length > 0)
+    log.info(
+      `removed the environments no kept release uses: ${gone.map((k) => `venvs/${k}`).join(", ")}`
+    );
 }
 async function switchAndPrune(h, snap, prepared) {
   const pruneLog = deferredLog(h.ctx.log);
@@ -55766,6 +56623,8 @@ async function cleanUp(h, error3) {
 Could not reconnect to clean up: ${reconnectError.message}. The lock ${h.layout.lockDir} is taken over after lock-stale-after; ${h.snap?.currentRelease ?? "nothing"} still serves.`;
     return;
   }
+  if (placed && h.deps?.restore)
+    log.info(await putBackPackages(h.conn.remote, settings, h.deps.restore, log));
   const mine = ownedPaths(h.phase, { release: h.layout.release(id), incoming: h.incoming });
   await runStep(h.conn.remote, "remove the unused release", toShell(["rm", "-rf", ...mine]), {
     timeoutMs: 6e4
@@ -56047,12 +56906,81 @@ async function planRollback(remote, settings, layout2, log) {
       `${trap.message}
 A rollback by reload would keep serving ${current ?? "the current code"}; nothing was changed.`
     );
+  await refuseWhatCannotGoBack(remote, { facts, layout: layout2, target: target.id });
   describePlan(facts, target.id, restore, log);
   return {
     snap: snapshotOf(facts),
     target: target.id,
     sha: commitOf(target.id, entries),
     restore
+  };
+}
+async function refuseWhatCannotGoBack(remote, opts) {
+  const { facts, layout: layout2, target } = opts;
+  const problems = companionFindings(facts.companions, {
+    root: layout2.root,
+    releasesDir: facts.releasesDir,
+    currentRelease: facts.currentRelease,
+    access: facts.access,
+    perReleaseVenvs: false
+  }).filter((f) => f.severity === "error");
+  if (facts.blueGreen?.perReleaseVenvs && !await hasReleaseVenv(remote, layout2.release(target)))
+    problems.push({
+      severity: "error",
+      check: "environments",
+      finding: `release ${target} has no environment of its own (${layout2.release(target)}/.venv): the instance could not start it`,
+      fix: `deploy it again, or link one: ln -s ../../.venv ${layout2.release(target)}/.venv (the shared venv)`
+    });
+  if (problems.length > 0)
+    throw new Error(
+      `the rollback cannot move everything back; nothing was changed:
+${problems.map((p) => `- ${p.finding}
+  Fix: ${p.fix}`).join("\n")}`
+    );
+}
+async function packagesFor(conn, ctx, plan, result) {
+  const { settings, log } = ctx;
+  const { snap } = plan;
+  const remote = conn.remote;
+  const [target, serving] = await Promise.all([
+    readRecordedSet(remote, plan.dir),
+    recordedSetOf(remote, snap.currentDir)
+  ]);
+  if (snap.venvs === "per-release")
+    return { changed: target && serving ? diffSets(serving, target).changed : [] };
+  const python = snap.interpreter?.venv ? snap.interpreter.python : void 0;
+  if (!python) return { changed: [] };
+  if (!target) {
+    log.info(
+      `the packages ${plan.target} ran on were not recorded (deployed before the action recorded them): the venv keeps the packages installed now`
+    );
+    return { changed: [] };
+  }
+  const now = await freeze(remote, python);
+  if (!now) return { changed: [] };
+  const change = diffSets(now, target);
+  if (change.changed.length === 0) return { changed: [] };
+  await timed(
+    result,
+    "dependencies",
+    () => log.group(
+      `Packages of ${plan.target}`,
+      () => restoreSet(remote, {
+        python,
+        target,
+        pipArgs: settings.pipArgs,
+        limits: { timeoutSeconds: settings.pipTimeoutSeconds },
+        log
+      })
+    )
+  ).catch(async (error3) => {
+    const back = await putBackPackages(remote, settings, { python, set: now }, log);
+    throw new Error(`${error3.message}
+Nothing was switched; ${back}`);
+  });
+  return {
+    changed: change.changed,
+    putBack: () => putBackPackages(remote, settings, { python, set: now }, log)
   };
 }
 async function rollBack(conn, ctx, plan, step) {
@@ -56064,16 +56992,35 @@ async function rollBack(conn, ctx, plan, step) {
   const cutover = cutoverContext(conn, settings, snap, { log, ...step, run: ctx.run });
   const current = snap.currentRelease;
   const served = !snap.cold && current && snap.currentDir && !plan.restore;
+  const packages = await packagesFor(conn, ctx, { ...plan, dir }, step.result);
+  const companions2 = snap.companions.length > 0 ? companionStep(cutover, {
+    companions: snap.companions,
+    to: { release: plan.target, releaseDir: dir },
+    back: current && snap.currentDir ? { release: current, releaseDir: snap.currentDir } : void 0,
+    processes: snap.processes
+  }) : void 0;
+  let putBack = false;
+  const wayBack = packages.putBack;
+  const beforeBack = wayBack ? () => {
+    putBack = true;
+    return wayBack();
+  } : void 0;
   const outcome = await cutOver(settings, snap, cutover, {
     action: "rollback",
     plan: target,
     from: servingState(snap),
+    afterProof: companions2 ? [companions2] : [],
+    beforeBack,
     back: {
       plan: served ? planFor(settings, snap, current, snap.currentDir, { goingBack: false }) : void 0
     },
     restartDeadMaster: true
   });
-  recordOutcome(step.result, outcome);
+  if (!outcome.ok && wayBack && !putBack) log.info(await wayBack());
+  recordOutcome(step.result, outcome, {
+    companions: companions2?.results(),
+    packages: packages.changed
+  });
   if (!outcome.ok) {
     step.result.status = "failed";
     step.result.rolledBack = false;

@@ -109,6 +109,22 @@ export async function recordSet(
   })
 }
 
+/** Copies the set recorded with one release to another; false when the first has none. */
+export async function copySet(remote: RemoteHost, from: string, to: string): Promise<boolean> {
+  const result = await remote.exec(
+    toShell([
+      'sh',
+      '-c',
+      'test -f "$1" && cp "$1" "$2"',
+      'sh',
+      `${from}/${FREEZE_FILE}`,
+      `${to}/${FREEZE_FILE}`
+    ]),
+    { timeoutMs: 30_000 }
+  )
+  return result.code === 0
+}
+
 /**
  * Installs exactly `target` into the venv of `python` (a shared venv): what differs is
  * installed with --no-deps (the set is complete), what it lacks is uninstalled. Returns

@@ -6,6 +6,7 @@
 import type { Log } from '../core/log.js'
 import {
   buildReleaseVenv,
+  copySet,
   diffSets,
   freeze,
   recordSet,
@@ -76,11 +77,18 @@ async function perRelease(d: DependencyContext, releaseDir: string): Promise<Dep
 async function shared(d: DependencyContext, releaseDir: string): Promise<DependencyOutcome> {
   const { remote, settings, snap, log } = d
   const python = snap.interpreter?.venv ? snap.interpreter.python : undefined
-  const before = python ? await freeze(remote, python) : undefined
   if (d.requirements === 'absent')
     log.info('no requirements.txt in the release: nothing to install')
   else if (d.requirements === 'unchanged')
     log.info('requirements.txt unchanged since the current release: skipping pip')
+  // Unchanged requirements: the set is the one recorded with the current release, when it is.
+  if (
+    d.requirements !== 'changed' &&
+    snap.currentDir &&
+    (await copySet(remote, snap.currentDir, releaseDir))
+  )
+    return { changed: [] }
+  const before = python ? await freeze(remote, python) : undefined
   const installed =
     d.requirements === 'changed' &&
     (await installDependencies(remote, {

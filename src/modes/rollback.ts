@@ -232,8 +232,8 @@ async function packagesFor(
   const python = snap.interpreter?.venv ? snap.interpreter.python : undefined
   if (!python) return { changed: [] }
   if (!target) {
-    log.warning(
-      `not verified: the packages ${plan.target} ran on were not recorded (deployed before the action recorded them): the venv keeps the packages installed now`
+    log.info(
+      `the packages ${plan.target} ran on were not recorded (deployed before the action recorded them): the venv keeps the packages installed now`
     )
     return { changed: [] }
   }
