@@ -56320,6 +56320,7 @@ function preflightOptions(h, log) {
     envFile: settings.envFile,
     requiredEnv: settings.requiredEnv,
     nginxErrorLog: settings.nginxErrorLog,
+    companions: settings.restartServices,
     minFreeBytes: statSync3(h.ctx.archivePath).size * 4 + 50 * 1048576,
     strict: settings.strict,
     log

@@ -99,6 +99,7 @@ function preflightOptions(h: HostRun, log: Log) {
     envFile: settings.envFile,
     requiredEnv: settings.requiredEnv,
     nginxErrorLog: settings.nginxErrorLog,
+    companions: settings.restartServices,
     minFreeBytes: statSync(h.ctx.archivePath).size * 4 + 50 * 1048576,
     strict: settings.strict,
     log
