@@ -87,6 +87,7 @@ export function healthyFacts(overrides: Partial<HostFacts> = {}): HostFacts {
     envFile: '/etc/myapp.env',
     env: { exists: true, readable: true, errors: [], missing: [], empty: [], count: 2 },
     nginxErrorLog: '/var/log/nginx/error.log',
+    companions: [],
     ...overrides
   }
 }
@@ -151,6 +152,7 @@ export function blueGreenFacts(
       instances: { blue, green },
       serving: 'blue',
       idleAccess: accessWith(),
+      perReleaseVenvs: true,
       ...blueGreen
     },
     ...overrides

@@ -64,6 +64,12 @@ else
   aptopts=()
 fi
 
+# A Celery worker on Redis for the hosts whose app has background workers (style
+# celery): Debian's packages, on the stable suites (sid moves too fast to pin them).
+# redis-server is disabled here; the style enables it.
+extra=
+[ "$SUITE" = sid ] || extra=,redis-server,python3-celery,python3-redis
+
 BUILD=$ROOTFS.build
 log "building the $SUITE root filesystem with mmdebstrap from $MIRROR (about a minute)"
 started=$(date +%s)
@@ -71,7 +77,7 @@ mmdebstrap --quiet --variant=minbase --mode=root \
   --aptopt='APT::Install-Recommends "false"' "${aptopts[@]}" \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-exclude=/usr/share/info/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-  --include=systemd,systemd-sysv,dbus,openssh-server,sudo,passwd,adduser,nginx,gunicorn,python3-gunicorn,python3-flask,python3-venv,python3-flask-migrate,python3-flask-sqlalchemy,curl,procps,iproute2,psmisc,openssl \
+  --include=systemd,systemd-sysv,dbus,openssh-server,sudo,passwd,adduser,nginx,gunicorn,python3-gunicorn,python3-flask,python3-venv,python3-flask-migrate,python3-flask-sqlalchemy,curl,procps,iproute2,psmisc,openssl$extra \
   "$SUITE" "$BUILD" "${sources[@]}" >&2
 
 # Provision with the same script users run (examples/server/provision.sh).
@@ -110,6 +116,7 @@ for unit in apt-daily.timer apt-daily-upgrade.timer man-db.timer logrotate.timer
             e2scrub_all.timer dpkg-db-backup.timer console-getty.service getty@tty1.service; do
   chroot "$BUILD" systemctl mask "$unit" >/dev/null 2>&1 || true
 done
+chroot "$BUILD" systemctl disable redis-server.service >/dev/null 2>&1 || true
 : >"$BUILD/etc/machine-id"
 chroot "$BUILD" apt-get clean
 rm -rf "$BUILD"/var/lib/apt/lists/*

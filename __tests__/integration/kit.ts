@@ -58,6 +58,8 @@ export type ServerStyle =
   | 'tutorial-root'
   | 'tutorial-instance'
   | 'tutorial-preload'
+  | 'celery'
+  | 'celery-blue-green'
 
 export interface HostOptions {
   /** only with the kit style (default fixed) */

@@ -85,8 +85,8 @@ class LoadingTest(TempDirTest):
     def test_every_command_the_action_calls_is_dispatched(self):
         expected = {"envcheck", "importcheck", "run", "lock", "unlock", "touchlock",
                     "linkshared", "access", "readglobs", "gunicornenv", "watchworkers",
-                    "dbrevisions"}
-        self.assertEqual(set(helper.COMMANDS), expected)
+                    "dbrevisions", "hook", "venvbuild"}
+        self.assertEqual(set(helper.COMMANDS) | set(helper.LAUNCHERS), expected)
 
     def test_runs_a_command_under_dash_c_answering_one_json_object(self):
         done = run_as_c("envcheck", self.path("missing.env"), "A")
@@ -727,6 +727,43 @@ class ImportWithoutTheEnvironmentTest(TempDirTest):
         for envfile in (self.write("app.env", "A=1\n"), "-"):
             out = answer_of(run_as_c("importcheck", envfile, self.path("code"), "wsgi:app"))
             self.assertEqual((out["ok"], out["independent"]), (False, None))
+
+
+class HookTest(TempDirTest):
+    def spec(self, command, **extra):
+        release = self.path("releases/r1")
+        os.makedirs(release, exist_ok=True)
+        env_file = self.write("app.env", "SECRET_KEY=%s\nGREETING='hello there'\n" % SECRET)
+        spec = {"envFiles": [env_file, self.path("missing.env")], "bin": self.path("venv/bin"),
+                "env": {"ZDD_RELEASE": "r1"}, "dir": release, "command": command}
+        spec.update(extra)
+        return json.dumps(spec)
+
+    def test_runs_the_command_in_the_release_with_the_unit_environment_and_the_venv_first(self):
+        done = run_as_c("hook", self.spec('echo "$GREETING|$ZDD_RELEASE|$(pwd)|${PATH%%:*}|${#SECRET_KEY}"'))
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stdout.strip(), "hello there|r1|%s|%s|%d" % (
+            os.path.realpath(self.path("releases/r1")), self.path("venv/bin"), len(SECRET)))
+
+    def test_the_command_exit_status_is_the_hook_s(self):
+        done = run_as_c("hook", self.spec("echo building >&2; exit 7"))
+        self.assertEqual(done.returncode, 7)
+        self.assertIn("building", done.stderr)
+
+    def test_shell_syntax_in_values_stays_data(self):
+        marker = self.path("injected")
+        done = run_as_c("hook", self.spec('printf "%s" "$ZDD_RELEASE"', env={"ZDD_RELEASE": "$(touch %s)" % marker}))
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stdout, "$(touch %s)" % marker)
+        self.assertFalse(os.path.exists(marker))
+
+    def test_an_unreadable_environment_file_fails_before_the_command(self):
+        env_file = self.path("a-directory.env")
+        os.makedirs(env_file)  # unreadable as a file, also for root
+        done = run_as_c("hook", self.spec("echo ran", envFiles=[env_file]))
+        self.assertNotEqual(done.returncode, 0)
+        self.assertNotIn("ran", done.stdout)
+        self.assertIn("cannot read the EnvironmentFile", done.stderr)
 
 
 class WatchWorkersTest(unittest.TestCase):

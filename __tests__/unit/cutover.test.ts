@@ -288,4 +288,76 @@ describe('the one cutover', () => {
     )
     expect(result.rolledBack).toBe(true)
   })
+
+  it('runs the steps after the proof in order, and a failing one undoes the switch, then the started steps newest first, with the old packages back before the reload', async () => {
+    const host = await fakeHost('v1')
+    const { ctx, result } = context(host)
+    const seen: string[] = []
+    const step = (name: string, fails = false) => ({
+      name,
+      run: async () => {
+        seen.push(`run ${name} on ${host.state.current}`)
+        if (fails) throw new Error(`${name} broke`)
+      },
+      undo: async () => {
+        seen.push(`undo ${name} on ${host.state.current}`)
+        return `${name} undone`
+      }
+    })
+    const request = {
+      ...deployRequest(host, 'v2', 'v1'),
+      afterProof: [step('after-switch'), step('companions', true), step('never')],
+      beforeBack: async () => {
+        seen.push(`packages back while current is ${host.state.current}`)
+        return 'packages back'
+      }
+    }
+    await expect(runCutover(request, ctx)).rejects.toThrow(CutoverError)
+    expect(seen).toEqual([
+      'run after-switch on v2',
+      'run companions on v2',
+      'packages back while current is v2',
+      'undo companions on v1',
+      'undo after-switch on v1'
+    ])
+    expect(host.state).toMatchObject({ current: 'v1', workerRelease: 'v1' })
+    expect(result.rolledBack).toBe(true)
+    expect(result.error).toContain('companions broke')
+    expect(result.error).toContain('packages back')
+    expect(result.error).toContain('companions undone')
+    expect(outcomes(host)).toEqual(['rolled-back'])
+  })
+
+  it('runs no step after the proof when the proof fails, and undoes none', async () => {
+    const host = await fakeHost('v1')
+    host.nginxFails.add('v2')
+    const { ctx } = context(host)
+    let ran = false
+    const nginx = {
+      kind: 'tcp' as const,
+      host: '127.0.0.1',
+      port: 80,
+      path: '/health',
+      text: 'http://127.0.0.1/health'
+    }
+    const request = {
+      ...deployRequest(host, 'v2', 'v1'),
+      plan: { ...plan('v2'), urls: [...plan('v2').urls, nginx] },
+      afterProof: [
+        {
+          name: 'companions',
+          run: async () => {
+            ran = true
+          },
+          undo: async () => {
+            ran = true
+            return ''
+          }
+        }
+      ]
+    }
+    await expect(runCutover(request, ctx)).rejects.toThrow(CutoverError)
+    expect(ran).toBe(false)
+    expect(host.state.current).toBe('v1')
+  })
 })

@@ -223,6 +223,15 @@ describe('host checks under strategy: blue-green', () => {
     )
   })
 
+  it('warns, without blocking, when every release shares one venv (a template from before per-release environments)', () => {
+    const report = runChecks(blueGreenFacts({}, { perReleaseVenvs: false }), ctx)
+    expect(report.blocking).toEqual([])
+    const [warning] = report.findings.filter(f => f.severity !== 'ok')
+    expect(warning).toMatchObject({ severity: 'warning', check: 'environments' })
+    expect(warning.finding).toContain('changes the packages under the serving instance')
+    expect(warning.fix).toContain('/srv/myapp/slots/%i/.venv/bin/python -m gunicorn')
+  })
+
   it('refuses when the template unit is not loaded', () => {
     const facts = blueGreenFacts()
     facts.blueGreen!.instances.green = {

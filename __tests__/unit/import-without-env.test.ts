@@ -87,7 +87,7 @@ function prepare(envReadable: boolean, answer: ImportAnswer) {
 describe('the import check when the deploy user cannot read the EnvironmentFile', () => {
   it('imports the release without the file, telling the helper so', async () => {
     const { requests, prepared } = prepare(false, { ok: true, seconds: 0.4, reads: [] })
-    await expect(prepared).resolves.toBe('/srv/myapp/releases/v2')
+    await expect(prepared).resolves.toMatchObject({ releaseDir: '/srv/myapp/releases/v2' })
     expect(requests).toEqual([
       {
         python: '/srv/myapp/.venv/bin/python3',
@@ -117,7 +117,7 @@ describe('the import check when the deploy user cannot read the EnvironmentFile'
 
   it('warns and goes on when the failure may depend on the environment', async () => {
     const { log, prepared } = prepare(false, secretUnset)
-    await expect(prepared).resolves.toBe('/srv/myapp/releases/v2')
+    await expect(prepared).resolves.toMatchObject({ releaseDir: '/srv/myapp/releases/v2' })
     const warning = log.lines.find(l => l.startsWith('warning not verified before the switch'))
     expect(warning).toContain(
       "wsgi:app does not import without /etc/myapp.env, which deploy cannot read: KeyError: 'SECRET_KEY' (wsgi.py:3); it reads SECRET_KEY, unset without that file"

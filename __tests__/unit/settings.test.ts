@@ -422,3 +422,38 @@ describe('strategy and keep-previous', () => {
     )
   })
 })
+
+describe('readSettings: companions and hooks', () => {
+  it('reads restart-services, the hooks and hook-timeout, with their defaults', () => {
+    const none = readSettings(inputs(), FACTS)
+    expect(none).toMatchObject({ restartServices: [], hookTimeoutSeconds: 600 })
+    expect(none.beforeSwitch).toBeUndefined()
+    const s = readSettings(
+      inputs({
+        'restart-services': 'myapp-worker\nmyapp-beat.service, rq@default',
+        'before-switch': '  flask assets build && echo "$ZDD_RELEASE"  ',
+        'after-switch': 'curl -fsS http://127.0.0.1/warm',
+        'hook-timeout': '120'
+      }),
+      FACTS
+    )
+    expect(s.restartServices).toEqual(['myapp-worker', 'myapp-beat.service', 'rq@default'])
+    expect(s.beforeSwitch).toBe('flask assets build && echo "$ZDD_RELEASE"')
+    expect(s.afterSwitch).toBe('curl -fsS http://127.0.0.1/warm')
+    expect(s.hookTimeoutSeconds).toBe(120)
+  })
+
+  it('runs hooks in deploys only', () => {
+    const s = readSettings(inputs({ mode: 'rollback', 'before-switch': 'make assets' }), FACTS)
+    expect(s.beforeSwitch).toBeUndefined()
+  })
+
+  it('refuses a unit name that is not one, the web unit itself, and a unit listed twice', () => {
+    expect(failure({ 'restart-services': 'worker;reboot' }).message).toContain(
+      'Input \'restart-services\' has value "worker;reboot"'
+    )
+    expect(failure({ 'restart-services': 'myapp' }).message).toContain('must not name the web unit')
+    expect(failure({ 'restart-services': 'w1, w1.service' }).message).toContain('only once')
+    expect(failure({ 'hook-timeout': '5' }).message).toContain('from 10 to 86400')
+  })
+})

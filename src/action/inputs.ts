@@ -397,6 +397,48 @@ function readPreparation(r: Reader) {
   }
 }
 
+/** A hook is one command, run by `sh -c` on the host: it may not be empty or hold a NUL byte. */
+function readHook(r: Reader, name: string): string | undefined {
+  const text = r.read(name).trim()
+  if (text === '') return undefined
+  if (text.includes('\0')) r.fail(name, text, 'must not contain a NUL byte')
+  if (text.length > 16384)
+    r.fail(name, text, 'must be at most 16384 characters (put more in a script in the release)')
+  return text
+}
+
+/** The companions and the hooks around the switch. */
+function readWholeApp(r: Reader, mode: Mode, service: string) {
+  const { raw, fail } = bound(r)
+  const restartServices = splitList(raw('restart-services'))
+  const seen = new Set<string>()
+  for (const unit of restartServices) {
+    if (!SERVICE_RE.test(unit) || unit.endsWith('@'))
+      fail(
+        'restart-services',
+        unit,
+        'each entry must be a systemd unit name: letters, digits and : _ . @ - (starting with a letter, digit or _; no "..")'
+      )
+    const bare = unit.replace(/\.service$/, '')
+    if (bare === service.replace(/\.service$/, '') || bare.startsWith(`${service}@`))
+      fail(
+        'restart-services',
+        unit,
+        "must not name the web unit ('service'): the action moves it itself"
+      )
+    if (seen.has(bare)) fail('restart-services', unit, 'each unit may appear only once')
+    seen.add(bare)
+  }
+  const beforeSwitch = readHook(r, 'before-switch')
+  const afterSwitch = readHook(r, 'after-switch')
+  // Hooks are a deploy's own steps: a rollback restores a release whose steps already ran.
+  return {
+    restartServices,
+    beforeSwitch: mode === 'deploy' ? beforeSwitch : undefined,
+    afterSwitch: mode === 'deploy' ? afterSwitch : undefined
+  }
+}
+
 /** The canary and the migration host: targets named in 'host'. */
 function readFleetTargets(r: Reader, targets: Target[], defaults: { user: string; port: number }) {
   const { raw, fail } = bound(r)
@@ -447,6 +489,7 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
   const healthExpect = r.raw('health-expect') || undefined
   const release = readRelease(r, facts, mode)
   const preparation = readPreparation(r)
+  const wholeApp = readWholeApp(r, mode, strategy.service)
   const fleet = readFleetTargets(r, targets, defaults)
   const github = readGithub(r)
   return {
@@ -467,6 +510,8 @@ export function readSettings(read: InputReader, facts: RunFacts): Settings {
     ...preparation,
     pipTimeoutSeconds: r.int('pip-timeout', 900, 10, 24 * 3600),
     migrateTimeoutSeconds: r.int('migrate-timeout', 1800, 10, 24 * 3600),
+    ...wholeApp,
+    hookTimeoutSeconds: r.int('hook-timeout', 600, 10, 24 * 3600),
     probe: r.bool('probe', true),
     warnOnly: r.bool('warn-only', false),
     strict: r.bool('strict', false),

@@ -114,6 +114,30 @@ export async function writeSummary(
     ])
   ])
   for (const r of results) {
+    if (r.companions?.length)
+      summary.addHeading(`${esc(r.host)}: companions`, 3).addTable([
+        [
+          { data: 'unit', header: true },
+          { data: 'action', header: true },
+          { data: 'result', header: true },
+          { data: 'release', header: true },
+          { data: 'main PID', header: true }
+        ],
+        ...r.companions.map(c => [
+          esc(c.unit),
+          esc(c.action),
+          esc(
+            `${c.status}${c.dirsUnverified ? " (processes' directory not verified)" : ''}${c.error ? `: ${c.error}` : ''}`
+          ),
+          esc(c.release ?? ''),
+          c.mainPid ? String(c.mainPid) : ''
+        ])
+      ])
+    if (r.packages?.length || r.environment)
+      summary.addRaw(
+        `<p>${esc(r.host)}: ${r.environment ? `environment ${esc(r.environment)}; ` : ''}packages that differ from the previous release: ${esc(r.packages?.join(', ') || 'none')}</p>`,
+        true
+      )
     if (r.findings) {
       summary.addHeading(`${esc(r.host)}: audit`, 3).addTable([
         [

@@ -17,6 +17,23 @@ export interface Finding {
   fix: string
 }
 
+/** What a run did to one companion (restart-services). */
+export interface CompanionReport {
+  unit: string
+  action: 'restart' | 'reload'
+  /**
+   * moved: runs the new release; failed: did not; restored: back on the previous release
+   * after a failure; not-restored: could not be moved back.
+   */
+  status: 'moved' | 'failed' | 'restored' | 'not-restored'
+  /** The release it runs after the run, when known. */
+  release?: string
+  mainPid?: number
+  /** Its processes' directories could not be read: only active and a new main PID are proven. */
+  dirsUnverified?: boolean
+  error?: string
+}
+
 export interface HostResult {
   host: string
   status: HostStatus
@@ -39,6 +56,12 @@ export interface HostResult {
   notVerified?: { what: string; allow: string }[]
   /** strategy: blue-green: the instance that serves after this run (e.g. myapp@green). */
   instance?: string
+  /** restart-services: what happened to each companion. */
+  companions?: CompanionReport[]
+  /** The packages that differ between the release that served and the one that serves now (`name 1.0 -> 2.0`, `+name 2.0`, `-name 1.0`). */
+  packages?: string[]
+  /** Under per-release environments: the venv the release runs (`venvs/<key>`). */
+  environment?: string
 }
 
 export function newHostResult(host: string): HostResult {

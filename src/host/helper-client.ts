@@ -243,6 +243,49 @@ export function inRelease(
   return toShell(helperArgv(python, 'run', [envWord(env), releaseDir, ...argv]))
 }
 
+/** What the `hook` launcher needs: the user's command and the release as the unit sees it. */
+export interface HookSpec {
+  /** The unit's EnvironmentFiles, loaded in order (a missing one skipped). */
+  envFiles: readonly string[]
+  /** Put first on PATH (null: PATH as it is). */
+  bin: string | null
+  env: Record<string, string>
+  /** The working directory: the release. */
+  dir: string
+  /** Run with `sh -c`, as the user wrote it. */
+  command: string
+}
+
+/**
+ * `hook`: the other launcher. It execs `sh -c COMMAND` in the release with the unit's
+ * environment, so the hook's output and exit status are its own.
+ */
+export function hookLine(spec: HookSpec): ShellLine {
+  return toShell(helperArgv('python3', 'hook', [JSON.stringify(spec)]))
+}
+
+/** What venvBuild is given: the release, where venvs live, and how the unit's venv was made. */
+export interface VenvSpec {
+  release: string
+  /** venvs/ is made under it. */
+  root: string
+  /** venvs whose pyvenv.cfg gives the Python and system-site-packages setting, first found wins. */
+  models: readonly string[]
+  pipArgs: readonly string[]
+}
+
+/** The environment one release runs on (remote-helper.py: cmd_venvbuild). */
+export interface ReleaseVenv {
+  key: string
+  venv: string
+  /** false: an environment with the same requirements was reused. */
+  built: boolean
+  seconds: number
+  python: string
+  version: string
+  systemSite: boolean
+}
+
 type Json = Record<string, unknown>
 
 /** Reads the fields of one answer, each checked; a wrong one is a HelperError. */
@@ -318,6 +361,49 @@ function envReads(f: Fields): EnvRead[] {
   return f.list('reads').map(r => ({ name: r.string('name'), set: r.boolean('set') }))
 }
 
+/** Checks that a command answered one JSON object, not an error, and gives its fields. */
+function answerOf(command: string, host: string, result: ExecResult, timeoutMs: number): Fields {
+  const fail = (reason: string) => new HelperError(command, host, reason, result)
+  if (result.cancelled) throw fail('cancelled')
+  if (result.timedOut) throw fail(`no answer within ${Math.round(timeoutMs / 1000)}s`)
+  if (result.code === null) throw fail('the connection dropped before it answered')
+  let answer: unknown
+  try {
+    answer = JSON.parse(result.stdout)
+  } catch {
+    const out = result.stdout.trim() ? 'an answer that is not JSON' : 'no answer'
+    throw fail(`exit status ${result.code} with ${out}`)
+  }
+  if (!isObject(answer)) throw fail('its answer is not a JSON object')
+  if (isObject(answer.error)) {
+    const e = new Fields(fail, answer.error)
+    throw fail(`${e.string('type')}: ${e.string('message')}`)
+  }
+  if (result.code !== 0) throw fail(`exit status ${result.code}`)
+  return new Fields(fail, answer)
+}
+
+/**
+ * `venvbuild` runs as a long step (pip-timeout, progress, cancel), so it is built as a
+ * line here and run by the caller; venvAnswer checks what it answered.
+ */
+export function venvBuildLine(spec: VenvSpec): ShellLine {
+  return toShell(helperArgv('python3', 'venvbuild', [JSON.stringify(spec)]))
+}
+
+export function venvAnswer(host: string, result: ExecResult, timeoutMs: number): ReleaseVenv {
+  const f = answerOf('venvbuild', host, result, timeoutMs)
+  return {
+    key: f.string('key'),
+    venv: f.string('venv'),
+    built: f.boolean('built'),
+    seconds: f.number('seconds'),
+    python: f.string('python'),
+    version: f.string('version'),
+    systemSite: f.boolean('systemSite')
+  }
+}
+
 /** The client that runs the helper over SSH. */
 export class SshHelperClient implements HelperClient {
   constructor(private readonly remote: RemoteHost) {}
@@ -328,29 +414,11 @@ export class SshHelperClient implements HelperClient {
     args: readonly string[],
     opts: { python?: string; timeoutMs: number; signal?: AbortSignal }
   ): Promise<Fields> {
-    const host = this.remote.target.label
     const result = await this.remote.exec(
       toShell(helperArgv(opts.python ?? 'python3', command, args)),
       { timeoutMs: opts.timeoutMs, signal: opts.signal }
     )
-    const fail = (reason: string) => new HelperError(command, host, reason, result)
-    if (result.cancelled) throw fail('cancelled')
-    if (result.timedOut) throw fail(`no answer within ${Math.round(opts.timeoutMs / 1000)}s`)
-    if (result.code === null) throw fail('the connection dropped before it answered')
-    let answer: unknown
-    try {
-      answer = JSON.parse(result.stdout)
-    } catch {
-      const out = result.stdout.trim() ? 'an answer that is not JSON' : 'no answer'
-      throw fail(`exit status ${result.code} with ${out}`)
-    }
-    if (!isObject(answer)) throw fail('its answer is not a JSON object')
-    if (isObject(answer.error)) {
-      const e = new Fields(fail, answer.error)
-      throw fail(`${e.string('type')}: ${e.string('message')}`)
-    }
-    if (result.code !== 0) throw fail(`exit status ${result.code}`)
-    return new Fields(fail, answer)
+    return answerOf(command, this.remote.target.label, result, opts.timeoutMs)
   }
 
   async envCheck(envFile: string, required: readonly string[]): Promise<EnvCheck> {

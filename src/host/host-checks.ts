@@ -15,6 +15,7 @@ import { socketPath } from './endpoint.js'
 import type { Strategy } from '../core/strategy.js'
 import { blueGreenLayout, pooledUpstream } from './blue-green/checks.js'
 import { instanceUnit, otherColour } from './blue-green/instances.js'
+import { companionFindings } from './companions/companion-checks.js'
 
 export interface CheckContext {
   releasePath: string
@@ -559,6 +560,38 @@ function gunicornVersion(f: HostFacts): Finding[] {
   ]
 }
 
+/** restart-services: each companion exists, runs the release and may be restarted. */
+function companions(f: HostFacts): Finding[] {
+  return companionFindings(f.companions, {
+    root: f.layout.root,
+    releasesDir: f.releasesDir,
+    currentRelease: f.currentRelease,
+    access: f.access,
+    perReleaseVenvs: f.blueGreen?.perReleaseVenvs ?? false
+  })
+}
+
+/** Under blue-green, whether each release gets its own environment (the template runs its slot's venv). */
+function environments(f: HostFacts): Finding[] {
+  const bg = f.blueGreen
+  if (!bg || bg.instances[bg.serving].info.loadState !== 'loaded') return []
+  if (bg.perReleaseVenvs)
+    return [
+      ok(
+        'environments',
+        `each release runs its own venv (${f.layout.root}/slots/<instance>/.venv): a deploy never touches the serving instance's packages`
+      )
+    ]
+  const program = bg.instances[bg.serving].info.execStart[0] ?? '(unknown)'
+  return [
+    warning(
+      'environments',
+      `${bg.template}@.service runs ${program}, one environment shared by every release: a deploy's pip install changes the packages under the serving instance, and a rollback reinstalls the old release's recorded set`,
+      `run each release's own venv: ExecStart=${f.layout.root}/slots/%i/.venv/bin/python -m gunicorn … in ${bg.template}@.service (examples/server/blue-green/; provision.sh --strategy blue-green updates it)`
+    )
+  ]
+}
+
 /** Every check, in the order they are reported. */
 export const HOST_CHECKS: readonly HostCheck[] = [
   { id: 'unit', reads: 'systemctl show', blocksDeploy: true, evaluate: unitState },
@@ -621,7 +654,20 @@ export const HOST_CHECKS: readonly HostCheck[] = [
     blocksDeploy: true,
     evaluate: environment
   },
-  { id: 'rights', reads: 'sudo -n -l, groups', blocksDeploy: true, evaluate: rights }
+  { id: 'rights', reads: 'sudo -n -l, groups', blocksDeploy: true, evaluate: rights },
+  {
+    id: 'environments',
+    reads: "the template's ExecStart",
+    blocksDeploy: false,
+    strategy: 'blue-green',
+    evaluate: environments
+  },
+  {
+    id: 'companions',
+    reads: 'restart-services: each unit, its processes, sudo -n -l',
+    blocksDeploy: true,
+    evaluate: companions
+  }
 ]
 
 export interface CheckReport {

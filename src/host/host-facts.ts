@@ -14,7 +14,8 @@ import {
   type GunicornProcesses,
   type ProcessView
 } from './gunicorn/gunicorn-processes.js'
-import { readGunicornOptions, readUnit, realPath, workingDirectories } from './service-state.js'
+import { readGunicornOptions, readUnit, realPath } from './service-state.js'
+import { probeDirs, type DirAccess } from './process-dirs.js'
 import { optional, toShell } from '../transport/shell-quote.js'
 import { parseBind, type Bind } from './gunicorn/bind.js'
 import type { ExecResult, RemoteHost } from '../transport/ssh-connection.js'
@@ -25,10 +26,12 @@ import {
   type UnitInfo
 } from './gunicorn/unit-info.js'
 import type { Strategy } from '../core/strategy.js'
+import { readCompanions, type CompanionFacts } from './companions/companion-facts.js'
 import {
   instanceUnit,
   otherColour,
   readBlueGreen,
+  runsSlotVenv,
   servingColour,
   type BlueGreenLayout,
   type Colour
@@ -82,22 +85,40 @@ export interface HostFacts {
   nginxErrorLog: string
   /** strategy: blue-green: both instances, the links, and what the deploy user may do to the idle one. */
   blueGreen?: BlueGreenFacts
+  /** restart-services: the other units that run the release. */
+  companions: CompanionFacts[]
 }
 
 export interface BlueGreenFacts extends BlueGreenLayout {
   /** The instance `service` (and the rest of these facts) describe: the live one, else blue. */
   serving: Colour
   idleAccess: Access
+  /**
+   * The template runs the interpreter of its slot's release (`<slot>/.venv/bin/python`):
+   * each release has its own environment. false: every release shares one venv.
+   */
+  perReleaseVenvs: boolean
 }
 
 /** The fact options a mode reads from the settings. */
 export function factOptions(
-  settings: Pick<FactOptions, 'service' | 'envFile' | 'nginxErrorLog'> & { strategy: Strategy },
+  settings: Pick<FactOptions, 'service' | 'envFile' | 'nginxErrorLog'> & {
+    strategy: Strategy
+    restartServices: string[]
+  },
   layout: ReleaseLayout,
   requiredEnv: string[]
 ): FactOptions {
-  const { service, strategy, envFile, nginxErrorLog } = settings
-  return { service, strategy, layout, envFile, requiredEnv, nginxErrorLog }
+  const { service, strategy, envFile, nginxErrorLog, restartServices } = settings
+  return {
+    service,
+    strategy,
+    layout,
+    envFile,
+    requiredEnv,
+    nginxErrorLog,
+    companions: restartServices
+  }
 }
 
 export interface FactOptions {
@@ -108,6 +129,8 @@ export interface FactOptions {
   envFile?: string
   requiredEnv: string[]
   nginxErrorLog: string
+  /** restart-services (none when undefined). */
+  companions?: string[]
 }
 
 /** Whether the master is up (a unit activating between crash-loop restarts is not). */
@@ -139,34 +162,7 @@ async function nginxMatch(
   }
 }
 
-/** How the workers' directories are read: their own user, sudo pwdx, or not at all. */
-export type DirAccess = 'own' | 'sudo' | 'none'
-
-/**
- * Tries to read the master's directory the way verification will read the workers':
- * without sudo when the unit runs as the deploy user (which still fails when the
- * unit's Group= differs), else through `sudo pwdx` when allowed.
- */
-export async function probeDirs(
-  remote: RemoteHost,
-  unit: UnitInfo,
-  masterPid: number | undefined,
-  access: Access
-): Promise<{ via: DirAccess; masterDir?: string }> {
-  const own = unit.user !== '' && unit.user === remote.target.user
-  if (own && masterPid) {
-    const dirs = await workingDirectories(remote, [masterPid], false)
-    if (dirs.size > 0) return { via: 'own', masterDir: dirs.get(masterPid) }
-  }
-  if (may(access, 'pwdx')) {
-    if (!masterPid) return { via: 'sudo' }
-    const dirs = await workingDirectories(remote, [masterPid], true).catch(
-      () => new Map<number, string>()
-    )
-    return { via: dirs.size > 0 ? 'sudo' : 'none', masterDir: dirs.get(masterPid) }
-  }
-  return { via: own && !masterPid ? 'own' : 'none' }
-}
+export { probeDirs, type DirAccess }
 
 /** `gunicorn.__version__` under the unit's interpreter (cheap: no app is imported). */
 async function gunicornVersion(remote: RemoteHost, python: string): Promise<string | undefined> {
@@ -224,7 +220,8 @@ export async function gatherFacts(remote: RemoteHost, opts: FactOptions): Promis
     ),
     probeAccess(remote, instanceUnit(opts.service, otherColour(serving)), [])
   ])
-  return { ...facts, blueGreen: { ...bg, serving, idleAccess } }
+  const perReleaseVenvs = runsSlotVenv(opts.layout, bg.instances[serving])
+  return { ...facts, blueGreen: { ...bg, serving, idleAccess, perReleaseVenvs } }
 }
 
 /** release-path as the deploy user sees it: what is writable, the links, free space, current's release. */
@@ -320,15 +317,17 @@ async function gatherUnitFacts(
       ? await readGunicornOptions(remote, unit, procs.argv)
       : fromUnit
   const masterAlive = isRunning(unit)
-  const [[onDisk, env], dirs, nginxTest, nginx, [interpreter, shebang]] = await Promise.all([
-    early,
-    probeDirs(remote, unit, procs?.masterPid ?? (hidden ? unit.mainPid : undefined), access),
-    may(access, 'nginx-test')
-      ? remote.exec(toShell(asRoot(serviceCommands.nginxTest())))
-      : Promise.resolve(undefined),
-    nginxMatch(remote, gunicorn, access, proxiedBind),
-    launcherEarly ?? byLauncher(gunicorn, procs ?? (hidden ? 'hidden' : unit.mainPid))
-  ])
+  const [[onDisk, env], dirs, nginxTest, nginx, [interpreter, shebang], companions] =
+    await Promise.all([
+      early,
+      probeDirs(remote, unit, procs?.masterPid ?? (hidden ? unit.mainPid : undefined), access),
+      may(access, 'nginx-test')
+        ? remote.exec(toShell(asRoot(serviceCommands.nginxTest())))
+        : Promise.resolve(undefined),
+      nginxMatch(remote, gunicorn, access, proxiedBind),
+      launcherEarly ?? byLauncher(gunicorn, procs ?? (hidden ? 'hidden' : unit.mainPid)),
+      readCompanions(remote, opts.companions ?? [], access)
+    ])
   return {
     service,
     user: remote.target.user,
@@ -349,6 +348,7 @@ async function gatherUnitFacts(
     shebang,
     envFile,
     env,
-    nginxErrorLog: opts.nginxErrorLog
+    nginxErrorLog: opts.nginxErrorLog,
+    companions
   }
 }

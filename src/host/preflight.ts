@@ -19,6 +19,7 @@ import type { Interpreter } from './gunicorn/gunicorn-interpreter.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 import type { GunicornCommand, UnitInfo } from './gunicorn/unit-info.js'
 import type { ProcessView } from './gunicorn/gunicorn-processes.js'
+import type { CompanionFacts } from './companions/companion-facts.js'
 
 export { reloadSendsHup, reloadTrap } from './gunicorn/reload-traps.js'
 
@@ -53,6 +54,13 @@ export interface ServiceSnapshot {
   nginx: UpstreamVerdict
   /** strategy: blue-green: the instances, slots and live.sock. */
   blueGreen?: BlueGreenFacts
+  /** restart-services, as read. */
+  companions: CompanionFacts[]
+  /**
+   * per-release: each release has its own venv (blue-green whose template runs its
+   * slot's `.venv`); shared: every release runs the unit's venv.
+   */
+  venvs: 'per-release' | 'shared'
 }
 
 export interface PreflightOptions extends FactOptions {
@@ -140,6 +148,8 @@ export function snapshotOf(facts: HostFacts, notVerified: NotVerified[] = []): S
     access: facts.access,
     notVerified,
     nginx: facts.nginx,
-    blueGreen: facts.blueGreen
+    blueGreen: facts.blueGreen,
+    companions: facts.companions,
+    venvs: facts.blueGreen?.perReleaseVenvs ? 'per-release' : 'shared'
   }
 }

@@ -8,9 +8,9 @@
 # The protocol: every command prints exactly one JSON object on stdout and
 # nothing else, exit status 0; a command that fails prints {"error": {"type",
 # "message"}} and exits 1 (2 for an unknown command). Whatever else is printed
-# (the app while it is imported, Alembic, a traceback) goes to stderr. The one
-# exception is `run`, which is not a question but a launcher: it execs the
-# program, whose output and exit status are the program's own.
+# (the app while it is imported, Alembic, pip, a traceback) goes to stderr. The
+# exceptions are `run` and `hook`, which are not questions but launchers: they
+# exec a program, whose output and exit status are the program's own.
 #
 # Values of an EnvironmentFile never leave the server: only names (and, for
 # gunicornenv, the two Gunicorn variables) are printed.
@@ -622,20 +622,108 @@ def cmd_dbrevisions(envfile, directory, module):
             lambda: cli.main(args=["--app", module, "db", command], prog_name="flask", standalone_mode=False))
     return out
 
-COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,
+def cmd_hook(spec_json):
+    """Runs the user's own hook command (`sh -c COMMAND`) as the unit's code would see the
+    release: the EnvironmentFiles loaded (a missing one skipped, as systemd does with "-"),
+    `bin` first on PATH, the release directory as working directory, and `env` set."""
+    spec = json.loads(spec_json)
+    for path in spec["envFiles"]:
+        try:
+            load_env(path)
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            sys.exit("cannot read the EnvironmentFile %s: %s" % (path, error.strerror or error))
+    if spec.get("bin"):
+        os.environ["PATH"] = spec["bin"] + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin")
+        os.environ["VIRTUAL_ENV"] = os.path.dirname(spec["bin"])
+    os.environ.update(spec.get("env", {}))
+    os.chdir(spec["dir"])
+    sys.stdout.flush()
+    os.execvp("sh", ["sh", "-c", spec["command"]])
+
+def read_pyvenv(venv):
+    """pyvenv.cfg of a venv as a dict, or None."""
+    try:
+        with open(os.path.join(venv, "pyvenv.cfg"), encoding="utf-8") as fh:
+            return {k.strip(): v.strip() for k, _, v in (l.partition("=") for l in fh) if k.strip()}
+    except OSError:
+        return None
+
+def cmd_venvbuild(spec_json):
+    """The environment of one release: a venv at root/venvs/KEY, KEY hashing the base
+    Python's version, its system-site-packages setting, the pip arguments and the
+    release's requirements.txt. Made like the first model venv that exists (its Python,
+    its system-site-packages), pip-installed, frozen into .zdd-freeze.txt and marked
+    complete last; a complete one is reused, a partial one (a stopped build) rebuilt.
+    The release links it as .venv. Runs under the deploy lock. pip's output goes to stderr."""
+    import hashlib, subprocess
+    spec = json.loads(spec_json)
+    release = spec["release"]
+    cfg = next((c for c in map(read_pyvenv, spec["models"]) if c), None) or {}
+    base = cfg.get("executable") or (os.path.join(cfg["home"], "python3") if cfg.get("home") else "python3")
+    system_site = cfg.get("include-system-site-packages", "false").lower() == "true"
+    version = subprocess.run([base, "-c", "import sys; print(sys.version.split()[0])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    requirements = os.path.join(release, "requirements.txt")
+    try:
+        with open(requirements, "rb") as fh:
+            wanted = fh.read()
+    except FileNotFoundError:
+        wanted = None
+    digest = hashlib.sha256()
+    for part in ("zdd-venv-1", version, str(system_site), "\0".join(spec["pipArgs"])):
+        digest.update(part.encode() + b"\0")
+    digest.update(wanted if wanted is not None else b"(none)")
+    key = digest.hexdigest()[:16]
+    venvs = os.path.join(spec["root"], "venvs")
+    venv = os.path.join(venvs, key)
+    built = not os.path.exists(os.path.join(venv, ".zdd-complete"))
+    started = time.monotonic()
+    if built:
+        os.makedirs(venvs, exist_ok=True)
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([base, "-m", "venv"] + (["--system-site-packages"] if system_site else []) + [venv], check=True,
+                       stdout=sys.stderr)
+        python = os.path.join(venv, "bin", "python")
+        if wanted is not None:
+            subprocess.run([python, "-m", "pip", "install", "--disable-pip-version-check", "-r", requirements]
+                           + spec["pipArgs"], check=True, stdout=sys.stderr)
+        frozen = subprocess.run([python, "-m", "pip", "freeze", "--local", "--disable-pip-version-check"],
+                                capture_output=True, text=True, check=True).stdout
+        with open(os.path.join(venv, ".zdd-freeze.txt"), "w", encoding="utf-8") as fh:
+            fh.write(frozen)
+        open(os.path.join(venv, ".zdd-complete"), "w").close()
+    link = os.path.join(release, ".venv")
+    if os.path.lexists(link) and not os.path.islink(link):
+        raise ValueError("%s exists in the release and is not a link: leave .venv out of the release" % link)
+    fresh = link + ".new"
+    if os.path.lexists(fresh):
+        os.unlink(fresh)
+    os.symlink(os.path.relpath(venv, release), fresh)
+    os.rename(fresh, link)
+    shutil.copyfile(os.path.join(venv, ".zdd-freeze.txt"), os.path.join(release, ".zdd-freeze.txt"))
+    return {"key": key, "venv": venv, "built": built, "seconds": round(time.monotonic() - started, 1),
+            "python": base, "version": version, "systemSite": system_site}
+
+# Launchers answer no JSON: they exec a program whose output and exit status are its own.
+LAUNCHERS = {"run": cmd_run, "hook": cmd_hook}
+
+COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck,
             "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,
             "gunicornenv": cmd_gunicornenv,
             "readglobs": cmd_readglobs,
             "linkshared": cmd_linkshared, "access": cmd_access,
-            "watchworkers": cmd_watchworkers, "dbrevisions": cmd_dbrevisions}
+            "watchworkers": cmd_watchworkers, "dbrevisions": cmd_dbrevisions,
+            "venvbuild": cmd_venvbuild}
 
 def failure(error):
     return {"error": {"type": type(error).__name__, "message": str(error)[:2000]}}
 
 def main(argv):
     name = argv[0] if argv else ""
-    if name == "run":
-        cmd_run(*argv[1:])
+    if name in LAUNCHERS:
+        LAUNCHERS[name](*argv[1:])
         return
     # The answer goes to the real stdout; everything else printed from now on to stderr.
     sys.stdout.flush()
@@ -643,7 +731,7 @@ def main(argv):
     os.dup2(2, 1)
     status = 0
     if name not in COMMANDS:
-        result, status = failure(LookupError("unknown command %r (known: %s)" % (name, ", ".join(sorted(COMMANDS))))), 2
+        result, status = failure(LookupError("unknown command %r (known: %s)" % (name, ", ".join(sorted(list(COMMANDS) + list(LAUNCHERS)))))), 2
     else:
         try:
             result = COMMANDS[name](*argv[1:])

@@ -80,12 +80,16 @@ async function certificateFinding(remote: RemoteHost, url: HttpTarget): Promise<
  */
 function sudoersLines(facts: HostFacts, service: string): string {
   const usable = RIGHTS.map(r => r.right).filter(r => r !== 'ps' || facts.processes !== 'ps')
-  if (!facts.blueGreen) return sudoersLine(facts.access, service, usable)
+  // restart-services: the one action each companion is moved with.
+  const companions = facts.companions.map(c => sudoersLine(facts.access, c.unit, [c.action]))
+  if (!facts.blueGreen)
+    return [sudoersLine(facts.access, service, usable), ...companions].join('\n')
   const perInstance: Right[] = ['start', 'stop', 'restart']
   const global = usable.filter(r => r !== 'reload' && !perInstance.includes(r))
   return [
     sudoersLine(facts.access, instanceUnit(service, 'blue'), [...perInstance, ...global]),
-    sudoersLine(facts.access, instanceUnit(service, 'green'), perInstance)
+    sudoersLine(facts.access, instanceUnit(service, 'green'), perInstance),
+    ...companions
   ].join('\n')
 }
 

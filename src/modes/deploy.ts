@@ -12,7 +12,11 @@ import { deferredLog, type Log } from '../core/log.js'
 import { runStamp, type RunContext } from '../core/run-stamp.js'
 import { settle } from '../core/settle.js'
 import { reconnectIfDropped } from '../host/cutover/driver.js'
-import type { CutoverOutcome } from '../host/cutover/types.js'
+import type { AfterProof, CutoverContext, CutoverOutcome } from '../host/cutover/types.js'
+import { companionStep, type CompanionStep } from '../host/companions/move-companions.js'
+import { pruneVenvs } from '../host/environments.js'
+import { putBackPackages, type DependencyOutcome } from './dependencies.js'
+import { afterSwitchStep, hookFor, hooksNeedEnvironment } from './hook-steps.js'
 import { withLock } from '../host/deploy-lock.js'
 import { PreflightError } from '../host/gunicorn/reload-traps.js'
 import { preflight, type ServiceSnapshot } from '../host/preflight.js'
@@ -84,6 +88,8 @@ interface HostRun {
   snap?: ServiceSnapshot
   /** The cutover's outcome, from `switched` on. */
   outcome?: CutoverOutcome
+  /** What the dependency step did, from the moment it did it (a failure puts a shared venv back). */
+  deps?: DependencyOutcome
 }
 
 function preflightOptions(h: HostRun, log: Log) {
@@ -95,6 +101,7 @@ function preflightOptions(h: HostRun, log: Log) {
     envFile: settings.envFile,
     requiredEnv: settings.requiredEnv,
     nginxErrorLog: settings.nginxErrorLog,
+    companions: settings.restartServices,
     minFreeBytes: statSync(h.ctx.archivePath).size * 4 + 50 * 1048576,
     strict: settings.strict,
     log
@@ -149,6 +156,8 @@ async function readHost(h: HostRun): Promise<ServiceSnapshot> {
   h.result.notVerified = snap.notVerified
   const id = settings.releaseId
   if (snap.currentRelease === id) throw new Error(`release ${id} is already current on this host`)
+  const hooksRefused = hooksNeedEnvironment(settings, snap)
+  if (hooksRefused) throw new PreflightError(hooksRefused)
   return snap
 }
 
@@ -217,14 +226,15 @@ async function prepare(h: HostRun, snap: ServiceSnapshot, requirements: Requirem
   // Checked beside the dependencies; nothing is imported or migrated before it passes.
   const predicted = timed(h.result, 'predict the switch', () => predict(h, snap))
   predicted.catch(() => undefined)
-  await prepareRelease({
+  const { deps } = await prepareRelease({
     ...h.ctx,
     remote,
     snap,
     requirements,
     layout: h.layout,
     result: h.result,
-    mustPass: predicted
+    mustPass: predicted,
+    onDependencies: d => (h.deps = d)
   })
   const [dir, back, served, prediction, previous] = await Promise.all([
     newDir,
@@ -237,12 +247,49 @@ async function prepare(h: HostRun, snap: ServiceSnapshot, requirements: Requirem
   if (!back.ok) throw back.error
   h.phase = 'prepared'
   return {
+    deps,
     newDir: dir.value,
     backDir: back.value,
     nginxServed: served.ok && served.value,
     workers: prediction.workers,
     adopted: previous.ok ? previous.value : undefined
   }
+}
+
+/** The steps after the proof: after-switch, then the companions. */
+function afterProofSteps(
+  h: HostRun,
+  snap: ServiceSnapshot,
+  prepared: Awaited<ReturnType<typeof prepare>>,
+  ctx: CutoverContext
+): { steps: AfterProof[]; companions?: CompanionStep } {
+  const { settings, log } = h.ctx
+  const steps: AfterProof[] = []
+  if (settings.afterSwitch)
+    steps.push(
+      afterSwitchStep(
+        ctx,
+        hookFor('after-switch', settings.afterSwitch, {
+          settings,
+          snap,
+          releaseDir: prepared.newDir,
+          interpreter: prepared.deps.interpreter ?? snap.interpreter,
+          log,
+          signal: h.ctx.cancellation.signal
+        })
+      )
+    )
+  if (snap.companions.length === 0) return { steps }
+  const companions = companionStep(ctx, {
+    companions: snap.companions,
+    to: { release: settings.releaseId, releaseDir: prepared.newDir },
+    back:
+      snap.currentRelease && prepared.backDir
+        ? { release: snap.currentRelease, releaseDir: prepared.backDir }
+        : undefined,
+    processes: snap.processes
+  })
+  return { steps: [...steps, companions], companions }
 }
 
 /** The cutover to the new release; the way back is the release read as current under the lock. */
@@ -269,18 +316,35 @@ async function switchToNew(
     run: h.ctx.run
   })
   ctx.probeUrl = probeFor(ctx.probeUrl, prepared.adopted)
+  const after = afterProofSteps(h, snap, prepared, ctx)
+  const restore = prepared.deps.restore
+  let putBack = false
   const outcome = await cutOver(settings, snap, ctx, {
     action: 'deploy',
     plan,
     from: servingState(snap),
+    afterProof: after.steps,
+    beforeBack: restore
+      ? () => {
+          putBack = true
+          return putBackPackages(h.conn.remote, settings, restore, log)
+        }
+      : undefined,
     back: {
       firstDeploy: snap.firstDeploy,
       plan: previous && prepared.backDir ? backPlan(previous, prepared.backDir) : undefined
     },
     restartDeadMaster: false
   })
+  // Failed before traffic moved (nothing to switch back): the old release still needs its packages.
+  if (!outcome.ok && restore && !putBack)
+    log.info(await putBackPackages(h.conn.remote, settings, restore, log))
   h.outcome = outcome
-  recordOutcome(h.result, outcome)
+  recordOutcome(h.result, outcome, {
+    companions: after.companions?.results(),
+    packages: prepared.deps.changed,
+    environment: prepared.deps.environment
+  })
   // The cutover undid and recorded its own failure, switched or not.
   h.phase = 'switched'
   if (outcome.ok) h.result.status = 'deployed'
@@ -329,7 +393,7 @@ async function prune(h: HostRun, snap: ServiceSnapshot, log: Log): Promise<void>
     masterRelease,
     ...pinned
   ])
-  if (doomed.length === 0) return
+  if (doomed.length === 0) return pruneEnvironments(h, snap, log)
   await runStep(
     h.conn.remote,
     'prune old releases',
@@ -338,6 +402,17 @@ async function prune(h: HostRun, snap: ServiceSnapshot, log: Log): Promise<void>
   log.info(
     `pruned ${doomed.join(', ')} (keeping ${settings.keepReleases}, the previous release ${snap.currentRelease ?? '-'} and the master's start directory ${masterRelease ?? '-'})`
   )
+  await pruneEnvironments(h, snap, log)
+}
+
+/** Per-release environments that no kept release links to any more. */
+async function pruneEnvironments(h: HostRun, snap: ServiceSnapshot, log: Log): Promise<void> {
+  if (snap.venvs !== 'per-release') return
+  const gone = await pruneVenvs(h.conn.remote, h.layout)
+  if (gone.length > 0)
+    log.info(
+      `removed the environments no kept release uses: ${gone.map(k => `venvs/${k}`).join(', ')}`
+    )
 }
 
 /**
@@ -416,6 +491,9 @@ async function cleanUp(h: HostRun, error: unknown): Promise<void> {
     h.result.error += `\nCould not reconnect to clean up: ${(reconnectError as Error).message}. The lock ${h.layout.lockDir} is taken over after lock-stale-after; ${h.snap?.currentRelease ?? 'nothing'} still serves.`
     return
   }
+  // pip changed the venv the running release uses: its packages go back first.
+  if (placed && h.deps?.restore)
+    log.info(await putBackPackages(h.conn.remote, settings, h.deps.restore, log))
   const mine = ownedPaths(h.phase, { release: h.layout.release(id), incoming: h.incoming })
   await runStep(h.conn.remote, 'remove the unused release', toShell(['rm', '-rf', ...mine]), {
     timeoutMs: 60_000

@@ -1,7 +1,7 @@
 // Builds the cutover plans and context the modes hand to host/cutover/, from
 // the settings and the service snapshot, and runs a cutover under the host's
 // strategy: in one place for every path.
-import { timed, type HostResult } from '../core/host-result.js'
+import { timed, type CompanionReport, type HostResult } from '../core/host-result.js'
 import type { Log } from '../core/log.js'
 import type { RunContext } from '../core/run-stamp.js'
 import type { HeldLock } from '../host/deploy-lock.js'
@@ -138,8 +138,22 @@ export function cutOver(
   return runCutover(reloadCutover({ ...common, fallback, restartDeadMaster }, ctx), common, ctx)
 }
 
+/** What a run reports beside the cutover's outcome: the companions and the environment. */
+export interface AlongsideOutcome {
+  companions?: CompanionReport[]
+  packages?: string[]
+  environment?: string
+}
+
 /** Writes what a cutover did into the host's result (the modes report from there). */
-export function recordOutcome(result: HostResult, outcome: CutoverOutcome): void {
+export function recordOutcome(
+  result: HostResult,
+  outcome: CutoverOutcome,
+  alongside: AlongsideOutcome = {}
+): void {
+  if (alongside.companions?.length) result.companions = alongside.companions
+  if (alongside.packages?.length) result.packages = alongside.packages
+  if (alongside.environment) result.environment = alongside.environment
   if (outcome.probe) {
     result.probeRequests = outcome.probe.requests
     result.failedRequests = outcome.probe.failed

@@ -13,10 +13,12 @@ import {
   checkEnvironment,
   fileHash,
   importCheck,
-  installDependencies,
   migrate,
   revisions
 } from '../host/release-checks.js'
+import { runHook } from '../host/hooks.js'
+import { prepareDependencies, type DependencyOutcome } from './dependencies.js'
+import { hookFor } from './hook-steps.js'
 import { placeRelease, uploadRelease, type ReleaseLayout } from '../host/release-layout.js'
 import { helperOf, unitEnvironment } from '../host/helper-client.js'
 import { asRoot, serviceCommands } from '../host/service-commands.js'
@@ -49,6 +51,8 @@ export interface PrepareContext {
   requirements?: Requirements
   /** Must pass before the import check and the migrations (the switch's prediction). */
   mustPass?: Promise<unknown>
+  /** Told what the dependency step did as soon as it did it (a later failure puts it back). */
+  onDependencies?: (deps: DependencyOutcome) => void
 }
 
 /** requirements.txt of the new release: none, the same as the current release's, or changed. */
@@ -224,11 +228,18 @@ async function databaseAtHead(
   return current.join(',') === heads.join(',') ? heads : undefined
 }
 
+/** What the steps before the switch leave for the switch. */
+export interface PreparedRelease {
+  releaseDir: string
+  deps: DependencyOutcome
+}
+
 /**
- * Runs every step before the switch; returns the release directory. A cancel
- * stops a running pip or migration on the host and fails as `cancelled (SIGNAL)`.
+ * Runs every step before the switch (dependencies, the import check and migrations,
+ * the unit file, before-switch). A cancel stops a running pip, migration or hook on
+ * the host and fails as `cancelled (SIGNAL)`.
  */
-export async function prepareRelease(p: PrepareContext): Promise<string> {
+export async function prepareRelease(p: PrepareContext): Promise<PreparedRelease> {
   try {
     return await prepareSteps(p)
   } catch (error) {
@@ -236,42 +247,48 @@ export async function prepareRelease(p: PrepareContext): Promise<string> {
   }
 }
 
-async function prepareSteps(p: PrepareContext): Promise<string> {
-  const { settings, snap, log, result, cancellation } = p
+async function prepareSteps(p: PrepareContext): Promise<PreparedRelease> {
+  const { settings, log, result, cancellation } = p
   const releaseDir = p.layout.release(settings.releaseId)
   checkCancelled(cancellation)
-  await timed(result, 'dependencies', () =>
-    log.group('Dependencies', async () => {
-      // compared right after the upload (beside preflight): nothing to install is known already
-      if (p.requirements === 'absent')
-        return log.info('no requirements.txt in the release: nothing to install')
-      if (p.requirements === 'unchanged')
-        return log.info('requirements.txt unchanged since the current release: skipping pip')
-      await installDependencies(p.remote, {
-        interpreter: snap.interpreter,
-        releaseDir,
-        currentDir: snap.currentDir,
-        pipArgs: settings.pipArgs,
-        limits: { timeoutSeconds: settings.pipTimeoutSeconds, signal: cancellation.signal },
-        log
-      })
-    })
+  const deps = await timed(result, 'dependencies', () =>
+    log.group('Dependencies', () =>
+      prepareDependencies({ ...p, signal: cancellation.signal }, releaseDir)
+    )
   )
+  p.onDependencies?.(deps)
+  // The checks, migrations and hooks run on the release's own interpreter (per release).
+  const q: PrepareContext = {
+    ...p,
+    snap: { ...p.snap, interpreter: deps.interpreter ?? p.snap.interpreter }
+  }
   await p.mustPass
   // The migrations read the database's revision beside the import check, and change
   // nothing before the import check passed.
-  const changed = unitFileChanged(p)
+  const changed = unitFileChanged(q)
   changed.catch(() => undefined) // awaited below unless a check fails first
-  const checked = timed(result, 'import check', () => checkRelease(p, releaseDir))
+  const checked = timed(result, 'import check', () => checkRelease(q, releaseDir))
   const [imported, migrated] = await Promise.allSettled([
     checked,
-    migrations(p, releaseDir, checked)
+    migrations(q, releaseDir, checked)
   ])
   // An import that fails breaks `flask db current` too: the import check names the cause.
   if (imported.status === 'rejected') throw imported.reason
   if (migrated.status === 'rejected') throw migrated.reason
   checkCancelled(cancellation)
-  await timed(result, 'unit', () => daemonReloadIfChanged(p, changed))
+  await timed(result, 'unit', () => daemonReloadIfChanged(q, changed))
   checkCancelled(cancellation)
-  return releaseDir
+  if (settings.beforeSwitch) {
+    const hook = hookFor('before-switch', settings.beforeSwitch, {
+      ...q,
+      releaseDir,
+      interpreter: q.snap.interpreter,
+      signal: cancellation.signal
+    })
+    await timed(result, 'before-switch', () =>
+      log.group('before-switch', () => runHook(p.remote, hook))
+    )
+    checkCancelled(cancellation)
+  }
+  return { releaseDir, deps }
 }

@@ -17,6 +17,17 @@ import { readReleaseLog, type ReleaseLogEntry } from '../host/release-log.js'
 import { realPath } from '../host/service-state.js'
 import type { Connection, RemoteHost } from '../transport/ssh-connection.js'
 import { cutOver, cutoverContext, lockFor, planFor, recordOutcome, servingState } from './plans.js'
+import { companionFindings } from '../host/companions/companion-checks.js'
+import { companionStep } from '../host/companions/move-companions.js'
+import {
+  diffSets,
+  freeze,
+  hasReleaseVenv,
+  readRecordedSet,
+  recordedSetOf,
+  restoreSet
+} from '../host/environments.js'
+import { putBackPackages } from './dependencies.js'
 
 export interface RollbackContext {
   settings: Settings
@@ -160,12 +171,94 @@ async function planRollback(
     throw new Error(
       `${trap.message}\nA rollback by reload would keep serving ${current ?? 'the current code'}; nothing was changed.`
     )
+  await refuseWhatCannotGoBack(remote, { facts, layout, target: target.id })
   describePlan(facts, target.id, restore, log)
   return {
     snap: snapshotOf(facts),
     target: target.id,
     sha: commitOf(target.id, entries),
     restore
+  }
+}
+
+/**
+ * Refused before any change: a companion that cannot be moved (not loaded, not running
+ * the release, no right), and under per-release environments a target without its own.
+ */
+async function refuseWhatCannotGoBack(
+  remote: RemoteHost,
+  opts: { facts: HostFacts; layout: ReleaseLayout; target: string }
+): Promise<void> {
+  const { facts, layout, target } = opts
+  const problems = companionFindings(facts.companions, {
+    root: layout.root,
+    releasesDir: facts.releasesDir,
+    currentRelease: facts.currentRelease,
+    access: facts.access,
+    perReleaseVenvs: false
+  }).filter(f => f.severity === 'error')
+  if (facts.blueGreen?.perReleaseVenvs && !(await hasReleaseVenv(remote, layout.release(target))))
+    problems.push({
+      severity: 'error',
+      check: 'environments',
+      finding: `release ${target} has no environment of its own (${layout.release(target)}/.venv): the instance could not start it`,
+      fix: `deploy it again, or link one: ln -s ../../.venv ${layout.release(target)}/.venv (the shared venv)`
+    })
+  if (problems.length > 0)
+    throw new Error(
+      `the rollback cannot move everything back; nothing was changed:\n${problems.map(p => `- ${p.finding}\n  Fix: ${p.fix}`).join('\n')}`
+    )
+}
+
+/**
+ * Under a shared venv: the target's recorded set, installed before the switch when it
+ * differs from what is installed; `putBack` restores the set that serves now, when the
+ * rollback has to go back. Per release: only what differs, for the report.
+ */
+async function packagesFor(
+  conn: Connection,
+  ctx: RollbackContext,
+  plan: RollbackPlan & { dir: string },
+  result: HostResult
+): Promise<{ changed: string[]; putBack?: () => Promise<string> }> {
+  const { settings, log } = ctx
+  const { snap } = plan
+  const remote = conn.remote
+  const [target, serving] = await Promise.all([
+    readRecordedSet(remote, plan.dir),
+    recordedSetOf(remote, snap.currentDir)
+  ])
+  if (snap.venvs === 'per-release')
+    return { changed: target && serving ? diffSets(serving, target).changed : [] }
+  const python = snap.interpreter?.venv ? snap.interpreter.python : undefined
+  if (!python) return { changed: [] }
+  if (!target) {
+    log.info(
+      `the packages ${plan.target} ran on were not recorded (deployed before the action recorded them): the venv keeps the packages installed now`
+    )
+    return { changed: [] }
+  }
+  const now = await freeze(remote, python)
+  if (!now) return { changed: [] }
+  const change = diffSets(now, target)
+  if (change.changed.length === 0) return { changed: [] }
+  await timed(result, 'dependencies', () =>
+    log.group(`Packages of ${plan.target}`, () =>
+      restoreSet(remote, {
+        python,
+        target,
+        pipArgs: settings.pipArgs,
+        limits: { timeoutSeconds: settings.pipTimeoutSeconds },
+        log
+      })
+    )
+  ).catch(async (error: Error) => {
+    const back = await putBackPackages(remote, settings, { python, set: now }, log)
+    throw new Error(`${error.message}\nNothing was switched; ${back}`)
+  })
+  return {
+    changed: change.changed,
+    putBack: () => putBackPackages(remote, settings, { python, set: now }, log)
   }
 }
 
@@ -193,10 +286,33 @@ async function rollBack(
   cutover.probeUrl = adopted.probeUrl
   const current = snap.currentRelease
   const served = !snap.cold && current && snap.currentDir && !plan.restore
+  const packages = await packagesFor(conn, ctx, { ...plan, dir }, step.result)
+  const companions =
+    snap.companions.length > 0
+      ? companionStep(cutover, {
+          companions: snap.companions,
+          to: { release: plan.target, releaseDir: dir },
+          back:
+            current && snap.currentDir
+              ? { release: current, releaseDir: snap.currentDir }
+              : undefined,
+          processes: snap.processes
+        })
+      : undefined
+  let putBack = false
+  const wayBack = packages.putBack
+  const beforeBack = wayBack
+    ? () => {
+        putBack = true
+        return wayBack()
+      }
+    : undefined
   const outcome = await cutOver(settings, snap, cutover, {
     action: 'rollback',
     plan: target,
     from: servingState(snap),
+    afterProof: companions ? [companions] : [],
+    beforeBack,
     back: {
       plan: served
         ? planFor(settings, snap, current, snap.currentDir!, { goingBack: false })
@@ -204,7 +320,12 @@ async function rollBack(
     },
     restartDeadMaster: true
   })
-  recordOutcome(step.result, outcome)
+  // Failed before traffic moved: the release that serves needs its packages back.
+  if (!outcome.ok && wayBack && !putBack) log.info(await wayBack())
+  recordOutcome(step.result, outcome, {
+    companions: companions?.results(),
+    packages: packages.changed
+  })
   if (!outcome.ok) {
     // The rollback itself failed: what serves is what served before, when the undo worked.
     step.result.status = 'failed'

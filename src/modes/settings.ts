@@ -49,6 +49,17 @@ export interface Settings {
   migrateCommand?: string[]
   /** migrate-timeout: flask db upgrade or migrate-command is stopped on the host after this long. */
   migrateTimeoutSeconds: number
+  /**
+   * restart-services: other units that run the same release (a Celery worker, an RQ
+   * worker); restarted (or reloaded) and proven once the web release is proven.
+   */
+  restartServices: string[]
+  /** before-switch: the user's own command, run on the host before the switch. */
+  beforeSwitch?: string
+  /** after-switch: the user's own command, run on the host once the release is proven. */
+  afterSwitch?: string
+  /** hook-timeout: a hook is stopped on the host after this long. */
+  hookTimeoutSeconds: number
   probe: boolean
   nginxErrorLog: string
   warnOnly: boolean

@@ -5,6 +5,8 @@
 #   - installs myapp@.service (the template), myapp-live.service (enabled: starts
 #     the live instance at boot), the blue-green sudoers rules and, once an
 #     instance serves, the blue-green Nginx site;
+#   - creates venvs/ (the per-release environments) and links each existing release's
+#     .venv to the shared venv, so the template can start releases made before;
 #   - creates slots/; when a release is live (`current` exists) and live.sock does
 #     not, pins that release in slots/blue and points live.sock at myapp@blue;
 #   - unless --no-start: starts the live instance, waits until it answers on its
@@ -49,6 +51,18 @@ if [ -L "$ROOT/current" ] && [ ! -L "$ROOT/live.sock" ]; then
   say "live.sock -> $APP@blue"
   atomic_link "$(sock_of blue)" "$ROOT/live.sock"
 fi
+
+# 6b'. per-release environments: the deploys build venvs/<key> and link each release's
+#      .venv to its own; a release made before runs the shared venv (linked here), so
+#      the new template can start it, and a host moved from the previous template keeps working
+install -d -o "$DEPLOY_USER" -g "$DEPLOY_USER" -m 755 "$ROOT/venvs"
+for release in "$ROOT"/releases/*/; do
+  [ -d "$release" ] || continue
+  if [ ! -e "$release.venv" ] && [ ! -L "$release.venv" ]; then
+    say "linking $(basename "$release")/.venv to the shared venv"
+    as_deploy ln -s ../../.venv "$release.venv"
+  fi
+done
 
 site() {
   render "$BG/nginx-myapp.conf" >"/etc/nginx/sites-available/$APP"

@@ -44,6 +44,14 @@ export interface BlueGreenLayout {
   instances: Record<Colour, Instance>
 }
 
+/**
+ * Whether the instance runs the interpreter of its own slot's release
+ * (`<release-path>/slots/%i/.venv/bin/python`): each release has its own environment.
+ */
+export function runsSlotVenv(layout: ReleaseLayout, instance: Instance): boolean {
+  return (instance.info.execStart[0] ?? '').startsWith(`${slotPath(layout, instance.colour)}/`)
+}
+
 /** The instance that serves: the live one, else (nothing switched yet) blue. */
 export function servingColour(bg: BlueGreenLayout): Colour {
   return bg.live ?? 'blue'

@@ -255,6 +255,9 @@ export function blueGreenCutover(req: BlueGreenRequest, ctx: CutoverContext): Cu
 
   /** After a failure past the switch: traffic back, then the new instance drained and stopped. */
   const undoSwitch = async (): Promise<Undo> => {
+    // A shared venv the deploy changed: the old instance's later imports read it.
+    const prepared = req.beforeBack ? await req.beforeBack() : ''
+    if (prepared) log.info(prepared)
     const undo = await switchBack(ctx, req, old).catch(async (e: Error): Promise<Undo> => {
       // Whether traffic can still reach the new instance is what live.sock says now.
       const points = await readLink(ctx, `${ctx.layout.root}/live.sock`).catch(() => to.socket)

@@ -8,6 +8,7 @@ import { appendReleaseLog, logEntry, type ReleaseLogEntry } from '../release-log
 import { startProbe, type ProbeResult, type TrafficProbe } from '../traffic-probe.js'
 import { replaceIfDropped } from '../../transport/ssh-connection.js'
 import type {
+  AfterProof,
   CutoverContext,
   CutoverOutcome,
   CutoverPhase,
@@ -70,15 +71,44 @@ function evidence(ctx: CutoverContext, unit: string): Promise<string> {
   }).catch(e => `(could not collect logs: ${(e as Error).message})`)
 }
 
+/** Where a cutover failed: its phase, the cause, and the steps after the proof it started. */
+interface Failure {
+  phase: CutoverPhase
+  cause: unknown
+  started: AfterProof[]
+}
+
+/** The started steps after the proof, undone newest first once traffic is back. */
+async function undoAfterProof(
+  ctx: CutoverContext,
+  started: AfterProof[],
+  trafficBack: boolean
+): Promise<string[]> {
+  if (started.length === 0) return []
+  if (!trafficBack) {
+    const names = started.map(s => s.name).join(', ')
+    ctx.log.error(`${names} not undone: traffic did not get back to what served before`)
+    return [`${names} not undone: the switch could not be undone either`]
+  }
+  const notes: string[] = []
+  for (const step of [...started].reverse()) {
+    const note = await step
+      .undo()
+      .catch((e: Error) => `${step.name} could not be undone: ${e.message}`)
+    if (note) notes.push(note)
+  }
+  return notes
+}
+
 /** After a failure: undo (traffic back first), then the evidence, the probe's count, the record. */
 async function fail(
   strategy: CutoverStrategy,
   req: CutoverRequest,
   ctx: CutoverContext,
   probe: TrafficProbe | undefined,
-  phase: CutoverPhase,
-  cause: unknown
+  failure: Failure
 ): Promise<CutoverOutcome> {
+  const { phase, cause, started } = failure
   const message = (cause as Error)?.message ?? String(cause)
   try {
     await reconnectIfDropped(ctx)
@@ -96,18 +126,22 @@ async function fail(
   // An annotation of its own only when traffic did not get back to what served before.
   const restored = undo.rolledBack || (undo.trafficOff && !strategy.trafficMoved)
   if (undo.note) ctx.log[restored ? 'info' : 'error'](undo.note)
+  const afterUndone = await undoAfterProof(ctx, started, undo.rolledBack || undo.trafficOff)
+  for (const note of afterUndone) ctx.log.info(note)
   // The journal keeps what the failing release wrote: read once traffic is back.
   const excerpt = await evidence(ctx, strategy.evidenceUnit)
   const p = await stopProbe(probe, ctx)
   await record(ctx, req, undo.rolledBack ? 'rolled-back' : 'failed')
+  const notes = [undo.note, ...afterUndone].filter(Boolean)
   return {
     ok: false,
     switched: strategy.trafficMoved,
     rolledBack: undo.rolledBack,
-    error: undo.note ? `${message}\n${undo.note}` : message,
+    error: [message, ...notes].join('\n'),
     excerpt,
     instance: undo.instance,
-    probe: p
+    probe: p,
+    afterUndone
   }
 }
 
@@ -140,8 +174,9 @@ async function finish(
 }
 
 /**
- * Runs one cutover: bring-up, traffic move and proof; on a failure the strategy's
- * undo (at once: a definite failure is not waited out), the evidence and the record.
+ * Runs one cutover: bring-up, traffic move, proof and the steps after the proof; on a
+ * failure the strategy's undo (at once: a definite failure is not waited out), then the
+ * started steps' undo, the evidence and the record.
  */
 export async function runCutover(
   strategy: CutoverStrategy,
@@ -150,14 +185,21 @@ export async function runCutover(
 ): Promise<CutoverOutcome> {
   const probe = probeFrom(ctx, req.from)
   let phase: CutoverPhase = 'bring-up'
+  const started: AfterProof[] = []
   try {
     await strategy.bringUp()
     phase = 'move'
     await strategy.moveTraffic()
     phase = 'prove'
     await strategy.prove()
+    // The after-switch hook and the companions: a failure there undoes the switch too.
+    phase = 'after'
+    for (const step of req.afterProof ?? []) {
+      started.push(step)
+      await step.run()
+    }
   } catch (error) {
-    return fail(strategy, req, ctx, probe, phase, error)
+    return fail(strategy, req, ctx, probe, { phase, cause: error, started })
   }
   return finish(strategy, req, ctx, probe)
 }

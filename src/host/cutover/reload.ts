@@ -190,6 +190,8 @@ async function switchBack(
   sent: boolean
 ): Promise<Undo> {
   const state = await stateNow(ctx, req)
+  // The old release's packages first (a shared venv the deploy changed): its workers import them.
+  const prepared = req.beforeBack ? await req.beforeBack() : ''
   const undone = await ctx
     .step('rollback', () =>
       ctx.log.group(`Roll back to ${back.release}`, async () => {
@@ -209,12 +211,17 @@ async function switchBack(
       () => undefined,
       (e: Error) => e.message
     )
+  const withPrepared = (note: string) => (prepared ? `${prepared}\n${note}` : note)
   if (undone === undefined)
-    return { rolledBack: true, trafficOff: true, note: `rolled back: ${back.release} serves again` }
+    return {
+      rolledBack: true,
+      trafficOff: true,
+      note: withPrepared(`rolled back: ${back.release} serves again`)
+    }
   return {
     rolledBack: false,
     trafficOff: false,
-    note: `Rollback to ${back.release} failed too: ${undone}`
+    note: withPrepared(`Rollback to ${back.release} failed too: ${undone}`)
   }
 }
 

@@ -45,11 +45,30 @@ export interface CutoverPlan {
   staticFiles?: { nginx: HttpTarget; location: StaticLocation }
 }
 
+/**
+ * A step after the proof (the after-switch hook, the companions): it runs once the
+ * release is proven where users reach it. When it or a later one fails, the driver
+ * undoes the switch first and then every started step, newest first.
+ */
+export interface AfterProof {
+  readonly name: string
+  run(): Promise<void>
+  /** Once traffic is back on what served before: puts back what `run` changed. Never throws. */
+  undo(): Promise<string>
+}
+
 /** What every cutover is asked: where to go, from what, and for which kind of run. */
 export interface CutoverRequest {
   action: ReleaseLogEntry['action']
   plan: CutoverPlan
   from: ServingState
+  /** Run in order after the proof, inside the same failure handling. */
+  afterProof?: AfterProof[]
+  /**
+   * Before traffic goes back to what served (an undo): restores what that release
+   * needs besides its code (the packages of a shared venv). Returns a note; never throws.
+   */
+  beforeBack?: () => Promise<string>
 }
 
 export interface CutoverContext {
@@ -84,7 +103,7 @@ export interface Undo {
 }
 
 /** How far a cutover got before it failed. */
-export type CutoverPhase = 'bring-up' | 'move' | 'prove'
+export type CutoverPhase = 'bring-up' | 'move' | 'prove' | 'after'
 
 /**
  * One way of moving traffic to a release. The driver calls the steps in order;
@@ -126,4 +145,6 @@ export interface CutoverOutcome {
   instance?: string
   /** The traffic probe's count (undefined: no probe ran). */
   probe?: ProbeResult
+  /** After a failure: the steps after the proof that were undone, and how. */
+  afterUndone?: string[]
 }
