@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The baseline for the blue-green benchmark: what a hand-written blue-green deploy
 # script does, the same steps as the action with `strategy: blue-green` (upload one
-# archive, install requirements, import check, migrations, start the release in the
+# archive linked to the one venv (the requirements never change here), install
+# requirements, import check, migrations, start the release in the
 # idle instance, wait for its health on its own socket, switch live.sock and current,
 # stop the old instance after a pause), one `ssh` per step, none of the checks.
 #   bench/plain-deploy-blue-green.sh HOST_ENV_FILE SOURCE_DIR RELEASE_ID
@@ -13,7 +14,7 @@ ID=$3
 R=/srv/myapp
 SSH=(ssh -q -i "$HOST_KEY" -o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$HOST_KNOWN_HOSTS" -o IdentitiesOnly=yes -o BatchMode=yes "deploy@$HOST_IP")
 printf '{"id": "%s"}\n' "$ID" >"$SOURCE/.zdd-release.json"
-tar -czf - --mode=u+rwX,go+rX,go-w -C "$SOURCE" . | "${SSH[@]}" "mkdir -p $R/releases/$ID && tar -xzf - -C $R/releases/$ID"
+tar -czf - --mode=u+rwX,go+rX,go-w -C "$SOURCE" . | "${SSH[@]}" "mkdir -p $R/releases/$ID && tar -xzf - -C $R/releases/$ID && ln -s $R/.venv $R/releases/$ID/.venv"
 "${SSH[@]}" "$R/.venv/bin/python -m pip install -q --no-index --no-deps -r $R/releases/$ID/requirements.txt"
 "${SSH[@]}" "cd $R/releases/$ID && set -a && . /etc/myapp.env && $R/.venv/bin/python -c 'import wsgi'"
 "${SSH[@]}" "cd $R/releases/$ID && set -a && . /etc/myapp.env && $R/.venv/bin/python -m flask --app wsgi db upgrade"

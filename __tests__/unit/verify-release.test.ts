@@ -148,6 +148,28 @@ describe('GatewayWatch: a path through Nginx that is broken while Gunicorn serve
     expect(w.note(nginx, [503])).toMatch(/HTTP 503 in 3 rounds over 1\.1s/)
   })
 
+  it('counts a round of gateway errors mixed with timeouts and 500s (Nginx short of connections under load)', () => {
+    const { w, at } = watch()
+    w.note(direct, [200])
+    expect(w.note(nginx, [502, undefined, 500, 502])).toBeUndefined()
+    at(1100)
+    expect(w.note(nginx, [undefined, 500])).toBeUndefined() // neither counts nor clears
+    at(1200)
+    expect(w.note(nginx, [500, 502])).toMatch(
+      /answered HTTP 500\/502 in 2 rounds over 0\.2s while Gunicorn answered 2xx/
+    )
+  })
+
+  it('starts again after any answer below 500 in a round', () => {
+    const { w, at } = watch()
+    w.note(direct, [200])
+    w.note(nginx, [502, 502])
+    at(1200)
+    expect(w.note(nginx, [502, 404])).toBeUndefined()
+    at(1400)
+    expect(w.note(nginx, [502])).toBeUndefined()
+  })
+
   it('ignores answers other than gateway errors, and watches nothing without an Nginx URL', () => {
     const { w, at } = watch()
     w.note(direct, [200])

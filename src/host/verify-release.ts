@@ -66,8 +66,10 @@ const GATEWAY = new Set([502, 503, 504])
 /**
  * Watches for a path through Nginx that is broken while Gunicorn serves: Nginx
  * answering 502/504 in two rounds of asking at least 150 ms apart (503, which a
- * rate limit also gives, in rounds spanning a second), while Gunicorn's own URL
- * answered 2xx meanwhile. Nothing a slow release does looks like that: requests
+ * rate limit also gives, in rounds spanning a second), and nothing below 500, while
+ * Gunicorn's own URL answered 2xx meanwhile. Under a heavy load Nginx mixes in 500s
+ * (its connections run out) and some requests time out: those do not hide the gateway
+ * errors. Nothing a slow release does looks like that: requests
  * to a slow one wait, they are not refused.
  */
 export class GatewayWatch {
@@ -89,19 +91,24 @@ export class GatewayWatch {
       if (statuses.some(s => s !== undefined && s >= 200 && s <= 299)) this.directOkAt = t
       return undefined
     }
-    if (statuses.length === 0 || !statuses.every(s => s !== undefined && GATEWAY.has(s))) {
+    // Any answer below 500 clears it; a round with no gateway error and nothing below 500
+    // (timeouts, a 500 Nginx gives when its connections run out) neither counts nor clears.
+    if (statuses.some(s => s !== undefined && s < 500)) {
       this.badSince = undefined
       this.badRounds = 0
       this.only503 = true
       return undefined
     }
+    const gateway = statuses.filter((s): s is number => s !== undefined && GATEWAY.has(s))
+    if (gateway.length === 0) return undefined
     this.badSince ??= t
     this.badRounds++
-    this.only503 &&= statuses.every(s => s === 503)
+    this.only503 &&= gateway.every(s => s === 503)
     const span = t - this.badSince
     const long = this.only503 ? span >= 1000 : span >= 150
     if (this.badRounds < 2 || !long || this.directOkAt < this.badSince - 1000) return undefined
-    return `${this.nginx.text} answered HTTP ${statuses.join('/')} in ${this.badRounds} rounds over ${(span / 1000).toFixed(1)}s while Gunicorn answered 2xx on its own: Nginx cannot use the new release (see the Nginx error log below)`
+    const shown = statuses.map(s => s ?? 'no answer').join('/')
+    return `${this.nginx.text} answered HTTP ${shown} in ${this.badRounds} rounds over ${(span / 1000).toFixed(1)}s while Gunicorn answered 2xx on its own: Nginx cannot use the new release (see the Nginx error log below)`
   }
 }
 
