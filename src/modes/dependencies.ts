@@ -30,6 +30,11 @@ export interface DependencyOutcome {
   changed: string[]
   /** Per release: `venvs/<key>`. */
   environment?: string
+  /**
+   * Unchanged requirements with no set recorded yet: the set is read and recorded beside
+   * the checks (nothing waits for it but the switch). Never rejects.
+   */
+  recording?: Promise<void>
 }
 
 export interface DependencyContext {
@@ -88,17 +93,17 @@ async function shared(d: DependencyContext, releaseDir: string): Promise<Depende
     (await copySet(remote, snap.currentDir, releaseDir))
   )
     return { changed: [] }
+  if (d.requirements !== 'changed')
+    return { changed: [], recording: recordUnchanged(d, releaseDir) }
   const before = python ? await freeze(remote, python) : undefined
-  const installed =
-    d.requirements === 'changed' &&
-    (await installDependencies(remote, {
-      interpreter: snap.interpreter,
-      releaseDir,
-      currentDir: snap.currentDir,
-      pipArgs: settings.pipArgs,
-      limits: { timeoutSeconds: settings.pipTimeoutSeconds, signal: d.signal },
-      log
-    }))
+  const installed = await installDependencies(remote, {
+    interpreter: snap.interpreter,
+    releaseDir,
+    currentDir: snap.currentDir,
+    pipArgs: settings.pipArgs,
+    limits: { timeoutSeconds: settings.pipTimeoutSeconds, signal: d.signal },
+    log
+  })
   if (!python || !before) return { changed: [] }
   const after = installed ? await freeze(remote, python) : before
   if (!after) return { changed: [] }
@@ -113,6 +118,25 @@ async function shared(d: DependencyContext, releaseDir: string): Promise<Depende
       `packages changed in ${snap.interpreter?.venv}, which the running release uses too: ${changed.join(', ')}`
     )
   return { changed, restore: changed.length > 0 ? { python, set: before } : undefined }
+}
+
+/**
+ * Nothing was installed: the venv's set is the release's, and the one that served gets
+ * it too when it had none recorded (a release made before this was recorded).
+ */
+async function recordUnchanged(d: DependencyContext, releaseDir: string): Promise<void> {
+  const python = d.snap.interpreter?.venv ? d.snap.interpreter.python : undefined
+  if (!python) return
+  try {
+    const set = await freeze(d.remote, python)
+    if (!set) return
+    await Promise.all([
+      recordSet(d.remote, releaseDir, set),
+      d.snap.currentDir && recordSet(d.remote, d.snap.currentDir, set, { onlyIfMissing: true })
+    ])
+  } catch {
+    // recording is a convenience for a later rollback; it never fails a deploy
+  }
 }
 
 /** The dependency step of a deploy. */

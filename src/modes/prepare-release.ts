@@ -276,6 +276,7 @@ async function prepareSteps(p: PrepareContext): Promise<PreparedRelease> {
   if (imported.status === 'rejected') throw imported.reason
   if (migrated.status === 'rejected') throw migrated.reason
   checkCancelled(cancellation)
+  await deps.recording
   await timed(result, 'unit', () => daemonReloadIfChanged(q, changed))
   checkCancelled(cancellation)
   if (settings.beforeSwitch) {
