@@ -11,6 +11,14 @@ export interface ReleaseLogEntry extends RunStamp {
   outcome: 'deployed' | 'rolled-back' | 'failed'
 }
 
+/** A release the log shows serving successfully: deployed, or rolled back to. */
+export function isGoodEntry(e: ReleaseLogEntry): boolean {
+  return (
+    (e.action === 'deploy' && e.outcome === 'deployed') ||
+    (e.action === 'rollback' && e.outcome === 'rolled-back')
+  )
+}
+
 export async function appendReleaseLog(
   remote: RemoteHost,
   file: string,

@@ -14,9 +14,9 @@ import { runBlueGreenCutover } from '../host/blue-green/switch.js'
 import { CutoverError, runCutover, reconnectIfDropped, type Fallback } from '../host/cutover.js'
 import { withLock } from '../host/deploy-lock.js'
 import { preflight, type ServiceSnapshot } from '../host/preflight.js'
-import { releaseOfPath, releasesToPrune } from '../host/prune.js'
+import { PRUNE_TIMEOUT_MS, releaseOfPath, releasesToPrune } from '../host/prune.js'
 import { listReleases, ReleaseLayout } from '../host/release-layout.js'
-import { appendReleaseLog, logEntry } from '../host/release-log.js'
+import { appendReleaseLog, logEntry, readReleaseLog } from '../host/release-log.js'
 import { runStamp } from '../core/run-stamp.js'
 import { realPath } from '../host/service-state.js'
 import { runStep } from '../transport/remote-command.js'
@@ -243,25 +243,30 @@ async function switchToNew(h: HostRun, snap: ServiceSnapshot, prepared: Prepared
 
 async function prune(h: HostRun, snap: ServiceSnapshot): Promise<void> {
   const { settings, log } = h.ctx
-  const all = await listReleases(h.conn.remote, h.layout)
+  const [all, entries] = await Promise.all([
+    listReleases(h.conn.remote, h.layout),
+    readReleaseLog(h.conn.remote, h.layout.logFile)
+  ])
   const masterRelease = releaseOfPath(snap.releasesDir, snap.masterDir)
   // Under blue-green the old live instance's release stays too (the other slot now holds the new one).
   const bg = snap.blueGreen
   const pinned = bg?.live ? [bg.instances[bg.live].slotRelease] : []
-  const doomed = releasesToPrune(all, settings.keepReleases, [
-    settings.releaseId,
-    snap.currentRelease,
-    masterRelease,
-    ...pinned
-  ])
+  const doomed = releasesToPrune({
+    all,
+    keep: settings.keepReleases,
+    log: entries,
+    protect: [settings.releaseId, snap.currentRelease, masterRelease, ...pinned],
+    mayBeCurrent: [settings.releaseId, snap.currentRelease]
+  })
   if (doomed.length === 0) return
   await runStep(
     h.conn.remote,
     'prune old releases',
-    toShell(['rm', '-rf', ...doomed.map(r => h.layout.release(r))])
+    toShell(['rm', '-rf', ...doomed.map(r => h.layout.release(r))]),
+    { timeoutMs: PRUNE_TIMEOUT_MS }
   )
   log.info(
-    `pruned ${doomed.join(', ')} (keeping ${settings.keepReleases}, the previous release ${snap.currentRelease ?? '-'} and the master's start directory ${masterRelease ?? '-'})`
+    `pruned ${doomed.join(', ')} (keeping ${settings.keepReleases} that did not fail, the previous release ${snap.currentRelease ?? '-'}, the master's start directory ${masterRelease ?? '-'} and what a rollback would choose)`
   )
 }
 
