@@ -20,9 +20,18 @@ export class RemoteCommandError extends Error {
   }
 }
 
-export function tailLines(text: string, count: number): string {
+/** At most this many characters of a command's output go into one message. */
+export const MAX_TAIL_CHARS = 8000
+
+/**
+ * The last `count` lines of `text`, and at most `maxChars` characters of them (a line of
+ * progress bars can be megabytes long): what is cut is said in front.
+ */
+export function tailLines(text: string, count: number, maxChars = MAX_TAIL_CHARS): string {
   const lines = text.replace(/\s+$/, '').split('\n')
-  return lines.slice(-count).join('\n')
+  const tail = lines.slice(-count).join('\n')
+  if (tail.length <= maxChars) return tail
+  return `[${tail.length - maxChars} characters cut] ${tail.slice(-maxChars)}`
 }
 
 /** Runs `command`; throws RemoteCommandError unless it exits 0. */

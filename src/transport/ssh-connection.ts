@@ -4,7 +4,7 @@
 // talks to the `RemoteHost` interface.
 import { Duplex, type Readable } from 'node:stream'
 import { NodeSSH, type Config } from 'node-ssh'
-import type { ClientChannel } from 'ssh2'
+import type { Client, ClientChannel } from 'ssh2'
 import {
   acceptsHostKey,
   hostKeyAlgorithms,
@@ -21,6 +21,7 @@ import {
   type ShellLine
 } from './shell-quote.js'
 import type { Target } from '../core/targets.js'
+import { OutputTail } from './output-tail.js'
 
 export interface ExecOptions {
   stdin?: string | Readable
@@ -39,6 +40,11 @@ export interface ExecOptions {
    */
   processGroup?: boolean
   onStdout?: (chunk: Buffer) => void
+  /**
+   * Bytes of stdout, and of stderr, kept (default DEFAULT_MAX_OUTPUT_BYTES): past it the
+   * oldest output is cut, and the kept text begins with a line saying how much.
+   */
+  maxOutputBytes?: number
 }
 
 export interface ExecResult {
@@ -270,6 +276,52 @@ function withoutMarker(stderr: string): string {
   return newline < 0 ? '' : stderr.slice(newline + 1)
 }
 
+/** What a command's channel reports when it closes. */
+interface ChannelEnd {
+  code: number | null
+  signal: string | null
+}
+
+/**
+ * Runs `command` on a new session channel: stdin written (or piped) and closed, each
+ * output chunk handed over as it arrives (nothing is kept here), the exit status
+ * reported when the channel closes.
+ */
+function runOnChannel(
+  client: Client,
+  command: string,
+  io: {
+    stdin?: string | Readable
+    onChannel: (channel: ClientChannel) => void
+    onStdout: (chunk: Buffer) => void
+    onStderr: (chunk: Buffer) => void
+  }
+): Promise<ChannelEnd> {
+  return new Promise((resolve, reject) => {
+    const opened = (error: Error | undefined, channel: ClientChannel) => {
+      if (error) return reject(error)
+      io.onChannel(channel)
+      let code: number | null = null
+      let signal: string | null = null
+      channel.on('data', io.onStdout)
+      channel.stderr.on('data', io.onStderr)
+      channel.on('exit', (c: number | null, s?: string) => {
+        code = c ?? null
+        signal = s ?? null
+      })
+      channel.on('close', () => resolve({ code, signal }))
+      if (io.stdin === undefined) channel.end()
+      else if (typeof io.stdin === 'string') channel.end(io.stdin)
+      else io.stdin.pipe(channel)
+    }
+    try {
+      client.exec(command, opened)
+    } catch (error) {
+      reject(error as Error)
+    }
+  })
+}
+
 /**
  * At most this many commands run at once on one connection: sshd refuses
  * session channels past MaxSessions (10 by default, lower on some hosts).
@@ -312,11 +364,12 @@ class SshRemoteHost implements RemoteHost {
       timedOut: false,
       ...(cancelled ? { cancelled } : {})
     })
-    if (!this.isConnected()) return notRun('SSH connection is closed')
+    const client = this.ssh.connection
+    if (!this.isConnected() || !client) return notRun('SSH connection is closed')
     if (options.signal?.aborted) return notRun('cancelled before it started', true)
     const group = options.processGroup ? new GroupMarker() : undefined
-    const stdout: Buffer[] = []
-    const stderr: Buffer[] = []
+    const stdout = new OutputTail(options.maxOutputBytes)
+    const stderr = new OutputTail(options.maxOutputBytes)
     let channel: ClientChannel | undefined
     let stopped: 'timeout' | 'cancel' | undefined
     let giveUp: () => void = () => undefined
@@ -329,24 +382,21 @@ class SshRemoteHost implements RemoteHost {
       // A channel that never opened, or never reports its close, must not keep the caller waiting.
       setTimeout(giveUp, 1000).unref()
     }
-    const running = this.ssh
-      .execCommand(group ? inProcessGroup(command) : command, {
-        stdin: options.stdin,
-        noTrim: true,
-        onChannel: c => {
-          channel = c
-          if (stopped) c.close()
-        },
-        onStdout: chunk => {
-          stdout.push(chunk)
-          options.onStdout?.(chunk)
-        },
-        onStderr: chunk => {
-          stderr.push(chunk)
-          group?.feed(chunk)
-        }
-      })
-      .catch((error: Error) => ({ code: null, signal: null, stdout: '', stderr: error.message }))
+    const running = runOnChannel(client, group ? inProcessGroup(command) : command, {
+      stdin: options.stdin,
+      onChannel: c => {
+        channel = c
+        if (stopped) c.close()
+      },
+      onStdout: chunk => {
+        stdout.push(chunk)
+        options.onStdout?.(chunk)
+      },
+      onStderr: chunk => {
+        stderr.push(chunk)
+        group?.feed(chunk)
+      }
+    }).catch((error: Error) => ({ code: null, signal: null, error: error.message }))
     const timer =
       options.timeoutMs === undefined
         ? undefined
@@ -354,19 +404,17 @@ class SshRemoteHost implements RemoteHost {
     const onAbort = () => void stop('cancel')
     options.signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      const result = await Promise.race([
+      const ended = await Promise.race([
         running,
-        givenUp.then(() => ({
-          code: null,
-          signal: null,
-          stdout: Buffer.concat(stdout).toString(),
-          stderr: Buffer.concat(stderr).toString()
-        }))
+        givenUp.then(() => ({ code: null, signal: null }))
       ])
+      const errText = stderr.text()
+      const failure = 'error' in ended ? String(ended.error) : ''
       return {
-        ...result,
-        stderr: group ? withoutMarker(result.stderr) : result.stderr,
-        code: stopped ? null : result.code,
+        code: stopped ? null : ended.code,
+        signal: ended.signal,
+        stdout: stdout.text(),
+        stderr: (group ? withoutMarker(errText) : errText) + failure,
         timedOut: stopped === 'timeout',
         ...(stopped === 'cancel' ? { cancelled: true } : {})
       }
