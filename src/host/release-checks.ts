@@ -200,6 +200,24 @@ export function revisions(output: string): string[] {
     .sort()
 }
 
+/**
+ * How long reading the database's revision (`flask db current`, `heads`) may take: it
+ * imports the app and asks the database, so a database that does not answer would hold
+ * the deploy (and its lock) until migrate-timeout, or forever. At most 5 minutes.
+ */
+export function dbReadTimeoutSeconds(migrateTimeoutSeconds: number): number {
+  return Math.min(300, migrateTimeoutSeconds)
+}
+
+/** A read of the database's revision that timed out says so, and what was stopped. */
+export function dbReadFailed(error: unknown, what: string, migrateTimeoutSeconds: number): unknown {
+  if (!(error instanceof RemoteCommandError) || !error.result.timedOut) return error
+  return new Error(
+    `${what} did not answer within ${dbReadTimeoutSeconds(migrateTimeoutSeconds)} s (the shorter of 300 s and migrate-timeout): the database does not answer, or the app hangs while it is imported. It was stopped on the host; nothing was migrated or switched.${error.result.stderr.trim() ? `\n${tailLines(error.result.stderr, 10)}` : ''}`,
+    { cause: error }
+  )
+}
+
 /** Migrations run with the unit's interpreter and environment: name the access that is missing. */
 function migrationsNeed(opts: {
   interpreter?: Interpreter
@@ -258,11 +276,16 @@ export async function migrate(
     return 'skipped'
   }
   // current and heads are independent reads, run side by side
+  const reading = { timeoutMs: dbReadTimeoutSeconds(opts.limits.timeoutSeconds) * 1000 }
+  const read = (what: 'current' | 'heads') =>
+    runStep(remote, `flask db ${what}`, inRelease(...flask, what), {
+      ...reading,
+      signal: opts.limits.signal
+    }).catch((error: unknown) => {
+      throw dbReadFailed(error, `flask db ${what}`, opts.limits.timeoutSeconds)
+    })
   const readRevisions = async () => {
-    const [currentOut, headsOut] = await Promise.all([
-      runStep(remote, 'flask db current', inRelease(...flask, 'current')),
-      runStep(remote, 'flask db heads', inRelease(...flask, 'heads'))
-    ])
+    const [currentOut, headsOut] = await Promise.all([read('current'), read('heads')])
     return { current: revisions(currentOut.stdout), heads: revisions(headsOut.stdout) }
   }
   const atHead = (r: { current: string[]; heads: string[] }) =>

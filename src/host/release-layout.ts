@@ -2,7 +2,7 @@
 // commands that read and change it.
 import * as path from 'node:path'
 import type { Readable } from 'node:stream'
-import { runStep } from '../transport/remote-command.js'
+import { RemoteCommandError, runStep } from '../transport/remote-command.js'
 import { METADATA_FILE } from '../core/release-id.js'
 import { isReleaseId } from '../core/release-id.js'
 import { allOf, optional, toShell, type Argv } from '../transport/shell-quote.js'
@@ -91,6 +91,12 @@ export async function listReleases(remote: RemoteHost, layout: ReleaseLayout): P
 }
 
 /**
+ * The upload has no fixed time limit (a large archive over a slow link takes what it
+ * takes): it is stopped when the server takes no byte of it, and prints nothing, for this long.
+ */
+export const UPLOAD_STALL_MS = 60_000
+
+/**
  * Unpacks the archive into a hidden directory, then renames it into place:
  * a release directory is either complete or absent.
  */
@@ -101,17 +107,20 @@ export async function uploadRelease(
   archive: Readable
 ): Promise<void> {
   const incoming = layout.incoming(id)
-  await runStep(
-    remote,
-    'upload release',
+  const result = await remote.exec(
     allOf(
       ['rm', '-rf', incoming],
       ['mkdir', '-p', incoming],
       ['tar', '-xzf', '-', '-C', incoming],
       ['mv', '-T', incoming, layout.release(id)]
     ),
-    { stdin: archive }
+    { stdin: archive, timeoutMs: Infinity, idleTimeoutMs: UPLOAD_STALL_MS }
   )
+  if (result.stalled)
+    throw new Error(
+      `upload release on ${remote.target.label} stalled: the server took no data for ${UPLOAD_STALL_MS / 1000} s (a hung disk or connection), so it was stopped there`
+    )
+  if (result.code !== 0) throw new RemoteCommandError('upload release', result, remote.target.label)
 }
 
 /**

@@ -11,16 +11,19 @@ import { may, sudoersLine } from '../host/access.js'
 import type { ServiceSnapshot } from '../host/preflight.js'
 import {
   checkEnvironment,
+  dbReadFailed,
+  dbReadTimeoutSeconds,
   fileHash,
   importCheck,
   installDependencies,
   migrate,
   revisions
 } from '../host/release-checks.js'
+import { PRUNE_TIMEOUT_MS } from '../host/prune.js'
 import { listReleases, uploadRelease, type ReleaseLayout } from '../host/release-layout.js'
 import { helperArgv } from '../host/remote-helper.js'
 import { asRoot, serviceCommands } from '../host/service-commands.js'
-import { runStep } from '../transport/remote-command.js'
+import { RemoteCommandError, runStep } from '../transport/remote-command.js'
 import { splitEach, toShell } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 import type { MigrationGate } from './fleet.js'
@@ -91,10 +94,14 @@ async function upload(p: UploadContext, releaseDir: string): Promise<void> {
   const id = settings.releaseId
   await uploadRelease(remote, layout, id, createReadStream(p.archivePath))
   if (settings.sharedPaths.length > 0) {
+    // the first deploy copies each shared path out of the release: as long as pruning may take
     const linked = await runStep(
       remote,
       'link shared paths',
-      toShell(helperArgv('python3', 'linkshared', layout.root, releaseDir, ...settings.sharedPaths))
+      toShell(
+        helperArgv('python3', 'linkshared', layout.root, releaseDir, ...settings.sharedPaths)
+      ),
+      { timeoutMs: PRUNE_TIMEOUT_MS }
     )
     log.info(linked.stdout.trim())
   }
@@ -233,8 +240,18 @@ async function databaseAtHead(
         REVISIONS_MARKER
       )
     ),
-    { timeoutMs: settings.migrateTimeoutSeconds * 1000, signal: p.cancellation.signal }
+    {
+      timeoutMs: dbReadTimeoutSeconds(settings.migrateTimeoutSeconds) * 1000,
+      signal: p.cancellation.signal
+    }
   )
+  // A database that does not answer here would not answer flask db current either.
+  if (read.timedOut)
+    throw dbReadFailed(
+      new RemoteCommandError('flask db current and heads', read, p.remote.target.label),
+      'flask db current and heads',
+      settings.migrateTimeoutSeconds
+    )
   const [current, heads] = splitEach(REVISIONS_MARKER, read.stdout).map(revisions)
   if (read.code !== 0 || !current || !heads || heads.length === 0) return undefined
   return current.join(',') === heads.join(',') ? heads : undefined

@@ -9,11 +9,13 @@ export class RemoteCommandError extends Error {
     readonly result: ExecResult,
     readonly host: string
   ) {
-    const why = result.timedOut
-      ? 'timed out'
-      : result.code === null
-        ? `ended without an exit status${result.signal ? ` (signal ${result.signal})` : ''}: the connection may have dropped`
-        : `exited with status ${result.code}`
+    const why = result.stalled
+      ? 'stalled (it took no input and printed nothing for too long) and was stopped on the host'
+      : result.timedOut
+        ? 'timed out and was stopped on the host'
+        : result.code === null
+          ? `ended without an exit status${result.signal ? ` (signal ${result.signal})` : ''}: the connection may have dropped`
+          : `exited with status ${result.code}`
     const tail = tailLines(result.stderr || result.stdout, 15)
     super(`${step} on ${host} ${why}${tail ? `:\n${tail}` : ''}`)
     this.name = 'RemoteCommandError'

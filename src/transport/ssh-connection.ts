@@ -22,21 +22,28 @@ import {
 } from './shell-quote.js'
 import type { Target } from '../core/targets.js'
 import { OutputTail } from './output-tail.js'
+import { CommandWatch, DEFAULT_COMMAND_TIMEOUT_MS, type StopReason } from './command-limits.js'
 
 export interface ExecOptions {
   stdin?: string | Readable
   /**
-   * Reports a timeout after this many milliseconds: the command's process group
-   * is ended first (with `processGroup`), then the channel is closed.
+   * Reports a timeout after this many milliseconds (default DEFAULT_COMMAND_TIMEOUT_MS;
+   * Infinity: no absolute limit, for a command watched by `idleTimeoutMs`): the command's
+   * process group is ended first, then the channel is closed.
    */
   timeoutMs?: number
+  /**
+   * Stops the command the same way when it neither took any of its stdin nor printed
+   * anything for this long (the result then says `stalled`).
+   */
+  idleTimeoutMs?: number
   /** Stops the command the same way when aborted; the result then says `cancelled`. */
   signal?: AbortSignal
   /**
-   * Runs the command in a process group of its own, so that a timeout or `signal`
-   * ends it on the host (TERM, then KILL after 1.5 s) over the same connection.
-   * Without it, only the channel closes, and sshd does not signal a command
-   * without a pty: it would run on.
+   * Runs the command in a process group of its own (the default), so that a timeout or
+   * `signal` ends it on the host (TERM, then KILL after 1.5 s) over the same connection.
+   * With false, only the channel closes, and sshd does not signal a command without a
+   * pty: it runs on.
    */
   processGroup?: boolean
   onStdout?: (chunk: Buffer) => void
@@ -53,7 +60,9 @@ export interface ExecResult {
   signal: string | null
   stdout: string
   stderr: string
+  /** Stopped by its time limit, or (with `stalled`) by `idleTimeoutMs` (code is then null). */
   timedOut: boolean
+  stalled?: boolean
   /** Stopped because `signal` was aborted (code is then null). */
   cancelled?: boolean
 }
@@ -90,6 +99,8 @@ export interface ConnectOptions extends SshCredentials {
   jumpCredentials?: SshCredentials
   timeoutSeconds: number
   retries: number
+  /** The limit of a command whose call names none (default DEFAULT_COMMAND_TIMEOUT_MS). */
+  commandTimeoutMs?: number
   log: (message: string) => void
 }
 
@@ -336,7 +347,9 @@ class SshRemoteHost implements RemoteHost {
   constructor(
     readonly target: Target,
     private readonly ssh: NodeSSH,
-    private readonly jump?: NodeSSH
+    private readonly jump: NodeSSH | undefined,
+    /** The limit of a command whose call names none. */
+    private readonly commandTimeoutMs: number
   ) {
     // node-ssh keeps its client object after a drop; track the transport ourselves.
     ssh.connection?.on('close', () => (this.closed = true))
@@ -348,7 +361,11 @@ class SshRemoteHost implements RemoteHost {
       await new Promise<void>(resolve => this.waiting.push(resolve))
     this.running++
     try {
-      return await this.execNow(command, options)
+      return await this.execNow(command, {
+        ...options,
+        processGroup: options.processGroup ?? true,
+        timeoutMs: options.timeoutMs ?? this.commandTimeoutMs
+      })
     } finally {
       this.running--
       this.waiting.shift()?.()
@@ -371,38 +388,41 @@ class SshRemoteHost implements RemoteHost {
     const stdout = new OutputTail(options.maxOutputBytes)
     const stderr = new OutputTail(options.maxOutputBytes)
     let channel: ClientChannel | undefined
-    let stopped: 'timeout' | 'cancel' | undefined
+    let stopped: StopReason | undefined
     let giveUp: () => void = () => undefined
     const givenUp = new Promise<void>(resolve => (giveUp = resolve))
-    const stop = async (why: 'timeout' | 'cancel') => {
-      if (stopped) return
+    const stop = async (why: StopReason) => {
       stopped = why
       if (group) await this.endGroup(group)
       channel?.close()
       // A channel that never opened, or never reports its close, must not keep the caller waiting.
       setTimeout(giveUp, 1000).unref()
     }
+    const watch = new CommandWatch(
+      {
+        timeoutMs: options.timeoutMs ?? Infinity,
+        idleTimeoutMs: options.idleTimeoutMs,
+        signal: options.signal
+      },
+      why => void stop(why)
+    )
     const running = runOnChannel(client, group ? inProcessGroup(command) : command, {
-      stdin: options.stdin,
+      stdin: watch.counted(options.stdin),
       onChannel: c => {
         channel = c
         if (stopped) c.close()
       },
       onStdout: chunk => {
+        watch.progress()
         stdout.push(chunk)
         options.onStdout?.(chunk)
       },
       onStderr: chunk => {
+        watch.progress()
         stderr.push(chunk)
         group?.feed(chunk)
       }
     }).catch((error: Error) => ({ code: null, signal: null, error: error.message }))
-    const timer =
-      options.timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => void stop('timeout'), options.timeoutMs)
-    const onAbort = () => void stop('cancel')
-    options.signal?.addEventListener('abort', onAbort, { once: true })
     try {
       const ended = await Promise.race([
         running,
@@ -415,12 +435,12 @@ class SshRemoteHost implements RemoteHost {
         signal: ended.signal,
         stdout: stdout.text(),
         stderr: (group ? withoutMarker(errText) : errText) + failure,
-        timedOut: stopped === 'timeout',
+        timedOut: stopped === 'timeout' || stopped === 'stall',
+        ...(stopped === 'stall' ? { stalled: true } : {}),
         ...(stopped === 'cancel' ? { cancelled: true } : {})
       }
     } finally {
-      if (timer) clearTimeout(timer)
-      options.signal?.removeEventListener('abort', onAbort)
+      watch.end()
     }
   }
 
@@ -465,9 +485,15 @@ class SshRemoteHost implements RemoteHost {
  * (authenticated with its own credentials when given, else the target's).
  */
 export async function connect(target: Target, options: ConnectOptions): Promise<RemoteHost> {
+  const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS
   return withRetries(`connect ${target.label}`, options, async () => {
     if (!options.jumpHost)
-      return new SshRemoteHost(target, await connectOnce(target, options, options, target.label))
+      return new SshRemoteHost(
+        target,
+        await connectOnce(target, options, options, target.label),
+        undefined,
+        commandTimeoutMs
+      )
     const jumpCredentials = options.jumpCredentials ?? options
     const jump = await connectOnce(options.jumpHost, jumpCredentials, options, target.label)
     // A new channel through the jump host for each handshake with the target.
@@ -479,7 +505,7 @@ export async function connect(target: Target, options: ConnectOptions): Promise<
       )
     try {
       const ssh = await connectOnce(target, options, options, target.label, openSock)
-      return new SshRemoteHost(target, ssh, jump)
+      return new SshRemoteHost(target, ssh, jump, commandTimeoutMs)
     } catch (error) {
       jump.dispose()
       throw error
