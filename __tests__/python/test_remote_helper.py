@@ -305,6 +305,70 @@ class LockTest(TempDirTest):
         self.assertEqual(out["taken"], False)
         self.assertEqual(out["holder"]["token"], "one")
 
+    def interrupted_takeover(self, meanwhile):
+        """Takes over a stale lock as waiter "two"; `meanwhile()` runs right before two moves
+        the stale lock out of the way (when another waiter may get there first)."""
+        self.take("one")
+        self.age_lock(1000)
+        real_rename = os.rename
+        fired = []
+
+        def rename(src, dst):
+            if not fired and src == self.lock and ".stale-" in dst:
+                fired.append(True)
+                meanwhile()
+            return real_rename(src, dst)
+
+        with mock.patch.object(helper.os, "rename", rename):
+            out = self.take("two", "60")
+        self.assertEqual(fired, [True])
+        return out
+
+    # Issue 18: two waiters taking over one stale lock at once both believed they held it:
+    # the later one moved the earlier one's fresh lock away as if it were the stale one.
+    def test_two_waiters_taking_over_a_stale_lock_at_once_one_wins(self):
+        other = []
+
+        def second_waiter():
+            other.append(subprocess.Popen(
+                [sys.executable, "-c", helper_text(), "lock", self.lock, self.owner("three"), "60"],
+                stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL))
+            time.sleep(1.0)  # unguarded, it takes the stale lock over meanwhile
+
+        out = self.interrupted_takeover(second_waiter)
+        three = json.loads(other[0].communicate(timeout=30)[0])
+        self.assertEqual(sorted([out["taken"], three["taken"]]), [False, True])
+        winner = "two" if out["taken"] else "three"
+        self.assertEqual(helper.holder_of(self.lock)["token"], winner)
+        self.assertEqual(self.leftovers(), [])
+
+    def test_a_takeover_that_moved_a_fresh_lock_puts_it_back_and_takes_nothing(self):
+        # a waiter that takes no guard (an older helper, or no flock on this filesystem)
+        def unguarded_waiter():
+            with mock.patch.object(helper, "guarded", lambda lockdir: None):
+                self.assertEqual(self.take("three", "60")["taken"], True)
+
+        with mock.patch.object(helper, "guarded", lambda lockdir: None):
+            out = self.interrupted_takeover(unguarded_waiter)
+        self.assertEqual(out["taken"], False)
+        self.assertEqual(out["holder"]["token"], "three")
+        self.assertEqual(helper.holder_of(self.lock)["token"], "three")
+        self.assertEqual(self.leftovers(), [])
+
+    def test_lock_commands_wait_for_each_other(self):
+        fd = helper.guarded(self.lock)
+        try:
+            started = time.time()
+            waiting = subprocess.Popen(
+                [sys.executable, "-c", helper_text(), "lock", self.lock, self.owner("one"), "60"],
+                stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+            time.sleep(0.5)
+            self.assertIsNone(waiting.poll())
+        finally:
+            helper.unguard(fd)
+        self.assertEqual(json.loads(waiting.communicate(timeout=30)[0])["taken"], True)
+        self.assertGreaterEqual(time.time() - started, 0.5)
+
 
 class LinkSharedTest(TempDirTest):
     def setUp(self):

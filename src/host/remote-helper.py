@@ -85,33 +85,85 @@ def cmd_run(envfile, directory, *argv):
     os.chdir(directory)
     os.execvp(argv[0], list(argv))
 
+def guarded(lockdir):
+    """An exclusive flock on the lock's parent directory (release-path), held while one
+    lock command reads and changes the lock, so that two of them never interleave (two
+    waiters taking over one stale lock). Released when the command ends, also when it
+    is killed. Where the filesystem cannot flock a directory, returns None: the token
+    checks below still tell a lost race."""
+    import fcntl
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(lockdir)), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+def unguard(fd):
+    if fd is not None:
+        os.close(fd)
+
 def cmd_lock(lockdir, owner_json, stale_seconds):
     """Takes the lock: a directory holding owner.json, renamed into place in one
     atomic step (so nobody ever sees a lock without its owner). A lock older
     than stale_seconds is taken over. Prints {taken, stale, holder, age}."""
+    fd = guarded(lockdir)
+    try:
+        print(json.dumps(lock_once(lockdir, owner_json, float(stale_seconds))))
+    finally:
+        unguard(fd)
+
+def lock_once(lockdir, owner_json, stale_seconds):
+    token = json.loads(owner_json).get("token")
     took_over = None
     for _ in range(3):
         if take(lockdir, owner_json):
+            # verified by its token after the rename: the lock in place is ours
+            if holder_of(lockdir).get("token") != token:
+                break
             info = took_over or {"holder": {}, "age": 0}
-            print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))
-            return
-        try:
-            age = time.time() - os.stat(lockdir).st_mtime
-        except FileNotFoundError:
+            return {"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}
+        age = age_of(lockdir)
+        if age is None:
             continue
-        if age > float(stale_seconds) and took_over is None:
-            previous = holder_of(lockdir)
-            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())
-            try:
-                os.rename(lockdir, stale)
-            except OSError:
+        if age > stale_seconds and took_over is None:
+            taken_over = take_over(lockdir, stale_seconds)
+            if taken_over is None:
                 continue
-            shutil.rmtree(stale, ignore_errors=True)
-            took_over = {"holder": previous, "age": int(age)}
+            took_over = {"holder": taken_over, "age": int(age)}
             continue
-        print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))
-        return
-    print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))
+        return {"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}
+    return {"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age_of(lockdir) or 0)}
+
+def age_of(directory):
+    try:
+        return time.time() - os.stat(directory).st_mtime
+    except FileNotFoundError:
+        return None
+
+def take_over(lockdir, stale_seconds):
+    """Moves a stale lock out of the way and returns its holder; None when what was moved
+    is not the lock judged stale (another waiter took it over first): that one is put
+    back, and nothing is taken."""
+    previous = holder_of(lockdir)
+    stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())
+    try:
+        os.rename(lockdir, stale)
+    except OSError:
+        return None
+    moved_age = age_of(stale)
+    if holder_of(stale).get("token") != previous.get("token") or moved_age is None or moved_age <= stale_seconds:
+        try:
+            os.rename(stale, lockdir)
+        except OSError:
+            pass
+        return None
+    shutil.rmtree(stale, ignore_errors=True)
+    return previous
 
 def holder_of(directory):
     try:
@@ -138,21 +190,29 @@ def take(lockdir, owner_json):
 
 def cmd_unlock(lockdir, token):
     """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""
-    if holder_of(lockdir).get("token") == token:
-        gone = "%s.released-%d" % (lockdir, os.getpid())
-        os.rename(lockdir, gone)
-        shutil.rmtree(gone, ignore_errors=True)
-        print("released")
-    else:
-        print("not ours")
+    fd = guarded(lockdir)
+    try:
+        if holder_of(lockdir).get("token") == token:
+            gone = "%s.released-%d" % (lockdir, os.getpid())
+            os.rename(lockdir, gone)
+            shutil.rmtree(gone, ignore_errors=True)
+            print("released")
+        else:
+            print("not ours")
+    finally:
+        unguard(fd)
 
 def cmd_touchlock(lockdir, token):
     """Marks the lock as alive (its mtime is its age) if it is still ours."""
-    if holder_of(lockdir).get("token") == token:
-        os.utime(lockdir, None)
-        print("fresh")
-    else:
-        print("not ours")
+    fd = guarded(lockdir)
+    try:
+        if holder_of(lockdir).get("token") == token:
+            os.utime(lockdir, None)
+            print("fresh")
+        else:
+            print("not ours")
+    finally:
+        unguard(fd)
 
 def cmd_linkshared(root, release, *paths):
     """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""
