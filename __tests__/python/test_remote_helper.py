@@ -163,17 +163,21 @@ class EnvCheckTest(TempDirTest):
         raw = printed(helper.cmd_envcheck, path, *names)
         return raw, json.loads(raw)
 
+    def spec(self, files, assignments=()):
+        return json.dumps({"set": list(assignments), "files": [{"path": p, "optional": o} for p, o in files]})
+
     def test_reports_missing_and_empty_names_and_counts(self):
         path = self.write("app.env", "SECRET_KEY=%s\nEMPTY=\nQUOTED_EMPTY=''\nbad line\n" % SECRET)
         _, out = self.check(path, "SECRET_KEY", "EMPTY", "QUOTED_EMPTY", "ABSENT")
         self.assertEqual(out, {
-            "exists": True, "readable": True, "errors": [4],
+            "exists": True, "readable": True,
+            "files": [{"path": path, "optional": False, "exists": True, "readable": True, "errors": [4]}],
             "missing": ["ABSENT"], "empty": ["EMPTY", "QUOTED_EMPTY"], "count": 3,
         })
 
     def test_never_prints_a_value(self):
         path = self.write("app.env", "SECRET_KEY=%s\nDATABASE_URL='%s'\n" % (SECRET, SECRET))
-        raw, _ = self.check(path, "SECRET_KEY", "DATABASE_URL")
+        raw, _ = self.check(self.spec([(path, False)], ["TOKEN=%s" % SECRET]), "SECRET_KEY", "DATABASE_URL")
         self.assertNotIn(SECRET, raw)
         done = run_as_c("envcheck", path, "SECRET_KEY", "OTHER")
         self.assertEqual(done.returncode, 0, done.stderr)
@@ -181,7 +185,28 @@ class EnvCheckTest(TempDirTest):
 
     def test_a_missing_file_is_reported_not_raised(self):
         _, out = self.check(self.path("missing.env"), "A")
-        self.assertEqual(out, {"exists": False, "readable": False, "errors": [], "missing": [], "empty": [], "count": 0})
+        self.assertEqual(out["exists"], False)
+        self.assertEqual(out["files"], [{"path": self.path("missing.env"), "optional": False,
+                                         "exists": False, "readable": False, "errors": []}])
+        self.assertEqual(out["missing"], [])
+
+    # Issue 18: only one of the unit's EnvironmentFile= lines was read.
+    def test_every_file_is_read_in_order_after_the_assignments_a_later_value_winning(self):
+        first = self.write("a.env", "DATABASE_URL=postgresql://one\nONLY_A=1\n")
+        second = self.write("b.env", "DATABASE_URL=postgresql://two\nEMPTY=\n")
+        spec = self.spec([(first, False), (self.path("missing.env"), True), (second, False)],
+                         ["ONLY_SET=x", "DATABASE_URL=from-environment"])
+        env, _ = helper.environment_of(spec)
+        self.assertEqual(env, {"ONLY_SET": "x", "DATABASE_URL": "postgresql://two", "ONLY_A": "1", "EMPTY": ""})
+        _, out = self.check(spec, "DATABASE_URL", "ONLY_A", "ONLY_SET", "EMPTY")
+        self.assertEqual((out["exists"], out["readable"], out["missing"], out["empty"], out["count"]),
+                         (True, True, [], ["EMPTY"], 4))
+        self.assertEqual([(f["exists"], f["optional"]) for f in out["files"]], [(True, False), (False, True), (True, False)])
+
+    def test_a_missing_file_that_is_not_optional_is_reported(self):
+        spec = self.spec([(self.path("gone.env"), False)])
+        _, out = self.check(spec)
+        self.assertEqual((out["exists"], out["readable"]), (False, True))
 
     def test_an_unreadable_file_exists_but_is_not_readable(self):
         os.mkdir(self.path("a-directory.env"))
@@ -611,6 +636,17 @@ class ImportCheckAndRunTest(TempDirTest):
         done = run_as_c("run", self.envfile, self.path("code"), "/bin/sh", "-c", 'printf "%s|" "$GREETING"; pwd')
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(done.stdout, "hello from the env file|%s\n" % os.path.realpath(self.path("code")))
+
+    def test_run_loads_every_environment_file_in_order(self):
+        os.mkdir(self.path("code"))
+        later = self.write("later.env", "GREETING=from the later file\n")
+        spec = json.dumps({"set": ["GREETING=from Environment=", "OTHER=kept"],
+                           "files": [{"path": self.envfile, "optional": False},
+                                     {"path": self.path("none.env"), "optional": True},
+                                     {"path": later, "optional": False}]})
+        done = run_as_c("run", spec, self.path("code"), "/bin/sh", "-c", 'printf "%s|%s" "$GREETING" "$OTHER"')
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stdout, "from the later file|kept")
 
     def test_run_passes_the_commands_exit_status_through(self):
         done = run_as_c("run", "-", self.dir, "/bin/sh", "-c", "exit 3")

@@ -81,7 +81,16 @@ describe('host checks, one table for preflight and check mode', () => {
 
   it('does not blame the release for an EnvironmentFile the deploy user cannot read', () => {
     const facts = healthyFacts({
-      env: { exists: true, readable: false, errors: [], missing: [], empty: [], count: 0 }
+      env: {
+        exists: true,
+        readable: false,
+        files: [
+          { path: '/etc/myapp.env', optional: false, exists: true, readable: false, errors: [] }
+        ],
+        missing: [],
+        empty: [],
+        count: 0
+      }
     })
     const report = runChecks(facts, { ...ctx, requiredEnv: ['SECRET_KEY'] })
     expect(report.blocking).toEqual([])

@@ -18,7 +18,9 @@ function unit(workingDirectory: string): UnitInfo {
     execReload: [],
     workingDirectory,
     environmentFiles: [],
+    environment: [],
     user: 'www-data',
+    group: '',
     fragmentPath: ''
   }
 }

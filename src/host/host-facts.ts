@@ -5,7 +5,7 @@ import { may, probeAccess, type Access } from './access.js'
 import { analyzeNginx, matchUpstream, type UpstreamVerdict } from './nginx/nginx-config.js'
 import { readNginxConfig } from './nginx/nginx-read.js'
 import { helperArgv } from './remote-helper.js'
-import type { EnvCheck } from './release-checks.js'
+import { envArg, envSourcesOf, type EnvCheck, type EnvSources } from './env-sources.js'
 import { findInterpreter, type Interpreter } from './gunicorn/gunicorn-interpreter.js'
 import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
 import { asRoot, serviceCommands } from './service-commands.js'
@@ -64,7 +64,8 @@ export interface HostFacts {
   gunicornVersion?: string
   /** The console script's first line, when Gunicorn is started through one. */
   shebang?: { python?: string; importsGunicorn: boolean }
-  envFile?: string
+  /** The service's environment: Environment= and every EnvironmentFile (or the env-file input). */
+  envSources: EnvSources
   env?: Partial<EnvCheck>
   nginxErrorLog: string
   /** strategy: blue-green: both instances, the links, and what the deploy user may do to the idle one. */
@@ -178,11 +179,13 @@ async function scriptShebang(
 
 async function readEnv(
   remote: RemoteHost,
-  envFile: string | undefined,
+  sources: EnvSources,
   required: string[]
 ): Promise<Partial<EnvCheck> | undefined> {
-  if (!envFile) return undefined
-  const env = await remote.exec(toShell(helperArgv('python3', 'envcheck', envFile, ...required)))
+  if (sources.files.length === 0 && sources.assignments.length === 0) return undefined
+  const env = await remote.exec(
+    toShell(helperArgv('python3', 'envcheck', envArg(sources), ...required))
+  )
   return JSON.parse(env.stdout || '{}') as Partial<EnvCheck>
 }
 
@@ -249,14 +252,10 @@ async function gatherUnitFacts(
 ): Promise<HostFacts> {
   const { layout, service } = opts
   const unit = await readUnit(remote, service)
-  const envFile = opts.envFile ?? unit.environmentFiles[0]
+  const envSources = envSourcesOf(unit, opts.envFile)
   // Queued first: the access probe and Gunicorn's options lead to the reads that need them.
   const sideBySide = Promise.all([
-    probeAccess(
-      remote,
-      service,
-      [envFile, opts.nginxErrorLog].filter(p => p !== undefined)
-    ),
+    probeAccess(remote, service, [...envSources.files.map(f => f.path), opts.nginxErrorLog]),
     readGunicornProcesses(remote, unit.mainPid),
     readGunicornOptions(remote, unit)
   ])
@@ -277,7 +276,7 @@ async function gatherUnitFacts(
   // Reads that need nothing else start now, beside the access probe and Gunicorn's options.
   const early = Promise.all([
     readLayout(remote, layout),
-    readEnv(remote, envFile, opts.requiredEnv)
+    readEnv(remote, envSources, opts.requiredEnv)
   ])
   early.catch(() => undefined) // awaited below, after the reads it runs beside
   const [access, procs, fromUnit] = await sideBySide
@@ -313,7 +312,7 @@ async function gatherUnitFacts(
     interpreter: interpreter.found,
     gunicornVersion: interpreter.version,
     shebang,
-    envFile,
+    envSources,
     env,
     nginxErrorLog: opts.nginxErrorLog
   }

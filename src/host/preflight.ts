@@ -3,6 +3,7 @@
 // one message with their fixes; what it cannot read is a warning ("not
 // verified", with the right that would allow it), or an error under `strict`.
 import type { Access, NotVerified } from './access.js'
+import type { EnvSources } from './env-sources.js'
 import { firstDeploy, runChecks } from './host-checks.js'
 import {
   gatherFacts,
@@ -33,8 +34,9 @@ export interface ServiceSnapshot {
   /** Undefined when the unit's interpreter could not be found (import check and pip skipped). */
   interpreter?: Interpreter
   app: string
-  envFile?: string
-  /** Whether the deploy user can read the EnvironmentFile (the import check needs it). */
+  /** The service's environment: Environment= and every EnvironmentFile, in order. */
+  envSources: EnvSources
+  /** Whether the deploy user can read every EnvironmentFile (the import check needs it). */
   envReadable: boolean
   currentRelease?: string
   /** Physical directory `current` points at. */
@@ -120,7 +122,7 @@ export function snapshotOf(facts: HostFacts, notVerified: NotVerified[] = []): S
     expectedWorkers: g.workers ?? (facts.masterAlive ? facts.workers.length : 1),
     interpreter: 'error' in facts.interpreter ? undefined : facts.interpreter,
     app: g.app ?? 'wsgi:app',
-    envFile: facts.envFile,
+    envSources: facts.envSources,
     envReadable: facts.env?.readable === true,
     currentRelease: facts.currentRelease,
     currentDir: facts.currentDir,

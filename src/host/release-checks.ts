@@ -4,6 +4,7 @@
 import type { Interpreter } from './gunicorn/gunicorn-interpreter.js'
 import type { Log } from '../core/log.js'
 import { helperArgv } from './remote-helper.js'
+import { describeEnvFiles, envArg, type EnvCheck, type EnvSources } from './env-sources.js'
 import { RemoteCommandError, runStep, tailLines } from '../transport/remote-command.js'
 import { optional, toShell, type ShellLine } from '../transport/shell-quote.js'
 import type { ExecResult, RemoteHost } from '../transport/ssh-connection.js'
@@ -112,23 +113,15 @@ export async function installDependencies(
   return true
 }
 
-export interface EnvCheck {
-  exists: boolean
-  readable: boolean
-  errors: number[]
-  missing: string[]
-  empty: string[]
-  count: number
-}
-
-/** The EnvironmentFile exists, parses, and sets every required name; values never leave the host. */
+/** Every EnvironmentFile exists, parses, and the environment sets every required name; values never leave the host. */
 export async function checkEnvironment(
   remote: RemoteHost,
-  envFile: string | undefined,
+  sources: EnvSources,
   required: string[],
   log: Log
 ): Promise<void> {
-  if (!envFile) {
+  const files = describeEnvFiles(sources)
+  if (sources.files.length === 0 && sources.assignments.length === 0) {
     if (required.length > 0)
       throw new Error(
         `required-env lists ${required.join(', ')} but the unit has no EnvironmentFile (set env-file)`
@@ -139,37 +132,50 @@ export async function checkEnvironment(
   const result = await runStep(
     remote,
     'check the EnvironmentFile',
-    toShell(helperArgv('python3', 'envcheck', envFile, ...required))
+    toShell(helperArgv('python3', 'envcheck', envArg(sources), ...required))
   )
   const check = JSON.parse(result.stdout) as EnvCheck
-  if (!check.exists) throw new Error(`EnvironmentFile ${envFile} does not exist`)
+  const gone = check.files.filter(f => !f.exists && !f.optional).map(f => f.path)
+  if (!check.exists) throw new Error(`EnvironmentFile ${gone.join(', ')} does not exist`)
   if (!check.readable)
     throw new Error(
-      `EnvironmentFile ${envFile} is not readable by the deploy user (make it root:www-data 640 and add the deploy user to that group)`
+      `EnvironmentFile ${check.files
+        .filter(f => f.exists && !f.readable)
+        .map(f => f.path)
+        .join(
+          ', '
+        )} is not readable by the deploy user (make it root:www-data 640 and add the deploy user to that group)`
     )
   const problems: string[] = []
-  if (check.errors.length > 0)
-    problems.push(`line(s) ${check.errors.join(', ')} are not NAME=VALUE`)
+  for (const f of check.files)
+    if (f.errors.length > 0)
+      problems.push(`${f.path}: line(s) ${f.errors.join(', ')} are not NAME=VALUE`)
   if (check.missing.length > 0)
     problems.push(`required variable(s) not set: ${check.missing.join(', ')}`)
   if (check.empty.length > 0) problems.push(`required variable(s) empty: ${check.empty.join(', ')}`)
-  if (problems.length > 0) throw new Error(`EnvironmentFile ${envFile}: ${problems.join('; ')}`)
+  if (problems.length > 0) throw new Error(`EnvironmentFile ${files}: ${problems.join('; ')}`)
   log.info(
-    `EnvironmentFile ${envFile}: ${check.count} variables, required ones set (${required.join(', ') || 'none listed'})`
+    `EnvironmentFile ${files || '(none; Environment= only)'}: ${check.count} variables, required ones set (${required.join(', ') || 'none listed'})`
   )
 }
 
 /** Imports the WSGI app of the new release with the unit's interpreter and environment. */
 export async function importCheck(
   remote: RemoteHost,
-  opts: { interpreter: Interpreter; envFile?: string; releaseDir: string; app: string; log: Log }
+  opts: {
+    interpreter: Interpreter
+    envSources?: EnvSources
+    releaseDir: string
+    app: string
+    log: Log
+  }
 ): Promise<number | undefined> {
   const result = await remote.exec(
     toShell(
       helperArgv(
         opts.interpreter.python,
         'importcheck',
-        opts.envFile ?? '-',
+        envArg(opts.envSources),
         opts.releaseDir,
         opts.app
       )
@@ -222,7 +228,7 @@ export function dbReadFailed(error: unknown, what: string, migrateTimeoutSeconds
 function migrationsNeed(opts: {
   interpreter?: Interpreter
   envReadable?: boolean
-  envFile?: string
+  envSources?: EnvSources
 }): void {
   if (!opts.interpreter)
     throw new Error(
@@ -230,7 +236,7 @@ function migrationsNeed(opts: {
     )
   if (opts.envReadable === false)
     throw new Error(
-      `the release has migrations, which need the unit's environment (e.g. DATABASE_URL), but the deploy user cannot read ${opts.envFile}: let it read the file (e.g. add it to the file's group), or set migrate: off and migrate another way. Nothing was switched.`
+      `the release has migrations, which need the unit's environment (e.g. DATABASE_URL), but the deploy user cannot read ${describeEnvFiles(opts.envSources ?? { files: [] })}: let it read the file (e.g. add it to the file's group), or set migrate: off and migrate another way. Nothing was switched.`
     )
 }
 
@@ -239,7 +245,7 @@ export async function migrate(
   remote: RemoteHost,
   opts: {
     interpreter?: Interpreter
-    envFile?: string
+    envSources?: EnvSources
     /** false: the deploy user cannot read the EnvironmentFile the migrations need. */
     envReadable?: boolean
     releaseDir: string
@@ -254,7 +260,7 @@ export async function migrate(
   }
 ): Promise<'ran' | 'skipped'> {
   if (opts.mode === 'off') return 'skipped'
-  const env = opts.envFile ?? '-'
+  const env = envArg(opts.envSources)
   const python = opts.interpreter?.python ?? 'python3'
   const inRelease = (...argv: string[]) =>
     toShell(helperArgv(python, 'run', env, opts.releaseDir, ...argv))

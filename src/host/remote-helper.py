@@ -39,22 +39,61 @@ def parse_env(path):
         env[key] = value
     return env, errors
 
-def load_env(path):
-    if path != "-":
-        env, _ = parse_env(path)
-        os.environ.update(env)
+def env_spec(arg):
+    """What environment to load: "-" (none), one EnvironmentFile's path, or a JSON object
+    {"set": ["NAME=value", ...], "files": [{"path": P, "optional": bool}, ...]}: the unit's
+    Environment= assignments, then its EnvironmentFiles in order ("-" prefixed: optional)."""
+    if arg == "-":
+        return [], []
+    if arg.startswith("{"):
+        spec = json.loads(arg)
+        files = [(f["path"], bool(f.get("optional"))) for f in spec.get("files", [])]
+        return list(spec.get("set", [])), files
+    return [], [(arg, False)]
 
-def cmd_envcheck(path, *names):
-    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}
-    if out["exists"]:
-        try:
-            env, errors = parse_env(path)
-            out.update(readable=True, errors=errors, count=len(env))
-            out["missing"] = [n for n in names if n not in env]
-            out["empty"] = [n for n in names if n in env and env[n] == ""]
-        except OSError:
-            pass
-    print(json.dumps(out))
+def environment_of(arg):
+    """The environment as systemd builds it: Environment= first, then each EnvironmentFile
+    in order, a later value winning; a file that is missing or unreadable adds nothing.
+    Returns it with a report per file (path, optional, exists, readable, errors)."""
+    assignments, files = env_spec(arg)
+    env = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if sep:
+            env[key] = value
+    report = []
+    for path, optional in files:
+        entry = {"path": path, "optional": optional, "exists": os.path.exists(path), "readable": False, "errors": []}
+        if entry["exists"]:
+            try:
+                values, errors = parse_env(path)
+                env.update(values)
+                entry.update(readable=True, errors=errors)
+            except OSError:
+                pass
+        report.append(entry)
+    return env, report
+
+def load_env(arg):
+    env, _ = environment_of(arg)
+    os.environ.update(env)
+
+def cmd_envcheck(arg, *names):
+    """Whether every EnvironmentFile that must exist does and can be read, and which of
+    `names` the environment leaves unset or empty. Prints names and line numbers, never a value."""
+    env, files = environment_of(arg)
+    exists = all(f["exists"] for f in files if not f["optional"])
+    readable = all(f["readable"] for f in files if f["exists"])
+    # a file that is missing or cannot be read may set them: nothing is called missing then
+    known = exists and readable
+    print(json.dumps({
+        "exists": exists,
+        "readable": readable,
+        "files": files,
+        "missing": [n for n in names if n not in env] if known else [],
+        "empty": [n for n in names if n in env and env[n] == ""],
+        "count": len(env),
+    }))
 
 def cmd_importcheck(envfile, directory, app):
     load_env(envfile)

@@ -187,7 +187,8 @@ export async function readGunicornOptions(
  * of it cannot be read.
  */
 export async function readGunicornEnv(remote: RemoteHost, unit: UnitInfo): Promise<GunicornEnv> {
-  const argv = helperArgv('python3', 'gunicornenv', unit.id || '-', ...unit.environmentFiles)
+  const files = unit.environmentFiles.map(f => f.path)
+  const argv = helperArgv('python3', 'gunicornenv', unit.id || '-', ...files)
   const result = await remote.exec(toShell(argv))
   let parsed: unknown
   try {

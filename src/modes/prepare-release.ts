@@ -9,6 +9,7 @@ import type { Log } from '../core/log.js'
 import type { Settings } from './settings.js'
 import { may, sudoersLine } from '../host/access.js'
 import type { ServiceSnapshot } from '../host/preflight.js'
+import { describeEnvFiles, envArg } from '../host/env-sources.js'
 import {
   checkEnvironment,
   dbReadFailed,
@@ -116,19 +117,19 @@ async function upload(p: UploadContext, releaseDir: string): Promise<void> {
  */
 async function checkRelease(p: PrepareContext, releaseDir: string): Promise<void> {
   const { remote, settings, snap, log } = p
-  const readable = !snap.envFile || snap.envReadable
+  const readable = snap.envSources.files.length === 0 || snap.envReadable
   if (!readable)
     log.warning(
-      `import check skipped: ${remote.target.user} cannot read ${snap.envFile}, so the release cannot be imported with the unit's environment (verification after the reload proves it instead)`
+      `import check skipped: ${remote.target.user} cannot read ${describeEnvFiles(snap.envSources)}, so the release cannot be imported with the unit's environment (verification after the reload proves it instead)`
     )
   else if (!snap.interpreter)
     log.warning("import check skipped: the unit's Python interpreter is unknown")
   await Promise.all([
-    readable ? checkEnvironment(remote, snap.envFile, settings.requiredEnv, log) : undefined,
+    readable ? checkEnvironment(remote, snap.envSources, settings.requiredEnv, log) : undefined,
     readable && snap.interpreter
       ? importCheck(remote, {
           interpreter: snap.interpreter,
-          envFile: snap.envFile,
+          envSources: snap.envSources,
           releaseDir,
           app: snap.app,
           log
@@ -197,7 +198,7 @@ async function migrations(
       checkCancelled(p.cancellation)
       await migrate(remote, {
         interpreter: snap.interpreter,
-        envFile: snap.envFile,
+        envSources: snap.envSources,
         envReadable: snap.envReadable,
         releaseDir,
         app: snap.app,
@@ -227,14 +228,14 @@ async function databaseAtHead(
 ): Promise<string[] | undefined> {
   const { settings, snap } = p
   if (settings.migrate !== 'auto' || settings.migrateCommand || !snap.interpreter) return undefined
-  if (snap.envFile && !snap.envReadable) return undefined
+  if (snap.envSources.files.length > 0 && !snap.envReadable) return undefined
   const module = snap.app.split(':')[0]
   const read = await p.remote.exec(
     toShell(
       helperArgv(
         snap.interpreter.python,
         'dbrevisions',
-        snap.envFile ?? '-',
+        envArg(snap.envSources),
         releaseDir,
         module,
         REVISIONS_MARKER
