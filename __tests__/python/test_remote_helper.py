@@ -83,7 +83,7 @@ class LoadingTest(TempDirTest):
         self.assertIn("envcheck", module.COMMANDS)
 
     def test_every_command_the_action_calls_is_dispatched(self):
-        expected = {"envcheck", "importcheck", "run", "lock", "unlock", "touchlock",
+        expected = {"envcheck", "envvalues", "importcheck", "run", "lock", "unlock", "touchlock",
                     "linkshared", "access", "readglobs", "gunicornenv", "watchworkers",
                     "dbrevisions"}
         self.assertEqual(set(helper.COMMANDS), expected)
@@ -202,6 +202,13 @@ class EnvCheckTest(TempDirTest):
         self.assertEqual((out["exists"], out["readable"], out["missing"], out["empty"], out["count"]),
                          (True, True, [], ["EMPTY"], 4))
         self.assertEqual([(f["exists"], f["optional"]) for f in out["files"]], [(True, False), (False, True), (True, False)])
+
+    def test_envvalues_gives_the_environment_to_scrub_and_skips_what_it_cannot_read(self):
+        path = self.write("app.env", "DATABASE_URL=%s\n" % SECRET)
+        os.mkdir(self.path("dir.env"))
+        spec = self.spec([(path, False), (self.path("dir.env"), False)], ["MODE=production"])
+        out = json.loads(printed(helper.cmd_envvalues, spec))
+        self.assertEqual(out, {"MODE": "production", "DATABASE_URL": SECRET})
 
     def test_a_missing_file_that_is_not_optional_is_reported(self):
         spec = self.spec([(self.path("gone.env"), False)])

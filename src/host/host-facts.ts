@@ -6,6 +6,7 @@ import { analyzeNginx, matchUpstream, type UpstreamVerdict } from './nginx/nginx
 import { readNginxConfig } from './nginx/nginx-read.js'
 import { helperArgv } from './remote-helper.js'
 import { envArg, envSourcesOf, type EnvCheck, type EnvSources } from './env-sources.js'
+import { secretValues, secrets } from '../core/secrets.js'
 import { findInterpreter, type Interpreter } from './gunicorn/gunicorn-interpreter.js'
 import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
 import { asRoot, serviceCommands } from './service-commands.js'
@@ -190,6 +191,26 @@ async function readEnv(
 }
 
 /**
+ * The service's environment, read on the host (what the deploy user can read of it), to
+ * scrub its values from everything the action prints: added to the run's secrets here,
+ * never kept in the facts.
+ */
+async function registerEnvSecrets(remote: RemoteHost, sources: EnvSources): Promise<void> {
+  if (sources.files.length === 0 && sources.assignments.length === 0) return
+  const read = await remote.exec(toShell(helperArgv('python3', 'envvalues', envArg(sources))))
+  let env: Record<string, string> = {}
+  try {
+    const parsed: unknown = JSON.parse(read.stdout)
+    if (parsed && typeof parsed === 'object') env = parsed as Record<string, string>
+  } catch {
+    // nothing could be read: Environment= is known from the unit itself
+    for (const a of sources.assignments)
+      env[a.slice(0, a.indexOf('='))] = a.slice(a.indexOf('=') + 1)
+  }
+  secrets.add(secretValues(env))
+}
+
+/**
  * Everything the checks and the later steps read, in a few parallel round trips.
  * Under blue-green: the links and both instances first, then the serving
  * instance's facts, with Nginx expected to proxy to live.sock.
@@ -276,7 +297,8 @@ async function gatherUnitFacts(
   // Reads that need nothing else start now, beside the access probe and Gunicorn's options.
   const early = Promise.all([
     readLayout(remote, layout),
-    readEnv(remote, envSources, opts.requiredEnv)
+    readEnv(remote, envSources, opts.requiredEnv),
+    registerEnvSecrets(remote, envSources)
   ])
   early.catch(() => undefined) // awaited below, after the reads it runs beside
   const [access, procs, fromUnit] = await sideBySide

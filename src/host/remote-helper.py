@@ -3,8 +3,9 @@
 #     python3 -c "$(cat remote-helper.py)" <command> args...
 # (the bundle carries this file as a string; see remote-helper.ts). Python is
 # always there on a Flask host; only the standard library is used. Values of an
-# EnvironmentFile never leave the server: only names (and, for gunicornenv, the
-# two Gunicorn variables) are printed.
+# EnvironmentFile are printed by one command only, envvalues, which the action
+# reads to scrub them from everything it prints; the others print names (and,
+# for gunicornenv, the two Gunicorn variables).
 #
 # Under -c, __name__ is "__main__" as well, so the dispatch below runs there;
 # tests import the file as a module and call the functions directly.
@@ -94,6 +95,13 @@ def cmd_envcheck(arg, *names):
         "empty": [n for n in names if n in env and env[n] == ""],
         "count": len(env),
     }))
+
+def cmd_envvalues(arg):
+    """The service's environment, NAME -> value, for the action to scrub the values from
+    everything it prints (they are never printed: the runner keeps them in memory and
+    registers them as masks). What cannot be read adds nothing."""
+    env, _ = environment_of(arg)
+    print(json.dumps(env))
 
 def cmd_importcheck(envfile, directory, app):
     load_env(envfile)
@@ -448,7 +456,7 @@ def cmd_dbrevisions(envfile, directory, module, marker):
         cli.main(args=["--app", module, "db", command], prog_name="flask", standalone_mode=False)
         sys.stdout.flush()
 
-COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,
+COMMANDS = {"envcheck": cmd_envcheck, "envvalues": cmd_envvalues, "importcheck": cmd_importcheck, "run": cmd_run,
             "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,
             "gunicornenv": cmd_gunicornenv,
             "readglobs": cmd_readglobs,
