@@ -100,6 +100,21 @@ describe('host checks, one table for preflight and check mode', () => {
     expect(env?.finding).toContain('import check')
   })
 
+  it('reports a current that is not a release clearly, without refusing a deploy', () => {
+    const facts = healthyFacts({
+      currentRelease: undefined,
+      currentOther: '/home/app/app',
+      currentDir: '/home/app/app'
+    })
+    const report = runChecks(facts, ctx)
+    expect(report.blocking).toEqual([])
+    const layout = report.findings.find(f => f.check === 'layout')
+    expect(layout?.severity).toBe('warning')
+    expect(layout?.finding).toContain('/srv/myapp/current -> /home/app/app is not a release')
+    expect(layout?.finding).toContain('pointed at /home/app/app again')
+    expect(layout?.fix).toContain('cp -a /home/app/app /srv/myapp/releases/initial')
+  })
+
   it('takes a first deploy: no current, the unit crash-looping, start/restart allowed', () => {
     const facts = healthyFacts({
       masterAlive: false,

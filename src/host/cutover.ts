@@ -39,7 +39,13 @@ export interface ServingState {
 
 /** Where a cutover goes and what proves it got there. */
 export interface CutoverPlan {
+  /** The release id, or (with `link`) what current pointed at before, for messages. */
   release: string
+  /**
+   * The text `current` gets when it is not `releases/<release>`: back to a current that
+   * was not one of the action's releases (its health may then name any release).
+   */
+  link?: string
   /** Physical path of the release directory (readlink -f). */
   releaseDir: string
   expectedWorkers: number
@@ -129,6 +135,7 @@ async function prove(
   const expected: VerifyExpectations = {
     service: ctx.service,
     release: plan.release,
+    anyReleaseName: plan.link !== undefined,
     releaseDir: plan.releaseDir,
     mainPid: reloaded ? from.mainPid : undefined,
     oldWorkers: reloaded ? from.workers : [],
@@ -178,8 +185,8 @@ export async function switchAndProve(
   what: string = 'reload'
 ): Promise<void> {
   await timed(ctx.result, 'switch', async () => {
-    ctx.log.info(`switching current to releases/${plan.release}`)
-    await switchCurrent(ctx.conn.remote, ctx.layout, plan.release)
+    ctx.log.info(`switching current to ${plan.link ?? `releases/${plan.release}`}`)
+    await switchCurrent(ctx.conn.remote, ctx.layout, plan.release, plan.link)
   })
   // Nothing reached the master (a refused reload): switching current back is the whole rollback.
   if (!bring) return prove(ctx, plan, { ...from, workers: [] }, true)

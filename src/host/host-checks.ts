@@ -263,10 +263,10 @@ function layout(f: HostFacts): Finding[] {
     )
   if (f.currentIsLink && !f.currentRelease)
     out.push(
-      error(
+      warning(
         'layout',
-        `${l.current} does not point at ${l.releasesDir}/<id>`,
-        `move the app into ${l.releasesDir}/<id> and ln -sfn releases/<id> ${l.current}`
+        `${l.current} -> ${f.currentOther ?? '?'} is not a release in ${l.releasesDir}: nothing the action (or mode: rollback) can go back to by id. A deploy moves current to ${l.releasesDir}/<id>; if that release fails, current is pointed at ${f.currentOther ?? 'its old target'} again and the old code reloaded`,
+        `to make it a release: cp -a ${f.currentDir ?? f.currentOther ?? '<the app>'} ${l.releasesDir}/initial && ln -sfn releases/initial ${l.current}, then reload`
       )
     )
   else if (!f.currentIsLink && f.currentExists)

@@ -8,7 +8,7 @@ import { helperArgv } from './remote-helper.js'
 import { envArg, envSourcesOf, type EnvCheck, type EnvSources } from './env-sources.js'
 import { secretValues, secrets } from '../core/secrets.js'
 import { findInterpreter, type Interpreter } from './gunicorn/gunicorn-interpreter.js'
-import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
+import { readCurrent, type ReleaseLayout } from './release-layout.js'
 import { asRoot, serviceCommands } from './service-commands.js'
 import { readGunicornProcesses, type GunicornProcesses } from './gunicorn/gunicorn-processes.js'
 import { readGunicornOptions, readUnit, realPath, workingDirectories } from './service-state.js'
@@ -55,6 +55,9 @@ export interface HostFacts {
   /** `current` exists (as a symlink, or wrongly as a directory). */
   currentExists: boolean
   currentRelease?: string
+  /** `current` is a symlink, but not to a release: its target as written (e.g. /home/app/app). */
+  currentOther?: string
+  /** Physical directory `current` points at (a release's, or currentOther's). */
   currentDir?: string
   /** `<release-path>/live.sock` is a symlink: the host is set up for blue-green. */
   liveLinkExists: boolean
@@ -246,9 +249,12 @@ async function readLayout(remote: RemoteHost, layout: ReleaseLayout) {
         `${layout.root}/live.sock`
       ])
     ),
-    readCurrentRelease(remote, layout).then(async id => ({
-      id,
-      dir: id ? await realPath(remote, layout.current).catch(() => undefined) : undefined
+    readCurrent(remote, layout).then(async current => ({
+      current,
+      dir:
+        current.kind === 'none'
+          ? undefined
+          : await realPath(remote, layout.current).catch(() => undefined)
     })),
     realPath(remote, layout.releasesDir).catch(() => layout.releasesDir)
   ])
@@ -259,7 +265,8 @@ async function readLayout(remote: RemoteHost, layout: ReleaseLayout) {
     currentIsLink: lines.includes('current-link'),
     currentExists: lines.includes('current-exists') || lines.includes('current-link'),
     liveLinkExists: lines.includes('live-link'),
-    currentRelease: current.id,
+    currentRelease: current.current.kind === 'release' ? current.current.id : undefined,
+    currentOther: current.current.kind === 'other' ? current.current.target : undefined,
     currentDir: current.dir,
     releasesDir,
     freeKb: Number(lines[lines.length - 1]?.split(/\s+/)[3] ?? 0) || 0

@@ -39,6 +39,8 @@ export interface ServiceSnapshot {
   /** Whether the deploy user can read every EnvironmentFile (the import check needs it). */
   envReadable: boolean
   currentRelease?: string
+  /** `current` is a symlink, but not to a release: its target as written (see HostFacts). */
+  currentOther?: string
   /** Physical directory `current` points at. */
   currentDir?: string
   /** Physical working directory of the master (spared by pruning). */
@@ -125,6 +127,7 @@ export function snapshotOf(facts: HostFacts, notVerified: NotVerified[] = []): S
     envSources: facts.envSources,
     envReadable: facts.env?.readable === true,
     currentRelease: facts.currentRelease,
+    currentOther: facts.currentOther,
     currentDir: facts.currentDir,
     masterDir: facts.masterDir,
     releasesDir: facts.releasesDir,

@@ -170,6 +170,11 @@ async function undoPrepared(h: HostRun, snap: ServiceSnapshot, error: unknown): 
 async function fallbackFor(h: HostRun, snap: ServiceSnapshot): Promise<Fallback | undefined> {
   if (snap.firstDeploy) return { kind: 'remove-current' }
   const previous = snap.currentRelease
+  // current pointed somewhere that is not a release (a hand-made server): back to exactly that
+  if (!previous && snap.currentOther && snap.currentDir) {
+    const back = planFor(h.ctx.settings, snap, snap.currentOther, snap.currentDir, true)
+    return { kind: 'release', plan: { ...back, link: snap.currentOther, healthExpect: undefined } }
+  }
   if (!previous) return undefined
   const dir = snap.currentDir ?? (await realPath(h.conn.remote, h.layout.release(previous)))
   return { kind: 'release', plan: planFor(h.ctx.settings, snap, previous, dir, true) }
