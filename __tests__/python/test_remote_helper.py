@@ -423,6 +423,20 @@ class LinkSharedTest(TempDirTest):
         with open(os.path.join(shared, "a.txt")) as fh:
             self.assertEqual(fh.read(), "from release")
 
+    # Issue 18: releases are no longer readable by every user, only by the service's group;
+    # what is seeded into shared/ from a release must stay readable by that group.
+    def test_seeds_shared_with_the_releases_group(self):
+        self.write("app/releases/r1/instance/config/app.cfg", "x")
+        others = [g for g in os.getgroups() if g != os.getegid()]
+        if os.getuid() != 0 and not others:
+            self.skipTest("needs root, or a second group, to give a tree another group")
+        gid = 12345 if os.getuid() == 0 else others[0]
+        os.chown(self.release, -1, gid)
+        self.link(self.release, "instance", "empty")
+        shared = os.path.join(self.root, "shared")
+        for where in ["instance", "instance/config", "instance/config/app.cfg", "empty"]:
+            self.assertEqual(os.stat(os.path.join(shared, where)).st_gid, gid, where)
+
     def test_keeps_existing_shared_content_over_the_release_copy(self):
         self.write("app/shared/uploads/kept.txt", "shared")
         self.write("app/releases/r1/uploads/new.txt", "release")

@@ -19,11 +19,13 @@ writeFileSync(archivePath, 'not really gzip: the scripted host never unpacks it'
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const log: Log = { info: () => {}, warning: () => {}, error: () => {}, group: (_n, fn) => fn() }
-const settings = { releaseId: 'v2', sharedPaths: [] } as unknown as Settings
+const settings = { releaseId: 'v2', sharedPaths: [], service: 'myapp' } as unknown as Settings
 const layout = new ReleaseLayout('/srv/myapp')
 
 /** `find releases/ ...` output listing these release ids (their metadata files). */
 const listing = (...ids: string[]) => ids.map((id, i) => `${100 + i}.0 ${id}\n`).join('')
+
+const ACCESS = 'www-data\nwww-data\nwww-data\ndeploy\ndeploy\ndeploy adm www-data\n'
 
 /** A scripted host that reads what a command is given on stdin (the archive) to its end. */
 class ReadingRemote extends ScriptedRemote {
@@ -38,6 +40,8 @@ class ReadingRemote extends ScriptedRemote {
 function host(ids: string[], hashes: { next?: string; current?: string }): ScriptedRemote {
   const rules: Rule[] = [
     { when: /^find \/srv\/myapp\/releases /, reply: { stdout: listing(...ids) } },
+    // the service's user and group, the deploy user and its groups
+    { when: /^sh -c 'u=\$\(systemctl /, reply: { stdout: ACCESS } },
     { when: /^rm -rf \/srv\/myapp\/releases\/\.incoming-v2 && /, reply: {} },
     {
       when: /sha256sum \/srv\/myapp\/releases\/v2\/requirements\.txt/,
@@ -61,7 +65,7 @@ describe('the upload beside preflight', () => {
     await expect(upload(remote)).rejects.toThrow(
       'release v2 already exists in /srv/myapp/releases; give this deploy another release-id'
     )
-    expect(remote.commands.every(c => /^find /.test(c))).toBe(true)
+    expect(remote.commands.every(c => /^(find|sh -c 'u=)/.test(c))).toBe(true)
   })
 
   it('uploads into a new id through its incoming directory, then compares requirements.txt', async () => {
@@ -70,8 +74,11 @@ describe('the upload beside preflight', () => {
       releaseDir: '/srv/myapp/releases/v2',
       requirements: 'unchanged'
     })
-    expect(remote.commands[1]).toContain(
-      'mv -T /srv/myapp/releases/.incoming-v2 /srv/myapp/releases/v2'
+    const unpack = remote.commands.find(c => c.startsWith('rm -rf '))
+    expect(unpack).toContain('mv -T /srv/myapp/releases/.incoming-v2 /srv/myapp/releases/v2')
+    // readable by the service's group, not by other users
+    expect(unpack).toContain(
+      'chgrp www-data /srv/myapp/releases/.incoming-v2 && chmod 2750 /srv/myapp/releases/.incoming-v2 && umask 027 && tar --no-same-permissions --no-same-owner -xzf -'
     )
   })
 

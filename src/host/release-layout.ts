@@ -7,6 +7,7 @@ import { METADATA_FILE } from '../core/release-id.js'
 import { isReleaseId } from '../core/release-id.js'
 import { allOf, toShell, type Argv } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
+import { unpackInto, type ReleaseAccess } from './release-permissions.js'
 
 export class ReleaseLayout {
   constructor(readonly root: string) {}
@@ -142,16 +143,18 @@ export async function uploadRelease(
   remote: RemoteHost,
   layout: ReleaseLayout,
   id: string,
-  archive: Readable
+  archive: Readable,
+  /** Who may read it (release-permissions.ts); default: everyone, as before. */
+  access: ReleaseAccess = { mode: 'world', why: '', fix: '' }
 ): Promise<void> {
   const incoming = layout.incoming(id)
   const result = await remote.exec(
-    allOf(
-      ['rm', '-rf', incoming],
-      ['mkdir', '-p', incoming],
-      ['tar', '-xzf', '-', '-C', incoming],
-      ['mv', '-T', incoming, layout.release(id)]
-    ),
+    allOf(['rm', '-rf', incoming], ...unpackInto(incoming, access), [
+      'mv',
+      '-T',
+      incoming,
+      layout.release(id)
+    ]),
     { stdin: archive, timeoutMs: Infinity, idleTimeoutMs: UPLOAD_STALL_MS }
   )
   if (result.stalled)

@@ -261,8 +261,19 @@ def cmd_touchlock(lockdir, token):
     finally:
         unguard(fd)
 
+def give_group(path, gid):
+    """Gives a tree the release's group (what the service reads through), as far as allowed."""
+    for where, dirs, files in os.walk(path):
+        for name in [where] + [os.path.join(where, n) for n in dirs + files]:
+            try:
+                os.chown(name, -1, gid, follow_symlinks=False)
+            except OSError:
+                pass
+
 def cmd_linkshared(root, release, *paths):
-    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""
+    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time
+    (with the release's group, which the service reads through)."""
+    gid = os.stat(release).st_gid
     for p in paths:
         shared = os.path.join(root, "shared", p)
         inside = os.path.join(release, p)
@@ -272,6 +283,7 @@ def cmd_linkshared(root, release, *paths):
                 shutil.copytree(inside, shared, symlinks=True)
             else:
                 os.makedirs(shared)
+            give_group(shared, gid)
         if os.path.lexists(inside):
             if os.path.isdir(inside) and not os.path.islink(inside):
                 shutil.rmtree(inside)

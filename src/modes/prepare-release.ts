@@ -22,6 +22,13 @@ import {
 } from '../host/release-checks.js'
 import { PRUNE_TIMEOUT_MS } from '../host/prune.js'
 import { listReleases, uploadRelease, type ReleaseLayout } from '../host/release-layout.js'
+import {
+  openToNginx,
+  readReleaseAccess,
+  servedByNginx,
+  type ReleaseAccess
+} from '../host/release-permissions.js'
+import { instanceUnit } from '../host/blue-green/instances.js'
 import { helperArgv } from '../host/remote-helper.js'
 import { asRoot, serviceCommands } from '../host/service-commands.js'
 import { RemoteCommandError, runStep } from '../transport/remote-command.js'
@@ -79,10 +86,18 @@ export async function uploadNewRelease(
   p: UploadContext
 ): Promise<{ releaseDir: string; requirements: Requirements }> {
   const id = p.settings.releaseId
-  if ((await listReleases(p.remote, p.layout)).includes(id))
-    throw new ReleaseExistsError(id, p.layout.releasesDir)
+  // who may read the release is read beside the listing
+  const unit =
+    p.settings.strategy === 'blue-green'
+      ? instanceUnit(p.settings.service, 'blue')
+      : p.settings.service
+  const [existing, access] = await Promise.all([
+    listReleases(p.remote, p.layout),
+    readReleaseAccess(p.remote, unit)
+  ])
+  if (existing.includes(id)) throw new ReleaseExistsError(id, p.layout.releasesDir)
   const releaseDir = p.layout.release(id)
-  await upload(p, releaseDir)
+  await upload(p, releaseDir, access)
   const [next, current] = await Promise.all([
     fileHash(p.remote, `${releaseDir}/requirements.txt`),
     fileHash(p.remote, `${p.layout.current}/requirements.txt`)
@@ -90,10 +105,16 @@ export async function uploadNewRelease(
   return { releaseDir, requirements: !next ? 'absent' : next === current ? 'unchanged' : 'changed' }
 }
 
-async function upload(p: UploadContext, releaseDir: string): Promise<void> {
+async function upload(p: UploadContext, releaseDir: string, access: ReleaseAccess): Promise<void> {
   const { remote, settings, layout, log } = p
   const id = settings.releaseId
-  await uploadRelease(remote, layout, id, createReadStream(p.archivePath))
+  await uploadRelease(remote, layout, id, createReadStream(p.archivePath), access)
+  if (access.mode === 'group')
+    log.info(`release files are readable by the group ${access.group}, not by other users`)
+  else
+    log.warning(
+      `release ${id} is readable by every user on ${remote.target.label}: ${access.why}. To keep it from other users: ${access.fix}`
+    )
   if (settings.sharedPaths.length > 0) {
     // the first deploy copies each shared path out of the release: as long as pruning may take
     const linked = await runStep(
@@ -259,6 +280,25 @@ async function databaseAtHead(
 }
 
 /**
+ * What Nginx serves from the release itself (its static files) must be readable by
+ * Nginx's worker, which may be neither the deploy user nor in the release's group: those
+ * files are public anyway, and are made readable by every user (all of the release when
+ * the Nginx configuration could not be read).
+ */
+async function openServedFiles(p: PrepareContext, releaseDir: string): Promise<void> {
+  const served = servedByNginx(p.snap.nginx, p.layout.current)
+  const opened = await openToNginx(p.remote, releaseDir, served)
+  if (served === undefined)
+    p.log.info(
+      'the Nginx configuration could not be read, so Nginx may serve any file of the release: it is readable by every user'
+    )
+  else if (opened.length > 0)
+    p.log.info(
+      `served by Nginx itself, readable by every user: ${opened.map(d => d || '.').join(', ')}`
+    )
+}
+
+/**
  * Runs every step before the switch; returns the release directory. A cancel
  * stops a running pip or migration on the host and fails as `cancelled (SIGNAL)`.
  */
@@ -274,6 +314,7 @@ async function prepareSteps(p: PrepareContext): Promise<string> {
   const { settings, snap, log, result, cancellation } = p
   const releaseDir = p.layout.release(settings.releaseId)
   checkCancelled(cancellation)
+  await openServedFiles(p, releaseDir)
   await timed(result, 'dependencies', () =>
     log.group('Dependencies', async () => {
       // compared right after the upload (beside preflight): nothing to install is known already
