@@ -4080,7 +4080,7 @@ var require_webidl = __commonJS({
 var require_util2 = __commonJS({
   "node_modules/undici/lib/web/fetch/util.js"(exports, module) {
     "use strict";
-    var { Transform } = __require("node:stream");
+    var { Transform: Transform2 } = __require("node:stream");
     var zlib = __require("node:zlib");
     var { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = require_constants3();
     var { getGlobalOrigin } = require_global();
@@ -4768,7 +4768,7 @@ var require_util2 = __commonJS({
       contentRange += isomorphicEncode(`${fullLength}`);
       return contentRange;
     }
-    var InflateStream = class extends Transform {
+    var InflateStream = class extends Transform2 {
       #zlibOptions;
       /** @param {zlib.ZlibOptions} [zlibOptions] */
       constructor(zlibOptions) {
@@ -11254,13 +11254,13 @@ var require_pluralizer = __commonJS({
 var require_pending_interceptors_formatter = __commonJS({
   "node_modules/undici/lib/mock/pending-interceptors-formatter.js"(exports, module) {
     "use strict";
-    var { Transform } = __require("node:stream");
+    var { Transform: Transform2 } = __require("node:stream");
     var { Console } = __require("node:console");
     var PERSISTENT = process.versions.icu ? "\u2705" : "Y ";
     var NOT_PERSISTENT = process.versions.icu ? "\u274C" : "N ";
     module.exports = class PendingInterceptorsFormatter {
       constructor({ disableColors } = {}) {
-        this.transform = new Transform({
+        this.transform = new Transform2({
           transform(chunk, _enc, cb) {
             cb(null, chunk);
           }
@@ -18311,7 +18311,7 @@ var require_eventsource_stream = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource-stream.js"(exports, module) {
     "use strict";
     var buffer = __require("node:buffer");
-    var { Transform } = __require("node:stream");
+    var { Transform: Transform2 } = __require("node:stream");
     var { isASCIINumber, isValidLastEventId } = require_util8();
     var BOM = [239, 187, 191];
     var LF = 10;
@@ -18361,7 +18361,7 @@ var require_eventsource_stream = __commonJS({
       error3.aborted = false;
       return error3;
     }
-    var EventSourceStream = class extends Transform {
+    var EventSourceStream = class extends Transform2 {
       /**
        * @type {eventSourceSettings}
        */
@@ -21440,8 +21440,8 @@ var require_semver = __commonJS({
       var v = parse5(version, options);
       return v ? v.version : null;
     }
-    exports.clean = clean;
-    function clean(version, options) {
+    exports.clean = clean2;
+    function clean2(version, options) {
       var s = parse5(version.trim().replace(/^[=v]+/, ""), options);
       return s ? s.version : null;
     }
@@ -44162,6 +44162,91 @@ function group(name, fn) {
   });
 }
 
+// src/core/secrets.ts
+var COMMON_VALUES = /* @__PURE__ */ new Set([
+  "true",
+  "false",
+  "yes",
+  "no",
+  "on",
+  "off",
+  "none",
+  "null",
+  "enabled",
+  "disabled",
+  "production",
+  "development",
+  "staging",
+  "testing",
+  "default",
+  "localhost",
+  "warning",
+  "critical",
+  "127.0.0.1",
+  "0.0.0.0"
+]);
+var SETTINGS = /* @__PURE__ */ new Set(["WEB_CONCURRENCY", "GUNICORN_CMD_ARGS"]);
+var MIN_SECRET_LENGTH = 6;
+function isSecretValue(name, value) {
+  const v = value.trim();
+  if (v.length < MIN_SECRET_LENGTH || SETTINGS.has(name)) return false;
+  if (COMMON_VALUES.has(v.toLowerCase())) return false;
+  return !/^\/[^\s:@]*$/.test(v);
+}
+var URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@'"<>]*:)([^\s'"<>]+)@/gi;
+function secretValues(env) {
+  const out = /* @__PURE__ */ new Set();
+  for (const [name, value] of Object.entries(env)) {
+    if (!isSecretValue(name, value)) continue;
+    out.add(value);
+    for (const line of value.split(/\r?\n/)) if (isSecretValue(name, line)) out.add(line.trim());
+    for (const m of value.matchAll(URL_PASSWORD))
+      if (m[2] !== "***" && isSecretValue(name, m[2])) out.add(m[2]);
+  }
+  return [...out];
+}
+function redactUrlPasswords(text) {
+  return text.replace(
+    URL_PASSWORD,
+    (whole, head, password) => password === "***" ? whole : `${head}***@`
+  );
+}
+var SecretRegistry = class {
+  values = [];
+  listeners = [];
+  /** Adds values to scrub from now on; each new one is told to the listeners. */
+  add(values) {
+    let added = false;
+    for (const value of values) {
+      if (value === "" || this.values.includes(value)) continue;
+      this.values.push(value);
+      added = true;
+      for (const listener of this.listeners) listener(value);
+    }
+    if (added) this.values.sort((a, b) => b.length - a.length);
+  }
+  /** Calls `listener` for every value added, those added before included. */
+  onAdd(listener) {
+    this.listeners.push(listener);
+    for (const value of this.values) listener(value);
+  }
+  /** `text` with every registered value, and every URL's password, replaced by ***. */
+  redact(text) {
+    let out = text;
+    for (const value of this.values) if (out.includes(value)) out = out.split(value).join("***");
+    return redactUrlPasswords(out);
+  }
+  /** A copy of `data` (from JSON) with every string in it redacted. */
+  redactDeep(data) {
+    if (typeof data === "string") return this.redact(data);
+    if (Array.isArray(data)) return data.map((d) => this.redactDeep(d));
+    if (data && typeof data === "object")
+      return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, this.redactDeep(v)]));
+    return data;
+  }
+};
+var secrets = new SecretRegistry();
+
 // src/action/report.ts
 function overallStatus(results) {
   if (results.some((r) => r.status === "failed" || r.status === "skipped")) return "failed";
@@ -44189,7 +44274,7 @@ function setOutputs(results, settings, url = "") {
   setOutput("status", overallStatus(results));
   setOutput("rolled-back", String(results.some((r) => r.rolledBack)));
   setOutput("failed-requests", String(results.reduce((n, r) => n + r.failedRequests, 0)));
-  setOutput("hosts", JSON.stringify(results));
+  setOutput("hosts", JSON.stringify(secrets.redactDeep(results)));
 }
 function noticeSuccess(results, settings) {
   const status = overallStatus(results);
@@ -44200,9 +44285,12 @@ function noticeSuccess(results, settings) {
   const hosts = results.map((r) => r.host).join(", ");
   const release = releaseOutput(results, settings);
   const what = settings.mode === "deploy" ? `release ${release} serves` : `rolled back to ${release}`;
-  notice(`${what} on ${hosts}; ${failed2} of ${requests} probe requests failed`, {
-    title: settings.mode === "deploy" ? "Deployed" : "Rolled back"
-  });
+  notice(
+    secrets.redact(`${what} on ${hosts}; ${failed2} of ${requests} probe requests failed`),
+    {
+      title: settings.mode === "deploy" ? "Deployed" : "Rolled back"
+    }
+  );
 }
 function seconds(ms) {
   return `${(ms / 1e3).toFixed(1)}s`;
@@ -44264,7 +44352,7 @@ ${r.excerpt}` : "")));
   await summary2.write();
 }
 function esc(text) {
-  return text.replace(
+  return secrets.redact(text).replace(
     /[&<>"']/g,
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]
   );
@@ -49385,19 +49473,32 @@ function firstLine(text) {
   const line = text.split("\n")[0];
   return line.length > 300 ? `${line.slice(0, 300)}\u2026` : line;
 }
-function clip(text) {
+function clip(description) {
+  const text = secrets.redact(description);
   return text.length > DESCRIPTION_MAX ? `${text.slice(0, DESCRIPTION_MAX - 1)}\u2026` : text;
 }
 function redact(text, token) {
   return token.length >= 4 ? text.split(token).join("***") : text;
 }
 
+// src/action/workflow-commands.ts
+var LEADING_SPACE = "[\\s\\u0085\\u180e\\u200b\\ufeff]*";
+var COMMAND_START = new RegExp(`^(${LEADING_SPACE})::`);
+var LINE_BREAK = /(\r\n|\r|\n)/;
+function plainText(text) {
+  if (!text.includes("::") && !text.includes("##[")) return text;
+  return text.split(LINE_BREAK).map(
+    (part, i) => i % 2 === 1 ? part : part.replace(COMMAND_START, "$1\\::").replaceAll("##[", "##[\\")
+  ).join("");
+}
+
 // src/action/core-log.ts
+var clean = (text) => secrets.redact(text);
 var coreLog = {
-  info: (message) => info(message),
-  warning: (message) => warning(message),
-  error: (message, title) => error(message, title ? { title } : void 0),
-  group: (name, fn) => group(name, fn)
+  info: (message) => info(plainText(clean(message))),
+  warning: (message) => warning(clean(message)),
+  error: (message, title) => error(clean(message), title ? { title: clean(title) } : void 0),
+  group: (name, fn) => group(clean(name), fn)
 };
 
 // src/core/log.ts
@@ -49439,7 +49540,9 @@ import {
 import { tmpdir } from "node:os";
 import * as path5 from "node:path";
 var DEPLOYIGNORE_FILE = ".deployignore";
+var CREDENTIAL_EXCLUDES = ["gha-creds-*.json", "gha-kubeconfig-*"];
 var DEFAULT_EXCLUDES = [
+  ...CREDENTIAL_EXCLUDES,
   "/node_modules/",
   "__pycache__/",
   "*.pyc",
@@ -50416,6 +50519,112 @@ function killProcessGroup(pgid, graceMs = 1500) {
   return toShell(["sh", "-c", KILL_GROUP_SCRIPT, "sh", String(pgid), String(hundredths)]);
 }
 
+// src/transport/output-tail.ts
+var DEFAULT_MAX_OUTPUT_BYTES = 4 << 20;
+function cutNotice(bytes) {
+  return `[zdd: ${bytes} bytes of earlier output cut]`;
+}
+var OutputTail = class {
+  constructor(max = DEFAULT_MAX_OUTPUT_BYTES) {
+    this.max = max;
+  }
+  max;
+  chunks = [];
+  size = 0;
+  dropped = 0;
+  /** Whether the kept bytes begin a line (the last byte cut was a line break). */
+  atLineStart = true;
+  push(chunk) {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    if (this.size > this.max * 2) this.compact();
+  }
+  compact() {
+    const all = Buffer.concat(this.chunks);
+    const from = all.length - this.max;
+    const keep = Buffer.from(all.subarray(from));
+    this.atLineStart = all[from - 1] === 10;
+    this.dropped += from;
+    this.chunks = [keep];
+    this.size = keep.length;
+  }
+  /** Bytes cut from the start so far (the text's notice counts a partial first line too). */
+  get cut() {
+    return this.dropped + Math.max(0, this.size - this.max);
+  }
+  /** The text kept: whole, or the tail from a line start after the notice of what was cut. */
+  text() {
+    let all = Buffer.concat(this.chunks);
+    let dropped = this.dropped;
+    let atLineStart = this.atLineStart;
+    if (all.length > this.max) {
+      const cut = all.length - this.max;
+      atLineStart = all[cut - 1] === 10;
+      dropped += cut;
+      all = all.subarray(cut);
+    }
+    if (dropped === 0) return all.toString();
+    const newline = atLineStart ? -1 : all.indexOf(10);
+    let from = newline >= 0 && newline < all.length - 1 ? newline + 1 : 0;
+    while (from < all.length && (all[from] & 192) === 128) from++;
+    return `${cutNotice(dropped + from)}
+${all.subarray(from).toString()}`;
+  }
+};
+
+// src/transport/command-limits.ts
+import { Transform } from "node:stream";
+var DEFAULT_COMMAND_TIMEOUT_MS = 12e4;
+var CommandWatch = class {
+  constructor(limits, stop) {
+    this.limits = limits;
+    this.stop = stop;
+    if (Number.isFinite(limits.timeoutMs))
+      this.timers.push(setTimeout(() => this.fire("timeout"), limits.timeoutMs));
+    if (limits.idleTimeoutMs !== void 0) this.checkIdle(limits.idleTimeoutMs);
+    limits.signal?.addEventListener("abort", this.onAbort, { once: true });
+  }
+  limits;
+  stop;
+  last = Date.now();
+  timers = [];
+  done = false;
+  onAbort = () => this.fire("cancel");
+  progress() {
+    this.last = Date.now();
+  }
+  /** `stdin` passed through a stream that marks progress as the channel takes each chunk. */
+  counted(stdin) {
+    if (stdin === void 0 || typeof stdin === "string" || this.limits.idleTimeoutMs === void 0)
+      return stdin;
+    const counter = new Transform({
+      transform: (chunk, _encoding, callback) => {
+        this.progress();
+        callback(null, chunk);
+      }
+    });
+    stdin.on("error", (error3) => counter.destroy(error3));
+    return stdin.pipe(counter);
+  }
+  checkIdle(idleMs) {
+    const left = this.last + idleMs - Date.now();
+    if (left <= 0) return this.fire("stall");
+    this.timers.push(setTimeout(() => this.checkIdle(idleMs), left));
+  }
+  fire(why) {
+    if (this.done) return;
+    this.end();
+    this.stop(why);
+  }
+  /** The command ended: no limit applies any more. */
+  end() {
+    this.done = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers = [];
+    this.limits.signal?.removeEventListener("abort", this.onAbort);
+  }
+};
+
 // src/transport/ssh-connection.ts
 var HostKeyMismatchError = class extends Error {
   /**
@@ -50555,18 +50764,45 @@ function withoutMarker(stderr) {
   const newline = stderr.indexOf("\n");
   return newline < 0 ? "" : stderr.slice(newline + 1);
 }
+function runOnChannel(client, command, io) {
+  return new Promise((resolve3, reject) => {
+    const opened = (error3, channel) => {
+      if (error3) return reject(error3);
+      io.onChannel(channel);
+      let code = null;
+      let signal = null;
+      channel.on("data", io.onStdout);
+      channel.stderr.on("data", io.onStderr);
+      channel.on("exit", (c, s) => {
+        code = c ?? null;
+        signal = s ?? null;
+      });
+      channel.on("close", () => resolve3({ code, signal }));
+      if (io.stdin === void 0) channel.end();
+      else if (typeof io.stdin === "string") channel.end(io.stdin);
+      else io.stdin.pipe(channel);
+    };
+    try {
+      client.exec(command, opened);
+    } catch (error3) {
+      reject(error3);
+    }
+  });
+}
 var MAX_PARALLEL_COMMANDS = 4;
 var SshRemoteHost = class {
-  constructor(target, ssh, jump) {
+  constructor(target, ssh, jump, commandTimeoutMs) {
     this.target = target;
     this.ssh = ssh;
     this.jump = jump;
+    this.commandTimeoutMs = commandTimeoutMs;
     ssh.connection?.on("close", () => this.closed = true);
     ssh.connection?.on("end", () => this.closed = true);
   }
   target;
   ssh;
   jump;
+  commandTimeoutMs;
   running = 0;
   waiting = [];
   closed = false;
@@ -50575,7 +50811,11 @@ var SshRemoteHost = class {
       await new Promise((resolve3) => this.waiting.push(resolve3));
     this.running++;
     try {
-      return await this.execNow(command, options);
+      return await this.execNow(command, {
+        ...options,
+        processGroup: options.processGroup ?? true,
+        timeoutMs: options.timeoutMs ?? this.commandTimeoutMs
+      });
     } finally {
       this.running--;
       this.waiting.shift()?.();
@@ -50590,61 +50830,65 @@ var SshRemoteHost = class {
       timedOut: false,
       ...cancelled ? { cancelled } : {}
     });
-    if (!this.isConnected()) return notRun("SSH connection is closed");
+    const client = this.ssh.connection;
+    if (!this.isConnected() || !client) return notRun("SSH connection is closed");
     if (options.signal?.aborted) return notRun("cancelled before it started", true);
     const group2 = options.processGroup ? new GroupMarker() : void 0;
-    const stdout = [];
-    const stderr = [];
+    const stdout = new OutputTail(options.maxOutputBytes);
+    const stderr = new OutputTail(options.maxOutputBytes);
     let channel;
     let stopped;
     let giveUp = () => void 0;
     const givenUp = new Promise((resolve3) => giveUp = resolve3);
     const stop = async (why) => {
-      if (stopped) return;
       stopped = why;
       if (group2) await this.endGroup(group2);
       channel?.close();
       setTimeout(giveUp, 1e3).unref();
     };
-    const running = this.ssh.execCommand(group2 ? inProcessGroup(command) : command, {
-      stdin: options.stdin,
-      noTrim: true,
+    const watch = new CommandWatch(
+      {
+        timeoutMs: options.timeoutMs ?? Infinity,
+        idleTimeoutMs: options.idleTimeoutMs,
+        signal: options.signal
+      },
+      (why) => void stop(why)
+    );
+    const running = runOnChannel(client, group2 ? inProcessGroup(command) : command, {
+      stdin: watch.counted(options.stdin),
       onChannel: (c) => {
         channel = c;
         if (stopped) c.close();
       },
       onStdout: (chunk) => {
+        watch.progress();
         stdout.push(chunk);
         options.onStdout?.(chunk);
       },
       onStderr: (chunk) => {
+        watch.progress();
         stderr.push(chunk);
         group2?.feed(chunk);
       }
-    }).catch((error3) => ({ code: null, signal: null, stdout: "", stderr: error3.message }));
-    const timer = options.timeoutMs === void 0 ? void 0 : setTimeout(() => void stop("timeout"), options.timeoutMs);
-    const onAbort = () => void stop("cancel");
-    options.signal?.addEventListener("abort", onAbort, { once: true });
+    }).catch((error3) => ({ code: null, signal: null, error: error3.message }));
     try {
-      const result = await Promise.race([
+      const ended = await Promise.race([
         running,
-        givenUp.then(() => ({
-          code: null,
-          signal: null,
-          stdout: Buffer.concat(stdout).toString(),
-          stderr: Buffer.concat(stderr).toString()
-        }))
+        givenUp.then(() => ({ code: null, signal: null }))
       ]);
+      const errText = stderr.text();
+      const failure = "error" in ended ? String(ended.error) : "";
       return {
-        ...result,
-        stderr: group2 ? withoutMarker(result.stderr) : result.stderr,
-        code: stopped ? null : result.code,
-        timedOut: stopped === "timeout",
+        code: stopped ? null : ended.code,
+        signal: ended.signal,
+        stdout: stdout.text(),
+        stderr: (group2 ? withoutMarker(errText) : errText) + failure,
+        timedOut: stopped === "timeout" || stopped === "stall",
+        ...stopped === "stall" ? { stalled: true } : {},
         ...stopped === "cancel" ? { cancelled: true } : {}
       };
     } finally {
-      if (timer) clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
+      watch.end();
     }
   }
   /**
@@ -50679,9 +50923,15 @@ var SshRemoteHost = class {
   }
 };
 async function connect(target, options) {
+  const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   return withRetries(`connect ${target.label}`, options, async () => {
     if (!options.jumpHost)
-      return new SshRemoteHost(target, await connectOnce(target, options, options, target.label));
+      return new SshRemoteHost(
+        target,
+        await connectOnce(target, options, options, target.label),
+        void 0,
+        commandTimeoutMs
+      );
     const jumpCredentials = options.jumpCredentials ?? options;
     const jump = await connectOnce(options.jumpHost, jumpCredentials, options, target.label);
     const openSock = () => new Promise(
@@ -50695,7 +50945,7 @@ async function connect(target, options) {
     );
     try {
       const ssh = await connectOnce(target, options, options, target.label, openSock);
-      return new SshRemoteHost(target, ssh, jump);
+      return new SshRemoteHost(target, ssh, jump, commandTimeoutMs);
     } catch (error3) {
       jump.dispose();
       throw error3;
@@ -50714,7 +50964,7 @@ async function replaceIfDropped(conn, warn) {
 }
 
 // src/host/remote-helper.py
-var remote_helper_default = '# The small Python program the action runs on the server for the checks that\n# would be fragile as shell text. It reaches the server as program text:\n#     python3 -c "$(cat remote-helper.py)" <command> args...\n# (the bundle carries this file as a string; see remote-helper.ts). Python is\n# always there on a Flask host; only the standard library is used. Values of an\n# EnvironmentFile never leave the server: only names (and, for gunicornenv, the\n# two Gunicorn variables) are printed.\n#\n# Under -c, __name__ is "__main__" as well, so the dispatch below runs there;\n# tests import the file as a module and call the functions directly.\n\nimport json, os, shutil, sys, time, traceback\n\ndef parse_env(path):\n    """systemd EnvironmentFile syntax: KEY=VALUE lines, # or ; comments, quotes, backslash-newline."""\n    env, errors = {}, []\n    with open(path, encoding="utf-8", errors="replace") as fh:\n        lines = fh.read().split("\\n")\n    i = 0\n    while i < len(lines):\n        number, line = i + 1, lines[i]\n        while line.endswith("\\\\") and i + 1 < len(lines):\n            i += 1\n            line = line[:-1] + lines[i]\n        i += 1\n        s = line.strip()\n        if not s or s[0] in "#;":\n            continue\n        if s.startswith("export "):\n            s = s[7:].lstrip()\n        key, sep, value = s.partition("=")\n        key = key.strip()\n        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):\n            errors.append(number)\n            continue\n        value = value.strip()\n        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\'\\"":\n            value = value[1:-1]\n        env[key] = value\n    return env, errors\n\ndef load_env(path):\n    if path != "-":\n        env, _ = parse_env(path)\n        os.environ.update(env)\n\ndef cmd_envcheck(path, *names):\n    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}\n    if out["exists"]:\n        try:\n            env, errors = parse_env(path)\n            out.update(readable=True, errors=errors, count=len(env))\n            out["missing"] = [n for n in names if n not in env]\n            out["empty"] = [n for n in names if n in env and env[n] == ""]\n        except OSError:\n            pass\n    print(json.dumps(out))\n\ndef cmd_importcheck(envfile, directory, app):\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    module_name, _, attr = app.partition(":")\n    attr = attr or "application"\n    started = time.monotonic()\n    try:\n        import importlib\n        module = importlib.import_module(module_name)\n        expr = attr.split("(", 1)[0]\n        target = module\n        for part in expr.split("."):\n            target = getattr(target, part)\n        if attr.endswith(")"):\n            target = target()\n        if not callable(target):\n            raise TypeError("%s is not a WSGI callable" % app)\n    except BaseException:\n        traceback.print_exc()\n        sys.exit(1)\n    # The import time predicts how long a reload holds requests while new workers boot.\n    print("ok %s from %s in %.2fs" % (app, getattr(module, "__file__", "?"), time.monotonic() - started))\n\ndef cmd_run(envfile, directory, *argv):\n    load_env(envfile)\n    os.chdir(directory)\n    os.execvp(argv[0], list(argv))\n\ndef cmd_lock(lockdir, owner_json, stale_seconds):\n    """Takes the lock: a directory holding owner.json, renamed into place in one\n    atomic step (so nobody ever sees a lock without its owner). A lock older\n    than stale_seconds is taken over. Prints {taken, stale, holder, age}."""\n    took_over = None\n    for _ in range(3):\n        if take(lockdir, owner_json):\n            info = took_over or {"holder": {}, "age": 0}\n            print(json.dumps({"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}))\n            return\n        try:\n            age = time.time() - os.stat(lockdir).st_mtime\n        except FileNotFoundError:\n            continue\n        if age > float(stale_seconds) and took_over is None:\n            previous = holder_of(lockdir)\n            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())\n            try:\n                os.rename(lockdir, stale)\n            except OSError:\n                continue\n            shutil.rmtree(stale, ignore_errors=True)\n            took_over = {"holder": previous, "age": int(age)}\n            continue\n        print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}))\n        return\n    print(json.dumps({"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}))\n\ndef holder_of(directory):\n    try:\n        with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:\n            return json.load(fh)\n    except (OSError, ValueError):\n        return {}\n\ndef take(lockdir, owner_json):\n    """True when the lock was ours to take; rename() refuses an existing lock directory."""\n    fresh = "%s.new-%d" % (lockdir, os.getpid())\n    shutil.rmtree(fresh, ignore_errors=True)\n    os.mkdir(fresh)\n    with open(os.path.join(fresh, "owner.json"), "w", encoding="utf-8") as fh:\n        fh.write(owner_json + "\\n")\n    try:\n        if os.path.exists(lockdir):\n            raise FileExistsError(lockdir)\n        os.rename(fresh, lockdir)\n        return True\n    except OSError:\n        shutil.rmtree(fresh, ignore_errors=True)\n        return False\n\ndef cmd_unlock(lockdir, token):\n    """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""\n    if holder_of(lockdir).get("token") == token:\n        gone = "%s.released-%d" % (lockdir, os.getpid())\n        os.rename(lockdir, gone)\n        shutil.rmtree(gone, ignore_errors=True)\n        print("released")\n    else:\n        print("not ours")\n\ndef cmd_touchlock(lockdir, token):\n    """Marks the lock as alive (its mtime is its age) if it is still ours."""\n    if holder_of(lockdir).get("token") == token:\n        os.utime(lockdir, None)\n        print("fresh")\n    else:\n        print("not ours")\n\ndef cmd_linkshared(root, release, *paths):\n    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""\n    for p in paths:\n        shared = os.path.join(root, "shared", p)\n        inside = os.path.join(release, p)\n        os.makedirs(os.path.dirname(shared), exist_ok=True)\n        if not os.path.lexists(shared):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.copytree(inside, shared, symlinks=True)\n            else:\n                os.makedirs(shared)\n        if os.path.lexists(inside):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.rmtree(inside)\n            else:\n                os.unlink(inside)\n        os.makedirs(os.path.dirname(inside), exist_ok=True)\n        os.symlink(shared, inside)\n        print("%s -> %s" % (inside, shared))\n\ndef cmd_access(request_json):\n    """What the deploy user may do, in one round trip: sudo -n -l for each argv\n    (never runs them), the full sudo listing, readable paths, program paths, groups."""\n    import grp, pwd, subprocess\n    request = json.loads(request_json)\n    env = dict(os.environ, LC_ALL="C")\n    def run(argv):\n        try:\n            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, env=env)\n            return {"rc": done.returncode, "out": done.stdout + done.stderr}\n        except (OSError, subprocess.TimeoutExpired) as error:\n            return {"rc": 127, "out": str(error)}\n    path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"\n    groups = [g.gr_name for g in grp.getgrall() if pwd.getpwuid(os.getuid()).pw_name in g.gr_mem]\n    groups.append(grp.getgrgid(os.getgid()).gr_name)\n    print(json.dumps({\n        "user": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(), "groups": sorted(set(groups)),\n        "listing": run(["sudo", "-n", "-l"]),\n        "sudo": [run(["sudo", "-n", "-l"] + argv) for argv in request.get("sudo", [])],\n        "readable": {p: os.access(p, os.R_OK) for p in request.get("readable", [])},\n        "which": {p: shutil.which(p, path=path) for p in request.get("which", [])},\n    }))\n\ndef cmd_readglobs(*patterns):\n    """Nginx include patterns expanded as Nginx does (a sorted glob, or the one path) and\n    every file read: {pattern: [{path, text} | {path, error}]}. A directory that exists\n    but cannot be listed is reported as an error, never taken for an empty one."""\n    import glob\n    limit = 4 << 20\n    def read(path):\n        try:\n            with open(path, "rb") as fh:\n                data = fh.read(limit + 1)\n        except OSError as error:\n            return {"path": path, "error": error.strerror or str(error)}\n        if len(data) > limit:\n            return {"path": path, "error": "larger than %d bytes" % limit}\n        return {"path": path, "text": data.decode("utf-8", errors="replace")}\n    out = {}\n    for pattern in patterns:\n        if not glob.has_magic(pattern):\n            out[pattern] = [read(pattern)]\n            continue\n        parts = pattern.split("/")\n        fixed = "/".join(parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or "/"\n        if os.path.isdir(fixed) and not os.access(fixed, os.R_OK | os.X_OK):\n            out[pattern] = [{"path": fixed, "error": "cannot list the directory"}]\n            continue\n        out[pattern] = [read(p) for p in sorted(glob.glob(pattern))]\n    print(json.dumps(out))\n\ndef cmd_gunicornenv(unit, *paths):\n    """WEB_CONCURRENCY and GUNICORN_CMD_ARGS as the service gets them: the unit\'s\n    Environment= (unit "-": not read), then its EnvironmentFiles in order, a later\n    one winning. No other variable\'s value is ever printed. {"readable": false}\n    when one cannot be read; a missing file is skipped."""\n    import shlex, subprocess\n    names = ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")\n    found = {}\n    try:\n        if unit != "-":\n            shown = subprocess.run(["systemctl", "show", "-p", "Environment", "--value", unit],\n                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)\n            if shown.returncode != 0:\n                raise OSError("systemctl show failed")\n            for word in shlex.split(shown.stdout):\n                key, sep, value = word.partition("=")\n                if sep and key in names:\n                    found[key] = value\n        for path in paths:\n            try:\n                env, _ = parse_env(path)\n            except FileNotFoundError:\n                continue\n            found.update((k, env[k]) for k in names if k in env)\n    except (OSError, ValueError, subprocess.TimeoutExpired):\n        print(json.dumps({"readable": False}))\n        return\n    found["readable"] = True\n    print(json.dumps(found))\n\ndef process_table(proc="/proc"):\n    """{pid: (ppid, state)} of every process /proc shows (state "Z": a zombie)."""\n    table = {}\n    for name in os.listdir(proc):\n        if not name.isdigit():\n            continue\n        try:\n            with open(os.path.join(proc, name, "stat"), encoding="utf-8", errors="replace") as fh:\n                fields = fh.read().rsplit(")", 1)[1].split()\n        except (OSError, IndexError):\n            continue\n        table[int(name)] = (int(fields[1]), fields[0])\n    return table\n\ndef new_leaves(table, main, old):\n    """Live processes below `main` that have no children and are not in `old`: the workers,\n    whether `main` is the Gunicorn master or a launcher above it."""\n    live = {pid for pid, (_, state) in table.items() if state != "Z"}\n    below, queue = set(), [main]\n    while queue:\n        parent = queue.pop()\n        for pid, (ppid, _) in table.items():\n            if ppid == parent and pid in live and pid not in below:\n                below.add(pid)\n                queue.append(pid)\n    parents = {table[pid][0] for pid in below}\n    return sorted(pid for pid in below if pid not in parents and pid not in old)\n\ndef show_state(output):\n    """MainPID and ActiveState from `systemctl show` output."""\n    fields = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)\n    try:\n        main = int(fields.get("MainPID", "0"))\n    except ValueError:\n        main = 0\n    return main, fields.get("ActiveState", "")\n\ndef cmd_watchworkers(spec_json):\n    """Waits on the host, polling every `interval` seconds, until the unit\'s master has\n    replaced its workers (none of `old` alive, at least `workers` new ones), the master\n    died or changed (`mainPid` 0: any), or `timeout` passed; then prints the `show`\n    output, the `ps` output and (`pwdx`: its argv prefix) the new workers\' directories,\n    each after a line `marker`. The caller judges that snapshot; this only saves it the\n    round trips of polling."""\n    import subprocess\n    spec = json.loads(spec_json)\n    old = set(spec["old"])\n    deadline = time.monotonic() + float(spec["timeout"])\n    def run(argv):\n        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)\n        return done.stdout\n    shown, rounds = run(spec["show"]), 0\n    while True:\n        main, active = show_state(shown)\n        if main <= 0 or active != "active" or (spec["mainPid"] and main != spec["mainPid"]):\n            break\n        table = process_table()\n        if main not in table or table[main][1] == "Z":\n            shown = run(spec["show"])\n            break\n        old_alive = any(pid in table and table[pid][1] != "Z" for pid in old)\n        leaves = new_leaves(table, main, old)\n        if (not old_alive and len(leaves) >= spec["workers"]) or time.monotonic() >= deadline:\n            break\n        time.sleep(float(spec["interval"]))\n        rounds += 1\n        # the master is watched through /proc; systemd\'s view is read again now and then\n        if not spec["mainPid"] or rounds % 10 == 0:\n            shown = run(spec["show"])\n    ps = run(spec["ps"])\n    main, _ = show_state(shown)\n    leaves = new_leaves(process_table(), main, old) if main > 0 else []\n    dirs = run(spec["pwdx"] + [str(p) for p in leaves]) if spec.get("pwdx") and leaves else ""\n    marker = spec["marker"]\n    sys.stdout.write("%s\\n%s\\n%s\\n%s\\n%s\\n%s\\n" % (marker, shown.rstrip("\\n"), marker, ps.rstrip("\\n"), marker, dirs.rstrip("\\n")))\n\ndef cmd_dbrevisions(envfile, directory, module, marker):\n    """Flask-Migrate\'s current and heads commands (`flask --app MODULE db ...`) in one\n    process, so the app is imported once: each command\'s output after a line `marker`. Prints `no-migrations`\n    alone when the release has no migrations/ directory. Any failure exits non-zero."""\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    if not os.path.isdir("migrations"):\n        print("no-migrations")\n        return\n    from flask.cli import cli\n    for command in ("current", "heads"):\n        # Alembic keeps the sys.stdout it first saw: the outputs are told apart by the markers.\n        sys.stdout.write("%s\\n" % marker)\n        sys.stdout.flush()\n        cli.main(args=["--app", module, "db", command], prog_name="flask", standalone_mode=False)\n        sys.stdout.flush()\n\nCOMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck, "run": cmd_run,\n            "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,\n            "gunicornenv": cmd_gunicornenv,\n            "readglobs": cmd_readglobs,\n            "linkshared": cmd_linkshared, "access": cmd_access,\n            "watchworkers": cmd_watchworkers, "dbrevisions": cmd_dbrevisions}\n\ndef main(argv):\n    if not argv or argv[0] not in COMMANDS:\n        sys.exit("remote-helper: unknown command %r (known: %s)" % (argv[0] if argv else "", ", ".join(sorted(COMMANDS))))\n    COMMANDS[argv[0]](*argv[1:])\n\nif __name__ == "__main__":\n    main(sys.argv[1:])\n';
+var remote_helper_default = '# The small Python program the action runs on the server for the checks that\n# would be fragile as shell text. It reaches the server as program text:\n#     python3 -c "$(cat remote-helper.py)" <command> args...\n# (the bundle carries this file as a string; see remote-helper.ts). Python is\n# always there on a Flask host; only the standard library is used. Values of an\n# EnvironmentFile are printed by one command only, envvalues, which the action\n# reads to scrub them from everything it prints; the others print names (and,\n# for gunicornenv, the two Gunicorn variables).\n#\n# Under -c, __name__ is "__main__" as well, so the dispatch below runs there;\n# tests import the file as a module and call the functions directly.\n\nimport json, os, shutil, sys, time, traceback\n\ndef parse_env(path):\n    """systemd EnvironmentFile syntax: KEY=VALUE lines, # or ; comments, quotes, backslash-newline."""\n    env, errors = {}, []\n    with open(path, encoding="utf-8", errors="replace") as fh:\n        lines = fh.read().split("\\n")\n    i = 0\n    while i < len(lines):\n        number, line = i + 1, lines[i]\n        while line.endswith("\\\\") and i + 1 < len(lines):\n            i += 1\n            line = line[:-1] + lines[i]\n        i += 1\n        s = line.strip()\n        if not s or s[0] in "#;":\n            continue\n        if s.startswith("export "):\n            s = s[7:].lstrip()\n        key, sep, value = s.partition("=")\n        key = key.strip()\n        if not sep or not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):\n            errors.append(number)\n            continue\n        value = value.strip()\n        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\'\\"":\n            value = value[1:-1]\n        env[key] = value\n    return env, errors\n\ndef env_spec(arg):\n    """What environment to load: "-" (none), one EnvironmentFile\'s path, or a JSON object\n    {"set": ["NAME=value", ...], "files": [{"path": P, "optional": bool}, ...]}: the unit\'s\n    Environment= assignments, then its EnvironmentFiles in order ("-" prefixed: optional)."""\n    if arg == "-":\n        return [], []\n    if arg.startswith("{"):\n        spec = json.loads(arg)\n        files = [(f["path"], bool(f.get("optional"))) for f in spec.get("files", [])]\n        return list(spec.get("set", [])), files\n    return [], [(arg, False)]\n\ndef environment_of(arg):\n    """The environment as systemd builds it: Environment= first, then each EnvironmentFile\n    in order, a later value winning; a file that is missing or unreadable adds nothing.\n    Returns it with a report per file (path, optional, exists, readable, errors)."""\n    assignments, files = env_spec(arg)\n    env = {}\n    for assignment in assignments:\n        key, sep, value = assignment.partition("=")\n        if sep:\n            env[key] = value\n    report = []\n    for path, optional in files:\n        entry = {"path": path, "optional": optional, "exists": os.path.exists(path), "readable": False, "errors": []}\n        if entry["exists"]:\n            try:\n                values, errors = parse_env(path)\n                env.update(values)\n                entry.update(readable=True, errors=errors)\n            except OSError:\n                pass\n        report.append(entry)\n    return env, report\n\ndef load_env(arg):\n    env, _ = environment_of(arg)\n    os.environ.update(env)\n\ndef cmd_envcheck(arg, *names):\n    """Whether every EnvironmentFile that must exist does and can be read, and which of\n    `names` the environment leaves unset or empty. Prints names and line numbers, never a value."""\n    env, files = environment_of(arg)\n    exists = all(f["exists"] for f in files if not f["optional"])\n    readable = all(f["readable"] for f in files if f["exists"])\n    # a file that is missing or cannot be read may set them: nothing is called missing then\n    known = exists and readable\n    print(json.dumps({\n        "exists": exists,\n        "readable": readable,\n        "files": files,\n        "missing": [n for n in names if n not in env] if known else [],\n        "empty": [n for n in names if n in env and env[n] == ""],\n        "count": len(env),\n    }))\n\ndef cmd_envvalues(arg):\n    """The service\'s environment, NAME -> value, for the action to scrub the values from\n    everything it prints (they are never printed: the runner keeps them in memory and\n    registers them as masks). What cannot be read adds nothing."""\n    env, _ = environment_of(arg)\n    print(json.dumps(env))\n\ndef cmd_importcheck(envfile, directory, app):\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    module_name, _, attr = app.partition(":")\n    attr = attr or "application"\n    started = time.monotonic()\n    try:\n        import importlib\n        module = importlib.import_module(module_name)\n        expr = attr.split("(", 1)[0]\n        target = module\n        for part in expr.split("."):\n            target = getattr(target, part)\n        if attr.endswith(")"):\n            target = target()\n        if not callable(target):\n            raise TypeError("%s is not a WSGI callable" % app)\n    except BaseException:\n        traceback.print_exc()\n        sys.exit(1)\n    # The import time predicts how long a reload holds requests while new workers boot.\n    print("ok %s from %s in %.2fs" % (app, getattr(module, "__file__", "?"), time.monotonic() - started))\n\ndef cmd_run(envfile, directory, *argv):\n    load_env(envfile)\n    os.chdir(directory)\n    os.execvp(argv[0], list(argv))\n\ndef guarded(lockdir):\n    """An exclusive flock on the lock\'s parent directory (release-path), held while one\n    lock command reads and changes the lock, so that two of them never interleave (two\n    waiters taking over one stale lock). Released when the command ends, also when it\n    is killed. Where the filesystem cannot flock a directory, returns None: the token\n    checks below still tell a lost race."""\n    import fcntl\n    try:\n        fd = os.open(os.path.dirname(os.path.abspath(lockdir)), os.O_RDONLY)\n    except OSError:\n        return None\n    try:\n        fcntl.flock(fd, fcntl.LOCK_EX)\n    except OSError:\n        os.close(fd)\n        return None\n    return fd\n\ndef unguard(fd):\n    if fd is not None:\n        os.close(fd)\n\ndef cmd_lock(lockdir, owner_json, stale_seconds):\n    """Takes the lock: a directory holding owner.json, renamed into place in one\n    atomic step (so nobody ever sees a lock without its owner). A lock older\n    than stale_seconds is taken over. Prints {taken, stale, holder, age}."""\n    fd = guarded(lockdir)\n    try:\n        print(json.dumps(lock_once(lockdir, owner_json, float(stale_seconds))))\n    finally:\n        unguard(fd)\n\ndef lock_once(lockdir, owner_json, stale_seconds):\n    token = json.loads(owner_json).get("token")\n    took_over = None\n    for _ in range(3):\n        if take(lockdir, owner_json):\n            # verified by its token after the rename: the lock in place is ours\n            if holder_of(lockdir).get("token") != token:\n                break\n            info = took_over or {"holder": {}, "age": 0}\n            return {"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}\n        age = age_of(lockdir)\n        if age is None:\n            continue\n        if age > stale_seconds and took_over is None:\n            taken_over = take_over(lockdir, stale_seconds)\n            if taken_over is None:\n                continue\n            took_over = {"holder": taken_over, "age": int(age)}\n            continue\n        return {"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}\n    return {"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age_of(lockdir) or 0)}\n\ndef age_of(directory):\n    try:\n        return time.time() - os.stat(directory).st_mtime\n    except FileNotFoundError:\n        return None\n\ndef take_over(lockdir, stale_seconds):\n    """Moves a stale lock out of the way and returns its holder; None when what was moved\n    is not the lock judged stale (another waiter took it over first): that one is put\n    back, and nothing is taken."""\n    previous = holder_of(lockdir)\n    stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())\n    try:\n        os.rename(lockdir, stale)\n    except OSError:\n        return None\n    moved_age = age_of(stale)\n    if holder_of(stale).get("token") != previous.get("token") or moved_age is None or moved_age <= stale_seconds:\n        try:\n            os.rename(stale, lockdir)\n        except OSError:\n            pass\n        return None\n    shutil.rmtree(stale, ignore_errors=True)\n    return previous\n\ndef holder_of(directory):\n    try:\n        with open(os.path.join(directory, "owner.json"), encoding="utf-8") as fh:\n            return json.load(fh)\n    except (OSError, ValueError):\n        return {}\n\ndef take(lockdir, owner_json):\n    """True when the lock was ours to take; rename() refuses an existing lock directory."""\n    fresh = "%s.new-%d" % (lockdir, os.getpid())\n    shutil.rmtree(fresh, ignore_errors=True)\n    os.mkdir(fresh)\n    with open(os.path.join(fresh, "owner.json"), "w", encoding="utf-8") as fh:\n        fh.write(owner_json + "\\n")\n    try:\n        if os.path.exists(lockdir):\n            raise FileExistsError(lockdir)\n        os.rename(fresh, lockdir)\n        return True\n    except OSError:\n        shutil.rmtree(fresh, ignore_errors=True)\n        return False\n\ndef cmd_unlock(lockdir, token):\n    """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""\n    fd = guarded(lockdir)\n    try:\n        if holder_of(lockdir).get("token") == token:\n            gone = "%s.released-%d" % (lockdir, os.getpid())\n            os.rename(lockdir, gone)\n            shutil.rmtree(gone, ignore_errors=True)\n            print("released")\n        else:\n            print("not ours")\n    finally:\n        unguard(fd)\n\ndef cmd_touchlock(lockdir, token):\n    """Marks the lock as alive (its mtime is its age) if it is still ours."""\n    fd = guarded(lockdir)\n    try:\n        if holder_of(lockdir).get("token") == token:\n            os.utime(lockdir, None)\n            print("fresh")\n        else:\n            print("not ours")\n    finally:\n        unguard(fd)\n\ndef give_group(path, gid):\n    """Gives a tree the release\'s group (what the service reads through), as far as allowed."""\n    for where, dirs, files in os.walk(path):\n        for name in [where] + [os.path.join(where, n) for n in dirs + files]:\n            try:\n                os.chown(name, -1, gid, follow_symlinks=False)\n            except OSError:\n                pass\n\ndef cmd_linkshared(root, release, *paths):\n    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time\n    (with the release\'s group, which the service reads through)."""\n    gid = os.stat(release).st_gid\n    for p in paths:\n        shared = os.path.join(root, "shared", p)\n        inside = os.path.join(release, p)\n        os.makedirs(os.path.dirname(shared), exist_ok=True)\n        if not os.path.lexists(shared):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.copytree(inside, shared, symlinks=True)\n            else:\n                os.makedirs(shared)\n            give_group(shared, gid)\n        if os.path.lexists(inside):\n            if os.path.isdir(inside) and not os.path.islink(inside):\n                shutil.rmtree(inside)\n            else:\n                os.unlink(inside)\n        os.makedirs(os.path.dirname(inside), exist_ok=True)\n        os.symlink(shared, inside)\n        print("%s -> %s" % (inside, shared))\n\ndef cmd_access(request_json):\n    """What the deploy user may do, in one round trip: sudo -n -l for each argv\n    (never runs them), the full sudo listing, readable paths, program paths, groups."""\n    import grp, pwd, subprocess\n    request = json.loads(request_json)\n    env = dict(os.environ, LC_ALL="C")\n    def run(argv):\n        try:\n            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10, env=env)\n            return {"rc": done.returncode, "out": done.stdout + done.stderr}\n        except (OSError, subprocess.TimeoutExpired) as error:\n            return {"rc": 127, "out": str(error)}\n    path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"\n    groups = [g.gr_name for g in grp.getgrall() if pwd.getpwuid(os.getuid()).pw_name in g.gr_mem]\n    groups.append(grp.getgrgid(os.getgid()).gr_name)\n    print(json.dumps({\n        "user": pwd.getpwuid(os.getuid()).pw_name, "uid": os.getuid(), "groups": sorted(set(groups)),\n        "listing": run(["sudo", "-n", "-l"]),\n        "sudo": [run(["sudo", "-n", "-l"] + argv) for argv in request.get("sudo", [])],\n        "readable": {p: os.access(p, os.R_OK) for p in request.get("readable", [])},\n        "which": {p: shutil.which(p, path=path) for p in request.get("which", [])},\n    }))\n\ndef cmd_readglobs(*patterns):\n    """Nginx include patterns expanded as Nginx does (a sorted glob, or the one path) and\n    every file read: {pattern: [{path, text} | {path, error}]}. A directory that exists\n    but cannot be listed is reported as an error, never taken for an empty one."""\n    import glob\n    limit = 4 << 20\n    def read(path):\n        try:\n            with open(path, "rb") as fh:\n                data = fh.read(limit + 1)\n        except OSError as error:\n            return {"path": path, "error": error.strerror or str(error)}\n        if len(data) > limit:\n            return {"path": path, "error": "larger than %d bytes" % limit}\n        return {"path": path, "text": data.decode("utf-8", errors="replace")}\n    out = {}\n    for pattern in patterns:\n        if not glob.has_magic(pattern):\n            out[pattern] = [read(pattern)]\n            continue\n        parts = pattern.split("/")\n        fixed = "/".join(parts[:next(i for i, p in enumerate(parts) if glob.has_magic(p))]) or "/"\n        if os.path.isdir(fixed) and not os.access(fixed, os.R_OK | os.X_OK):\n            out[pattern] = [{"path": fixed, "error": "cannot list the directory"}]\n            continue\n        out[pattern] = [read(p) for p in sorted(glob.glob(pattern))]\n    print(json.dumps(out))\n\ndef cmd_gunicornenv(unit, *paths):\n    """WEB_CONCURRENCY and GUNICORN_CMD_ARGS as the service gets them: the unit\'s\n    Environment= (unit "-": not read), then its EnvironmentFiles in order, a later\n    one winning. No other variable\'s value is ever printed. {"readable": false}\n    when one cannot be read; a missing file is skipped."""\n    import shlex, subprocess\n    names = ("WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")\n    found = {}\n    try:\n        if unit != "-":\n            shown = subprocess.run(["systemctl", "show", "-p", "Environment", "--value", unit],\n                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)\n            if shown.returncode != 0:\n                raise OSError("systemctl show failed")\n            for word in shlex.split(shown.stdout):\n                key, sep, value = word.partition("=")\n                if sep and key in names:\n                    found[key] = value\n        for path in paths:\n            try:\n                env, _ = parse_env(path)\n            except FileNotFoundError:\n                continue\n            found.update((k, env[k]) for k in names if k in env)\n    except (OSError, ValueError, subprocess.TimeoutExpired):\n        print(json.dumps({"readable": False}))\n        return\n    found["readable"] = True\n    print(json.dumps(found))\n\ndef process_table(proc="/proc"):\n    """{pid: (ppid, state)} of every process /proc shows (state "Z": a zombie)."""\n    table = {}\n    for name in os.listdir(proc):\n        if not name.isdigit():\n            continue\n        try:\n            with open(os.path.join(proc, name, "stat"), encoding="utf-8", errors="replace") as fh:\n                fields = fh.read().rsplit(")", 1)[1].split()\n        except (OSError, IndexError):\n            continue\n        table[int(name)] = (int(fields[1]), fields[0])\n    return table\n\ndef new_leaves(table, main, old):\n    """Live processes below `main` that have no children and are not in `old`: the workers,\n    whether `main` is the Gunicorn master or a launcher above it."""\n    live = {pid for pid, (_, state) in table.items() if state != "Z"}\n    below, queue = set(), [main]\n    while queue:\n        parent = queue.pop()\n        for pid, (ppid, _) in table.items():\n            if ppid == parent and pid in live and pid not in below:\n                below.add(pid)\n                queue.append(pid)\n    parents = {table[pid][0] for pid in below}\n    return sorted(pid for pid in below if pid not in parents and pid not in old)\n\ndef show_state(output):\n    """MainPID and ActiveState from `systemctl show` output."""\n    fields = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)\n    try:\n        main = int(fields.get("MainPID", "0"))\n    except ValueError:\n        main = 0\n    return main, fields.get("ActiveState", "")\n\ndef cmd_watchworkers(spec_json):\n    """Waits on the host, polling every `interval` seconds, until the unit\'s master has\n    replaced its workers (none of `old` alive, at least `workers` new ones), the master\n    died or changed (`mainPid` 0: any), or `timeout` passed; then prints the `show`\n    output, the `ps` output and (`pwdx`: its argv prefix) the new workers\' directories,\n    each after a line `marker`. The caller judges that snapshot; this only saves it the\n    round trips of polling."""\n    import subprocess\n    spec = json.loads(spec_json)\n    old = set(spec["old"])\n    deadline = time.monotonic() + float(spec["timeout"])\n    def run(argv):\n        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)\n        return done.stdout\n    shown, rounds = run(spec["show"]), 0\n    while True:\n        main, active = show_state(shown)\n        if main <= 0 or active != "active" or (spec["mainPid"] and main != spec["mainPid"]):\n            break\n        table = process_table()\n        if main not in table or table[main][1] == "Z":\n            shown = run(spec["show"])\n            break\n        old_alive = any(pid in table and table[pid][1] != "Z" for pid in old)\n        leaves = new_leaves(table, main, old)\n        if (not old_alive and len(leaves) >= spec["workers"]) or time.monotonic() >= deadline:\n            break\n        time.sleep(float(spec["interval"]))\n        rounds += 1\n        # the master is watched through /proc; systemd\'s view is read again now and then\n        if not spec["mainPid"] or rounds % 10 == 0:\n            shown = run(spec["show"])\n    ps = run(spec["ps"])\n    main, _ = show_state(shown)\n    leaves = new_leaves(process_table(), main, old) if main > 0 else []\n    dirs = run(spec["pwdx"] + [str(p) for p in leaves]) if spec.get("pwdx") and leaves else ""\n    marker = spec["marker"]\n    sys.stdout.write("%s\\n%s\\n%s\\n%s\\n%s\\n%s\\n" % (marker, shown.rstrip("\\n"), marker, ps.rstrip("\\n"), marker, dirs.rstrip("\\n")))\n\ndef cmd_dbrevisions(envfile, directory, module, marker):\n    """Flask-Migrate\'s current and heads commands (`flask --app MODULE db ...`) in one\n    process, so the app is imported once: each command\'s output after a line `marker`. Prints `no-migrations`\n    alone when the release has no migrations/ directory. Any failure exits non-zero."""\n    load_env(envfile)\n    os.chdir(directory)\n    sys.path.insert(0, directory)\n    if not os.path.isdir("migrations"):\n        print("no-migrations")\n        return\n    from flask.cli import cli\n    for command in ("current", "heads"):\n        # Alembic keeps the sys.stdout it first saw: the outputs are told apart by the markers.\n        sys.stdout.write("%s\\n" % marker)\n        sys.stdout.flush()\n        cli.main(args=["--app", module, "db", command], prog_name="flask", standalone_mode=False)\n        sys.stdout.flush()\n\nCOMMANDS = {"envcheck": cmd_envcheck, "envvalues": cmd_envvalues, "importcheck": cmd_importcheck, "run": cmd_run,\n            "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,\n            "gunicornenv": cmd_gunicornenv,\n            "readglobs": cmd_readglobs,\n            "linkshared": cmd_linkshared, "access": cmd_access,\n            "watchworkers": cmd_watchworkers, "dbrevisions": cmd_dbrevisions}\n\ndef main(argv):\n    if not argv or argv[0] not in COMMANDS:\n        sys.exit("remote-helper: unknown command %r (known: %s)" % (argv[0] if argv else "", ", ".join(sorted(COMMANDS))))\n    COMMANDS[argv[0]](*argv[1:])\n\nif __name__ == "__main__":\n    main(sys.argv[1:])\n';
 
 // src/host/remote-helper.ts
 var HELPER_PY = remote_helper_default;
@@ -50725,7 +50975,7 @@ function helperArgv(python, command, ...args) {
 // src/transport/remote-command.ts
 var RemoteCommandError = class extends Error {
   constructor(step, result, host) {
-    const why = result.timedOut ? "timed out" : result.code === null ? `ended without an exit status${result.signal ? ` (signal ${result.signal})` : ""}: the connection may have dropped` : `exited with status ${result.code}`;
+    const why = result.stalled ? "stalled (it took no input and printed nothing for too long) and was stopped on the host" : result.timedOut ? "timed out and was stopped on the host" : result.code === null ? `ended without an exit status${result.signal ? ` (signal ${result.signal})` : ""}: the connection may have dropped` : `exited with status ${result.code}`;
     const tail2 = tailLines(result.stderr || result.stdout, 15);
     super(`${step} on ${host} ${why}${tail2 ? `:
 ${tail2}` : ""}`);
@@ -50738,9 +50988,12 @@ ${tail2}` : ""}`);
   result;
   host;
 };
-function tailLines(text, count) {
+var MAX_TAIL_CHARS = 8e3;
+function tailLines(text, count, maxChars = MAX_TAIL_CHARS) {
   const lines = text.replace(/\s+$/, "").split("\n");
-  return lines.slice(-count).join("\n");
+  const tail2 = lines.slice(-count).join("\n");
+  if (tail2.length <= maxChars) return tail2;
+  return `[${tail2.length - maxChars} characters cut] ${tail2.slice(-maxChars)}`;
 }
 async function runStep(remote, step, command, options) {
   const result = await remote.exec(command, options);
@@ -50928,6 +51181,21 @@ function missingRight(access2, unit, right) {
     what: `${rightSpec(right).purpose}: the deploy user may not run sudo ${rightSpec(right).grant(unit).replace(" *", "")}`,
     allow: `add to sudoers (visudo -f ${sudoersFile(access2.user, unit)}): ${sudoersLine(access2, unit, [right])}`
   };
+}
+
+// src/host/env-sources.ts
+function envSourcesOf(unit, envFile) {
+  return {
+    assignments: unit.environment,
+    files: envFile ? [{ path: envFile, optional: false }] : unit.environmentFiles
+  };
+}
+function envArg(sources) {
+  if (!sources || sources.files.length === 0 && sources.assignments.length === 0) return "-";
+  return JSON.stringify({ set: sources.assignments, files: sources.files });
+}
+function describeEnvFiles(sources) {
+  return sources.files.map((f) => `${f.path}${f.optional ? " (optional)" : ""}`).join(", ");
 }
 
 // src/host/gunicorn/gunicorn-flags.ts
@@ -51243,7 +51511,9 @@ var UNIT_PROPERTIES = [
   "ExecReload",
   "WorkingDirectory",
   "EnvironmentFiles",
+  "Environment",
   "User",
+  "Group",
   "FragmentPath",
   "Id"
 ];
@@ -51252,11 +51522,41 @@ function execArgv(value) {
   const m = /argv\[\]=(.*?) ; (?:ignore_errors|flags)=/.exec(value);
   return m ? m[1].split(" ").filter((w) => w !== "") : [];
 }
+function parseEnvironmentFiles(lines) {
+  const files = [];
+  for (const line of lines)
+    for (const m of line.matchAll(/\s*(.+?) \(ignore_errors=(yes|no)\)/g))
+      files.push({ path: m[1].replace(/^-/, ""), optional: m[2] === "yes" });
+  return files;
+}
+function parseEnvironment(value) {
+  const words2 = [];
+  let i = 0;
+  while (i < value.length) {
+    if (value[i] === " ") {
+      i++;
+      continue;
+    }
+    let word = "";
+    if (value[i] === '"') {
+      for (i++; i < value.length && value[i] !== '"'; i++) {
+        if (value[i] === "\\" && i + 1 < value.length) i++;
+        word += value[i];
+      }
+      i++;
+    } else for (; i < value.length && value[i] !== " "; i++) word += value[i];
+    if (word.includes("=")) words2.push(word);
+  }
+  return words2;
+}
 function parseUnitShow(text) {
   const props = /* @__PURE__ */ new Map();
+  const envFileLines = [];
   for (const line of text.split("\n")) {
     const eq = line.indexOf("=");
-    if (eq > 0) props.set(line.slice(0, eq), line.slice(eq + 1));
+    if (eq <= 0) continue;
+    props.set(line.slice(0, eq), line.slice(eq + 1));
+    if (line.slice(0, eq) === "EnvironmentFiles") envFileLines.push(line.slice(eq + 1));
   }
   const get = (k) => props.get(k) ?? "";
   return {
@@ -51268,8 +51568,10 @@ function parseUnitShow(text) {
     execStart: execArgv(props.get("ExecStart")),
     execReload: execArgv(props.get("ExecReload")),
     workingDirectory: get("WorkingDirectory").replace(/^!/, ""),
-    environmentFiles: get("EnvironmentFiles").split(/\s+\(ignore_errors=(?:yes|no)\)\s*/).map((s) => s.trim().replace(/^-/, "")).filter((s) => s !== ""),
+    environmentFiles: parseEnvironmentFiles(envFileLines),
+    environment: parseEnvironment(get("Environment")),
     user: get("User"),
+    group: get("Group"),
     fragmentPath: get("FragmentPath"),
     ...props.has("Id") ? { id: get("Id") } : {}
   };
@@ -51617,7 +51919,8 @@ async function readGunicornOptions(remote, unit, argv = unit.execStart) {
   return { ...g, configFile: file, configRead: false, configUnreadable: !missing };
 }
 async function readGunicornEnv(remote, unit) {
-  const argv = helperArgv("python3", "gunicornenv", unit.id || "-", ...unit.environmentFiles);
+  const files = unit.environmentFiles.map((f) => f.path);
+  const argv = helperArgv("python3", "gunicornenv", unit.id || "-", ...files);
   const result = await remote.exec(toShell(argv));
   let parsed;
   try {
@@ -52005,10 +52308,10 @@ function layout(f) {
     );
   if (f.currentIsLink && !f.currentRelease)
     out.push(
-      error2(
+      warning2(
         "layout",
-        `${l.current} does not point at ${l.releasesDir}/<id>`,
-        `move the app into ${l.releasesDir}/<id> and ln -sfn releases/<id> ${l.current}`
+        `${l.current} -> ${f.currentOther ?? "?"} is not a release in ${l.releasesDir}: nothing the action (or mode: rollback) can go back to by id. A deploy moves current to ${l.releasesDir}/<id>; if that release fails, current is pointed at ${f.currentOther ?? "its old target"} again and the old code reloaded`,
+        `to make it a release: cp -a ${f.currentDir ?? f.currentOther ?? "<the app>"} ${l.releasesDir}/initial && ln -sfn releases/initial ${l.current}, then reload`
       )
     );
   else if (!f.currentIsLink && f.currentExists)
@@ -52099,7 +52402,9 @@ function interpreter(f) {
 }
 function environment(f, ctx) {
   const env = f.env;
-  if (!f.envFile)
+  const sources = f.envSources;
+  const files = describeEnvFiles(sources);
+  if (sources.files.length === 0 && sources.assignments.length === 0)
     return ctx.requiredEnv.length > 0 ? [
       error2(
         "environment",
@@ -52107,20 +52412,23 @@ function environment(f, ctx) {
         "set env-file, or add EnvironmentFile= to the unit"
       )
     ] : [ok("environment", "the unit has no EnvironmentFile")];
-  if (!env?.exists)
+  const checked = env?.files ?? [];
+  const gone = checked.filter((c) => !c.exists && !c.optional).map((c) => c.path);
+  if (!env || env.exists === false)
     return [
       error2(
         "environment",
-        `${f.envFile} does not exist (or its directory cannot be searched by ${f.user})`,
-        `create ${f.envFile} (root:www-data 640)`
+        `${gone.join(", ") || files} does not exist (or its directory cannot be searched by ${f.user}); systemd does not start the unit without it`,
+        `create ${gone[0] ?? files} (root:www-data 640), or prefix it with - in EnvironmentFile= if it is optional`
       )
     ];
-  if (!env.readable)
+  const unreadable = checked.filter((c) => c.exists && !c.readable).map((c) => c.path);
+  if (env.readable === false)
     return [
       unverified(
         "environment",
-        `${f.envFile} is not readable by ${f.user}: the import check cannot reproduce the unit's environment and is skipped${ctx.requiredEnv.length ? `, and required-env (${ctx.requiredEnv.join(", ")}) is not checked` : ""}; verification after the reload still protects the release`,
-        `let ${f.user} read it: chgrp www-data ${f.envFile}; chmod 640 ${f.envFile}; usermod -aG www-data ${f.user} (or the group that owns it)`
+        `${unreadable.join(", ")} ${unreadable.length > 1 ? "are" : "is"} not readable by ${f.user}: the import check cannot reproduce the unit's environment and is skipped${ctx.requiredEnv.length ? `, and required-env (${ctx.requiredEnv.join(", ")}) is not checked` : ""}; verification after the reload still protects the release`,
+        `let ${f.user} read it: chgrp www-data ${unreadable.join(" ")}; chmod 640 ${unreadable.join(" ")}; usermod -aG www-data ${f.user} (or the group that owns it)`
       )
     ];
   const unset2 = [...env.missing ?? [], ...env.empty ?? []];
@@ -52128,19 +52436,20 @@ function environment(f, ctx) {
     return [
       error2(
         "environment",
-        `required variables not set or empty in ${f.envFile}: ${unset2.join(", ")}`,
-        `set them in ${f.envFile}`
+        `required variables not set or empty in ${files || "the unit's Environment="}: ${unset2.join(", ")}`,
+        `set them in ${sources.files.at(-1)?.path ?? "an EnvironmentFile"}`
       )
     ];
-  if ((env.errors ?? []).length > 0)
+  const malformed = checked.filter((c) => c.errors.length > 0);
+  if (malformed.length > 0)
     return [
       warning2(
         "environment",
-        `${f.envFile} lines ${env.errors?.join(", ")} are not NAME=VALUE`,
+        malformed.map((c) => `${c.path} lines ${c.errors.join(", ")} are not NAME=VALUE`).join("; "),
         "fix or remove those lines"
       )
     ];
-  return [ok("environment", `${f.envFile}: ${env.count} variables`)];
+  return [ok("environment", `${files || "Environment="}: ${env.count} variables`)];
 }
 var BLUE_GREEN_NEEDS = {
   start: "starting the new release in the idle instance",
@@ -52907,9 +53216,11 @@ function finish2(read) {
   ];
   return { ...read, complete: missing.length === 0, problems: [...read.problems, ...missing] };
 }
+var CONFIG_OUTPUT_BYTES = 64 << 20;
 async function readDump(remote, opts, problems) {
   const dump = await remote.exec(toShell(asRoot(serviceCommands.nginxDump())), {
-    timeoutMs: opts.timeoutMs ?? 3e4
+    timeoutMs: opts.timeoutMs ?? 3e4,
+    maxOutputBytes: CONFIG_OUTPUT_BYTES
   });
   const split = splitNginxDump(dump.code === 0 ? dump.stdout : "");
   if (split.mainPath === void 0) {
@@ -52941,7 +53252,10 @@ ${version.stdout}`) ?? DEFAULT_CONF_PATH;
 }
 async function readLevel(remote, opts, patterns, read) {
   const argv = helperArgv(opts.python ?? "python3", "readglobs", ...patterns);
-  const result = await remote.exec(toShell(argv), { timeoutMs: opts.timeoutMs ?? 3e4 });
+  const result = await remote.exec(toShell(argv), {
+    timeoutMs: opts.timeoutMs ?? 3e4,
+    maxOutputBytes: CONFIG_OUTPUT_BYTES
+  });
   let answer;
   try {
     if (result.code !== 0) throw new Error(tail(result));
@@ -53059,6 +53373,106 @@ async function findInterpreter(remote, gunicorn, running) {
 
 // src/host/release-layout.ts
 import * as path6 from "node:path";
+
+// src/host/release-permissions.ts
+function releaseAccess(f) {
+  if (f.unitUser === "" || f.unitUser === "root" || f.unitUser === f.deployUser)
+    return f.unitGroup && f.deployGroups.includes(f.unitGroup) ? { mode: "group", group: f.unitGroup } : { mode: "group", group: f.deployGroup };
+  const group2 = f.unitGroup || f.userGroup;
+  if (group2 && f.deployGroups.includes(group2)) return { mode: "group", group: group2 };
+  return {
+    mode: "world",
+    why: group2 ? `${f.deployUser} is not in ${group2}, the group ${f.unitUser} runs as, so only "others" rights let the service read it` : `the group ${f.unitUser} runs as is not known`,
+    fix: group2 ? `usermod -aG ${group2} ${f.deployUser} (then release files are readable by ${group2} only)` : `set Group= in the unit and add ${f.deployUser} to that group`
+  };
+}
+var READ_ACCESS = [
+  'u=$(systemctl show -p User --value -- "$1" 2>/dev/null)',
+  'g=$(systemctl show -p Group --value -- "$1" 2>/dev/null)',
+  'p=$( [ -n "$u" ] && id -gn -- "$u" 2>/dev/null )',
+  'printf "%s\\n%s\\n%s\\n" "$u" "$g" "$p"',
+  "id -un; id -gn; id -Gn"
+].join("\n");
+async function readReleaseAccess(remote, unit) {
+  const result = await remote.exec(toShell(["sh", "-c", READ_ACCESS, "sh", unit]));
+  const [
+    unitUser = "",
+    unitGroup = "",
+    userGroup = "",
+    deployUser = "",
+    deployGroup = "",
+    groups = ""
+  ] = result.stdout.split("\n");
+  if (result.code !== 0 || deployUser === "")
+    return {
+      mode: "world",
+      why: `the service's user and group could not be read (${result.stderr.trim() || `exit ${result.code}`})`,
+      fix: "check that systemctl show works for the deploy user"
+    };
+  return releaseAccess({
+    unitUser,
+    unitGroup,
+    userGroup,
+    deployUser,
+    deployGroup,
+    deployGroups: groups.split(/\s+/).filter(Boolean)
+  });
+}
+function unpackInto(dir, access2) {
+  const tar = ["tar", "--no-same-permissions", "--no-same-owner", "-xzf", "-", "-C", dir];
+  if (access2.mode === "world") return [["mkdir", "-p", dir], ["umask", "022"], tar];
+  const owned = [
+    ["chgrp", access2.group, dir],
+    ["chmod", "2750", dir]
+  ];
+  return [["mkdir", "-p", dir], ...owned, ["umask", "027"], tar];
+}
+function fixedPart(path8) {
+  const at = path8.indexOf("$");
+  return at < 0 ? path8 : path8.slice(0, path8.lastIndexOf("/", at) + 1);
+}
+function servedByNginx(nginx, current) {
+  if (nginx.kind !== "match") return nginx.kind === "mismatch" ? [] : void 0;
+  const base = current.replace(/\/+$/, "");
+  const dirs = /* @__PURE__ */ new Set();
+  const add = (path8) => {
+    const dir = fixedPart(path8).replace(/\/+$/, "");
+    if (dir === base) dirs.add("");
+    else if (dir.startsWith(`${base}/`)) dirs.add(dir.slice(base.length + 1));
+  };
+  for (const server of nginx.servers)
+    for (const location of server.locations)
+      if (location.files && !location.proxies) add(location.files.path);
+  return [...dirs].sort();
+}
+async function openToNginx(remote, releaseDir, served) {
+  const subdirs = served === void 0 ? [""] : served;
+  if (subdirs.length === 0) return [];
+  if (subdirs.includes("")) {
+    await remote.exec(toShell(["chmod", "-R", "o+rX", releaseDir]));
+    return [""];
+  }
+  const passable = /* @__PURE__ */ new Set([releaseDir]);
+  for (const sub of subdirs) {
+    const parts = sub.split("/");
+    for (let i = 1; i < parts.length; i++)
+      passable.add(`${releaseDir}/${parts.slice(0, i).join("/")}`);
+  }
+  await remote.exec(
+    toShell([
+      "sh",
+      "-c",
+      'x=1; for a; do if [ "$a" = -- ]; then x=; continue; fi; [ -e "$a" ] || continue; if [ -n "$x" ]; then chmod o+x -- "$a"; else chmod -R o+rX -- "$a"; fi; done',
+      "sh",
+      ...passable,
+      "--",
+      ...subdirs.map((s) => `${releaseDir}/${s}`)
+    ])
+  );
+  return subdirs;
+}
+
+// src/host/release-layout.ts
 var ReleaseLayout = class {
   constructor(root) {
     this.root = root;
@@ -53086,12 +53500,26 @@ var ReleaseLayout = class {
     return `${this.releasesDir}/.incoming-${id}`;
   }
 };
-async function readCurrentRelease(remote, layout2) {
-  const result = await remote.exec(optional(["readlink", layout2.current]));
-  const target = result.stdout.trim();
-  if (target === "") return void 0;
+var READ_CURRENT = [
+  't=$(readlink -- "$1") || exit 0',
+  'printf "%s\\n" "$t"',
+  'readlink -f -- "$2"',
+  'case $t in /*) d=$(dirname -- "$t") ;; *) d="$3/$(dirname -- "$t")" ;; esac',
+  'readlink -f -- "$d"'
+].join("\n");
+function parseCurrent(output) {
+  const [target = "", releasesDir = "", parent = ""] = output.split("\n");
+  if (target === "") return { kind: "none" };
   const id = target.replace(/\/+$/, "").split("/").pop() ?? "";
-  return isReleaseId(id) ? id : void 0;
+  if (isReleaseId(id) && releasesDir !== "" && parent === releasesDir)
+    return { kind: "release", id };
+  return { kind: "other", target };
+}
+async function readCurrent(remote, layout2) {
+  const result = await remote.exec(
+    toShell(["sh", "-c", READ_CURRENT, "sh", layout2.current, layout2.releasesDir, layout2.root])
+  );
+  return parseCurrent(result.stdout);
 }
 function orderReleases(findOutput) {
   const dirTime = /* @__PURE__ */ new Map();
@@ -53130,22 +53558,26 @@ async function listReleases(remote, layout2) {
   );
   return orderReleases(result.stdout);
 }
-async function uploadRelease(remote, layout2, id, archive) {
+var UPLOAD_STALL_MS = 6e4;
+async function uploadRelease(remote, layout2, id, archive, access2 = { mode: "world", why: "", fix: "" }) {
   const incoming = layout2.incoming(id);
-  await runStep(
-    remote,
-    "upload release",
-    allOf(
-      ["rm", "-rf", incoming],
-      ["mkdir", "-p", incoming],
-      ["tar", "-xzf", "-", "-C", incoming],
-      ["mv", "-T", incoming, layout2.release(id)]
-    ),
-    { stdin: archive }
+  const result = await remote.exec(
+    allOf(["rm", "-rf", incoming], ...unpackInto(incoming, access2), [
+      "mv",
+      "-T",
+      incoming,
+      layout2.release(id)
+    ]),
+    { stdin: archive, timeoutMs: Infinity, idleTimeoutMs: UPLOAD_STALL_MS }
   );
+  if (result.stalled)
+    throw new Error(
+      `upload release on ${remote.target.label} stalled: the server took no data for ${UPLOAD_STALL_MS / 1e3} s (a hung disk or connection), so it was stopped there`
+    );
+  if (result.code !== 0) throw new RemoteCommandError("upload release", result, remote.target.label);
 }
-async function switchCurrent(remote, layout2, id) {
-  await runStep(remote, "switch current", allOf(...swapLink(`releases/${id}`, layout2.current)));
+async function switchCurrent(remote, layout2, id, link = `releases/${id}`) {
+  await runStep(remote, "switch current", allOf(...swapLink(link, layout2.current)));
 }
 function swapLink(target, link) {
   const temp = `${path6.posix.dirname(link)}/.${path6.posix.basename(link)}.tmp`;
@@ -53209,10 +53641,25 @@ async function scriptShebang(remote, g) {
   const runs = await remote.exec(toShell([python, "-c", "import gunicorn"]));
   return { python, importsGunicorn: runs.code === 0 };
 }
-async function readEnv(remote, envFile, required) {
-  if (!envFile) return void 0;
-  const env = await remote.exec(toShell(helperArgv("python3", "envcheck", envFile, ...required)));
+async function readEnv(remote, sources, required) {
+  if (sources.files.length === 0 && sources.assignments.length === 0) return void 0;
+  const env = await remote.exec(
+    toShell(helperArgv("python3", "envcheck", envArg(sources), ...required))
+  );
   return JSON.parse(env.stdout || "{}");
+}
+async function registerEnvSecrets(remote, sources) {
+  if (sources.files.length === 0 && sources.assignments.length === 0) return;
+  const read = await remote.exec(toShell(helperArgv("python3", "envvalues", envArg(sources))));
+  let env = {};
+  try {
+    const parsed = JSON.parse(read.stdout);
+    if (parsed && typeof parsed === "object") env = parsed;
+  } catch {
+    for (const a of sources.assignments)
+      env[a.slice(0, a.indexOf("="))] = a.slice(a.indexOf("=") + 1);
+  }
+  secrets.add(secretValues(env));
 }
 async function gatherFacts(remote, opts) {
   if (opts.strategy !== "blue-green") return gatherUnitFacts(remote, opts);
@@ -53243,9 +53690,9 @@ async function readLayout(remote, layout2) {
         `${layout2.root}/live.sock`
       ])
     ),
-    readCurrentRelease(remote, layout2).then(async (id) => ({
-      id,
-      dir: id ? await realPath(remote, layout2.current).catch(() => void 0) : void 0
+    readCurrent(remote, layout2).then(async (current2) => ({
+      current: current2,
+      dir: current2.kind === "none" ? void 0 : await realPath(remote, layout2.current).catch(() => void 0)
     })),
     realPath(remote, layout2.releasesDir).catch(() => layout2.releasesDir)
   ]);
@@ -53256,7 +53703,8 @@ async function readLayout(remote, layout2) {
     currentIsLink: lines.includes("current-link"),
     currentExists: lines.includes("current-exists") || lines.includes("current-link"),
     liveLinkExists: lines.includes("live-link"),
-    currentRelease: current.id,
+    currentRelease: current.current.kind === "release" ? current.current.id : void 0,
+    currentOther: current.current.kind === "other" ? current.current.target : void 0,
     currentDir: current.dir,
     releasesDir,
     freeKb: Number(lines[lines.length - 1]?.split(/\s+/)[3] ?? 0) || 0
@@ -53265,13 +53713,9 @@ async function readLayout(remote, layout2) {
 async function gatherUnitFacts(remote, opts, proxiedBind) {
   const { layout: layout2, service } = opts;
   const unit = await readUnit(remote, service);
-  const envFile = opts.envFile ?? unit.environmentFiles[0];
+  const envSources = envSourcesOf(unit, opts.envFile);
   const sideBySide = Promise.all([
-    probeAccess(
-      remote,
-      service,
-      [envFile, opts.nginxErrorLog].filter((p) => p !== void 0)
-    ),
+    probeAccess(remote, service, [...envSources.files.map((f) => f.path), opts.nginxErrorLog]),
     readGunicornProcesses(remote, unit.mainPid),
     readGunicornOptions(remote, unit)
   ]);
@@ -53287,7 +53731,8 @@ async function gatherUnitFacts(remote, opts, proxiedBind) {
   launcherEarly?.catch(() => void 0);
   const early = Promise.all([
     readLayout(remote, layout2),
-    readEnv(remote, envFile, opts.requiredEnv)
+    readEnv(remote, envSources, opts.requiredEnv),
+    registerEnvSecrets(remote, envSources)
   ]);
   early.catch(() => void 0);
   const [access2, procs, fromUnit] = await sideBySide;
@@ -53317,7 +53762,7 @@ async function gatherUnitFacts(remote, opts, proxiedBind) {
     interpreter: interpreter2.found,
     gunicornVersion: interpreter2.version,
     shebang,
-    envFile,
+    envSources,
     env,
     nginxErrorLog: opts.nginxErrorLog
   };
@@ -53690,6 +54135,9 @@ function runStamp(run2) {
 }
 
 // src/host/release-log.ts
+function isGoodEntry(e) {
+  return e.action === "deploy" && e.outcome === "deployed" || e.action === "rollback" && e.outcome === "rolled-back";
+}
 async function appendReleaseLog(remote, file, entry) {
   const result = await remote.exec(appendOutput(["printf", "%s\\n", JSON.stringify(entry)], file), {
     timeoutMs: 15e3
@@ -53798,13 +54246,13 @@ function healthProblem(response, release, expect, oldRelease) {
   if (response.status < 200 || response.status > 299)
     return `answered HTTP ${response.status} (${response.body.length} bytes${response.headers["content-type"] ? `, ${response.headers["content-type"]}` : ""})`;
   if (expect !== void 0) {
-    const wanted = expect.split("{release}").join(release);
+    const wanted = expect.split("{release}").join(release ?? "");
     if (!response.body.includes(wanted) && response.headers["x-release"] !== wanted)
       return `answered 2xx but does not contain health-expect ${JSON.stringify(wanted)}`;
     return void 0;
   }
   const served = releaseOf(response);
-  if (served !== void 0 && served !== release)
+  if (served !== void 0 && release !== void 0 && served !== release)
     return `answered 2xx for release ${served}, not ${release}${served === oldRelease ? `: ${STALE_CODE_CAUSE}` : ""}`;
   return void 0;
 }
@@ -53887,7 +54335,12 @@ async function askHealth(remote, url, exp) {
     const response = await httpGet(remote, url, 5e3);
     return {
       response,
-      problem: healthProblem(response, exp.release, exp.healthExpect, exp.oldRelease)
+      problem: healthProblem(
+        response,
+        exp.anyReleaseName ? void 0 : exp.release,
+        exp.healthExpect,
+        exp.oldRelease
+      )
     };
   } catch (error3) {
     return { problem: `failed: ${error3.message}` };
@@ -53962,6 +54415,7 @@ async function prove(ctx, plan, from, reloaded) {
   const expected = {
     service: ctx.service,
     release: plan.release,
+    anyReleaseName: plan.link !== void 0,
     releaseDir: plan.releaseDir,
     mainPid: reloaded ? from.mainPid : void 0,
     oldWorkers: reloaded ? from.workers : [],
@@ -54000,8 +54454,8 @@ async function masterGone(remote, service, error3) {
 }
 async function switchAndProve(ctx, plan, from, restartDeadMaster, bring = true, what = "reload") {
   await timed(ctx.result, "switch", async () => {
-    ctx.log.info(`switching current to releases/${plan.release}`);
-    await switchCurrent(ctx.conn.remote, ctx.layout, plan.release);
+    ctx.log.info(`switching current to ${plan.link ?? `releases/${plan.release}`}`);
+    await switchCurrent(ctx.conn.remote, ctx.layout, plan.release, plan.link);
   });
   if (!bring) return prove(ctx, plan, { ...from, workers: [] }, true);
   const action = bringUpAction(from);
@@ -54397,15 +54851,28 @@ ${notes.join("\n")}`;
 
 // src/host/deploy-lock.ts
 import { randomBytes } from "node:crypto";
+var LockLostError = class extends Error {
+  constructor(dir) {
+    super(
+      `the deploy lock ${dir} is no longer held by this run (its heartbeat found it taken over by another deploy, or removed): this run stopped before changing anything more on the host, and leaves what it did not finish to the deploy that holds the lock now. Check which release ${dir.replace(/\/\.deploy-lock$/, "/current")} points at and that it serves.`
+    );
+    this.name = "LockLostError";
+  }
+};
 function heartbeatMs(staleSeconds) {
   return Math.min(6e4, Math.max(1e3, staleSeconds * 1e3 / 4));
 }
-function startHeartbeat(remote, dir, token, every) {
+function startHeartbeat(remote, dir, token, every, lost) {
   let busy = false;
   const timer = setInterval(() => {
     if (busy) return;
     busy = true;
-    remote.exec(toShell(helperArgv("python3", "touchlock", dir, token)), { timeoutMs: 15e3 }).catch(() => void 0).finally(() => {
+    remote.exec(toShell(helperArgv("python3", "touchlock", dir, token)), { timeoutMs: 15e3 }).then((result) => {
+      if (result.code === 0 && result.stdout.trim() === "not ours") {
+        clearInterval(timer);
+        lost.abort(new LockLostError(dir));
+      }
+    }).catch(() => void 0).finally(() => {
       busy = false;
     });
   }, every);
@@ -54448,13 +54915,15 @@ async function acquireLock(remote, dir, who, options) {
         options.log.warning(
           `took over a stale deploy lock (${answer.age}s old) held by ${describeHolder(answer.holder)}`
         );
+      const lost = new AbortController();
       const stopHeartbeat = startHeartbeat(
         remote,
         dir,
         owner.token,
-        heartbeatMs(options.staleSeconds)
+        heartbeatMs(options.staleSeconds),
+        lost
       );
-      return { dir, owner, stopHeartbeat };
+      return { dir, owner, stopHeartbeat, lost: lost.signal };
     }
     if (options.signal?.aborted)
       throw new Error(
@@ -54492,13 +54961,45 @@ async function releaseLock(remote, lock, log) {
   else if (result.stdout.trim() !== "released")
     log.warning(`the deploy lock ${lock.dir} was no longer ours (taken over?)`);
 }
+function whileHeld(remote, lost) {
+  const check = () => {
+    if (lost.aborted) throw lost.reason;
+  };
+  const guarded = {
+    target: remote.target,
+    exec: async (command, options = {}) => {
+      check();
+      const signal = options.signal ? AbortSignal.any([options.signal, lost]) : lost;
+      const result = await remote.exec(command, { ...options, signal });
+      check();
+      return result;
+    },
+    openChannel: async (to) => {
+      check();
+      return remote.openChannel(to);
+    },
+    isConnected: () => remote.isConnected(),
+    close: () => remote.close()
+  };
+  unguarded.set(guarded, remote);
+  return guarded;
+}
+var unguarded = /* @__PURE__ */ new WeakMap();
 async function withLock(conn, dir, who, options, fn) {
   const take = () => acquireLock(conn.remote, dir, who, options);
   const lock = await (options.timing ? options.timing(take) : take());
+  const reconnect = conn.reconnect;
+  conn.remote = whileHeld(conn.remote, lock.lost);
+  if (reconnect) conn.reconnect = async () => whileHeld(await reconnect(), lock.lost);
   try {
     return await fn();
+  } catch (error3) {
+    throw lock.lost.aborted ? lock.lost.reason : error3;
   } finally {
-    await releaseLock(conn, lock, options.log);
+    conn.remote = unguarded.get(conn.remote) ?? conn.remote;
+    conn.reconnect = reconnect;
+    if (lock.lost.aborted) lock.stopHeartbeat();
+    else await releaseLock(conn, lock, options.log);
   }
 }
 
@@ -54554,9 +55055,10 @@ function snapshotOf(facts, notVerified = []) {
     expectedWorkers: g.workers ?? (facts.masterAlive ? facts.workers.length : 1),
     interpreter: "error" in facts.interpreter ? void 0 : facts.interpreter,
     app: g.app ?? "wsgi:app",
-    envFile: facts.envFile,
+    envSources: facts.envSources,
     envReadable: facts.env?.readable === true,
     currentRelease: facts.currentRelease,
+    currentOther: facts.currentOther,
     currentDir: facts.currentDir,
     masterDir: facts.masterDir,
     releasesDir: facts.releasesDir,
@@ -54571,9 +55073,30 @@ function snapshotOf(facts, notVerified = []) {
 }
 
 // src/host/prune.ts
-function releasesToPrune(all, keep, protectedIds) {
-  const kept = new Set(all.slice(-keep));
-  for (const id of protectedIds) if (id) kept.add(id);
+var PRUNE_TIMEOUT_MS = 6e5;
+function failedReleases(log) {
+  const good = new Set(log.filter(isGoodEntry).map((e) => e.id));
+  return new Set(log.map((e) => e.id).filter((id) => !good.has(id)));
+}
+function rollbackChoice(current, existing, log) {
+  for (let i = log.length - 1; i >= 0; i--) {
+    const e = log[i];
+    if (isGoodEntry(e) && e.id !== current && existing.includes(e.id)) return e.id;
+  }
+  const failed2 = failedReleases(log);
+  const index = existing.indexOf(current);
+  const older = index < 0 ? existing : existing.slice(0, index);
+  return older.filter((id) => !failed2.has(id)).pop();
+}
+function releasesToPrune(input) {
+  const { all, keep, log } = input;
+  const failed2 = failedReleases(log);
+  const kept = new Set(all.filter((id) => !failed2.has(id)).slice(-Math.max(keep, 0)));
+  for (const id of input.protect) if (id) kept.add(id);
+  for (const id of input.mayBeCurrent) {
+    const back = id ? rollbackChoice(id, all, log) : void 0;
+    if (back) kept.add(back);
+  }
   return all.filter((id) => !kept.has(id));
 }
 function releaseOfPath(releasesDir, path8) {
@@ -54717,8 +55240,9 @@ async function installDependencies(remote, opts) {
   opts.log.info(tailLines(result.stdout, 5));
   return true;
 }
-async function checkEnvironment(remote, envFile, required, log) {
-  if (!envFile) {
+async function checkEnvironment(remote, sources, required, log) {
+  const files = describeEnvFiles(sources);
+  if (sources.files.length === 0 && sources.assignments.length === 0) {
     if (required.length > 0)
       throw new Error(
         `required-env lists ${required.join(", ")} but the unit has no EnvironmentFile (set env-file)`
@@ -54729,23 +55253,27 @@ async function checkEnvironment(remote, envFile, required, log) {
   const result = await runStep(
     remote,
     "check the EnvironmentFile",
-    toShell(helperArgv("python3", "envcheck", envFile, ...required))
+    toShell(helperArgv("python3", "envcheck", envArg(sources), ...required))
   );
   const check = JSON.parse(result.stdout);
-  if (!check.exists) throw new Error(`EnvironmentFile ${envFile} does not exist`);
+  const gone = check.files.filter((f) => !f.exists && !f.optional).map((f) => f.path);
+  if (!check.exists) throw new Error(`EnvironmentFile ${gone.join(", ")} does not exist`);
   if (!check.readable)
     throw new Error(
-      `EnvironmentFile ${envFile} is not readable by the deploy user (make it root:www-data 640 and add the deploy user to that group)`
+      `EnvironmentFile ${check.files.filter((f) => f.exists && !f.readable).map((f) => f.path).join(
+        ", "
+      )} is not readable by the deploy user (make it root:www-data 640 and add the deploy user to that group)`
     );
   const problems = [];
-  if (check.errors.length > 0)
-    problems.push(`line(s) ${check.errors.join(", ")} are not NAME=VALUE`);
+  for (const f of check.files)
+    if (f.errors.length > 0)
+      problems.push(`${f.path}: line(s) ${f.errors.join(", ")} are not NAME=VALUE`);
   if (check.missing.length > 0)
     problems.push(`required variable(s) not set: ${check.missing.join(", ")}`);
   if (check.empty.length > 0) problems.push(`required variable(s) empty: ${check.empty.join(", ")}`);
-  if (problems.length > 0) throw new Error(`EnvironmentFile ${envFile}: ${problems.join("; ")}`);
+  if (problems.length > 0) throw new Error(`EnvironmentFile ${files}: ${problems.join("; ")}`);
   log.info(
-    `EnvironmentFile ${envFile}: ${check.count} variables, required ones set (${required.join(", ") || "none listed"})`
+    `EnvironmentFile ${files || "(none; Environment= only)"}: ${check.count} variables, required ones set (${required.join(", ") || "none listed"})`
   );
 }
 async function importCheck(remote, opts) {
@@ -54754,7 +55282,7 @@ async function importCheck(remote, opts) {
       helperArgv(
         opts.interpreter.python,
         "importcheck",
-        opts.envFile ?? "-",
+        envArg(opts.envSources),
         opts.releaseDir,
         opts.app
       )
@@ -54777,6 +55305,17 @@ function importSeconds(output) {
 function revisions(output) {
   return output.split("\n").map((l) => /^([0-9A-Za-z_]+)(?:\s|$)/.exec(l.trim())?.[1]).filter((r) => !!r && !/^(INFO|WARNING|ERROR)$/.test(r)).sort();
 }
+function dbReadTimeoutSeconds(migrateTimeoutSeconds) {
+  return Math.min(300, migrateTimeoutSeconds);
+}
+function dbReadFailed(error3, what, migrateTimeoutSeconds) {
+  if (!(error3 instanceof RemoteCommandError) || !error3.result.timedOut) return error3;
+  return new Error(
+    `${what} did not answer within ${dbReadTimeoutSeconds(migrateTimeoutSeconds)} s (the shorter of 300 s and migrate-timeout): the database does not answer, or the app hangs while it is imported. It was stopped on the host; nothing was migrated or switched.${error3.result.stderr.trim() ? `
+${tailLines(error3.result.stderr, 10)}` : ""}`,
+    { cause: error3 }
+  );
+}
 function migrationsNeed(opts) {
   if (!opts.interpreter)
     throw new Error(
@@ -54784,12 +55323,12 @@ function migrationsNeed(opts) {
     );
   if (opts.envReadable === false)
     throw new Error(
-      `the release has migrations, which need the unit's environment (e.g. DATABASE_URL), but the deploy user cannot read ${opts.envFile}: let it read the file (e.g. add it to the file's group), or set migrate: off and migrate another way. Nothing was switched.`
+      `the release has migrations, which need the unit's environment (e.g. DATABASE_URL), but the deploy user cannot read ${describeEnvFiles(opts.envSources ?? { files: [] })}: let it read the file (e.g. add it to the file's group), or set migrate: off and migrate another way. Nothing was switched.`
     );
 }
 async function migrate(remote, opts) {
   if (opts.mode === "off") return "skipped";
-  const env = opts.envFile ?? "-";
+  const env = envArg(opts.envSources);
   const python = opts.interpreter?.python ?? "python3";
   const inRelease = (...argv) => toShell(helperArgv(python, "run", env, opts.releaseDir, ...argv));
   const module = opts.app.split(":")[0];
@@ -54807,11 +55346,15 @@ async function migrate(remote, opts) {
     opts.log.info("no migrations/ in the release: nothing to migrate");
     return "skipped";
   }
+  const reading = { timeoutMs: dbReadTimeoutSeconds(opts.limits.timeoutSeconds) * 1e3 };
+  const read = (what) => runStep(remote, `flask db ${what}`, inRelease(...flask, what), {
+    ...reading,
+    signal: opts.limits.signal
+  }).catch((error3) => {
+    throw dbReadFailed(error3, `flask db ${what}`, opts.limits.timeoutSeconds);
+  });
   const readRevisions = async () => {
-    const [currentOut, headsOut] = await Promise.all([
-      runStep(remote, "flask db current", inRelease(...flask, "current")),
-      runStep(remote, "flask db heads", inRelease(...flask, "heads"))
-    ]);
+    const [currentOut, headsOut] = await Promise.all([read("current"), read("heads")]);
     return { current: revisions(currentOut.stdout), heads: revisions(headsOut.stdout) };
   };
   const atHead = (r) => r.heads.length > 0 && r.current.join(",") === r.heads.join(",");
@@ -54859,25 +55402,38 @@ var ReleaseExistsError = class extends Error {
 };
 async function uploadNewRelease(p) {
   const id = p.settings.releaseId;
-  if ((await listReleases(p.remote, p.layout)).includes(id))
-    throw new ReleaseExistsError(id, p.layout.releasesDir);
+  const unit = p.settings.strategy === "blue-green" ? instanceUnit(p.settings.service, "blue") : p.settings.service;
+  const [existing, access2] = await Promise.all([
+    listReleases(p.remote, p.layout),
+    readReleaseAccess(p.remote, unit)
+  ]);
+  if (existing.includes(id)) throw new ReleaseExistsError(id, p.layout.releasesDir);
   const releaseDir = p.layout.release(id);
-  await upload(p, releaseDir);
+  await upload(p, releaseDir, access2);
   const [next, current] = await Promise.all([
     fileHash(p.remote, `${releaseDir}/requirements.txt`),
     fileHash(p.remote, `${p.layout.current}/requirements.txt`)
   ]);
   return { releaseDir, requirements: !next ? "absent" : next === current ? "unchanged" : "changed" };
 }
-async function upload(p, releaseDir) {
+async function upload(p, releaseDir, access2) {
   const { remote, settings, layout: layout2, log } = p;
   const id = settings.releaseId;
-  await uploadRelease(remote, layout2, id, createReadStream(p.archivePath));
+  await uploadRelease(remote, layout2, id, createReadStream(p.archivePath), access2);
+  if (access2.mode === "group")
+    log.info(`release files are readable by the group ${access2.group}, not by other users`);
+  else
+    log.warning(
+      `release ${id} is readable by every user on ${remote.target.label}: ${access2.why}. To keep it from other users: ${access2.fix}`
+    );
   if (settings.sharedPaths.length > 0) {
     const linked = await runStep(
       remote,
       "link shared paths",
-      toShell(helperArgv("python3", "linkshared", layout2.root, releaseDir, ...settings.sharedPaths))
+      toShell(
+        helperArgv("python3", "linkshared", layout2.root, releaseDir, ...settings.sharedPaths)
+      ),
+      { timeoutMs: PRUNE_TIMEOUT_MS }
     );
     log.info(linked.stdout.trim());
   }
@@ -54885,18 +55441,18 @@ async function upload(p, releaseDir) {
 }
 async function checkRelease(p, releaseDir) {
   const { remote, settings, snap, log } = p;
-  const readable = !snap.envFile || snap.envReadable;
+  const readable = snap.envSources.files.length === 0 || snap.envReadable;
   if (!readable)
     log.warning(
-      `import check skipped: ${remote.target.user} cannot read ${snap.envFile}, so the release cannot be imported with the unit's environment (verification after the reload proves it instead)`
+      `import check skipped: ${remote.target.user} cannot read ${describeEnvFiles(snap.envSources)}, so the release cannot be imported with the unit's environment (verification after the reload proves it instead)`
     );
   else if (!snap.interpreter)
     log.warning("import check skipped: the unit's Python interpreter is unknown");
   await Promise.all([
-    readable ? checkEnvironment(remote, snap.envFile, settings.requiredEnv, log) : void 0,
+    readable ? checkEnvironment(remote, snap.envSources, settings.requiredEnv, log) : void 0,
     readable && snap.interpreter ? importCheck(remote, {
       interpreter: snap.interpreter,
-      envFile: snap.envFile,
+      envSources: snap.envSources,
       releaseDir,
       app: snap.app,
       log
@@ -54949,7 +55505,7 @@ async function migrations(p, releaseDir, ready) {
       checkCancelled(p.cancellation);
       await migrate(remote, {
         interpreter: snap.interpreter,
-        envFile: snap.envFile,
+        envSources: snap.envSources,
         envReadable: snap.envReadable,
         releaseDir,
         app: snap.app,
@@ -54967,24 +55523,45 @@ var REVISIONS_MARKER = "@@zdd-revisions@@";
 async function databaseAtHead(p, releaseDir) {
   const { settings, snap } = p;
   if (settings.migrate !== "auto" || settings.migrateCommand || !snap.interpreter) return void 0;
-  if (snap.envFile && !snap.envReadable) return void 0;
+  if (snap.envSources.files.length > 0 && !snap.envReadable) return void 0;
   const module = snap.app.split(":")[0];
   const read = await p.remote.exec(
     toShell(
       helperArgv(
         snap.interpreter.python,
         "dbrevisions",
-        snap.envFile ?? "-",
+        envArg(snap.envSources),
         releaseDir,
         module,
         REVISIONS_MARKER
       )
     ),
-    { timeoutMs: settings.migrateTimeoutSeconds * 1e3, signal: p.cancellation.signal }
+    {
+      timeoutMs: dbReadTimeoutSeconds(settings.migrateTimeoutSeconds) * 1e3,
+      signal: p.cancellation.signal
+    }
   );
+  if (read.timedOut)
+    throw dbReadFailed(
+      new RemoteCommandError("flask db current and heads", read, p.remote.target.label),
+      "flask db current and heads",
+      settings.migrateTimeoutSeconds
+    );
   const [current, heads] = splitEach(REVISIONS_MARKER, read.stdout).map(revisions);
   if (read.code !== 0 || !current || !heads || heads.length === 0) return void 0;
   return current.join(",") === heads.join(",") ? heads : void 0;
+}
+async function openServedFiles(p, releaseDir) {
+  const served = servedByNginx(p.snap.nginx, p.layout.current);
+  const opened = await openToNginx(p.remote, releaseDir, served);
+  if (served === void 0)
+    p.log.info(
+      "the Nginx configuration could not be read, so Nginx may serve any file of the release: it is readable by every user"
+    );
+  else if (opened.length > 0)
+    p.log.info(
+      `served by Nginx itself, readable by every user: ${opened.map((d) => d || ".").join(", ")}`
+    );
 }
 async function prepareRelease(p) {
   try {
@@ -54997,6 +55574,7 @@ async function prepareSteps(p) {
   const { settings, snap, log, result, cancellation } = p;
   const releaseDir = p.layout.release(settings.releaseId);
   checkCancelled(cancellation);
+  await openServedFiles(p, releaseDir);
   await timed(
     result,
     "dependencies",
@@ -55136,6 +55714,10 @@ Could not reconnect to clean up: ${reconnectError.message}. The lock ${h.layout.
 async function fallbackFor(h, snap) {
   if (snap.firstDeploy) return { kind: "remove-current" };
   const previous = snap.currentRelease;
+  if (!previous && snap.currentOther && snap.currentDir) {
+    const back = planFor(h.ctx.settings, snap, snap.currentOther, snap.currentDir, true);
+    return { kind: "release", plan: { ...back, link: snap.currentOther, healthExpect: void 0 } };
+  }
   if (!previous) return void 0;
   const dir = snap.currentDir ?? await realPath(h.conn.remote, h.layout.release(previous));
   return { kind: "release", plan: planFor(h.ctx.settings, snap, previous, dir, true) };
@@ -55195,24 +55777,29 @@ async function switchToNew(h, snap, prepared) {
 }
 async function prune(h, snap) {
   const { settings, log } = h.ctx;
-  const all = await listReleases(h.conn.remote, h.layout);
+  const [all, entries] = await Promise.all([
+    listReleases(h.conn.remote, h.layout),
+    readReleaseLog(h.conn.remote, h.layout.logFile)
+  ]);
   const masterRelease = releaseOfPath(snap.releasesDir, snap.masterDir);
   const bg = snap.blueGreen;
   const pinned = bg?.live ? [bg.instances[bg.live].slotRelease] : [];
-  const doomed = releasesToPrune(all, settings.keepReleases, [
-    settings.releaseId,
-    snap.currentRelease,
-    masterRelease,
-    ...pinned
-  ]);
+  const doomed = releasesToPrune({
+    all,
+    keep: settings.keepReleases,
+    log: entries,
+    protect: [settings.releaseId, snap.currentRelease, masterRelease, ...pinned],
+    mayBeCurrent: [settings.releaseId, snap.currentRelease]
+  });
   if (doomed.length === 0) return;
   await runStep(
     h.conn.remote,
     "prune old releases",
-    toShell(["rm", "-rf", ...doomed.map((r) => h.layout.release(r))])
+    toShell(["rm", "-rf", ...doomed.map((r) => h.layout.release(r))]),
+    { timeoutMs: PRUNE_TIMEOUT_MS }
   );
   log.info(
-    `pruned ${doomed.join(", ")} (keeping ${settings.keepReleases}, the previous release ${snap.currentRelease ?? "-"} and the master's start directory ${masterRelease ?? "-"})`
+    `pruned ${doomed.join(", ")} (keeping ${settings.keepReleases} that did not fail, the previous release ${snap.currentRelease ?? "-"}, the master's start directory ${masterRelease ?? "-"} and what a rollback would choose)`
   );
 }
 function reportFailure(h, switched) {
@@ -55411,7 +55998,7 @@ async function runFleet(settings, hooks, top) {
 }
 
 // src/modes/rollback.ts
-function isGoodEntry(e) {
+function isGoodEntry2(e) {
   return e.action === "deploy" && e.outcome === "deployed" || e.action === "rollback" && e.outcome === "rolled-back";
 }
 function chooseRollbackTarget(opts) {
@@ -55428,7 +56015,7 @@ function chooseRollbackTarget(opts) {
   }
   for (let i = log.length - 1; i >= 0; i--) {
     const e = log[i];
-    if (isGoodEntry(e) && e.id !== current && existing.includes(e.id)) return { id: e.id };
+    if (isGoodEntry2(e) && e.id !== current && existing.includes(e.id)) return { id: e.id };
   }
   const index = current ? existing.indexOf(current) : existing.length;
   if (index > 0) return { id: existing[index - 1] };
@@ -55578,7 +56165,7 @@ async function deployJob(settings, run2, cancellation, workDir) {
     `Pack ${settings.source} as release ${settings.releaseId}`,
     () => packRelease(settings, run2, archivePath)
   );
-  info(`release ${settings.releaseId}: ${describeArchive(packed)}`);
+  coreLog.info(`release ${settings.releaseId}: ${describeArchive(packed)}`);
   summary.addRaw(`<p>Release ${settings.releaseId}: ${archiveSize(packed)}</p>`, true);
   return (remote, log, gate, reconnect) => deployHost(remote, { settings, run: run2, log, cancellation, archivePath, gate, reconnect });
 }
@@ -55648,6 +56235,7 @@ function failIfNotDone(results, settings) {
 async function run() {
   const cancellation = {};
   const unwatch = watchCancellation(cancellation);
+  secrets.onAdd((value) => setSecret(value));
   try {
     const read = (name) => getInput(name);
     maskSecrets(read);
@@ -55667,7 +56255,7 @@ async function run() {
     await writeSummary(results, settings.mode, settings.strategy);
     failIfNotDone(results, settings);
   } catch (error3) {
-    setFailed(error3 instanceof Error ? error3.message : String(error3));
+    setFailed(secrets.redact(error3 instanceof Error ? error3.message : String(error3)));
   } finally {
     unwatch();
   }

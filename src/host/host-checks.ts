@@ -396,7 +396,7 @@ function environment(f: HostFacts, ctx: CheckContext): Finding[] {
     return [
       error(
         'environment',
-        `required variables not set or empty in the unit's environment (${files}): ${unset.join(', ')}`,
+        `required variables not set or empty in ${files || "the unit's Environment="}: ${unset.join(', ')}`,
         `set them in ${sources.files.at(-1)?.path ?? 'an EnvironmentFile'}`
       )
     ]
