@@ -24,6 +24,8 @@ export interface VerifyExpectations extends Pick<
 > {
   service: string
   release: string
+  /** The health may name any release (back to a current that was not one of the action's). */
+  anyReleaseName?: boolean
   /** Physical path of the release directory (readlink -f). */
   releaseDir: string
   /** Physical path of the release the old workers ran, to name stale code. */
@@ -125,7 +127,8 @@ const STALE_CODE_CAUSE =
 /** Why a health response does not prove the release, or undefined when it does. */
 export function healthProblem(
   response: HttpResponse,
-  release: string,
+  /** undefined: any release the health names will do */
+  release: string | undefined,
   expect?: string,
   oldRelease?: string
 ): string | undefined {
@@ -134,13 +137,13 @@ export function healthProblem(
     // The journal excerpt collected on failure shows the traceback instead.
     return `answered HTTP ${response.status} (${response.body.length} bytes${response.headers['content-type'] ? `, ${response.headers['content-type']}` : ''})`
   if (expect !== undefined) {
-    const wanted = expect.split('{release}').join(release)
+    const wanted = expect.split('{release}').join(release ?? '')
     if (!response.body.includes(wanted) && response.headers['x-release'] !== wanted)
       return `answered 2xx but does not contain health-expect ${JSON.stringify(wanted)}`
     return undefined
   }
   const served = releaseOf(response)
-  if (served !== undefined && served !== release)
+  if (served !== undefined && release !== undefined && served !== release)
     return `answered 2xx for release ${served}, not ${release}${served === oldRelease ? `: ${STALE_CODE_CAUSE}` : ''}`
   return undefined
 }
@@ -339,7 +342,12 @@ async function askHealth(
     const response = await httpGet(remote, url, 5000)
     return {
       response,
-      problem: healthProblem(response, exp.release, exp.healthExpect, exp.oldRelease)
+      problem: healthProblem(
+        response,
+        exp.anyReleaseName ? undefined : exp.release,
+        exp.healthExpect,
+        exp.oldRelease
+      )
     }
   } catch (error) {
     return { problem: `failed: ${(error as Error).message}` }
