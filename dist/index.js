@@ -53865,7 +53865,16 @@ import * as path6 from "node:path";
 
 // src/host/release-permissions.ts
 function releaseAccess(f) {
-  if (f.unitUser === "" || f.unitUser === "root" || f.unitUser === f.deployUser)
+  if (f.unitUser === "" || f.unitUser === "root") {
+    if (f.unitGroup && f.deployGroups.includes(f.unitGroup))
+      return { mode: "group", group: f.unitGroup };
+    return {
+      mode: "world",
+      why: `the service runs as root, and Gunicorn may run its workers as another user (--user, --group), so only "others" rights are sure to let them read it`,
+      fix: `run the service as its own user (User=, Group=) and add ${f.deployUser} to that group`
+    };
+  }
+  if (f.unitUser === f.deployUser)
     return f.unitGroup && f.deployGroups.includes(f.unitGroup) ? { mode: "group", group: f.unitGroup } : { mode: "group", group: f.deployGroup };
   const group2 = f.unitGroup || f.userGroup;
   if (group2 && f.deployGroups.includes(group2)) return { mode: "group", group: group2 };

@@ -117,11 +117,25 @@ describe('releaseAccess', () => {
     })
   })
 
-  it("keeps it to the deploy user's own group when the service runs as root or as the deploy user", () => {
-    expect(releaseAccess(facts({ unitUser: '' }))).toEqual({ mode: 'group', group: 'deploy' })
+  it("keeps it to the deploy user's own group when the service runs as the deploy user", () => {
     expect(releaseAccess(facts({ unitUser: 'deploy', userGroup: 'deploy' }))).toEqual({
       mode: 'group',
       group: 'deploy'
+    })
+  })
+
+  // Found by adopt.test.ts (tutorial-root): a root master running `gunicorn --user shop --group
+  // www-data` got a release only the deploy user's group could read, and its workers could not
+  // import it.
+  it('leaves it readable by everyone when the service runs as root without a Group= the deploy user is in', () => {
+    for (const unitUser of ['', 'root'])
+      expect(releaseAccess(facts({ unitUser, userGroup: 'root' }))).toMatchObject({
+        mode: 'world',
+        fix: 'run the service as its own user (User=, Group=) and add deploy to that group'
+      })
+    expect(releaseAccess(facts({ unitUser: '', unitGroup: 'www-data' }))).toEqual({
+      mode: 'group',
+      group: 'www-data'
     })
   })
 

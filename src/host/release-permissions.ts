@@ -2,8 +2,10 @@
 // is not readable by every user of the host: its files belong to the deploy user
 // and to the group the service runs as, which reads them (mode 640, directories
 // 750), when the deploy user is a member of that group and can give files to it.
-// Otherwise (the service's group is one the deploy user is not in) the release
-// stays readable by everyone, as the service could not read it else, and the log
+// Otherwise (the service's group is one the deploy user is not in, or a master
+// running as root without Group=, whose workers Gunicorn's --user/--group may run
+// as anyone) the release stays readable by everyone, as the service could not
+// read it else, and the log
 // says how to change that. What Nginx serves from the release itself (static
 // files) is public anyway and stays readable by every user, since Nginx's worker
 // may be neither the owner nor in the group.
@@ -29,8 +31,19 @@ export interface AccessFacts {
 
 /** Decides the release's group from the facts (see the module comment). */
 export function releaseAccess(f: AccessFacts): ReleaseAccess {
-  // root reads everything, and the deploy user reads its own files: its own group will do
-  if (f.unitUser === '' || f.unitUser === 'root' || f.unitUser === f.deployUser)
+  // A master running as root may drop its workers to any user and group (Gunicorn's --user
+  // and --group, as tutorials set them): only Group= says which group reads the code then.
+  if (f.unitUser === '' || f.unitUser === 'root') {
+    if (f.unitGroup && f.deployGroups.includes(f.unitGroup))
+      return { mode: 'group', group: f.unitGroup }
+    return {
+      mode: 'world',
+      why: `the service runs as root, and Gunicorn may run its workers as another user (--user, --group), so only "others" rights are sure to let them read it`,
+      fix: `run the service as its own user (User=, Group=) and add ${f.deployUser} to that group`
+    }
+  }
+  // the deploy user reads its own files: its own group will do
+  if (f.unitUser === f.deployUser)
     return f.unitGroup && f.deployGroups.includes(f.unitGroup)
       ? { mode: 'group', group: f.unitGroup }
       : { mode: 'group', group: f.deployGroup }
