@@ -20,10 +20,12 @@ import {
   type WatchSpec
 } from '../src/host/helper-client.js'
 import type { GunicornEnv } from '../src/host/gunicorn/unit-info.js'
+import type { EnvSources } from '../src/host/env-sources.js'
 
 /** What each command answers: a value, or a function of its arguments (which may throw). */
 export interface HelperScript {
-  envCheck?: EnvCheck | ((envFile: string, required: readonly string[]) => EnvCheck)
+  envCheck?: EnvCheck | ((sources: EnvSources, required: readonly string[]) => EnvCheck)
+  envValues?: Record<string, string> | ((sources: EnvSources) => Record<string, string>)
   importCheck?: ImportAnswer | ((request: ImportRequest) => ImportAnswer)
   dbRevisions?: DbRevisions | ((request: DbRevisionsRequest) => DbRevisions)
   lock?: LockAnswer | ((dir: string, owner: LockOwner, staleSeconds: number) => LockAnswer)
@@ -70,8 +72,11 @@ export class FakeHelper implements HelperClient {
       : scripted
   }
 
-  envCheck(envFile: string, required: readonly string[]): Promise<EnvCheck> {
-    return this.answer('envCheck', [envFile, required])
+  envCheck(sources: EnvSources, required: readonly string[]): Promise<EnvCheck> {
+    return this.answer('envCheck', [sources, required])
+  }
+  envValues(sources: EnvSources): Promise<Record<string, string>> {
+    return this.answer('envValues', [sources])
   }
   importCheck(request: ImportRequest): Promise<ImportAnswer> {
     return this.answer('importCheck', [request])

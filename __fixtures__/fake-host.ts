@@ -60,8 +60,10 @@ export class FakeHost implements RemoteHost {
   imports: (request: ImportRequest) => ImportAnswer = () => ({ ok: true, seconds: 0.4, reads: [] })
   readonly helper = new FakeHelper({
     importCheck: request => this.imports(request),
-    envCheck: { exists: true, readable: true, errors: [], missing: [], empty: [], count: 2 }
+    envCheck: { exists: true, readable: true, files: [], missing: [], empty: [], count: 2 }
   })
+  /** What health names for a release, when not the release itself (e.g. an app outside releases/). */
+  healthNames = new Map<string, string>()
   state: FakeHostState
   private connected = true
   private nextPid = 100
@@ -84,8 +86,9 @@ export class FakeHost implements RemoteHost {
         res.writeHead(502).end('bad gateway')
         return
       }
-      res.writeHead(200, { 'content-type': 'application/json', 'x-release': release })
-      res.end(JSON.stringify({ status: 'ok', release }))
+      const named = this.healthNames.get(release) ?? release
+      res.writeHead(200, { 'content-type': 'application/json', 'x-release': named })
+      res.end(JSON.stringify({ status: 'ok', release: named }))
     })
     await new Promise<void>(resolve => this.server!.listen(this.socket, resolve))
     // Nginx: what a TCP channel reaches; it passes Gunicorn's answer on, unless it cannot reach it.
@@ -178,8 +181,13 @@ export class FakeHost implements RemoteHost {
     const pids = [...command.matchAll(/\b(\d+)\b/g)].map(m => Number(m[1]))
     return pids
       .filter(p => this.state.workers.includes(p))
-      .map(p => `${p}: ${ROOT}/releases/${this.state.workerRelease}`)
+      .map(p => `${p}: ${this.dirOf(this.state.workerRelease ?? '')}`)
       .join('\n')
+  }
+
+  /** The directory a release runs in: releases/<id>, or the path itself for one outside. */
+  dirOf(release: string): string {
+    return release.startsWith('/') ? release : `${ROOT}/releases/${release}`
   }
 
   private answer(command: string): Partial<ExecResult> {
@@ -189,9 +197,10 @@ export class FakeHost implements RemoteHost {
       const parts = command.slice(each[0].length).split(`; echo ${each[1]}; `)
       return { stdout: parts.map(p => `${each[1]}\n${this.answer(p).stdout ?? ''}\n`).join('') }
     }
-    const switched = /ln -sfn releases\/([A-Za-z0-9._-]+) /.exec(command)
+    // current -> releases/<id>, or (a hand-made server) an absolute path kept as it is
+    const switched = /ln -sfn (?:releases\/([A-Za-z0-9._-]+)|(\/\S+)) /.exec(command)
     if (switched) {
-      this.state.current = switched[1]
+      this.state.current = switched[1] ?? switched[2]
       return {}
     }
     if (/systemctl reload/.test(command)) return this.reload()

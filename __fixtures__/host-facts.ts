@@ -61,8 +61,10 @@ export function healthyFacts(overrides: Partial<HostFacts> = {}): HostFacts {
       execStart,
       execReload: ['/bin/kill', '-HUP', '$MAINPID'],
       workingDirectory: '/srv/myapp',
-      environmentFiles: ['/etc/myapp.env'],
+      environmentFiles: [{ path: '/etc/myapp.env', optional: false }],
+      environment: [],
       user: 'www-data',
+      group: 'www-data',
       fragmentPath: '/etc/systemd/system/myapp.service'
     },
     gunicorn: parseGunicornCommand(execStart),
@@ -84,8 +86,17 @@ export function healthyFacts(overrides: Partial<HostFacts> = {}): HostFacts {
     freeKb: 10 * 1024 * 1024,
     interpreter: { python: '/srv/myapp/.venv/bin/python3', venv: '/srv/myapp/.venv' },
     shebang: { python: '/srv/myapp/.venv/bin/python3', importsGunicorn: true },
-    envFile: '/etc/myapp.env',
-    env: { exists: true, readable: true, errors: [], missing: [], empty: [], count: 2 },
+    envSources: { assignments: [], files: [{ path: '/etc/myapp.env', optional: false }] },
+    env: {
+      exists: true,
+      readable: true,
+      files: [
+        { path: '/etc/myapp.env', optional: false, exists: true, readable: true, errors: [] }
+      ],
+      missing: [],
+      empty: [],
+      count: 2
+    },
     nginxErrorLog: '/var/log/nginx/error.log',
     companions: [],
     ...overrides

@@ -141,6 +141,11 @@ export function kitHostRules(script: KitHostScript = {}): Rule[] {
       })
     },
     { when: /^readlink /, reply: { stdout: 'releases/v1\n' } },
+    // readCurrent: the link's text, the physical releases/, the physical directory of its target
+    {
+      when: /^sh -c 't=\$\(readlink /,
+      reply: { stdout: 'releases/v1\n/srv/myapp/releases\n/srv/myapp/releases\n' }
+    },
     { when: /^cat -- /, reply: { code: 1, stderr: 'cat: x: No such file or directory\n' } },
     {
       when: /^head -n \d+ /,

@@ -8,6 +8,7 @@ import { readSettings, SECRET_INPUTS } from './action/inputs.js'
 import { type Settings } from './modes/settings.js'
 import type { Cancellation } from './core/cancellation.js'
 import { runMode } from './action/run-mode.js'
+import { secrets } from './core/secrets.js'
 
 function maskSecrets(read: (name: string) => string): void {
   for (const name of SECRET_INPUTS) {
@@ -58,6 +59,8 @@ function failIfNotDone(results: HostResult[], settings: Settings): void {
 export async function run(): Promise<void> {
   const cancellation: Cancellation = {}
   const unwatch = watchCancellation(cancellation)
+  // A second line of defence: the runner masks every value the hosts' reads add.
+  secrets.onAdd(value => core.setSecret(value))
   try {
     const read = (name: string) => core.getInput(name)
     maskSecrets(read)
@@ -77,7 +80,7 @@ export async function run(): Promise<void> {
     await writeSummary(results, settings.mode, settings.strategy)
     failIfNotDone(results, settings)
   } catch (error) {
-    core.setFailed(error instanceof Error ? error.message : String(error))
+    core.setFailed(secrets.redact(error instanceof Error ? error.message : String(error)))
   } finally {
     unwatch()
   }

@@ -83,7 +83,7 @@ class LoadingTest(TempDirTest):
         self.assertIn("envcheck", module.COMMANDS)
 
     def test_every_command_the_action_calls_is_dispatched(self):
-        expected = {"envcheck", "importcheck", "run", "lock", "unlock", "touchlock",
+        expected = {"envcheck", "envvalues", "importcheck", "run", "lock", "unlock", "touchlock",
                     "linkshared", "access", "readglobs", "gunicornenv", "watchworkers",
                     "dbrevisions", "hook", "venvbuild"}
         self.assertEqual(set(helper.COMMANDS) | set(helper.LAUNCHERS), expected)
@@ -175,17 +175,21 @@ class EnvCheckTest(TempDirTest):
         out = helper.cmd_envcheck(path, *names)
         return json.dumps(out), out
 
+    def spec(self, files, assignments=()):
+        return json.dumps({"set": list(assignments), "files": [{"path": p, "optional": o} for p, o in files]})
+
     def test_reports_missing_and_empty_names_and_counts(self):
         path = self.write("app.env", "SECRET_KEY=%s\nEMPTY=\nQUOTED_EMPTY=''\nbad line\n" % SECRET)
         _, out = self.check(path, "SECRET_KEY", "EMPTY", "QUOTED_EMPTY", "ABSENT")
         self.assertEqual(out, {
-            "exists": True, "readable": True, "errors": [4],
+            "exists": True, "readable": True,
+            "files": [{"path": path, "optional": False, "exists": True, "readable": True, "errors": [4]}],
             "missing": ["ABSENT"], "empty": ["EMPTY", "QUOTED_EMPTY"], "count": 3,
         })
 
     def test_never_prints_a_value(self):
         path = self.write("app.env", "SECRET_KEY=%s\nDATABASE_URL='%s'\n" % (SECRET, SECRET))
-        raw, _ = self.check(path, "SECRET_KEY", "DATABASE_URL")
+        raw, _ = self.check(self.spec([(path, False)], ["TOKEN=%s" % SECRET]), "SECRET_KEY", "DATABASE_URL")
         self.assertNotIn(SECRET, raw)
         done = run_as_c("envcheck", path, "SECRET_KEY", "OTHER")
         self.assertEqual(done.returncode, 0, done.stderr)
@@ -193,7 +197,35 @@ class EnvCheckTest(TempDirTest):
 
     def test_a_missing_file_is_reported_not_raised(self):
         _, out = self.check(self.path("missing.env"), "A")
-        self.assertEqual(out, {"exists": False, "readable": False, "errors": [], "missing": [], "empty": [], "count": 0})
+        self.assertEqual(out["exists"], False)
+        self.assertEqual(out["files"], [{"path": self.path("missing.env"), "optional": False,
+                                         "exists": False, "readable": False, "errors": []}])
+        self.assertEqual(out["missing"], [])
+
+    # Issue 18: only one of the unit's EnvironmentFile= lines was read.
+    def test_every_file_is_read_in_order_after_the_assignments_a_later_value_winning(self):
+        first = self.write("a.env", "DATABASE_URL=postgresql://one\nONLY_A=1\n")
+        second = self.write("b.env", "DATABASE_URL=postgresql://two\nEMPTY=\n")
+        spec = self.spec([(first, False), (self.path("missing.env"), True), (second, False)],
+                         ["ONLY_SET=x", "DATABASE_URL=from-environment"])
+        env, _ = helper.environment_of(spec)
+        self.assertEqual(env, {"ONLY_SET": "x", "DATABASE_URL": "postgresql://two", "ONLY_A": "1", "EMPTY": ""})
+        _, out = self.check(spec, "DATABASE_URL", "ONLY_A", "ONLY_SET", "EMPTY")
+        self.assertEqual((out["exists"], out["readable"], out["missing"], out["empty"], out["count"]),
+                         (True, True, [], ["EMPTY"], 4))
+        self.assertEqual([(f["exists"], f["optional"]) for f in out["files"]], [(True, False), (False, True), (True, False)])
+
+    def test_envvalues_gives_the_environment_to_scrub_and_skips_what_it_cannot_read(self):
+        path = self.write("app.env", "DATABASE_URL=%s\n" % SECRET)
+        os.mkdir(self.path("dir.env"))
+        spec = self.spec([(path, False), (self.path("dir.env"), False)], ["MODE=production"])
+        out = helper.cmd_envvalues(spec)
+        self.assertEqual(out, {"values": {"MODE": "production", "DATABASE_URL": SECRET}})
+
+    def test_a_missing_file_that_is_not_optional_is_reported(self):
+        spec = self.spec([(self.path("gone.env"), False)])
+        _, out = self.check(spec)
+        self.assertEqual((out["exists"], out["readable"]), (False, True))
 
     def test_an_unreadable_file_exists_but_is_not_readable(self):
         os.mkdir(self.path("a-directory.env"))
@@ -317,6 +349,70 @@ class LockTest(TempDirTest):
         self.assertEqual(out["taken"], False)
         self.assertEqual(out["holder"]["token"], "one")
 
+    def interrupted_takeover(self, meanwhile):
+        """Takes over a stale lock as waiter "two"; `meanwhile()` runs right before two moves
+        the stale lock out of the way (when another waiter may get there first)."""
+        self.take("one")
+        self.age_lock(1000)
+        real_rename = os.rename
+        fired = []
+
+        def rename(src, dst):
+            if not fired and src == self.lock and ".stale-" in dst:
+                fired.append(True)
+                meanwhile()
+            return real_rename(src, dst)
+
+        with mock.patch.object(helper.os, "rename", rename):
+            out = self.take("two", "60")
+        self.assertEqual(fired, [True])
+        return out
+
+    # Issue 18: two waiters taking over one stale lock at once both believed they held it:
+    # the later one moved the earlier one's fresh lock away as if it were the stale one.
+    def test_two_waiters_taking_over_a_stale_lock_at_once_one_wins(self):
+        other = []
+
+        def second_waiter():
+            other.append(subprocess.Popen(
+                [sys.executable, "-c", helper_text(), "lock", self.lock, self.owner("three"), "60"],
+                stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL))
+            time.sleep(1.0)  # unguarded, it takes the stale lock over meanwhile
+
+        out = self.interrupted_takeover(second_waiter)
+        three = json.loads(other[0].communicate(timeout=30)[0])
+        self.assertEqual(sorted([out["taken"], three["taken"]]), [False, True])
+        winner = "two" if out["taken"] else "three"
+        self.assertEqual(helper.holder_of(self.lock)["token"], winner)
+        self.assertEqual(self.leftovers(), [])
+
+    def test_a_takeover_that_moved_a_fresh_lock_puts_it_back_and_takes_nothing(self):
+        # a waiter that takes no guard (an older helper, or no flock on this filesystem)
+        def unguarded_waiter():
+            with mock.patch.object(helper, "guarded", lambda lockdir: None):
+                self.assertEqual(self.take("three", "60")["taken"], True)
+
+        with mock.patch.object(helper, "guarded", lambda lockdir: None):
+            out = self.interrupted_takeover(unguarded_waiter)
+        self.assertEqual(out["taken"], False)
+        self.assertEqual(out["holder"]["token"], "three")
+        self.assertEqual(helper.holder_of(self.lock)["token"], "three")
+        self.assertEqual(self.leftovers(), [])
+
+    def test_lock_commands_wait_for_each_other(self):
+        fd = helper.guarded(self.lock)
+        try:
+            started = time.time()
+            waiting = subprocess.Popen(
+                [sys.executable, "-c", helper_text(), "lock", self.lock, self.owner("one"), "60"],
+                stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+            time.sleep(0.5)
+            self.assertIsNone(waiting.poll())
+        finally:
+            helper.unguard(fd)
+        self.assertEqual(json.loads(waiting.communicate(timeout=30)[0])["taken"], True)
+        self.assertGreaterEqual(time.time() - started, 0.5)
+
 
 class LinkSharedTest(TempDirTest):
     def setUp(self):
@@ -338,6 +434,20 @@ class LinkSharedTest(TempDirTest):
         self.assertEqual(os.readlink(inside), shared)
         with open(os.path.join(shared, "a.txt")) as fh:
             self.assertEqual(fh.read(), "from release")
+
+    # Issue 18: releases are no longer readable by every user, only by the service's group;
+    # what is seeded into shared/ from a release must stay readable by that group.
+    def test_seeds_shared_with_the_releases_group(self):
+        self.write("app/releases/r1/instance/config/app.cfg", "x")
+        others = [g for g in os.getgroups() if g != os.getegid()]
+        if os.getuid() != 0 and not others:
+            self.skipTest("needs root, or a second group, to give a tree another group")
+        gid = 12345 if os.getuid() == 0 else others[0]
+        os.chown(self.release, -1, gid)
+        self.link(self.release, "instance", "empty")
+        shared = os.path.join(self.root, "shared")
+        for where in ["instance", "instance/config", "instance/config/app.cfg", "empty"]:
+            self.assertEqual(os.stat(os.path.join(shared, where)).st_gid, gid, where)
 
     def test_keeps_existing_shared_content_over_the_release_copy(self):
         self.write("app/shared/uploads/kept.txt", "shared")
@@ -601,6 +711,17 @@ class ImportCheckAndRunTest(TempDirTest):
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(done.stdout, "hello from the env file|%s\n" % os.path.realpath(self.path("code")))
 
+    def test_run_loads_every_environment_file_in_order(self):
+        os.mkdir(self.path("code"))
+        later = self.write("later.env", "GREETING=from the later file\n")
+        spec = json.dumps({"set": ["GREETING=from Environment=", "OTHER=kept"],
+                           "files": [{"path": self.envfile, "optional": False},
+                                     {"path": self.path("none.env"), "optional": True},
+                                     {"path": later, "optional": False}]})
+        done = run_as_c("run", spec, self.path("code"), "/bin/sh", "-c", 'printf "%s|%s" "$GREETING" "$OTHER"')
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(done.stdout, "from the later file|kept")
+
     def test_run_passes_the_commands_exit_status_through(self):
         done = run_as_c("run", "-", self.dir, "/bin/sh", "-c", "exit 3")
         self.assertEqual(done.returncode, 3)
@@ -734,15 +855,19 @@ class HookTest(TempDirTest):
         release = self.path("releases/r1")
         os.makedirs(release, exist_ok=True)
         env_file = self.write("app.env", "SECRET_KEY=%s\nGREETING='hello there'\n" % SECRET)
-        spec = {"envFiles": [env_file, self.path("missing.env")], "bin": self.path("venv/bin"),
+        environment = json.dumps({"set": ["GREETING=from the unit", "UNIT_ONLY=yes"],
+                                  "files": [{"path": env_file, "optional": False},
+                                            {"path": self.path("missing.env"), "optional": True}]})
+        spec = {"environment": environment, "bin": self.path("venv/bin"),
                 "env": {"ZDD_RELEASE": "r1"}, "dir": release, "command": command}
         spec.update(extra)
         return json.dumps(spec)
 
     def test_runs_the_command_in_the_release_with_the_unit_environment_and_the_venv_first(self):
-        done = run_as_c("hook", self.spec('echo "$GREETING|$ZDD_RELEASE|$(pwd)|${PATH%%:*}|${#SECRET_KEY}"'))
+        done = run_as_c("hook", self.spec('echo "$GREETING|$UNIT_ONLY|$ZDD_RELEASE|$(pwd)|${PATH%%:*}|${#SECRET_KEY}"'))
         self.assertEqual(done.returncode, 0, done.stderr)
-        self.assertEqual(done.stdout.strip(), "hello there|r1|%s|%s|%d" % (
+        # Environment= first, then the EnvironmentFile, which wins (as systemd builds it)
+        self.assertEqual(done.stdout.strip(), "hello there|yes|r1|%s|%s|%d" % (
             os.path.realpath(self.path("releases/r1")), self.path("venv/bin"), len(SECRET)))
 
     def test_the_command_exit_status_is_the_hook_s(self):
@@ -760,7 +885,8 @@ class HookTest(TempDirTest):
     def test_an_unreadable_environment_file_fails_before_the_command(self):
         env_file = self.path("a-directory.env")
         os.makedirs(env_file)  # unreadable as a file, also for root
-        done = run_as_c("hook", self.spec("echo ran", envFiles=[env_file]))
+        done = run_as_c("hook", self.spec("echo ran", environment=json.dumps(
+            {"set": [], "files": [{"path": env_file, "optional": False}]})))
         self.assertNotEqual(done.returncode, 0)
         self.assertNotIn("ran", done.stdout)
         self.assertIn("cannot read the EnvironmentFile", done.stderr)

@@ -56,7 +56,9 @@ describe('companions as systemd describes them', () => {
       execReload: [],
       workingDirectory: '/srv/a/current',
       environmentFiles: [],
+      environment: [],
       user: 'www-data',
+      group: '',
       fragmentPath: ''
     }
     expect(configuredDir(unit)).toBe('/srv/a/current')
@@ -82,7 +84,9 @@ describe('companion checks', () => {
     execReload: [],
     workingDirectory: '/srv/myapp',
     environmentFiles: [],
+    environment: [],
     user: 'www-data',
+    group: '',
     fragmentPath: ''
   }
   const worker = (over: Partial<CompanionFacts> = {}): CompanionFacts => ({

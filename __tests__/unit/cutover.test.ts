@@ -110,6 +110,42 @@ function deployRequest(host: FakeHost, release: string, back?: string): ReloadRe
 const outcomes = (host: FakeHost) =>
   host.state.releaseLog.map(l => /"outcome":"([a-z-]+)"/.exec(l)?.[1])
 
+describe('a current that was not a release', () => {
+  // Issue 18: current -> /home/app/app was taken for a release called app, and a failed
+  // deploy switched current to releases/app, which does not exist. Now the fallback
+  // points current at exactly what it pointed at before.
+  it('goes back to the very path current pointed at, whatever release its health names', async () => {
+    const host = await fakeHost('/home/app/app')
+    host.healthNames.set('/home/app/app', 'unknown')
+    host.reloads = ['master-dies']
+    host.bootFails.add('v2')
+    const { ctx, result } = context(host)
+    const back: CutoverPlan = {
+      ...plan('/home/app/app'),
+      releaseDir: '/home/app/app',
+      link: '/home/app/app'
+    }
+    const from = { ...servingOf(host), release: undefined, releaseDir: '/home/app/app' }
+    await expect(
+      runCutover(
+        {
+          action: 'deploy',
+          plan: plan('v2'),
+          from,
+          fallback: { kind: 'release', plan: back },
+          restartDeadMaster: false
+        },
+        ctx
+      )
+    ).rejects.toThrow(CutoverError)
+    expect(host.commands).toContain(
+      'ln -sfn /home/app/app /srv/myapp/.current.tmp && mv -Tf /srv/myapp/.current.tmp /srv/myapp/current'
+    )
+    expect(host.state).toMatchObject({ current: '/home/app/app', workerRelease: '/home/app/app' })
+    expect(result.rolledBack).toBe(true)
+  })
+})
+
 describe('the one cutover', () => {
   it('switches, reloads and proves the new release: same master, new workers, health names it', async () => {
     const host = await fakeHost('v1')

@@ -70,18 +70,41 @@ describe('the helper client against the real helper', () => {
     expect(remote.commands[0]).toMatch(/^python3 -c '.*' lock \S+deploy\.lock '\{"token":"one",/s)
   })
 
-  it('checks an EnvironmentFile without a value leaving the host', async () => {
+  it('checks the environment without a value leaving the host', async () => {
     const env = join(dir, 'app.env')
     writeFileSync(env, 'SECRET_KEY=s3cr3t\nEMPTY=\n')
     const remote = onThisMachine()
-    const check = await helperOf(remote).envCheck(env, ['SECRET_KEY', 'EMPTY', 'ABSENT'])
+    const sources = {
+      assignments: ['MODE=x'],
+      files: [
+        { path: env, optional: false },
+        { path: join(dir, 'absent.env'), optional: true }
+      ]
+    }
+    const check = await helperOf(remote).envCheck(sources, ['SECRET_KEY', 'EMPTY', 'ABSENT'])
     expect(check).toEqual({
       exists: true,
       readable: true,
-      errors: [],
+      files: [
+        { path: env, optional: false, exists: true, readable: true, errors: [] },
+        {
+          path: join(dir, 'absent.env'),
+          optional: true,
+          exists: false,
+          readable: false,
+          errors: []
+        }
+      ],
       missing: ['ABSENT'],
       empty: ['EMPTY'],
-      count: 2
+      count: 3
+    })
+    expect(remote.commands.join('\n')).not.toContain('s3cr3t')
+    // the values come back only from envvalues, read to scrub them from the log
+    expect(await helperOf(remote).envValues(sources)).toEqual({
+      MODE: 'x',
+      SECRET_KEY: 's3cr3t',
+      EMPTY: ''
     })
   })
 
@@ -135,9 +158,11 @@ describe('the helper client against the real helper', () => {
     expect(inRelease('/v/bin/python', 'none', '/srv/r', ['flask', 'db', 'upgrade'])).toMatch(
       /^\/v\/bin\/python -c '.*' run - \/srv\/r flask db upgrade$/s
     )
-    expect(inRelease('py', { file: '/etc/a b.env' }, '/srv/r', ['x'])).toMatch(
-      / run '\/etc\/a b\.env' \/srv\/r x$/
+    const sources = { assignments: [], files: [{ path: '/etc/a b.env', optional: false }] }
+    expect(inRelease('py', { sources }, '/srv/r', ['x'])).toMatch(
+      / run '\{"set":\[\],"files":\[\{"path":"\/etc\/a b\.env","optional":false\}\]\}' \/srv\/r x$/
     )
+    expect(inRelease('py', 'unreadable', '/srv/r', ['x'])).toMatch(/ run '\?' \/srv\/r x$/)
   })
 })
 

@@ -80,7 +80,16 @@ describe('host checks, one table for preflight and check mode', () => {
 
   it('does not blame the release for an EnvironmentFile the deploy user cannot read', () => {
     const facts = healthyFacts({
-      env: { exists: true, readable: false, errors: [], missing: [], empty: [], count: 0 }
+      env: {
+        exists: true,
+        readable: false,
+        files: [
+          { path: '/etc/myapp.env', optional: false, exists: true, readable: false, errors: [] }
+        ],
+        missing: [],
+        empty: [],
+        count: 0
+      }
     })
     const report = runChecks(facts, { ...ctx, requiredEnv: ['SECRET_KEY'] })
     expect(report.blocking).toEqual([])
@@ -88,6 +97,21 @@ describe('host checks, one table for preflight and check mode', () => {
     expect(env?.severity).toBe('unverified')
     expect(env?.finding).toContain('not readable by deploy')
     expect(env?.finding).toContain('import check')
+  })
+
+  it('reports a current that is not a release clearly, without refusing a deploy', () => {
+    const facts = healthyFacts({
+      currentRelease: undefined,
+      currentOther: '/home/app/app',
+      currentDir: '/home/app/app'
+    })
+    const report = runChecks(facts, ctx)
+    expect(report.blocking).toEqual([])
+    const layout = report.findings.find(f => f.check === 'layout')
+    expect(layout?.severity).toBe('warning')
+    expect(layout?.finding).toContain('/srv/myapp/current -> /home/app/app is not a release')
+    expect(layout?.finding).toContain('pointed at /home/app/app again')
+    expect(layout?.fix).toContain('cp -a /home/app/app /srv/myapp/releases/initial')
   })
 
   it('takes a first deploy: no current, the unit crash-looping, start/restart allowed', () => {

@@ -66,7 +66,7 @@ function prepare(envReadable: boolean, answer: ImportAnswer) {
   }
   const facts = healthyFacts({
     env: envReadable
-      ? { exists: true, readable: true, errors: [], missing: [], empty: [], count: 2 }
+      ? { exists: true, readable: true, files: [], missing: [], empty: [], count: 2 }
       : { exists: true, readable: false }
   })
   const log = recorder()
@@ -128,6 +128,8 @@ describe('the import check when the deploy user cannot read the EnvironmentFile'
   it('with the file readable, refuses any failure, judged or not', async () => {
     const { requests, prepared } = prepare(true, secretUnset)
     await expect(prepared).rejects.toThrow('(it never reached the reload):\n')
-    expect(requests[0].env).toEqual({ file: '/etc/myapp.env' })
+    expect(requests[0].env).toEqual({
+      sources: { assignments: [], files: [{ path: '/etc/myapp.env', optional: false }] }
+    })
   })
 })

@@ -56,7 +56,7 @@ describe('migrate on a unit without an EnvironmentFile (Gunicorn’s deployment 
     ])
     const ran = await migrate(r, {
       interpreter: { python: '/usr/bin/python3' },
-      envFile: undefined,
+      envSources: undefined,
       envReadable: false,
       releaseDir: '/srv/myapp/releases/v2',
       app: 'wsgi:app',

@@ -19,7 +19,9 @@ function unit(workingDirectory: string): UnitInfo {
     execReload: [],
     workingDirectory,
     environmentFiles: [],
+    environment: [],
     user: 'www-data',
+    group: '',
     fragmentPath: ''
   }
 }

@@ -108,6 +108,30 @@ describe('createArchive', () => {
     )
   })
 
+  // Issue 18: google-github-actions/auth writes gha-creds-<hex>.json into the workspace
+  // (get-gke-credentials a gha-kubeconfig-<hex>); they were uploaded with the release.
+  it('leaves out the credential files that authentication actions write into the workspace', async () => {
+    const source = sourceTree({
+      ...APP,
+      'gha-creds-ef801c3bb35b52e5.json': '{"type":"external_account"}',
+      'gha-kubeconfig-0123456789abcdef': 'users: [{user: {token: secret}}]',
+      'sub/gha-creds-0123456789abcdef.json': '{}'
+    })
+    const { names, stats } = await packedNames(source)
+    expect(names.filter(n => n.includes('gha-'))).toEqual([])
+    expect(stats.excluded).toEqual(
+      expect.arrayContaining([
+        'gha-creds-ef801c3bb35b52e5.json',
+        'gha-kubeconfig-0123456789abcdef',
+        'sub/gha-creds-0123456789abcdef.json'
+      ])
+    )
+    // re-included with ! in exclude (or .deployignore), as every default
+    const again = await packedNames(source, { exclude: ['!gha-creds-*.json'] })
+    expect(again.names).toContain('gha-creds-ef801c3bb35b52e5.json')
+    expect(again.names).not.toContain('gha-kubeconfig-0123456789abcdef')
+  })
+
   it('writes the metadata file of this release, not one found in the source', async () => {
     const source = sourceTree({ ...APP, [METADATA_FILE]: '{"id":"forged"}' })
     const { out } = await packedNames(source)

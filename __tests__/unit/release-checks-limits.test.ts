@@ -127,8 +127,34 @@ describe('migrate', () => {
       timeoutMs: 1_800_000,
       signal: controller.signal
     })
-    // the quick reads are not run as stoppable steps
+    // the reads of the revision have their own limit (5 minutes at most) and the run signal
     const reads = remote.options.filter(o => /db (current|heads)/.test(o.command))
-    expect(reads.every(o => !o.options?.processGroup)).toBe(true)
+    expect(reads.map(o => o.options)).toEqual([
+      { timeoutMs: 300_000, signal: controller.signal },
+      { timeoutMs: 300_000, signal: controller.signal }
+    ])
+  })
+
+  // Issue 18: flask db current / heads ran without a timeout; a database that does not
+  // answer held the deploy, and its lock, forever.
+  it('fails clearly, migrating nothing, when the database revision cannot be read in time', async () => {
+    const remote = new RecordingRemote([
+      { when: /^test -d /, reply: {} },
+      {
+        when: /db current/,
+        reply: { code: null, timedOut: true, stderr: 'connecting to db.internal\n' }
+      },
+      { when: /db heads/, reply: { stdout: '0001 (head)\n' } },
+      { when: /db upgrade/, reply: {} }
+    ])
+    const error = (await migrate(remote, { ...base, limits: { timeoutSeconds: 60 } }).catch(
+      (e: Error) => e
+    )) as Error
+    expect(error.message).toMatch(
+      /^flask db current did not answer within 60 s \(the shorter of 300 s and migrate-timeout\): the database does not answer, or the app hangs while it is imported\. It was stopped on the host; nothing was migrated or switched\.\nconnecting to db\.internal$/
+    )
+    expect(remote.commands.some(c => /db upgrade/.test(c))).toBe(false)
+    const current = remote.options.find(o => /db current/.test(o.command))
+    expect(current?.options?.timeoutMs).toBe(60_000)
   })
 })

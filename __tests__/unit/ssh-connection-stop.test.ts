@@ -6,9 +6,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { spawnSync } from 'node:child_process'
+import { Readable } from 'node:stream'
 import { parseFingerprint } from '../../src/transport/host-keys.js'
 import { toShell } from '../../src/transport/shell-quote.js'
-import { connect, type RemoteHost } from '../../src/transport/ssh-connection.js'
+import { connect, type ExecResult, type RemoteHost } from '../../src/transport/ssh-connection.js'
 import { startShellSshServer, type ShellSshServer } from '../../__fixtures__/shell-ssh-server.js'
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
@@ -73,9 +74,9 @@ function longCommand(script = 'sleep 30'): {
 }
 
 describe('exec with processGroup', () => {
-  it('leaves the command running after a plain timeout (why processGroup exists)', async () => {
+  it('leaves the command running after a timeout without its group (why processGroup exists)', async () => {
     const cmd = longCommand()
-    const result = await remote.exec(cmd.line, { timeoutMs: 500 })
+    const result = await remote.exec(cmd.line, { timeoutMs: 500, processGroup: false })
     expect(result.timedOut).toBe(true)
     const [shell, child] = cmd.pids()
     expect(running(child)).toBe(true)
@@ -91,7 +92,7 @@ describe('exec with processGroup', () => {
   it('ends the command and its children on the host when the timeout passes', async () => {
     const cmd = longCommand()
     const started = Date.now()
-    const result = await remote.exec(cmd.line, { timeoutMs: 500, processGroup: true })
+    const result = await remote.exec(cmd.line, { timeoutMs: 500 })
     expect(result.timedOut).toBe(true)
     expect(result.code).toBeNull()
     expect(Date.now() - started).toBeLessThan(2500)
@@ -134,7 +135,6 @@ describe('exec with processGroup', () => {
     const abort = new AbortController()
     const result = await remote.exec(toShell(['sh', '-c', 'echo out; echo err >&2; exit 3']), {
       signal: abort.signal,
-      processGroup: true,
       timeoutMs: 10_000
     })
     abort.abort() // after the end: changes nothing
@@ -152,5 +152,82 @@ describe('exec with processGroup', () => {
     expect(result.cancelled).toBe(true)
     expect(result.code).toBeNull()
     expect(server.commands.length).toBe(before)
+  })
+})
+
+describe('limits every command has', () => {
+  let strict: RemoteHost
+
+  beforeAll(async () => {
+    strict = await connect(server.target, {
+      privateKey: server.clientKey.private,
+      hostKeys: {
+        kind: 'fingerprint',
+        fingerprints: [parseFingerprint(server.hostKey.fingerprint)!]
+      },
+      timeoutSeconds: 5,
+      retries: 0,
+      commandTimeoutMs: 700,
+      log: () => undefined
+    })
+  })
+  afterAll(() => strict?.close())
+
+  /** `exec`, or a result saying it was still running after `ms` (the test then fails). */
+  const within = async (exec: Promise<ExecResult>, ms: number) => {
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<ExecResult>(resolve => {
+      timer = setTimeout(() => resolve({ stillRunning: true } as unknown as ExecResult), ms)
+    })
+    try {
+      return await Promise.race([exec, late])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  // Issue 18: a command whose call named no timeout (the lock, listing releases, prune,
+  // nginx -t, flask db current) could run forever, the lock kept fresh meanwhile.
+  it('stops a command whose call names no limit at the default, with everything it started', async () => {
+    const cmd = longCommand()
+    const started = Date.now()
+    const result = await within(strict.exec(cmd.line), 20_000)
+    expect(result).toMatchObject({ timedOut: true, code: null })
+    expect(Date.now() - started).toBeLessThan(10_000) // the limit is 0.7 s; the machine may be busy
+    await until(() => cmd.pids().length === 2 && cmd.pids().every(p => !running(p)), 10_000)
+  })
+
+  it('stops a command that takes none of its input for idleTimeoutMs, and says it stalled', async () => {
+    const cmd = longCommand()
+    // far more than the channel's window: the server stops taking it while sleep runs
+    const input = Readable.from(
+      (function* () {
+        for (let i = 0; i < 200; i++) yield Buffer.alloc(64 * 1024, 'x')
+      })()
+    )
+    const started = Date.now()
+    const result = await within(
+      remote.exec(cmd.line, { stdin: input, timeoutMs: Infinity, idleTimeoutMs: 600 }),
+      20_000
+    )
+    expect(result).toMatchObject({ timedOut: true, stalled: true, code: null })
+    expect(Date.now() - started).toBeLessThan(10_000)
+    await until(() => cmd.pids().every(p => !running(p)), 10_000)
+  })
+
+  it('lets a slow upload that keeps moving run past idleTimeoutMs', async () => {
+    async function* slowly() {
+      for (let i = 0; i < 8; i++) {
+        await sleep(150)
+        yield Buffer.from(`chunk ${i}\n`)
+      }
+    }
+    const result = await remote.exec(toShell(['sh', '-c', 'wc -l']), {
+      stdin: Readable.from(slowly()),
+      timeoutMs: Infinity,
+      idleTimeoutMs: 500
+    })
+    expect(result).toMatchObject({ code: 0, timedOut: false })
+    expect(result.stdout.trim()).toBe('8')
   })
 })

@@ -2,7 +2,7 @@
 // servers (ssh2's Server) on 127.0.0.1.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { parseFingerprint, type HostKeyPolicy } from '../../src/transport/host-keys.js'
-import { toShell } from '../../src/transport/shell-quote.js'
+import { inProcessGroup, toShell } from '../../src/transport/shell-quote.js'
 import {
   connect,
   HostKeyMismatchError,
@@ -186,7 +186,7 @@ describe('jump host with its own user, key, passphrase and pins', () => {
     )
     try {
       expect((await remote.exec(toShell(['echo', 'hi']))).stdout).toBe('ok\n')
-      expect(target.commands).toContain(toShell(['echo', 'hi']))
+      expect(target.commands).toContain(inProcessGroup(toShell(['echo', 'hi'])))
     } finally {
       await remote.close()
     }

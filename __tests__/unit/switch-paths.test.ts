@@ -233,7 +233,11 @@ describe('predicting what the switch changes', () => {
       facts(root, g, {
         unit: {
           execStart: [`${root}/current/bin/run`],
-          environmentFiles: [`${root}/current/.env`],
+          environmentFiles: [
+            { path: `${root}/current/.env`, optional: false },
+            // systemd skips a missing optional file: not a problem
+            { path: `${root}/current/.env.local`, optional: true }
+          ],
           workingDirectory: root
         }
       })

@@ -11,6 +11,7 @@ import {
   configFileOf,
   optionsUnseen,
   parseGunicornCommand,
+  parseEnvironmentFiles,
   parseUnitShow,
   withConfigFile,
   withDefaultWorkers,
@@ -41,11 +42,44 @@ describe('parseUnitShow', () => {
       activeState: 'active',
       mainPid: 412,
       workingDirectory: '/srv/myapp',
-      environmentFiles: ['/etc/myapp.env'],
+      environmentFiles: [{ path: '/etc/myapp.env', optional: false }],
       user: 'www-data'
     })
     expect(unit.execReload).toEqual(['/bin/kill', '-HUP', '$MAINPID'])
     expect(unit.execStart[0]).toBe('/srv/myapp/.venv/bin/gunicorn')
+  })
+})
+
+describe('parseUnitShow, the environment', () => {
+  // as systemd 252 shows a unit with EnvironmentFile= lines in the unit and a drop-in
+  const show = [
+    'EnvironmentFiles=/etc/myapp.env (ignore_errors=no)',
+    'EnvironmentFiles=/etc/myapp-extra.env (ignore_errors=yes)',
+    'EnvironmentFiles=/etc/myapp-b.env (ignore_errors=no)',
+    'Environment="A=x y" B=2 "C=it\'s \\"q\\"" "D=\\$\\$HOME"',
+    'Group=www-data'
+  ].join('\n')
+
+  // Issue 18: only the last EnvironmentFile line was read (the others, and whether one is optional, were lost).
+  it('reads every EnvironmentFile in order, optional ones marked', () => {
+    expect(parseUnitShow(show).environmentFiles).toEqual([
+      { path: '/etc/myapp.env', optional: false },
+      { path: '/etc/myapp-extra.env', optional: true },
+      { path: '/etc/myapp-b.env', optional: false }
+    ])
+    expect(
+      parseEnvironmentFiles(['/etc/a.env (ignore_errors=no) /etc/b.env (ignore_errors=yes)'])
+    ).toEqual([
+      { path: '/etc/a.env', optional: false },
+      { path: '/etc/b.env', optional: true }
+    ])
+  })
+
+  it('reads Environment= assignments as systemd quotes them, and Group=', () => {
+    const unit = parseUnitShow(show)
+    expect(unit.environment).toEqual(['A=x y', 'B=2', `C=it's "q"`, 'D=$$HOME'])
+    expect(unit.group).toBe('www-data')
+    expect(parseUnitShow('Environment=').environment).toEqual([])
   })
 })
 
@@ -526,7 +560,7 @@ describe('reading the service environment on the host', () => {
     activeState: 'active',
     mainPid: 10,
     workingDirectory: dir,
-    environmentFiles: [first],
+    environmentFiles: [{ path: first, optional: false }],
     ...over
   })
   const onThisMachine = () =>

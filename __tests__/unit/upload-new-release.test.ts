@@ -22,8 +22,11 @@ writeFileSync(archivePath, 'not really gzip: the scripted host never unpacks it'
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const log: Log = { info: () => {}, warning: () => {}, error: () => {}, group: (_n, fn) => fn() }
-const settings = { releaseId: 'v2', sharedPaths: [] } as unknown as Settings
+const settings = { releaseId: 'v2', sharedPaths: [], service: 'myapp' } as unknown as Settings
 const layout = new ReleaseLayout('/srv/myapp')
+
+/** The service's user, group and user's group, then the deploy user, its group and all its groups. */
+const ACCESS = 'www-data\nwww-data\nwww-data\ndeploy\ndeploy\ndeploy adm www-data\n'
 
 /** A scripted host that reads what a command is given on stdin (the archive) to its end. */
 class ReadingRemote extends ScriptedRemote {
@@ -40,7 +43,9 @@ const INCOMING = '/srv/myapp/releases/.incoming-v2-abc123'
 /** A scripted host: releases/v2 exists when `exists`; the requirements.txt hashes as given. */
 function host(exists: boolean, hashes: { next?: string; current?: string }): ScriptedRemote {
   const rules: Rule[] = [
-    { when: /^mkdir -p \/srv\/myapp\/releases\/\.incoming-v2-abc123 && tar /, reply: {} },
+    // the service's user and group, the deploy user and its groups
+    { when: /^sh -c 'u=\$\(systemctl /, reply: { stdout: ACCESS } },
+    { when: /^mkdir -p \/srv\/myapp\/releases\/\.incoming-v2-abc123 && /, reply: {} },
     { when: /^sh -c .*mv -T/, reply: { code: exists ? 3 : 0 } },
     {
       when: /sha256sum \/srv\/myapp\/releases\/v2\/requirements\.txt/,
@@ -57,14 +62,19 @@ function host(exists: boolean, hashes: { next?: string; current?: string }): Scr
 const context = (remote: ScriptedRemote) => ({ remote, settings, layout, log, archivePath })
 
 describe('the upload before the lock, and its placing under the lock', () => {
-  it('uploads only into its own incoming directory', async () => {
+  it('uploads only into its own incoming directory, readable by the service group', async () => {
     const remote = host(false, {})
-    await uploadToIncoming(context(remote), INCOMING)
-    expect(remote.commands).toHaveLength(1)
-    expect(remote.commands[0]).toMatch(
-      /^mkdir -p \S+\.incoming-v2-abc123 && tar -xzf - -C \S+\.incoming-v2-abc123$/
+    await expect(uploadToIncoming(context(remote), INCOMING)).resolves.toEqual({
+      mode: 'group',
+      group: 'www-data'
+    })
+    // who may read it is read first, then the archive is unpacked with those rights
+    expect(remote.commands).toHaveLength(2)
+    expect(remote.commands[0]).toMatch(/^sh -c 'u=\$\(systemctl /)
+    expect(remote.commands[1]).toBe(
+      `mkdir -p ${INCOMING} && chgrp www-data ${INCOMING} && chmod 2750 ${INCOMING} && umask 027 && tar --no-same-permissions --no-same-owner -xzf - -C ${INCOMING}`
     )
-    expect(remote.commands[0]).not.toContain('/srv/myapp/releases/v2')
+    expect(remote.commands.some(c => c.includes('/srv/myapp/releases/v2'))).toBe(false)
   })
 
   it('places nothing and removes nothing when the release id is already on the host', async () => {

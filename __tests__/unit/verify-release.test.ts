@@ -160,6 +160,20 @@ describe('GatewayWatch: a path through Nginx that is broken while Gunicorn serve
     )
   })
 
+  it('is not definite when Gunicorn answered 5xx on its own meanwhile (the app itself, warming up)', () => {
+    const { w, at } = watch()
+    w.note(direct, [200])
+    w.note(nginx, [503])
+    at(1500)
+    w.note(direct, [503, 200])
+    at(2100)
+    expect(w.note(nginx, [503])).toBeUndefined()
+    at(2400)
+    w.note(direct, [200])
+    at(2600)
+    expect(w.note(nginx, [503])).toBeUndefined()
+  })
+
   it('starts again after any answer below 500 in a round', () => {
     const { w, at } = watch()
     w.note(direct, [200])

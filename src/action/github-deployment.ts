@@ -5,6 +5,7 @@
 import * as github from '@actions/github'
 import type { HostResult } from '../core/host-result.js'
 import type { Log } from '../core/log.js'
+import { secrets } from '../core/secrets.js'
 import { overallStatus } from './report.js'
 import type { RunContext } from '../core/run-stamp.js'
 import type { Settings } from '../modes/settings.js'
@@ -303,7 +304,9 @@ function firstLine(text: string): string {
   return line.length > 300 ? `${line.slice(0, 300)}…` : line
 }
 
-function clip(text: string): string {
+/** A description as GitHub keeps it: scrubbed of the run's secrets, then cut to its limit. */
+function clip(description: string): string {
+  const text = secrets.redact(description)
   return text.length > DESCRIPTION_MAX ? `${text.slice(0, DESCRIPTION_MAX - 1)}…` : text
 }
 

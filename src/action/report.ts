@@ -2,6 +2,7 @@
 import * as core from '@actions/core'
 import type { HostResult, HostStatus } from '../core/host-result.js'
 import type { Settings } from '../modes/settings.js'
+import { secrets } from '../core/secrets.js'
 
 export function overallStatus(results: HostResult[]): HostStatus {
   if (results.some(r => r.status === 'failed' || r.status === 'skipped')) return 'failed'
@@ -55,7 +56,7 @@ export function setOutputs(
   core.setOutput('status', overallStatus(results))
   core.setOutput('rolled-back', String(results.some(r => r.rolledBack)))
   core.setOutput('failed-requests', String(results.reduce((n, r) => n + r.failedRequests, 0)))
-  core.setOutput('hosts', JSON.stringify(results))
+  core.setOutput('hosts', JSON.stringify(secrets.redactDeep(results)))
 }
 
 /** A `::notice` when the run did what its mode intends: the release, the hosts, failed requests. */
@@ -74,9 +75,12 @@ export function noticeSuccess(
   const release = releaseOutput(results, settings)
   const what =
     settings.mode === 'deploy' ? `release ${release} serves` : `rolled back to ${release}`
-  core.notice(`${what} on ${hosts}; ${failed} of ${requests} probe requests failed`, {
-    title: settings.mode === 'deploy' ? 'Deployed' : 'Rolled back'
-  })
+  core.notice(
+    secrets.redact(`${what} on ${hosts}; ${failed} of ${requests} probe requests failed`),
+    {
+      title: settings.mode === 'deploy' ? 'Deployed' : 'Rolled back'
+    }
+  )
 }
 
 function seconds(ms: number): string {
@@ -172,9 +176,12 @@ export async function writeSummary(
   await summary.write()
 }
 
+/** A cell or block of the job summary: scrubbed of the run's secrets, then HTML-escaped. */
 export function esc(text: string): string {
-  return text.replace(
-    /[&<>"']/g,
-    c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string
-  )
+  return secrets
+    .redact(text)
+    .replace(
+      /[&<>"']/g,
+      c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string
+    )
 }

@@ -54,7 +54,7 @@ async function deployJob(
   const packed = await core.group(`Pack ${settings.source} as release ${settings.releaseId}`, () =>
     packRelease(settings, run, archivePath)
   )
-  core.info(`release ${settings.releaseId}: ${describeArchive(packed)}`)
+  coreLog.info(`release ${settings.releaseId}: ${describeArchive(packed)}`)
   // Release ids are letters, digits, . _ - only: nothing here needs escaping.
   core.summary.addRaw(`<p>Release ${settings.releaseId}: ${archiveSize(packed)}</p>`, true)
   return (remote, log, gate, reconnect) =>

@@ -3,7 +3,13 @@
 // While held, a heartbeat refreshes its age, so a long deploy never looks stale.
 import { randomBytes } from 'node:crypto'
 import type { Log } from '../core/log.js'
-import { HelperError, helperOf, type LockOwner } from './helper-client.js'
+import {
+  HelperError,
+  helperOf,
+  type HelperClient,
+  type HelperHost,
+  type LockOwner
+} from './helper-client.js'
 import { replaceIfDropped, type Connection, type RemoteHost } from '../transport/ssh-connection.js'
 
 export interface HeldLock {
@@ -11,6 +17,18 @@ export interface HeldLock {
   owner: LockOwner
   /** Stops the heartbeat that keeps the lock from looking stale during a long deploy. */
   stopHeartbeat: () => void
+  /** Aborted (with a LockLostError as its reason) when the heartbeat finds the lock is not ours. */
+  lost: AbortSignal
+}
+
+/** The lock is no longer this run's: another deploy took it over, or it was removed. */
+export class LockLostError extends Error {
+  constructor(dir: string) {
+    super(
+      `the deploy lock ${dir} is no longer held by this run (its heartbeat found it taken over by another deploy, or removed): this run stopped before changing anything more on the host, and leaves what it did not finish to the deploy that holds the lock now. Check which release ${dir.replace(/\/\.deploy-lock$/, '/current')} points at and that it serves.`
+    )
+    this.name = 'LockLostError'
+  }
 }
 
 /** How often a held lock is marked alive: well within lock-stale-after, at most once a minute. */
@@ -20,16 +38,29 @@ function heartbeatMs(staleSeconds: number): number {
 
 /**
  * Touches the lock directory every heartbeatMs while the deploy runs, so that
- * only a deploy that stopped (crashed runner, lost host) ever looks stale.
- * Failures are ignored: a lost connection is handled by the deploy itself.
+ * only a deploy that stopped (crashed runner, lost host) ever looks stale. A
+ * heartbeat that finds the lock is not ours any more aborts `lost`; other
+ * failures are ignored (a lost connection is handled by the deploy itself).
  */
-function startHeartbeat(remote: RemoteHost, dir: string, token: string, every: number) {
+function startHeartbeat(
+  remote: RemoteHost,
+  dir: string,
+  token: string,
+  every: number,
+  lost: AbortController
+) {
   let busy = false
   const timer = setInterval(() => {
     if (busy) return
     busy = true
     helperOf(remote)
       .touchLock(dir, token)
+      .then(answer => {
+        if (!answer.fresh) {
+          clearInterval(timer)
+          lost.abort(new LockLostError(dir))
+        }
+      })
       .catch(() => undefined)
       .finally(() => {
         busy = false
@@ -87,13 +118,15 @@ export async function acquireLock(
         options.log.warning(
           `took over a stale deploy lock (${answer.age}s old) held by ${describeHolder(answer.holder)}`
         )
+      const lost = new AbortController()
       const stopHeartbeat = startHeartbeat(
         remote,
         dir,
         owner.token,
-        heartbeatMs(options.staleSeconds)
+        heartbeatMs(options.staleSeconds),
+        lost
       )
-      return { dir, owner, stopHeartbeat }
+      return { dir, owner, stopHeartbeat, lost: lost.signal }
     }
     if (options.signal?.aborted)
       throw new Error(
@@ -144,7 +177,64 @@ export async function releaseLock(
     log.warning(`the deploy lock ${lock.dir} was no longer ours (taken over?)`)
 }
 
-/** Runs `fn` holding the lock; released on every path, through the connection in use then. */
+/**
+ * `remote` for as long as the lock is ours: once the heartbeat finds it is not, every
+ * command, new or under way (stopped on the host), fails with LockLostError, so the
+ * run changes nothing more.
+ */
+function whileHeld(remote: RemoteHost, lost: AbortSignal): RemoteHost {
+  const check = () => {
+    if (lost.aborted) throw lost.reason as Error
+  }
+  // a host that answers the helper's commands itself (a test's fake) is guarded the same way
+  const helper = (remote as Partial<HelperHost>).helper
+  const guarded: RemoteHost & Partial<HelperHost> = {
+    ...(helper ? { helper: guardedHelper(helper, check) } : {}),
+    target: remote.target,
+    exec: async (command, options = {}) => {
+      check()
+      const signal = options.signal ? AbortSignal.any([options.signal, lost]) : lost
+      const result = await remote.exec(command, { ...options, signal })
+      check()
+      return result
+    },
+    openChannel: async to => {
+      check()
+      return remote.openChannel(to)
+    },
+    isConnected: () => remote.isConnected(),
+    close: () => remote.close()
+  }
+  unguarded.set(guarded, remote)
+  return guarded
+}
+
+const unguarded = new WeakMap<RemoteHost, RemoteHost>()
+
+/** `helper` whose every command fails the same way once `check` throws, before and after it runs. */
+function guardedHelper(helper: HelperClient, check: () => void): HelperClient {
+  return new Proxy(helper, {
+    get(target, key, receiver) {
+      const value: unknown = Reflect.get(target, key, receiver)
+      if (typeof value !== 'function') return value
+      return async (...args: unknown[]) => {
+        check()
+        const answer: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(
+          target,
+          args
+        )
+        check()
+        return answer
+      }
+    }
+  })
+}
+
+/**
+ * Runs `fn` holding the lock; released on every path, through the connection in use then.
+ * While `fn` runs, `conn` (and a connection made to replace it) stops working once the
+ * lock is found not to be ours any more: `fn` fails with LockLostError.
+ */
 export async function withLock<T>(
   conn: Connection,
   dir: string,
@@ -157,10 +247,19 @@ export async function withLock<T>(
 ): Promise<T> {
   const take = () => acquireLock(conn.remote, dir, who, options)
   const lock = await (options.timing ? options.timing(take) : take())
+  const reconnect = conn.reconnect
+  conn.remote = whileHeld(conn.remote, lock.lost)
+  if (reconnect) conn.reconnect = async () => whileHeld(await reconnect(), lock.lost)
   try {
     return await fn()
+  } catch (error) {
+    throw lock.lost.aborted ? lock.lost.reason : error
   } finally {
-    // Through the connection in use then; one that dropped is replaced, so the lock is released even then.
-    await releaseLock(conn, lock, options.log)
+    conn.remote = unguarded.get(conn.remote) ?? conn.remote
+    conn.reconnect = reconnect
+    // A lock that is not ours is left to its holder; ours is released through the connection
+    // in use then (one that dropped is replaced, so the lock is released even then).
+    if (lock.lost.aborted) lock.stopHeartbeat()
+    else await releaseLock(conn, lock, options.log)
   }
 }

@@ -13,34 +13,31 @@ import { tailLines } from '../transport/remote-command.js'
 import { toShell, type ShellLine } from '../transport/shell-quote.js'
 import type { ExecResult, RemoteHost } from '../transport/ssh-connection.js'
 import type { GunicornEnv } from './gunicorn/unit-info.js'
+import { envArg, type EnvCheck, type EnvFileCheck, type EnvSources } from './env-sources.js'
+
+export type { EnvCheck } from './env-sources.js'
 
 export const HELPER_PY: string = helperText
 
 /**
- * The unit's environment as the helper loads it for the release: its EnvironmentFile,
- * none (the unit has no EnvironmentFile), or one the deploy user cannot read (the
- * release is then imported without it, and a failure is judged; see importCheck).
+ * The unit's environment as the helper loads it for the release: its Environment= lines and
+ * every EnvironmentFile, in order (env-sources.ts); none (the unit sets no environment); or
+ * EnvironmentFiles the deploy user cannot read (the release is then imported without the
+ * environment, and a failure is judged; see importCheck).
  */
-export type UnitEnvironment = { file: string } | 'none' | 'unreadable'
+export type UnitEnvironment = { sources: EnvSources } | 'none' | 'unreadable'
 
-export function unitEnvironment(envFile: string | undefined, readable: boolean): UnitEnvironment {
-  if (!envFile) return 'none'
-  return readable ? { file: envFile } : 'unreadable'
-}
-
-/** The helper's word for a UnitEnvironment (remote-helper.py: NO_ENV, UNREADABLE_ENV). */
-function envWord(env: UnitEnvironment): string {
-  return env === 'none' ? '-' : env === 'unreadable' ? '?' : env.file
-}
-
-export interface EnvCheck {
-  exists: boolean
+export function unitEnvironment(
+  sources: EnvSources | undefined,
   readable: boolean
-  /** Line numbers that are not NAME=VALUE. */
-  errors: number[]
-  missing: string[]
-  empty: string[]
-  count: number
+): UnitEnvironment {
+  if (!sources || (sources.files.length === 0 && sources.assignments.length === 0)) return 'none'
+  return readable ? { sources } : 'unreadable'
+}
+
+/** The helper's argument for a UnitEnvironment (remote-helper.py: NO_ENV, UNREADABLE_ENV, a spec). */
+function envWord(env: UnitEnvironment): string {
+  return env === 'none' ? '-' : env === 'unreadable' ? '?' : envArg(env.sources)
 }
 
 export interface ImportRequest {
@@ -154,8 +151,16 @@ export interface WatchAnswer {
 
 /** The helper's commands. helperOf(remote) gives the one for a host. */
 export interface HelperClient {
-  /** Whether the EnvironmentFile exists, parses, and sets `required`; no value leaves the host. */
-  envCheck(envFile: string, required: readonly string[]): Promise<EnvCheck>
+  /**
+   * Whether every EnvironmentFile that must exist does, parses and can be read, and which of
+   * `required` the environment leaves unset or empty; no value leaves the host.
+   */
+  envCheck(sources: EnvSources, required: readonly string[]): Promise<EnvCheck>
+  /**
+   * The environment's values (what the deploy user can read of it), NAME -> value: only to
+   * scrub them from everything the action prints (core/secrets.ts), never printed.
+   */
+  envValues(sources: EnvSources): Promise<Record<string, string>>
   /** Imports the release's WSGI app with the unit's interpreter and environment. */
   importCheck(request: ImportRequest): Promise<ImportAnswer>
   dbRevisions(request: DbRevisionsRequest): Promise<DbRevisions>
@@ -190,11 +195,13 @@ export function helperOf(remote: RemoteHost): HelperClient {
 /** How long each command may take on the host before its answer counts as lost. */
 export const HELPER_TIMEOUT_MS = {
   envcheck: 30_000,
+  envvalues: 30_000,
   importcheck: 120_000,
   lock: 30_000,
   unlock: 15_000,
   touchlock: 15_000,
-  linkshared: 120_000,
+  // the first deploy copies each shared path out of the release: as long as pruning may take
+  linkshared: 600_000,
   // every sudo probe has 10 s on the host
   access: 120_000,
   readglobs: 30_000,
@@ -202,6 +209,12 @@ export const HELPER_TIMEOUT_MS = {
   // added to the watch's own timeout
   watchworkers: 15_000
 } as const
+
+/**
+ * What readglobs' answer may take: a whole Nginx configuration (a command's output is cut
+ * past its limit, and a cut answer is no JSON).
+ */
+export const READGLOBS_OUTPUT_BYTES = 64 << 20
 
 /** A helper command that did not answer as the protocol says. */
 export class HelperError extends Error {
@@ -245,8 +258,8 @@ export function inRelease(
 
 /** What the `hook` launcher needs: the user's command and the release as the unit sees it. */
 export interface HookSpec {
-  /** The unit's EnvironmentFiles, loaded in order (a missing one skipped). */
-  envFiles: readonly string[]
+  /** The unit's environment as an environment argument (env-sources.ts: envArg). */
+  environment: string
   /** Put first on PATH (null: PATH as it is). */
   bin: string | null
   env: Record<string, string>
@@ -412,27 +425,40 @@ export class SshHelperClient implements HelperClient {
   private async call(
     command: string,
     args: readonly string[],
-    opts: { python?: string; timeoutMs: number; signal?: AbortSignal }
+    opts: { python?: string; timeoutMs: number; signal?: AbortSignal; maxOutputBytes?: number }
   ): Promise<Fields> {
     const result = await this.remote.exec(
       toShell(helperArgv(opts.python ?? 'python3', command, args)),
-      { timeoutMs: opts.timeoutMs, signal: opts.signal }
+      { timeoutMs: opts.timeoutMs, signal: opts.signal, maxOutputBytes: opts.maxOutputBytes }
     )
     return answerOf(command, this.remote.target.label, result, opts.timeoutMs)
   }
 
-  async envCheck(envFile: string, required: readonly string[]): Promise<EnvCheck> {
-    const f = await this.call('envcheck', [envFile, ...required], {
+  async envCheck(sources: EnvSources, required: readonly string[]): Promise<EnvCheck> {
+    const f = await this.call('envcheck', [envArg(sources), ...required], {
       timeoutMs: HELPER_TIMEOUT_MS.envcheck
     })
     return {
       exists: f.boolean('exists'),
       readable: f.boolean('readable'),
-      errors: f.numbers('errors'),
+      files: f.list('files').map((file): EnvFileCheck => ({
+        path: file.string('path'),
+        optional: file.boolean('optional'),
+        exists: file.boolean('exists'),
+        readable: file.boolean('readable'),
+        errors: file.numbers('errors')
+      })),
       missing: f.strings('missing'),
       empty: f.strings('empty'),
       count: f.number('count')
     }
+  }
+
+  async envValues(sources: EnvSources): Promise<Record<string, string>> {
+    const f = await this.call('envvalues', [envArg(sources)], {
+      timeoutMs: HELPER_TIMEOUT_MS.envvalues
+    })
+    return f.record('values', (v): v is string => typeof v === 'string')
   }
 
   async importCheck(r: ImportRequest): Promise<ImportAnswer> {
@@ -528,7 +554,8 @@ export class SshHelperClient implements HelperClient {
   ): Promise<Record<string, GlobEntry[]>> {
     const f = await this.call('readglobs', patterns, {
       python: opts.python,
-      timeoutMs: opts.timeoutMs ?? HELPER_TIMEOUT_MS.readglobs
+      timeoutMs: opts.timeoutMs ?? HELPER_TIMEOUT_MS.readglobs,
+      maxOutputBytes: READGLOBS_OUTPUT_BYTES
     })
     const files = f.object('files')
     return Object.fromEntries(

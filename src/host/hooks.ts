@@ -5,6 +5,7 @@
 // timeout or a cancel. The command travels as one quoted argument: no other
 // input is interpolated into it. Its output goes to the log like every step's.
 import type { Log } from '../core/log.js'
+import { envArg, type EnvSources } from './env-sources.js'
 import { hookLine, type HookSpec } from './helper-client.js'
 import { tailLines } from '../transport/remote-command.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
@@ -16,8 +17,8 @@ export interface Hook {
   command: string
   /** The release the hook works in (its physical directory). */
   releaseDir: string
-  /** The unit's EnvironmentFiles (or env-file), loaded as systemd would. */
-  envFiles: string[]
+  /** The unit's Environment= and EnvironmentFiles (or env-file), loaded as systemd would. */
+  envSources: EnvSources
   /** The release's venv bin directory, first on PATH (undefined: PATH as it is). */
   venvBin?: string
   /** ZDD_RELEASE, ZDD_PREVIOUS_RELEASE, ZDD_RELEASE_PATH. */
@@ -33,7 +34,7 @@ const LOGGED_LINES = 200
 /** Runs one hook; throws, with the tail of its output, when it fails, times out or is cancelled. */
 export async function runHook(remote: RemoteHost, hook: Hook): Promise<void> {
   const spec: HookSpec = {
-    envFiles: hook.envFiles,
+    environment: envArg(hook.envSources),
     bin: hook.venvBin ?? null,
     env: hook.env,
     dir: hook.releaseDir,

@@ -3,6 +3,7 @@
 // whole table and stops only on blocking errors, all named in one message;
 // `mode: check` runs the same table and reports everything. What cannot be
 // read is "not verified" (a warning, an error under `strict`), never a refusal.
+import { describeEnvFiles } from './env-sources.js'
 import { may, missingRight, readsJournal, sudoersLine, type Access } from './access.js'
 import type { Finding } from '../core/host-result.js'
 import type { HostFacts } from './host-facts.js'
@@ -304,10 +305,10 @@ function layout(f: HostFacts): Finding[] {
     )
   if (f.currentIsLink && !f.currentRelease)
     out.push(
-      error(
+      warning(
         'layout',
-        `${l.current} does not point at ${l.releasesDir}/<id>`,
-        `move the app into ${l.releasesDir}/<id> and ln -sfn releases/<id> ${l.current}`
+        `${l.current} -> ${f.currentOther ?? '?'} is not a release in ${l.releasesDir}: nothing the action (or mode: rollback) can go back to by id. A deploy moves current to ${l.releasesDir}/<id>; if that release fails, current is pointed at ${f.currentOther ?? 'its old target'} again and the old code reloaded`,
+        `to make it a release: cp -a ${f.currentDir ?? f.currentOther ?? '<the app>'} ${l.releasesDir}/initial && ln -sfn releases/initial ${l.current}, then reload`
       )
     )
   else if (!f.currentIsLink && f.currentExists)
@@ -410,7 +411,9 @@ function interpreter(f: HostFacts): Finding[] {
 
 function environment(f: HostFacts, ctx: CheckContext): Finding[] {
   const env = f.env
-  if (!f.envFile)
+  const sources = f.envSources
+  const files = describeEnvFiles(sources)
+  if (sources.files.length === 0 && sources.assignments.length === 0)
     return ctx.requiredEnv.length > 0
       ? [
           error(
@@ -420,20 +423,23 @@ function environment(f: HostFacts, ctx: CheckContext): Finding[] {
           )
         ]
       : [ok('environment', 'the unit has no EnvironmentFile')]
-  if (!env?.exists)
+  const checked = env?.files ?? []
+  const gone = checked.filter(c => !c.exists && !c.optional).map(c => c.path)
+  if (!env || env.exists === false)
     return [
       error(
         'environment',
-        `${f.envFile} does not exist (or its directory cannot be searched by ${f.user})`,
-        `create ${f.envFile} (root:www-data 640)`
+        `${gone.join(', ') || files} does not exist (or its directory cannot be searched by ${f.user}); systemd does not start the unit without it`,
+        `create ${gone[0] ?? files} (root:www-data 640), or prefix it with - in EnvironmentFile= if it is optional`
       )
     ]
-  if (!env.readable)
+  const unreadable = checked.filter(c => c.exists && !c.readable).map(c => c.path)
+  if (env.readable === false)
     return [
       unverified(
         'environment',
-        `${f.envFile} is not readable by ${f.user}: the import check runs without the unit's environment and refuses only what no variable can change${ctx.requiredEnv.length ? `, and required-env (${ctx.requiredEnv.join(', ')}) is not checked` : ''}; verification after the switch proves the rest`,
-        `let ${f.user} read it: chgrp www-data ${f.envFile}; chmod 640 ${f.envFile}; usermod -aG www-data ${f.user} (or the group that owns it)`
+        `${unreadable.join(', ')} ${unreadable.length > 1 ? 'are' : 'is'} not readable by ${f.user}: the import check runs without the unit's environment and refuses only what no variable can change${ctx.requiredEnv.length ? `, and required-env (${ctx.requiredEnv.join(', ')}) is not checked` : ''}; verification after the switch proves the rest`,
+        `let ${f.user} read it: chgrp www-data ${unreadable.join(' ')}; chmod 640 ${unreadable.join(' ')}; usermod -aG www-data ${f.user} (or the group that owns it)`
       )
     ]
   const unset = [...(env.missing ?? []), ...(env.empty ?? [])]
@@ -441,19 +447,20 @@ function environment(f: HostFacts, ctx: CheckContext): Finding[] {
     return [
       error(
         'environment',
-        `required variables not set or empty in ${f.envFile}: ${unset.join(', ')}`,
-        `set them in ${f.envFile}`
+        `required variables not set or empty in ${files || "the unit's Environment="}: ${unset.join(', ')}`,
+        `set them in ${sources.files.at(-1)?.path ?? 'an EnvironmentFile'}`
       )
     ]
-  if ((env.errors ?? []).length > 0)
+  const malformed = checked.filter(c => c.errors.length > 0)
+  if (malformed.length > 0)
     return [
       warning(
         'environment',
-        `${f.envFile} lines ${env.errors?.join(', ')} are not NAME=VALUE`,
+        malformed.map(c => `${c.path} lines ${c.errors.join(', ')} are not NAME=VALUE`).join('; '),
         'fix or remove those lines'
       )
     ]
-  return [ok('environment', `${f.envFile}: ${env.count} variables`)]
+  return [ok('environment', `${files || 'Environment='}: ${env.count} variables`)]
 }
 
 /** Blue-green starts the idle instance and stops the old one: both instances need start and stop. */

@@ -4,10 +4,12 @@
 import { may, probeAccess, type Access } from './access.js'
 import { analyzeNginx, matchUpstream, type UpstreamVerdict } from './nginx/nginx-config.js'
 import { readNginxConfig } from './nginx/nginx-read.js'
-import { helperOf, type EnvCheck } from './helper-client.js'
+import { helperOf } from './helper-client.js'
+import { envSourcesOf, type EnvCheck, type EnvSources } from './env-sources.js'
+import { secretValues, secrets } from '../core/secrets.js'
 import { findInterpreter, type Interpreter } from './gunicorn/gunicorn-interpreter.js'
 import { parseShebang, SHEBANG_LINES } from './gunicorn/shebang.js'
-import { readCurrentRelease, type ReleaseLayout } from './release-layout.js'
+import { readCurrent, type ReleaseLayout } from './release-layout.js'
 import { asRoot, serviceCommands } from './service-commands.js'
 import {
   readProcesses,
@@ -65,6 +67,9 @@ export interface HostFacts {
   /** `current` exists (as a symlink, or wrongly as a directory). */
   currentExists: boolean
   currentRelease?: string
+  /** `current` is a symlink, but not to a release: its target as written (e.g. /home/app/app). */
+  currentOther?: string
+  /** Physical directory `current` points at (a release's, or currentOther's). */
   currentDir?: string
   /** `<release-path>/live.sock` is a symlink: the host is set up for blue-green. */
   liveLinkExists: boolean
@@ -80,7 +85,8 @@ export interface HostFacts {
     lookedUp?: boolean
     importsGunicorn: boolean
   }
-  envFile?: string
+  /** The service's environment: Environment= and every EnvironmentFile (or the env-file input). */
+  envSources: EnvSources
   env?: Partial<EnvCheck>
   nginxErrorLog: string
   /** strategy: blue-green: both instances, the links, and what the deploy user may do to the idle one. */
@@ -196,11 +202,30 @@ export async function scriptShebang(
 
 async function readEnv(
   remote: RemoteHost,
-  envFile: string | undefined,
+  sources: EnvSources,
   required: string[]
 ): Promise<Partial<EnvCheck> | undefined> {
-  if (!envFile) return undefined
-  return helperOf(remote).envCheck(envFile, required)
+  if (sources.files.length === 0 && sources.assignments.length === 0) return undefined
+  return helperOf(remote).envCheck(sources, required)
+}
+
+/**
+ * The service's environment, read on the host (what the deploy user can read of it), to
+ * scrub its values from everything the action prints: added to the run's secrets here,
+ * never kept in the facts.
+ */
+async function registerEnvSecrets(remote: RemoteHost, sources: EnvSources): Promise<void> {
+  if (sources.files.length === 0 && sources.assignments.length === 0) return
+  const env = await helperOf(remote)
+    .envValues(sources)
+    .catch(() => {
+      // nothing could be read: Environment= is known from the unit itself
+      const known: Record<string, string> = {}
+      for (const a of sources.assignments)
+        known[a.slice(0, a.indexOf('='))] = a.slice(a.indexOf('=') + 1)
+      return known
+    })
+  secrets.add(secretValues(env))
 }
 
 /**
@@ -240,9 +265,12 @@ async function readLayout(remote: RemoteHost, layout: ReleaseLayout) {
         `${layout.root}/live.sock`
       ])
     ),
-    readCurrentRelease(remote, layout).then(async id => ({
-      id,
-      dir: id ? await realPath(remote, layout.current).catch(() => undefined) : undefined
+    readCurrent(remote, layout).then(async current => ({
+      current,
+      dir:
+        current.kind === 'none'
+          ? undefined
+          : await realPath(remote, layout.current).catch(() => undefined)
     })),
     realPath(remote, layout.releasesDir).catch(() => layout.releasesDir)
   ])
@@ -253,7 +281,8 @@ async function readLayout(remote: RemoteHost, layout: ReleaseLayout) {
     currentIsLink: lines.includes('current-link'),
     currentExists: lines.includes('current-exists') || lines.includes('current-link'),
     liveLinkExists: lines.includes('live-link'),
-    currentRelease: current.id,
+    currentRelease: current.current.kind === 'release' ? current.current.id : undefined,
+    currentOther: current.current.kind === 'other' ? current.current.target : undefined,
     currentDir: current.dir,
     releasesDir,
     freeKb: Number(lines[lines.length - 1]?.split(/\s+/)[3] ?? 0) || 0
@@ -267,13 +296,12 @@ async function gatherUnitFacts(
 ): Promise<HostFacts> {
   const { layout, service } = opts
   const unit = await readUnit(remote, service)
-  const envFile = opts.envFile ?? unit.environmentFiles[0]
+  const envSources = envSourcesOf(unit, opts.envFile)
   // Queued first: the access probe and Gunicorn's options lead to the reads that need them.
-  const accessRead = probeAccess(
-    remote,
-    service,
-    [envFile, opts.nginxErrorLog].filter(p => p !== undefined)
-  )
+  const accessRead = probeAccess(remote, service, [
+    ...envSources.files.map(f => f.path),
+    opts.nginxErrorLog
+  ])
   const sideBySide = Promise.all([
     accessRead,
     readProcesses(
@@ -304,7 +332,8 @@ async function gatherUnitFacts(
   // Reads that need nothing else start now, beside the access probe and Gunicorn's options.
   const early = Promise.all([
     readLayout(remote, layout),
-    readEnv(remote, envFile, opts.requiredEnv)
+    readEnv(remote, envSources, opts.requiredEnv),
+    registerEnvSecrets(remote, envSources)
   ])
   early.catch(() => undefined) // awaited below, after the reads it runs beside
   const [access, seen, fromUnit] = await sideBySide
@@ -346,7 +375,7 @@ async function gatherUnitFacts(
     interpreter: interpreter.found,
     gunicornVersion: interpreter.version,
     shebang,
-    envFile,
+    envSources,
     env,
     nginxErrorLog: opts.nginxErrorLog,
     companions

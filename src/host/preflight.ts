@@ -3,6 +3,7 @@
 // one message with their fixes; what it cannot read is a warning ("not
 // verified", with the right that would allow it), or an error under `strict`.
 import type { Access, NotVerified } from './access.js'
+import type { EnvSources } from './env-sources.js'
 import { firstDeploy, runChecks } from './host-checks.js'
 import {
   gatherFacts,
@@ -35,10 +36,13 @@ export interface ServiceSnapshot {
   /** Undefined when the unit's interpreter could not be found (import check and pip skipped). */
   interpreter?: Interpreter
   app: string
-  envFile?: string
-  /** Whether the deploy user can read the EnvironmentFile (the import check needs it). */
+  /** The service's environment: Environment= and every EnvironmentFile, in order. */
+  envSources: EnvSources
+  /** Whether the deploy user can read every EnvironmentFile (the import check needs it). */
   envReadable: boolean
   currentRelease?: string
+  /** `current` is a symlink, but not to a release: its target as written (see HostFacts). */
+  currentOther?: string
   /** Physical directory `current` points at. */
   currentDir?: string
   /** Physical working directory of the master (spared by pruning). */
@@ -136,9 +140,10 @@ export function snapshotOf(facts: HostFacts, notVerified: NotVerified[] = []): S
     expectedWorkers: g.workers ?? (facts.masterAlive ? facts.workers.length : 1),
     interpreter: 'error' in facts.interpreter ? undefined : facts.interpreter,
     app: g.app ?? 'wsgi:app',
-    envFile: facts.envFile,
+    envSources: facts.envSources,
     envReadable: facts.env?.readable === true,
     currentRelease: facts.currentRelease,
+    currentOther: facts.currentOther,
     currentDir: facts.currentDir,
     masterDir: facts.masterDir,
     releasesDir: facts.releasesDir,

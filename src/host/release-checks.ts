@@ -4,7 +4,14 @@
 import type { Interpreter } from './gunicorn/gunicorn-interpreter.js'
 import { FixableError } from '../core/fixable-error.js'
 import type { Log } from '../core/log.js'
-import { helperOf, inRelease, unitEnvironment, type ImportAnswer } from './helper-client.js'
+import {
+  HelperError,
+  helperOf,
+  inRelease,
+  unitEnvironment,
+  type ImportAnswer
+} from './helper-client.js'
+import { describeEnvFiles, type EnvSources } from './env-sources.js'
 import { RemoteCommandError, runStep, tailLines } from '../transport/remote-command.js'
 import { optional, toShell, type ShellLine } from '../transport/shell-quote.js'
 import type { ExecResult, RemoteHost } from '../transport/ssh-connection.js'
@@ -113,14 +120,15 @@ export async function installDependencies(
   return true
 }
 
-/** The EnvironmentFile exists, parses, and sets every required name; values never leave the host. */
+/** Every EnvironmentFile exists, parses, and the environment sets every required name; values never leave the host. */
 export async function checkEnvironment(
   remote: RemoteHost,
-  envFile: string | undefined,
+  sources: EnvSources,
   required: string[],
   log: Log
 ): Promise<void> {
-  if (!envFile) {
+  const files = describeEnvFiles(sources)
+  if (sources.files.length === 0 && sources.assignments.length === 0) {
     if (required.length > 0)
       throw new Error(
         `required-env lists ${required.join(', ')} but the unit has no EnvironmentFile (set env-file)`
@@ -128,28 +136,36 @@ export async function checkEnvironment(
     log.info('the unit has no EnvironmentFile')
     return
   }
-  const check = await helperOf(remote).envCheck(envFile, required)
-  if (!check.exists) throw new Error(`EnvironmentFile ${envFile} does not exist`)
+  const check = await helperOf(remote).envCheck(sources, required)
+  const gone = check.files.filter(f => !f.exists && !f.optional).map(f => f.path)
+  if (!check.exists) throw new Error(`EnvironmentFile ${gone.join(', ')} does not exist`)
   if (!check.readable)
     throw new Error(
-      `EnvironmentFile ${envFile} is not readable by the deploy user (make it root:www-data 640 and add the deploy user to that group)`
+      `EnvironmentFile ${check.files
+        .filter(f => f.exists && !f.readable)
+        .map(f => f.path)
+        .join(
+          ', '
+        )} is not readable by the deploy user (make it root:www-data 640 and add the deploy user to that group)`
     )
   const problems: string[] = []
-  if (check.errors.length > 0)
-    problems.push(`line(s) ${check.errors.join(', ')} are not NAME=VALUE`)
+  for (const f of check.files)
+    if (f.errors.length > 0)
+      problems.push(`${f.path}: line(s) ${f.errors.join(', ')} are not NAME=VALUE`)
   if (check.missing.length > 0)
     problems.push(`required variable(s) not set: ${check.missing.join(', ')}`)
   if (check.empty.length > 0) problems.push(`required variable(s) empty: ${check.empty.join(', ')}`)
-  if (problems.length > 0) throw new Error(`EnvironmentFile ${envFile}: ${problems.join('; ')}`)
+  if (problems.length > 0) throw new Error(`EnvironmentFile ${files}: ${problems.join('; ')}`)
   log.info(
-    `EnvironmentFile ${envFile}: ${check.count} variables, required ones set (${required.join(', ') || 'none listed'})`
+    `EnvironmentFile ${files || '(none; Environment= only)'}: ${check.count} variables, required ones set (${required.join(', ') || 'none listed'})`
   )
 }
 
 export interface ImportCheckOptions {
   interpreter: Interpreter
-  envFile?: string
-  /** false: the deploy user cannot read envFile, so the release is imported without it. */
+  /** The unit's environment: Environment= and every EnvironmentFile. */
+  envSources?: EnvSources
+  /** false: the deploy user cannot read the EnvironmentFiles, so the release is imported without them. */
   envReadable: boolean
   releaseDir: string
   app: string
@@ -176,7 +192,8 @@ export async function importCheck(
   remote: RemoteHost,
   opts: ImportCheckOptions
 ): Promise<number | undefined> {
-  const env = unitEnvironment(opts.envFile, opts.envReadable)
+  const env = unitEnvironment(opts.envSources, opts.envReadable)
+  const files = envFilesOf(opts)
   const answer = await helperOf(remote).importCheck({
     python: opts.interpreter.python,
     env,
@@ -185,7 +202,7 @@ export async function importCheck(
   })
   const how = `${opts.app} with ${opts.interpreter.python}`
   if (answer.ok) {
-    const without = env === 'unreadable' ? ` (without ${opts.envFile})` : ''
+    const without = env === 'unreadable' ? ` (without ${files})` : ''
     opts.log.info(`ok ${how}${without} in ${answer.seconds.toFixed(2)}s`)
     return answer.seconds
   }
@@ -197,11 +214,16 @@ export async function importCheck(
   const user = remote.target.user
   if (answer.independent)
     throw new FixableError(
-      `the new release cannot import ${how} (it never reached the reload): ${answer.independent}. It was imported without ${opts.envFile}, which ${user} cannot read, and fails the same with any environment.\n${traceback}`,
-      `correct the release. Only a module found through a variable of ${opts.envFile} (such as PYTHONPATH) would make this wrong: then let ${user} read ${opts.envFile}, so that the import check runs with it.`
+      `the new release cannot import ${how} (it never reached the reload): ${answer.independent}. It was imported without ${files}, which ${user} cannot read, and fails the same with any environment.\n${traceback}`,
+      `correct the release. Only a module found through a variable of ${files} (such as PYTHONPATH) would make this wrong: then let ${user} read ${files}, so that the import check runs with it.`
     )
   opts.log.warning(uncertainImport(opts, answer, user))
   return undefined
+}
+
+/** The unit's EnvironmentFiles, for messages. */
+function envFilesOf(opts: Pick<ImportCheckOptions, 'envSources'>): string {
+  return describeEnvFiles(opts.envSources ?? { files: [] }) || 'the EnvironmentFile'
 }
 
 function uncertainImport(
@@ -213,7 +235,8 @@ function uncertainImport(
   const at = file ? ` (${file}${line ? `:${line}` : ''})` : ''
   const unset = answer.reads.filter(r => !r.set).map(r => r.name)
   const reads = unset.length > 0 ? `; it reads ${unset.join(', ')}, unset without that file` : ''
-  return `not verified before the switch: ${opts.app} does not import without ${opts.envFile}, which ${user} cannot read: ${type}: ${message}${at}${reads}. That may depend on the environment, so the deploy goes on and verification after the switch proves the release. To check the import fully before the switch, let ${user} read ${opts.envFile}.`
+  const files = envFilesOf(opts)
+  return `not verified before the switch: ${opts.app} does not import without ${files}, which ${user} cannot read: ${type}: ${message}${at}${reads}. That may depend on the environment, so the deploy goes on and verification after the switch proves the release. To check the import fully before the switch, let ${user} read ${files}.`
 }
 
 /** Revision ids in `flask db current` / `flask db heads` output. */
@@ -225,20 +248,40 @@ export function revisions(output: string): string[] {
     .sort()
 }
 
+/**
+ * How long reading the database's revision (`flask db current`, `heads`) may take: it
+ * imports the app and asks the database, so a database that does not answer would hold
+ * the deploy (and its lock) until migrate-timeout, or forever. At most 5 minutes.
+ */
+export function dbReadTimeoutSeconds(migrateTimeoutSeconds: number): number {
+  return Math.min(300, migrateTimeoutSeconds)
+}
+
+/** A read of the database's revision that timed out says so, and what was stopped. */
+export function dbReadFailed(error: unknown, what: string, migrateTimeoutSeconds: number): unknown {
+  const result =
+    error instanceof RemoteCommandError || error instanceof HelperError ? error.result : undefined
+  if (!result?.timedOut || result.cancelled) return error
+  return new Error(
+    `${what} did not answer within ${dbReadTimeoutSeconds(migrateTimeoutSeconds)} s (the shorter of 300 s and migrate-timeout): the database does not answer, or the app hangs while it is imported. It was stopped on the host; nothing was migrated or switched.${result.stderr.trim() ? `\n${tailLines(result.stderr, 10)}` : ''}`,
+    { cause: error }
+  )
+}
+
 /** Migrations run with the unit's interpreter and environment: name the access that is missing. */
 function migrationsNeed(opts: {
   interpreter?: Interpreter
   envReadable?: boolean
-  envFile?: string
+  envSources?: EnvSources
 }): void {
   if (!opts.interpreter)
     throw new Error(
       "the release has migrations, but the unit's Python interpreter could not be found: start Gunicorn as <venv>/bin/python -m gunicorn in ExecStart, or set migrate: off and migrate another way"
     )
   // A unit without an EnvironmentFile has nothing the deploy user could fail to read.
-  if (opts.envFile !== undefined && opts.envReadable === false)
+  if ((opts.envSources?.files.length ?? 0) > 0 && opts.envReadable === false)
     throw new Error(
-      `the release has migrations, which need the unit's environment (e.g. DATABASE_URL), but the deploy user cannot read ${opts.envFile}: let it read the file (e.g. add it to the file's group), or set migrate: off and migrate another way. Nothing was switched.`
+      `the release has migrations, which need the unit's environment (e.g. DATABASE_URL), but the deploy user cannot read ${describeEnvFiles(opts.envSources ?? { files: [] })}: let it read the file (e.g. add it to the file's group), or set migrate: off and migrate another way. Nothing was switched.`
     )
 }
 
@@ -247,7 +290,7 @@ export async function migrate(
   remote: RemoteHost,
   opts: {
     interpreter?: Interpreter
-    envFile?: string
+    envSources?: EnvSources
     /** false: the deploy user cannot read the EnvironmentFile the migrations need. */
     envReadable?: boolean
     releaseDir: string
@@ -262,7 +305,7 @@ export async function migrate(
   }
 ): Promise<'ran' | 'skipped'> {
   if (opts.mode === 'off') return 'skipped'
-  const env = unitEnvironment(opts.envFile, opts.envReadable !== false)
+  const env = unitEnvironment(opts.envSources, opts.envReadable !== false)
   const python = opts.interpreter?.python ?? 'python3'
   const run = (...argv: string[]) => inRelease(python, env, opts.releaseDir, argv)
   const module = opts.app.split(':')[0]
@@ -283,11 +326,16 @@ export async function migrate(
     return 'skipped'
   }
   // current and heads are independent reads, run side by side
+  const reading = { timeoutMs: dbReadTimeoutSeconds(opts.limits.timeoutSeconds) * 1000 }
+  const read = (what: 'current' | 'heads') =>
+    runStep(remote, `flask db ${what}`, run(...flask, what), {
+      ...reading,
+      signal: opts.limits.signal
+    }).catch((error: unknown) => {
+      throw dbReadFailed(error, `flask db ${what}`, opts.limits.timeoutSeconds)
+    })
   const readRevisions = async () => {
-    const [currentOut, headsOut] = await Promise.all([
-      runStep(remote, 'flask db current', run(...flask, 'current')),
-      runStep(remote, 'flask db heads', run(...flask, 'heads'))
-    ])
+    const [currentOut, headsOut] = await Promise.all([read('current'), read('heads')])
     return { current: revisions(currentOut.stdout), heads: revisions(headsOut.stdout) }
   }
   const atHead = (r: { current: string[]; heads: string[] }) =>

@@ -5,8 +5,9 @@ import type { Readable } from 'node:stream'
 import { RemoteCommandError, runStep } from '../transport/remote-command.js'
 import { METADATA_FILE } from '../core/release-id.js'
 import { isReleaseId } from '../core/release-id.js'
-import { allOf, optional, toShell, type Argv } from '../transport/shell-quote.js'
+import { allOf, toShell, type Argv } from '../transport/shell-quote.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
+import { unpackInto, type ReleaseAccess } from './release-permissions.js'
 
 export class ReleaseLayout {
   constructor(readonly root: string) {}
@@ -34,16 +35,54 @@ export class ReleaseLayout {
   }
 }
 
-/** The release `current` points at, or undefined when there is none yet. */
+/**
+ * What `current` is: no symlink (none yet, or a plain directory), the symlink to release
+ * `id`, or a symlink to somewhere else (a hand-made or adopted server: `current ->
+ * /home/app/app`), which is not a release the action can go back to by id.
+ */
+export type CurrentLink =
+  { kind: 'none' } | { kind: 'release'; id: string } | { kind: 'other'; target: string }
+
+// $1 current, $2 releases/, $3 the directory holding current. Prints the link's text, the
+// physical releases/, and the physical directory the link's target is in (a relative
+// target is relative to the link's directory).
+const READ_CURRENT = [
+  't=$(readlink -- "$1") || exit 0',
+  'printf "%s\\n" "$t"',
+  'readlink -f -- "$2"',
+  'case $t in /*) d=$(dirname -- "$t") ;; *) d="$3/$(dirname -- "$t")" ;; esac',
+  'readlink -f -- "$d"'
+].join('\n')
+
+/** Reads the output of READ_CURRENT. */
+export function parseCurrent(output: string): CurrentLink {
+  const [target = '', releasesDir = '', parent = ''] = output.split('\n')
+  if (target === '') return { kind: 'none' }
+  const id = target.replace(/\/+$/, '').split('/').pop() ?? ''
+  // by where it resolves, so a symlinked release-path or an absolute link counts too
+  if (isReleaseId(id) && releasesDir !== '' && parent === releasesDir)
+    return { kind: 'release', id }
+  return { kind: 'other', target }
+}
+
+/**
+ * `current` counts as release <id> only when its target is `<id>` in release-path's
+ * releases/ (a relative `releases/<id>`, or any path that resolves to that directory).
+ */
+export async function readCurrent(remote: RemoteHost, layout: ReleaseLayout): Promise<CurrentLink> {
+  const result = await remote.exec(
+    toShell(['sh', '-c', READ_CURRENT, 'sh', layout.current, layout.releasesDir, layout.root])
+  )
+  return parseCurrent(result.stdout)
+}
+
+/** The release `current` points at, or undefined when there is none (or it is not a release). */
 export async function readCurrentRelease(
   remote: RemoteHost,
   layout: ReleaseLayout
 ): Promise<string | undefined> {
-  const result = await remote.exec(optional(['readlink', layout.current]))
-  const target = result.stdout.trim()
-  if (target === '') return undefined
-  const id = target.replace(/\/+$/, '').split('/').pop() ?? ''
-  return isReleaseId(id) ? id : undefined
+  const current = await readCurrent(remote, layout)
+  return current.kind === 'release' ? current.id : undefined
 }
 
 /**
@@ -92,20 +131,33 @@ export async function listReleases(remote: RemoteHost, layout: ReleaseLayout): P
 }
 
 /**
+ * The upload has no fixed time limit (a large archive over a slow link takes what it
+ * takes): it is stopped when the server takes no byte of it, and prints nothing, for this long.
+ */
+export const UPLOAD_STALL_MS = 60_000
+
+/**
  * Unpacks the archive into this run's own hidden directory (`incoming`, which no
  * other run uses): it may run before the lock is held, since nothing else is written.
+ * `access` says who may read the files (release-permissions.ts).
  */
 export async function uploadRelease(
   remote: RemoteHost,
   incoming: string,
-  archive: Readable
+  archive: Readable,
+  /** Who may read it (release-permissions.ts); default: everyone, as before. */
+  access: ReleaseAccess = { mode: 'world', why: '', fix: '' }
 ): Promise<void> {
-  await runStep(
-    remote,
-    'upload release',
-    allOf(['mkdir', '-p', incoming], ['tar', '-xzf', '-', '-C', incoming]),
-    { stdin: archive }
-  )
+  const result = await remote.exec(allOf(...unpackInto(incoming, access)), {
+    stdin: archive,
+    timeoutMs: Infinity,
+    idleTimeoutMs: UPLOAD_STALL_MS
+  })
+  if (result.stalled)
+    throw new Error(
+      `upload release on ${remote.target.label} stalled: the server took no data for ${UPLOAD_STALL_MS / 1000} s (a hung disk or connection), so it was stopped there`
+    )
+  if (result.code !== 0) throw new RemoteCommandError('upload release', result, remote.target.label)
 }
 
 /** releases/<id> exists already: nothing was placed, and nothing there may be removed. */
@@ -151,9 +203,11 @@ export async function placeRelease(
 export async function switchCurrent(
   remote: RemoteHost,
   layout: ReleaseLayout,
-  id: string
+  id: string,
+  /** The link's text when it is not `releases/<id>` (back to a current that was not a release). */
+  link = `releases/${id}`
 ): Promise<void> {
-  await runStep(remote, 'switch current', allOf(...swapLink(`releases/${id}`, layout.current)))
+  await runStep(remote, 'switch current', allOf(...swapLink(link, layout.current)))
 }
 
 /** Points `link` at `target` in one rename (a reader sees the old link or the new one, never none). */

@@ -11,6 +11,24 @@ export interface ReleaseLogEntry extends RunStamp {
   outcome: 'deployed' | 'rolled-back' | 'failed'
 }
 
+/** A release the log shows serving successfully: deployed, or rolled back to. */
+export function isGoodEntry(e: ReleaseLogEntry): boolean {
+  return (
+    (e.action === 'deploy' && e.outcome === 'deployed') ||
+    (e.action === 'rollback' && e.outcome === 'rolled-back')
+  )
+}
+
+/**
+ * Releases whose newest entry in the log is a failure (deployed and undone, or never served):
+ * what `mode: rollback` does not choose by itself (and pruning, predicting that choice).
+ */
+export function lastOutcomeFailed(log: ReleaseLogEntry[]): Set<string> {
+  const newest = new Map<string, ReleaseLogEntry>()
+  for (const e of log) newest.set(e.id, e)
+  return new Set([...newest].filter(([, e]) => !isGoodEntry(e)).map(([id]) => id))
+}
+
 export async function appendReleaseLog(
   remote: RemoteHost,
   file: string,

@@ -12,8 +12,9 @@
 # exceptions are `run` and `hook`, which are not questions but launchers: they
 # exec a program, whose output and exit status are the program's own.
 #
-# Values of an EnvironmentFile never leave the server: only names (and, for
-# gunicornenv, the two Gunicorn variables) are printed.
+# Values of an EnvironmentFile are answered by one command only, envvalues,
+# which the action reads to scrub them from everything it prints; the others
+# answer names (and, for gunicornenv, the two Gunicorn variables).
 #
 # Under -c, __name__ is "__main__" as well, so the dispatch below runs there;
 # tests import the file as a module and call the functions directly.
@@ -48,26 +49,74 @@ def parse_env(path):
         env[key] = value
     return env, errors
 
-# The first argument of importcheck, dbrevisions and run: an EnvironmentFile to load,
-# NO_ENV when the unit has none, UNREADABLE_ENV when it has one the deploy user cannot read.
+# The first argument of envcheck, envvalues, importcheck, dbrevisions and run: the unit's
+# environment. NO_ENV when it has none, UNREADABLE_ENV when it has an EnvironmentFile the
+# deploy user cannot read (nothing is loaded then), the path of one EnvironmentFile, or a
+# JSON object {"set": ["NAME=value", ...], "files": [{"path": P, "optional": bool}, ...]}:
+# the unit's Environment= assignments, then its EnvironmentFiles in order ("-" prefixed in
+# the unit: optional), as systemd builds the environment.
 NO_ENV, UNREADABLE_ENV = "-", "?"
 
-def load_env(path):
-    if path not in (NO_ENV, UNREADABLE_ENV):
-        env, _ = parse_env(path)
-        os.environ.update(env)
+def env_spec(arg):
+    """(assignments, [(path, optional)]) of an environment argument (see above)."""
+    if arg in (NO_ENV, UNREADABLE_ENV):
+        return [], []
+    if arg.startswith("{"):
+        spec = json.loads(arg)
+        files = [(f["path"], bool(f.get("optional"))) for f in spec.get("files", [])]
+        return list(spec.get("set", [])), files
+    return [], [(arg, False)]
 
-def cmd_envcheck(path, *names):
-    out = {"exists": os.path.exists(path), "readable": False, "errors": [], "missing": [], "empty": [], "count": 0}
-    if out["exists"]:
-        try:
-            env, errors = parse_env(path)
-            out.update(readable=True, errors=errors, count=len(env))
-            out["missing"] = [n for n in names if n not in env]
-            out["empty"] = [n for n in names if n in env and env[n] == ""]
-        except OSError:
-            pass
-    return out
+def environment_of(arg):
+    """The environment as systemd builds it: Environment= first, then each EnvironmentFile
+    in order, a later value winning; a file that is missing or unreadable adds nothing.
+    Returns it with a report per file (path, optional, exists, readable, errors)."""
+    assignments, files = env_spec(arg)
+    env = {}
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if sep:
+            env[key] = value
+    report = []
+    for path, optional in files:
+        entry = {"path": path, "optional": optional, "exists": os.path.exists(path), "readable": False, "errors": []}
+        if entry["exists"]:
+            try:
+                values, errors = parse_env(path)
+                env.update(values)
+                entry.update(readable=True, errors=errors)
+            except OSError:
+                pass
+        report.append(entry)
+    return env, report
+
+def load_env(arg):
+    env, _ = environment_of(arg)
+    os.environ.update(env)
+
+def cmd_envcheck(arg, *names):
+    """Whether every EnvironmentFile that must exist does and can be read, and which of
+    `names` the environment leaves unset or empty. Answers names and line numbers, never a value."""
+    env, files = environment_of(arg)
+    exists = all(f["exists"] for f in files if not f["optional"])
+    readable = all(f["readable"] for f in files if f["exists"])
+    # a file that is missing or cannot be read may set them: nothing is called missing then
+    known = exists and readable
+    return {
+        "exists": exists,
+        "readable": readable,
+        "files": files,
+        "missing": [n for n in names if n not in env] if known else [],
+        "empty": [n for n in names if n in env and env[n] == ""],
+        "count": len(env),
+    }
+
+def cmd_envvalues(arg):
+    """The service's environment, {"values": {NAME: value}}, for the action to scrub the
+    values from everything it prints (they are never printed: the runner keeps them in
+    memory and registers them as masks). What cannot be read adds nothing."""
+    env, _ = environment_of(arg)
+    return {"values": env}
 
 # --- the import check
 
@@ -310,31 +359,85 @@ def cmd_run(envfile, directory, *argv):
 
 # --- the deploy lock
 
+def guarded(lockdir):
+    """An exclusive flock on the lock's parent directory (release-path), held while one
+    lock command reads and changes the lock, so that two of them never interleave (two
+    waiters taking over one stale lock). Released when the command ends, also when it
+    is killed. Where the filesystem cannot flock a directory, returns None: the token
+    checks below still tell a lost race."""
+    import fcntl
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(lockdir)), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+def unguard(fd):
+    if fd is not None:
+        os.close(fd)
+
 def cmd_lock(lockdir, owner_json, stale_seconds):
     """Takes the lock: a directory holding owner.json, renamed into place in one
     atomic step (so nobody ever sees a lock without its owner). A lock older
     than stale_seconds is taken over. Answers {taken, stale, holder, age}."""
+    fd = guarded(lockdir)
+    try:
+        return lock_once(lockdir, owner_json, float(stale_seconds))
+    finally:
+        unguard(fd)
+
+def lock_once(lockdir, owner_json, stale_seconds):
+    token = json.loads(owner_json).get("token")
     took_over = None
     for _ in range(3):
         if take(lockdir, owner_json):
+            # verified by its token after the rename: the lock in place is ours
+            if holder_of(lockdir).get("token") != token:
+                break
             info = took_over or {"holder": {}, "age": 0}
             return {"taken": True, "stale": took_over is not None, "holder": info["holder"], "age": info["age"]}
-        try:
-            age = time.time() - os.stat(lockdir).st_mtime
-        except FileNotFoundError:
+        age = age_of(lockdir)
+        if age is None:
             continue
-        if age > float(stale_seconds) and took_over is None:
-            previous = holder_of(lockdir)
-            stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())
-            try:
-                os.rename(lockdir, stale)
-            except OSError:
+        if age > stale_seconds and took_over is None:
+            taken_over = take_over(lockdir, stale_seconds)
+            if taken_over is None:
                 continue
-            shutil.rmtree(stale, ignore_errors=True)
-            took_over = {"holder": previous, "age": int(age)}
+            took_over = {"holder": taken_over, "age": int(age)}
             continue
         return {"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age)}
-    return {"taken": False, "stale": False, "holder": holder_of(lockdir), "age": 0}
+    return {"taken": False, "stale": False, "holder": holder_of(lockdir), "age": int(age_of(lockdir) or 0)}
+
+def age_of(directory):
+    try:
+        return time.time() - os.stat(directory).st_mtime
+    except FileNotFoundError:
+        return None
+
+def take_over(lockdir, stale_seconds):
+    """Moves a stale lock out of the way and returns its holder; None when what was moved
+    is not the lock judged stale (another waiter took it over first): that one is put
+    back, and nothing is taken."""
+    previous = holder_of(lockdir)
+    stale = "%s.stale-%d-%d" % (lockdir, int(time.time()), os.getpid())
+    try:
+        os.rename(lockdir, stale)
+    except OSError:
+        return None
+    moved_age = age_of(stale)
+    if holder_of(stale).get("token") != previous.get("token") or moved_age is None or moved_age <= stale_seconds:
+        try:
+            os.rename(stale, lockdir)
+        except OSError:
+            pass
+        return None
+    shutil.rmtree(stale, ignore_errors=True)
+    return previous
 
 def holder_of(directory):
     try:
@@ -362,24 +465,43 @@ def take(lockdir, owner_json):
 
 def cmd_unlock(lockdir, token):
     """Removes the lock only if it is ours: renamed away first, so it is never seen half-removed."""
-    if holder_of(lockdir).get("token") != token:
-        return {"released": False}
-    gone = "%s.released-%d" % (lockdir, os.getpid())
-    os.rename(lockdir, gone)
-    shutil.rmtree(gone, ignore_errors=True)
-    return {"released": True}
+    fd = guarded(lockdir)
+    try:
+        if holder_of(lockdir).get("token") != token:
+            return {"released": False}
+        gone = "%s.released-%d" % (lockdir, os.getpid())
+        os.rename(lockdir, gone)
+        shutil.rmtree(gone, ignore_errors=True)
+        return {"released": True}
+    finally:
+        unguard(fd)
 
 def cmd_touchlock(lockdir, token):
     """Marks the lock as alive (its mtime is its age) if it is still ours."""
-    if holder_of(lockdir).get("token") != token:
-        return {"fresh": False}
-    os.utime(lockdir, None)
-    return {"fresh": True}
+    fd = guarded(lockdir)
+    try:
+        if holder_of(lockdir).get("token") != token:
+            return {"fresh": False}
+        os.utime(lockdir, None)
+        return {"fresh": True}
+    finally:
+        unguard(fd)
 
 # --- the release's files
 
+def give_group(path, gid):
+    """Gives a tree the release's group (what the service reads through), as far as allowed."""
+    for where, dirs, files in os.walk(path):
+        for name in [where] + [os.path.join(where, n) for n in dirs + files]:
+            try:
+                os.chown(name, -1, gid, follow_symlinks=False)
+            except OSError:
+                pass
+
 def cmd_linkshared(root, release, *paths):
-    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time."""
+    """Links release/<p> to root/shared/<p>; seeds shared/<p> from the release the first time
+    (with the release's group, which the service reads through)."""
+    gid = os.stat(release).st_gid
     links = []
     for p in paths:
         shared = os.path.join(root, "shared", p)
@@ -390,6 +512,7 @@ def cmd_linkshared(root, release, *paths):
                 shutil.copytree(inside, shared, symlinks=True)
             else:
                 os.makedirs(shared)
+            give_group(shared, gid)
         if os.path.lexists(inside):
             if os.path.isdir(inside) and not os.path.islink(inside):
                 shutil.rmtree(inside)
@@ -624,16 +747,15 @@ def cmd_dbrevisions(envfile, directory, module):
 
 def cmd_hook(spec_json):
     """Runs the user's own hook command (`sh -c COMMAND`) as the unit's code would see the
-    release: the EnvironmentFiles loaded (a missing one skipped, as systemd does with "-"),
+    release: the unit's environment (`environment`, an environment argument as above;
+    a missing file skipped, one that exists but cannot be read refused before the command),
     `bin` first on PATH, the release directory as working directory, and `env` set."""
     spec = json.loads(spec_json)
-    for path in spec["envFiles"]:
-        try:
-            load_env(path)
-        except FileNotFoundError:
-            continue
-        except OSError as error:
-            sys.exit("cannot read the EnvironmentFile %s: %s" % (path, error.strerror or error))
+    env, report = environment_of(spec.get("environment", NO_ENV))
+    unreadable = [f["path"] for f in report if f["exists"] and not f["readable"]]
+    if unreadable:
+        sys.exit("cannot read the EnvironmentFile %s: the hook would run without it" % ", ".join(unreadable))
+    os.environ.update(env)
     if spec.get("bin"):
         os.environ["PATH"] = spec["bin"] + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin")
         os.environ["VIRTUAL_ENV"] = os.path.dirname(spec["bin"])
@@ -709,7 +831,7 @@ def cmd_venvbuild(spec_json):
 # Launchers answer no JSON: they exec a program whose output and exit status are its own.
 LAUNCHERS = {"run": cmd_run, "hook": cmd_hook}
 
-COMMANDS = {"envcheck": cmd_envcheck, "importcheck": cmd_importcheck,
+COMMANDS = {"envcheck": cmd_envcheck, "envvalues": cmd_envvalues, "importcheck": cmd_importcheck,
             "lock": cmd_lock, "unlock": cmd_unlock, "touchlock": cmd_touchlock,
             "gunicornenv": cmd_gunicornenv,
             "readglobs": cmd_readglobs,

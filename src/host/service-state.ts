@@ -207,6 +207,9 @@ export async function readSocketListens(remote: RemoteHost, unit: UnitInfo): Pro
  */
 export async function readGunicornEnv(remote: RemoteHost, unit: UnitInfo): Promise<GunicornEnv> {
   return helperOf(remote)
-    .gunicornEnv(unit.id || undefined, unit.environmentFiles)
+    .gunicornEnv(
+      unit.id || undefined,
+      unit.environmentFiles.map(f => f.path)
+    )
     .catch(() => ({ readable: false }))
 }

@@ -84,7 +84,9 @@ function reachedPaths(f: SwitchFacts): Reached[] {
   add("the unit's WorkingDirectory", f.unit.workingDirectory, 'dir')
   add("the unit's ExecStart", f.unit.execStart[0], 'file')
   if (g.launcher.kind === 'script') add("the unit's Gunicorn script", g.launcher.path, 'file')
-  for (const file of f.unit.environmentFiles) add("the unit's EnvironmentFile", file, 'file')
+  // systemd skips a missing optional (`-` prefixed) EnvironmentFile: only the others must exist
+  for (const file of f.unit.environmentFiles)
+    if (!file.optional) add("the unit's EnvironmentFile", file.path, 'file')
   const given = g.beforeConfig ? g.beforeConfig.configFile : g.configFile
   if (given?.startsWith('/')) add(`Gunicorn's -c`, given, 'file')
   return reached

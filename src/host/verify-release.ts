@@ -24,6 +24,8 @@ export interface VerifyExpectations extends Pick<
 > {
   service: string
   release: string
+  /** The health may name any release (back to a current that was not one of the action's). */
+  anyReleaseName?: boolean
   /** Physical path of the release directory (readlink -f). */
   releaseDir: string
   /** Physical path of the release the old workers ran, to name stale code. */
@@ -69,7 +71,8 @@ const GATEWAY = new Set([502, 503, 504])
  * rate limit also gives, in rounds spanning a second), and nothing below 500, while
  * Gunicorn's own URL answered 2xx meanwhile. Under a heavy load Nginx mixes in 500s
  * (its connections run out) and some requests time out: those do not hide the gateway
- * errors. Nothing a slow release does looks like that: requests
+ * errors. Gunicorn's own URL must not have answered 5xx in that time (an app that
+ * answers 503 while it warms up fails both ways). Nothing a slow release does looks like that: requests
  * to a slow one wait, they are not refused.
  */
 export class GatewayWatch {
@@ -77,6 +80,7 @@ export class GatewayWatch {
   private badRounds = 0
   private only503 = true
   private directOkAt = -Infinity
+  private directFailedAt = -Infinity
 
   constructor(
     private readonly nginx: HttpTarget | undefined,
@@ -89,6 +93,7 @@ export class GatewayWatch {
     if (!this.nginx) return undefined
     if (url.text !== this.nginx.text) {
       if (statuses.some(s => s !== undefined && s >= 200 && s <= 299)) this.directOkAt = t
+      if (statuses.some(s => s !== undefined && s >= 500)) this.directFailedAt = t
       return undefined
     }
     // Any answer below 500 clears it; a round with no gateway error and nothing below 500
@@ -106,7 +111,11 @@ export class GatewayWatch {
     this.only503 &&= gateway.every(s => s === 503)
     const span = t - this.badSince
     const long = this.only503 ? span >= 1000 : span >= 150
-    if (this.badRounds < 2 || !long || this.directOkAt < this.badSince - 1000) return undefined
+    // Gunicorn must have answered 2xx, and nothing 5xx, on its own from a second before
+    // Nginx failed until now: an app that answers 503 itself (warming up) is not Nginx's.
+    const window = this.badSince - 1000
+    if (this.badRounds < 2 || !long || this.directOkAt < window || this.directFailedAt >= window)
+      return undefined
     const shown = statuses.map(s => s ?? 'no answer').join('/')
     return `${this.nginx.text} answered HTTP ${shown} in ${this.badRounds} rounds over ${(span / 1000).toFixed(1)}s while Gunicorn answered 2xx on its own: Nginx cannot use the new release (see the Nginx error log below)`
   }
@@ -132,7 +141,8 @@ const STALE_CODE_CAUSE =
 /** Why a health response does not prove the release, or undefined when it does. */
 export function healthProblem(
   response: HttpResponse,
-  release: string,
+  /** undefined: any release the health names will do */
+  release: string | undefined,
   expect?: string,
   oldRelease?: string
 ): string | undefined {
@@ -141,13 +151,13 @@ export function healthProblem(
     // The journal excerpt collected on failure shows the traceback instead.
     return `answered HTTP ${response.status} (${response.body.length} bytes${response.headers['content-type'] ? `, ${response.headers['content-type']}` : ''})`
   if (expect !== undefined) {
-    const wanted = expect.split('{release}').join(release)
+    const wanted = expect.split('{release}').join(release ?? '')
     if (!response.body.includes(wanted) && response.headers['x-release'] !== wanted)
       return `answered 2xx but does not contain health-expect ${JSON.stringify(wanted)}`
     return undefined
   }
   const served = releaseOf(response)
-  if (served !== undefined && served !== release)
+  if (served !== undefined && release !== undefined && served !== release)
     return `answered 2xx for release ${served}, not ${release}${served === oldRelease ? `: ${STALE_CODE_CAUSE}` : ''}`
   return undefined
 }
@@ -346,7 +356,12 @@ async function askHealth(
     const response = await httpGet(remote, url, 5000)
     return {
       response,
-      problem: healthProblem(response, exp.release, exp.healthExpect, exp.oldRelease)
+      problem: healthProblem(
+        response,
+        exp.anyReleaseName ? undefined : exp.release,
+        exp.healthExpect,
+        exp.oldRelease
+      )
     }
   } catch (error) {
     return { problem: `failed: ${(error as Error).message}` }

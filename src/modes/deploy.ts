@@ -12,7 +12,12 @@ import { deferredLog, type Log } from '../core/log.js'
 import { runStamp, type RunContext } from '../core/run-stamp.js'
 import { settle } from '../core/settle.js'
 import { reconnectIfDropped } from '../host/cutover/driver.js'
-import type { AfterProof, CutoverContext, CutoverOutcome } from '../host/cutover/types.js'
+import type {
+  AfterProof,
+  CutoverContext,
+  CutoverOutcome,
+  CutoverPlan
+} from '../host/cutover/types.js'
 import { companionStep, type CompanionStep } from '../host/companions/move-companions.js'
 import { pruneVenvs } from '../host/environments.js'
 import { putBackPackages, type DependencyOutcome } from './dependencies.js'
@@ -20,21 +25,23 @@ import { afterSwitchStep, hookFor, hooksNeedEnvironment } from './hook-steps.js'
 import { withLock } from '../host/deploy-lock.js'
 import { PreflightError } from '../host/gunicorn/reload-traps.js'
 import { preflight, type ServiceSnapshot } from '../host/preflight.js'
-import { releaseOfPath, releasesToPrune } from '../host/prune.js'
+import { PRUNE_TIMEOUT_MS, releaseOfPath, releasesToPrune } from '../host/prune.js'
 import { listReleases, ReleaseLayout } from '../host/release-layout.js'
-import { appendReleaseLog, logEntry } from '../host/release-log.js'
+import { appendReleaseLog, logEntry, readReleaseLog } from '../host/release-log.js'
 import { realPath } from '../host/service-state.js'
 import { adoptedPlan, probeFor, readAdopted } from '../host/adopted-release.js'
 import { predictSwitch, type SwitchPrediction } from '../host/switch-paths.js'
 import { runStep } from '../transport/remote-command.js'
 import { toShell } from '../transport/shell-quote.js'
 import type { Connection, RemoteHost } from '../transport/ssh-connection.js'
+import type { ReleaseAccess } from '../host/release-permissions.js'
 import type { MigrationGate } from './fleet.js'
 import { cutOver, cutoverContext, lockFor, planFor, recordOutcome, servingState } from './plans.js'
 import { nginxAnswers } from './nginx-baseline.js'
 import {
   placeUpload,
   prepareRelease,
+  reportAccess,
   uploadToIncoming,
   type Requirements
 } from './prepare-release.js'
@@ -164,16 +171,15 @@ async function readHost(h: HostRun): Promise<ServiceSnapshot> {
 /** The upload (started before the lock), placed as releases/<id> under it. */
 async function place(
   h: HostRun,
-  uploading: Promise<void>
+  uploading: Promise<ReleaseAccess>
 ): Promise<{ releaseDir: string; requirements: Requirements }> {
   const { settings, log } = h.ctx
   const held = deferredLog(log)
   held.info(`uploading ${settings.releaseId} while the lock was taken and the host read`)
-  await uploading
-  const placed = await placeUpload(
-    { ...h.ctx, remote: h.conn.remote, layout: h.layout, log: held },
-    h.incoming
-  )
+  const access = await uploading
+  const upload = { ...h.ctx, remote: h.conn.remote, layout: h.layout, log: held }
+  reportAccess(upload, access)
+  const placed = await placeUpload(upload, h.incoming)
   h.phase = 'placed'
   await held.replay(`Upload release ${settings.releaseId}`)
   return placed
@@ -292,6 +298,18 @@ function afterProofSteps(
   return { steps: [...steps, companions], companions }
 }
 
+/**
+ * current pointed somewhere that is not a release (a hand-made server, current -> /home/app/app):
+ * a failed deploy points it at exactly that again and proves the old code, whatever release
+ * its health names (reload strategy; blue-green hosts serve from their slots).
+ */
+function backToOther(settings: Settings, snap: ServiceSnapshot): CutoverPlan | undefined {
+  if (snap.firstDeploy || snap.blueGreen || snap.currentRelease) return undefined
+  if (!snap.currentOther || !snap.currentDir) return undefined
+  const back = planFor(settings, snap, snap.currentOther, snap.currentDir, { goingBack: true })
+  return { ...back, link: snap.currentOther, healthExpect: undefined }
+}
+
 /** The cutover to the new release; the way back is the release read as current under the lock. */
 async function switchToNew(
   h: HostRun,
@@ -332,7 +350,10 @@ async function switchToNew(
       : undefined,
     back: {
       firstDeploy: snap.firstDeploy,
-      plan: previous && prepared.backDir ? backPlan(previous, prepared.backDir) : undefined
+      plan:
+        previous && prepared.backDir
+          ? backPlan(previous, prepared.backDir)
+          : backToOther(settings, snap)
     },
     restartDeadMaster: false
   })
@@ -359,8 +380,9 @@ const ABANDONED_UPLOAD_MINUTES = 120
 
 async function prune(h: HostRun, snap: ServiceSnapshot, log: Log): Promise<void> {
   const { settings } = h.ctx
-  const [all] = await Promise.all([
+  const [all, entries] = await Promise.all([
     listReleases(h.conn.remote, h.layout),
+    readReleaseLog(h.conn.remote, h.layout.logFile),
     runStep(
       h.conn.remote,
       'remove abandoned uploads',
@@ -387,20 +409,22 @@ async function prune(h: HostRun, snap: ServiceSnapshot, log: Log): Promise<void>
   // Under blue-green the old live instance's release stays too (the other slot now holds the new one).
   const bg = snap.blueGreen
   const pinned = bg?.live ? [bg.instances[bg.live].slotRelease] : []
-  const doomed = releasesToPrune(all, settings.keepReleases, [
-    settings.releaseId,
-    snap.currentRelease,
-    masterRelease,
-    ...pinned
-  ])
+  const doomed = releasesToPrune({
+    all,
+    keep: settings.keepReleases,
+    log: entries,
+    protect: [settings.releaseId, snap.currentRelease, masterRelease, ...pinned],
+    mayBeCurrent: [settings.releaseId, snap.currentRelease]
+  })
   if (doomed.length === 0) return pruneEnvironments(h, snap, log)
   await runStep(
     h.conn.remote,
     'prune old releases',
-    toShell(['rm', '-rf', ...doomed.map(r => h.layout.release(r))])
+    toShell(['rm', '-rf', ...doomed.map(r => h.layout.release(r))]),
+    { timeoutMs: PRUNE_TIMEOUT_MS }
   )
   log.info(
-    `pruned ${doomed.join(', ')} (keeping ${settings.keepReleases}, the previous release ${snap.currentRelease ?? '-'} and the master's start directory ${masterRelease ?? '-'})`
+    `pruned ${doomed.join(', ')} (keeping ${settings.keepReleases} that did not fail, the previous release ${snap.currentRelease ?? '-'}, the master's start directory ${masterRelease ?? '-'} and what a rollback would choose)`
   )
   await pruneEnvironments(h, snap, log)
 }

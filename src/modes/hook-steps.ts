@@ -4,6 +4,7 @@ import type { Log } from '../core/log.js'
 import type { AfterProof, CutoverContext } from '../host/cutover/types.js'
 import type { Interpreter } from '../host/gunicorn/gunicorn-interpreter.js'
 import { runHook, type Hook, type HookName } from '../host/hooks.js'
+import { describeEnvFiles } from '../host/env-sources.js'
 import type { ServiceSnapshot } from '../host/preflight.js'
 import type { Settings } from './settings.js'
 
@@ -27,7 +28,7 @@ export function hookFor(
     name,
     command,
     releaseDir: opts.releaseDir,
-    envFiles: settings.envFile ? [settings.envFile] : snap.unit.environmentFiles,
+    envSources: snap.envSources,
     venvBin: venv ? `${venv}/bin` : undefined,
     env: {
       ZDD_RELEASE: settings.releaseId,
@@ -62,6 +63,6 @@ export function hooksNeedEnvironment(
 ): string | undefined {
   const hooks = [settings.beforeSwitch && 'before-switch', settings.afterSwitch && 'after-switch']
   const named = hooks.filter(Boolean).join(' and ')
-  if (!named || !snap.envFile || snap.envReadable) return undefined
-  return `${named} run with the unit's environment, but the deploy user cannot read ${snap.envFile}: let it read the file (e.g. add it to the file's group), or leave the hooks out. Nothing was changed.`
+  if (!named || snap.envSources.files.length === 0 || snap.envReadable) return undefined
+  return `${named} run with the unit's environment, but the deploy user cannot read ${describeEnvFiles(snap.envSources)}: let it read the files (e.g. add it to their group), or leave the hooks out. Nothing was changed.`
 }

@@ -11,6 +11,8 @@ import { may, sudoersLine } from '../host/access.js'
 import type { ServiceSnapshot } from '../host/preflight.js'
 import {
   checkEnvironment,
+  dbReadFailed,
+  dbReadTimeoutSeconds,
   fileHash,
   importCheck,
   migrate,
@@ -20,6 +22,13 @@ import { runHook } from '../host/hooks.js'
 import { prepareDependencies, type DependencyOutcome } from './dependencies.js'
 import { hookFor } from './hook-steps.js'
 import { placeRelease, uploadRelease, type ReleaseLayout } from '../host/release-layout.js'
+import {
+  openToNginx,
+  readReleaseAccess,
+  servedByNginx,
+  type ReleaseAccess
+} from '../host/release-permissions.js'
+import { instanceUnit } from '../host/blue-green/instances.js'
 import { helperOf, unitEnvironment } from '../host/helper-client.js'
 import { asRoot, serviceCommands } from '../host/service-commands.js'
 import { runStep } from '../transport/remote-command.js'
@@ -68,9 +77,26 @@ export type UploadContext = Pick<
  * Uploads the release into this run's own incoming directory: the only write before
  * the lock is held (no other run uses that directory), so it may overlap the wait.
  */
-export async function uploadToIncoming(p: UploadContext, incoming: string): Promise<void> {
-  await uploadRelease(p.remote, incoming, createReadStream(p.archivePath))
+export async function uploadToIncoming(p: UploadContext, incoming: string): Promise<ReleaseAccess> {
+  // who may read the release: the service's group (under blue-green, of the template's instance)
+  const unit =
+    p.settings.strategy === 'blue-green'
+      ? instanceUnit(p.settings.service, 'blue')
+      : p.settings.service
+  const access = await readReleaseAccess(p.remote, unit)
+  await uploadRelease(p.remote, incoming, createReadStream(p.archivePath), access)
   p.log.info(`uploaded ${Math.round(statSync(p.archivePath).size / 1024)} KiB to ${incoming}`)
+  return access
+}
+
+/** Says who may read the uploaded release (a warning when every user of the host may). */
+export function reportAccess(p: UploadContext, access: ReleaseAccess): void {
+  if (access.mode === 'group')
+    p.log.info(`release files are readable by the group ${access.group}, not by other users`)
+  else
+    p.log.warning(
+      `release ${p.settings.releaseId} is readable by every user on ${p.remote.target.label}: ${access.why}. To keep it from other users: ${access.fix}`
+    )
 }
 
 /**
@@ -105,15 +131,15 @@ export async function placeUpload(
  */
 async function checkRelease(p: PrepareContext, releaseDir: string): Promise<void> {
   const { remote, settings, snap, log } = p
-  const readable = !snap.envFile || snap.envReadable
+  const readable = snap.envSources.files.length === 0 || snap.envReadable
   if (!snap.interpreter)
     log.warning("import check skipped: the unit's Python interpreter is unknown")
   await Promise.all([
-    readable ? checkEnvironment(remote, snap.envFile, settings.requiredEnv, log) : undefined,
+    readable ? checkEnvironment(remote, snap.envSources, settings.requiredEnv, log) : undefined,
     snap.interpreter
       ? importCheck(remote, {
           interpreter: snap.interpreter,
-          envFile: snap.envFile,
+          envSources: snap.envSources,
           envReadable: readable,
           releaseDir,
           app: snap.app,
@@ -183,7 +209,7 @@ async function migrations(
       checkCancelled(p.cancellation)
       await migrate(remote, {
         interpreter: snap.interpreter,
-        envFile: snap.envFile,
+        envSources: snap.envSources,
         envReadable: snap.envReadable,
         releaseDir,
         app: snap.app,
@@ -211,17 +237,26 @@ async function databaseAtHead(
 ): Promise<string[] | undefined> {
   const { settings, snap } = p
   if (settings.migrate !== 'auto' || settings.migrateCommand || !snap.interpreter) return undefined
-  if (snap.envFile && !snap.envReadable) return undefined
+  if (snap.envSources.files.length > 0 && !snap.envReadable) return undefined
   const read = await helperOf(p.remote)
     .dbRevisions({
       python: snap.interpreter.python,
-      env: unitEnvironment(snap.envFile, true),
+      env: unitEnvironment(snap.envSources, true),
       releaseDir,
       module: snap.app.split(':')[0],
-      timeoutMs: settings.migrateTimeoutSeconds * 1000,
+      timeoutMs: dbReadTimeoutSeconds(settings.migrateTimeoutSeconds) * 1000,
       signal: p.cancellation.signal
     })
-    .catch(() => undefined)
+    .catch((error: unknown) => {
+      // A database that does not answer here would not answer flask db current either.
+      const failed = dbReadFailed(
+        error,
+        'flask db current and heads',
+        settings.migrateTimeoutSeconds
+      )
+      if (failed !== error) throw failed
+      return undefined
+    })
   if (!read?.migrations) return undefined
   const [current, heads] = [revisions(read.current), revisions(read.heads)]
   if (heads.length === 0) return undefined
@@ -232,6 +267,25 @@ async function databaseAtHead(
 export interface PreparedRelease {
   releaseDir: string
   deps: DependencyOutcome
+}
+
+/**
+ * What Nginx serves from the release itself (its static files) must be readable by
+ * Nginx's worker, which may be neither the deploy user nor in the release's group: those
+ * files are public anyway, and are made readable by every user (all of the release when
+ * the Nginx configuration could not be read).
+ */
+async function openServedFiles(p: PrepareContext, releaseDir: string): Promise<void> {
+  const served = servedByNginx(p.snap.nginx, p.layout.current)
+  const opened = await openToNginx(p.remote, releaseDir, served)
+  if (served === undefined)
+    p.log.info(
+      'the Nginx configuration could not be read, so Nginx may serve any file of the release: it is readable by every user'
+    )
+  else if (opened.length > 0)
+    p.log.info(
+      `served by Nginx itself, readable by every user: ${opened.map(d => d || '.').join(', ')}`
+    )
 }
 
 /**
@@ -251,6 +305,7 @@ async function prepareSteps(p: PrepareContext): Promise<PreparedRelease> {
   const { settings, log, result, cancellation } = p
   const releaseDir = p.layout.release(settings.releaseId)
   checkCancelled(cancellation)
+  await openServedFiles(p, releaseDir)
   const deps = await timed(result, 'dependencies', () =>
     log.group('Dependencies', () =>
       prepareDependencies({ ...p, signal: cancellation.signal }, releaseDir)

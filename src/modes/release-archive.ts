@@ -20,10 +20,24 @@ import * as path from 'node:path'
 export const DEPLOYIGNORE_FILE = '.deployignore'
 
 /**
+ * Credential files that well-known actions write into the workspace (where the
+ * source usually is): google-github-actions/auth's `gha-creds-<hex>.json` (a
+ * service account key or token source) and google-github-actions/
+ * get-gke-credentials' `gha-kubeconfig-<hex>` (a cluster's credentials).
+ * Others write theirs outside it: aws-actions/configure-aws-credentials in
+ * ~/.aws, docker/login-action in ~/.docker, azure/login in ~/.azure,
+ * actions/setup-node's .npmrc in RUNNER_TEMP, actions/setup-dotnet's
+ * nuget.config next to the workspace.
+ */
+export const CREDENTIAL_EXCLUDES: readonly string[] = ['gha-creds-*.json', 'gha-kubeconfig-*']
+
+/**
  * Left out unless `.deployignore` or `exclude` re-includes them with `!`:
- * what a checkout, a test step or Python itself leaves in the workspace.
+ * what a checkout, a test step, Python itself or an authentication step
+ * leaves in the workspace.
  */
 export const DEFAULT_EXCLUDES: readonly string[] = [
+  ...CREDENTIAL_EXCLUDES,
   '/node_modules/',
   '__pycache__/',
   '*.pyc',

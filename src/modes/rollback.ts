@@ -13,7 +13,12 @@ import { withLock } from '../host/deploy-lock.js'
 import { factOptions, gatherFacts, type HostFacts } from '../host/host-facts.js'
 import { reloadTrap, snapshotOf, workersSeen, type ServiceSnapshot } from '../host/preflight.js'
 import { listReleases, ReleaseLayout } from '../host/release-layout.js'
-import { readReleaseLog, type ReleaseLogEntry } from '../host/release-log.js'
+import {
+  isGoodEntry,
+  lastOutcomeFailed,
+  readReleaseLog,
+  type ReleaseLogEntry
+} from '../host/release-log.js'
 import { realPath } from '../host/service-state.js'
 import type { Connection, RemoteHost } from '../transport/ssh-connection.js'
 import { cutOver, cutoverContext, lockFor, planFor, recordOutcome, servingState } from './plans.js'
@@ -33,14 +38,6 @@ export interface RollbackContext {
   settings: Settings
   run: RunContext
   log: Log
-}
-
-/** A release the log shows serving successfully: deployed, or rolled back to. */
-export function isGoodEntry(e: ReleaseLogEntry): boolean {
-  return (
-    (e.action === 'deploy' && e.outcome === 'deployed') ||
-    (e.action === 'rollback' && e.outcome === 'rolled-back')
-  )
 }
 
 /**
@@ -75,19 +72,12 @@ export function chooseRollbackTarget(opts: {
   }
   // No good release in the log: the newest existing release older than current that the
   // log does not show failing.
-  const failed = failedReleases(log)
+  const failed = lastOutcomeFailed(log)
   const index = current ? existing.indexOf(current) : existing.length
   const older = existing.slice(0, Math.max(index, 0)).filter(id => !failed.has(id))
   if (older.length > 0) return { id: older[older.length - 1] }
   if (current && opts.restoreCurrent && existing.includes(current)) return { id: current }
   return { error: `no previous release to roll back to. Releases on the host: ${list}` }
-}
-
-/** Releases whose newest entry in the log is a failure (deployed and undone, or never served). */
-export function failedReleases(log: ReleaseLogEntry[]): Set<string> {
-  const newest = new Map<string, ReleaseLogEntry>()
-  for (const e of log) newest.set(e.id, e)
-  return new Set([...newest].filter(([, e]) => !isGoodEntry(e)).map(([id]) => id))
 }
 
 /** The commit release `id` was built from: the newest successful deploy of it in the log. */

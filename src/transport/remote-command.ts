@@ -9,20 +9,31 @@ export class RemoteCommandError extends Error {
     readonly result: ExecResult,
     readonly host: string
   ) {
-    const why = result.timedOut
-      ? 'timed out'
-      : result.code === null
-        ? `ended without an exit status${result.signal ? ` (signal ${result.signal})` : ''}: the connection may have dropped`
-        : `exited with status ${result.code}`
+    const why = result.stalled
+      ? 'stalled (it took no input and printed nothing for too long) and was stopped on the host'
+      : result.timedOut
+        ? 'timed out and was stopped on the host'
+        : result.code === null
+          ? `ended without an exit status${result.signal ? ` (signal ${result.signal})` : ''}: the connection may have dropped`
+          : `exited with status ${result.code}`
     const tail = tailLines(result.stderr || result.stdout, 15)
     super(`${step} on ${host} ${why}${tail ? `:\n${tail}` : ''}`)
     this.name = 'RemoteCommandError'
   }
 }
 
-export function tailLines(text: string, count: number): string {
+/** At most this many characters of a command's output go into one message. */
+export const MAX_TAIL_CHARS = 8000
+
+/**
+ * The last `count` lines of `text`, and at most `maxChars` characters of them (a line of
+ * progress bars can be megabytes long): what is cut is said in front.
+ */
+export function tailLines(text: string, count: number, maxChars = MAX_TAIL_CHARS): string {
   const lines = text.replace(/\s+$/, '').split('\n')
-  return lines.slice(-count).join('\n')
+  const tail = lines.slice(-count).join('\n')
+  if (tail.length <= maxChars) return tail
+  return `[${tail.length - maxChars} characters cut] ${tail.slice(-maxChars)}`
 }
 
 /** Runs `command`; throws RemoteCommandError unless it exits 0. */

@@ -4,7 +4,7 @@
 // talks to the `RemoteHost` interface.
 import { Duplex, type Readable } from 'node:stream'
 import { NodeSSH, type Config } from 'node-ssh'
-import type { ClientChannel } from 'ssh2'
+import type { Client, ClientChannel } from 'ssh2'
 import {
   acceptsHostKey,
   hostKeyAlgorithms,
@@ -21,24 +21,37 @@ import {
   type ShellLine
 } from './shell-quote.js'
 import type { Target } from '../core/targets.js'
+import { OutputTail } from './output-tail.js'
+import { CommandWatch, DEFAULT_COMMAND_TIMEOUT_MS, type StopReason } from './command-limits.js'
 
 export interface ExecOptions {
   stdin?: string | Readable
   /**
-   * Reports a timeout after this many milliseconds: the command's process group
-   * is ended first (with `processGroup`), then the channel is closed.
+   * Reports a timeout after this many milliseconds (default DEFAULT_COMMAND_TIMEOUT_MS;
+   * Infinity: no absolute limit, for a command watched by `idleTimeoutMs`): the command's
+   * process group is ended first, then the channel is closed.
    */
   timeoutMs?: number
+  /**
+   * Stops the command the same way when it neither took any of its stdin nor printed
+   * anything for this long (the result then says `stalled`).
+   */
+  idleTimeoutMs?: number
   /** Stops the command the same way when aborted; the result then says `cancelled`. */
   signal?: AbortSignal
   /**
-   * Runs the command in a process group of its own, so that a timeout or `signal`
-   * ends it on the host (TERM, then KILL after 1.5 s) over the same connection.
-   * Without it, only the channel closes, and sshd does not signal a command
-   * without a pty: it would run on.
+   * Runs the command in a process group of its own (the default), so that a timeout or
+   * `signal` ends it on the host (TERM, then KILL after 1.5 s) over the same connection.
+   * With false, only the channel closes, and sshd does not signal a command without a
+   * pty: it runs on.
    */
   processGroup?: boolean
   onStdout?: (chunk: Buffer) => void
+  /**
+   * Bytes of stdout, and of stderr, kept (default DEFAULT_MAX_OUTPUT_BYTES): past it the
+   * oldest output is cut, and the kept text begins with a line saying how much.
+   */
+  maxOutputBytes?: number
 }
 
 export interface ExecResult {
@@ -47,7 +60,9 @@ export interface ExecResult {
   signal: string | null
   stdout: string
   stderr: string
+  /** Stopped by its time limit, or (with `stalled`) by `idleTimeoutMs` (code is then null). */
   timedOut: boolean
+  stalled?: boolean
   /** Stopped because `signal` was aborted (code is then null). */
   cancelled?: boolean
 }
@@ -84,6 +99,8 @@ export interface ConnectOptions extends SshCredentials {
   jumpCredentials?: SshCredentials
   timeoutSeconds: number
   retries: number
+  /** The limit of a command whose call names none (default DEFAULT_COMMAND_TIMEOUT_MS). */
+  commandTimeoutMs?: number
   log: (message: string) => void
 }
 
@@ -270,6 +287,52 @@ function withoutMarker(stderr: string): string {
   return newline < 0 ? '' : stderr.slice(newline + 1)
 }
 
+/** What a command's channel reports when it closes. */
+interface ChannelEnd {
+  code: number | null
+  signal: string | null
+}
+
+/**
+ * Runs `command` on a new session channel: stdin written (or piped) and closed, each
+ * output chunk handed over as it arrives (nothing is kept here), the exit status
+ * reported when the channel closes.
+ */
+function runOnChannel(
+  client: Client,
+  command: string,
+  io: {
+    stdin?: string | Readable
+    onChannel: (channel: ClientChannel) => void
+    onStdout: (chunk: Buffer) => void
+    onStderr: (chunk: Buffer) => void
+  }
+): Promise<ChannelEnd> {
+  return new Promise((resolve, reject) => {
+    const opened = (error: Error | undefined, channel: ClientChannel) => {
+      if (error) return reject(error)
+      io.onChannel(channel)
+      let code: number | null = null
+      let signal: string | null = null
+      channel.on('data', io.onStdout)
+      channel.stderr.on('data', io.onStderr)
+      channel.on('exit', (c: number | null, s?: string) => {
+        code = c ?? null
+        signal = s ?? null
+      })
+      channel.on('close', () => resolve({ code, signal }))
+      if (io.stdin === undefined) channel.end()
+      else if (typeof io.stdin === 'string') channel.end(io.stdin)
+      else io.stdin.pipe(channel)
+    }
+    try {
+      client.exec(command, opened)
+    } catch (error) {
+      reject(error as Error)
+    }
+  })
+}
+
 /**
  * At most this many commands run at once on one connection: sshd refuses
  * session channels past MaxSessions (10 by default, lower on some hosts).
@@ -284,7 +347,9 @@ class SshRemoteHost implements RemoteHost {
   constructor(
     readonly target: Target,
     private readonly ssh: NodeSSH,
-    private readonly jump?: NodeSSH
+    private readonly jump: NodeSSH | undefined,
+    /** The limit of a command whose call names none. */
+    private readonly commandTimeoutMs: number
   ) {
     // node-ssh keeps its client object after a drop; track the transport ourselves.
     ssh.connection?.on('close', () => (this.closed = true))
@@ -296,7 +361,11 @@ class SshRemoteHost implements RemoteHost {
       await new Promise<void>(resolve => this.waiting.push(resolve))
     this.running++
     try {
-      return await this.execNow(command, options)
+      return await this.execNow(command, {
+        ...options,
+        processGroup: options.processGroup ?? true,
+        timeoutMs: options.timeoutMs ?? this.commandTimeoutMs
+      })
     } finally {
       this.running--
       this.waiting.shift()?.()
@@ -312,67 +381,66 @@ class SshRemoteHost implements RemoteHost {
       timedOut: false,
       ...(cancelled ? { cancelled } : {})
     })
-    if (!this.isConnected()) return notRun('SSH connection is closed')
+    const client = this.ssh.connection
+    if (!this.isConnected() || !client) return notRun('SSH connection is closed')
     if (options.signal?.aborted) return notRun('cancelled before it started', true)
     const group = options.processGroup ? new GroupMarker() : undefined
-    const stdout: Buffer[] = []
-    const stderr: Buffer[] = []
+    const stdout = new OutputTail(options.maxOutputBytes)
+    const stderr = new OutputTail(options.maxOutputBytes)
     let channel: ClientChannel | undefined
-    let stopped: 'timeout' | 'cancel' | undefined
+    let stopped: StopReason | undefined
     let giveUp: () => void = () => undefined
     const givenUp = new Promise<void>(resolve => (giveUp = resolve))
-    const stop = async (why: 'timeout' | 'cancel') => {
-      if (stopped) return
+    const stop = async (why: StopReason) => {
       stopped = why
       if (group) await this.endGroup(group)
       channel?.close()
       // A channel that never opened, or never reports its close, must not keep the caller waiting.
       setTimeout(giveUp, 1000).unref()
     }
-    const running = this.ssh
-      .execCommand(group ? inProcessGroup(command) : command, {
-        stdin: options.stdin,
-        noTrim: true,
-        onChannel: c => {
-          channel = c
-          if (stopped) c.close()
-        },
-        onStdout: chunk => {
-          stdout.push(chunk)
-          options.onStdout?.(chunk)
-        },
-        onStderr: chunk => {
-          stderr.push(chunk)
-          group?.feed(chunk)
-        }
-      })
-      .catch((error: Error) => ({ code: null, signal: null, stdout: '', stderr: error.message }))
-    const timer =
-      options.timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => void stop('timeout'), options.timeoutMs)
-    const onAbort = () => void stop('cancel')
-    options.signal?.addEventListener('abort', onAbort, { once: true })
+    const watch = new CommandWatch(
+      {
+        timeoutMs: options.timeoutMs ?? Infinity,
+        idleTimeoutMs: options.idleTimeoutMs,
+        signal: options.signal
+      },
+      why => void stop(why)
+    )
+    const running = runOnChannel(client, group ? inProcessGroup(command) : command, {
+      stdin: watch.counted(options.stdin),
+      onChannel: c => {
+        channel = c
+        if (stopped) c.close()
+      },
+      onStdout: chunk => {
+        watch.progress()
+        stdout.push(chunk)
+        options.onStdout?.(chunk)
+      },
+      onStderr: chunk => {
+        watch.progress()
+        stderr.push(chunk)
+        group?.feed(chunk)
+      }
+    }).catch((error: Error) => ({ code: null, signal: null, error: error.message }))
     try {
-      const result = await Promise.race([
+      const ended = await Promise.race([
         running,
-        givenUp.then(() => ({
-          code: null,
-          signal: null,
-          stdout: Buffer.concat(stdout).toString(),
-          stderr: Buffer.concat(stderr).toString()
-        }))
+        givenUp.then(() => ({ code: null, signal: null }))
       ])
+      const errText = stderr.text()
+      const failure = 'error' in ended ? String(ended.error) : ''
       return {
-        ...result,
-        stderr: group ? withoutMarker(result.stderr) : result.stderr,
-        code: stopped ? null : result.code,
-        timedOut: stopped === 'timeout',
+        code: stopped ? null : ended.code,
+        signal: ended.signal,
+        stdout: stdout.text(),
+        stderr: (group ? withoutMarker(errText) : errText) + failure,
+        timedOut: stopped === 'timeout' || stopped === 'stall',
+        ...(stopped === 'stall' ? { stalled: true } : {}),
         ...(stopped === 'cancel' ? { cancelled: true } : {})
       }
     } finally {
-      if (timer) clearTimeout(timer)
-      options.signal?.removeEventListener('abort', onAbort)
+      watch.end()
     }
   }
 
@@ -417,9 +485,15 @@ class SshRemoteHost implements RemoteHost {
  * (authenticated with its own credentials when given, else the target's).
  */
 export async function connect(target: Target, options: ConnectOptions): Promise<RemoteHost> {
+  const commandTimeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS
   return withRetries(`connect ${target.label}`, options, async () => {
     if (!options.jumpHost)
-      return new SshRemoteHost(target, await connectOnce(target, options, options, target.label))
+      return new SshRemoteHost(
+        target,
+        await connectOnce(target, options, options, target.label),
+        undefined,
+        commandTimeoutMs
+      )
     const jumpCredentials = options.jumpCredentials ?? options
     const jump = await connectOnce(options.jumpHost, jumpCredentials, options, target.label)
     // A new channel through the jump host for each handshake with the target.
@@ -431,7 +505,7 @@ export async function connect(target: Target, options: ConnectOptions): Promise<
       )
     try {
       const ssh = await connectOnce(target, options, options, target.label, openSock)
-      return new SshRemoteHost(target, ssh, jump)
+      return new SshRemoteHost(target, ssh, jump, commandTimeoutMs)
     } catch (error) {
       jump.dispose()
       throw error

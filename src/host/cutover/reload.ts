@@ -46,6 +46,7 @@ async function prove(
   const expected: VerifyExpectations = {
     service: ctx.service,
     release: plan.release,
+    anyReleaseName: plan.link !== undefined,
     releaseDir: plan.releaseDir,
     mainPid: reloaded ? from.mainPid : undefined,
     oldWorkers: reloaded ? from.workers : [],
@@ -103,9 +104,9 @@ async function switchAndBringUp(
 ): Promise<BringUp> {
   const units = systemd(() => ctx.conn.remote, ctx.access)
   await ctx.step('switch', async () => {
-    ctx.log.info(`switching current to releases/${plan.release}`)
+    ctx.log.info(`switching current to ${plan.link ?? `releases/${plan.release}`}`)
     moved.switched = true
-    await switchCurrent(ctx.conn.remote, ctx.layout, plan.release)
+    await switchCurrent(ctx.conn.remote, ctx.layout, plan.release, plan.link)
   })
   const action = bringUpAction(from)
   ctx.log.info(`${action === 'reload' ? 'reloading' : `${action}ing`} ${ctx.service}`)
@@ -197,7 +198,9 @@ async function switchBack(
       ctx.log.group(`Roll back to ${back.release}`, async () => {
         if (!sent && state.alive) {
           // Nothing reached the master (a refused reload): switching current back is the whole undo.
-          await ctx.step('switch', () => switchCurrent(ctx.conn.remote, ctx.layout, back.release))
+          await ctx.step('switch', () =>
+            switchCurrent(ctx.conn.remote, ctx.layout, back.release, back.link)
+          )
           return prove(ctx, back, { ...state, workers: [] }, true)
         }
         const action = await switchAndBringUp(ctx, back, state, { switched: false, sent: false })

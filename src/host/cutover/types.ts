@@ -29,7 +29,13 @@ export interface ServingState {
 
 /** Where a cutover goes and what proves it got there. */
 export interface CutoverPlan {
+  /** The release id, or (with `link`) what current pointed at before, for messages. */
   release: string
+  /**
+   * The text `current` gets when it is not `releases/<release>`: back to a current that
+   * was not one of the action's releases (its health may then name any release).
+   */
+  link?: string
   /** Physical path of the release directory (readlink -f). */
   releaseDir: string
   expectedWorkers: number

@@ -11,6 +11,7 @@ import {
   type GunicornLauncher,
   type LaunchEnv
 } from './gunicorn-launch.js'
+import type { EnvFile } from '../env-sources.js'
 
 export interface UnitInfo {
   loadState: string
@@ -21,8 +22,13 @@ export interface UnitInfo {
   execStart: string[]
   execReload: string[]
   workingDirectory: string
-  environmentFiles: string[]
+  /** Every EnvironmentFile= of the unit and its drop-ins, in order (`-` prefixed: optional). */
+  environmentFiles: EnvFile[]
+  /** Environment= assignments (`NAME=value`), in order. */
+  environment: string[]
   user: string
+  /** Group= (empty: the user's primary group). */
+  group: string
   fragmentPath: string
   /** The unit's name (`Id`), when shown. */
   id?: string
@@ -40,7 +46,9 @@ export const UNIT_PROPERTIES = [
   'ExecReload',
   'WorkingDirectory',
   'EnvironmentFiles',
+  'Environment',
   'User',
+  'Group',
   'FragmentPath',
   'Id',
   'TriggeredBy'
@@ -57,12 +65,53 @@ function execArgv(value: string | undefined): string[] {
   return m ? m[1].split(' ').filter(w => w !== '') : []
 }
 
+/**
+ * EnvironmentFiles lines: `PATH (ignore_errors=no)` each (ignore_errors=yes: a `-`
+ * prefixed, optional file); one line per file, or several on one line.
+ */
+export function parseEnvironmentFiles(lines: string[]): EnvFile[] {
+  const files: EnvFile[] = []
+  for (const line of lines)
+    for (const m of line.matchAll(/\s*(.+?) \(ignore_errors=(yes|no)\)/g))
+      files.push({ path: m[1].replace(/^-/, ''), optional: m[2] === 'yes' })
+  return files
+}
+
+/**
+ * The words of an Environment= property as systemctl shows it: separated by spaces, a
+ * word with spaces or special characters in double quotes, `\"`, `\\`, `\$` and `\``
+ * escaped inside them.
+ */
+export function parseEnvironment(value: string): string[] {
+  const words: string[] = []
+  let i = 0
+  while (i < value.length) {
+    if (value[i] === ' ') {
+      i++
+      continue
+    }
+    let word = ''
+    if (value[i] === '"') {
+      for (i++; i < value.length && value[i] !== '"'; i++) {
+        if (value[i] === '\\' && i + 1 < value.length) i++
+        word += value[i]
+      }
+      i++
+    } else for (; i < value.length && value[i] !== ' '; i++) word += value[i]
+    if (word.includes('=')) words.push(word)
+  }
+  return words
+}
+
 /** Parses `systemctl show -p A -p B ...` output (KEY=VALUE lines). */
 export function parseUnitShow(text: string): UnitInfo {
   const props = new Map<string, string>()
+  const envFileLines: string[] = []
   for (const line of text.split('\n')) {
     const eq = line.indexOf('=')
-    if (eq > 0) props.set(line.slice(0, eq), line.slice(eq + 1))
+    if (eq <= 0) continue
+    props.set(line.slice(0, eq), line.slice(eq + 1))
+    if (line.slice(0, eq) === 'EnvironmentFiles') envFileLines.push(line.slice(eq + 1))
   }
   const get = (k: string) => props.get(k) ?? ''
   return {
@@ -74,11 +123,10 @@ export function parseUnitShow(text: string): UnitInfo {
     execStart: execArgv(props.get('ExecStart')),
     execReload: execArgv(props.get('ExecReload')),
     workingDirectory: get('WorkingDirectory').replace(/^!/, ''),
-    environmentFiles: get('EnvironmentFiles')
-      .split(/\s+\(ignore_errors=(?:yes|no)\)\s*/)
-      .map(s => s.trim().replace(/^-/, ''))
-      .filter(s => s !== ''),
+    environmentFiles: parseEnvironmentFiles(envFileLines),
+    environment: parseEnvironment(get('Environment')),
     user: get('User'),
+    group: get('Group'),
     fragmentPath: get('FragmentPath'),
     ...(props.has('Id') ? { id: get('Id') } : {}),
     ...(get('TriggeredBy') ? { triggeredBy: get('TriggeredBy').split(/\s+/) } : {})

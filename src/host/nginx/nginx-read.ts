@@ -51,6 +51,9 @@ function finish(read: Omit<NginxRead, 'complete'>): NginxRead {
   return { ...read, complete: missing.length === 0, problems: [...read.problems, ...missing] }
 }
 
+/** What a whole Nginx configuration may take (a command's output is cut past its limit). */
+const CONFIG_OUTPUT_BYTES = 64 << 20
+
 /** `sudo -n nginx -T`, split into files; undefined (and a problem noted) when it did not work. */
 async function readDump(
   remote: RemoteHost,
@@ -58,7 +61,8 @@ async function readDump(
   problems: string[]
 ): Promise<NginxRead | undefined> {
   const dump = await remote.exec(toShell(asRoot(serviceCommands.nginxDump())), {
-    timeoutMs: opts.timeoutMs ?? 30_000
+    timeoutMs: opts.timeoutMs ?? 30_000,
+    maxOutputBytes: CONFIG_OUTPUT_BYTES
   })
   const split = splitNginxDump(dump.code === 0 ? dump.stdout : '')
   if (split.mainPath === undefined) {
