@@ -101,6 +101,28 @@ describe('verification watches the workers on the host', () => {
     await expect(failure).rejects.toThrow('the Gunicorn master died after the reload')
   })
 
+  it('ends at once when the master dies after its workers were proven, while health still fails', async () => {
+    // workers that were up, then failed to boot the app: Gunicorn's master exits
+    const remote = watching(snapshot(10, [21, 22, 23], { 21: NEW_DIR, 22: NEW_DIR, 23: NEW_DIR }), [
+      { when: /^systemctl show/, reply: { stdout: show(0, 'activating') } }
+    ])
+    const socket = '/run/myapp/myapp.sock'
+    const health = {
+      kind: 'unix' as const,
+      socket,
+      path: '/health',
+      text: `http://unix:${socket}:/health`
+    }
+    const started = Date.now()
+    const failure = verifyRelease(
+      remote,
+      { ...expectations, urls: [health], timeoutSeconds: 30 },
+      recorder()
+    )
+    await expect(failure).rejects.toThrow('the Gunicorn master died after the reload')
+    expect(Date.now() - started).toBeLessThan(5000)
+  })
+
   it('names stale code when the snapshot shows the new workers in the old release', async () => {
     const old = expectations.oldReleaseDir!
     const remote = watching(snapshot(10, [21, 22, 23], { 21: old, 22: old, 23: old }))

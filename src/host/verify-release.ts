@@ -214,8 +214,9 @@ export async function verifyRelease(
     exp.urls.map(url => healthyStreak(remote, url, asking))
   ).finally(() => (healthDone = true))
   const hidden = exp.processes === 'hidden'
+  let master: number | void
   try {
-    await Promise.race([
+    master = await Promise.race([
       hidden
         ? watchMaster(remote, exp, log, () => healthDone)
         : proveWorkers(remote, exp, deadline, log),
@@ -227,8 +228,20 @@ export async function verifyRelease(
     throw error
   }
   settleWorkers(true)
-  for (const streak of await Promise.race([health, failed]))
-    if (streak.status === 'rejected') throw streak.reason
+  // Workers that were up may still fail to boot the app, and the master exits then: it is
+  // watched until health is proven, so that is final at once, not at reload-timeout.
+  const masterWatch =
+    typeof master === 'number'
+      ? masterStaysUp(remote, { ...exp, mainPid: master }, () => healthDone).then(() => health)
+      : health
+  let streaks: PromiseSettledResult<void>[]
+  try {
+    streaks = await Promise.race([health, failed, masterWatch])
+  } catch (error) {
+    asking.stopped = true
+    throw error
+  }
+  for (const streak of streaks) if (streak.status === 'rejected') throw streak.reason
   // The workers could not be watched: the master must still be the one systemd started.
   if (hidden) masterCheck(await readUnit(remote, exp.service), exp)
 }
@@ -243,6 +256,8 @@ interface Asking {
   gateway: GatewayWatch
   /** Ends the whole proof with a definite failure. */
   definite: (error: VerifyError) => void
+  /** Set when the proof failed on another path: the loops stop asking. */
+  stopped?: boolean
 }
 
 /** Throws when the master died or was replaced (a restart instead of a reload). */
@@ -258,6 +273,24 @@ function masterCheck(unit: UnitInfo, exp: VerifyExpectations): void {
       `the master PID changed from ${exp.mainPid} to ${unit.mainPid}: the service restarted instead of reloading`,
       false
     )
+  }
+}
+
+/** How often the proven master is looked at while health is asked. */
+const MASTER_WATCH_MS = 500
+
+/** Throws (masterCheck) as soon as the proven master dies or is replaced; returns once `done()`. */
+async function masterStaysUp(
+  remote: RemoteHost,
+  exp: VerifyExpectations,
+  done: () => boolean
+): Promise<void> {
+  for (;;) {
+    await sleep(MASTER_WATCH_MS)
+    if (done()) return
+    // a failed read proves nothing either way (the health loops see a dropped connection)
+    const unit = await readUnit(remote, exp.service).catch(() => undefined)
+    if (unit) masterCheck(unit, exp)
   }
 }
 
@@ -295,7 +328,7 @@ async function proveWorkers(
   exp: VerifyExpectations,
   deadline: number,
   log: Log
-): Promise<void> {
+): Promise<number> {
   let problem: string
   // The host watches the workers and answers once they could be right; where it
   // cannot (no watch helper, or processes seen only through sudo ps), the unit and its
@@ -328,7 +361,7 @@ async function proveWorkers(
       log.info(
         `master ${unit.mainPid}${exp.mainPid ? ' kept' : ' up'}; ${workers.length} new workers (${workers.join(', ')}) ${exp.dirs === 'none' ? '(their directory not verified: health must name the release)' : `in ${exp.releaseDir}`}`
       )
-      return
+      return unit.mainPid
     }
     problem = found
     if (Date.now() >= deadline)
@@ -379,7 +412,7 @@ async function healthyStreak(remote: RemoteHost, url: HttpTarget, a: Asking): Pr
   void workersProven.then(p => (proven = p))
   let streak = 0
   while (streak < exp.healthChecks) {
-    if (proven === false) return
+    if (proven === false || a.stopped) return
     const early = proven === undefined
     const asked = Math.min(HEALTH_AT_ONCE, exp.healthChecks - streak)
     const answers = await Promise.all(
