@@ -6,6 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
 import ssh2 from 'ssh2'
 import type { Target } from '../src/core/targets.js'
+import { parseFingerprint } from '../src/transport/host-keys.js'
+import { connect, type ConnectOptions, type RemoteHost } from '../src/transport/ssh-connection.js'
 import { keyPair, type KeyPair } from './ssh-server.js'
 
 export interface ShellSshServer {
@@ -84,4 +86,22 @@ export async function startShellSshServer(): Promise<ShellSshServer> {
         server.close(() => resolve())
       })
   }
+}
+
+/** A connection to `server` with its key pinned, no retries; `extra` adds or overrides options. */
+export function connectTo(
+  server: ShellSshServer,
+  extra: Partial<ConnectOptions> = {}
+): Promise<RemoteHost> {
+  return connect(server.target, {
+    privateKey: server.clientKey.private,
+    hostKeys: {
+      kind: 'fingerprint',
+      fingerprints: [parseFingerprint(server.hostKey.fingerprint)!]
+    },
+    timeoutSeconds: 5,
+    retries: 0,
+    log: () => undefined,
+    ...extra
+  })
 }

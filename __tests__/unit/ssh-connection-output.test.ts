@@ -1,28 +1,22 @@
 // What a command prints is kept up to a limit per stream, the newest part, with a
 // line saying how much was cut: against a real SSH server running /bin/sh.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { parseFingerprint } from '../../src/transport/host-keys.js'
 import { tailLines } from '../../src/transport/remote-command.js'
 import { toShell } from '../../src/transport/shell-quote.js'
-import { connect, type RemoteHost } from '../../src/transport/ssh-connection.js'
+import type { RemoteHost } from '../../src/transport/ssh-connection.js'
 import { cutNotice, DEFAULT_MAX_OUTPUT_BYTES, OutputTail } from '../../src/transport/output-tail.js'
-import { startShellSshServer, type ShellSshServer } from '../../__fixtures__/shell-ssh-server.js'
+import {
+  connectTo,
+  startShellSshServer,
+  type ShellSshServer
+} from '../../__fixtures__/shell-ssh-server.js'
 
 let server: ShellSshServer
 let remote: RemoteHost
 
 beforeAll(async () => {
   server = await startShellSshServer()
-  remote = await connect(server.target, {
-    privateKey: server.clientKey.private,
-    hostKeys: {
-      kind: 'fingerprint',
-      fingerprints: [parseFingerprint(server.hostKey.fingerprint)!]
-    },
-    timeoutSeconds: 5,
-    retries: 0,
-    log: () => undefined
-  })
+  remote = await connectTo(server)
 })
 
 afterAll(async () => {

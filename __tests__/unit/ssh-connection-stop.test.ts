@@ -7,10 +7,13 @@ import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { Readable } from 'node:stream'
-import { parseFingerprint } from '../../src/transport/host-keys.js'
 import { toShell } from '../../src/transport/shell-quote.js'
-import { connect, type ExecResult, type RemoteHost } from '../../src/transport/ssh-connection.js'
-import { startShellSshServer, type ShellSshServer } from '../../__fixtures__/shell-ssh-server.js'
+import type { ExecResult, RemoteHost } from '../../src/transport/ssh-connection.js'
+import {
+  connectTo,
+  startShellSshServer,
+  type ShellSshServer
+} from '../../__fixtures__/shell-ssh-server.js'
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -34,16 +37,7 @@ let dir: string
 
 beforeAll(async () => {
   server = await startShellSshServer()
-  remote = await connect(server.target, {
-    privateKey: server.clientKey.private,
-    hostKeys: {
-      kind: 'fingerprint',
-      fingerprints: [parseFingerprint(server.hostKey.fingerprint)!]
-    },
-    timeoutSeconds: 5,
-    retries: 0,
-    log: () => undefined
-  })
+  remote = await connectTo(server)
   dir = mkdtempSync(path.join(tmpdir(), 'zdd-stop-'))
 })
 
@@ -159,17 +153,7 @@ describe('limits every command has', () => {
   let strict: RemoteHost
 
   beforeAll(async () => {
-    strict = await connect(server.target, {
-      privateKey: server.clientKey.private,
-      hostKeys: {
-        kind: 'fingerprint',
-        fingerprints: [parseFingerprint(server.hostKey.fingerprint)!]
-      },
-      timeoutSeconds: 5,
-      retries: 0,
-      commandTimeoutMs: 700,
-      log: () => undefined
-    })
+    strict = await connectTo(server, { commandTimeoutMs: 700 })
   })
   afterAll(() => strict?.close())
 
