@@ -35,6 +35,8 @@ export interface Marks {
   switchAt?: number
   /** the action decided to go back (its "Roll back to" group) */
   rollbackAt?: number
+  /** reload: the way back reached the unit (its second reload, or a restart of a dead master) */
+  backAt?: number
   /** the action says the old release serves again */
   restoredAt?: number
   /** `+12.3 s reloading myapp`, ... for the run's timeline */
@@ -61,6 +63,7 @@ export class ActionFailed extends Error {}
 
 const SWITCH = /(reloading \S+|switching live\.sock to \S+)/
 const ROLLBACK = /Roll back to \S+/
+const BACK = /\] (reloading|restarting|starting) \S+$/
 const RESTORED = /(rolled back: \S+ serves again|Traffic is back on \S+)/
 const TIMELINE =
   /(reloading \S+|switching live\.sock to \S+|Roll back to \S+|rolled back: \S+ serves again|Traffic is back on \S+|\S+ stays warm|stopped \S+ once its queue was empty|the master died[^;]*|No request reached \S+)/
@@ -88,6 +91,8 @@ export async function act(
   const onLine = (line: string) => {
     const at = how.clock()
     if (marks.switchAt === undefined && SWITCH.test(line)) marks.switchAt = at
+    if (marks.rollbackAt !== undefined && marks.backAt === undefined && BACK.test(line))
+      marks.backAt = at
     if (marks.rollbackAt === undefined && ROLLBACK.test(line)) marks.rollbackAt = at
     if (marks.restoredAt === undefined && RESTORED.test(line)) marks.restoredAt = at
     const m = TIMELINE.exec(line)

@@ -60,10 +60,24 @@ export function loadRow(r: LoadedRun): string {
 
 function restoreRow(x: RestoreRun): string {
   const d = x.run.done[0]
+  const { switchAt, rollbackAt, backAt, restoredAt } = d.marks
   const r = x.restore
   const failed = x.run.load.requests.filter(q => q.failure !== undefined).length
   const outcome = r ? `${d.status}` : `${d.status}: traffic never moved`
-  return `| ${x.strategy} | ${x.release.name} | ${outcome} | **${count(failed)} of ${count(x.run.load.requests.length)}**${r?.foreign ? `, ${count(r.foreign)} answered by the broken release` : ''} | **${r ? between(d.marks.switchAt, r.restoredAt) : '–'}** | ${r ? between(r.firstBadAt, r.restoredAt) : '–'} | ${between(d.marks.switchAt, d.marks.rollbackAt)} | ${between(d.marks.switchAt, d.marks.restoredAt)} | ${secs(d.seconds)} |`
+  const cells = [
+    x.strategy,
+    x.release.name,
+    outcome,
+    `**${count(failed)} of ${count(x.run.load.requests.length)}**${r?.foreign ? `, ${count(r.foreign)} answered by the broken release` : ''}`,
+    `**${r ? between(switchAt, r.restoredAt) : '–'}**`,
+    r ? between(switchAt, r.firstBadAt) : '–',
+    r ? between(r.firstBadAt, rollbackAt) : '–',
+    between(rollbackAt, backAt),
+    r ? between(backAt, r.restoredAt) : '–',
+    between(switchAt, restoredAt),
+    secs(d.seconds)
+  ]
+  return `| ${cells.join(' | ')} |`
 }
 
 /** From bringing the new release up to verified: reload's HUP; blue-green's start of the idle instance. */
@@ -176,15 +190,27 @@ ${restoreRuns
   .map(x => `- **${x.release.name}**: ${x.release.what}.`)
   .join('\n')}
 
-| strategy | broken release | outcome | failed of sent | traffic switch → old release serving again (load) | first bad answer → old release serving again (load) | switch → "Roll back to" (action's log) | switch → old release serves again (action's log) | deploy wall time |
-|---|---|---|---|---|---|---|---|---|
+| strategy | broken release | outcome | failed of sent | traffic switch → old release serving again (load) | switch → first bad answer (load) | first bad answer → "Roll back to" (log) | "Roll back to" → the way back sent (log) | the way back sent → old release serving again (load) | switch → old release serves again (action's log) | deploy wall time |
+|---|---|---|---|---|---|---|---|---|---|---|
 ${restoreRuns.map(restoreRow).join('\n')}
 
 "Old release serving again" (load): the answer of the old release to the first request sent after
 the last failed (or foreign) one, so from then on every visitor is served by it. "First bad answer":
 the first failed or foreign answer after the switch. The action's log: when it printed
 "Roll back to <release>" and "rolled back: <release> serves again" (reload) or "Traffic is back on
-<instance>" (blue-green), on the load's clock. Goal: at most 2 s from the switch.
+<instance>" (blue-green), on the load's clock. "The way back sent": under reload, the rollback's own
+"reloading" (or "restarting", when the master had died) line; under blue-green, live.sock moves back
+inside the "Roll back to" step. Goal: at most 2 s from the switch.
+
+Where the time goes under \`reload\`: Gunicorn's HUP stops the old workers at once, without waiting
+for the new ones to load the app, so nothing with the old code is left running. The failure shows
+only once the new workers have loaded the broken release (switch → first bad answer), and the way
+back is a second reload (or a restart of a master that died) whose new workers load the old release
+again (the way back sent → old release serving again): two imports of the app under load, each about
+as long as the request stall of a normal reload deploy (its p99 above). The action's own share is
+the two columns between them: seeing the failure, and sending the way back. Under \`blue-green\` the
+old instance keeps running with its app loaded until the new one is proven, and the way back is
+moving live.sock back.
 
 ## Deploy wall time: the action against a plain ssh script (no load)
 
