@@ -843,6 +843,22 @@ class ImportWithoutTheEnvironmentTest(TempDirTest):
         self.assertEqual(
             out["independent"], "wsgi.py imports flask_not_installed, which is not installed for %s" % sys.executable)
 
+    def test_what_can_be_read_is_loaded_and_the_failure_still_judged(self):
+        # "?" before the spec: the Environment= lines and the readable files are loaded,
+        # the file the deploy user cannot read (here: absent) adds nothing
+        readable = self.write("readable.env", "APP_NAME=shop\n")
+        spec = json.dumps({"set": ["APP_MODE=production"],
+                           "files": [{"path": readable, "optional": False},
+                                     {"path": self.path("unreadable.env"), "optional": False}]})
+        self.write("code/wsgi.py", "import os\nMODE = os.environ['APP_MODE'] + os.environ['APP_NAME']\n" + self.APP)
+        out = answer_of(run_as_c("importcheck", "?" + spec, self.path("code"), "wsgi:app"))
+        self.assertEqual(out["ok"], True)
+        self.assertEqual(out["reads"], [{"name": "APP_MODE", "set": True}, {"name": "APP_NAME", "set": True}])
+        self.write("code/wsgi.py", self.READS_SECRET + self.APP)
+        out = answer_of(run_as_c("importcheck", "?" + spec, self.path("code"), "wsgi:app"))
+        self.assertEqual((out["ok"], out["independent"]), (False, None))
+        self.assertEqual(out["reads"], [{"name": "SECRET_KEY", "set": False}])
+
     def test_with_the_env_file_or_none_nothing_is_judged(self):
         self.write("code/wsgi.py", "import flask_not_installed\n")
         for envfile in (self.write("app.env", "A=1\n"), "-"):

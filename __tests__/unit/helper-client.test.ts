@@ -114,7 +114,11 @@ describe('the helper client against the real helper', () => {
     writeFileSync(join(code, 'wsgi.py'), 'import flask_not_installed\n')
     writeFileSync(join(code, 'good.py'), 'def app(environ, start_response):\n    return []\n')
     const helper = helperOf(onThisMachine())
-    const request = { python: 'python3', env: 'unreadable' as const, releaseDir: code }
+    const unreadable = {
+      assignments: [],
+      files: [{ path: join(dir, 'absent.env'), optional: false }]
+    }
+    const request = { python: 'python3', env: { unreadable }, releaseDir: code }
     const broken = await helper.importCheck({ ...request, app: 'wsgi:app' })
     expect(broken).toMatchObject({
       ok: false,
@@ -162,7 +166,10 @@ describe('the helper client against the real helper', () => {
     expect(inRelease('py', { sources }, '/srv/r', ['x'])).toMatch(
       / run '\{"set":\[\],"files":\[\{"path":"\/etc\/a b\.env","optional":false\}\]\}' \/srv\/r x$/
     )
-    expect(inRelease('py', 'unreadable', '/srv/r', ['x'])).toMatch(/ run '\?' \/srv\/r x$/)
+    // an EnvironmentFile the deploy user cannot read: what may be read goes with it
+    expect(inRelease('py', { unreadable: sources }, '/srv/r', ['x'])).toMatch(
+      / run '\?\{"set":\[\],"files":\[\{"path":"\/etc\/a b\.env","optional":false\}\]\}' \/srv\/r x$/
+    )
   })
 })
 

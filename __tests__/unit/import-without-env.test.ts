@@ -56,6 +56,8 @@ afterEach(async () => {
 })
 
 /** Prepares release v2 on a host serving v1, whose EnvironmentFile the deploy user can or cannot read. */
+const ENV_FILES = [{ path: '/etc/myapp.env', optional: false }]
+
 function prepare(envReadable: boolean, answer: ImportAnswer) {
   const host = new FakeHost('v1')
   hosts.push(host)
@@ -65,6 +67,7 @@ function prepare(envReadable: boolean, answer: ImportAnswer) {
     return answer
   }
   const facts = healthyFacts({
+    envSources: { assignments: ['APP_MODE=production'], files: ENV_FILES },
     env: envReadable
       ? { exists: true, readable: true, files: [], missing: [], empty: [], count: 2 }
       : { exists: true, readable: false }
@@ -91,7 +94,8 @@ describe('the import check when the deploy user cannot read the EnvironmentFile'
     expect(requests).toEqual([
       {
         python: '/srv/myapp/.venv/bin/python3',
-        env: 'unreadable',
+        // what may be read still goes with it: the unit's Environment= lines
+        env: { unreadable: { assignments: ['APP_MODE=production'], files: ENV_FILES } },
         releaseDir: '/srv/myapp/releases/v2',
         app: 'wsgi:app'
       }
@@ -129,7 +133,7 @@ describe('the import check when the deploy user cannot read the EnvironmentFile'
     const { requests, prepared } = prepare(true, secretUnset)
     await expect(prepared).rejects.toThrow('(it never reached the reload):\n')
     expect(requests[0].env).toEqual({
-      sources: { assignments: [], files: [{ path: '/etc/myapp.env', optional: false }] }
+      sources: { assignments: ['APP_MODE=production'], files: ENV_FILES }
     })
   })
 })

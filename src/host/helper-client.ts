@@ -21,23 +21,33 @@ export const HELPER_PY: string = helperText
 
 /**
  * The unit's environment as the helper loads it for the release: its Environment= lines and
- * every EnvironmentFile, in order (env-sources.ts); none (the unit sets no environment); or
- * EnvironmentFiles the deploy user cannot read (the release is then imported without the
- * environment, and a failure is judged; see importCheck).
+ * every EnvironmentFile, in order (env-sources.ts); none (the unit sets no environment); or,
+ * `unreadable`, the same sources where the deploy user cannot read an EnvironmentFile: the
+ * helper loads what it can (the Environment= lines, the files it may read) and judges a
+ * failure knowing that the rest is missing (see importCheck).
  */
-export type UnitEnvironment = { sources: EnvSources } | 'none' | 'unreadable'
+export type UnitEnvironment = { sources: EnvSources } | { unreadable: EnvSources } | 'none'
 
 export function unitEnvironment(
   sources: EnvSources | undefined,
   readable: boolean
 ): UnitEnvironment {
   if (!sources || (sources.files.length === 0 && sources.assignments.length === 0)) return 'none'
-  return readable ? { sources } : 'unreadable'
+  return readable ? { sources } : { unreadable: sources }
 }
 
-/** The helper's argument for a UnitEnvironment (remote-helper.py: NO_ENV, UNREADABLE_ENV, a spec). */
+/** Whether the environment misses an EnvironmentFile the deploy user cannot read. */
+export function isUnreadable(env: UnitEnvironment): env is { unreadable: EnvSources } {
+  return env !== 'none' && 'unreadable' in env
+}
+
+/**
+ * The helper's argument for a UnitEnvironment (remote-helper.py: NO_ENV, a spec, or
+ * UNREADABLE_ENV followed by the spec of what may be read).
+ */
 function envWord(env: UnitEnvironment): string {
-  return env === 'none' ? '-' : env === 'unreadable' ? '?' : envArg(env.sources)
+  if (env === 'none') return '-'
+  return isUnreadable(env) ? `?${envArg(env.unreadable)}` : envArg(env.sources)
 }
 
 export interface ImportRequest {

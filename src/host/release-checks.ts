@@ -9,6 +9,7 @@ import {
   helperOf,
   inRelease,
   unitEnvironment,
+  isUnreadable,
   type ImportAnswer
 } from './helper-client.js'
 import { describeEnvFiles, type EnvSources } from './env-sources.js'
@@ -202,12 +203,12 @@ export async function importCheck(
   })
   const how = `${opts.app} with ${opts.interpreter.python}`
   if (answer.ok) {
-    const without = env === 'unreadable' ? ` (without ${files})` : ''
+    const without = isUnreadable(env) ? ` (without ${files})` : ''
     opts.log.info(`ok ${how}${without} in ${answer.seconds.toFixed(2)}s`)
     return answer.seconds
   }
   const traceback = tailLines(answer.traceback, 20)
-  if (env !== 'unreadable')
+  if (!isUnreadable(env))
     throw new Error(
       `the new release cannot import ${how} (it never reached the reload):\n${traceback}`
     )

@@ -50,16 +50,23 @@ def parse_env(path):
     return env, errors
 
 # The first argument of envcheck, envvalues, importcheck, dbrevisions and run: the unit's
-# environment. NO_ENV when it has none, UNREADABLE_ENV when it has an EnvironmentFile the
-# deploy user cannot read (nothing is loaded then), the path of one EnvironmentFile, or a
-# JSON object {"set": ["NAME=value", ...], "files": [{"path": P, "optional": bool}, ...]}:
-# the unit's Environment= assignments, then its EnvironmentFiles in order ("-" prefixed in
-# the unit: optional), as systemd builds the environment.
+# environment. NO_ENV when it has none, the path of one EnvironmentFile, or a JSON object
+# {"set": ["NAME=value", ...], "files": [{"path": P, "optional": bool}, ...]}: the unit's
+# Environment= assignments, then its EnvironmentFiles in order ("-" prefixed in the unit:
+# optional), as systemd builds the environment. UNREADABLE_ENV before the JSON object: an
+# EnvironmentFile of it cannot be read by the deploy user, so what is loaded (the
+# assignments, the files it may read) is not the whole environment; alone, nothing is loaded.
 NO_ENV, UNREADABLE_ENV = "-", "?"
+
+def partial_env(arg):
+    """Whether the environment argument says an EnvironmentFile of it cannot be read."""
+    return arg.startswith(UNREADABLE_ENV)
 
 def env_spec(arg):
     """(assignments, [(path, optional)]) of an environment argument (see above)."""
-    if arg in (NO_ENV, UNREADABLE_ENV):
+    if partial_env(arg):
+        arg = arg[len(UNREADABLE_ENV):] or NO_ENV
+    if arg == NO_ENV:
         return [], []
     if arg.startswith("{"):
         spec = json.loads(arg)
@@ -319,21 +326,23 @@ def static_cause(root, module_name):
 def cmd_importcheck(envfile, directory, app):
     """Imports the WSGI app of the release. With the unit's EnvironmentFile (or none), any
     failure is the release's. With an EnvironmentFile the deploy user cannot read
-    (envfile "?"), the import runs without it and the failure is judged: `independent`
+    (envfile "?..."), the import runs without it (with the Environment= assignments and the
+    files that can be read) and the failure is judged: `independent`
     names a cause no variable can change, found while importing (when the release's code
     had read no variable before it failed) or from the source (static_cause); null when
     the failure may depend on the environment. `reads`: the variables the release read."""
+    partial = partial_env(envfile)
     load_env(envfile)
     os.chdir(directory)
     sys.path.insert(0, directory)
     release = Release(directory)
-    reads = watch_environment(release) if envfile == UNREADABLE_ENV else []
+    reads = watch_environment(release) if partial else []
     started = time.monotonic()
     try:
         module = load_app(app)
     except BaseException as error:
         independent = None
-        if envfile == UNREADABLE_ENV:
+        if partial:
             independent = None if reads is None or reads else independent_cause(error, release)
             if independent is None:
                 try:
