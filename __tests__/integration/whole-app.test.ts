@@ -166,6 +166,38 @@ async function expectWholeApp(host: KitHost, release: string, dep: string): Prom
   expect(await workerRelease(host)).toBe(release)
 }
 
+/** The kit's tests wait 10 s for the lock; a second run waits out a whole deploy, as users' do. */
+const WAIT_FOR_LOCK = { 'lock-timeout': '240' }
+
+/**
+ * Two deploys of the whole app started 300 ms apart, on other dependency versions (`deploy`
+ * gets the release id and the version): both must deploy, one after the other, the second
+ * naming the first as its previous release; web, worker and packages end on the second.
+ */
+async function twoAtOnce(
+  host: KitHost,
+  deploy: (id: string, dep: string) => Promise<ActionRun>,
+  ids: [string, string],
+  before: string
+): Promise<void> {
+  const deps: Record<string, string> = { [ids[0]]: '2.0', [ids[1]]: '1.0' }
+  const runs = await Promise.all([
+    deploy(ids[0], deps[ids[0]]),
+    new Promise<ActionRun>(resolve => setTimeout(() => resolve(deploy(ids[1], deps[ids[1]])), 300))
+  ])
+  expect(runs.map(r => `${r.outputs.status} ${problems(r)}`)).toEqual(['deployed ', 'deployed '])
+  // whichever took the lock first, the other read the host after it
+  const first = runs.findIndex(r => r.outputs['previous-release'] === before)
+  expect(first).toBeGreaterThanOrEqual(0)
+  const second = runs[1 - first]
+  expect(second.outputs['previous-release']).toBe(ids[first])
+  expect(second.stdout).toContain('waiting for the deploy lock')
+  expect(companionsOf(second)).toMatchObject([
+    { unit: WORKER, status: 'moved', release: ids[1 - first] }
+  ])
+  await expectWholeApp(host, ids[1 - first], deps[ids[1 - first]])
+}
+
 describe('the whole app under strategy: reload (Celery worker, Debian 12)', () => {
   const host = withHost('wr1', { style: 'celery' }, buildWheels)
 
@@ -285,6 +317,19 @@ describe('the whole app under strategy: reload (Celery worker, Debian 12)', () =
     },
     SLOW
   )
+
+  it(
+    'deploys two runs started together one after the other: web, worker and packages end on the second',
+    () =>
+      twoAtOnce(
+        host,
+        (id, dep) =>
+          deploy(host, { source: wholeApp(host, { dep }), 'release-id': id, ...WAIT_FOR_LOCK }),
+        ['r6', 'r7'],
+        'r1'
+      ),
+    SLOW
+  )
 })
 
 /** The venv a release links as .venv, e.g. venvs/0123abcd (as the deploy made it). */
@@ -369,6 +414,18 @@ describe('the whole app under strategy: blue-green (Celery worker, per-release v
         [...linked].filter(v => v.startsWith('venvs/')).sort()
       )
     },
+    SLOW
+  )
+
+  it(
+    'deploys two runs started together one after the other, each on its own venv: the whole app ends on the second',
+    () =>
+      twoAtOnce(
+        host,
+        (id, dep) => bg({ source: wholeApp(host, { dep }), 'release-id': id, ...WAIT_FOR_LOCK }),
+        ['g5', 'g6'],
+        'g4'
+      ),
     SLOW
   )
 })
