@@ -67,6 +67,63 @@ WantedBy=multi-user.target
 UNIT
 }
 
+# gunicorn_docs_unit EXECSTART [SOCKET]: in place of the kit's myapp unit, gunicorn.service
+# of Gunicorn's deployment docs (Type=notify, user someuser, KillMode=mixed) running
+# EXECSTART, and the kit's sudoers rules for the unit gunicorn. With SOCKET (the docs' socket
+# activation) the service has Requires=SOCKET and PrivateTmp=true and is written but not
+# enabled: the socket unit starts it. Without it the service is enabled and has no
+# PrivateTmp (a private /tmp would hide a socket in /tmp from Nginx).
+gunicorn_docs_unit() {
+  local exec_start=$1 socket=${2:-}
+  drop_unit myapp
+  {
+    printf '[Unit]\nDescription=gunicorn daemon\n'
+    [ -z "$socket" ] || printf 'Requires=%s\n' "$socket"
+    cat <<UNIT
+After=network.target
+
+[Service]
+Type=notify
+NotifyAccess=main
+User=someuser
+Group=someuser
+WorkingDirectory=/srv/myapp
+ExecStart=$exec_start
+ExecReload=/bin/kill -s HUP \$MAINPID
+KillMode=mixed
+TimeoutStopSec=5
+UNIT
+    [ -z "$socket" ] || echo PrivateTmp=true
+    printf '\n[Install]\nWantedBy=multi-user.target\n'
+  } | if [ -z "$socket" ]; then unit gunicorn; else put /etc/systemd/system/gunicorn.service 644 root:root; fi
+  sed -e '/^#/d' -e 's/myapp/gunicorn/g' "$KIT/../examples/server/sudoers-deploy" | sudoers deploy-gunicorn
+}
+
+# gunicorn_docs_locations UPSTREAM INDENT [bare]: prints the two locations of the server in
+# Gunicorn's Nginx example: `/` tries a static file first (try_files $uri @proxy_to_app),
+# the named location @proxy_to_app sets the forwarding headers and proxies to
+# http://UPSTREAM. Every non-empty line is indented by INDENT; with `bare`, without the
+# example's comments.
+gunicorn_docs_locations() {
+  local upstream=$1 indent=$2 bare=${3:-}
+  cat <<NGINX | sed -e "${bare:+/^ *#/d}" -e "/./s/^/$indent/"
+location / {
+  # checks for static file, if not found proxy to app
+  try_files \$uri @proxy_to_app;
+}
+
+location @proxy_to_app {
+  proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+  proxy_set_header X-Forwarded-Proto \$scheme;
+  proxy_set_header Host \$http_host;
+  # we don't want nginx trying to do something clever with
+  # redirects, we set the Host: header above already.
+  proxy_redirect off;
+  proxy_pass http://$upstream;
+}
+NGINX
+}
+
 # nginx_only: disables every Nginx site and conf.d file, so the style's site is the only one.
 nginx_only() {
   rm -f "$R"/etc/nginx/sites-enabled/* "$R"/etc/nginx/conf.d/*.conf

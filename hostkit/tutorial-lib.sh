@@ -97,3 +97,20 @@ ExecStart=$5
 WantedBy=multi-user.target
 UNIT
 }
+
+# tutorial_site NAME LISTEN SERVER_NAME SOCKET: the tutorial's Nginx site NAME, enabled (and
+# only it): one server (`listen LISTEN; server_name SERVER_NAME;`) whose location / includes
+# Debian's proxy_params and proxies to http://unix:SOCKET.
+tutorial_site() {
+  nginx_site "$1" <<NGINX
+server {
+    listen $2;
+    server_name $3;
+
+    location / {
+        include proxy_params;
+        proxy_pass http://unix:$4;
+    }
+}
+NGINX
+}

@@ -236,169 +236,142 @@ describe('adopt.sh on tutorial-style servers', () => {
   const original = new Map<string, string>()
   const visitsBefore = new Map<string, number>()
 
-  it.concurrent.each(CASES)(
-    '$style: without --apply it prints the plan and changes nothing',
-    async c => {
-      const host = hosts[c.name]
-      await onHost(host, async () => {
-        pushKit(host)
-        if (c.createUser) {
-          const key = path.join(host.state, 'shipit_key')
-          await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key])
-          cpSync(`${key}.pub`, path.join(host.state, 'root', 'root', 'kit', 'shipit_key.pub'))
-        }
-        if (c.node)
-          cpSync(process.execPath, path.join(host.state, 'root', 'usr', 'local', 'bin', 'node'))
-        original.set(c.name, await serverFiles(host, c))
-        if (c.shared) visitsBefore.set(c.name, await visits(host))
-        const plan = await adopt(host, c, ...keyArgs(c))
-        expect({ code: plan.code, out: plan.out }).toMatchObject({ code: 0 })
-        if (c.createUser) expect(plan.out).toContain(`creates the user ${c.deployUser}`)
-        expect(plan.out).toContain(
-          `+++ /etc/systemd/system/${host.service}.service.d/zdd-adopt.conf`
-        )
-        expect(plan.out).toContain('+ExecReload=/bin/kill -HUP $MAINPID')
-        expect(plan.out).toMatch(
-          new RegExp(`^\\+.*unix:/run/${host.service}/${host.service}\\.sock`, 'm')
-        )
-        expect(plan.out).toContain('nothing was changed')
-        expect(await serverFiles(host, c)).toBe(original.get(c.name))
-      })
-    },
-    TIMEOUT
-  )
+  /** One test for each case, its steps queued on the case's host behind the earlier tests' steps. */
+  function eachCase(title: string, steps: (host: KitHost, c: Case) => Promise<void>): void {
+    it.concurrent.each(CASES)(
+      title,
+      async c => {
+        const host = hosts[c.name]
+        await onHost(host, () => steps(host, c))
+      },
+      TIMEOUT
+    )
+  }
 
-  it.concurrent.each(CASES)(
+  eachCase('$style: without --apply it prints the plan and changes nothing', async (host, c) => {
+    pushKit(host)
+    if (c.createUser) {
+      const key = path.join(host.state, 'shipit_key')
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key])
+      cpSync(`${key}.pub`, path.join(host.state, 'root', 'root', 'kit', 'shipit_key.pub'))
+    }
+    if (c.node)
+      cpSync(process.execPath, path.join(host.state, 'root', 'usr', 'local', 'bin', 'node'))
+    original.set(c.name, await serverFiles(host, c))
+    if (c.shared) visitsBefore.set(c.name, await visits(host))
+    const plan = await adopt(host, c, ...keyArgs(c))
+    expect({ code: plan.code, out: plan.out }).toMatchObject({ code: 0 })
+    if (c.createUser) expect(plan.out).toContain(`creates the user ${c.deployUser}`)
+    expect(plan.out).toContain(`+++ /etc/systemd/system/${host.service}.service.d/zdd-adopt.conf`)
+    expect(plan.out).toContain('+ExecReload=/bin/kill -HUP $MAINPID')
+    expect(plan.out).toMatch(
+      new RegExp(`^\\+.*unix:/run/${host.service}/${host.service}\\.sock`, 'm')
+    )
+    expect(plan.out).toContain('nothing was changed')
+    expect(await serverFiles(host, c)).toBe(original.get(c.name))
+  })
+
+  eachCase(
     '$style: --apply converts it under load through Nginx without a failed request',
-    async c => {
-      const host = hosts[c.name]
-      await onHost(host, async () => {
-        const key = keyArgs(c)
-        const check = c.node ? ['--check-with', '/root/kit'] : []
-        const [applied, load] = await underLoad(
-          host,
-          () => adopt(host, c, '--apply', ...key, ...check),
-          LOAD
-        )
-        expect({ code: applied.code, out: applied.out }).toMatchObject({ code: 0 })
-        noFailures(load)
-        expect(applied.out).toContain(`done: ${host.service}.service serves`)
-        expect(applied.out).toContain(
-          `health-url: http://unix:/run/${host.service}/${host.service}.sock:/`
-        )
-        if (c.shared) expect(applied.out).toContain(`shared-paths: ${c.shared}`)
-        if (c.node) expect(applied.out).toContain("the action's check passed: 0 error(s)")
-        else expect(applied.out).toContain("the action's check was NOT run (no Node.js 20 or newer")
-        const unit = await rootSh(
-          host,
-          `systemctl show ${host.service} -p ExecStart -p ExecReload --value`
-        )
-        expect(unit).toContain(`--chdir ${host.releasePath}/current`)
-        expect(unit).toContain(`--bind unix:/run/${host.service}/${host.service}.sock`)
-        expect(unit).toContain('kill -HUP $MAINPID')
-        expect(unit).toMatch(/--workers [2-9]/)
-        // the unit file itself is as it was; a second --apply has nothing to do
-        expect(await rootSh(host, `sha256sum /etc/systemd/system/${host.service}.service`)).toBe(
-          original.get(c.name)?.split('\n')[0] + '\n'
-        )
-        const again = await adopt(host, c, '--apply')
-        expect(again.code).toBe(0)
-        expect(again.out).toContain('nothing to do')
-      })
-    },
-    TIMEOUT
+    async (host, c) => {
+      const key = keyArgs(c)
+      const check = c.node ? ['--check-with', '/root/kit'] : []
+      const [applied, load] = await underLoad(
+        host,
+        () => adopt(host, c, '--apply', ...key, ...check),
+        LOAD
+      )
+      expect({ code: applied.code, out: applied.out }).toMatchObject({ code: 0 })
+      noFailures(load)
+      expect(applied.out).toContain(`done: ${host.service}.service serves`)
+      expect(applied.out).toContain(
+        `health-url: http://unix:/run/${host.service}/${host.service}.sock:/`
+      )
+      if (c.shared) expect(applied.out).toContain(`shared-paths: ${c.shared}`)
+      if (c.node) expect(applied.out).toContain("the action's check passed: 0 error(s)")
+      else expect(applied.out).toContain("the action's check was NOT run (no Node.js 20 or newer")
+      const unit = await rootSh(
+        host,
+        `systemctl show ${host.service} -p ExecStart -p ExecReload --value`
+      )
+      expect(unit).toContain(`--chdir ${host.releasePath}/current`)
+      expect(unit).toContain(`--bind unix:/run/${host.service}/${host.service}.sock`)
+      expect(unit).toContain('kill -HUP $MAINPID')
+      expect(unit).toMatch(/--workers [2-9]/)
+      // the unit file itself is as it was; a second --apply has nothing to do
+      expect(await rootSh(host, `sha256sum /etc/systemd/system/${host.service}.service`)).toBe(
+        original.get(c.name)?.split('\n')[0] + '\n'
+      )
+      const again = await adopt(host, c, '--apply')
+      expect(again.code).toBe(0)
+      expect(again.out).toContain('nothing to do')
+    }
   )
 
-  it.concurrent.each(CASES)(
-    "$style: the action's mode: check is clean right after",
-    async c => {
-      const host = hosts[c.name]
-      await onHost(host, async () => {
-        const checked = await runAction(inputs(host, c, { mode: 'check' }))
-        expect(outcome(checked)).toEqual({ code: 0, status: 'checked', errors: [] })
-        // the adopted release has no health route: it answers at / instead, and says so
-        expect(checked.stdout).toContain('predates the action')
-      })
-    },
-    TIMEOUT
-  )
+  eachCase("$style: the action's mode: check is clean right after", async (host, c) => {
+    const checked = await runAction(inputs(host, c, { mode: 'check' }))
+    expect(outcome(checked)).toEqual({ code: 0, status: 'checked', errors: [] })
+    // the adopted release has no health route: it answers at / instead, and says so
+    expect(checked.stdout).toContain('predates the action')
+  })
 
-  it.concurrent.each(CASES)(
-    '$style: v1 then v2 deploy under load without a failed request',
-    async c => {
-      const host = hosts[c.name]
-      await onHost(host, async () => {
-        const [runs, load] = await underLoad(
-          host,
-          async () => {
-            const v1 = await runAction(
-              inputs(host, c, { source: releaseApp(), 'release-id': 'v1' })
-            )
-            const v2 = await runAction(
-              inputs(host, c, { source: releaseApp(), 'release-id': 'v2' })
-            )
-            return [v1, v2]
-          },
-          LOAD
-        )
-        for (const r of runs) {
-          expect(outcome(r)).toEqual({ code: 0, status: 'deployed', errors: [] })
-          expect(probe(r)).toBe('no failed probe request')
-        }
-        noFailures(load)
-        expect(load.releases).toEqual(['v1', 'v2'])
-        expect((await fetchNginx(host, '/health')).release).toBe('v2')
-        if (c.shared) expect(await visits(host)).toBeGreaterThan(visitsBefore.get(c.name) ?? NaN)
-      })
-    },
-    TIMEOUT
-  )
+  eachCase('$style: v1 then v2 deploy under load without a failed request', async (host, c) => {
+    const [runs, load] = await underLoad(
+      host,
+      async () => {
+        const v1 = await runAction(inputs(host, c, { source: releaseApp(), 'release-id': 'v1' }))
+        const v2 = await runAction(inputs(host, c, { source: releaseApp(), 'release-id': 'v2' }))
+        return [v1, v2]
+      },
+      LOAD
+    )
+    for (const r of runs) {
+      expect(outcome(r)).toEqual({ code: 0, status: 'deployed', errors: [] })
+      expect(probe(r)).toBe('no failed probe request')
+    }
+    noFailures(load)
+    expect(load.releases).toEqual(['v1', 'v2'])
+    expect((await fetchNginx(host, '/health')).release).toBe('v2')
+    if (c.shared) expect(await visits(host)).toBeGreaterThan(visitsBefore.get(c.name) ?? NaN)
+  })
 
-  it.concurrent.each(CASES)(
+  eachCase(
     '$style: rollbacks to v1 and to the adopted release (no health route) lose no request',
-    async c => {
-      const host = hosts[c.name]
-      await onHost(host, async () => {
-        const adopted = (
-          await rootSh(host, `ls ${host.releasePath}/releases | grep '^adopted-'`)
-        ).trim()
-        const [runs, load] = await underLoad(
-          host,
-          async () => [
-            await runAction(inputs(host, c, { mode: 'rollback' })),
-            await runAction(inputs(host, c, { mode: 'rollback', 'rollback-to': adopted }))
-          ],
-          LOAD
-        )
-        expect(runs.map(r => [outcome(r), r.outputs.release, probe(r)])).toEqual([
-          [{ code: 0, status: 'rolled-back', errors: [] }, 'v1', 'no failed probe request'],
-          [{ code: 0, status: 'rolled-back', errors: [] }, adopted, 'no failed probe request']
-        ])
-        expect(runs[1].stdout).toContain(`${adopted} predates the action`)
-        noFailures(load)
-        expect((await fetchNginx(host, '/')).body).not.toContain('release=')
-      })
-    },
-    TIMEOUT
+    async (host, c) => {
+      const adopted = (
+        await rootSh(host, `ls ${host.releasePath}/releases | grep '^adopted-'`)
+      ).trim()
+      const [runs, load] = await underLoad(
+        host,
+        async () => [
+          await runAction(inputs(host, c, { mode: 'rollback' })),
+          await runAction(inputs(host, c, { mode: 'rollback', 'rollback-to': adopted }))
+        ],
+        LOAD
+      )
+      expect(runs.map(r => [outcome(r), r.outputs.release, probe(r)])).toEqual([
+        [{ code: 0, status: 'rolled-back', errors: [] }, 'v1', 'no failed probe request'],
+        [{ code: 0, status: 'rolled-back', errors: [] }, adopted, 'no failed probe request']
+      ])
+      expect(runs[1].stdout).toContain(`${adopted} predates the action`)
+      noFailures(load)
+      expect((await fetchNginx(host, '/')).body).not.toContain('release=')
+    }
   )
 
-  it.concurrent.each(CASES)(
+  eachCase(
     '$style: --undo puts the original files back under load without a failed request',
-    async c => {
-      const host = hosts[c.name]
-      await onHost(host, async () => {
-        const [undone, load] = await underLoad(host, () => adopt(host, c, '--undo'), LOAD)
-        expect({ code: undone.code, out: undone.out }).toMatchObject({ code: 0 })
-        expect(undone.out).toContain('undone:')
-        noFailures(load)
-        expect(await serverFiles(host, c)).toBe(original.get(c.name))
-        const served = await fetchNginx(host, '/')
-        expect(served.status).toBe(200)
-        expect(served.body).not.toContain('release=')
-        if (c.shared) expect(await visits(host)).toBeGreaterThan(visitsBefore.get(c.name) ?? NaN)
-      })
-    },
-    TIMEOUT
+    async (host, c) => {
+      const [undone, load] = await underLoad(host, () => adopt(host, c, '--undo'), LOAD)
+      expect({ code: undone.code, out: undone.out }).toMatchObject({ code: 0 })
+      expect(undone.out).toContain('undone:')
+      noFailures(load)
+      expect(await serverFiles(host, c)).toBe(original.get(c.name))
+      const served = await fetchNginx(host, '/')
+      expect(served.status).toBe(200)
+      expect(served.body).not.toContain('release=')
+      if (c.shared) expect(await visits(host)).toBeGreaterThan(visitsBefore.get(c.name) ?? NaN)
+    }
   )
 
   it.concurrent(

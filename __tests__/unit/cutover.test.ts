@@ -45,6 +45,15 @@ const plan = (release: string): CutoverPlan => ({
   healthExpect: undefined
 })
 
+/** The health URL through Nginx on the host, which the fake host answers with 502 for a release in nginxFails. */
+const nginxHealth = {
+  kind: 'tcp' as const,
+  host: '127.0.0.1',
+  port: 80,
+  path: '/health',
+  text: 'http://127.0.0.1/health'
+}
+
 function servingOf(host: FakeHost): ServingState {
   const s = host.state
   return {
@@ -277,17 +286,10 @@ describe('the one cutover', () => {
     host.nginxFails.add('v2')
     const { ctx, result } = context(host)
     ctx.timeoutSeconds = 600 // a wait for it would outlast the test's own limit
-    const nginx = {
-      kind: 'tcp' as const,
-      host: '127.0.0.1',
-      port: 80,
-      path: '/health',
-      text: 'http://127.0.0.1/health'
-    }
     const withNginx = (release: string): CutoverPlan => ({
       ...plan(release),
-      urls: [...plan(release).urls, nginx],
-      nginxUrl: nginx
+      urls: [...plan(release).urls, nginxHealth],
+      nginxUrl: nginxHealth
     })
     const request = {
       ...deployRequest(host, 'v2', 'v1'),
@@ -304,26 +306,43 @@ describe('the one cutover', () => {
     expect(host.nginxAnswers.at(-1)).toBe(200)
   }, 20_000)
 
-  it('waits out reload-timeout when Nginx was not known to serve before the switch', async () => {
-    const host = await fakeHost('v1')
-    host.nginxFails.add('v2')
-    const { ctx, result } = context(host)
-    const nginx = {
-      kind: 'tcp' as const,
-      host: '127.0.0.1',
-      port: 80,
-      path: '/health',
-      text: 'http://127.0.0.1/health'
+  // Nginx fails the new release and was not known to serve before the switch: the proof
+  // waits out reload-timeout, and a step after the proof is neither run nor undone.
+  it.each([
+    { steps: 'no step after the proof', withStep: false },
+    { steps: 'a step after the proof, which is neither run nor undone', withStep: true }
+  ])(
+    'waits out reload-timeout when Nginx was not known to serve before the switch ($steps)',
+    async ({ withStep }) => {
+      const host = await fakeHost('v1')
+      host.nginxFails.add('v2')
+      const { ctx, result } = context(host)
+      let ran = false
+      const companions = {
+        name: 'companions',
+        run: async () => {
+          ran = true
+        },
+        undo: async () => {
+          ran = true
+          return ''
+        }
+      }
+      const request = {
+        ...deployRequest(host, 'v2', 'v1'),
+        plan: { ...plan('v2'), urls: [...plan('v2').urls, nginxHealth] },
+        ...(withStep ? { afterProof: [companions] } : {})
+      }
+      const failed = runCutover(request, ctx)
+      await expect(failed).rejects.toThrow(CutoverError)
+      await expect(failed).rejects.toThrow(
+        /within reload-timeout \(1s\): http:\/\/127\.0\.0\.1\/health answered HTTP 502/
+      )
+      expect(result.rolledBack).toBe(true)
+      expect(ran).toBe(false)
+      expect(host.state.current).toBe('v1')
     }
-    const request = {
-      ...deployRequest(host, 'v2', 'v1'),
-      plan: { ...plan('v2'), urls: [...plan('v2').urls, nginx] }
-    }
-    await expect(runCutover(request, ctx)).rejects.toThrow(
-      /within reload-timeout \(1s\): http:\/\/127\.0\.0\.1\/health answered HTTP 502/
-    )
-    expect(result.rolledBack).toBe(true)
-  })
+  )
 
   it('runs the steps after the proof in order, and a failing one undoes the switch, then the started steps newest first, with the old packages back before the reload', async () => {
     const host = await fakeHost('v1')
@@ -362,38 +381,5 @@ describe('the one cutover', () => {
     expect(result.error).toContain('packages back')
     expect(result.error).toContain('companions undone')
     expect(outcomes(host)).toEqual(['rolled-back'])
-  })
-
-  it('runs no step after the proof when the proof fails, and undoes none', async () => {
-    const host = await fakeHost('v1')
-    host.nginxFails.add('v2')
-    const { ctx } = context(host)
-    let ran = false
-    const nginx = {
-      kind: 'tcp' as const,
-      host: '127.0.0.1',
-      port: 80,
-      path: '/health',
-      text: 'http://127.0.0.1/health'
-    }
-    const request = {
-      ...deployRequest(host, 'v2', 'v1'),
-      plan: { ...plan('v2'), urls: [...plan('v2').urls, nginx] },
-      afterProof: [
-        {
-          name: 'companions',
-          run: async () => {
-            ran = true
-          },
-          undo: async () => {
-            ran = true
-            return ''
-          }
-        }
-      ]
-    }
-    await expect(runCutover(request, ctx)).rejects.toThrow(CutoverError)
-    expect(ran).toBe(false)
-    expect(host.state.current).toBe('v1')
   })
 })

@@ -25,32 +25,13 @@ grep -rlI '/srv/myapp/.venv' "$R/home/deploy/venvs/webapp/bin" "$R/home/deploy/v
   xargs -r sed -i 's|/srv/myapp/.venv|/home/deploy/venvs/webapp|g'
 head -n1 "$R/home/deploy/venvs/webapp/bin/gunicorn" | grep -qx '#!/home/deploy/venvs/webapp/bin/python3'
 
-drop_unit myapp
-rm -f "$R/etc/systemd/system/myapp.service"
-unit gunicorn <<'UNIT'
-[Unit]
-Description=gunicorn daemon
-After=network.target
-
-[Service]
-Type=notify
-NotifyAccess=main
-User=someuser
-Group=someuser
-WorkingDirectory=/srv/myapp
-ExecStart=/home/deploy/venvs/webapp/bin/gunicorn --workers 3 --chdir /srv/myapp/current --bind unix:/tmp/gunicorn.sock wsgi:app
-ExecReload=/bin/kill -s HUP $MAINPID
-KillMode=mixed
-TimeoutStopSec=5
-
-[Install]
-WantedBy=multi-user.target
-UNIT
-sed -e '/^#/d' -e 's/myapp/gunicorn/g' "$KIT/../examples/server/sudoers-deploy" | sudoers deploy-gunicorn
+gunicorn_docs_unit "/home/deploy/venvs/webapp/bin/gunicorn --workers 3 --chdir /srv/myapp/current --bind unix:/tmp/gunicorn.sock wsgi:app"
 
 nginx_only
 rm -f "$R/etc/nginx/sites-available/myapp"
-put /etc/nginx/nginx.conf 644 root:root <<'NGINX'
+# The example, its two locations from style-lib.sh.
+{
+  cat <<'NGINX'
 worker_processes 1;
 
 user nobody nogroup;
@@ -103,21 +84,10 @@ http {
     # path for static files
     root /srv/myapp/current/public;
 
-    location / {
-      # checks for static file, if not found proxy to app
-      try_files $uri @proxy_to_app;
-    }
-
-    location @proxy_to_app {
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header Host $http_host;
-      # we don't want nginx trying to do something clever with
-      # redirects, we set the Host: header above already.
-      proxy_redirect off;
-      proxy_pass http://app_server;
-    }
-
+NGINX
+  gunicorn_docs_locations app_server '    '
+  echo
+  cat <<'NGINX'
     error_page 500 502 503 504 /500.html;
     location = /500.html {
       root /srv/myapp/current/public;
@@ -125,6 +95,7 @@ http {
   }
 }
 NGINX
+} | put /etc/nginx/nginx.conf 644 root:root
 
 SERVICE=gunicorn
 HEALTH_URL=http://unix:/tmp/gunicorn.sock:/health

@@ -12,29 +12,8 @@
 # --workers 3 (Gunicorn's default is one worker, which the action refuses to reload).
 in_root useradd --create-home --shell /bin/bash someuser
 
-drop_unit myapp
-rm -f "$R/etc/systemd/system/myapp.service" "$R/etc/nginx/sites-available/myapp"
-put /etc/systemd/system/gunicorn.service 644 root:root <<'UNIT'
-[Unit]
-Description=gunicorn daemon
-Requires=gunicorn.socket
-After=network.target
-
-[Service]
-Type=notify
-NotifyAccess=main
-User=someuser
-Group=someuser
-WorkingDirectory=/srv/myapp
-ExecStart=/usr/bin/gunicorn --workers 3 --chdir /srv/myapp/current wsgi:app
-ExecReload=/bin/kill -s HUP $MAINPID
-KillMode=mixed
-TimeoutStopSec=5
-PrivateTmp=true
-
-[Install]
-WantedBy=multi-user.target
-UNIT
+rm -f "$R/etc/nginx/sites-available/myapp"
+gunicorn_docs_unit "/usr/bin/gunicorn --workers 3 --chdir /srv/myapp/current wsgi:app" gunicorn.socket
 put /etc/systemd/system/gunicorn.socket 644 root:root <<'UNIT'
 [Unit]
 Description=gunicorn socket
@@ -50,9 +29,6 @@ WantedBy=sockets.target
 UNIT
 mkdir -p "$R/etc/systemd/system/sockets.target.wants"
 ln -sfn /etc/systemd/system/gunicorn.socket "$R/etc/systemd/system/sockets.target.wants/gunicorn.socket"
-
-# The kit's rules, for the unit gunicorn.
-sed -e '/^#/d' -e 's/myapp/gunicorn/g' "$KIT/../examples/server/sudoers-deploy" | sudoers deploy-gunicorn
 
 # The docs' server, in nginx.conf's http block (user www-data is Debian's default).
 nginx_only

@@ -62,17 +62,7 @@ tutorial_venv "$D/.venv" ubuntu:ubuntu
 tutorial_unit notes ubuntu www-data "$D" \
   "$D/.venv/bin/gunicorn --workers 1 --bind unix:notes.sock -m 007 wsgi:app"
 
-nginx_site notes <<'NGINX'
-server {
-    listen 80 default_server;
-    server_name _;
-
-    location / {
-        include proxy_params;
-        proxy_pass http://unix:/home/ubuntu/notes/notes.sock;
-    }
-}
-NGINX
+tutorial_site notes "80 default_server" _ /home/ubuntu/notes/notes.sock
 
 SERVICE=notes
 RELEASE_PATH=/srv/notes

@@ -16,17 +16,8 @@ tutorial_unit myproject app www-data /home/app/myproject \
   "/home/app/myproject/venv/bin/gunicorn --workers 3 --bind unix:myproject.sock -m 007 wsgi:app" \
   "PATH=/home/app/myproject/venv/bin"
 
-nginx_site myproject <<'NGINX'
-server {
-    listen 80;
-    server_name myproject.example.test www.myproject.example.test;
-
-    location / {
-        include proxy_params;
-        proxy_pass http://unix:/home/app/myproject/myproject.sock;
-    }
-}
-NGINX
+tutorial_site myproject 80 "myproject.example.test www.myproject.example.test" \
+  /home/app/myproject/myproject.sock
 
 SERVICE=myproject
 RELEASE_PATH=/srv/myproject

@@ -26,7 +26,9 @@ WantedBy=multi-user.target
 UNIT
 
 nginx_only
-put /etc/nginx/conf.d/myapp.conf 644 root:root <<'NGINX'
+# The docs' locations (style-lib.sh) without their comments.
+{
+  cat <<'NGINX'
 upstream myapp { server unix:/run/myapp/myapp.sock fail_timeout=0; }
 
 server {
@@ -38,16 +40,7 @@ server {
   # static files of the current release; everything else goes to Gunicorn
   root /srv/myapp/current/static;
 
-  location / {
-    try_files $uri @proxy_to_app;
-  }
-
-  location @proxy_to_app {
-    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    proxy_set_header X-Forwarded-Proto $scheme;
-    proxy_set_header Host $http_host;
-    proxy_redirect off;
-    proxy_pass http://myapp;
-  }
-}
 NGINX
+  gunicorn_docs_locations myapp '  ' bare
+  echo '}'
+} | put /etc/nginx/conf.d/myapp.conf 644 root:root
