@@ -62,6 +62,8 @@ export class FakeHost implements RemoteHost {
     importCheck: request => this.imports(request),
     envCheck: { exists: true, readable: true, files: [], missing: [], empty: [], count: 2 }
   })
+  /** What journalctl answers (the unit's journal). */
+  journal = 'log line\n'
   /** What health names for a release, when not the release itself (e.g. an app outside releases/). */
   healthNames = new Map<string, string>()
   state: FakeHostState
@@ -221,7 +223,8 @@ export class FakeHost implements RemoteHost {
       this.state.current = undefined
       return {}
     }
-    if (/journalctl|tail -n/.test(command)) return { stdout: 'log line\n' }
+    if (/journalctl/.test(command)) return { stdout: this.journal }
+    if (/tail -n/.test(command)) return { stdout: 'log line\n' }
     if (/^true$/.test(command)) return {}
     return { code: 127, stderr: `fake host: unscripted command ${command}` }
   }

@@ -196,6 +196,46 @@ describe('the one cutover', () => {
     expect(result.excerpt).toContain('log line')
   })
 
+  it("restarts on the new release when the master died of Gunicorn's own logging crash, not of the release", async () => {
+    const host = await fakeHost('v1')
+    const master = host.state.mainPid
+    host.reloads = ['master-dies']
+    host.journal = [
+      `2026-12-05T20:14:27+0000 web gunicorn[${master}]: [INFO] Unhandled exception in main loop`,
+      `2026-12-05T20:14:27+0000 web gunicorn[${master}]: RuntimeError: reentrant call inside <_io.BufferedWriter name='<stderr>'>`
+    ].join('\n')
+    const { ctx, log, result } = context(host)
+    await runCutover(deployRequest(host, 'v2', 'v1'), ctx)
+    expect(host.state).toMatchObject({ current: 'v2', activeState: 'active', workerRelease: 'v2' })
+    expect(host.commands.filter(c => /systemctl (reload|restart)/.test(c))).toEqual([
+      'sudo -n systemctl reload myapp',
+      'sudo -n systemctl restart myapp'
+    ])
+    expect(log.lines.join('\n')).toContain(
+      `warning the Gunicorn master ${master} crashed in its own logging during the deploy`
+    )
+    expect(log.lines.join('\n')).toContain('not because of the release: restarting myapp on v2')
+    expect(result.rolledBack).toBe(false)
+    expect(outcomes(host)).toEqual(['deployed'])
+  })
+
+  it('still goes back when the journal shows a worker that failed to boot beside the logging crash', async () => {
+    const host = await fakeHost('v1')
+    const master = host.state.mainPid
+    host.reloads = ['master-dies']
+    host.bootFails.add('v2')
+    host.journal = [
+      `x gunicorn[${master}]: RuntimeError: reentrant call inside <_io.BufferedWriter name='<stderr>'>`,
+      `x gunicorn[${master}]: Reason: Worker failed to boot.`
+    ].join('\n')
+    const { ctx, result } = context(host)
+    await expect(runCutover(deployRequest(host, 'v2', 'v1'), ctx)).rejects.toThrow(
+      /master died after the reload/
+    )
+    expect(host.state).toMatchObject({ current: 'v1', workerRelease: 'v1' })
+    expect(result.rolledBack).toBe(true)
+  })
+
   it('fails and goes back when the old workers never leave', async () => {
     const host = await fakeHost('v1')
     host.reloads = ['old-workers-stay', 'ok']

@@ -3,16 +3,26 @@
 import { tailLines } from '../transport/remote-command.js'
 import { serviceCommands } from './service-commands.js'
 import { toShell } from '../transport/shell-quote.js'
-import type { RemoteHost } from '../transport/ssh-connection.js'
+import type { ExecResult, RemoteHost } from '../transport/ssh-connection.js'
+
+/** The unit's journal since `since` (a second before it), its last `lines` lines. */
+export function readJournal(
+  remote: RemoteHost,
+  service: string,
+  since: Date,
+  lines: number
+): Promise<ExecResult> {
+  const from = `@${Math.floor(since.getTime() / 1000) - 1}`
+  return remote.exec(toShell(serviceCommands.journal(service, from, lines)), { timeoutMs: 20_000 })
+}
 
 export async function collectEvidence(
   remote: RemoteHost,
   opts: { service: string; since: Date; nginxErrorLog: string }
 ): Promise<string> {
-  const since = `@${Math.floor(opts.since.getTime() / 1000) - 1}`
   // The journal and the Nginx log are independent reads.
   const [journal, nginx] = await Promise.all([
-    remote.exec(toShell(serviceCommands.journal(opts.service, since, 80)), { timeoutMs: 20_000 }),
+    readJournal(remote, opts.service, opts.since, 80),
     remote.exec(toShell(['tail', '-n', '20', opts.nginxErrorLog]), { timeoutMs: 20_000 })
   ])
   const part = (title: string, text: string, stderr: string) =>

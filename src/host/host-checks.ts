@@ -561,7 +561,7 @@ function gunicornVersion(f: HostFacts): Finding[] {
   return [
     warning(
       'gunicorn version',
-      `Gunicorn ${v} logs from its SIGCHLD handler; during a reload under load this can crash the master ("RuntimeError: reentrant call inside <_io.BufferedWriter name='<stderr>'>", gunicorn issues #2564 and #3198, fixed in 24.1.0): requests fail until systemd restarts it, and the deploy rolls back`,
+      `Gunicorn ${v} logs from its SIGCHLD handler; during a reload under load this can crash the master ("RuntimeError: reentrant call inside <_io.BufferedWriter name='<stderr>'>", gunicorn issues #2564 and #3198, fixed in 24.1.0): requests fail until the action restarts it on the new release (naming the crash) or systemd does`,
       "upgrade Gunicorn in the unit's venv to 24.1.0 or newer (pip install 'gunicorn>=24.1'); until then, --log-level error avoids the crashing write (measured on the test kit: none in 450 reloads under load; --log-level warning does not help)"
     )
   ]

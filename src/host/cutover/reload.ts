@@ -1,6 +1,8 @@
 // The reload strategy: `current` moves to the release and the master reloads
 // (HUP: new workers from the new code, the listening socket kept), or starts or
 // restarts when it is not running. Its undo moves `current` back the same way.
+import { readJournal } from '../evidence.js'
+import { crashedInLogging, loggingCrashNote } from '../gunicorn/logging-crash.js'
 import { isRunning } from '../host-facts.js'
 import { switchCurrent } from '../release-layout.js'
 import { readUnit } from '../service-state.js'
@@ -125,7 +127,35 @@ async function switchAndBringUp(
   return action
 }
 
-/** Proves the release; a master that died on the reload is restarted and proven when allowed. */
+/**
+ * Whether the master `pid` died of Gunicorn's own logging crash (not of the release) since
+ * the run began; false when the journal cannot be read.
+ */
+async function diedOfLoggingCrash(ctx: CutoverContext, pid: number): Promise<boolean> {
+  if (!pid) return false
+  const journal = await readJournal(ctx.conn.remote, ctx.service, ctx.since, 400).catch(
+    () => undefined
+  )
+  return journal !== undefined && crashedInLogging(journal.stdout, pid)
+}
+
+/**
+ * The failure to report once the master is known to be gone: its death, also when a health
+ * loop saw its effect first (Nginx answering 502 for the missing socket).
+ */
+function masterDeath(error: unknown, first: string): unknown {
+  if (error instanceof VerifyError && error.masterDied) return error
+  return new VerifyError(
+    `the Gunicorn master died after the reload: new workers failed to boot (seen first: ${first})`,
+    true
+  )
+}
+
+/**
+ * Proves the release. A master that died on the reload is restarted and the release proven
+ * again when allowed (a rollback), or when it died of Gunicorn's own logging crash and not of
+ * the release (whose workers would have failed to boot).
+ */
 async function proveOrRestart(
   ctx: CutoverContext,
   plan: CutoverPlan,
@@ -136,11 +166,17 @@ async function proveOrRestart(
   try {
     await prove(ctx, plan, from, action === 'reload')
   } catch (error) {
-    if (action !== 'reload' || !opts.restartDeadMaster) throw error
-    if (!(await masterGone(ctx, error))) throw error
-    ctx.log.warning(
-      `the master died during the ${opts.what} (${(error as Error).message.split('\n')[0]}); restarting ${ctx.service}`
-    )
+    if (action !== 'reload' || !(await masterGone(ctx, error))) throw error
+    const first = (error as Error).message.split('\n')[0]
+    if (opts.restartDeadMaster)
+      ctx.log.warning(
+        `the master died during the ${opts.what} (${first}); restarting ${ctx.service}`
+      )
+    else if (await diedOfLoggingCrash(ctx, from.mainPid))
+      ctx.log.warning(
+        loggingCrashNote(from.mainPid, opts.what, `restarting ${ctx.service} on ${plan.release}`)
+      )
+    else throw masterDeath(error, first)
     await ctx.step('restart', () =>
       systemd(() => ctx.conn.remote, ctx.access).run('restart', ctx.service)
     )
