@@ -53308,7 +53308,7 @@ function gunicornVersion(f) {
   return [
     warning2(
       "gunicorn version",
-      `Gunicorn ${v} logs from its SIGCHLD handler; during a reload under load this can crash the master ("RuntimeError: reentrant call inside <_io.BufferedWriter name='<stderr>'>", gunicorn issues #2564 and #3198, fixed in 24.1.0): requests fail until systemd restarts it, and the deploy rolls back`,
+      `Gunicorn ${v} logs from its SIGCHLD handler; during a reload under load this can crash the master ("RuntimeError: reentrant call inside <_io.BufferedWriter name='<stderr>'>", gunicorn issues #2564 and #3198, fixed in 24.1.0): requests fail until the action restarts it on the new release (naming the crash) or systemd does`,
       "upgrade Gunicorn in the unit's venv to 24.1.0 or newer (pip install 'gunicorn>=24.1'); until then, --log-level error avoids the crashing write (measured on the test kit: none in 450 reloads under load; --log-level warning does not help)"
     )
   ];
@@ -55062,10 +55062,13 @@ function settle(promise) {
 }
 
 // src/host/evidence.ts
+function readJournal(remote, service, since, lines) {
+  const from = `@${Math.floor(since.getTime() / 1e3) - 1}`;
+  return remote.exec(toShell(serviceCommands.journal(service, from, lines)), { timeoutMs: 2e4 });
+}
 async function collectEvidence(remote, opts) {
-  const since = `@${Math.floor(opts.since.getTime() / 1e3) - 1}`;
   const [journal, nginx] = await Promise.all([
-    remote.exec(toShell(serviceCommands.journal(opts.service, since, 80)), { timeoutMs: 2e4 }),
+    readJournal(remote, opts.service, opts.since, 80),
     remote.exec(toShell(["tail", "-n", "20", opts.nginxErrorLog]), { timeoutMs: 2e4 })
   ]);
   const part = (title, text, stderr) => `--- ${title} ---
@@ -56578,6 +56581,12 @@ async function askHealth(remote, url, exp) {
     return { problem: `failed: ${error3.message}` };
   }
 }
+function gatewayStatuses(url, answers2, exp, early) {
+  const direct = url.text !== exp.nginxUrl?.text;
+  return answers2.map(
+    ({ response: r }) => direct && early && r && r.status < 300 && !namesRelease(r, exp) ? void 0 : r?.status
+  );
+}
 async function healthyStreak(remote, url, a) {
   const { exp, deadline, log, workersProven } = a;
   let proven;
@@ -56590,10 +56599,7 @@ async function healthyStreak(remote, url, a) {
     const answers2 = await Promise.all(
       Array.from({ length: asked }, () => askHealth(remote, url, exp))
     );
-    const broken = a.gateway.note(
-      url,
-      answers2.map((x) => x.response?.status)
-    );
+    const broken = a.gateway.note(url, gatewayStatuses(url, answers2, exp, early));
     if (broken !== void 0) {
       const error3 = new VerifyError(broken, false, true);
       a.definite(error3);
@@ -56862,6 +56868,18 @@ ${stopped}` } : undo;
   };
 }
 
+// src/host/gunicorn/logging-crash.ts
+var LOGGING_CRASH = /RuntimeError: reentrant call inside <_io\.BufferedWriter/;
+var BOOT_FAILURE = /Worker failed to boot|Exception in worker process|App failed to load/;
+function crashedInLogging(journal, masterPid) {
+  const lines = journal.split("\n");
+  const own = `[${masterPid}]:`;
+  return lines.some((l) => l.includes(own) && LOGGING_CRASH.test(l)) && !lines.some((l) => BOOT_FAILURE.test(l));
+}
+function loggingCrashNote(masterPid, what, then) {
+  return `the Gunicorn master ${masterPid} crashed in its own logging during the ${what} ("RuntimeError: reentrant call inside <_io.BufferedWriter name='<stderr>'>", a bug of Gunicorn before 24.1.0: gunicorn issues #2564 and #3198), not because of the release: ${then}. Upgrade Gunicorn in the unit's venv to 24.1.0 or newer; until then --log-level error avoids the crashing write`;
+}
+
 // src/host/cutover/reload.ts
 function bringUpAction(from) {
   if (from.alive) return "reload";
@@ -56930,15 +56948,35 @@ async function switchAndBringUp(ctx, plan, from, moved) {
   );
   return action;
 }
+async function diedOfLoggingCrash(ctx, pid) {
+  if (!pid) return false;
+  const journal = await readJournal(ctx.conn.remote, ctx.service, ctx.since, 400).catch(
+    () => void 0
+  );
+  return journal !== void 0 && crashedInLogging(journal.stdout, pid);
+}
+function masterDeath(error3, first) {
+  if (error3 instanceof VerifyError && error3.masterDied) return error3;
+  return new VerifyError(
+    `the Gunicorn master died after the reload: new workers failed to boot (seen first: ${first})`,
+    true
+  );
+}
 async function proveOrRestart(ctx, plan, from, action, opts) {
   try {
     await prove(ctx, plan, from, action === "reload");
   } catch (error3) {
-    if (action !== "reload" || !opts.restartDeadMaster) throw error3;
-    if (!await masterGone(ctx, error3)) throw error3;
-    ctx.log.warning(
-      `the master died during the ${opts.what} (${error3.message.split("\n")[0]}); restarting ${ctx.service}`
-    );
+    if (action !== "reload" || !await masterGone(ctx, error3)) throw error3;
+    const first = error3.message.split("\n")[0];
+    if (opts.restartDeadMaster)
+      ctx.log.warning(
+        `the master died during the ${opts.what} (${first}); restarting ${ctx.service}`
+      );
+    else if (await diedOfLoggingCrash(ctx, from.mainPid))
+      ctx.log.warning(
+        loggingCrashNote(from.mainPid, opts.what, `restarting ${ctx.service} on ${plan.release}`)
+      );
+    else throw masterDeath(error3, first);
     await ctx.step(
       "restart",
       () => systemd(() => ctx.conn.remote, ctx.access).run("restart", ctx.service)

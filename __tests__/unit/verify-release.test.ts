@@ -1,6 +1,12 @@
 import { describe, expect, it } from '@jest/globals'
 import type { HttpResponse } from '../../src/transport/http-over-ssh.js'
-import { GatewayWatch, healthProblem, workerProblem } from '../../src/host/verify-release.js'
+import {
+  gatewayStatuses,
+  GatewayWatch,
+  healthProblem,
+  workerProblem,
+  type VerifyExpectations
+} from '../../src/host/verify-release.js'
 import type { HttpTarget } from '../../src/transport/http-target.js'
 
 const res = (status: number, body: string, headers: Record<string, string> = {}): HttpResponse => ({
@@ -193,5 +199,43 @@ describe('GatewayWatch: a path through Nginx that is broken while Gunicorn serve
     const blind = new GatewayWatch(undefined)
     blind.note(direct, [200])
     expect(blind.note(nginx, [502])).toBeUndefined()
+  })
+})
+
+describe("the answers the gateway watch notes: Gunicorn's own 2xx only from the new release", () => {
+  const nginxUrl: HttpTarget = {
+    kind: 'tcp',
+    host: '127.0.0.1',
+    port: 80,
+    path: '/health',
+    text: 'http://127.0.0.1/health'
+  }
+  const direct: HttpTarget = {
+    kind: 'unix',
+    socket: '/run/myapp/myapp.sock',
+    path: '/health',
+    text: 'http://unix:/run/myapp/myapp.sock:/health'
+  }
+  const exp = { release: 'v2', nginxUrl } as VerifyExpectations
+  const named = (release: string) => ({ response: res(200, '', { 'x-release': release }) })
+
+  it('drops a 2xx of an old worker before the workers are proven (it proves nothing about v2)', () => {
+    // the old workers answer while the new ones fail to boot: no "Gunicorn answered" for Nginx's 502s
+    expect(gatewayStatuses(direct, [named('v1'), named('v2'), {}], exp, true)).toEqual([
+      undefined,
+      200,
+      undefined
+    ])
+  })
+
+  it('keeps every status once the workers are proven, and every status through Nginx', () => {
+    expect(gatewayStatuses(direct, [named('v1')], exp, false)).toEqual([200])
+    expect(gatewayStatuses(nginxUrl, [named('v1'), { response: res(502, '') }], exp, true)).toEqual(
+      [200, 502]
+    )
+  })
+
+  it("keeps Gunicorn's own 5xx before the proof (an app warming up is not Nginx's failure)", () => {
+    expect(gatewayStatuses(direct, [{ response: res(503, '') }], exp, true)).toEqual([503])
   })
 })

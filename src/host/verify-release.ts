@@ -405,6 +405,23 @@ async function askHealth(
 }
 
 /**
+ * The statuses the gateway watch notes. Gunicorn's own 2xx counts only as the new
+ * release's: before the workers are proven, an answer that does not name the new release
+ * may come from an old worker still finishing (it proves nothing about the new release).
+ */
+export function gatewayStatuses(
+  url: HttpTarget,
+  answers: { response?: HttpResponse }[],
+  exp: VerifyExpectations,
+  early: boolean
+): (number | undefined)[] {
+  const direct = url.text !== exp.nginxUrl?.text
+  return answers.map(({ response: r }) =>
+    direct && early && r && r.status < 300 && !namesRelease(r, exp) ? undefined : r?.status
+  )
+}
+
+/**
  * 2. health answers 2xx K times in a row on `url`, asked up to HEALTH_AT_ONCE at a time
  * (any failure among them starts the count again). Before `workersProven` settles, only
  * answers that name the new release count; after a failed worker proof nothing more is asked.
@@ -421,10 +438,7 @@ async function healthyStreak(remote: RemoteHost, url: HttpTarget, a: Asking): Pr
     const answers = await Promise.all(
       Array.from({ length: asked }, () => askHealth(remote, url, exp))
     )
-    const broken = a.gateway.note(
-      url,
-      answers.map(x => x.response?.status)
-    )
+    const broken = a.gateway.note(url, gatewayStatuses(url, answers, exp, early))
     if (broken !== undefined) {
       const error = new VerifyError(broken, false, true)
       a.definite(error)
