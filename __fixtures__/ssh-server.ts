@@ -16,6 +16,11 @@ export interface KeyPair {
   blob: string
 }
 
+/**
+ * A new key pair. ssh2's generator writes about one ed25519 key in 256 with a 31-byte
+ * public key (a leading zero byte dropped), which its own parser then refuses
+ * ("Malformed OpenSSH private key"): such a pair is generated again.
+ */
 export function keyPair(
   type: 'ed25519' | 'ecdsa' | 'rsa',
   options: { passphrase?: string } = {}
@@ -23,14 +28,17 @@ export function keyPair(
   const encryption: ssh2.utils.KeyPairOptions = options.passphrase
     ? { passphrase: options.passphrase, cipher: 'aes256-ctr', rounds: 4 }
     : {}
-  const pair =
-    type === 'ecdsa'
-      ? ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256, ...encryption })
-      : type === 'rsa'
-        ? ssh2.utils.generateKeyPairSync('rsa', { bits: 2048, ...encryption })
-        : ssh2.utils.generateKeyPairSync('ed25519', encryption)
-  const blob = pair.public.trim().split(/\s+/)[1]
-  return { ...pair, blob, fingerprint: sha256Fingerprint(Buffer.from(blob, 'base64')) }
+  for (;;) {
+    const pair =
+      type === 'ecdsa'
+        ? ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256, ...encryption })
+        : type === 'rsa'
+          ? ssh2.utils.generateKeyPairSync('rsa', { bits: 2048, ...encryption })
+          : ssh2.utils.generateKeyPairSync('ed25519', encryption)
+    if (ssh2.utils.parseKey(pair.private, options.passphrase) instanceof Error) continue
+    const blob = pair.public.trim().split(/\s+/)[1]
+    return { ...pair, blob, fingerprint: sha256Fingerprint(Buffer.from(blob, 'base64')) }
+  }
 }
 
 export interface TestSshServer {
