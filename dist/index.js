@@ -56494,13 +56494,16 @@ async function verifyRelease(remote, exp, log) {
   for (const streak of streaks) if (streak.status === "rejected") throw streak.reason;
   if (hidden) masterCheck(await readUnit(remote, exp.service), exp);
 }
+function masterDeathIn(unit, broughtUpBy = "the reload") {
+  if (unit.mainPid !== 0 && unit.activeState === "active") return void 0;
+  return new VerifyError(
+    `the Gunicorn master died after ${broughtUpBy} (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
+    true
+  );
+}
 function masterCheck(unit, exp) {
-  if (unit.mainPid === 0 || unit.activeState !== "active") {
-    throw new VerifyError(
-      `the Gunicorn master died after ${exp.broughtUpBy ?? "the reload"} (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
-      true
-    );
-  }
+  const died = masterDeathIn(unit, exp.broughtUpBy);
+  if (died) throw died;
   if (exp.mainPid !== void 0 && unit.mainPid !== exp.mainPid) {
     throw new VerifyError(
       `the master PID changed from ${exp.mainPid} to ${unit.mainPid}: the service restarted instead of reloading`,
@@ -56921,10 +56924,12 @@ async function prove(ctx, plan, from, reloaded) {
   );
 }
 async function masterGone(ctx, error3) {
-  if (error3 instanceof VerifyError && error3.masterDied) return true;
+  if (error3 instanceof VerifyError && error3.masterDied) return error3;
   const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => void 0);
-  return unit !== void 0 && (unit.mainPid === 0 || unit.activeState !== "active");
+  const died = unit && masterDeathIn(unit);
+  return died && new VerifyError(`${died.message} (seen first: ${firstLine2(error3)})`, true);
 }
+var firstLine2 = (error3) => error3.message.split("\n")[0];
 async function switchAndBringUp(ctx, plan, from, moved) {
   const units2 = systemd(() => ctx.conn.remote, ctx.access);
   await ctx.step("switch", async () => {
@@ -56955,28 +56960,21 @@ async function diedOfLoggingCrash(ctx, pid) {
   );
   return journal !== void 0 && crashedInLogging(journal.stdout, pid);
 }
-function masterDeath(error3, first) {
-  if (error3 instanceof VerifyError && error3.masterDied) return error3;
-  return new VerifyError(
-    `the Gunicorn master died after the reload: new workers failed to boot (seen first: ${first})`,
-    true
-  );
-}
 async function proveOrRestart(ctx, plan, from, action, opts) {
   try {
     await prove(ctx, plan, from, action === "reload");
   } catch (error3) {
-    if (action !== "reload" || !await masterGone(ctx, error3)) throw error3;
-    const first = error3.message.split("\n")[0];
+    const death = action === "reload" ? await masterGone(ctx, error3) : void 0;
+    if (!death) throw error3;
     if (opts.restartDeadMaster)
       ctx.log.warning(
-        `the master died during the ${opts.what} (${first}); restarting ${ctx.service}`
+        `the master died during the ${opts.what} (${firstLine2(error3)}); restarting ${ctx.service}`
       );
     else if (await diedOfLoggingCrash(ctx, from.mainPid))
       ctx.log.warning(
         loggingCrashNote(from.mainPid, opts.what, `restarting ${ctx.service} on ${plan.release}`)
       );
-    else throw masterDeath(error3, first);
+    else throw death;
     await ctx.step(
       "restart",
       () => systemd(() => ctx.conn.remote, ctx.access).run("restart", ctx.service)

@@ -16,6 +16,20 @@ const res = (status: number, body: string, headers: Record<string, string> = {})
   ms: 1
 })
 
+const nginx: HttpTarget = {
+  kind: 'tcp',
+  host: '127.0.0.1',
+  port: 80,
+  path: '/health',
+  text: 'http://127.0.0.1/health'
+}
+const direct: HttpTarget = {
+  kind: 'unix',
+  socket: '/run/myapp/myapp.sock',
+  path: '/health',
+  text: 'http://unix:/run/myapp/myapp.sock:/health'
+}
+
 describe('healthProblem', () => {
   it('accepts a 2xx that names the new release', () => {
     expect(healthProblem(res(200, '{"release":"v2"}'), 'v2')).toBeUndefined()
@@ -94,19 +108,6 @@ describe('workerProblem', () => {
 })
 
 describe('GatewayWatch: a path through Nginx that is broken while Gunicorn serves', () => {
-  const nginx: HttpTarget = {
-    kind: 'tcp',
-    host: '127.0.0.1',
-    port: 80,
-    path: '/health',
-    text: 'http://127.0.0.1/health'
-  }
-  const direct: HttpTarget = {
-    kind: 'unix',
-    socket: '/run/myapp/myapp.sock',
-    path: '/health',
-    text: 'http://unix:/run/myapp/myapp.sock:/health'
-  }
   function watch() {
     let t = 1000
     const w = new GatewayWatch(nginx, () => t)
@@ -203,20 +204,7 @@ describe('GatewayWatch: a path through Nginx that is broken while Gunicorn serve
 })
 
 describe("the answers the gateway watch notes: Gunicorn's own 2xx only from the new release", () => {
-  const nginxUrl: HttpTarget = {
-    kind: 'tcp',
-    host: '127.0.0.1',
-    port: 80,
-    path: '/health',
-    text: 'http://127.0.0.1/health'
-  }
-  const direct: HttpTarget = {
-    kind: 'unix',
-    socket: '/run/myapp/myapp.sock',
-    path: '/health',
-    text: 'http://unix:/run/myapp/myapp.sock:/health'
-  }
-  const exp = { release: 'v2', nginxUrl } as VerifyExpectations
+  const exp = { release: 'v2', nginxUrl: nginx } as VerifyExpectations
   const named = (release: string) => ({ response: res(200, '', { 'x-release': release }) })
 
   it('drops a 2xx of an old worker before the workers are proven (it proves nothing about v2)', () => {
@@ -230,9 +218,9 @@ describe("the answers the gateway watch notes: Gunicorn's own 2xx only from the 
 
   it('keeps every status once the workers are proven, and every status through Nginx', () => {
     expect(gatewayStatuses(direct, [named('v1')], exp, false)).toEqual([200])
-    expect(gatewayStatuses(nginxUrl, [named('v1'), { response: res(502, '') }], exp, true)).toEqual(
-      [200, 502]
-    )
+    expect(gatewayStatuses(nginx, [named('v1'), { response: res(502, '') }], exp, true)).toEqual([
+      200, 502
+    ])
   })
 
   it("keeps Gunicorn's own 5xx before the proof (an app warming up is not Nginx's failure)", () => {

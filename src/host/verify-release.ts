@@ -260,14 +260,19 @@ interface Asking {
   stopped?: boolean
 }
 
+/** The master's death, when the unit shows no running master (undefined while one runs). */
+export function masterDeathIn(unit: UnitInfo, broughtUpBy = 'the reload'): VerifyError | undefined {
+  if (unit.mainPid !== 0 && unit.activeState === 'active') return undefined
+  return new VerifyError(
+    `the Gunicorn master died after ${broughtUpBy} (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
+    true
+  )
+}
+
 /** Throws when the master died or was replaced (a restart instead of a reload). */
 function masterCheck(unit: UnitInfo, exp: VerifyExpectations): void {
-  if (unit.mainPid === 0 || unit.activeState !== 'active') {
-    throw new VerifyError(
-      `the Gunicorn master died after ${exp.broughtUpBy ?? 'the reload'} (ActiveState=${unit.activeState}/${unit.subState}, MainPID=${unit.mainPid}): new workers failed to boot`,
-      true
-    )
-  }
+  const died = masterDeathIn(unit, exp.broughtUpBy)
+  if (died) throw died
   if (exp.mainPid !== undefined && unit.mainPid !== exp.mainPid) {
     throw new VerifyError(
       `the master PID changed from ${exp.mainPid} to ${unit.mainPid}: the service restarted instead of reloading`,

@@ -8,7 +8,12 @@ import { switchCurrent } from '../release-layout.js'
 import { readUnit } from '../service-state.js'
 import { verifyStaticFile } from '../static-check.js'
 import { systemd, SystemctlError, type UnitAction } from '../systemd.js'
-import { verifyRelease, VerifyError, type VerifyExpectations } from '../verify-release.js'
+import {
+  masterDeathIn,
+  verifyRelease,
+  VerifyError,
+  type VerifyExpectations
+} from '../verify-release.js'
 import { toShell } from '../../transport/shell-quote.js'
 import type {
   CutoverContext,
@@ -82,12 +87,16 @@ async function prove(
   )
 }
 
-/** Whether the master is gone after a failed reload (so only a restart brings a release up). */
-async function masterGone(ctx: CutoverContext, error: unknown): Promise<boolean> {
-  if (error instanceof VerifyError && error.masterDied) return true
+/** The master's death after a failed reload (only a restart brings a release up), or undefined. */
+async function masterGone(ctx: CutoverContext, error: unknown): Promise<VerifyError | undefined> {
+  if (error instanceof VerifyError && error.masterDied) return error
   const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => undefined)
-  return unit !== undefined && (unit.mainPid === 0 || unit.activeState !== 'active')
+  const died = unit && masterDeathIn(unit)
+  // named as the master's death, also when a health loop saw its effect first (Nginx's 502)
+  return died && new VerifyError(`${died.message} (seen first: ${firstLine(error)})`, true)
 }
+
+const firstLine = (error: unknown) => (error as Error).message.split('\n')[0]
 
 /** What one switch-and-bring-up did, for its undo. */
 interface Moved {
@@ -140,18 +149,6 @@ async function diedOfLoggingCrash(ctx: CutoverContext, pid: number): Promise<boo
 }
 
 /**
- * The failure to report once the master is known to be gone: its death, also when a health
- * loop saw its effect first (Nginx answering 502 for the missing socket).
- */
-function masterDeath(error: unknown, first: string): unknown {
-  if (error instanceof VerifyError && error.masterDied) return error
-  return new VerifyError(
-    `the Gunicorn master died after the reload: new workers failed to boot (seen first: ${first})`,
-    true
-  )
-}
-
-/**
  * Proves the release. A master that died on the reload is restarted and the release proven
  * again when allowed (a rollback), or when it died of Gunicorn's own logging crash and not of
  * the release (whose workers would have failed to boot).
@@ -166,17 +163,17 @@ async function proveOrRestart(
   try {
     await prove(ctx, plan, from, action === 'reload')
   } catch (error) {
-    if (action !== 'reload' || !(await masterGone(ctx, error))) throw error
-    const first = (error as Error).message.split('\n')[0]
+    const death = action === 'reload' ? await masterGone(ctx, error) : undefined
+    if (!death) throw error
     if (opts.restartDeadMaster)
       ctx.log.warning(
-        `the master died during the ${opts.what} (${first}); restarting ${ctx.service}`
+        `the master died during the ${opts.what} (${firstLine(error)}); restarting ${ctx.service}`
       )
     else if (await diedOfLoggingCrash(ctx, from.mainPid))
       ctx.log.warning(
         loggingCrashNote(from.mainPid, opts.what, `restarting ${ctx.service} on ${plan.release}`)
       )
-    else throw masterDeath(error, first)
+    else throw death
     await ctx.step('restart', () =>
       systemd(() => ctx.conn.remote, ctx.access).run('restart', ctx.service)
     )
