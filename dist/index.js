@@ -56966,13 +56966,13 @@ async function proveOrRestart(ctx, plan, from, action, opts) {
   } catch (error3) {
     const death = action === "reload" ? await masterGone(ctx, error3) : void 0;
     if (!death) throw error3;
-    if (opts.restartDeadMaster)
-      ctx.log.warning(
-        `the master died during the ${opts.what} (${firstLine2(error3)}); restarting ${ctx.service}`
-      );
-    else if (await diedOfLoggingCrash(ctx, from.mainPid))
+    if (await diedOfLoggingCrash(ctx, from.mainPid))
       ctx.log.warning(
         loggingCrashNote(from.mainPid, opts.what, `restarting ${ctx.service} on ${plan.release}`)
+      );
+    else if (opts.restartDeadMaster)
+      ctx.log.warning(
+        `the master died during the ${opts.what} (${firstLine2(error3)}); restarting ${ctx.service}`
       );
     else throw death;
     await ctx.step(

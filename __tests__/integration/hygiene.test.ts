@@ -12,6 +12,7 @@ import {
   currentLink,
   deployLog,
   fetchNginx,
+  gunicornCrashed,
   holdLock,
   inputsFor,
   prependTo,
@@ -21,6 +22,7 @@ import {
   servedRelease,
   type KitHost
 } from './kit.js'
+import { problems } from './gunicorn-crash.js'
 import { withHost } from './with-host.js'
 import { runnerCommands } from '../../__fixtures__/runner-commands.js'
 
@@ -256,6 +258,9 @@ describe('the real cause when the master dies during the reload', () => {
     expect(run.outputs['rolled-back']).toBe('false')
     expect(annotations(run)).toContain('crashed in its own logging during the deploy')
     expect(annotations(run)).toContain('not because of the release: restarting myapp on c1')
+    // what the other suites' zero-downtime checks recognise when the crash comes by chance
+    expect(gunicornCrashed(run)).toBe(true)
+    expect(problems(run)).not.toMatch(/crashed in its own logging|traffic-probe requests failed/)
     expect(await servedRelease(host)).toBe('c1')
     // the hook did fire: the master died at the HUP
     expect(
@@ -279,5 +284,17 @@ describe('the real cause when the master dies during the reload', () => {
     expect(annotations(run)).toContain('Exception in worker process')
     expect(annotations(run)).not.toContain('crashed in its own logging')
     expect(await servedRelease(host)).toBe('c1')
+  })
+
+  it('names the same crash during a rollback, and restarts on the release it goes back to', async () => {
+    await rootSh(host, 'install -o www-data -m 644 /dev/null /run/myapp/crash-on-reload')
+    const run = await runAction(inputsFor(host, { mode: 'rollback', 'rollback-to': 'v0' }))
+    expect(run.outputs.status).toBe('rolled-back')
+    expect(annotations(run)).toContain('crashed in its own logging during the rollback')
+    expect(annotations(run)).not.toContain('the master died during the rollback')
+    expect(await servedRelease(host)).toBe('v0')
+    expect(
+      (await rootSh(host, 'test -e /run/myapp/crash-on-reload && echo armed || echo fired')).trim()
+    ).toBe('fired')
   })
 })

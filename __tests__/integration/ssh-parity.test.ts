@@ -19,6 +19,7 @@ import {
   runAction,
   servedRelease
 } from './kit.js'
+import { problems } from './gunicorn-crash.js'
 import { withHostGroup } from './with-host.js'
 
 describe('SSH parity', () => {
@@ -116,7 +117,7 @@ describe('SSH parity', () => {
           '/srv/myapp/.venv/bin/python -m flask --app "wsgi:create_app()" db upgrade'
       })
     )
-    expect(annotations(run)).toBe('')
+    expect(problems(run)).toBe('')
     expect(run.outputs.status).toBe('deployed')
     expect(run.stdout).toContain(`through hop@${bastion.ip}:22`)
     expect(run.stdout).toContain(

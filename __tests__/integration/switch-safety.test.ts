@@ -16,6 +16,7 @@ import {
   servedRelease,
   type KitHost
 } from './kit.js'
+import { problems } from './gunicorn-crash.js'
 import { withHost } from './with-host.js'
 
 /** Bigger than Nginx's proxy_buffer_size: Nginx answers 502, Gunicorn's own socket 200. */
@@ -110,7 +111,7 @@ describe('what the switch would break through current', () => {
         'release-id': 'four'
       })
     )
-    expect(annotations(run)).toBe('')
+    expect(problems(run)).toBe('')
     expect(run.outputs.status).toBe('deployed')
     expect(run.stdout).toContain('expecting 4')
     expect(await workerCount(host)).toBe(4)

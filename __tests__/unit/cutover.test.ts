@@ -236,6 +236,23 @@ describe('the one cutover', () => {
     expect(result.rolledBack).toBe(true)
   })
 
+  it("names Gunicorn's own logging crash when a rollback's master dies of it", async () => {
+    const host = await fakeHost('v2')
+    const master = host.state.mainPid
+    host.reloads = ['master-dies']
+    host.journal = `x gunicorn[${master}]: RuntimeError: reentrant call inside <_io.BufferedWriter name='<stderr>'>`
+    const { ctx, log } = context(host)
+    await runCutover(
+      { action: 'rollback', plan: plan('v1'), from: servingOf(host), restartDeadMaster: true },
+      ctx
+    )
+    expect(host.state).toMatchObject({ current: 'v1', activeState: 'active', workerRelease: 'v1' })
+    expect(log.lines.join('\n')).toContain(
+      `the Gunicorn master ${master} crashed in its own logging during the rollback`
+    )
+    expect(log.lines.join('\n')).not.toContain('the master died during the rollback')
+  })
+
   it('fails and goes back when the old workers never leave', async () => {
     const host = await fakeHost('v1')
     host.reloads = ['old-workers-stay', 'ok']

@@ -150,8 +150,8 @@ async function diedOfLoggingCrash(ctx: CutoverContext, pid: number): Promise<boo
 
 /**
  * Proves the release. A master that died on the reload is restarted and the release proven
- * again when allowed (a rollback), or when it died of Gunicorn's own logging crash and not of
- * the release (whose workers would have failed to boot).
+ * again when it died of Gunicorn's own logging crash and not of the release (whose workers
+ * would have failed to boot), said as such, or else when allowed (a rollback).
  */
 async function proveOrRestart(
   ctx: CutoverContext,
@@ -165,13 +165,13 @@ async function proveOrRestart(
   } catch (error) {
     const death = action === 'reload' ? await masterGone(ctx, error) : undefined
     if (!death) throw error
-    if (opts.restartDeadMaster)
-      ctx.log.warning(
-        `the master died during the ${opts.what} (${firstLine(error)}); restarting ${ctx.service}`
-      )
-    else if (await diedOfLoggingCrash(ctx, from.mainPid))
+    if (await diedOfLoggingCrash(ctx, from.mainPid))
       ctx.log.warning(
         loggingCrashNote(from.mainPid, opts.what, `restarting ${ctx.service} on ${plan.release}`)
+      )
+    else if (opts.restartDeadMaster)
+      ctx.log.warning(
+        `the master died during the ${opts.what} (${firstLine(error)}); restarting ${ctx.service}`
       )
     else throw death
     await ctx.step('restart', () =>
