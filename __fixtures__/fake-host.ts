@@ -26,7 +26,14 @@ import type {
 } from '../src/transport/ssh-connection.js'
 
 export type ReloadBehaviour =
-  'ok' | 'refused' | 'master-dies' | 'old-workers-stay' | 'keeps-old-code' | 'drops-connection'
+  | 'ok'
+  | 'refused'
+  | 'master-dies'
+  | 'old-workers-stay'
+  | 'keeps-old-code'
+  | 'drops-connection'
+  /** the new workers cannot load the app: the master stays up without workers, and logs why */
+  | 'master-halts'
 
 export interface FakeHostState {
   current?: string
@@ -62,8 +69,10 @@ export class FakeHost implements RemoteHost {
     importCheck: request => this.imports(request),
     envCheck: { exists: true, readable: true, files: [], missing: [], empty: [], count: 2 }
   })
-  /** What journalctl answers (the unit's journal). */
+  /** What journalctl answers (the unit's journal); read after a cursor, the lines after it. */
   journal = 'log line\n'
+  /** What a reload that halts the master adds to the journal. */
+  haltLog = ''
   /** What health names for a release, when not the release itself (e.g. an app outside releases/). */
   healthNames = new Map<string, string>()
   state: FakeHostState
@@ -140,7 +149,11 @@ export class FakeHost implements RemoteHost {
       this.connected = false
       return { code: null, stderr: 'SSH connection is closed' }
     }
-    if (behaviour === 'master-dies' || (release && this.bootFails.has(release))) this.die()
+    if (behaviour === 'master-halts') {
+      this.state.workers = []
+      this.state.workerRelease = undefined
+      this.journal += this.haltLog
+    } else if (behaviour === 'master-dies' || (release && this.bootFails.has(release))) this.die()
     else if (behaviour === 'keeps-old-code') this.newWorkers(this.state.workerRelease ?? '')
     else if (behaviour === 'ok' && release) this.newWorkers(release)
     return { code: 0 }
@@ -223,6 +236,18 @@ export class FakeHost implements RemoteHost {
       this.state.current = undefined
       return {}
     }
+    if (/journalctl .*--show-cursor/.test(command))
+      return {
+        stdout: `-- No entries --\n-- cursor: line=${this.journal.split('\n').length - 1}\n`
+      }
+    const after = /--after-cursor 'line=(\d+)'|--after-cursor line=(\d+)/.exec(command)
+    if (after)
+      return {
+        stdout: this.journal
+          .split('\n')
+          .slice(Number(after[1] ?? after[2]))
+          .join('\n')
+      }
     if (/journalctl/.test(command)) return { stdout: this.journal }
     if (/tail -n/.test(command)) return { stdout: 'log line\n' }
     if (/^true$/.test(command)) return {}

@@ -51406,6 +51406,29 @@ var serviceCommands = {
     "--no-pager",
     ...properties.map((p) => `--property=${p}`)
   ],
+  /** The journal's position now (`-- cursor: ...`), for reading only what comes after it. */
+  journalCursor: (unit) => [
+    "journalctl",
+    "-u",
+    unit,
+    "--no-pager",
+    "-n",
+    "0",
+    "--show-cursor"
+  ],
+  /** The unit's journal after a cursor, its last `lines` lines. */
+  journalAfter: (unit, cursor, lines) => [
+    "journalctl",
+    "-u",
+    unit,
+    "--no-pager",
+    "--after-cursor",
+    cursor,
+    "-o",
+    "short-iso",
+    "-n",
+    String(lines)
+  ],
   /** The unit's journal since a time; readable through the systemd-journal or adm group. */
   journal: (unit, since, lines) => [
     "journalctl",
@@ -55066,6 +55089,15 @@ function readJournal(remote, service, since, lines) {
   const from = `@${Math.floor(since.getTime() / 1e3) - 1}`;
   return remote.exec(toShell(serviceCommands.journal(service, from, lines)), { timeoutMs: 2e4 });
 }
+async function journalCursor(remote, service) {
+  const shown2 = await remote.exec(toShell(serviceCommands.journalCursor(service)), { timeoutMs: 1e4 }).catch(() => void 0);
+  return shown2 && /^-- cursor: (\S+)$/m.exec(shown2.stdout)?.[1];
+}
+function readJournalAfter(remote, service, cursor, lines) {
+  return remote.exec(toShell(serviceCommands.journalAfter(service, cursor, lines)), {
+    timeoutMs: 1e4
+  });
+}
 async function collectEvidence(remote, opts) {
   const [journal, nginx] = await Promise.all([
     readJournal(remote, opts.service, opts.since, 80),
@@ -56360,6 +56392,26 @@ async function verifyStaticFile(remote, opts) {
   opts.log.info(`static files: ${url.text} through Nginx matches the new release's ${file}`);
 }
 
+// src/host/gunicorn/boot-failure.ts
+var ENTRY = /^\S+ \S+ [^\s[]+\[(\d+)\]: ?(.*)$/;
+var MASTER_STOPS = /Reason: (Worker failed to boot|App failed to load)\.|Worker \(pid:\d+\) exited with code [34]\b/;
+var PREFIX = /^\[[^\]]*\] \[\d+\] \[\w+\] /;
+function bootFailureIn(journal) {
+  const entries = journal.split("\n").map((line) => ENTRY.exec(line)).filter((m) => m !== null).map((m) => ({ pid: Number(m[1]), text: m[2] }));
+  for (const [i, entry] of entries.entries()) {
+    if (!entry.text.includes("Exception in worker process")) continue;
+    const own = entries.slice(i + 1).filter((e) => e.pid === entry.pid).map((e) => e.text);
+    const end = own.findIndex((t) => PREFIX.test(t));
+    const traceback = end < 0 ? own : own.slice(0, end);
+    if (!traceback.some((t) => t.includes("in load_wsgi"))) continue;
+    const last = traceback.findLastIndex((t) => /^\S/.test(t));
+    if (last <= traceback.findIndex((t) => t.startsWith("  File "))) continue;
+    return `worker ${entry.pid} could not load the app: ${traceback[last]}`;
+  }
+  const stopped = entries.find((e) => MASTER_STOPS.test(e.text));
+  return stopped && `the master logged "${stopped.text.replace(PREFIX, "")}"`;
+}
+
 // src/host/verify-release.ts
 var VerifyError = class extends Error {
   constructor(message, masterDied, definite = masterDied) {
@@ -56471,6 +56523,13 @@ async function verifyRelease(remote, exp, log) {
   const health = Promise.allSettled(
     exp.urls.map((url) => healthyStreak(remote, url, asking))
   ).finally(() => healthDone = true);
+  if (exp.journalCursor !== void 0)
+    bootStaysClean(
+      remote,
+      exp,
+      exp.journalCursor,
+      () => healthDone || asking.stopped === true
+    ).catch(definite);
   const hidden = exp.processes === "hidden";
   let master;
   try {
@@ -56518,6 +56577,21 @@ async function masterStaysUp(remote, exp, done) {
     if (done()) return;
     const unit = await readUnit(remote, exp.service).catch(() => void 0);
     if (unit) masterCheck(unit, exp);
+  }
+}
+var BOOT_WATCH_MS = 400;
+async function bootStaysClean(remote, exp, cursor, done) {
+  for (; ; ) {
+    await sleep3(BOOT_WATCH_MS);
+    if (done()) return;
+    const journal = await readJournalAfter(remote, exp.service, cursor, 1e3).catch(() => void 0);
+    const failure = journal && bootFailureIn(journal.stdout);
+    if (failure)
+      throw new VerifyError(
+        `the new workers cannot load ${exp.release} (${failure}): Gunicorn stops its master after that`,
+        false,
+        true
+      );
   }
 }
 var HIDDEN_SETTLE_MS = 2e3;
@@ -56888,7 +56962,7 @@ function bringUpAction(from) {
   if (from.alive) return "reload";
   return from.activeState === "inactive" ? "start" : "restart";
 }
-async function prove(ctx, plan, from, reloaded) {
+async function prove(ctx, plan, from, reloaded, cursor) {
   const expected = {
     service: ctx.service,
     release: plan.release,
@@ -56905,7 +56979,8 @@ async function prove(ctx, plan, from, reloaded) {
     nginxUrl: plan.nginxUrl,
     healthChecks: ctx.healthChecks,
     healthExpect: plan.healthExpect,
-    timeoutSeconds: ctx.timeoutSeconds
+    timeoutSeconds: ctx.timeoutSeconds,
+    journalCursor: cursor
   };
   await ctx.step(
     "verify",
@@ -56932,11 +57007,14 @@ async function masterGone(ctx, error3) {
 var firstLine2 = (error3) => error3.message.split("\n")[0];
 async function switchAndBringUp(ctx, plan, from, moved) {
   const units2 = systemd(() => ctx.conn.remote, ctx.access);
-  await ctx.step("switch", async () => {
-    ctx.log.info(`switching current to ${plan.link ?? `releases/${plan.release}`}`);
-    moved.switched = true;
-    await switchCurrent(ctx.conn.remote, ctx.layout, plan.release, plan.link);
-  });
+  const [cursor] = await Promise.all([
+    journalCursor(ctx.conn.remote, ctx.service),
+    ctx.step("switch", async () => {
+      ctx.log.info(`switching current to ${plan.link ?? `releases/${plan.release}`}`);
+      moved.switched = true;
+      await switchCurrent(ctx.conn.remote, ctx.layout, plan.release, plan.link);
+    })
+  ]);
   const action = bringUpAction(from);
   ctx.log.info(`${action === "reload" ? "reloading" : `${action}ing`} ${ctx.service}`);
   await ctx.step(action, async () => {
@@ -56951,7 +57029,7 @@ async function switchAndBringUp(ctx, plan, from, moved) {
   ctx.log.info(
     `systemctl ${action} ${ctx.service}${from.alive ? "" : " (the master was not running)"}`
   );
-  return action;
+  return { action, cursor };
 }
 async function diedOfLoggingCrash(ctx, pid) {
   if (!pid) return false;
@@ -56960,9 +57038,9 @@ async function diedOfLoggingCrash(ctx, pid) {
   );
   return journal !== void 0 && crashedInLogging(journal.stdout, pid);
 }
-async function proveOrRestart(ctx, plan, from, action, opts) {
+async function proveOrRestart(ctx, plan, from, { action, cursor }, opts) {
   try {
-    await prove(ctx, plan, from, action === "reload");
+    await prove(ctx, plan, from, action === "reload", cursor);
   } catch (error3) {
     const death = action === "reload" ? await masterGone(ctx, error3) : void 0;
     if (!death) throw error3;
@@ -56975,12 +57053,13 @@ async function proveOrRestart(ctx, plan, from, action, opts) {
         `the master died during the ${opts.what} (${firstLine2(error3)}); restarting ${ctx.service}`
       );
     else throw death;
+    const again = await journalCursor(ctx.conn.remote, ctx.service);
     await ctx.step(
       "restart",
       () => systemd(() => ctx.conn.remote, ctx.access).run("restart", ctx.service)
     );
     ctx.log.info(`systemctl restart ${ctx.service} (the master had died)`);
-    await prove(ctx, plan, from, false);
+    await prove(ctx, plan, from, false, again);
   }
 }
 async function undoFirstDeploy(ctx) {
@@ -57020,10 +57099,10 @@ async function switchBack2(ctx, req, back, sent) {
           "switch",
           () => switchCurrent(ctx.conn.remote, ctx.layout, back.release, back.link)
         );
-        return prove(ctx, back, { ...state, workers: [] }, true);
+        return prove(ctx, back, { ...state, workers: [] }, true, void 0);
       }
-      const action = await switchAndBringUp(ctx, back, state, { switched: false, sent: false });
-      await proveOrRestart(ctx, back, state, action, {
+      const up = await switchAndBringUp(ctx, back, state, { switched: false, sent: false });
+      await proveOrRestart(ctx, back, state, up, {
         restartDeadMaster: true,
         what: "rollback"
       });
@@ -57048,7 +57127,7 @@ ${note}` : note;
 }
 function reloadCutover(req, ctx) {
   const moved = { switched: false, sent: false };
-  let action = bringUpAction(req.from);
+  let broughtUp = { action: bringUpAction(req.from) };
   return {
     evidenceUnit: ctx.service,
     whereToLook: `check which release ${ctx.layout.current} points at`,
@@ -57057,9 +57136,9 @@ function reloadCutover(req, ctx) {
     },
     bringUp: async () => void 0,
     moveTraffic: async () => {
-      action = await switchAndBringUp(ctx, req.plan, req.from, moved);
+      broughtUp = await switchAndBringUp(ctx, req.plan, req.from, moved);
     },
-    prove: () => proveOrRestart(ctx, req.plan, req.from, action, {
+    prove: () => proveOrRestart(ctx, req.plan, req.from, broughtUp, {
       restartDeadMaster: req.restartDeadMaster,
       what: req.action
     }),

@@ -253,6 +253,33 @@ describe('the one cutover', () => {
     expect(log.lines.join('\n')).not.toContain('the master died during the rollback')
   })
 
+  it('goes back at once, not at reload-timeout, when the journal shows new workers that cannot load the app', async () => {
+    const host = await fakeHost('v1')
+    const at = (pid: number, text: string) => `2026-12-05T23:02:01+0000 x gunicorn[${pid}]: ${text}`
+    const failed = (pid: number, error: string) => [
+      at(pid, `[2026-12-05 23:02:01 +0000] [${pid}] [ERROR] Exception in worker process`),
+      at(pid, 'Traceback (most recent call last):'),
+      at(
+        pid,
+        '  File "/usr/lib/python3/dist-packages/gunicorn/workers/base.py", line 146, in load_wsgi'
+      ),
+      at(pid, '    self.wsgi = self.app.wsgi()'),
+      at(pid, error),
+      ''
+    ]
+    // an earlier release's failure, before this reload: only what follows the reload counts
+    host.journal = failed(9, 'ImportError: an earlier release').join('\n')
+    host.reloads = ['master-halts', 'ok']
+    host.haltLog = failed(501, "KeyError: 'SECRET_KEY'").join('\n')
+    const { ctx, result } = context(host)
+    ctx.timeoutSeconds = 600 // a wait for it would outlast the test's own limit
+    await expect(runCutover(deployRequest(host, 'v2', 'v1'), ctx)).rejects.toThrow(
+      "the new workers cannot load v2 (worker 501 could not load the app: KeyError: 'SECRET_KEY'): Gunicorn stops its master after that"
+    )
+    expect(host.state).toMatchObject({ current: 'v1', activeState: 'active', workerRelease: 'v1' })
+    expect(result.rolledBack).toBe(true)
+  })
+
   it('fails and goes back when the old workers never leave', async () => {
     const host = await fakeHost('v1')
     host.reloads = ['old-workers-stay', 'ok']

@@ -16,6 +16,32 @@ export function readJournal(
   return remote.exec(toShell(serviceCommands.journal(service, from, lines)), { timeoutMs: 20_000 })
 }
 
+/**
+ * The journal's position now, to read later only what the unit logged after it; undefined
+ * when the deploy user cannot read the journal (or it holds nothing of the unit).
+ */
+export async function journalCursor(
+  remote: RemoteHost,
+  service: string
+): Promise<string | undefined> {
+  const shown = await remote
+    .exec(toShell(serviceCommands.journalCursor(service)), { timeoutMs: 10_000 })
+    .catch(() => undefined)
+  return shown && /^-- cursor: (\S+)$/m.exec(shown.stdout)?.[1]
+}
+
+/** The unit's journal after `cursor` (from journalCursor), its last `lines` lines. */
+export function readJournalAfter(
+  remote: RemoteHost,
+  service: string,
+  cursor: string,
+  lines: number
+): Promise<ExecResult> {
+  return remote.exec(toShell(serviceCommands.journalAfter(service, cursor, lines)), {
+    timeoutMs: 10_000
+  })
+}
+
 export async function collectEvidence(
   remote: RemoteHost,
   opts: { service: string; since: Date; nginxErrorLog: string }

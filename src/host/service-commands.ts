@@ -39,6 +39,29 @@ export const serviceCommands = {
     '--no-pager',
     ...properties.map(p => `--property=${p}`)
   ],
+  /** The journal's position now (`-- cursor: ...`), for reading only what comes after it. */
+  journalCursor: (unit: string): Argv => [
+    'journalctl',
+    '-u',
+    unit,
+    '--no-pager',
+    '-n',
+    '0',
+    '--show-cursor'
+  ],
+  /** The unit's journal after a cursor, its last `lines` lines. */
+  journalAfter: (unit: string, cursor: string, lines: number): Argv => [
+    'journalctl',
+    '-u',
+    unit,
+    '--no-pager',
+    '--after-cursor',
+    cursor,
+    '-o',
+    'short-iso',
+    '-n',
+    String(lines)
+  ],
   /** The unit's journal since a time; readable through the systemd-journal or adm group. */
   journal: (unit: string, since: string, lines: number): Argv => [
     'journalctl',

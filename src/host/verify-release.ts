@@ -16,6 +16,8 @@ import {
 } from './service-state.js'
 import type { RemoteHost } from '../transport/ssh-connection.js'
 import type { UnitInfo } from './gunicorn/unit-info.js'
+import { bootFailureIn } from './gunicorn/boot-failure.js'
+import { readJournalAfter } from './evidence.js'
 
 /** mainPid: the master before the reload (undefined after a start or restart); dirs: 'none' is not verified. */
 export interface VerifyExpectations extends Pick<
@@ -48,6 +50,11 @@ export interface VerifyExpectations extends Pick<
    * reads /proc, which hides them) or `hidden` (only systemd's view of the master).
    */
   processes?: ProcessView
+  /**
+   * The journal's position just before the bring-up: new workers that cannot load the app
+   * are read there while the proof runs (none: their master's exit is waited for).
+   */
+  journalCursor?: string
 }
 
 export class VerifyError extends Error {
@@ -213,6 +220,13 @@ export async function verifyRelease(
   const health = Promise.allSettled(
     exp.urls.map(url => healthyStreak(remote, url, asking))
   ).finally(() => (healthDone = true))
+  if (exp.journalCursor !== undefined)
+    bootStaysClean(
+      remote,
+      exp,
+      exp.journalCursor,
+      () => healthDone || asking.stopped === true
+    ).catch(definite)
   const hidden = exp.processes === 'hidden'
   let master: number | void
   try {
@@ -299,6 +313,35 @@ async function masterStaysUp(
     // a failed read proves nothing either way (the health loops see a dropped connection)
     const unit = await readUnit(remote, exp.service).catch(() => undefined)
     if (unit) masterCheck(unit, exp)
+  }
+}
+
+/** How often the journal is read for new workers that cannot load the app. */
+const BOOT_WATCH_MS = 400
+
+/**
+ * Throws, definite, as soon as the journal after `cursor` shows a new worker that could
+ * not load the app (its master stops then, but may take graceful_timeout to exit, its
+ * listeners already closed); returns once `done()`.
+ */
+async function bootStaysClean(
+  remote: RemoteHost,
+  exp: VerifyExpectations,
+  cursor: string,
+  done: () => boolean
+): Promise<void> {
+  for (;;) {
+    await sleep(BOOT_WATCH_MS)
+    if (done()) return
+    // an unreadable journal proves nothing either way
+    const journal = await readJournalAfter(remote, exp.service, cursor, 1000).catch(() => undefined)
+    const failure = journal && bootFailureIn(journal.stdout)
+    if (failure)
+      throw new VerifyError(
+        `the new workers cannot load ${exp.release} (${failure}): Gunicorn stops its master after that`,
+        false,
+        true
+      )
   }
 }
 

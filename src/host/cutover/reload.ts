@@ -1,7 +1,7 @@
 // The reload strategy: `current` moves to the release and the master reloads
 // (HUP: new workers from the new code, the listening socket kept), or starts or
 // restarts when it is not running. Its undo moves `current` back the same way.
-import { readJournal } from '../evidence.js'
+import { journalCursor, readJournal } from '../evidence.js'
 import { crashedInLogging, loggingCrashNote } from '../gunicorn/logging-crash.js'
 import { isRunning } from '../host-facts.js'
 import { switchCurrent } from '../release-layout.js'
@@ -48,7 +48,8 @@ async function prove(
   ctx: CutoverContext,
   plan: CutoverPlan,
   from: ServingState,
-  reloaded: boolean
+  reloaded: boolean,
+  cursor: string | undefined
 ): Promise<void> {
   const expected: VerifyExpectations = {
     service: ctx.service,
@@ -66,7 +67,8 @@ async function prove(
     nginxUrl: plan.nginxUrl,
     healthChecks: ctx.healthChecks,
     healthExpect: plan.healthExpect,
-    timeoutSeconds: ctx.timeoutSeconds
+    timeoutSeconds: ctx.timeoutSeconds,
+    journalCursor: cursor
   }
   await ctx.step('verify', () =>
     ctx.log.group(`Verify ${plan.release} serves`, async () => {
@@ -106,19 +108,29 @@ interface Moved {
   sent: boolean
 }
 
+/** What a bring-up sent, and where the journal stood before it. */
+interface BroughtUp {
+  action: BringUp
+  cursor?: string
+}
+
 /** Switch `current`, then reload (or start/restart) the unit. */
 async function switchAndBringUp(
   ctx: CutoverContext,
   plan: CutoverPlan,
   from: ServingState,
   moved: Moved
-): Promise<BringUp> {
+): Promise<BroughtUp> {
   const units = systemd(() => ctx.conn.remote, ctx.access)
-  await ctx.step('switch', async () => {
-    ctx.log.info(`switching current to ${plan.link ?? `releases/${plan.release}`}`)
-    moved.switched = true
-    await switchCurrent(ctx.conn.remote, ctx.layout, plan.release, plan.link)
-  })
+  // the journal's position is read beside the switch: what the new workers log comes after it
+  const [cursor] = await Promise.all([
+    journalCursor(ctx.conn.remote, ctx.service),
+    ctx.step('switch', async () => {
+      ctx.log.info(`switching current to ${plan.link ?? `releases/${plan.release}`}`)
+      moved.switched = true
+      await switchCurrent(ctx.conn.remote, ctx.layout, plan.release, plan.link)
+    })
+  ])
   const action = bringUpAction(from)
   ctx.log.info(`${action === 'reload' ? 'reloading' : `${action}ing`} ${ctx.service}`)
   await ctx.step(action, async () => {
@@ -133,7 +145,7 @@ async function switchAndBringUp(
   ctx.log.info(
     `systemctl ${action} ${ctx.service}${from.alive ? '' : ' (the master was not running)'}`
   )
-  return action
+  return { action, cursor }
 }
 
 /**
@@ -157,11 +169,11 @@ async function proveOrRestart(
   ctx: CutoverContext,
   plan: CutoverPlan,
   from: ServingState,
-  action: BringUp,
+  { action, cursor }: BroughtUp,
   opts: { restartDeadMaster: boolean; what: string }
 ): Promise<void> {
   try {
-    await prove(ctx, plan, from, action === 'reload')
+    await prove(ctx, plan, from, action === 'reload', cursor)
   } catch (error) {
     const death = action === 'reload' ? await masterGone(ctx, error) : undefined
     if (!death) throw error
@@ -174,11 +186,12 @@ async function proveOrRestart(
         `the master died during the ${opts.what} (${firstLine(error)}); restarting ${ctx.service}`
       )
     else throw death
+    const again = await journalCursor(ctx.conn.remote, ctx.service)
     await ctx.step('restart', () =>
       systemd(() => ctx.conn.remote, ctx.access).run('restart', ctx.service)
     )
     ctx.log.info(`systemctl restart ${ctx.service} (the master had died)`)
-    await prove(ctx, plan, from, false)
+    await prove(ctx, plan, from, false, again)
   }
 }
 
@@ -234,10 +247,10 @@ async function switchBack(
           await ctx.step('switch', () =>
             switchCurrent(ctx.conn.remote, ctx.layout, back.release, back.link)
           )
-          return prove(ctx, back, { ...state, workers: [] }, true)
+          return prove(ctx, back, { ...state, workers: [] }, true, undefined)
         }
-        const action = await switchAndBringUp(ctx, back, state, { switched: false, sent: false })
-        await proveOrRestart(ctx, back, state, action, {
+        const up = await switchAndBringUp(ctx, back, state, { switched: false, sent: false })
+        await proveOrRestart(ctx, back, state, up, {
           restartDeadMaster: true,
           what: 'rollback'
         })
@@ -264,7 +277,7 @@ async function switchBack(
 /** The reload strategy for one request. */
 export function reloadCutover(req: ReloadRequest, ctx: CutoverContext): CutoverStrategy {
   const moved: Moved = { switched: false, sent: false }
-  let action: BringUp = bringUpAction(req.from)
+  let broughtUp: BroughtUp = { action: bringUpAction(req.from) }
   return {
     evidenceUnit: ctx.service,
     whereToLook: `check which release ${ctx.layout.current} points at`,
@@ -273,10 +286,10 @@ export function reloadCutover(req: ReloadRequest, ctx: CutoverContext): CutoverS
     },
     bringUp: async () => undefined,
     moveTraffic: async () => {
-      action = await switchAndBringUp(ctx, req.plan, req.from, moved)
+      broughtUp = await switchAndBringUp(ctx, req.plan, req.from, moved)
     },
     prove: () =>
-      proveOrRestart(ctx, req.plan, req.from, action, {
+      proveOrRestart(ctx, req.plan, req.from, broughtUp, {
         restartDeadMaster: req.restartDeadMaster,
         what: req.action
       }),
