@@ -22,7 +22,7 @@ import {
   type KitHost,
   type ServerStyle
 } from './kit.js'
-import { unlessGunicornCrashed } from './gunicorn-crash.js'
+import { unlessGunicornCrashed } from './problems.js'
 import { withHosts } from './with-host.js'
 
 const run = promisify(execFile)

@@ -14,7 +14,7 @@ import {
   type ActionRun,
   type KitHost
 } from './kit.js'
-import { unlessGunicornCrashed } from './gunicorn-crash.js'
+import { unlessGunicornCrashed } from './problems.js'
 import { startLoad, type LoadReport } from './load.js'
 import { withHostGroup } from './with-host.js'
 

@@ -20,7 +20,7 @@ import {
   servedRelease,
   type KitHost
 } from './kit.js'
-import { problems, unlessGunicornCrashed } from './gunicorn-crash.js'
+import { problems, unlessGunicornCrashed } from './problems.js'
 import { withHost } from './with-host.js'
 
 async function lockPresent(host: KitHost): Promise<boolean> {

@@ -21,7 +21,7 @@ import {
   servedRelease,
   type KitHost
 } from './kit.js'
-import { unlessGunicornCrashed } from './gunicorn-crash.js'
+import { unlessGunicornCrashed } from './problems.js'
 import { withHost, withHostGroup } from './with-host.js'
 
 /** What `current` points at and what Nginx serves must be the same release. */

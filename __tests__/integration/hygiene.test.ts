@@ -22,7 +22,7 @@ import {
   servedRelease,
   type KitHost
 } from './kit.js'
-import { problems } from './gunicorn-crash.js'
+import { problems } from './problems.js'
 import { withHost } from './with-host.js'
 import { runnerCommands } from '../../__fixtures__/runner-commands.js'
 

@@ -13,7 +13,7 @@ import {
   servedRelease,
   type KitHost
 } from './kit.js'
-import { unlessGunicornCrashed } from './gunicorn-crash.js'
+import { unlessGunicornCrashed } from './problems.js'
 import { withHost, withHostGroup } from './with-host.js'
 
 /** Everything check mode must not change: the release tree, the log, the unit. */

@@ -19,7 +19,7 @@ import {
   runAction,
   servedRelease
 } from './kit.js'
-import { problems } from './gunicorn-crash.js'
+import { problems } from './problems.js'
 import { withHostGroup } from './with-host.js'
 
 describe('SSH parity', () => {

@@ -16,7 +16,7 @@ import {
   servedRelease,
   type KitHost
 } from './kit.js'
-import { problems } from './gunicorn-crash.js'
+import { problems } from './problems.js'
 import { withHost } from './with-host.js'
 
 /** Bigger than Nginx's proxy_buffer_size: Nginx answers 502, Gunicorn's own socket 200. */

@@ -21,7 +21,7 @@ import {
   type ActionRun,
   type KitHost
 } from './kit.js'
-import { problems } from './gunicorn-crash.js'
+import { problems } from './problems.js'
 import { withHost } from './with-host.js'
 
 const SLOW = 240_000
@@ -141,18 +141,6 @@ async function workerRelease(host: KitHost): Promise<string> {
     .join(',')
 }
 
-/**
- * The annotations, less those Gunicorn's own logging crash explains and the import-time
- * warning a busy test machine causes (the app imports Flask-SQLAlchemy in about 0.5 s on
- * a quiet one).
- */
-function unexpected(run: ActionRun): string {
-  return problems(run)
-    .split('\n::')
-    .filter(a => !/s to import: a reload \(HUP\) holds requests/.test(a))
-    .join('\n::')
-}
-
 function companionsOf(run: ActionRun): { unit: string; status: string; release?: string }[] {
   return (hostsOf(run)[0] as unknown as { companions?: [] }).companions ?? []
 }
@@ -187,7 +175,7 @@ async function twoAtOnce(
     deploy(ids[0], deps[ids[0]]),
     new Promise<ActionRun>(resolve => setTimeout(() => resolve(deploy(ids[1], deps[ids[1]])), 300))
   ])
-  expect(runs.map(r => `${r.outputs.status} ${unexpected(r)}`)).toEqual(['deployed ', 'deployed '])
+  expect(runs.map(r => `${r.outputs.status} ${problems(r)}`)).toEqual(['deployed ', 'deployed '])
   // whichever took the lock first, the other read the host after it
   const first = runs.findIndex(r => r.outputs['previous-release'] === before)
   expect(first).toBeGreaterThanOrEqual(0)
@@ -213,7 +201,7 @@ describe('the whole app under strategy: reload (Celery worker, Debian 12)', () =
           'mkdir -p static && echo "$ZDD_RELEASE after $ZDD_PREVIOUS_RELEASE $(command -v python) ${SECRET_KEY:+secret-set}" > static/built.txt',
         'after-switch': 'touch "$ZDD_RELEASE_PATH/shared/after-$ZDD_RELEASE"'
       })
-      expect(unexpected(run)).toBe('')
+      expect(problems(run)).toBe('')
       expect(run.outputs.status).toBe('deployed')
       await expectWholeApp(host, 'r1', '1.0')
       expect(companionsOf(run)).toMatchObject([{ unit: WORKER, status: 'moved', release: 'r1' }])
@@ -299,7 +287,7 @@ describe('the whole app under strategy: reload (Celery worker, Debian 12)', () =
       expect(packagesOf(deployed)).toEqual(['zdd-dep 1.0 -> 2.0'])
       await expectWholeApp(host, 'r5', '2.0')
       const back = await deploy(host, { mode: 'rollback', 'rollback-to': 'r1' })
-      expect(unexpected(back)).toBe('')
+      expect(problems(back)).toBe('')
       expect(back.outputs.status).toBe('rolled-back')
       expect(packagesOf(back)).toEqual(['zdd-dep 2.0 -> 1.0'])
       expect(back.summary).toContain('zdd-dep 2.0 -&gt; 1.0')
@@ -354,14 +342,14 @@ describe('the whole app under strategy: blue-green (Celery worker, per-release v
     "deploys each release on its own venv, never touching the serving instance's, with the worker on the same",
     async () => {
       const first = await bg({ source: wholeApp(host, { dep: '1.0' }), 'release-id': 'g1' })
-      expect(unexpected(first)).toBe('')
+      expect(problems(first)).toBe('')
       expect(first.outputs.status).toBe('deployed')
       await expectWholeApp(host, 'g1', '1.0')
       const v1 = await venvOf(host, 'g1')
       expect(v1).toMatch(/^venvs\/[0-9a-f]{16}$/)
       const before = await venvFingerprint(host, v1)
       const second = await bg({ source: wholeApp(host, { dep: '2.0' }), 'release-id': 'g2' })
-      expect(unexpected(second)).toBe('')
+      expect(problems(second)).toBe('')
       expect(second.outputs.status).toBe('deployed')
       await expectWholeApp(host, 'g2', '2.0')
       const v2 = await venvOf(host, 'g2')
@@ -376,7 +364,7 @@ describe('the whole app under strategy: blue-green (Celery worker, per-release v
     'mode: rollback starts the old release on its own venv, and the worker with it',
     async () => {
       const back = await bg({ mode: 'rollback', 'rollback-to': 'g1' })
-      expect(unexpected(back)).toBe('')
+      expect(problems(back)).toBe('')
       expect(back.outputs.status).toBe('rolled-back')
       expect(packagesOf(back)).toEqual(['zdd-dep 2.0 -> 1.0'])
       await expectWholeApp(host, 'g1', '1.0')
