@@ -55358,11 +55358,44 @@ async function waitUntilMoved(ctx, c, to, opts) {
     `${c.unit} did not come up in ${to.release} within the time allowed (last seen: ${seen})`
   );
 }
-async function moveOne(ctx, c, to, view) {
+function spanSeconds(span) {
+  const units2 = { us: 1e-6, ms: 1e-3, s: 1, min: 60, h: 3600 };
+  const parts = [...span.matchAll(/(\d+(?:\.\d+)?)(us|ms|s|min|h)\b/g)];
+  if (parts.length === 0) return void 0;
+  return parts.reduce((sum, [, n, unit]) => sum + Number(n) * units2[unit], 0);
+}
+function startLimitWait(show) {
+  const fields = new Map(
+    show.split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)])
+  );
+  const interval = spanSeconds(fields.get("StartLimitIntervalUSec") ?? "");
+  if (!(Number(fields.get("StartLimitBurst")) > 0) || !interval) return void 0;
+  return Math.min(interval, 60) + 1;
+}
+async function bringUp(ctx, c, limitMs, wayBack) {
+  const units2 = systemd(() => ctx.conn.remote, ctx.access, limitMs);
+  try {
+    await units2.run(c.action, c.unit);
+  } catch (error3) {
+    if (!wayBack || !(error3 instanceof SystemctlError) || error3.refused || error3.noAnswer)
+      throw error3;
+    const show = await ctx.conn.remote.exec(toShell(serviceCommands.show(c.unit, ["StartLimitBurst", "StartLimitIntervalUSec"])), {
+      timeoutMs: 3e4
+    }).catch(() => void 0);
+    const wait = show && startLimitWait(show.stdout);
+    if (wait === void 0) throw error3;
+    ctx.log.info(
+      `${c.unit}: ${c.action} failed; systemd refuses starts for a while after a crash loop (its start limit): ${c.action} again in ${wait} s`
+    );
+    await new Promise((r) => setTimeout(r, wait * 1e3));
+    await units2.run(c.action, c.unit);
+  }
+}
+async function moveOne(ctx, c, to, view, wayBack) {
   const remote = ctx.conn.remote;
   const before = await readUnit(remote, c.unit);
   const limit = (c.stopSeconds ?? 600) + (c.startSeconds ?? 600) + 30;
-  await systemd(() => ctx.conn.remote, ctx.access, limit * 1e3).run(c.action, c.unit);
+  await bringUp(ctx, c, limit * 1e3, wayBack);
   const settled = await waitUntilMoved(ctx, c, to, {
     oldPid: before.mainPid,
     view,
@@ -55383,8 +55416,8 @@ async function moveOne(ctx, c, to, view) {
     ...settled.dirsUnverified ? { dirsUnverified: true } : {}
   };
 }
-async function moveAll(ctx, companions2, to, view) {
-  const settled = await Promise.allSettled(companions2.map((c) => moveOne(ctx, c, to, view)));
+async function moveAll(ctx, companions2, to, view, wayBack = false) {
+  const settled = await Promise.allSettled(companions2.map((c) => moveOne(ctx, c, to, view, wayBack)));
   return settled.map(
     (s, i) => s.status === "fulfilled" ? s.value : {
       unit: companions2[i].unit,
@@ -55426,7 +55459,7 @@ function companionStep(ctx, opts) {
         "companions back",
         () => ctx.log.group(
           `Restart the companions in ${back.release}`,
-          () => moveAll(ctx, opts.companions, back, opts.processes)
+          () => moveAll(ctx, opts.companions, back, opts.processes, true)
         )
       ).catch(() => []);
       results = results.map((r, i) => {

@@ -373,16 +373,32 @@ describe('the whole app under strategy: blue-green (Celery worker, per-release v
   )
 
   it(
-    'rolls back to the old instance, and the worker to the old release, when the worker fails to start',
+    "rolls back to the old instance, and the worker to the old release, when the worker fails to start (its crash loop hitting systemd's start limit)",
     async () => {
-      const run = await bg({
-        source: wholeApp(host, { dep: '2.0', brokenWorker: true }),
-        'release-id': 'g3',
-        'reload-timeout': '20'
-      })
-      expect(run.outputs.status).toBe('rolled-back')
-      expect(companionsOf(run)).toMatchObject([{ unit: WORKER, status: 'restored', release: 'g1' }])
-      await expectWholeApp(host, 'g1', '1.0')
+      // 3 starts in 20 s: the broken worker's crash loop (a start every 3 s or so) is refused
+      // its 4th, and the way back's restart with it, until the interval has passed
+      const dropIn = `/etc/systemd/system/${WORKER}.service.d/start-limit.conf`
+      await rootSh(
+        host,
+        `mkdir -p ${path.dirname(dropIn)} && printf '[Unit]\\nStartLimitIntervalSec=20\\nStartLimitBurst=3\\n' > ${dropIn} && systemctl daemon-reload`
+      )
+      try {
+        const run = await bg({
+          source: wholeApp(host, { dep: '2.0', brokenWorker: true }),
+          'release-id': 'g3',
+          'reload-timeout': '20'
+        })
+        expect(run.outputs.status).toBe('rolled-back')
+        expect(run.stdout).toContain(
+          `${WORKER}: restart failed; systemd refuses starts for a while`
+        )
+        expect(companionsOf(run)).toMatchObject([
+          { unit: WORKER, status: 'restored', release: 'g1' }
+        ])
+        await expectWholeApp(host, 'g1', '1.0')
+      } finally {
+        await rootSh(host, `rm -f ${dropIn} && systemctl daemon-reload`)
+      }
     },
     SLOW
   )

@@ -7,6 +7,7 @@ import {
   parseTimespan
 } from '../../src/host/companions/companion-facts.js'
 import { companionFindings, underCurrent } from '../../src/host/companions/companion-checks.js'
+import { startLimitWait } from '../../src/host/companions/move-companions.js'
 import type { CompanionFacts } from '../../src/host/companions/companion-facts.js'
 import { accessWith } from '../../__fixtures__/host-facts.js'
 
@@ -155,5 +156,19 @@ describe('companion checks', () => {
     expect(findings.find(f => f.severity === 'warning')?.finding).toContain(
       "not the release's environment"
     )
+  })
+})
+
+describe("a companion's crash loop and systemd's start limit", () => {
+  it("waits out the unit's start-limit interval", () => {
+    expect(startLimitWait('StartLimitBurst=5\nStartLimitIntervalUSec=10s')).toBe(11)
+    expect(startLimitWait('StartLimitBurst=3\nStartLimitIntervalUSec=1min 30s')).toBe(61)
+    expect(startLimitWait('StartLimitBurst=5\nStartLimitIntervalUSec=500ms')).toBe(1.5)
+  })
+
+  it('does not wait for a unit without a start limit', () => {
+    expect(startLimitWait('StartLimitBurst=0\nStartLimitIntervalUSec=10s')).toBeUndefined()
+    expect(startLimitWait('StartLimitBurst=5\nStartLimitIntervalUSec=0')).toBeUndefined()
+    expect(startLimitWait('')).toBeUndefined()
   })
 })

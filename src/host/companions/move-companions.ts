@@ -10,8 +10,8 @@ import type { AfterProof, CutoverContext } from '../cutover/types.js'
 import { PS_TREE, parsePs, type ProcessView } from '../gunicorn/gunicorn-processes.js'
 import { asRoot, serviceCommands } from '../service-commands.js'
 import { readUnit, workingDirectories } from '../service-state.js'
-import { systemd } from '../systemd.js'
-import { optional } from '../../transport/shell-quote.js'
+import { systemd, SystemctlError } from '../systemd.js'
+import { optional, toShell } from '../../transport/shell-quote.js'
 import type { RemoteHost } from '../../transport/ssh-connection.js'
 import type { CompanionFacts } from './companion-facts.js'
 
@@ -92,18 +92,74 @@ async function waitUntilMoved(
   )
 }
 
+/** `10s`, `1min 30s`, `500ms` (systemctl show's time spans) in seconds; undefined otherwise. */
+function spanSeconds(span: string): number | undefined {
+  const units: Record<string, number> = { us: 1e-6, ms: 1e-3, s: 1, min: 60, h: 3600 }
+  const parts = [...span.matchAll(/(\d+(?:\.\d+)?)(us|ms|s|min|h)\b/g)]
+  if (parts.length === 0) return undefined
+  return parts.reduce((sum, [, n, unit]) => sum + Number(n) * units[unit], 0)
+}
+
+/**
+ * Seconds after which systemd takes a start of the unit again if a crash loop used up its
+ * start limit (`systemctl show -p StartLimitBurst -p StartLimitIntervalUSec`): it refuses
+ * every start meanwhile, ours too, and says only "failed" (Result keeps the last exit's
+ * reason); undefined when the unit has no start limit.
+ */
+export function startLimitWait(show: string): number | undefined {
+  const fields = new Map(
+    show.split('\n').map(l => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const)
+  )
+  const interval = spanSeconds(fields.get('StartLimitIntervalUSec') ?? '')
+  if (!(Number(fields.get('StartLimitBurst')) > 0) || !interval) return undefined
+  return Math.min(interval, 60) + 1
+}
+
+/**
+ * Restarts (or reloads) a companion. On the way back, a failure is tried once more after the
+ * unit's start-limit interval: the broken release's crash loop may have used up the limit
+ * (a second failure is reported as it is). Forward, a failure is final at once.
+ */
+async function bringUp(
+  ctx: CutoverContext,
+  c: CompanionFacts,
+  limitMs: number,
+  wayBack: boolean
+): Promise<void> {
+  const units = systemd(() => ctx.conn.remote, ctx.access, limitMs)
+  try {
+    await units.run(c.action, c.unit)
+  } catch (error) {
+    if (!wayBack || !(error instanceof SystemctlError) || error.refused || error.noAnswer)
+      throw error
+    const show = await ctx.conn.remote
+      .exec(toShell(serviceCommands.show(c.unit, ['StartLimitBurst', 'StartLimitIntervalUSec'])), {
+        timeoutMs: 30_000
+      })
+      .catch(() => undefined)
+    const wait = show && startLimitWait(show.stdout)
+    if (wait === undefined) throw error
+    ctx.log.info(
+      `${c.unit}: ${c.action} failed; systemd refuses starts for a while after a crash loop (its start limit): ${c.action} again in ${wait} s`
+    )
+    await new Promise(r => setTimeout(r, wait * 1000))
+    await units.run(c.action, c.unit)
+  }
+}
+
 /** Restarts (or reloads) one companion and proves it in `to`, including that it stays up. */
 async function moveOne(
   ctx: CutoverContext,
   c: CompanionFacts,
   to: CompanionTarget,
-  view: ProcessView
+  view: ProcessView,
+  wayBack: boolean
 ): Promise<CompanionResult> {
   const remote = ctx.conn.remote
   const before = await readUnit(remote, c.unit)
   // The stop waits for running tasks (TimeoutStopSec), the start for TimeoutStartSec.
   const limit = (c.stopSeconds ?? 600) + (c.startSeconds ?? 600) + 30
-  await systemd(() => ctx.conn.remote, ctx.access, limit * 1000).run(c.action, c.unit)
+  await bringUp(ctx, c, limit * 1000, wayBack)
   const settled = await waitUntilMoved(ctx, c, to, {
     oldPid: before.mainPid,
     view,
@@ -130,9 +186,10 @@ async function moveAll(
   ctx: CutoverContext,
   companions: CompanionFacts[],
   to: CompanionTarget,
-  view: ProcessView
+  view: ProcessView,
+  wayBack = false
 ): Promise<CompanionResult[]> {
-  const settled = await Promise.allSettled(companions.map(c => moveOne(ctx, c, to, view)))
+  const settled = await Promise.allSettled(companions.map(c => moveOne(ctx, c, to, view, wayBack)))
   return settled.map((s, i) =>
     s.status === 'fulfilled'
       ? s.value
@@ -196,7 +253,7 @@ export function companionStep(
       const moved = await ctx
         .step('companions back', () =>
           ctx.log.group(`Restart the companions in ${back.release}`, () =>
-            moveAll(ctx, opts.companions, back, opts.processes)
+            moveAll(ctx, opts.companions, back, opts.processes, true)
           )
         )
         .catch(() => [] as CompanionResult[])
