@@ -4,10 +4,10 @@ import { diffSets, parseFreeze } from '../../src/host/environments.js'
 import {
   commandDir,
   configuredDir,
-  parseTimespan
+  parseTimespan,
+  startLimitWait
 } from '../../src/host/companions/companion-facts.js'
 import { companionFindings, underCurrent } from '../../src/host/companions/companion-checks.js'
-import { startLimitWait } from '../../src/host/companions/move-companions.js'
 import type { CompanionFacts } from '../../src/host/companions/companion-facts.js'
 import { accessWith } from '../../__fixtures__/host-facts.js'
 

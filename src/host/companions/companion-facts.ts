@@ -21,6 +21,11 @@ export interface CompanionFacts {
   /** How long systemd waits for it to stop and to start, in seconds (undefined: no limit). */
   stopSeconds?: number
   startSeconds?: number
+  /**
+   * Seconds after which systemd takes a start again once a crash loop used up the unit's
+   * start limit (undefined: it has none); see startLimitWait.
+   */
+  startLimitWait?: number
   /** Where its code is taken from as configured: --workdir/--chdir in ExecStart, else WorkingDirectory. */
   configuredDir?: string
   /** The physical working directory of its main process (undefined: not running, or not readable). */
@@ -53,6 +58,29 @@ export function parseTimespan(text: string): number | undefined {
   return total
 }
 
+/** `systemctl show --property=…` output as a map (a value may itself hold `=`). */
+function showProperties(stdout: string): Map<string, string> {
+  return new Map(
+    stdout
+      .split('\n')
+      .filter(l => l.includes('='))
+      .map(l => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const)
+  )
+}
+
+/**
+ * Seconds after which systemd takes a start of the unit again if a crash loop used up its
+ * start limit (`StartLimitBurst` starts within `StartLimitIntervalUSec`): it refuses every
+ * start meanwhile, ours too, and says only "failed" (Result keeps the last exit's reason);
+ * undefined when the unit has no start limit.
+ */
+export function startLimitWait(show: string): number | undefined {
+  const props = showProperties(show)
+  const interval = parseTimespan(props.get('StartLimitIntervalUSec') ?? '')
+  if (!(Number(props.get('StartLimitBurst')) > 0) || !interval) return undefined
+  return Math.min(interval, 60) + 1
+}
+
 /** The directory a command line chdirs to: `--workdir X`, `--chdir X` (Celery, Gunicorn), `=` forms too. */
 export function commandDir(argv: readonly string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
@@ -67,7 +95,12 @@ export function configuredDir(info: UnitInfo): string | undefined {
   return commandDir(info.execStart) ?? (info.workingDirectory || undefined)
 }
 
-const EXTRA_PROPERTIES = ['TimeoutStopUSec', 'TimeoutStartUSec']
+const EXTRA_PROPERTIES = [
+  'TimeoutStopUSec',
+  'TimeoutStartUSec',
+  'StartLimitBurst',
+  'StartLimitIntervalUSec'
+]
 
 /** The grant of `sudo systemctl <action> <unit>` for each companion, in one round trip. */
 async function probeGrants(
@@ -110,12 +143,7 @@ async function readCompanion(
       ])
     )
   ])
-  const props = new Map(
-    extra.stdout
-      .split('\n')
-      .map(l => l.split('=', 2) as [string, string])
-      .filter(kv => kv.length === 2)
-  )
+  const props = showProperties(extra.stdout)
   const running = info.activeState === 'active' && info.mainPid > 0
   const dirs = await probeDirs(remote, info, running ? info.mainPid : undefined, access)
   return {
@@ -123,6 +151,7 @@ async function readCompanion(
     info,
     stopSeconds: parseTimespan(props.get('TimeoutStopUSec') ?? ''),
     startSeconds: parseTimespan(props.get('TimeoutStartUSec') ?? ''),
+    startLimitWait: startLimitWait(extra.stdout),
     configuredDir: configuredDir(info),
     mainDir: dirs.masterDir,
     dirs: dirs.via,

@@ -11,7 +11,7 @@ import { PS_TREE, parsePs, type ProcessView } from '../gunicorn/gunicorn-process
 import { asRoot, serviceCommands } from '../service-commands.js'
 import { readUnit, workingDirectories } from '../service-state.js'
 import { systemd, SystemctlError } from '../systemd.js'
-import { optional, toShell } from '../../transport/shell-quote.js'
+import { optional } from '../../transport/shell-quote.js'
 import type { RemoteHost } from '../../transport/ssh-connection.js'
 import type { CompanionFacts } from './companion-facts.js'
 
@@ -92,33 +92,10 @@ async function waitUntilMoved(
   )
 }
 
-/** `10s`, `1min 30s`, `500ms` (systemctl show's time spans) in seconds; undefined otherwise. */
-function spanSeconds(span: string): number | undefined {
-  const units: Record<string, number> = { us: 1e-6, ms: 1e-3, s: 1, min: 60, h: 3600 }
-  const parts = [...span.matchAll(/(\d+(?:\.\d+)?)(us|ms|s|min|h)\b/g)]
-  if (parts.length === 0) return undefined
-  return parts.reduce((sum, [, n, unit]) => sum + Number(n) * units[unit], 0)
-}
-
-/**
- * Seconds after which systemd takes a start of the unit again if a crash loop used up its
- * start limit (`systemctl show -p StartLimitBurst -p StartLimitIntervalUSec`): it refuses
- * every start meanwhile, ours too, and says only "failed" (Result keeps the last exit's
- * reason); undefined when the unit has no start limit.
- */
-export function startLimitWait(show: string): number | undefined {
-  const fields = new Map(
-    show.split('\n').map(l => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const)
-  )
-  const interval = spanSeconds(fields.get('StartLimitIntervalUSec') ?? '')
-  if (!(Number(fields.get('StartLimitBurst')) > 0) || !interval) return undefined
-  return Math.min(interval, 60) + 1
-}
-
 /**
  * Restarts (or reloads) a companion. On the way back, a failure is tried once more after the
- * unit's start-limit interval: the broken release's crash loop may have used up the limit
- * (a second failure is reported as it is). Forward, a failure is final at once.
+ * unit's start-limit interval (read with its facts): the broken release's crash loop may have
+ * used up the limit (a second failure is reported as it is). Forward, a failure is final at once.
  */
 async function bringUp(
   ctx: CutoverContext,
@@ -130,15 +107,9 @@ async function bringUp(
   try {
     await units.run(c.action, c.unit)
   } catch (error) {
-    if (!wayBack || !(error instanceof SystemctlError) || error.refused || error.noAnswer)
-      throw error
-    const show = await ctx.conn.remote
-      .exec(toShell(serviceCommands.show(c.unit, ['StartLimitBurst', 'StartLimitIntervalUSec'])), {
-        timeoutMs: 30_000
-      })
-      .catch(() => undefined)
-    const wait = show && startLimitWait(show.stdout)
-    if (wait === undefined) throw error
+    const wait = c.startLimitWait
+    const startFailed = error instanceof SystemctlError && !error.refused && !error.noAnswer
+    if (!wayBack || wait === undefined || !startFailed) throw error
     ctx.log.info(
       `${c.unit}: ${c.action} failed; systemd refuses starts for a while after a crash loop (its start limit): ${c.action} again in ${wait} s`
     )
