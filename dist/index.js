@@ -54475,6 +54475,17 @@ function parseTimespan(text) {
   }
   return total;
 }
+function showProperties(stdout) {
+  return new Map(
+    stdout.split("\n").filter((l) => l.includes("=")).map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)])
+  );
+}
+function startLimitWait(show) {
+  const props = showProperties(show);
+  const interval = parseTimespan(props.get("StartLimitIntervalUSec") ?? "");
+  if (!(Number(props.get("StartLimitBurst")) > 0) || !interval) return void 0;
+  return Math.min(interval, 60) + 1;
+}
 function commandDir(argv) {
   for (let i = 0; i < argv.length; i++) {
     const m = /^--(?:workdir|chdir)(?:=(.+))?$/.exec(argv[i]);
@@ -54485,7 +54496,12 @@ function commandDir(argv) {
 function configuredDir(info2) {
   return commandDir(info2.execStart) ?? (info2.workingDirectory || void 0);
 }
-var EXTRA_PROPERTIES = ["TimeoutStopUSec", "TimeoutStartUSec"];
+var EXTRA_PROPERTIES = [
+  "TimeoutStopUSec",
+  "TimeoutStartUSec",
+  "StartLimitBurst",
+  "StartLimitIntervalUSec"
+];
 async function probeGrants(remote, asks) {
   if (asks.length === 0) return [];
   const request2 = {
@@ -54516,9 +54532,7 @@ async function readCompanion(remote, unit, access2) {
       ])
     )
   ]);
-  const props = new Map(
-    extra.stdout.split("\n").map((l) => l.split("=", 2)).filter((kv) => kv.length === 2)
-  );
+  const props = showProperties(extra.stdout);
   const running = info2.activeState === "active" && info2.mainPid > 0;
   const dirs = await probeDirs(remote, info2, running ? info2.mainPid : void 0, access2);
   return {
@@ -54526,6 +54540,7 @@ async function readCompanion(remote, unit, access2) {
     info: info2,
     stopSeconds: parseTimespan(props.get("TimeoutStopUSec") ?? ""),
     startSeconds: parseTimespan(props.get("TimeoutStartUSec") ?? ""),
+    startLimitWait: startLimitWait(extra.stdout),
     configuredDir: configuredDir(info2),
     mainDir: dirs.masterDir,
     dirs: dirs.via,
@@ -55358,32 +55373,14 @@ async function waitUntilMoved(ctx, c, to, opts) {
     `${c.unit} did not come up in ${to.release} within the time allowed (last seen: ${seen})`
   );
 }
-function spanSeconds(span) {
-  const units2 = { us: 1e-6, ms: 1e-3, s: 1, min: 60, h: 3600 };
-  const parts = [...span.matchAll(/(\d+(?:\.\d+)?)(us|ms|s|min|h)\b/g)];
-  if (parts.length === 0) return void 0;
-  return parts.reduce((sum, [, n, unit]) => sum + Number(n) * units2[unit], 0);
-}
-function startLimitWait(show) {
-  const fields = new Map(
-    show.split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)])
-  );
-  const interval = spanSeconds(fields.get("StartLimitIntervalUSec") ?? "");
-  if (!(Number(fields.get("StartLimitBurst")) > 0) || !interval) return void 0;
-  return Math.min(interval, 60) + 1;
-}
 async function bringUp(ctx, c, limitMs, wayBack) {
   const units2 = systemd(() => ctx.conn.remote, ctx.access, limitMs);
   try {
     await units2.run(c.action, c.unit);
   } catch (error3) {
-    if (!wayBack || !(error3 instanceof SystemctlError) || error3.refused || error3.noAnswer)
-      throw error3;
-    const show = await ctx.conn.remote.exec(toShell(serviceCommands.show(c.unit, ["StartLimitBurst", "StartLimitIntervalUSec"])), {
-      timeoutMs: 3e4
-    }).catch(() => void 0);
-    const wait = show && startLimitWait(show.stdout);
-    if (wait === void 0) throw error3;
+    const wait = c.startLimitWait;
+    const startFailed = error3 instanceof SystemctlError && !error3.refused && !error3.noAnswer;
+    if (!wayBack || wait === void 0 || !startFailed) throw error3;
     ctx.log.info(
       `${c.unit}: ${c.action} failed; systemd refuses starts for a while after a crash loop (its start limit): ${c.action} again in ${wait} s`
     );
@@ -56604,19 +56601,22 @@ function masterCheck(unit, exp) {
   }
 }
 var MASTER_WATCH_MS = 150;
-async function masterStaysUp(remote, exp, done) {
+async function watchEvery(everyMs, done, look) {
   for (; ; ) {
-    await sleep3(MASTER_WATCH_MS);
+    await sleep3(everyMs);
     if (done()) return;
-    const unit = await readUnit(remote, exp.service).catch(() => void 0);
-    if (unit) masterCheck(unit, exp);
+    await look();
   }
 }
+function masterStaysUp(remote, exp, done) {
+  return watchEvery(MASTER_WATCH_MS, done, async () => {
+    const unit = await readUnit(remote, exp.service).catch(() => void 0);
+    if (unit) masterCheck(unit, exp);
+  });
+}
 var BOOT_WATCH_MS = 400;
-async function bootStaysClean(remote, exp, cursor, done) {
-  for (; ; ) {
-    await sleep3(BOOT_WATCH_MS);
-    if (done()) return;
+function bootStaysClean(remote, exp, cursor, done) {
+  return watchEvery(BOOT_WATCH_MS, done, async () => {
     const journal = await readJournalAfter(remote, exp.service, cursor, 1e3).catch(() => void 0);
     const failure = journal && bootFailureIn(journal.stdout);
     if (failure)
@@ -56625,7 +56625,7 @@ async function bootStaysClean(remote, exp, cursor, done) {
         false,
         true
       );
-  }
+  });
 }
 var HIDDEN_SETTLE_MS = 2e3;
 async function watchMaster(remote, exp, log, healthDone) {

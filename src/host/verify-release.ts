@@ -301,19 +301,30 @@ function masterCheck(unit: UnitInfo, exp: VerifyExpectations): void {
  */
 const MASTER_WATCH_MS = 150
 
+/** Calls `look` every `everyMs` until `done()`; `look` ends the watch by throwing. */
+async function watchEvery(
+  everyMs: number,
+  done: () => boolean,
+  look: () => Promise<void>
+): Promise<void> {
+  for (;;) {
+    await sleep(everyMs)
+    if (done()) return
+    await look()
+  }
+}
+
 /** Throws (masterCheck) as soon as the proven master dies or is replaced; returns once `done()`. */
-async function masterStaysUp(
+function masterStaysUp(
   remote: RemoteHost,
   exp: VerifyExpectations,
   done: () => boolean
 ): Promise<void> {
-  for (;;) {
-    await sleep(MASTER_WATCH_MS)
-    if (done()) return
+  return watchEvery(MASTER_WATCH_MS, done, async () => {
     // a failed read proves nothing either way (the health loops see a dropped connection)
     const unit = await readUnit(remote, exp.service).catch(() => undefined)
     if (unit) masterCheck(unit, exp)
-  }
+  })
 }
 
 /** How often the journal is read for new workers that cannot load the app. */
@@ -324,15 +335,13 @@ const BOOT_WATCH_MS = 400
  * not load the app (its master stops then, but may take graceful_timeout to exit, its
  * listeners already closed); returns once `done()`.
  */
-async function bootStaysClean(
+function bootStaysClean(
   remote: RemoteHost,
   exp: VerifyExpectations,
   cursor: string,
   done: () => boolean
 ): Promise<void> {
-  for (;;) {
-    await sleep(BOOT_WATCH_MS)
-    if (done()) return
+  return watchEvery(BOOT_WATCH_MS, done, async () => {
     // an unreadable journal proves nothing either way
     const journal = await readJournalAfter(remote, exp.service, cursor, 1000).catch(() => undefined)
     const failure = journal && bootFailureIn(journal.stdout)
@@ -342,7 +351,7 @@ async function bootStaysClean(
         false,
         true
       )
-  }
+  })
 }
 
 /** How long the master must stay up before health that does not name the release may count. */
