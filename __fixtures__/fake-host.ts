@@ -32,7 +32,10 @@ export type ReloadBehaviour =
   | 'old-workers-stay'
   | 'keeps-old-code'
   | 'drops-connection'
-  /** the new workers cannot load the app: the master stays up without workers, and logs why */
+  /**
+   * the new workers cannot load the app: the master stays up without workers, logs why,
+   * and is stopping (it exits before a later reload reaches it)
+   */
   | 'master-halts'
 
 export interface FakeHostState {
@@ -73,6 +76,8 @@ export class FakeHost implements RemoteHost {
   journal = 'log line\n'
   /** What a reload that halts the master adds to the journal. */
   haltLog = ''
+  /** The master is stopping on its own (after 'master-halts'). */
+  halting = false
   /** What health names for a release, when not the release itself (e.g. an app outside releases/). */
   healthNames = new Map<string, string>()
   state: FakeHostState
@@ -135,6 +140,7 @@ export class FakeHost implements RemoteHost {
   }
 
   private die(): void {
+    this.halting = false
     this.state.activeState = 'failed'
     this.state.mainPid = 0
     this.state.workers = []
@@ -145,11 +151,18 @@ export class FakeHost implements RemoteHost {
     const behaviour = this.reloads.length > 1 ? this.reloads.shift()! : this.reloads[0]
     const release = this.state.current
     if (behaviour === 'refused') return { code: 1, stderr: 'sudo: a password is required\n' }
+    if (this.halting) {
+      // the stopping master exits before the HUP reaches it: systemd has nothing to reload
+      this.halting = false
+      this.die()
+      return { code: 1, stderr: 'myapp.service is not active, cannot reload.\n' }
+    }
     if (behaviour === 'drops-connection') {
       this.connected = false
       return { code: null, stderr: 'SSH connection is closed' }
     }
     if (behaviour === 'master-halts') {
+      this.halting = true
       this.state.workers = []
       this.state.workerRelease = undefined
       this.journal += this.haltLog
@@ -160,6 +173,7 @@ export class FakeHost implements RemoteHost {
   }
 
   private restart(): Partial<ExecResult> {
+    this.halting = false
     const release = this.state.current
     if (!release || this.bootFails.has(release)) this.die()
     else this.boot(release)

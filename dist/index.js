@@ -56444,14 +56444,16 @@ function bootFailureIn(journal) {
 
 // src/host/verify-release.ts
 var VerifyError = class extends Error {
-  constructor(message, masterDied, definite = masterDied) {
+  constructor(message, masterDied, definite = masterDied, masterStops = false) {
     super(message);
     this.masterDied = masterDied;
     this.definite = definite;
+    this.masterStops = masterStops;
     this.name = "VerifyError";
   }
   masterDied;
   definite;
+  masterStops;
 };
 var GATEWAY = /* @__PURE__ */ new Set([502, 503, 504]);
 var GatewayWatch = class {
@@ -56623,6 +56625,7 @@ function bootStaysClean(remote, exp, cursor, done) {
       throw new VerifyError(
         `the new workers cannot load ${exp.release} (${failure}): Gunicorn stops its master after that`,
         false,
+        true,
         true
       );
   });
@@ -57038,8 +57041,7 @@ async function masterGone(ctx, error3) {
   return died && new VerifyError(`${died.message} (seen first: ${firstLine2(error3)})`, true);
 }
 var firstLine2 = (error3) => error3.message.split("\n")[0];
-async function switchAndBringUp(ctx, plan, from, moved) {
-  const units2 = systemd(() => ctx.conn.remote, ctx.access);
+async function switchAndBringUp(ctx, plan, from, moved, opts) {
   const [cursor] = await Promise.all([
     journalCursor(ctx.conn.remote, ctx.service),
     ctx.step("switch", async () => {
@@ -57048,21 +57050,40 @@ async function switchAndBringUp(ctx, plan, from, moved) {
       await switchCurrent(ctx.conn.remote, ctx.layout, plan.release, plan.link);
     })
   ]);
-  const action = bringUpAction(from);
+  const action = opts.action ?? bringUpAction(from);
   ctx.log.info(`${action === "reload" ? "reloading" : `${action}ing`} ${ctx.service}`);
+  try {
+    await sendToUnit(ctx, action, moved);
+  } catch (error3) {
+    const gone = action === "reload" && opts.restartIfGone && await exitedBefore(ctx, error3);
+    if (!gone) throw error3;
+    ctx.log.warning(`${gone}; restarting ${ctx.service} on ${plan.release} instead`);
+    const again = await journalCursor(ctx.conn.remote, ctx.service);
+    await sendToUnit(ctx, "restart", moved);
+    ctx.log.info(`systemctl restart ${ctx.service} (the master had exited)`);
+    return { action: "restart", cursor: again };
+  }
+  ctx.log.info(
+    `systemctl ${action} ${ctx.service}${from.alive ? "" : " (the master was not running)"}`
+  );
+  return { action, cursor };
+}
+async function sendToUnit(ctx, action, moved) {
   await ctx.step(action, async () => {
     try {
-      await units2.run(action, ctx.service);
+      await systemd(() => ctx.conn.remote, ctx.access).run(action, ctx.service);
     } catch (error3) {
       moved.sent = !(error3 instanceof SystemctlError && error3.refused);
       throw error3;
     }
     moved.sent = true;
   });
-  ctx.log.info(
-    `systemctl ${action} ${ctx.service}${from.alive ? "" : " (the master was not running)"}`
-  );
-  return { action, cursor };
+}
+async function exitedBefore(ctx, error3) {
+  if (!(error3 instanceof SystemctlError) || error3.refused || error3.noAnswer) return void 0;
+  const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => void 0);
+  if (!unit || isRunning(unit)) return void 0;
+  return `the master had exited before the reload (ActiveState=${unit.activeState}/${unit.subState}): ${firstLine2(error3)}`;
 }
 async function diedOfLoggingCrash(ctx, pid) {
   if (!pid) return false;
@@ -57121,7 +57142,7 @@ async function stateNow(ctx, req) {
     workers: []
   };
 }
-async function switchBack2(ctx, req, back, sent) {
+async function switchBack2(ctx, req, back, { sent, masterStops }) {
   const state = await stateNow(ctx, req);
   const prepared = req.beforeBack ? await req.beforeBack() : "";
   const undone = await ctx.step(
@@ -57134,7 +57155,18 @@ async function switchBack2(ctx, req, back, sent) {
         );
         return prove(ctx, back, { ...state, workers: [] }, true, void 0);
       }
-      const up = await switchAndBringUp(ctx, back, state, { switched: false, sent: false });
+      const stopping = masterStops && state.alive;
+      if (stopping)
+        ctx.log.info(
+          `the master ${state.mainPid} is stopping on its own (Gunicorn stops it when new workers cannot load the app): restarting, not reloading`
+        );
+      const up = await switchAndBringUp(
+        ctx,
+        back,
+        state,
+        { switched: false, sent: false },
+        { action: stopping ? "restart" : void 0, restartIfGone: true }
+      );
       await proveOrRestart(ctx, back, state, up, {
         restartDeadMaster: true,
         what: "rollback"
@@ -57161,6 +57193,7 @@ ${note}` : note;
 function reloadCutover(req, ctx) {
   const moved = { switched: false, sent: false };
   let broughtUp = { action: bringUpAction(req.from) };
+  let masterStops = false;
   return {
     evidenceUnit: ctx.service,
     whereToLook: `check which release ${ctx.layout.current} points at`,
@@ -57169,11 +57202,16 @@ function reloadCutover(req, ctx) {
     },
     bringUp: async () => void 0,
     moveTraffic: async () => {
-      broughtUp = await switchAndBringUp(ctx, req.plan, req.from, moved);
+      broughtUp = await switchAndBringUp(ctx, req.plan, req.from, moved, {
+        restartIfGone: req.restartDeadMaster
+      });
     },
     prove: () => proveOrRestart(ctx, req.plan, req.from, broughtUp, {
       restartDeadMaster: req.restartDeadMaster,
       what: req.action
+    }).catch((error3) => {
+      masterStops = error3 instanceof VerifyError && error3.masterStops;
+      throw error3;
     }),
     undo: async (_phase) => {
       const fallback = req.fallback;
@@ -57185,7 +57223,7 @@ function reloadCutover(req, ctx) {
           trafficOff: true,
           note: await undoFirstDeploy(ctx).catch((e) => `Undoing the first deploy failed: ${e}`)
         };
-      return switchBack2(ctx, req, fallback.plan, moved.sent);
+      return switchBack2(ctx, req, fallback.plan, { sent: moved.sent, masterStops });
     },
     retire: async () => void 0
   };

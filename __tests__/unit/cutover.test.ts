@@ -278,6 +278,38 @@ describe('the one cutover', () => {
     )
     expect(host.state).toMatchObject({ current: 'v1', activeState: 'active', workerRelease: 'v1' })
     expect(result.rolledBack).toBe(true)
+    // the stopping master would lose a HUP (and exit before it came): the way back restarts
+    expect(host.commands.filter(c => /systemctl (reload|restart)/.test(c))).toEqual([
+      expect.stringContaining('systemctl reload'),
+      expect.stringContaining('systemctl restart')
+    ])
+  })
+
+  it('restarts instead when the master read as running has exited before its reload (mode: rollback)', async () => {
+    // a master still stopping after a deploy whose workers could not load the app
+    const host = await fakeHost('v2')
+    host.halting = true
+    const { ctx, log } = context(host)
+    await runCutover(
+      { action: 'rollback', plan: plan('v1'), from: servingOf(host), restartDeadMaster: true },
+      ctx
+    )
+    expect(host.state).toMatchObject({ current: 'v1', activeState: 'active', workerRelease: 'v1' })
+    expect(outcomes(host)).toEqual(['rolled-back'])
+    expect(log.lines.join('\n')).toMatch(
+      /the master had exited before the reload \(ActiveState=failed\/dead\): systemctl reload myapp failed \(exit 1\): myapp.service is not active, cannot reload.; restarting myapp on v1 instead/
+    )
+  })
+
+  it('does not restart a deploy whose master exited before its reload: it fails and goes back', async () => {
+    const host = await fakeHost('v1')
+    host.halting = true
+    const { ctx, result } = context(host)
+    await expect(runCutover(deployRequest(host, 'v2', 'v1'), ctx)).rejects.toThrow(
+      /systemctl reload myapp failed \(exit 1\): myapp.service is not active/
+    )
+    expect(host.state).toMatchObject({ current: 'v1', activeState: 'active', workerRelease: 'v1' })
+    expect(result.rolledBack).toBe(true)
   })
 
   it('fails and goes back when the old workers never leave', async () => {

@@ -62,7 +62,12 @@ export class VerifyError extends Error {
     message: string,
     readonly masterDied: boolean,
     /** Certain already: waiting longer cannot change it (the caller undoes at once). */
-    readonly definite = masterDied
+    readonly definite = masterDied,
+    /**
+     * The master is stopping on its own (its new workers could not load the app): a HUP
+     * sent to it now is lost, so the way back restarts the unit instead of reloading it.
+     */
+    readonly masterStops = false
   ) {
     super(message)
     this.name = 'VerifyError'
@@ -349,6 +354,7 @@ function bootStaysClean(
       throw new VerifyError(
         `the new workers cannot load ${exp.release} (${failure}): Gunicorn stops its master after that`,
         false,
+        true,
         true
       )
   })

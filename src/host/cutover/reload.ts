@@ -114,14 +114,22 @@ interface BroughtUp {
   cursor?: string
 }
 
+/** How one switch-and-bring-up goes about it. */
+interface BringUpOptions {
+  /** What to send (by default from the state: reload a running master, else start or restart). */
+  action?: BringUp
+  /** A reload refused because the master has exited meanwhile becomes a restart. */
+  restartIfGone: boolean
+}
+
 /** Switch `current`, then reload (or start/restart) the unit. */
 async function switchAndBringUp(
   ctx: CutoverContext,
   plan: CutoverPlan,
   from: ServingState,
-  moved: Moved
+  moved: Moved,
+  opts: BringUpOptions
 ): Promise<BroughtUp> {
-  const units = systemd(() => ctx.conn.remote, ctx.access)
   // the journal's position is read beside the switch: what the new workers log comes after it
   const [cursor] = await Promise.all([
     journalCursor(ctx.conn.remote, ctx.service),
@@ -131,21 +139,48 @@ async function switchAndBringUp(
       await switchCurrent(ctx.conn.remote, ctx.layout, plan.release, plan.link)
     })
   ])
-  const action = bringUpAction(from)
+  const action = opts.action ?? bringUpAction(from)
   ctx.log.info(`${action === 'reload' ? 'reloading' : `${action}ing`} ${ctx.service}`)
+  try {
+    await sendToUnit(ctx, action, moved)
+  } catch (error) {
+    const gone = action === 'reload' && opts.restartIfGone && (await exitedBefore(ctx, error))
+    if (!gone) throw error
+    // the master that was read as running exited before the HUP reached it
+    ctx.log.warning(`${gone}; restarting ${ctx.service} on ${plan.release} instead`)
+    const again = await journalCursor(ctx.conn.remote, ctx.service)
+    await sendToUnit(ctx, 'restart', moved)
+    ctx.log.info(`systemctl restart ${ctx.service} (the master had exited)`)
+    return { action: 'restart', cursor: again }
+  }
+  ctx.log.info(
+    `systemctl ${action} ${ctx.service}${from.alive ? '' : ' (the master was not running)'}`
+  )
+  return { action, cursor }
+}
+
+/** systemctl `action` on the unit, as a step; `moved.sent` says whether it reached the unit. */
+async function sendToUnit(ctx: CutoverContext, action: BringUp, moved: Moved): Promise<void> {
   await ctx.step(action, async () => {
     try {
-      await units.run(action, ctx.service)
+      await systemd(() => ctx.conn.remote, ctx.access).run(action, ctx.service)
     } catch (error) {
       moved.sent = !(error instanceof SystemctlError && error.refused)
       throw error
     }
     moved.sent = true
   })
-  ctx.log.info(
-    `systemctl ${action} ${ctx.service}${from.alive ? '' : ' (the master was not running)'}`
-  )
-  return { action, cursor }
+}
+
+/**
+ * Why a failed reload found no master to reload (it exited after the unit was read), or
+ * undefined: sudo's refusal, a dropped connection and a running master are not that.
+ */
+async function exitedBefore(ctx: CutoverContext, error: unknown): Promise<string | undefined> {
+  if (!(error instanceof SystemctlError) || error.refused || error.noAnswer) return undefined
+  const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => undefined)
+  if (!unit || isRunning(unit)) return undefined
+  return `the master had exited before the reload (ActiveState=${unit.activeState}/${unit.subState}): ${firstLine(error)}`
 }
 
 /**
@@ -229,12 +264,15 @@ async function stateNow(ctx: CutoverContext, req: CutoverRequest): Promise<Servi
   }
 }
 
-/** Back to the fallback release: switch, then reload or restart (only switch when nothing was sent). */
+/**
+ * Back to the fallback release: switch, then reload or restart (only switch when nothing was
+ * sent). A master that is stopping on its own (`masterStops`) would lose a HUP: restarted.
+ */
 async function switchBack(
   ctx: CutoverContext,
   req: ReloadRequest,
   back: CutoverPlan,
-  sent: boolean
+  { sent, masterStops }: { sent: boolean; masterStops: boolean }
 ): Promise<Undo> {
   const state = await stateNow(ctx, req)
   // The old release's packages first (a shared venv the deploy changed): its workers import them.
@@ -249,7 +287,18 @@ async function switchBack(
           )
           return prove(ctx, back, { ...state, workers: [] }, true, undefined)
         }
-        const up = await switchAndBringUp(ctx, back, state, { switched: false, sent: false })
+        const stopping = masterStops && state.alive
+        if (stopping)
+          ctx.log.info(
+            `the master ${state.mainPid} is stopping on its own (Gunicorn stops it when new workers cannot load the app): restarting, not reloading`
+          )
+        const up = await switchAndBringUp(
+          ctx,
+          back,
+          state,
+          { switched: false, sent: false },
+          { action: stopping ? 'restart' : undefined, restartIfGone: true }
+        )
         await proveOrRestart(ctx, back, state, up, {
           restartDeadMaster: true,
           what: 'rollback'
@@ -278,6 +327,8 @@ async function switchBack(
 export function reloadCutover(req: ReloadRequest, ctx: CutoverContext): CutoverStrategy {
   const moved: Moved = { switched: false, sent: false }
   let broughtUp: BroughtUp = { action: bringUpAction(req.from) }
+  /** The proof failed because the master stops on its own. */
+  let masterStops = false
   return {
     evidenceUnit: ctx.service,
     whereToLook: `check which release ${ctx.layout.current} points at`,
@@ -286,12 +337,17 @@ export function reloadCutover(req: ReloadRequest, ctx: CutoverContext): CutoverS
     },
     bringUp: async () => undefined,
     moveTraffic: async () => {
-      broughtUp = await switchAndBringUp(ctx, req.plan, req.from, moved)
+      broughtUp = await switchAndBringUp(ctx, req.plan, req.from, moved, {
+        restartIfGone: req.restartDeadMaster
+      })
     },
     prove: () =>
       proveOrRestart(ctx, req.plan, req.from, broughtUp, {
         restartDeadMaster: req.restartDeadMaster,
         what: req.action
+      }).catch((error: unknown) => {
+        masterStops = error instanceof VerifyError && error.masterStops
+        throw error
       }),
     undo: async (_phase: CutoverPhase): Promise<Undo> => {
       const fallback = req.fallback
@@ -303,7 +359,7 @@ export function reloadCutover(req: ReloadRequest, ctx: CutoverContext): CutoverS
           trafficOff: true,
           note: await undoFirstDeploy(ctx).catch(e => `Undoing the first deploy failed: ${e}`)
         }
-      return switchBack(ctx, req, fallback.plan, moved.sent)
+      return switchBack(ctx, req, fallback.plan, { sent: moved.sent, masterStops })
     },
     retire: async () => undefined
   }
