@@ -443,7 +443,9 @@ export function gunicornCrashed(run: Pick<ActionRun, 'stdout'>): boolean {
  */
 function noteGunicornCrash(inputs: Record<string, string>, stdout: string): void {
   if (!gunicornCrashed({ stdout })) return
-  const what = `${inputs.mode ?? 'deploy'} ${inputs['release-id'] ?? ''} on ${inputs.host}`
+  // one line per run, also for a fleet (one host per line in the input)
+  const hosts = (inputs.host ?? '').split(/\s+/).filter(Boolean).join(', ')
+  const what = `${inputs.mode ?? 'deploy'} ${inputs['release-id'] ?? ''} on ${hosts}`
   const line = `Gunicorn's own logging crash during the ${what}: the action restarted the unit`
   console.warn(line)
   const dir = path.join(ROOT, '.test-results')
