@@ -56855,12 +56855,41 @@ async function undoWithoutOld(ctx, req) {
   if (removed.code !== 0) throw new Error(`removing live.sock failed: ${removed.stderr.trim()}`);
   return req.from.release ? `live.sock was removed again (no instance served through it before) and ${layout2.current} points at releases/${req.from.release} again.` : `This was the first deploy: live.sock and ${layout2.current} were removed again.`;
 }
-async function switchBack(ctx, req, old) {
+async function startOldAgain(ctx, req, old, back) {
+  ctx.log.warning(
+    `${old.unit} stopped running during the deploy: starting it again on ${back.release} before traffic goes back to it`
+  );
+  return ctx.step("start old", async () => {
+    await units(ctx).run("start", old.unit);
+    await ctx.log.group(
+      `Prove ${back.release} on ${old.unit}'s socket ${old.socket}`,
+      () => proveInstance(ctx, oldAsFrom(req), old, back, onOwnSocket(old, back))
+    );
+  }).then(
+    () => void 0,
+    (error3) => error3.message
+  );
+}
+var oldAsFrom = (req) => ({
+  ...req,
+  from: { ...req.from, release: void 0 }
+});
+async function switchBack(ctx, req, old, to) {
   if (!old) return { rolledBack: false, trafficOff: true, note: await undoWithoutOld(ctx, req) };
-  const unit = await readUnit(ctx.conn.remote, old.unit);
+  let running = isRunning(await readUnit(ctx.conn.remote, old.unit));
+  if (!running && req.from.alive && req.back) {
+    const failed2 = await startOldAgain(ctx, req, old, req.back);
+    if (failed2 !== void 0)
+      return {
+        rolledBack: false,
+        trafficOff: false,
+        note: `${old.unit} stopped running during the deploy and could not be started again (${failed2}): traffic stays on ${to.unit}, the new release, rather than on nothing. sudo journalctl -u ${old.unit} shows why it stopped.`
+      };
+    running = true;
+  }
   await pointTrafficAt(ctx, old.socket, req.from.release);
   const off = { rolledBack: false, trafficOff: true };
-  if (!isRunning(unit))
+  if (!running)
     return {
       ...off,
       note: req.from.alive ? `live.sock points at ${old.unit} again, but it stopped running during the deploy: nothing serves. sudo journalctl -u ${old.unit} shows why.` : `live.sock points at ${old.unit} again, which is not running (it was not before the deploy either): nothing serves.`
@@ -56871,7 +56900,7 @@ async function switchBack(ctx, req, old) {
       "rollback",
       () => ctx.log.group(
         `Roll back to ${back.release}`,
-        () => proveThroughNginx(ctx, { ...req, from: { ...req.from, release: void 0 } }, old, back)
+        () => proveThroughNginx(ctx, oldAsFrom(req), old, back)
       )
     ).then(
       () => void 0,
@@ -56898,7 +56927,7 @@ function blueGreenCutover(req, ctx) {
   const undoSwitch = async () => {
     const prepared = req.beforeBack ? await req.beforeBack() : "";
     if (prepared) log.info(prepared);
-    const undo = await switchBack(ctx, req, old).catch(async (e) => {
+    const undo = await switchBack(ctx, req, old, to).catch(async (e) => {
       const points = await readLink(ctx, `${ctx.layout.root}/live.sock`).catch(() => to.socket);
       const trafficOff = points !== to.socket;
       return {

@@ -134,6 +134,15 @@ async function deploysGoodRelease(host: KitHost, id: string): Promise<void> {
   })
 }
 
+/** A /health that answers 500 only to proxied requests (X-Forwarded-For, set by the kit's Nginx site). */
+const BROKEN_BEHIND_PROXY =
+  '    from flask import request\n' +
+  '    if request.headers.get("X-Forwarded-For"):\n' +
+  '        return "broken behind the proxy", 500\n' +
+  '    return {"status": "ok", "release": RELEASE}'
+
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
+
 describe('blue-green deploys (Debian 12)', () => {
   const host = withHost('bkd1', { style: 'blue-green' })
 
@@ -247,15 +256,7 @@ describe('blue-green deploys (Debian 12)', () => {
       // /health answers 500 only to proxied requests (X-Forwarded-For, set by the kit's Nginx
       // site): the release passes its proof on its own socket, and fails the verification
       // through Nginx after live.sock moved. The load asks for / (200 from every release).
-      const behindProxy = appFor(host, dir =>
-        editHealth(
-          dir,
-          '    from flask import request\n' +
-            '    if request.headers.get("X-Forwarded-For"):\n' +
-            '        return "broken behind the proxy", 500\n' +
-            '    return {"status": "ok", "release": RELEASE}'
-        )
-      )
+      const behindProxy = appFor(host, dir => editHealth(dir, BROKEN_BEHIND_PROXY))
       const before = await servedRelease(host)
       const from = await liveColour(host)
       const idle = other(from)
@@ -284,6 +285,49 @@ describe('blue-green deploys (Debian 12)', () => {
         id: 'proxied1',
         outcome: 'rolled-back'
       })
+    },
+    SLOW
+  )
+
+  it(
+    'starts the old instance again when it stopped during the deploy, and only then moves traffic back to it',
+    async () => {
+      const before = await servedRelease(host)
+      const from = await liveColour(host)
+      const idle = other(from)
+      const oldPid = await mainPid(host, from)
+      // Once live.sock has moved to the new instance (and the old one's queue has emptied),
+      // the old instance stops, as if killed for memory, while the release fails its
+      // verification through Nginx. Bounded: about 300 looks.
+      const stopper = (async () => {
+        for (let i = 0; i < 300; i++) {
+          if ((await liveColour(host).catch(() => from)) === idle) {
+            await sleep(1000)
+            await rootSh(host, `systemctl stop myapp@${from}`)
+            return true
+          }
+          await sleep(100)
+        }
+        return false
+      })()
+      const [run, load] = await underLoadAt(host, '/', {
+        source: appFor(host, dir => editHealth(dir, BROKEN_BEHIND_PROXY)),
+        'release-id': 'proxied2',
+        'reload-timeout': '10'
+      })
+      expect(await stopper).toBe(true)
+      expect(run.outputs).toMatchObject({ status: 'rolled-back', 'rolled-back': 'true' })
+      expect(annotations(run)).toContain(
+        `myapp@${from} stopped running during the deploy: starting it again on ${before}`
+      )
+      // traffic never went to the stopped instance: it was started and proven first
+      expectNoFailedRequests(load)
+      expect(await liveColour(host)).toBe(from)
+      expect(await stateOf(host, from)).toBe('active')
+      expect(await mainPid(host, from)).not.toBe(oldPid)
+      expect(await stateOf(host, idle)).toMatch(/^(inactive|failed)$/)
+      expect(await currentLink(host)).toBe(`releases/${before}`)
+      expect(await servedRelease(host)).toBe(before)
     },
     SLOW
   )

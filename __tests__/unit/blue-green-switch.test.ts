@@ -499,19 +499,63 @@ describe('the blue-green cutover', () => {
     )
   })
 
-  it('says nothing serves when the old instance died before traffic could go back to it', async () => {
+  it('starts the old instance again when it died during the deploy, proves it, then moves traffic back', async () => {
     const host = await fakeHost(SERVING_V1)
     host.failsBehindNginx.add('v2')
-    // blue dies once traffic has moved to green
+    // blue dies once traffic has moved to green (killed for memory, say)
     host.afterCommand = () => {
-      if (host.live === 'green' && host.running('blue')) host.kill('blue')
+      if (
+        host.live === 'green' &&
+        host.running('blue') &&
+        !host.events.includes('start myapp@blue')
+      )
+        host.kill('blue')
+    }
+    const { ctx, result, log } = context(host)
+    await failing(await request(host, 'v2'), ctx)
+    expect(log.lines.join('\n')).toContain(
+      'myapp@blue stopped running during the deploy: starting it again on v1 before traffic goes back to it'
+    )
+    // started and proven before live.sock moved back to it; green stopped after
+    expect(host.events).toEqual([
+      'slot green -> v2',
+      'start myapp@green',
+      'live -> green',
+      'current -> v2',
+      'start myapp@blue',
+      'live -> blue',
+      'current -> v1',
+      'drain /run/myapp-green/gunicorn.sock',
+      'stop myapp@green',
+      'slot green -> v0'
+    ])
+    expect(host.live).toBe('blue')
+    expect(host.running('blue')).toBe(true)
+    expect(host.current).toBe('v1')
+    expect(result.rolledBack).toBe(true)
+    expect(outcomes(host)).toEqual(['rolled-back'])
+    expect(host.violations).toEqual([])
+  })
+
+  it('keeps traffic on the new instance when the old one died and cannot start again: not on nothing', async () => {
+    const host = await fakeHost(SERVING_V1)
+    host.failsBehindNginx.add('v2')
+    host.afterCommand = () => {
+      if (host.live === 'green' && host.running('blue')) {
+        host.kill('blue')
+        host.bootFails.add('v1') // and it cannot boot again (its release broke meanwhile)
+      }
     }
     const { ctx, result } = context(host)
     await failing(await request(host, 'v2'), ctx)
     expect(result.error).toContain(
-      'live.sock points at myapp@blue again, but it stopped running during the deploy'
+      'myapp@blue stopped running during the deploy and could not be started again'
     )
-    expect(host.live).toBe('blue')
+    expect(result.error).toContain(
+      'traffic stays on myapp@green, the new release, rather than on nothing'
+    )
+    expect(host.live).toBe('green')
+    expect(host.running('green')).toBe(true)
     expect(result.rolledBack).toBe(false)
     expect(outcomes(host)).toEqual(['failed'])
   })

@@ -201,19 +201,65 @@ async function undoWithoutOld(ctx: CutoverContext, req: BlueGreenRequest): Promi
 }
 
 /**
+ * The old instance served before the deploy and has stopped since (killed for memory,
+ * say): started again on its slot and proven on its own socket before traffic goes back
+ * to it. Returns why it could not be, or undefined.
+ */
+async function startOldAgain(
+  ctx: CutoverContext,
+  req: BlueGreenRequest,
+  old: Instance,
+  back: CutoverPlan
+): Promise<string | undefined> {
+  ctx.log.warning(
+    `${old.unit} stopped running during the deploy: starting it again on ${back.release} before traffic goes back to it`
+  )
+  return ctx
+    .step('start old', async () => {
+      await units(ctx).run('start', old.unit)
+      await ctx.log.group(`Prove ${back.release} on ${old.unit}'s socket ${old.socket}`, () =>
+        proveInstance(ctx, oldAsFrom(req), old, back, onOwnSocket(old, back))
+      )
+    })
+    .then(
+      () => undefined,
+      (error: Error) => error.message
+    )
+}
+
+/** The request as seen from the old instance: no other release's answer to tell apart. */
+const oldAsFrom = (req: BlueGreenRequest): BlueGreenRequest => ({
+  ...req,
+  from: { ...req.from, release: undefined }
+})
+
+/**
  * After a failure past the switch: traffic back to the old instance, then proven.
+ * An old instance that stopped during the deploy is started again first; when it cannot
+ * be, traffic stays where it is (on the new instance, which answers at least in part).
  * Throws only while traffic may still reach the new one (the links did not move back).
  */
 async function switchBack(
   ctx: CutoverContext,
   req: BlueGreenRequest,
-  old: Instance | undefined
+  old: Instance | undefined,
+  to: Instance
 ): Promise<Undo> {
   if (!old) return { rolledBack: false, trafficOff: true, note: await undoWithoutOld(ctx, req) }
-  const unit = await readUnit(ctx.conn.remote, old.unit)
+  let running = isRunning(await readUnit(ctx.conn.remote, old.unit))
+  if (!running && req.from.alive && req.back) {
+    const failed = await startOldAgain(ctx, req, old, req.back)
+    if (failed !== undefined)
+      return {
+        rolledBack: false,
+        trafficOff: false,
+        note: `${old.unit} stopped running during the deploy and could not be started again (${failed}): traffic stays on ${to.unit}, the new release, rather than on nothing. sudo journalctl -u ${old.unit} shows why it stopped.`
+      }
+    running = true
+  }
   await pointTrafficAt(ctx, old.socket!, req.from.release)
   const off = { rolledBack: false, trafficOff: true }
-  if (!isRunning(unit))
+  if (!running)
     return {
       ...off,
       note: req.from.alive
@@ -225,7 +271,7 @@ async function switchBack(
     const proven = await ctx
       .step('rollback', () =>
         ctx.log.group(`Roll back to ${back.release}`, () =>
-          proveThroughNginx(ctx, { ...req, from: { ...req.from, release: undefined } }, old, back)
+          proveThroughNginx(ctx, oldAsFrom(req), old, back)
         )
       )
       .then(
@@ -258,7 +304,7 @@ export function blueGreenCutover(req: BlueGreenRequest, ctx: CutoverContext): Cu
     // A shared venv the deploy changed: the old instance's later imports read it.
     const prepared = req.beforeBack ? await req.beforeBack() : ''
     if (prepared) log.info(prepared)
-    const undo = await switchBack(ctx, req, old).catch(async (e: Error): Promise<Undo> => {
+    const undo = await switchBack(ctx, req, old, to).catch(async (e: Error): Promise<Undo> => {
       // Whether traffic can still reach the new instance is what live.sock says now.
       const points = await readLink(ctx, `${ctx.layout.root}/live.sock`).catch(() => to.socket)
       const trafficOff = points !== to.socket
