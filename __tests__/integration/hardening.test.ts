@@ -21,7 +21,7 @@ import {
   servedRelease,
   type KitHost
 } from './kit.js'
-import { unlessGunicornCrashed } from './problems.js'
+import { unexplainedFailures, unlessGunicornCrashed } from './problems.js'
 import { withHost, withHostGroup } from './with-host.js'
 
 /** What `current` points at and what Nginx serves must be the same release. */
@@ -330,6 +330,18 @@ describe('faults in the middle of a deploy', () => {
     })
     // the import check timed the 3 s import: a reload holds requests about that long
     expect(annotations(run)).toMatch(/took [3-9]\.\d s to import: a reload \(HUP\) holds requests/)
+    // what concurrency.test.ts's load check recognises in a busy machine's runs: only the
+    // requests held past the client's timeout are left out, never a refused or failed one
+    const load = { failed: 2, timeouts: 1, failures: ['+1.00 s timeout', '+2.00 s HTTP 502'] }
+    expect(
+      unexplainedFailures(
+        { ...load, total: 9, releases: [], failedAfterFirstOk: 0, seconds: 1, rate: 9 },
+        [run]
+      )
+    ).toEqual({
+      failed: 1,
+      failures: ['+2.00 s HTTP 502']
+    })
     expect(await consistentRelease(host)).toBe('slow-boot')
   })
 

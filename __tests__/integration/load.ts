@@ -23,6 +23,8 @@ export interface LoadReport {
   total: number
   /** non-2xx answers and transport errors (refused, reset, timeout) */
   failed: number
+  /** of those, requests that got no answer within the client's 10 s */
+  timeouts: number
   /** the first few failures, each with its time since the start */
   failures: string[]
   /** the releases that answered (X-Release header, else the JSON body's `release`), by first answer */
@@ -33,6 +35,9 @@ export interface LoadReport {
   /** total / seconds */
   rate: number
 }
+
+/** How a request that got no answer in time is reported. */
+const TIMEOUT = 'timeout'
 
 export interface Load {
   /**
@@ -73,6 +78,7 @@ export function startLoad(host: KitHost, opts: LoadOptions = {}): Load {
   const report: LoadReport = {
     total: 0,
     failed: 0,
+    timeouts: 0,
     failures: [],
     releases: [],
     failedAfterFirstOk: 0,
@@ -85,6 +91,7 @@ export function startLoad(host: KitHost, opts: LoadOptions = {}): Load {
 
   const failed = (sentAt: number, what: string) => {
     report.failed++
+    if (what === TIMEOUT) report.timeouts++
     if (firstOkAt && sentAt > firstOkAt) report.failedAfterFirstOk++
     if (report.failures.length < SAMPLES)
       report.failures.push(`+${((Date.now() - started) / 1000).toFixed(2)} s ${what}`)
@@ -118,7 +125,7 @@ export function startLoad(host: KitHost, opts: LoadOptions = {}): Load {
           })
         }
       )
-      req.on('timeout', () => req.destroy(new Error('timeout')))
+      req.on('timeout', () => req.destroy(new Error(TIMEOUT)))
       req.on('error', error => {
         report.total++
         failed(sentAt, error.message)
