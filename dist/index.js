@@ -56624,8 +56624,11 @@ function bootStaysClean(remote, exp, cursor, done) {
     if (failure)
       throw new VerifyError(
         `the new workers cannot load ${exp.release} (${failure}): Gunicorn stops its master after that`,
+        /* masterDied */
         false,
+        /* definite */
         true,
+        /* masterStops */
         true
       );
   });

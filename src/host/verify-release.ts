@@ -353,9 +353,9 @@ function bootStaysClean(
     if (failure)
       throw new VerifyError(
         `the new workers cannot load ${exp.release} (${failure}): Gunicorn stops its master after that`,
-        false,
-        true,
-        true
+        /* masterDied */ false,
+        /* definite */ true,
+        /* masterStops */ true
       )
   })
 }
