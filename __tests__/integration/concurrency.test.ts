@@ -14,7 +14,7 @@ import {
   type ActionRun,
   type KitHost
 } from './kit.js'
-import { unexplainedFailures, unlessGunicornCrashed } from './problems.js'
+import { countedFailures, unlessGunicornCrashed } from './problems.js'
 import { startLoad, type LoadReport } from './load.js'
 import { withHostGroup } from './with-host.js'
 
@@ -58,7 +58,7 @@ async function loaded<T>(host: KitHost, work: () => Promise<T>): Promise<[T, Loa
  * it, and requests held past the client's timeout by an import the action warned is slow).
  */
 function noneFailed(load: LoadReport, runs: ActionRun[]): void {
-  expect(unexplainedFailures(load, runs)).toEqual(
+  expect(countedFailures(load, runs)).toEqual(
     unlessGunicornCrashed(runs, { failed: 0, failures: [] })
   )
 }
