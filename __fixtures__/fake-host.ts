@@ -37,6 +37,8 @@ export type ReloadBehaviour =
    * and is stopping (it exits before a later reload reaches it)
    */
   | 'master-halts'
+  /** the master dies and systemd (Restart=) starts a new one on current before anyone looks */
+  | 'systemd-restarts'
 
 export interface FakeHostState {
   current?: string
@@ -166,7 +168,8 @@ export class FakeHost implements RemoteHost {
       this.state.workers = []
       this.state.workerRelease = undefined
       this.journal += this.haltLog
-    } else if (behaviour === 'master-dies' || (release && this.bootFails.has(release))) this.die()
+    } else if (behaviour === 'systemd-restarts' && release) this.boot(release)
+    else if (behaviour === 'master-dies' || (release && this.bootFails.has(release))) this.die()
     else if (behaviour === 'keeps-old-code') this.newWorkers(this.state.workerRelease ?? '')
     else if (behaviour === 'ok' && release) this.newWorkers(release)
     return { code: 0 }

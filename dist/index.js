@@ -57124,10 +57124,27 @@ async function diedOfLoggingCrash(ctx, pid) {
   );
   return journal !== void 0 && crashedInLogging(journal.stdout, pid);
 }
+async function restartedAfterCrash(ctx, from, error3) {
+  if (!(error3 instanceof VerifyError) || error3.masterDied) return 0;
+  const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => void 0);
+  if (!unit || !isRunning(unit) || unit.mainPid === from.mainPid) return 0;
+  return await diedOfLoggingCrash(ctx, from.mainPid) ? unit.mainPid : 0;
+}
 async function proveOrRestart(ctx, plan, from, { action, cursor }, opts) {
   try {
     await prove(ctx, plan, from, action === "reload", cursor);
   } catch (error3) {
+    const successor = action === "reload" ? await restartedAfterCrash(ctx, from, error3) : 0;
+    if (successor) {
+      ctx.log.warning(
+        loggingCrashNote(
+          from.mainPid,
+          opts.what,
+          `systemd restarted ${ctx.service} (master ${successor}) on ${plan.release}, which is proven on it`
+        )
+      );
+      return prove(ctx, plan, from, false, void 0);
+    }
     const death = action === "reload" ? await masterGone(ctx, error3) : void 0;
     if (!death) throw error3;
     if (await diedOfLoggingCrash(ctx, from.mainPid))

@@ -302,4 +302,25 @@ describe('the real cause when the master dies during the reload', () => {
       (await rootSh(host, 'test -e /run/myapp/crash-on-reload && echo armed || echo fired')).trim()
     ).toBe('fired')
   })
+
+  it('deploys when systemd restarted the crashed master before the action looked (Restart=always, RestartSec=0)', async () => {
+    const dropIn = '/etc/systemd/system/myapp.service.d/restart-at-once.conf'
+    await rootSh(
+      host,
+      `printf '[Service]\\nRestart=always\\nRestartSec=0\\n' > ${dropIn} && systemctl daemon-reload`
+    )
+    try {
+      await rootSh(host, 'install -o www-data -m 644 /dev/null /run/myapp/crash-on-reload')
+      const run = await runAction(inputsFor(host, { source: appCopy(), 'release-id': 'c3' }))
+      expect(run.outputs.status).toBe('deployed')
+      expect(annotations(run)).toContain('crashed in its own logging during the deploy')
+      // whoever restarted it first: systemd, or the action when it saw the master gone
+      expect(annotations(run)).toMatch(
+        /not because of the release: (systemd restarted myapp \(master \d+\) on c3|restarting myapp on c3)/
+      )
+      expect(await servedRelease(host)).toBe('c3')
+    } finally {
+      await rootSh(host, `rm -f ${dropIn} && systemctl daemon-reload`)
+    }
+  })
 })

@@ -446,7 +446,7 @@ function noteGunicornCrash(inputs: Record<string, string>, stdout: string): void
   // one line per run, also for a fleet (one host per line in the input)
   const hosts = (inputs.host ?? '').split(/\s+/).filter(Boolean).join(', ')
   const what = `${inputs.mode ?? 'deploy'} ${inputs['release-id'] ?? ''} on ${hosts}`
-  noteLetPass(`Gunicorn's own logging crash during the ${what}: the action restarted the unit`)
+  noteLetPass(`Gunicorn's own logging crash during the ${what}: the unit was restarted`)
 }
 
 /**

@@ -219,6 +219,43 @@ describe('the one cutover', () => {
     expect(outcomes(host)).toEqual(['deployed'])
   })
 
+  it("proves the new release when systemd restarted the master that died of Gunicorn's logging crash before the action looked", async () => {
+    const host = await fakeHost('v1')
+    const master = host.state.mainPid
+    host.reloads = ['systemd-restarts']
+    host.journal = [
+      `2026-12-06T04:40:50+0000 web gunicorn[${master}]: [INFO] Unhandled exception in main loop`,
+      `2026-12-06T04:40:50+0000 web gunicorn[${master}]: RuntimeError: reentrant call inside <_io.BufferedWriter name='<stderr>'>`
+    ].join('\n')
+    const { ctx, log, result } = context(host)
+    await runCutover(deployRequest(host, 'v2', 'v1'), ctx)
+    expect(host.state).toMatchObject({ current: 'v2', activeState: 'active', workerRelease: 'v2' })
+    expect(host.state.mainPid).not.toBe(master)
+    // no second restart: systemd's new master is proven as it is
+    expect(host.commands.filter(c => /systemctl (reload|restart)/.test(c))).toEqual([
+      'sudo -n systemctl reload myapp'
+    ])
+    expect(log.lines.join('\n')).toContain(
+      `the Gunicorn master ${master} crashed in its own logging during the deploy`
+    )
+    expect(log.lines.join('\n')).toContain(
+      `not because of the release: systemd restarted myapp (master ${host.state.mainPid}) on v2`
+    )
+    expect(result.rolledBack).toBe(false)
+    expect(outcomes(host)).toEqual(['deployed'])
+  })
+
+  it('still goes back when the master was replaced and the journal does not show the logging crash', async () => {
+    const host = await fakeHost('v1')
+    host.reloads = ['systemd-restarts', 'ok']
+    const { ctx, result } = context(host)
+    await expect(runCutover(deployRequest(host, 'v2', 'v1'), ctx)).rejects.toThrow(
+      /the master PID changed from \d+ to \d+: the service restarted instead of reloading/
+    )
+    expect(host.state).toMatchObject({ current: 'v1', workerRelease: 'v1' })
+    expect(result.rolledBack).toBe(true)
+  })
+
   it('still goes back when the journal shows a worker that failed to boot beside the logging crash', async () => {
     const host = await fakeHost('v1')
     const master = host.state.mainPid

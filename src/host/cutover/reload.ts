@@ -196,6 +196,22 @@ async function diedOfLoggingCrash(ctx: CutoverContext, pid: number): Promise<boo
 }
 
 /**
+ * The PID of the master systemd started after the reloaded one died of Gunicorn's own
+ * logging crash (the unit's Restart=, before the proof looked), or 0: the proof failed
+ * otherwise, or the master was replaced for another reason.
+ */
+async function restartedAfterCrash(
+  ctx: CutoverContext,
+  from: ServingState,
+  error: unknown
+): Promise<number> {
+  if (!(error instanceof VerifyError) || error.masterDied) return 0
+  const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => undefined)
+  if (!unit || !isRunning(unit) || unit.mainPid === from.mainPid) return 0
+  return (await diedOfLoggingCrash(ctx, from.mainPid)) ? unit.mainPid : 0
+}
+
+/**
  * Proves the release. A master that died on the reload is restarted and the release proven
  * again when it died of Gunicorn's own logging crash and not of the release (whose workers
  * would have failed to boot), said as such, or else when allowed (a rollback).
@@ -210,6 +226,18 @@ async function proveOrRestart(
   try {
     await prove(ctx, plan, from, action === 'reload', cursor)
   } catch (error) {
+    const successor = action === 'reload' ? await restartedAfterCrash(ctx, from, error) : 0
+    if (successor) {
+      // systemd's Restart= was quicker than the action: the new master runs `current`
+      ctx.log.warning(
+        loggingCrashNote(
+          from.mainPid,
+          opts.what,
+          `systemd restarted ${ctx.service} (master ${successor}) on ${plan.release}, which is proven on it`
+        )
+      )
+      return prove(ctx, plan, from, false, undefined)
+    }
     const death = action === 'reload' ? await masterGone(ctx, error) : undefined
     if (!death) throw error
     if (await diedOfLoggingCrash(ctx, from.mainPid))
