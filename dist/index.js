@@ -57070,7 +57070,8 @@ async function masterGone(ctx, error3) {
   if (error3 instanceof VerifyError && error3.masterDied) return error3;
   const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => void 0);
   const died = unit && masterDeathIn(unit);
-  return died && new VerifyError(`${died.message} (seen first: ${firstLine2(error3)})`, true);
+  const stops = error3 instanceof VerifyError && error3.masterStops;
+  return died && new VerifyError(`${died.message} (seen first: ${firstLine2(error3)})`, true, true, stops);
 }
 var firstLine2 = (error3) => error3.message.split("\n")[0];
 async function switchAndBringUp(ctx, plan, from, moved, opts) {

@@ -94,8 +94,12 @@ async function masterGone(ctx: CutoverContext, error: unknown): Promise<VerifyEr
   if (error instanceof VerifyError && error.masterDied) return error
   const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => undefined)
   const died = unit && masterDeathIn(unit)
-  // named as the master's death, also when a health loop saw its effect first (Nginx's 502)
-  return died && new VerifyError(`${died.message} (seen first: ${firstLine(error)})`, true)
+  // named as the master's death, also when a health loop saw its effect first (Nginx's 502);
+  // a master that stopped on its own keeps saying so (systemd may start another on current)
+  const stops = error instanceof VerifyError && error.masterStops
+  return (
+    died && new VerifyError(`${died.message} (seen first: ${firstLine(error)})`, true, true, stops)
+  )
 }
 
 const firstLine = (error: unknown) => (error as Error).message.split('\n')[0]
