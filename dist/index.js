@@ -57091,15 +57091,14 @@ async function switchAndBringUp(ctx, plan, from, moved, opts) {
     const gone = action === "reload" && opts.restartIfGone && await exitedBefore(ctx, error3);
     if (!gone) throw error3;
     ctx.log.warning(`${gone}; restarting ${ctx.service} on ${plan.release} instead`);
-    const again = await journalCursor(ctx.conn.remote, ctx.service);
     await sendToUnit(ctx, "restart", moved);
     ctx.log.info(`systemctl restart ${ctx.service} (the master had exited)`);
-    return { action: "restart", cursor: again };
+    return { action: "restart" };
   }
   ctx.log.info(
     `systemctl ${action} ${ctx.service}${from.alive ? "" : " (the master was not running)"}`
   );
-  return { action, cursor };
+  return { action, cursor: action === "reload" ? cursor : void 0 };
 }
 async function sendToUnit(ctx, action, moved) {
   await ctx.step(action, async () => {
@@ -57146,7 +57145,8 @@ async function proveOrRestart(ctx, plan, from, { action, cursor }, opts) {
       );
       return prove(ctx, plan, from, false, void 0);
     }
-    const death = action === "reload" ? await masterGone(ctx, error3) : void 0;
+    const stops = error3 instanceof VerifyError && error3.masterStops && opts.restartDeadMaster;
+    const death = action !== "reload" ? void 0 : stops ? error3 : await masterGone(ctx, error3);
     if (!death) throw error3;
     if (await diedOfLoggingCrash(ctx, from.mainPid))
       ctx.log.warning(
@@ -57157,13 +57157,12 @@ async function proveOrRestart(ctx, plan, from, { action, cursor }, opts) {
         `the master died during the ${opts.what} (${firstLine2(error3)}); restarting ${ctx.service}`
       );
     else throw death;
-    const again = await journalCursor(ctx.conn.remote, ctx.service);
     await ctx.step(
       "restart",
       () => systemd(() => ctx.conn.remote, ctx.access).run("restart", ctx.service)
     );
     ctx.log.info(`systemctl restart ${ctx.service} (the master had died)`);
-    await prove(ctx, plan, from, false, again);
+    await prove(ctx, plan, from, false, void 0);
   }
 }
 async function undoFirstDeploy(ctx) {

@@ -152,15 +152,17 @@ async function switchAndBringUp(
     if (!gone) throw error
     // the master that was read as running exited before the HUP reached it
     ctx.log.warning(`${gone}; restarting ${ctx.service} on ${plan.release} instead`)
-    const again = await journalCursor(ctx.conn.remote, ctx.service)
     await sendToUnit(ctx, 'restart', moved)
     ctx.log.info(`systemctl restart ${ctx.service} (the master had exited)`)
-    return { action: 'restart', cursor: again }
+    return { action: 'restart' }
   }
   ctx.log.info(
     `systemctl ${action} ${ctx.service}${from.alive ? '' : ' (the master was not running)'}`
   )
-  return { action, cursor }
+  // The journal after the cursor is read for this master's new workers only after a reload:
+  // a restart's stopping master logs its own workers' boot failures after it (a release
+  // being left). A restarted master whose workers cannot boot exits, which is watched.
+  return { action, cursor: action === 'reload' ? cursor : undefined }
 }
 
 /** systemctl `action` on the unit, as a step; `moved.sent` says whether it reached the unit. */
@@ -242,7 +244,10 @@ async function proveOrRestart(
       )
       return prove(ctx, plan, from, false, undefined)
     }
-    const death = action === 'reload' ? await masterGone(ctx, error) : undefined
+    // A master stopping on its own is as good as dead where a restart is allowed (a rollback,
+    // the way back): in a crash loop its failing workers may be the old release's, not ours.
+    const stops = error instanceof VerifyError && error.masterStops && opts.restartDeadMaster
+    const death = action !== 'reload' ? undefined : stops ? error : await masterGone(ctx, error)
     if (!death) throw error
     if (await diedOfLoggingCrash(ctx, from.mainPid))
       ctx.log.warning(
@@ -253,12 +258,11 @@ async function proveOrRestart(
         `the master died during the ${opts.what} (${firstLine(error)}); restarting ${ctx.service}`
       )
     else throw death
-    const again = await journalCursor(ctx.conn.remote, ctx.service)
     await ctx.step('restart', () =>
       systemd(() => ctx.conn.remote, ctx.access).run('restart', ctx.service)
     )
     ctx.log.info(`systemctl restart ${ctx.service} (the master had died)`)
-    await prove(ctx, plan, from, false, again)
+    await prove(ctx, plan, from, false, undefined)
   }
 }
 
