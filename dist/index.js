@@ -57066,24 +57066,23 @@ async function prove(ctx, plan, from, reloaded, cursor) {
     })
   );
 }
-async function masterGone(ctx, error3) {
+function masterGone(error3, unit) {
   if (error3 instanceof VerifyError && error3.masterDied) return error3;
-  const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => void 0);
   const died = unit && masterDeathIn(unit);
   const stops = error3 instanceof VerifyError && error3.masterStops;
   return died && new VerifyError(`${died.message} (seen first: ${firstLine2(error3)})`, true, true, stops);
 }
 var firstLine2 = (error3) => error3.message.split("\n")[0];
 async function switchAndBringUp(ctx, plan, from, moved, opts) {
+  const action = opts.action ?? bringUpAction(from);
   const [cursor] = await Promise.all([
-    journalCursor(ctx.conn.remote, ctx.service),
+    action === "reload" ? journalCursor(ctx.conn.remote, ctx.service) : void 0,
     ctx.step("switch", async () => {
       ctx.log.info(`switching current to ${plan.link ?? `releases/${plan.release}`}`);
       moved.switched = true;
       await switchCurrent(ctx.conn.remote, ctx.layout, plan.release, plan.link);
     })
   ]);
-  const action = opts.action ?? bringUpAction(from);
   ctx.log.info(`${action === "reload" ? "reloading" : `${action}ing`} ${ctx.service}`);
   try {
     await sendToUnit(ctx, action, moved);
@@ -57098,7 +57097,7 @@ async function switchAndBringUp(ctx, plan, from, moved, opts) {
   ctx.log.info(
     `systemctl ${action} ${ctx.service}${from.alive ? "" : " (the master was not running)"}`
   );
-  return { action, cursor: action === "reload" ? cursor : void 0 };
+  return { action, cursor };
 }
 async function sendToUnit(ctx, action, moved) {
   await ctx.step(action, async () => {
@@ -57124,9 +57123,8 @@ async function diedOfLoggingCrash(ctx, pid) {
   );
   return journal !== void 0 && crashedInLogging(journal.stdout, pid);
 }
-async function restartedAfterCrash(ctx, from, error3) {
+async function restartedAfterCrash(ctx, from, error3, unit) {
   if (!(error3 instanceof VerifyError) || error3.masterDied) return 0;
-  const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => void 0);
   if (!unit || !isRunning(unit) || unit.mainPid === from.mainPid) return 0;
   return await diedOfLoggingCrash(ctx, from.mainPid) ? unit.mainPid : 0;
 }
@@ -57134,7 +57132,8 @@ async function proveOrRestart(ctx, plan, from, { action, cursor }, opts) {
   try {
     await prove(ctx, plan, from, action === "reload", cursor);
   } catch (error3) {
-    const successor = action === "reload" ? await restartedAfterCrash(ctx, from, error3) : 0;
+    const unit = action === "reload" && !(error3 instanceof VerifyError && error3.masterDied) ? await readUnit(ctx.conn.remote, ctx.service).catch(() => void 0) : void 0;
+    const successor = action === "reload" ? await restartedAfterCrash(ctx, from, error3, unit) : 0;
     if (successor) {
       ctx.log.warning(
         loggingCrashNote(
@@ -57146,7 +57145,7 @@ async function proveOrRestart(ctx, plan, from, { action, cursor }, opts) {
       return prove(ctx, plan, from, false, void 0);
     }
     const stops = error3 instanceof VerifyError && error3.masterStops && opts.restartDeadMaster;
-    const death = action !== "reload" ? void 0 : stops ? error3 : await masterGone(ctx, error3);
+    const death = action !== "reload" ? void 0 : stops ? error3 : masterGone(error3, unit);
     if (!death) throw error3;
     if (await diedOfLoggingCrash(ctx, from.mainPid))
       ctx.log.warning(

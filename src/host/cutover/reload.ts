@@ -5,6 +5,7 @@ import { journalCursor, readJournal } from '../evidence.js'
 import { crashedInLogging, loggingCrashNote } from '../gunicorn/logging-crash.js'
 import { isRunning } from '../host-facts.js'
 import { switchCurrent } from '../release-layout.js'
+import type { UnitInfo } from '../gunicorn/unit-info.js'
 import { readUnit } from '../service-state.js'
 import { verifyStaticFile } from '../static-check.js'
 import { systemd, SystemctlError, type UnitAction } from '../systemd.js'
@@ -90,9 +91,8 @@ async function prove(
 }
 
 /** The master's death after a failed reload (only a restart brings a release up), or undefined. */
-async function masterGone(ctx: CutoverContext, error: unknown): Promise<VerifyError | undefined> {
+function masterGone(error: unknown, unit: UnitInfo | undefined): VerifyError | undefined {
   if (error instanceof VerifyError && error.masterDied) return error
-  const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => undefined)
   const died = unit && masterDeathIn(unit)
   // named as the master's death, also when a health loop saw its effect first (Nginx's 502);
   // a master that stopped on its own keeps saying so (systemd may start another on current)
@@ -134,16 +134,18 @@ async function switchAndBringUp(
   moved: Moved,
   opts: BringUpOptions
 ): Promise<BroughtUp> {
-  // the journal's position is read beside the switch: what the new workers log comes after it
+  const action = opts.action ?? bringUpAction(from)
+  // The journal's position is read beside the switch, for a reload only: what the new workers
+  // log comes after it. A restart's stopping master logs its own workers' boot failures after
+  // it (a release being left); a restarted master whose workers cannot boot exits, watched.
   const [cursor] = await Promise.all([
-    journalCursor(ctx.conn.remote, ctx.service),
+    action === 'reload' ? journalCursor(ctx.conn.remote, ctx.service) : undefined,
     ctx.step('switch', async () => {
       ctx.log.info(`switching current to ${plan.link ?? `releases/${plan.release}`}`)
       moved.switched = true
       await switchCurrent(ctx.conn.remote, ctx.layout, plan.release, plan.link)
     })
   ])
-  const action = opts.action ?? bringUpAction(from)
   ctx.log.info(`${action === 'reload' ? 'reloading' : `${action}ing`} ${ctx.service}`)
   try {
     await sendToUnit(ctx, action, moved)
@@ -159,10 +161,7 @@ async function switchAndBringUp(
   ctx.log.info(
     `systemctl ${action} ${ctx.service}${from.alive ? '' : ' (the master was not running)'}`
   )
-  // The journal after the cursor is read for this master's new workers only after a reload:
-  // a restart's stopping master logs its own workers' boot failures after it (a release
-  // being left). A restarted master whose workers cannot boot exits, which is watched.
-  return { action, cursor: action === 'reload' ? cursor : undefined }
+  return { action, cursor }
 }
 
 /** systemctl `action` on the unit, as a step; `moved.sent` says whether it reached the unit. */
@@ -209,10 +208,10 @@ async function diedOfLoggingCrash(ctx: CutoverContext, pid: number): Promise<boo
 async function restartedAfterCrash(
   ctx: CutoverContext,
   from: ServingState,
-  error: unknown
+  error: unknown,
+  unit: UnitInfo | undefined
 ): Promise<number> {
   if (!(error instanceof VerifyError) || error.masterDied) return 0
-  const unit = await readUnit(ctx.conn.remote, ctx.service).catch(() => undefined)
   if (!unit || !isRunning(unit) || unit.mainPid === from.mainPid) return 0
   return (await diedOfLoggingCrash(ctx, from.mainPid)) ? unit.mainPid : 0
 }
@@ -232,7 +231,12 @@ async function proveOrRestart(
   try {
     await prove(ctx, plan, from, action === 'reload', cursor)
   } catch (error) {
-    const successor = action === 'reload' ? await restartedAfterCrash(ctx, from, error) : 0
+    // the unit as it is now, read once: was the master replaced, or is it gone?
+    const unit =
+      action === 'reload' && !(error instanceof VerifyError && error.masterDied)
+        ? await readUnit(ctx.conn.remote, ctx.service).catch(() => undefined)
+        : undefined
+    const successor = action === 'reload' ? await restartedAfterCrash(ctx, from, error, unit) : 0
     if (successor) {
       // systemd's Restart= was quicker than the action: the new master runs `current`
       ctx.log.warning(
@@ -247,7 +251,7 @@ async function proveOrRestart(
     // A master stopping on its own is as good as dead where a restart is allowed (a rollback,
     // the way back): in a crash loop its failing workers may be the old release's, not ours.
     const stops = error instanceof VerifyError && error.masterStops && opts.restartDeadMaster
-    const death = action !== 'reload' ? undefined : stops ? error : await masterGone(ctx, error)
+    const death = action !== 'reload' ? undefined : stops ? error : masterGone(error, unit)
     if (!death) throw error
     if (await diedOfLoggingCrash(ctx, from.mainPid))
       ctx.log.warning(
